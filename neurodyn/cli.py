@@ -1,0 +1,190 @@
+"""The ``neurodyn`` command line.
+
+Every user error (bad scenario, existing output, missing file) prints one line on stderr and exits with
+code 2; a simulation that became invalid (NaN, instability) exits with 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from neurodyn import __version__
+
+EPILOG = "Scenario format and examples: README.md and scenarios/."
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neurodyn", description="Simulate neural dynamics and compare with theory.",
+                                epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"neurodyn {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a scenario and write its result file")
+    r.add_argument("scenario", type=Path)
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a value, e.g. --set run.seed=2 --set params.populations.exc.size=100")
+    r.add_argument("--output", "-o", type=Path, help="result file (default outputs/<name>.h5)")
+    r.add_argument("--force", action="store_true", help="replace an existing result")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
+
+    v = sub.add_parser("validate", help="check a scenario without running it")
+    v.add_argument("scenario", type=Path)
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+
+    sub.add_parser("list", help="list families, model presets and scenarios")
+
+    i = sub.add_parser("info", help="describe a result file")
+    i.add_argument("run", type=Path)
+
+    pl = sub.add_parser("plot", help="plot a result file to PNG")
+    pl.add_argument("run", type=Path)
+    pl.add_argument("--out", type=Path, help="folder for the figures (default: beside the run)")
+
+    c = sub.add_parser("compare", help="table of theory against simulation")
+    c.add_argument("run", type=Path)
+    c.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``neurodyn`` console script."""
+    from neurodyn.errors import SimulationError, UserError
+
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"neurodyn: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SimulationError as exc:
+        print(f"neurodyn: simulation failed: {exc}", file=sys.stderr)
+        return SimulationError.exit_code
+    except KeyboardInterrupt:
+        print("neurodyn: interrupted; no result written", file=sys.stderr)
+        return 130
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from neurodyn import registry
+    from neurodyn.progress import Progress
+    from neurodyn.runner import run_scenario
+    from neurodyn.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    if scenario.sweep is not None:
+        from neurodyn.sweep import run_sweep
+
+        return run_sweep(scenario, output=args.output, force=args.force, quiet=args.quiet)
+    progress = Progress(enabled=False if args.quiet else None)
+    ds, path = run_scenario(scenario, output=args.output, force=args.force, progress=progress)
+    if not args.quiet:
+        summary = registry.get(scenario.family).summary(ds)
+        print(f"{scenario.name} ({scenario.family}, backend {scenario.run.backend}): "
+              f"{ds.attrs['wall_time_s']:.2f} s wall time")
+        if summary:
+            print(summary)
+        print(f"result: {path}")
+        print(f"explore: python -c \"import neurodyn; print(neurodyn.open_run('{path}'))\"")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from neurodyn import registry
+    from neurodyn.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    registry.get(scenario.family).check(scenario)
+    n = len(scenario.sweep.points()) if scenario.sweep else 1
+    print(f"{args.scenario}: valid {scenario.family} scenario '{scenario.name}'"
+          + (f" ({n} sweep points)" if n > 1 else ""))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from neurodyn import registry
+    from neurodyn.scenario import REPO_ROOT
+
+    print("families:")
+    for name in registry.names():
+        fam = registry.get(name)
+        print(f"  {name:18s} {fam.description}")
+    for folder in ("models", "scenarios"):
+        dirs = [d for d in (Path.cwd() / folder, REPO_ROOT / folder) if d.is_dir()]
+        files = sorted({p.name: p for d in dirs for p in d.glob("*.yaml")}.values())
+        print(f"{folder}:")
+        for f in files:
+            print(f"  {f.stem:28s} {_describe(f)}")
+    return 0
+
+
+def _describe(path: Path) -> str:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return "(unreadable)"
+    if isinstance(doc, dict):
+        return str(doc.get("description", "")).strip().splitlines()[0] if doc.get("description") else ""
+    return ""
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from neurodyn.storage import open_run
+
+    ds = open_run(args.run, load=False)
+    a = ds.attrs
+    print(f"{args.run}: {a.get('scenario_name', '?')} ({a.get('family', '?')}, backend {a.get('backend', '?')})")
+    for key in ("title", "seed", "created", "wall_time_s", "neurodyn_version", "git_commit", "platform"):
+        if key in a:
+            print(f"  {key:16s} {a[key]}")
+    print("  dimensions       " + ", ".join(f"{d}={n}" for d, n in ds.sizes.items()))
+    print("  variables:")
+    for name, var in ds.data_vars.items():
+        dims = ",".join(map(str, var.dims))
+        print(f"    {name:24s} ({dims}) [{var.attrs.get('units', '')}] {var.attrs.get('long_name', '')}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from neurodyn import registry
+    from neurodyn.errors import UserError
+    from neurodyn.storage import open_run
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ds = open_run(args.run)
+    family = ds.attrs.get("family")
+    if not family:
+        raise UserError(f"{args.run} has no 'family' attribute; not a neurodyn run")
+    out = args.out or args.run.parent
+    out.mkdir(parents=True, exist_ok=True)
+    paths = registry.get(family).plot(ds, out, args.run.stem)
+    if not paths:
+        raise UserError(f"nothing to plot for this {family} run")
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from neurodyn.compare import all_rows, format_table
+    from neurodyn.storage import open_run
+
+    ds = open_run(args.run)
+    rows = all_rows(ds)
+    if not rows:
+        print(f"{args.run}: no theory predictions stored for this run")
+        return 0
+    print(format_table(rows, markdown=args.markdown))
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "info": _cmd_info,
+             "plot": _cmd_plot, "compare": _cmd_compare}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""``lif_network``: networks of leaky integrate-and-fire neurons (see :mod:`.params` for the equations)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import xarray as xr
+
+from neurodyn.families.base import Family
+from neurodyn.families.lif_network.params import LIFParams, LIFRecord
+
+
+class LIFNetwork(Family):
+    """LIF spiking networks: CUBA/COBA exponential synapses, delays, refractoriness, external input."""
+
+    name = "lif_network"
+    description = "LIF spiking networks (CUBA/COBA, delays, Poisson/noise input); Brian2 backend"
+    Params = LIFParams
+    Record = LIFRecord
+    backends = ("numba", "brian2")
+
+    def check(self, scenario) -> None:
+        from neurodyn.families.lif_network.network import check_resources
+
+        check_resources(scenario)
+
+    def simulate(self, scenario, progress) -> xr.Dataset:
+        if scenario.run.backend == "brian2":
+            from neurodyn.families.lif_network.brian2_backend import simulate_brian2
+
+            return simulate_brian2(scenario, progress)
+        from neurodyn.families.lif_network.engine import simulate_numba
+
+        return simulate_numba(scenario, progress)
+
+    def theory(self, scenario, ds: xr.Dataset) -> xr.Dataset:
+        from neurodyn.families.lif_network.theory import theory_dataset
+
+        return theory_dataset(scenario, ds)
+
+    def plot(self, ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+        from neurodyn.families.lif_network.plots import plot_run
+
+        return plot_run(ds, out_dir, stem)
+
+    def summary(self, ds: xr.Dataset) -> str:
+        lines = []
+        if "rate" in ds:
+            for pop in ds["population"].values:
+                r = float(ds["rate"].sel(population=pop))
+                cv = float(ds["cv_isi"].sel(population=pop)) if "cv_isi" in ds else float("nan")
+                th = f", theory {float(ds['rate_theory'].sel(population=pop)):.2f} Hz" if "rate_theory" in ds else ""
+                lines.append(f"  {pop}: {r:.2f} Hz{th}, ISI CV {cv:.2f}")
+        if "spike_time" in ds:
+            lines.insert(0, f"  {ds.sizes.get('spike', 0)} spikes from {ds.sizes.get('neuron_all', 0) or ''}"
+                         .rstrip())
+        return "\n".join(lines)

@@ -1,0 +1,306 @@
+"""Scenario schema of the ``lif_network`` family (validated, unit-resolved).
+
+Conventions (those of Brette et al. 2007 and Brian2's examples):
+
+* membrane: ``tau_m dv/dt = (v_rest - v) + sum_c x_c + sum_g (g / g_leak)(E_g - v) + drive``;
+* current synapse ``x`` (volts): ``dx/dt = -x / tau``, a presynaptic spike adds ``weight`` (V) to ``x``;
+  so ``weight`` is the jump of the synaptic drive, not the PSP amplitude;
+* conductance synapse ``g`` (siemens): ``dg/dt = -g / tau``, a spike adds ``weight`` (S);
+* after a spike ``v = v_reset`` and v is clamped for ``t_ref`` (synapses keep integrating).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from neurodyn.errors import FieldIssue, did_you_mean
+from neurodyn.families.base import StrictModel
+from neurodyn.quantities import Conductance, Frequency, Time, Voltage, parse_quantity
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class UniformInit(StrictModel):
+    """``v_init: {uniform: [low, high]}``."""
+
+    uniform: tuple[Voltage, Voltage]
+
+    @model_validator(mode="after")
+    def _order(self) -> UniformInit:
+        if self.uniform[0] > self.uniform[1]:
+            raise ValueError("uniform: [low, high] needs low <= high")
+        return self
+
+
+class NormalInit(StrictModel):
+    """``v_init: {normal: [mean, std]}``."""
+
+    normal: tuple[Voltage, Voltage]
+
+    @model_validator(mode="after")
+    def _std(self) -> NormalInit:
+        if self.normal[1] < 0:
+            raise ValueError("normal: [mean, std] needs std >= 0")
+        return self
+
+
+class Population(StrictModel):
+    """A group of identical LIF neurons."""
+
+    size: PositiveInt
+    tau_m: Time
+    v_rest: Voltage
+    v_reset: Voltage
+    v_threshold: Voltage
+    t_ref: Time = 0.0
+    #: leak conductance; only conductance synapses and current inputs (``current:``) use it
+    g_leak: Conductance = 10e-9
+    v_init: Voltage | UniformInit | NormalInit | None = None
+
+    @field_validator("tau_m")
+    @classmethod
+    def _tau(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be a positive time such as '20 ms'")
+        return v
+
+    @field_validator("t_ref")
+    @classmethod
+    def _tref(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be a non-negative time such as '2 ms'")
+        return v
+
+    @field_validator("g_leak")
+    @classmethod
+    def _gl(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be a positive conductance such as '10 nS'")
+        return v
+
+    @model_validator(mode="after")
+    def _reset_below_threshold(self) -> Population:
+        if self.v_reset >= self.v_threshold:
+            raise FieldIssue("v_reset", self.v_reset,
+                             f"must be below v_threshold ({self.v_threshold:g} V)")
+        return self
+
+
+class Connect(StrictModel):
+    """How a synapse group is wired; exactly one rule.
+
+    ``p``: each pair independently with probability p. ``in_degree``: every target gets exactly that many
+    distinct sources. ``one_to_one``: i -> i. ``graph``: a networkx generator named with its ``args``
+    (e.g. ``{graph: watts_strogatz_graph, args: {k: 10, p: 0.1}}``; ``n`` is filled with the population
+    size); undirected edges connect both ways.
+    """
+
+    p: float | None = None
+    in_degree: int | None = None
+    one_to_one: bool | None = None
+    graph: str | None = None
+    args: dict[str, Any] = {}
+    autapses: bool = False
+
+    @field_validator("p")
+    @classmethod
+    def _p(cls, v: float | None) -> float | None:
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise ValueError("a probability in [0, 1]")
+        return v
+
+    @field_validator("in_degree")
+    @classmethod
+    def _k(cls, v: int | None) -> int | None:
+        if v is not None and v < 0:
+            raise ValueError("a non-negative integer")
+        return v
+
+    @field_validator("graph")
+    @classmethod
+    def _graph(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        import networkx as nx
+
+        fn = getattr(nx, v, None)
+        if not (v.endswith("_graph") and callable(fn)):
+            names = [n for n in dir(nx) if n.endswith("_graph") and callable(getattr(nx, n))]
+            raise ValueError(f"unknown networkx graph generator{did_you_mean(v, names)}; "
+                             "use a networkx *_graph function name such as watts_strogatz_graph")
+        return v
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Connect:
+        rules = [k for k in ("p", "in_degree", "one_to_one", "graph") if getattr(self, k) not in (None, False)]
+        if len(rules) != 1:
+            raise ValueError("give exactly one of p, in_degree, one_to_one: true, graph")
+        if self.graph is not None:
+            import networkx as nx
+
+            sig = inspect.signature(getattr(nx, self.graph))
+            try:
+                sig.bind(1, **self.args)
+            except TypeError as exc:
+                raise ValueError(f"args for {self.graph}: {exc}") from None
+        elif self.args:
+            raise ValueError("args only go with graph")
+        return self
+
+
+class Synapse(StrictModel):
+    """A group of exponential synapses from one population to one or more."""
+
+    source: str
+    target: str | list[str]
+    connect: Connect
+    kind: Literal["current", "conductance"] = "current"
+    #: voltage jump of the synaptic drive (current) or conductance jump (conductance), as a unit string
+    weight: float | str
+    tau: Time
+    delay: Time = 0.0
+    #: reversal potential, required for conductance synapses
+    reversal: Voltage | None = None
+
+    @field_validator("tau")
+    @classmethod
+    def _tau(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be a positive time such as '5 ms'")
+        return v
+
+    @field_validator("delay")
+    @classmethod
+    def _delay(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be a non-negative time such as '1.5 ms'")
+        return v
+
+    @model_validator(mode="after")
+    def _weight_units(self) -> Synapse:
+        dim = "voltage" if self.kind == "current" else "conductance"
+        try:
+            w = parse_quantity(self.weight, dim)
+        except ValueError as exc:
+            raise FieldIssue("weight", self.weight, f"{exc} for a {self.kind} synapse") from None
+        object.__setattr__(self, "weight", w)
+        if self.kind == "conductance" and self.reversal is None:
+            raise ValueError("conductance synapses need a reversal potential, e.g. reversal: 0 mV")
+        if self.kind == "conductance" and w < 0:
+            raise ValueError("weight: conductances are non-negative; inhibition comes from the reversal potential")
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        """Target population names as a list."""
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
+
+class Input(StrictModel):
+    """External input to a population.
+
+    ``constant``: add ``drive`` (V) or ``current`` (A, divided by ``g_leak``) to the membrane equation.
+    ``noise``: Gaussian white noise, ``tau_m dv = (... + mu) dt + sigma sqrt(tau_m) dW`` (Brunel 2000).
+    ``poisson``: ``n_sources`` independent Poisson trains of ``rate`` per neuron, each spike adding
+    ``weight`` to a synapse of ``kind``/``tau``/``reversal``.
+    """
+
+    kind: Literal["constant", "noise", "poisson"]
+    target: str | list[str]
+    drive: Voltage | None = None
+    current: float | str | None = None
+    mu: Voltage = 0.0
+    sigma: Voltage | None = None
+    rate: Frequency | None = None
+    n_sources: PositiveInt = 1
+    weight: float | str | None = None
+    tau: Time | None = None
+    synapse: Literal["current", "conductance"] = "current"
+    reversal: Voltage | None = None
+
+    @model_validator(mode="after")
+    def _fields(self) -> Input:
+        if self.kind == "constant":
+            if (self.drive is None) == (self.current is None):
+                raise ValueError("a constant input needs exactly one of drive (e.g. '15 mV') or current ('0.2 nA')")
+            if self.current is not None:
+                try:
+                    object.__setattr__(self, "current", parse_quantity(self.current, "current"))
+                except ValueError as exc:
+                    raise FieldIssue("current", self.current, str(exc)) from None
+        elif self.kind == "noise":
+            if self.sigma is None or self.sigma < 0:
+                raise ValueError("a noise input needs sigma >= 0, e.g. sigma: 5 mV")
+        else:
+            if self.rate is None or self.rate < 0:
+                raise ValueError("a poisson input needs rate >= 0, e.g. rate: 10 Hz")
+            if self.weight is None or self.tau is None or not self.tau > 0:
+                raise ValueError("a poisson input needs weight and a positive tau")
+            dim = "voltage" if self.synapse == "current" else "conductance"
+            try:
+                object.__setattr__(self, "weight", parse_quantity(self.weight, dim))
+            except ValueError as exc:
+                raise FieldIssue("weight", self.weight, f"{exc} for a {self.synapse} synapse") from None
+            if self.synapse == "conductance" and self.reversal is None:
+                raise ValueError("conductance inputs need a reversal potential")
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        """Target population names as a list."""
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
+
+class LIFParams(StrictModel):
+    """Parameters of a LIF network scenario."""
+
+    populations: dict[str, Population]
+    synapses: list[Synapse] = []
+    inputs: list[Input] = []
+
+    @field_validator("populations")
+    @classmethod
+    def _nonempty(cls, v: dict[str, Population]) -> dict[str, Population]:
+        if not v:
+            raise ValueError("at least one population is needed")
+        return v
+
+    @model_validator(mode="after")
+    def _names(self) -> LIFParams:
+        names = list(self.populations)
+        for i, syn in enumerate(self.synapses):
+            for role, pops in (("source", [syn.source]), ("target", syn.targets)):
+                for pop in pops:
+                    if pop not in self.populations:
+                        raise FieldIssue(f"synapses.{i}.{role}", pop, f"no population {pop!r}"
+                                         f"{did_you_mean(pop, names)}; populations: {', '.join(names)}")
+        for i, inp in enumerate(self.inputs):
+            for pop in inp.targets:
+                if pop not in self.populations:
+                    raise FieldIssue(f"inputs.{i}.target", pop, f"no population {pop!r}"
+                                     f"{did_you_mean(pop, names)}; populations: {', '.join(names)}")
+        return self
+
+
+class Probe(StrictModel):
+    """Sample a state variable every ``every`` (default: each step) for the listed neuron ``indices``.
+
+    Indices are global (populations are concatenated in the order they are declared).
+    """
+
+    every: Time | None = None
+    indices: list[Annotated[int, Field(ge=0)]] | Literal["all"] = [0]
+
+
+class LIFRecord(StrictModel):
+    """What a LIF run records."""
+
+    spikes: bool = True
+    v: Probe | None = None
+    #: bin width of the population-rate histogram
+    rate_bin: Time = 1e-3
+    #: analyse rates/ISIs from this time on (skips the initial transient)
+    analysis_start: Time = 0.0

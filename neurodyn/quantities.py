@@ -1,0 +1,130 @@
+"""Physical quantities written as strings ("20 ms", "-65 mV", "5 Hz", "0.1 nS").
+
+A scenario value may carry a unit; plain numbers are SI. Everything is resolved once, at load time, to a
+float in SI units, so kernels never see units. Parsing is a regular expression and a table lookup:
+nothing is ever evaluated.
+
+Use the annotated types (:data:`Time`, :data:`Voltage`, ...) as pydantic field types; they accept a number
+or a string with a unit of the right kind and reject everything else with a message naming what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
+
+# Dimension -> base unit symbol -> scale to SI.
+_BASE_UNITS: dict[str, dict[str, float]] = {
+    "time": {"s": 1.0, "second": 1.0, "min": 60.0, "h": 3600.0},
+    "voltage": {"V": 1.0, "volt": 1.0},
+    "frequency": {"Hz": 1.0, "hertz": 1.0},
+    "conductance": {"S": 1.0, "siemens": 1.0},
+    "current": {"A": 1.0, "amp": 1.0},
+    "capacitance": {"F": 1.0, "farad": 1.0},
+    "resistance": {"ohm": 1.0, "Ohm": 1.0},
+    "length": {"m": 1.0, "metre": 1.0, "meter": 1.0},
+    "dimensionless": {"1": 1.0},
+}
+_PREFIXES = {"": 1.0, "G": 1e9, "M": 1e6, "k": 1e3, "c": 1e-2, "m": 1e-3, "u": 1e-6, "µ": 1e-6,
+             "μ": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15}
+_DIM_EXAMPLE = {"time": "'20 ms'", "voltage": "'-65 mV'", "frequency": "'5 Hz'",
+                "conductance": "'0.1 nS'", "current": "'0.5 nA'", "capacitance": "'200 pF'",
+                "resistance": "'100 Mohm'", "length": "'1 mm'", "dimensionless": "0.5"}
+_NO_PREFIX = {"min", "h", "second", "volt", "hertz", "siemens", "amp", "farad", "metre", "meter", "1"}
+
+
+def _build_table() -> dict[str, tuple[str, float]]:
+    table: dict[str, tuple[str, float]] = {}
+    for dim, units in _BASE_UNITS.items():
+        for sym, scale in units.items():
+            if sym in _NO_PREFIX:
+                table.setdefault(sym, (dim, scale))
+                continue
+            for pre, pscale in _PREFIXES.items():
+                table.setdefault(pre + sym, (dim, scale * pscale))
+    # "m" alone is metre, "ms" is millisecond, "mm" millimetre: setdefault order keeps the base unit.
+    table["m"] = ("length", 1.0)
+    return table
+
+
+UNITS: dict[str, tuple[str, float]] = _build_table()
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_QUANTITY_RE = re.compile(rf"^\s*({_NUMBER})\s*\*?\s*([A-Za-zµμ]+\d?)?\s*$")
+
+
+class QuantityError(ValueError):
+    """A value is not a quantity of the expected dimension (message lists what is allowed)."""
+
+
+def parse_quantity(value: object, dimension: str) -> float:
+    """Resolve ``value`` to a float in SI units of ``dimension``.
+
+    Parameters
+    ----------
+    value : float, int or str
+        A plain number (taken as SI) or a string ``"<number> <unit>"`` such as ``"20 ms"``.
+    dimension : str
+        One of ``time``, ``voltage``, ``frequency``, ``conductance``, ``current``, ``capacitance``,
+        ``resistance``, ``length``, ``dimensionless``.
+
+    Returns
+    -------
+    float
+        The value in SI units.
+
+    Raises
+    ------
+    QuantityError
+        If the string cannot be parsed or its unit has another dimension.
+    """
+    allowed = f"expected a {dimension} such as {_DIM_EXAMPLE[dimension]} (plain numbers are SI)"
+    if isinstance(value, bool):
+        raise QuantityError(allowed)
+    if isinstance(value, int | float):
+        out = float(value)
+    elif isinstance(value, str):
+        m = _QUANTITY_RE.match(value)
+        if not m:
+            raise QuantityError(f"cannot read this as a number with a unit; {allowed}")
+        number, unit = float(m.group(1)), m.group(2)
+        if unit is None:
+            out = number
+        else:
+            if unit not in UNITS:
+                raise QuantityError(f"unknown unit {unit!r}; {allowed}")
+            dim, scale = UNITS[unit]
+            if dim != dimension:
+                raise QuantityError(f"{unit!r} is a {dim}, {allowed}")
+            out = number * scale
+    else:
+        raise QuantityError(allowed)
+    if not math.isfinite(out):
+        raise QuantityError(f"must be finite; {allowed}")
+    return out
+
+
+def _validator(dimension: str):
+    def check(value: object) -> float:
+        try:
+            return parse_quantity(value, dimension)
+        except QuantityError as exc:  # pydantic turns ValueError into a field error
+            raise ValueError(str(exc)) from None
+
+    return check
+
+
+def _quantity_type(dimension: str):
+    return Annotated[float, BeforeValidator(_validator(dimension)), PlainSerializer(float)]
+
+
+Time = _quantity_type("time")
+Voltage = _quantity_type("voltage")
+Frequency = _quantity_type("frequency")
+Conductance = _quantity_type("conductance")
+Current = _quantity_type("current")
+Capacitance = _quantity_type("capacitance")
+Resistance = _quantity_type("resistance")
+Length = _quantity_type("length")

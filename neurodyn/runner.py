@@ -1,0 +1,139 @@
+"""Running a scenario: the path from a validated Scenario to a result file.
+
+``run_scenario`` is the only place that strings the stages together: family checks, simulation, theory,
+provenance attributes, atomic write. ``run_chunked`` is the time loop every time-stepping family uses:
+the steps themselves run inside a Numba kernel, Python regains control between chunks only to update the
+progress bar and to look at the kernel's status code.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from neurodyn import __version__, registry
+from neurodyn.errors import SimulationError
+from neurodyn.progress import QUIET, Progress
+from neurodyn.scenario import REPO_ROOT, Scenario
+from neurodyn.storage import check_writable, write_run
+
+#: target wall time of one chunk; Python overhead between chunks is then negligible
+CHUNK_SECONDS = 0.25
+
+
+def default_output(scenario: Scenario) -> Path:
+    """``outputs/<name>.h5`` unless the scenario says ``output:``."""
+    return scenario.output or Path("outputs") / f"{scenario.name}.h5"
+
+
+def simulate(scenario: Scenario, progress: Progress = QUIET) -> xr.Dataset:
+    """Run one scenario in memory and return its Dataset with theory and provenance attached."""
+    family = registry.get(scenario.family)
+    family.check(scenario)
+    start = time.perf_counter()
+    ds = family.simulate(scenario, progress)
+    wall = time.perf_counter() - start
+    theory = family.theory(scenario, ds)
+    if theory is not None and len(theory.variables):
+        ds = ds.merge(theory, combine_attrs="override")
+    ds.attrs.update(provenance(scenario, wall))
+    return ds
+
+
+def run_scenario(scenario: Scenario, output: str | os.PathLike | None = None, force: bool = False,
+                 progress: Progress = QUIET) -> tuple[xr.Dataset, Path]:
+    """Run ``scenario`` and write its result atomically.
+
+    The output is checked *before* the run, so an existing result is refused without wasting a run.
+
+    Returns
+    -------
+    (xarray.Dataset, pathlib.Path)
+        The Dataset and where it was written.
+    """
+    path = Path(output) if output is not None else default_output(scenario)
+    check_writable(path, force)
+    ds = simulate(scenario, progress)
+    write_run(ds, path, force=force)
+    return ds, path
+
+
+def provenance(scenario: Scenario, wall_time: float) -> dict:
+    """Attributes recording what was run, where and when."""
+    return {
+        "title": scenario.description or scenario.name,
+        "scenario_name": scenario.name,
+        "family": scenario.family,
+        "scenario": scenario.resolved_yaml(),
+        "seed": int(scenario.run.seed),
+        "backend": scenario.run.backend,
+        "neurodyn_version": __version__,
+        "git_commit": git_commit() or "unknown",
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "wall_time_s": float(wall_time),
+        "platform": f"{platform.platform()} python {platform.python_version()} numpy {np.__version__}",
+        "Conventions": "CF-1.8",
+    }
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit when neurodyn runs from a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=2, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+# --------------------------------------------------------------------------- the chunked time loop
+
+STATUS_OK = 0
+STATUS_NAN = 1
+STATUS_UNSTABLE = 2
+
+
+def run_chunked(n_steps: int, advance: Callable[[int, int], tuple[int, str]], progress: Progress = QUIET,
+                desc: str = "simulating", chunk_steps: int | None = None, unit: str = "step") -> None:
+    """Advance a simulation ``n_steps`` steps in chunks.
+
+    Parameters
+    ----------
+    n_steps : int
+        Total number of steps.
+    advance : callable
+        ``advance(start, n) -> (status, detail)`` runs steps ``start .. start+n-1`` inside a kernel and
+        returns a status code (:data:`STATUS_OK`, :data:`STATUS_NAN`, ...) and a human detail string.
+    progress : Progress
+        Where to report progress.
+    chunk_steps : int, optional
+        Steps per chunk. By default the first chunk is small and later chunks are sized from its wall
+        time to take about :data:`CHUNK_SECONDS`.
+
+    Raises
+    ------
+    SimulationError
+        When a chunk reports a non-zero status (with the kernel's detail).
+    """
+    done = 0
+    size = chunk_steps or min(n_steps, 100)
+    with progress.task(n_steps, desc, unit) as bar:
+        while done < n_steps:
+            n = min(size, n_steps - done)
+            t0 = time.perf_counter()
+            status, detail = advance(done, n)
+            elapsed = time.perf_counter() - t0
+            if status != STATUS_OK:
+                raise SimulationError(f"simulation stopped at step {done}..{done + n}: {detail}")
+            done += n
+            bar.update(n)
+            if chunk_steps is None and elapsed > 0:
+                size = int(np.clip(n * CHUNK_SECONDS / elapsed, 1, 10_000_000))
