@@ -515,8 +515,9 @@ def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, f
             _clear(plan)
         plan.root.mkdir(parents=True, exist_ok=True)
         _write_json(plan.root / MANIFEST, plan.manifest())
-        for stray in (plan.root / "points").glob(".*.partial-*.h5"):
-            stray.unlink(missing_ok=True)  # temp files of writes a killed run never finished
+        for pattern in (".*.partial-*.h5", "*.partial.h5"):
+            for stray in (plan.root / "points").glob(pattern):
+                stray.unlink(missing_ok=True)  # writes a killed run never finished; the point reruns
         if plan.combined.exists():
             plan.combined.unlink()  # an incomplete combined result is rebuilt below
 
@@ -671,7 +672,8 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
     """Combine the finished point files into one Dataset with a dimension per swept path.
 
     Missing (failed or unfinished) points are NaN (integer variables then become float64) and have
-    ``point_status == 0``. Point files are read one at a time, so memory holds one point's variables.
+    ``point_status == 0``. Each point file is opened twice (layout, then data) and one point's
+    variables are in memory at a time, except predictions and non-index coordinates, which are small.
 
     Parameters
     ----------
@@ -681,20 +683,22 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
         Write the combined file there atomically and return its path; by default return the Dataset.
     """
     finished = {p.id: plan.point_path(p) for p in plan.points if plan.point_path(p).exists()}
-    dims = _final_dims(plan, finished)
-    sweep_dims = tuple(d for d in dims)
+    sweep_dims = tuple(_final_dims(plan, finished))
     shape = plan.shape
 
-    # Pass 1: the layout of every variable, and which dimensions are ragged across points.
+    # Pass 1: the layout of every variable, which dimensions are ragged across points, and the small
+    # per-point values (predictions, non-index coordinates) whose variation decides their dimensions.
     layout: dict[str, tuple[tuple[str, ...], np.dtype, dict, bool]] = {}
     sizes: dict[str, int] = {}
     index_values: dict[str, np.ndarray] = {}
     ragged: set[str] = set()
-    missing_somewhere: set[str] = set()
     first_attrs: dict[str, Any] | None = None
     seen_vars: list[set[str]] = []
-    for path in finished.values():
-        with _open_point(path) as ds:
+    small: dict[str, dict[tuple[int, ...], np.ndarray]] = {}
+    for p in plan.points:
+        if p.id not in finished:
+            continue
+        with _open_point(finished[p.id]) as ds:
             if first_attrs is None:
                 first_attrs = dict(ds.attrs)
             seen_vars.append(set(map(str, ds.variables)))
@@ -707,26 +711,38 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
                     if prev is not values and not _same(prev, values):
                         ragged.add(str(dim))
             for name, var in ds.variables.items():
+                name = str(name)
+                is_coord = name in ds.coords
                 if name in layout:
-                    old_dims, old_dtype, attrs, coord = layout[str(name)]
+                    old_dims, old_dtype, attrs, coord = layout[name]
                     if old_dims != var.dims:
                         ragged.update(map(str, var.dims))
-                    layout[str(name)] = (old_dims, np.promote_types(old_dtype, var.dtype)
-                                         if var.dtype.kind not in "OUS" else old_dtype, attrs, coord)
+                    if var.dtype.kind not in "OUS" and old_dtype.kind not in "OUS":
+                        layout[name] = (old_dims, np.promote_types(old_dtype, var.dtype), attrs, coord)
                 else:
-                    layout[str(name)] = (tuple(map(str, var.dims)), var.dtype, dict(var.attrs),
-                                         name in ds.coords)
-    for name in layout:
-        if any(name not in s for s in seen_vars):
-            missing_somewhere.add(name)
+                    layout[name] = (tuple(map(str, var.dims)), var.dtype, dict(var.attrs), is_coord)
+                if _is_prediction(name) or (is_coord and name not in var.dims):
+                    small.setdefault(name, {})[p.index] = var.values
+    missing_somewhere = {n for n in layout if any(n not in s for s in seen_vars)}
     dropped = sorted(n for n, (d, *_rest) in layout.items() if set(d) & ragged)
     kept = [n for n in layout if n not in dropped]
-
-    # Index coordinates and coordinates equal in every point are shared; everything else gets the
-    # sweep dimensions in front.
-    shared = {n for n in kept if layout[n][3] and (n in layout[n][0] or _constant_coord(n, finished))}
     incomplete = len(finished) < len(plan.points) or bool(missing_somewhere)
-    predictions = {n: _gather(n, layout[n], plan, finished, shape) for n in kept if _is_prediction(n)}
+
+    # Index coordinates, and coordinates equal in every point, are shared; predictions keep the sweep
+    # dimensions they vary along; everything else gets all sweep dimensions in front.
+    shared: dict[str, np.ndarray] = {}
+    predictions: dict[str, tuple[np.ndarray, tuple[int, ...]]] = {}
+    for name in kept:
+        vdims, dtype, _attrs, coord = layout[name]
+        if coord and name in vdims:
+            shared[name] = index_values.get(name, np.zeros(0))
+        elif coord and name in small and not missing_somewhere & {name}:
+            values = list(small[name].values())
+            if all(_same(values[0], v) for v in values[1:]):
+                shared[name] = values[0]
+        elif _is_prediction(name) and name in small:
+            predictions[name] = _reduce_prediction(small[name], shape, dtype)
+    stacked = [n for n in kept if n not in shared and n not in predictions]
 
     out: Any = _MemoryTarget() if target is None else _FileTarget(target)
     try:
@@ -737,10 +753,10 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
                 out.dimension(dim, n)
         # Sweep coordinates.
         for sd, dname in zip(plan.dims, sweep_dims):
-            for p in sd.paths:
-                cname = dname if p == sd.paths[0] else sd.coord_names[p]
-                values = np.asarray(sd.coords[p])
-                attrs = {"long_name": f"swept {p}", "units": sd.units[p], "sweep_path": p}
+            for path in sd.paths:
+                cname = dname if path == sd.paths[0] else sd.coord_names[path]
+                values = np.asarray(sd.coords[path])
+                attrs = {"long_name": f"swept {path}", "units": sd.units[path], "sweep_path": path}
                 out.variable(cname, (dname,), values.dtype, attrs, None, True)
                 out.write(cname, values.astype(object) if values.dtype.kind == "U" else values)
         # Which file holds each point, and whether it finished.
@@ -755,33 +771,33 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
         out.variable("point_status", sweep_dims, np.int8,
                      {"long_name": "1 = finished, 0 = failed or not run", "units": "1"}, None, False)
         out.write("point_status", status)
-
-        first_path = next(iter(finished.values()), None)
-        for name in kept:
+        for name, values in shared.items():
+            vdims, _dtype, attrs, _coord = layout[name]
+            out.variable(name, vdims, values.dtype, attrs, _fill(values.dtype), True)
+            out.write(name, values)
+        for name, (arr, keep_axes) in predictions.items():
+            vdims, _dtype, attrs, coord = layout[name]
+            out.variable(name, tuple(sweep_dims[i] for i in keep_axes) + vdims, arr.dtype, attrs,
+                         _fill(arr.dtype), coord)
+            out.write(name, arr)
+        dtypes = {}
+        for name in stacked:
             vdims, dtype, attrs, coord = layout[name]
-            if name in shared:
-                if first_path is not None:
-                    with _open_point(first_path) as ds:
-                        values = ds[name].values
-                    out.variable(name, vdims, values.dtype, attrs, _fill(values.dtype), True)
-                    out.write(name, values)
-                continue
-            if name in predictions:
-                arr, keep_dims = predictions[name]
-                out.variable(name, tuple(sweep_dims[i] for i in keep_dims) + vdims, arr.dtype, attrs,
-                             _fill(arr.dtype), coord)
-                out.write(name, arr)
-                continue
             if incomplete and dtype.kind in "iub":
                 dtype = np.dtype(np.float64)
+            dtypes[name] = dtype
             out.variable(name, sweep_dims + vdims, dtype, attrs, _fill(dtype), coord)
-            for p in plan.points:
-                if p.id in finished:
-                    with _open_point(finished[p.id]) as ds:
-                        if name in ds.variables:
-                            values = ds[name].values
-                            out.write(name, values.astype(dtype, copy=False) if values.dtype != dtype
-                                      else values, p.index)
+        # Pass 2: the data, one point at a time.
+        for p in plan.points:
+            if p.id not in finished:
+                continue
+            with _open_point(finished[p.id]) as ds:
+                for name in stacked:
+                    if name in ds.variables:
+                        values = ds[name].values
+                        if values.dtype != dtypes[name] and values.dtype.kind not in "OUS":
+                            values = values.astype(dtypes[name])
+                        out.write(name, values, p.index)
         attrs = {k: v for k, v in (first_attrs or {}).items() if k not in _POINT_ATTRS}
         failed = sorted(p.id for p in plan.points if p.id not in finished)
         attrs.update({
@@ -841,46 +857,28 @@ def _fill(dtype: np.dtype) -> Any:
     return np.nan if np.dtype(dtype).kind in "fc" else None
 
 
-def _constant_coord(name: str, finished: dict[str, Path]) -> bool:
-    first = None
-    for path in finished.values():
-        with _open_point(path) as ds:
-            values = ds[name].values
-        if first is None:
-            first = values
-        elif not _same(first, values):
-            return False
-    return True
-
-
-def _gather(name: str, layout: tuple, plan: SweepPlan, finished: dict[str, Path],
-            shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+def _reduce_prediction(values: dict[tuple[int, ...], np.ndarray], shape: tuple[int, ...],
+                       dtype: np.dtype) -> tuple[np.ndarray, tuple[int, ...]]:
     """A prediction over all points, reduced to the sweep dimensions along which it varies.
 
     Predictions do not depend on ``run.seed`` (say); keeping only the dimensions they vary along lets
-    ``compare`` average the simulation over the others with a confidence interval.
+    ``compare`` average the simulation over the others with a confidence interval. Missing points
+    (NaN) do not count as variation.
     """
-    vdims, dtype, _attrs, _coord = layout
-    arr: np.ndarray | None = None
-    for p in plan.points:
-        if p.id not in finished:
-            continue
-        with _open_point(finished[p.id]) as ds:
-            values = np.asarray(ds[name].values, dtype=np.float64)
-        if arr is None:
-            arr = np.full(shape + values.shape, np.nan)
-        arr[p.index] = values
-    assert arr is not None
+    some = next(iter(values.values()))
+    arr = np.full(shape + np.shape(some), np.nan)
+    for index, v in values.items():
+        arr[index] = v
     keep = []
     for axis in range(len(shape)):
         first = np.take(arr, [0], axis=axis)
-        # Constant along the axis (missing points, NaN, do not count as variation).
-        varies = not np.all((arr == first) | np.isnan(arr) | np.isnan(first))
-        if varies:
+        if not np.all((arr == first) | np.isnan(arr) | np.isnan(first)):
             keep.append(axis)
     reduced = arr
     for axis in reversed([a for a in range(len(shape)) if a not in keep]):
-        reduced = np.nanmax(reduced, axis=axis) if np.isnan(reduced).any() else np.take(reduced, 0, axis=axis)
+        # The value is the same along this axis wherever it is known: take the first known one.
+        first = np.argmax(~np.isnan(reduced), axis=axis)
+        reduced = np.take_along_axis(reduced, np.expand_dims(first, axis), axis=axis).squeeze(axis)
     if dtype.kind in "iu" and not np.isnan(reduced).any():
         reduced = reduced.astype(dtype)
     return reduced, tuple(keep)
