@@ -9,7 +9,8 @@ time, which is the ``_theory`` the compare step checks (Gardiner, *Stochastic Me
 Registered under the name ``ou_test`` by the tests (``registry.register`` in-process, the
 ``NEURODYN_FAMILIES`` environment variable for subprocesses). Test hooks, all off by default:
 ``NEURODYN_TEST_COUNTER`` (a file each simulation appends one line to, to count runs),
-``params.fail_when_sigma`` (raise for that sigma), ``params.pause`` (sleep after simulating).
+``params.fail_when_sigma`` (raise for that sigma), ``params.pause`` (sleep after simulating),
+``params.fail_at_step`` (the kernel reports an instability there).
 When the runner offers streaming, the trajectory ``x`` is appended to the result file in blocks that fit
 the memory budget instead of being held in memory.
 """
@@ -48,6 +49,8 @@ class OUParams(StrictModel):
     pause: Time = 0.0
     #: stream ``x`` to the result file when the runner offers it
     stream: bool = True
+    #: test hook: the kernel reports an instability after this many steps
+    fail_at_step: int | None = None
 
 
 class OURecord(StrictModel):
@@ -128,6 +131,9 @@ class OUFamily(Family):
         rows_done = [0]
 
         def advance(start: int, n: int) -> tuple[int, str]:
+            unstable = p.fail_at_step is not None and start + n > p.fail_at_step
+            if unstable:  # run up to the injected failure, as a kernel that detects it mid-chunk would
+                n = max(0, p.fail_at_step - start)
             if writer is None:
                 r = ou_advance(x, a, b, rng, n, every, start, buf[rows_done[0]:], acc)
                 if r:
@@ -147,6 +153,8 @@ class OUFamily(Family):
                         crossings(buf[:r], first)
                         rows_done[0] += r
                     done += k
+            if unstable:
+                return 1, f"injected instability at step {p.fail_at_step}"
             ok = np.isfinite(x).all()
             return (0, "") if ok else (1, "x is not finite")
 
