@@ -10,7 +10,8 @@ Three regimes, chosen per population from the scenario:
     (e.g. Gerstner et al., *Neuronal Dynamics* (2014), eq. 1.11, with the refractory period added).
 ``siegert``
     Gaussian white noise and/or Poisson input, no recurrent synapses: the Siegert (1951) mean
-    first-passage-time rate of the Ornstein–Uhlenbeck membrane ``tau_m dv = (mu - v) dt + sigma sqrt(tau_m) dW``
+    first-passage-time rate of the Ornstein–Uhlenbeck membrane
+    ``tau_m dv = (mu - v) dt + sigma sqrt(tau_m) dW``
     (Brunel 2000, eq. 21; Ricciardi 1977)::
 
         1/nu = t_ref + tau_m sqrt(pi) int_{(v_reset-mu)/sigma}^{(v_threshold-mu)/sigma} e^{u^2} (1 + erf u) du
@@ -128,7 +129,8 @@ def population_inputs(scenario: Any) -> tuple[list[str], list[PopulationInput]]:
     out = []
     for nm in names:
         pop = params.populations[nm]
-        out.append(PopulationInput(mu0=pop.v_rest, var0=0.0, colored0=0.0, recurrent=[], conductance=False, stochastic=False))
+        out.append(PopulationInput(mu0=pop.v_rest, var0=0.0, colored0=0.0, recurrent=[],
+                                   conductance=False, stochastic=False))
     for inp in params.inputs:
         for tgt in inp.targets:
             a, pop = index[tgt], params.populations[tgt]
@@ -188,7 +190,7 @@ def self_consistent_rates(scenario: Any, k_override: dict[tuple[int, int], float
     pops = [params.populations[n] for n in names]
     n_pop = len(names)
     regime = []
-    for a, inp in enumerate(inputs):
+    for inp in inputs:
         if inp.conductance:
             regime.append("none")
         elif inp.recurrent:
@@ -288,7 +290,7 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
     duration = run.n_steps * run.dt
     window = max(duration - min(record.analysis_start, duration), run.dt)
     tols = []
-    for a, nm in enumerate(names):
+    for a in range(len(names)):
         if regime[a] == "fi":
             rate = nu[a]
             tols.append(1.0 / (rate * window) + 2.0 * run.dt * rate + 1e-3 if rate > 0 else 0.0)
