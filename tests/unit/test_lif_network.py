@@ -112,8 +112,8 @@ def test_build_network_deterministic_and_channels():
                           {"kind": "constant", "target": "b", "current": "0.1 nA"},
                           {"kind": "noise", "target": "a", "sigma": "3 mV"},
                           {"kind": "noise", "target": "a", "sigma": "4 mV", "mu": "1 mV"},
-                          {"kind": "poisson", "target": "b", "rate": "5 Hz", "n_sources": 10, "weight": "1 nS",
-                           "tau": "2 ms", "synapse": "conductance", "reversal": "0 mV"}])
+                          {"kind": "poisson", "target": "b", "rate": "5 Hz", "n_sources": 10,
+                           "weight": "1 nS", "tau": "2 ms", "synapse": "conductance", "reversal": "0 mV"}])
     n1, n2 = N.build_network(sc), N.build_network(sc)
     for p1, p2 in zip(n1.projections, n2.projections):
         assert np.array_equal(p1.indices, p2.indices) and np.array_equal(p1.indptr, p2.indptr)
