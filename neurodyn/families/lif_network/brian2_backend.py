@@ -9,8 +9,9 @@ Translation
 -----------
 * one ``NeuronGroup`` per population; its parameters (uniform within a population) are constants of the
   group's namespace, so Brian2 sees them as exact float64 values;
-* one state variable per synaptic channel, in every group (zero where nothing targets it):
-  ``x<c>`` (volt, current channel) or ``g<c>`` (siemens, conductance channel), ``d<var>/dt = -<var>/tau_c``;
+* one state variable per synaptic channel the population receives (through a projection or a Poisson
+  drive; the engine skips the other channels in the same way): ``x<c>`` (volt, current channel) or
+  ``g<c>`` (siemens, conductance channel), ``d<var>/dt = -<var>/tau_c``;
 * membrane ``tau_m dv/dt = (v_rest - v) + sum x_c + sum (g_c / g_leak)(E_c - v) + drive + mu
   + sigma sqrt(tau_m) xi`` with ``(unless refractory)``, threshold ``v >= v_threshold``, reset
   ``v = v_reset``, ``refractory = ref_steps * dt``;
@@ -103,6 +104,14 @@ def _uniform(arr: np.ndarray, sl: slice, what: str, pop: str) -> float:
     return float(vals[0])
 
 
+def received_channels(net: Network, k: int) -> list[int]:
+    """Channels population ``k`` receives through a projection or a Poisson drive, ascending."""
+    lo, hi = int(net.starts[k]), int(net.starts[k] + net.sizes[k])
+    chans = {p.channel for p in net.projections if p.target == net.names[k]}
+    chans |= {d.channel for d in net.poisson if lo <= d.start < hi}
+    return sorted(chans)
+
+
 def population_model(net: Network, k: int, dt: float) -> tuple[str, dict[str, Any], str, float]:
     """Equations, namespace, integration method and refractory period of population ``k``'s NeuronGroup.
 
@@ -136,7 +145,8 @@ def population_model(net: Network, k: int, dt: float) -> tuple[str, dict[str, An
     chan_eqs = []
     has_cond = False
     degenerate = False
-    for c, ch in enumerate(net.channels):
+    for c in received_channels(net, k):
+        ch = net.channels[c]
         var = channel_var(net, c)
         ns[f"tau_{var}"] = ch.tau * b2.second
         if ch.kind == KIND_CURRENT:
