@@ -174,11 +174,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
     from neurodyn import registry
     from neurodyn.errors import UserError
     from neurodyn.storage import open_run
-
-    import matplotlib
 
     matplotlib.use("Agg")
     ds = open_run(args.run)

@@ -52,6 +52,6 @@ class LIFNetwork(Family):
                 th = f", theory {float(ds['rate_theory'].sel(population=pop)):.2f} Hz" if "rate_theory" in ds else ""
                 lines.append(f"  {pop}: {r:.2f} Hz{th}, ISI CV {cv:.2f}")
         if "spike_time" in ds:
-            lines.insert(0, f"  {ds.sizes.get('spike', 0)} spikes from {ds.sizes.get('neuron_all', 0) or ''}"
-                         .rstrip())
+            lines.insert(0, f"  {ds.sizes.get('spike', 0)} spikes from {ds.attrs.get('n_neurons', '?')} neurons "
+                         f"in {ds.attrs.get('duration', float('nan')):g} s")
         return "\n".join(lines)

@@ -1,0 +1,333 @@
+"""Brian2 backend of ``lif_network``: the same network, simulated by Brian2 in runtime mode.
+
+``run.backend: brian2`` builds the network with :func:`~neurodyn.families.lif_network.network.build_network`
+(the very same connectivity, initial potentials, channels and inputs the Numba engine uses), translates it
+into Brian2 objects and returns the Dataset of :func:`~neurodyn.families.lif_network.dataset.make_dataset`,
+so a run can be cross-checked by switching that one line.
+
+Translation
+-----------
+* one ``NeuronGroup`` per population; its parameters (uniform within a population) are constants of the
+  group's namespace, so Brian2 sees them as exact float64 values;
+* one state variable per synaptic channel the population receives (through a projection or a Poisson
+  drive; the engine skips the other channels in the same way): ``x<c>`` (volt, current channel) or
+  ``g<c>`` (siemens, conductance channel), ``d<var>/dt = -<var>/tau_c``;
+* membrane ``tau_m dv/dt = (v_rest - v) + sum x_c + sum (g_c / g_leak)(E_c - v) + drive + mu
+  + sigma sqrt(tau_m) xi`` with ``(unless refractory)``, threshold ``v >= v_threshold``, reset
+  ``v = v_reset``, ``refractory = ref_steps * dt``;
+* one ``Synapses`` per projection, ``connect(i=, j=)`` from ``Projection.pairs()``, a scalar ``delay`` of
+  ``delay_steps * dt`` and ``on_pre: <var>_post += w`` with the projection's weight;
+* one ``PoissonInput`` (``N = n_sources``, ``rate``, ``weight``) per Poisson drive, on the target channel;
+* Brian2's seed is drawn from the scenario's *dynamics* stream, so the run is reproducible.
+
+Integration method per group: ``exact`` (Brian2's linear solver) when the group has only current channels
+and no noise; ``exponential_euler`` when it has conductance channels; ``euler`` (Euler-Maruyama) with noise,
+which Brian2's exact and exponential-Euler solvers refuse. ``exact`` falls back to ``exponential_euler``
+when a current channel's tau equals tau_m (Brian2's solution then divides 0 by 0).
+
+Code generation target
+----------------------
+``cython`` when a C compiler works (Brian2's own test compilation), otherwise ``numpy``. The environment
+variable ``NEURODYN_BRIAN2_TARGET`` (``cython`` or ``numpy``) overrides the choice. The target and methods
+used are stored in the Dataset attributes ``brian2_target`` and ``brian2_method``.
+
+Brian2's schedule (its default, which the Numba engine follows)
+----------------------------------------------------------------
+Each step ``n`` (time ``t_n = n dt``) runs ``start`` (``v`` probes record here, i.e. before the update),
+``groups`` (state update, ``not_refractory = timestep(t - lastspike) >= ref_steps``), ``thresholds``
+(spikes, recorded with time ``t_n``; ``lastspike = t_n``), ``synapses`` (spikes emitted at step
+``n - delay_steps`` and the Poisson counts are added to the target channels), ``resets`` (``v = v_reset``).
+So a neuron that spikes at step ``n`` is clamped during steps ``n+1 .. n+ref_steps-1`` and integrates again
+at step ``n + ref_steps``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurodyn.errors import ScenarioError, SimulationError
+from neurodyn.families.lif_network.dataset import make_dataset, probe_every_steps, probe_indices
+from neurodyn.families.lif_network.network import KIND_CURRENT, Network, build_network, streams
+from neurodyn.progress import QUIET, Progress
+
+#: environment variable that forces the Brian2 code generation target
+TARGET_ENV = "NEURODYN_BRIAN2_TARGET"
+TARGETS = ("cython", "numpy")
+#: current-channel and membrane time constants closer than this (relative) make Brian2's exact solution
+#: singular (0/0); such a group is integrated with exponential Euler instead
+_DEGENERATE_RTOL = 1e-6
+
+
+@functools.cache
+def _cython_works() -> bool:
+    """Whether Brian2's Cython target can compile here (Brian2's own test compilation, run once)."""
+    try:
+        from brian2.codegen.runtime.cython_rt import CythonCodeObject
+
+        return bool(CythonCodeObject.is_available())
+    except Exception:  # no compiler, no Cython, broken toolchain: all mean "use numpy"
+        return False
+
+
+def codegen_target() -> str:
+    """The Brian2 code generation target to use: ``$NEURODYN_BRIAN2_TARGET``, else cython if it works.
+
+    Raises
+    ------
+    ScenarioError
+        When the environment variable names an unknown target.
+    """
+    env = os.environ.get(TARGET_ENV, "").strip().lower()
+    if env:
+        if env not in TARGETS:
+            raise ScenarioError(TARGET_ENV, env, f"one of {', '.join(TARGETS)}")
+        return env
+    return "cython" if _cython_works() else "numpy"
+
+
+def channel_var(net: Network, c: int) -> str:
+    """Name of channel ``c``'s state variable in the Brian2 model (``x<c>`` current, ``g<c>`` conductance)."""
+    return f"x{c}" if net.channels[c].kind == KIND_CURRENT else f"g{c}"
+
+
+def _uniform(arr: np.ndarray, sl: slice, what: str, pop: str) -> float:
+    vals = arr[sl]
+    if vals.size and not np.all(vals == vals[0]):
+        raise SimulationError(f"brian2 backend: {what} varies within population {pop!r}; "
+                              "it must be uniform per population")
+    return float(vals[0])
+
+
+def received_channels(net: Network, k: int) -> list[int]:
+    """Channels population ``k`` receives through a projection or a Poisson drive, ascending."""
+    lo, hi = int(net.starts[k]), int(net.starts[k] + net.sizes[k])
+    chans = {p.channel for p in net.projections if p.target == net.names[k]}
+    chans |= {d.channel for d in net.poisson if lo <= d.start < hi}
+    return sorted(chans)
+
+
+def population_model(net: Network, k: int, dt: float) -> tuple[str, dict[str, Any], str, float]:
+    """Equations, namespace, integration method and refractory period of population ``k``'s NeuronGroup.
+
+    Parameters
+    ----------
+    net : Network
+        The built network.
+    k : int
+        Population index.
+    dt : float
+        Time step (s).
+
+    Returns
+    -------
+    (str, dict, str, float)
+        Brian2 equations, their namespace (Brian2 quantities), the method name and ``ref_steps * dt`` (s).
+    """
+    import brian2 as b2
+
+    name = net.names[k]
+    sl = slice(int(net.starts[k]), int(net.starts[k] + net.sizes[k]))
+    attrs = ("tau_m", "v_rest", "v_reset", "v_threshold", "g_leak", "drive", "noise_mu", "noise_sigma")
+    par = {a: _uniform(getattr(net, a), sl, a, name) for a in attrs}
+    ref_steps = int(_uniform(net.ref_steps, sl, "ref_steps", name))
+    ns: dict[str, Any] = {
+        "tau_m": par["tau_m"] * b2.second, "v_rest": par["v_rest"] * b2.volt,
+        "v_reset": par["v_reset"] * b2.volt, "v_threshold": par["v_threshold"] * b2.volt,
+        "g_leak": par["g_leak"] * b2.siemens, "drive": (par["drive"] + par["noise_mu"]) * b2.volt,
+    }
+    terms = ["(v_rest - v)", "drive"]
+    chan_eqs = []
+    has_cond = False
+    degenerate = False
+    for c in received_channels(net, k):
+        ch = net.channels[c]
+        var = channel_var(net, c)
+        ns[f"tau_{var}"] = ch.tau * b2.second
+        if ch.kind == KIND_CURRENT:
+            terms.append(var)
+            chan_eqs.append(f"d{var}/dt = -{var} / tau_{var} : volt")
+            degenerate |= abs(ch.tau - par["tau_m"]) <= _DEGENERATE_RTOL * par["tau_m"]
+        else:
+            has_cond = True
+            ns[f"E_{var}"] = ch.reversal * b2.volt
+            terms.append(f"({var} / g_leak) * (E_{var} - v)")
+            chan_eqs.append(f"d{var}/dt = -{var} / tau_{var} : siemens")
+    noisy = par["noise_sigma"] > 0
+    if noisy:
+        # tau_m dv = (...) dt + sigma sqrt(tau_m) dW  (Brunel 2000); xi has units s**-0.5
+        ns["sigma"] = par["noise_sigma"] * b2.volt
+        terms.append("sigma * sqrt(tau_m) * xi")
+    eqs = "\n".join([f"dv/dt = ({' + '.join(terms)}) / tau_m : volt (unless refractory)", *chan_eqs])
+    method = "euler" if noisy else ("exponential_euler" if has_cond or degenerate else "exact")
+    return eqs, ns, method, ref_steps * dt
+
+
+def brian2_seed(seed: int) -> int:
+    """Brian2's seed for a scenario seed: the first draw of the scenario's dynamics stream (32 bit)."""
+    return int(streams(seed)[2].integers(0, 2**32 - 1))
+
+
+def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
+    """Translate a scenario's network into Brian2 objects (runtime device).
+
+    Returns
+    -------
+    dict
+        ``network`` (a ``brian2.Network``), ``groups``, ``spike_monitors``, ``state_monitors`` (per
+        population: ``(monitor, local indices)`` or None), ``methods`` (per population), ``net``.
+    """
+    import brian2 as b2
+
+    run = scenario.run
+    dt = float(run.dt)
+    net = net if net is not None else build_network(scenario)
+    clock = b2.Clock(dt=dt * b2.second, name="neurodyn_clock*")
+    probes = probe_indices(scenario)
+    every = probe_every_steps(scenario)
+    probe_clock = b2.Clock(dt=every * dt * b2.second, name="neurodyn_probe_clock*") if probes.size else None
+
+    groups, spike_mons, state_mons, methods = [], [], [], {}
+    objects: list[Any] = []
+    for k, name in enumerate(net.names):
+        eqs, ns, method, t_ref = population_model(net, k, dt)
+        lo, size = int(net.starts[k]), int(net.sizes[k])
+        g = b2.NeuronGroup(size, eqs, threshold="v >= v_threshold", reset="v = v_reset",
+                           refractory=t_ref * b2.second, method=method, namespace=ns, clock=clock,
+                           name=f"pop_{k}*")
+        g.v = net.v0[lo:lo + size] * b2.volt
+        groups.append(g)
+        methods[name] = method
+        sm = b2.SpikeMonitor(g, record=True, name=f"spikes_{k}*")
+        spike_mons.append(sm)
+        objects += [g, sm]
+        local = np.unique(probes[(probes >= lo) & (probes < lo + size)] - lo)
+        if local.size:
+            mon = b2.StateMonitor(g, "v", record=local, clock=probe_clock, name=f"v_{k}*")
+            state_mons.append((mon, local))
+            objects.append(mon)
+        else:
+            state_mons.append(None)
+
+    index = {nm: k for k, nm in enumerate(net.names)}
+    for p_i, proj in enumerate(net.projections):
+        var = channel_var(net, proj.channel)
+        unit = b2.volt if net.channels[proj.channel].kind == KIND_CURRENT else b2.siemens
+        i, j = proj.pairs()
+        if i.size == 0:
+            continue
+        syn = b2.Synapses(groups[index[proj.source]], groups[index[proj.target]], on_pre=f"{var}_post += w",
+                          delay=proj.delay_steps * dt * b2.second, namespace={"w": proj.weight * unit},
+                          clock=clock, name=f"proj_{p_i}*")
+        syn.connect(i=i, j=j)
+        objects.append(syn)
+
+    for d_i, drive in enumerate(net.poisson):
+        if drive.rate <= 0 or drive.weight == 0 or drive.stop <= drive.start:
+            continue
+        var = channel_var(net, drive.channel)
+        unit = b2.volt if net.channels[drive.channel].kind == KIND_CURRENT else b2.siemens
+        k = int(np.searchsorted(net.starts, drive.start, side="right") - 1)
+        lo = int(net.starts[k])
+        if drive.stop > lo + int(net.sizes[k]):
+            raise SimulationError(f"brian2 backend: Poisson drive {d_i} spans several populations")
+        target = groups[k]
+        if drive.start != lo or drive.stop != lo + int(net.sizes[k]):
+            target = target[drive.start - lo:drive.stop - lo]
+        if drive.rate * dt > 1:
+            raise ScenarioError("params.inputs", f"rate {drive.rate:g} Hz",
+                                f"rate * dt must be <= 1 for Brian2's PoissonInput (dt = {dt:g} s)")
+        objects.append(b2.PoissonInput(target, var, drive.n_sources, drive.rate * b2.Hz,
+                                       drive.weight * unit))
+
+    return {"network": b2.Network(*objects), "groups": groups, "spike_monitors": spike_mons,
+            "state_monitors": state_mons, "methods": methods, "net": net}
+
+
+def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
+    """Run ``scenario`` in Brian2 (runtime mode) and return the shared ``lif_network`` Dataset.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A validated ``lif_network`` scenario.
+    progress : Progress
+        Progress reporting (fed from Brian2's report callback).
+
+    Raises
+    ------
+    SimulationError
+        When the membrane potential became NaN or infinite.
+    """
+    import brian2 as b2
+    from brian2.devices.device import RuntimeDevice
+
+    target = codegen_target()
+    if not isinstance(b2.get_device(), RuntimeDevice):
+        b2.set_device("runtime")
+    old_target = b2.prefs.codegen.target
+    b2.prefs.codegen.target = target
+    try:
+        b2.seed(brian2_seed(scenario.run.seed))
+        model = build_brian2(scenario)
+        net: Network = model["net"]
+        n_steps = scenario.run.n_steps
+        with progress.task(n_steps, f"brian2 ({target})", "step") as bar:
+            done = [0]
+
+            def report(elapsed: Any, completed: float, start: Any, duration: Any) -> None:
+                now = int(completed * n_steps)
+                bar.update(now - done[0])
+                done[0] = now
+
+            model["network"].run(n_steps * scenario.run.dt * b2.second, report=report,
+                                 report_period=1 * b2.second, namespace={})
+            bar.update(n_steps - done[0])
+    finally:
+        b2.prefs.codegen.target = old_target
+
+    for k, g in enumerate(model["groups"]):
+        if not np.all(np.isfinite(g.v_[:])):
+            raise SimulationError(f"brian2: membrane potential of population {net.names[k]!r} became "
+                                  "NaN or infinite; reduce dt or check weights")
+    times, idx = [], []
+    for k, sm in enumerate(model["spike_monitors"]):
+        times.append(np.asarray(sm.t_[:], dtype=np.float64))
+        idx.append(np.asarray(sm.i[:], dtype=np.int64) + int(net.starts[k]))
+    spike_time = np.concatenate(times) if times else np.zeros(0)
+    spike_index = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
+
+    probes = probe_indices(scenario)
+    v_time = v = v_index = None
+    if probes.size:
+        v_time, v = _probe_samples(model, net, probes, scenario.run.n_steps, probe_every_steps(scenario),
+                                   float(scenario.run.dt))
+        v_index = probes
+    ds = make_dataset(scenario, spike_time, spike_index, v_time, v, v_index)
+    ds.attrs.update(brian2_target=target, brian2_method=model["methods"], brian2_version=b2.__version__)
+    return ds
+
+
+def _probe_samples(model: dict[str, Any], net: Network, probes: np.ndarray, n_steps: int, every: int,
+                   dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sample times and ``v`` (time, probe) in the order of ``probes`` from the per-group StateMonitors."""
+    n_samples = math.ceil(n_steps / every)
+    v = np.full((n_samples, probes.size), np.nan)
+    v_time = np.arange(n_samples) * (every * dt)
+    for k, entry in enumerate(model["state_monitors"]):
+        if entry is None:
+            continue
+        mon, local = entry
+        data = np.asarray(mon.v_[:], dtype=np.float64)  # (len(local), samples)
+        m = min(n_samples, data.shape[1])
+        lo = int(net.starts[k])
+        for col, gidx in enumerate(probes):
+            if lo <= gidx < lo + int(net.sizes[k]):
+                row = int(np.searchsorted(local, gidx - lo))
+                v[:m, col] = data[row, :m]
+    return v_time, v

@@ -1,0 +1,171 @@
+"""The Numba engine of ``lif_network``: builds the kernel's arrays from a :class:`Network` and runs it.
+
+The time loop runs inside :func:`kernels.advance` in chunks driven by :func:`neurodyn.runner.run_chunked`;
+Python regains control between chunks to update the progress bar, drain the spike buffer and check the
+status code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurodyn.families.lif_network import kernels
+from neurodyn.families.lif_network.dataset import make_dataset, probe_every_steps, probe_indices
+from neurodyn.families.lif_network.network import KIND_CONDUCTANCE, Network, build_network, streams
+from neurodyn.progress import QUIET, Progress
+from neurodyn.runner import STATUS_NAN, STATUS_OK, run_chunked
+
+#: spike buffer capacity (spikes) at least; it is drained whenever the next step might overrun it
+MIN_SPIKE_BUFFER = 1 << 18
+
+
+@dataclass
+class KernelState:
+    """Every array the kernel reads or writes, in :func:`kernels.advance` argument order after ``rng``."""
+
+    args: tuple
+    v: np.ndarray
+    probe_buf: np.ndarray
+    spk_step: np.ndarray
+    spk_idx: np.ndarray
+
+
+def kernel_state(net: Network, dt: float, probe_idx: np.ndarray, probe_every: int, n_steps: int,
+                 ) -> KernelState:
+    """Flatten ``net`` into the kernel's arrays (per-neuron propagators, concatenated CSR, ring buffers).
+
+    The projections' ``indices`` arrays are moved into one concatenated array and replaced by views of it,
+    so the synapses are stored once (4 bytes each).
+    """
+    n = net.n
+    n_ch = len(net.channels)
+    x = np.zeros((n_ch, n))
+    ch_kind = np.array([ch.kind for ch in net.channels], dtype=np.int64)
+    ch_decay = np.array([np.exp(-dt / ch.tau) for ch in net.channels], dtype=np.float64)
+    ch_rev = np.array([ch.reversal if ch.kind == KIND_CONDUCTANCE else 0.0 for ch in net.channels])
+
+    # which channels each neuron receives (per population: every input targets whole populations)
+    receives = np.zeros((len(net.names), max(n_ch, 1)), dtype=bool)
+    for p in net.projections:
+        receives[net.names.index(p.target), p.channel] = True
+    for d in net.poisson:
+        receives[np.searchsorted(net.starts, d.start, side="right") - 1, d.channel] = True
+
+    v_inf = net.v_rest + net.drive + net.noise_mu
+    # exact OU increment of tau_m dv = ... + sigma sqrt(tau_m) dW over one step: std sigma sqrt((1-d^2)/2)
+    noise_std = net.noise_sigma * np.sqrt(-np.expm1(-2.0 * dt / net.tau_m) / 2.0)
+    per_neuron = (net.ref_steps, v_inf, net.tau_m, net.v_threshold, noise_std, net.g_leak)
+    # groups: maximal runs of neurons sharing every constant, never straddling a population
+    cuts = set(int(c) for c in net.starts) | {n}
+    for arr in per_neuron:
+        cuts |= set((np.flatnonzero(np.diff(arr) != 0) + 1).tolist())
+    bounds = np.array(sorted(cuts), dtype=np.int64)
+    g_start, g_stop = bounds[:-1], bounds[1:]
+    pop = np.searchsorted(net.starts, g_start, side="right") - 1
+    g_nch = np.zeros(g_start.size, dtype=np.int64)
+    g_ch = np.zeros((g_start.size, max(n_ch, 1)), dtype=np.int64)
+    g_kern = np.zeros((g_start.size, max(n_ch, 1)))
+    g_cond = np.zeros(g_start.size, dtype=np.bool_)
+    for g, (s0, p_) in enumerate(zip(g_start, pop)):
+        chans = np.flatnonzero(receives[p_, :n_ch])
+        g_nch[g] = chans.size
+        g_ch[g, :chans.size] = chans
+        g_cond[g] = bool(np.any(ch_kind[chans] == KIND_CONDUCTANCE))
+        for k, c in enumerate(chans):
+            g_kern[g, k] = kernels.current_kernel(dt, net.tau_m[s0], net.channels[c].tau)
+    tau_g = net.tau_m[g_start]
+    group_args = (g_start, g_stop, net.ref_steps[g_start].astype(np.int64), v_inf[g_start],
+                  np.exp(-dt / tau_g), net.v_threshold[g_start], noise_std[g_start], dt / tau_g,
+                  1.0 / net.g_leak[g_start], g_cond, g_nch, g_ch, g_kern)
+
+    projs = net.projections
+    n_indptr = sum(p.indptr.size for p in projs)
+    n_idx = sum(p.indices.size for p in projs)
+    indptr = np.empty(n_indptr, dtype=np.int64)
+    if len(projs) == 1:
+        indices = projs[0].indices
+    else:
+        indices = np.empty(n_idx, dtype=np.int32)
+    pr_indptr_off = np.zeros(len(projs), dtype=np.int64)
+    pr_indices_off = np.zeros(len(projs), dtype=np.int64)
+    pr_ring_off = np.zeros(len(projs), dtype=np.int64)
+    a = b = r = 0
+    for k, p in enumerate(projs):
+        pr_indptr_off[k], pr_indices_off[k] = a, b
+        indptr[a:a + p.indptr.size] = p.indptr
+        if len(projs) > 1:
+            indices[b:b + p.indices.size] = p.indices
+            p.indices = indices[b:b + p.indices.size]  # share storage: synapses stored once
+        a += p.indptr.size
+        b += p.indices.size
+        if p.delay_steps > 0:
+            pr_ring_off[k] = r
+            r += (p.delay_steps + 1) * p.n_post
+    ring = np.zeros(r)
+
+    def col(attr: str, dtype: Any, items: list) -> np.ndarray:
+        return np.array([getattr(it, attr) for it in items], dtype=dtype)
+
+    n_samples = (n_steps + probe_every - 1) // probe_every if probe_idx.size else 0
+    probe_buf = np.full((n_samples, probe_idx.size), np.nan)
+    cap = max(MIN_SPIKE_BUFFER, 4 * n)
+    spk_step = np.empty(cap, dtype=np.int64)
+    spk_idx = np.empty(cap, dtype=np.int32)
+    v = net.v0.astype(np.float64, copy=True)
+    last_spike = np.full(n, -(2**62), dtype=np.int64)
+    args = (v, last_spike, net.v_reset.astype(np.float64), *group_args,
+            x, ch_kind, ch_decay, ch_rev,
+            col("pre_start", np.int64, projs), col("n_pre", np.int64, projs),
+            col("post_start", np.int64, projs), col("n_post", np.int64, projs),
+            col("weight", np.float64, projs), col("channel", np.int64, projs),
+            col("delay_steps", np.int64, projs), pr_indptr_off, pr_indices_off, pr_ring_off, indptr, indices,
+            ring,
+            col("start", np.int64, net.poisson), col("stop", np.int64, net.poisson),
+            np.array([d.rate * d.n_sources * dt for d in net.poisson], dtype=np.float64),
+            col("weight", np.float64, net.poisson), col("channel", np.int64, net.poisson),
+            probe_idx.astype(np.int64), int(probe_every), probe_buf, spk_step, spk_idx,
+            np.empty(n, dtype=np.int64), np.zeros(n), np.zeros(n))
+    return KernelState(args=args, v=v, probe_buf=probe_buf, spk_step=spk_step, spk_idx=spk_idx)
+
+
+def simulate_numba(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
+    """Run ``scenario`` with the Numba engine and return the Dataset of :mod:`.dataset`."""
+    run = scenario.run
+    dt = float(run.dt)
+    n_steps = run.n_steps
+    net = build_network(scenario)
+    _, _, dyn_rng = streams(run.seed)
+    probe_idx = probe_indices(scenario)
+    every = probe_every_steps(scenario)
+    st = kernel_state(net, dt, probe_idx, every, n_steps)
+    steps_out: list[np.ndarray] = []
+    idx_out: list[np.ndarray] = []
+
+    def advance(start: int, count: int) -> tuple[int, str]:
+        m, stop = start, start + count
+        while m < stop:
+            status, m, n_spk, bad = kernels.advance(m, stop, dyn_rng, *st.args)
+            if n_spk:
+                steps_out.append(st.spk_step[:n_spk].copy())
+                idx_out.append(st.spk_idx[:n_spk].copy())
+            if status == kernels.STATUS_NAN:
+                return STATUS_NAN, (f"membrane potential of neuron {bad} became {st.v[bad]} at "
+                                    f"t = {m * dt:g} s; reduce dt or the synaptic weights")
+        return STATUS_OK, ""
+
+    chunk = int(round(run.chunk / dt)) if run.chunk else None
+    run_chunked(n_steps, advance, progress, desc=f"{scenario.name} ({net.n} neurons)", chunk_steps=chunk)
+    spike_step = np.concatenate(steps_out) if steps_out else np.zeros(0, dtype=np.int64)
+    spike_index = np.concatenate(idx_out) if idx_out else np.zeros(0, dtype=np.int32)
+    v_time = v = None
+    if probe_idx.size:
+        v_time = np.arange(st.probe_buf.shape[0]) * every * dt
+        v = st.probe_buf
+    ds = make_dataset(scenario, spike_step * dt, spike_index, v_time, v,
+                      probe_idx if probe_idx.size else None)
+    ds.attrs["n_synapses"] = int(net.n_synapses)
+    return ds

@@ -1,0 +1,317 @@
+"""Analytic firing rates of LIF populations, stored beside the simulated rates as ``rate_theory``.
+
+Three regimes, chosen per population from the scenario:
+
+``fi``
+    No synaptic input, no noise: deterministic f–I curve. With ``mu = v_rest + drive`` the free
+    membrane relaxes as ``v(t) = mu + (v_reset - mu) exp(-t/tau_m)``; it reaches ``v_threshold`` after
+    ``tau_m ln((mu - v_reset)/(mu - v_threshold))`` if ``mu > v_threshold`` (never otherwise), so the
+    period is ``T = t_ref + tau_m ln((mu - v_reset)/(mu - v_threshold))`` and the rate ``1/T``
+    (e.g. Gerstner et al., *Neuronal Dynamics* (2014), eq. 1.11, with the refractory period added).
+``siegert``
+    Gaussian white noise and/or Poisson input, no recurrent synapses: the Siegert (1951) mean
+    first-passage-time rate of the Ornstein–Uhlenbeck membrane
+    ``tau_m dv = (mu - v) dt + sigma sqrt(tau_m) dW``
+    (Brunel 2000, eq. 21; Ricciardi 1977)::
+
+        1/nu = t_ref + tau_m sqrt(pi) int_{(v_reset-mu)/sigma}^{(v_threshold-mu)/sigma} e^{u^2} (1 + erf u) du
+
+    Poisson inputs enter by the diffusion approximation (Campbell's theorem): a train of rate ``r`` whose
+    spikes each inject the charge ``J`` adds ``tau_m r J`` to ``mu`` and ``tau_m r J^2`` to ``sigma^2``.
+``brunel``
+    Recurrent current-based synapses: the same rate function, made self-consistent (Brunel 2000,
+    eqs. 4-5, 21): ``mu_a = v_rest + drive + tau_m sum_b K_ab J_ab nu_b + ...``,
+    ``sigma_a^2 = sigma_noise^2 + tau_m sum_b K_ab J_ab^2 nu_b + ...``, with the mean in-degree
+    ``K_ab = (synapses of the projection) / n_post``.
+
+Exponential synapses are treated as instantaneous: a presynaptic spike that makes the synaptic drive
+``x`` jump by ``w`` (decaying with ``tau_s``) injects ``int x dt / tau_m = w tau_s / tau_m`` of voltage
+into the membrane, so ``J = w tau_s / tau_m`` — the exact charge, hence the exact mean; the variance is
+that of white noise, which holds for ``tau_s << tau_m`` (the colored-noise correction of Fourcaud & Brunel
+2002, a threshold shift of ``sigma sqrt(tau_s/tau_m) |zeta(1/2)|/sqrt 2``, is not applied).
+
+Discrete time: a simulation with step ``dt`` checks the threshold only at the grid, so the noisy
+membrane crosses it less often than the continuous process. Following the continuity correction for
+discretely monitored diffusions (Broadie, Glasserman & Kou 1997, Siegmund 1985) the Siegert/Brunel rates
+use ``v_threshold + beta sigma sqrt(dt/tau_m)`` with ``beta = -zeta(1/2)/sqrt(2 pi) ~ 0.5826`` (the std of
+the membrane noise over one step is ``sigma sqrt(dt/tau_m)``); this correction vanishes as ``dt -> 0``.
+
+Populations receiving conductance-based synapses get NaN (no theory implemented).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy import optimize, special
+
+from neurodyn.families.base import var_attrs
+from neurodyn.families.lif_network.dataset import population_layout
+
+#: -zeta(1/2) / sqrt(2 pi): continuity correction of a discretely monitored Brownian barrier
+BETA_DISCRETE = 0.5825971579390106
+#: sqrt(2) |zeta(1/2)|: Fourcaud & Brunel (2002) threshold shift for synaptically filtered noise
+ALPHA_FB = 2.0652531522312172
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(24)
+
+#: relative tolerances stored with the prediction (documented in docs/lif_network.md)
+REL_TOL_SIEGERT = 0.10
+REL_TOL_BRUNEL = 0.15
+
+
+def fi_rate(mu: float, tau_m: float, t_ref: float, v_threshold: float, v_reset: float) -> float:
+    """Deterministic LIF rate (Hz) for a constant asymptotic potential ``mu`` (no noise).
+
+    ``1 / (t_ref + tau_m ln((mu - v_reset)/(mu - v_threshold)))`` when ``mu > v_threshold``, else 0.
+    """
+    if not mu > v_threshold:
+        return 0.0
+    return 1.0 / (t_ref + tau_m * math.log((mu - v_reset) / (mu - v_threshold)))
+
+
+def _int_erfcx(a: float, b: float) -> float:
+    """``int_a^b e^{u^2}(1 + erf u) du = int_a^b erfcx(-u) du`` by composite Gauss–Legendre.
+
+    ``erfcx(-u)`` is smooth and stays finite for very negative ``u``, so no cancellation occurs; panels
+    of width <= 0.5 give ~1e-14 relative accuracy. Returns ``inf`` on overflow (rate 0).
+    """
+    if b <= a:
+        return 0.0
+    n_pan = max(1, int(math.ceil((b - a) / 0.5)))
+    edges = np.linspace(a, b, n_pan + 1)
+    half = 0.5 * np.diff(edges)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    u = mid[:, None] + half[:, None] * _GL_NODES[None, :]
+    with np.errstate(over="ignore"):
+        vals = special.erfcx(-u)
+    return float(np.sum(half[:, None] * _GL_WEIGHTS[None, :] * vals))
+
+
+def siegert_rate(mu: float, sigma: float, tau_m: float, t_ref: float, v_threshold: float, v_reset: float,
+                 ) -> float:
+    """Siegert mean first-passage rate (Hz) of ``tau_m dv = (mu - v) dt + sigma sqrt(tau_m) dW``.
+
+    Falls back to :func:`fi_rate` for ``sigma == 0``.
+    """
+    if sigma <= 0.0:
+        return fi_rate(mu, tau_m, t_ref, v_threshold, v_reset)
+    y_th = (v_threshold - mu) / sigma
+    y_r = (v_reset - mu) / sigma
+    if y_th > 26.0:  # e^{y^2} overflows: the rate is below 1e-290 Hz
+        return 0.0
+    integral = _int_erfcx(y_r, y_th)
+    t = t_ref + tau_m * math.sqrt(math.pi) * integral
+    return 1.0 / t if math.isfinite(t) and t > 0 else 0.0
+
+
+@dataclass
+class PopulationInput:
+    """What drives one population, in Brunel's (mu, sigma) terms."""
+
+    mu0: float  #: v_rest + drive + noise mu (V)
+    var0: float  #: noise sigma^2 plus Poisson contribution (V^2)
+    colored0: float  #: sum of Poisson variance contributions times sqrt(tau_s / tau_m) (V^2)
+    recurrent: list[tuple[int, float, float, float]]  #: (source population, K, J, tau_s)
+    conductance: bool
+    stochastic: bool
+
+
+def population_inputs(scenario: Any) -> tuple[list[str], list[PopulationInput]]:
+    """Per-population (mu, sigma) ingredients computed from the scenario (mean in-degrees from the network
+    that :func:`~.network.build_network` builds is not needed: ``K`` is its expectation)."""
+    params = scenario.params
+    names, _, sizes = population_layout(params)
+    index = {nm: k for k, nm in enumerate(names)}
+    out = []
+    for nm in names:
+        pop = params.populations[nm]
+        out.append(PopulationInput(mu0=pop.v_rest, var0=0.0, colored0=0.0, recurrent=[],
+                                   conductance=False, stochastic=False))
+    for inp in params.inputs:
+        for tgt in inp.targets:
+            a, pop = index[tgt], params.populations[tgt]
+            if inp.kind == "constant":
+                out[a].mu0 += inp.drive if inp.drive is not None else inp.current / pop.g_leak
+            elif inp.kind == "noise":
+                out[a].mu0 += inp.mu
+                out[a].var0 += inp.sigma**2
+                out[a].stochastic = out[a].stochastic or inp.sigma > 0
+            elif inp.synapse == "conductance":
+                out[a].conductance = True
+            else:
+                j = inp.weight * inp.tau / pop.tau_m
+                r = inp.rate * inp.n_sources
+                out[a].mu0 += pop.tau_m * r * j
+                out[a].var0 += pop.tau_m * r * j * j
+                out[a].colored0 += pop.tau_m * r * j * j * math.sqrt(inp.tau / pop.tau_m)
+                out[a].stochastic = out[a].stochastic or r > 0
+    for syn in params.synapses:
+        b = index[syn.source]
+        for tgt in syn.targets:
+            a, pop = index[tgt], params.populations[tgt]
+            if syn.kind == "conductance":
+                out[a].conductance = True
+                continue
+            k = expected_in_degree(syn.connect, int(sizes[b]), int(sizes[a]), a == b)
+            out[a].recurrent.append((b, k, syn.weight * syn.tau / pop.tau_m, syn.tau))
+    return names, out
+
+
+def expected_in_degree(conn: Any, n_pre: int, n_post: int, same: bool) -> float:
+    """Mean number of synapses a target neuron receives under a connection rule."""
+    if conn.p is not None:
+        return conn.p * (n_pre - 1 if same and not conn.autapses else n_pre)
+    if conn.in_degree is not None:
+        return float(conn.in_degree)
+    if conn.one_to_one:
+        return 1.0
+    return float("nan")  # graphs: degree depends on the generator; the network gives it (see theory_dataset)
+
+
+def self_consistent_rates(scenario: Any, k_override: dict[tuple[int, int], float] | None = None,
+                          filtered: bool = True) -> tuple[list[str], np.ndarray, list[str]]:
+    """Rates (Hz) of every population and the regime used (``fi``, ``siegert``, ``brunel``, ``none``).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Validated scenario.
+    k_override : dict, optional
+        ``(source, target) -> mean in-degree`` measured on the built network (used for graph rules).
+    filtered : bool
+        Apply the Fourcaud–Brunel (2002) correction for the synaptic filtering of the noise.
+    """
+    params, dt = scenario.params, float(scenario.run.dt)
+    names, inputs = population_inputs(scenario)
+    pops = [params.populations[n] for n in names]
+    n_pop = len(names)
+    regime = []
+    for inp in inputs:
+        if inp.conductance:
+            regime.append("none")
+        elif inp.recurrent:
+            regime.append("brunel")
+        elif inp.stochastic:
+            regime.append("siegert")
+        else:
+            regime.append("fi")
+    # sources of a population without theory make their targets theory-less too
+    changed = True
+    while changed:
+        changed = False
+        for a, inp in enumerate(inputs):
+            if regime[a] != "none" and any(regime[b] == "none" for b, _, _, _ in inp.recurrent):
+                regime[a] = "none"
+                changed = True
+
+    def k_of(a: int, b: int, k: float) -> float:
+        if k_override and (b, a) in k_override:
+            return k_override[(b, a)]
+        return k
+
+    def rates_from(nu: np.ndarray) -> np.ndarray:
+        out = np.full(n_pop, np.nan)
+        for a, inp in enumerate(inputs):
+            if regime[a] == "none":
+                continue
+            p = pops[a]
+            mu, var, colored = inp.mu0, inp.var0, inp.colored0
+            for b, k, j, tau_s in inp.recurrent:
+                kk = k_of(a, b, k)
+                mu += p.tau_m * kk * j * nu[b]
+                var += p.tau_m * kk * j * j * nu[b]
+                colored += p.tau_m * kk * j * j * nu[b] * math.sqrt(tau_s / p.tau_m)
+            sigma = math.sqrt(max(var, 0.0))
+            if regime[a] == "fi" or sigma == 0.0:
+                out[a] = fi_rate(mu, p.tau_m, p.t_ref, p.v_threshold, p.v_reset)
+            else:
+                # threshold and reset shifts: synaptic filtering (Fourcaud & Brunel 2002) and discrete time
+                shift = ALPHA_FB / 2.0 * colored / sigma if filtered else 0.0
+                grid = BETA_DISCRETE * sigma * math.sqrt(dt / p.tau_m)
+                out[a] = siegert_rate(mu, sigma, p.tau_m, p.t_ref, p.v_threshold + shift + grid,
+                                      p.v_reset + shift)
+        return out
+
+    active = np.array([r != "none" for r in regime])
+    nu = np.where(active, 0.0, np.nan)
+    nu = rates_from(np.nan_to_num(nu))
+    if any(r == "brunel" for r in regime):
+        nu = _solve(rates_from, np.nan_to_num(nu), active)
+    return names, nu, regime
+
+
+def _solve(phi: Any, nu0: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Fixed point ``nu = phi(nu)``: relax ``dnu/ds = phi(nu) - nu`` (stable for the asynchronous state),
+    then polish with a root finder."""
+    nu = nu0.copy()
+    for _ in range(2000):
+        new = np.nan_to_num(phi(nu))
+        step = new - nu
+        nu = nu + 0.2 * step
+        if np.all(np.abs(step[active]) <= 1e-9 * (1.0 + np.abs(nu[active]))):
+            break
+    idx = np.flatnonzero(active)
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        full = nu.copy()
+        full[idx] = np.maximum(x, 0.0)
+        return np.nan_to_num(phi(full))[idx] - np.maximum(x, 0.0)
+
+    sol = optimize.root(resid, nu[idx], method="hybr", tol=1e-12)
+    if sol.success and np.all(sol.x >= -1e-9):
+        nu[idx] = np.maximum(sol.x, 0.0)
+    out = np.full(nu.size, np.nan)
+    out[idx] = nu[idx]
+    return out
+
+
+def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
+    """``rate_theory`` (population) with ``source``, ``rel_tol`` and the regime of every population.
+
+    ``rel_tol`` is the largest tolerance among the populations: for the deterministic f–I curve it covers
+    the spike-count quantisation (one period in the analysis window) and the step (``dt``); 10% for
+    Siegert, 15% for the self-consistent mean field (finite size, synaptic filtering).
+    """
+    params, run, record = scenario.params, scenario.run, scenario.record
+    k_override = None
+    if any(s.connect.graph is not None for s in params.synapses):
+        from neurodyn.families.lif_network.network import build_network
+
+        net = build_network(scenario)
+        k_override = {}
+        for p in net.projections:
+            a, b = net.names.index(p.target), net.names.index(p.source)
+            k_override[(b, a)] = k_override.get((b, a), 0.0) + p.n_synapses / p.n_post
+    names, nu, regime = self_consistent_rates(scenario, k_override)
+    duration = run.n_steps * run.dt
+    window = max(duration - min(record.analysis_start, duration), run.dt)
+    tols = []
+    for a in range(len(names)):
+        if regime[a] == "fi":
+            rate = nu[a]
+            tols.append(1.0 / (rate * window) + 2.0 * run.dt * rate + 1e-3 if rate > 0 else 0.0)
+        elif regime[a] == "siegert":
+            tols.append(REL_TOL_SIEGERT)
+        elif regime[a] == "brunel":
+            tols.append(REL_TOL_BRUNEL)
+    rel_tol = max(tols) if tols else REL_TOL_SIEGERT
+    described = {
+        "fi": "deterministic f-I curve 1/(t_ref + tau_m ln((mu - v_reset)/(mu - v_threshold)))",
+        "siegert": "Siegert first-passage rate (Brunel 2000 eq. 21) with discrete-time threshold shift",
+        "brunel": "Brunel (2000) self-consistent mean field (synapses as instantaneous charge w tau_s/tau_m)",
+        "none": "no theory (conductance synapses)",
+    }
+    source = "; ".join(f"{nm}: {described[r]}" for nm, r in zip(names, regime))
+    out = xr.Dataset({
+        "rate_theory": ("population", np.asarray(nu, dtype=np.float64),
+                        var_attrs("Hz", "predicted mean firing rate per neuron", source=source,
+                                  rel_tol=float(rel_tol))),
+        "rate_theory_regime": ("population", np.array(regime, dtype=object),
+                               var_attrs("", "which theory predicts the rate (fi, siegert, brunel, none)")),
+    }, coords={"population": ("population", np.array(names, dtype=object),
+                              var_attrs("", "population name"))})
+    return out

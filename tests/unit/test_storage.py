@@ -1,0 +1,48 @@
+"""Result files: atomic, never silently overwritten, readable by plain xarray and h5py."""
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+from neurodyn.errors import OutputExistsError
+from neurodyn.storage import open_run, partial_path, write_run
+
+
+def _ds():
+    ds = xr.Dataset({"x": ("t", np.arange(5.0), {"units": "s", "long_name": "x", "meta": {"a": [1, 2]}})},
+                    coords={"t": ("t", np.arange(5), {"units": "1", "long_name": "t"})})
+    ds.attrs.update(flag=True, nothing=None, nested={"k": 1.5}, text="hello", seed=3)
+    return ds
+
+
+def test_roundtrip_plain_xarray_and_h5py(tmp_path):
+    path = write_run(_ds(), tmp_path / "r.h5")
+    plain = xr.open_dataset(path, engine="h5netcdf")
+    np.testing.assert_array_equal(plain["x"].values, np.arange(5.0))
+    plain.close()
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(f["x"][()], np.arange(5.0))
+    ds = open_run(path)
+    assert ds.attrs["flag"] is True and ds.attrs["nothing"] is None
+    assert ds.attrs["nested"] == {"k": 1.5} and ds.attrs["seed"] == 3
+    assert ds["x"].attrs["meta"] == {"a": [1, 2]}
+
+
+def test_no_silent_overwrite(tmp_path):
+    path = write_run(_ds(), tmp_path / "r.h5")
+    before = path.read_bytes()
+    with pytest.raises(OutputExistsError, match="--force"):
+        write_run(_ds().assign(x=lambda d: d.x * 2), path)
+    assert path.read_bytes() == before
+    write_run(_ds().assign(x=lambda d: d.x * 2), path, force=True)
+    np.testing.assert_array_equal(open_run(path)["x"].values, 2 * np.arange(5.0))
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    bad = _ds()
+    bad.attrs["unstorable"] = object()
+    with pytest.raises(TypeError):
+        write_run(bad, tmp_path / "r.h5")
+    assert list(tmp_path.iterdir()) == []
+    assert not partial_path(tmp_path / "r.h5").exists()

@@ -1,0 +1,256 @@
+"""Cross-backend validation of ``lif_network``: the Numba engine against Brian2 running the same scenario.
+
+Deterministic single neurons must agree trace for trace (1e-9 V, identical spike steps); the CUBA and COBA
+benchmark networks (Brette et al. 2007) must agree in mean rate (5%) and ISI CV (0.1); both backends must
+write the same Dataset layout. Brian2 runs with the numpy target here: the Cython target needs minutes of
+cold compilation, which CI cannot afford (the benchmark times both targets).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from neurodyn.progress import QUIET
+from neurodyn.scenario import REPO_ROOT, Scenario, from_dict, load_scenario
+from tests.conftest import assert_user_error, run_cli
+
+brian2 = pytest.importorskip("brian2")
+
+from neurodyn.families.lif_network import LIFNetwork  # noqa: E402
+from neurodyn.families.lif_network.brian2_backend import TARGET_ENV, brian2_seed  # noqa: E402
+
+pytestmark = pytest.mark.brian2
+
+
+@pytest.fixture(autouse=True)
+def _numpy_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TARGET_ENV, "numpy")
+
+
+def _scenario(text: str) -> Scenario:
+    return from_dict(yaml.safe_load(text))
+
+
+def _both(scenario: Scenario):
+    """The scenario simulated by the Numba engine and by Brian2 (only ``run.backend`` differs)."""
+    family = LIFNetwork()
+    ds_numba = family.simulate(scenario.with_values({"run.backend": "numba"}), QUIET)
+    ds_brian2 = family.simulate(scenario.with_values({"run.backend": "brian2"}), QUIET)
+    return ds_numba, ds_brian2
+
+
+def _assert_same_trace(ds_numba, ds_brian2, min_spikes: int) -> None:
+    """Identical spikes (steps and neurons) and membrane traces within 1e-9 V."""
+    assert ds_numba.sizes["spike"] >= min_spikes, ds_numba.sizes
+    np.testing.assert_array_equal(ds_numba.spike_index.values, ds_brian2.spike_index.values)
+    np.testing.assert_allclose(ds_numba.spike_time.values, ds_brian2.spike_time.values, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ds_numba.time.values.shape, ds_brian2.time.values.shape)
+    np.testing.assert_allclose(ds_numba.time.values, ds_brian2.time.values, rtol=0, atol=1e-12)
+    assert np.isfinite(ds_brian2.v.values).all()
+    err = np.abs(ds_numba.v.values - ds_brian2.v.values).max()
+    assert err < 1e-9, f"max |v_numba - v_brian2| = {err:.3g} V"
+
+
+# ----------------------------------------------------------------------------- deterministic traces
+
+@pytest.mark.parametrize("t_ref", ["0 ms", "0.1 ms", "2 ms", "2.46 ms"])
+def test_constant_drive_trace_matches_brian2(t_ref: str) -> None:
+    """A periodically firing neuron (v_rest above threshold) with refractoriness, sampled every step.
+
+    t_ref = dt is Brian2's corner case (it clamps no step at all); 2.46 ms exercises the rounding to steps.
+    """
+    sc = _scenario(f"""
+name: drive_trace
+family: lif_network
+params:
+  populations:
+    a: {{size: 1, tau_m: 20 ms, v_rest: -45 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: {t_ref},
+        v_init: -58 mV}}
+  inputs:
+    - {{kind: constant, target: a, drive: 3 mV}}
+run: {{duration: 300 ms, dt: 0.1 ms, seed: 4}}
+record: {{v: {{indices: [0]}}}}
+""")
+    ds_numba, ds_brian2 = _both(sc)
+    _assert_same_trace(ds_numba, ds_brian2, min_spikes=10)
+
+
+def test_current_synapses_from_spike_sources_match_brian2() -> None:
+    """Two periodic sources drive a silent target through an excitatory (1.5 ms delay) and an inhibitory
+    (delay 0: delivered within the spiking step) current synapse with different time constants."""
+    sc = _scenario("""
+name: syn_trace
+family: lif_network
+params:
+  populations:
+    src_e: {size: 1, tau_m: 10 ms, v_rest: -40 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms,
+            v_init: -65 mV}
+    src_i: {size: 1, tau_m: 10 ms, v_rest: -45 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 1 ms,
+            v_init: -52 mV}
+    tgt: {size: 1, tau_m: 20 ms, v_rest: -65 mV, v_reset: -70 mV, v_threshold: -50 mV, t_ref: 3 ms,
+          v_init: -60 mV}
+  synapses:
+    - {source: src_e, target: tgt, connect: {one_to_one: true}, kind: current, weight: 70 mV, tau: 5 ms,
+       delay: 1.5 ms}
+    - {source: src_i, target: tgt, connect: {one_to_one: true}, kind: current, weight: -15 mV, tau: 8 ms}
+run: {duration: 300 ms, dt: 0.1 ms, seed: 5}
+record: {v: {indices: [0, 1, 2]}}
+""")
+    ds_numba, ds_brian2 = _both(sc)
+    _assert_same_trace(ds_numba, ds_brian2, min_spikes=30)
+    # the target must actually fire, so its reset and refractory clamp are compared too
+    assert (ds_brian2.spike_index.values == 2).sum() >= 5
+
+
+def test_conductance_synapse_trace_matches_brian2() -> None:
+    """A source drives a target through an excitatory conductance synapse (exponential Euler in both)."""
+    sc = _scenario("""
+name: cond_trace
+family: lif_network
+params:
+  populations:
+    src: {size: 1, tau_m: 10 ms, v_rest: -40 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms,
+          v_init: -60 mV}
+    tgt: {size: 1, tau_m: 20 ms, v_rest: -60 mV, v_reset: -60 mV, v_threshold: -50 mV, t_ref: 5 ms,
+          g_leak: 10 nS, v_init: -60 mV}
+  synapses:
+    - {source: src, target: tgt, connect: {one_to_one: true}, kind: conductance, weight: 12 nS, tau: 5 ms,
+       reversal: 0 mV, delay: 0.8 ms}
+run: {duration: 300 ms, dt: 0.1 ms, seed: 6}
+record: {v: {every: 0.5 ms, indices: [0, 1]}}
+""")
+    ds_numba, ds_brian2 = _both(sc)
+    _assert_same_trace(ds_numba, ds_brian2, min_spikes=30)
+    assert (ds_brian2.spike_index.values == 1).sum() >= 3
+
+
+# ----------------------------------------------------------------------------- network statistics
+
+def _assert_same_early_spikes(ds_numba, ds_brian2, until: float = 0.05) -> None:
+    """CUBA and COBA are deterministic given the network and v0: before rounding differences (1e-16 V)
+    could grow chaotically, both backends must emit the very same spikes (so far they agree for the whole
+    second; the statistics below are what the issue asks for)."""
+    early_n = ds_numba.spike_time.values < until
+    early_b = ds_brian2.spike_time.values < until
+    assert early_n.sum() > 100
+    np.testing.assert_array_equal(ds_numba.spike_index.values[early_n], ds_brian2.spike_index.values[early_b])
+    np.testing.assert_allclose(ds_numba.spike_time.values[early_n], ds_brian2.spike_time.values[early_b],
+                               rtol=0, atol=1e-12)
+    sample = ds_numba.time.values < until
+    err = np.abs(ds_numba.v.values[sample] - ds_brian2.v.values[sample]).max()
+    assert err < 1e-9, err
+
+
+def _assert_same_statistics(ds_numba, ds_brian2) -> None:
+    for pop in ds_numba.population.values:
+        r_n = float(ds_numba.rate.sel(population=pop))
+        r_b = float(ds_brian2.rate.sel(population=pop))
+        cv_n = float(ds_numba.cv_isi.sel(population=pop))
+        cv_b = float(ds_brian2.cv_isi.sel(population=pop))
+        assert r_n > 1.0, (pop, r_n)  # a silent network would make the comparison empty
+        assert abs(r_n - r_b) <= 0.05 * r_b, f"{pop}: rate numba {r_n:.3f} Hz, brian2 {r_b:.3f} Hz"
+        assert abs(cv_n - cv_b) <= 0.1, f"{pop}: ISI CV numba {cv_n:.3f}, brian2 {cv_b:.3f}"
+
+
+@pytest.fixture(scope="module")
+def cuba_pair():
+    """CUBA (scenarios/cuba.yaml, 4000 neurons, 1 s) in both backends, once for the module."""
+    sc = load_scenario(REPO_ROOT / "scenarios" / "cuba.yaml")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(TARGET_ENV, "numpy")
+        return sc, *_both(sc)
+
+
+@pytest.mark.slow
+def test_cuba_rates_and_cv_match_brian2(cuba_pair) -> None:
+    _, ds_numba, ds_brian2 = cuba_pair
+    _assert_same_statistics(ds_numba, ds_brian2)
+    _assert_same_early_spikes(ds_numba, ds_brian2)
+
+
+@pytest.mark.slow
+def test_coba_rates_and_cv_match_brian2() -> None:
+    sc = load_scenario(REPO_ROOT / "scenarios" / "coba.yaml")
+    ds_numba, ds_brian2 = _both(sc)
+    assert set(ds_brian2.attrs["brian2_method"].values()) == {"exponential_euler"}
+    _assert_same_statistics(ds_numba, ds_brian2)
+    _assert_same_early_spikes(ds_numba, ds_brian2)
+
+
+@pytest.mark.slow
+def test_poisson_and_noise_inputs_match_brian2() -> None:
+    """Poisson spike input (Brian2 PoissonInput) and white noise (Brian2 xi): rates and CVs agree."""
+    sc = _scenario("""
+name: inputs
+family: lif_network
+params:
+  populations:
+    p: {size: 400, tau_m: 20 ms, v_rest: -65 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms,
+        v_init: {uniform: [-65 mV, -50 mV]}}
+    n: {size: 400, tau_m: 20 ms, v_rest: -65 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms,
+        v_init: {uniform: [-65 mV, -50 mV]}}
+  inputs:
+    - {kind: poisson, target: p, rate: 10 Hz, n_sources: 400, weight: 0.9 mV, tau: 5 ms}
+    - {kind: noise, target: n, mu: 14 mV, sigma: 4 mV}
+run: {duration: 2 s, dt: 0.1 ms, seed: 7}
+record: {analysis_start: 100 ms}
+""")
+    _assert_same_statistics(*_both(sc))
+
+
+# ----------------------------------------------------------------------------- layout and plumbing
+
+@pytest.mark.slow
+def test_switching_backend_keeps_dataset_layout(cuba_pair) -> None:
+    """The same scenario file with only run.backend switched: same variables, dims, coords and units."""
+    sc, ds_numba, ds_brian2 = cuba_pair
+    assert sc.run.backend == "numba"
+    assert set(ds_numba.variables) == set(ds_brian2.variables)
+    for name in ds_numba.variables:
+        a, b = ds_numba[name], ds_brian2[name]
+        assert a.dims == b.dims, name
+        assert a.dtype.kind == b.dtype.kind, name
+        assert a.attrs.get("units") == b.attrs.get("units"), name
+        assert a.attrs.get("long_name") == b.attrs.get("long_name"), name
+    for dim in ("population", "rate_time", "time", "neuron"):
+        assert ds_numba.sizes[dim] == ds_brian2.sizes[dim], dim
+    np.testing.assert_array_equal(ds_numba.neuron.values, ds_brian2.neuron.values)
+    np.testing.assert_allclose(ds_numba.time.values, ds_brian2.time.values, atol=1e-12)
+    assert ds_brian2.attrs["brian2_target"] == "numpy"
+
+
+def test_brian2_runs_are_reproducible_and_seeded() -> None:
+    """Same seed -> identical Brian2 spikes; another seed -> different ones (Poisson input)."""
+    text = """
+name: seeded
+family: lif_network
+params:
+  populations:
+    p: {size: 50, tau_m: 20 ms, v_rest: -65 mV, v_reset: -65 mV, v_threshold: -50 mV}
+  inputs:
+    - {kind: poisson, target: p, rate: 20 Hz, n_sources: 200, weight: 1 mV, tau: 5 ms}
+run: {duration: 200 ms, dt: 0.1 ms, seed: SEED, backend: brian2}
+"""
+    family = LIFNetwork()
+    runs = [family.simulate(_scenario(text.replace("SEED", str(s))), QUIET) for s in (1, 1, 2)]
+    assert runs[0].sizes["spike"] > 50
+    np.testing.assert_array_equal(runs[0].spike_time.values, runs[1].spike_time.values)
+    np.testing.assert_array_equal(runs[0].spike_index.values, runs[1].spike_index.values)
+    assert runs[0].sizes["spike"] != runs[2].sizes["spike"] or not np.array_equal(
+        runs[0].spike_time.values, runs[2].spike_time.values)
+    assert brian2_seed(1) == brian2_seed(1) != brian2_seed(2)
+
+
+def test_unknown_brian2_target_is_a_user_error(tmp_path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("""
+name: t
+family: lif_network
+params: {populations: {a: {size: 1, tau_m: 20 ms, v_rest: -45 mV, v_reset: -65 mV, v_threshold: -50 mV}}}
+run: {duration: 10 ms, dt: 0.1 ms, backend: brian2}
+""")
+    proc = run_cli("run", path, "--output", tmp_path / "o.h5", env={TARGET_ENV: "fortran"})
+    assert_user_error(proc, TARGET_ENV, "cython")
+    assert not (tmp_path / "o.h5").exists()
