@@ -982,13 +982,19 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
                 r.where = ", ".join(filter(None, [label, r.where]))
             rows += extra
     figures = _quantity_figures(ds, rows, report)
+    problems: list[str] = []
     shown = 0
     for p in plan.points:
         if shown >= MAX_POINT_FIGURES:
             break
         if plan.point_path(p).exists():
             with _open_point(plan.point_path(p)) as pds:
-                figures += family.plot(pds.load(), report, p.id)
+                try:
+                    figures += family.plot(pds.load(), report, p.id)
+                except Exception as exc:  # noqa: BLE001 - the table is still worth writing
+                    problems.append(f"the family's figures failed: {type(exc).__name__}: {exc}")
+                    print(f"neurodyn: warning: {problems[-1]}", file=sys.stderr)
+                    break
             shown += 1
 
     failed = ds.attrs.get("failed_points") or []
@@ -1020,8 +1026,9 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
                 lines.append(f"- `{pid}` ({info.get('values')}): {info.get('error')}: {info.get('message')}")
             else:
                 lines.append(f"- `{pid}`: not run")
-    if figures:
+    if figures or problems:
         lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
+        lines += [f"Note: {msg}" for msg in problems]
     md = report / "report.md"
     md.write_text("\n".join(lines) + "\n")
     return md, rows
@@ -1051,8 +1058,8 @@ def _quantity_figures(ds: xr.Dataset, rows: list, out: Path) -> list[Path]:
             continue
         sim = ds[sim_name]
         xdims = [d for d in sweep_dims if d in pred.dims]
-        if not xdims or any(d not in sweep_dims for d in sim.dims):
-            continue  # only scalar-per-point quantities have a simple sweep plot
+        if not xdims:
+            continue  # the prediction is the same at every point: nothing to plot against
         x = xdims[0]
         extra = [d for d in sim.dims if d not in pred.dims]
         mean = sim.mean(extra) if extra else sim
@@ -1065,7 +1072,9 @@ def _quantity_figures(ds: xr.Dataset, rows: list, out: Path) -> list[Path]:
         cstacked = (ci.stack(_o=others) if others else ci.expand_dims(_o=[0])) if ci is not None else None
         xv = ds[x].values
         for k in range(min(stacked.sizes["_o"], 8)):
-            label = str(stacked["_o"].values[k]) if others else ""
+            coords = stacked["_o"].values[k] if others else ()
+            coords = coords if isinstance(coords, tuple) else (coords,)
+            label = ", ".join(f"{d}={_fmt_coord(c)}" for d, c in zip(others, coords))
             line = ax.errorbar(xv, stacked.isel(_o=k).transpose(x).values,
                                yerr=None if cstacked is None else cstacked.isel(_o=k).transpose(x).values,
                                fmt="o", ms=4, capsize=2, label=f"simulated {label}".strip())
