@@ -9,6 +9,7 @@ progress bar and to look at the kernel's status code.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import subprocess
@@ -91,8 +92,9 @@ def provenance(scenario: Scenario, wall_time: float) -> dict:
     }
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The repository's HEAD commit when neurodyn runs from a git checkout."""
+    """The repository's HEAD commit when neurodyn runs from a git checkout (asked once per process)."""
     try:
         out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=2, check=False)
