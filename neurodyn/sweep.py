@@ -382,20 +382,33 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
         ctx.set_forkserver_preload([m for m in ("neurodyn.sweep", "neurodyn.runner", family_module) if m])
     else:  # pragma: no cover - macOS / Windows
         ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    try:
         futures = {pool.submit(run_point, t): t for t in tasks}
-        try:
-            for fut in as_completed(futures):
-                try:
-                    result = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a worker died (BrokenProcessPool)
-                    t = futures[fut]
-                    result = PointResult(t.point_id, False, 0.0, type(exc).__name__,
-                                         f"worker process failed: {exc}".strip())
-                on_result(result)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        for fut in as_completed(futures):
+            try:
+                result = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died (BrokenProcessPool)
+                t = futures[fut]
+                result = PointResult(t.point_id, False, 0.0, type(exc).__name__,
+                                     f"worker process failed: {exc}".strip())
+            on_result(result)
+    except BaseException:
+        # Interrupted: stop now. Points being computed are lost (their files are written atomically,
+        # so nothing half-written is published); finished points stay, and a rerun resumes.
+        workers_now = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers_now:
+            proc.terminate()
+        raise
+    pool.shutdown(wait=True)
+
+
+def _worker_init() -> None:
+    """Pool workers leave Ctrl-C to the driver, which stops them (no traceback from every worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_dask(tasks: list[PointTask], on_result: Callable[[PointResult], None], client: Any) -> None:
@@ -593,8 +606,15 @@ def run_sweep(scenario: Scenario, output: str | os.PathLike | None = None, force
     parameters and message, and recorded in ``failed/``; a rerun retries them).
     """
     progress = Progress(enabled=False if quiet else None)
-    out = execute_sweep(scenario, output=output, force=force, workers=workers, scheduler=scheduler,
-                        cluster=cluster, progress=progress)
+    try:
+        out = execute_sweep(scenario, output=output, force=force, workers=workers, scheduler=scheduler,
+                            cluster=cluster, progress=progress)
+    except KeyboardInterrupt:
+        root = sweep_root(scenario, output)
+        n_done = len([p for p in (root / "points").glob("*.h5") if ".partial" not in p.name])
+        print(f"neurodyn: interrupted; {n_done} finished points kept in {root / 'points'}; "
+              f"run the same command again to resume", file=sys.stderr)
+        return 130
     n = len(out.plan.points)
     for pid, r in out.failed.items():
         values = ", ".join(f"{k}={v}" for k, v in out.plan_point(pid).values.items())
