@@ -340,13 +340,13 @@ def _dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
     """A connected ``distributed.Client``; an unreachable scheduler is a one-line UserError."""
     import logging
 
+    n_local = _parse_cluster(cluster) if cluster is not None else 0  # before the slow import
     try:
         from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
         raise UserError("Dask distributed is not installed; pip install 'dask[distributed]'") from None
     if cluster is not None:
-        n = _parse_cluster(cluster)
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+        with LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None, silence_logs=logging.ERROR) as lc, Client(lc) as client:
             yield client
         return

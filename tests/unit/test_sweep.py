@@ -93,6 +93,8 @@ def test_serial_combined_layout_and_theory(serial_3x2x2):
     # each point is the same run as a plain `neurodyn run` of that scenario
     single = neurodyn.simulate(_sc.with_values({"params.sigma": 2.0, "params.tau": "20 ms", "run.seed": 2}))
     assert single["x"].values.tobytes() == point["x"].values.tobytes()
+    # 12 parameter sets, one compiled kernel: parameters are arguments, never compile-time constants
+    assert len(fam.ou_advance.signatures) == 1
 
 
 def test_pool_gives_same_dataset_as_serial(serial_3x2x2, tmp_path):
