@@ -45,6 +45,11 @@ class _Bar:
     def __init__(self, bar: tqdm | None):
         self._bar = bar
 
+    @property
+    def visible(self) -> bool:
+        """Whether updates reach a real bar (worth computing expensive postfix text for)."""
+        return self._bar is not None
+
     def update(self, n: float = 1) -> None:
         if self._bar is not None:
             self._bar.update(n)
