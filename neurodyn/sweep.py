@@ -298,13 +298,15 @@ class PointResult:
     detail: str = ""
 
 
-def run_point(task: PointTask, progress: Progress = QUIET) -> PointResult:
+def run_point(task: PointTask, progress: Progress | None = None) -> PointResult:
     """Run one sweep point and write its result file (in whichever process executes the task).
 
     Every exception becomes a failed :class:`PointResult` (the sweep goes on); ``KeyboardInterrupt`` is
     not caught.
     """
     start = time.perf_counter()
+    if progress is None:
+        progress = _QueueProgress(_PROGRESS_QUEUE, task.point_id) if _PROGRESS_QUEUE is not None else QUIET
     try:
         if task.family_target and registry.target(task.family) != task.family_target:
             registry.register(task.family, task.family_target)  # workers learn test/plugin families here
@@ -372,8 +374,8 @@ def _run_serial(tasks: list[PointTask], on_result: Callable[[PointResult], None]
 
 
 def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], workers: int,
-              family_module: str | None) -> None:
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+              family_module: str | None, bar: Any = None) -> None:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
@@ -382,17 +384,35 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
         ctx.set_forkserver_preload([m for m in ("neurodyn.sweep", "neurodyn.runner", family_module) if m])
     else:  # pragma: no cover - macOS / Windows
         ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    # Per-point progress travels on a queue only when someone is watching the sweep's bar.
+    queue = ctx.Queue() if bar is not None and bar.visible else None
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(queue,))
+    running: dict[str, float] = {}
+    finished: set[str] = set()
+    n_failed = 0
     try:
         futures = {pool.submit(run_point, t): t for t in tasks}
-        for fut in as_completed(futures):
-            try:
-                result = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a worker died (BrokenProcessPool)
-                t = futures[fut]
-                result = PointResult(t.point_id, False, 0.0, type(exc).__name__,
-                                     f"worker process failed: {exc}".strip())
-            on_result(result)
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.5 if queue is not None else None,
+                                 return_when=FIRST_COMPLETED)
+            for fut in done:
+                try:
+                    result = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a worker died (BrokenProcessPool)
+                    t = futures[fut]
+                    result = PointResult(t.point_id, False, 0.0, type(exc).__name__,
+                                         f"worker process failed: {exc}".strip())
+                finished.add(result.point_id)
+                n_failed += not result.ok
+                on_result(result)
+            if queue is not None:
+                _drain(queue, running)
+                for pid in finished & set(running):
+                    del running[pid]
+                shown = ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(running.items())[:4])
+                bar.set(failed=n_failed, running=shown) if shown else bar.set(failed=n_failed)
     except BaseException:
         # Interrupted: stop now. Points being computed are lost (their files are written atomically,
         # so nothing half-written is published); finished points stay, and a rerun resumes.
@@ -404,11 +424,57 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
     pool.shutdown(wait=True)
 
 
-def _worker_init() -> None:
+def _drain(queue: Any, running: dict[str, float]) -> None:
+    import queue as _queue
+
+    while True:
+        try:
+            pid, fraction = queue.get_nowait()
+        except (_queue.Empty, OSError, EOFError):
+            return
+        running[pid] = fraction
+
+
+_PROGRESS_QUEUE: Any = None
+
+
+def _worker_init(queue: Any = None) -> None:
     """Pool workers leave Ctrl-C to the driver, which stops them (no traceback from every worker)."""
     import signal
 
+    global _PROGRESS_QUEUE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _PROGRESS_QUEUE = queue
+
+
+class _QueueProgress(Progress):
+    """Progress of a point in a worker process, reported to the driver's sweep bar (2 updates/s)."""
+
+    def __init__(self, queue: Any, point_id: str):
+        super().__init__(enabled=False)
+        self.queue, self.point_id = queue, point_id
+
+    @contextlib.contextmanager
+    def task(self, total: float, desc: str, unit: str = "step") -> Iterator[Any]:
+        bar = _QueueBar(self.queue, self.point_id, total)
+        yield bar
+
+
+class _QueueBar:
+    def __init__(self, queue: Any, point_id: str, total: float):
+        self.queue, self.point_id, self.total = queue, point_id, total
+        self.done, self.last = 0.0, 0.0
+
+    def update(self, n: float = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last > 0.5 and self.total:
+            self.last = now
+            with contextlib.suppress(Exception):  # progress must never fail a point
+                self.queue.put_nowait((self.point_id, min(1.0, self.done / self.total)))
+
+    def set(self, **postfix: object) -> None:
+        pass
 
 
 def _run_dask(tasks: list[PointTask], on_result: Callable[[PointResult], None], client: Any) -> None:
@@ -565,7 +631,7 @@ def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, f
                 _run_serial(tasks, on_result, progress)
             else:
                 module = (family_target or "").partition(":")[0] or None
-                _run_pool(tasks, on_result, min(n_workers, len(tasks)), module)
+                _run_pool(tasks, on_result, min(n_workers, len(tasks)), module, bar)
     # Failures recorded by an earlier run for points that are now finished are stale.
     for p in done:
         plan.failed_path(p).unlink(missing_ok=True)
