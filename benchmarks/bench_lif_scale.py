@@ -84,8 +84,8 @@ def main() -> None:
         x *= 0.8
         np.flatnonzero(v >= 1.0)
     np_step = (time.perf_counter() - t0) / 50
-    print(f"NumPy membrane update alone (no synapses, no input): {1 / np_step:.0f} steps/s; the engine's full "
-          f"steps (synapses, delays, Poisson input) run at {steps / wall:.0f} steps/s")
+    print(f"NumPy membrane update alone (no synapses, no input): {1 / np_step:.0f} steps/s; the engine's "
+          f"full steps (synapses, delays, Poisson input) run at {steps / wall:.0f} steps/s")
 
 
 if __name__ == "__main__":
