@@ -236,7 +236,7 @@ def _graph_edges(connect: Any, n: int, rng: np.random.Generator, autapses: bool,
     if "seed" in inspect.signature(fn).parameters and "seed" not in kwargs:
         kwargs["seed"] = int(rng.integers(0, 2**31 - 1))
     try:
-        g = fn(n, **kwargs)
+        g = fn(**kwargs, n=n) if "n" in inspect.signature(fn).parameters else fn(n, **kwargs)
     except Exception as exc:  # networkx raises many types for bad arguments
         raise ScenarioError(f"{path}.args", connect.args, f"{connect.graph}(n={n}) failed: {exc}") from None
     if g.number_of_nodes() != n:
