@@ -135,7 +135,9 @@ class Connect(StrictModel):
 
     @model_validator(mode="after")
     def _one_rule(self) -> Connect:
-        rules = [k for k in ("p", "in_degree", "one_to_one", "graph") if getattr(self, k) not in (None, False)]
+        # `is` checks: p = 0 and in_degree = 0 are valid rules (0 == False would drop them)
+        rules = [k for k in ("p", "in_degree", "one_to_one", "graph")
+                 if getattr(self, k) is not None and getattr(self, k) is not False]
         if len(rules) != 1:
             raise ValueError("give exactly one of p, in_degree, one_to_one: true, graph")
         if self.graph is not None:

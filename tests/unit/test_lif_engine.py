@@ -1,0 +1,205 @@
+"""The Numba engine of lif_network against exact solutions and exact properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from neurodyn.errors import SimulationError
+from neurodyn.families.lif_network import engine, kernels
+from neurodyn.families.lif_network.engine import simulate_numba
+from neurodyn.families.lif_network.network import build_network, streams
+from neurodyn.scenario import from_dict
+
+
+def scenario(pops: dict, synapses: list | None = None, inputs: list | None = None, seed: int = 1,
+             duration: str = "50 ms", dt: str = "0.1 ms", record: dict | None = None):
+    return from_dict({"name": "t", "family": "lif_network",
+                      "params": {"populations": pops, "synapses": synapses or [], "inputs": inputs or []},
+                      "run": {"duration": duration, "dt": dt, "seed": seed}, "record": record or {}})
+
+
+def kicker(v_rest: str = "-70 mV") -> dict:
+    """One neuron that starts far above threshold: it fires at step 0 and then stays refractory."""
+    return {"size": 1, "tau_m": "20 ms", "v_rest": v_rest, "v_reset": "-70 mV", "v_threshold": "-50 mV",
+            "t_ref": "10 s", "v_init": "1 V"}
+
+
+def target(tau_m: str = "20 ms", **extra) -> dict:
+    return {"size": 1, "tau_m": tau_m, "v_rest": "-65 mV", "v_reset": "-70 mV", "v_threshold": "0 mV",
+            **extra}
+
+
+@pytest.mark.parametrize("tau_s", ["5 ms", "20 ms"])  # 20 ms = tau_m: the equal-tau limit
+def test_current_psp_is_exact(tau_s):
+    """A spike at step 0 adds w to x at t = dt; then v - v_rest = w tau_s/(tau_s - tau_m)(e^{-t/tau_s} -
+    e^{-t/tau_m}) (or w (t/tau_m) e^{-t/tau_m} for tau_s = tau_m), sampled exactly at every step."""
+    w = 2e-3
+    sc = scenario({"src": kicker(), "dst": target()},
+                  synapses=[{"source": "src", "target": "dst", "connect": {"one_to_one": True},
+                             "weight": "2 mV", "tau": tau_s}],
+                  record={"v": {"indices": [1]}}, duration="60 ms")
+    ds = simulate_numba(sc)
+    assert ds.sizes["spike"] == 1 and float(ds.spike_time[0]) == 0.0
+    t = ds.time.values[1:] - 1e-4
+    tm, ts = 0.02, float(tau_s.split()[0]) * 1e-3
+    if ts == tm:
+        psp = w * t / tm * np.exp(-t / tm)
+    else:
+        psp = w * ts / (ts - tm) * (np.exp(-t / ts) - np.exp(-t / tm))
+    v = ds.v.values[:, 0]
+    assert v[0] == -0.065
+    np.testing.assert_allclose(v[1:] + 0.065, psp, rtol=0, atol=1e-15)
+
+
+def test_delay_shifts_trace_by_whole_steps():
+    base = dict(pops={"src": kicker(), "dst": target()}, record={"v": {"indices": [1]}})
+    syn = {"source": "src", "target": "dst", "connect": {"one_to_one": True}, "weight": "2 mV", "tau": "5 ms"}
+    v0 = simulate_numba(scenario(synapses=[syn], **base)).v.values[:, 0]
+    v7 = simulate_numba(scenario(synapses=[{**syn, "delay": "0.7 ms"}], **base)).v.values[:, 0]
+    assert np.all(v7[:8] == -0.065)
+    np.testing.assert_array_equal(v7[7:], v0[:-7])
+
+
+def test_refractory_period_and_spike_steps():
+    """Constant drive: ISI = ref_steps + ceil(T_free/dt) - 1 steps exactly (Brian2's schedule: spike
+    recorded at the start of the step whose update crosses threshold, v clamped for ref_steps steps)."""
+    dt, tau, ref = 1e-4, 0.02, 23
+    mu, vr, th = -0.045, -0.07, -0.05
+    sc = scenario({"n": {"size": 1, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
+                         "v_threshold": "-50 mV", "t_ref": "2.3 ms"}},
+                  inputs=[{"kind": "constant", "target": "n", "drive": "25 mV"}], duration="300 ms",
+                  record={"v": {"indices": [0]}})
+    ds = simulate_numba(sc)
+    steps = np.rint(ds.spike_time.values / dt).astype(int)
+    t_free = tau * math.log((mu - vr) / (mu - th))
+    k = math.ceil(t_free / dt)
+    assert steps[0] == k - 1  # from v_rest = v_reset with no refractoriness before the first spike
+    assert np.all(np.diff(steps) == ref + k - 1)
+    v = ds.v.values[:, 0]
+    s = steps[1]
+    assert np.all(v[s + 1:s + ref + 1] == vr) and v[s + ref + 1] > vr
+
+
+def test_conductance_trace_matches_ode():
+    """Exponential Euler (g frozen over a step) converges to the ODE solution at first order in dt:
+    the error is ~0.1% of the PSP at dt = 0.01 ms and halves when dt halves."""
+    tm, ts, gl, w, el = 0.02, 0.005, 10e-9, 20e-9, -0.065
+
+    def rhs(t, y):
+        g = w * math.exp(-t / ts)
+        return [((el - y[0]) + g / gl * (0.0 - y[0])) / tm]
+
+    errors = []
+    for dt in (2e-5, 1e-5):
+        sc = scenario({"src": kicker(), "dst": target(g_leak="10 nS")},
+                      synapses=[{"source": "src", "target": "dst", "connect": {"one_to_one": True},
+                                 "kind": "conductance", "weight": "20 nS", "tau": "5 ms",
+                                 "reversal": "0 mV"}],
+                      record={"v": {"indices": [1], "every": "0.1 ms"}}, duration="40 ms", dt=dt)
+        ds = simulate_numba(sc)
+        t = ds.time.values[1:] - dt
+        sol = solve_ivp(rhs, (0, t[-1]), [el], t_eval=t, rtol=1e-12, atol=1e-15, method="DOP853")
+        errors.append(np.max(np.abs(ds.v.values[1:, 0] - sol.y[0])))
+        peak = np.max(sol.y[0]) - el
+    assert peak > 5e-3 and errors[1] < 2e-3 * peak
+    assert 1.8 < errors[0] / errors[1] < 2.2
+
+
+def test_white_noise_stationary_variance():
+    """Exact OU increment: with the threshold out of reach, var(v) -> sigma^2 / 2 and mean -> v_rest + mu."""
+    sc = scenario({"n": {"size": 2000, "tau_m": "10 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
+                         "v_threshold": "1 V"}},
+                  inputs=[{"kind": "noise", "target": "n", "mu": "4 mV", "sigma": "6 mV"}],
+                  record={"v": {"indices": "all", "every": "20 ms"}}, duration="200 ms", dt="0.5 ms")
+    v = simulate_numba(sc).v.values[5:]  # from 100 ms (10 tau_m) on: stationary
+    n = v.size
+    assert abs(v.mean() - (-0.066)) < 5 * 0.006 / math.sqrt(2) / math.sqrt(n)
+    assert abs(v.var() / (0.006**2 / 2) - 1) < 5 * math.sqrt(2 / n)
+
+
+def test_poisson_input_mean_and_variance():
+    """Shot noise (Campbell): mean x = r n w tau_s; v mean = v_rest + r n w tau_s;
+    var(x) = r n w^2 tau_s / 2."""
+    r, n_src, w, ts = 50.0, 20, 1e-3, 0.004
+    sc = scenario({"n": {"size": 2000, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
+                         "v_threshold": "1 V"}},
+                  inputs=[{"kind": "poisson", "target": "n", "rate": "50 Hz", "n_sources": 20,
+                           "weight": "1 mV", "tau": "4 ms"}],
+                  record={"v": {"indices": "all", "every": "25 ms"}}, duration="300 ms", dt="0.1 ms")
+    v = simulate_numba(sc).v.values[6:]
+    expect = -0.070 + r * n_src * w * ts
+    # var(v) for shot noise filtered by two exponentials: r n w^2 ts^2 / (2 (ts + tm))
+    var = r * n_src * w**2 * ts**2 / (2 * (ts + 0.02))
+    assert abs(v.mean() - expect) < 5 * math.sqrt(var / v.size)
+    assert abs(v.var() / var - 1) < 0.1
+
+
+def test_same_seed_identical_different_seed_differs():
+    pops = {"e": {"size": 200, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
+                  "v_threshold": "-50 mV", "t_ref": "2 ms", "v_init": {"uniform": ["-70 mV", "-50 mV"]}}}
+    syn = [{"source": "e", "target": "e", "connect": {"p": 0.1}, "weight": "0.5 mV", "tau": "5 ms",
+            "delay": "1 ms"}]
+    inp = [{"kind": "noise", "target": "e", "mu": "18 mV", "sigma": "4 mV"},
+           {"kind": "poisson", "target": "e", "rate": "100 Hz", "n_sources": 5, "weight": "0.5 mV",
+            "tau": "2 ms"}]
+    rec = {"v": {"indices": [0, 5]}}
+    a = simulate_numba(scenario(pops, syn, inp, seed=7, record=rec))
+    b = simulate_numba(scenario(pops, syn, inp, seed=7, record=rec))
+    c = simulate_numba(scenario(pops, syn, inp, seed=8, record=rec))
+    assert a.sizes["spike"] > 100
+    for name in ("spike_time", "spike_index", "v"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    differs = a.sizes["spike"] != c.sizes["spike"] or not np.array_equal(a.spike_index.values,
+                                                                         c.spike_index.values)
+    assert differs
+
+
+def test_spike_buffer_drain_gives_same_result(monkeypatch):
+    pops = {"e": {"size": 300, "tau_m": "10 ms", "v_rest": "-40 mV", "v_reset": "-70 mV",
+                  "v_threshold": "-50 mV", "v_init": {"uniform": ["-70 mV", "-50 mV"]}}}
+    ref = simulate_numba(scenario(pops, duration="100 ms"))
+    monkeypatch.setattr(engine, "MIN_SPIKE_BUFFER", 1)  # capacity 4 n: drained every few steps
+    small = simulate_numba(scenario(pops, duration="100 ms"))
+    assert ref.sizes["spike"] > 2000
+    np.testing.assert_array_equal(ref.spike_time.values, small.spike_time.values)
+    np.testing.assert_array_equal(ref.spike_index.values, small.spike_index.values)
+
+
+def test_nan_status_stops_run():
+    sc = scenario({"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
+                         "v_threshold": "-50 mV"}})
+    net = build_network(sc)
+    net.v0[1] = np.nan
+    st = engine.kernel_state(net, 1e-4, np.zeros(0, dtype=np.int64), 1, 10)
+    status, step, n_spk, bad = kernels.advance(0, 10, streams(1)[2], *st.args)
+    assert (status, step, n_spk, bad) == (kernels.STATUS_NAN, 0, 0, 1)
+
+
+def test_simulation_error_for_nan(monkeypatch):
+    sc = scenario({"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
+                         "v_threshold": "-50 mV"}})
+    real = engine.build_network
+
+    def poisoned(s):
+        net = real(s)
+        net.v0[2] = np.nan
+        return net
+
+    monkeypatch.setattr(engine, "build_network", poisoned)
+    with pytest.raises(SimulationError, match="neuron 2"):
+        simulate_numba(sc)
+
+
+def test_probe_sampling_every():
+    sc = scenario({"n": {"size": 4, "tau_m": "20 ms", "v_rest": "-60 mV", "v_reset": "-70 mV",
+                         "v_threshold": "-50 mV", "v_init": "-70 mV"}},
+                  record={"v": {"indices": [3, 0], "every": "1 ms"}}, duration="10 ms")
+    ds = simulate_numba(sc)
+    np.testing.assert_allclose(ds.time.values, np.arange(10) * 1e-3)
+    assert list(ds.neuron.values) == [3, 0]
+    expect = -0.060 - 0.010 * np.exp(-ds.time.values / 0.02)
+    np.testing.assert_allclose(ds.v.values[:, 0], expect, atol=1e-15)

@@ -1,0 +1,156 @@
+"""lif_network simulations against analytic rates, and the theory functions against independent numerics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import yaml
+from scipy import integrate, special
+
+from neurodyn.families.lif_network import theory
+from neurodyn.families.lif_network.engine import simulate_numba
+from neurodyn.scenario import from_dict, load_scenario
+from tests.conftest import REPO
+
+LIF = {"tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV", "t_ref": "2 ms"}
+
+
+def scenario(pops: dict, inputs: list, duration: str, dt: str, record: dict | None = None,
+             synapses: list | None = None):
+    return from_dict({"name": "t", "family": "lif_network",
+                      "params": {"populations": pops, "inputs": inputs, "synapses": synapses or []},
+                      "run": {"duration": duration, "dt": dt, "seed": 3}, "record": record or {}})
+
+
+def test_single_neuron_constant_drive_rate_within_half_percent():
+    """Simulated rate = 1/(t_ref + tau_m ln((mu - v_reset)/(mu - theta))) within 0.5% at dt = 0.01 ms."""
+    drives = {"d21": "21 mV", "d25": "25 mV", "d40": "40 mV", "d80": "80 mV"}
+    pops = {name: {"size": 1, **LIF} for name in drives}
+    inputs = [{"kind": "constant", "target": name, "drive": d} for name, d in drives.items()]
+    sc = scenario(pops, inputs, "20 s", "0.01 ms", record={"analysis_start": "0.5 s"})
+    ds = simulate_numba(sc)
+    th = theory.theory_dataset(sc, ds)
+    assert list(th.rate_theory_regime.values) == ["fi"] * 4
+    for name, d in drives.items():
+        mu = -0.070 + float(d.split()[0]) * 1e-3
+        expect = 1.0 / (0.002 + 0.02 * math.log((mu + 0.070) / (mu + 0.050)))
+        assert float(th.rate_theory.sel(population=name)) == pytest.approx(expect, rel=1e-12)
+        sim = float(ds.rate.sel(population=name))
+        assert abs(sim / expect - 1) < 0.005, (name, sim, expect)
+    assert th.rate_theory.attrs["rel_tol"] < 0.01
+
+
+def test_subthreshold_drive_gives_zero_rate():
+    sc = scenario({"n": {"size": 1, **LIF}}, [{"kind": "constant", "target": "n", "drive": "19.9 mV"}],
+                  "1 s", "0.1 ms")
+    ds = simulate_numba(sc)
+    assert float(ds.rate[0]) == 0.0 and float(theory.theory_dataset(sc, ds).rate_theory[0]) == 0.0
+
+
+def test_noisy_population_rate_matches_siegert():
+    """White-noise input at four drive levels (sub- to suprathreshold): within 10% of Siegert."""
+    levels = {"mu12": "12 mV", "mu16": "16 mV", "mu20": "20 mV", "mu26": "26 mV"}
+    pops = {name: {"size": 500, **LIF, "v_init": {"uniform": ["-70 mV", "-50 mV"]}} for name in levels}
+    inputs = [{"kind": "noise", "target": name, "mu": m, "sigma": "5 mV"} for name, m in levels.items()]
+    sc = scenario(pops, inputs, "2 s", "0.1 ms", record={"analysis_start": "0.2 s"})
+    ds = simulate_numba(sc)
+    th = theory.theory_dataset(sc, ds)
+    assert list(th.rate_theory_regime.values) == ["siegert"] * 4
+    sim, pred = ds.rate.values, th.rate_theory.values
+    assert np.all(np.diff(pred) > 0) and pred[0] > 0.5
+    np.testing.assert_array_less(np.abs(sim / pred - 1), 0.10)
+
+
+def test_siegert_against_quad_of_original_integrand():
+    """The Gauss-Legendre erfcx form equals scipy.quad of e^{u^2}(1 + erf u) (the textbook integrand,
+    written as e^{u^2} erfc(-u) so that 1 + erf u does not cancel to 0 for u << 0)."""
+    tau, tref, th, vr = 0.02, 0.002, 0.020, 0.010
+    for mu, sigma in [(0.010, 0.005), (0.015, 0.002), (0.025, 0.005), (0.005, 0.003), (0.019, 0.0005)]:
+        a, b = (vr - mu) / sigma, (th - mu) / sigma
+        integral, _ = integrate.quad(lambda u: math.exp(u * u) * math.erfc(-u), a, b, epsabs=0,
+                                     epsrel=1e-12, limit=200)
+        expect = 1.0 / (tref + tau * math.sqrt(math.pi) * integral)
+        assert theory.siegert_rate(mu, sigma, tau, tref, th, vr) == pytest.approx(expect, rel=1e-9)
+
+
+def test_siegert_tends_to_fi_curve_without_noise():
+    tau, tref, th, vr, mu = 0.02, 0.002, -0.050, -0.070, -0.045
+    fi = theory.fi_rate(mu, tau, tref, th, vr)
+    assert theory.siegert_rate(mu, 1e-6, tau, tref, th, vr) == pytest.approx(fi, rel=1e-3)
+    assert theory.siegert_rate(mu, 0.0, tau, tref, th, vr) == fi
+    assert theory.siegert_rate(-0.060, 1e-4, tau, tref, th, vr) == 0.0  # 100 sigma below threshold
+
+
+def test_fi_rate_against_ode_first_passage():
+    """Time to threshold from solve_ivp with an event equals tau_m ln((mu - v_r)/(mu - theta))."""
+    tau, tref, th, vr = 0.015, 0.003, -0.050, -0.065
+    for mu in (-0.049, -0.040, -0.020):
+        sol = solve_to_threshold(mu, tau, th, vr)
+        assert theory.fi_rate(mu, tau, tref, th, vr) == pytest.approx(1.0 / (tref + sol), rel=1e-8)
+
+
+def solve_to_threshold(mu: float, tau: float, th: float, vr: float) -> float:
+    def hit(t, y):
+        return y[0] - th
+
+    hit.terminal = True
+    out = integrate.solve_ivp(lambda t, y: [(mu - y[0]) / tau], (0, 10.0), [vr], events=hit, rtol=1e-12,
+                              atol=1e-15)
+    return float(out.t_events[0][0])
+
+
+def test_brunel_fixed_point_is_self_consistent():
+    sc = load_scenario(REPO / "scenarios" / "brunel.yaml")
+    names, nu, regime = theory.self_consistent_rates(sc)
+    assert regime == ["brunel", "brunel"]
+    # recompute phi(nu) by hand from Brunel's formulas (instantaneous charge J = w tau_s / tau_m)
+    j, ce, ci, g, tau = 0.1e-3, 1000, 250, 6.0, 0.02
+    mu = tau * j * (ce * (nu[0] + 40.0) - g * ci * nu[1])
+    var = tau * j * j * (ce * (nu[0] + 40.0) + g * g * ci * nu[1])
+    sigma = math.sqrt(var)
+    shift = theory.ALPHA_FB / 2 * sigma * math.sqrt(0.5e-3 / tau) + theory.BETA_DISCRETE * sigma * math.sqrt(
+        1e-4 / tau)
+    phi = theory.siegert_rate(mu, sigma, tau, 0.002, 0.020 + shift,
+                              0.010 + theory.ALPHA_FB / 2 * sigma * math.sqrt(0.5e-3 / tau))
+    assert nu[0] == pytest.approx(phi, rel=1e-8) and nu[0] == pytest.approx(nu[1], rel=1e-10)
+    assert 20 < nu[0] < 100
+
+
+@pytest.mark.slow
+def test_reduced_brunel_network_matches_mean_field():
+    """Brunel model A scaled to 5000 neurons (C_E = 400, J scaled to keep J C_E): AI state, rate within
+    the stored tolerance of the self-consistent mean field."""
+    params = yaml.safe_load((REPO / "models" / "brunel.yaml").read_text())
+    params["populations"]["exc"]["size"], params["populations"]["inh"]["size"] = 4000, 1000
+    exc, inh = params["synapses"]
+    exc["connect"]["in_degree"], inh["connect"]["in_degree"] = 400, 100
+    exc["weight"], inh["weight"] = "10 mV", "-60 mV"  # J C_E and g kept
+    params["inputs"][0].update(n_sources=400, weight="10 mV")
+    sc = from_dict({"name": "brunel_small", "family": "lif_network", "params": params,
+                    "run": {"duration": "0.6 s", "dt": "0.1 ms", "seed": 1},
+                    "record": {"analysis_start": "0.1 s"}})
+    ds = simulate_numba(sc)
+    th = theory.theory_dataset(sc, ds)
+    ratio = ds.rate.values / th.rate_theory.values
+    assert np.all(np.abs(ratio - 1) < th.rate_theory.attrs["rel_tol"]), ratio
+    assert np.all(ds.cv_isi.values > 0.5)  # irregular firing
+
+
+def test_conductance_population_has_no_theory():
+    sc = load_scenario(REPO / "scenarios" / "coba.yaml")
+    names, nu, regime = theory.self_consistent_rates(sc)
+    assert regime == ["none", "none"] and np.all(np.isnan(nu))
+
+
+def test_poisson_diffusion_approximation_terms():
+    """mu and sigma^2 of a Poisson input follow Campbell's theorem with J = w tau_s / tau_m."""
+    sc = scenario({"n": {"size": 1, **LIF}},
+                  [{"kind": "poisson", "target": "n", "rate": "10 Hz", "n_sources": 500, "weight": "2 mV",
+                    "tau": "1 ms"}], "10 ms", "0.1 ms")
+    _, (inp,) = theory.population_inputs(sc)
+    j = 2e-3 * 1e-3 / 0.02
+    assert inp.mu0 == pytest.approx(-0.070 + 0.02 * 5000 * j)
+    assert inp.var0 == pytest.approx(0.02 * 5000 * j * j)
+    assert special.erfcx(0.0) == 1.0  # sanity of the special function used by theory
