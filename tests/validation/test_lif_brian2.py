@@ -21,7 +21,8 @@ brian2 = pytest.importorskip("brian2")
 from neurodyn.families.lif_network import LIFNetwork  # noqa: E402
 from neurodyn.families.lif_network.brian2_backend import TARGET_ENV, brian2_seed  # noqa: E402
 
-pytestmark = pytest.mark.brian2
+# Brian2 2.9 parses equations with pyparsing's deprecated camelCase API
+pytestmark = [pytest.mark.brian2, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
 @pytest.fixture(autouse=True)
