@@ -113,8 +113,9 @@ def lse_measurements(x: np.ndarray, eps: float) -> dict[str, float]:
 def sigmoid_ratio_max(x: np.ndarray, eps: float) -> float:
     """Lemma 5.1: max over x != 0 of |sigmoid(x/eps) - H(x)| / e^{-|x|/eps} (the lemma says <= 1)."""
     x = x[(x != 0) & (np.abs(x) / eps < 600.0)]
-    sig = 0.5 * (1.0 + np.tanh(0.5 * x / eps))
-    err = np.abs(sig - (x > 0))
+    sig = expit(x / eps)
+    # |sigmoid - H| from the tail (sigmoid(-|x|/eps)) where 1 - sigmoid would round to a multiple of 2^-53
+    err = np.where(x > 0, expit(-x / eps), sig)
     return float(np.max(err / np.exp(-np.abs(x) / eps)))
 
 
