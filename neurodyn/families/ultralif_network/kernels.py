@@ -36,11 +36,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-#: neuron kind -> integer code passed to the kernels
-KIND_CODES: dict[str, int] = {"lif": 0, "maxplus_lif": 1, "ultralif": 2, "ultradlif": 3, "ultraplif": 4,
-                              "ultradplif": 5}
-#: surrogate gradient -> integer code
-SURROGATE_CODES: dict[str, int] = {"sigmoid": 0, "atan": 1}
+from neurodyn.families.ultralif_network.names import KIND_CODES, SURROGATE_CODES  # noqa: F401 (re-export)
 
 LOG2 = math.log(2.0)
 

@@ -7,17 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurodyn.families.ultralif_network.kernels import (
-    KIND_CODES,
-    SURROGATE_CODES,
-    batch_forward_backward,
-)
+from neurodyn.families.ultralif_network.kernels import batch_forward_backward
+from neurodyn.families.ultralif_network.names import KIND_CODES, SURROGATE_CODES
 
 ULTRA_KINDS = ("ultralif", "ultradlif", "ultraplif", "ultradplif")
 #: kinds whose tau0 = sigmoid(tau_param) is learned (the "P" variants)
 LEARN_TAU_KINDS = ("ultraplif", "ultradplif")
-#: kinds trained with a surrogate gradient (hard threshold in the forward pass)
-SURROGATE_KINDS = ("lif", "maxplus_lif")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue, did_you_mean
 from neurodyn.families.base import StrictModel
-from neurodyn.families.ultralif_network.kernels import KIND_CODES, SURROGATE_CODES
+from neurodyn.families.ultralif_network.names import KIND_CODES, SURROGATE_CODES
 
 DATASETS = ("digits", "events")
 KINDS = tuple(KIND_CODES)
