@@ -103,7 +103,8 @@ class UltraLIFNetwork(Family):
             for li, lam in enumerate(p.sparsity):
                 for si, seed in enumerate(seeds):
                     cfg = TrainConfig(T=p.T, epochs=epochs, batch_size=p.batch_size, lr=p.lr, lam=lam,
-                                      learn_eps=p.learn_eps, eps0=p.eps, tau0=p.tau0, input_gain=p.input_gain)
+                                      learn_eps=p.learn_eps, eps0=p.eps, tau0=p.tau0, input_gain=p.input_gain,
+                                      test_repeats=p.test_repeats)
                     t0 = time.perf_counter()
                     res = train(spec, data, cfg, seed, progress,
                                 desc=f"{label} lambda={lam:g} seed={seed}")

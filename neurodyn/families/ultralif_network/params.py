@@ -118,6 +118,8 @@ class UltraLIFParams(StrictModel):
     lr: float = Field(1e-3, gt=0)
     #: default epoch count (run.epochs overrides it)
     epochs: int = Field(30, ge=1)
+    #: digits: independent rate encodings of the test set averaged in the test figures
+    test_repeats: int = Field(1, ge=1)
     #: digits: fraction held out as the fixed test split
     test_fraction: float = Field(0.25, gt=0, lt=1)
     events: EventsTask = EventsTask()
