@@ -63,7 +63,8 @@ def test_reset_breaks_the_trajectory_bound_for_small_eps(ds) -> None:
 
 
 def test_same_seed_same_numbers() -> None:
-    p = UltraLIFParams(experiment="bounds", bounds={"eps": [0.3], "steps": 10, "n_neurons": 20, "n_samples": 100})
+    p = UltraLIFParams(experiment="bounds",
+                       bounds={"eps": [0.3], "steps": 10, "n_neurons": 20, "n_samples": 100})
     a = run_bounds(p, seed=5, progress=QUIET)
     b = run_bounds(p, seed=5, progress=QUIET)
     c = run_bounds(p, seed=6, progress=QUIET)
