@@ -45,7 +45,7 @@ class CorticalField(Family):
         rows = []
         if "spectrum_slope" in ds:
             rows.append(Row(quantity="spectrum_slope (equipartition 1/f)", simulated=float(ds["spectrum_slope"]),
-                            predicted=-1.0, rel_tol=0.15,
+                            predicted=-1.0, rel_tol=0.1,
                             source="equipartition over the 2D mode density (Cooray, Cooray & Friston 2023)"))
         if "dispersion_omega" in ds and "site_model" in ds["dispersion_omega"].dims:
             d = ds["dispersion_omega"]

@@ -106,7 +106,7 @@ def measure_local_spectrum(raw: Raw) -> tuple[np.ndarray, np.ndarray]:
     x = raw.probe_out[:, idx].T
     dts = raw.plan.k_probe * raw.setup.dt
     n = x.shape[1]
-    nseg = 2 ** int(np.floor(np.log2(max(n // 32, 16))))
+    nseg = 2 ** int(np.floor(np.log2(max(n // 16, 16))))
     f, p = scipy.signal.welch(x, fs=1 / dts, nperseg=nseg, axis=-1)
     # one-sided density per Hz -> two-sided per (rad/s)/(2 pi): S(omega) = P(f) / 2
     return 2 * np.pi * f[1:], 0.5 * p.mean(axis=0)[1:]

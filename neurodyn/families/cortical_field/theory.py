@@ -11,7 +11,9 @@ Sources (the paper's body was unavailable; these are standard results, see docs/
   ``S_k(omega) = sigma^2 / ((omega_k^2 - omega^2)^2 + gamma^2 omega^2)`` of a damped mode driven by
   white noise (Uhlenbeck & Ornstein 1930, Phys. Rev. 36:823; Gardiner, *Stochastic Methods*, sec. 4.5);
 * equipartition over the 2D mode density ``N omega / (2 pi kappa)`` gives the local spectrum
-  ``S(omega) = sigma^2 / (4 gamma kappa omega)`` for ``m << omega << 2 sqrt(kappa)`` (a 1/f law);
+  ``S(omega) = sigma^2 / (4 gamma kappa omega)`` for ``m, gamma << omega << 2 sqrt(kappa)`` (a 1/f law);
+  integrating the Lorentzians exactly over the continuum adds the factor
+  ``[1/2 + arctan((omega^2 - m^2)/(gamma omega)) / pi]``;
 * modified energy of Störmer–Verlet on a linear system: ``H`` oscillates within a factor
   ``1 / (1 - (omega_max dt / 2)^2)`` of a conserved quadratic form (Hairer, Lubich & Wanner 2006,
   *Geometric Numerical Integration*, sec. I.5 and XIII.2).
@@ -102,14 +104,22 @@ def local_spectrum(omega: np.ndarray, omegas: np.ndarray, gamma: float, sigma: f
     return out / len(omegas)
 
 
-def equipartition_spectrum(omega: np.ndarray, gamma: float, sigma: float, kappa: float) -> np.ndarray:
-    """Continuum equipartition law ``S(omega) = sigma^2 / (4 gamma kappa omega)`` (valid for m << omega)."""
-    return sigma**2 / (4 * gamma * kappa * np.asarray(omega))
+def equipartition_spectrum(omega: np.ndarray, gamma: float, sigma: float, kappa: float, m: float = 0.0
+                           ) -> np.ndarray:
+    """Local spectrum of the damped continuum field: Lorentzians integrated over the 2D mode density.
+
+    ``S(omega) = sigma^2 / (4 pi gamma kappa omega) [pi/2 + arctan((omega^2 - m^2) / (gamma omega))]``,
+    which tends to the equipartition 1/f law ``sigma^2 / (4 gamma kappa omega)`` for
+    ``omega^2 - m^2 >> gamma omega``.
+    """
+    w = np.asarray(omega, dtype=float)
+    return sigma**2 / (4 * np.pi * gamma * kappa * w) * (np.pi / 2 + np.arctan((w**2 - m**2) / (gamma * w)))
 
 
 def spectrum_band(omega0: float, gamma: float, kappa: float) -> tuple[float, float]:
-    """Frequency band where the 1/f law applies: ``[max(3 m, 5 gamma), sqrt(kappa)]`` (rad/s)."""
-    return max(3 * omega0, 5 * gamma), math.sqrt(kappa)
+    """Band of the 1/f law: ``[max(3 m, 3 gamma), sqrt(kappa) / 2]`` (rad/s), above the mass and the
+    damping width, below where the lattice's density of states departs from the continuum's."""
+    return max(3 * omega0, 3 * gamma), 0.5 * math.sqrt(kappa)
 
 
 def loglog_slope(omega: np.ndarray, s: np.ndarray) -> float:
@@ -216,10 +226,12 @@ def theory_dataset(scenario, ds):
         exact = local_spectrum(w, om, g, st0.sigma)
         out["local_psd_lattice_sum"] = ("omega_local", exact, var_attrs(
             "s", "exact local spectrum (1/N) sum_k S_k(omega)", source="sum of the modes' Lorentzians"))
-        out["local_psd_equipartition"] = ("omega_local", equipartition_spectrum(w, g, st0.sigma,
-                                                                               float(st0.kappa[0])), var_attrs(
-            "s", "equipartition 1/f law sigma^2 / (4 gamma kappa omega)",
-            source="equipartition over the 2D mode density N omega/(2 pi kappa); Cooray, Cooray & Friston 2023"))
+        out["local_psd_equipartition"] = ("omega_local", equipartition_spectrum(
+            w, g, st0.sigma, float(st0.kappa[0]), st0.omega0), var_attrs(
+            "s", "continuum equipartition spectrum sigma^2/(4 pi gamma kappa omega) [pi/2 + arctan((omega^2-m^2)/"
+                 "(gamma omega))] -> 1/f law",
+            source="Lorentzians integrated over the 2D mode density N omega/(2 pi kappa); "
+                   "Cooray, Cooray & Friston 2023"))
         lo, hi = spectrum_band(st0.omega0, g, float(st0.kappa[0]))
         band = (w >= lo) & (w <= hi)
         out["spectrum_slope_theory"] = ((), loglog_slope(w[band], exact[band]), var_attrs(
