@@ -263,9 +263,9 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         ds["continuum_error"] = ("resolution", np.array(errs),
                                  var_attrs("1", "RMS error vs the exact continuum solution / RMS of u0"))
         hs = np.array([r.setup.h for r in raws])
-        order = np.full(len(errs), np.nan)
-        order[1:] = np.log(np.array(errs[:-1]) / np.array(errs[1:])) / np.log(hs[:-1] / hs[1:])
-        ds["convergence_order"] = ("resolution", order,
+        order = np.log(np.array(errs[:-1]) / np.array(errs[1:])) / np.log(hs[:-1] / hs[1:])
+        ds.coords["refinement"] = ("refinement", hs[1:], var_attrs("m", "finer h of each successive pair"))
+        ds["convergence_order"] = ("refinement", order,
                                    var_attrs("1", "observed order log(e_{i-1}/e_i) / log(h_{i-1}/h_i)"))
     # per-variant description
     ds.attrs["schemes"] = [r.setup.scheme for r in raws]

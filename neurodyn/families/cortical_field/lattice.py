@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import fsolve
+from scipy.special import expit
 
 from neurodyn.errors import ScenarioError
 from neurodyn.families.cortical_field import kernels as K
@@ -53,7 +54,7 @@ def ei_linearisation(ei) -> Linearisation:
 
 
 def _sig(x: float, a: float, th: float) -> float:
-    return 1.0 / (1.0 + math.exp(-a * (x - th)))
+    return float(expit(a * (x - th)))
 
 
 def wc_linearisation(wc) -> Linearisation:
@@ -82,7 +83,7 @@ def wc_linearisation(wc) -> Linearisation:
         lin = Linearisation(a=(-1 + wc.w_ee * de) / wc.tau_e, b=wc.w_ei * de / wc.tau_e,
                             c=wc.w_ie * di / wc.tau_i, d=(1 + wc.w_ii * di) / wc.tau_i,
                             fixed_point=(float(e), float(i)), slopes=(float(de), float(di)))
-        oscillatory = (lin.a - lin.d) ** 2 - 4 * lin.b * lin.c < 0
+        oscillatory = (lin.a + lin.d) ** 2 - 4 * lin.b * lin.c < 0  # trace^2 < 4 det
         if lin.gamma >= 0 and oscillatory and lin.b > 0:
             return lin
     pts = ", ".join(f"({e:.3f}, {i:.3f})" for e, i in found) or "none"
@@ -221,7 +222,7 @@ def _setup(p: CorticalParams, model: str, label: str, nx: int, ny: int, h: float
         omega0, gamma = lin_wc.omega0, lin_wc.gamma
     if model == "ei_linear":
         lin = lin_wc if (p.match_linearisation and lin_wc is not None) else ei_linearisation(p.ei)
-        if lin.b * lin.c - lin.a * lin.d <= 0 or (lin.a - lin.d) ** 2 - 4 * lin.b * lin.c >= 0:
+        if lin.b * lin.c - lin.a * lin.d <= 0 or (lin.a + lin.d) ** 2 - 4 * lin.b * lin.c >= 0:
             raise ScenarioError("params.ei", "...", "the E–I pair must have an oscillatory linearisation "
                                 f"(det = {lin.b * lin.c - lin.a * lin.d:.4g}, trace = {lin.a - lin.d:.4g})")
         omega0, gamma = lin.omega0, lin.gamma

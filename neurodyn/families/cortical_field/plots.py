@@ -26,11 +26,17 @@ def _snapshots(ds: xr.Dataset) -> xr.DataArray:
     return u.isel(field=0) if "field" in u.dims else u
 
 
+def _vmax(u: xr.DataArray, idx: np.ndarray) -> float:
+    """Symmetric colour limit from the frames after the first (an initial bump would wash out the rest)."""
+    later = idx[1:] if len(idx) > 1 else idx
+    return float(np.nanmax(np.abs(u.isel(time=later).values))) or 1.0
+
+
 def plot_snapshot_grid(ds: xr.Dataset, path: Path) -> Path:
     """Nine snapshots evenly spaced in time on a shared symmetric colour scale."""
     u = _snapshots(ds)
     idx = np.unique(np.linspace(0, u.sizes["time"] - 1, 9).astype(int))
-    vmax = float(np.nanmax(np.abs(u.isel(time=idx).values))) or 1.0
+    vmax = _vmax(u, idx)
     plt, fig, axes = _fig(3, 3, figsize=(9, 9), constrained_layout=True)
     x_mm, y_mm = ds["x"].values * 1e3, ds["y"].values * 1e3
     for ax, k in zip(axes.flat, idx):
@@ -53,7 +59,7 @@ def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
 
     u = _snapshots(ds)
     idx = np.unique(np.linspace(0, u.sizes["time"] - 1, min(GIF_FRAMES, u.sizes["time"])).astype(int))
-    vmax = float(np.nanmax(np.abs(u.isel(time=idx).values))) or 1.0
+    vmax = _vmax(u, idx)
     plt, fig, ax = _fig(figsize=(4.5, 4))
     im = ax.imshow(u.isel(time=idx[0]).values, cmap="RdBu_r", vmin=-vmax, vmax=vmax, origin="lower")
     title = ax.set_title("")

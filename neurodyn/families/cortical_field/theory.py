@@ -244,9 +244,8 @@ def theory_dataset(scenario, ds):
             "m/s", "wave speed c = h sqrt(kappa) of the massless field", rel_tol=0.02,
             source="massless Klein-Gordon (wave) equation: non-dispersive, every direction at c"))
     if "convergence_order" in ds:
-        order = np.full(ds.sizes["resolution"], 2.0)
-        order[0] = np.nan
-        out["convergence_order_theory"] = ("resolution", order, var_attrs(
+        order = np.full(ds.sizes["refinement"], 2.0)
+        out["convergence_order_theory"] = ("refinement", order, var_attrs(
             "1", "second-order convergence (5-point Laplacian O(h^2), leapfrog O(dt^2) with dt ~ h)", rel_tol=0.1,
             source="truncation error of the centred second differences in space and time"))
     return out
