@@ -105,7 +105,7 @@ def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray
                 target[f, iy + 1, ix + 1] += scale[sf, iy + 1, ix + 1] * a
             continue
         w = src[s, S_W]
-        r = int(math.ceil(4.0 * w))
+        r = int(math.ceil(6.0 * w))  # exp(-18) ~ 1.5e-8 of the peak is dropped
         i0 = max(0, int(math.floor(cx)) - r)
         i1 = min(nx - 1, int(math.floor(cx)) + r + 1)
         j0 = max(0, int(math.floor(cy)) - r)

@@ -246,9 +246,9 @@ def _setup(p: CorticalParams, model: str, label: str, nx: int, ny: int, h: float
     if p.boundary == "absorbing":
         strength = p.sponge.strength
         if strength == 0:
-            # reflection of a quadratic ramp is small when the ramp spans several wavelengths; this rate
-            # damps the slowest wave by e^-3 on a round trip through the layer
-            strength = 3.0 * max(c / h, 1e-30) / p.sponge.width if math.isfinite(c) else 0.0
+            # peak damping 10 c / (h width): a wave crossing the layer (width h / c seconds) is damped by
+            # ~e^-3 each way, while the quadratic ramp keeps the reflection from its onset small
+            strength = 10.0 * c / (h * p.sponge.width) if math.isfinite(c) else 0.0
         sponge = sponge_profile(nx, ny, p.sponge.width, strength)
     else:
         sponge = np.zeros((ny + 2, nx + 2))

@@ -206,7 +206,7 @@ class Sponge(StrictModel):
     """Absorbing layer: damping ``strength * (1 - d / width)^2`` within ``width`` sites of the edge."""
 
     width: Annotated[int, Field(ge=1)] = 10
-    strength: NonNeg = 0.0  #: 1/s; 0 picks 3 c / (h width), see lattice.py
+    strength: NonNeg = 0.0  #: 1/s; 0 picks 10 c / (h width), see lattice.py
 
 
 class Analysis(StrictModel):
