@@ -25,9 +25,20 @@ def test_unstable_rk4_dt_is_refused(tmp_path):
 
 
 def test_recording_too_large_is_refused_with_estimate(tmp_path):
-    proc = run_cli("run", DISP, "--set", "params.lattice.nx=512", "--set", "params.lattice.ny=512",
-                   "--set", "record.snapshots.every=0.25 ms", "--set", "record.max_memory_mb=1000",
-                   "-o", tmp_path / "x.h5")
+    proc = run_cli(
+        "run",
+        DISP,
+        "--set",
+        "params.lattice.nx=512",
+        "--set",
+        "params.lattice.ny=512",
+        "--set",
+        "record.snapshots.every=0.25 ms",
+        "--set",
+        "record.max_memory_mb=1000",
+        "-o",
+        tmp_path / "x.h5",
+    )
     assert_user_error(proc, "recording", "MB", "record.snapshots.every >=")
     # 40960 frames x 512 x 512 x 8 bytes = 81,920 MB
     assert re.search(r"81,9\d\d MB", proc.stderr), proc.stderr
@@ -37,9 +48,12 @@ def test_nan_stops_with_step_and_site(tmp_path):
     # a mass matrix with a negative eigenvalue is a physical (tachyonic) instability: the field grows
     # as exp(3162 t) and overflows; the run stops at the first non-finite value
     scen = tmp_path / "bad.yaml"
-    scen.write_text((REPO / "scenarios" / "field_ei_layers.yaml").read_text()
-                    .replace("[[3948, -2000], [-2000, 15791]]", "[[-1.0e7, 0], [0, 15791]]")
-                    .replace("duration: 10.24 s", "duration: 1 s"))
+    scen.write_text(
+        (REPO / "scenarios" / "field_ei_layers.yaml")
+        .read_text()
+        .replace("[[3948, -2000], [-2000, 15791]]", "[[-1.0e7, 0], [0, 15791]]")
+        .replace("duration: 10.24 s", "duration: 1 s")
+    )
     proc = run_cli("run", scen, "-o", tmp_path / "x.h5")
     assert proc.returncode == 3, proc.stderr
     err = proc.stderr.strip()
@@ -56,7 +70,9 @@ def test_bad_site_model_and_missing_geometry_are_one_line_errors():
     assert_user_error(proc, "params.site_model", "wilson_cowan")
     proc = run_cli("validate", DISP, "--set", "params.lattice=null")
     assert_user_error(proc, "params", "lattice", "continuum")
-    proc = run_cli("validate", DISP, "--set", "params.sources=[{kind: gaussian, x: 1 mm, y: 1 mm, amplitude: 1}]")
+    proc = run_cli(
+        "validate", DISP, "--set", "params.sources=[{kind: gaussian, x: 1 mm, y: 1 mm, amplitude: 1}]"
+    )
     assert_user_error(proc, "params.sources.0.width", "positive length")
 
 

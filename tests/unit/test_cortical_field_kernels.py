@@ -11,12 +11,17 @@ from neurodyn.scenario import from_dict
 
 
 def _scenario(params: dict, run: dict, record: dict | None = None):
-    return from_dict({"name": "t", "family": "cortical_field", "params": params, "run": run,
-                      "record": record or {}})
+    return from_dict(
+        {"name": "t", "family": "cortical_field", "params": params, "run": run, "record": record or {}}
+    )
 
 
-LATTICE = {"lattice": {"nx": 32, "ny": 32, "h": 1e-3}, "omega0": 31.4159, "kappa": 10000.0,
-           "initial": {"kind": "random", "amplitude": 1.0}}
+LATTICE = {
+    "lattice": {"nx": 32, "ny": 32, "h": 1e-3},
+    "omega0": 31.4159,
+    "kappa": 10000.0,
+    "initial": {"kind": "random", "amplitude": 1.0},
+}
 
 
 def test_energy_error_bounded_without_drift_and_scales_as_dt_squared():
@@ -38,8 +43,13 @@ def test_energy_error_bounded_without_drift_and_scales_as_dt_squared():
 
 
 def test_same_seed_is_bitwise_identical_and_threads_do_not_change_results():
-    params = {"lattice": {"nx": 128, "ny": 128}, "omega0": 20.0, "kappa": 40000.0, "gamma": 5.0,
-              "noise": {"sigma": 1.0}}
+    params = {
+        "lattice": {"nx": 128, "ny": 128},
+        "omega0": 20.0,
+        "kappa": 40000.0,
+        "gamma": 5.0,
+        "noise": {"sigma": 1.0},
+    }
     run = {"duration": 0.05, "dt": 1e-3, "seed": 11}
     rec = {"snapshots": {"every": 0.01}, "energy": {}}
     a = simulate(_scenario(params, {**run, "threads": 1}, rec))
@@ -60,8 +70,13 @@ def test_constant_source_reaches_the_exact_static_response(kind):
     src = {"kind": kind, "x": 10e-3, "y": 7e-3, "amplitude": 500.0}
     if kind == "gaussian":
         src["width"] = 2e-3
-    params = {"lattice": {"nx": n, "ny": n, "h": h}, "omega0": 30.0, "kappa": 2000.0, "gamma": 40.0,
-              "sources": [src]}
+    params = {
+        "lattice": {"nx": n, "ny": n, "h": h},
+        "omega0": 30.0,
+        "kappa": 2000.0,
+        "gamma": 40.0,
+        "sources": [src],
+    }
     ds = simulate(_scenario(params, {"duration": 3.0, "dt": 1e-3}, {"snapshots": {"every": 0.1}}))
     u = ds["u"].isel(time=-1).values
     ix, iy = np.arange(n), np.arange(n)
@@ -78,10 +93,23 @@ def test_constant_source_reaches_the_exact_static_response(kind):
 
 def test_moving_source_response_follows_the_source():
     """A Gaussian source moving at v along x on an overdamped lattice: the field's peak tracks x0 + v t."""
-    params = {"lattice": {"nx": 80, "ny": 20, "h": 1e-3}, "omega0": 60.0, "kappa": 1000.0, "gamma": 200.0,
-              "boundary": "fixed",
-              "sources": [{"kind": "moving", "x": 10e-3, "y": 10e-3, "width": 2e-3, "velocity": [0.1, 0.0],
-                           "amplitude": 100.0}]}
+    params = {
+        "lattice": {"nx": 80, "ny": 20, "h": 1e-3},
+        "omega0": 60.0,
+        "kappa": 1000.0,
+        "gamma": 200.0,
+        "boundary": "fixed",
+        "sources": [
+            {
+                "kind": "moving",
+                "x": 10e-3,
+                "y": 10e-3,
+                "width": 2e-3,
+                "velocity": [0.1, 0.0],
+                "amplitude": 100.0,
+            }
+        ],
+    }
     ds = simulate(_scenario(params, {"duration": 0.5, "dt": 1e-3}, {"snapshots": {"every": 0.1}}))
     # steady travelling response lags the source by a constant; peak positions advance by v * 0.1 s
     peaks = [float(ds["x"][int(np.argmax(ds["u"].isel(time=k, y=10).values))]) for k in (2, 3, 4)]
@@ -91,12 +119,17 @@ def test_moving_source_response_follows_the_source():
 def test_absorbing_sponge_removes_an_outgoing_pulse():
     """A massless pulse on an absorbing lattice: after it has crossed the domain twice, < 1% of the
     energy is left (a fixed boundary would keep all of it)."""
-    base = {"continuum": {"c": 1.0, "size": [0.1, 0.1], "h": 1e-3, "courant": 0.5},
-            "initial": {"kind": "gaussian", "width": 4e-3}}
+    base = {
+        "continuum": {"c": 1.0, "size": [0.1, 0.1], "h": 1e-3, "courant": 0.5},
+        "initial": {"kind": "gaussian", "width": 4e-3},
+    }
     left = {}
     for boundary in ("absorbing", "fixed"):
-        ds = simulate(_scenario({**base, "boundary": boundary}, {"duration": 0.2, "dt": 5e-4},
-                                {"energy": {"every": 0.01}}))
+        ds = simulate(
+            _scenario(
+                {**base, "boundary": boundary}, {"duration": 0.2, "dt": 5e-4}, {"energy": {"every": 0.01}}
+            )
+        )
         e = ds["energy"].values
         left[boundary] = e[-1] / e[0]
     assert left["absorbing"] < 0.01

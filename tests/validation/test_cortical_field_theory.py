@@ -22,7 +22,9 @@ def test_dispersion_matches_lattice_formula_within_one_bin():
     ds = _run("field_dispersion")
     meas, pred = ds["dispersion_omega"].values, ds["dispersion_omega_theory"].values
     assert ds.sizes["mode"] >= 10
-    assert np.all(np.abs(meas - pred) <= float(ds["frequency_bin"])), (meas - pred) / float(ds["frequency_bin"])
+    assert np.all(np.abs(meas - pred) <= float(ds["frequency_bin"])), (meas - pred) / float(
+        ds["frequency_bin"]
+    )
     # the continuum formula is measurably wrong at the zone edge: the lattice formula is needed
     k = np.hypot(ds["k_x"].values, ds["k_y"].values)
     continuum = np.sqrt(31.4159**2 + 10000.0 * 1e-6 * k**2)

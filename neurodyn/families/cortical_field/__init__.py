@@ -44,18 +44,31 @@ class CorticalField(Family):
     def compare_rows(self, ds: xr.Dataset) -> list[Row]:
         rows = []
         if "spectrum_slope" in ds:
-            rows.append(Row(quantity="spectrum_slope (equipartition 1/f)", simulated=float(ds["spectrum_slope"]),
-                            predicted=-1.0, rel_tol=0.1,
-                            source="equipartition over the 2D mode density (Cooray, Cooray & Friston 2023)"))
+            rows.append(
+                Row(
+                    quantity="spectrum_slope (equipartition 1/f)",
+                    simulated=float(ds["spectrum_slope"]),
+                    predicted=-1.0,
+                    rel_tol=0.1,
+                    source="equipartition over the 2D mode density (Cooray, Cooray & Friston 2023)",
+                )
+            )
         if "dispersion_omega" in ds and "site_model" in ds["dispersion_omega"].dims:
             d = ds["dispersion_omega"]
             ref = d.isel(site_model=0)
             binw = float(ds["frequency_bin"])
             for m in ds["site_model"].values[1:]:
                 diff = float(np.nanmax(np.abs(d.sel(site_model=m) - ref))) / binw
-                rows.append(Row(quantity="invariance |omega - omega_ref| / bin", simulated=diff, predicted=1.0,
-                                kind="upper_bound", where=f"{m} vs {ref['site_model'].item()}",
-                                source="same linearisation -> same Klein-Gordon field (Cooray et al. 2023)"))
+                rows.append(
+                    Row(
+                        quantity="invariance |omega - omega_ref| / bin",
+                        simulated=diff,
+                        predicted=1.0,
+                        kind="upper_bound",
+                        where=f"{m} vs {ref['site_model'].item()}",
+                        source="same linearisation -> same Klein-Gordon field (Cooray et al. 2023)",
+                    )
+                )
         return rows
 
     def plot(self, ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
@@ -64,16 +77,24 @@ class CorticalField(Family):
         return plot_run(ds, out_dir, stem)
 
     def summary(self, ds: xr.Dataset) -> str:
-        lines = [f"variants: {', '.join(map(str, ds.attrs.get('variants', [])))}; schemes: "
-                 f"{', '.join(ds.attrs.get('schemes', []))}; "
-                 + ", ".join(f"{r:.3g}" for r in ds.attrs.get("site_updates_per_s", [])) + " site-updates/s"]
+        lines = [
+            f"variants: {', '.join(map(str, ds.attrs.get('variants', [])))}; schemes: "
+            f"{', '.join(ds.attrs.get('schemes', []))}; "
+            + ", ".join(f"{r:.3g}" for r in ds.attrs.get("site_updates_per_s", []))
+            + " site-updates/s"
+        ]
         for name in ("energy_error_max", "spectrum_slope"):
             if name in ds:
                 lines.append(f"{name}: {float(ds[name]):.4g}")
         if "pulse_speed" in ds:
-            lines.append("pulse_speed (x, y, diagonal): " + ", ".join(f"{v:.4g}" for v in ds["pulse_speed"].values)
-                         + " m/s")
+            lines.append(
+                "pulse_speed (x, y, diagonal): "
+                + ", ".join(f"{v:.4g}" for v in ds["pulse_speed"].values)
+                + " m/s"
+            )
         if "convergence_order" in ds:
-            lines.append("convergence_order: " + ", ".join(f"{v:.3f}" for v in ds["convergence_order"].values))
+            lines.append(
+                "convergence_order: " + ", ".join(f"{v:.3f}" for v in ds["convergence_order"].values)
+            )
         lines.append("compare with theory: neurodyn compare <result>")
         return "\n".join(lines)

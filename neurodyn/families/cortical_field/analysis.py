@@ -45,8 +45,8 @@ def mode_series(setup: Setup, snaps: np.ndarray, modes: list[tuple[int, int]]) -
 def _peak(freqs: np.ndarray, power: np.ndarray) -> float:
     """Peak frequency with parabolic interpolation of the log power around the maximum bin."""
     k = int(np.argmax(power))
-    if 0 < k < len(power) - 1 and np.all(power[k - 1:k + 2] > 0):
-        a, b, c = np.log(power[k - 1:k + 2])
+    if 0 < k < len(power) - 1 and np.all(power[k - 1 : k + 2] > 0):
+        a, b, c = np.log(power[k - 1 : k + 2])
         den = a - 2 * b + c
         off = 0.5 * (a - c) / den if den != 0 else 0.0
         return float(freqs[k] + off * (freqs[1] - freqs[0]))
@@ -80,8 +80,9 @@ def measure_dispersion(raw: Raw, modes: list[tuple[int, int]]) -> tuple[np.ndarr
     return out, float(freqs[1])
 
 
-def measure_mode_variance(raw: Raw, modes: list[tuple[int, int]], burn_in: float, batches: int
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def measure_mode_variance(
+    raw: Raw, modes: list[tuple[int, int]], burn_in: float, batches: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Batch-mean variances ``(batches, n_modes)`` and Welch mode spectra of field 0 after ``burn_in``."""
     st = raw.setup
     dts = raw.plan.k_snap * st.dt
@@ -89,8 +90,12 @@ def measure_mode_variance(raw: Raw, modes: list[tuple[int, int]], burn_in: float
     series = mode_series(st, raw.snaps[first:], modes)[0]
     nt = series.shape[-1]
     nb = nt // batches
-    var = np.array([[np.mean(np.abs(series[m, b * nb:(b + 1) * nb]) ** 2) for m in range(len(modes))]
-                    for b in range(batches)])
+    var = np.array(
+        [
+            [np.mean(np.abs(series[m, b * nb : (b + 1) * nb]) ** 2) for m in range(len(modes))]
+            for b in range(batches)
+        ]
+    )
     nseg = min(nt, max(64, 2 ** int(np.floor(np.log2(max(nt // 16, 2))))))
     f, p = scipy.signal.welch(series, fs=1 / dts, nperseg=nseg, return_onesided=False, axis=-1, detrend=False)
     # two-sided P(f) of a real field's mode is symmetric in f: average the +f and -f estimates
@@ -113,7 +118,10 @@ def measure_local_spectrum(raw: Raw) -> tuple[np.ndarray, np.ndarray]:
 
 
 def measure_pulse_speed(raw: Raw) -> tuple[np.ndarray, np.ndarray]:
-    """Speed (m/s) of the pulse peak along x, y and the diagonal: inverse slope of arrival time vs distance."""
+    """Speed (m/s) of the pulse peak along x, y and the diagonal.
+
+    The speed is the inverse slope of the peak arrival time against distance.
+    """
     speeds = np.full(len(DIRECTIONS), np.nan)
     arrivals = {}
     dt = raw.plan.k_probe * raw.setup.dt
@@ -123,8 +131,9 @@ def measure_pulse_speed(raw: Raw) -> tuple[np.ndarray, np.ndarray]:
         _, d, _ = role.split(":")
         x = raw.probe_out[:, k]
         t = np.arange(len(x)) * dt
-        arrivals.setdefault(d, []).append((raw.plan.probe_dist[k], _peak(t, np.exp(x - x.max())) if x.max() > 0
-                                           else math.nan))
+        arrivals.setdefault(d, []).append(
+            (raw.plan.probe_dist[k], _peak(t, np.exp(x - x.max())) if x.max() > 0 else math.nan)
+        )
     times = np.full((len(DIRECTIONS), max((len(v) for v in arrivals.values()), default=0)), np.nan)
     for i, d in enumerate(DIRECTIONS):
         pts = np.array(arrivals.get(d, []))
@@ -147,9 +156,14 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
     many = len(raws) > 1
     vdim = "resolution" if (p.continuum is not None and len(p.continuum.hs) > 1) else "site_model"
     if many:
-        ds.coords[vdim] = (vdim, [r.setup.label if vdim == "site_model" else r.setup.h for r in raws],
-                           var_attrs("m" if vdim == "resolution" else "1",
-                                     "lattice spacing h" if vdim == "resolution" else "site model"))
+        ds.coords[vdim] = (
+            vdim,
+            [r.setup.label if vdim == "site_model" else r.setup.h for r in raws],
+            var_attrs(
+                "m" if vdim == "resolution" else "1",
+                "lattice spacing h" if vdim == "resolution" else "site model",
+            ),
+        )
     F = st0.n_fields
     if F > 1:
         ds.coords["field"] = ("field", st0.names, var_attrs("1", "field (layer)"))
@@ -163,12 +177,21 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             ds["u"] = (("time", "y", "x"), r0.snaps[:, 0], var_attrs("1", "field u (snapshots)"))
         if st0.periodic:
             pw = np.mean(np.abs(np.fft.fft2(r0.snaps[:, 0], axes=(-2, -1))) ** 2, axis=0) / (st0.nx * st0.ny)
-            ds.coords["kx"] = ("kx", np.fft.fftshift(2 * np.pi * np.fft.fftfreq(st0.nx, st0.h)),
-                               var_attrs("rad/m", "wave number k_x"))
-            ds.coords["ky"] = ("ky", np.fft.fftshift(2 * np.pi * np.fft.fftfreq(st0.ny, st0.h)),
-                               var_attrs("rad/m", "wave number k_y"))
-            ds["spatial_power"] = (("ky", "kx"), np.fft.fftshift(pw),
-                                   var_attrs("1", "time-averaged spatial power |u_k|^2 / N (field 0)"))
+            ds.coords["kx"] = (
+                "kx",
+                np.fft.fftshift(2 * np.pi * np.fft.fftfreq(st0.nx, st0.h)),
+                var_attrs("rad/m", "wave number k_x"),
+            )
+            ds.coords["ky"] = (
+                "ky",
+                np.fft.fftshift(2 * np.pi * np.fft.fftfreq(st0.ny, st0.h)),
+                var_attrs("rad/m", "wave number k_y"),
+            )
+            ds["spatial_power"] = (
+                ("ky", "kx"),
+                np.fft.fftshift(pw),
+                var_attrs("1", "time-averaged spatial power |u_k|^2 / N (field 0)"),
+            )
     user = [k for k, r in enumerate(r0.plan.probe_role) if r == "user"]
     if user:
         t = np.arange(r0.plan.n_probe) * r0.plan.k_probe * st0.dt
@@ -181,20 +204,34 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         t = np.arange(r0.plan.n_energy) * r0.plan.k_energy * st0.dt
         ds.coords["energy_time"] = ("energy_time", t, var_attrs("s", "energy sample time"))
         names = ["energy", "energy_kinetic", "energy_mass", "energy_gradient"]
-        longs = ["total energy H", "kinetic energy sum v^2/2", "mass energy sum u.Mu/2",
-                 "gradient (coupling) energy kappa/2 sum_bonds (du)^2"]
+        longs = [
+            "total energy H",
+            "kinetic energy sum v^2/2",
+            "mass energy sum u.Mu/2",
+            "gradient (coupling) energy kappa/2 sum_bonds (du)^2",
+        ]
         for c, (nm, ln) in enumerate(zip(names, longs)):
             ds[nm] = ("energy_time", r0.energy[:, c], var_attrs("1/s^2", ln))
         e0 = r0.energy[0, 0]
         if e0 != 0:
             rel = (r0.energy[:, 0] - e0) / e0
-            ds["energy_rel_error"] = ("energy_time", rel, var_attrs("1", "relative energy error (H - H0) / H0"))
-            ds["energy_error_max"] = ((), float(np.max(np.abs(rel))),
-                                      var_attrs("1", "max relative energy error over the run"))
+            ds["energy_rel_error"] = (
+                "energy_time",
+                rel,
+                var_attrs("1", "relative energy error (H - H0) / H0"),
+            )
+            ds["energy_error_max"] = (
+                (),
+                float(np.max(np.abs(rel))),
+                var_attrs("1", "max relative energy error over the run"),
+            )
             n = len(rel)
             if n >= 20:  # drift: difference of the mean error in the last and first tenth
-                ds["energy_drift"] = ((), float(np.mean(rel[-n // 10:]) - np.mean(rel[: n // 10])),
-                                      var_attrs("1", "mean relative energy error, last tenth minus first tenth"))
+                ds["energy_drift"] = (
+                    (),
+                    float(np.mean(rel[-n // 10 :]) - np.mean(rel[: n // 10])),
+                    var_attrs("1", "mean relative energy error, last tenth minus first tenth"),
+                )
     # dispersion
     if an.dispersion_modes:
         modes = [tuple(m) for m in an.dispersion_modes]
@@ -218,11 +255,18 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             arr = arr[..., 0, :]
             dims.remove("branch")
         ds["dispersion_omega"] = (dims, arr, var_attrs("rad/s", "measured peak angular frequency per mode"))
-        ds["frequency_bin"] = ((), binw, var_attrs("rad/s", "frequency resolution 2 pi / T of the space-time FFT"))
+        ds["frequency_bin"] = (
+            (),
+            binw,
+            var_attrs("rad/s", "frequency resolution 2 pi / T of the space-time FFT"),
+        )
         kn = np.hypot(kk[:, 0], kk[:, 1])
         with np.errstate(divide="ignore", invalid="ignore"):
-            ds["phase_velocity"] = (dims, arr / np.where(kn > 0, kn, np.nan),
-                                    var_attrs("m/s", "measured phase velocity omega / |k|"))
+            ds["phase_velocity"] = (
+                dims,
+                arr / np.where(kn > 0, kn, np.nan),
+                var_attrs("m/s", "measured phase velocity omega / |k|"),
+            )
     # noise-driven mode variances and spectra
     if an.variance_modes:
         modes = [tuple(m) for m in an.variance_modes]
@@ -231,27 +275,46 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         ds.coords["vmode_nx"] = ("vmode", [m[0] for m in modes], var_attrs("1", "integer wave number n_x"))
         ds.coords["vmode_ny"] = ("vmode", [m[1] for m in modes], var_attrs("1", "integer wave number n_y"))
         ds.coords["batch"] = ("batch", np.arange(an.batches), var_attrs("1", "batch of consecutive samples"))
-        ds["mode_variance"] = (("batch", "vmode"), var,
-                               var_attrs("1", "batch-mean variance of the unit-normalised mode amplitude"))
+        ds["mode_variance"] = (
+            ("batch", "vmode"),
+            var,
+            var_attrs("1", "batch-mean variance of the unit-normalised mode amplitude"),
+        )
         ds.coords["omega"] = ("omega", w, var_attrs("rad/s", "angular frequency"))
-        ds["mode_psd"] = (("vmode", "omega"), psd,
-                          var_attrs("s", "Welch spectrum of the mode amplitude (two-sided, per rad/s / 2 pi)"))
+        ds["mode_psd"] = (
+            ("vmode", "omega"),
+            psd,
+            var_attrs("s", "Welch spectrum of the mode amplitude (two-sided, per rad/s / 2 pi)"),
+        )
         ds["mode_psd"].attrs["sample_interval"] = dts
     if an.spectrum_probes:
         w, s = measure_local_spectrum(r0)
         ds.coords["omega_local"] = ("omega_local", w, var_attrs("rad/s", "angular frequency"))
-        ds["local_psd"] = ("omega_local", s,
-                           var_attrs("s", "local field spectrum, probe-averaged Welch (two-sided, per rad/s / 2 pi)"))
+        ds["local_psd"] = (
+            "omega_local",
+            s,
+            var_attrs("s", "local field spectrum, probe-averaged Welch (two-sided, per rad/s / 2 pi)"),
+        )
         lo, hi = T.spectrum_band(st0.omega0, float(st0.gamma[0]), float(st0.kappa[0]))
         band = (w >= lo) & (w <= hi)
-        ds["spectrum_slope"] = ((), T.loglog_slope(w[band], s[band]),
-                                var_attrs("1", "log-log slope of the local spectrum in the 1/f band",
-                                          band=[lo, hi]))
+        ds["spectrum_slope"] = (
+            (),
+            T.loglog_slope(w[band], s[band]),
+            var_attrs("1", "log-log slope of the local spectrum in the 1/f band", band=[lo, hi]),
+        )
     if an.pulse_radii:
         speeds, times = measure_pulse_speed(r0)
         ds.coords["direction"] = ("direction", list(DIRECTIONS), var_attrs("1", "propagation direction"))
-        ds["pulse_speed"] = ("direction", speeds, var_attrs("m/s", "speed of the pulse peak (fit over radii)"))
-        ds["pulse_arrival"] = (("direction", "radius"), times, var_attrs("s", "peak arrival time at each radius"))
+        ds["pulse_speed"] = (
+            "direction",
+            speeds,
+            var_attrs("m/s", "speed of the pulse peak (fit over radii)"),
+        )
+        ds["pulse_arrival"] = (
+            ("direction", "radius"),
+            times,
+            var_attrs("s", "peak arrival time at each radius"),
+        )
         ds.coords["radius"] = ("radius", list(an.pulse_radii), var_attrs("m", "nominal probe distance"))
     # convergence to the continuum
     if p.continuum is not None and len(p.continuum.hs) > 1 and p.initial.kind == "gaussian" and st0.periodic:
@@ -259,14 +322,22 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         for r in raws:
             st = r.setup
             exact = T.continuum_solution(r.u_init[0], st.h, p.continuum.c, p.continuum.m, st.n_steps * st.dt)
-            errs.append(float(np.sqrt(np.mean((r.u_final[0] - exact) ** 2)) / np.sqrt(np.mean(r.u_init[0] ** 2))))
-        ds["continuum_error"] = ("resolution", np.array(errs),
-                                 var_attrs("1", "RMS error vs the exact continuum solution / RMS of u0"))
+            errs.append(
+                float(np.sqrt(np.mean((r.u_final[0] - exact) ** 2)) / np.sqrt(np.mean(r.u_init[0] ** 2)))
+            )
+        ds["continuum_error"] = (
+            "resolution",
+            np.array(errs),
+            var_attrs("1", "RMS error vs the exact continuum solution / RMS of u0"),
+        )
         hs = np.array([r.setup.h for r in raws])
         order = np.log(np.array(errs[:-1]) / np.array(errs[1:])) / np.log(hs[:-1] / hs[1:])
         ds.coords["refinement"] = ("refinement", hs[1:], var_attrs("m", "finer h of each successive pair"))
-        ds["convergence_order"] = ("refinement", order,
-                                   var_attrs("1", "observed order log(e_{i-1}/e_i) / log(h_{i-1}/h_i)"))
+        ds["convergence_order"] = (
+            "refinement",
+            order,
+            var_attrs("1", "observed order log(e_{i-1}/e_i) / log(h_{i-1}/h_i)"),
+        )
     # per-variant description
     ds.attrs["schemes"] = [r.setup.scheme for r in raws]
     ds.attrs["variants"] = [r.setup.label for r in raws]
@@ -275,6 +346,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
     ds.attrs["field_names"] = st0.names
     ds.attrs["boundary"] = st0.boundary
     ds.attrs["variant_wall_time_s"] = [r.wall for r in raws]
-    ds.attrs["site_updates_per_s"] = [r.setup.nx * r.setup.ny * r.setup.n_fields * r.setup.n_steps / max(r.wall, 1e-9)
-                                      for r in raws]
+    ds.attrs["site_updates_per_s"] = [
+        r.setup.nx * r.setup.ny * r.setup.n_fields * r.setup.n_steps / max(r.wall, 1e-9) for r in raws
+    ]
     return ds

@@ -35,8 +35,11 @@ class Plan:
 
     def record_bytes(self, setup: Setup) -> int:
         """Bytes of the recording buffers."""
-        return 8 * (self.n_snap * setup.n_fields * setup.nx * setup.ny + self.n_probe * len(self.probes)
-                    + 4 * self.n_energy)
+        return 8 * (
+            self.n_snap * setup.n_fields * setup.nx * setup.ny
+            + self.n_probe * len(self.probes)
+            + 4 * self.n_energy
+        )
 
 
 def _every(every: float | None, dt: float) -> int:
@@ -76,8 +79,11 @@ def plan_recording(scenario, setup: Setup) -> Plan:
             if not (0 <= ix < setup.nx and 0 <= iy < setup.ny):
                 from neurodyn.errors import ScenarioError
 
-                raise ScenarioError(f"record.probes.sites.{k}", [ix, iy],
-                                    f"a site [ix, iy] inside the {setup.nx} x {setup.ny} lattice")
+                raise ScenarioError(
+                    f"record.probes.sites.{k}",
+                    [ix, iy],
+                    f"a site [ix, iy] inside the {setup.nx} x {setup.ny} lattice",
+                )
             probes.append((0, iy, ix))
             plan.probe_role.append("user")
             plan.probe_dist.append(math.nan)
@@ -91,8 +97,11 @@ def plan_recording(scenario, setup: Setup) -> Plan:
                 if not (0 <= ix < setup.nx and 0 <= iy < setup.ny):
                     from neurodyn.errors import ScenarioError
 
-                    raise ScenarioError("params.analysis.pulse_radii", r, "radii inside the lattice from the "
-                                        "initial bump's centre")
+                    raise ScenarioError(
+                        "params.analysis.pulse_radii",
+                        r,
+                        "radii inside the lattice from the initial bump's centre",
+                    )
                 probes.append((0, iy, ix))
                 plan.probe_role.append(f"pulse:{d}:{r_idx}")
                 plan.probe_dist.append(setup.h * math.hypot(ix - cx, iy - cy))
@@ -145,17 +154,22 @@ def check_resources(scenario) -> list[Setup]:
                 other = rec_mb - snap_mb
                 need = st.n_steps * st.n_fields * st.nx * st.ny * 8 / 2**20 / max(limit - other, 1e-9)
                 k = max(plan.k_snap + 1, int(math.ceil(need)))
-                hint = (f"; use record.snapshots.every >= {k * st.dt:.4g} s ({k} steps) or a shorter run")
-            raise ResourceError(f"recording for {st.label} would need {rec_mb:,.0f} MB (limit {limit:,.0f} MB, "
-                                f"record.max_memory_mb){hint}")
+                hint = f"; use record.snapshots.every >= {k * st.dt:.4g} s ({k} steps) or a shorter run"
+            raise ResourceError(
+                f"recording for {st.label} would need {rec_mb:,.0f} MB (limit {limit:,.0f} MB, "
+                f"record.max_memory_mb){hint}"
+            )
         state_mb = state_bytes(st) / 2**20
         if state_mb > 2 * limit:
-            raise ResourceError(f"the {st.nx} x {st.ny} lattice state needs {state_mb:,.0f} MB; only about "
-                                f"{2 * limit:,.0f} MB are available")
+            raise ResourceError(
+                f"the {st.nx} x {st.ny} lattice state needs {state_mb:,.0f} MB; only about "
+                f"{2 * limit:,.0f} MB are available"
+            )
     return setups
 
 
 # --------------------------------------------------------------------------- initial state
+
 
 def initial_field(scenario, setup: Setup, rng: np.random.Generator) -> np.ndarray:
     """Interior initial field ``(F, ny, nx)`` (the bump or mode goes into field 0)."""
@@ -179,10 +193,14 @@ def initial_field(scenario, setup: Setup, rng: np.random.Generator) -> np.ndarra
     elif ini.kind == "mode":
         mx, my = ini.mode
         if setup.periodic:
-            u0[0] = ini.amplitude * np.cos(2 * np.pi * (mx * ix[None, :] / setup.nx + my * iy[:, None] / setup.ny))
+            u0[0] = ini.amplitude * np.cos(
+                2 * np.pi * (mx * ix[None, :] / setup.nx + my * iy[:, None] / setup.ny)
+            )
         else:
-            u0[0] = ini.amplitude * (np.sin(np.pi * mx * (ix[None, :] + 1) / (setup.nx + 1))
-                                     * np.sin(np.pi * my * (iy[:, None] + 1) / (setup.ny + 1)))
+            u0[0] = ini.amplitude * (
+                np.sin(np.pi * mx * (ix[None, :] + 1) / (setup.nx + 1))
+                * np.sin(np.pi * my * (iy[:, None] + 1) / (setup.ny + 1))
+            )
     return u0
 
 
@@ -193,6 +211,7 @@ def _padded(a: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- running
+
 
 @dataclass
 class Raw:
@@ -213,8 +232,14 @@ def use_parallel(setup: Setup) -> bool:
     return numba.get_num_threads() > 1 and setup.nx * setup.ny >= PARALLEL_MIN_SITES
 
 
-def run_variant(scenario, setup: Setup, plan: Plan, init_seed: np.random.SeedSequence,
-                noise_seed: np.random.SeedSequence, progress) -> Raw:
+def run_variant(
+    scenario,
+    setup: Setup,
+    plan: Plan,
+    init_seed: np.random.SeedSequence,
+    noise_seed: np.random.SeedSequence,
+    progress,
+) -> Raw:
     """Run one variant in chunks and return its recordings."""
     import time
 
@@ -237,8 +262,10 @@ def run_variant(scenario, setup: Setup, plan: Plan, init_seed: np.random.SeedSeq
 
     def detail(step: int, f: int, j: int, i: int) -> str:
         name = setup.names[f] if setup.scheme != "rk4" else ("u" if f == 0 else "second component")
-        return (f"non-finite value at step {step} (t = {step * dt:.6g} s), field {name}, site "
-                f"(x={i - 1}, y={j - 1}); the dynamics diverged (unstable mass matrix, drive or model)")
+        return (
+            f"non-finite value at step {step} (t = {step * dt:.6g} s), field {name}, site "
+            f"(x={i - 1}, y={j - 1}); the dynamics diverged (unstable mass matrix, drive or model)"
+        )
 
     if setup.scheme == "stormer":
         U = np.zeros((3, F, ny + 2, nx + 2))
@@ -256,11 +283,32 @@ def run_variant(scenario, setup: Setup, plan: Plan, init_seed: np.random.SeedSeq
         state = {"cur": 1}
 
         def advance(start: int, n: int) -> tuple[int, str]:
-            st, step, f, j, i, cur = K.stormer_run(U, state["cur"], start, n, dt, setup.kappa, setup.mass,
-                                                   setup.gamma, setup.sponge, bool(setup.sponge.any()),
-                                                   periodic, src, src_scale, vbuf, snaps, plan.k_snap, probes,
-                                                   probe_out, plan.k_probe, energy, plan.k_energy, rowsum, erow,
-                                                   parallel)
+            st, step, f, j, i, cur = K.stormer_run(
+                U,
+                state["cur"],
+                start,
+                n,
+                dt,
+                setup.kappa,
+                setup.mass,
+                setup.gamma,
+                setup.sponge,
+                bool(setup.sponge.any()),
+                periodic,
+                src,
+                src_scale,
+                vbuf,
+                snaps,
+                plan.k_snap,
+                probes,
+                probe_out,
+                plan.k_probe,
+                energy,
+                plan.k_energy,
+                rowsum,
+                erow,
+                parallel,
+            )
             state["cur"] = cur
             return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
 
@@ -275,17 +323,45 @@ def run_variant(scenario, setup: Setup, plan: Plan, init_seed: np.random.SeedSeq
         gtot = setup.gamma[:, None, None] + setup.sponge[None] + np.zeros_like(u)
         decay = np.exp(-gtot * dt)
         with np.errstate(divide="ignore", invalid="ignore"):
-            amp = np.where(gtot > 0, setup.sigma * np.sqrt((1 - decay**2) / (2 * np.where(gtot > 0, gtot, 1))),
-                           setup.sigma * math.sqrt(dt))
+            amp = np.where(
+                gtot > 0,
+                setup.sigma * np.sqrt((1 - decay**2) / (2 * np.where(gtot > 0, gtot, 1))),
+                setup.sigma * math.sqrt(dt),
+            )
         xi = np.zeros((F, ny, nx))
         vbuf = np.zeros_like(u)
         ones = np.ones_like(u)
 
         def advance(start: int, n: int) -> tuple[int, str]:
-            st, step, f, j, i, _ = K.baoab_run(u, w, a, start, n, dt, setup.kappa, setup.mass, decay, amp,
-                                               setup.sigma > 0, rng, xi, periodic, src, ones, vbuf, snaps,
-                                               plan.k_snap, probes, probe_out, plan.k_probe, energy,
-                                               plan.k_energy, rowsum, erow, parallel)
+            st, step, f, j, i, _ = K.baoab_run(
+                u,
+                w,
+                a,
+                start,
+                n,
+                dt,
+                setup.kappa,
+                setup.mass,
+                decay,
+                amp,
+                setup.sigma > 0,
+                rng,
+                xi,
+                periodic,
+                src,
+                ones,
+                vbuf,
+                snaps,
+                plan.k_snap,
+                probes,
+                probe_out,
+                plan.k_probe,
+                energy,
+                plan.k_energy,
+                rowsum,
+                erow,
+                parallel,
+            )
             return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
 
         run_chunked(setup.n_steps, advance, progress, desc=desc)
@@ -303,20 +379,57 @@ def run_variant(scenario, setup: Setup, plan: Plan, init_seed: np.random.SeedSeq
         if setup.sponge.any() and setup.model != "harmonic":
             from neurodyn.errors import ScenarioError
 
-            raise ScenarioError("params.boundary", "absorbing", "the sponge layer needs the harmonic site model")
+            raise ScenarioError(
+                "params.boundary", "absorbing", "the sponge layer needs the harmonic site model"
+            )
         del damp
 
         def advance(start: int, n: int) -> tuple[int, str]:
-            st, step, f, j, i, _ = K.rk4_run(X, start, n, dt, code, pvec, vel, setup.sigma, gain, rng, periodic,
-                                             src, work, J, ones, ubuf, vbuf, snaps, plan.k_snap, probes, probe_out,
-                                             plan.k_probe, energy, plan.k_energy, setup.kappa, setup.mass, rowsum,
-                                             erow, parallel)
+            st, step, f, j, i, _ = K.rk4_run(
+                X,
+                start,
+                n,
+                dt,
+                code,
+                pvec,
+                vel,
+                setup.sigma,
+                gain,
+                rng,
+                periodic,
+                src,
+                work,
+                J,
+                ones,
+                ubuf,
+                vbuf,
+                snaps,
+                plan.k_snap,
+                probes,
+                probe_out,
+                plan.k_probe,
+                energy,
+                plan.k_energy,
+                setup.kappa,
+                setup.mass,
+                rowsum,
+                erow,
+                parallel,
+            )
             return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
 
         run_chunked(setup.n_steps, advance, progress, desc=desc)
         final = X[0:1, 1:-1, 1:-1].copy()
-    return Raw(setup=setup, plan=plan, snaps=snaps, probe_out=probe_out, energy=energy, u_init=u0, u_final=final,
-               wall=time.perf_counter() - t_start)
+    return Raw(
+        setup=setup,
+        plan=plan,
+        snaps=snaps,
+        probe_out=probe_out,
+        energy=energy,
+        u_init=u0,
+        u_final=final,
+        wall=time.perf_counter() - t_start,
+    )
 
 
 def rk4_site(setup: Setup) -> tuple[int, np.ndarray, np.ndarray, float]:
@@ -330,8 +443,26 @@ def rk4_site(setup: Setup) -> tuple[int, np.ndarray, np.ndarray, float]:
         return K.EI_LINEAR, np.array([lin.a, lin.b, lin.c, lin.d, kap]), vel, -1.0 / lin.b
     wc = setup.extras["wc"]
     G = wc.tau_i / (lin.b * lin.slopes[1])
-    p = np.array([wc.tau_e, wc.tau_i, wc.w_ee, wc.w_ei, wc.w_ie, wc.w_ii, wc.p_e, wc.p_i, wc.a_e, wc.theta_e,
-                  wc.a_i, wc.theta_i, lin.fixed_point[0], lin.fixed_point[1], G, kap])
+    p = np.array(
+        [
+            wc.tau_e,
+            wc.tau_i,
+            wc.w_ee,
+            wc.w_ei,
+            wc.w_ie,
+            wc.w_ii,
+            wc.p_e,
+            wc.p_i,
+            wc.a_e,
+            wc.theta_e,
+            wc.a_i,
+            wc.theta_i,
+            lin.fixed_point[0],
+            lin.fixed_point[1],
+            G,
+            kap,
+        ]
+    )
     return K.WILSON_COWAN, p, vel, -1.0 / lin.b
 
 

@@ -51,6 +51,7 @@ N_SRC_COLS = 14
 
 # --------------------------------------------------------------------------- helpers
 
+
 @njit(cache=True)
 def fill_ghosts(u: np.ndarray, periodic: bool) -> None:
     """Copy opposite edges into the ghost cells (periodic); fixed boundaries keep ghosts at zero."""
@@ -115,7 +116,9 @@ def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray
             dy = iy - cy
             for ix in range(i0, i1 + 1):
                 dx = ix - cx
-                target[f, iy + 1, ix + 1] += scale[sf, iy + 1, ix + 1] * a * math.exp(-(dx * dx + dy * dy) * inv)
+                target[f, iy + 1, ix + 1] += (
+                    scale[sf, iy + 1, ix + 1] * a * math.exp(-(dx * dx + dy * dy) * inv)
+                )
 
 
 @njit(cache=True)
@@ -143,9 +146,11 @@ def _rows_finite(rowsum: np.ndarray) -> bool:
 
 # --------------------------------------------------------------------------- energy
 
+
 @njit(cache=True)
-def _energy_row(j: int, u: np.ndarray, v: np.ndarray, kap: np.ndarray, mass: np.ndarray, periodic: bool,
-                erow: np.ndarray) -> None:
+def _energy_row(
+    j: int, u: np.ndarray, v: np.ndarray, kap: np.ndarray, mass: np.ndarray, periodic: bool, erow: np.ndarray
+) -> None:
     nf = u.shape[0]
     nx = u.shape[2] - 2
     for f in range(nf):
@@ -187,8 +192,15 @@ def _energy_ser(u, v, kap, mass, periodic, erow):
 
 
 @njit(cache=True)
-def lattice_energy(u: np.ndarray, v: np.ndarray, kap: np.ndarray, mass: np.ndarray, periodic: bool,
-                   erow: np.ndarray, parallel: bool) -> tuple[float, float, float]:
+def lattice_energy(
+    u: np.ndarray,
+    v: np.ndarray,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    periodic: bool,
+    erow: np.ndarray,
+    parallel: bool,
+) -> tuple[float, float, float]:
     """Kinetic, mass and gradient energy ``(sum v^2/2, sum u.M u/2, kappa/2 sum_bonds (du)^2)``.
 
     ``u`` must have its ghosts filled. Row partial sums are added serially in a fixed order.
@@ -210,10 +222,26 @@ def lattice_energy(u: np.ndarray, v: np.ndarray, kap: np.ndarray, mass: np.ndarr
 
 # --------------------------------------------------------------------------- recording
 
+
 @njit(cache=True)
-def _record(n: int, u: np.ndarray, v: np.ndarray, snaps: np.ndarray, k_snap: int, probes: np.ndarray,
-            probe_out: np.ndarray, k_probe: int, energy: np.ndarray, k_energy: int, kap: np.ndarray,
-            mass: np.ndarray, periodic: bool, erow: np.ndarray, parallel: bool, vfrom: int) -> None:
+def _record(
+    n: int,
+    u: np.ndarray,
+    v: np.ndarray,
+    snaps: np.ndarray,
+    k_snap: int,
+    probes: np.ndarray,
+    probe_out: np.ndarray,
+    k_probe: int,
+    energy: np.ndarray,
+    k_energy: int,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    periodic: bool,
+    erow: np.ndarray,
+    parallel: bool,
+    vfrom: int,
+) -> None:
     """Record step ``n``; ``v`` is the velocity (``vfrom`` unused placeholder for a uniform signature)."""
     ny = u.shape[1] - 2
     nx = u.shape[2] - 2
@@ -241,9 +269,21 @@ def _record(n: int, u: np.ndarray, v: np.ndarray, snaps: np.ndarray, k_snap: int
 
 # --------------------------------------------------------------------------- Störmer–Verlet
 
+
 @njit(cache=True)
-def _stormer_row(j: int, up: np.ndarray, u: np.ndarray, un: np.ndarray, kap: np.ndarray, mass: np.ndarray,
-                 gam: np.ndarray, gs: np.ndarray, sponge: bool, dt: float, rowsum: np.ndarray) -> None:
+def _stormer_row(
+    j: int,
+    up: np.ndarray,
+    u: np.ndarray,
+    un: np.ndarray,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    gam: np.ndarray,
+    gs: np.ndarray,
+    sponge: bool,
+    dt: float,
+    rowsum: np.ndarray,
+) -> None:
     nf = u.shape[0]
     nx = u.shape[2] - 2
     dt2 = dt * dt
@@ -297,11 +337,32 @@ def _stormer_sweep_ser(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum):
 
 
 @njit(cache=True)
-def stormer_run(U: np.ndarray, cur: int, start: int, count: int, dt: float, kap: np.ndarray, mass: np.ndarray,
-                gam: np.ndarray, gs: np.ndarray, sponge: bool, periodic: bool, src: np.ndarray,
-                src_scale: np.ndarray, vbuf: np.ndarray, snaps: np.ndarray, k_snap: int, probes: np.ndarray,
-                probe_out: np.ndarray, k_probe: int, energy: np.ndarray, k_energy: int, rowsum: np.ndarray,
-                erow: np.ndarray, parallel: bool) -> tuple[int, int, int, int, int, int]:
+def stormer_run(
+    U: np.ndarray,
+    cur: int,
+    start: int,
+    count: int,
+    dt: float,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    gam: np.ndarray,
+    gs: np.ndarray,
+    sponge: bool,
+    periodic: bool,
+    src: np.ndarray,
+    src_scale: np.ndarray,
+    vbuf: np.ndarray,
+    snaps: np.ndarray,
+    k_snap: int,
+    probes: np.ndarray,
+    probe_out: np.ndarray,
+    k_probe: int,
+    energy: np.ndarray,
+    k_energy: int,
+    rowsum: np.ndarray,
+    erow: np.ndarray,
+    parallel: bool,
+) -> tuple[int, int, int, int, int, int]:
     """Advance steps ``start .. start+count-1``; ``U[cur]`` is ``u_n``, ``U[(cur+2)%3]`` is ``u_{n-1}``.
 
     ``src_scale`` holds ``dt^2 / (1 + gamma_site dt / 2)`` per site (how a drive enters ``u_{n+1}``).
@@ -337,17 +398,35 @@ def stormer_run(U: np.ndarray, cur: int, start: int, count: int, dt: float, kap:
                 for j in range(1, ny + 1):
                     for i in range(1, nx + 1):
                         vbuf[f, j, i] = (un[f, j, i] - up[f, j, i]) * inv
-        _record(n, u, vbuf, snaps, k_snap, probes, probe_out, k_probe, energy, k_energy, kap, mass, periodic,
-                erow, parallel, 0)
+        _record(
+            n,
+            u,
+            vbuf,
+            snaps,
+            k_snap,
+            probes,
+            probe_out,
+            k_probe,
+            energy,
+            k_energy,
+            kap,
+            mass,
+            periodic,
+            erow,
+            parallel,
+            0,
+        )
         cur = (cur + 1) % 3
     return 0, start + count, -1, -1, -1, cur
 
 
 # --------------------------------------------------------------------------- BAOAB
 
+
 @njit(cache=True)
-def _force_row(j: int, u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.ndarray,
-               rowsum: np.ndarray) -> None:
+def _force_row(
+    j: int, u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.ndarray, rowsum: np.ndarray
+) -> None:
     nf = u.shape[0]
     nx = u.shape[2] - 2
     for f in range(nf):
@@ -366,8 +445,17 @@ def _force_row(j: int, u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.n
 
 
 @njit(cache=True)
-def _baoa_row(j: int, u: np.ndarray, w: np.ndarray, a: np.ndarray, decay: np.ndarray, amp: np.ndarray,
-              xi: np.ndarray, dt: float, noisy: bool) -> None:
+def _baoa_row(
+    j: int,
+    u: np.ndarray,
+    w: np.ndarray,
+    a: np.ndarray,
+    decay: np.ndarray,
+    amp: np.ndarray,
+    xi: np.ndarray,
+    dt: float,
+    noisy: bool,
+) -> None:
     nf = u.shape[0]
     nx = u.shape[2] - 2
     h = 0.5 * dt
@@ -402,8 +490,9 @@ def _baoab_sweep_ser(u, w, a, decay, amp, xi, dt, noisy, kap, mass, rowsum, peri
 
 
 @njit(cache=True)
-def baoab_force(u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.ndarray, periodic: bool,
-                rowsum: np.ndarray) -> None:
+def baoab_force(
+    u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.ndarray, periodic: bool, rowsum: np.ndarray
+) -> None:
     """Conservative acceleration ``kappa lap u - M u`` (fills ghosts first)."""
     fill_ghosts(u, periodic)
     for j in range(1, u.shape[1] - 1):
@@ -411,12 +500,35 @@ def baoab_force(u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.ndarray,
 
 
 @njit(cache=True)
-def baoab_run(u: np.ndarray, w: np.ndarray, a: np.ndarray, start: int, count: int, dt: float, kap: np.ndarray,
-              mass: np.ndarray, decay: np.ndarray, amp: np.ndarray, noisy: bool, rng: np.random.Generator,
-              xi: np.ndarray, periodic: bool, src: np.ndarray, src_scale: np.ndarray, vbuf: np.ndarray,
-              snaps: np.ndarray, k_snap: int, probes: np.ndarray, probe_out: np.ndarray, k_probe: int,
-              energy: np.ndarray, k_energy: int, rowsum: np.ndarray, erow: np.ndarray,
-              parallel: bool) -> tuple[int, int, int, int, int, int]:
+def baoab_run(
+    u: np.ndarray,
+    w: np.ndarray,
+    a: np.ndarray,
+    start: int,
+    count: int,
+    dt: float,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    decay: np.ndarray,
+    amp: np.ndarray,
+    noisy: bool,
+    rng: np.random.Generator,
+    xi: np.ndarray,
+    periodic: bool,
+    src: np.ndarray,
+    src_scale: np.ndarray,
+    vbuf: np.ndarray,
+    snaps: np.ndarray,
+    k_snap: int,
+    probes: np.ndarray,
+    probe_out: np.ndarray,
+    k_probe: int,
+    energy: np.ndarray,
+    k_energy: int,
+    rowsum: np.ndarray,
+    erow: np.ndarray,
+    parallel: bool,
+) -> tuple[int, int, int, int, int, int]:
     """Advance steps ``start .. start+count-1`` of BAOAB.
 
     State: ``u`` (ghosts filled), ``a`` the acceleration at ``u`` *including* sources, ``w`` the
@@ -432,8 +544,24 @@ def baoab_run(u: np.ndarray, w: np.ndarray, a: np.ndarray, start: int, count: in
                 for j in range(1, ny + 1):
                     for i in range(1, nx + 1):
                         vbuf[f, j, i] = w[f, j, i] + h * a[f, j, i]
-        _record(n, u, vbuf, snaps, k_snap, probes, probe_out, k_probe, energy, k_energy, kap, mass, periodic,
-                erow, parallel, 0)
+        _record(
+            n,
+            u,
+            vbuf,
+            snaps,
+            k_snap,
+            probes,
+            probe_out,
+            k_probe,
+            energy,
+            k_energy,
+            kap,
+            mass,
+            periodic,
+            erow,
+            parallel,
+            0,
+        )
         if noisy:
             for f in range(nf):
                 for j in range(ny):
@@ -453,14 +581,16 @@ def baoab_run(u: np.ndarray, w: np.ndarray, a: np.ndarray, start: int, count: in
 
 # --------------------------------------------------------------------------- RK4 site models
 
+
 @njit(cache=True)
 def _sig(x: float, a: float, th: float) -> float:
     return 1.0 / (1.0 + math.exp(-a * (x - th)))
 
 
 @njit(cache=True)
-def _rhs_row(j: int, model: int, p: np.ndarray, X: np.ndarray, J: np.ndarray, K: np.ndarray,
-             rowsum: np.ndarray) -> None:
+def _rhs_row(
+    j: int, model: int, p: np.ndarray, X: np.ndarray, J: np.ndarray, K: np.ndarray, rowsum: np.ndarray
+) -> None:
     nx = X.shape[2] - 2
     s = 0.0
     if model == HARMONIC:  # p = [omega0^2, kappa, gamma]
@@ -485,7 +615,8 @@ def _rhs_row(j: int, model: int, p: np.ndarray, X: np.ndarray, J: np.ndarray, K:
             K[0, j, i] = a * e - b * X[1, j, i]
             K[1, j, i] = cc * e - d * X[1, j, i] - (k * lap + J[1, j, i]) / b
             s += e
-    else:  # Wilson–Cowan, p = [tau_e, tau_i, w_ee, w_ei, w_ie, w_ii, p_e, p_i, a_e, th_e, a_i, th_i, E*, I*, G, kappa]
+    else:  # Wilson–Cowan
+        # p = [tau_e, tau_i, w_ee, w_ei, w_ie, w_ii, p_e, p_i, a_e, th_e, a_i, th_i, E*, I*, G, kappa]
         te = p[0]
         ti = p[1]
         es = p[12]
@@ -498,7 +629,9 @@ def _rhs_row(j: int, model: int, p: np.ndarray, X: np.ndarray, J: np.ndarray, K:
             E = es + e
             I = is_ + X[1, j, i]
             K[0, j, i] = (-E + _sig(p[2] * E - p[3] * I + p[6], p[8], p[9])) / te
-            K[1, j, i] = (-I + _sig(p[4] * E - p[5] * I + p[7] - G * (k * lap + J[1, j, i]), p[10], p[11])) / ti
+            K[1, j, i] = (
+                -I + _sig(p[4] * E - p[5] * I + p[7] - G * (k * lap + J[1, j, i]), p[10], p[11])
+            ) / ti
             s += e
     rowsum[0, j] = s
 
@@ -528,12 +661,37 @@ def _rhs(model, p, X, J, K, rowsum, periodic, parallel, src, t, ones):
 
 
 @njit(cache=True)
-def rk4_run(X: np.ndarray, start: int, count: int, dt: float, model: int, p: np.ndarray, vel: np.ndarray,
-            sigma: float, noise_gain: float, rng: np.random.Generator, periodic: bool, src: np.ndarray,
-            work: np.ndarray, J: np.ndarray, ones: np.ndarray, ubuf: np.ndarray, vbuf: np.ndarray,
-            snaps: np.ndarray, k_snap: int, probes: np.ndarray, probe_out: np.ndarray, k_probe: int,
-            energy: np.ndarray, k_energy: int, kap: np.ndarray, mass: np.ndarray, rowsum: np.ndarray,
-            erow: np.ndarray, parallel: bool) -> tuple[int, int, int, int, int, int]:
+def rk4_run(
+    X: np.ndarray,
+    start: int,
+    count: int,
+    dt: float,
+    model: int,
+    p: np.ndarray,
+    vel: np.ndarray,
+    sigma: float,
+    noise_gain: float,
+    rng: np.random.Generator,
+    periodic: bool,
+    src: np.ndarray,
+    work: np.ndarray,
+    J: np.ndarray,
+    ones: np.ndarray,
+    ubuf: np.ndarray,
+    vbuf: np.ndarray,
+    snaps: np.ndarray,
+    k_snap: int,
+    probes: np.ndarray,
+    probe_out: np.ndarray,
+    k_probe: int,
+    energy: np.ndarray,
+    k_energy: int,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    rowsum: np.ndarray,
+    erow: np.ndarray,
+    parallel: bool,
+) -> tuple[int, int, int, int, int, int]:
     """Advance the two-component site state ``X`` (shape ``(2, ny+2, nx+2)``) by RK4.
 
     The recorded field is ``u = X[0]``; its velocity for the energy is ``vel[0] u + vel[1] X[1]`` (the
@@ -563,8 +721,24 @@ def rk4_run(X: np.ndarray, start: int, count: int, dt: float, model: int, p: np.
                 for j in range(1, ny + 1):
                     for i in range(1, nx + 1):
                         vbuf[0, j, i] = k1[0, j, i]
-        _record(n, ubuf, vbuf, snaps, k_snap, probes, probe_out, k_probe, energy, k_energy, kap, mass, periodic,
-                erow, parallel, 0)
+        _record(
+            n,
+            ubuf,
+            vbuf,
+            snaps,
+            k_snap,
+            probes,
+            probe_out,
+            k_probe,
+            energy,
+            k_energy,
+            kap,
+            mass,
+            periodic,
+            erow,
+            parallel,
+            0,
+        )
         _rhs(model, p, X, J, k1, rowsum, periodic, parallel, src, t, ones)
         for c in range(2):
             for j in range(1, ny + 1):
@@ -585,7 +759,9 @@ def rk4_run(X: np.ndarray, start: int, count: int, dt: float, model: int, p: np.
             for j in range(1, ny + 1):
                 s = 0.0
                 for i in range(1, nx + 1):
-                    x = X[c, j, i] + dt / 6.0 * (k1[c, j, i] + 2.0 * k2[c, j, i] + 2.0 * k3[c, j, i] + k4[c, j, i])
+                    x = X[c, j, i] + dt / 6.0 * (
+                        k1[c, j, i] + 2.0 * k2[c, j, i] + 2.0 * k3[c, j, i] + k4[c, j, i]
+                    )
                     if c == 1 and sigma > 0.0:
                         x += sq * rng.standard_normal()
                     X[c, j, i] = x

@@ -18,7 +18,12 @@ from neurodyn.errors import ScenarioError
 from neurodyn.families.cortical_field import kernels as K
 from neurodyn.families.cortical_field.params import CorticalParams
 
-_COURSES = {"constant": K.COURSE_CONSTANT, "pulse": K.COURSE_PULSE, "sine": K.COURSE_SINE, "step": K.COURSE_STEP}
+_COURSES = {
+    "constant": K.COURSE_CONSTANT,
+    "pulse": K.COURSE_PULSE,
+    "sine": K.COURSE_SINE,
+    "step": K.COURSE_STEP,
+}
 
 
 @dataclass
@@ -49,8 +54,9 @@ class Linearisation:
 
 def ei_linearisation(ei) -> Linearisation:
     """The linear E–I pair of :class:`~.params.EIPair` as a :class:`Linearisation`."""
-    return Linearisation(a=(ei.w_ee - 1.0) / ei.tau_e, b=ei.w_ei / ei.tau_e, c=ei.w_ie / ei.tau_i,
-                         d=(1.0 + ei.w_ii) / ei.tau_i)
+    return Linearisation(
+        a=(ei.w_ee - 1.0) / ei.tau_e, b=ei.w_ei / ei.tau_e, c=ei.w_ie / ei.tau_i, d=(1.0 + ei.w_ii) / ei.tau_i
+    )
 
 
 def _sig(x: float, a: float, th: float) -> float:
@@ -65,10 +71,15 @@ def wc_linearisation(wc) -> Linearisation:
     ScenarioError
         If no fixed point with complex eigenvalues and non-positive real part exists.
     """
+
     def resid(z: np.ndarray) -> np.ndarray:
         e, i = z
-        return np.array([-e + _sig(wc.w_ee * e - wc.w_ei * i + wc.p_e, wc.a_e, wc.theta_e),
-                         -i + _sig(wc.w_ie * e - wc.w_ii * i + wc.p_i, wc.a_i, wc.theta_i)])
+        return np.array(
+            [
+                -e + _sig(wc.w_ee * e - wc.w_ei * i + wc.p_e, wc.a_e, wc.theta_e),
+                -i + _sig(wc.w_ie * e - wc.w_ii * i + wc.p_i, wc.a_i, wc.theta_i),
+            ]
+        )
 
     found = []
     for e0 in np.linspace(0.02, 0.98, 13):
@@ -80,15 +91,23 @@ def wc_linearisation(wc) -> Linearisation:
         se = _sig(wc.w_ee * e - wc.w_ei * i + wc.p_e, wc.a_e, wc.theta_e)
         si = _sig(wc.w_ie * e - wc.w_ii * i + wc.p_i, wc.a_i, wc.theta_i)
         de, di = wc.a_e * se * (1 - se), wc.a_i * si * (1 - si)
-        lin = Linearisation(a=(-1 + wc.w_ee * de) / wc.tau_e, b=wc.w_ei * de / wc.tau_e,
-                            c=wc.w_ie * di / wc.tau_i, d=(1 + wc.w_ii * di) / wc.tau_i,
-                            fixed_point=(float(e), float(i)), slopes=(float(de), float(di)))
+        lin = Linearisation(
+            a=(-1 + wc.w_ee * de) / wc.tau_e,
+            b=wc.w_ei * de / wc.tau_e,
+            c=wc.w_ie * di / wc.tau_i,
+            d=(1 + wc.w_ii * di) / wc.tau_i,
+            fixed_point=(float(e), float(i)),
+            slopes=(float(de), float(di)),
+        )
         oscillatory = (lin.a + lin.d) ** 2 - 4 * lin.b * lin.c < 0  # trace^2 < 4 det
         if lin.gamma >= 0 and oscillatory and lin.b > 0:
             return lin
     pts = ", ".join(f"({e:.3f}, {i:.3f})" for e, i in found) or "none"
-    raise ScenarioError("params.wilson_cowan", "...",
-                        f"needs a stable fixed point with oscillatory linearisation (found fixed points: {pts})")
+    raise ScenarioError(
+        "params.wilson_cowan",
+        "...",
+        f"needs a stable fixed point with oscillatory linearisation (found fixed points: {pts})",
+    )
 
 
 @dataclass
@@ -203,28 +222,73 @@ def build_setups(p: CorticalParams, dt: float, duration: float) -> list[Setup]:
             dth = p.continuum.courant * h / p.continuum.c if p.continuum.courant else dt
             label = f"h={h * 1e3:g} mm" if len(hs) > 1 else models[0]
             for m in models:
-                st = _setup(p, m, label if len(hs) > 1 else m, nx, ny, h, dth, duration, kap,
-                            p.continuum.m, p.gamma, lin_wc, p.continuum.c)
+                st = _setup(
+                    p,
+                    m,
+                    label if len(hs) > 1 else m,
+                    nx,
+                    ny,
+                    h,
+                    dth,
+                    duration,
+                    kap,
+                    p.continuum.m,
+                    p.gamma,
+                    lin_wc,
+                    p.continuum.c,
+                )
                 st.extras["courant"] = p.continuum.courant
                 setups.append(st)
     else:
         lat = p.lattice
         for m in models:
-            setups.append(_setup(p, m, m, lat.nx, lat.ny, lat.h, dt, duration, p.kappa, p.omega0, p.gamma, lin_wc,
-                                 lat.h * math.sqrt(p.kappa)))
+            setups.append(
+                _setup(
+                    p,
+                    m,
+                    m,
+                    lat.nx,
+                    lat.ny,
+                    lat.h,
+                    dt,
+                    duration,
+                    p.kappa,
+                    p.omega0,
+                    p.gamma,
+                    lin_wc,
+                    lat.h * math.sqrt(p.kappa),
+                )
+            )
     return setups
 
 
-def _setup(p: CorticalParams, model: str, label: str, nx: int, ny: int, h: float, dt: float, duration: float,
-           kappa: float, omega0: float, gamma: float, lin_wc: Linearisation | None, c: float) -> Setup:
+def _setup(
+    p: CorticalParams,
+    model: str,
+    label: str,
+    nx: int,
+    ny: int,
+    h: float,
+    dt: float,
+    duration: float,
+    kappa: float,
+    omega0: float,
+    gamma: float,
+    lin_wc: Linearisation | None,
+    c: float,
+) -> Setup:
     lin = None
     if p.match_linearisation and lin_wc is not None:
         omega0, gamma = lin_wc.omega0, lin_wc.gamma
     if model == "ei_linear":
         lin = lin_wc if (p.match_linearisation and lin_wc is not None) else ei_linearisation(p.ei)
         if lin.b * lin.c - lin.a * lin.d <= 0 or (lin.a + lin.d) ** 2 - 4 * lin.b * lin.c >= 0:
-            raise ScenarioError("params.ei", "...", "the E–I pair must have an oscillatory linearisation "
-                                f"(det = {lin.b * lin.c - lin.a * lin.d:.4g}, trace = {lin.a - lin.d:.4g})")
+            raise ScenarioError(
+                "params.ei",
+                "...",
+                "the E–I pair must have an oscillatory linearisation "
+                f"(det = {lin.b * lin.c - lin.a * lin.d:.4g}, trace = {lin.a - lin.d:.4g})",
+            )
         omega0, gamma = lin.omega0, lin.gamma
     elif model == "wilson_cowan":
         lin = lin_wc
@@ -254,20 +318,53 @@ def _setup(p: CorticalParams, model: str, label: str, nx: int, ny: int, h: float
         sponge = np.zeros((ny + 2, nx + 2))
     src = np.zeros((len(p.sources), K.N_SRC_COLS))
     for k, s in enumerate(p.sources):
-        src[k] = [names.index(s.field) if s.field else 0, 0 if s.kind == "point" else 1, s.x / h, s.y / h,
-                  s.velocity[0] / h, s.velocity[1] / h, s.width / h, s.amplitude, _COURSES[s.time_course.kind],
-                  s.time_course.t0, s.time_course.t1, s.time_course.width, s.time_course.frequency,
-                  s.time_course.phase]
-    return Setup(label=label, model=model, scheme=scheme, nx=nx, ny=ny, h=h, dt=dt,
-                 n_steps=max(1, int(round(duration / dt))), names=names, kappa=kap, mass=mass, gamma=gam,
-                 sigma=p.noise.sigma, boundary=p.boundary, sponge=sponge, src=src, lin=lin, c=c)
+        src[k] = [
+            names.index(s.field) if s.field else 0,
+            0 if s.kind == "point" else 1,
+            s.x / h,
+            s.y / h,
+            s.velocity[0] / h,
+            s.velocity[1] / h,
+            s.width / h,
+            s.amplitude,
+            _COURSES[s.time_course.kind],
+            s.time_course.t0,
+            s.time_course.t1,
+            s.time_course.width,
+            s.time_course.frequency,
+            s.time_course.phase,
+        ]
+    return Setup(
+        label=label,
+        model=model,
+        scheme=scheme,
+        nx=nx,
+        ny=ny,
+        h=h,
+        dt=dt,
+        n_steps=max(1, int(round(duration / dt))),
+        names=names,
+        kappa=kap,
+        mass=mass,
+        gamma=gam,
+        sigma=p.noise.sigma,
+        boundary=p.boundary,
+        sponge=sponge,
+        src=src,
+        lin=lin,
+        c=c,
+    )
 
 
 def check_stability(setup: Setup) -> None:
     """Refuse a step beyond the scheme's stability limit, naming the largest stable dt."""
     if setup.scheme == "rk4":
-        lim = rk4_dt_max(setup.omega0, float(setup.kappa[0]), float(setup.gamma[0]),
-                         float(setup.gamma[0] + setup.sponge.max()))
+        lim = rk4_dt_max(
+            setup.omega0,
+            float(setup.kappa[0]),
+            float(setup.gamma[0]),
+            float(setup.gamma[0] + setup.sponge.max()),
+        )
         rule = "RK4: |R(lambda dt)| <= 1 for every lattice mode of the linearised site"
     else:
         w = setup.omega_max()
@@ -275,5 +372,9 @@ def check_stability(setup: Setup) -> None:
         rule = f"leapfrog: dt * omega_max < 2 with omega_max = {w:.6g} rad/s = sqrt(m^2 + 8 kappa)"
     if not setup.dt < lim:
         where = "run.dt" if not setup.extras.get("courant") else "params.continuum.courant"
-        raise ScenarioError(where, f"{setup.dt:g} s", f"unstable for {setup.label} ({rule}); "
-                            f"the largest stable dt is just below {lim:.6g} s ({lim * 1e3:.6g} ms)")
+        raise ScenarioError(
+            where,
+            f"{setup.dt:g} s",
+            f"unstable for {setup.label} ({rule}); "
+            f"the largest stable dt is just below {lim:.6g} s ({lim * 1e3:.6g} ms)",
+        )

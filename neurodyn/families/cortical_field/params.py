@@ -72,8 +72,9 @@ class Continuum(StrictModel):
                 raise FieldIssue(f"h.{k}" if isinstance(self.h, list) else "h", h, "a positive length")
             n = [s / h for s in self.size]
             if min(n) < 3 or abs(n[0] - round(n[0])) > 1e-6 * n[0] or abs(n[1] - round(n[1])) > 1e-6 * n[1]:
-                raise FieldIssue("h", h, f"must divide the domain size {list(self.size)} into >= 3 whole "
-                                 "cells per side")
+                raise FieldIssue(
+                    "h", h, f"must divide the domain size {list(self.size)} into >= 3 whole cells per side"
+                )
         return self
 
     @property
@@ -85,8 +86,8 @@ class Continuum(StrictModel):
 class EIPair(StrictModel):
     """Linear excitatory–inhibitory pair (Wilson–Cowan linearised with unit slopes)::
 
-        tau_e E' = -E + w_ee E - w_ei I
-        tau_i I' = -I + w_ie E - w_ii I - (tau_i tau_e / w_ei) (kappa lap E + J)
+    tau_e E' = -E + w_ee E - w_ei I
+    tau_i I' = -I + w_ie E - w_ii I - (tau_i tau_e / w_ei) (kappa lap E + J)
     """
 
     tau_e: Time = 0.01
@@ -264,8 +265,11 @@ class CorticalParams(StrictModel):
                 if s.field is not None and s.field not in self.fields.names:
                     raise FieldIssue(f"sources.{k}.field", s.field, f"one of {self.fields.names}")
         if self.integrator == "leapfrog" and any(m != "harmonic" for m in models):
-            raise FieldIssue("integrator", self.integrator,
-                             "leapfrog needs the harmonic site model; use rk4 (or auto) for E–I masses")
+            raise FieldIssue(
+                "integrator",
+                self.integrator,
+                "leapfrog needs the harmonic site model; use rk4 (or auto) for E–I masses",
+            )
         if self.match_linearisation and "wilson_cowan" not in models:
             raise FieldIssue("match_linearisation", True, "needs wilson_cowan among the site models")
         if self.continuum is not None and len(self.continuum.hs) > 1 and len(models) > 1:

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 #: frames in the animated GIF (evenly spaced over the recorded snapshots)
-GIF_FRAMES = 60
+GIF_FRAMES = 40
 
 
 def _fig(nrows: int = 1, ncols: int = 1, **kw):
@@ -40,10 +40,12 @@ def plot_snapshot_grid(ds: xr.Dataset, path: Path) -> Path:
     plt, fig, axes = _fig(3, 3, figsize=(9, 9), constrained_layout=True)
     x_mm, y_mm = ds["x"].values * 1e3, ds["y"].values * 1e3
     for ax, k in zip(axes.flat, idx):
-        im = ax.pcolormesh(x_mm, y_mm, u.isel(time=k).values, cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="auto")
+        im = ax.pcolormesh(
+            x_mm, y_mm, u.isel(time=k).values, cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="auto"
+        )
         ax.set_title(f"t = {float(u['time'][k]) * 1e3:.1f} ms")
         ax.set_aspect("equal")
-    for ax in axes.flat[len(idx):]:
+    for ax in axes.flat[len(idx) :]:
         ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.6, label="u")
     fig.savefig(path, dpi=110)
@@ -71,7 +73,7 @@ def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
         return im, title
 
     anim = FuncAnimation(fig, frame, frames=len(idx), blit=False)
-    anim.save(path, writer=PillowWriter(fps=12))
+    anim.save(path, writer=PillowWriter(fps=10), dpi=80)
     plt.close(fig)
     return path
 
@@ -134,10 +136,16 @@ def plot_mode_spectra(ds: xr.Dataset, path: Path) -> Path:
     plt, fig, ax = _fig(figsize=(6, 4.5))
     w = ds["omega"].values
     for m in range(ds.sizes["vmode"]):
-        line, = ax.loglog(w, ds["mode_psd"].isel(vmode=m).values, ".", ms=2)
+        (line,) = ax.loglog(w, ds["mode_psd"].isel(vmode=m).values, ".", ms=2)
         if "mode_psd_lorentzian" in ds:
-            ax.loglog(w, ds["mode_psd_lorentzian"].isel(vmode=m).values, "-", color=line.get_color(), lw=1,
-                      label=f"({int(ds['vmode_nx'][m])}, {int(ds['vmode_ny'][m])})")
+            ax.loglog(
+                w,
+                ds["mode_psd_lorentzian"].isel(vmode=m).values,
+                "-",
+                color=line.get_color(),
+                lw=1,
+                label=f"({int(ds['vmode_nx'][m])}, {int(ds['vmode_ny'][m])})",
+            )
     ax.set_xlabel("omega (rad/s)")
     ax.set_ylabel("S_k(omega)")
     ax.set_title("mode spectra (dots) vs exact Lorentzians (lines)")

@@ -31,7 +31,9 @@ def lattice_s(kx: np.ndarray, ky: np.ndarray, h: float) -> np.ndarray:
     return np.sin(np.asarray(kx) * h / 2) ** 2 + np.sin(np.asarray(ky) * h / 2) ** 2
 
 
-def lattice_omega(kx: np.ndarray, ky: np.ndarray, h: float, kappa: np.ndarray, mass: np.ndarray) -> np.ndarray:
+def lattice_omega(
+    kx: np.ndarray, ky: np.ndarray, h: float, kappa: np.ndarray, mass: np.ndarray
+) -> np.ndarray:
     """Angular frequencies of the lattice modes, shape ``(F, n_modes)`` sorted per mode (branches).
 
     ``omega^2`` are the eigenvalues of ``M + 4 s(k) diag(kappa)``; NaN where they are not real and positive.
@@ -40,7 +42,9 @@ def lattice_omega(kx: np.ndarray, ky: np.ndarray, h: float, kappa: np.ndarray, m
     out = np.full((len(kappa), len(s)), np.nan)
     for n, sv in enumerate(s):
         ev = np.linalg.eigvals(mass + 4.0 * sv * np.diag(kappa))
-        ev = np.sort(ev.real) if np.all(np.abs(ev.imag) < 1e-9 * max(1.0, np.max(np.abs(ev)))) else ev * np.nan
+        ev = (
+            np.sort(ev.real) if np.all(np.abs(ev.imag) < 1e-9 * max(1.0, np.max(np.abs(ev)))) else ev * np.nan
+        )
         out[:, n] = np.sqrt(np.where(ev > 0, ev, np.nan))
     return out
 
@@ -72,11 +76,17 @@ def lorentzian(omega: np.ndarray, omega_k: np.ndarray, gamma: float, sigma: floa
     return sigma**2 / ((wk**2 - w**2) ** 2 + gamma**2 * w**2)
 
 
-def lorentzian_sampled(omega: np.ndarray, omega_k: np.ndarray, gamma: float, sigma: float, dt_sample: float,
-                       n_alias: int = 3) -> np.ndarray:
-    """The Lorentzian of a series sampled every ``dt_sample``: aliases ``omega + 2 pi n / dt_sample`` added."""
+def lorentzian_sampled(
+    omega: np.ndarray, omega_k: np.ndarray, gamma: float, sigma: float, dt_sample: float, n_alias: int = 3
+) -> np.ndarray:
+    """The Lorentzian of a series sampled every ``dt_sample``.
+
+    The aliases ``omega + 2 pi n / dt_sample`` are added.
+    """
     ws = 2 * math.pi / dt_sample
-    return sum(lorentzian(np.asarray(omega) + n * ws, omega_k, gamma, sigma) for n in range(-n_alias, n_alias + 1))
+    return sum(
+        lorentzian(np.asarray(omega) + n * ws, omega_k, gamma, sigma) for n in range(-n_alias, n_alias + 1)
+    )
 
 
 def mode_variance(omega_k: np.ndarray, gamma: float, sigma: float) -> np.ndarray:
@@ -104,8 +114,9 @@ def local_spectrum(omega: np.ndarray, omegas: np.ndarray, gamma: float, sigma: f
     return out / len(omegas)
 
 
-def equipartition_spectrum(omega: np.ndarray, gamma: float, sigma: float, kappa: float, m: float = 0.0
-                           ) -> np.ndarray:
+def equipartition_spectrum(
+    omega: np.ndarray, gamma: float, sigma: float, kappa: float, m: float = 0.0
+) -> np.ndarray:
     """Local spectrum of the damped continuum field: Lorentzians integrated over the 2D mode density.
 
     ``S(omega) = sigma^2 / (4 pi gamma kappa omega) [pi/2 + arctan((omega^2 - m^2) / (gamma omega))]``,
@@ -131,7 +142,10 @@ def loglog_slope(omega: np.ndarray, s: np.ndarray) -> float:
 
 
 def energy_error_bound(omega_max: float, dt: float) -> float:
-    """Bound on ``|H_n - H_0| / H_0`` for Störmer–Verlet on a linear lattice: ``x / (1 - x)``, ``x = (omega_max dt / 2)^2``."""
+    """Bound on ``|H_n - H_0| / H_0`` for Störmer–Verlet on a linear lattice.
+
+    ``x / (1 - x)`` with ``x = (omega_max dt / 2)^2``.
+    """
     x = (omega_max * dt / 2) ** 2
     return x / (1 - x) if x < 1 else math.inf
 
@@ -147,6 +161,7 @@ def continuum_solution(u0: np.ndarray, h: float, c: float, m: float, t: float) -
 
 # --------------------------------------------------------------------------- theory beside simulation
 
+
 def theory_dataset(scenario, ds):
     """Predictions for every measured quantity present in ``ds`` (``*_theory`` / ``*_bound`` variables)."""
     import xarray as xr
@@ -159,9 +174,11 @@ def theory_dataset(scenario, ds):
     setups = build_setups(p, scenario.run.dt, scenario.run.duration)
     st0 = setups[0]
     out = xr.Dataset()
-    disp_src = ("lattice dispersion omega^2 = eig(M + 4 (sin^2(k_x h/2) + sin^2(k_y h/2)) diag(kappa)); "
-                "damped: sqrt(omega^2 - gamma^2/4); normal modes of the 5-point Laplacian (Brillouin 1946), "
-                "Klein-Gordon reading after Cooray, Cooray & Friston 2023 (arXiv:2308.10645)")
+    disp_src = (
+        "lattice dispersion omega^2 = eig(M + 4 (sin^2(k_x h/2) + sin^2(k_y h/2)) diag(kappa)); "
+        "damped: sqrt(omega^2 - gamma^2/4); normal modes of the 5-point Laplacian (Brillouin 1946), "
+        "Klein-Gordon reading after Cooray, Cooray & Friston 2023 (arXiv:2308.10645)"
+    )
     if "dispersion_omega" in ds:
         modes = list(zip(ds["mode_nx"].values.tolist(), ds["mode_ny"].values.tolist()))
         per = []
@@ -181,71 +198,154 @@ def theory_dataset(scenario, ds):
             arr, lfa = arr[..., 0, :], lfa[..., 0, :]
         binw = float(ds["frequency_bin"])
         tol = binw / float(np.nanmin(arr)) if np.isfinite(np.nanmin(arr)) else 0.05
-        out["dispersion_omega_theory"] = (dims, arr, var_attrs(
-            "rad/s", "lattice dispersion omega(k)", source=disp_src, rel_tol=tol,
-            note="rel_tol is one frequency bin relative to the lowest predicted frequency"))
-        out["dispersion_omega_leapfrog"] = (dims, lfa, var_attrs(
-            "rad/s", "fully discrete leapfrog dispersion (2/dt) arcsin(omega dt/2)",
-            source="von Neumann analysis of Stormer-Verlet (Hairer, Lubich & Wanner 2003)"))
+        out["dispersion_omega_theory"] = (
+            dims,
+            arr,
+            var_attrs(
+                "rad/s",
+                "lattice dispersion omega(k)",
+                source=disp_src,
+                rel_tol=tol,
+                note="rel_tol is one frequency bin relative to the lowest predicted frequency",
+            ),
+        )
+        out["dispersion_omega_leapfrog"] = (
+            dims,
+            lfa,
+            var_attrs(
+                "rad/s",
+                "fully discrete leapfrog dispersion (2/dt) arcsin(omega dt/2)",
+                source="von Neumann analysis of Stormer-Verlet (Hairer, Lubich & Wanner 2003)",
+            ),
+        )
         kn = np.hypot(ds["k_x"].values, ds["k_y"].values)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["phase_velocity_theory"] = (dims, arr / np.where(kn > 0, kn, np.nan), var_attrs(
-                "m/s", "phase velocity omega(k)/|k|", source=disp_src, rel_tol=tol))
+            out["phase_velocity_theory"] = (
+                dims,
+                arr / np.where(kn > 0, kn, np.nan),
+                var_attrs("m/s", "phase velocity omega(k)/|k|", source=disp_src, rel_tol=tol),
+            )
         if st0.n_fields == 1:
             w0 = lattice_omega(ds["k_x"].values, ds["k_y"].values, st0.h, st0.kappa, st0.mass)[0]
-            out["group_velocity_lattice"] = ("mode", group_velocity(ds["k_x"].values, ds["k_y"].values, st0.h,
-                                                                    float(st0.kappa[0]), w0), var_attrs(
-                "m/s", "lattice group velocity |d omega / d k| (< c unless m = 0 and k -> 0)",
-                source="gradient of the lattice dispersion relation"))
-    if "energy_error_max" in ds and st0.scheme in ("stormer", "baoab") and not (
-            p.noise.sigma > 0 or np.any(st0.gamma > 0) or st0.sponge.any() or len(p.sources)
-            or not np.allclose(st0.mass, st0.mass.T)):
-        out["energy_error_max_bound"] = ((), energy_error_bound(st0.omega_max(), st0.dt), var_attrs(
-            "1", "bound x/(1-x), x = (omega_max dt/2)^2, on |H_n - H_0|/H_0 for Stormer-Verlet",
-            source="modified (shadow) energy of Stormer-Verlet on a linear system; Hairer, Lubich & Wanner, "
-                   "Geometric Numerical Integration (2006), sec. I.5, XIII.2"))
+            out["group_velocity_lattice"] = (
+                "mode",
+                group_velocity(ds["k_x"].values, ds["k_y"].values, st0.h, float(st0.kappa[0]), w0),
+                var_attrs(
+                    "m/s",
+                    "lattice group velocity |d omega / d k| (< c unless m = 0 and k -> 0)",
+                    source="gradient of the lattice dispersion relation",
+                ),
+            )
+    if (
+        "energy_error_max" in ds
+        and st0.scheme in ("stormer", "baoab")
+        and not (
+            p.noise.sigma > 0
+            or np.any(st0.gamma > 0)
+            or st0.sponge.any()
+            or len(p.sources)
+            or not np.allclose(st0.mass, st0.mass.T)
+        )
+    ):
+        out["energy_error_max_bound"] = (
+            (),
+            energy_error_bound(st0.omega_max(), st0.dt),
+            var_attrs(
+                "1",
+                "bound x/(1-x), x = (omega_max dt/2)^2, on |H_n - H_0|/H_0 for Stormer-Verlet",
+                source="modified (shadow) energy of Stormer-Verlet on a linear system; "
+                "Hairer, Lubich & Wanner, "
+                "Geometric Numerical Integration (2006), sec. I.5, XIII.2",
+            ),
+        )
     if "mode_variance" in ds:
         g = float(st0.gamma[0])
         modes = list(zip(ds["vmode_nx"].values.tolist(), ds["vmode_ny"].values.tolist()))
         kk = np.array([mode_wavevector(st0, m) for m in modes])
         wk = lattice_omega(kk[:, 0], kk[:, 1], st0.h, st0.kappa, st0.mass)[0]
-        out["mode_variance_theory"] = ("vmode", mode_variance(wk, g, st0.sigma), var_attrs(
-            "1", "exact stationary mode variance sigma^2 / (2 gamma omega_k^2)", rel_tol=0.01,
-            source="Ornstein-Uhlenbeck stationary variance of a damped mode (Uhlenbeck & Ornstein 1930); "
-                   "BAOAB samples it exactly for linear forces (Leimkuhler & Matthews 2013)"))
+        out["mode_variance_theory"] = (
+            "vmode",
+            mode_variance(wk, g, st0.sigma),
+            var_attrs(
+                "1",
+                "exact stationary mode variance sigma^2 / (2 gamma omega_k^2)",
+                rel_tol=0.01,
+                source="Ornstein-Uhlenbeck stationary variance of a damped mode (Uhlenbeck & Ornstein 1930); "
+                "BAOAB samples it exactly for linear forces (Leimkuhler & Matthews 2013)",
+            ),
+        )
         dts = float(ds["mode_psd"].attrs["sample_interval"])
-        out["mode_psd_lorentzian"] = (("vmode", "omega"), lorentzian_sampled(ds["omega"].values, wk, g, st0.sigma,
-                                                                             dts).T, var_attrs(
-            "s", "exact Lorentzian sigma^2/((omega_k^2-omega^2)^2+gamma^2 omega^2), aliases of the sampling added",
-            source="stationary spectrum of a white-noise-driven damped oscillator (Gardiner, Stochastic Methods, "
-                   "sec. 4.5)"))
+        out["mode_psd_lorentzian"] = (
+            ("vmode", "omega"),
+            lorentzian_sampled(ds["omega"].values, wk, g, st0.sigma, dts).T,
+            var_attrs(
+                "s",
+                "exact Lorentzian sigma^2/((omega_k^2-omega^2)^2+gamma^2 omega^2), "
+                "aliases of the sampling added",
+                source="stationary spectrum of a white-noise-driven damped oscillator "
+                "(Gardiner, Stochastic Methods, "
+                "sec. 4.5)",
+            ),
+        )
     if "local_psd" in ds:
         g = float(st0.gamma[0])
         w = ds["omega_local"].values
         om = all_mode_omegas(st0.nx, st0.ny, st0.h, float(st0.kappa[0]), st0.omega0, st0.periodic)
         exact = local_spectrum(w, om, g, st0.sigma)
-        out["local_psd_lattice_sum"] = ("omega_local", exact, var_attrs(
-            "s", "exact local spectrum (1/N) sum_k S_k(omega)", source="sum of the modes' Lorentzians"))
-        out["local_psd_equipartition"] = ("omega_local", equipartition_spectrum(
-            w, g, st0.sigma, float(st0.kappa[0]), st0.omega0), var_attrs(
-            "s", "continuum equipartition spectrum sigma^2/(4 pi gamma kappa omega) [pi/2 + arctan((omega^2-m^2)/"
-                 "(gamma omega))] -> 1/f law",
-            source="Lorentzians integrated over the 2D mode density N omega/(2 pi kappa); "
-                   "Cooray, Cooray & Friston 2023"))
+        out["local_psd_lattice_sum"] = (
+            "omega_local",
+            exact,
+            var_attrs(
+                "s", "exact local spectrum (1/N) sum_k S_k(omega)", source="sum of the modes' Lorentzians"
+            ),
+        )
+        out["local_psd_equipartition"] = (
+            "omega_local",
+            equipartition_spectrum(w, g, st0.sigma, float(st0.kappa[0]), st0.omega0),
+            var_attrs(
+                "s",
+                "continuum equipartition spectrum sigma^2/(4 pi gamma kappa omega) "
+                "[pi/2 + arctan((omega^2-m^2)/"
+                "(gamma omega))] -> 1/f law",
+                source="Lorentzians integrated over the 2D mode density N omega/(2 pi kappa); "
+                "Cooray, Cooray & Friston 2023",
+            ),
+        )
         lo, hi = spectrum_band(st0.omega0, g, float(st0.kappa[0]))
         band = (w >= lo) & (w <= hi)
-        out["spectrum_slope_theory"] = ((), loglog_slope(w[band], exact[band]), var_attrs(
-            "1", "log-log slope of the exact local spectrum in the same band", rel_tol=0.05,
-            source="least-squares slope of (1/N) sum_k S_k(omega); the equipartition law predicts -1",
-            equipartition_slope=-1.0))
+        out["spectrum_slope_theory"] = (
+            (),
+            loglog_slope(w[band], exact[band]),
+            var_attrs(
+                "1",
+                "log-log slope of the exact local spectrum in the same band",
+                rel_tol=0.05,
+                source="least-squares slope of (1/N) sum_k S_k(omega); the equipartition law predicts -1",
+                equipartition_slope=-1.0,
+            ),
+        )
     if "pulse_speed" in ds:
         c = p.continuum.c if p.continuum is not None else st0.wave_speed()
-        out["pulse_speed_theory"] = ("direction", np.full(3, c), var_attrs(
-            "m/s", "wave speed c = h sqrt(kappa) of the massless field", rel_tol=0.02,
-            source="massless Klein-Gordon (wave) equation: non-dispersive, every direction at c"))
+        out["pulse_speed_theory"] = (
+            "direction",
+            np.full(3, c),
+            var_attrs(
+                "m/s",
+                "wave speed c = h sqrt(kappa) of the massless field",
+                rel_tol=0.02,
+                source="massless Klein-Gordon (wave) equation: non-dispersive, every direction at c",
+            ),
+        )
     if "convergence_order" in ds:
         order = np.full(ds.sizes["refinement"], 2.0)
-        out["convergence_order_theory"] = ("refinement", order, var_attrs(
-            "1", "second-order convergence (5-point Laplacian O(h^2), leapfrog O(dt^2) with dt ~ h)", rel_tol=0.1,
-            source="truncation error of the centred second differences in space and time"))
+        out["convergence_order_theory"] = (
+            "refinement",
+            order,
+            var_attrs(
+                "1",
+                "second-order convergence (5-point Laplacian O(h^2), leapfrog O(dt^2) with dt ~ h)",
+                rel_tol=0.1,
+                source="truncation error of the centred second differences in space and time",
+            ),
+        )
     return out
