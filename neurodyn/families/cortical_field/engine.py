@@ -69,6 +69,9 @@ def plan_recording(scenario, setup: Setup) -> Plan:
     if rec.snapshots is not None or an.dispersion_modes or an.variance_modes:
         every = rec.snapshots.every if rec.snapshots is not None else None
         plan.k_snap = _every(every, setup.dt)
+        if every is None and (an.dispersion_modes or an.variance_modes):
+            # analysis only: sample at 80% of the Nyquist limit of the fastest lattice mode
+            plan.k_snap = max(1, int(0.8 * math.pi / (setup.omega_max() * setup.dt)))
         plan.n_snap = -(-n // plan.k_snap)
     if rec.energy is not None:
         plan.k_energy = _every(rec.energy.every, setup.dt)
@@ -139,6 +142,56 @@ def memory_limit_mb(scenario) -> float:
     return min(4096.0, 0.5 * avail)
 
 
+def check_analysis(scenario, setup: Setup, plan: Plan) -> None:
+    """Refuse analyses that cannot work on this lattice (mode numbers, sampling below Nyquist)."""
+    from neurodyn.errors import ScenarioError
+
+    an = scenario.params.analysis
+    for key in ("dispersion_modes", "variance_modes"):
+        for k, (mx, my) in enumerate(getattr(an, key)):
+            if setup.boundary == "absorbing":
+                raise ScenarioError(
+                    f"params.analysis.{key}",
+                    [mx, my],
+                    "mode analyses need periodic or fixed boundaries (the sponge has no modes)",
+                )
+            if not setup.periodic and not (1 <= mx <= setup.nx and 1 <= my <= setup.ny):
+                raise ScenarioError(
+                    f"params.analysis.{key}.{k}",
+                    [mx, my],
+                    f"fixed-boundary modes are sine "
+                    f"modes with 1 <= n_x <= {setup.nx}, 1 <= n_y <= {setup.ny}",
+                )
+    if an.dispersion_modes and plan.k_snap * setup.dt * setup.omega_max() >= math.pi:
+        kmax = math.pi / (setup.omega_max() * setup.dt)
+        raise ScenarioError(
+            "record.snapshots.every",
+            f"{plan.k_snap * setup.dt:g} s",
+            f"too coarse for the dispersion analysis (aliasing above {setup.omega_max():.4g} "
+            f"rad/s); use every < {kmax * setup.dt:.4g} s",
+        )
+    if an.variance_modes and not (setup.sigma > 0 and setup.gamma[0] > 0):
+        raise ScenarioError(
+            "params.analysis.variance_modes",
+            "...",
+            "mode variances need a noise-driven damped lattice (noise.sigma > 0, gamma > 0)",
+        )
+    if an.spectrum_probes and not (setup.sigma > 0 and setup.gamma[0] > 0):
+        raise ScenarioError(
+            "params.analysis.spectrum_probes",
+            an.spectrum_probes,
+            "the local spectrum needs a noise-driven damped lattice (noise.sigma > 0, gamma > 0)",
+        )
+    if (an.variance_modes or an.spectrum_probes) and setup.n_fields > 1:
+        raise ScenarioError(
+            "params.analysis",
+            "variance_modes/spectrum_probes",
+            "noise-spectrum analyses are for a single field (omit params.fields)",
+        )
+    if an.pulse_radii and len(an.pulse_radii) < 2:
+        raise ScenarioError("params.analysis.pulse_radii", an.pulse_radii, "two or more distances")
+
+
 def check_resources(scenario) -> list[Setup]:
     """Build the variants, check stability and memory; refuse before anything big is allocated."""
     setups = build_setups(scenario.params, scenario.run.dt, scenario.run.duration)
@@ -146,6 +199,7 @@ def check_resources(scenario) -> list[Setup]:
     for st in setups:
         check_stability(st)
         plan = plan_recording(scenario, st)
+        check_analysis(scenario, st, plan)
         rec_mb = plan.record_bytes(st) / 2**20
         if rec_mb > limit:
             hint = ""
@@ -375,14 +429,6 @@ def run_variant(
         ones = np.ones((1, ny + 2, nx + 2))
         ubuf = np.zeros((1, ny + 2, nx + 2))
         vbuf = np.zeros((1, ny + 2, nx + 2))
-        damp = setup.gamma[0] + setup.sponge.max()
-        if setup.sponge.any() and setup.model != "harmonic":
-            from neurodyn.errors import ScenarioError
-
-            raise ScenarioError(
-                "params.boundary", "absorbing", "the sponge layer needs the harmonic site model"
-            )
-        del damp
 
         def advance(start: int, n: int) -> tuple[int, str]:
             st, step, f, j, i, _ = K.rk4_run(

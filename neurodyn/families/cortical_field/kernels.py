@@ -240,9 +240,8 @@ def _record(
     periodic: bool,
     erow: np.ndarray,
     parallel: bool,
-    vfrom: int,
 ) -> None:
-    """Record step ``n``; ``v`` is the velocity (``vfrom`` unused placeholder for a uniform signature)."""
+    """Record step ``n`` (snapshots, probes, energy); ``v`` is the velocity at step ``n``."""
     ny = u.shape[1] - 2
     nx = u.shape[2] - 2
     if k_snap > 0 and n % k_snap == 0:
@@ -414,7 +413,6 @@ def stormer_run(
             periodic,
             erow,
             parallel,
-            0,
         )
         cur = (cur + 1) % 3
     return 0, start + count, -1, -1, -1, cur
@@ -560,7 +558,6 @@ def baoab_run(
             periodic,
             erow,
             parallel,
-            0,
         )
         if noisy:
             for f in range(nf):
@@ -737,7 +734,6 @@ def rk4_run(
             periodic,
             erow,
             parallel,
-            0,
         )
         _rhs(model, p, X, J, k1, rowsum, periodic, parallel, src, t, ones)
         for c in range(2):

@@ -307,6 +307,13 @@ def _setup(
     if integ == "auto":
         integ = "leapfrog" if model == "harmonic" else "rk4"
     scheme = "rk4" if integ == "rk4" else ("baoab" if p.noise.sigma > 0 else "stormer")
+    if scheme == "rk4" and p.boundary == "absorbing":
+        raise ScenarioError(
+            "params.boundary",
+            "absorbing",
+            "the sponge layer needs the leapfrog integrator "
+            "(harmonic site model); use periodic or fixed boundaries with RK4",
+        )
     if p.boundary == "absorbing":
         strength = p.sponge.strength
         if strength == 0:

@@ -264,6 +264,14 @@ class CorticalParams(StrictModel):
             for k, s in enumerate(self.sources):
                 if s.field is not None and s.field not in self.fields.names:
                     raise FieldIssue(f"sources.{k}.field", s.field, f"one of {self.fields.names}")
+        else:
+            for k, s in enumerate(self.sources):
+                if s.field not in (None, "u"):
+                    raise FieldIssue(
+                        f"sources.{k}.field", s.field, "omit it (a single field 'u'), or define params.fields"
+                    )
+        if self.fields is not None and self.integrator == "rk4":
+            raise FieldIssue("integrator", self.integrator, "coupled fields run with leapfrog (or auto)")
         if self.integrator == "leapfrog" and any(m != "harmonic" for m in models):
             raise FieldIssue(
                 "integrator",
