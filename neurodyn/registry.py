@@ -17,6 +17,7 @@ from neurodyn.families.base import Family
 _BUILTIN: dict[str, str] = {
     "lif_network": "neurodyn.families.lif_network:LIFNetwork",
     "ultralif_network": "neurodyn.families.ultralif_network:UltraLIFNetwork",
+    "cortical_field": "neurodyn.families.cortical_field:CorticalField",
 }
 
 
