@@ -13,7 +13,8 @@ BASE = {"name": "s", "family": "sync_learners",
 
 
 def write(tmp_path, params=None, run=None, **top):
-    doc = {**BASE, "params": {**BASE["params"], **(params or {})}, "run": {**BASE["run"], **(run or {})}, **top}
+    doc = {**BASE, "params": {**BASE["params"], **(params or {})},
+           "run": {**BASE["run"], **(run or {})}, **top}
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -42,7 +43,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, params, run, needles):
      ["params.topology.0.args.tries", "expects a number"]),
     ({"topology": {"generator": "watts_strogatz_graph", "args": {"k": 2, "q": 0.1}}},
      ["params.topology.0.args.q", "has no argument 'q'"]),
-    ({"topology": {"generator": "grid", "args": {"rows": 4}}}, ["params.topology.0.args.rows", "dividing n = 6"]),
+    ({"topology": {"generator": "grid", "args": {"rows": 4}}},
+     ["params.topology.0.args.rows", "dividing n = 6"]),
     ({"topology": ["ring", "ring"]}, ["params.topology.1.label", "unique"]),
     ({"integrator": "exact", "loss": {"kind": "logcosh"}}, ["params.integrator", "quadratic"]),
     ({"n": [6, 1]}, ["params.n", "integer >= 2"]),

@@ -18,7 +18,7 @@ def topo(**kw) -> Topology:
 
 @pytest.mark.parametrize("n", [5, 12])
 def test_closed_form_spectra(n):
-    """complete: {0, n^(n-1)}; ring: 2 - 2 cos(2 pi j / n); star: {0, 1^(n-2), n}; path: 2 - 2 cos(pi j / n)."""
+    """complete {0, n^(n-1)}; ring 2 - 2 cos(2 pi j / n); star {0, 1^(n-2), n}; path 2 - 2 cos(pi j / n)."""
     lam = spectrum(build_graph(topo(generator="complete"), n, 0, "t"))
     np.testing.assert_allclose(lam, [0] + [n] * (n - 1), atol=1e-10)
     lam = spectrum(build_graph(topo(generator="ring"), n, 0, "t"))
@@ -46,7 +46,8 @@ def test_complete_graph_uses_mean_coupling_only_when_uniform():
     assert build_graph(topo(generator="complete", weight=0.5), 6, 0, "t").complete_weight == 0.5
     assert math.isnan(build_graph(topo(generator="complete", weights=(0.5, 2.0)), 6, 0, "t").complete_weight)
     assert math.isnan(build_graph(topo(generator="ring"), 6, 0, "t").complete_weight)
-    assert not math.isnan(build_graph(topo(generator="ring"), 3, 0, "t").complete_weight)  # a 3-ring is complete
+    # a 3-ring is complete
+    assert not math.isnan(build_graph(topo(generator="ring"), 3, 0, "t").complete_weight)
 
 
 def test_weighted_edge_list_laplacian():
@@ -68,7 +69,8 @@ def test_disconnected_eigenbasis_keeps_centroid_as_mode_zero():
 
 @pytest.mark.parametrize(("spec", "needle"), [
     (dict(generator="watts_strogatz_graph", args={"kk": 4, "p": 0.1}), "did you mean 'k'"),
-    (dict(generator="connected_watts_strogatz_graph", args={"k": 4, "p": 0.1, "tries": "many"}), "expects a number"),
+    (dict(generator="connected_watts_strogatz_graph", args={"k": 4, "p": 0.1, "tries": "many"}),
+     "expects a number"),
     (dict(generator="watts_strogatz_graph", args={"k": "four", "p": 0.1}), "refused these arguments"),
     (dict(generator="cycle_graph", args={"n": 7}), "built 7 nodes"),
     (dict(generator="erdos_renyi_graph", args={}), "needs argument(s) p"),

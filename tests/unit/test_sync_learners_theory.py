@@ -13,7 +13,8 @@ from neurodyn.families.sync_learners.theory import em_inflation, ou_centroid_err
 
 def _system(n=7, d=3, k=0.7, sigma=1.3, rho=0.3, seed=0):
     rng = np.random.default_rng(seed)
-    g = build_graph(Topology(generator="erdos_renyi_graph", args={"p": 0.6}, weights=(0.2, 2.0)), n, seed, "t")
+    spec = Topology(generator="erdos_renyi_graph", args={"p": 0.6}, weights=(0.2, 2.0))
+    g = build_graph(spec, n, seed, "t")
     a = rng.standard_normal((d, d))
     hess = a @ a.T + 0.5 * np.eye(d)
     lap = g.laplacian.toarray()
@@ -27,7 +28,7 @@ def _system(n=7, d=3, k=0.7, sigma=1.3, rho=0.3, seed=0):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_exact_spread_and_centroid_match_continuous_lyapunov(seed):
-    """Mode sums = trace of the stationary covariance solving M S + S M^T = Q (weighted graph, full H, rho)."""
+    """Mode sums = trace of the stationary covariance of M S + S M^T = Q (weighted graph, full H, rho)."""
     n, d, k, sigma, rho = 7, 3, 0.7, 1.3, 0.3
     g, hess, m, q, proj, cent = _system(n, d, k, sigma, rho, seed)
     s = sla.solve_continuous_lyapunov(m, q)
@@ -48,7 +49,8 @@ def test_euler_maruyama_chain_matches_discrete_lyapunov():
     assert ou_centroid_error(n, h, sigma, rho, dt=dt) == pytest.approx(np.trace(cent @ s @ cent.T), rel=1e-9)
     # and EM's inflation of every mode is at most 1 / (1 - r_max dt / 2)
     r_max = h[-1] + k * lam[-1]
-    assert ou_spread(lam, h, k, sigma, rho, dt=dt) <= em_inflation(r_max, dt) * ou_spread(lam, h, k, sigma, rho)
+    em = ou_spread(lam, h, k, sigma, rho, dt=dt)
+    assert em <= em_inflation(r_max, dt) * ou_spread(lam, h, k, sigma, rho)
 
 
 @pytest.mark.parametrize("generator", ["complete", "ring", "star", "grid", "small_world", "barabasi_albert"])

@@ -23,7 +23,7 @@ from neurodyn.scenario import from_dict
 
 @njit(cache=True)
 def _em_levels(x0, theta, s, multiplicative, t_end, n_fine, levels, n_paths, rng):
-    """EM at coarsening ``levels`` of one fine Brownian path per sample; returns (em[path, level], exact[path]).
+    """EM at coarsening ``levels`` of one fine Brownian path per sample; returns (em[path, level], ref[path]).
 
     For multiplicative noise the exact value is ``x0 exp((-theta - s^2/2) T + s W_T)``; for additive noise
     the reference is EM on the fine grid (its strong error is O(dt_fine), far below the coarse errors).

@@ -1,4 +1,7 @@
-"""``sync_learners``: redundant noisy gradient learners coupled on a graph (see :mod:`.params`, :mod:`.theory`)."""
+"""``sync_learners``: redundant noisy gradient learners coupled on a graph.
+
+Model and schema: :mod:`.params`; theory: :mod:`.theory`; kernels: :mod:`.kernels`.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ class SyncLearners(Family):
     """n noisy gradient learners in R^d, diffusively coupled on a graph, against Laplacian-spectrum theory."""
 
     name = "sync_learners"
-    description = "redundant noisy learners coupled on graphs (EM / exact OU); lambda_2 bound, exact OU spread"
+    description = "redundant noisy learners coupled on graphs (EM / exact OU); lambda_2 bound, exact OU"
     Params = SyncParams
     Record = SyncRecord
 
@@ -46,8 +49,8 @@ class SyncLearners(Family):
                 for k in ds["k"].values:
                     sel = {"topology": topo, "n": n, "k": k}
                     sp = ds["spread"].sel(sel)
-                    se = float(sp.std("trial", ddof=1) / np.sqrt(sp.sizes["trial"])) if sp.sizes["trial"] > 1 \
-                        else float("nan")
+                    nt = sp.sizes["trial"]
+                    se = float(sp.std("trial", ddof=1) / np.sqrt(nt)) if nt > 1 else float("nan")
                     line = f"  {topo} n={int(n)} k={float(k):g}: spread {float(sp.mean()):.4g} ± {se:.2g}"
                     if "spread_theory" in ds:
                         line += f" (exact {float(ds['spread_theory'].sel(sel)):.4g})"

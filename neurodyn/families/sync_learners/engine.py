@@ -74,7 +74,8 @@ def check_scenario(scenario) -> None:
     p, run = scenario.params, scenario.run
     st = steps(scenario)
     if st.stat_start >= st.n_steps:
-        raise ScenarioError("params.burn_in", p.burn_in, f"must be shorter than run.duration ({run.duration:g} s)")
+        raise ScenarioError("params.burn_in", p.burn_in,
+                            f"must be shorter than run.duration ({run.duration:g} s)")
     state = 2 * p.trials * max(p.n) * p.d * 8 + p.trials * st.n_rec * kernels.N_COLS * 8
     if state > MAX_STATE_BYTES:
         raise ResourceError(f"the state of {p.trials} trials x {max(p.n)} learners x d = {p.d} needs "
@@ -95,7 +96,8 @@ def check_scenario(scenario) -> None:
                 limit = 2.0 / (loss.lip + k * lam_max)
                 if run.dt >= limit:
                     raise ScenarioError("run.dt", run.dt,
-                                        f"Euler-Maruyama is unstable for dt >= 2/(L + k lambda_max) = {limit:.3g} s "
+                                        "Euler-Maruyama is unstable for dt >= 2/(L + k lambda_max) = "
+                                        f"{limit:.3g} s "
                                         f"(topology {g.label}, n = {n}, k = {k:g}); use a smaller dt"
                                         + (" or integrator: exact" if loss.is_quadratic else ""))
 

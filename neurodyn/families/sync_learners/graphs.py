@@ -192,7 +192,8 @@ def build_graph(spec: Any, n: int, seed: int, path: str) -> Graph:
         for e, edge in enumerate(spec.edges):
             i, j = int(edge[0]), int(edge[1])
             if not (0 <= i < n and 0 <= j < n):
-                raise ScenarioError(f"{path}.edges.{e}", list(edge), f"node indices must be in 0..{n - 1} (n = {n})")
+                raise ScenarioError(f"{path}.edges.{e}", list(edge),
+                                    f"node indices must be in 0..{n - 1} (n = {n})")
             if i == j:
                 raise ScenarioError(f"{path}.edges.{e}", list(edge), "self loops do not couple anything")
             g.add_edge(i, j, weight=float(edge[2]) if len(edge) == 3 else 1.0)

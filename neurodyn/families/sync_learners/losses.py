@@ -1,13 +1,13 @@
 """Losses of the ``sync_learners`` family, packed into plain arrays for the Numba kernels.
 
-===========  ============================================================  ===========  ===========
-kind         f(x)                                                          lambda_f     Lipschitz L
-===========  ============================================================  ===========  ===========
-quadratic    1/2 (x - c)^T H (x - c)                                       min eig H    max eig H
-logcosh      sum_m s^2 log cosh((x_m - c_m)/s) + mu/2 ||x - c||^2           mu           1 + mu
-double_well  sum_m B ((x_m/w)^2 - 1)^2                                     -4 B / w^2   unbounded
-logistic     mean_i log(1 + exp(-y_i w.z_i)) + reg/2 ||w||^2               reg          max eig Z^TZ/(4m) + reg
-===========  ============================================================  ===========  ===========
+===========  ==================================================  ===========  ==========================
+kind         f(x)                                                lambda_f     Lipschitz L
+===========  ==================================================  ===========  ==========================
+quadratic    1/2 (x - c)^T H (x - c)                             min eig H    max eig H
+logcosh      sum_m s^2 log cosh((x_m - c_m)/s) + mu/2 ||x - c||^2 mu           1 + mu
+double_well  sum_m B ((x_m/w)^2 - 1)^2                           -4 B / w^2   unbounded
+logistic     mean_i log(1 + exp(-y_i w.z_i)) + reg/2 ||w||^2     reg          max eig Z^TZ/(4m) + reg
+===========  ==================================================  ===========  ==========================
 
 ``lambda_f`` is the largest number with ``(x - y).(grad f(x) - grad f(y)) >= lambda_f ||x - y||^2`` for all
 x, y (the contraction rate of the uncoupled gradient flow; negative for the double well), which is all the
@@ -24,8 +24,8 @@ from scipy.special import expit, ndtr
 
 from neurodyn.families.sync_learners.params import (
     DoubleWell,
-    Logistic,
     LogCosh,
+    Logistic,
     Quadratic,
     hessian_matrix,
     vector,

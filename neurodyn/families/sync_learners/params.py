@@ -73,7 +73,8 @@ class Topology(StrictModel):
             return v
         for e, edge in enumerate(v):
             if len(edge) not in (2, 3) or any(float(x) != int(x) for x in edge[:2]):
-                raise FieldIssue(str(e), edge, "an edge is [i, j] or [i, j, weight] with integer node indices")
+                raise FieldIssue(str(e), edge,
+                                 "an edge is [i, j] or [i, j, weight] with integer node indices")
             if len(edge) == 3 and not edge[2] > 0:
                 raise FieldIssue(str(e), edge, "edge weights must be positive")
         return v
@@ -106,7 +107,7 @@ class Quadratic(StrictModel):
 
 
 class LogCosh(StrictModel):
-    """``f(x) = sum_m s^2 log cosh((x_m - c_m)/s) + mu/2 ||x - c||^2``: Hessian between ``mu`` and ``1 + mu``."""
+    """``f(x) = sum_m s^2 log cosh((x_m - c_m)/s) + mu/2 ||x - c||^2``; Hessian in ``[mu, 1 + mu]``."""
 
     kind: Literal["logcosh"]
     scale: float = 1.0
@@ -270,7 +271,8 @@ class SyncParams(StrictModel):
         labels = [t.label_or_name for t in self.topology]
         for i, lab in enumerate(labels):
             if labels.index(lab) != i:
-                raise FieldIssue(f"topology.{i}.label", lab, "topology labels must be unique; add label: <name>")
+                raise FieldIssue(f"topology.{i}.label", lab,
+                                 "topology labels must be unique; add label: <name>")
         loss = self.loss
         for name in ("center",):
             if hasattr(loss, name):
@@ -281,7 +283,8 @@ class SyncParams(StrictModel):
             if np.any(~np.isfinite(hess)) or not np.allclose(hess, hess.T):
                 raise FieldIssue("loss.hessian", loss.hessian, "a symmetric matrix")
             if np.linalg.eigvalsh(hess)[0] <= 0:
-                raise FieldIssue("loss.hessian", loss.hessian, "must be positive definite (all curvatures > 0)")
+                raise FieldIssue("loss.hessian", loss.hessian,
+                                 "must be positive definite (all curvatures > 0)")
         elif self.integrator == "exact":
             raise FieldIssue("integrator", "exact",
                              f"the exact Ornstein-Uhlenbeck step needs a quadratic loss, not {loss.kind}; "

@@ -37,7 +37,8 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
                 k = ds["k"].values
                 ax.errorbar(k, m, yerr=ci, fmt="o", color=colors[t], ms=4, capsize=2, label=f"{t} simulated")
                 if "spread_theory" in ds:
-                    ax.plot(k, ds["spread_theory"].sel(sel), "-", color=colors[t], lw=1.2, label=f"{t} exact OU")
+                    ax.plot(k, ds["spread_theory"].sel(sel), "-", color=colors[t], lw=1.2,
+                            label=f"{t} exact")
                 if "spread_bound" in ds:
                     ax.plot(k, ds["spread_bound"].sel(sel), "--", color=colors[t], lw=1, alpha=0.8,
                             label=f"{t} lambda_2 bound")
@@ -71,9 +72,11 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
             ax.set_xlabel("number of learners n")
             ax.set_ylabel(f"{name} {'test error' if logistic else 'squared error'}")
             if logistic and "test_error_centroid_bound" in ds:
-                ax.axhline(float(ds["test_error_centroid_bound"]), color="k", lw=0.8, ls="--", label="Bayes error")
+                ax.axhline(float(ds["test_error_centroid_bound"].max()), color="k", lw=0.8, ls="--",
+                           label="Bayes error")
             if logistic and "test_error_optimum" in ds:
-                ax.axhline(float(ds["test_error_optimum"]), color="gray", lw=0.8, ls="-.", label="minimiser w*")
+                ax.axhline(float(ds["test_error_optimum"]), color="gray", lw=0.8, ls="-.",
+                           label="minimiser w*")
         axes[0].set_title("centroid" + ("" if logistic else " (dotted: exact OU)"))
         axes[1].set_title("single learners")
         axes[1].legend(fontsize=7, ncol=2)
@@ -83,7 +86,8 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     # sample trajectories: first topology and n, smallest and largest k
     if ds.sizes["learner"] > 0:
         ks = sorted({float(ds["k"].values[0]), float(ds["k"].values[-1])})
-        fig, axes = plt.subplots(len(topologies[:3]), len(ks), figsize=(5 * len(ks), 2.6 * len(topologies[:3])),
+        rows = len(topologies[:3])
+        fig, axes = plt.subplots(rows, len(ks), figsize=(5 * len(ks), 2.6 * rows),
                                  squeeze=False, sharex=True)
         time = ds["time"].values
         for r, t in enumerate(topologies[:3]):
@@ -100,13 +104,15 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         paths.append(_save(fig, out_dir, stem, "trajectories"))
 
     # spread transients (mean over trials), first n, every k, per topology
-    fig, axes = plt.subplots(1, min(len(topologies), 5), figsize=(4 * min(len(topologies), 5), 3.6), squeeze=False)
+    cols = min(len(topologies), 5)
+    fig, axes = plt.subplots(1, cols, figsize=(4 * cols, 3.6), squeeze=False)
     for ax, t in zip(axes[0], topologies[:5]):
         for ki, k in enumerate(ds["k"].values):
             ax.plot(ds["time"], ds["spread_t"].sel(topology=t, k=k).isel(n=0), lw=0.8, color=f"C{ki}",
                     label=f"k={k:g}")
             if "spread_bound" in ds:
-                ax.axhline(float(ds["spread_bound"].sel(topology=t, k=k).isel(n=0)), color=f"C{ki}", ls="--", lw=0.6)
+                ax.axhline(float(ds["spread_bound"].sel(topology=t, k=k).isel(n=0)), color=f"C{ki}", ls="--",
+                           lw=0.6)
         ax.set_yscale("log")
         ax.set_xlabel("time (s)")
         ax.set_title(f"{t}: mean spread (dashed: bound)", fontsize=9)

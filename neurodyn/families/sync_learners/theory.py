@@ -33,7 +33,7 @@ import numpy as np
 import xarray as xr
 
 from neurodyn.families.base import var_attrs
-from neurodyn.families.sync_learners.losses import DOUBLE_WELL, LOGISTIC, make_loss
+from neurodyn.families.sync_learners.losses import DOUBLE_WELL, LOGCOSH, LOGISTIC, LossSetup, make_loss
 
 SOURCE_NOTE = ("reconstructed from the abstract of Bouvrie & Slotine 2011 (Neural Comput. 23(11)) and "
                "stochastic contraction (Pham, Tabareau & Slotine 2009); checked numerically")
@@ -64,18 +64,20 @@ def ou_spread(lam: np.ndarray, h: np.ndarray, k: float, sigma: float, rho: float
     return (1.0 - rho) * sigma**2 * _mode_sum(np.asarray(lam)[1:], np.asarray(h), k, dt)
 
 
-def ou_centroid_error(n: int, h: np.ndarray, sigma: float, rho: float = 0.0, dt: float | None = None) -> float:
-    """Exact stationary ``E||xbar - c||^2 = sigma^2 ((1 - rho)/n + rho) tr(H^-1) / 2`` (EM chain if ``dt``)."""
+def ou_centroid_error(n: int, h: np.ndarray, sigma: float, rho: float = 0.0,
+                      dt: float | None = None) -> float:
+    """Exact stationary ``E||xbar - c||^2 = sigma^2 ((1 - rho)/n + rho) tr(H^-1) / 2`` (EM chain: ``dt``)."""
     return sigma**2 * ((1.0 - rho) / n + rho) * _mode_sum(np.zeros(1), np.asarray(h), 0.0, dt)
 
 
 def em_inflation(r_max: float, dt: float) -> float:
-    """Factor ``1 / (1 - r_max dt / 2)`` by which Euler-Maruyama inflates a stationary variance (inf if unstable)."""
+    """Factor ``1 / (1 - r_max dt / 2)`` by which Euler-Maruyama inflates a stationary variance (or inf)."""
     x = 1.0 - 0.5 * r_max * dt
     return 1.0 / x if x > 0 else math.inf
 
 
-def spread_bound(n: int, d: int, sigma: float, lam_f: float, lam2: float, k: float, rho: float = 0.0) -> float:
+def spread_bound(n: int, d: int, sigma: float, lam_f: float, lam2: float, k: float,
+                 rho: float = 0.0) -> float:
     """``(1 - rho) sigma^2 d (n - 1) / (2 (lambda_f + k lambda_2))``; NaN when the denominator is <= 0."""
     c = lam_f + k * lam2
     return (1.0 - rho) * sigma**2 * d * (n - 1) / (2.0 * c) if c > 0 else math.nan
@@ -134,7 +136,8 @@ def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
             source=f"{which}(1 - rho) sigma^2 / 2 sum_(j>=2) sum_m 1/(h_m + k lambda_j); {SOURCE_NOTE}"))
         out["centroid_error_theory"] = xr.DataArray(cerr, dims=cube, attrs=var_attrs(
             "1", "exact OU centroid error", rel_tol=tol,
-            source=f"{which}sigma^2 ((1 - rho)/n + rho) tr(H^-1) / 2 (= d sigma^2 / (2 h n) for H = h I); {SOURCE_NOTE}"))
+            source=f"{which}sigma^2 ((1 - rho)/n + rho) tr(H^-1) / 2 (= d sigma^2 / (2 h n) for H = h I); "
+                   f"{SOURCE_NOTE}"))
         out["learner_error_theory"] = xr.DataArray(cerr + spread / nvec, dims=cube, attrs=var_attrs(
             "1", "exact OU mean learner error", rel_tol=tol,
             source=f"E||xbar - c||^2 + E[V]/n; {SOURCE_NOTE}"))
@@ -148,12 +151,97 @@ def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
                 source="sigma^2 ((1 - rho)/n + rho) tr(H(w*)^-1) / 2: OU approximation of the centroid "
                        "near the minimiser w* (valid for small sigma)"))
         for which in ("learner", "centroid"):
-            out[f"test_error_{which}_bound"] = xr.DataArray(loss.bayes_error, attrs=var_attrs(
+            bayes = np.full((nt, nn, nk), loss.bayes_error)
+            out[f"test_error_{which}_bound"] = xr.DataArray(bayes, dims=cube,
+                                                           attrs=var_attrs(
                 "1", "Bayes error of the two-class problem", bound="lower",
                 source="Phi(-separation/2): no classifier does better in expectation (finite test set: "
                        "sampling error ~ sqrt(e(1-e)/test_samples))"))
+    if loss.kind_id in (LOGCOSH, DOUBLE_WELL) and rho == 0 and 0.0 in p.k and sigma > 0:
+        out.update(_gibbs_k0(loss, p, (nt, nn, nk), cube))
     if loss.kind_id == DOUBLE_WELL:
         out["lambda_f"] = xr.DataArray(loss.lam_f, attrs=var_attrs(
             "s-1", "one-sided Lipschitz constant of -grad f (negative: not contracting)",
             source="min f'' = -4 barrier / width^2"))
     return xr.Dataset(out)
+
+
+def gibbs_moments(loss: LossSetup, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-coordinate stationary moments of one uncoupled learner of a separable loss.
+
+    The uncoupled dynamics ``dx = -f'(x) dt + sigma dW`` is a gradient flow with additive noise, so its
+    stationary density is the Gibbs density ``p(x) ~ exp(-2 f(x) / sigma^2)`` (exact, not reconstructed);
+    the moments come from adaptive quadrature.
+
+    Returns
+    -------
+    mean, var, err : ndarray, shape (d,)
+        ``E x_m``, ``Var x_m`` and the per-coordinate error ``E (x_m - c_m)^2`` (double well:
+        ``E (|x_m| - w)^2``).
+    """
+    from scipy.integrate import quad
+
+    d = loss.d
+    mean, var, err = np.zeros(d), np.zeros(d), np.zeros(d)
+    for m in range(d):
+        if loss.kind_id == LOGCOSH:
+            s_, mu = loss.lp
+            c = loss.center[m]
+
+            def f(x, s_=s_, mu=mu, c=c):
+                u = (x - c) / s_
+                # log cosh u = |u| + log1p(exp(-2|u|)) - log 2, stable for large |u|
+                return s_**2 * (abs(u) + np.log1p(np.exp(-2 * abs(u))) - np.log(2)) + 0.5 * mu * (x - c) ** 2
+
+            def e(x, c=c):
+                return (x - c) ** 2
+            width = s_ + sigma / np.sqrt(max(loss.lam_f, 1e-3))
+            lo, hi = c - 40 * width, c + 40 * width
+        else:
+            b, w = loss.lp
+
+            def f(x, b=b, w=w):
+                return b * ((x / w) ** 2 - 1) ** 2
+
+            def e(x, w=w):
+                return (abs(x) - w) ** 2
+            lo, hi = -w - 20 * (w + sigma), w + 20 * (w + sigma)
+        pts = [loss.center[m]] if loss.kind_id == LOGCOSH else [-loss.lp[1], 0.0, loss.lp[1]]
+
+        def weight(x, f=f):
+            return np.exp(-2.0 * f(x) / sigma**2)
+
+        z = quad(weight, lo, hi, points=pts, limit=200, epsabs=1e-12)[0]
+        mean[m] = quad(lambda x: x * weight(x), lo, hi, points=pts, limit=200, epsabs=1e-12)[0] / z
+        second = quad(lambda x: x * x * weight(x), lo, hi, points=pts, limit=200, epsabs=1e-12)[0] / z
+        var[m] = second - mean[m] ** 2
+        err[m] = quad(lambda x, e=e: e(x) * weight(x), lo, hi, points=pts, limit=200, epsabs=1e-12)[0] / z
+    return mean, var, err
+
+
+def _gibbs_k0(loss: LossSetup, p, shape: tuple[int, int, int], cube: tuple[str, ...],
+              ) -> dict[str, xr.DataArray]:
+    """Exact k = 0 predictions for separable non-quadratic losses (NaN at k != 0)."""
+    mean, var, err = gibbs_moments(loss, p.sigma)
+    spread = np.full(shape, np.nan)
+    lerr = np.full(shape, np.nan)
+    k0 = list(p.k).index(0.0)
+    for ni, n in enumerate(p.n):
+        spread[:, ni, k0] = (n - 1) * var.sum()  # iid learners: E sum_i ||x_i - xbar||^2 = (n - 1) tr Cov
+        lerr[:, ni, k0] = err.sum()
+    src = ("uncoupled learners (k = 0) are iid with the Gibbs density exp(-2 f / sigma^2) (gradient flow, "
+           "additive noise; exact for the SDE, Euler-Maruyama adds O(dt)); moments by quadrature; "
+           "NaN for k > 0")
+    out = {
+        "spread_theory": xr.DataArray(spread, dims=cube, attrs=var_attrs(
+            "1", "k = 0 steady-state spread (Gibbs)", rel_tol=0.02, source=f"(n - 1) sum_m Var x_m; {src}")),
+        "learner_error_theory": xr.DataArray(lerr, dims=cube, attrs=var_attrs(
+            "1", "k = 0 mean learner error (Gibbs)", rel_tol=0.02, source=f"sum_m E err(x_m); {src}")),
+    }
+    if loss.kind_id == LOGCOSH:
+        cerr = np.full(shape, np.nan)
+        for ni, n in enumerate(p.n):
+            cerr[:, ni, k0] = var.sum() / n + ((mean - loss.center) ** 2).sum()
+        out["centroid_error_theory"] = xr.DataArray(cerr, dims=cube, attrs=var_attrs(
+            "1", "k = 0 centroid error (Gibbs)", rel_tol=0.02, source=f"sum_m Var x_m / n; {src}"))
+    return out
