@@ -326,6 +326,10 @@ def _dataset(scenario, loss: LossSetup, labels, st: Steps, times, acc, trace, tr
     for name in ("trial", "mode", "learner", "coordinate", "batch"):
         ds[name].attrs = var_attrs("1", name)
     ds.attrs.update({"loss": loss.kind, "lambda_f": float(loss.lam_f), "lipschitz": float(loss.lip),
+                     "sigma": float(p.sigma), "noise_correlation": float(p.noise_correlation), "d": int(p.d),
+                     "dt": float(scenario.run.dt),
+                     "hessian_eigenvalues": (np.linalg.eigvalsh(loss.hess).tolist() if loss.is_quadratic
+                                             else []),
                      "integrator": p.integrator, "burn_in_s": st.stat_start * scenario.run.dt,
                      "stat_samples": int((st.n_steps - st.stat_start) // st.stat_every)})
     return ds

@@ -36,12 +36,11 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
                 m, ci = _mean_ci(ds["spread"].sel(sel))
                 k = ds["k"].values
                 ax.errorbar(k, m, yerr=ci, fmt="o", color=colors[t], ms=4, capsize=2, label=f"{t} simulated")
-                if "spread_theory" in ds:
-                    ax.plot(k, ds["spread_theory"].sel(sel), "-", color=colors[t], lw=1.2,
-                            label=f"{t} exact")
-                if "spread_bound" in ds:
-                    ax.plot(k, ds["spread_bound"].sel(sel), "--", color=colors[t], lw=1, alpha=0.8,
-                            label=f"{t} lambda_2 bound")
+                kk, exact, bound = _curves(ds, t, n)
+                if exact is not None:
+                    ax.plot(kk, exact, "-", color=colors[t], lw=1.2, label=f"{t} exact")
+                if bound is not None:
+                    ax.plot(kk, bound, "--", color=colors[t], lw=1, alpha=0.8, label=f"{t} lambda_2 bound")
             ax.set_xscale("symlog", linthresh=max(1e-3, float(np.min(k[k > 0])) if np.any(k > 0) else 1.0))
             ax.set_yscale("log")
             ax.set_xlabel("coupling k (1/s)")
@@ -121,6 +120,32 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     fig.tight_layout()
     paths.append(_save(fig, out_dir, stem, "spread_t"))
     return paths
+
+
+def _curves(ds: xr.Dataset, topology: str, n) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Exact (quadratic) and bound curves on a dense k grid from the stored spectrum and run constants."""
+    from neurodyn.families.sync_learners.theory import em_inflation, ou_spread, spread_bound
+
+    k = ds["k"].values
+    kmax = float(k.max()) if k.max() > 0 else 1.0
+    kmin = float(k[k > 0].min()) if np.any(k > 0) else kmax / 100
+    kk = np.concatenate([[0.0] if k.min() == 0 else [], np.geomspace(min(kmin, kmax / 100) / 2, kmax, 120)])
+    kk = kk[kk >= k.min()]
+    a = ds.attrs
+    if "sigma" not in a:  # older files: fall back to the stored values at the simulated k
+        exact = ds["spread_theory"].sel(topology=topology, n=n).values if "spread_theory" in ds else None
+        bound = ds["spread_bound"].sel(topology=topology, n=n).values if "spread_bound" in ds else None
+        return k, exact, bound
+    lam = ds["laplacian_eigenvalues"].sel(topology=topology, n=n).values[: int(n)]
+    em = a.get("integrator") == "euler_maruyama"
+    dt = float(a["dt"]) if em else None
+    sigma, rho, d = float(a["sigma"]), float(a["noise_correlation"]), int(a["d"])
+    bound = np.array([spread_bound(int(n), d, sigma, float(a["lambda_f"]), lam[1], x, rho) for x in kk])
+    if em and np.isfinite(float(a["lipschitz"])):
+        bound *= np.array([em_inflation(float(a["lipschitz"]) + x * lam[-1], dt) for x in kk])
+    h = np.asarray(a.get("hessian_eigenvalues") or [], dtype=float)
+    exact = np.array([ou_spread(lam, h, x, sigma, rho, dt=dt) for x in kk]) if h.size else None
+    return kk, exact, bound
 
 
 def _save(fig, out_dir: Path, stem: str, what: str) -> Path:
