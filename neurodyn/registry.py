@@ -18,6 +18,7 @@ _BUILTIN: dict[str, str] = {
     "lif_network": "neurodyn.families.lif_network:LIFNetwork",
     "ultralif_network": "neurodyn.families.ultralif_network:UltraLIFNetwork",
     "cortical_field": "neurodyn.families.cortical_field:CorticalField",
+    "sync_learners": "neurodyn.families.sync_learners:SyncLearners",
 }
 
 
