@@ -1,0 +1,1 @@
+"""eqprop family (placeholder while building)."""
