@@ -16,6 +16,7 @@ from neurodyn.families.base import Family
 
 _BUILTIN: dict[str, str] = {
     "lif_network": "neurodyn.families.lif_network:LIFNetwork",
+    "eqprop": "neurodyn.families.eqprop:EqProp",
 }
 
 

@@ -37,6 +37,7 @@ COST_SOFTMAX_CE = 1
 
 # --------------------------------------------------------------------------- activation
 
+
 @njit(cache=True, inline="always")
 def _rho(x: float, kind: int) -> float:
     if kind == RHO_TANH:
@@ -92,7 +93,7 @@ def fill_rho(S: np.ndarray, R: np.ndarray, off: np.ndarray, kind: int) -> None:
 @njit(cache=True)
 def weight(Wf: np.ndarray, woff: np.ndarray, off: np.ndarray, k: int) -> np.ndarray:
     """View of ``W_k`` (shape ``(N_k, N_{k+1})``) inside the flat weight vector."""
-    return Wf[woff[k]:woff[k + 1]].reshape((off[k + 1] - off[k], off[k + 2] - off[k + 1]))
+    return Wf[woff[k] : woff[k + 1]].reshape((off[k + 1] - off[k], off[k + 2] - off[k + 1]))
 
 
 @njit(cache=True)
@@ -117,7 +118,7 @@ def readout(R: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off
     """Softmax probabilities of the cross-entropy readout from the last hidden layer."""
     L = off.shape[0] - 3  # index of the last hidden layer
     W = weight(Wf, woff, off, L)
-    Z = np.dot(W.T, R[off[L]:off[L + 1]])
+    Z = np.dot(W.T, R[off[L] : off[L + 1]])
     for i in range(Z.shape[0]):
         for j in range(Z.shape[1]):
             Z[i, j] += bf[off[L + 1] + i]
@@ -126,9 +127,20 @@ def readout(R: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off
 
 # --------------------------------------------------------------------------- energy and cost
 
+
 @njit(cache=True)
-def energy_cost(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray,
-                D: np.ndarray, kind: int, cost: int, E: np.ndarray, C: np.ndarray) -> None:
+def energy_cost(
+    S: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    kind: int,
+    cost: int,
+    E: np.ndarray,
+    C: np.ndarray,
+) -> None:
     """Per-example energy ``E`` and cost ``C`` (written into the 1-D arrays ``E`` and ``C``)."""
     nl = off.shape[0] - 1
     top = nl - 1 if cost == COST_MSE else nl - 2  # last relaxed layer
@@ -143,7 +155,7 @@ def energy_cost(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray,
             E[j] += 0.5 * S[i, j] * S[i, j] - bf[i] * R[i, j]
     for k in range(top):
         W = weight(Wf, woff, off, k)
-        WR = np.dot(W, R[off[k + 1]:off[k + 2]])
+        WR = np.dot(W, R[off[k + 1] : off[k + 2]])
         for i in range(WR.shape[0]):
             for j in range(B):
                 E[j] -= R[off[k] + i, j] * WR[i, j]
@@ -162,22 +174,56 @@ def energy_cost(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray,
 
 # --------------------------------------------------------------------------- relaxation
 
+
 @njit(cache=True)
-def force(S: np.ndarray, R: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray,
-          D: np.ndarray, beta: float, kind: int, cost: int, G: np.ndarray) -> None:
-    """``G = dF/ds`` for the relaxed rows (``F = E + beta C``), from states ``S`` and ``R = rho(S)``."""
+def input_drive(
+    S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray
+) -> np.ndarray:
+    """``W_0^T x + b_1``: the clamped input's constant contribution to the first hidden layer's net input."""
+    U = np.dot(weight(Wf, woff, off, 0).T, S[0 : off[1]])
+    for i in range(U.shape[0]):
+        for j in range(U.shape[1]):
+            U[i, j] += bf[off[1] + i]
+    return U
+
+
+@njit(cache=True)
+def force(
+    S: np.ndarray,
+    R: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    beta: float,
+    kind: int,
+    cost: int,
+    drive: np.ndarray,
+    G: np.ndarray,
+) -> None:
+    """``G = dF/ds`` for the relaxed rows (``F = E + beta C``), from states ``S`` and ``R = rho(S)``.
+
+    ``drive`` is :func:`input_drive` (computed once per relaxation: the input is clamped).
+    """
     nl = off.shape[0] - 1
     top = nl - 1 if cost == COST_MSE else nl - 2
     B = S.shape[1]
     for n in range(1, top + 1):
         a, b = off[n], off[n + 1]
         # u_n = W_{n-1}^T rho(s_{n-1}) + W_n rho(s_{n+1}) + b_n : the net input of layer n
-        U = np.dot(weight(Wf, woff, off, n - 1).T, R[off[n - 1]:a])
+        if n == 1:
+            U = drive.copy()
+        else:
+            U = np.dot(weight(Wf, woff, off, n - 1).T, R[off[n - 1] : a])
+            for i in range(b - a):
+                for j in range(B):
+                    U[i, j] += bf[a + i]
         if n < top:
-            U += np.dot(weight(Wf, woff, off, n), R[b:off[n + 2]])
+            U += np.dot(weight(Wf, woff, off, n), R[b : off[n + 2]])
         for i in range(b - a):
             for j in range(B):
-                G[a + i, j] = S[a + i, j] - _drho(S[a + i, j], kind) * (U[i, j] + bf[a + i])
+                G[a + i, j] = S[a + i, j] - _drho(S[a + i, j], kind) * U[i, j]
     if beta != 0.0:
         if cost == COST_MSE:
             a = off[nl - 1]
@@ -195,8 +241,20 @@ def force(S: np.ndarray, R: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np
 
 
 @njit(cache=True)
-def relax(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray, D: np.ndarray,
-          beta: float, eps: float, n_max: int, tol: float, kind: int, cost: int) -> tuple[int, float]:
+def relax(
+    S: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    beta: float,
+    eps: float,
+    n_max: int,
+    tol: float,
+    kind: int,
+    cost: int,
+) -> tuple[int, float]:
     """Relax ``S`` in place by projected gradient descent on ``F = E + beta C``.
 
     Runs until the largest projected force ``|P(s - eps dF/ds) - s| / eps`` over the batch falls below
@@ -214,11 +272,12 @@ def relax(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: 
     G = np.empty_like(S)
     a, b = off[1], off[top + 1]
     B = S.shape[1]
+    drive = input_drive(S, Wf, woff, bf, off)
     steps = 0
     res = np.inf
     while True:
         fill_rho(S, R, off, kind)
-        force(S, R, Wf, woff, bf, off, D, beta, kind, cost, G)
+        force(S, R, Wf, woff, bf, off, D, beta, kind, cost, drive, G)
         res = 0.0
         for i in range(a, b):
             for j in range(B):
@@ -234,16 +293,28 @@ def relax(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: 
         steps += 1
     if cost == COST_SOFTMAX_CE:  # keep the readout rows in sync with the relaxed hidden state
         fill_rho(S, R, off, kind)
-        S[off[nl - 1]:off[nl]] = readout(R, Wf, woff, bf, off)
+        S[off[nl - 1] : off[nl]] = readout(R, Wf, woff, bf, off)
     return steps, res
 
 
 # --------------------------------------------------------------------------- EP estimator
 
+
 @njit(cache=True)
-def param_force(S: np.ndarray, beta: float, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray,
-                off: np.ndarray, D: np.ndarray, kind: int, cost: int, gW: np.ndarray, gb: np.ndarray,
-                scale: float) -> None:
+def param_force(
+    S: np.ndarray,
+    beta: float,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    kind: int,
+    cost: int,
+    gW: np.ndarray,
+    gb: np.ndarray,
+    scale: float,
+) -> None:
     """Accumulate ``scale * dF/dtheta(S, beta)`` (batch mean) into ``gW`` and ``gb``.
 
     ``dE/dW_k = -rho(s_k) rho(s_{k+1})^T`` and ``dE/db_k = -rho(s_k)``; with the cross-entropy readout
@@ -256,8 +327,8 @@ def param_force(S: np.ndarray, beta: float, Wf: np.ndarray, woff: np.ndarray, bf
     fill_rho(S, R, off, kind)
     c = scale / B
     for k in range(top):
-        M = np.dot(R[off[k]:off[k + 1]], R[off[k + 1]:off[k + 2]].T)
-        g = gW[woff[k]:woff[k + 1]]
+        M = np.dot(R[off[k] : off[k + 1]], R[off[k + 1] : off[k + 2]].T)
+        g = gW[woff[k] : woff[k + 1]]
         flat = M.ravel()
         for i in range(flat.shape[0]):
             g[i] -= c * flat[i]
@@ -269,8 +340,8 @@ def param_force(S: np.ndarray, beta: float, Wf: np.ndarray, woff: np.ndarray, bf
     if cost == COST_SOFTMAX_CE and beta != 0.0:
         P = readout(R, Wf, woff, bf, off)
         P -= D
-        M = np.dot(R[off[top]:off[top + 1]], P.T)
-        g = gW[woff[top]:woff[top + 1]]
+        M = np.dot(R[off[top] : off[top + 1]], P.T)
+        g = gW[woff[top] : woff[top + 1]]
         flat = M.ravel()
         cb = c * beta
         for i in range(flat.shape[0]):
@@ -283,9 +354,20 @@ def param_force(S: np.ndarray, beta: float, Wf: np.ndarray, woff: np.ndarray, bf
 
 
 @njit(cache=True)
-def ep_gradient(Sa: np.ndarray, beta_a: float, Sb: np.ndarray, beta_b: float, denom: float,
-                Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray, D: np.ndarray,
-                kind: int, cost: int) -> tuple[np.ndarray, np.ndarray]:
+def ep_gradient(
+    Sa: np.ndarray,
+    beta_a: float,
+    Sb: np.ndarray,
+    beta_b: float,
+    denom: float,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    kind: int,
+    cost: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """EP estimate of ``dJ/dtheta``: ``(dF/dtheta(Sa, beta_a) - dF/dtheta(Sb, beta_b)) / denom``.
 
     One-sided: ``(S_beta, beta, S_0, 0, beta)``; symmetric: ``(S_+, beta, S_-, -beta, 2 beta)``.
@@ -299,12 +381,32 @@ def ep_gradient(Sa: np.ndarray, beta_a: float, Sb: np.ndarray, beta_b: float, de
 
 # --------------------------------------------------------------------------- training epoch
 
+
 @njit(cache=True)
-def train_epoch(X: np.ndarray, D: np.ndarray, particles: np.ndarray, persistent: bool, perm: np.ndarray,
-                signs: np.ndarray, batch: int, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray,
-                off: np.ndarray, lr_w: np.ndarray, lr_b: np.ndarray, beta: float, symmetric: bool,
-                eps: float, n_free: int, n_nudged: int, tol: float, kind: int, cost: int,
-                stats: np.ndarray) -> None:
+def train_epoch(
+    X: np.ndarray,
+    D: np.ndarray,
+    particles: np.ndarray,
+    persistent: bool,
+    perm: np.ndarray,
+    signs: np.ndarray,
+    batch: int,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    lr_w: np.ndarray,
+    lr_b: np.ndarray,
+    beta: float,
+    symmetric: bool,
+    eps: float,
+    n_free: int,
+    n_nudged: int,
+    tol: float,
+    kind: int,
+    cost: int,
+    stats: np.ndarray,
+) -> None:
     """One epoch of EP training (weights updated in place after every minibatch).
 
     Parameters
@@ -370,7 +472,9 @@ def train_epoch(X: np.ndarray, D: np.ndarray, particles: np.ndarray, persistent:
         if symmetric:
             Sm[:] = S0
             relax(Sm, Wf, woff, bf, off, Db, -b_signed, eps, n_nudged, 0.0, kind, cost)
-            gW, gb = ep_gradient(Sp, b_signed, Sm, -b_signed, 2.0 * b_signed, Wf, woff, bf, off, Db, kind, cost)
+            gW, gb = ep_gradient(
+                Sp, b_signed, Sm, -b_signed, 2.0 * b_signed, Wf, woff, bf, off, Db, kind, cost
+            )
         else:
             gW, gb = ep_gradient(Sp, b_signed, S0, 0.0, b_signed, Wf, woff, bf, off, Db, kind, cost)
         for k in range(woff.shape[0] - 1):
@@ -381,9 +485,21 @@ def train_epoch(X: np.ndarray, D: np.ndarray, particles: np.ndarray, persistent:
 
 
 @njit(cache=True)
-def predict_ep(X: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray,
-               eps: float, n_max: int, tol: float, kind: int, cost: int, chunk: int,
-               out_class: np.ndarray, out_steps: np.ndarray) -> None:
+def predict_ep(
+    X: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    eps: float,
+    n_max: int,
+    tol: float,
+    kind: int,
+    cost: int,
+    chunk: int,
+    out_class: np.ndarray,
+    out_steps: np.ndarray,
+) -> None:
     """Free-phase prediction from the zero state (argmax of the output layer) for every column of X."""
     nl = off.shape[0] - 1
     n = X.shape[1]
@@ -392,7 +508,7 @@ def predict_ep(X: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, 
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         S = np.zeros((off[nl], m))
-        S[:X.shape[0]] = X[:, start:start + m]
+        S[: X.shape[0]] = X[:, start : start + m]
         Dz = np.zeros((n_out, m))
         steps, _ = relax(S, Wf, woff, bf, off, Dz, 0.0, eps, n_max, tol, kind, cost)
         for j in range(m):
@@ -406,9 +522,20 @@ def predict_ep(X: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, 
 
 # --------------------------------------------------------------------------- discrete-time form and BPTT
 
+
 @njit(cache=True)
-def step_map(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray,
-             D: np.ndarray, beta: float, eps: float, kind: int, cost: int) -> np.ndarray:
+def step_map(
+    S: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    beta: float,
+    eps: float,
+    kind: int,
+    cost: int,
+) -> np.ndarray:
     """One step of the prototypical discrete-time form ``s_{t+1} = dPhi/ds(s_t) - eps beta dC/ds(s_t)``.
 
     With ``Phi = 1/2 ||s||^2 - eps E(s)`` this is ``s - eps dF/ds`` without projection (so it is exactly
@@ -417,7 +544,7 @@ def step_map(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, of
     R = np.empty_like(S)
     G = np.empty_like(S)
     fill_rho(S, R, off, kind)
-    force(S, R, Wf, woff, bf, off, D, beta, kind, cost, G)
+    force(S, R, Wf, woff, bf, off, D, beta, kind, cost, input_drive(S, Wf, woff, bf, off), G)
     nl = off.shape[0] - 1
     top = nl - 1 if cost == COST_MSE else nl - 2
     out = S.copy()
@@ -428,9 +555,20 @@ def step_map(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, of
 
 
 @njit(cache=True)
-def bptt_at_fixed_point(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray,
-                        D: np.ndarray, eps: float, kind: int, K: int,
-                        gS: np.ndarray, gW: np.ndarray, gb: np.ndarray) -> None:
+def bptt_at_fixed_point(
+    S: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    eps: float,
+    kind: int,
+    K: int,
+    gS: np.ndarray,
+    gW: np.ndarray,
+    gb: np.ndarray,
+) -> None:
     """Truncated BPTT of ``L = C(s_T)`` through ``K`` steps of :func:`step_map` that all sit at ``S``.
 
     When the free phase has converged, ``s_{T-t} = s*`` for ``t <= K``; the step Jacobian is then the
@@ -449,9 +587,9 @@ def bptt_at_fixed_point(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.
     U = np.zeros_like(S)
     for n in range(1, top + 1):
         a, b = off[n], off[n + 1]
-        Un = np.dot(weight(Wf, woff, off, n - 1).T, R[off[n - 1]:a])
+        Un = np.dot(weight(Wf, woff, off, n - 1).T, R[off[n - 1] : a])
         if n < top:
-            Un += np.dot(weight(Wf, woff, off, n), R[b:off[n + 2]])
+            Un += np.dot(weight(Wf, woff, off, n), R[b : off[n + 2]])
         for i in range(b - a):
             for j in range(B):
                 U[a + i, j] = Un[i, j] + bf[a + i]
@@ -471,9 +609,9 @@ def bptt_at_fixed_point(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.
                 A[i, j] = eps * dR[i, j] * g[i, j]
         # parameter gradients of the step into s_{T-t}: s'_n = (1-eps) s_n + eps rho'(s_n) (u_n + b_n)
         for k in range(top):
-            M = np.dot(R[off[k]:off[k + 1]], A[off[k + 1]:off[k + 2]].T)
+            M = np.dot(R[off[k] : off[k + 1]], A[off[k + 1] : off[k + 2]].T)
             if k >= 1:
-                M += np.dot(A[off[k]:off[k + 1]], R[off[k + 1]:off[k + 2]].T)
+                M += np.dot(A[off[k] : off[k + 1]], R[off[k + 1] : off[k + 2]].T)
             flat = M.ravel()
             for i in range(flat.shape[0]):
                 gW[t, woff[k] + i] = flat[i]
@@ -488,24 +626,33 @@ def bptt_at_fixed_point(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.
         for n in range(1, top + 1):
             a, b = off[n], off[n + 1]
             if n + 1 <= top:
-                gr[a:b] += np.dot(weight(Wf, woff, off, n), A[b:off[n + 2]])
+                gr[a:b] += np.dot(weight(Wf, woff, off, n), A[b : off[n + 2]])
             if n - 1 >= 1:
-                gr[a:b] += np.dot(weight(Wf, woff, off, n - 1).T, A[off[n - 1]:a])
+                gr[a:b] += np.dot(weight(Wf, woff, off, n - 1).T, A[off[n - 1] : a])
         for i in range(off[1], off[top + 1]):
             for j in range(B):
-                g[i, j] = ((1.0 - eps) * g[i, j] + eps * d2R[i, j] * U[i, j] * g[i, j]
-                           + dR[i, j] * gr[i, j])
+                g[i, j] = (1.0 - eps) * g[i, j] + eps * d2R[i, j] * U[i, j] * g[i, j] + dR[i, j] * gr[i, j]
 
 
 # --------------------------------------------------------------------------- backprop baseline
 
+
 @njit(cache=True)
-def _forward(X: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray,
-             kind: int, cost: int, Z: np.ndarray, H: np.ndarray) -> None:
+def _forward(
+    X: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    kind: int,
+    cost: int,
+    Z: np.ndarray,
+    H: np.ndarray,
+) -> None:
     nl = off.shape[0] - 1
-    H[:off[1]] = X
+    H[: off[1]] = X
     for k in range(nl - 1):
-        Zk = np.dot(weight(Wf, woff, off, k).T, H[off[k]:off[k + 1]])
+        Zk = np.dot(weight(Wf, woff, off, k).T, H[off[k] : off[k + 1]])
         a = off[k + 1]
         for i in range(Zk.shape[0]):
             for j in range(Zk.shape[1]):
@@ -517,9 +664,21 @@ def _forward(X: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, of
 
 
 @njit(cache=True)
-def bp_train_epoch(X: np.ndarray, D: np.ndarray, perm: np.ndarray, batch: int, Wf: np.ndarray,
-                   woff: np.ndarray, bf: np.ndarray, off: np.ndarray, lr_w: np.ndarray, lr_b: np.ndarray,
-                   kind: int, cost: int, stats: np.ndarray) -> None:
+def bp_train_epoch(
+    X: np.ndarray,
+    D: np.ndarray,
+    perm: np.ndarray,
+    batch: int,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    lr_w: np.ndarray,
+    lr_b: np.ndarray,
+    kind: int,
+    cost: int,
+    stats: np.ndarray,
+) -> None:
     """One epoch of minibatch SGD with backprop on the feed-forward net of the same architecture.
 
     ``h_{k+1} = rho(W_k^T h_k + b_{k+1})``; output ``rho(z)`` with squared error, or ``softmax(z)``
@@ -568,12 +727,12 @@ def bp_train_epoch(X: np.ndarray, D: np.ndarray, perm: np.ndarray, batch: int, W
         for k in range(nl - 2, -1, -1):
             W = weight(Wf, woff, off, k)
             if k >= 1:
-                back = np.dot(W, Dl[off[k + 1]:off[k + 2]])
+                back = np.dot(W, Dl[off[k + 1] : off[k + 2]])
                 a = off[k]
                 for i in range(back.shape[0]):
                     for j in range(batch):
                         Dl[a + i, j] = back[i, j] * _drho(Z[a + i, j], kind)
-            M = np.dot(H[off[k]:off[k + 1]], Dl[off[k + 1]:off[k + 2]].T)
+            M = np.dot(H[off[k] : off[k + 1]], Dl[off[k + 1] : off[k + 2]].T)
             flat = M.ravel()
             for i in range(flat.shape[0]):
                 Wf[woff[k] + i] -= lr_w[k] * flat[i]
@@ -585,8 +744,16 @@ def bp_train_epoch(X: np.ndarray, D: np.ndarray, perm: np.ndarray, batch: int, W
 
 
 @njit(cache=True)
-def predict_bp(X: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray,
-               kind: int, cost: int, out_class: np.ndarray) -> None:
+def predict_bp(
+    X: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    kind: int,
+    cost: int,
+    out_class: np.ndarray,
+) -> None:
     """Feed-forward prediction (argmax of the output) for every column of X."""
     nl = off.shape[0] - 1
     n = X.shape[1]

@@ -37,12 +37,14 @@ class Layout:
 
     def weights(self, Wf: np.ndarray) -> list[np.ndarray]:
         """The weight matrices as a list of 2-D views of ``Wf``."""
-        return [Wf[self.woff[k]:self.woff[k + 1]].reshape(self.layers[k], self.layers[k + 1])
-                for k in range(len(self.layers) - 1)]
+        return [
+            Wf[self.woff[k] : self.woff[k + 1]].reshape(self.layers[k], self.layers[k + 1])
+            for k in range(len(self.layers) - 1)
+        ]
 
     def biases(self, bf: np.ndarray) -> list[np.ndarray]:
         """The bias vector of every non-input layer (views of ``bf``)."""
-        return [bf[self.off[k]:self.off[k + 1]] for k in range(1, len(self.layers))]
+        return [bf[self.off[k] : self.off[k + 1]] for k in range(1, len(self.layers))]
 
 
 def make_layout(layers: list[int] | tuple[int, ...]) -> Layout:
@@ -54,8 +56,10 @@ def make_layout(layers: list[int] | tuple[int, ...]) -> Layout:
     return Layout(tuple(int(x) for x in layers), off, woff)
 
 
-def glorot_uniform(layout: Layout, rng: np.random.Generator, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Weights ``U(-a, a)`` with ``a = gain sqrt(6 / (fan_in + fan_out))`` (Glorot & Bengio 2010); zero biases.
+def glorot_uniform(
+    layout: Layout, rng: np.random.Generator, gain: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Glorot-uniform weights ``U(-a, a)``, ``a = gain sqrt(6 / (fan_in + fan_out))``; zero biases.
 
     Returns
     -------
@@ -73,5 +77,5 @@ def per_unit_bias_rates(layout: Layout, lr_w: list[float]) -> np.ndarray:
     """Bias learning rate of every unit: a layer's bias uses the rate of the weight matrix feeding it."""
     lr_b = np.zeros(layout.n_units)
     for k in range(1, len(layout.layers)):
-        lr_b[layout.off[k]:layout.off[k + 1]] = lr_w[k - 1]
+        lr_b[layout.off[k] : layout.off[k + 1]] = lr_w[k - 1]
     return lr_b

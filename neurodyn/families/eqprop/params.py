@@ -217,12 +217,18 @@ class EqPropParams(StrictModel):
         owner = {"training": "train", "theorem": "gradient_theorem", "bptt": "bptt_match"}
         for section, exp in owner.items():
             if getattr(self, section) is not None and self.experiment != exp:
-                raise FieldIssue(section, "{...}", f"only used with experiment: {exp} "
-                                 f"(this scenario has experiment: {self.experiment})")
+                raise FieldIssue(
+                    section,
+                    "{...}",
+                    f"only used with experiment: {exp} (this scenario has experiment: {self.experiment})",
+                )
         # Fill the experiment's section with its defaults (bypassing validate_assignment, which would
         # re-run this validator).
-        defaults = {"train": ("training", Training), "gradient_theorem": ("theorem", Theorem),
-                    "bptt_match": ("bptt", BPTTMatch)}
+        defaults = {
+            "train": ("training", Training),
+            "gradient_theorem": ("theorem", Theorem),
+            "bptt_match": ("bptt", BPTTMatch),
+        }
         section, cls = defaults[self.experiment]
         if getattr(self, section) is None:
             self.__dict__[section] = cls()
@@ -231,11 +237,18 @@ class EqPropParams(StrictModel):
             for key in ("lr", "bp_lr"):
                 rates = getattr(self.training, key)
                 if rates is not None and len(rates) != n_w:
-                    raise FieldIssue(f"training.{key}", rates, f"needs one rate per weight matrix: "
-                                     f"{n_w} for layers {self.layers}")
+                    raise FieldIssue(
+                        f"training.{key}",
+                        rates,
+                        f"needs one rate per weight matrix: {n_w} for layers {self.layers}",
+                    )
         if self.experiment != "train" and self.rho != "tanh":
-            raise FieldIssue("rho", self.rho, f"experiment {self.experiment} needs the smooth rho 'tanh' "
-                             "(the theorem is about differentiable fixed points)")
+            raise FieldIssue(
+                "rho",
+                self.rho,
+                f"experiment {self.experiment} needs the smooth rho 'tanh' "
+                "(the theorem is about differentiable fixed points)",
+            )
         if self.experiment == "bptt_match" and self.cost != "mse":
             raise FieldIssue("cost", self.cost, "experiment bptt_match supports cost 'mse' only")
         return self
