@@ -108,16 +108,13 @@ class EqProp(Family):
         if exp == "train":
             lines = []
             final = ds["test_error"].isel(epoch=-1)
-            for m in ds["method"].values:
-                v = 100 * (1 - final.sel(method=m).values)
+            for m in ds["rule"].values:
+                v = 100 * (1 - final.sel(rule=m).values)
                 sd = f" ± {v.std(ddof=1):.2f}" if v.size > 1 else ""
-                lines.append(
-                    f"  {m}: final test accuracy {v.mean():.2f}{sd} % over {v.size} seed(s), "
-                    f"epoch time {float(ds['epoch_time'].sel(method=m).median()):.3f} s"
-                )
-            lines.append(
-                f"  EP free phase: {float(ds['free_steps'].isel(epoch=-1).mean()):.1f} steps, "
-                f"energy {float(ds['energy'].isel(epoch=-1).mean()):.3f}"
-            )
+                lines.append(f"  {m}: final test accuracy {v.mean():.2f}{sd} % over {v.size} seed(s), "
+                             f"epoch time {float(ds['epoch_time'].sel(rule=m).median()):.3f} s")
+            last = ds.isel(epoch=-1)
+            lines.append(f"  EP free phase (last epoch): {float(last['free_steps'].mean()):.1f} steps, "
+                         f"energy at the fixed point {float(last['energy'].mean()):.3f}")
             return "\n".join(lines)
         return ""

@@ -658,9 +658,13 @@ def _forward(
             for j in range(Zk.shape[1]):
                 Z[a + i, j] = Zk[i, j] + bf[a + i]
                 H[a + i, j] = _rho(Z[a + i, j], kind)
+    o = off[nl - 1]
     if cost == COST_SOFTMAX_CE:
-        o = off[nl - 1]
         H[o:] = softmax_cols(Z[o:])
+    else:
+        # Linear output for the squared error: a hard-sigmoid output unit whose net input leaves [0, 1]
+        # has zero gradient for good, which stalls backprop (EP's clipped output states do not stall).
+        H[o:] = Z[o:]
 
 
 @njit(cache=True)
@@ -717,7 +721,7 @@ def bp_train_epoch(
                 if cost == COST_MSE:
                     d = H[o + i, j] - Db[i, j]
                     cst += 0.5 * d * d
-                    Dl[o + i, j] = d * _drho(Z[o + i, j], kind) / batch
+                    Dl[o + i, j] = d / batch
                 else:
                     if Db[i, j] > 0.0:
                         cst -= Db[i, j] * math.log(max(H[o + i, j], 1e-300))

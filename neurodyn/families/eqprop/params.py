@@ -42,8 +42,9 @@ class Training(StrictModel):
     #: nudging strength; its sign is drawn at random per minibatch when ``random_sign``
     beta: float = 0.5
     random_sign: bool = True
-    #: ``one_sided`` (s_beta vs s_0) or ``symmetric`` (s_+beta vs s_-beta, Laborieux et al. 2021)
-    estimator: Literal["one_sided", "symmetric"] = "one_sided"
+    #: EP estimators to train with, side by side: ``one_sided`` (s_beta vs s_0) and/or ``symmetric``
+    #: (s_+beta vs s_-beta, Laborieux et al. 2021)
+    estimators: list[Literal["one_sided", "symmetric"]] = ["one_sided"]
     batch_size: PositiveInt = 20
     n_free: PositiveInt = 20
     n_nudged: PositiveInt = 4
@@ -87,6 +88,13 @@ class Training(StrictModel):
     def _tol(cls, v: float) -> float:
         if v < 0:
             raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("estimators")
+    @classmethod
+    def _estimators(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("needs one or both of one_sided, symmetric, each once")
         return v
 
     @field_validator("seeds")

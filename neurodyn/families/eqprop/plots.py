@@ -87,9 +87,9 @@ def plot_training(ds: xr.Dataset, path: Path) -> Path:
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     ep = ds["epoch"].values
-    for m, color in zip(ds["method"].values, ("C0", "C1")):
+    for m, color in zip(ds["rule"].values, ("C0", "C1", "C2")):
         for var, style in (("test_error", "-"), ("train_error", ":")):
-            v = ds[var].sel(method=m)
+            v = ds[var].sel(rule=m)
             mean, std = v.mean("seed").values, v.std("seed").values
             axes[0].plot(ep, 100 * mean, style, color=color, label=f"{m} {var.split('_')[0]}")
             axes[0].fill_between(ep, 100 * (mean - std), 100 * (mean + std), color=color, alpha=0.2)
@@ -98,11 +98,17 @@ def plot_training(ds: xr.Dataset, path: Path) -> Path:
     axes[0].set_ylabel("error (%)")
     axes[0].legend(fontsize=8)
     axes[0].set_title("EP vs backprop")
-    axes[1].plot(ep, ds["energy"].mean("seed").values)
+    for m, color in zip(ds["rule"].values, ("C0", "C1", "C2")):
+        if m == "bp":
+            continue
+        axes[1].plot(ep, ds["energy"].sel(rule=m).mean("seed").values, color=color, label=m)
+        axes[2].plot(ep, ds["free_steps"].sel(rule=m).mean("seed").values, color=color,
+                     label=f"{m}: free phase (training)")
+        axes[2].plot(ep, ds["eval_steps"].sel(rule=m).mean("seed").values, "--", color=color,
+                     label=f"{m}: test relaxation from 0")
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("energy at the free fixed point")
-    axes[2].plot(ep, ds["free_steps"].mean("seed").values, label="free phase (training)")
-    axes[2].plot(ep, ds["eval_steps"].mean("seed").values, label="test relaxation from 0")
+    axes[1].legend(fontsize=8)
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("relaxation steps")
     axes[2].legend(fontsize=8)
