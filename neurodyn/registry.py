@@ -19,6 +19,7 @@ _BUILTIN: dict[str, str] = {
     "ultralif_network": "neurodyn.families.ultralif_network:UltraLIFNetwork",
     "cortical_field": "neurodyn.families.cortical_field:CorticalField",
     "sync_learners": "neurodyn.families.sync_learners:SyncLearners",
+    "eqprop": "neurodyn.families.eqprop:EqProp",
 }
 
 
