@@ -24,6 +24,13 @@ def run_scenario(*args, **kwargs):
     return _run(*args, **kwargs)
 
 
+def open_sweep(*args, **kwargs):
+    """Open a sweep's combined Dataset (lazily); see :func:`neurodyn.sweep.open_sweep`."""
+    from neurodyn.sweep import open_sweep as _open
+
+    return _open(*args, **kwargs)
+
+
 def simulate(*args, **kwargs):
     """Run a scenario in memory; see :func:`neurodyn.runner.simulate`."""
     from neurodyn.runner import simulate as _simulate
@@ -32,4 +39,4 @@ def simulate(*args, **kwargs):
 
 
 __all__ = ["Scenario", "ScenarioError", "SimulationError", "UserError", "__version__", "load_scenario",
-           "open_run", "run_scenario", "simulate", "write_run"]
+           "open_run", "open_sweep", "run_scenario", "simulate", "write_run"]

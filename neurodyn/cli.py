@@ -29,6 +29,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="replace an existing result")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
 
+    sw = sub.add_parser("sweep", help="run every point of a scenario's sweep: section (resumable)")
+    sw.add_argument("scenario", type=Path)
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+    sw.add_argument("--workers", "-j", type=int, metavar="N",
+                    help="local worker processes (default: all cores; 1 = serial)")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="run the points on this Dask distributed scheduler (shared filesystem)")
+    where.add_argument("--cluster", metavar="local:N", help="start a Dask LocalCluster with N workers")
+    sw.add_argument("--output", "-o", type=Path, help="sweep directory (default outputs/<name>)")
+    sw.add_argument("--force", action="store_true", help="discard finished points and run everything again")
+    sw.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
+
     v = sub.add_parser("validate", help="check a scenario without running it")
     v.add_argument("scenario", type=Path)
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
@@ -42,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("run", type=Path)
     pl.add_argument("--out", type=Path, help="folder for the figures (default: beside the run)")
 
-    c = sub.add_parser("compare", help="table of theory against simulation")
-    c.add_argument("run", type=Path)
+    c = sub.add_parser("compare", help="table of theory against simulation (a sweep: also report/)")
+    c.add_argument("run", type=Path, help="a result file, or a sweep directory / combined sweep file")
     c.add_argument("--markdown", action="store_true", help="print a Markdown table")
     return p
 
@@ -88,6 +101,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"result: {path}")
         print(f"explore: python -c \"import neurodyn; print(neurodyn.open_run('{path}'))\"")
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from neurodyn.errors import UserError
+    from neurodyn.scenario import load_scenario
+    from neurodyn.sweep import run_sweep
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    if scenario.sweep is None:
+        raise UserError(f"{args.scenario} has no sweep: section; use 'neurodyn run' for a single run")
+    return run_sweep(scenario, output=args.output, force=args.force, quiet=args.quiet, workers=args.workers,
+                     scheduler=args.scheduler, cluster=args.cluster)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -173,7 +198,16 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from neurodyn.compare import all_rows, format_table
     from neurodyn.storage import open_run
+    from neurodyn.sweep import is_sweep, write_report
 
+    if is_sweep(args.run):
+        md, rows = write_report(args.run)
+        if rows:
+            print(format_table(rows, markdown=args.markdown))
+        else:
+            print(f"{args.run}: no theory predictions stored for this sweep")
+        print(f"report: {md}")
+        return 0
     ds = open_run(args.run)
     rows = all_rows(ds)
     if not rows:
@@ -183,7 +217,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "info": _cmd_info,
+_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "validate": _cmd_validate, "list": _cmd_list, "info": _cmd_info,
              "plot": _cmd_plot, "compare": _cmd_compare}
 
 if __name__ == "__main__":  # pragma: no cover

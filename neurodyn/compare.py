@@ -56,8 +56,12 @@ class Row:
         return "agree" if abs(self.simulated - self.predicted) <= tol else "differ"
 
 
-def generic_rows(ds: xr.Dataset) -> list[Row]:
-    """Rows for every ``*_theory`` and ``*_bound`` variable paired with its simulated variable."""
+def generic_rows(ds: xr.Dataset, max_rows_per_variable: int | None = MAX_ROWS_PER_VARIABLE) -> list[Row]:
+    """Rows for every ``*_theory`` and ``*_bound`` variable paired with its simulated variable.
+
+    At most ``max_rows_per_variable`` elements of each prediction are listed (None: all of them, as the
+    sweep report does).
+    """
     rows: list[Row] = []
     for name in sorted(ds.data_vars):
         for suffix, default_kind in (("_theory", "estimate"), ("_bound", "upper_bound")):
@@ -70,11 +74,12 @@ def generic_rows(ds: xr.Dataset) -> list[Row]:
             kind = default_kind
             if suffix == "_bound" and pred.attrs.get("bound") == "lower":
                 kind = "lower_bound"
-            rows += _pair_rows(ds[sim_name], pred, sim_name, kind)
+            rows += _pair_rows(ds[sim_name], pred, sim_name, kind, max_rows_per_variable)
     return rows
 
 
-def _pair_rows(sim: xr.DataArray, pred: xr.DataArray, label: str, kind: str) -> list[Row]:
+def _pair_rows(sim: xr.DataArray, pred: xr.DataArray, label: str, kind: str,
+               max_rows: int | None = MAX_ROWS_PER_VARIABLE) -> list[Row]:
     extra = [d for d in sim.dims if d not in pred.dims]
     n = int(np.prod([sim.sizes[d] for d in extra])) if extra else 1
     mean = sim.mean(extra) if extra else sim
@@ -89,7 +94,8 @@ def _pair_rows(sim: xr.DataArray, pred: xr.DataArray, label: str, kind: str) -> 
     flat = mean.stack(_e=mean.dims) if mean.dims else mean.expand_dims("_e")
     pflat = pred.stack(_e=pred.dims) if pred.dims else pred.expand_dims("_e")
     cflat = ci.stack(_e=ci.dims) if ci.dims else ci.expand_dims("_e")
-    for i in range(min(flat.sizes["_e"], MAX_ROWS_PER_VARIABLE)):
+    n_rows = flat.sizes["_e"] if max_rows is None else min(flat.sizes["_e"], max_rows)
+    for i in range(n_rows):
         where = ""
         if mean.dims:
             coords = flat["_e"].values[i]

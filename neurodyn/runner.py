@@ -9,6 +9,7 @@ progress bar and to look at the kernel's status code.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import subprocess
@@ -23,7 +24,7 @@ from neurodyn import __version__, registry
 from neurodyn.errors import SimulationError
 from neurodyn.progress import QUIET, Progress
 from neurodyn.scenario import REPO_ROOT, Scenario
-from neurodyn.storage import check_writable, write_run
+from neurodyn.storage import check_writable, open_run, streaming, write_run
 
 #: target wall time of one chunk; Python overhead between chunks is then negligible
 CHUNK_SECONDS = 0.25
@@ -53,6 +54,8 @@ def run_scenario(scenario: Scenario, output: str | os.PathLike | None = None, fo
     """Run ``scenario`` and write its result atomically.
 
     The output is checked *before* the run, so an existing result is refused without wasting a run.
+    A family may stream its recordings to the file while it runs (:func:`neurodyn.storage.stream_writer`);
+    the rest of its Dataset is then added at the end and the returned Dataset is the file opened lazily.
 
     Returns
     -------
@@ -61,9 +64,14 @@ def run_scenario(scenario: Scenario, output: str | os.PathLike | None = None, fo
     """
     path = Path(output) if output is not None else default_output(scenario)
     check_writable(path, force)
-    ds = simulate(scenario, progress)
-    write_run(ds, path, force=force)
-    return ds, path
+    with streaming(path, force) as slot:
+        ds = simulate(scenario, progress)
+        if slot.writer is None:
+            write_run(ds, path, force=force)
+            return ds, path
+        slot.writer.write_dataset(ds)
+        slot.writer.commit()
+    return open_run(path, load=False), path
 
 
 def provenance(scenario: Scenario, wall_time: float) -> dict:
@@ -84,8 +92,9 @@ def provenance(scenario: Scenario, wall_time: float) -> dict:
     }
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The repository's HEAD commit when neurodyn runs from a git checkout."""
+    """The repository's HEAD commit when neurodyn runs from a git checkout (asked once per process)."""
     try:
         out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=2, check=False)

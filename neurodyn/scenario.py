@@ -295,17 +295,48 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
                         output=Path(output) if output else None, source=source, raw=doc)
     if sweep is not None:
         # Validate every point now, so a bad path or value is refused before anything runs.
+        models = {"params": family.Params, "run": RunConfig, "record": family.Record}
+        for path in [*sweep.grid, *sweep.zip]:
+            _check_sweep_path(doc, path, models)
         for point in sweep.points():
-            for path in point:
-                _check_sweep_path(doc, path)
             scenario.with_values(point)
     return scenario
 
 
-def _check_sweep_path(doc: dict, path: str) -> None:
-    head = path.split(".")[0]
-    if head not in ("params", "run", "record"):
-        raise ScenarioError(f"sweep.{path}", path, "paths start with params., run. or record.")
+def _check_sweep_path(doc: dict, path: str, models: dict[str, Any]) -> None:
+    """Refuse a swept path that names no existing field.
+
+    Setting an unknown path would otherwise *create* it: a typo under a mapping-valued field (a new
+    population ``exci`` instead of ``exc``) could silently validate. So every component must exist in
+    the scenario document or be a field of the schema (a field left at its default).
+    """
+    where = f"sweep.{path}"
+    parts = path.split(".")
+    head = parts[0]
+    if head not in models:
+        raise ScenarioError(where, path, "paths start with params., run. or record.")
+    if len(parts) < 2 or "" in parts:
+        raise ScenarioError(where, path, f"name a field under {head}, e.g. {head}.<field>")
+    node: Any = doc.get(head)
+    tp: Any = models[head]
+    for i, part in enumerate(parts[1:], start=1):
+        known: list[str] = []
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ScenarioError(where, path, f"{'.'.join(parts[:i])} is a list of {len(node)} items; "
+                                    f"use an index 0..{len(node) - 1}")
+            node, tp = node[int(part)], _descend(tp, int(part)) if tp is not None else None
+            continue
+        if isinstance(node, dict):
+            known += [str(k) for k in node]
+        fields = _model_fields(tp) if tp is not None else None
+        known += [f for f in fields or [] if f not in known]
+        if part not in known:
+            hint = did_you_mean(part, known)
+            allowed = f"; known: {', '.join(known)}" if known else ""
+            raise ScenarioError(where, path, f"no field {part!r} under {'.'.join(parts[:i])}{hint}{allowed}")
+        node = node.get(part) if isinstance(node, dict) else None
+        tp = _descend(tp, part) if tp is not None else None
 
 
 # --------------------------------------------------------------------------- dotted paths

@@ -5,15 +5,27 @@ Results are NetCDF4/HDF5 files written through xarray's h5netcdf engine, so plai
 ``.<name>.partial-<pid>.h5`` beside the target and are renamed into place, so a crash never leaves a
 half-written result under the final name. netCDF attributes cannot hold dicts, bools or None: those are
 stored as JSON strings and listed in the ``_json_attrs`` attribute, which :func:`open_run` decodes.
+
+Long runs can *stream* their recordings instead of holding them in memory: while
+:func:`neurodyn.runner.run_scenario` runs a family, :func:`stream_writer` returns a
+:class:`ChunkedWriter` for the run's result file. The family appends each chunk of recordings to it
+(``writer.append("v", block)``) and returns the small rest of its Dataset as usual. The data goes to a
+visible ``<stem>.partial.h5`` beside the target, renamed to the final name only when the run finished; a
+crash leaves what was recorded so far in the partial file, never under the final name.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import h5netcdf
+import h5py
 import numpy as np
 import xarray as xr
 
@@ -21,6 +33,8 @@ from neurodyn.errors import OutputExistsError, UserError
 
 ENGINE = "h5netcdf"
 JSON_ATTRS = "_json_attrs"
+#: default memory budget of one streamed block (bytes); ``NEURODYN_STREAM_BUFFER`` overrides it
+STREAM_BUFFER_BYTES = 64 * 2**20
 
 
 def _encode_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -137,3 +151,239 @@ def open_run(path: str | os.PathLike, load: bool = True) -> xr.Dataset:
     for name in ds.variables:
         ds[name].attrs = _decode_attrs(ds[name].attrs)
     return ds
+
+
+# --------------------------------------------------------------------------- streaming writer
+
+def stream_partial_path(path: Path) -> Path:
+    """The clearly marked ``<stem>.partial.h5`` that holds a streamed result until it is complete."""
+    return path.with_name(f"{path.stem}.partial{path.suffix or '.h5'}")
+
+
+def stream_budget() -> int:
+    """Bytes one streamed block may hold (``NEURODYN_STREAM_BUFFER`` or :data:`STREAM_BUFFER_BYTES`)."""
+    text = os.environ.get("NEURODYN_STREAM_BUFFER")
+    try:
+        return max(1024, int(float(text))) if text else STREAM_BUFFER_BYTES
+    except ValueError:
+        raise UserError(f"NEURODYN_STREAM_BUFFER = {text!r}: expected a number of bytes") from None
+
+
+class ChunkedWriter:
+    """Write a result file piece by piece, so it never has to fit in memory.
+
+    Variables are declared with :meth:`variable` and filled with :meth:`append` (along their first
+    dimension, which may be unlimited) or :meth:`write` (a region). Everything goes to
+    :func:`stream_partial_path`; :meth:`commit` closes the file and renames it to ``path``. The file is
+    flushed after every append, so after a crash the partial file holds every completed block. The
+    result reads back with :func:`open_run` like one written by :func:`write_run`.
+
+    Parameters
+    ----------
+    path : path-like
+        Final result file.
+    force : bool
+        Replace an existing result.
+    budget_bytes : int, optional
+        Memory budget of one block (default :func:`stream_budget`); see :meth:`rows`.
+
+    Examples
+    --------
+    >>> w = ChunkedWriter("outputs/long.h5")                           # doctest: +SKIP
+    >>> w.dimension("time", None); w.dimension("neuron", 100)          # doctest: +SKIP
+    >>> w.variable("v", ("time", "neuron"), "f8", {"units": "V", "long_name": "membrane potential"})
+    >>> w.append("v", block)   # any number of times                   # doctest: +SKIP
+    >>> w.commit()                                                     # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike, force: bool = False, budget_bytes: int | None = None):
+        self.path = Path(path)
+        check_writable(self.path, force)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = stream_partial_path(self.path)
+        self.budget_bytes = budget_bytes or stream_budget()
+        #: largest block handed to :meth:`append`/:meth:`write` so far (bytes), for tests and logs
+        self.max_block_bytes = 0
+        self._file = h5netcdf.File(self.partial, "w")
+        self._lengths: dict[str, int] = {}
+        self._unlimited: set[str] = set()
+        self._coords: set[str] = set()
+        self._attrs: dict[str, Any] = {}
+        self._closed = False
+
+    # -- declaring
+    def dimension(self, name: str, size: int | None) -> None:
+        """Declare a dimension; ``None`` makes it unlimited (grown by :meth:`append`)."""
+        if name in self._file.dimensions:
+            current = None if name in self._unlimited else self._file.dimensions[name].size
+            if current != size:
+                raise ValueError(f"dimension {name!r} already declared with size {current}")
+            return
+        self._file.dimensions[name] = size
+        if size is None:
+            self._unlimited.add(name)
+
+    def variable(self, name: str, dims: tuple[str, ...], dtype: Any, attrs: dict[str, Any] | None = None,
+                 fill: Any = None, coord: bool = False) -> None:
+        """Declare a variable over declared dimensions.
+
+        Parameters
+        ----------
+        fill : scalar, optional
+            Value of elements never written (stored as ``_FillValue``; NaN for float gaps).
+        coord : bool
+            Mark a non-index variable as a coordinate (index coordinates, named like their dimension,
+            are coordinates anyway).
+        """
+        dtype = np.dtype(dtype)
+        kwargs: dict[str, Any] = {}
+        if dtype.kind in "OUS":
+            dtype = h5py.string_dtype()
+        elif fill is not None:
+            kwargs["fillvalue"] = np.asarray(fill, dtype=dtype)
+        if any(d in self._unlimited for d in dims):
+            # Chunks of about 1 MiB along the unlimited dimension keep appends and reads cheap.
+            shape = [1 if d in self._unlimited else max(1, self._file.dimensions[d].size) for d in dims]
+            row = int(np.prod(shape[1:])) * max(1, np.dtype(dtype).itemsize)
+            shape[0] = max(1, 2**20 // row)
+            kwargs["chunks"] = tuple(shape)
+        var = self._file.create_variable(name, dims, dtype, **kwargs)
+        var.attrs.update(_encode_attrs(attrs or {}))
+        self._lengths[name] = 0
+        if coord and name not in dims:
+            self._coords.add(name)
+
+    def set_attrs(self, attrs: dict[str, Any]) -> None:
+        """Set global attributes (dicts, lists, bools are JSON-encoded on commit)."""
+        self._attrs.update(attrs)
+
+    def rows(self, bytes_per_row: int) -> int:
+        """How many rows of ``bytes_per_row`` bytes fit in one block of the memory budget (at least 1)."""
+        return max(1, self.budget_bytes // max(1, int(bytes_per_row)))
+
+    # -- filling
+    def append(self, name: str, data: Any) -> None:
+        """Append ``data`` along the first (unlimited) dimension of variable ``name`` and flush."""
+        var = self._file.variables[name]
+        data = np.asarray(data)
+        dim = var.dimensions[0]
+        if dim not in self._unlimited:
+            raise ValueError(f"{name!r}: first dimension {dim!r} is not unlimited; use write()")
+        start = self._lengths[name]
+        stop = start + data.shape[0]
+        if stop > self._file.dimensions[dim].size:
+            self._file.resize_dimension(dim, stop)
+        if data.shape[0]:
+            var[start:stop] = data
+        self._lengths[name] = stop
+        self.max_block_bytes = max(self.max_block_bytes, data.nbytes)
+        self._file.flush()
+
+    def write(self, name: str, data: Any, index: tuple = ()) -> None:
+        """Write ``data`` into variable ``name`` at ``index`` (a tuple of ints/slices; () = everything)."""
+        var = self._file.variables[name]
+        data = np.asarray(data)
+        if data.dtype.kind == "U":
+            data = data.astype(object)
+        var[index if index else ...] = data
+        self.max_block_bytes = max(self.max_block_bytes, data.nbytes)
+
+    def write_dataset(self, ds: xr.Dataset) -> None:
+        """Write every variable of a (small, in-memory) Dataset whole, declaring what is missing."""
+        for dim, size in ds.sizes.items():
+            if dim not in self._file.dimensions:
+                self.dimension(str(dim), int(size))
+        for name, var in ds.variables.items():
+            values = var.values
+            fill = np.nan if values.dtype.kind == "f" else None
+            self.variable(str(name), tuple(map(str, var.dims)), values.dtype, var.attrs, fill=fill,
+                          coord=name in ds.coords)
+            if values.ndim and var.dims[0] in self._unlimited:
+                self.append(str(name), values)
+            else:
+                self.write(str(name), values)
+        self.set_attrs(ds.attrs)
+
+    # -- finishing
+    def commit(self) -> Path:
+        """Close the file, make it durable and rename it to the final path."""
+        lengths = {}
+        for name, n in self._lengths.items():
+            dims = self._file.variables[name].dimensions
+            if dims and dims[0] in self._unlimited:
+                lengths.setdefault(dims[0], set()).add(n)
+        ragged = {d: sorted(ns) for d, ns in lengths.items() if len(ns) > 1}
+        if ragged:
+            raise ValueError(f"variables along unlimited dimensions have unequal lengths: {ragged}")
+        attrs = _encode_attrs(self._attrs)
+        if self._coords:
+            attrs["coordinates"] = " ".join(sorted(self._coords))
+        self._file.attrs.update(attrs)
+        self._file.close()
+        self._closed = True
+        with open(self.partial, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def abort(self, keep: bool = True) -> None:
+        """Close without publishing; keep the partial file (what was recorded) or delete it."""
+        if not self._closed:
+            self._file.attrs.update(_encode_attrs({**self._attrs, "partial": True}))
+            self._file.close()
+            self._closed = True
+        if not keep and self.partial.exists():
+            self.partial.unlink()
+
+    def __enter__(self) -> ChunkedWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            if not self._closed:
+                self.commit()
+        else:
+            self.abort(keep=True)
+
+
+class _StreamSlot:
+    def __init__(self, path: Path, force: bool):
+        self.path = path
+        self.force = force
+        self.writer: ChunkedWriter | None = None
+
+
+_ACTIVE: contextvars.ContextVar[_StreamSlot | None] = contextvars.ContextVar("neurodyn_stream", default=None)
+
+
+@contextmanager
+def streaming(path: str | os.PathLike, force: bool = False) -> Iterator[_StreamSlot]:
+    """Offer streaming to the code run inside: :func:`stream_writer` then returns a writer for ``path``.
+
+    Used by :func:`neurodyn.runner.run_scenario`. The writer is created only when a family asks for it;
+    ``slot.writer`` stays None otherwise. A writer left uncommitted (an error) keeps its partial file.
+    """
+    slot = _StreamSlot(Path(path), force)
+    token = _ACTIVE.set(slot)
+    try:
+        yield slot
+    finally:
+        _ACTIVE.reset(token)
+        if slot.writer is not None and not slot.writer._closed:
+            slot.writer.abort(keep=True)
+
+
+def stream_writer() -> ChunkedWriter | None:
+    """The writer of the result being produced, or None when the run stays in memory.
+
+    Families call this at the start of ``simulate``: with a writer, append each chunk of recordings
+    (``writer.append``) and size chunks with ``writer.rows(bytes_per_row)``; the Dataset they return then
+    holds only the remaining variables (coordinates along streamed dimensions included in the stream).
+    ``neurodyn.simulate`` (in memory) gets None, so families must support both paths.
+    """
+    slot = _ACTIVE.get()
+    if slot is None:
+        return None
+    if slot.writer is None:
+        slot.writer = ChunkedWriter(slot.path, force=slot.force)
+    return slot.writer

@@ -1,0 +1,1111 @@
+"""Parameter sweeps: expand, run on an executor, stream each point to disk, resume, combine, report.
+
+A scenario with a ``sweep:`` section (``grid`` and/or ``zip`` over dotted paths) becomes one run per
+point. The output directory (default ``outputs/<name>/``) holds::
+
+    sweep.json            the plan: swept paths, coordinates, point ids (written before anything runs)
+    points/<id>.h5        one ordinary result file per finished point, written as the point finishes
+    failed/<id>.json      a point that raised: its parameters, the error type and message
+    <name>.h5             the combined Dataset, written atomically at the end
+    report/               ``neurodyn compare`` on the sweep: report.md and figures
+
+A rerun skips every point whose file exists and holds the same resolved scenario, and reruns the
+others (unfinished or failed). The combined Dataset has one dimension per swept path, named by the
+path's last component (``params.we`` -> ``we``; the full path is the coordinate's ``sweep_path``
+attribute); zipped paths share one dimension named after the first of them, the others are coordinates
+along it. Variables whose dimensions differ between points (a ``spike`` dimension, say) cannot share
+one array: they are *dropped* from the combined file and stay in the point files (listed in the
+``dropped_variables`` attribute; the ``point_id`` variable names each point's file). ``*_theory`` and
+``*_bound`` variables keep only the sweep dimensions they vary along, so ``neurodyn compare`` averages
+the simulation over the others (typically ``seed``) with a confidence interval.
+
+Executors: serial (``workers=1``), a local process pool (default, all cores; forkserver start method,
+so workers start fast and load Numba's on-disk caches) and Dask distributed (``scheduler=`` an
+address, or ``cluster="local:N"`` for a loopback LocalCluster). Workers write the point files
+themselves, so a remote Dask cluster must share the output directory's filesystem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurodyn import registry
+from neurodyn.errors import OutputExistsError, UserError
+from neurodyn.progress import QUIET, Progress
+from neurodyn.scenario import RunConfig, Scenario, _descend, from_dict, set_path
+from neurodyn.storage import ChunkedWriter, open_run
+
+MANIFEST = "sweep.json"
+#: per-point attributes that do not describe the sweep as a whole
+_POINT_ATTRS = ("scenario", "seed", "created", "wall_time_s", "title")
+#: family figures drawn per point in a report, at most
+MAX_POINT_FIGURES = 6
+DASK_CONNECT_TIMEOUT = "5s"
+
+
+# --------------------------------------------------------------------------- the plan
+
+@dataclass
+class SweepDim:
+    """One dimension of the combined Dataset: a grid path, or all zipped paths together."""
+
+    name: str
+    paths: list[str]
+    #: path -> resolved (SI) coordinate values along this dimension
+    coords: dict[str, list[Any]]
+    #: path -> coordinate variable name (the first path's is ``name``)
+    coord_names: dict[str, str]
+    units: dict[str, str]
+
+    @property
+    def size(self) -> int:
+        return len(self.coords[self.paths[0]])
+
+
+@dataclass
+class SweepPoint:
+    """One run of the sweep."""
+
+    index: tuple[int, ...]
+    id: str
+    values: dict[str, Any]  #: dotted path -> value as written in the scenario
+    yaml: str  #: resolved scenario of this point (what its file must hold to be reused)
+
+
+@dataclass
+class SweepPlan:
+    """Everything decided before a point runs: where, which points, which dimensions."""
+
+    scenario: Scenario
+    root: Path
+    dims: list[SweepDim]
+    points: list[SweepPoint]
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def combined(self) -> Path:
+        return self.root / f"{self.name}.h5"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(d.size for d in self.dims)
+
+    def point_path(self, point: SweepPoint) -> Path:
+        return self.root / "points" / f"{point.id}.h5"
+
+    def failed_path(self, point: SweepPoint) -> Path:
+        return self.root / "failed" / f"{point.id}.json"
+
+    def manifest(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.scenario.family, "scenario": self.scenario.resolved_yaml(),
+                "dims": [{"name": d.name, "paths": d.paths, "coords": d.coords, "coord_names": d.coord_names,
+                          "units": d.units} for d in self.dims],
+                "points": [{"index": list(p.index), "id": p.id, "values": p.values} for p in self.points]}
+
+
+def sweep_root(scenario: Scenario, output: str | os.PathLike | None = None) -> Path:
+    """The sweep's directory: ``output``, else the scenario's ``output:``, else ``outputs/<name>``."""
+    root = Path(output) if output is not None else scenario.output or Path("outputs") / scenario.name
+    if root.suffix in (".h5", ".nc"):
+        raise UserError(f"output {root}: a sweep writes a directory (points/, failed/, "
+                        f"{scenario.name}.h5); pass --output DIR")
+    return root.absolute()
+
+
+def plan_sweep(scenario: Scenario, output: str | os.PathLike | None = None) -> SweepPlan:
+    """Expand the sweep of ``scenario`` into points and dimensions; nothing is written.
+
+    Raises
+    ------
+    UserError
+        No ``sweep:`` section, or a swept list with repeated values (the coordinate would be ambiguous).
+    """
+    spec = scenario.sweep
+    if spec is None:
+        raise UserError(f"scenario '{scenario.name}' has no sweep: section; use 'neurodyn run'")
+    root = sweep_root(scenario, output)
+    groups = [[p] for p in spec.grid] + ([list(spec.zip)] if spec.zip else [])
+    raw_lists = {**spec.grid, **spec.zip}
+    points_values = spec.points()
+    scenarios = [scenario.with_values(v) for v in points_values]
+    models = {"params": type(scenario.params), "run": RunConfig, "record": type(scenario.record)}
+
+    # Points vary grid paths slowest-first, zip innermost: the same order as the dimensions.
+    shape = tuple(len(raw_lists[g[0]]) for g in groups)
+    indices = [tuple(int(i) for i in np.unravel_index(k, shape)) for k in range(len(points_values))]
+    # Resolved coordinate values, read back from the validated scenarios ("0.5 mV" -> 0.0005).
+    resolved: dict[str, list[Any]] = {p: [None] * len(raw_lists[p]) for p in raw_lists}
+    for index, sc in zip(indices, scenarios):
+        for g, i in zip(groups, index):
+            for p in g:
+                resolved[p][i] = _coord_value(_lookup(sc, p), raw_lists[p][i])
+    names = _dim_names([g[0] for g in groups] + [p for g in groups for p in g[1:]])
+    dims = []
+    for g in groups:
+        coords = {p: resolved[p] for p in g}
+        lead = coords[g[0]]
+        if len({_key(v) for v in lead}) != len(lead):
+            kind = "zip" if g[0] in spec.zip else "grid"
+            raise UserError(f"sweep.{kind}.{g[0]}: repeated values {raw_lists[g[0]]}; each value must "
+                            f"appear once (it labels a coordinate)")
+        dims.append(SweepDim(name=names[g[0]], paths=g, coords=coords, coord_names={p: names[p] for p in g},
+                             units={p: _units(models, p, raw_lists[p], coords[p]) for p in g}))
+
+    points = []
+    ids: set[str] = set()
+    for index, values, sc in zip(indices, points_values, scenarios):
+        labels = [(names[d.paths[0]], d.coords[d.paths[0]][i]) for d, i in zip(dims, index)]
+        pid = _point_id(labels, values, ids)
+        ids.add(pid)
+        points.append(SweepPoint(index=index, id=pid, values=values, yaml=sc.resolved_yaml()))
+    return SweepPlan(scenario=scenario, root=root, dims=dims, points=points)
+
+
+def _lookup(sc: Scenario, path: str) -> Any:
+    parts = path.split(".")
+    node: Any = {"params": sc.params, "run": sc.run, "record": sc.record}[parts[0]]
+    for part in parts[1:]:
+        if isinstance(node, dict):
+            node = node[part]
+        elif isinstance(node, list | tuple):
+            node = node[int(part)]
+        else:
+            node = getattr(node, part)
+    return node
+
+
+def _coord_value(value: Any, raw: Any) -> Any:
+    """A coordinate value: numbers and strings as they are, anything else as its YAML-ish JSON text."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float | str):
+        return value
+    if value is None:
+        return "none"
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    return json.dumps(value if value is not None else raw, sort_keys=True, default=str)
+
+
+def _key(v: Any) -> Any:
+    return ("f", float(v)) if isinstance(v, int | float) else ("s", str(v))
+
+
+def _dim_names(paths: list[str]) -> dict[str, str]:
+    """Last path component, lengthened with earlier components (joined by ``_``) until unique."""
+    depth = dict.fromkeys(paths, 1)
+    while True:
+        names = {p: "_".join(p.split(".")[-depth[p]:]) for p in paths}
+        taken = list(names.values())
+        clash = {p for p in paths if taken.count(names[p]) > 1 and depth[p] < len(p.split("."))}
+        if not clash:
+            return names
+        for p in clash:
+            depth[p] += 1
+
+
+_SI = {"time": "s", "voltage": "V", "frequency": "Hz", "conductance": "S", "current": "A",
+       "capacitance": "F", "resistance": "ohm", "length": "m", "dimensionless": "1"}
+
+
+def _units(models: dict[str, Any], path: str, raw: list[Any], coords: list[Any]) -> str:
+    """Units of a swept value: from a quantity field type, a unit in the written value, or '1'."""
+    from neurodyn import quantities
+
+    parts = path.split(".")
+    tp: Any = models[parts[0]]
+    meta: list[Any] = []
+    for part in parts[1:]:
+        fields = getattr(tp, "model_fields", None) if isinstance(tp, type) else None
+        if fields and part in fields:
+            meta, tp = list(fields[part].metadata), fields[part].annotation
+        else:
+            meta, tp = [], _descend(tp, int(part) if part.isdigit() else part)
+        if tp is None:
+            break
+    for dim, symbol in _SI.items():
+        q = getattr(quantities, dim.capitalize(), None)
+        if q is not None and meta and getattr(q, "__metadata__", (None,))[0] is meta[0]:
+            return symbol
+    for value in raw:
+        if isinstance(value, str):
+            m = quantities._QUANTITY_RE.match(value)
+            if m and m.group(2) in quantities.UNITS:
+                return _SI[quantities.UNITS[m.group(2)][0]]
+    return "1" if all(isinstance(c, int | float) for c in coords) else ""
+
+
+def _point_id(labels: list[tuple[str, Any]], values: dict[str, Any], taken: set[str]) -> str:
+    """A readable file name such as ``we=0.0005_seed=2``; a hash is added when needed to stay unique."""
+    slug = "_".join(f"{n}={_fmt(v)}" for n, v in labels)
+    slug = re.sub(r"[^A-Za-z0-9.=+_-]", "-", slug)
+    if slug and len(slug) <= 120 and slug not in taken:
+        return slug
+    digest = hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{slug[:100]}-{digest}" if slug else digest
+
+
+def _fmt(v: Any) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+# --------------------------------------------------------------------------- running one point
+
+@dataclass
+class PointTask:
+    """What a worker needs to run one point: plain data, picklable, no open files."""
+
+    raw: dict[str, Any]
+    source: str | None
+    family: str
+    family_target: str | None
+    values: dict[str, Any]
+    point_id: str
+    path: str
+    threads: int | None = None
+
+
+@dataclass
+class PointResult:
+    """What comes back from a worker."""
+
+    point_id: str
+    ok: bool
+    wall_time: float
+    error_type: str = ""
+    message: str = ""
+    detail: str = ""
+
+
+def run_point(task: PointTask, progress: Progress = QUIET) -> PointResult:
+    """Run one sweep point and write its result file (in whichever process executes the task).
+
+    Every exception becomes a failed :class:`PointResult` (the sweep goes on); ``KeyboardInterrupt`` is
+    not caught.
+    """
+    start = time.perf_counter()
+    try:
+        if task.family_target and registry.target(task.family) != task.family_target:
+            registry.register(task.family, task.family_target)  # workers learn test/plugin families here
+        if task.threads:
+            import numba
+
+            numba.set_num_threads(min(task.threads, numba.config.NUMBA_NUM_THREADS))
+        raw = copy.deepcopy(task.raw)
+        for path, value in task.values.items():
+            set_path(raw, path, value)
+        scenario = from_dict(raw, source=Path(task.source) if task.source else None, preset_applied=True)
+        from neurodyn.runner import run_scenario
+
+        run_scenario(scenario, output=task.path, force=True, progress=progress)
+    except Exception as exc:  # noqa: BLE001 - a failed point is recorded, never fatal to the sweep
+        return PointResult(task.point_id, False, time.perf_counter() - start, type(exc).__name__,
+                           str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+                           traceback.format_exc(limit=8))
+    return PointResult(task.point_id, True, time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- executors
+
+def _parse_cluster(spec: str) -> int:
+    m = re.fullmatch(r"local:(\d+)", spec.strip())
+    if not m or int(m.group(1)) < 1:
+        raise UserError(f"--cluster {spec!r}: expected local:N with N >= 1 workers, e.g. local:2")
+    return int(m.group(1))
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
+    """A connected ``distributed.Client``; an unreachable scheduler is a one-line UserError."""
+    import logging
+
+    n_local = _parse_cluster(cluster) if cluster is not None else 0  # before the slow import
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - dask[distributed] is a dependency
+        raise UserError("Dask distributed is not installed; pip install 'dask[distributed]'") from None
+    if cluster is not None:
+        with LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None, silence_logs=logging.ERROR) as lc, Client(lc) as client:
+            yield client
+        return
+    assert scheduler is not None
+    address = scheduler if "://" in scheduler else f"tcp://{scheduler}"
+    if not re.fullmatch(r"[a-z]+://[^\s/:]+(:\d+)?/?", address):
+        raise UserError(f"--scheduler {scheduler!r}: expected an address such as tcp://10.0.0.5:8786")
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    try:
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot reach the Dask scheduler at {address}: {reason[:150]}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _run_serial(tasks: list[PointTask], on_result: Callable[[PointResult], None], progress: Progress) -> None:
+    for task in tasks:
+        on_result(run_point(task, progress))
+
+
+def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], workers: int,
+              family_module: str | None) -> None:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        # Workers fork from a server that already imported neurodyn (and the family), so each starts in
+        # milliseconds; Numba kernels load from their on-disk caches (cache=True) on first use.
+        ctx.set_forkserver_preload([m for m in ("neurodyn.sweep", "neurodyn.runner", family_module) if m])
+    else:  # pragma: no cover - macOS / Windows
+        ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    try:
+        futures = {pool.submit(run_point, t): t for t in tasks}
+        for fut in as_completed(futures):
+            try:
+                result = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died (BrokenProcessPool)
+                t = futures[fut]
+                result = PointResult(t.point_id, False, 0.0, type(exc).__name__,
+                                     f"worker process failed: {exc}".strip())
+            on_result(result)
+    except BaseException:
+        # Interrupted: stop now. Points being computed are lost (their files are written atomically,
+        # so nothing half-written is published); finished points stay, and a rerun resumes.
+        workers_now = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers_now:
+            proc.terminate()
+        raise
+    pool.shutdown(wait=True)
+
+
+def _worker_init() -> None:
+    """Pool workers leave Ctrl-C to the driver, which stops them (no traceback from every worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_dask(tasks: list[PointTask], on_result: Callable[[PointResult], None], client: Any) -> None:
+    from distributed import as_completed
+
+    futures = client.map(run_point, tasks, pure=False, key=[f"neurodyn-point-{t.point_id}-{id(t)}"
+                                                             for t in tasks])
+    by_key = {f.key: t for f, t in zip(futures, tasks)}
+    try:
+        for fut in as_completed(futures, loop=client.loop):
+            try:
+                result = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the worker died (KilledWorker) or lost the task
+                t = by_key[fut.key]
+                result = PointResult(t.point_id, False, 0.0, type(exc).__name__, str(exc).splitlines()[0])
+            on_result(result)
+    except BaseException:
+        client.cancel(futures)
+        raise
+
+
+# --------------------------------------------------------------------------- the sweep
+
+@dataclass
+class SweepOutcome:
+    """What a sweep did."""
+
+    plan: SweepPlan
+    path: Path  #: the combined Dataset
+    ran: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: dict[str, PointResult] = field(default_factory=dict)
+    wall_time: float = 0.0
+    executor: str = ""
+
+    def plan_point(self, pid: str) -> SweepPoint:
+        """The point with id ``pid``."""
+        return next(p for p in self.plan.points if p.id == pid)
+
+
+def _stored_scenario(path: Path) -> str | None:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get("scenario")
+    except OSError:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, force: bool = False,
+                  workers: int | None = None, scheduler: str | None = None, cluster: str | None = None,
+                  progress: Progress = QUIET) -> SweepOutcome:
+    """Run every unfinished point of a sweep and write the combined Dataset.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A scenario with a ``sweep:`` section.
+    output : path-like, optional
+        The sweep directory (default ``outputs/<name>``).
+    force : bool
+        Discard finished points and any combined result, and run everything again.
+    workers : int, optional
+        Local processes (default: all cores); 1 runs the points serially in this process.
+    scheduler : str, optional
+        Address of a Dask distributed scheduler (``tcp://host:8786``); workers must share ``output``.
+    cluster : str, optional
+        ``"local:N"``: start a Dask LocalCluster with N worker processes on the loopback interface.
+    progress : Progress
+        One bar for the sweep (points done, failed, ETA); serial points also show their own progress.
+
+    Returns
+    -------
+    SweepOutcome
+        Which points ran, were reused or failed, and the combined file.
+
+    Raises
+    ------
+    UserError
+        Before anything is written: no sweep, results of a different scenario in the directory, a
+        finished sweep without ``force``, an unreachable scheduler.
+    """
+    t0 = time.perf_counter()
+    plan = plan_sweep(scenario, output)
+    if scheduler and cluster:
+        raise UserError("give either --scheduler or --cluster, not both")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers {workers}: must be at least 1")
+
+    # Decide what to (re)run without writing anything.
+    done, stale = [], []
+    if not force:
+        for p in plan.points:
+            path = plan.point_path(p)
+            if path.exists():
+                stored = _stored_scenario(path)
+                (done if stored == p.yaml else stale).append(p)
+        if stale:
+            raise OutputExistsError(f"{plan.root / 'points'} holds {len(stale)} point(s) of a different "
+                                    f"scenario (e.g. {stale[0].id}); pass --force to replace them or "
+                                    f"--output DIR to write elsewhere")
+        if plan.combined.exists() and len(done) == len(plan.points):
+            raise OutputExistsError(f"sweep result {plan.combined} already exists and is complete; pass "
+                                    f"--force to recompute it or --output DIR to write elsewhere")
+    todo = [p for p in plan.points if p not in done]
+
+    family_target = registry.target(scenario.family)
+    n_workers = workers or _cpu_count()
+    executor = ("dask " + (cluster or scheduler or "")) if (scheduler or cluster) else (
+        "serial" if n_workers == 1 or len(todo) <= 1 else f"{min(n_workers, len(todo))} processes")
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(_dask_client(scheduler, cluster)) if (scheduler or cluster) else None
+        # From here on we write.
+        if force:
+            _clear(plan)
+        plan.root.mkdir(parents=True, exist_ok=True)
+        _write_json(plan.root / MANIFEST, plan.manifest())
+        for pattern in (".*.partial-*.h5", "*.partial.h5"):
+            for stray in (plan.root / "points").glob(pattern):
+                stray.unlink(missing_ok=True)  # writes a killed run never finished; the point reruns
+        if plan.combined.exists():
+            plan.combined.unlink()  # an incomplete combined result is rebuilt below
+
+        raw = copy.deepcopy(scenario.raw)
+        raw.pop("sweep", None)
+        threads = None if scenario.run.threads else (1 if executor != "serial" else None)
+        tasks = [PointTask(raw=raw, source=str(scenario.source) if scenario.source else None,
+                           family=scenario.family, family_target=family_target, values=p.values,
+                           point_id=p.id, path=str(plan.point_path(p)), threads=threads) for p in todo]
+        outcome = SweepOutcome(plan=plan, path=plan.combined, reused=[p.id for p in done], executor=executor)
+        by_id = {p.id: p for p in plan.points}
+        with progress.task(len(plan.points), f"sweep {plan.name}", "point") as bar:
+            bar.update(len(done))
+
+            def on_result(r: PointResult) -> None:
+                point = by_id[r.point_id]
+                if r.ok:
+                    outcome.ran.append(r.point_id)
+                    plan.failed_path(point).unlink(missing_ok=True)
+                else:
+                    outcome.failed[r.point_id] = r
+                    _write_json(plan.failed_path(point), {
+                        "point": r.point_id, "values": point.values, "error": r.error_type,
+                        "message": r.message, "traceback": r.detail,
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                bar.update(1)
+                bar.set(failed=len(outcome.failed))
+
+            if client is not None:
+                _run_dask(tasks, on_result, client)
+            elif executor == "serial":
+                _run_serial(tasks, on_result, progress)
+            else:
+                module = (family_target or "").partition(":")[0] or None
+                _run_pool(tasks, on_result, min(n_workers, len(tasks)), module)
+    # Failures recorded by an earlier run for points that are now finished are stale.
+    for p in done:
+        plan.failed_path(p).unlink(missing_ok=True)
+    combine(plan, target=plan.combined)
+    outcome.wall_time = time.perf_counter() - t0
+    return outcome
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _clear(plan: SweepPlan) -> None:
+    """Remove what an earlier run of this sweep wrote (only files the sweep owns)."""
+    for sub in ("points", "failed", "report"):
+        if (plan.root / sub).is_dir():
+            shutil.rmtree(plan.root / sub)
+    for f in (plan.combined, plan.root / MANIFEST):
+        f.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def run_sweep(scenario: Scenario, output: str | os.PathLike | None = None, force: bool = False,
+              quiet: bool = False, workers: int | None = None, scheduler: str | None = None,
+              cluster: str | None = None) -> int:
+    """Command-line driver: run the sweep, print a summary, return the exit code.
+
+    Exit code 0 when every point finished, 3 when some failed (they are listed on stderr with their
+    parameters and message, and recorded in ``failed/``; a rerun retries them).
+    """
+    progress = Progress(enabled=False if quiet else None)
+    try:
+        out = execute_sweep(scenario, output=output, force=force, workers=workers, scheduler=scheduler,
+                            cluster=cluster, progress=progress)
+    except KeyboardInterrupt:
+        root = sweep_root(scenario, output)
+        n_done = len([p for p in (root / "points").glob("*.h5") if ".partial" not in p.name])
+        print(f"neurodyn: interrupted; {n_done} finished points kept in {root / 'points'}; "
+              f"run the same command again to resume", file=sys.stderr)
+        return 130
+    n = len(out.plan.points)
+    for pid, r in out.failed.items():
+        values = ", ".join(f"{k}={v}" for k, v in out.plan_point(pid).values.items())
+        print(f"neurodyn: point {pid} ({values}) failed: {r.error_type}: {r.message}", file=sys.stderr)
+    if not quiet:
+        dims = ", ".join(f"{d.name}={d.size}" for d in out.plan.dims)
+        print(f"sweep {scenario.name} ({scenario.family}): {n} points ({dims}); {len(out.ran)} run, "
+              f"{len(out.reused)} reused, {len(out.failed)} failed; {out.wall_time:.2f} s on {out.executor}")
+        print(f"result: {out.path}")
+        print(f"explore: python -c \"import neurodyn; print(neurodyn.open_sweep('{out.plan.root}'))\"")
+    if out.failed:
+        print(f"neurodyn: {len(out.failed)} of {n} points failed (see {out.plan.root / 'failed'}); "
+              f"rerun to retry them", file=sys.stderr)
+        return 3
+    return 0
+
+
+# --------------------------------------------------------------------------- combining
+
+class _MemoryTarget:
+    """Collects the combined Dataset in memory (``open_sweep`` on an unfinished sweep)."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[str, int] = {}
+        self.arrays: dict[str, tuple[tuple[str, ...], np.ndarray, dict, bool]] = {}
+        self.attrs: dict[str, Any] = {}
+
+    def dimension(self, name: str, size: int) -> None:
+        self.sizes[name] = size
+
+    def variable(self, name: str, dims: tuple[str, ...], dtype: Any, attrs: dict, fill: Any,
+                 coord: bool) -> None:
+        dtype = np.dtype(dtype)
+        shape = tuple(self.sizes[d] for d in dims)
+        arr = np.full(shape, fill if fill is not None else 0, dtype=object if dtype.kind in "OUS" else dtype)
+        self.arrays[name] = (dims, arr, attrs, coord)
+
+    def write(self, name: str, data: Any, index: tuple = ()) -> None:
+        self.arrays[name][1][index if index else ...] = data
+
+    def set_attrs(self, attrs: dict) -> None:
+        self.attrs.update(attrs)
+
+    def dataset(self) -> xr.Dataset:
+        data = {n: xr.Variable(d, a, at) for n, (d, a, at, c) in self.arrays.items() if not c and n not in d}
+        coords = {n: xr.Variable(d, a, at) for n, (d, a, at, c) in self.arrays.items() if c or n in d}
+        return xr.Dataset(data, coords=coords, attrs=self.attrs)
+
+
+class _FileTarget:
+    """Writes the combined Dataset through :class:`~neurodyn.storage.ChunkedWriter` (atomic)."""
+
+    def __init__(self, path: Path):
+        self.writer = ChunkedWriter(path, force=True)
+
+    def dimension(self, name: str, size: int) -> None:
+        self.writer.dimension(name, size)
+
+    def variable(self, name: str, dims: tuple[str, ...], dtype: Any, attrs: dict, fill: Any,
+                 coord: bool) -> None:
+        self.writer.variable(name, dims, dtype, attrs, fill=fill, coord=coord)
+
+    def write(self, name: str, data: Any, index: tuple = ()) -> None:
+        self.writer.write(name, data, index)
+
+    def set_attrs(self, attrs: dict) -> None:
+        self.writer.set_attrs(attrs)
+
+
+def _is_prediction(name: str) -> bool:
+    return name.endswith("_theory") or name.endswith("_bound")
+
+
+def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
+    """Combine the finished point files into one Dataset with a dimension per swept path.
+
+    Missing (failed or unfinished) points are NaN (integer variables then become float64) and have
+    ``point_status == 0``. Each point file is opened twice (layout, then data) and one point's
+    variables are in memory at a time, except predictions and non-index coordinates, which are small.
+
+    Parameters
+    ----------
+    plan : SweepPlan
+        The sweep.
+    target : path, optional
+        Write the combined file there atomically and return its path; by default return the Dataset.
+    """
+    finished = {p.id: plan.point_path(p) for p in plan.points if plan.point_path(p).exists()}
+    sweep_dims = tuple(_final_dims(plan, finished))
+    shape = plan.shape
+
+    # Pass 1: the layout of every variable, which dimensions are ragged across points, and the small
+    # per-point values (predictions, non-index coordinates) whose variation decides their dimensions.
+    layout: dict[str, tuple[tuple[str, ...], np.dtype, dict, bool]] = {}
+    sizes: dict[str, int] = {}
+    index_values: dict[str, np.ndarray] = {}
+    ragged: set[str] = set()
+    first_attrs: dict[str, Any] | None = None
+    seen_vars: list[set[str]] = []
+    small: dict[str, dict[tuple[int, ...], np.ndarray]] = {}
+    for p in plan.points:
+        if p.id not in finished:
+            continue
+        with _open_point(finished[p.id]) as ds:
+            if first_attrs is None:
+                first_attrs = dict(ds.attrs)
+            seen_vars.append(set(map(str, ds.variables)))
+            for dim, n in ds.sizes.items():
+                if sizes.setdefault(str(dim), int(n)) != n:
+                    ragged.add(str(dim))
+                elif dim in ds.indexes:
+                    values = ds[dim].values
+                    prev = index_values.setdefault(str(dim), values)
+                    if prev is not values and not _same(prev, values):
+                        ragged.add(str(dim))
+            for name, var in ds.variables.items():
+                name = str(name)
+                is_coord = name in ds.coords
+                if name in layout:
+                    old_dims, old_dtype, attrs, coord = layout[name]
+                    if old_dims != var.dims:
+                        ragged.update(map(str, var.dims))
+                    if var.dtype.kind not in "OUS" and old_dtype.kind not in "OUS":
+                        layout[name] = (old_dims, np.promote_types(old_dtype, var.dtype), attrs, coord)
+                else:
+                    layout[name] = (tuple(map(str, var.dims)), var.dtype, dict(var.attrs), is_coord)
+                if _is_prediction(name) or (is_coord and name not in var.dims):
+                    small.setdefault(name, {})[p.index] = var.values
+    missing_somewhere = {n for n in layout if any(n not in s for s in seen_vars)}
+    dropped = sorted(n for n, (d, *_rest) in layout.items() if set(d) & ragged)
+    kept = [n for n in layout if n not in dropped]
+    incomplete = len(finished) < len(plan.points) or bool(missing_somewhere)
+
+    # Index coordinates, and coordinates equal in every point, are shared; predictions keep the sweep
+    # dimensions they vary along; everything else gets all sweep dimensions in front.
+    shared: dict[str, np.ndarray] = {}
+    predictions: dict[str, tuple[np.ndarray, tuple[int, ...]]] = {}
+    for name in kept:
+        vdims, dtype, _attrs, coord = layout[name]
+        if coord and name in vdims:
+            shared[name] = index_values.get(name, np.zeros(0))
+        elif coord and name in small and not missing_somewhere & {name}:
+            values = list(small[name].values())
+            if all(_same(values[0], v) for v in values[1:]):
+                shared[name] = values[0]
+        elif _is_prediction(name) and name in small:
+            predictions[name] = _reduce_prediction(small[name], shape, dtype)
+    stacked = [n for n in kept if n not in shared and n not in predictions]
+
+    out: Any = _MemoryTarget() if target is None else _FileTarget(target)
+    try:
+        for d, n in zip(sweep_dims, shape):
+            out.dimension(d, n)
+        for dim, n in sizes.items():
+            if dim not in ragged and any(dim in layout[v][0] for v in kept):
+                out.dimension(dim, n)
+        # Sweep coordinates.
+        for sd, dname in zip(plan.dims, sweep_dims):
+            for path in sd.paths:
+                cname = dname if path == sd.paths[0] else sd.coord_names[path]
+                values = np.asarray(sd.coords[path])
+                attrs = {"long_name": f"swept {path}", "units": sd.units[path], "sweep_path": path}
+                out.variable(cname, (dname,), values.dtype, attrs, None, True)
+                out.write(cname, values.astype(object) if values.dtype.kind == "U" else values)
+        # Which file holds each point, and whether it finished.
+        ids = np.empty(shape, dtype=object)
+        status = np.zeros(shape, dtype=np.int8)
+        for p in plan.points:
+            ids[p.index] = p.id
+            status[p.index] = 1 if p.id in finished else 0
+        out.variable("point_id", sweep_dims, object, {"long_name": "point file points/<point_id>.h5",
+                                                      "units": "1"}, None, False)
+        out.write("point_id", ids)
+        out.variable("point_status", sweep_dims, np.int8,
+                     {"long_name": "1 = finished, 0 = failed or not run", "units": "1"}, None, False)
+        out.write("point_status", status)
+        for name, values in shared.items():
+            vdims, _dtype, attrs, _coord = layout[name]
+            out.variable(name, vdims, values.dtype, attrs, _fill(values.dtype), True)
+            out.write(name, values)
+        for name, (arr, keep_axes) in predictions.items():
+            vdims, _dtype, attrs, coord = layout[name]
+            out.variable(name, tuple(sweep_dims[i] for i in keep_axes) + vdims, arr.dtype, attrs,
+                         _fill(arr.dtype), coord)
+            out.write(name, arr)
+        dtypes = {}
+        for name in stacked:
+            vdims, dtype, attrs, coord = layout[name]
+            if incomplete and dtype.kind in "iub":
+                dtype = np.dtype(np.float64)
+            dtypes[name] = dtype
+            out.variable(name, sweep_dims + vdims, dtype, attrs, _fill(dtype), coord)
+        # Pass 2: the data, one point at a time.
+        for p in plan.points:
+            if p.id not in finished:
+                continue
+            with _open_point(finished[p.id]) as ds:
+                for name in stacked:
+                    if name in ds.variables:
+                        values = ds[name].values
+                        if values.dtype != dtypes[name] and values.dtype.kind not in "OUS":
+                            values = values.astype(dtypes[name])
+                        out.write(name, values, p.index)
+        attrs = {k: v for k, v in (first_attrs or {}).items() if k not in _POINT_ATTRS}
+        failed = sorted(p.id for p in plan.points if p.id not in finished)
+        attrs.update({
+            "title": plan.scenario.description or plan.name,
+            "scenario_name": plan.name, "family": plan.scenario.family,
+            "scenario": plan.scenario.resolved_yaml(),
+            "sweep": {"dims": [{"name": n, "paths": d.paths} for n, d in zip(sweep_dims, plan.dims)]},
+            "sweep_dims": list(sweep_dims),
+            "sweep_complete": int(not failed),
+            "failed_points": failed,
+            "dropped_variables": dropped,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        })
+        out.set_attrs(attrs)
+    except BaseException:
+        if isinstance(out, _FileTarget):
+            out.writer.abort(keep=False)
+        raise
+    if isinstance(out, _FileTarget):
+        return out.writer.commit()
+    return out.dataset()
+
+
+def _final_dims(plan: SweepPlan, finished: dict[str, Path]) -> list[str]:
+    """Sweep dimension names, prefixed with ``sweep_`` where a point already uses the name."""
+    taken: set[str] = set()
+    if finished:
+        with _open_point(next(iter(finished.values()))) as ds:
+            taken = set(map(str, ds.variables)) | set(map(str, ds.dims))
+    names = []
+    for d in plan.dims:
+        names.append(f"sweep_{d.name}" if d.name in taken else d.name)
+        for p, c in d.coord_names.items():
+            if p != d.paths[0] and c in taken:
+                d.coord_names[p] = f"sweep_{c}"
+    return names
+
+
+@contextlib.contextmanager
+def _open_point(path: Path) -> Iterator[xr.Dataset]:
+    ds = open_run(path, load=False)
+    try:
+        yield ds
+    finally:
+        ds.close()
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind == "f" and b.dtype.kind == "f":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def _fill(dtype: np.dtype) -> Any:
+    return np.nan if np.dtype(dtype).kind in "fc" else None
+
+
+def _reduce_prediction(values: dict[tuple[int, ...], np.ndarray], shape: tuple[int, ...],
+                       dtype: np.dtype) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A prediction over all points, reduced to the sweep dimensions along which it varies.
+
+    Predictions do not depend on ``run.seed`` (say); keeping only the dimensions they vary along lets
+    ``compare`` average the simulation over the others with a confidence interval. Missing points
+    (NaN) do not count as variation.
+    """
+    some = next(iter(values.values()))
+    arr = np.full(shape + np.shape(some), np.nan)
+    for index, v in values.items():
+        arr[index] = v
+    keep = []
+    for axis in range(len(shape)):
+        first = np.take(arr, [0], axis=axis)
+        if not np.all((arr == first) | np.isnan(arr) | np.isnan(first)):
+            keep.append(axis)
+    reduced = arr
+    for axis in reversed([a for a in range(len(shape)) if a not in keep]):
+        # The value is the same along this axis wherever it is known: take the first known one.
+        first = np.argmax(~np.isnan(reduced), axis=axis)
+        reduced = np.take_along_axis(reduced, np.expand_dims(first, axis), axis=axis).squeeze(axis)
+    if dtype.kind in "iu" and not np.isnan(reduced).any():
+        reduced = reduced.astype(dtype)
+    return reduced, tuple(keep)
+
+
+# --------------------------------------------------------------------------- reading
+
+def load_plan(root: str | os.PathLike) -> SweepPlan:
+    """Rebuild the plan of a sweep directory from its ``sweep.json``."""
+    root = Path(root).absolute()
+    path = root / MANIFEST
+    if not path.is_file():
+        raise UserError(f"{root} is not a neurodyn sweep directory (no {MANIFEST})")
+    doc = json.loads(path.read_text())
+    scenario = Scenario(name=doc["name"], family=doc["family"], params=None, run=RunConfig(), record=None)
+    scenario.resolved_yaml = lambda: doc["scenario"]  # type: ignore[method-assign]
+    import yaml
+
+    scenario.description = (yaml.safe_load(doc["scenario"]) or {}).get("description", "")
+    dims = [SweepDim(name=d["name"], paths=d["paths"], coords=d["coords"], coord_names=d["coord_names"],
+                     units=d["units"]) for d in doc["dims"]]
+    points = [SweepPoint(index=tuple(p["index"]), id=p["id"], values=p["values"], yaml="")
+              for p in doc["points"]]
+    return SweepPlan(scenario=scenario, root=root, dims=dims, points=points)
+
+
+def open_sweep(path: str | os.PathLike, load: bool = False) -> xr.Dataset:
+    """Open a sweep's combined Dataset.
+
+    Parameters
+    ----------
+    path : path-like
+        The sweep directory (``outputs/<name>``) or its combined file ``outputs/<name>/<name>.h5``.
+    load : bool
+        Read everything into memory. By default the combined file is opened lazily.
+
+    Returns
+    -------
+    xarray.Dataset
+        One dimension per swept path. While a sweep is unfinished (no combined file yet), the finished
+        points are combined in memory and the others are NaN with ``point_status == 0``.
+    """
+    path = Path(path)
+    if path.is_file():
+        return open_run(path, load=load)
+    plan = load_plan(path)
+    if plan.combined.is_file():
+        return open_run(plan.combined, load=load)
+    ds = combine(plan)
+    assert isinstance(ds, xr.Dataset)
+    return ds
+
+
+def is_sweep(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a sweep directory or a combined sweep file."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / MANIFEST).is_file()
+    if path.is_file() and (path.parent / MANIFEST).is_file():
+        try:
+            return json.loads((path.parent / MANIFEST).read_text()).get("name") == path.stem
+        except (OSError, ValueError):
+            return False
+    return False
+
+
+# --------------------------------------------------------------------------- report
+
+def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> tuple[Path, list]:
+    """Write ``report/report.md`` (theory vs simulation per quantity and sweep point) and figures.
+
+    Rows come from :func:`neurodyn.compare.generic_rows` on the combined Dataset (simulation averaged,
+    with a 95% CI, over the sweep dimensions the prediction does not vary along, typically ``seed``),
+    plus the family's own rows for each point file. Figures: one per checked quantity (simulated ± CI
+    and predicted along the first remaining sweep dimension) and the family's figures for the first
+    :data:`MAX_POINT_FIGURES` points.
+
+    Returns
+    -------
+    (pathlib.Path, list of Row)
+        The Markdown file and the rows in it.
+    """
+    from neurodyn.compare import format_table, generic_rows
+
+    path = Path(path)
+    root = path.parent if path.is_file() else path
+    plan = load_plan(root)
+    ds = open_sweep(root, load=True)
+    report = Path(out_dir) if out_dir else root / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    family = registry.get(plan.scenario.family)
+
+    rows = generic_rows(ds, max_rows_per_variable=None)
+    for p in plan.points:
+        if plan.point_path(p).exists():
+            with _open_point(plan.point_path(p)) as pds:
+                extra = family.compare_rows(pds.load())
+            label = ", ".join(f"{d.name}={_fmt_coord(d.coords[d.paths[0]][i])}"
+                              for d, i in zip(plan.dims, p.index))
+            for r in extra:
+                r.where = ", ".join(filter(None, [label, r.where]))
+            rows += extra
+    figures = _quantity_figures(ds, rows, report)
+    problems: list[str] = []
+    shown = 0
+    for p in plan.points:
+        if shown >= MAX_POINT_FIGURES:
+            break
+        if plan.point_path(p).exists():
+            with _open_point(plan.point_path(p)) as pds:
+                try:
+                    figures += family.plot(pds.load(), report, p.id)
+                except Exception as exc:  # noqa: BLE001 - the table is still worth writing
+                    problems.append(f"the family's figures failed: {type(exc).__name__}: {exc}")
+                    print(f"neurodyn: warning: {problems[-1]}", file=sys.stderr)
+                    break
+            shown += 1
+
+    failed = ds.attrs.get("failed_points") or []
+    lines = [f"# Sweep report: {plan.name}", "", ds.attrs.get("title", plan.name), "",
+             f"family `{plan.scenario.family}`, {len(plan.points)} points, "
+             f"{len(plan.points) - len(failed)} finished, {len(failed)} failed or missing.", "",
+             "| dimension | swept path | values | units |", "|---|---|---|---|"]
+    for d in plan.dims:
+        for p in d.paths:
+            values = ", ".join(_fmt_coord(v) for v in d.coords[p])
+            lines.append(f"| {d.name if p == d.paths[0] else d.coord_names[p]} | `{p}` | {values} | "
+                         f"{d.units.get(p, '')} |")
+    lines += ["", "## Theory against simulation", ""]
+    if rows:
+        lines += ["Simulated values are means over the sweep dimensions a prediction does not depend on, "
+                  "with the half-width of the 95% confidence interval.", "",
+                  format_table(rows, markdown=True)]
+        sources = sorted({r.source for r in rows if r.source})
+        if sources:
+            lines += ["", "Sources:", *[f"- {s}" for s in sources]]
+    else:
+        lines.append("No theory predictions are stored for this sweep.")
+    if failed:
+        lines += ["", "## Failed points", ""]
+        for pid in failed:
+            fpath = root / "failed" / f"{pid}.json"
+            if fpath.is_file():
+                info = json.loads(fpath.read_text())
+                lines.append(f"- `{pid}` ({info.get('values')}): {info.get('error')}: {info.get('message')}")
+            else:
+                lines.append(f"- `{pid}`: not run")
+    if figures or problems:
+        lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
+        lines += [f"Note: {msg}" for msg in problems]
+    md = report / "report.md"
+    md.write_text("\n".join(lines) + "\n")
+    return md, rows
+
+
+def _fmt_coord(c: Any) -> str:
+    return f"{c:.4g}" if isinstance(c, float) else str(c)
+
+
+def _quantity_figures(ds: xr.Dataset, rows: list, out: Path) -> list[Path]:
+    """Simulated (± 95% CI) and predicted against the first sweep dimension each prediction keeps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurodyn.compare import Z95
+
+    paths = []
+    sweep_dims = list(ds.attrs.get("sweep_dims") or [])
+    for name in sorted(ds.data_vars):
+        if not _is_prediction(str(name)):
+            continue
+        pred = ds[name]
+        sim_name = pred.attrs.get("simulated", str(name).rsplit("_", 1)[0])
+        if sim_name not in ds:
+            continue
+        sim = ds[sim_name]
+        xdims = [d for d in sweep_dims if d in pred.dims]
+        if not xdims:
+            continue  # the prediction is the same at every point: nothing to plot against
+        x = xdims[0]
+        extra = [d for d in sim.dims if d not in pred.dims]
+        mean = sim.mean(extra) if extra else sim
+        n = int(np.prod([sim.sizes[d] for d in extra])) if extra else 1
+        ci = Z95 * sim.std(extra, ddof=1) / math.sqrt(n) if n > 1 else None
+        others = [d for d in mean.dims if d != x]
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        stacked = mean.stack(_o=others) if others else mean.expand_dims(_o=[0])
+        pstacked = pred.broadcast_like(mean).stack(_o=others) if others else pred.expand_dims(_o=[0])
+        cstacked = (ci.stack(_o=others) if others else ci.expand_dims(_o=[0])) if ci is not None else None
+        xv = ds[x].values
+        for k in range(min(stacked.sizes["_o"], 8)):
+            coords = stacked["_o"].values[k] if others else ()
+            coords = coords if isinstance(coords, tuple) else (coords,)
+            label = ", ".join(f"{d}={_fmt_coord(c)}" for d, c in zip(others, coords))
+            line = ax.errorbar(xv, stacked.isel(_o=k).transpose(x).values,
+                               yerr=None if cstacked is None else cstacked.isel(_o=k).transpose(x).values,
+                               fmt="o", ms=4, capsize=2, label=f"simulated {label}".strip())
+            ax.plot(xv, pstacked.isel(_o=k).transpose(x).values, "-", color=line[0].get_color(),
+                    label=f"predicted {label}".strip())
+        ax.set(xlabel=f"{x} ({ds[x].attrs.get('units', '')})",
+               ylabel=f"{sim_name} ({sim.attrs.get('units', '')})", title=f"{sim_name} across the sweep")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        p = out / f"{ds.attrs.get('scenario_name', 'sweep')}_{sim_name}_sweep.png"
+        fig.savefig(p, dpi=90)
+        plt.close(fig)
+        paths.append(p)
+    return paths

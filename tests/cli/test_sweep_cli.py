@@ -1,0 +1,141 @@
+"""``neurodyn sweep`` from the command line: interruption and resume, failures, bad input, report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import neurodyn
+from neurodyn.sweep import execute_sweep
+from tests import sweep_family as fam
+from tests.conftest import REPO, assert_user_error, run_cli
+
+SWEEP = "{grid: {params.sigma: [0.5, 1.0, 2.0], params.tau: [5 ms, 20 ms], run.seed: [1, 2]}}"
+
+
+def cli(*args, env=None, cwd=None):
+    return run_cli(*args, env={**fam.ENV, **(env or {})}, cwd=cwd)
+
+
+@pytest.fixture(autouse=True)
+def _family():
+    fam.register()
+
+
+def test_kill_and_resume(tmp_path):
+    """SIGKILL the driver after some points; the rerun computes only the others, same result."""
+    counter = tmp_path / "count.txt"
+    scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP,
+                                  params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}")
+    out = tmp_path / "out"
+    env = {**os.environ, **fam.ENV, fam.COUNTER_ENV: str(counter),
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "1",
+                             "--output", str(out), "--quiet"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    points = out / "points"
+
+    def finished_points() -> set[str]:  # not the partial files of a point being written
+        return {p.stem for p in points.glob("*.h5") if ".partial" not in p.name}
+
+    deadline = time.time() + 120
+    while time.time() < deadline and len(finished_points()) < 4:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = finished_points()
+    assert 4 <= len(finished) < 12, finished
+    assert not (out / "ousweep.h5").exists()
+    started = len(counter.read_text().splitlines())
+
+    res = cli("sweep", scenario, "--workers", "1", "--output", out, env={fam.COUNTER_ENV: str(counter)},
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert f"{12 - len(finished)} run, {len(finished)} reused, 0 failed" in res.stdout
+    rerun = counter.read_text().splitlines()[started:]
+    assert len(rerun) == 12 - len(finished)  # finished points were not recomputed
+
+    # the same as an uninterrupted run (in this process: it is the same code path, and faster)
+    ref = execute_sweep(neurodyn.load_scenario(scenario), output=tmp_path / "ref", workers=1)
+    fam.assert_same_data(neurodyn.open_sweep(out, load=True), neurodyn.open_sweep(ref.path, load=True))
+
+
+def test_failed_point_reported_with_parameters(tmp_path):
+    scenario = fam.write_scenario(tmp_path / "s.yaml", "{grid: {params.sigma: [0.5, 1.0, 2.0]}}",
+                                  params="{n: 4, tau: 10 ms, sigma: 1.0, fail_when_sigma: 2.0}")
+    res = cli("sweep", scenario, "--workers", "2", "--output", tmp_path / "out", cwd=tmp_path)
+    assert res.returncode == 3, res.stderr
+    assert ("point sigma=2.0 (params.sigma=2.0) failed: RuntimeError: injected failure at sigma=2.0"
+            in res.stderr)
+    assert "2 run, 0 reused, 1 failed" in res.stdout
+    ds = neurodyn.open_sweep(tmp_path / "out", load=True)
+    np.testing.assert_array_equal(ds["point_status"].values, [1, 1, 0])
+    assert (tmp_path / "out" / "failed" / "sigma=2.0.json").is_file()
+
+
+def test_run_on_sweep_scenario_then_compare_report(tmp_path):
+    scenario = fam.write_scenario(tmp_path / "s.yaml",
+                                  "{grid: {params.sigma: [0.5, 2.0], run.seed: [1, 2, 3]}}",
+                                  params="{n: 64, tau: 5 ms, sigma: 1.0}")
+    res = cli("run", scenario, cwd=tmp_path)  # `neurodyn run` on a sweep: the default process pool
+    assert res.returncode == 0, res.stderr
+    root = tmp_path / "outputs" / "ousweep"
+    assert (root / "ousweep.h5").is_file() and len(list((root / "points").glob("*.h5"))) == 6
+    again = cli("run", scenario, cwd=tmp_path)
+    assert_user_error(again, "already exists", "--force")
+
+    rep = cli("compare", root, "--markdown", cwd=tmp_path)
+    assert rep.returncode == 0, rep.stderr
+    md = (root / "report" / "report.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| variance")]
+    # one row per sigma: the prediction does not depend on the seed, so seeds give the CI
+    assert len(rows) == 2 and "sigma=0.5" in rows[0] and "sigma=2" in rows[1]
+    assert all(r.rstrip(" |").endswith("agree") for r in rows), rows
+    ds = neurodyn.open_sweep(root, load=True)
+    mean = ds["variance"].sel(sigma=2.0).mean().item()
+    assert f"{mean:.5g}" in rows[1] and "| 4 |" in rows[1]
+    assert (root / "report" / "ousweep_variance_sweep.png").is_file()
+    assert "![" in md and "Gardiner" in md
+
+
+def test_cluster_local(tmp_path):
+    scenario = fam.write_scenario(tmp_path / "s.yaml", "{zip: {params.sigma: [0.5, 1.0], run.seed: [3, 4]}}")
+    res = cli("sweep", scenario, "--cluster", "local:2", "--output", tmp_path / "d", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "on dask local:2" in res.stdout
+    ser = execute_sweep(neurodyn.load_scenario(scenario), output=tmp_path / "s", workers=1)
+    a, b = neurodyn.open_sweep(tmp_path / "d", load=True), neurodyn.open_sweep(ser.path, load=True)
+    fam.assert_same_data(a, b)
+    assert a["sigma"].dims == ("sigma",) and a["seed"].dims == ("sigma",)  # zip: one shared dimension
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(("sweep", "extra", "needles"), [
+    ("{grid: {params.sigmaa: [1, 2]}}", [], ["sweep.params.sigmaa", "did you mean 'sigma'"]),
+    ("{grid: {run.sed: [1, 2]}}", [], ["sweep.run.sed", "did you mean 'seed'"]),
+    ("{grid: {record.evry: [1 ms]}}", [], ["sweep.record.evry", "did you mean 'every'"]),
+    ("{grid: {params.sigma: []}}", [], ["empty list"]),
+    ("{zip: {params.sigma: [1, 2], run.seed: [1, 2, 3]}}", [], ["unequal lengths"]),
+    ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://127.0.0.1:{port}"], ["cannot reach the Dask"]),
+    ("{grid: {params.sigma: [1, 2]}}", ["--cluster", "local:0"], ["local:N"]),
+    ("{grid: {params.sigma: [1, 2]}}", ["--workers", "0"], ["--workers 0"]),
+])
+def test_bad_input_one_line_nothing_written(tmp_path, sweep, extra, needles):
+    scenario = fam.write_scenario(tmp_path / "s.yaml", sweep)
+    extra = [e.format(port=_closed_port()) for e in extra]
+    res = cli("sweep", scenario, "--output", tmp_path / "out", *extra, cwd=tmp_path)
+    assert_user_error(res, *needles)
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "outputs").exists()
