@@ -20,6 +20,10 @@ from neurodyn.families.base import Family
 
 _BUILTIN: dict[str, str] = {
     "lif_network": "neurodyn.families.lif_network:LIFNetwork",
+    "ultralif_network": "neurodyn.families.ultralif_network:UltraLIFNetwork",
+    "cortical_field": "neurodyn.families.cortical_field:CorticalField",
+    "sync_learners": "neurodyn.families.sync_learners:SyncLearners",
+    "eqprop": "neurodyn.families.eqprop:EqProp",
 }
 #: families added with :func:`register` (name -> "module:Class")
 _REGISTERED: dict[str, str] = {}

@@ -48,6 +48,26 @@ STATUS_NAN = 1
 STATUS_BUFFER_FULL = 100
 
 
+#: Poisson counts with a mean up to this are drawn by table lookup (faster than Generator.poisson)
+POISSON_TABLE_MAX_MEAN = 30.0
+
+
+def poisson_cdf_table(lam: float) -> np.ndarray:
+    """CDF of Poisson(lam) at 0, 1, ... until it exceeds ``1 - 1e-16`` (empty if ``lam`` is too large).
+
+    A uniform ``u`` maps to the count ``#{k : cdf[k] < u}``: exact inverse-transform sampling, except
+    that the tail beyond the table (probability < 1e-16) is folded into its last entry.
+    """
+    if not 0.0 < lam <= POISSON_TABLE_MAX_MEAN:
+        return np.zeros(0)
+    from scipy.stats import poisson
+
+    k_max = int(poisson.isf(1e-16, lam)) + 1
+    cdf = poisson.cdf(np.arange(k_max + 1), lam)
+    cdf[-1] = 1.0
+    return cdf
+
+
 def current_kernel(dt: float, tau_m: np.ndarray, tau_c: float) -> np.ndarray:
     """Exact one-step response of ``v`` to a unit exponential current, ``K = (1/tau_m) int_0^dt ...``.
 
@@ -79,7 +99,7 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             ring: np.ndarray,
             # Poisson inputs
             po_start: np.ndarray, po_stop: np.ndarray, po_lam: np.ndarray, po_weight: np.ndarray,
-            po_channel: np.ndarray,
+            po_channel: np.ndarray, po_cdf_off: np.ndarray, po_cdf: np.ndarray,
             # recording
             probe_idx: np.ndarray, probe_every: int, probe_buf: np.ndarray, spk_step: np.ndarray,
             spk_idx: np.ndarray, fired: np.ndarray, tmp: np.ndarray, tmp2: np.ndarray,
@@ -238,11 +258,23 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             if lam <= 0.0:
                 continue
             w = po_weight[k]
-            xc = x[po_channel[k]]
-            for i in range(po_start[k], po_stop[k]):
-                cnt = rng.poisson(lam)
-                if cnt > 0:
-                    xc[i] += w * cnt
+            xc = x[po_channel[k]][po_start[k]:po_stop[k]]
+            c0 = po_cdf_off[k]
+            n_cdf = po_cdf_off[k + 1] - c0
+            if n_cdf > 0:
+                # inverse transform through the tabulated CDF: one uniform per neuron and step
+                for i in range(xc.size):
+                    u = rng.random()
+                    cnt = 0
+                    while cnt < n_cdf and u > po_cdf[c0 + cnt]:
+                        cnt += 1
+                    if cnt > 0:
+                        xc[i] += w * cnt
+            else:
+                for i in range(xc.size):
+                    cnt = rng.poisson(lam)
+                    if cnt > 0:
+                        xc[i] += w * cnt
         # 5. reset and spike recording
         for f in range(n_fired):
             i = fired[f]

@@ -289,16 +289,17 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
     names, nu, regime = self_consistent_rates(scenario, k_override)
     duration = run.n_steps * run.dt
     window = max(duration - min(record.analysis_start, duration), run.dt)
-    tols = []
+    tols = np.full(len(names), np.nan)
     for a in range(len(names)):
         if regime[a] == "fi":
             rate = nu[a]
-            tols.append(1.0 / (rate * window) + 2.0 * run.dt * rate + 1e-3 if rate > 0 else 0.0)
+            tols[a] = 1.0 / (rate * window) + 2.0 * run.dt * rate + 1e-3 if rate > 0 else 0.0
         elif regime[a] == "siegert":
-            tols.append(REL_TOL_SIEGERT)
+            tols[a] = REL_TOL_SIEGERT
         elif regime[a] == "brunel":
-            tols.append(REL_TOL_BRUNEL)
-    rel_tol = max(tols) if tols else REL_TOL_SIEGERT
+            tols[a] = REL_TOL_BRUNEL
+    # `neurodyn compare` reads one rel_tol per variable: the largest; the per-population ones are stored too
+    rel_tol = float(np.nanmax(tols)) if np.any(np.isfinite(tols)) else REL_TOL_SIEGERT
     described = {
         "fi": "deterministic f-I curve 1/(t_ref + tau_m ln((mu - v_reset)/(mu - v_threshold)))",
         "siegert": "Siegert first-passage rate (Brunel 2000 eq. 21) with discrete-time threshold shift",
@@ -310,6 +311,8 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
         "rate_theory": ("population", np.asarray(nu, dtype=np.float64),
                         var_attrs("Hz", "predicted mean firing rate per neuron", source=source,
                                   rel_tol=float(rel_tol))),
+        "rate_theory_rel_tol": ("population", tols,
+                                var_attrs("1", "relative tolerance of rate_theory for this population")),
         "rate_theory_regime": ("population", np.array(regime, dtype=object),
                                var_attrs("", "which theory predicts the rate (fi, siegert, brunel, none)")),
     }, coords={"population": ("population", np.array(names, dtype=object),

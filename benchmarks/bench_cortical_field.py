@@ -1,0 +1,133 @@
+"""Benchmark of the cortical_field leapfrog kernel (plain script, not a test).
+
+Site-updates per second of the undamped Störmer–Verlet lattice at 512 x 512 (periodic), for
+
+* a NumPy-vectorised leapfrog (slices of a ghost-padded array) — the reference, same run;
+* the Numba kernel on one thread (serial rows) and on two threads (rows in ``prange``);
+
+then a 4096 x 4096 lattice in memory. The Numba results are checked against NumPy (same arithmetic
+order up to rounding) and the 1- and 2-thread results against each other (bitwise).
+
+Run: ``python benchmarks/bench_cortical_field.py [--steps N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numba
+import numpy as np
+
+from neurodyn.families.cortical_field import kernels as K
+
+OMEGA0 = 31.4159
+KAPPA = 10000.0
+DT = 1e-3
+
+
+def numpy_leapfrog(u0: np.ndarray, steps: int) -> tuple[np.ndarray, float]:
+    """Reference: ``u_{n+1} = 2 u_n - u_{n-1} + dt^2 (kappa lap u_n - m^2 u_n)`` with NumPy slices."""
+    n = u0.shape[0]
+    up = np.zeros((n + 2, n + 2))
+    u = np.zeros((n + 2, n + 2))
+    un = np.zeros((n + 2, n + 2))
+    u[1:-1, 1:-1] = u0
+    up[1:-1, 1:-1] = u0
+    c = u[1:-1, 1:-1]
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        u[1:-1, 0] = u[1:-1, -2]
+        u[1:-1, -1] = u[1:-1, 1]
+        u[0, :] = u[-2, :]
+        u[-1, :] = u[1, :]
+        c = u[1:-1, 1:-1]
+        lap = u[1:-1, :-2] + u[1:-1, 2:] + u[:-2, 1:-1] + u[2:, 1:-1] - 4.0 * c
+        un[1:-1, 1:-1] = 2.0 * c - up[1:-1, 1:-1] + DT * DT * (KAPPA * lap - OMEGA0**2 * c)
+        up, u, un = u, un, up
+    return u[1:-1, 1:-1].copy(), time.perf_counter() - t0
+
+
+def numba_leapfrog(u0: np.ndarray, steps: int, parallel: bool) -> tuple[np.ndarray, float]:
+    """The family's kernel ``stormer_run`` with no recording."""
+    n = u0.shape[0]
+    U = np.zeros((3, 1, n + 2, n + 2))
+    U[1, 0, 1:-1, 1:-1] = u0
+    U[0, 0, 1:-1, 1:-1] = u0
+    kap = np.array([KAPPA])
+    mass = np.array([[OMEGA0**2]])
+    gam = np.zeros(1)
+    gs = np.zeros((n + 2, n + 2))
+    src = np.zeros((0, K.N_SRC_COLS))
+    z4 = np.zeros((0, 1, 1, 1))
+    zp = np.zeros((0, 3), dtype=np.int64)
+    args = (
+        DT,
+        kap,
+        mass,
+        gam,
+        gs,
+        False,
+        True,
+        src,
+        np.zeros((1, 1, 1)),
+        np.zeros((1, 1, 1)),
+        z4,
+        0,
+        zp,
+        np.zeros((0, 0)),
+        0,
+        np.zeros((0, 4)),
+        0,
+        np.zeros((1, n + 2)),
+        np.zeros((1, n + 2, 3)),
+        parallel,
+    )
+    K.stormer_run(U.copy(), 1, 0, 2, *args)  # compile / load from cache outside the timing
+    t0 = time.perf_counter()
+    status, _, _, _, _, cur = K.stormer_run(U, 1, 0, steps, *args)
+    wall = time.perf_counter() - t0
+    assert status == 0
+    return U[cur, 0, 1:-1, 1:-1].copy(), wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=400, help="steps at 512 x 512")
+    ap.add_argument("--big-steps", type=int, default=10, help="steps at 4096 x 4096")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    n = 512
+    u0 = rng.standard_normal((n, n))
+    sites = n * n * args.steps
+    ref, t_np = numpy_leapfrog(u0, args.steps)
+    numba.set_num_threads(1)
+    one, t_1 = numba_leapfrog(u0, args.steps, parallel=False)
+    threads = min(2, numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(threads)
+    two, t_2 = numba_leapfrog(u0, args.steps, parallel=True)
+    print(
+        f"512 x 512, {args.steps} steps, periodic, undamped (numba {numba.__version__}, "
+        f"threading layer {numba.threading_layer()})"
+    )
+    print(f"  NumPy vectorised leapfrog : {sites / t_np:10.3e} site-updates/s")
+    print(f"  Numba, 1 thread           : {sites / t_1:10.3e} site-updates/s  ({t_np / t_1:5.2f}x NumPy)")
+    print(
+        f"  Numba, {threads} threads (prange) : {sites / t_2:10.3e} site-updates/s  "
+        f"({t_1 / t_2:5.2f}x one thread)"
+    )
+    print(
+        f"  max |numba - numpy| = {np.max(np.abs(one - ref)):.2e} (field scale {np.max(np.abs(ref)):.2f}); "
+        f"1 vs {threads} threads bitwise equal: {np.array_equal(one, two)}"
+    )
+    nb = 4096
+    big = rng.standard_normal((nb, nb))
+    out, t_big = numba_leapfrog(big, args.big_steps, parallel=threads > 1)
+    print(
+        f"4096 x 4096, {args.big_steps} steps: {nb * nb * args.big_steps / t_big:10.3e} site-updates/s, "
+        f"state {3 * (nb + 2) ** 2 * 8 / 2**20:.0f} MB, finite: {bool(np.isfinite(out).all())}"
+    )
+
+
+if __name__ == "__main__":
+    main()

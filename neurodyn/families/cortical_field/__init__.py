@@ -1,0 +1,100 @@
+"""``cortical_field``: neural masses on a 2D lattice and their Klein–Gordon continuum limit.
+
+The construction (documented in ``docs/cortical_field.md``) is a standard-physics reading of Cooray,
+Cooray & Friston, "Canonical Cortical Field Theories" (arXiv:2308.10645, 2023), whose body was not
+available: see :mod:`.params` for the equations and :mod:`.theory` for the predictions and their sources.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from neurodyn.compare import Row
+from neurodyn.families.base import Family
+from neurodyn.families.cortical_field.params import CorticalParams, CorticalRecord
+
+
+class CorticalField(Family):
+    """Klein–Gordon fields of neural masses on a lattice: dispersion, energy, pulses, noise spectra."""
+
+    name = "cortical_field"
+    description = "neural masses on a 2D lattice / Klein-Gordon continuum (leapfrog, BAOAB, RK4)"
+    Params = CorticalParams
+    Record = CorticalRecord
+
+    def check(self, scenario) -> None:
+        from neurodyn.families.cortical_field.engine import check_resources
+
+        check_resources(scenario)
+
+    def simulate(self, scenario, progress) -> xr.Dataset:
+        from neurodyn.families.cortical_field.analysis import build_dataset
+        from neurodyn.families.cortical_field.engine import run_all
+
+        return build_dataset(scenario, run_all(scenario, progress))
+
+    def theory(self, scenario, ds: xr.Dataset) -> xr.Dataset:
+        from neurodyn.families.cortical_field.theory import theory_dataset
+
+        return theory_dataset(scenario, ds)
+
+    def compare_rows(self, ds: xr.Dataset) -> list[Row]:
+        rows = []
+        if "spectrum_slope" in ds:
+            rows.append(
+                Row(
+                    quantity="spectrum_slope (equipartition 1/f)",
+                    simulated=float(ds["spectrum_slope"]),
+                    predicted=-1.0,
+                    rel_tol=0.1,
+                    source="equipartition over the 2D mode density (Cooray, Cooray & Friston 2023)",
+                )
+            )
+        if "dispersion_omega" in ds and "site_model" in ds["dispersion_omega"].dims:
+            d = ds["dispersion_omega"]
+            ref = d.isel(site_model=0)
+            binw = float(ds["frequency_bin"])
+            for m in ds["site_model"].values[1:]:
+                diff = float(np.nanmax(np.abs(d.sel(site_model=m) - ref))) / binw
+                rows.append(
+                    Row(
+                        quantity="invariance |omega - omega_ref| / bin",
+                        simulated=diff,
+                        predicted=1.0,
+                        kind="upper_bound",
+                        where=f"{m} vs {ref['site_model'].item()}",
+                        source="same linearisation -> same Klein-Gordon field (Cooray et al. 2023)",
+                    )
+                )
+        return rows
+
+    def plot(self, ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+        from neurodyn.families.cortical_field.plots import plot_run
+
+        return plot_run(ds, out_dir, stem)
+
+    def summary(self, ds: xr.Dataset) -> str:
+        lines = [
+            f"variants: {', '.join(map(str, ds.attrs.get('variants', [])))}; schemes: "
+            f"{', '.join(ds.attrs.get('schemes', []))}; "
+            + ", ".join(f"{r:.3g}" for r in ds.attrs.get("site_updates_per_s", []))
+            + " site-updates/s"
+        ]
+        for name in ("energy_error_max", "spectrum_slope"):
+            if name in ds:
+                lines.append(f"{name}: {float(ds[name]):.4g}")
+        if "pulse_speed" in ds:
+            lines.append(
+                "pulse_speed (x, y, diagonal): "
+                + ", ".join(f"{v:.4g}" for v in ds["pulse_speed"].values)
+                + " m/s"
+            )
+        if "convergence_order" in ds:
+            lines.append(
+                "convergence_order: " + ", ".join(f"{v:.3f}" for v in ds["convergence_order"].values)
+            )
+        lines.append("compare with theory: neurodyn compare <result>")
+        return "\n".join(lines)

@@ -1,0 +1,769 @@
+"""Numba kernels of the ``cortical_field`` family.
+
+Layout: a field is an array ``u[f, j, i]`` of shape ``(F, ny + 2, nx + 2)``; row/column 0 and the last
+row/column are ghost sites. Periodic boundaries copy the opposite edge into the ghosts before each force
+evaluation; fixed (and absorbing, which is fixed plus a sponge) boundaries keep the ghosts at zero. The
+interior loop is then branch-free.
+
+Three schemes:
+
+``stormer_run``
+    Störmer–Verlet in two-level form ``u_{n+1} = 2 u_n - u_{n-1} + dt^2 a_n`` with centred damping
+    ``gamma (u_{n+1} - u_{n-1}) / (2 dt)``; symplectic when ``gamma = 0`` (Hairer, Lubich & Wanner 2003,
+    Acta Numerica 12:399). Deterministic drives only. Rows run in parallel (``prange``); every row writes
+    only its own cells and its own partial sums, so results do not depend on the number of threads.
+``baoab_run``
+    The BAOAB Langevin splitting (Leimkuhler & Matthews 2013, Appl. Math. Res. Express 2013:34): half
+    kick, half drift, exact Ornstein–Uhlenbeck step of the velocity, half drift, half kick. For a
+    harmonic (linear) lattice its stationary distribution of ``u`` is exact at any stable ``dt``, which
+    is why noise-driven runs use it. Noise is drawn serially (one stream, fixed order) before the
+    parallel sweep, so it too is deterministic.
+``rk4_run``
+    Classical RK4 over the two-component site state (harmonic ``(u, v)``, E–I pair or Wilson–Cowan
+    ``(e, i)`` deviations from the fixed point); noise is added after each step (Euler–Maruyama).
+
+Every driver returns ``(status, step, f, j, i)``: status 0 = ok, 1 = a non-finite value appeared at
+step ``step`` in field ``f`` at site ``(x=i-1, y=j-1)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# site-model codes for rk4_run
+HARMONIC = 0
+EI_LINEAR = 1
+WILSON_COWAN = 2
+
+# time-course codes for sources
+COURSE_CONSTANT = 0
+COURSE_PULSE = 1
+COURSE_SINE = 2
+COURSE_STEP = 3
+
+# columns of the source table
+S_FIELD, S_KIND, S_X, S_Y, S_VX, S_VY, S_W, S_AMP, S_COURSE, S_T0, S_T1, S_TW, S_FREQ, S_PHASE = range(14)
+N_SRC_COLS = 14
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@njit(cache=True)
+def fill_ghosts(u: np.ndarray, periodic: bool) -> None:
+    """Copy opposite edges into the ghost cells (periodic); fixed boundaries keep ghosts at zero."""
+    if not periodic:
+        return
+    nf, ny2, nx2 = u.shape
+    for f in range(nf):
+        for j in range(1, ny2 - 1):
+            u[f, j, 0] = u[f, j, nx2 - 2]
+            u[f, j, nx2 - 1] = u[f, j, 1]
+        for i in range(nx2):
+            u[f, 0, i] = u[f, ny2 - 2, i]
+            u[f, ny2 - 1, i] = u[f, 1, i]
+
+
+@njit(cache=True)
+def _course(src: np.ndarray, s: int, t: float) -> float:
+    kind = int(src[s, S_COURSE])
+    if kind == COURSE_CONSTANT:
+        return 1.0
+    if kind == COURSE_PULSE:
+        z = (t - src[s, S_T0]) / src[s, S_TW]
+        return math.exp(-0.5 * z * z)
+    if t < src[s, S_T0] or t >= src[s, S_T1]:
+        return 0.0
+    if kind == COURSE_SINE:
+        return math.sin(2.0 * math.pi * src[s, S_FREQ] * t + src[s, S_PHASE])
+    return 1.0
+
+
+@njit(cache=True)
+def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray, field_offset: int) -> None:
+    """``target[f, j, i] += scale[f, j, i] * J_f(x, t)`` for every source (positions in site units).
+
+    ``field_offset`` selects which component of ``target`` receives the drive (RK4 puts it on the
+    second component).
+    """
+    ny = target.shape[1] - 2
+    nx = target.shape[2] - 2
+    for s in range(src.shape[0]):
+        a = src[s, S_AMP] * _course(src, s, t)
+        if a == 0.0:
+            continue
+        f = int(src[s, S_FIELD]) + field_offset
+        sf = int(src[s, S_FIELD])
+        cx = src[s, S_X] + src[s, S_VX] * t
+        cy = src[s, S_Y] + src[s, S_VY] * t
+        if int(src[s, S_KIND]) == 0:  # point: nearest site
+            ix = int(math.floor(cx + 0.5))
+            iy = int(math.floor(cy + 0.5))
+            if 0 <= ix < nx and 0 <= iy < ny:
+                target[f, iy + 1, ix + 1] += scale[sf, iy + 1, ix + 1] * a
+            continue
+        w = src[s, S_W]
+        r = int(math.ceil(6.0 * w))  # exp(-18) ~ 1.5e-8 of the peak is dropped
+        i0 = max(0, int(math.floor(cx)) - r)
+        i1 = min(nx - 1, int(math.floor(cx)) + r + 1)
+        j0 = max(0, int(math.floor(cy)) - r)
+        j1 = min(ny - 1, int(math.floor(cy)) + r + 1)
+        inv = 0.5 / (w * w)
+        for iy in range(j0, j1 + 1):
+            dy = iy - cy
+            for ix in range(i0, i1 + 1):
+                dx = ix - cx
+                target[f, iy + 1, ix + 1] += (
+                    scale[sf, iy + 1, ix + 1] * a * math.exp(-(dx * dx + dy * dy) * inv)
+                )
+
+
+@njit(cache=True)
+def _first_nonfinite(u: np.ndarray, rowsum: np.ndarray) -> tuple[int, int, int]:
+    """Locate the first non-finite cell in the rows whose partial sums are non-finite."""
+    nf, ny2, nx2 = u.shape
+    for f in range(nf):
+        for j in range(1, ny2 - 1):
+            if not math.isfinite(rowsum[f, j]):
+                for i in range(1, nx2 - 1):
+                    if not math.isfinite(u[f, j, i]):
+                        return f, j, i
+                return f, j, 1
+    return -1, -1, -1
+
+
+@njit(cache=True)
+def _rows_finite(rowsum: np.ndarray) -> bool:
+    s = 0.0
+    for f in range(rowsum.shape[0]):
+        for j in range(1, rowsum.shape[1] - 1):
+            s += rowsum[f, j]
+    return math.isfinite(s)
+
+
+# --------------------------------------------------------------------------- energy
+
+
+@njit(cache=True)
+def _energy_row(
+    j: int, u: np.ndarray, v: np.ndarray, kap: np.ndarray, mass: np.ndarray, periodic: bool, erow: np.ndarray
+) -> None:
+    nf = u.shape[0]
+    nx = u.shape[2] - 2
+    for f in range(nf):
+        ek = 0.0
+        em = 0.0
+        eg = 0.0
+        for i in range(1, nx + 1):
+            c = u[f, j, i]
+            ek += v[f, j, i] * v[f, j, i]
+            m = 0.0
+            for g in range(nf):
+                m += mass[f, g] * u[g, j, i]
+            em += c * m
+            dx = u[f, j, i + 1] - c
+            dy = u[f, j + 1, i] - c
+            eg += dx * dx + dy * dy
+        if not periodic:  # bonds to the (zero) ghosts on the left and top edges
+            dx = u[f, j, 1] - u[f, j, 0]
+            eg += dx * dx
+            if j == 1:
+                for i in range(1, nx + 1):
+                    dy = u[f, 1, i] - u[f, 0, i]
+                    eg += dy * dy
+        erow[f, j, 0] = 0.5 * ek
+        erow[f, j, 1] = 0.5 * em
+        erow[f, j, 2] = 0.5 * kap[f] * eg
+
+
+@njit(cache=True, parallel=True)
+def _energy_par(u, v, kap, mass, periodic, erow):
+    for j in prange(1, u.shape[1] - 1):
+        _energy_row(j, u, v, kap, mass, periodic, erow)
+
+
+@njit(cache=True)
+def _energy_ser(u, v, kap, mass, periodic, erow):
+    for j in range(1, u.shape[1] - 1):
+        _energy_row(j, u, v, kap, mass, periodic, erow)
+
+
+@njit(cache=True)
+def lattice_energy(
+    u: np.ndarray,
+    v: np.ndarray,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    periodic: bool,
+    erow: np.ndarray,
+    parallel: bool,
+) -> tuple[float, float, float]:
+    """Kinetic, mass and gradient energy ``(sum v^2/2, sum u.M u/2, kappa/2 sum_bonds (du)^2)``.
+
+    ``u`` must have its ghosts filled. Row partial sums are added serially in a fixed order.
+    """
+    if parallel:
+        _energy_par(u, v, kap, mass, periodic, erow)
+    else:
+        _energy_ser(u, v, kap, mass, periodic, erow)
+    ek = 0.0
+    em = 0.0
+    eg = 0.0
+    for f in range(u.shape[0]):
+        for j in range(1, u.shape[1] - 1):
+            ek += erow[f, j, 0]
+            em += erow[f, j, 1]
+            eg += erow[f, j, 2]
+    return ek, em, eg
+
+
+# --------------------------------------------------------------------------- recording
+
+
+@njit(cache=True)
+def _record(
+    n: int,
+    u: np.ndarray,
+    v: np.ndarray,
+    snaps: np.ndarray,
+    k_snap: int,
+    probes: np.ndarray,
+    probe_out: np.ndarray,
+    k_probe: int,
+    energy: np.ndarray,
+    k_energy: int,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    periodic: bool,
+    erow: np.ndarray,
+    parallel: bool,
+) -> None:
+    """Record step ``n`` (snapshots, probes, energy); ``v`` is the velocity at step ``n``."""
+    ny = u.shape[1] - 2
+    nx = u.shape[2] - 2
+    if k_snap > 0 and n % k_snap == 0:
+        r = n // k_snap
+        if r < snaps.shape[0]:
+            for f in range(u.shape[0]):
+                for j in range(ny):
+                    for i in range(nx):
+                        snaps[r, f, j, i] = u[f, j + 1, i + 1]
+    if k_probe > 0 and n % k_probe == 0:
+        r = n // k_probe
+        if r < probe_out.shape[0]:
+            for p in range(probes.shape[0]):
+                probe_out[r, p] = u[probes[p, 0], probes[p, 1] + 1, probes[p, 2] + 1]
+    if k_energy > 0 and n % k_energy == 0:
+        r = n // k_energy
+        if r < energy.shape[0]:
+            ek, em, eg = lattice_energy(u, v, kap, mass, periodic, erow, parallel)
+            energy[r, 0] = ek + em + eg
+            energy[r, 1] = ek
+            energy[r, 2] = em
+            energy[r, 3] = eg
+
+
+# --------------------------------------------------------------------------- Störmer–Verlet
+
+
+@njit(cache=True)
+def _stormer_row(
+    j: int,
+    up: np.ndarray,
+    u: np.ndarray,
+    un: np.ndarray,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    gam: np.ndarray,
+    gs: np.ndarray,
+    sponge: bool,
+    dt: float,
+    rowsum: np.ndarray,
+) -> None:
+    nf = u.shape[0]
+    nx = u.shape[2] - 2
+    dt2 = dt * dt
+    for f in range(nf):
+        k = kap[f]
+        m2 = mass[f, f]
+        s = 0.0
+        if not sponge:
+            g = 0.5 * gam[f] * dt
+            c1 = 2.0 / (1.0 + g)
+            c2 = (1.0 - g) / (1.0 + g)
+            c3 = dt2 / (1.0 + g)
+            for i in range(1, nx + 1):
+                c = u[f, j, i]
+                lap = u[f, j, i - 1] + u[f, j, i + 1] + u[f, j - 1, i] + u[f, j + 1, i] - 4.0 * c
+                x = c1 * c - c2 * up[f, j, i] + c3 * (k * lap - m2 * c)
+                un[f, j, i] = x
+                s += x
+        else:
+            for i in range(1, nx + 1):
+                g = 0.5 * (gam[f] + gs[j, i]) * dt
+                c = u[f, j, i]
+                lap = u[f, j, i - 1] + u[f, j, i + 1] + u[f, j - 1, i] + u[f, j + 1, i] - 4.0 * c
+                x = (2.0 * c - (1.0 - g) * up[f, j, i] + dt2 * (k * lap - m2 * c)) / (1.0 + g)
+                un[f, j, i] = x
+                s += x
+        if nf > 1:  # off-diagonal mass couplings between fields
+            for g2 in range(nf):
+                if g2 == f or mass[f, g2] == 0.0:
+                    continue
+                mfg = mass[f, g2]
+                for i in range(1, nx + 1):
+                    g = 0.5 * (gam[f] + gs[j, i]) * dt
+                    un[f, j, i] -= dt2 / (1.0 + g) * mfg * u[g2, j, i]
+            s = 0.0
+            for i in range(1, nx + 1):
+                s += un[f, j, i]
+        rowsum[f, j] = s
+
+
+@njit(cache=True, parallel=True)
+def _stormer_sweep_par(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum):
+    for j in prange(1, u.shape[1] - 1):
+        _stormer_row(j, up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
+
+
+@njit(cache=True)
+def _stormer_sweep_ser(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum):
+    for j in range(1, u.shape[1] - 1):
+        _stormer_row(j, up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
+
+
+@njit(cache=True)
+def stormer_run(
+    U: np.ndarray,
+    cur: int,
+    start: int,
+    count: int,
+    dt: float,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    gam: np.ndarray,
+    gs: np.ndarray,
+    sponge: bool,
+    periodic: bool,
+    src: np.ndarray,
+    src_scale: np.ndarray,
+    vbuf: np.ndarray,
+    snaps: np.ndarray,
+    k_snap: int,
+    probes: np.ndarray,
+    probe_out: np.ndarray,
+    k_probe: int,
+    energy: np.ndarray,
+    k_energy: int,
+    rowsum: np.ndarray,
+    erow: np.ndarray,
+    parallel: bool,
+) -> tuple[int, int, int, int, int, int]:
+    """Advance steps ``start .. start+count-1``; ``U[cur]`` is ``u_n``, ``U[(cur+2)%3]`` is ``u_{n-1}``.
+
+    ``src_scale`` holds ``dt^2 / (1 + gamma_site dt / 2)`` per site (how a drive enters ``u_{n+1}``).
+    Returns ``(status, step, f, j, i, cur)``.
+    """
+    nf = U.shape[1]
+    ny = U.shape[2] - 2
+    nx = U.shape[3] - 2
+    for n in range(start, start + count):
+        up = U[(cur + 2) % 3]
+        u = U[cur]
+        un = U[(cur + 1) % 3]
+        fill_ghosts(u, periodic)
+        if parallel:
+            _stormer_sweep_par(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
+        else:
+            _stormer_sweep_ser(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
+        if src.shape[0] > 0:
+            add_sources(un, src, n * dt, src_scale, 0)
+            for f in range(nf):  # sources may have made a row non-finite
+                for j in range(1, ny + 1):
+                    s = 0.0
+                    for i in range(1, nx + 1):
+                        s += un[f, j, i]
+                    rowsum[f, j] = s
+        if not _rows_finite(rowsum):
+            f, j, i = _first_nonfinite(un, rowsum)
+            return 1, n, f, j, i, cur
+        need_v = k_energy > 0 and n % k_energy == 0
+        if need_v:
+            inv = 0.5 / dt
+            for f in range(nf):
+                for j in range(1, ny + 1):
+                    for i in range(1, nx + 1):
+                        vbuf[f, j, i] = (un[f, j, i] - up[f, j, i]) * inv
+        _record(
+            n,
+            u,
+            vbuf,
+            snaps,
+            k_snap,
+            probes,
+            probe_out,
+            k_probe,
+            energy,
+            k_energy,
+            kap,
+            mass,
+            periodic,
+            erow,
+            parallel,
+        )
+        cur = (cur + 1) % 3
+    return 0, start + count, -1, -1, -1, cur
+
+
+# --------------------------------------------------------------------------- BAOAB
+
+
+@njit(cache=True)
+def _force_row(
+    j: int, u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.ndarray, rowsum: np.ndarray
+) -> None:
+    nf = u.shape[0]
+    nx = u.shape[2] - 2
+    for f in range(nf):
+        k = kap[f]
+        s = 0.0
+        for i in range(1, nx + 1):
+            c = u[f, j, i]
+            lap = u[f, j, i - 1] + u[f, j, i + 1] + u[f, j - 1, i] + u[f, j + 1, i] - 4.0 * c
+            m = 0.0
+            for g in range(nf):
+                m += mass[f, g] * u[g, j, i]
+            x = k * lap - m
+            a[f, j, i] = x
+            s += c
+        rowsum[f, j] = s
+
+
+@njit(cache=True)
+def _baoa_row(
+    j: int,
+    u: np.ndarray,
+    w: np.ndarray,
+    a: np.ndarray,
+    decay: np.ndarray,
+    amp: np.ndarray,
+    xi: np.ndarray,
+    dt: float,
+    noisy: bool,
+) -> None:
+    nf = u.shape[0]
+    nx = u.shape[2] - 2
+    h = 0.5 * dt
+    for f in range(nf):
+        for i in range(1, nx + 1):
+            x = w[f, j, i] + dt * a[f, j, i]  # end kick of the previous step + start kick of this one
+            y = u[f, j, i] + h * x
+            if noisy:
+                x = decay[f, j, i] * x + amp[f, j, i] * xi[f, j - 1, i - 1]
+            else:
+                x = decay[f, j, i] * x
+            w[f, j, i] = x
+            u[f, j, i] = y + h * x
+
+
+@njit(cache=True, parallel=True)
+def _baoab_sweep_par(u, w, a, decay, amp, xi, dt, noisy, kap, mass, rowsum, periodic):
+    for j in prange(1, u.shape[1] - 1):
+        _baoa_row(j, u, w, a, decay, amp, xi, dt, noisy)
+    fill_ghosts(u, periodic)
+    for j in prange(1, u.shape[1] - 1):
+        _force_row(j, u, a, kap, mass, rowsum)
+
+
+@njit(cache=True)
+def _baoab_sweep_ser(u, w, a, decay, amp, xi, dt, noisy, kap, mass, rowsum, periodic):
+    for j in range(1, u.shape[1] - 1):
+        _baoa_row(j, u, w, a, decay, amp, xi, dt, noisy)
+    fill_ghosts(u, periodic)
+    for j in range(1, u.shape[1] - 1):
+        _force_row(j, u, a, kap, mass, rowsum)
+
+
+@njit(cache=True)
+def baoab_force(
+    u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.ndarray, periodic: bool, rowsum: np.ndarray
+) -> None:
+    """Conservative acceleration ``kappa lap u - M u`` (fills ghosts first)."""
+    fill_ghosts(u, periodic)
+    for j in range(1, u.shape[1] - 1):
+        _force_row(j, u, a, kap, mass, rowsum)
+
+
+@njit(cache=True)
+def baoab_run(
+    u: np.ndarray,
+    w: np.ndarray,
+    a: np.ndarray,
+    start: int,
+    count: int,
+    dt: float,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    decay: np.ndarray,
+    amp: np.ndarray,
+    noisy: bool,
+    rng: np.random.Generator,
+    xi: np.ndarray,
+    periodic: bool,
+    src: np.ndarray,
+    src_scale: np.ndarray,
+    vbuf: np.ndarray,
+    snaps: np.ndarray,
+    k_snap: int,
+    probes: np.ndarray,
+    probe_out: np.ndarray,
+    k_probe: int,
+    energy: np.ndarray,
+    k_energy: int,
+    rowsum: np.ndarray,
+    erow: np.ndarray,
+    parallel: bool,
+) -> tuple[int, int, int, int, int, int]:
+    """Advance steps ``start .. start+count-1`` of BAOAB.
+
+    State: ``u`` (ghosts filled), ``a`` the acceleration at ``u`` *including* sources, ``w`` the
+    velocity before the final half kick, so ``v_n = w + dt/2 a``. Returns ``(status, step, f, j, i, 0)``.
+    """
+    nf = u.shape[0]
+    ny = u.shape[1] - 2
+    nx = u.shape[2] - 2
+    h = 0.5 * dt
+    for n in range(start, start + count):
+        if k_energy > 0 and n % k_energy == 0:
+            for f in range(nf):
+                for j in range(1, ny + 1):
+                    for i in range(1, nx + 1):
+                        vbuf[f, j, i] = w[f, j, i] + h * a[f, j, i]
+        _record(
+            n,
+            u,
+            vbuf,
+            snaps,
+            k_snap,
+            probes,
+            probe_out,
+            k_probe,
+            energy,
+            k_energy,
+            kap,
+            mass,
+            periodic,
+            erow,
+            parallel,
+        )
+        if noisy:
+            for f in range(nf):
+                for j in range(ny):
+                    for i in range(nx):
+                        xi[f, j, i] = rng.standard_normal()
+        if parallel:
+            _baoab_sweep_par(u, w, a, decay, amp, xi, dt, noisy, kap, mass, rowsum, periodic)
+        else:
+            _baoab_sweep_ser(u, w, a, decay, amp, xi, dt, noisy, kap, mass, rowsum, periodic)
+        if src.shape[0] > 0:
+            add_sources(a, src, (n + 1) * dt, src_scale, 0)
+        if not _rows_finite(rowsum):
+            f, j, i = _first_nonfinite(u, rowsum)
+            return 1, n, f, j, i, 0
+    return 0, start + count, -1, -1, -1, 0
+
+
+# --------------------------------------------------------------------------- RK4 site models
+
+
+@njit(cache=True)
+def _sig(x: float, a: float, th: float) -> float:
+    return 1.0 / (1.0 + math.exp(-a * (x - th)))
+
+
+@njit(cache=True)
+def _rhs_row(
+    j: int, model: int, p: np.ndarray, X: np.ndarray, J: np.ndarray, K: np.ndarray, rowsum: np.ndarray
+) -> None:
+    nx = X.shape[2] - 2
+    s = 0.0
+    if model == HARMONIC:  # p = [omega0^2, kappa, gamma]
+        w2 = p[0]
+        k = p[1]
+        g = p[2]
+        for i in range(1, nx + 1):
+            c = X[0, j, i]
+            lap = X[0, j, i - 1] + X[0, j, i + 1] + X[0, j - 1, i] + X[0, j + 1, i] - 4.0 * c
+            K[0, j, i] = X[1, j, i]
+            K[1, j, i] = -w2 * c + k * lap - g * X[1, j, i] + J[1, j, i]
+            s += c
+    elif model == EI_LINEAR:  # p = [a, b, c, d, kappa]
+        a = p[0]
+        b = p[1]
+        cc = p[2]
+        d = p[3]
+        k = p[4]
+        for i in range(1, nx + 1):
+            e = X[0, j, i]
+            lap = X[0, j, i - 1] + X[0, j, i + 1] + X[0, j - 1, i] + X[0, j + 1, i] - 4.0 * e
+            K[0, j, i] = a * e - b * X[1, j, i]
+            K[1, j, i] = cc * e - d * X[1, j, i] - (k * lap + J[1, j, i]) / b
+            s += e
+    else:  # Wilson–Cowan
+        # p = [tau_e, tau_i, w_ee, w_ei, w_ie, w_ii, p_e, p_i, a_e, th_e, a_i, th_i, E*, I*, G, kappa]
+        te = p[0]
+        ti = p[1]
+        es = p[12]
+        is_ = p[13]
+        G = p[14]
+        k = p[15]
+        for i in range(1, nx + 1):
+            e = X[0, j, i]
+            lap = X[0, j, i - 1] + X[0, j, i + 1] + X[0, j - 1, i] + X[0, j + 1, i] - 4.0 * e
+            E = es + e
+            I = is_ + X[1, j, i]
+            K[0, j, i] = (-E + _sig(p[2] * E - p[3] * I + p[6], p[8], p[9])) / te
+            K[1, j, i] = (
+                -I + _sig(p[4] * E - p[5] * I + p[7] - G * (k * lap + J[1, j, i]), p[10], p[11])
+            ) / ti
+            s += e
+    rowsum[0, j] = s
+
+
+@njit(cache=True, parallel=True)
+def _rhs_par(model, p, X, J, K, rowsum):
+    for j in prange(1, X.shape[1] - 1):
+        _rhs_row(j, model, p, X, J, K, rowsum)
+
+
+@njit(cache=True)
+def _rhs_ser(model, p, X, J, K, rowsum):
+    for j in range(1, X.shape[1] - 1):
+        _rhs_row(j, model, p, X, J, K, rowsum)
+
+
+@njit(cache=True)
+def _rhs(model, p, X, J, K, rowsum, periodic, parallel, src, t, ones):
+    fill_ghosts(X, periodic)
+    if src.shape[0] > 0:
+        J[:] = 0.0
+        add_sources(J, src, t, ones, 1)
+    if parallel:
+        _rhs_par(model, p, X, J, K, rowsum)
+    else:
+        _rhs_ser(model, p, X, J, K, rowsum)
+
+
+@njit(cache=True)
+def rk4_run(
+    X: np.ndarray,
+    start: int,
+    count: int,
+    dt: float,
+    model: int,
+    p: np.ndarray,
+    vel: np.ndarray,
+    sigma: float,
+    noise_gain: float,
+    rng: np.random.Generator,
+    periodic: bool,
+    src: np.ndarray,
+    work: np.ndarray,
+    J: np.ndarray,
+    ones: np.ndarray,
+    ubuf: np.ndarray,
+    vbuf: np.ndarray,
+    snaps: np.ndarray,
+    k_snap: int,
+    probes: np.ndarray,
+    probe_out: np.ndarray,
+    k_probe: int,
+    energy: np.ndarray,
+    k_energy: int,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    rowsum: np.ndarray,
+    erow: np.ndarray,
+    parallel: bool,
+) -> tuple[int, int, int, int, int, int]:
+    """Advance the two-component site state ``X`` (shape ``(2, ny+2, nx+2)``) by RK4.
+
+    The recorded field is ``u = X[0]``; its velocity for the energy is ``vel[0] u + vel[1] X[1]`` (the
+    linearisation's ``u' = a e - b i``; ``(0, 1)`` for the harmonic model). Noise ``sigma xi`` enters the
+    second component with gain ``noise_gain`` (``1`` harmonic, ``-1/b`` E–I) by Euler–Maruyama.
+    """
+    ny = X.shape[1] - 2
+    nx = X.shape[2] - 2
+    k1 = work[0]
+    k2 = work[1]
+    k3 = work[2]
+    k4 = work[3]
+    Xt = work[4]
+    sq = math.sqrt(dt) * sigma * noise_gain
+    for n in range(start, start + count):
+        t = n * dt
+        fill_ghosts(X, periodic)
+        for j in range(ny + 2):
+            for i in range(nx + 2):
+                ubuf[0, j, i] = X[0, j, i]
+        if k_energy > 0 and n % k_energy == 0:
+            for j in range(1, ny + 1):
+                for i in range(1, nx + 1):
+                    vbuf[0, j, i] = vel[0] * X[0, j, i] + vel[1] * X[1, j, i]
+            if model == WILSON_COWAN:  # exact u' of the nonlinear model
+                _rhs(model, p, X, J, k1, rowsum, periodic, parallel, src, t, ones)
+                for j in range(1, ny + 1):
+                    for i in range(1, nx + 1):
+                        vbuf[0, j, i] = k1[0, j, i]
+        _record(
+            n,
+            ubuf,
+            vbuf,
+            snaps,
+            k_snap,
+            probes,
+            probe_out,
+            k_probe,
+            energy,
+            k_energy,
+            kap,
+            mass,
+            periodic,
+            erow,
+            parallel,
+        )
+        _rhs(model, p, X, J, k1, rowsum, periodic, parallel, src, t, ones)
+        for c in range(2):
+            for j in range(1, ny + 1):
+                for i in range(1, nx + 1):
+                    Xt[c, j, i] = X[c, j, i] + 0.5 * dt * k1[c, j, i]
+        _rhs(model, p, Xt, J, k2, rowsum, periodic, parallel, src, t + 0.5 * dt, ones)
+        for c in range(2):
+            for j in range(1, ny + 1):
+                for i in range(1, nx + 1):
+                    Xt[c, j, i] = X[c, j, i] + 0.5 * dt * k2[c, j, i]
+        _rhs(model, p, Xt, J, k3, rowsum, periodic, parallel, src, t + 0.5 * dt, ones)
+        for c in range(2):
+            for j in range(1, ny + 1):
+                for i in range(1, nx + 1):
+                    Xt[c, j, i] = X[c, j, i] + dt * k3[c, j, i]
+        _rhs(model, p, Xt, J, k4, rowsum, periodic, parallel, src, t + dt, ones)
+        for c in range(2):
+            for j in range(1, ny + 1):
+                s = 0.0
+                for i in range(1, nx + 1):
+                    x = X[c, j, i] + dt / 6.0 * (
+                        k1[c, j, i] + 2.0 * k2[c, j, i] + 2.0 * k3[c, j, i] + k4[c, j, i]
+                    )
+                    if c == 1 and sigma > 0.0:
+                        x += sq * rng.standard_normal()
+                    X[c, j, i] = x
+                    s += x
+                rowsum[c, j] = s
+        if not _rows_finite(rowsum):
+            c, j, i = _first_nonfinite(X, rowsum)
+            return 1, n, c, j, i, 0
+    return 0, start + count, -1, -1, -1, 0

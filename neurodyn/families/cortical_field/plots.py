@@ -1,0 +1,215 @@
+"""Figures of a ``cortical_field`` run: snapshots (grid and GIF), dispersion, spectra, energy, convergence."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+#: frames in the animated GIF (evenly spaced over the recorded snapshots)
+GIF_FRAMES = 40
+
+
+def _fig(nrows: int = 1, ncols: int = 1, **kw):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(nrows, ncols, **kw)
+
+
+def _snapshots(ds: xr.Dataset) -> xr.DataArray:
+    u = ds["u"]
+    return u.isel(field=0) if "field" in u.dims else u
+
+
+def _vmax(u: xr.DataArray, idx: np.ndarray) -> float:
+    """Symmetric colour limit from the frames after the first (an initial bump would wash out the rest)."""
+    later = idx[1:] if len(idx) > 1 else idx
+    return float(np.nanmax(np.abs(u.isel(time=later).values))) or 1.0
+
+
+def plot_snapshot_grid(ds: xr.Dataset, path: Path) -> Path:
+    """Nine snapshots evenly spaced in time on a shared symmetric colour scale."""
+    u = _snapshots(ds)
+    idx = np.unique(np.linspace(0, u.sizes["time"] - 1, 9).astype(int))
+    vmax = _vmax(u, idx)
+    plt, fig, axes = _fig(3, 3, figsize=(9, 9), constrained_layout=True)
+    x_mm, y_mm = ds["x"].values * 1e3, ds["y"].values * 1e3
+    for ax, k in zip(axes.flat, idx):
+        im = ax.pcolormesh(
+            x_mm, y_mm, u.isel(time=k).values, cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="auto"
+        )
+        ax.set_title(f"t = {float(u['time'][k]) * 1e3:.1f} ms")
+        ax.set_aspect("equal")
+    for ax in axes.flat[len(idx) :]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="u")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
+    """Animated GIF of the snapshots (needs pillow; returns None without it)."""
+    if importlib.util.find_spec("PIL") is None:
+        return None
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    u = _snapshots(ds)
+    idx = np.unique(np.linspace(0, u.sizes["time"] - 1, min(GIF_FRAMES, u.sizes["time"])).astype(int))
+    vmax = _vmax(u, idx)
+    plt, fig, ax = _fig(figsize=(4.5, 4))
+    im = ax.imshow(u.isel(time=idx[0]).values, cmap="RdBu_r", vmin=-vmax, vmax=vmax, origin="lower")
+    title = ax.set_title("")
+    fig.colorbar(im, ax=ax, label="u")
+
+    def frame(k: int):
+        im.set_data(u.isel(time=idx[k]).values)
+        title.set_text(f"t = {float(u['time'][idx[k]]) * 1e3:.1f} ms")
+        return im, title
+
+    anim = FuncAnimation(fig, frame, frames=len(idx), blit=False)
+    anim.save(path, writer=PillowWriter(fps=10), dpi=80)
+    plt.close(fig)
+    return path
+
+
+def plot_dispersion(ds: xr.Dataset, path: Path) -> Path:
+    """Measured peak frequency against the lattice formula, per mode (and per site model / branch)."""
+    plt, fig, ax = _fig(figsize=(6, 4.5))
+    k = np.hypot(ds["k_x"].values, ds["k_y"].values)
+    order = np.argsort(k)
+    meas = ds["dispersion_omega"]
+    theo = ds.get("dispersion_omega_theory")
+    extra = [d for d in meas.dims if d != "mode"]
+    groups = [{}] if not extra else [{extra[0]: i} for i in range(meas.sizes[extra[0]])]
+    markers = "osd^v<>"
+    for g, sel in enumerate(groups):
+        m = meas.isel(sel)
+        if extra:
+            coord = meas[extra[0]].values[g] if extra[0] in meas.coords else g
+            lab = f"{extra[0]} {coord}"
+        else:
+            lab = "measured"
+        ax.plot(k[order], m.values[order], markers[g % len(markers)], mfc="none", label=lab)
+        if theo is not None:
+            ax.plot(k[order], theo.isel(sel).values[order], "x", color="k", ms=5)
+    ax.set_xlabel("|k| (rad/m)")
+    ax.set_ylabel("omega (rad/s)")
+    ax.set_title(f"dispersion; x: lattice formula; bin = {float(ds['frequency_bin']):.3g} rad/s")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_local_spectrum(ds: xr.Dataset, path: Path) -> Path:
+    """Local field spectrum vs the exact Lorentzian sum and the equipartition 1/f law (log-log)."""
+    plt, fig, ax = _fig(figsize=(6, 4.5))
+    w = ds["omega_local"].values
+    ax.loglog(w, ds["local_psd"].values, ".", ms=3, label="simulated (probe-averaged Welch)")
+    if "local_psd_lattice_sum" in ds:
+        ax.loglog(w, ds["local_psd_lattice_sum"].values, "-", label="exact lattice sum of Lorentzians")
+    if "local_psd_equipartition" in ds:
+        ax.loglog(w, ds["local_psd_equipartition"].values, "--", label="equipartition 1/f")
+    band = ds["spectrum_slope"].attrs.get("band")
+    if band is not None:
+        for b in band:
+            ax.axvline(b, color="0.6", lw=0.8)
+    ax.set_xlabel("omega (rad/s)")
+    ax.set_ylabel("S(omega)")
+    ax.set_title(f"local spectrum; slope {float(ds['spectrum_slope']):.3f}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_mode_spectra(ds: xr.Dataset, path: Path) -> Path:
+    """Each mode's Welch spectrum against its exact Lorentzian."""
+    plt, fig, ax = _fig(figsize=(6, 4.5))
+    w = ds["omega"].values
+    for m in range(ds.sizes["vmode"]):
+        (line,) = ax.loglog(w, ds["mode_psd"].isel(vmode=m).values, ".", ms=2)
+        if "mode_psd_lorentzian" in ds:
+            ax.loglog(
+                w,
+                ds["mode_psd_lorentzian"].isel(vmode=m).values,
+                "-",
+                color=line.get_color(),
+                lw=1,
+                label=f"({int(ds['vmode_nx'][m])}, {int(ds['vmode_ny'][m])})",
+            )
+    ax.set_xlabel("omega (rad/s)")
+    ax.set_ylabel("S_k(omega)")
+    ax.set_title("mode spectra (dots) vs exact Lorentzians (lines)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_energy(ds: xr.Dataset, path: Path) -> Path:
+    """Energy parts over time and the relative error of the total."""
+    plt, fig, axes = _fig(2, 1, figsize=(7, 5), sharex=True)
+    t = ds["energy_time"].values
+    for name in ("energy", "energy_kinetic", "energy_mass", "energy_gradient"):
+        axes[0].plot(t, ds[name].values, label=name, lw=1)
+    axes[0].legend(fontsize=8)
+    axes[0].set_ylabel("energy")
+    if "energy_rel_error" in ds:
+        axes[1].plot(t, ds["energy_rel_error"].values, lw=0.8)
+        if "energy_error_max_bound" in ds:
+            b = float(ds["energy_error_max_bound"])
+            axes[1].axhline(b, color="r", ls="--", lw=0.8)
+            axes[1].axhline(-b, color="r", ls="--", lw=0.8)
+    axes[1].set_ylabel("(H - H0) / H0")
+    axes[1].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_convergence(ds: xr.Dataset, path: Path) -> Path:
+    """Error against the exact continuum solution vs h on log-log axes, with an h^2 guide."""
+    plt, fig, ax = _fig(figsize=(5, 4))
+    h = ds["resolution"].values
+    e = ds["continuum_error"].values
+    ax.loglog(h * 1e3, e, "o-", label="lattice vs continuum")
+    ax.loglog(h * 1e3, e[-1] * (h / h[-1]) ** 2, "--", label="h^2")
+    ax.set_xlabel("h (mm)")
+    ax.set_ylabel("relative RMS error")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+    """Every figure the run's contents allow."""
+    out: list[Path] = []
+    if "u" in ds:
+        out.append(plot_snapshot_grid(ds, out_dir / f"{stem}_snapshots.png"))
+        gif = write_gif(ds, out_dir / f"{stem}_snapshots.gif")
+        if gif is not None:
+            out.append(gif)
+    if "dispersion_omega" in ds:
+        out.append(plot_dispersion(ds, out_dir / f"{stem}_dispersion.png"))
+    if "local_psd" in ds:
+        out.append(plot_local_spectrum(ds, out_dir / f"{stem}_spectrum.png"))
+    if "mode_psd" in ds:
+        out.append(plot_mode_spectra(ds, out_dir / f"{stem}_mode_spectra.png"))
+    if "energy" in ds:
+        out.append(plot_energy(ds, out_dir / f"{stem}_energy.png"))
+    if "continuum_error" in ds:
+        out.append(plot_convergence(ds, out_dir / f"{stem}_convergence.png"))
+    return out

@@ -1,0 +1,351 @@
+"""Closed-form predictions for the lattice and its continuum limit.
+
+Sources (the paper's body was unavailable; these are standard results, see docs/cortical_field.md):
+
+* lattice dispersion ``omega^2 = m^2 + 4 kappa (sin^2(k_x h/2) + sin^2(k_y h/2))``: normal modes of the
+  5-point discrete Laplacian (e.g. Brillouin, *Wave Propagation in Periodic Structures*, 1946, ch. 1;
+  Cooray, Cooray & Friston 2023, arXiv:2308.10645, for the Klein–Gordon reading);
+* leapfrog's discrete dispersion ``sin(omega_dt dt / 2) = omega dt / 2`` (von Neumann analysis of
+  Störmer–Verlet; Hairer, Lubich & Wanner 2003);
+* stationary variance ``sigma^2 / (2 gamma omega_k^2)`` and Lorentzian spectrum
+  ``S_k(omega) = sigma^2 / ((omega_k^2 - omega^2)^2 + gamma^2 omega^2)`` of a damped mode driven by
+  white noise (Uhlenbeck & Ornstein 1930, Phys. Rev. 36:823; Gardiner, *Stochastic Methods*, sec. 4.5);
+* equipartition over the 2D mode density ``N omega / (2 pi kappa)`` gives the local spectrum
+  ``S(omega) = sigma^2 / (4 gamma kappa omega)`` for ``m, gamma << omega << 2 sqrt(kappa)`` (a 1/f law);
+  integrating the Lorentzians exactly over the continuum adds the factor
+  ``[1/2 + arctan((omega^2 - m^2)/(gamma omega)) / pi]``;
+* modified energy of Störmer–Verlet on a linear system: ``H`` oscillates within a factor
+  ``1 / (1 - (omega_max dt / 2)^2)`` of a conserved quadratic form (Hairer, Lubich & Wanner 2006,
+  *Geometric Numerical Integration*, sec. I.5 and XIII.2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def lattice_s(kx: np.ndarray, ky: np.ndarray, h: float) -> np.ndarray:
+    """``sin^2(k_x h/2) + sin^2(k_y h/2)``."""
+    return np.sin(np.asarray(kx) * h / 2) ** 2 + np.sin(np.asarray(ky) * h / 2) ** 2
+
+
+def lattice_omega(
+    kx: np.ndarray, ky: np.ndarray, h: float, kappa: np.ndarray, mass: np.ndarray
+) -> np.ndarray:
+    """Angular frequencies of the lattice modes, shape ``(F, n_modes)`` sorted per mode (branches).
+
+    ``omega^2`` are the eigenvalues of ``M + 4 s(k) diag(kappa)``; NaN where they are not real and positive.
+    """
+    s = np.atleast_1d(lattice_s(kx, ky, h))
+    out = np.full((len(kappa), len(s)), np.nan)
+    for n, sv in enumerate(s):
+        ev = np.linalg.eigvals(mass + 4.0 * sv * np.diag(kappa))
+        ev = (
+            np.sort(ev.real) if np.all(np.abs(ev.imag) < 1e-9 * max(1.0, np.max(np.abs(ev)))) else ev * np.nan
+        )
+        out[:, n] = np.sqrt(np.where(ev > 0, ev, np.nan))
+    return out
+
+
+def damped_frequency(omega: np.ndarray, gamma: float) -> np.ndarray:
+    """Oscillation frequency of a damped mode ``sqrt(omega^2 - gamma^2 / 4)``."""
+    return np.sqrt(np.maximum(np.asarray(omega) ** 2 - gamma**2 / 4, 0.0))
+
+
+def leapfrog_frequency(omega: np.ndarray, dt: float) -> np.ndarray:
+    """Frequency the leapfrog scheme actually produces: ``(2/dt) arcsin(omega dt / 2)``."""
+    return 2.0 / dt * np.arcsin(np.clip(np.asarray(omega) * dt / 2, -1, 1))
+
+
+def group_velocity(kx: np.ndarray, ky: np.ndarray, h: float, kappa: float, omega: np.ndarray) -> np.ndarray:
+    """``|grad_k omega| = kappa h |(sin(k_x h), sin(k_y h))| / (2 omega)`` of the scalar lattice field."""
+    gx = kappa * h * np.sin(np.asarray(kx) * h) / (2 * omega)
+    gy = kappa * h * np.sin(np.asarray(ky) * h) / (2 * omega)
+    return np.hypot(gx, gy)
+
+
+def lorentzian(omega: np.ndarray, omega_k: np.ndarray, gamma: float, sigma: float) -> np.ndarray:
+    """Exact stationary spectrum ``S_k(omega) = sigma^2 / ((omega_k^2 - omega^2)^2 + gamma^2 omega^2)``.
+
+    Two-sided in angular frequency: ``variance = int S dω / 2π``.
+    """
+    w = np.asarray(omega)[..., None]
+    wk = np.atleast_1d(omega_k)
+    return sigma**2 / ((wk**2 - w**2) ** 2 + gamma**2 * w**2)
+
+
+def lorentzian_sampled(
+    omega: np.ndarray, omega_k: np.ndarray, gamma: float, sigma: float, dt_sample: float, n_alias: int = 3
+) -> np.ndarray:
+    """The Lorentzian of a series sampled every ``dt_sample``.
+
+    The aliases ``omega + 2 pi n / dt_sample`` are added.
+    """
+    ws = 2 * math.pi / dt_sample
+    return sum(
+        lorentzian(np.asarray(omega) + n * ws, omega_k, gamma, sigma) for n in range(-n_alias, n_alias + 1)
+    )
+
+
+def mode_variance(omega_k: np.ndarray, gamma: float, sigma: float) -> np.ndarray:
+    """Stationary variance of a unit-normalised mode: ``sigma^2 / (2 gamma omega_k^2)``."""
+    return sigma**2 / (2 * gamma * np.asarray(omega_k) ** 2)
+
+
+def all_mode_omegas(nx: int, ny: int, h: float, kappa: float, omega0: float, periodic: bool) -> np.ndarray:
+    """Frequencies of every lattice mode (periodic: DFT modes; fixed: DST-I modes)."""
+    if periodic:
+        kx = 2 * np.pi * np.fft.fftfreq(nx, d=h)
+        ky = 2 * np.pi * np.fft.fftfreq(ny, d=h)
+    else:
+        kx = np.pi * np.arange(1, nx + 1) / ((nx + 1) * h)
+        ky = np.pi * np.arange(1, ny + 1) / ((ny + 1) * h)
+    s = lattice_s(kx[None, :], ky[:, None], h)
+    return np.sqrt(omega0**2 + 4 * kappa * s).ravel()
+
+
+def local_spectrum(omega: np.ndarray, omegas: np.ndarray, gamma: float, sigma: float) -> np.ndarray:
+    """Spectrum of one site's field: ``(1/N) sum_k S_k(omega)`` (exact for the linear lattice)."""
+    out = np.zeros(len(omega))
+    for chunk in np.array_split(omegas, max(1, len(omegas) // 4096)):
+        out += lorentzian(omega, chunk, gamma, sigma).sum(axis=-1)
+    return out / len(omegas)
+
+
+def equipartition_spectrum(
+    omega: np.ndarray, gamma: float, sigma: float, kappa: float, m: float = 0.0
+) -> np.ndarray:
+    """Local spectrum of the damped continuum field: Lorentzians integrated over the 2D mode density.
+
+    ``S(omega) = sigma^2 / (4 pi gamma kappa omega) [pi/2 + arctan((omega^2 - m^2) / (gamma omega))]``,
+    which tends to the equipartition 1/f law ``sigma^2 / (4 gamma kappa omega)`` for
+    ``omega^2 - m^2 >> gamma omega``.
+    """
+    w = np.asarray(omega, dtype=float)
+    return sigma**2 / (4 * np.pi * gamma * kappa * w) * (np.pi / 2 + np.arctan((w**2 - m**2) / (gamma * w)))
+
+
+def spectrum_band(omega0: float, gamma: float, kappa: float) -> tuple[float, float]:
+    """Band of the 1/f law: ``[max(3 m, 3 gamma), sqrt(kappa) / 2]`` (rad/s), above the mass and the
+    damping width, below where the lattice's density of states departs from the continuum's."""
+    return max(3 * omega0, 3 * gamma), 0.5 * math.sqrt(kappa)
+
+
+def loglog_slope(omega: np.ndarray, s: np.ndarray) -> float:
+    """Least-squares slope of ``log s`` against ``log omega``."""
+    ok = np.isfinite(s) & (s > 0)
+    if ok.sum() < 3:
+        return math.nan
+    return float(np.polyfit(np.log(omega[ok]), np.log(s[ok]), 1)[0])
+
+
+def energy_error_bound(omega_max: float, dt: float) -> float:
+    """Bound on ``|H_n - H_0| / H_0`` for Störmer–Verlet on a linear lattice.
+
+    ``x / (1 - x)`` with ``x = (omega_max dt / 2)^2``.
+    """
+    x = (omega_max * dt / 2) ** 2
+    return x / (1 - x) if x < 1 else math.inf
+
+
+def continuum_solution(u0: np.ndarray, h: float, c: float, m: float, t: float) -> np.ndarray:
+    """Exact Klein–Gordon evolution (periodic, zero initial velocity) of band-limited lattice data ``u0``."""
+    ny, nx = u0.shape
+    kx = 2 * np.pi * np.fft.fftfreq(nx, d=h)
+    ky = 2 * np.pi * np.fft.fftfreq(ny, d=h)
+    w = np.sqrt(m**2 + c**2 * (kx[None, :] ** 2 + ky[:, None] ** 2))
+    return np.real(np.fft.ifft2(np.fft.fft2(u0) * np.cos(w * t)))
+
+
+# --------------------------------------------------------------------------- theory beside simulation
+
+
+def theory_dataset(scenario, ds):
+    """Predictions for every measured quantity present in ``ds`` (``*_theory`` / ``*_bound`` variables)."""
+    import xarray as xr
+
+    from neurodyn.families.base import var_attrs
+    from neurodyn.families.cortical_field.analysis import mode_wavevector
+    from neurodyn.families.cortical_field.lattice import build_setups
+
+    p = scenario.params
+    setups = build_setups(p, scenario.run.dt, scenario.run.duration)
+    st0 = setups[0]
+    out = xr.Dataset()
+    disp_src = (
+        "lattice dispersion omega^2 = eig(M + 4 (sin^2(k_x h/2) + sin^2(k_y h/2)) diag(kappa)); "
+        "damped: sqrt(omega^2 - gamma^2/4); normal modes of the 5-point Laplacian (Brillouin 1946), "
+        "Klein-Gordon reading after Cooray, Cooray & Friston 2023 (arXiv:2308.10645)"
+    )
+    if "dispersion_omega" in ds:
+        modes = list(zip(ds["mode_nx"].values.tolist(), ds["mode_ny"].values.tolist()))
+        per = []
+        lf = []
+        for st in setups:
+            kk = np.array([mode_wavevector(st, m) for m in modes])
+            w = lattice_omega(kk[:, 0], kk[:, 1], st.h, st.kappa, st.mass)  # (F, m)
+            g = float(st.gamma[0])
+            per.append(damped_frequency(w, g) if g > 0 else w)
+            lf.append(leapfrog_frequency(w, st.dt))
+        arr = np.array(per)
+        lfa = np.array(lf)
+        dims = ds["dispersion_omega"].dims
+        if "site_model" not in dims and "resolution" not in dims:
+            arr, lfa = arr[0], lfa[0]
+        if "branch" not in dims:
+            arr, lfa = arr[..., 0, :], lfa[..., 0, :]
+        binw = float(ds["frequency_bin"])
+        tol = binw / float(np.nanmin(arr)) if np.isfinite(np.nanmin(arr)) else 0.05
+        out["dispersion_omega_theory"] = (
+            dims,
+            arr,
+            var_attrs(
+                "rad/s",
+                "lattice dispersion omega(k)",
+                source=disp_src,
+                rel_tol=tol,
+                note="rel_tol is one frequency bin relative to the lowest predicted frequency",
+            ),
+        )
+        out["dispersion_omega_leapfrog"] = (
+            dims,
+            lfa,
+            var_attrs(
+                "rad/s",
+                "fully discrete leapfrog dispersion (2/dt) arcsin(omega dt/2)",
+                source="von Neumann analysis of Stormer-Verlet (Hairer, Lubich & Wanner 2003)",
+            ),
+        )
+        kn = np.hypot(ds["k_x"].values, ds["k_y"].values)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["phase_velocity_theory"] = (
+                dims,
+                arr / np.where(kn > 0, kn, np.nan),
+                var_attrs("m/s", "phase velocity omega(k)/|k|", source=disp_src, rel_tol=tol),
+            )
+        if st0.n_fields == 1:
+            w0 = lattice_omega(ds["k_x"].values, ds["k_y"].values, st0.h, st0.kappa, st0.mass)[0]
+            out["group_velocity_lattice"] = (
+                "mode",
+                group_velocity(ds["k_x"].values, ds["k_y"].values, st0.h, float(st0.kappa[0]), w0),
+                var_attrs(
+                    "m/s",
+                    "lattice group velocity |d omega / d k| (< c unless m = 0 and k -> 0)",
+                    source="gradient of the lattice dispersion relation",
+                ),
+            )
+    if (
+        "energy_error_max" in ds
+        and st0.scheme in ("stormer", "baoab")
+        and not (
+            p.noise.sigma > 0
+            or np.any(st0.gamma > 0)
+            or st0.sponge.any()
+            or len(p.sources)
+            or not np.allclose(st0.mass, st0.mass.T)
+        )
+    ):
+        out["energy_error_max_bound"] = (
+            (),
+            energy_error_bound(st0.omega_max(), st0.dt),
+            var_attrs(
+                "1",
+                "bound x/(1-x), x = (omega_max dt/2)^2, on |H_n - H_0|/H_0 for Stormer-Verlet",
+                source="modified (shadow) energy of Stormer-Verlet on a linear system; "
+                "Hairer, Lubich & Wanner, "
+                "Geometric Numerical Integration (2006), sec. I.5, XIII.2",
+            ),
+        )
+    if "mode_variance" in ds:
+        g = float(st0.gamma[0])
+        modes = list(zip(ds["vmode_nx"].values.tolist(), ds["vmode_ny"].values.tolist()))
+        kk = np.array([mode_wavevector(st0, m) for m in modes])
+        wk = lattice_omega(kk[:, 0], kk[:, 1], st0.h, st0.kappa, st0.mass)[0]
+        out["mode_variance_theory"] = (
+            "vmode",
+            mode_variance(wk, g, st0.sigma),
+            var_attrs(
+                "1",
+                "exact stationary mode variance sigma^2 / (2 gamma omega_k^2)",
+                rel_tol=0.01,
+                source="Ornstein-Uhlenbeck stationary variance of a damped mode (Uhlenbeck & Ornstein 1930); "
+                "BAOAB samples it exactly for linear forces (Leimkuhler & Matthews 2013)",
+            ),
+        )
+        dts = float(ds["mode_psd"].attrs["sample_interval"])
+        out["mode_psd_lorentzian"] = (
+            ("vmode", "omega"),
+            lorentzian_sampled(ds["omega"].values, wk, g, st0.sigma, dts).T,
+            var_attrs(
+                "s",
+                "exact Lorentzian sigma^2/((omega_k^2-omega^2)^2+gamma^2 omega^2), "
+                "aliases of the sampling added",
+                source="stationary spectrum of a white-noise-driven damped oscillator "
+                "(Gardiner, Stochastic Methods, "
+                "sec. 4.5)",
+            ),
+        )
+    if "local_psd" in ds:
+        g = float(st0.gamma[0])
+        w = ds["omega_local"].values
+        om = all_mode_omegas(st0.nx, st0.ny, st0.h, float(st0.kappa[0]), st0.omega0, st0.periodic)
+        exact = local_spectrum(w, om, g, st0.sigma)
+        out["local_psd_lattice_sum"] = (
+            "omega_local",
+            exact,
+            var_attrs(
+                "s", "exact local spectrum (1/N) sum_k S_k(omega)", source="sum of the modes' Lorentzians"
+            ),
+        )
+        out["local_psd_equipartition"] = (
+            "omega_local",
+            equipartition_spectrum(w, g, st0.sigma, float(st0.kappa[0]), st0.omega0),
+            var_attrs(
+                "s",
+                "continuum equipartition spectrum sigma^2/(4 pi gamma kappa omega) "
+                "[pi/2 + arctan((omega^2-m^2)/"
+                "(gamma omega))] -> 1/f law",
+                source="Lorentzians integrated over the 2D mode density N omega/(2 pi kappa); "
+                "Cooray, Cooray & Friston 2023",
+            ),
+        )
+        lo, hi = spectrum_band(st0.omega0, g, float(st0.kappa[0]))
+        band = (w >= lo) & (w <= hi)
+        out["spectrum_slope_theory"] = (
+            (),
+            loglog_slope(w[band], exact[band]),
+            var_attrs(
+                "1",
+                "log-log slope of the exact local spectrum in the same band",
+                rel_tol=0.05,
+                source="least-squares slope of (1/N) sum_k S_k(omega); the equipartition law predicts -1",
+                equipartition_slope=-1.0,
+            ),
+        )
+    if "pulse_speed" in ds:
+        c = p.continuum.c if p.continuum is not None else st0.wave_speed()
+        out["pulse_speed_theory"] = (
+            "direction",
+            np.full(3, c),
+            var_attrs(
+                "m/s",
+                "wave speed c = h sqrt(kappa) of the massless field",
+                rel_tol=0.02,
+                source="massless Klein-Gordon (wave) equation: non-dispersive, every direction at c",
+            ),
+        )
+    if "convergence_order" in ds:
+        order = np.full(ds.sizes["refinement"], 2.0)
+        out["convergence_order_theory"] = (
+            "refinement",
+            order,
+            var_attrs(
+                "1",
+                "second-order convergence (5-point Laplacian O(h^2), leapfrog O(dt^2) with dt ~ h)",
+                rel_tol=0.1,
+                source="truncation error of the centred second differences in space and time",
+            ),
+        )
+    return out

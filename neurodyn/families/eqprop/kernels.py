@@ -1,0 +1,773 @@
+"""Numba kernels of the ``eqprop`` family: relaxation, the EP gradient estimator, BPTT, backprop.
+
+Memory layout (shared by every kernel, so no kernel ever sees a Python object):
+
+* ``off`` (int64, ``n_layers + 1``): layer ``k`` occupies rows ``off[k]:off[k+1]`` of a state array;
+  layer 0 is the clamped input, the last layer the output.
+* States ``S`` are ``(n_units_total, batch)`` C arrays: one *column* per example, so a layer is a block
+  of contiguous rows and the matrix products below are plain BLAS calls on contiguous blocks.
+* ``Wf`` (flat float64) holds ``W_k`` (shape ``(N_k, N_{k+1})``, C order) at ``Wf[woff[k]:woff[k+1]]``.
+  ``bf`` (length ``n_units_total``) holds one bias per unit (the input rows are unused).
+* ``kind`` selects rho: 0 hard sigmoid ``clip(s, 0, 1)``, 1 ``tanh``, 2 ``clip(s/2, 0, 1)``.
+* ``cost`` selects C: 0 squared error on the output *states* (the output layer is part of the energy),
+  1 softmax cross-entropy of a readout ``z = W_L^T rho(h_L) + b`` (the output layer is not relaxed).
+
+Energy (Scellier & Bengio 2017, Eq. 1), over the relaxed layers ``k >= 1``::
+
+    E(s) = 1/2 sum_k ||s_k||^2 - sum_k rho(s_k)^T W_k rho(s_{k+1}) - sum_k b_k^T rho(s_k)
+
+with the input's activation taken as the input itself (``rho(s_0) = x``). The relaxation is
+``s <- P(s - eps dF/ds)`` with ``F = E + beta C`` and ``P`` the projection onto the interval where rho is
+not flat ([0, 1] for the hard sigmoid, [0, 2] for ``clip(s/2, 0, 1)``, none for tanh).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+RHO_HARD_SIGMOID = 0
+RHO_TANH = 1
+RHO_CLIP_HALF = 2
+COST_MSE = 0
+COST_SOFTMAX_CE = 1
+
+
+# --------------------------------------------------------------------------- activation
+
+
+@njit(cache=True, inline="always")
+def _rho(x: float, kind: int) -> float:
+    if kind == RHO_TANH:
+        return math.tanh(x)
+    if kind == RHO_HARD_SIGMOID:
+        return min(max(x, 0.0), 1.0)
+    return min(max(0.5 * x, 0.0), 1.0)
+
+
+@njit(cache=True, inline="always")
+def _drho(x: float, kind: int) -> float:
+    # Inclusive at the kinks: the projected dynamics keeps states inside the closed interval, and
+    # an inclusive derivative makes the boundary a fixed point only when the force pushes outwards.
+    if kind == RHO_TANH:
+        t = math.tanh(x)
+        return 1.0 - t * t
+    if kind == RHO_HARD_SIGMOID:
+        return 1.0 if 0.0 <= x <= 1.0 else 0.0
+    return 0.5 if 0.0 <= x <= 2.0 else 0.0
+
+
+@njit(cache=True, inline="always")
+def _d2rho(x: float, kind: int) -> float:
+    if kind == RHO_TANH:
+        t = math.tanh(x)
+        return -2.0 * t * (1.0 - t * t)
+    return 0.0
+
+
+@njit(cache=True)
+def clip_bounds(kind: int) -> tuple[float, float]:
+    """Interval the states are projected onto (infinite for tanh)."""
+    if kind == RHO_HARD_SIGMOID:
+        return 0.0, 1.0
+    if kind == RHO_CLIP_HALF:
+        return 0.0, 2.0
+    return -np.inf, np.inf
+
+
+@njit(cache=True)
+def fill_rho(S: np.ndarray, R: np.ndarray, off: np.ndarray, kind: int) -> None:
+    """``R = rho(S)`` for the relaxed rows; the input rows are copied (``rho(s_0) = x``)."""
+    n_in = off[1]
+    for i in range(S.shape[0]):
+        if i < n_in:
+            for j in range(S.shape[1]):
+                R[i, j] = S[i, j]
+        else:
+            for j in range(S.shape[1]):
+                R[i, j] = _rho(S[i, j], kind)
+
+
+@njit(cache=True)
+def weight(Wf: np.ndarray, woff: np.ndarray, off: np.ndarray, k: int) -> np.ndarray:
+    """View of ``W_k`` (shape ``(N_k, N_{k+1})``) inside the flat weight vector."""
+    return Wf[woff[k] : woff[k + 1]].reshape((off[k + 1] - off[k], off[k + 2] - off[k + 1]))
+
+
+@njit(cache=True)
+def softmax_cols(Z: np.ndarray) -> np.ndarray:
+    """Column-wise softmax (numerically stable)."""
+    P = np.empty_like(Z)
+    for j in range(Z.shape[1]):
+        m = Z[0, j]
+        for i in range(1, Z.shape[0]):
+            m = max(m, Z[i, j])
+        tot = 0.0
+        for i in range(Z.shape[0]):
+            P[i, j] = math.exp(Z[i, j] - m)
+            tot += P[i, j]
+        for i in range(Z.shape[0]):
+            P[i, j] /= tot
+    return P
+
+
+@njit(cache=True)
+def readout(R: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """Softmax probabilities of the cross-entropy readout from the last hidden layer."""
+    L = off.shape[0] - 3  # index of the last hidden layer
+    W = weight(Wf, woff, off, L)
+    Z = np.dot(W.T, R[off[L] : off[L + 1]])
+    for i in range(Z.shape[0]):
+        for j in range(Z.shape[1]):
+            Z[i, j] += bf[off[L + 1] + i]
+    return softmax_cols(Z)
+
+
+# --------------------------------------------------------------------------- energy and cost
+
+
+@njit(cache=True)
+def energy_cost(
+    S: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    kind: int,
+    cost: int,
+    E: np.ndarray,
+    C: np.ndarray,
+) -> None:
+    """Per-example energy ``E`` and cost ``C`` (written into the 1-D arrays ``E`` and ``C``)."""
+    nl = off.shape[0] - 1
+    top = nl - 1 if cost == COST_MSE else nl - 2  # last relaxed layer
+    R = np.empty_like(S)
+    fill_rho(S, R, off, kind)
+    B = S.shape[1]
+    for j in range(B):
+        E[j] = 0.0
+        C[j] = 0.0
+    for i in range(off[1], off[top + 1]):
+        for j in range(B):
+            E[j] += 0.5 * S[i, j] * S[i, j] - bf[i] * R[i, j]
+    for k in range(top):
+        W = weight(Wf, woff, off, k)
+        WR = np.dot(W, R[off[k + 1] : off[k + 2]])
+        for i in range(WR.shape[0]):
+            for j in range(B):
+                E[j] -= R[off[k] + i, j] * WR[i, j]
+    if cost == COST_MSE:
+        for i in range(D.shape[0]):
+            for j in range(B):
+                d = S[off[nl - 1] + i, j] - D[i, j]
+                C[j] += 0.5 * d * d
+    else:
+        P = readout(R, Wf, woff, bf, off)
+        for i in range(D.shape[0]):
+            for j in range(B):
+                if D[i, j] > 0.0:
+                    C[j] -= D[i, j] * math.log(max(P[i, j], 1e-300))
+
+
+# --------------------------------------------------------------------------- relaxation
+
+
+@njit(cache=True)
+def input_drive(
+    S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray
+) -> np.ndarray:
+    """``W_0^T x + b_1``: the clamped input's constant contribution to the first hidden layer's net input."""
+    U = np.dot(weight(Wf, woff, off, 0).T, S[0 : off[1]])
+    for i in range(U.shape[0]):
+        for j in range(U.shape[1]):
+            U[i, j] += bf[off[1] + i]
+    return U
+
+
+@njit(cache=True)
+def force(
+    S: np.ndarray,
+    R: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    beta: float,
+    kind: int,
+    cost: int,
+    drive: np.ndarray,
+    G: np.ndarray,
+) -> None:
+    """``G = dF/ds`` for the relaxed rows (``F = E + beta C``), from states ``S`` and ``R = rho(S)``.
+
+    ``drive`` is :func:`input_drive` (computed once per relaxation: the input is clamped).
+    """
+    nl = off.shape[0] - 1
+    top = nl - 1 if cost == COST_MSE else nl - 2
+    B = S.shape[1]
+    for n in range(1, top + 1):
+        a, b = off[n], off[n + 1]
+        # u_n = W_{n-1}^T rho(s_{n-1}) + W_n rho(s_{n+1}) + b_n : the net input of layer n
+        if n == 1:
+            U = drive.copy()
+        else:
+            U = np.dot(weight(Wf, woff, off, n - 1).T, R[off[n - 1] : a])
+            for i in range(b - a):
+                for j in range(B):
+                    U[i, j] += bf[a + i]
+        if n < top:
+            U += np.dot(weight(Wf, woff, off, n), R[b : off[n + 2]])
+        for i in range(b - a):
+            for j in range(B):
+                G[a + i, j] = S[a + i, j] - _drho(S[a + i, j], kind) * U[i, j]
+    if beta != 0.0:
+        if cost == COST_MSE:
+            a = off[nl - 1]
+            for i in range(D.shape[0]):
+                for j in range(B):
+                    G[a + i, j] += beta * (S[a + i, j] - D[i, j])
+        else:
+            P = readout(R, Wf, woff, bf, off)
+            P -= D
+            a = off[top]
+            V = np.dot(weight(Wf, woff, off, top), P)  # dC/drho(h_L)
+            for i in range(V.shape[0]):
+                for j in range(B):
+                    G[a + i, j] += beta * _drho(S[a + i, j], kind) * V[i, j]
+
+
+@njit(cache=True)
+def relax(
+    S: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    beta: float,
+    eps: float,
+    n_max: int,
+    tol: float,
+    kind: int,
+    cost: int,
+) -> tuple[int, float]:
+    """Relax ``S`` in place by projected gradient descent on ``F = E + beta C``.
+
+    Runs until the largest projected force ``|P(s - eps dF/ds) - s| / eps`` over the batch falls below
+    ``tol`` (checked before every step, so a converged state costs no step) or ``n_max`` steps.
+
+    Returns
+    -------
+    (int, float)
+        Steps taken and the final largest projected force (the residual).
+    """
+    nl = off.shape[0] - 1
+    top = nl - 1 if cost == COST_MSE else nl - 2
+    lo, hi = clip_bounds(kind)
+    R = np.empty_like(S)
+    G = np.empty_like(S)
+    a, b = off[1], off[top + 1]
+    B = S.shape[1]
+    drive = input_drive(S, Wf, woff, bf, off)
+    steps = 0
+    res = np.inf
+    while True:
+        fill_rho(S, R, off, kind)
+        force(S, R, Wf, woff, bf, off, D, beta, kind, cost, drive, G)
+        res = 0.0
+        for i in range(a, b):
+            for j in range(B):
+                new = min(max(S[i, j] - eps * G[i, j], lo), hi)
+                G[i, j] = new
+                res = max(res, abs(new - S[i, j]))
+        res /= eps
+        if res < tol or steps >= n_max:
+            break
+        for i in range(a, b):
+            for j in range(B):
+                S[i, j] = G[i, j]
+        steps += 1
+    if cost == COST_SOFTMAX_CE:  # keep the readout rows in sync with the relaxed hidden state
+        fill_rho(S, R, off, kind)
+        S[off[nl - 1] : off[nl]] = readout(R, Wf, woff, bf, off)
+    return steps, res
+
+
+# --------------------------------------------------------------------------- EP estimator
+
+
+@njit(cache=True)
+def param_force(
+    S: np.ndarray,
+    beta: float,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    kind: int,
+    cost: int,
+    gW: np.ndarray,
+    gb: np.ndarray,
+    scale: float,
+) -> None:
+    """Accumulate ``scale * dF/dtheta(S, beta)`` (batch mean) into ``gW`` and ``gb``.
+
+    ``dE/dW_k = -rho(s_k) rho(s_{k+1})^T`` and ``dE/db_k = -rho(s_k)``; with the cross-entropy readout
+    the readout parameters enter ``F`` only through ``beta C``.
+    """
+    nl = off.shape[0] - 1
+    top = nl - 1 if cost == COST_MSE else nl - 2
+    B = S.shape[1]
+    R = np.empty_like(S)
+    fill_rho(S, R, off, kind)
+    c = scale / B
+    for k in range(top):
+        M = np.dot(R[off[k] : off[k + 1]], R[off[k + 1] : off[k + 2]].T)
+        g = gW[woff[k] : woff[k + 1]]
+        flat = M.ravel()
+        for i in range(flat.shape[0]):
+            g[i] -= c * flat[i]
+    for i in range(off[1], off[top + 1]):
+        acc = 0.0
+        for j in range(B):
+            acc += R[i, j]
+        gb[i] -= c * acc
+    if cost == COST_SOFTMAX_CE and beta != 0.0:
+        P = readout(R, Wf, woff, bf, off)
+        P -= D
+        M = np.dot(R[off[top] : off[top + 1]], P.T)
+        g = gW[woff[top] : woff[top + 1]]
+        flat = M.ravel()
+        cb = c * beta
+        for i in range(flat.shape[0]):
+            g[i] += cb * flat[i]
+        for i in range(P.shape[0]):
+            acc = 0.0
+            for j in range(B):
+                acc += P[i, j]
+            gb[off[top + 1] + i] += cb * acc
+
+
+@njit(cache=True)
+def ep_gradient(
+    Sa: np.ndarray,
+    beta_a: float,
+    Sb: np.ndarray,
+    beta_b: float,
+    denom: float,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    kind: int,
+    cost: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """EP estimate of ``dJ/dtheta``: ``(dF/dtheta(Sa, beta_a) - dF/dtheta(Sb, beta_b)) / denom``.
+
+    One-sided: ``(S_beta, beta, S_0, 0, beta)``; symmetric: ``(S_+, beta, S_-, -beta, 2 beta)``.
+    """
+    gW = np.zeros_like(Wf)
+    gb = np.zeros_like(bf)
+    param_force(Sa, beta_a, Wf, woff, bf, off, D, kind, cost, gW, gb, 1.0 / denom)
+    param_force(Sb, beta_b, Wf, woff, bf, off, D, kind, cost, gW, gb, -1.0 / denom)
+    return gW, gb
+
+
+# --------------------------------------------------------------------------- training epoch
+
+
+@njit(cache=True)
+def train_epoch(
+    X: np.ndarray,
+    D: np.ndarray,
+    particles: np.ndarray,
+    persistent: bool,
+    perm: np.ndarray,
+    signs: np.ndarray,
+    batch: int,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    lr_w: np.ndarray,
+    lr_b: np.ndarray,
+    beta: float,
+    symmetric: bool,
+    eps: float,
+    n_free: int,
+    n_nudged: int,
+    tol: float,
+    kind: int,
+    cost: int,
+    stats: np.ndarray,
+) -> None:
+    """One epoch of EP training (weights updated in place after every minibatch).
+
+    Parameters
+    ----------
+    X, D : (n_in, n), (n_out, n)
+        Inputs and one-hot targets, one column per example.
+    particles : (n_units, n)
+        Free states of every example, warm-starting its next free phase when ``persistent``.
+    perm : (n,) int
+        Example order; the last partial minibatch is dropped.
+    signs : (n_batches,) float
+        Sign of beta for each minibatch (+-1).
+    lr_w, lr_b : float arrays
+        Learning rate of each weight matrix and of each unit's bias.
+    stats : (n_batches, 5)
+        Written per minibatch: free steps, free residual, mean energy at the free state,
+        number of misclassified examples, mean cost at the free state.
+    """
+    nl = off.shape[0] - 1
+    n_units = off[nl]
+    n_batches = perm.shape[0] // batch
+    S0 = np.empty((n_units, batch))
+    Sp = np.empty((n_units, batch))
+    Sm = np.empty((n_units, batch))
+    Db = np.empty((D.shape[0], batch))
+    Ebuf = np.empty(batch)
+    Cbuf = np.empty(batch)
+    o = off[nl - 1]
+    for bi in range(n_batches):
+        for j in range(batch):
+            e = perm[bi * batch + j]
+            for i in range(X.shape[0]):
+                S0[i, j] = X[i, e]
+            for i in range(X.shape[0], n_units):
+                S0[i, j] = particles[i, e] if persistent else 0.0
+            for i in range(D.shape[0]):
+                Db[i, j] = D[i, e]
+        steps, res = relax(S0, Wf, woff, bf, off, Db, 0.0, eps, n_free, tol, kind, cost)
+        energy_cost(S0, Wf, woff, bf, off, Db, kind, cost, Ebuf, Cbuf)
+        wrong = 0
+        for j in range(batch):
+            best = 0
+            tgt = 0
+            for i in range(1, D.shape[0]):
+                if S0[o + i, j] > S0[o + best, j]:
+                    best = i
+                if Db[i, j] > Db[tgt, j]:
+                    tgt = i
+            if best != tgt:
+                wrong += 1
+            if persistent:
+                e = perm[bi * batch + j]
+                for i in range(n_units):
+                    particles[i, e] = S0[i, j]
+        stats[bi, 0] = steps
+        stats[bi, 1] = res
+        stats[bi, 2] = Ebuf.mean()
+        stats[bi, 3] = wrong
+        stats[bi, 4] = Cbuf.mean()
+        b_signed = beta * signs[bi]
+        Sp[:] = S0
+        relax(Sp, Wf, woff, bf, off, Db, b_signed, eps, n_nudged, 0.0, kind, cost)
+        if symmetric:
+            Sm[:] = S0
+            relax(Sm, Wf, woff, bf, off, Db, -b_signed, eps, n_nudged, 0.0, kind, cost)
+            gW, gb = ep_gradient(
+                Sp, b_signed, Sm, -b_signed, 2.0 * b_signed, Wf, woff, bf, off, Db, kind, cost
+            )
+        else:
+            gW, gb = ep_gradient(Sp, b_signed, S0, 0.0, b_signed, Wf, woff, bf, off, Db, kind, cost)
+        for k in range(woff.shape[0] - 1):
+            for i in range(woff[k], woff[k + 1]):
+                Wf[i] -= lr_w[k] * gW[i]
+        for i in range(bf.shape[0]):
+            bf[i] -= lr_b[i] * gb[i]
+
+
+@njit(cache=True)
+def predict_ep(
+    X: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    eps: float,
+    n_max: int,
+    tol: float,
+    kind: int,
+    cost: int,
+    chunk: int,
+    out_class: np.ndarray,
+    out_steps: np.ndarray,
+) -> None:
+    """Free-phase prediction from the zero state (argmax of the output layer) for every column of X."""
+    nl = off.shape[0] - 1
+    n = X.shape[1]
+    o = off[nl - 1]
+    n_out = off[nl] - o
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        S = np.zeros((off[nl], m))
+        S[: X.shape[0]] = X[:, start : start + m]
+        Dz = np.zeros((n_out, m))
+        steps, _ = relax(S, Wf, woff, bf, off, Dz, 0.0, eps, n_max, tol, kind, cost)
+        for j in range(m):
+            best = 0
+            for i in range(1, n_out):
+                if S[o + i, j] > S[o + best, j]:
+                    best = i
+            out_class[start + j] = best
+            out_steps[start + j] = steps
+
+
+# --------------------------------------------------------------------------- discrete-time form and BPTT
+
+
+@njit(cache=True)
+def step_map(
+    S: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    beta: float,
+    eps: float,
+    kind: int,
+    cost: int,
+) -> np.ndarray:
+    """One step of the prototypical discrete-time form ``s_{t+1} = dPhi/ds(s_t) - eps beta dC/ds(s_t)``.
+
+    With ``Phi = 1/2 ||s||^2 - eps E(s)`` this is ``s - eps dF/ds`` without projection (so it is exactly
+    a gradient map, the condition of Ernoult et al. 2019, Theorem 1).
+    """
+    R = np.empty_like(S)
+    G = np.empty_like(S)
+    fill_rho(S, R, off, kind)
+    force(S, R, Wf, woff, bf, off, D, beta, kind, cost, input_drive(S, Wf, woff, bf, off), G)
+    nl = off.shape[0] - 1
+    top = nl - 1 if cost == COST_MSE else nl - 2
+    out = S.copy()
+    for i in range(off[1], off[top + 1]):
+        for j in range(S.shape[1]):
+            out[i, j] = S[i, j] - eps * G[i, j]
+    return out
+
+
+@njit(cache=True)
+def bptt_at_fixed_point(
+    S: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    D: np.ndarray,
+    eps: float,
+    kind: int,
+    K: int,
+    gS: np.ndarray,
+    gW: np.ndarray,
+    gb: np.ndarray,
+) -> None:
+    """Truncated BPTT of ``L = C(s_T)`` through ``K`` steps of :func:`step_map` that all sit at ``S``.
+
+    When the free phase has converged, ``s_{T-t} = s*`` for ``t <= K``; the step Jacobian is then the
+    same at every step and BPTT is ``g_{T-t-1} = J^T g_{T-t}`` with ``g_T = dC/ds(s*)`` (squared-error
+    cost on the output states). Writes, for ``t = 0..K-1``, ``gS[t] = dL/ds_{T-t}`` (relaxed rows) and
+    ``gW[t], gb[t] = dL/dtheta_{T-t}``: the gradient with respect to the parameters used by the step
+    into ``s_{T-t}`` (batch mean).
+    """
+    nl = off.shape[0] - 1
+    top = nl - 1
+    B = S.shape[1]
+    R = np.empty_like(S)
+    fill_rho(S, R, off, kind)
+    dR = np.empty_like(S)
+    d2R = np.empty_like(S)
+    U = np.zeros_like(S)
+    for n in range(1, top + 1):
+        a, b = off[n], off[n + 1]
+        Un = np.dot(weight(Wf, woff, off, n - 1).T, R[off[n - 1] : a])
+        if n < top:
+            Un += np.dot(weight(Wf, woff, off, n), R[b : off[n + 2]])
+        for i in range(b - a):
+            for j in range(B):
+                U[a + i, j] = Un[i, j] + bf[a + i]
+                dR[a + i, j] = _drho(S[a + i, j], kind)
+                d2R[a + i, j] = _d2rho(S[a + i, j], kind)
+    g = np.zeros_like(S)
+    a0 = off[nl - 1]
+    for i in range(D.shape[0]):
+        for j in range(B):
+            g[a0 + i, j] = (S[a0 + i, j] - D[i, j]) / B
+    A = np.zeros_like(S)  # eps rho'(s_n) g'_n : gradient reaching the net input u_n
+    gr = np.zeros_like(S)  # gradient with respect to rho(s_n)
+    for t in range(K):
+        for i in range(off[1], off[top + 1]):
+            for j in range(B):
+                gS[t, i - off[1], j] = g[i, j] * B
+                A[i, j] = eps * dR[i, j] * g[i, j]
+        # parameter gradients of the step into s_{T-t}: s'_n = (1-eps) s_n + eps rho'(s_n) (u_n + b_n)
+        for k in range(top):
+            M = np.dot(R[off[k] : off[k + 1]], A[off[k + 1] : off[k + 2]].T)
+            if k >= 1:
+                M += np.dot(A[off[k] : off[k + 1]], R[off[k + 1] : off[k + 2]].T)
+            flat = M.ravel()
+            for i in range(flat.shape[0]):
+                gW[t, woff[k] + i] = flat[i]
+        for i in range(off[1], off[top + 1]):
+            acc = 0.0
+            for j in range(B):
+                acc += A[i, j]
+            gb[t, i] = acc
+        # state gradient one step further back: g_n = (1-eps) g'_n + eps rho''(s_n) u_n g'_n
+        #                                           + rho'(s_n) [W_{n-1}^T A_{n-1} + W_n A_{n+1}]
+        gr[:] = 0.0
+        for n in range(1, top + 1):
+            a, b = off[n], off[n + 1]
+            if n + 1 <= top:
+                gr[a:b] += np.dot(weight(Wf, woff, off, n), A[b : off[n + 2]])
+            if n - 1 >= 1:
+                gr[a:b] += np.dot(weight(Wf, woff, off, n - 1).T, A[off[n - 1] : a])
+        for i in range(off[1], off[top + 1]):
+            for j in range(B):
+                g[i, j] = (1.0 - eps) * g[i, j] + eps * d2R[i, j] * U[i, j] * g[i, j] + dR[i, j] * gr[i, j]
+
+
+# --------------------------------------------------------------------------- backprop baseline
+
+
+@njit(cache=True)
+def _forward(
+    X: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    kind: int,
+    cost: int,
+    Z: np.ndarray,
+    H: np.ndarray,
+) -> None:
+    nl = off.shape[0] - 1
+    H[: off[1]] = X
+    for k in range(nl - 1):
+        Zk = np.dot(weight(Wf, woff, off, k).T, H[off[k] : off[k + 1]])
+        a = off[k + 1]
+        for i in range(Zk.shape[0]):
+            for j in range(Zk.shape[1]):
+                Z[a + i, j] = Zk[i, j] + bf[a + i]
+                H[a + i, j] = _rho(Z[a + i, j], kind)
+    o = off[nl - 1]
+    if cost == COST_SOFTMAX_CE:
+        H[o:] = softmax_cols(Z[o:])
+    else:
+        # Linear output for the squared error: a hard-sigmoid output unit whose net input leaves [0, 1]
+        # has zero gradient for good, which stalls backprop (EP's clipped output states do not stall).
+        H[o:] = Z[o:]
+
+
+@njit(cache=True)
+def bp_train_epoch(
+    X: np.ndarray,
+    D: np.ndarray,
+    perm: np.ndarray,
+    batch: int,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    lr_w: np.ndarray,
+    lr_b: np.ndarray,
+    kind: int,
+    cost: int,
+    stats: np.ndarray,
+) -> None:
+    """One epoch of minibatch SGD with backprop on the feed-forward net of the same architecture.
+
+    ``h_{k+1} = rho(W_k^T h_k + b_{k+1})``; output ``rho(z)`` with squared error, or ``softmax(z)``
+    with cross-entropy. ``stats[b] = (misclassified, mean cost)`` per minibatch.
+    """
+    nl = off.shape[0] - 1
+    n_units = off[nl]
+    n_batches = perm.shape[0] // batch
+    Xb = np.empty((X.shape[0], batch))
+    Db = np.empty((D.shape[0], batch))
+    Z = np.zeros((n_units, batch))
+    H = np.zeros((n_units, batch))
+    Dl = np.zeros((n_units, batch))  # dL/dz per layer
+    o = off[nl - 1]
+    for bi in range(n_batches):
+        for j in range(batch):
+            e = perm[bi * batch + j]
+            for i in range(X.shape[0]):
+                Xb[i, j] = X[i, e]
+            for i in range(D.shape[0]):
+                Db[i, j] = D[i, e]
+        _forward(Xb, Wf, woff, bf, off, kind, cost, Z, H)
+        wrong = 0
+        cst = 0.0
+        for j in range(batch):
+            best = 0
+            tgt = 0
+            for i in range(1, D.shape[0]):
+                if H[o + i, j] > H[o + best, j]:
+                    best = i
+                if Db[i, j] > Db[tgt, j]:
+                    tgt = i
+            if best != tgt:
+                wrong += 1
+            for i in range(D.shape[0]):
+                if cost == COST_MSE:
+                    d = H[o + i, j] - Db[i, j]
+                    cst += 0.5 * d * d
+                    Dl[o + i, j] = d / batch
+                else:
+                    if Db[i, j] > 0.0:
+                        cst -= Db[i, j] * math.log(max(H[o + i, j], 1e-300))
+                    Dl[o + i, j] = (H[o + i, j] - Db[i, j]) / batch
+        stats[bi, 0] = wrong
+        stats[bi, 1] = cst / batch
+        for k in range(nl - 2, -1, -1):
+            W = weight(Wf, woff, off, k)
+            if k >= 1:
+                back = np.dot(W, Dl[off[k + 1] : off[k + 2]])
+                a = off[k]
+                for i in range(back.shape[0]):
+                    for j in range(batch):
+                        Dl[a + i, j] = back[i, j] * _drho(Z[a + i, j], kind)
+            M = np.dot(H[off[k] : off[k + 1]], Dl[off[k + 1] : off[k + 2]].T)
+            flat = M.ravel()
+            for i in range(flat.shape[0]):
+                Wf[woff[k] + i] -= lr_w[k] * flat[i]
+            for i in range(off[k + 1], off[k + 2]):
+                acc = 0.0
+                for j in range(batch):
+                    acc += Dl[i, j]
+                bf[i] -= lr_b[i] * acc
+
+
+@njit(cache=True)
+def predict_bp(
+    X: np.ndarray,
+    Wf: np.ndarray,
+    woff: np.ndarray,
+    bf: np.ndarray,
+    off: np.ndarray,
+    kind: int,
+    cost: int,
+    out_class: np.ndarray,
+) -> None:
+    """Feed-forward prediction (argmax of the output) for every column of X."""
+    nl = off.shape[0] - 1
+    n = X.shape[1]
+    Z = np.zeros((off[nl], n))
+    H = np.zeros((off[nl], n))
+    _forward(X, Wf, woff, bf, off, kind, cost, Z, H)
+    o = off[nl - 1]
+    for j in range(n):
+        best = 0
+        for i in range(1, off[nl] - o):
+            if H[o + i, j] > H[o + best, j]:
+                best = i
+        out_class[j] = best

@@ -1,0 +1,272 @@
+"""Scenario schema of the ``eqprop`` family.
+
+One network description (``layers``, ``rho``, ``cost``, ``eps``) and one of three experiments:
+
+``train``
+    EP training on scikit-learn's bundled digits, with a backprop baseline on the same architecture,
+    for every seed in ``training.seeds`` (section ``training``).
+``gradient_theorem``
+    EP gradient estimate (one-sided and symmetric) against central finite differences of
+    ``J(theta) = C(s0_theta)`` over a list of beta values (section ``theorem``).
+``bptt_match``
+    Step-by-step EP updates of the discrete-time form against truncated BPTT (section ``bptt``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from neurodyn.errors import FieldIssue
+from neurodyn.families.base import StrictModel
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+RHO_CODES = {"hard_sigmoid": 0, "tanh": 1, "clip_half": 2}
+COST_CODES = {"mse": 0, "softmax_ce": 1}
+
+
+def _positive_list(v: list[float], what: str) -> list[float]:
+    if not v:
+        raise ValueError(f"needs at least one {what}")
+    for x in v:
+        if not x > 0:
+            raise ValueError(f"every {what} must be positive (got {x!r})")
+    return v
+
+
+class Training(StrictModel):
+    """EP training hyperparameters (Scellier & Bengio 2017, Table 1, scaled to the digits set)."""
+
+    #: nudging strength; its sign is drawn at random per minibatch when ``random_sign``
+    beta: float = 0.5
+    random_sign: bool = True
+    #: EP estimators to train with, side by side: ``one_sided`` (s_beta vs s_0) and/or ``symmetric``
+    #: (s_+beta vs s_-beta, Laborieux et al. 2021)
+    estimators: list[Literal["one_sided", "symmetric"]] = ["one_sided"]
+    batch_size: PositiveInt = 20
+    n_free: PositiveInt = 20
+    n_nudged: PositiveInt = 4
+    #: the free phase stops early once the largest projected force |dF/ds| is below tol (0: never)
+    tol: float = 0.0
+    #: warm-start each example's free phase from its last free state
+    persistent: bool = True
+    #: learning rate of each weight matrix W_0 .. W_L (input side first); a layer's bias uses the rate
+    #: of the matrix feeding it
+    lr: list[float] = [0.1, 0.05]
+    epochs: PositiveInt = 25
+    #: seeds of the independent runs (weights, minibatch order, beta signs); default: [run.seed]
+    seeds: list[int] | None = None
+    #: also train the feed-forward backprop baseline on the same architecture and data
+    backprop: bool = True
+    #: learning rates of the baseline (default: ``lr``)
+    bp_lr: list[float] | None = None
+    #: test-time free phase from the zero state: at most eval_steps steps, stop below eval_tol
+    eval_steps: PositiveInt = 100
+    eval_tol: float = 1e-4
+
+    @field_validator("beta")
+    @classmethod
+    def _beta(cls, v: float) -> float:
+        if v == 0:
+            raise ValueError("must be non-zero for training (the EP update divides by beta); e.g. 0.5")
+        return v
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, v: list[float]) -> list[float]:
+        return _positive_list(v, "learning rate")
+
+    @field_validator("bp_lr")
+    @classmethod
+    def _bplr(cls, v: list[float] | None) -> list[float] | None:
+        return None if v is None else _positive_list(v, "learning rate")
+
+    @field_validator("tol", "eval_tol")
+    @classmethod
+    def _tol(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("estimators")
+    @classmethod
+    def _estimators(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("needs one or both of one_sided, symmetric, each once")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("needs at least one seed")
+            if len(set(v)) != len(v):
+                raise ValueError("seeds must be distinct")
+            if any(s < 0 for s in v):
+                raise ValueError("seeds must be non-negative integers")
+        return v
+
+
+class Theorem(StrictModel):
+    """EP gradient vs finite differences of ``J(theta) = C(s0_theta)``."""
+
+    betas: list[float] = [0.1, 0.03, 0.01, 0.003, 0.001]
+    #: random inputs (uniform in [0, 1]) and one-hot targets in the batch J averages over
+    n_examples: PositiveInt = 4
+    #: central finite-difference step on every weight and bias
+    fd_step: float = 1e-5
+    #: relaxation to |dF/ds| < tol (float64)
+    tol: float = 1e-13
+    max_steps: PositiveInt = 200_000
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: list[float]) -> list[float]:
+        _positive_list(v, "beta")
+        if len(v) < 2:
+            raise ValueError("needs at least two beta values to fit a slope")
+        return v
+
+    @field_validator("fd_step", "tol")
+    @classmethod
+    def _pos(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be positive")
+        return v
+
+
+class BPTTMatch(StrictModel):
+    """Discrete-time EP updates vs truncated BPTT gradients (Ernoult et al. 2019)."""
+
+    #: beta values; the step-by-step curves are stored for every one of them
+    betas: list[float] = [0.1, 0.03, 0.01, 0.003, 0.001]
+    estimator: Literal["one_sided", "symmetric"] = "one_sided"
+    #: number of steps K of the nudged phase and of truncated BPTT
+    steps: PositiveInt = 20
+    n_examples: PositiveInt = 4
+    tol: float = 1e-13
+    max_steps: PositiveInt = 200_000
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: list[float]) -> list[float]:
+        _positive_list(v, "beta")
+        if len(v) < 2:
+            raise ValueError("needs at least two beta values to fit a slope")
+        return v
+
+    @field_validator("tol")
+    @classmethod
+    def _pos(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be positive")
+        return v
+
+
+class Data(StrictModel):
+    """The training data: scikit-learn's bundled ``load_digits`` (offline), fixed stratified split."""
+
+    dataset: Literal["digits"] = "digits"
+    test_fraction: float = 0.2
+    split_seed: int = 0
+
+    @field_validator("test_fraction")
+    @classmethod
+    def _frac(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError("must be in (0, 1)")
+        return v
+
+
+class EqPropParams(StrictModel):
+    """A layered Hopfield network and the experiment to run on it."""
+
+    experiment: Literal["train", "gradient_theorem", "bptt_match"] = "train"
+    #: units per layer, input first, output last (>= 1 hidden layer)
+    layers: list[PositiveInt] = [64, 500, 10]
+    rho: Literal["hard_sigmoid", "tanh", "clip_half"] = "hard_sigmoid"
+    #: ``mse``: 1/2 ||y - d||^2 on the output states; ``softmax_ce``: cross-entropy of a softmax readout
+    cost: Literal["mse", "softmax_ce"] = "mse"
+    #: relaxation step size
+    eps: float = 0.5
+    #: multiplies the Glorot-uniform bound sqrt(6 / (fan_in + fan_out))
+    init_gain: float = 1.0
+    training: Training | None = None
+    theorem: Theorem | None = None
+    bptt: BPTTMatch | None = None
+    data: Data = Data()
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v: list[int]) -> list[int]:
+        if len(v) < 3:
+            raise ValueError("needs input, at least one hidden layer and output, e.g. [64, 500, 10]")
+        return v
+
+    @field_validator("eps")
+    @classmethod
+    def _eps(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError("step size must be in (0, 1], e.g. 0.5")
+        return v
+
+    @field_validator("init_gain")
+    @classmethod
+    def _gain(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be positive")
+        return v
+
+    @model_validator(mode="after")
+    def _sections(self) -> EqPropParams:
+        owner = {"training": "train", "theorem": "gradient_theorem", "bptt": "bptt_match"}
+        for section, exp in owner.items():
+            if getattr(self, section) is not None and self.experiment != exp:
+                raise FieldIssue(
+                    section,
+                    "{...}",
+                    f"only used with experiment: {exp} (this scenario has experiment: {self.experiment})",
+                )
+        # Fill the experiment's section with its defaults (bypassing validate_assignment, which would
+        # re-run this validator).
+        defaults = {
+            "train": ("training", Training),
+            "gradient_theorem": ("theorem", Theorem),
+            "bptt_match": ("bptt", BPTTMatch),
+        }
+        section, cls = defaults[self.experiment]
+        if getattr(self, section) is None:
+            self.__dict__[section] = cls()
+        n_w = len(self.layers) - 1
+        if self.training is not None:
+            for key in ("lr", "bp_lr"):
+                rates = getattr(self.training, key)
+                if rates is not None and len(rates) != n_w:
+                    raise FieldIssue(
+                        f"training.{key}",
+                        rates,
+                        f"needs one rate per weight matrix: {n_w} for layers {self.layers}",
+                    )
+        if self.experiment != "train" and self.rho != "tanh":
+            raise FieldIssue(
+                "rho",
+                self.rho,
+                f"experiment {self.experiment} needs the smooth rho 'tanh' "
+                "(the theorem is about differentiable fixed points)",
+            )
+        if self.experiment == "bptt_match" and self.cost != "mse":
+            raise FieldIssue("cost", self.cost, "experiment bptt_match supports cost 'mse' only")
+        return self
+
+    @property
+    def rho_code(self) -> int:
+        """Integer code of rho for the kernels."""
+        return RHO_CODES[self.rho]
+
+    @property
+    def cost_code(self) -> int:
+        """Integer code of the cost for the kernels."""
+        return COST_CODES[self.cost]

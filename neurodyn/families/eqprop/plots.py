@@ -1,0 +1,118 @@
+"""Figures of the ``eqprop`` family (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+    """Dispatch on the experiment stored in the run."""
+    exp = ds.attrs.get("experiment")
+    if exp == "gradient_theorem":
+        return [plot_theorem(ds, out_dir / f"{stem}_gradient_error.png")]
+    if exp == "bptt_match":
+        return [plot_bptt(ds, out_dir / f"{stem}_ep_vs_bptt.png")]
+    if exp == "train":
+        return [plot_training(ds, out_dir / f"{stem}_training.png")]
+    return []
+
+
+def plot_theorem(ds: xr.Dataset, path: Path) -> Path:
+    """Log-log relative gradient error against beta with slope-1 and slope-2 guides."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    beta = ds["beta"].values
+    for est, marker in zip(ds["estimator"].values, ("o", "s")):
+        err = ds["grad_rel_error"].sel(estimator=est).values
+        slope = float(ds["error_slope"].sel(estimator=est))
+        ax.loglog(beta, err, marker=marker, label=f"{est} (fitted slope {slope:.2f})")
+        k = 1 if est == "one_sided" else 2
+        i = int(np.argmax(beta))
+        ax.loglog(
+            beta, err[i] * (beta / beta[i]) ** k, "k--" if k == 1 else "k:", lw=1, label=f"slope {k} guide"
+        )
+    ax.set_xlabel("beta")
+    ax.set_ylabel("||g_EP - g_FD|| / ||g_FD||")
+    ax.set_title("EP gradient vs finite differences")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_bptt(ds: xr.Dataset, path: Path, n_curves: int = 6) -> Path:
+    """EP updates (dashed) over BPTT gradients (solid) step by step, and the relative RMSE against beta."""
+    plt = _plt()
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
+    beta = ds["beta"].values
+    b = float(beta[np.argmin(np.abs(np.log(beta / 0.01)))])
+    ref = ds["bptt_update"]
+    pick = np.argsort(-np.abs(ref.values).max(axis=0))[:n_curves]
+    steps = ds["step"].values
+    for j, prm in enumerate(pick):
+        color = f"C{j}"
+        ax0.plot(steps, ref.values[:, prm], color=color, lw=1.5)
+        ax0.plot(steps, ds["ep_update"].sel(beta=b).values[:, prm], "--", color=color, lw=1.5)
+    ax0.set_xlabel("step t (EP: into the nudged phase; BPTT: back from T)")
+    ax0.set_ylabel("update")
+    ax0.set_title(f"EP (dashed) vs -BPTT gradient (solid), beta={b:g}")
+    ax1.loglog(beta, ds["rel_rmse"].values, "o-", label=f"parameters (slope {float(ds['rmse_slope']):.2f})")
+    ax1.loglog(
+        beta, ds["rel_rmse_state"].values, "s-", label=f"neurons (slope {float(ds['rmse_state_slope']):.2f})"
+    )
+    ax1.set_xlabel("beta")
+    ax1.set_ylabel("relative RMSE EP vs BPTT")
+    ax1.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_training(ds: xr.Dataset, path: Path) -> Path:
+    """Train/test error (mean +- std over seeds) of EP and backprop, energy and relaxation steps."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ep = ds["epoch"].values
+    for m, color in zip(ds["rule"].values, ("C0", "C1", "C2")):
+        for var, style in (("test_error", "-"), ("train_error", ":")):
+            v = ds[var].sel(rule=m)
+            mean, std = v.mean("seed").values, v.std("seed").values
+            axes[0].plot(ep, 100 * mean, style, color=color, label=f"{m} {var.split('_')[0]}")
+            axes[0].fill_between(ep, 100 * (mean - std), 100 * (mean + std), color=color, alpha=0.2)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("error (%)")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("EP vs backprop")
+    for m, color in zip(ds["rule"].values, ("C0", "C1", "C2")):
+        if m == "bp":
+            continue
+        axes[1].plot(ep, ds["energy"].sel(rule=m).mean("seed").values, color=color, label=m)
+        axes[2].plot(ep, ds["free_steps"].sel(rule=m).mean("seed").values, color=color,
+                     label=f"{m}: free phase (training)")
+        axes[2].plot(ep, ds["eval_steps"].sel(rule=m).mean("seed").values, "--", color=color,
+                     label=f"{m}: test relaxation from 0")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("energy at the free fixed point")
+    axes[1].legend(fontsize=8)
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylabel("relaxation steps")
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

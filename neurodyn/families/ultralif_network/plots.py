@@ -1,0 +1,134 @@
+"""Figures of ``neurodyn plot`` for ultralif_network runs (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+    """Training curves, accuracy by neuron model, and (several lambdas) accuracy against spike rate."""
+    plt = _plt()
+    paths: list[Path] = []
+    epoch = ds["epoch"].values
+    lam0 = ds["sparsity"].values[0]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for m in ds["model"].values:
+        for ax, var in zip(axes, ("train_loss", "test_accuracy", "spike_rate")):
+            y = ds[var].sel(model=m, sparsity=lam0)
+            mu, sd = y.mean("seed").values, y.std("seed").values
+            ax.plot(epoch, mu, label=str(m))
+            ax.fill_between(epoch, mu - sd, mu + sd, alpha=0.2)
+    for ax, var in zip(axes, ("train_loss", "test_accuracy", "spike_rate")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ds[var].attrs.get("long_name", var), fontsize=8)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{ds.attrs.get('dataset')} T={ds.attrs.get('T')} lambda={lam0:g} (mean ± std over seeds)")
+    fig.tight_layout()
+    paths.append(out_dir / f"{stem}_curves.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * ds.sizes["model"] * ds.sizes["sparsity"]), 4))
+    acc = ds["final_test_accuracy"]
+    width = 0.8 / ds.sizes["sparsity"]
+    x = np.arange(ds.sizes["model"])
+    for j, lam in enumerate(ds["sparsity"].values):
+        a = acc.sel(sparsity=lam)
+        sd = a.std("seed", ddof=1).values if ds.sizes["seed"] > 1 else np.zeros(len(x))
+        ax.bar(x + j * width, a.mean("seed").values, width, yerr=sd, capsize=3, label=f"lambda={lam:g}")
+    ax.set_xticks(x + 0.4 - width / 2, [str(m) for m in ds["model"].values], rotation=30, ha="right",
+                  fontsize=8)
+    lo = float(np.nanmin(acc.values))
+    ax.set_ylim(max(0.0, lo - 0.1), 1.0)
+    ax.set_ylabel("final test accuracy")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out_dir / f"{stem}_accuracy.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    if ds.sizes["sparsity"] > 1:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for m in ds["model"].values:
+            r = ds["spike_rate"].sel(model=m).isel(epoch=-1).mean("seed")
+            a = acc.sel(model=m).mean("seed")
+            ax.plot(r.values, a.values, "o-", label=str(m))
+        ax.set_xlabel("mean hidden spike rate")
+        ax.set_ylabel("final test accuracy")
+        ax.set_title("sparsity penalty lambda: accuracy vs activity")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths.append(out_dir / f"{stem}_sparsity.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def plot_bounds(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+    """Measured error against the bound as functions of eps (log axes), and example trajectories."""
+    plt = _plt()
+    paths: list[Path] = []
+    eps = ds["eps"].values
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ax = axes[0]
+    for pre, name in (("v", "UltraLIF vs max-plus LIF"), ("d", "UltraDLIF vs max-plus diffusion")):
+        line, = ax.loglog(eps, ds[f"{pre}_error_max"], "o-", label=f"{name}: max error")
+        if f"{pre}_error_max_bound" in ds:
+            ax.loglog(eps, ds[f"{pre}_error_max_bound"], "--", color=line.get_color(),
+                      label="bound steps eps log m")
+    ax.loglog(eps, ds["lse_excess_max"], "s-", label="LSE - max (max)")
+    if "lse_excess_max_bound" in ds:
+        ax.loglog(eps, ds["lse_excess_max_bound"], ":", label="eps log n")
+    ax.set_xlabel("eps")
+    ax.set_ylabel("error")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for var, lab in (("v_ratio_all_max", "UltraLIF, all steps"),
+                     ("v_ratio_margin_max", "UltraLIF, margin holds"),
+                     ("v_noreset_ratio_max", "UltraLIF, no reset"),
+                     ("d_ratio_all_max", "UltraDLIF, all steps"),
+                     ("d_noreset_ratio_max", "UltraDLIF, no reset")):
+        ax.loglog(eps, np.maximum(ds[var].values, 1e-16), "o-", label=lab)
+    ax.axhline(1.0, color="k", lw=1)
+    ax.set_xlabel("eps")
+    ax.set_ylabel("max error / (t eps log m)")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    for var, lab in (("v_margin_fail_fraction", "margin fails (UltraLIF)"),
+                     ("v_violation_fraction", "bound violated (UltraLIF)"),
+                     ("d_margin_fail_fraction", "margin fails (UltraDLIF)"),
+                     ("d_violation_fraction", "bound violated (UltraDLIF)")):
+        ax.semilogx(eps, ds[var], "o-", label=lab)
+    ax.set_xlabel("eps")
+    ax.set_ylabel("fraction of (neuron, step)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out_dir / f"{stem}_bounds.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    step = ds["step"].values
+    ax.plot(step, ds["v_example_hard"].isel(eps=0), "k-", lw=2, label="max-plus LIF")
+    for i, e in enumerate(eps):
+        ax.plot(step, ds["v_example_soft"].isel(eps=i), lw=1, label=f"UltraLIF eps={e:g}")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("pre-spike potential P(t)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    paths.append(out_dir / f"{stem}_trajectories.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths

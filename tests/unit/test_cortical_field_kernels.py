@@ -1,0 +1,136 @@
+"""Unit tests of the cortical_field kernels: energy conservation, determinism, sources, boundaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurodyn.families.cortical_field import theory as T
+from neurodyn.runner import simulate
+from neurodyn.scenario import from_dict
+
+
+def _scenario(params: dict, run: dict, record: dict | None = None):
+    return from_dict(
+        {"name": "t", "family": "cortical_field", "params": params, "run": run, "record": record or {}}
+    )
+
+
+LATTICE = {
+    "lattice": {"nx": 32, "ny": 32, "h": 1e-3},
+    "omega0": 31.4159,
+    "kappa": 10000.0,
+    "initial": {"kind": "random", "amplitude": 1.0},
+}
+
+
+def test_energy_error_bounded_without_drift_and_scales_as_dt_squared():
+    """Undamped, no input: over 1e5 steps the relative energy error stays below the Störmer–Verlet
+    shadow-energy bound, does not drift, and halves dt -> error / 4."""
+    errs = {}
+    for dt, steps in ((1e-3, 100_000), (5e-4, 40_000)):
+        ds = simulate(_scenario(LATTICE, {"duration": steps * dt, "dt": dt, "seed": 7}, {"energy": {}}))
+        rel = ds["energy_rel_error"].values
+        assert len(rel) == steps
+        bound = T.energy_error_bound(float(np.sqrt(31.4159**2 + 8 * 10000.0)), dt)
+        assert np.max(np.abs(rel)) <= bound
+        # no secular drift: the mean error of the last tenth equals that of the first tenth
+        assert abs(float(ds["energy_drift"])) < 0.05 * np.max(np.abs(rel))
+        # compare the two step sizes over the same 20 s of trajectory
+        errs[dt] = np.max(np.abs(rel[: int(round(20.0 / dt))]))
+    ratio = errs[1e-3] / errs[5e-4]
+    assert 3.6 < ratio < 4.4, ratio
+
+
+def test_same_seed_is_bitwise_identical_and_threads_do_not_change_results():
+    params = {
+        "lattice": {"nx": 128, "ny": 128},
+        "omega0": 20.0,
+        "kappa": 40000.0,
+        "gamma": 5.0,
+        "noise": {"sigma": 1.0},
+    }
+    run = {"duration": 0.05, "dt": 1e-3, "seed": 11}
+    rec = {"snapshots": {"every": 0.01}, "energy": {}}
+    a = simulate(_scenario(params, {**run, "threads": 1}, rec))
+    b = simulate(_scenario(params, {**run, "threads": 1}, rec))
+    c = simulate(_scenario(params, {**run, "threads": 2}, rec))
+    assert np.array_equal(a["u"].values, b["u"].values)
+    assert np.array_equal(a["u"].values, c["u"].values)
+    assert np.array_equal(a["energy"].values, c["energy"].values)
+    d = simulate(_scenario(params, {**run, "seed": 12}, rec))
+    assert not np.array_equal(a["u"].values, d["u"].values)
+
+
+@pytest.mark.parametrize("kind", ["point", "gaussian"])
+def test_constant_source_reaches_the_exact_static_response(kind):
+    """Damped massive lattice driven by a constant source settles at (omega0^2 - kappa lap) u = J,
+    solved exactly by FFT on the torus."""
+    n, h = 24, 1e-3
+    src = {"kind": kind, "x": 10e-3, "y": 7e-3, "amplitude": 500.0}
+    if kind == "gaussian":
+        src["width"] = 2e-3
+    params = {
+        "lattice": {"nx": n, "ny": n, "h": h},
+        "omega0": 30.0,
+        "kappa": 2000.0,
+        "gamma": 40.0,
+        "sources": [src],
+    }
+    ds = simulate(_scenario(params, {"duration": 3.0, "dt": 1e-3}, {"snapshots": {"every": 0.1}}))
+    u = ds["u"].isel(time=-1).values
+    ix, iy = np.arange(n), np.arange(n)
+    if kind == "point":
+        J = np.zeros((n, n))
+        J[7, 10] = 500.0
+    else:
+        J = 500.0 * np.exp(-((ix[None, :] - 10) ** 2 + (iy[:, None] - 7) ** 2) / (2 * 2.0**2))
+    k = 2 * np.pi * np.fft.fftfreq(n)
+    sym = 30.0**2 + 4 * 2000.0 * (np.sin(k[None, :] / 2) ** 2 + np.sin(k[:, None] / 2) ** 2)
+    exact = np.real(np.fft.ifft2(np.fft.fft2(J) / sym))
+    assert np.max(np.abs(u - exact)) < 1e-6 * np.max(np.abs(exact))
+
+
+def test_moving_source_response_follows_the_source():
+    """A Gaussian source moving at v along x on an overdamped lattice: the field's peak tracks x0 + v t."""
+    params = {
+        "lattice": {"nx": 80, "ny": 20, "h": 1e-3},
+        "omega0": 60.0,
+        "kappa": 1000.0,
+        "gamma": 200.0,
+        "boundary": "fixed",
+        "sources": [
+            {
+                "kind": "moving",
+                "x": 10e-3,
+                "y": 10e-3,
+                "width": 2e-3,
+                "velocity": [0.1, 0.0],
+                "amplitude": 100.0,
+            }
+        ],
+    }
+    ds = simulate(_scenario(params, {"duration": 0.5, "dt": 1e-3}, {"snapshots": {"every": 0.1}}))
+    # steady travelling response lags the source by a constant; peak positions advance by v * 0.1 s
+    peaks = [float(ds["x"][int(np.argmax(ds["u"].isel(time=k, y=10).values))]) for k in (2, 3, 4)]
+    assert np.allclose(np.diff(peaks), 0.1 * 0.1, atol=1.01e-3)
+
+
+def test_absorbing_sponge_removes_an_outgoing_pulse():
+    """A massless pulse on an absorbing lattice: after it has crossed the domain twice, < 1% of the
+    energy is left (a fixed boundary would keep all of it)."""
+    base = {
+        "continuum": {"c": 1.0, "size": [0.1, 0.1], "h": 1e-3, "courant": 0.5},
+        "initial": {"kind": "gaussian", "width": 4e-3},
+    }
+    left = {}
+    for boundary in ("absorbing", "fixed"):
+        ds = simulate(
+            _scenario(
+                {**base, "boundary": boundary}, {"duration": 0.2, "dt": 5e-4}, {"energy": {"every": 0.01}}
+            )
+        )
+        e = ds["energy"].values
+        left[boundary] = e[-1] / e[0]
+    assert left["absorbing"] < 0.01
+    assert left["fixed"] > 0.95
