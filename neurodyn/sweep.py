@@ -57,7 +57,7 @@ MANIFEST = "sweep.json"
 #: per-point attributes that do not describe the sweep as a whole
 _POINT_ATTRS = ("scenario", "seed", "created", "wall_time_s", "title")
 #: family figures drawn per point in a report, at most
-MAX_POINT_FIGURES = 6
+MAX_POINT_FIGURES = 3
 DASK_CONNECT_TIMEOUT = "5s"
 
 
@@ -175,7 +175,7 @@ def plan_sweep(scenario: Scenario, output: str | os.PathLike | None = None) -> S
     points = []
     ids: set[str] = set()
     for index, values, sc in zip(indices, points_values, scenarios):
-        labels = [(names[d.paths[0]], d.coords[d.paths[0]][i]) for d, i in zip(dims, index)]
+        labels = [(names[d.paths[0]], values[d.paths[0]]) for d in dims]
         pid = _point_id(labels, values, ids)
         ids.add(pid)
         points.append(SweepPoint(index=index, id=pid, values=values, yaml=sc.resolved_yaml()))
@@ -257,7 +257,10 @@ def _units(models: dict[str, Any], path: str, raw: list[Any], coords: list[Any])
 
 
 def _point_id(labels: list[tuple[str, Any]], values: dict[str, Any], taken: set[str]) -> str:
-    """A readable file name such as ``we=0.0005_seed=2``; a hash is added when needed to stay unique."""
+    """A readable file name from the values as written, such as ``we=0.5mV_seed=2``.
+
+    A hash of the values is added when needed to stay unique (or short).
+    """
     slug = "_".join(f"{n}={_fmt(v)}" for n, v in labels)
     slug = re.sub(r"[^A-Za-z0-9.=+_-]", "-", slug)
     if slug and len(slug) <= 120 and slug not in taken:
@@ -267,7 +270,12 @@ def _point_id(labels: list[tuple[str, Any]], values: dict[str, Any], taken: set[
 
 
 def _fmt(v: Any) -> str:
-    return repr(v) if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        text = repr(v)
+        return text if len(text) <= 12 else f"{v:.10g}"
+    if isinstance(v, str):
+        return "".join(v.split())
+    return json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict | list) else str(v)
 
 
 # --------------------------------------------------------------------------- running one point
@@ -1040,7 +1048,7 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
     with a 95% CI, over the sweep dimensions the prediction does not vary along, typically ``seed``),
     plus the family's own rows for each point file. Figures: one per checked quantity (simulated ± CI
     and predicted along the first remaining sweep dimension) and the family's figures for the first
-    :data:`MAX_POINT_FIGURES` points.
+    :data:`MAX_POINT_FIGURES` points along the first sweep dimension.
 
     Returns
     -------
@@ -1069,10 +1077,7 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
             rows += extra
     figures = _quantity_figures(ds, rows, report)
     problems: list[str] = []
-    shown = 0
-    for p in plan.points:
-        if shown >= MAX_POINT_FIGURES:
-            break
+    for p in _figure_points(plan):
         if plan.point_path(p).exists():
             with _open_point(plan.point_path(p)) as pds:
                 try:
@@ -1081,7 +1086,6 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
                     problems.append(f"the family's figures failed: {type(exc).__name__}: {exc}")
                     print(f"neurodyn: warning: {problems[-1]}", file=sys.stderr)
                     break
-            shown += 1
 
     failed = ds.attrs.get("failed_points") or []
     lines = [f"# Sweep report: {plan.name}", "", ds.attrs.get("title", plan.name), "",
@@ -1122,6 +1126,17 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
 
 def _fmt_coord(c: Any) -> str:
     return f"{c:.4g}" if isinstance(c, float) else str(c)
+
+
+def _figure_points(plan: SweepPlan) -> list[SweepPoint]:
+    """Points whose family figures go into the report: along the first sweep dimension (the others at
+    their first value), at most :data:`MAX_POINT_FIGURES`, evenly spread."""
+    line = [p for p in plan.points if all(i == 0 for i in p.index[1:])
+            and plan.point_path(p).exists()]
+    if len(line) <= MAX_POINT_FIGURES:
+        return line
+    picks = np.linspace(0, len(line) - 1, MAX_POINT_FIGURES).round().astype(int)
+    return [line[i] for i in sorted(set(picks))]
 
 
 def _quantity_figures(ds: xr.Dataset, rows: list, out: Path) -> list[Path]:

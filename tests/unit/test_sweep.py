@@ -59,7 +59,7 @@ def test_plan_resolves_units_names_and_order(tmp_path):
         {"params.tau": "5 ms", "params.sigma": s, "params.n": n} for s, n in [(1, 2), (2, 3), (3, 4)]]
     assert [p.index for p in plan.points] == [(i, j) for i in range(2) for j in range(3)]
     assert len({p.id for p in plan.points}) == 6
-    assert plan.points[0].id == "tau=0.005_sigma=1.0"  # resolved values name the files
+    assert plan.points[0].id == "tau=5ms_sigma=1"  # the values as written name the files
 
 
 def test_repeated_values_refused(tmp_path):
