@@ -815,7 +815,7 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
                         layout[name] = (old_dims, np.promote_types(old_dtype, var.dtype), attrs, coord)
                 else:
                     layout[name] = (tuple(map(str, var.dims)), var.dtype, dict(var.attrs), is_coord)
-                if _is_prediction(name) or (is_coord and name not in var.dims):
+                if (_is_prediction(name) and var.dtype.kind in "iuf") or (is_coord and name not in var.dims):
                     small.setdefault(name, {})[p.index] = var.values
     missing_somewhere = {n for n in layout if any(n not in s for s in seen_vars)}
     dropped = sorted(n for n, (d, *_rest) in layout.items() if set(d) & ragged)
@@ -834,7 +834,7 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
             values = list(small[name].values())
             if all(_same(values[0], v) for v in values[1:]):
                 shared[name] = values[0]
-        elif _is_prediction(name) and name in small:
+        elif _is_prediction(name) and name in small and dtype.kind in "iuf":
             predictions[name] = _reduce_prediction(small[name], shape, dtype)
     stacked = [n for n in kept if n not in shared and n not in predictions]
 
