@@ -766,8 +766,9 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
     """Combine the finished point files into one Dataset with a dimension per swept path.
 
     Missing (failed or unfinished) points are NaN (integer variables then become float64) and have
-    ``point_status == 0``. Each point file is opened twice (layout, then data) and one point's
-    variables are in memory at a time, except predictions and non-index coordinates, which are small.
+    ``point_status == 0``. Each point file is read twice: its layout (with h5py, quick) and its data
+    (with xarray); one point's variables are in memory at a time, except predictions and non-index
+    coordinates, which are small.
 
     Parameters
     ----------
@@ -789,9 +790,31 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
     first_attrs: dict[str, Any] | None = None
     seen_vars: list[set[str]] = []
     small: dict[str, dict[tuple[int, ...], np.ndarray]] = {}
+    #: raw HDF5 values of the first point's index and non-index coordinates, for equality checks
+    ref_raw: dict[str, np.ndarray] | None = None
+    first_decoded: dict[str, np.ndarray] = {}
     for p in plan.points:
         if p.id not in finished:
             continue
+        if ref_raw is not None:
+            fast = _fast_scan(finished[p.id], layout, ref_raw)
+            if fast is not None:
+                # The same variables as the first point, read as HDF5 metadata (much faster than xarray).
+                shapes, raw = fast
+                seen_vars.append(set(shapes))
+                for name, (shp, dtype) in shapes.items():
+                    dims, old_dtype, attrs, coord = layout[name]
+                    for dim, n in zip(dims, shp):
+                        if sizes.setdefault(dim, n) != n:
+                            ragged.add(dim)
+                    if dtype.kind in "iuf" and old_dtype.kind in "iuf":
+                        layout[name] = (dims, np.promote_types(old_dtype, dtype), attrs, coord)
+                for name, values in raw.items():
+                    if name in index_values and not _same(ref_raw[name], values):
+                        ragged.add(name)
+                    elif name in small:
+                        small[name][p.index] = values
+                continue
         with _open_point(finished[p.id]) as ds:
             if first_attrs is None:
                 first_attrs = dict(ds.attrs)
@@ -817,6 +840,14 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
                     layout[name] = (tuple(map(str, var.dims)), var.dtype, dict(var.attrs), is_coord)
                 if (_is_prediction(name) and var.dtype.kind in "iuf") or (is_coord and name not in var.dims):
                     small.setdefault(name, {})[p.index] = var.values
+        if ref_raw is None:
+            ref_raw = _raw_values(finished[p.id], [*index_values, *small])
+            if ref_raw is not None:
+                # Equality checks of coordinates compare raw values with raw values.
+                for name in small:
+                    if not _is_prediction(name):
+                        first_decoded[name] = small[name][p.index]
+                        small[name][p.index] = ref_raw[name]
     missing_somewhere = {n for n in layout if any(n not in s for s in seen_vars)}
     dropped = sorted(n for n, (d, *_rest) in layout.items() if set(d) & ragged)
     kept = [n for n in layout if n not in dropped]
@@ -833,7 +864,7 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
         elif coord and name in small and not missing_somewhere & {name}:
             values = list(small[name].values())
             if all(_same(values[0], v) for v in values[1:]):
-                shared[name] = values[0]
+                shared[name] = first_decoded.get(name, values[0])
         elif _is_prediction(name) and name in small and dtype.kind in "iuf":
             predictions[name] = _reduce_prediction(small[name], shape, dtype)
     stacked = [n for n in kept if n not in shared and n not in predictions]
@@ -928,6 +959,55 @@ def _final_dims(plan: SweepPlan, finished: dict[str, Path]) -> list[str]:
             if p != d.paths[0] and c in taken:
                 d.coord_names[p] = f"sweep_{c}"
     return names
+
+
+def _bare_dimension(obj: Any) -> bool:
+    """A netCDF dimension without a coordinate variable (stored as an empty dimension scale)."""
+    name = obj.attrs.get("NAME", b"")
+    return isinstance(name, bytes) and name.startswith(b"This is a netCDF dimension but not")
+
+
+def _raw_values(path: Path, names: list[str]) -> dict[str, np.ndarray] | None:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return {n: f[n][()] for n in names}
+    except (OSError, KeyError):
+        return None
+
+
+def _fast_scan(path: Path, layout: dict[str, tuple], ref_raw: dict[str, np.ndarray]
+               ) -> tuple[dict[str, tuple[tuple[int, ...], np.dtype]], dict[str, np.ndarray]] | None:
+    """Shapes and dtypes of a point's variables and raw values of ``ref_raw``'s variables, via h5py.
+
+    None when the point does not look like the first one (other variables, other ranks, packed or
+    filled data): the caller then reads it with xarray.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            items = {k: obj for k, obj in f.items()
+                     if isinstance(obj, h5py.Dataset) and not _bare_dimension(obj)}
+            if set(items) != set(layout):
+                return None
+            shapes = {}
+            for name, obj in items.items():
+                packed = "scale_factor" in obj.attrs or "add_offset" in obj.attrs
+                if packed or len(obj.shape) != len(layout[name][0]):
+                    return None
+                shapes[name] = (tuple(obj.shape), obj.dtype)
+            raw = {}
+            for name in ref_raw:
+                fill = items[name].attrs.get("_FillValue")
+                # A NaN fill decodes to NaN: raw values are the decoded ones. Anything else: use xarray.
+                if fill is not None and not np.isnan(np.asarray(fill, dtype=float)).all():
+                    return None
+                raw[name] = items[name][()]
+            return shapes, raw
+    except (OSError, KeyError, TypeError):
+        return None
 
 
 @contextlib.contextmanager
