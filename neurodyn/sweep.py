@@ -621,6 +621,10 @@ def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, f
 
             def on_result(r: PointResult) -> None:
                 point = by_id[r.point_id]
+                if r.ok and not plan.point_path(point).is_file():
+                    r = PointResult(r.point_id, False, r.wall_time, "OutputNotShared",
+                                    f"the worker wrote {plan.point_path(point)} but it is not visible here; "
+                                    f"the output directory must be on a filesystem the workers share")
                 if r.ok:
                     outcome.ran.append(r.point_id)
                     plan.failed_path(point).unlink(missing_ok=True)
