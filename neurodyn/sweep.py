@@ -581,7 +581,10 @@ def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, f
             path = plan.point_path(p)
             if path.exists():
                 stored = _stored_scenario(path)
-                (done if stored == p.yaml else stale).append(p)
+                if stored == p.yaml:
+                    done.append(p)
+                elif stored is not None:  # an unreadable file is simply not finished
+                    stale.append(p)
         if stale:
             raise OutputExistsError(f"{plan.root / 'points'} holds {len(stale)} point(s) of a different "
                                     f"scenario (e.g. {stale[0].id}); pass --force to replace them or "
@@ -589,7 +592,8 @@ def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, f
         if plan.combined.exists() and len(done) == len(plan.points):
             raise OutputExistsError(f"sweep result {plan.combined} already exists and is complete; pass "
                                     f"--force to recompute it or --output DIR to write elsewhere")
-    todo = [p for p in plan.points if p not in done]
+    done_ids = {p.id for p in done}
+    todo = [p for p in plan.points if p.id not in done_ids]
 
     family_target = registry.target(scenario.family)
     n_workers = workers or _cpu_count()
