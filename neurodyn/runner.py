@@ -64,14 +64,25 @@ def run_scenario(scenario: Scenario, output: str | os.PathLike | None = None, fo
     """
     path = Path(output) if output is not None else default_output(scenario)
     check_writable(path, force)
+    ds = write_scenario_result(scenario, path, force=force, progress=progress)
+    return (ds if ds is not None else open_run(path, load=False)), path
+
+
+def write_scenario_result(scenario: Scenario, path: Path, force: bool = False,
+                          progress: Progress = QUIET) -> xr.Dataset | None:
+    """Simulate ``scenario`` into the file ``path`` (streamed if the family streams).
+
+    Returns the in-memory Dataset, or None when the family streamed its recordings (the data is then
+    only in the file). Used by :func:`run_scenario` and by sweep workers, which need no Dataset back.
+    """
     with streaming(path, force) as slot:
         ds = simulate(scenario, progress)
         if slot.writer is None:
             write_run(ds, path, force=force)
-            return ds, path
+            return ds
         slot.writer.write_dataset(ds)
         slot.writer.commit()
-    return open_run(path, load=False), path
+    return None
 
 
 def provenance(scenario: Scenario, wall_time: float) -> dict:
