@@ -326,9 +326,9 @@ def run_point(task: PointTask, progress: Progress | None = None) -> PointResult:
         for path, value in task.values.items():
             set_path(raw, path, value)
         scenario = from_dict(raw, source=Path(task.source) if task.source else None, preset_applied=True)
-        from neurodyn.runner import run_scenario
+        from neurodyn.runner import write_scenario_result
 
-        run_scenario(scenario, output=task.path, force=True, progress=progress)
+        write_scenario_result(scenario, Path(task.path), force=True, progress=progress)
     except Exception as exc:  # noqa: BLE001 - a failed point is recorded, never fatal to the sweep
         return PointResult(task.point_id, False, time.perf_counter() - start, type(exc).__name__,
                            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
