@@ -395,7 +395,7 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
     # Per-point progress travels on a queue only when someone is watching the sweep's bar.
     queue = ctx.Queue() if bar is not None and bar.visible else None
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(queue,))
+                               initargs=(queue, os.getpid()))
     running: dict[str, float] = {}
     finished: set[str] = set()
     n_failed = 0
@@ -446,13 +446,32 @@ def _drain(queue: Any, running: dict[str, float]) -> None:
 _PROGRESS_QUEUE: Any = None
 
 
-def _worker_init(queue: Any = None) -> None:
-    """Pool workers leave Ctrl-C to the driver, which stops them (no traceback from every worker)."""
+def _worker_init(queue: Any = None, driver: int | None = None) -> None:
+    """Set up a pool worker.
+
+    Workers leave Ctrl-C to the driver, which stops them (no traceback from every worker), and exit on
+    their own when the driver is gone (killed with SIGKILL, say): a fork-server worker is not the
+    driver's child, so nothing else would end it.
+    """
     import signal
+    import threading
 
     global _PROGRESS_QUEUE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _PROGRESS_QUEUE = queue
+    if driver is not None:
+        threading.Thread(target=_exit_with_driver, args=(driver,), daemon=True).start()
+
+
+def _exit_with_driver(driver: int) -> None:
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(driver, 0)
+        except ProcessLookupError:
+            os._exit(1)  # the point being computed is lost; its files are atomic, a rerun redoes it
+        except PermissionError:  # pragma: no cover - pid reused by another user's process
+            os._exit(1)
 
 
 class _QueueProgress(Progress):
