@@ -29,7 +29,13 @@ def _family():
     fam.register()
 
 
-def test_kill_and_resume(tmp_path):
+def _session_processes(sid: int) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,sid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines()[1:] if line.split()[1] == str(sid)]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_and_resume(tmp_path, workers):
     """SIGKILL the driver after some points; the rerun computes only the others, same result."""
     counter = tmp_path / "count.txt"
     scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP,
@@ -37,7 +43,7 @@ def test_kill_and_resume(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, **fam.ENV, fam.COUNTER_ENV: str(counter),
            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", str(workers),
                              "--output", str(out), "--quiet"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     points = out / "points"
@@ -50,6 +56,11 @@ def test_kill_and_resume(tmp_path):
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    # pool workers notice that the driver is gone and exit (within 0.5 s) instead of lingering
+    deadline = time.time() + 20
+    while time.time() < deadline and _session_processes(proc.pid):
+        time.sleep(0.1)
+    assert not _session_processes(proc.pid)
     finished = finished_points()
     assert 4 <= len(finished) < 12, finished
     assert not (out / "ousweep.h5").exists()
