@@ -112,10 +112,19 @@ def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
             source="(1 - rho) sigma^2 d (n - 1) / (2 (lambda_f + k lambda_2)); NaN (undefined) where "
                    f"lambda_f + k lambda_2 <= 0; lambda_f = {loss.lam_f:g}{em_note}; {SOURCE_NOTE}")),
     }
-    if "transient_rate" in ds:
+    if "transient_rate" in ds and loss.is_quadratic:
+        # Linear dynamics: the excess E[V](t) - E[V](inf) is a positive mix of exp(-2 (h_m + k lambda_j) t),
+        # so its decay rate is at least 2 (lambda_f + k lambda_2) at every time.
         out["transient_rate_bound"] = xr.DataArray(rate, dims=cube, attrs=var_attrs(
             "s-1", "contraction rate of the spread (lower bound on its decay rate)", bound="lower",
-            source=f"2 (lambda_f + k lambda_2) (Gronwall on dE[V]/dt); {SOURCE_NOTE}"))
+            source=f"2 (lambda_f + k lambda_2): slowest spread mode of the linear system; {SOURCE_NOTE}"))
+    elif "transient_rate" in ds:
+        # Non-linear losses: Gronwall bounds E[V](t) by an envelope relaxing at this rate towards the *bound*,
+        # which says nothing about the decay of the excess over the true steady state: stored, not compared.
+        out["contraction_rate"] = xr.DataArray(rate, dims=cube, attrs=var_attrs(
+            "s-1", "contraction rate 2 (lambda_f + k lambda_2) of the Gronwall envelope",
+            source=f"E[V](t) <= B + (V(0) - B) exp(-2 (lambda_f + k lambda_2) t), B the spread bound; "
+                   f"{SOURCE_NOTE}"))
     if loss.is_quadratic:
         h = np.linalg.eigvalsh(loss.hess)
         eig = ds["laplacian_eigenvalues"].values
