@@ -154,11 +154,15 @@ def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
         tr = float(np.trace(np.linalg.inv(loss.hess_ref)))
         nvec = np.asarray(p.n, dtype=float)
         lin = sigma**2 * ((1.0 - rho) / nvec + rho) * tr / 2.0
-        out["centroid_error_theory"] = xr.DataArray(
-            np.broadcast_to(lin[None, :, None], (nt, nn, nk)).copy(), dims=cube, attrs=var_attrs(
-                "1", "centroid error, small-noise linearisation around w*", rel_tol=0.25,
-                source="sigma^2 ((1 - rho)/n + rho) tr(H(w*)^-1) / 2: OU approximation of the centroid "
-                       "near the minimiser w* (valid for small sigma)"))
+        cerr = np.broadcast_to(lin[None, :, None], (nt, nn, nk)).copy()
+        # Uncoupled learners are each biased by the loss's asymmetry (E w_i != w*), and that bias does not
+        # average out over n: the linearisation only describes a synchronised group.
+        cerr[:, :, np.asarray(p.k) == 0] = np.nan
+        out["centroid_error_theory"] = xr.DataArray(cerr, dims=cube, attrs=var_attrs(
+            "1", "centroid error of coupled learners, small-noise linearisation around w*", rel_tol=0.25,
+            source="sigma^2 ((1 - rho)/n + rho) tr(H(w*)^-1) / 2: a synchronised group moves like one "
+                   "particle with noise sigma/sqrt(n) near w* (valid for small sigma and small spread; "
+                   "NaN at k = 0, where each learner's own bias dominates)"))
         for which in ("learner", "centroid"):
             bayes = np.full((nt, nn, nk), loss.bayes_error)
             out[f"test_error_{which}_bound"] = xr.DataArray(bayes, dims=cube,
