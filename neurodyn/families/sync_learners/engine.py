@@ -91,7 +91,7 @@ def check_scenario(scenario) -> None:
                 f"{loss.lam_f:g}; connect the graph or set params.allow_disconnected: true "
                 "(the bound is then stored as undefined)")
         if p.integrator == "euler_maruyama" and math.isfinite(loss.lip):
-            lam_max = float(spectrum(g)[-1])
+            lam_max = float(spectrum(g)[-1]) if max(p.k) > 0 else 0.0
             for k in p.k:
                 limit = 2.0 / (loss.lip + k * lam_max)
                 if run.dt >= limit:
