@@ -102,6 +102,11 @@ def check_scenario(scenario) -> None:
                                         + (" or integrator: exact" if loss.is_quadratic else ""))
 
 
+def _chunk_steps(run) -> int | None:
+    """Steps per chunk from ``run.chunk`` (None: sized adaptively by the runner)."""
+    return max(1, int(round(run.chunk / run.dt))) if run.chunk else None
+
+
 def _initial_state(p, loss: LossSetup, n: int, rng: np.random.Generator) -> np.ndarray:
     ref = np.nan_to_num(loss.x_ref)
     offset = vector(p.init_offset, p.d)
@@ -190,7 +195,7 @@ def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, ntraj, 
         return status, ("" if status == STATUS_OK else
                         f"{desc}: the state became non-finite; reduce run.dt or the coupling k")
 
-    run_chunked(st.n_steps, advance, progress, desc=desc)
+    run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
     acc[:, :4] /= max(nacc[0], 1)
     acc[:, 4:] = acc[:, 4:] / nacc[1] if nacc[1] else np.nan
     if not with_agree:
@@ -241,7 +246,7 @@ def _run_exact(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, ntra
         return kernels.ou_chunk(yy, rng, start, count, decay, noise, u_rows, v_rows, loss.center,
                                 st.stat_start, st.stat_every, st.rec_every, acc, nacc, trace, traj), ""
 
-    run_chunked(st.n_steps, advance, progress, desc=desc)
+    run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
     acc[:, :3] /= max(nacc[0], 1)
     acc[:, 3:] = np.nan
     return acc, trace, traj
