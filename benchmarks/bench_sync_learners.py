@@ -62,7 +62,8 @@ def bench_kernel(g, n: int, d: int, steps: int, dt: float, k: float, sigma: floa
     def call(nsteps: int) -> None:
         kernels.em_chunk(x, xn, rng, 0, nsteps, dt, k, sigma, 0.0, 0, hess, True, np.zeros(d), np.zeros(1),
                          empty2, empty1, cw, indptr, indices, weights, deg, 0.0, np.zeros(d), False,
-                         empty2, empty1, 0, 100, 10**9, acc, nacc, trace, traj)
+                         empty2, empty1, 0, 100, 10**9, acc, nacc, trace, traj,
+                         np.zeros((1, n + 1, d), dtype=np.int8), np.zeros((1, 2)))
 
     call(2)  # compile / load cache
     t0 = time.perf_counter()

@@ -172,11 +172,51 @@ def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
                        "sampling error ~ sqrt(e(1-e)/test_samples))"))
     if loss.kind_id in (LOGCOSH, DOUBLE_WELL) and rho == 0 and 0.0 in p.k and sigma > 0:
         out.update(_gibbs_k0(loss, p, (nt, nn, nk), cube))
+    if loss.kind_id == DOUBLE_WELL and "switch_rate" in ds and sigma > 0:
+        b, w = loss.lp
+        single = double_well_switch_rate(b, w, sigma**2 / 2)
+        rate_k0 = np.full((nt, nn, nk), np.nan)
+        rate_k0[:, :, np.asarray(p.k) == 0] = single
+        out["switch_rate_theory"] = xr.DataArray(rate_k0, dims=cube, attrs=var_attrs(
+            "s-1", "well-to-well switch rate of an uncoupled learner", rel_tol=0.05,
+            source="1 / T(-w -> +w), the exact mean first-passage time of dx = -f'(x) dt + sigma dW "
+                   "(Gardiner, Handbook of Stochastic Methods, 5.5.1), D = sigma^2/2; exact at k = 0 (each "
+                   "coordinate of each learner is independent), NaN for k > 0; Kramers' asymptote is "
+                   "sqrt(f''(w) |f''(0)|)/(2 pi) exp(-barrier/D)"))
+        nvec = np.asarray(p.n, dtype=float)
+        sync = np.array([double_well_switch_rate(b, w, sigma**2 * ((1 - rho) / nn_ + rho) / 2)
+                         for nn_ in nvec])
+        out["centroid_switch_rate_sync"] = xr.DataArray(
+            np.broadcast_to(sync[None, :, None], (nt, nn, nk)).copy(), dims=cube, attrs=var_attrs(
+                "s-1", "centroid switch rate in the synchronised limit (one particle, noise sigma/sqrt(n))",
+                source="1 / T(-w -> +w) with D = sigma^2 ((1 - rho)/n + rho) / 2: the limit k lambda_2 >> "
+                       "4 barrier / width^2 where all learners move together; an estimate, not compared"))
     if loss.kind_id == DOUBLE_WELL:
         out["lambda_f"] = xr.DataArray(loss.lam_f, attrs=var_attrs(
             "s-1", "one-sided Lipschitz constant of -grad f (negative: not contracting)",
             source="min f'' = -4 barrier / width^2"))
     return xr.Dataset(out)
+
+
+def double_well_switch_rate(barrier: float, width: float, diff: float, points: int = 200_001) -> float:
+    """Exact rate of well-to-well switches of ``dx = -U'(x) dt + sqrt(2 D) dW``, ``U = B((x/w)^2 - 1)^2``.
+
+    A switch is an arrival at the minimum opposite the last one reached, so switches form a renewal
+    process with mean interval
+    ``T(-w -> +w) = (1/D) int_{-w}^{w} e^{U(y)/D} int_{-inf}^{y} e^{-U(z)/D} dz dy``
+    (mean first-passage time, reflecting at -inf). Evaluated by the trapezoidal rule with the barrier
+    factor ``e^{B/D}`` taken out, so large barriers do not overflow.
+    """
+    from scipy.integrate import cumulative_trapezoid
+
+    lo = -width * (1.0 + 3.0 * np.sqrt(diff / barrier) + 0.5)  # e^{-U/D} is negligible below this
+    x = np.linspace(lo, width, points)
+    u = barrier * ((x / width) ** 2 - 1.0) ** 2
+    inner = cumulative_trapezoid(np.exp(-u / diff), x, initial=0.0)
+    outer_integrand = np.exp((u - barrier) / diff) * inner
+    sel = x >= -width
+    t_scaled = np.trapezoid(outer_integrand[sel], x[sel]) / diff  # = T e^{-B/D}
+    return float(np.exp(-barrier / diff) / t_scaled)
 
 
 def gibbs_moments(loss: LossSetup, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
