@@ -218,6 +218,7 @@ def em_chunk(x, xn, rng, start, nsteps, dt, k, sigma, rho,
     g = np.empty(d)
     xbar = np.empty(d)
     eta = np.zeros(d)
+    nz = np.empty(d)
     tmp = np.empty(6)
     sq = sigma * math.sqrt(dt)
     a_ind = sq * math.sqrt(1.0 - rho)
@@ -243,23 +244,31 @@ def em_chunk(x, xn, rng, start, nsteps, dt, k, sigma, rho,
                 kc = k * complete_w * n
                 for i in range(n):
                     _grad(loss_id, xs[i], g, hess, hess_diag, center, lp, z, y)
+                    # draw the row's noise first: the update loop below then has no calls and vectorises
                     for m in range(d):
-                        v = xs[i, m]
-                        xd[i, m] = (v + dt * (kc * (xbar[m] - v) - g[m])
-                                    + a_ind * rng.standard_normal() + eta[m])
+                        nz[m] = rng.standard_normal()
+                    xi = xs[i]
+                    yi = xd[i]
+                    for m in range(d):
+                        v = xi[m]
+                        yi[m] = v + dt * (kc * (xbar[m] - v) - g[m]) + a_ind * nz[m] + eta[m]
             else:
                 for i in range(n):
                     _grad(loss_id, xs[i], g, hess, hess_diag, center, lp, z, y)
-                    kd = k * deg[i]
                     for m in range(d):
-                        v = xs[i, m]
-                        xd[i, m] = v + dt * (-g[m] - kd * v) + a_ind * rng.standard_normal() + eta[m]
+                        nz[m] = rng.standard_normal()
+                    kd = k * deg[i]
+                    xi = xs[i]
+                    yi = xd[i]
+                    for m in range(d):
+                        v = xi[m]
+                        yi[m] = v + dt * (-g[m] - kd * v) + a_ind * nz[m] + eta[m]
                     if k != 0.0:
                         for p in range(indptr[i], indptr[i + 1]):
-                            j = indices[p]
+                            xj = xs[indices[p]]
                             kw = dt * k * weights[p]
                             for m in range(d):
-                                xd[i, m] += kw * xs[j, m]
+                                yi[m] += kw * xj[m]
         src, dst = dst, src
         swaps += 1
         _record(src, step, stat_start, stat_every, rec_every, acc, nacc, trace, traj, err_well, xref,
