@@ -180,7 +180,8 @@ def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
         out["switch_rate_theory"] = xr.DataArray(rate_k0, dims=cube, attrs=var_attrs(
             "s-1", "well-to-well switch rate of an uncoupled learner", rel_tol=0.05,
             source="1 / T(-w -> +w), the exact mean first-passage time of dx = -f'(x) dt + sigma dW "
-                   "(Gardiner, Handbook of Stochastic Methods, 5.5.1), D = sigma^2/2; exact at k = 0 (each "
+                   "(1-D first-passage formula, e.g. Gardiner, Handbook of Stochastic Methods), "
+                   "D = sigma^2/2; exact at k = 0 (each "
                    "coordinate of each learner is independent), NaN for k > 0; Kramers' asymptote is "
                    "sqrt(f''(w) |f''(0)|)/(2 pi) exp(-barrier/D)"))
         nvec = np.asarray(p.n, dtype=float)
