@@ -60,12 +60,18 @@ def poisson_cdf_table(lam: float) -> np.ndarray:
     """
     if not 0.0 < lam <= POISSON_TABLE_MAX_MEAN:
         return np.zeros(0)
-    from scipy.stats import poisson
-
-    k_max = int(poisson.isf(1e-16, lam)) + 1
-    cdf = poisson.cdf(np.arange(k_max + 1), lam)
-    cdf[-1] = 1.0
-    return cdf
+    # pmf by the recurrence p_k = p_{k-1} lam / k (e^{-30} does not underflow); past the mode the terms
+    # shrink at least geometrically, so stopping at a term below 1e-17 leaves a tail below ~1e-16
+    pmf = math.exp(-lam)
+    cdf = [pmf]
+    k = 0
+    while k < lam or pmf > 1e-17:
+        k += 1
+        pmf *= lam / k
+        cdf.append(cdf[-1] + pmf)
+    out = np.array(cdf)
+    out[-1] = 1.0
+    return out
 
 
 def current_kernel(dt: float, tau_m: np.ndarray, tau_c: float) -> np.ndarray:

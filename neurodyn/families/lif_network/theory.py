@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy import optimize, special
+from scipy import special
 
 from neurodyn.families.base import var_attrs
 from neurodyn.families.lif_network.dataset import population_layout
@@ -255,6 +255,7 @@ def _solve(phi: Any, nu0: np.ndarray, active: np.ndarray) -> np.ndarray:
         if np.all(np.abs(step[active]) <= 1e-9 * (1.0 + np.abs(nu[active]))):
             break
     idx = np.flatnonzero(active)
+    from scipy import optimize  # only the recurrent case needs it (keeps start-up light)
 
     def resid(x: np.ndarray) -> np.ndarray:
         full = nu.copy()
