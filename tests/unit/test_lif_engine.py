@@ -203,3 +203,14 @@ def test_probe_sampling_every():
     assert list(ds.neuron.values) == [3, 0]
     expect = -0.060 - 0.010 * np.exp(-ds.time.values / 0.02)
     np.testing.assert_allclose(ds.v.values[:, 0], expect, atol=1e-15)
+
+
+def test_poisson_cdf_table_matches_scipy():
+    from scipy.stats import poisson
+
+    for lam in (1e-4, 0.3, 2.0, 29.0):
+        table = kernels.poisson_cdf_table(lam)
+        ref = poisson.cdf(np.arange(table.size), lam)
+        np.testing.assert_allclose(table[:-1], ref[:-1], rtol=0, atol=1e-15)
+        assert table[-1] == 1.0 and poisson.sf(table.size - 2, lam) < 1e-16
+    assert kernels.poisson_cdf_table(31.0).size == 0  # large means use Generator.poisson
