@@ -121,18 +121,18 @@ def test_white_noise_stationary_variance():
     assert abs(v.var() / (0.006**2 / 2) - 1) < 5 * math.sqrt(2 / n)
 
 
-def test_poisson_input_mean_and_variance():
-    """Shot noise (Campbell): mean x = r n w tau_s; v mean = v_rest + r n w tau_s;
-    var(x) = r n w^2 tau_s / 2."""
-    r, n_src, w, ts = 50.0, 20, 1e-3, 0.004
+@pytest.mark.parametrize("r,n_src,w", [(50.0, 20, 1e-3), (1000.0, 400, 5e-6)])  # table / Generator.poisson
+def test_poisson_input_mean_and_variance(r, n_src, w):
+    """Shot noise (Campbell): mean x = r n w tau_s, so v mean = v_rest + r n w tau_s; the variance of v
+    (shot noise filtered by two exponentials) is r n w^2 tau_s^2 / (2 (tau_s + tau_m))."""
+    ts = 0.004
     sc = scenario({"n": {"size": 2000, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
                          "v_threshold": "1 V"}},
-                  inputs=[{"kind": "poisson", "target": "n", "rate": "50 Hz", "n_sources": 20,
-                           "weight": "1 mV", "tau": "4 ms"}],
+                  inputs=[{"kind": "poisson", "target": "n", "rate": r, "n_sources": n_src,
+                           "weight": f"{w} V", "tau": "4 ms"}],
                   record={"v": {"indices": "all", "every": "25 ms"}}, duration="300 ms", dt="0.1 ms")
     v = simulate_numba(sc).v.values[6:]
     expect = -0.070 + r * n_src * w * ts
-    # var(v) for shot noise filtered by two exponentials: r n w^2 ts^2 / (2 (ts + tm))
     var = r * n_src * w**2 * ts**2 / (2 * (ts + 0.02))
     assert abs(v.mean() - expect) < 5 * math.sqrt(var / v.size)
     assert abs(v.var() / var - 1) < 0.1
