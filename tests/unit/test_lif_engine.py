@@ -214,3 +214,24 @@ def test_poisson_cdf_table_matches_scipy():
         np.testing.assert_allclose(table[:-1], ref[:-1], rtol=0, atol=1e-15)
         assert table[-1] == 1.0 and poisson.sf(table.size - 2, lam) < 1e-16
     assert kernels.poisson_cdf_table(31.0).size == 0  # large means use Generator.poisson
+
+
+def test_new_parameters_and_structures_never_recompile():
+    """Every scenario shape (no synapses, delays, conductances, noise, Poisson, probes) runs through the
+    same single compiled specialisation of the kernel."""
+    lif = {"tau_m": "10 ms", "v_rest": "-60 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}
+    runs = [
+        scenario({"a": {"size": 3, **lif}}),
+        scenario({"a": {"size": 20, **lif, "t_ref": "1 ms"}, "b": {"size": 5, **lif}},
+                 synapses=[{"source": "a", "target": ["a", "b"], "connect": {"p": 0.3}, "weight": "1 mV",
+                            "tau": "3 ms", "delay": "0.5 ms"}],
+                 inputs=[{"kind": "noise", "target": "b", "sigma": "2 mV"}], record={"v": {"indices": [0]}}),
+        scenario({"a": {"size": 10, **lif}},
+                 synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 3}, "kind": "conductance",
+                            "weight": "1 nS", "tau": "5 ms", "reversal": "0 mV"}],
+                 inputs=[{"kind": "poisson", "target": "a", "rate": "1 kHz", "n_sources": 50,
+                          "weight": "1 mV", "tau": "1 ms"}]),
+    ]
+    for sc in runs:
+        simulate_numba(sc)
+    assert len(kernels.advance.signatures) == 1
