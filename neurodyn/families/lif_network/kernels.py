@@ -157,9 +157,8 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             else:
                 vinf = g_vinf[g]
                 dm = g_decay[g]
-                use_tmp = g_noise[g] > 0.0 or nch > 2
-                if use_tmp:
-                    # noise and channels beyond the second go through tmp
+                if g_noise[g] > 0.0 or nch > 2:
+                    # general path: noise and all channels accumulate in tmp, then one select pass
                     ns = g_noise[g]
                     if ns > 0.0:
                         for i in range(ne):
@@ -167,7 +166,7 @@ def advance(start: int, stop: int, rng: np.random.Generator,
                     else:
                         for i in range(ne):
                             tt[i] = 0.0
-                    for k in range(2, nch):
+                    for k in range(nch):
                         c = g_ch[g, k]
                         kc = g_kern[g, k]
                         d = ch_decay[c]
@@ -175,29 +174,22 @@ def advance(start: int, stop: int, rng: np.random.Generator,
                         for i in range(ne):
                             tt[i] += kc * xc[i]
                             xc[i] *= d
-                if nch == 0:
-                    if use_tmp:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + tt[i]
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
-                    else:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm + tt[i]
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
+                elif nch == 0:
+                    # fused single passes for the common noiseless cases (CUBA: two channels)
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
                 elif nch == 1:
                     x0 = x[g_ch[g, 0], s:e]
                     k0 = g_kern[g, 0]
                     d0 = ch_decay[g_ch[g, 0]]
-                    if use_tmp:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + tt[i]
-                            x0[i] *= d0
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
-                    else:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i]
-                            x0[i] *= d0
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i]
+                        x0[i] *= d0
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
                 else:
                     x0 = x[g_ch[g, 0], s:e]
                     k0 = g_kern[g, 0]
@@ -205,18 +197,11 @@ def advance(start: int, stop: int, rng: np.random.Generator,
                     x1 = x[g_ch[g, 1], s:e]
                     k1 = g_kern[g, 1]
                     d1 = ch_decay[g_ch[g, 1]]
-                    if use_tmp:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i] + tt[i]
-                            x0[i] *= d0
-                            x1[i] *= d1
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
-                    else:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i]
-                            x0[i] *= d0
-                            x1[i] *= d1
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i]
+                        x0[i] *= d0
+                        x1[i] *= d1
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
             # 3. threshold (refractory neurons sit at v_reset < v_threshold, so they cannot fire)
             thr = g_thr[g]
             for i in range(ne):
