@@ -235,3 +235,18 @@ def test_new_parameters_and_structures_never_recompile():
     for sc in runs:
         simulate_numba(sc)
     assert len(kernels.advance.signatures) == 1
+
+
+def test_current_kernel_against_quadrature_and_limits():
+    """K = (1/tau_m) int_0^dt e^{-(dt-s)/tau_m} e^{-s/tau_c} ds for ordinary, equal, nearly equal and
+    extreme time constants (dt >> tau_m must not overflow)."""
+    from scipy.integrate import quad
+
+    dt = 1e-4
+    for tm, tc in [(0.02, 0.005), (0.02, 0.02), (0.02, 0.0200001), (1e-3, 2e-3), (1e-4, 2e-4), (5e-5, 0.02)]:
+        k = kernels.current_kernel(dt, np.array([tm]), tc)[0]
+        ref, _ = quad(lambda s, tm=tm, tc=tc: math.exp(-(dt - s) / tm) * math.exp(-s / tc) / tm, 0, dt,
+                      epsabs=0, epsrel=1e-13)
+        assert k == pytest.approx(ref, rel=1e-12)
+    stiff = kernels.current_kernel(dt, np.array([1e-9]), 0.005)[0]  # v follows x instantly
+    assert stiff == pytest.approx(0.005 / (0.005 - 1e-9) * math.exp(-dt / 0.005), rel=1e-12)

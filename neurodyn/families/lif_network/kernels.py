@@ -83,9 +83,15 @@ def current_kernel(dt: float, tau_m: np.ndarray, tau_c: float) -> np.ndarray:
     """
     tau_m = np.asarray(tau_m, dtype=np.float64)
     a_dt = dt * (1.0 / tau_m - 1.0 / tau_c)
-    safe = np.where(np.abs(a_dt) < 1e-300, 1.0, a_dt)
-    ratio = np.where(np.abs(a_dt) < 1e-300, 1.0, np.expm1(safe) / safe)
-    return dt / tau_m * np.exp(-dt / tau_m) * ratio
+    near = np.abs(a_dt) < 1.0
+    # |a dt| < 1: expm1 form (no cancellation as tau_c -> tau_m); otherwise the difference form, which
+    # is then well conditioned and does not overflow when dt >> tau_m
+    safe = np.where(near & (a_dt != 0.0), a_dt, 1.0)
+    ratio = np.where(a_dt == 0.0, 1.0, np.expm1(safe) / safe)
+    k_near = dt / tau_m * np.exp(-dt / tau_m) * ratio
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k_far = tau_c / (tau_c - tau_m) * (np.exp(-dt / tau_c) - np.exp(-dt / tau_m))
+    return np.where(near, k_near, k_far)
 
 
 @numba.njit(cache=True, nogil=True)
