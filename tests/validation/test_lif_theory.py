@@ -154,3 +154,15 @@ def test_poisson_diffusion_approximation_terms():
     assert inp.mu0 == pytest.approx(-0.070 + 0.02 * 5000 * j)
     assert inp.var0 == pytest.approx(0.02 * 5000 * j * j)
     assert special.erfcx(0.0) == 1.0  # sanity of the special function used by theory
+
+
+def test_siegert_integral_far_below_reset_uses_tail_series():
+    """Tiny noise puts the lower limit thousands of sigmas down: the asymptotic tail keeps it exact and
+    cheap (quad on erfcx(-u) with break points as the reference)."""
+    for a, b in [(-1e4, 2.0), (-30.0, 1.0), (-25.0, -21.0)]:
+        ref, _ = integrate.quad(lambda u: special.erfcx(-u), a, b, epsabs=0, epsrel=1e-12, limit=500,
+                                points=[-20.0, -100.0, -1000.0] if a < -1000 else None)
+        assert theory._int_erfcx(a, b) == pytest.approx(ref, rel=1e-7)
+    # sigma -> 0 with mu above threshold: Siegert -> f-I curve
+    fi = theory.fi_rate(-0.045, 0.02, 0.002, -0.050, -0.070)
+    assert theory.siegert_rate(-0.045, 1e-9, 0.02, 0.002, -0.050, -0.070) == pytest.approx(fi, rel=1e-6)
