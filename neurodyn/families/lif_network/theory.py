@@ -256,6 +256,13 @@ def self_consistent_rates(scenario: Any, k_override: dict[tuple[int, int], float
     nu = rates_from(np.nan_to_num(nu))
     if any(r == "brunel" for r in regime):
         nu = _solve(rates_from, np.nan_to_num(nu), active)
+        # no stable, finite fixed point (e.g. runaway excitation): no prediction rather than a wrong one
+        resid = np.abs(np.nan_to_num(rates_from(np.nan_to_num(nu)), nan=np.inf) - nu)
+        recurrent = np.array([r == "brunel" for r in regime])
+        ok = np.isfinite(nu[recurrent]) & (resid[recurrent] <= 1e-6 * (1.0 + np.abs(nu[recurrent])))
+        if not np.all(ok):
+            nu[recurrent] = np.nan
+            regime = ["none (no fixed point)" if r == "brunel" else r for r in regime]
     return names, nu, regime
 
 
@@ -321,6 +328,7 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
         "siegert": "Siegert first-passage rate (Brunel 2000 eq. 21) with discrete-time threshold shift",
         "brunel": "Brunel (2000) self-consistent mean field (synapses as instantaneous charge w tau_s/tau_m)",
         "none": "no theory (conductance synapses)",
+        "none (no fixed point)": "no theory (the mean-field equations have no finite fixed point)",
     }
     source = "; ".join(f"{nm}: {described[r]}" for nm, r in zip(names, regime))
     out = xr.Dataset({
