@@ -166,3 +166,19 @@ def test_siegert_integral_far_below_reset_uses_tail_series():
     # sigma -> 0 with mu above threshold: Siegert -> f-I curve
     fi = theory.fi_rate(-0.045, 0.02, 0.002, -0.050, -0.070)
     assert theory.siegert_rate(-0.045, 1e-9, 0.02, 0.002, -0.050, -0.070) == pytest.approx(fi, rel=1e-6)
+
+
+def test_graph_connectivity_uses_measured_in_degree():
+    """For a networkx rule the mean in-degree comes from the built network (ring lattice: exactly k) and
+    the recurrent noisy population matches its self-consistent rate."""
+    pops = {"a": {"size": 2000, **LIF, "v_init": {"uniform": ["-70 mV", "-50 mV"]}}}
+    ring = {"graph": "watts_strogatz_graph", "args": {"k": 40, "p": 0.2}}
+    syn = [{"source": "a", "target": "a", "connect": ring, "weight": "3 mV", "tau": "1 ms", "delay": "1 ms"}]
+    inputs = [{"kind": "noise", "target": "a", "mu": "16 mV", "sigma": "5 mV"}]
+    sc = scenario(pops, inputs, "1.5 s", "0.1 ms", record={"analysis_start": "0.3 s"}, synapses=syn)
+    ds = simulate_numba(sc)
+    th = theory.theory_dataset(sc, ds)
+    assert list(th.rate_theory_regime.values) == ["brunel"]
+    _, no_syn, _ = theory.self_consistent_rates(scenario(pops, inputs, "1.5 s", "0.1 ms"))
+    assert float(th.rate_theory[0]) > 1.2 * no_syn[0]  # 40 inputs of J = 0.15 mV raise the rate
+    assert abs(float(ds.rate[0]) / float(th.rate_theory[0]) - 1) < float(th.rate_theory_rel_tol[0])
