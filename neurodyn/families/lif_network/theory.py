@@ -134,8 +134,11 @@ class PopulationInput:
 
 
 def population_inputs(scenario: Any) -> tuple[list[str], list[PopulationInput]]:
-    """Per-population (mu, sigma) ingredients computed from the scenario (mean in-degrees from the network
-    that :func:`~.network.build_network` builds is not needed: ``K`` is its expectation)."""
+    """Per-population (mu, sigma) ingredients, from the scenario alone.
+
+    Mean in-degrees ``K`` are the expectations of the connection rules, so no network is built (graph
+    rules give NaN here; :func:`theory_dataset` measures them on the built network).
+    """
     params = scenario.params
     names, _, sizes = population_layout(params)
     index = {nm: k for k, nm in enumerate(names)}
