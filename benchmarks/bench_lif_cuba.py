@@ -37,7 +37,7 @@ ISSUE_REFERENCE = {"Brian2 cython": 0.91, "Brian2 cpp_standalone": 0.084, "hand-
 def numpy_cuba(net, dt: float, n_steps: int) -> tuple[int, float]:
     """The same CUBA network stepped with vectorised NumPy (same propagators, same schedule).
 
-    Returns the spike count and the wall time of the time loop.
+    Returns the spike count and the wall and CPU time of the time loop.
     """
     v = net.v0.copy()
     n = net.n
@@ -50,7 +50,7 @@ def numpy_cuba(net, dt: float, n_steps: int) -> tuple[int, float]:
     last = np.full(n, -(2**62))
     ref = net.ref_steps
     count = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for m in range(n_steps):
         vn = v_inf + (v - v_inf) * dm + (kern * x).sum(axis=0)
         x *= decay
@@ -67,7 +67,7 @@ def numpy_cuba(net, dt: float, n_steps: int) -> tuple[int, float]:
         v[fired] = net.v_reset[fired]
         last[fired] = m
         count += fired.size
-    return count, time.perf_counter() - t0
+    return count, time.perf_counter() - t0, time.process_time() - c0
 
 
 def neurodyn_run(sc) -> tuple[int, float, float]:
@@ -107,14 +107,14 @@ def main() -> None:
     best = None
     for _ in range(args.repeat):
         n_spk, wall, cpu = neurodyn_run(sc)
-        best = (n_spk, wall, cpu) if best is None or wall < best[1] else best
+        best = (n_spk, wall, cpu) if best is None or cpu < best[2] else best
     n_spk, nd_wall, nd_cpu = best
     print(f"neurodyn kernel: {nd_wall:.3f} s wall ({nd_cpu:.3f} s CPU), {n_spk} spikes "
           f"(best of {args.repeat})")
     net = build_network(sc)
-    np_spk, np_wall = numpy_cuba(net, sc.run.dt, sc.run.n_steps)
-    print(f"NumPy reference: {np_wall:.3f} s wall, {np_spk} spikes -> neurodyn is "
-          f"{np_wall / nd_wall:.1f}x faster")
+    np_spk, np_wall, np_cpu = numpy_cuba(net, sc.run.dt, sc.run.n_steps)
+    print(f"NumPy reference: {np_wall:.3f} s wall ({np_cpu:.3f} s CPU), {np_spk} spikes -> neurodyn is "
+          f"{np_wall / nd_wall:.1f}x faster by wall time, {np_cpu / nd_cpu:.1f}x by CPU time")
     for name, t in ISSUE_REFERENCE.items():
         print(f"  vs {name} ({t:.3f} s, issue 2): ratio {t / nd_wall:.2f} by wall time, {t / nd_cpu:.2f} by "
               "CPU time (>1: neurodyn faster; CPU time is the fair figure on a loaded machine)")

@@ -15,6 +15,7 @@ import math
 import time
 
 import numpy as np
+from numba import njit
 
 from neurodyn.families.sync_learners import kernels
 from neurodyn.families.sync_learners.graphs import build_graph
@@ -61,12 +62,34 @@ def bench_kernel(g, n: int, d: int, steps: int, dt: float, k: float, sigma: floa
     def call(nsteps: int) -> None:
         kernels.em_chunk(x, xn, rng, 0, nsteps, dt, k, sigma, 0.0, 0, hess, True, np.zeros(d), np.zeros(1),
                          empty2, empty1, cw, indptr, indices, weights, deg, 0.0, np.zeros(d), False,
-                         empty2, empty1, 0, 100, 10**9, acc, nacc, trace, traj)
+                         empty2, empty1, 0, 100, 10**9, acc, nacc, trace, traj,
+                         np.zeros((1, n + 1, d), dtype=np.int8), np.zeros((1, 2)))
 
     call(2)  # compile / load cache
     t0 = time.perf_counter()
     call(steps)
     return time.perf_counter() - t0
+
+
+@njit(cache=True)
+def _numba_normals(rng: np.random.Generator, out: np.ndarray, reps: int) -> None:
+    for _ in range(reps):
+        for i in range(out.size):
+            out.flat[i] = rng.standard_normal()
+
+
+def rng_floor(n: int, d: int, reps: int) -> tuple[float, float]:
+    """Seconds per normal draw: Numba's Generator in a loop, NumPy's ``standard_normal(out=...)``."""
+    out = np.empty(n * d)
+    rng = np.random.default_rng(4)
+    _numba_normals(rng, out, 1)
+    t0 = time.perf_counter()
+    _numba_normals(rng, out, reps)
+    t_nb = (time.perf_counter() - t0) / (reps * out.size)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        rng.standard_normal(out=out)
+    return t_nb, (time.perf_counter() - t0) / (reps * out.size)
 
 
 def main() -> None:
@@ -88,6 +111,9 @@ def main() -> None:
         t_np = time.perf_counter() - t0
         r_nb, r_np = n * steps / t_nb, n * steps / t_np
         print(f"  {name:9s} numba {r_nb:11.3e}  numpy {r_np:11.3e}  ratio {r_nb / r_np:5.2f}x")
+    t_nb, t_np = rng_floor(n, d, 50)
+    print(f"  Gaussian draws alone: numba {t_nb * 1e9:.2f} ns, numpy {t_np * 1e9:.2f} ns per draw; "
+          f"floor of the kernel: {1 / (t_nb * d):.3e} learner-steps/s")
 
 
 if __name__ == "__main__":

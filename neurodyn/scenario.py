@@ -192,12 +192,23 @@ def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -
     except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
         raise ScenarioError("scenario", str(path), f"cannot read it ({type(exc).__name__})") from None
     doc = parse_yaml(text, str(path))
+    pairs = []
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ScenarioError("--set", item, "expected dotted.path=value, e.g. run.seed=2")
-        set_path(doc, key.strip(), parse_yaml(value, f"--set {key}") if value.strip() else None)
-    return from_dict(doc, source=path)
+        pairs.append((key.strip(), parse_yaml(value, f"--set {key}") if value.strip() else None))
+    if not isinstance(doc, dict):
+        return from_dict(doc, source=path)
+    # A preset is merged first, so overrides can reach into what it provides (params.synapses.0.weight).
+    for key, value in pairs:
+        if key == "model":
+            doc["model"] = value
+    doc = apply_preset(doc, path)
+    for key, value in pairs:
+        if key != "model":
+            set_path(doc, key, value)
+    return from_dict(doc, source=path, preset_applied=True)
 
 
 def parse_yaml(text: str, where: str) -> Any:
@@ -237,6 +248,28 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+def apply_preset(doc: dict, source: Path | None) -> dict:
+    """A copy of ``doc`` whose ``params`` have the ``model:`` preset merged under them."""
+    doc = copy.deepcopy(doc)
+    params = doc.get("params") or {}
+    if not isinstance(params, dict):
+        raise ScenarioError("params", params, "expected a mapping of parameter names to values")
+    model = doc.get("model")
+    if model is not None:
+        if not isinstance(model, str):
+            raise ScenarioError("model", model, "a preset name from models/")
+        preset_path = find_model(model, source)
+        preset = parse_yaml(preset_path.read_text(), str(preset_path))
+        if not isinstance(preset, dict):
+            raise ScenarioError(f"models/{model}.yaml", preset, "expected a mapping of parameters")
+        preset = preset.get("params", preset)
+        if not isinstance(preset, dict):
+            raise ScenarioError(f"models/{model}.yaml", preset, "expected a mapping of parameters")
+        params = deep_merge(preset, params)
+    doc["params"] = params
+    return doc
+
+
 def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False) -> Scenario:
     """Validate a scenario document (already YAML-parsed)."""
     if not isinstance(doc, dict):
@@ -256,21 +289,9 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
         raise ScenarioError("family", fam_name, "a family name; allowed: " + ", ".join(registry.names()))
     family = registry.get(fam_name)
 
-    doc = copy.deepcopy(doc)
-    params = doc.get("params") or {}
-    if not isinstance(params, dict):
-        raise ScenarioError("params", params, "expected a mapping of parameter names to values")
+    doc = copy.deepcopy(doc) if preset_applied else apply_preset(doc, source)
+    params = doc["params"]
     model = doc.get("model")
-    if model is not None and not preset_applied:
-        if not isinstance(model, str):
-            raise ScenarioError("model", model, "a preset name from models/")
-        preset_path = find_model(model, source)
-        preset = parse_yaml(preset_path.read_text(), str(preset_path))
-        if not isinstance(preset, dict):
-            raise ScenarioError(f"models/{model}.yaml", preset, "expected a mapping of parameters")
-        preset = preset.get("params", preset)
-        params = deep_merge(preset, params)
-    doc["params"] = params
 
     p = _validate(family.Params, params, "params")
     run = _validate(RunConfig, doc.get("run") or {}, "run")

@@ -92,3 +92,21 @@ def test_run_compare_plot_info_and_disconnected_allowed(tmp_path):
     assert plot.returncode == 0, plot.stderr
     assert (tmp_path / "r_spread_vs_k.png").stat().st_size > 5000
     assert (tmp_path / "r_trajectories.png").exists()
+
+
+@pytest.mark.parametrize("name", [
+    "sync_ou_topologies", "sync_scaling_n", "sync_logistic", "sync_double_well"])
+def test_shipped_scenarios_validate(repo, name):
+    """The shipped scenarios load, pass check() and describe the comparison the issue asks for."""
+    from neurodyn import registry
+    from neurodyn.scenario import load_scenario
+
+    sc = load_scenario(repo / "scenarios" / f"{name}.yaml")
+    registry.get("sync_learners").check(sc)
+    p = sc.params
+    if name == "sync_ou_topologies":
+        assert len(p.topology) >= 3 and len(p.k) >= 4 and p.loss.kind == "quadratic"
+    elif name == "sync_scaling_n":
+        assert len(p.n) >= 4
+    else:
+        assert p.loss.kind == name.removeprefix("sync_")

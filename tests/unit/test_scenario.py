@@ -114,3 +114,13 @@ def test_bad_sweeps(sweep, needle):
     doc["sweep"] = sweep
     with pytest.raises(ScenarioError, match=needle.replace("(", r"\(")):
         from_dict(doc)
+
+
+def test_overrides_reach_into_preset_lists(repo):
+    """--set can change values that only the model preset provides (params.synapses.0.weight)."""
+    s = load_scenario(repo / "scenarios" / "brunel.yaml", ["params.synapses.0.weight=0.2 mV", "run.seed=4"])
+    assert s.params.synapses[0].weight == pytest.approx(2e-4)
+    assert s.run.seed == 4
+    base = load_scenario(repo / "scenarios" / "brunel.yaml")
+    assert base.params.synapses[0].weight != pytest.approx(2e-4)
+    assert len(s.params.synapses) == len(base.params.synapses)

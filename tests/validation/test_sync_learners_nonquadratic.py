@@ -30,6 +30,12 @@ def test_uncoupled_learners_follow_gibbs_density(loss):
         pred = ds[f"{name}_theory"].sel(k=0.0)
         assert bool(np.all(np.abs(m - pred) <= 3 * se)), (name, m.values, pred.values, se.values)
         assert bool(ds[f"{name}_theory"].sel(k=1.0).isnull().all())
+    if loss["kind"] == "double_well":
+        # exact mean first-passage rate between the minima (B/D = 1 here: far from Kramers' asymptote)
+        m, se = mean_se(ds["switch_rate"].sel(k=0.0))
+        pred = ds["switch_rate_theory"].sel(k=0.0)
+        assert bool(np.all(np.abs(m - pred) <= 3 * se)), (m.values, pred.values, se.values)
+        assert bool(np.all(se < 0.05 * pred))
 
 
 def test_double_well_coupling_makes_learners_agree():
@@ -50,6 +56,9 @@ def test_double_well_coupling_makes_learners_agree():
     assert float(agree.sel(topology="complete", k=2.0)) > 0.99
     assert float(agree.sel(topology="complete", k=0.0)) < 0.8  # independent learners hop between wells
     assert float(agree.sel(topology="ring", k=2.0)) > float(agree.sel(topology="ring", k=0.0)) + 0.1
+    # robustness of the decision: uncoupled learners hop between wells, the synchronised group never does
+    assert float(ds["switch_rate"].isel(n=0).sel(topology="complete", k=0.0).mean()) > 0.05
+    assert float(ds["centroid_switch_rate"].isel(n=0).sel(topology="complete", k=2.0).max()) == 0.0
 
 
 @pytest.mark.slow

@@ -131,3 +131,15 @@ def test_transient_rate_lower_bound_and_complete_graph_rate():
     assert bool(np.all(mean >= bound - 3 * se)), (mean.values, bound.values)
     comp = mean.sel(topology="complete").isel(n=0)
     assert np.allclose(comp, bound.sel(topology="complete").isel(n=0), rtol=0.03)
+
+
+@pytest.mark.parametrize("integrator", ["euler_maruyama", "exact"])
+def test_same_seed_same_bits_whatever_the_chunking(integrator):
+    params = {"n": 5, "d": 2, "k": [0.5], "sigma": 1.0, "topology": ["ring"], "trials": 3, "init_spread": 1.0,
+              "noise_correlation": 0.2, "integrator": integrator}
+    a = run(params, {"duration": 3.0, "dt": 0.01, "seed": 21, "chunk": 0.07})
+    b = run(params, {"duration": 3.0, "dt": 0.01, "seed": 21})
+    c = run(params, {"duration": 3.0, "dt": 0.01, "seed": 22})
+    for name in ("spread", "trajectory", "spread_t"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert not np.array_equal(a["spread"].values, c["spread"].values)

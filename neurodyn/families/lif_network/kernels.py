@@ -16,17 +16,18 @@ One step ``m`` (time ``t_m = m dt``), in the order of Brian2's default schedule:
 
 Subthreshold update
 -------------------
-*Exact mode* (no conductance channel): with ``v_inf = v_rest + drive + noise_mu``, ``d_m = exp(-dt/tau_m)``
+*Exact mode* (a group that receives no conductance channel): with ``v_inf = v_rest + drive + noise_mu``
+and ``d_m = exp(-dt/tau_m)``
 
     v <- v_inf + (v - v_inf) d_m + sum_c K_c x_c + sigma sqrt((1 - d_m^2) / 2) N(0, 1)
 
 where ``K_c = (1/tau_m) int_0^dt exp(-(dt-s)/tau_m) exp(-s/tau_c) ds`` is the exact response of ``v`` to an
-exponentially decaying current over one step (computed for ``tau_c != tau_m`` and the equal-tau limit by
-one formula, see :func:`current_kernel`) and the noise term is the exact Ornstein-Uhlenbeck increment of
+exponentially decaying current over one step (well conditioned for ``tau_c -> tau_m`` and for
+``dt >> tau_m``, see :func:`current_kernel`) and the noise term is the exact Ornstein-Uhlenbeck increment of
 ``tau_m dv = ... dt + sigma sqrt(tau_m) dW``.
 
-*Conductance mode* (any conductance channel): exponential Euler with every synaptic variable frozen at
-its start-of-step value (Brian2's ``exponential_euler``):
+*Conductance mode* (a group that receives a conductance channel): exponential Euler with every synaptic
+variable frozen at its start-of-step value (Brian2's ``exponential_euler``):
 ``A = v_rest + drive + noise_mu + sum_cur x + sum_cond (g/g_L) E``, ``B = 1 + sum_cond g/g_L``,
 ``v <- A/B + (v - A/B) exp(-B dt / tau_m)`` (+ the same noise increment as above, using the leak time
 constant: an approximation when noise and conductances are combined).
@@ -60,12 +61,18 @@ def poisson_cdf_table(lam: float) -> np.ndarray:
     """
     if not 0.0 < lam <= POISSON_TABLE_MAX_MEAN:
         return np.zeros(0)
-    from scipy.stats import poisson
-
-    k_max = int(poisson.isf(1e-16, lam)) + 1
-    cdf = poisson.cdf(np.arange(k_max + 1), lam)
-    cdf[-1] = 1.0
-    return cdf
+    # pmf by the recurrence p_k = p_{k-1} lam / k (e^{-30} does not underflow); past the mode the terms
+    # shrink at least geometrically, so stopping at a term below 1e-17 leaves a tail below ~1e-16
+    pmf = math.exp(-lam)
+    cdf = [pmf]
+    k = 0
+    while k < lam or pmf > 1e-17:
+        k += 1
+        pmf *= lam / k
+        cdf.append(cdf[-1] + pmf)
+    out = np.array(cdf)
+    out[-1] = 1.0
+    return out
 
 
 def current_kernel(dt: float, tau_m: np.ndarray, tau_c: float) -> np.ndarray:
@@ -73,13 +80,21 @@ def current_kernel(dt: float, tau_m: np.ndarray, tau_c: float) -> np.ndarray:
 
     ``K = (dt/tau_m) exp(-dt/tau_m) * expm1(a dt) / (a dt)`` with ``a = 1/tau_m - 1/tau_c``; this equals
     ``tau_c/(tau_c - tau_m) (exp(-dt/tau_c) - exp(-dt/tau_m))`` and tends to ``(dt/tau_m) exp(-dt/tau_m)``
-    as ``tau_c -> tau_m`` without the cancellation of the difference form.
+    as ``tau_c -> tau_m`` without the cancellation of the difference form. For ``|a dt| >= 1`` the
+    difference form is used instead (no cancellation there, and ``expm1`` would overflow for
+    ``dt >> tau_m``).
     """
     tau_m = np.asarray(tau_m, dtype=np.float64)
     a_dt = dt * (1.0 / tau_m - 1.0 / tau_c)
-    safe = np.where(np.abs(a_dt) < 1e-300, 1.0, a_dt)
-    ratio = np.where(np.abs(a_dt) < 1e-300, 1.0, np.expm1(safe) / safe)
-    return dt / tau_m * np.exp(-dt / tau_m) * ratio
+    near = np.abs(a_dt) < 1.0
+    # |a dt| < 1: expm1 form (no cancellation as tau_c -> tau_m); otherwise the difference form, which
+    # is then well conditioned and does not overflow when dt >> tau_m
+    safe = np.where(near & (a_dt != 0.0), a_dt, 1.0)
+    ratio = np.where(a_dt == 0.0, 1.0, np.expm1(safe) / safe)
+    k_near = dt / tau_m * np.exp(-dt / tau_m) * ratio
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k_far = tau_c / (tau_c - tau_m) * (np.exp(-dt / tau_c) - np.exp(-dt / tau_m))
+    return np.where(near, k_near, k_far)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -151,9 +166,8 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             else:
                 vinf = g_vinf[g]
                 dm = g_decay[g]
-                use_tmp = g_noise[g] > 0.0 or nch > 2
-                if use_tmp:
-                    # noise and channels beyond the second go through tmp
+                if g_noise[g] > 0.0 or nch > 2:
+                    # general path: noise and all channels accumulate in tmp, then one select pass
                     ns = g_noise[g]
                     if ns > 0.0:
                         for i in range(ne):
@@ -161,7 +175,7 @@ def advance(start: int, stop: int, rng: np.random.Generator,
                     else:
                         for i in range(ne):
                             tt[i] = 0.0
-                    for k in range(2, nch):
+                    for k in range(nch):
                         c = g_ch[g, k]
                         kc = g_kern[g, k]
                         d = ch_decay[c]
@@ -169,29 +183,22 @@ def advance(start: int, stop: int, rng: np.random.Generator,
                         for i in range(ne):
                             tt[i] += kc * xc[i]
                             xc[i] *= d
-                if nch == 0:
-                    if use_tmp:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + tt[i]
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
-                    else:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm + tt[i]
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
+                elif nch == 0:
+                    # fused single passes for the common noiseless cases (CUBA: two channels)
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
                 elif nch == 1:
                     x0 = x[g_ch[g, 0], s:e]
                     k0 = g_kern[g, 0]
                     d0 = ch_decay[g_ch[g, 0]]
-                    if use_tmp:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + tt[i]
-                            x0[i] *= d0
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
-                    else:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i]
-                            x0[i] *= d0
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i]
+                        x0[i] *= d0
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
                 else:
                     x0 = x[g_ch[g, 0], s:e]
                     k0 = g_kern[g, 0]
@@ -199,18 +206,11 @@ def advance(start: int, stop: int, rng: np.random.Generator,
                     x1 = x[g_ch[g, 1], s:e]
                     k1 = g_kern[g, 1]
                     d1 = ch_decay[g_ch[g, 1]]
-                    if use_tmp:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i] + tt[i]
-                            x0[i] *= d0
-                            x1[i] *= d1
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
-                    else:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i]
-                            x0[i] *= d0
-                            x1[i] *= d1
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i]
+                        x0[i] *= d0
+                        x1[i] *= d1
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
             # 3. threshold (refractory neurons sit at v_reset < v_threshold, so they cannot fire)
             thr = g_thr[g]
             for i in range(ne):

@@ -200,7 +200,8 @@ class Synapse(StrictModel):
         if self.kind == "conductance" and self.reversal is None:
             raise ValueError("conductance synapses need a reversal potential, e.g. reversal: 0 mV")
         if self.kind == "conductance" and w < 0:
-            raise ValueError("weight: conductances are non-negative; inhibition comes from the reversal potential")
+            raise ValueError("weight: conductances are non-negative; "
+                             "inhibition comes from the reversal potential")
         return self
 
     @property
@@ -235,7 +236,8 @@ class Input(StrictModel):
     def _fields(self) -> Input:
         if self.kind == "constant":
             if (self.drive is None) == (self.current is None):
-                raise ValueError("a constant input needs exactly one of drive (e.g. '15 mV') or current ('0.2 nA')")
+                raise ValueError("a constant input needs exactly one of drive (e.g. '15 mV') "
+                                 "or current ('0.2 nA')")
             if self.current is not None:
                 try:
                     object.__setattr__(self, "current", parse_quantity(self.current, "current"))

@@ -91,7 +91,7 @@ def check_scenario(scenario) -> None:
                 f"{loss.lam_f:g}; connect the graph or set params.allow_disconnected: true "
                 "(the bound is then stored as undefined)")
         if p.integrator == "euler_maruyama" and math.isfinite(loss.lip):
-            lam_max = float(spectrum(g)[-1])
+            lam_max = float(spectrum(g)[-1]) if max(p.k) > 0 else 0.0
             for k in p.k:
                 limit = 2.0 / (loss.lip + k * lam_max)
                 if run.dt >= limit:
@@ -100,6 +100,11 @@ def check_scenario(scenario) -> None:
                                         f"{limit:.3g} s "
                                         f"(topology {g.label}, n = {n}, k = {k:g}); use a smaller dt"
                                         + (" or integrator: exact" if loss.is_quadratic else ""))
+
+
+def _chunk_steps(run) -> int | None:
+    """Steps per chunk from ``run.chunk`` (None: sized adaptively by the runner)."""
+    return max(1, int(round(run.chunk / run.dt))) if run.chunk else None
 
 
 def _initial_state(p, loss: LossSetup, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -125,7 +130,7 @@ def simulate(scenario, progress: Progress = QUIET) -> xr.Dataset:
     nmax = max(p.n)
     nb = min(rec.batches, p.trials)
 
-    acc_all = np.full((nt, nn, nk, p.trials, kernels.N_COLS), np.nan)
+    acc_all = np.full((nt, nn, nk, p.trials, kernels.N_COLS + 2), np.nan)
     trace_all = np.full((nt, nn, nk, st.n_rec, kernels.N_COLS), np.nan)
     traj_all = np.full((nt, nn, nk, st.n_rec, ntraj, ndim), np.nan)
     rate_all = np.full((nt, nn, nk, nb), np.nan)
@@ -181,21 +186,31 @@ def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, ntraj, 
     y = loss.y if loss.kind_id == LOGISTIC else np.zeros(0)
     x_ref = np.nan_to_num(loss.x_ref)
 
+    wells = np.zeros((p.trials, n + 1, p.d), dtype=np.int8)
+    switches = np.zeros((p.trials, 2))
+
     def advance(start: int, count: int) -> tuple[int, str]:
         status = kernels.em_chunk(x, xn, rng, start, count, run.dt, k, p.sigma, p.noise_correlation,
                                   loss.kind_id, loss.hess, loss.hess_diagonal, loss.center, loss.lp, z, y,
                                   complete_w, indptr, indices, weights, deg,
                                   err_well, x_ref, with_agree, zt, yt,
-                                  st.stat_start, st.stat_every, st.rec_every, acc, nacc, trace, traj)
+                                  st.stat_start, st.stat_every, st.rec_every, acc, nacc, trace, traj,
+                                  wells, switches)
         return status, ("" if status == STATUS_OK else
                         f"{desc}: the state became non-finite; reduce run.dt or the coupling k")
 
-    run_chunked(st.n_steps, advance, progress, desc=desc)
+    run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
     acc[:, :4] /= max(nacc[0], 1)
     acc[:, 4:] = acc[:, 4:] / nacc[1] if nacc[1] else np.nan
     if not with_agree:
         acc[:, kernels.AGREEMENT] = np.nan
-    return acc, trace, traj
+    # switch rates per learner coordinate and per centroid coordinate (1/s), stored in spare columns
+    span = (st.n_steps - min(st.stat_start, st.n_steps)) * run.dt
+    rates = np.full((p.trials, 2), np.nan)
+    if with_agree and span > 0:
+        rates[:, 0] = switches[:, 0] / (n * p.d * span)
+        rates[:, 1] = switches[:, 1] / (p.d * span)
+    return np.concatenate([acc, rates], axis=1), trace, traj
 
 
 def ou_modes(g: Graph, hess: np.ndarray, k: float, sigma: float, rho: float, dt: float,
@@ -241,10 +256,10 @@ def _run_exact(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, ntra
         return kernels.ou_chunk(yy, rng, start, count, decay, noise, u_rows, v_rows, loss.center,
                                 st.stat_start, st.stat_every, st.rec_every, acc, nacc, trace, traj), ""
 
-    run_chunked(st.n_steps, advance, progress, desc=desc)
+    run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
     acc[:, :3] /= max(nacc[0], 1)
     acc[:, 3:] = np.nan
-    return acc, trace, traj
+    return np.concatenate([acc, np.full((p.trials, 2), np.nan)], axis=1), trace, traj
 
 
 def _batch_rates(spread_trace: np.ndarray, spread_mean: np.ndarray, times: np.ndarray, nb: int) -> np.ndarray:
@@ -307,6 +322,10 @@ def _dataset(scenario, loss: LossSetup, labels, st: Steps, times, acc, trace, tr
     if loss.kind_id == DOUBLE_WELL:
         data["agreement"] = (cube + ("trial",), acc[..., kernels.AGREEMENT], var_attrs(
             "1", "fraction of learner coordinates in the centroid's well, time average"))
+        data["switch_rate"] = (cube + ("trial",), acc[..., kernels.N_COLS], var_attrs(
+            "s-1", "well-to-well transitions per learner coordinate (arrival at the opposite minimum)"))
+        data["centroid_switch_rate"] = (cube + ("trial",), acc[..., kernels.N_COLS + 1], var_attrs(
+            "s-1", "well-to-well transitions of the centroid per coordinate"))
     if loss.kind_id == LOGISTIC:
         data["test_error_learner"] = (cube + ("trial",), acc[..., kernels.TEST_ERR_LEARNER], var_attrs(
             "1", "test error of single learners (mean over learners), time average"))

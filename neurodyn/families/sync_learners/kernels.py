@@ -180,21 +180,45 @@ def _record(x, step, stat_start, stat_every, rec_every, acc, nacc, trace, traj, 
 
 
 @njit(cache=True)
+def _count_switches(x, w, wells, switches, counting):
+    """Well-to-well transitions: a coordinate switches when it reaches the minimum opposite its last one."""
+    trials, n, d = x.shape
+    for t in range(trials):
+        for m in range(d):
+            mean = 0.0
+            for i in range(n + 1):
+                if i < n:
+                    v = x[t, i, m]
+                    mean += v
+                else:
+                    v = mean / n
+                side = 1 if v >= w else (-1 if v <= -w else 0)
+                if side != 0 and side != wells[t, i, m]:
+                    if counting and wells[t, i, m] != 0:
+                        switches[t, 0 if i < n else 1] += 1.0
+                    wells[t, i, m] = side
+
+
+@njit(cache=True)
 def em_chunk(x, xn, rng, start, nsteps, dt, k, sigma, rho,
              loss_id, hess, hess_diag, center, lp, z, y,
              complete_w, indptr, indices, weights, deg,
              err_well, xref, with_agreement, zt, yt,
-             stat_start, stat_every, rec_every, acc, nacc, trace, traj):
+             stat_start, stat_every, rec_every, acc, nacc, trace, traj, wells, switches):
     """Advance ``x`` (trials, n, d) by ``nsteps`` Euler-Maruyama steps; see the module docstring.
 
     ``complete_w`` > 0 selects the mean-field coupling of a complete graph with edge weight
     ``complete_w``; otherwise the CSR adjacency ``(indptr, indices, weights)`` with degrees ``deg`` is
-    used. ``xn`` is a scratch buffer of the same shape. Returns 0, or 1 if the state became non-finite.
+    used. ``xn`` is a scratch buffer of the same shape. For the double well (``err_well`` = w > 0),
+    ``wells`` (trials, n + 1, d; row n: the centroid) remembers the last minimum +-w each coordinate
+    reached, and ``switches`` (trials, 2) counts, from ``stat_start`` on, arrivals at the other minimum
+    (learners, centroid). Returns 0, or 1 if the state became non-finite.
     """
     trials, n, d = x.shape
     g = np.empty(d)
     xbar = np.empty(d)
     eta = np.zeros(d)
+    nz = np.empty(d)
     tmp = np.empty(6)
     sq = sigma * math.sqrt(dt)
     a_ind = sq * math.sqrt(1.0 - rho)
@@ -220,27 +244,37 @@ def em_chunk(x, xn, rng, start, nsteps, dt, k, sigma, rho,
                 kc = k * complete_w * n
                 for i in range(n):
                     _grad(loss_id, xs[i], g, hess, hess_diag, center, lp, z, y)
+                    # draw the row's noise first: the update loop below then has no calls and vectorises
                     for m in range(d):
-                        v = xs[i, m]
-                        xd[i, m] = (v + dt * (kc * (xbar[m] - v) - g[m])
-                                    + a_ind * rng.standard_normal() + eta[m])
+                        nz[m] = rng.standard_normal()
+                    xi = xs[i]
+                    yi = xd[i]
+                    for m in range(d):
+                        v = xi[m]
+                        yi[m] = v + dt * (kc * (xbar[m] - v) - g[m]) + a_ind * nz[m] + eta[m]
             else:
                 for i in range(n):
                     _grad(loss_id, xs[i], g, hess, hess_diag, center, lp, z, y)
-                    kd = k * deg[i]
                     for m in range(d):
-                        v = xs[i, m]
-                        xd[i, m] = v + dt * (-g[m] - kd * v) + a_ind * rng.standard_normal() + eta[m]
+                        nz[m] = rng.standard_normal()
+                    kd = k * deg[i]
+                    xi = xs[i]
+                    yi = xd[i]
+                    for m in range(d):
+                        v = xi[m]
+                        yi[m] = v + dt * (-g[m] - kd * v) + a_ind * nz[m] + eta[m]
                     if k != 0.0:
                         for p in range(indptr[i], indptr[i + 1]):
-                            j = indices[p]
+                            xj = xs[indices[p]]
                             kw = dt * k * weights[p]
                             for m in range(d):
-                                xd[i, m] += kw * xs[j, m]
+                                yi[m] += kw * xj[m]
         src, dst = dst, src
         swaps += 1
         _record(src, step, stat_start, stat_every, rec_every, acc, nacc, trace, traj, err_well, xref,
                 with_agreement, zt, yt, tmp)
+        if err_well > 0.0:
+            _count_switches(src, err_well, wells, switches, step + 1 >= stat_start)
         if not np.isfinite(src[0, 0, 0]):
             break
     if swaps % 2 == 1:

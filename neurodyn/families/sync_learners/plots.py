@@ -102,6 +102,26 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         fig.tight_layout()
         paths.append(_save(fig, out_dir, stem, "trajectories"))
 
+    if "switch_rate" in ds and ds.sizes["k"] > 1:
+        fig, ax = plt.subplots(figsize=(5.5, 4.2))
+        k = ds["k"].values
+        for t in topologies:
+            sel = {"topology": t}
+            m, ci = _mean_ci(ds["switch_rate"].sel(sel).isel(n=-1))
+            ax.errorbar(k, m, yerr=ci, fmt="o-", color=colors[t], ms=4, capsize=2, label=f"{t} learners")
+            m, ci = _mean_ci(ds["centroid_switch_rate"].sel(sel).isel(n=-1))
+            ax.errorbar(k, m, yerr=ci, fmt="s--", color=colors[t], ms=3, capsize=2, label=f"{t} centroid")
+        if "switch_rate_theory" in ds:
+            ax.plot(k, ds["switch_rate_theory"].isel(topology=0, n=-1), "k*", ms=10, label="exact, k = 0")
+        ax.set_xscale("symlog", linthresh=float(np.min(k[k > 0])) if np.any(k > 0) else 1.0)
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_xlabel("coupling k (1/s)")
+        ax.set_ylabel("well-to-well switches per coordinate (1/s)")
+        ax.set_title(f"double well, n = {int(ds['n'].values[-1])}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(_save(fig, out_dir, stem, "switch_rate"))
+
     # spread transients (mean over trials), first n, every k, per topology
     cols = min(len(topologies), 5)
     fig, axes = plt.subplots(1, cols, figsize=(4 * cols, 3.6), squeeze=False)
