@@ -150,3 +150,15 @@ def test_bad_input_one_line_nothing_written(tmp_path, sweep, extra, needles):
     assert_user_error(res, *needles)
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / "outputs").exists()
+
+
+def test_typo_under_a_mapping_is_refused_not_created(tmp_path, repo):
+    """`populations` is a mapping: a misspelt key would silently add a population if not checked."""
+    text = (repo / "scenarios" / "lif_siegert_sweep.yaml").read_text()
+    text = text.replace("params.inputs.0.mu: [12 mV, 15 mV, 18 mV, 21 mV, 24 mV]",
+                        "params.populations.noisi.size: [10, 20]")
+    scenario = tmp_path / "typo.yaml"
+    scenario.write_text(text)
+    res = cli("sweep", scenario, "--output", tmp_path / "out", cwd=tmp_path)
+    assert_user_error(res, "sweep.params.populations.noisi.size", "did you mean 'noisy'")
+    assert not (tmp_path / "out").exists()
