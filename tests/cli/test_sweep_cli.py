@@ -89,6 +89,13 @@ def test_failed_point_reported_with_parameters(tmp_path):
     ds = neurodyn.open_sweep(tmp_path / "out", load=True)
     np.testing.assert_array_equal(ds["point_status"].values, [1, 1, 0])
     assert (tmp_path / "out" / "failed" / "sigma=2.0.json").is_file()
+    rep = cli("compare", tmp_path / "out", cwd=tmp_path)
+    assert rep.returncode == 0, rep.stderr
+    md = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert "2 finished, 1 failed or missing" in md
+    assert "- `sigma=2.0` ({'params.sigma': 2.0}): RuntimeError: injected failure at sigma=2.0" in md
+    rows = [line for line in md.splitlines() if line.startswith("| variance")]
+    assert len(rows) == 3 and rows[2].endswith("| n/a |")  # the failed point has no value to check
 
 
 def test_run_on_sweep_scenario_then_compare_report(tmp_path):
