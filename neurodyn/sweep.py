@@ -356,8 +356,10 @@ def _dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
         raise UserError("Dask distributed is not installed; pip install 'dask[distributed]'") from None
     if cluster is not None:
+        # Everything (scheduler, workers, the scheduler's HTTP endpoint) on loopback; the HTTP port is
+        # random so that concurrent clusters do not collide on 8787.
         with LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None, silence_logs=logging.ERROR) as lc, Client(lc) as client:
+                          dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as lc, Client(lc) as client:
             yield client
         return
     assert scheduler is not None
