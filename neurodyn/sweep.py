@@ -461,7 +461,7 @@ def _worker_init(queue: Any = None, driver: int | None = None) -> None:
     global _PROGRESS_QUEUE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _PROGRESS_QUEUE = queue
-    if driver is not None:
+    if driver is not None and os.name == "posix":  # os.kill(pid, 0) only probes on POSIX
         threading.Thread(target=_exit_with_driver, args=(driver,), daemon=True).start()
 
 
