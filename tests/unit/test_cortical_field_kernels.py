@@ -134,3 +134,74 @@ def test_absorbing_sponge_removes_an_outgoing_pulse():
         left[boundary] = e[-1] / e[0]
     assert left["absorbing"] < 0.01
     assert left["fixed"] > 0.95
+
+
+def test_ei_pair_equals_harmonic_oscillator_under_rk4():
+    """With w_ee = 1 (a = 0) the E–I pair starts at rest like the oscillator, and RK4 commutes with the
+    linear change of variables (e, i) -> (u, v = -b i): both runs give the same field to rounding."""
+    tau_e, tau_i, w_ei, w_ie, w_ii = 0.01, 0.02, 2.0, 3.0, 0.5
+    b, c, d = w_ei / tau_e, w_ie / tau_i, (1 + w_ii) / tau_i
+    common = {
+        "lattice": {"nx": 16, "ny": 16},
+        "kappa": 5000.0,
+        "initial": {"kind": "random"},
+        "integrator": "rk4",
+        "boundary": "fixed",
+        "sources": [
+            {
+                "kind": "point",
+                "x": 5e-3,
+                "y": 7e-3,
+                "amplitude": 50.0,
+                "time_course": {"kind": "sine", "frequency": 12.0},
+            }
+        ],
+    }
+    run = {"duration": 0.3, "dt": 5e-4, "seed": 5}
+    rec = {"snapshots": {"every": 0.05}, "energy": {"every": 0.05}}
+    ei = simulate(
+        _scenario(
+            {
+                **common,
+                "site_model": "ei_linear",
+                "ei": {"tau_e": tau_e, "tau_i": tau_i, "w_ee": 1.0, "w_ei": w_ei, "w_ie": w_ie, "w_ii": w_ii},
+            },
+            run,
+            rec,
+        )
+    )
+    ho = simulate(
+        _scenario({**common, "site_model": "harmonic", "omega0": float(np.sqrt(b * c)), "gamma": d}, run, rec)
+    )
+    scale = np.max(np.abs(ho["u"].values))
+    assert np.max(np.abs(ei["u"].values - ho["u"].values)) < 1e-10 * scale
+    assert np.allclose(ei["energy"].values, ho["energy"].values, rtol=1e-9)
+
+
+def test_wilson_cowan_small_amplitude_follows_its_linearisation():
+    """Around a stable focus the Wilson–Cowan lattice and its linear E–I pair differ by O(amplitude^2)."""
+    p = {
+        "lattice": {"nx": 16, "ny": 16},
+        "kappa": 5000.0,
+        "site_model": ["ei_linear", "wilson_cowan"],
+        "match_linearisation": True,
+        "wilson_cowan": {"w_ee": 12, "w_ei": 10, "w_ie": 10, "w_ii": 2, "p_e": 3.25, "p_i": 1.5},
+    }
+    diffs = []
+    for amp in (1e-3, 2e-3):
+        ds = simulate(
+            _scenario(
+                {**p, "initial": {"kind": "random", "amplitude": amp}},
+                {"duration": 0.1, "dt": 2e-4, "seed": 1},
+                {},
+            )
+        )
+        assert list(ds.attrs["variants"]) == ["ei_linear", "wilson_cowan"]
+        uf = ds["u_final"]
+        diff = uf.sel(site_model="wilson_cowan") - uf.sel(site_model="ei_linear")
+        diffs.append(
+            float(np.sqrt((diff**2).mean())) / float(np.sqrt((uf.sel(site_model="ei_linear") ** 2).mean()))
+        )
+    # relative difference ~ amplitude: doubling the amplitude doubles it
+    assert diffs[0] < 0.05
+    assert 1.6 < diffs[1] / diffs[0] < 2.4

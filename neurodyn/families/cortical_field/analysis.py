@@ -338,6 +338,12 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             order,
             var_attrs("1", "observed order log(e_{i-1}/e_i) / log(h_{i-1}/h_i)"),
         )
+    if many and vdim == "site_model":
+        ds["u_final"] = (
+            ("site_model", "y", "x"),
+            np.array([r.u_final[0] for r in raws]),
+            var_attrs("1", "field u at the end of the run, per site model"),
+        )
     # per-variant description
     ds.attrs["schemes"] = [r.setup.scheme for r in raws]
     ds.attrs["variants"] = [r.setup.label for r in raws]
