@@ -179,7 +179,8 @@ def test_ei_pair_equals_harmonic_oscillator_under_rk4():
 
 
 def test_wilson_cowan_small_amplitude_follows_its_linearisation():
-    """Around a stable focus the Wilson–Cowan lattice and its linear E–I pair differ by O(amplitude^2)."""
+    """Around a stable focus the Wilson–Cowan lattice and its linear E–I pair differ by a relative
+    O(amplitude): the nonlinearity vanishes as the amplitude does."""
     p = {
         "lattice": {"nx": 16, "ny": 16},
         "kappa": 5000.0,
@@ -202,6 +203,7 @@ def test_wilson_cowan_small_amplitude_follows_its_linearisation():
         diffs.append(
             float(np.sqrt((diff**2).mean())) / float(np.sqrt((uf.sel(site_model="ei_linear") ** 2).mean()))
         )
-    # relative difference ~ amplitude: doubling the amplitude doubles it
-    assert diffs[0] < 0.05
-    assert 1.6 < diffs[1] / diffs[0] < 2.4
+    # the relative difference is set by the quadratic (shape, ~ amplitude) and cubic (frequency shift,
+    # ~ amplitude^2 t) terms: doubling the amplitude multiplies it by between 2 and 4
+    assert diffs[0] < 0.02
+    assert 1.6 < diffs[1] / diffs[0] < 4.4
