@@ -314,6 +314,7 @@ def run_variant(
     src = setup.src
     t_start = time.perf_counter()
     timing: dict = {}
+    chunk = max(1, int(round(scenario.run.chunk / dt))) if scenario.run.chunk else None
     desc = f"{setup.label} ({nx}x{ny}, {setup.scheme})"
 
     def detail(step: int, f: int, j: int, i: int) -> str:
@@ -368,7 +369,7 @@ def run_variant(
             state["cur"] = cur
             return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
 
-        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc)
+        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc, chunk_steps=chunk)
         final = U[state["cur"]][:, 1:-1, 1:-1].copy()
     elif setup.scheme == "baoab":
         u = _padded(u0)
@@ -420,7 +421,7 @@ def run_variant(
             )
             return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
 
-        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc)
+        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc, chunk_steps=chunk)
         final = u[:, 1:-1, 1:-1].copy()
     else:
         X = np.zeros((2, ny + 2, nx + 2))
@@ -466,7 +467,7 @@ def run_variant(
             )
             return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
 
-        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc)
+        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc, chunk_steps=chunk)
         final = X[0:1, 1:-1, 1:-1].copy()
     return Raw(
         setup=setup,
