@@ -25,6 +25,10 @@ def test_dispersion_matches_lattice_formula_within_one_bin():
     assert np.all(np.abs(meas - pred) <= float(ds["frequency_bin"])), (meas - pred) / float(
         ds["frequency_bin"]
     )
+    # group velocity (slope of omega between collinear modes) and phase velocity follow
+    gv, gt = ds["group_velocity"].values, ds["group_velocity_theory"].values
+    assert ds.sizes["pair"] >= 5 and np.all(np.abs(gv / gt - 1) < 0.01)
+    assert np.allclose(ds["phase_velocity"].values, ds["phase_velocity_theory"].values, rtol=1e-3)
     # the continuum formula is measurably wrong at the zone edge: the lattice formula is needed
     k = np.hypot(ds["k_x"].values, ds["k_y"].values)
     continuum = np.sqrt(31.4159**2 + 10000.0 * 1e-6 * k**2)

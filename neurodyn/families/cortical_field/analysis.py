@@ -144,6 +144,25 @@ def measure_pulse_speed(raw: Raw) -> tuple[np.ndarray, np.ndarray]:
     return speeds, times
 
 
+def collinear_pairs(modes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Consecutive pairs ``(a, b)`` of listed modes along the same lattice direction, ``|n_a| < |n_b|``."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for m, (nx, ny) in enumerate(modes):
+        g = math.gcd(nx, ny)
+        if g:
+            groups.setdefault((nx // g, ny // g), []).append(m)
+    out = []
+    for idx in groups.values():
+        idx.sort(key=lambda m: math.hypot(*modes[m]))
+        out += list(zip(idx[:-1], idx[1:]))
+    return sorted(out)
+
+
+def secant(omega: np.ndarray, kn: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Group velocity between two modes: ``(omega_b - omega_a) / (|k_b| - |k_a|)`` along the last axis."""
+    return (omega[..., b] - omega[..., a]) / (kn[b] - kn[a])
+
+
 def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
     """Everything measured, as a Dataset (first variant's recordings; per-variant derived quantities)."""
     p = scenario.params
@@ -266,6 +285,17 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
                 dims,
                 arr / np.where(kn > 0, kn, np.nan),
                 var_attrs("m/s", "measured phase velocity omega / |k|"),
+            )
+        pairs = collinear_pairs(modes)
+        if pairs:
+            a, b = np.array(pairs).T
+            ds.coords["pair"] = ("pair", np.arange(len(pairs)), var_attrs("1", "pair of collinear modes"))
+            ds.coords["pair_from"] = ("pair", a, var_attrs("1", "mode index of the shorter wave vector"))
+            ds.coords["pair_to"] = ("pair", b, var_attrs("1", "mode index of the longer wave vector"))
+            ds["group_velocity"] = (
+                [*dims[:-1], "pair"],
+                secant(arr, kn, a, b),
+                var_attrs("m/s", "measured group velocity: slope of measured omega between collinear modes"),
             )
     # noise-driven mode variances and spectra
     if an.variance_modes:

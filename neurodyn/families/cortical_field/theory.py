@@ -225,6 +225,22 @@ def theory_dataset(scenario, ds):
                 arr / np.where(kn > 0, kn, np.nan),
                 var_attrs("m/s", "phase velocity omega(k)/|k|", source=disp_src, rel_tol=tol),
             )
+        if "group_velocity" in ds:
+            from neurodyn.families.cortical_field.analysis import secant
+
+            a, b = ds["pair_from"].values, ds["pair_to"].values
+            dw = np.abs(secant(arr, kn, a, b) * (kn[b] - kn[a]))
+            out["group_velocity_theory"] = (
+                ds["group_velocity"].dims,
+                secant(arr, kn, a, b),
+                var_attrs(
+                    "m/s",
+                    "group velocity: slope of the lattice dispersion between the same modes",
+                    source=disp_src,
+                    rel_tol=float(2 * binw / np.nanmin(dw)),
+                    note="rel_tol: two frequency bins relative to the smallest frequency difference",
+                ),
+            )
         if st0.n_fields == 1:
             w0 = lattice_omega(ds["k_x"].values, ds["k_y"].values, st0.h, st0.kappa, st0.mass)[0]
             out["group_velocity_lattice"] = (
