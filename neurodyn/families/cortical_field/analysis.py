@@ -323,7 +323,15 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         ds["local_psd"] = (
             "omega_local",
             s,
-            var_attrs("s", "local field spectrum, probe-averaged Welch (two-sided, per rad/s / 2 pi)"),
+            var_attrs(
+                "s",
+                "local field spectrum, probe-averaged Welch (two-sided, per rad/s / 2 pi)",
+                probe_sites=[
+                    [int(r[2]), int(r[1])]
+                    for r, role in zip(r0.plan.probes, r0.plan.probe_role)
+                    if role == "spectrum"
+                ],
+            ),
         )
         lo, hi = T.spectrum_band(st0.omega0, float(st0.gamma[0]), float(st0.kappa[0]))
         band = (w >= lo) & (w <= hi)

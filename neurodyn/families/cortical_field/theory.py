@@ -106,12 +106,33 @@ def all_mode_omegas(nx: int, ny: int, h: float, kappa: float, omega0: float, per
     return np.sqrt(omega0**2 + 4 * kappa * s).ravel()
 
 
-def local_spectrum(omega: np.ndarray, omegas: np.ndarray, gamma: float, sigma: float) -> np.ndarray:
-    """Spectrum of one site's field: ``(1/N) sum_k S_k(omega)`` (exact for the linear lattice)."""
+def mode_site_weights(nx: int, ny: int, sites: np.ndarray) -> np.ndarray:
+    """Mean over ``sites`` (rows ``[ix, iy]``) of ``phi_k(site)^2`` for the orthonormal DST-I modes.
+
+    Flattened like :func:`all_mode_omegas` (``ky`` slow, ``kx`` fast); on the torus every weight is 1/N.
+    """
+    n_x = np.arange(1, nx + 1)
+    n_y = np.arange(1, ny + 1)
+    px = 2.0 / (nx + 1) * np.sin(np.pi * np.outer(sites[:, 0] + 1, n_x) / (nx + 1)) ** 2  # (P, nx)
+    py = 2.0 / (ny + 1) * np.sin(np.pi * np.outer(sites[:, 1] + 1, n_y) / (ny + 1)) ** 2  # (P, ny)
+    return np.einsum("py,px->yx", py, px).ravel() / len(sites)
+
+
+def local_spectrum(
+    omega: np.ndarray, omegas: np.ndarray, gamma: float, sigma: float, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Spectrum of the field at a site: ``sum_k phi_k(x)^2 S_k(omega)`` (exact for the linear lattice).
+
+    ``weights`` are ``phi_k(x)^2`` (averaged over the probe sites); default ``1/N`` (the torus, or the
+    site average).
+    """
+    if weights is None:
+        weights = np.full(len(omegas), 1.0 / len(omegas))
     out = np.zeros(len(omega))
-    for chunk in np.array_split(omegas, max(1, len(omegas) // 4096)):
-        out += lorentzian(omega, chunk, gamma, sigma).sum(axis=-1)
-    return out / len(omegas)
+    step = 4096
+    for i in range(0, len(omegas), step):
+        out += lorentzian(omega, omegas[i : i + step], gamma, sigma) @ weights[i : i + step]
+    return out
 
 
 def equipartition_spectrum(
@@ -307,12 +328,19 @@ def theory_dataset(scenario, ds):
         g = float(st0.gamma[0])
         w = ds["omega_local"].values
         om = all_mode_omegas(st0.nx, st0.ny, st0.h, float(st0.kappa[0]), st0.omega0, st0.periodic)
-        exact = local_spectrum(w, om, g, st0.sigma)
+        weights = None
+        if not st0.periodic:  # Dirichlet modes weigh differently at each probe site
+            sites = np.array(ds["local_psd"].attrs["probe_sites"], dtype=int).reshape(-1, 2)
+            weights = mode_site_weights(st0.nx, st0.ny, sites)
+        exact = local_spectrum(w, om, g, st0.sigma, weights)
         out["local_psd_lattice_sum"] = (
             "omega_local",
             exact,
             var_attrs(
-                "s", "exact local spectrum (1/N) sum_k S_k(omega)", source="sum of the modes' Lorentzians"
+                "s",
+                "exact local spectrum at the probes: mean_p sum_k phi_k(x_p)^2 S_k(omega) "
+                "(1/N weights on the torus)",
+                source="sum of the modes' Lorentzians",
             ),
         )
         out["local_psd_equipartition"] = (
