@@ -83,14 +83,17 @@ def _course(src: np.ndarray, s: int, t: float) -> float:
 
 
 @njit(cache=True)
-def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray, field_offset: int) -> None:
+def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray, field_offset: int) -> float:
     """``target[f, j, i] += scale[f, j, i] * J_f(x, t)`` for every source (positions in site units).
+
+    Returns the sum of the updated cells (non-finite if a drive overflowed them).
 
     ``field_offset`` selects which component of ``target`` receives the drive (RK4 puts it on the
     second component).
     """
     ny = target.shape[1] - 2
     nx = target.shape[2] - 2
+    total = 0.0
     for s in range(src.shape[0]):
         a = src[s, S_AMP] * _course(src, s, t)
         if a == 0.0:
@@ -104,6 +107,7 @@ def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray
             iy = int(math.floor(cy + 0.5))
             if 0 <= ix < nx and 0 <= iy < ny:
                 target[f, iy + 1, ix + 1] += scale[sf, iy + 1, ix + 1] * a
+                total += target[f, iy + 1, ix + 1]
             continue
         w = src[s, S_W]
         r = int(math.ceil(6.0 * w))  # exp(-18) ~ 1.5e-8 of the peak is dropped
@@ -119,6 +123,8 @@ def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray
                 target[f, iy + 1, ix + 1] += (
                     scale[sf, iy + 1, ix + 1] * a * math.exp(-(dx * dx + dy * dy) * inv)
                 )
+                total += target[f, iy + 1, ix + 1]
+    return total
 
 
 @njit(cache=True)
@@ -380,13 +386,13 @@ def stormer_run(
         else:
             _stormer_sweep_ser(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
         if src.shape[0] > 0:
-            add_sources(un, src, n * dt, src_scale, 0)
-            for f in range(nf):  # sources may have made a row non-finite
-                for j in range(1, ny + 1):
-                    s = 0.0
-                    for i in range(1, nx + 1):
-                        s += un[f, j, i]
-                    rowsum[f, j] = s
+            if not math.isfinite(add_sources(un, src, n * dt, src_scale, 0)):
+                for f in range(nf):  # a drive overflowed: rescan the rows to locate it
+                    for j in range(1, ny + 1):
+                        s = 0.0
+                        for i in range(1, nx + 1):
+                            s += un[f, j, i]
+                        rowsum[f, j] = s
         if not _rows_finite(rowsum):
             f, j, i = _first_nonfinite(un, rowsum)
             return 1, n, f, j, i, cur
