@@ -534,8 +534,10 @@ def rk4_site(setup: Setup) -> tuple[int, np.ndarray, np.ndarray, float]:
 
 def run_all(scenario, progress) -> list[Raw]:
     """Run every variant of the scenario (same initial field for all, independent noise streams)."""
-    if scenario.run.threads:
-        numba.set_num_threads(min(scenario.run.threads, numba.config.NUMBA_NUM_THREADS))
+    # run.threads, or all cores (reset explicitly: the setting is process-wide and would leak between runs)
+    numba.set_num_threads(
+        min(scenario.run.threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS)
+    )
     setups = check_resources(scenario)
     seeds = np.random.SeedSequence(scenario.run.seed).spawn(1 + len(setups))
     out = []
