@@ -197,7 +197,8 @@ def theory_dataset(scenario, ds):
     out = xr.Dataset()
     disp_src = (
         "lattice dispersion omega^2 = eig(M + 4 (sin^2(k_x h/2) + sin^2(k_y h/2)) diag(kappa)); "
-        "damped: sqrt(omega^2 - gamma^2/4); normal modes of the 5-point Laplacian (Brillouin 1946), "
+        "damped: sqrt(omega^2 - gamma^2/4) (free decay) or sqrt(omega^2 - gamma^2/2) (noise-driven peak); "
+        "normal modes of the 5-point Laplacian (Brillouin 1946), "
         "Klein-Gordon reading after Cooray, Cooray & Friston 2023 (arXiv:2308.10645)"
     )
     if "dispersion_omega" in ds:
@@ -208,7 +209,10 @@ def theory_dataset(scenario, ds):
             kk = np.array([mode_wavevector(st, m) for m in modes])
             w = lattice_omega(kk[:, 0], kk[:, 1], st.h, st.kappa, st.mass)  # (F, m)
             g = float(st.gamma[0])
-            per.append(damped_frequency(w, g) if g > 0 else w)
+            if g > 0 and st.sigma > 0:  # stationary, noise-driven: peak of the Lorentzian
+                per.append(np.sqrt(np.maximum(w**2 - g**2 / 2, 0.0)))
+            else:  # free decay of the initial condition
+                per.append(damped_frequency(w, g) if g > 0 else w)
             lf.append(leapfrog_frequency(w, st.dt))
         arr = np.array(per)
         lfa = np.array(lf)
