@@ -44,6 +44,16 @@ def test_massless_pulse_moves_at_c_along_axes_and_diagonal():
     assert np.all(np.abs(speed / 1.0 - 1) < 0.02), speed
 
 
+def test_wave_packet_moves_at_group_velocity_and_massless_at_c():
+    """m > 0: the packet's envelope moves at the lattice group velocity d omega/dk < c (dispersive);
+    m = 0: at c (non-dispersive)."""
+    ds = _run("field_wave_packet")
+    v, vg = float(ds["packet_speed"]), float(ds["packet_speed_theory"])
+    assert abs(v / vg - 1) < 0.01 and vg < 0.75
+    ds0 = _run("field_wave_packet", "params.continuum.m=0")
+    assert abs(float(ds0["packet_speed"]) - 1.0) < 0.01
+
+
 @pytest.mark.slow
 def test_noise_driven_mode_variances_and_local_spectrum():
     """Mode variances vs sigma^2 / (2 gamma omega_k^2): each within its two-sided 99.9% Student-t

@@ -144,6 +144,37 @@ def measure_pulse_speed(raw: Raw) -> tuple[np.ndarray, np.ndarray]:
     return speeds, times
 
 
+def packet_group_velocity(setup: Setup, n: int) -> float:
+    """Lattice group velocity along x of mode number ``n``: ``kappa h sin(k h) / (2 omega)``."""
+    kx, _ = mode_wavevector(setup, (n, 0))
+    w = float(T.lattice_omega(np.array([kx]), np.array([0.0]), setup.h, setup.kappa, setup.mass)[0, 0])
+    return float(T.group_velocity(kx, 0.0, setup.h, float(setup.kappa[0]), w))
+
+
+def measure_packet_speed(scenario, raw: Raw) -> tuple[float, float, float]:
+    """Speed of the right-moving half of a packet: slope of the centroid of ``mean_y u^2`` over time.
+
+    Only distances ``d = x - x0`` in ``(0, L/2)`` count, and only times when the predicted centroid is
+    more than three widths from the start and from ``L/2`` (the halves have separated and not wrapped).
+    Returns the speed and the time window used.
+    """
+    st = raw.setup
+    ini = scenario.params.initial
+    x0 = (st.nx - 1) // 2 if ini.center is None else ini.center[0] / st.h
+    d = (np.arange(st.nx) - x0) % st.nx  # sites to the right of x0, wrapped
+    keep = (d > 0) & (d < st.nx / 2)
+    pw = np.mean(raw.snaps[:, 0] ** 2, axis=1)[:, keep]  # (time, x)
+    cen = (pw @ d[keep]) / np.maximum(pw.sum(axis=1), 1e-300) * st.h
+    t = np.arange(len(cen)) * raw.plan.k_snap * st.dt
+    vg = packet_group_velocity(st, ini.mode[0])
+    w = ini.width
+    lo, hi = 3 * w / vg, (st.nx * st.h / 2 - 3 * w) / vg
+    sel = (t >= lo) & (t <= hi)
+    if sel.sum() < 3:
+        return math.nan, lo, hi
+    return float(np.polyfit(t[sel], cen[sel], 1)[0]), lo, hi
+
+
 def collinear_pairs(modes: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Consecutive pairs ``(a, b)`` of listed modes along the same lattice direction, ``|n_a| < |n_b|``."""
     groups: dict[tuple[int, int], list[int]] = {}
@@ -354,6 +385,13 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             var_attrs("s", "peak arrival time at each radius"),
         )
         ds.coords["radius"] = ("radius", list(an.pulse_radii), var_attrs("m", "nominal probe distance"))
+    if p.initial.kind == "packet" and r0.plan.n_snap and scenario.record.snapshots is not None:
+        speed, lo, hi = measure_packet_speed(scenario, r0)
+        ds["packet_speed"] = (
+            (),
+            speed,
+            var_attrs("m/s", "speed of the right-moving packet's centroid of u^2", window=[lo, hi]),
+        )
     # convergence to the continuum
     if p.continuum is not None and len(p.continuum.hs) > 1 and p.initial.kind == "gaussian" and st0.periodic:
         errs = []

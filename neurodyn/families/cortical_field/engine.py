@@ -188,6 +188,8 @@ def check_analysis(scenario, setup: Setup, plan: Plan) -> None:
             "variance_modes/spectrum_probes",
             "noise-spectrum analyses are for a single field (omit params.fields)",
         )
+    if scenario.params.initial.kind == "packet" and not setup.periodic:
+        raise ScenarioError("params.initial.kind", "packet", "a wave packet needs periodic boundaries")
     if an.pulse_radii and len(an.pulse_radii) < 2:
         raise ScenarioError("params.analysis.pulse_radii", an.pulse_radii, "two or more distances")
 
@@ -244,6 +246,12 @@ def initial_field(scenario, setup: Setup, rng: np.random.Generator) -> np.ndarra
             dy = (dy + setup.ny / 2) % setup.ny - setup.ny / 2
         w = ini.width / setup.h
         u0[0] = ini.amplitude * np.exp(-(dy[:, None] ** 2 + dx[None, :] ** 2) / (2 * w * w))
+    elif ini.kind == "packet":
+        cx = center_site(scenario, setup)[0] if ini.center is None else ini.center[0] / setup.h
+        dx = (ix - cx + setup.nx / 2) % setup.nx - setup.nx / 2  # minimal image on the torus
+        k0 = 2 * np.pi * ini.mode[0] / setup.nx  # per site
+        env = np.exp(-(dx**2) / (2 * (ini.width / setup.h) ** 2))
+        u0[0] = ini.amplitude * (env * np.cos(k0 * dx))[None, :]
     elif ini.kind == "mode":
         mx, my = ini.mode
         if setup.periodic:
