@@ -220,3 +220,25 @@ def test_probes_snapshots_and_chunking_agree():
         from_probe = a["probe_u"].isel(probe=p).values[::2]
         from_snap = a["u"].isel(x=ix, y=iy).values
         assert np.array_equal(from_probe, from_snap)
+
+
+def test_theory_formulas_against_numerical_derivatives_and_integrals():
+    """Group velocity = numerical gradient of the lattice dispersion; the Lorentzian integrates to the
+    OU variance; the continuum equipartition spectrum tends to sigma^2 / (4 gamma kappa omega)."""
+    h, kappa, m = 1e-3, 4e4, 30.0
+    mass = np.array([[m**2]])
+    k = np.array([300.0, 800.0, 2000.0])
+    for kx, ky in ((k, 0 * k), (k / np.sqrt(2), k / np.sqrt(2))):
+        w = T.lattice_omega(kx, ky, h, np.array([kappa]), mass)[0]
+        eps = 1e-3
+        wp = T.lattice_omega(kx * (1 + eps), ky * (1 + eps), h, np.array([kappa]), mass)[0]
+        wm = T.lattice_omega(kx * (1 - eps), ky * (1 - eps), h, np.array([kappa]), mass)[0]
+        numeric = (wp - wm) / (2 * eps * np.hypot(kx, ky))
+        assert np.allclose(T.group_velocity(kx, ky, h, kappa, w), numeric, rtol=1e-5)
+    omega = np.linspace(-5000, 5000, 2_000_001)
+    s = T.lorentzian(omega, np.array([120.0]), 7.0, 2.0)[:, 0]
+    assert np.isclose(np.trapezoid(s, omega) / (2 * np.pi), T.mode_variance(120.0, 7.0, 2.0), rtol=1e-3)
+    big = np.array([1e5])
+    assert np.isclose(
+        T.equipartition_spectrum(big, 5.0, 1.0, kappa, m)[0], 1 / (4 * 5.0 * kappa * 1e5), rtol=1e-4
+    )
