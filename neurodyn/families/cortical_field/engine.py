@@ -182,6 +182,15 @@ def check_analysis(scenario, setup: Setup, plan: Plan) -> None:
             an.spectrum_probes,
             "the local spectrum needs a noise-driven damped lattice (noise.sigma > 0, gamma > 0)",
         )
+    if an.variance_modes:
+        frames = plan.n_snap - int(math.ceil(an.burn_in / (plan.k_snap * setup.dt)))
+        if frames < 10 * an.batches:
+            raise ScenarioError(
+                "params.analysis.batches",
+                an.batches,
+                f"needs >= 10 snapshots per batch after burn_in; there are {max(frames, 0)} "
+                "(run longer, sample snapshots more often, or use fewer batches)",
+            )
     if (an.variance_modes or an.spectrum_probes) and setup.n_fields > 1:
         raise ScenarioError(
             "params.analysis",
