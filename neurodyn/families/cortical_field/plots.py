@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 #: frames in the animated GIF (evenly spaced over the recorded snapshots)
-GIF_FRAMES = 30
+GIF_FRAMES = 20
 
 
 def _fig(nrows: int = 1, ncols: int = 1, **kw):
@@ -70,7 +70,7 @@ def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
     u = _snapshots(ds)
     idx = np.unique(np.linspace(0, u.sizes["time"] - 1, min(GIF_FRAMES, u.sizes["time"])).astype(int))
     vmax = _vmax(u, idx)
-    plt, fig, ax = _fig(figsize=(4.5, 4))
+    plt, fig, ax = _fig(figsize=(3.6, 3.2))
     im = ax.imshow(u.isel(time=idx[0]).values, cmap="RdBu_r", vmin=-vmax, vmax=vmax, origin="lower")
     title = ax.set_title("")
     fig.colorbar(im, ax=ax, label="u")
@@ -80,7 +80,7 @@ def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
         title.set_text(f"t = {float(u['time'][idx[k]]) * 1e3:.1f} ms")
         return im, title
 
-    anim = FuncAnimation(fig, frame, frames=len(idx), blit=False)
+    anim = FuncAnimation(fig, frame, frames=len(idx), blit=False, cache_frame_data=False)
     anim.save(path, writer=PillowWriter(fps=8), dpi=60)
     plt.close(fig)
     return path
