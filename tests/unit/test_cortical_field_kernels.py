@@ -43,8 +43,11 @@ def test_energy_error_bounded_without_drift_and_scales_as_dt_squared():
 
 
 def test_same_seed_is_bitwise_identical_and_threads_do_not_change_results():
+    from neurodyn.families.cortical_field.engine import PARALLEL_MIN_SITES
+
+    assert 256 * 256 >= PARALLEL_MIN_SITES  # with threads: 2 this lattice takes the prange path
     params = {
-        "lattice": {"nx": 128, "ny": 128},
+        "lattice": {"nx": 256, "ny": 256},
         "omega0": 20.0,
         "kappa": 40000.0,
         "gamma": 5.0,

@@ -16,7 +16,7 @@ from neurodyn.runner import STATUS_NAN, STATUS_OK, run_chunked
 
 DIRECTIONS = ("x", "y", "diagonal")
 #: lattices smaller than this run the serial kernels (a parallel region per step would cost more)
-PARALLEL_MIN_SITES = 128 * 128
+PARALLEL_MIN_SITES = 256 * 256
 
 
 @dataclass
