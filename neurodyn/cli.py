@@ -7,6 +7,7 @@ code 2; a simulation that became invalid (NaN, instability) exits with 3.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -77,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neurodyn: interrupted; no result written", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout was closed early (e.g. `neurodyn info run.h5 | head`): not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
