@@ -286,3 +286,36 @@ run: {duration: 10 ms, dt: 0.1 ms, backend: brian2}
     proc = run_cli("run", path, "--output", tmp_path / "o.h5", env={TARGET_ENV: "fortran"})
     assert_user_error(proc, TARGET_ENV, "cython")
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_cli_run_with_brian2_backend_writes_a_plain_result_file(tmp_path) -> None:
+    """``neurodyn run`` of a backend-brian2 file: exit 0, a file plain xarray opens, provenance attrs."""
+    import xarray as xr
+
+    import neurodyn
+
+    path = tmp_path / "pair.yaml"
+    path.write_text("""
+name: pair
+family: lif_network
+params:
+  populations:
+    a: {size: 2, tau_m: 20 ms, v_rest: -45 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms}
+    b: {size: 3, tau_m: 20 ms, v_rest: -45 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms}
+run: {duration: 100 ms, dt: 0.1 ms, backend: brian2}
+record: {v: {every: 1 ms, indices: [4, 0]}}
+""")
+    out = tmp_path / "pair.h5"
+    proc = run_cli("run", path, "--output", out, "--quiet", env={TARGET_ENV: "numpy"})
+    assert proc.returncode == 0, proc.stderr
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds.attrs["backend"] == "brian2"
+        assert ds.attrs["brian2_target"] == "numpy"
+        assert ds["v"].dims == ("time", "neuron") and ds["v"].attrs["units"] == "V"
+        assert ds.sizes["time"] == 100
+        assert list(ds.neuron.values) == [4, 0]
+        # identical populations share one Brian2 group; every neuron fires at the same exact period
+        counts = np.bincount(ds.spike_index.values, minlength=5)
+        assert (counts == counts[0]).all() and counts[0] >= 3
+    ds = neurodyn.open_run(out)
+    assert ds.attrs["brian2_method"] == {"a": "exact", "b": "exact"}
