@@ -121,18 +121,18 @@ def test_white_noise_stationary_variance():
     assert abs(v.var() / (0.006**2 / 2) - 1) < 5 * math.sqrt(2 / n)
 
 
-def test_poisson_input_mean_and_variance():
-    """Shot noise (Campbell): mean x = r n w tau_s; v mean = v_rest + r n w tau_s;
-    var(x) = r n w^2 tau_s / 2."""
-    r, n_src, w, ts = 50.0, 20, 1e-3, 0.004
+@pytest.mark.parametrize("r,n_src,w", [(50.0, 20, 1e-3), (1000.0, 400, 5e-6)])  # table / Generator.poisson
+def test_poisson_input_mean_and_variance(r, n_src, w):
+    """Shot noise (Campbell): mean x = r n w tau_s, so v mean = v_rest + r n w tau_s; the variance of v
+    (shot noise filtered by two exponentials) is r n w^2 tau_s^2 / (2 (tau_s + tau_m))."""
+    ts = 0.004
     sc = scenario({"n": {"size": 2000, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
                          "v_threshold": "1 V"}},
-                  inputs=[{"kind": "poisson", "target": "n", "rate": "50 Hz", "n_sources": 20,
-                           "weight": "1 mV", "tau": "4 ms"}],
+                  inputs=[{"kind": "poisson", "target": "n", "rate": r, "n_sources": n_src,
+                           "weight": f"{w} V", "tau": "4 ms"}],
                   record={"v": {"indices": "all", "every": "25 ms"}}, duration="300 ms", dt="0.1 ms")
     v = simulate_numba(sc).v.values[6:]
     expect = -0.070 + r * n_src * w * ts
-    # var(v) for shot noise filtered by two exponentials: r n w^2 ts^2 / (2 (ts + tm))
     var = r * n_src * w**2 * ts**2 / (2 * (ts + 0.02))
     assert abs(v.mean() - expect) < 5 * math.sqrt(var / v.size)
     assert abs(v.var() / var - 1) < 0.1
@@ -203,3 +203,50 @@ def test_probe_sampling_every():
     assert list(ds.neuron.values) == [3, 0]
     expect = -0.060 - 0.010 * np.exp(-ds.time.values / 0.02)
     np.testing.assert_allclose(ds.v.values[:, 0], expect, atol=1e-15)
+
+
+def test_poisson_cdf_table_matches_scipy():
+    from scipy.stats import poisson
+
+    for lam in (1e-4, 0.3, 2.0, 29.0):
+        table = kernels.poisson_cdf_table(lam)
+        ref = poisson.cdf(np.arange(table.size), lam)
+        np.testing.assert_allclose(table[:-1], ref[:-1], rtol=0, atol=1e-15)
+        assert table[-1] == 1.0 and poisson.sf(table.size - 2, lam) < 1e-16
+    assert kernels.poisson_cdf_table(31.0).size == 0  # large means use Generator.poisson
+
+
+def test_new_parameters_and_structures_never_recompile():
+    """Every scenario shape (no synapses, delays, conductances, noise, Poisson, probes) runs through the
+    same single compiled specialisation of the kernel."""
+    lif = {"tau_m": "10 ms", "v_rest": "-60 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}
+    runs = [
+        scenario({"a": {"size": 3, **lif}}),
+        scenario({"a": {"size": 20, **lif, "t_ref": "1 ms"}, "b": {"size": 5, **lif}},
+                 synapses=[{"source": "a", "target": ["a", "b"], "connect": {"p": 0.3}, "weight": "1 mV",
+                            "tau": "3 ms", "delay": "0.5 ms"}],
+                 inputs=[{"kind": "noise", "target": "b", "sigma": "2 mV"}], record={"v": {"indices": [0]}}),
+        scenario({"a": {"size": 10, **lif}},
+                 synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 3}, "kind": "conductance",
+                            "weight": "1 nS", "tau": "5 ms", "reversal": "0 mV"}],
+                 inputs=[{"kind": "poisson", "target": "a", "rate": "1 kHz", "n_sources": 50,
+                          "weight": "1 mV", "tau": "1 ms"}]),
+    ]
+    for sc in runs:
+        simulate_numba(sc)
+    assert len(kernels.advance.signatures) == 1
+
+
+def test_current_kernel_against_quadrature_and_limits():
+    """K = (1/tau_m) int_0^dt e^{-(dt-s)/tau_m} e^{-s/tau_c} ds for ordinary, equal, nearly equal and
+    extreme time constants (dt >> tau_m must not overflow)."""
+    from scipy.integrate import quad
+
+    dt = 1e-4
+    for tm, tc in [(0.02, 0.005), (0.02, 0.02), (0.02, 0.0200001), (1e-3, 2e-3), (1e-4, 2e-4), (5e-5, 0.02)]:
+        k = kernels.current_kernel(dt, np.array([tm]), tc)[0]
+        ref, _ = quad(lambda s, tm=tm, tc=tc: math.exp(-(dt - s) / tm) * math.exp(-s / tc) / tm, 0, dt,
+                      epsabs=0, epsrel=1e-13)
+        assert k == pytest.approx(ref, rel=1e-12)
+    stiff = kernels.current_kernel(dt, np.array([1e-9]), 0.005)[0]  # v follows x instantly
+    assert stiff == pytest.approx(0.005 / (0.005 - 1e-9) * math.exp(-dt / 0.005), rel=1e-12)

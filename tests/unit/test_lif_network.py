@@ -95,6 +95,10 @@ def test_one_to_one_and_graph():
     assert len(edges) == 80  # ring lattice: 40 undirected edges, both directions
     assert all((j, i) in edges for i, j in edges)
     assert (0, 1) in edges and (0, 2) in edges and (0, 19) in edges and (0, 3) not in edges
+    # population size goes to the parameter named n: random_regular_graph(d, n)
+    indptr, indices = N.connect(Connect(graph="random_regular_graph", args={"d": 3}), 30, 30, True,
+                                np.random.default_rng(0))
+    assert np.all(np.diff(indptr) == 3) and np.all(np.bincount(indices, minlength=30) == 3)
     with pytest.raises(ScenarioError, match="equal population sizes"):
         N.connect(Connect(one_to_one=True), 5, 6, False, np.random.default_rng(0))
     with pytest.raises(ScenarioError, match="at most 9"):

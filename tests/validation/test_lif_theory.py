@@ -106,9 +106,9 @@ def test_brunel_fixed_point_is_self_consistent():
     names, nu, regime = theory.self_consistent_rates(sc)
     assert regime == ["brunel", "brunel"]
     # recompute phi(nu) by hand from Brunel's formulas (instantaneous charge J = w tau_s / tau_m)
-    j, ce, ci, g, tau = 0.1e-3, 1000, 250, 6.0, 0.02
-    mu = tau * j * (ce * (nu[0] + 40.0) - g * ci * nu[1])
-    var = tau * j * j * (ce * (nu[0] + 40.0) + g * g * ci * nu[1])
+    j, ce, ci, g, tau = 0.1e-3, 1000, 250, 5.0, 0.02
+    mu = tau * j * (ce * (nu[0] + 20.0) - g * ci * nu[1])
+    var = tau * j * j * (ce * (nu[0] + 20.0) + g * g * ci * nu[1])
     sigma = math.sqrt(var)
     shift = theory.ALPHA_FB / 2 * sigma * math.sqrt(0.5e-3 / tau) + theory.BETA_DISCRETE * sigma * math.sqrt(
         1e-4 / tau)
@@ -126,7 +126,7 @@ def test_reduced_brunel_network_matches_mean_field():
     params["populations"]["exc"]["size"], params["populations"]["inh"]["size"] = 4000, 1000
     exc, inh = params["synapses"]
     exc["connect"]["in_degree"], inh["connect"]["in_degree"] = 400, 100
-    exc["weight"], inh["weight"] = "10 mV", "-60 mV"  # J C_E and g kept
+    exc["weight"], inh["weight"] = "10 mV", "-50 mV"  # J C_E and g kept
     params["inputs"][0].update(n_sources=400, weight="10 mV")
     sc = from_dict({"name": "brunel_small", "family": "lif_network", "params": params,
                     "run": {"duration": "0.6 s", "dt": "0.1 ms", "seed": 1},

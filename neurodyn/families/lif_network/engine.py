@@ -110,6 +110,8 @@ def kernel_state(net: Network, dt: float, probe_idx: np.ndarray, probe_every: in
     def col(attr: str, dtype: Any, items: list) -> np.ndarray:
         return np.array([getattr(it, attr) for it in items], dtype=dtype)
 
+    cdfs = [kernels.poisson_cdf_table(d.rate * d.n_sources * dt) for d in net.poisson]
+    cdf_off = np.concatenate([[0], np.cumsum([c.size for c in cdfs])]).astype(np.int64)
     n_samples = (n_steps + probe_every - 1) // probe_every if probe_idx.size else 0
     probe_buf = np.full((n_samples, probe_idx.size), np.nan)
     cap = max(MIN_SPIKE_BUFFER, 4 * n)
@@ -127,6 +129,7 @@ def kernel_state(net: Network, dt: float, probe_idx: np.ndarray, probe_every: in
             col("start", np.int64, net.poisson), col("stop", np.int64, net.poisson),
             np.array([d.rate * d.n_sources * dt for d in net.poisson], dtype=np.float64),
             col("weight", np.float64, net.poisson), col("channel", np.int64, net.poisson),
+            cdf_off, np.concatenate([np.zeros(0), *cdfs]),
             probe_idx.astype(np.int64), int(probe_every), probe_buf, spk_step, spk_idx,
             np.empty(n, dtype=np.int64), np.zeros(n), np.zeros(n))
     return KernelState(args=args, v=v, probe_buf=probe_buf, spk_step=spk_step, spk_idx=spk_idx)

@@ -48,6 +48,32 @@ STATUS_NAN = 1
 STATUS_BUFFER_FULL = 100
 
 
+#: Poisson counts with a mean up to this are drawn by table lookup (faster than Generator.poisson)
+POISSON_TABLE_MAX_MEAN = 30.0
+
+
+def poisson_cdf_table(lam: float) -> np.ndarray:
+    """CDF of Poisson(lam) at 0, 1, ... until it exceeds ``1 - 1e-16`` (empty if ``lam`` is too large).
+
+    A uniform ``u`` maps to the count ``#{k : cdf[k] < u}``: exact inverse-transform sampling, except
+    that the tail beyond the table (probability < 1e-16) is folded into its last entry.
+    """
+    if not 0.0 < lam <= POISSON_TABLE_MAX_MEAN:
+        return np.zeros(0)
+    # pmf by the recurrence p_k = p_{k-1} lam / k (e^{-30} does not underflow); past the mode the terms
+    # shrink at least geometrically, so stopping at a term below 1e-17 leaves a tail below ~1e-16
+    pmf = math.exp(-lam)
+    cdf = [pmf]
+    k = 0
+    while k < lam or pmf > 1e-17:
+        k += 1
+        pmf *= lam / k
+        cdf.append(cdf[-1] + pmf)
+    out = np.array(cdf)
+    out[-1] = 1.0
+    return out
+
+
 def current_kernel(dt: float, tau_m: np.ndarray, tau_c: float) -> np.ndarray:
     """Exact one-step response of ``v`` to a unit exponential current, ``K = (1/tau_m) int_0^dt ...``.
 
@@ -57,9 +83,15 @@ def current_kernel(dt: float, tau_m: np.ndarray, tau_c: float) -> np.ndarray:
     """
     tau_m = np.asarray(tau_m, dtype=np.float64)
     a_dt = dt * (1.0 / tau_m - 1.0 / tau_c)
-    safe = np.where(np.abs(a_dt) < 1e-300, 1.0, a_dt)
-    ratio = np.where(np.abs(a_dt) < 1e-300, 1.0, np.expm1(safe) / safe)
-    return dt / tau_m * np.exp(-dt / tau_m) * ratio
+    near = np.abs(a_dt) < 1.0
+    # |a dt| < 1: expm1 form (no cancellation as tau_c -> tau_m); otherwise the difference form, which
+    # is then well conditioned and does not overflow when dt >> tau_m
+    safe = np.where(near & (a_dt != 0.0), a_dt, 1.0)
+    ratio = np.where(a_dt == 0.0, 1.0, np.expm1(safe) / safe)
+    k_near = dt / tau_m * np.exp(-dt / tau_m) * ratio
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k_far = tau_c / (tau_c - tau_m) * (np.exp(-dt / tau_c) - np.exp(-dt / tau_m))
+    return np.where(near, k_near, k_far)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -79,7 +111,7 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             ring: np.ndarray,
             # Poisson inputs
             po_start: np.ndarray, po_stop: np.ndarray, po_lam: np.ndarray, po_weight: np.ndarray,
-            po_channel: np.ndarray,
+            po_channel: np.ndarray, po_cdf_off: np.ndarray, po_cdf: np.ndarray,
             # recording
             probe_idx: np.ndarray, probe_every: int, probe_buf: np.ndarray, spk_step: np.ndarray,
             spk_idx: np.ndarray, fired: np.ndarray, tmp: np.ndarray, tmp2: np.ndarray,
@@ -131,9 +163,8 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             else:
                 vinf = g_vinf[g]
                 dm = g_decay[g]
-                use_tmp = g_noise[g] > 0.0 or nch > 2
-                if use_tmp:
-                    # noise and channels beyond the second go through tmp
+                if g_noise[g] > 0.0 or nch > 2:
+                    # general path: noise and all channels accumulate in tmp, then one select pass
                     ns = g_noise[g]
                     if ns > 0.0:
                         for i in range(ne):
@@ -141,7 +172,7 @@ def advance(start: int, stop: int, rng: np.random.Generator,
                     else:
                         for i in range(ne):
                             tt[i] = 0.0
-                    for k in range(2, nch):
+                    for k in range(nch):
                         c = g_ch[g, k]
                         kc = g_kern[g, k]
                         d = ch_decay[c]
@@ -149,29 +180,22 @@ def advance(start: int, stop: int, rng: np.random.Generator,
                         for i in range(ne):
                             tt[i] += kc * xc[i]
                             xc[i] *= d
-                if nch == 0:
-                    if use_tmp:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + tt[i]
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
-                    else:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm + tt[i]
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
+                elif nch == 0:
+                    # fused single passes for the common noiseless cases (CUBA: two channels)
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
                 elif nch == 1:
                     x0 = x[g_ch[g, 0], s:e]
                     k0 = g_kern[g, 0]
                     d0 = ch_decay[g_ch[g, 0]]
-                    if use_tmp:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + tt[i]
-                            x0[i] *= d0
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
-                    else:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i]
-                            x0[i] *= d0
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i]
+                        x0[i] *= d0
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
                 else:
                     x0 = x[g_ch[g, 0], s:e]
                     k0 = g_kern[g, 0]
@@ -179,18 +203,11 @@ def advance(start: int, stop: int, rng: np.random.Generator,
                     x1 = x[g_ch[g, 1], s:e]
                     k1 = g_kern[g, 1]
                     d1 = ch_decay[g_ch[g, 1]]
-                    if use_tmp:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i] + tt[i]
-                            x0[i] *= d0
-                            x1[i] *= d1
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
-                    else:
-                        for i in range(ne):
-                            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i]
-                            x0[i] *= d0
-                            x1[i] *= d1
-                            vv[i] = vn if m - ll[i] >= ref else vv[i]
+                    for i in range(ne):
+                        vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i]
+                        x0[i] *= d0
+                        x1[i] *= d1
+                        vv[i] = vn if m - ll[i] >= ref else vv[i]
             # 3. threshold (refractory neurons sit at v_reset < v_threshold, so they cannot fire)
             thr = g_thr[g]
             for i in range(ne):
@@ -238,11 +255,23 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             if lam <= 0.0:
                 continue
             w = po_weight[k]
-            xc = x[po_channel[k]]
-            for i in range(po_start[k], po_stop[k]):
-                cnt = rng.poisson(lam)
-                if cnt > 0:
-                    xc[i] += w * cnt
+            xc = x[po_channel[k]][po_start[k]:po_stop[k]]
+            c0 = po_cdf_off[k]
+            n_cdf = po_cdf_off[k + 1] - c0
+            if n_cdf > 0:
+                # inverse transform through the tabulated CDF: one uniform per neuron and step
+                for i in range(xc.size):
+                    u = rng.random()
+                    cnt = 0
+                    while cnt < n_cdf and u > po_cdf[c0 + cnt]:
+                        cnt += 1
+                    if cnt > 0:
+                        xc[i] += w * cnt
+            else:
+                for i in range(xc.size):
+                    cnt = rng.poisson(lam)
+                    if cnt > 0:
+                        xc[i] += w * cnt
         # 5. reset and spike recording
         for f in range(n_fired):
             i = fired[f]

@@ -236,7 +236,7 @@ def _graph_edges(connect: Any, n: int, rng: np.random.Generator, autapses: bool,
     if "seed" in inspect.signature(fn).parameters and "seed" not in kwargs:
         kwargs["seed"] = int(rng.integers(0, 2**31 - 1))
     try:
-        g = fn(n, **kwargs)
+        g = fn(**kwargs, n=n) if "n" in inspect.signature(fn).parameters else fn(n, **kwargs)
     except Exception as exc:  # networkx raises many types for bad arguments
         raise ScenarioError(f"{path}.args", connect.args, f"{connect.graph}(n={n}) failed: {exc}") from None
     if g.number_of_nodes() != n:
@@ -414,7 +414,8 @@ def estimate_bytes(scenario: Any) -> int:
     """Memory a run needs at its peak, estimated before anything is allocated.
 
     Counts the CSR arrays (4 bytes per synapse, 8 per presynaptic neuron), the transient buffers while
-    generating them, per-neuron state, delay ring buffers, the ``v`` probe buffer and a spike buffer.
+    generating them or concatenating them for the kernel (whichever is larger), per-neuron state, delay
+    ring buffers, the ``v`` probe buffer and a spike buffer.
     """
     params, run = scenario.params, scenario.run
     names, starts, sizes = population_layout(params)
@@ -437,6 +438,9 @@ def estimate_bytes(scenario: Any) -> int:
     for inp in params.inputs:
         if inp.kind == "poisson":
             channels.add((inp.synapse, inp.tau, inp.reversal))
+    n_proj = sum(len(syn.targets) for syn in params.synapses)
+    if n_proj > 1:  # the engine concatenates the projections' indices: old and new arrays coexist
+        peak_extra = max(peak_extra, kept)
     state = 8.0 * n * (16 + 2 * len(channels))
     probe = 0.0
     if scenario.record.v is not None and run.duration and run.dt:

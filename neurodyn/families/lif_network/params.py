@@ -94,8 +94,9 @@ class Connect(StrictModel):
 
     ``p``: each pair independently with probability p. ``in_degree``: every target gets exactly that many
     distinct sources. ``one_to_one``: i -> i. ``graph``: a networkx generator named with its ``args``
-    (e.g. ``{graph: watts_strogatz_graph, args: {k: 10, p: 0.1}}``; ``n`` is filled with the population
-    size); undirected edges connect both ways.
+    (e.g. ``{graph: watts_strogatz_graph, args: {k: 10, p: 0.1}}``; the population size is passed as the
+    generator's ``n`` argument, or as its first argument if it has none); undirected edges connect both
+    ways.
     """
 
     p: float | None = None
@@ -145,7 +146,14 @@ class Connect(StrictModel):
 
             sig = inspect.signature(getattr(nx, self.graph))
             try:
-                sig.bind(1, **self.args)
+                # the population size goes to the parameter named n (e.g. random_regular_graph(d, n)),
+                # else to the first positional one (as in network._graph_edges)
+                if "n" in sig.parameters:
+                    sig.bind(**{**self.args, "n": 1})
+                    if "n" in self.args:
+                        raise TypeError("n is the population size; do not give it in args")
+                else:
+                    sig.bind(1, **self.args)
             except TypeError as exc:
                 raise ValueError(f"args for {self.graph}: {exc}") from None
         elif self.args:
@@ -192,7 +200,8 @@ class Synapse(StrictModel):
         if self.kind == "conductance" and self.reversal is None:
             raise ValueError("conductance synapses need a reversal potential, e.g. reversal: 0 mV")
         if self.kind == "conductance" and w < 0:
-            raise ValueError("weight: conductances are non-negative; inhibition comes from the reversal potential")
+            raise ValueError("weight: conductances are non-negative; "
+                             "inhibition comes from the reversal potential")
         return self
 
     @property
@@ -227,7 +236,8 @@ class Input(StrictModel):
     def _fields(self) -> Input:
         if self.kind == "constant":
             if (self.drive is None) == (self.current is None):
-                raise ValueError("a constant input needs exactly one of drive (e.g. '15 mV') or current ('0.2 nA')")
+                raise ValueError("a constant input needs exactly one of drive (e.g. '15 mV') "
+                                 "or current ('0.2 nA')")
             if self.current is not None:
                 try:
                     object.__setattr__(self, "current", parse_quantity(self.current, "current"))
