@@ -302,7 +302,7 @@ params:
   populations:
     a: {size: 2, tau_m: 20 ms, v_rest: -45 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms}
     b: {size: 3, tau_m: 20 ms, v_rest: -45 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms}
-run: {duration: 100 ms, dt: 0.1 ms, backend: brian2}
+run: {duration: 100.5 ms, dt: 0.1 ms, backend: brian2}
 record: {v: {every: 1 ms, indices: [4, 0]}}
 """)
     out = tmp_path / "pair.h5"
@@ -312,7 +312,8 @@ record: {v: {every: 1 ms, indices: [4, 0]}}
         assert ds.attrs["backend"] == "brian2"
         assert ds.attrs["brian2_target"] == "numpy"
         assert ds["v"].dims == ("time", "neuron") and ds["v"].attrs["units"] == "V"
-        assert ds.sizes["time"] == 100
+        assert ds.sizes["time"] == 101  # samples at 0, 1, ..., 100 ms: ceil(n_steps / every)
+        assert np.isfinite(ds["v"].values).all()
         assert list(ds.neuron.values) == [4, 0]
         # identical populations share one Brian2 group; every neuron fires at the same exact period
         counts = np.bincount(ds.spike_index.values, minlength=5)
