@@ -132,6 +132,31 @@ record: {v: {every: 0.5 ms, indices: [0, 1, 2]}}
     assert (ds_brian2.spike_index.values == 2).sum() >= 3
 
 
+def test_equal_tau_falls_back_to_exponential_euler() -> None:
+    """tau_syn == tau_m makes Brian2's exact solution 0/0; the backend falls back to exponential Euler,
+    which freezes x over each step: O(dt/tau) from the engine's exact limit, never NaN."""
+    sc = _scenario("""
+name: equal_tau
+family: lif_network
+params:
+  populations:
+    src: {size: 1, tau_m: 10 ms, v_rest: -40 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms,
+          v_init: -65 mV}
+    tgt: {size: 1, tau_m: 20 ms, v_rest: -65 mV, v_reset: -70 mV, v_threshold: -50 mV, v_init: -65 mV}
+  synapses:
+    - {source: src, target: tgt, connect: {one_to_one: true}, kind: current, weight: 3 mV, tau: 20 ms}
+run: {duration: 200 ms, dt: 0.1 ms, seed: 8}
+record: {v: {indices: [1]}}
+""")
+    ds_numba, ds_brian2 = _both(sc)
+    assert ds_brian2.attrs["brian2_method"]["tgt"] == "exponential_euler"
+    v_n, v_b = ds_numba.v.values[:, 0], ds_brian2.v.values[:, 0]
+    assert np.isfinite(v_b).all()
+    assert v_n.max() - v_n.min() > 5e-3  # the synaptic input moves v by millivolts
+    # x frozen over a step of dt = tau/200: relative error of the synaptic drive ~ dt/(2 tau) = 0.25 %
+    assert np.abs(v_n - v_b).max() < 0.005 * (v_n.max() - v_n.min())
+
+
 # ----------------------------------------------------------------------------- network statistics
 
 def _assert_same_early_spikes(ds_numba, ds_brian2, until: float = 0.05) -> None:
