@@ -298,6 +298,7 @@ run: {duration: 200 ms, dt: 0.1 ms, seed: SEED, backend: brian2}
     assert runs[0].sizes["spike"] != runs[2].sizes["spike"] or not np.array_equal(
         runs[0].spike_time.values, runs[2].spike_time.values)
     assert brian2_seed(1) == brian2_seed(1) != brian2_seed(2)
+    assert runs[0].attrs["brian2_seed"] == brian2_seed(1) and runs[2].attrs["brian2_seed"] == brian2_seed(2)
 
 
 def test_unknown_brian2_target_is_a_user_error(tmp_path) -> None:

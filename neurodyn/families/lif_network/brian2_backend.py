@@ -29,8 +29,9 @@ when a current channel's tau equals tau_m (Brian2's solution then divides 0 by 0
 Code generation target
 ----------------------
 ``cython`` when a C compiler works (Brian2's own test compilation), otherwise ``numpy``. The environment
-variable ``NEURODYN_BRIAN2_TARGET`` (``cython`` or ``numpy``) overrides the choice. The target and methods
-used are stored in the Dataset attributes ``brian2_target`` and ``brian2_method``.
+variable ``NEURODYN_BRIAN2_TARGET`` (``cython`` or ``numpy``) overrides the choice. The target, the methods
+and Brian2's seed are stored in the Dataset attributes ``brian2_target``, ``brian2_method`` (per
+population) and ``brian2_seed``.
 
 Brian2's schedule (its default, which the Numba engine follows)
 ----------------------------------------------------------------
@@ -338,7 +339,8 @@ def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
                                    float(scenario.run.dt))
         v_index = probes
     ds = make_dataset(scenario, spike_time, spike_index, v_time, v, v_index)
-    ds.attrs.update(brian2_target=target, brian2_method=model["methods"], brian2_version=b2.__version__)
+    ds.attrs.update(brian2_target=target, brian2_method=model["methods"], brian2_version=b2.__version__,
+                    brian2_seed=brian2_seed(scenario.run.seed))
     return ds
 
 
