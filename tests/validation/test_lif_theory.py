@@ -154,3 +154,58 @@ def test_poisson_diffusion_approximation_terms():
     assert inp.mu0 == pytest.approx(-0.070 + 0.02 * 5000 * j)
     assert inp.var0 == pytest.approx(0.02 * 5000 * j * j)
     assert special.erfcx(0.0) == 1.0  # sanity of the special function used by theory
+
+
+def test_siegert_integral_far_below_reset_uses_tail_series():
+    """Tiny noise puts the lower limit thousands of sigmas down: the asymptotic tail keeps it exact and
+    cheap (quad on erfcx(-u) with break points as the reference)."""
+    for a, b in [(-1e4, 2.0), (-30.0, 1.0), (-25.0, -21.0)]:
+        ref, _ = integrate.quad(lambda u: special.erfcx(-u), a, b, epsabs=0, epsrel=1e-12, limit=500,
+                                points=[-20.0, -100.0, -1000.0] if a < -1000 else None)
+        assert theory._int_erfcx(a, b) == pytest.approx(ref, rel=1e-7)
+    # sigma -> 0 with mu above threshold: Siegert -> f-I curve
+    fi = theory.fi_rate(-0.045, 0.02, 0.002, -0.050, -0.070)
+    assert theory.siegert_rate(-0.045, 1e-9, 0.02, 0.002, -0.050, -0.070) == pytest.approx(fi, rel=1e-6)
+
+
+def test_graph_connectivity_uses_measured_in_degree():
+    """For a networkx rule the mean in-degree comes from the built network (ring lattice: exactly k) and
+    the recurrent noisy population matches its self-consistent rate."""
+    pops = {"a": {"size": 2000, **LIF, "v_init": {"uniform": ["-70 mV", "-50 mV"]}}}
+    ring = {"graph": "watts_strogatz_graph", "args": {"k": 40, "p": 0.2}}
+    syn = [{"source": "a", "target": "a", "connect": ring, "weight": "3 mV", "tau": "1 ms", "delay": "1 ms"}]
+    inputs = [{"kind": "noise", "target": "a", "mu": "16 mV", "sigma": "5 mV"}]
+    sc = scenario(pops, inputs, "1.5 s", "0.1 ms", record={"analysis_start": "0.3 s"}, synapses=syn)
+    ds = simulate_numba(sc)
+    th = theory.theory_dataset(sc, ds)
+    assert list(th.rate_theory_regime.values) == ["brunel"]
+    _, no_syn, _ = theory.self_consistent_rates(scenario(pops, inputs, "1.5 s", "0.1 ms"))
+    assert float(th.rate_theory[0]) > 1.2 * no_syn[0]  # 40 inputs of J = 0.15 mV raise the rate
+    assert abs(float(ds.rate[0]) / float(th.rate_theory[0]) - 1) < float(th.rate_theory_rel_tol[0])
+
+
+@pytest.mark.slow
+def test_brunel_fig8_states_fast_oscillation_versus_asynchronous():
+    """Brunel (2000) Fig. 8: g = 6, nu_ext = 4 nu_thr is the synchronous fast-oscillation state (B),
+    g = 5, nu_ext = 2 nu_thr the stationary asynchronous state (C). The engine reproduces the split: in B
+    most of the population-rate fluctuation power sits in a narrow peak near 180 Hz (period ~ 4 D), in C
+    the spectrum is broad."""
+    out = {}
+    for label, g, nu_ext in (("B", 6.0, 40.0), ("C", 5.0, 20.0)):
+        params = yaml.safe_load((REPO / "models" / "brunel.yaml").read_text())
+        params["synapses"][1]["weight"] = f"{-4.0 * g} mV"
+        params["inputs"][0]["rate"] = f"{nu_ext} Hz"
+        sc = from_dict({"name": f"brunel_{label}", "family": "lif_network", "params": params,
+                        "run": {"duration": "0.35 s", "dt": "0.1 ms", "seed": 2},
+                        "record": {"rate_bin": "0.5 ms", "analysis_start": "0.1 s"}})
+        ds = simulate_numba(sc)
+        pop = ds.population_rate.sel(population="exc").values[200:]  # from 0.1 s on
+        spec = np.abs(np.fft.rfft(pop - pop.mean())) ** 2
+        freq = np.fft.rfftfreq(pop.size, 0.5e-3)
+        band = (freq > 100.0) & (freq < 300.0)
+        # fraction of the fluctuation power in the fast-oscillation band (Poisson noise alone: ~ 0.2)
+        out[label] = (spec[band].sum() / spec[1:].sum(), freq[np.argmax(spec[1:]) + 1], ds)
+    # seed 2: B 0.88 of the power in the band (peak 180 Hz), C 0.43 (broad, peak 124 Hz)
+    assert out["B"][0] > 0.7 and out["C"][0] < 0.6, (out["B"][0], out["C"][0])
+    assert 120.0 < out["B"][1] < 260.0, out["B"][1]
+    assert np.all(out["C"][2].cv_isi.values > 0.3)

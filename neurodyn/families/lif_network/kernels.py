@@ -16,17 +16,18 @@ One step ``m`` (time ``t_m = m dt``), in the order of Brian2's default schedule:
 
 Subthreshold update
 -------------------
-*Exact mode* (no conductance channel): with ``v_inf = v_rest + drive + noise_mu``, ``d_m = exp(-dt/tau_m)``
+*Exact mode* (a group that receives no conductance channel): with ``v_inf = v_rest + drive + noise_mu``
+and ``d_m = exp(-dt/tau_m)``
 
     v <- v_inf + (v - v_inf) d_m + sum_c K_c x_c + sigma sqrt((1 - d_m^2) / 2) N(0, 1)
 
 where ``K_c = (1/tau_m) int_0^dt exp(-(dt-s)/tau_m) exp(-s/tau_c) ds`` is the exact response of ``v`` to an
-exponentially decaying current over one step (computed for ``tau_c != tau_m`` and the equal-tau limit by
-one formula, see :func:`current_kernel`) and the noise term is the exact Ornstein-Uhlenbeck increment of
+exponentially decaying current over one step (well conditioned for ``tau_c -> tau_m`` and for
+``dt >> tau_m``, see :func:`current_kernel`) and the noise term is the exact Ornstein-Uhlenbeck increment of
 ``tau_m dv = ... dt + sigma sqrt(tau_m) dW``.
 
-*Conductance mode* (any conductance channel): exponential Euler with every synaptic variable frozen at
-its start-of-step value (Brian2's ``exponential_euler``):
+*Conductance mode* (a group that receives a conductance channel): exponential Euler with every synaptic
+variable frozen at its start-of-step value (Brian2's ``exponential_euler``):
 ``A = v_rest + drive + noise_mu + sum_cur x + sum_cond (g/g_L) E``, ``B = 1 + sum_cond g/g_L``,
 ``v <- A/B + (v - A/B) exp(-B dt / tau_m)`` (+ the same noise increment as above, using the leak time
 constant: an approximation when noise and conductances are combined).
@@ -79,7 +80,9 @@ def current_kernel(dt: float, tau_m: np.ndarray, tau_c: float) -> np.ndarray:
 
     ``K = (dt/tau_m) exp(-dt/tau_m) * expm1(a dt) / (a dt)`` with ``a = 1/tau_m - 1/tau_c``; this equals
     ``tau_c/(tau_c - tau_m) (exp(-dt/tau_c) - exp(-dt/tau_m))`` and tends to ``(dt/tau_m) exp(-dt/tau_m)``
-    as ``tau_c -> tau_m`` without the cancellation of the difference form.
+    as ``tau_c -> tau_m`` without the cancellation of the difference form. For ``|a dt| >= 1`` the
+    difference form is used instead (no cancellation there, and ``expm1`` would overflow for
+    ``dt >> tau_m``).
     """
     tau_m = np.asarray(tau_m, dtype=np.float64)
     a_dt = dt * (1.0 / tau_m - 1.0 / tau_c)

@@ -57,6 +57,8 @@ BETA_DISCRETE = 0.5825971579390106
 #: sqrt(2) |zeta(1/2)|: Fourcaud & Brunel (2002) threshold shift for synaptically filtered noise
 ALPHA_FB = 2.0652531522312172
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(24)
+#: below -_TAIL the Siegert integrand is integrated through its asymptotic series
+_TAIL = 20.0
 
 #: relative tolerances stored with the prediction (documented in docs/lif_network.md)
 REL_TOL_SIEGERT = 0.10
@@ -83,6 +85,14 @@ def _int_erfcx(a: float, b: float) -> float:
     """
     if b <= a:
         return 0.0
+    if a < -_TAIL:
+        # erfcx(z) = (1/(z sqrt(pi))) (1 - 1/(2z^2) + 3/(4z^4) - ...) for z = -u >= 20: integrate the series
+        # (error ~ z^-6 / 6, below 1e-9 relative) instead of panels all the way down to a
+        def prim(z: float) -> float:
+            return (math.log(z) + 1.0 / (4.0 * z * z) - 3.0 / (16.0 * z**4)) / math.sqrt(math.pi)
+
+        top = min(b, -_TAIL)
+        return prim(-a) - prim(-top) + (_int_erfcx(-_TAIL, b) if b > -_TAIL else 0.0)
     n_pan = max(1, int(math.ceil((b - a) / 0.5)))
     edges = np.linspace(a, b, n_pan + 1)
     half = 0.5 * np.diff(edges)
@@ -124,8 +134,11 @@ class PopulationInput:
 
 
 def population_inputs(scenario: Any) -> tuple[list[str], list[PopulationInput]]:
-    """Per-population (mu, sigma) ingredients computed from the scenario (mean in-degrees from the network
-    that :func:`~.network.build_network` builds is not needed: ``K`` is its expectation)."""
+    """Per-population (mu, sigma) ingredients, from the scenario alone.
+
+    Mean in-degrees ``K`` are the expectations of the connection rules, so no network is built (graph
+    rules give NaN here; :func:`theory_dataset` measures them on the built network).
+    """
     params = scenario.params
     names, _, sizes = population_layout(params)
     index = {nm: k for k, nm in enumerate(names)}
@@ -246,6 +259,13 @@ def self_consistent_rates(scenario: Any, k_override: dict[tuple[int, int], float
     nu = rates_from(np.nan_to_num(nu))
     if any(r == "brunel" for r in regime):
         nu = _solve(rates_from, np.nan_to_num(nu), active)
+        # no stable, finite fixed point (e.g. runaway excitation): no prediction rather than a wrong one
+        resid = np.abs(np.nan_to_num(rates_from(np.nan_to_num(nu)), nan=np.inf) - nu)
+        recurrent = np.array([r == "brunel" for r in regime])
+        ok = np.isfinite(nu[recurrent]) & (resid[recurrent] <= 1e-6 * (1.0 + np.abs(nu[recurrent])))
+        if not np.all(ok):
+            nu[recurrent] = np.nan
+            regime = ["none (no fixed point)" if r == "brunel" else r for r in regime]
     return names, nu, regime
 
 
@@ -311,6 +331,7 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
         "siegert": "Siegert first-passage rate (Brunel 2000 eq. 21) with discrete-time threshold shift",
         "brunel": "Brunel (2000) self-consistent mean field (synapses as instantaneous charge w tau_s/tau_m)",
         "none": "no theory (conductance synapses)",
+        "none (no fixed point)": "no theory (the mean-field equations have no finite fixed point)",
     }
     source = "; ".join(f"{nm}: {described[r]}" for nm, r in zip(names, regime))
     out = xr.Dataset({
