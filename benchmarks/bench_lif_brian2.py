@@ -11,6 +11,10 @@ All in one run, on the same network (``scenarios/cuba.yaml``, spikes recorded, n
 * Brian2 cpp_standalone (when g++ is present), in a fresh subprocess with a fresh build directory: the
   binary's run time, and the total including code generation and compilation.
 
+Wall times and, beside them, CPU times of the same phases (``process_time``; for cpp_standalone the
+binary's ``getrusage`` CPU time): on a shared machine the wall time of a short run mostly measures the
+scheduler, the CPU time what the code costs. Ratios are printed for both.
+
 Usage::
 
     python benchmarks/bench_lif_brian2.py [--duration 1] [--skip-numpy] [--skip-standalone]
@@ -46,6 +50,16 @@ def cuba(duration: float):
     return sc.with_values({"record.v": None, "run.duration": duration, "run.backend": "numba"})
 
 
+class _Clock:
+    """Wall time (``perf_counter``) and CPU time of this process (``process_time``) since creation."""
+
+    def __init__(self) -> None:
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall0, time.process_time() - self.cpu0
+
+
 def bench_neurodyn(sc) -> dict[str, float]:
     """neurodyn (Numba): warm-up run (compiles or loads the cache), then a timed run."""
     from neurodyn.families.lif_network import LIFNetwork
@@ -54,59 +68,81 @@ def bench_neurodyn(sc) -> dict[str, float]:
     from neurodyn.progress import QUIET
 
     family = LIFNetwork()
-    t0 = time.perf_counter()
+    c = _Clock()
     family.simulate(sc, QUIET)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    first, _ = c.stop()
+    c = _Clock()
     ds = family.simulate(sc, QUIET)
-    total = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    total, total_cpu = c.stop()
+    c = _Clock()
     build_network(sc)
-    build = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    build, build_cpu = c.stop()
+    c = _Clock()
     make_dataset(sc, ds.spike_time.values, ds.spike_index.values, None, None, None)
-    assemble = time.perf_counter() - t0
+    assemble, assemble_cpu = c.stop()
     return {"first": first, "total": total, "build": build, "assemble": assemble,
-            "run": total - build - assemble,
-            "rate_exc": float(ds.rate.values[0])}
+            "run": total - build - assemble, "run_cpu": total_cpu - build_cpu - assemble_cpu,
+            "rate": float(ds.n_spikes.sum()) / (float(ds.population_size.sum()) * sc.run.duration)}
 
 
 def bench_brian2_runtime(sc, target: str) -> dict[str, float]:
-    """Brian2 runtime mode: build, run (incl. code generation), and the time loop alone."""
+    """Brian2 runtime mode: build, run (incl. code generation), and the time loop alone.
+
+    ``run`` is Brian2's own wall time of the loop; ``run_cpu`` the CPU time of a second ``run()`` of the
+    same length on the same network (code objects then come from Brian2's caches, the loop dominates).
+    """
     import brian2 as b2
 
     from neurodyn.families.lif_network.brian2_backend import brian2_seed, build_brian2
 
     b2.prefs.codegen.target = target
     b2.seed(brian2_seed(sc.run.seed))
-    t0 = time.perf_counter()
+    c = _Clock()
     model = build_brian2(sc)
-    build = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    build, _ = c.stop()
+    c = _Clock()
     model["network"].run(sc.run.duration * b2.second, namespace={})
-    total = time.perf_counter() - t0
-    n = sum(len(m.t) for m in model["spike_monitors"])
-    return {"build": build, "total": total, "run": float(b2.get_device()._last_run_time),
-            "rate_exc": len(model["spike_monitors"][0].t) / (model["groups"][0].N * sc.run.duration),
-            "n_spikes": n}
+    total, _ = c.stop()
+    run = float(b2.get_device()._last_run_time)
+    rate = _mean_rate(model, sc)
+    c = _Clock()
+    model["network"].run(sc.run.duration * b2.second, namespace={})
+    _, run_cpu = c.stop()
+    return {"build": build, "total": total, "run": run, "run_cpu": run_cpu, "rate": rate}
+
+
+def _mean_rate(model: dict, sc) -> float:
+    """Mean rate over all neurons (Hz) from the Brian2 model's spike monitors."""
+    n_spikes = sum(len(m.t) for m in model["spike_monitors"])
+    return n_spikes / (sum(len(g) for g in model["groups"]) * sc.run.duration)
 
 
 def standalone_child(duration: float, directory: str) -> None:
-    """Run CUBA in cpp_standalone mode (called in a subprocess); prints JSON timings."""
+    """Run CUBA in cpp_standalone mode (called in a subprocess); prints JSON timings.
+
+    Code generation and compilation (``device.build(run=False)``) are timed apart from running the
+    binary; the binary's CPU time comes from ``getrusage(RUSAGE_CHILDREN)``.
+    """
+    import resource
+
     import brian2 as b2
 
     from neurodyn.families.lif_network.brian2_backend import brian2_seed, build_brian2
 
     sc = cuba(duration)
-    b2.set_device("cpp_standalone", directory=directory, build_on_run=True)
+    b2.set_device("cpp_standalone", directory=directory, build_on_run=False)
     t0 = time.perf_counter()
     b2.seed(brian2_seed(sc.run.seed))
     model = build_brian2(sc)
     model["network"].run(sc.run.duration * b2.second, namespace={})
+    b2.device.build(directory=directory, compile=True, run=False)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    b2.device.run(directory=directory, with_output=False)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = time.perf_counter() - t0
+    cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     run = float(b2.device._last_run_time)
-    rate = len(model["spike_monitors"][0].t) / (model["groups"][0].N * sc.run.duration)
-    print(json.dumps({"total": total, "run": run, "rate_exc": rate}))
+    print(json.dumps({"total": total, "run": run, "run_cpu": cpu, "rate": _mean_rate(model, sc)}))
 
 
 def bench_standalone(duration: float) -> dict[str, float] | None:
@@ -139,29 +175,40 @@ def main() -> None:
     sc = cuba(args.duration)
     print(f"CUBA: 4000 neurons, {args.duration:g} s, dt {sc.run.dt * 1e3:g} ms, brian2 {b2.__version__}, "
           f"{os.cpu_count()} cpus")
-    rows: list[tuple[str, float, str]] = []
+    nan = float("nan")
+    rows: list[tuple[str, float, float, str]] = []  # name, wall s, CPU s, note
     nd = bench_neurodyn(sc)
-    rows.append(("neurodyn numba (run: time loop)", nd["run"], f"exc {nd['rate_exc']:.2f} Hz"))
-    rows.append(("neurodyn numba (whole simulate call)", nd["total"], f"network build {nd['build']:.3f} s, "
-                 f"dataset {nd['assemble']:.3f} s, first call {nd['first']:.2f} s"))
+    rows.append(("neurodyn numba (run: time loop)", nd["run"], nd["run_cpu"],
+                 f"mean rate {nd['rate']:.3f} Hz"))
+    rows.append(("neurodyn numba (whole simulate call)", nd["total"], nan,
+                 f"network build {nd['build']:.3f} s, dataset {nd['assemble']:.3f} s, "
+                 f"first call {nd['first']:.2f} s"))
     if not args.skip_numpy:
         r = bench_brian2_runtime(sc, "numpy")
-        rows.append(("brian2 runtime numpy (run)", r["run"], f"exc {r['rate_exc']:.2f} Hz, "
+        rows.append(("brian2 runtime numpy (run)", r["run"], r["run_cpu"],
+                     f"mean rate {r['rate']:.3f} Hz, "
                      f"build+codegen {r['build'] + r['total'] - r['run']:.2f} s"))
     cold = bench_brian2_runtime(sc, "cython")
     warm = bench_brian2_runtime(sc, "cython")
-    rows.append(("brian2 runtime cython (run)", warm["run"], f"exc {warm['rate_exc']:.2f} Hz, first run "
-                 f"incl. compile/cache load {cold['build'] + cold['total']:.1f} s"))
+    rows.append(("brian2 runtime cython (run)", warm["run"], warm["run_cpu"],
+                 f"mean rate {warm['rate']:.3f} Hz, first run incl. compile/cache load "
+                 f"{cold['build'] + cold['total']:.1f} s"))
     if not args.skip_standalone:
         st = bench_standalone(args.duration)
         if st is not None:
-            rows.append(("brian2 cpp_standalone (run)", st["run"], f"exc {st['rate_exc']:.2f} Hz"))
-            rows.append(("brian2 cpp_standalone (with build)", st["total"], "fresh directory, full compile"))
+            rows.append(("brian2 cpp_standalone (run)", st["run"], st["run_cpu"],
+                         f"mean rate {st['rate']:.3f} Hz"))
+            rows.append(("brian2 cpp_standalone (with build)", st["total"], nan,
+                         "fresh directory, full compile"))
 
     base = nd["run"]
-    print(f"\n{'':46s} {'seconds':>9s} {'x neurodyn':>11s}")
-    for name, sec, note in rows:
-        print(f"{name:46s} {sec:9.3f} {sec / base:11.1f}   {note}")
+    print(f"\n{'':46s} {'wall s':>8s} {'x neurodyn':>11s} {'CPU s':>8s}")
+    for name, sec, cpu, note in rows:
+        cpu_txt = f"{cpu:8.3f}" if cpu == cpu else f"{'-':>8s}"
+        print(f"{name:46s} {sec:8.3f} {sec / base:11.1f} {cpu_txt}   {note}")
+    ratios = [f"{name.split(' (')[0]} {cpu / nd['run_cpu']:.1f}x"
+              for name, _, cpu, _ in rows[2:] if cpu == cpu]
+    print(f"CPU-time ratios to neurodyn's loop ({nd['run_cpu']:.3f} s CPU): " + ", ".join(ratios))
     print("\nreference (issue, one core):", ", ".join(f"{k} {v:g} s" for k, v in REFERENCE.items()))
 
 

@@ -7,6 +7,7 @@ code 2; a simulation that became invalid (NaN, instability) exits with 3.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -77,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neurodyn: interrupted; no result written", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout was closed early (e.g. `neurodyn info run.h5 | head`): not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -144,16 +149,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(path: Path) -> str:
+def _describe(path: Path, width: int = 90) -> str:
+    """The start of a YAML file's ``description`` (or its first comment line), cut to ``width``."""
     import yaml
 
+    text = path.read_text()
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(text)
     except yaml.YAMLError:
         return "(unreadable)"
-    if isinstance(doc, dict):
-        return str(doc.get("description", "")).strip().splitlines()[0] if doc.get("description") else ""
-    return ""
+    desc = str(doc.get("description") or "") if isinstance(doc, dict) else ""
+    if not desc:
+        comments = [ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")]
+        desc = next((c for c in comments if c), "")
+    desc = " ".join(desc.split())
+    return desc if len(desc) <= width else desc[: width - 3] + "..."
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -43,8 +43,11 @@ def test_energy_error_bounded_without_drift_and_scales_as_dt_squared():
 
 
 def test_same_seed_is_bitwise_identical_and_threads_do_not_change_results():
+    from neurodyn.families.cortical_field.engine import PARALLEL_MIN_SITES
+
+    assert 256 * 256 >= PARALLEL_MIN_SITES  # with threads: 2 this lattice takes the prange path
     params = {
-        "lattice": {"nx": 128, "ny": 128},
+        "lattice": {"nx": 256, "ny": 256},
         "omega0": 20.0,
         "kappa": 40000.0,
         "gamma": 5.0,
@@ -134,3 +137,111 @@ def test_absorbing_sponge_removes_an_outgoing_pulse():
         left[boundary] = e[-1] / e[0]
     assert left["absorbing"] < 0.01
     assert left["fixed"] > 0.95
+
+
+def test_ei_pair_equals_harmonic_oscillator_under_rk4():
+    """With w_ee = 1 (a = 0) the E–I pair starts at rest like the oscillator, and RK4 commutes with the
+    linear change of variables (e, i) -> (u, v = -b i): both runs give the same field to rounding."""
+    tau_e, tau_i, w_ei, w_ie, w_ii = 0.01, 0.02, 2.0, 3.0, 0.5
+    b, c, d = w_ei / tau_e, w_ie / tau_i, (1 + w_ii) / tau_i
+    common = {
+        "lattice": {"nx": 16, "ny": 16},
+        "kappa": 5000.0,
+        "initial": {"kind": "random"},
+        "integrator": "rk4",
+        "boundary": "fixed",
+        "sources": [
+            {
+                "kind": "point",
+                "x": 5e-3,
+                "y": 7e-3,
+                "amplitude": 50.0,
+                "time_course": {"kind": "sine", "frequency": 12.0},
+            }
+        ],
+    }
+    run = {"duration": 0.3, "dt": 5e-4, "seed": 5}
+    rec = {"snapshots": {"every": 0.05}, "energy": {"every": 0.05}}
+    ei = simulate(
+        _scenario(
+            {
+                **common,
+                "site_model": "ei_linear",
+                "ei": {"tau_e": tau_e, "tau_i": tau_i, "w_ee": 1.0, "w_ei": w_ei, "w_ie": w_ie, "w_ii": w_ii},
+            },
+            run,
+            rec,
+        )
+    )
+    ho = simulate(
+        _scenario({**common, "site_model": "harmonic", "omega0": float(np.sqrt(b * c)), "gamma": d}, run, rec)
+    )
+    scale = np.max(np.abs(ho["u"].values))
+    assert np.max(np.abs(ei["u"].values - ho["u"].values)) < 1e-10 * scale
+    assert np.allclose(ei["energy"].values, ho["energy"].values, rtol=1e-9)
+
+
+def test_wilson_cowan_small_amplitude_follows_its_linearisation():
+    """Around a stable focus the Wilson–Cowan lattice and its linear E–I pair differ by a relative
+    O(amplitude): the nonlinearity vanishes as the amplitude does."""
+    p = {
+        "lattice": {"nx": 16, "ny": 16},
+        "kappa": 5000.0,
+        "site_model": ["ei_linear", "wilson_cowan"],
+        "match_linearisation": True,
+        "wilson_cowan": {"w_ee": 12, "w_ei": 10, "w_ie": 10, "w_ii": 2, "p_e": 3.25, "p_i": 1.5},
+    }
+    diffs = []
+    for amp in (1e-3, 2e-3):
+        ds = simulate(
+            _scenario(
+                {**p, "initial": {"kind": "random", "amplitude": amp}},
+                {"duration": 0.1, "dt": 2e-4, "seed": 1},
+                {},
+            )
+        )
+        assert list(ds.attrs["variants"]) == ["ei_linear", "wilson_cowan"]
+        uf = ds["u_final"]
+        diff = uf.sel(site_model="wilson_cowan") - uf.sel(site_model="ei_linear")
+        diffs.append(
+            float(np.sqrt((diff**2).mean())) / float(np.sqrt((uf.sel(site_model="ei_linear") ** 2).mean()))
+        )
+    # the relative difference is set by the quadratic (shape, ~ amplitude) and cubic (frequency shift,
+    # ~ amplitude^2 t) terms: doubling the amplitude multiplies it by between 2 and 4
+    assert diffs[0] < 0.02
+    assert 1.6 < diffs[1] / diffs[0] < 4.4
+
+
+def test_probes_snapshots_and_chunking_agree():
+    """Probes sample the same field as snapshots; the chunk size does not change the result."""
+    params = {**LATTICE, "boundary": "fixed", "gamma": 1.0}
+    rec = {"snapshots": {"every": 0.01}, "probes": {"sites": [[3, 4], [20, 30]], "every": 0.005}}
+    a = simulate(_scenario(params, {"duration": 0.5, "dt": 1e-3, "chunk": 0.007}, rec))
+    b = simulate(_scenario(params, {"duration": 0.5, "dt": 1e-3}, rec))
+    assert np.array_equal(a["u"].values, b["u"].values)
+    for p, (ix, iy) in enumerate([(3, 4), (20, 30)]):
+        from_probe = a["probe_u"].isel(probe=p).values[::2]
+        from_snap = a["u"].isel(x=ix, y=iy).values
+        assert np.array_equal(from_probe, from_snap)
+
+
+def test_theory_formulas_against_numerical_derivatives_and_integrals():
+    """Group velocity = numerical gradient of the lattice dispersion; the Lorentzian integrates to the
+    OU variance; the continuum equipartition spectrum tends to sigma^2 / (4 gamma kappa omega)."""
+    h, kappa, m = 1e-3, 4e4, 30.0
+    mass = np.array([[m**2]])
+    k = np.array([300.0, 800.0, 2000.0])
+    for kx, ky in ((k, 0 * k), (k / np.sqrt(2), k / np.sqrt(2))):
+        w = T.lattice_omega(kx, ky, h, np.array([kappa]), mass)[0]
+        eps = 1e-3
+        wp = T.lattice_omega(kx * (1 + eps), ky * (1 + eps), h, np.array([kappa]), mass)[0]
+        wm = T.lattice_omega(kx * (1 - eps), ky * (1 - eps), h, np.array([kappa]), mass)[0]
+        numeric = (wp - wm) / (2 * eps * np.hypot(kx, ky))
+        assert np.allclose(T.group_velocity(kx, ky, h, kappa, w), numeric, rtol=1e-5)
+    omega = np.linspace(-5000, 5000, 2_000_001)
+    s = T.lorentzian(omega, np.array([120.0]), 7.0, 2.0)[:, 0]
+    assert np.isclose(np.trapezoid(s, omega) / (2 * np.pi), T.mode_variance(120.0, 7.0, 2.0), rtol=1e-3)
+    big = np.array([1e5])
+    assert np.isclose(
+        T.equipartition_spectrum(big, 5.0, 1.0, kappa, m)[0], 1 / (4 * 5.0 * kappa * 1e5), rtol=1e-4
+    )

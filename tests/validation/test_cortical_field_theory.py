@@ -25,6 +25,10 @@ def test_dispersion_matches_lattice_formula_within_one_bin():
     assert np.all(np.abs(meas - pred) <= float(ds["frequency_bin"])), (meas - pred) / float(
         ds["frequency_bin"]
     )
+    # group velocity (slope of omega between collinear modes) and phase velocity follow
+    gv, gt = ds["group_velocity"].values, ds["group_velocity_theory"].values
+    assert ds.sizes["pair"] >= 5 and np.all(np.abs(gv / gt - 1) < 0.01)
+    assert np.allclose(ds["phase_velocity"].values, ds["phase_velocity_theory"].values, rtol=1e-3)
     # the continuum formula is measurably wrong at the zone edge: the lattice formula is needed
     k = np.hypot(ds["k_x"].values, ds["k_y"].values)
     continuum = np.sqrt(31.4159**2 + 10000.0 * 1e-6 * k**2)
@@ -32,10 +36,22 @@ def test_dispersion_matches_lattice_formula_within_one_bin():
 
 
 def test_massless_pulse_moves_at_c_along_axes_and_diagonal():
-    ds = _run("field_massless_pulse")
+    # one thread: the physics does not depend on it (see the determinism test) and a busy machine's
+    # spinning OpenMP threads would only slow this run down
+    ds = _run("field_massless_pulse", "run.threads=1")
     speed = ds["pulse_speed"].values
     assert list(ds["direction"].values) == ["x", "y", "diagonal"]
     assert np.all(np.abs(speed / 1.0 - 1) < 0.02), speed
+
+
+def test_wave_packet_moves_at_group_velocity_and_massless_at_c():
+    """m > 0: the packet's envelope moves at the lattice group velocity d omega/dk < c (dispersive);
+    m = 0: at c (non-dispersive)."""
+    ds = _run("field_wave_packet")
+    v, vg = float(ds["packet_speed"]), float(ds["packet_speed_theory"])
+    assert abs(v / vg - 1) < 0.01 and vg < 0.75
+    ds0 = _run("field_wave_packet", "params.continuum.m=0")
+    assert abs(float(ds0["packet_speed"]) - 1.0) < 0.01
 
 
 @pytest.mark.slow
@@ -65,6 +81,27 @@ def test_noise_driven_mode_variances_and_local_spectrum():
         sim, lor = ds["mode_psd"].isel(vmode=m).values, ds["mode_psd_lorentzian"].isel(vmode=m).values
         band = (w > 20) & (w < 250)
         assert np.median(np.abs(np.log(sim[band] / lor[band]))) < 0.25
+
+
+def test_fixed_boundary_noise_uses_sine_modes_and_site_resolved_spectrum():
+    """Dirichlet lattice: DST-I mode variances match sigma^2/(2 gamma omega_k^2) (99.9% t intervals) and the
+    probes' spectrum follows the exact site-resolved Lorentzian sum, whose slope departs from the bulk 1/f
+    law because of the walls (so the site-averaged or bulk prediction would be wrong here)."""
+    ds = _run(
+        "field_noise_spectrum",
+        "params.boundary=fixed",
+        "params.analysis.variance_modes=[[1, 1], [2, 1], [1, 3], [4, 3], [8, 8], [5, 1]]",
+        "run.duration=10.5 s",
+        "params.analysis.batches=10",
+    )
+    var = ds["mode_variance"].values
+    nb = var.shape[0]
+    sem = var.std(axis=0, ddof=1) / np.sqrt(nb)
+    z = (var.mean(axis=0) - ds["mode_variance_theory"].values) / sem
+    assert np.all(np.abs(z) < stats.t.ppf(1 - 0.001 / 2, nb - 1)), z
+    slope, exact = float(ds["spectrum_slope"]), float(ds["spectrum_slope_theory"])
+    assert abs(slope - exact) < 0.08
+    assert abs(exact + 1.0) > 0.2
 
 
 def test_convergence_to_continuum_is_second_order_in_h():

@@ -132,6 +132,31 @@ record: {v: {every: 0.5 ms, indices: [0, 1, 2]}}
     assert (ds_brian2.spike_index.values == 2).sum() >= 3
 
 
+def test_equal_tau_falls_back_to_exponential_euler() -> None:
+    """tau_syn == tau_m makes Brian2's exact solution 0/0; the backend falls back to exponential Euler,
+    which freezes x over each step: O(dt/tau) from the engine's exact limit, never NaN."""
+    sc = _scenario("""
+name: equal_tau
+family: lif_network
+params:
+  populations:
+    src: {size: 1, tau_m: 10 ms, v_rest: -40 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms,
+          v_init: -65 mV}
+    tgt: {size: 1, tau_m: 20 ms, v_rest: -65 mV, v_reset: -70 mV, v_threshold: -50 mV, v_init: -65 mV}
+  synapses:
+    - {source: src, target: tgt, connect: {one_to_one: true}, kind: current, weight: 3 mV, tau: 20 ms}
+run: {duration: 200 ms, dt: 0.1 ms, seed: 8}
+record: {v: {indices: [1]}}
+""")
+    ds_numba, ds_brian2 = _both(sc)
+    assert ds_brian2.attrs["brian2_method"]["tgt"] == "exponential_euler"
+    v_n, v_b = ds_numba.v.values[:, 0], ds_brian2.v.values[:, 0]
+    assert np.isfinite(v_b).all()
+    assert v_n.max() - v_n.min() > 5e-3  # the synaptic input moves v by millivolts
+    # x frozen over a step of dt = tau/200: relative error of the synaptic drive ~ dt/(2 tau) = 0.25 %
+    assert np.abs(v_n - v_b).max() < 0.005 * (v_n.max() - v_n.min())
+
+
 # ----------------------------------------------------------------------------- network statistics
 
 def _assert_same_early_spikes(ds_numba, ds_brian2, until: float = 0.05) -> None:
@@ -273,6 +298,7 @@ run: {duration: 200 ms, dt: 0.1 ms, seed: SEED, backend: brian2}
     assert runs[0].sizes["spike"] != runs[2].sizes["spike"] or not np.array_equal(
         runs[0].spike_time.values, runs[2].spike_time.values)
     assert brian2_seed(1) == brian2_seed(1) != brian2_seed(2)
+    assert runs[0].attrs["brian2_seed"] == brian2_seed(1) and runs[2].attrs["brian2_seed"] == brian2_seed(2)
 
 
 def test_unknown_brian2_target_is_a_user_error(tmp_path) -> None:
@@ -286,3 +312,37 @@ run: {duration: 10 ms, dt: 0.1 ms, backend: brian2}
     proc = run_cli("run", path, "--output", tmp_path / "o.h5", env={TARGET_ENV: "fortran"})
     assert_user_error(proc, TARGET_ENV, "cython")
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_cli_run_with_brian2_backend_writes_a_plain_result_file(tmp_path) -> None:
+    """``neurodyn run`` of a backend-brian2 file: exit 0, a file plain xarray opens, provenance attrs."""
+    import xarray as xr
+
+    import neurodyn
+
+    path = tmp_path / "pair.yaml"
+    path.write_text("""
+name: pair
+family: lif_network
+params:
+  populations:
+    a: {size: 2, tau_m: 20 ms, v_rest: -45 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms}
+    b: {size: 3, tau_m: 20 ms, v_rest: -45 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms}
+run: {duration: 100.5 ms, dt: 0.1 ms, backend: brian2}
+record: {v: {every: 1 ms, indices: [4, 0]}}
+""")
+    out = tmp_path / "pair.h5"
+    proc = run_cli("run", path, "--output", out, "--quiet", env={TARGET_ENV: "numpy"})
+    assert proc.returncode == 0, proc.stderr
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds.attrs["backend"] == "brian2"
+        assert ds.attrs["brian2_target"] == "numpy"
+        assert ds["v"].dims == ("time", "neuron") and ds["v"].attrs["units"] == "V"
+        assert ds.sizes["time"] == 101  # samples at 0, 1, ..., 100 ms: ceil(n_steps / every)
+        assert np.isfinite(ds["v"].values).all()
+        assert list(ds.neuron.values) == [4, 0]
+        # identical populations share one Brian2 group; every neuron fires at the same exact period
+        counts = np.bincount(ds.spike_index.values, minlength=5)
+        assert (counts == counts[0]).all() and counts[0] >= 3
+    ds = neurodyn.open_run(out)
+    assert ds.attrs["brian2_method"] == {"a": "exact", "b": "exact"}

@@ -81,7 +81,7 @@ class CorticalField(Family):
             f"variants: {', '.join(map(str, ds.attrs.get('variants', [])))}; schemes: "
             f"{', '.join(ds.attrs.get('schemes', []))}; "
             + ", ".join(f"{r:.3g}" for r in ds.attrs.get("site_updates_per_s", []))
-            + " site-updates/s"
+            + " site-updates/s (after the first chunk)"
         ]
         for name in ("energy_error_max", "spectrum_slope"):
             if name in ds:

@@ -144,6 +144,56 @@ def measure_pulse_speed(raw: Raw) -> tuple[np.ndarray, np.ndarray]:
     return speeds, times
 
 
+def packet_group_velocity(setup: Setup, n: int) -> float:
+    """Lattice group velocity along x of mode number ``n``: ``kappa h sin(k h) / (2 omega)``."""
+    kx, _ = mode_wavevector(setup, (n, 0))
+    w = float(T.lattice_omega(np.array([kx]), np.array([0.0]), setup.h, setup.kappa, setup.mass)[0, 0])
+    return float(T.group_velocity(kx, 0.0, setup.h, float(setup.kappa[0]), w))
+
+
+def measure_packet_speed(scenario, raw: Raw) -> tuple[float, float, float]:
+    """Speed of the right-moving half of a packet: slope of the centroid of ``mean_y u^2`` over time.
+
+    Only distances ``d = x - x0`` in ``(0, L/2)`` count, and only times when the predicted centroid is
+    more than three widths from the start and from ``L/2`` (the halves have separated and not wrapped).
+    Returns the speed and the time window used.
+    """
+    st = raw.setup
+    ini = scenario.params.initial
+    x0 = (st.nx - 1) // 2 if ini.center is None else ini.center[0] / st.h
+    d = (np.arange(st.nx) - x0) % st.nx  # sites to the right of x0, wrapped
+    keep = (d > 0) & (d < st.nx / 2)
+    pw = np.mean(raw.snaps[:, 0] ** 2, axis=1)[:, keep]  # (time, x)
+    cen = (pw @ d[keep]) / np.maximum(pw.sum(axis=1), 1e-300) * st.h
+    t = np.arange(len(cen)) * raw.plan.k_snap * st.dt
+    vg = packet_group_velocity(st, ini.mode[0])
+    w = ini.width
+    lo, hi = 3 * w / vg, (st.nx * st.h / 2 - 3 * w) / vg
+    sel = (t >= lo) & (t <= hi)
+    if sel.sum() < 3:
+        return math.nan, lo, hi
+    return float(np.polyfit(t[sel], cen[sel], 1)[0]), lo, hi
+
+
+def collinear_pairs(modes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Consecutive pairs ``(a, b)`` of listed modes along the same lattice direction, ``|n_a| < |n_b|``."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for m, (nx, ny) in enumerate(modes):
+        g = math.gcd(nx, ny)
+        if g:
+            groups.setdefault((nx // g, ny // g), []).append(m)
+    out = []
+    for idx in groups.values():
+        idx.sort(key=lambda m: math.hypot(*modes[m]))
+        out += list(zip(idx[:-1], idx[1:]))
+    return sorted(out)
+
+
+def secant(omega: np.ndarray, kn: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Group velocity between two modes: ``(omega_b - omega_a) / (|k_b| - |k_a|)`` along the last axis."""
+    return (omega[..., b] - omega[..., a]) / (kn[b] - kn[a])
+
+
 def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
     """Everything measured, as a Dataset (first variant's recordings; per-variant derived quantities)."""
     p = scenario.params
@@ -267,6 +317,17 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
                 arr / np.where(kn > 0, kn, np.nan),
                 var_attrs("m/s", "measured phase velocity omega / |k|"),
             )
+        pairs = collinear_pairs(modes)
+        if pairs:
+            a, b = np.array(pairs).T
+            ds.coords["pair"] = ("pair", np.arange(len(pairs)), var_attrs("1", "pair of collinear modes"))
+            ds.coords["pair_from"] = ("pair", a, var_attrs("1", "mode index of the shorter wave vector"))
+            ds.coords["pair_to"] = ("pair", b, var_attrs("1", "mode index of the longer wave vector"))
+            ds["group_velocity"] = (
+                [*dims[:-1], "pair"],
+                secant(arr, kn, a, b),
+                var_attrs("m/s", "measured group velocity: slope of measured omega between collinear modes"),
+            )
     # noise-driven mode variances and spectra
     if an.variance_modes:
         modes = [tuple(m) for m in an.variance_modes]
@@ -293,7 +354,15 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         ds["local_psd"] = (
             "omega_local",
             s,
-            var_attrs("s", "local field spectrum, probe-averaged Welch (two-sided, per rad/s / 2 pi)"),
+            var_attrs(
+                "s",
+                "local field spectrum, probe-averaged Welch (two-sided, per rad/s / 2 pi)",
+                probe_sites=[
+                    [int(r[2]), int(r[1])]
+                    for r, role in zip(r0.plan.probes, r0.plan.probe_role)
+                    if role == "spectrum"
+                ],
+            ),
         )
         lo, hi = T.spectrum_band(st0.omega0, float(st0.gamma[0]), float(st0.kappa[0]))
         band = (w >= lo) & (w <= hi)
@@ -316,6 +385,13 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             var_attrs("s", "peak arrival time at each radius"),
         )
         ds.coords["radius"] = ("radius", list(an.pulse_radii), var_attrs("m", "nominal probe distance"))
+    if p.initial.kind == "packet" and r0.plan.n_snap and scenario.record.snapshots is not None:
+        speed, lo, hi = measure_packet_speed(scenario, r0)
+        ds["packet_speed"] = (
+            (),
+            speed,
+            var_attrs("m/s", "speed of the right-moving packet's centroid of u^2", window=[lo, hi]),
+        )
     # convergence to the continuum
     if p.continuum is not None and len(p.continuum.hs) > 1 and p.initial.kind == "gaussian" and st0.periodic:
         errs = []
@@ -338,6 +414,12 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             order,
             var_attrs("1", "observed order log(e_{i-1}/e_i) / log(h_{i-1}/h_i)"),
         )
+    if many and vdim == "site_model":
+        ds["u_final"] = (
+            ("site_model", "y", "x"),
+            np.array([r.u_final[0] for r in raws]),
+            var_attrs("1", "field u at the end of the run, per site model"),
+        )
     # per-variant description
     ds.attrs["schemes"] = [r.setup.scheme for r in raws]
     ds.attrs["variants"] = [r.setup.label for r in raws]
@@ -346,7 +428,6 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
     ds.attrs["field_names"] = st0.names
     ds.attrs["boundary"] = st0.boundary
     ds.attrs["variant_wall_time_s"] = [r.wall for r in raws]
-    ds.attrs["site_updates_per_s"] = [
-        r.setup.nx * r.setup.ny * r.setup.n_fields * r.setup.n_steps / max(r.wall, 1e-9) for r in raws
-    ]
+    # throughput after the first chunk (excludes loading the compiled kernels); NaN for one-chunk runs
+    ds.attrs["site_updates_per_s"] = [r.rate for r in raws]
     return ds

@@ -16,7 +16,7 @@ from neurodyn.runner import STATUS_NAN, STATUS_OK, run_chunked
 
 DIRECTIONS = ("x", "y", "diagonal")
 #: lattices smaller than this run the serial kernels (a parallel region per step would cost more)
-PARALLEL_MIN_SITES = 128 * 128
+PARALLEL_MIN_SITES = 256 * 256
 
 
 @dataclass
@@ -182,12 +182,23 @@ def check_analysis(scenario, setup: Setup, plan: Plan) -> None:
             an.spectrum_probes,
             "the local spectrum needs a noise-driven damped lattice (noise.sigma > 0, gamma > 0)",
         )
+    if an.variance_modes:
+        frames = plan.n_snap - int(math.ceil(an.burn_in / (plan.k_snap * setup.dt)))
+        if frames < 10 * an.batches:
+            raise ScenarioError(
+                "params.analysis.batches",
+                an.batches,
+                f"needs >= 10 snapshots per batch after burn_in; there are {max(frames, 0)} "
+                "(run longer, sample snapshots more often, or use fewer batches)",
+            )
     if (an.variance_modes or an.spectrum_probes) and setup.n_fields > 1:
         raise ScenarioError(
             "params.analysis",
             "variance_modes/spectrum_probes",
             "noise-spectrum analyses are for a single field (omit params.fields)",
         )
+    if scenario.params.initial.kind == "packet" and not setup.periodic:
+        raise ScenarioError("params.initial.kind", "packet", "a wave packet needs periodic boundaries")
     if an.pulse_radii and len(an.pulse_radii) < 2:
         raise ScenarioError("params.analysis.pulse_radii", an.pulse_radii, "two or more distances")
 
@@ -244,6 +255,12 @@ def initial_field(scenario, setup: Setup, rng: np.random.Generator) -> np.ndarra
             dy = (dy + setup.ny / 2) % setup.ny - setup.ny / 2
         w = ini.width / setup.h
         u0[0] = ini.amplitude * np.exp(-(dy[:, None] ** 2 + dx[None, :] ** 2) / (2 * w * w))
+    elif ini.kind == "packet":
+        cx = center_site(scenario, setup)[0] if ini.center is None else ini.center[0] / setup.h
+        dx = (ix - cx + setup.nx / 2) % setup.nx - setup.nx / 2  # minimal image on the torus
+        k0 = 2 * np.pi * ini.mode[0] / setup.nx  # per site
+        env = np.exp(-(dx**2) / (2 * (ini.width / setup.h) ** 2))
+        u0[0] = ini.amplitude * (env * np.cos(k0 * dx))[None, :]
     elif ini.kind == "mode":
         mx, my = ini.mode
         if setup.periodic:
@@ -279,6 +296,7 @@ class Raw:
     u_init: np.ndarray
     u_final: np.ndarray
     wall: float = 0.0
+    rate: float = math.nan  #: site-updates/s after the first chunk (NaN if the run had one chunk)
 
 
 def use_parallel(setup: Setup) -> bool:
@@ -312,6 +330,8 @@ def run_variant(
     periodic = setup.periodic
     src = setup.src
     t_start = time.perf_counter()
+    timing: dict = {}
+    chunk = max(1, int(round(scenario.run.chunk / dt))) if scenario.run.chunk else None
     desc = f"{setup.label} ({nx}x{ny}, {setup.scheme})"
 
     def detail(step: int, f: int, j: int, i: int) -> str:
@@ -366,7 +386,7 @@ def run_variant(
             state["cur"] = cur
             return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
 
-        run_chunked(setup.n_steps, advance, progress, desc=desc)
+        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc, chunk_steps=chunk)
         final = U[state["cur"]][:, 1:-1, 1:-1].copy()
     elif setup.scheme == "baoab":
         u = _padded(u0)
@@ -418,7 +438,7 @@ def run_variant(
             )
             return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
 
-        run_chunked(setup.n_steps, advance, progress, desc=desc)
+        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc, chunk_steps=chunk)
         final = u[:, 1:-1, 1:-1].copy()
     else:
         X = np.zeros((2, ny + 2, nx + 2))
@@ -464,7 +484,7 @@ def run_variant(
             )
             return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
 
-        run_chunked(setup.n_steps, advance, progress, desc=desc)
+        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc, chunk_steps=chunk)
         final = X[0:1, 1:-1, 1:-1].copy()
     return Raw(
         setup=setup,
@@ -475,7 +495,24 @@ def run_variant(
         u_init=u0,
         u_final=final,
         wall=time.perf_counter() - t_start,
+        rate=timing.get("rate", math.nan) * setup.nx * setup.ny * setup.n_fields,
     )
+
+
+def _timed(advance, timing: dict):
+    """Wrap ``advance`` to measure steps/s after the first chunk (which includes loading compiled code)."""
+    import time
+
+    def inner(start: int, n: int) -> tuple[int, str]:
+        t0 = time.perf_counter()
+        out = advance(start, n)
+        if start > 0:
+            timing["steps"] = timing.get("steps", 0) + n
+            timing["wall"] = timing.get("wall", 0.0) + time.perf_counter() - t0
+            timing["rate"] = timing["steps"] / max(timing["wall"], 1e-12)
+        return out
+
+    return inner
 
 
 def rk4_site(setup: Setup) -> tuple[int, np.ndarray, np.ndarray, float]:
@@ -514,8 +551,10 @@ def rk4_site(setup: Setup) -> tuple[int, np.ndarray, np.ndarray, float]:
 
 def run_all(scenario, progress) -> list[Raw]:
     """Run every variant of the scenario (same initial field for all, independent noise streams)."""
-    if scenario.run.threads:
-        numba.set_num_threads(min(scenario.run.threads, numba.config.NUMBA_NUM_THREADS))
+    # run.threads, or all cores (reset explicitly: the setting is process-wide and would leak between runs)
+    numba.set_num_threads(
+        min(scenario.run.threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS)
+    )
     setups = check_resources(scenario)
     seeds = np.random.SeedSequence(scenario.run.seed).spawn(1 + len(setups))
     out = []

@@ -83,14 +83,17 @@ def _course(src: np.ndarray, s: int, t: float) -> float:
 
 
 @njit(cache=True)
-def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray, field_offset: int) -> None:
+def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray, field_offset: int) -> float:
     """``target[f, j, i] += scale[f, j, i] * J_f(x, t)`` for every source (positions in site units).
+
+    Returns the sum of the updated cells (non-finite if a drive overflowed them).
 
     ``field_offset`` selects which component of ``target`` receives the drive (RK4 puts it on the
     second component).
     """
     ny = target.shape[1] - 2
     nx = target.shape[2] - 2
+    total = 0.0
     for s in range(src.shape[0]):
         a = src[s, S_AMP] * _course(src, s, t)
         if a == 0.0:
@@ -104,6 +107,7 @@ def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray
             iy = int(math.floor(cy + 0.5))
             if 0 <= ix < nx and 0 <= iy < ny:
                 target[f, iy + 1, ix + 1] += scale[sf, iy + 1, ix + 1] * a
+                total += target[f, iy + 1, ix + 1]
             continue
         w = src[s, S_W]
         r = int(math.ceil(6.0 * w))  # exp(-18) ~ 1.5e-8 of the peak is dropped
@@ -119,6 +123,8 @@ def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray
                 target[f, iy + 1, ix + 1] += (
                     scale[sf, iy + 1, ix + 1] * a * math.exp(-(dx * dx + dy * dy) * inv)
                 )
+                total += target[f, iy + 1, ix + 1]
+    return total
 
 
 @njit(cache=True)
@@ -289,7 +295,7 @@ def _stormer_row(
     for f in range(nf):
         k = kap[f]
         m2 = mass[f, f]
-        s = 0.0
+        ok = True
         if not sponge:
             g = 0.5 * gam[f] * dt
             c1 = 2.0 / (1.0 + g)
@@ -300,7 +306,7 @@ def _stormer_row(
                 lap = u[f, j, i - 1] + u[f, j, i + 1] + u[f, j - 1, i] + u[f, j + 1, i] - 4.0 * c
                 x = c1 * c - c2 * up[f, j, i] + c3 * (k * lap - m2 * c)
                 un[f, j, i] = x
-                s += x
+                ok &= x - x == 0.0  # false for NaN and +-inf; a bool reduction keeps the loop vectorised
         else:
             for i in range(1, nx + 1):
                 g = 0.5 * (gam[f] + gs[j, i]) * dt
@@ -308,7 +314,7 @@ def _stormer_row(
                 lap = u[f, j, i - 1] + u[f, j, i + 1] + u[f, j - 1, i] + u[f, j + 1, i] - 4.0 * c
                 x = (2.0 * c - (1.0 - g) * up[f, j, i] + dt2 * (k * lap - m2 * c)) / (1.0 + g)
                 un[f, j, i] = x
-                s += x
+                ok &= x - x == 0.0
         if nf > 1:  # off-diagonal mass couplings between fields
             for g2 in range(nf):
                 if g2 == f or mass[f, g2] == 0.0:
@@ -317,10 +323,10 @@ def _stormer_row(
                 for i in range(1, nx + 1):
                     g = 0.5 * (gam[f] + gs[j, i]) * dt
                     un[f, j, i] -= dt2 / (1.0 + g) * mfg * u[g2, j, i]
-            s = 0.0
+            ok = True
             for i in range(1, nx + 1):
-                s += un[f, j, i]
-        rowsum[f, j] = s
+                ok &= un[f, j, i] - un[f, j, i] == 0.0
+        rowsum[f, j] = 0.0 if ok else math.nan
 
 
 @njit(cache=True, parallel=True)
@@ -380,13 +386,13 @@ def stormer_run(
         else:
             _stormer_sweep_ser(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
         if src.shape[0] > 0:
-            add_sources(un, src, n * dt, src_scale, 0)
-            for f in range(nf):  # sources may have made a row non-finite
-                for j in range(1, ny + 1):
-                    s = 0.0
-                    for i in range(1, nx + 1):
-                        s += un[f, j, i]
-                    rowsum[f, j] = s
+            if not math.isfinite(add_sources(un, src, n * dt, src_scale, 0)):
+                for f in range(nf):  # a drive overflowed: rescan the rows to locate it
+                    for j in range(1, ny + 1):
+                        ok = True
+                        for i in range(1, nx + 1):
+                            ok &= un[f, j, i] - un[f, j, i] == 0.0
+                        rowsum[f, j] = 0.0 if ok else math.nan
         if not _rows_finite(rowsum):
             f, j, i = _first_nonfinite(un, rowsum)
             return 1, n, f, j, i, cur
@@ -429,7 +435,7 @@ def _force_row(
     nx = u.shape[2] - 2
     for f in range(nf):
         k = kap[f]
-        s = 0.0
+        ok = True
         for i in range(1, nx + 1):
             c = u[f, j, i]
             lap = u[f, j, i - 1] + u[f, j, i + 1] + u[f, j - 1, i] + u[f, j + 1, i] - 4.0 * c
@@ -438,8 +444,8 @@ def _force_row(
                 m += mass[f, g] * u[g, j, i]
             x = k * lap - m
             a[f, j, i] = x
-            s += c
-        rowsum[f, j] = s
+            ok &= c - c == 0.0
+        rowsum[f, j] = 0.0 if ok else math.nan
 
 
 @njit(cache=True)
@@ -589,7 +595,7 @@ def _rhs_row(
     j: int, model: int, p: np.ndarray, X: np.ndarray, J: np.ndarray, K: np.ndarray, rowsum: np.ndarray
 ) -> None:
     nx = X.shape[2] - 2
-    s = 0.0
+    ok = True
     if model == HARMONIC:  # p = [omega0^2, kappa, gamma]
         w2 = p[0]
         k = p[1]
@@ -599,7 +605,7 @@ def _rhs_row(
             lap = X[0, j, i - 1] + X[0, j, i + 1] + X[0, j - 1, i] + X[0, j + 1, i] - 4.0 * c
             K[0, j, i] = X[1, j, i]
             K[1, j, i] = -w2 * c + k * lap - g * X[1, j, i] + J[1, j, i]
-            s += c
+            ok &= c - c == 0.0
     elif model == EI_LINEAR:  # p = [a, b, c, d, kappa]
         a = p[0]
         b = p[1]
@@ -611,7 +617,7 @@ def _rhs_row(
             lap = X[0, j, i - 1] + X[0, j, i + 1] + X[0, j - 1, i] + X[0, j + 1, i] - 4.0 * e
             K[0, j, i] = a * e - b * X[1, j, i]
             K[1, j, i] = cc * e - d * X[1, j, i] - (k * lap + J[1, j, i]) / b
-            s += e
+            ok &= e - e == 0.0
     else:  # Wilson–Cowan
         # p = [tau_e, tau_i, w_ee, w_ei, w_ie, w_ii, p_e, p_i, a_e, th_e, a_i, th_i, E*, I*, G, kappa]
         te = p[0]
@@ -629,8 +635,8 @@ def _rhs_row(
             K[1, j, i] = (
                 -I + _sig(p[4] * E - p[5] * I + p[7] - G * (k * lap + J[1, j, i]), p[10], p[11])
             ) / ti
-            s += e
-    rowsum[0, j] = s
+            ok &= e - e == 0.0
+    rowsum[0, j] = 0.0 if ok else math.nan
 
 
 @njit(cache=True, parallel=True)
@@ -753,7 +759,7 @@ def rk4_run(
         _rhs(model, p, Xt, J, k4, rowsum, periodic, parallel, src, t + dt, ones)
         for c in range(2):
             for j in range(1, ny + 1):
-                s = 0.0
+                ok = True
                 for i in range(1, nx + 1):
                     x = X[c, j, i] + dt / 6.0 * (
                         k1[c, j, i] + 2.0 * k2[c, j, i] + 2.0 * k3[c, j, i] + k4[c, j, i]
@@ -761,8 +767,8 @@ def rk4_run(
                     if c == 1 and sigma > 0.0:
                         x += sq * rng.standard_normal()
                     X[c, j, i] = x
-                    s += x
-                rowsum[c, j] = s
+                    ok &= x - x == 0.0
+                rowsum[c, j] = 0.0 if ok else math.nan
         if not _rows_finite(rowsum):
             c, j, i = _first_nonfinite(X, rowsum)
             return 1, n, c, j, i, 0

@@ -182,9 +182,11 @@ class Source(StrictModel):
 class Initial(StrictModel):
     """Initial field: ``zero``, ``random`` (iid normal, std ``amplitude``), ``gaussian`` bump
     (``amplitude``, ``width``, ``center``; default centre of the domain), ``mode`` (cos wave, ``mode``
-    integer wave numbers). Velocities start at zero."""
+    integer wave numbers), ``packet`` (a wave packet along x: Gaussian envelope of std ``width`` times
+    ``cos(k0 (x - x0))``, ``k0 = 2 pi mode[0] / (nx h)``, uniform in y; periodic boundaries). Velocities
+    start at zero, so a packet splits into halves moving at -+ the group velocity."""
 
-    kind: Literal["zero", "random", "gaussian", "mode"] = "zero"
+    kind: Literal["zero", "random", "gaussian", "mode", "packet"] = "zero"
     amplitude: float = 1.0
     width: Length = 0.0
     center: tuple[Length, Length] | None = None
@@ -192,8 +194,8 @@ class Initial(StrictModel):
 
     @model_validator(mode="after")
     def _w(self) -> Initial:
-        if self.kind == "gaussian" and not self.width > 0:
-            raise FieldIssue("width", self.width, "a positive length for a gaussian bump, e.g. '4 mm'")
+        if self.kind in ("gaussian", "packet") and not self.width > 0:
+            raise FieldIssue("width", self.width, f"a positive length for a {self.kind}, e.g. '4 mm'")
         return self
 
 

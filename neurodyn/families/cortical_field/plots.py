@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 #: frames in the animated GIF (evenly spaced over the recorded snapshots)
-GIF_FRAMES = 40
+GIF_FRAMES = 20
 
 
 def _fig(nrows: int = 1, ncols: int = 1, **kw):
@@ -40,11 +40,19 @@ def plot_snapshot_grid(ds: xr.Dataset, path: Path) -> Path:
     plt, fig, axes = _fig(3, 3, figsize=(9, 9), constrained_layout=True)
     x_mm, y_mm = ds["x"].values * 1e3, ds["y"].values * 1e3
     for ax, k in zip(axes.flat, idx):
-        im = ax.pcolormesh(
-            x_mm, y_mm, u.isel(time=k).values, cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="auto"
+        im = ax.imshow(
+            u.isel(time=k).values,
+            cmap="RdBu_r",
+            vmin=-vmax,
+            vmax=vmax,
+            origin="lower",
+            extent=(x_mm[0], x_mm[-1], y_mm[0], y_mm[-1]),
+            interpolation="nearest",
         )
         ax.set_title(f"t = {float(u['time'][k]) * 1e3:.1f} ms")
         ax.set_aspect("equal")
+        ax.set_xlabel("x (mm)", fontsize=8)
+        ax.set_ylabel("y (mm)", fontsize=8)
     for ax in axes.flat[len(idx) :]:
         ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.6, label="u")
@@ -62,7 +70,7 @@ def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
     u = _snapshots(ds)
     idx = np.unique(np.linspace(0, u.sizes["time"] - 1, min(GIF_FRAMES, u.sizes["time"])).astype(int))
     vmax = _vmax(u, idx)
-    plt, fig, ax = _fig(figsize=(4.5, 4))
+    plt, fig, ax = _fig(figsize=(3.6, 3.2))
     im = ax.imshow(u.isel(time=idx[0]).values, cmap="RdBu_r", vmin=-vmax, vmax=vmax, origin="lower")
     title = ax.set_title("")
     fig.colorbar(im, ax=ax, label="u")
@@ -72,8 +80,8 @@ def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
         title.set_text(f"t = {float(u['time'][idx[k]]) * 1e3:.1f} ms")
         return im, title
 
-    anim = FuncAnimation(fig, frame, frames=len(idx), blit=False)
-    anim.save(path, writer=PillowWriter(fps=10), dpi=80)
+    anim = FuncAnimation(fig, frame, frames=len(idx), blit=False, cache_frame_data=False)
+    anim.save(path, writer=PillowWriter(fps=8), dpi=60)
     plt.close(fig)
     return path
 

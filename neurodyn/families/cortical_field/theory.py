@@ -60,9 +60,9 @@ def leapfrog_frequency(omega: np.ndarray, dt: float) -> np.ndarray:
 
 
 def group_velocity(kx: np.ndarray, ky: np.ndarray, h: float, kappa: float, omega: np.ndarray) -> np.ndarray:
-    """``|grad_k omega| = kappa h |(sin(k_x h), sin(k_y h))| / (2 omega)`` of the scalar lattice field."""
-    gx = kappa * h * np.sin(np.asarray(kx) * h) / (2 * omega)
-    gy = kappa * h * np.sin(np.asarray(ky) * h) / (2 * omega)
+    """``|grad_k omega| = kappa h |(sin(k_x h), sin(k_y h))| / omega`` of the scalar lattice field."""
+    gx = kappa * h * np.sin(np.asarray(kx) * h) / omega
+    gy = kappa * h * np.sin(np.asarray(ky) * h) / omega
     return np.hypot(gx, gy)
 
 
@@ -106,12 +106,33 @@ def all_mode_omegas(nx: int, ny: int, h: float, kappa: float, omega0: float, per
     return np.sqrt(omega0**2 + 4 * kappa * s).ravel()
 
 
-def local_spectrum(omega: np.ndarray, omegas: np.ndarray, gamma: float, sigma: float) -> np.ndarray:
-    """Spectrum of one site's field: ``(1/N) sum_k S_k(omega)`` (exact for the linear lattice)."""
+def mode_site_weights(nx: int, ny: int, sites: np.ndarray) -> np.ndarray:
+    """Mean over ``sites`` (rows ``[ix, iy]``) of ``phi_k(site)^2`` for the orthonormal DST-I modes.
+
+    Flattened like :func:`all_mode_omegas` (``ky`` slow, ``kx`` fast); on the torus every weight is 1/N.
+    """
+    n_x = np.arange(1, nx + 1)
+    n_y = np.arange(1, ny + 1)
+    px = 2.0 / (nx + 1) * np.sin(np.pi * np.outer(sites[:, 0] + 1, n_x) / (nx + 1)) ** 2  # (P, nx)
+    py = 2.0 / (ny + 1) * np.sin(np.pi * np.outer(sites[:, 1] + 1, n_y) / (ny + 1)) ** 2  # (P, ny)
+    return np.einsum("py,px->yx", py, px).ravel() / len(sites)
+
+
+def local_spectrum(
+    omega: np.ndarray, omegas: np.ndarray, gamma: float, sigma: float, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Spectrum of the field at a site: ``sum_k phi_k(x)^2 S_k(omega)`` (exact for the linear lattice).
+
+    ``weights`` are ``phi_k(x)^2`` (averaged over the probe sites); default ``1/N`` (the torus, or the
+    site average).
+    """
+    if weights is None:
+        weights = np.full(len(omegas), 1.0 / len(omegas))
     out = np.zeros(len(omega))
-    for chunk in np.array_split(omegas, max(1, len(omegas) // 4096)):
-        out += lorentzian(omega, chunk, gamma, sigma).sum(axis=-1)
-    return out / len(omegas)
+    step = 4096
+    for i in range(0, len(omegas), step):
+        out += lorentzian(omega, omegas[i : i + step], gamma, sigma) @ weights[i : i + step]
+    return out
 
 
 def equipartition_spectrum(
@@ -176,7 +197,8 @@ def theory_dataset(scenario, ds):
     out = xr.Dataset()
     disp_src = (
         "lattice dispersion omega^2 = eig(M + 4 (sin^2(k_x h/2) + sin^2(k_y h/2)) diag(kappa)); "
-        "damped: sqrt(omega^2 - gamma^2/4); normal modes of the 5-point Laplacian (Brillouin 1946), "
+        "damped: sqrt(omega^2 - gamma^2/4) (free decay) or sqrt(omega^2 - gamma^2/2) (noise-driven peak); "
+        "normal modes of the 5-point Laplacian (Brillouin 1946), "
         "Klein-Gordon reading after Cooray, Cooray & Friston 2023 (arXiv:2308.10645)"
     )
     if "dispersion_omega" in ds:
@@ -187,7 +209,10 @@ def theory_dataset(scenario, ds):
             kk = np.array([mode_wavevector(st, m) for m in modes])
             w = lattice_omega(kk[:, 0], kk[:, 1], st.h, st.kappa, st.mass)  # (F, m)
             g = float(st.gamma[0])
-            per.append(damped_frequency(w, g) if g > 0 else w)
+            if g > 0 and st.sigma > 0:  # stationary, noise-driven: peak of the Lorentzian
+                per.append(np.sqrt(np.maximum(w**2 - g**2 / 2, 0.0)))
+            else:  # free decay of the initial condition
+                per.append(damped_frequency(w, g) if g > 0 else w)
             lf.append(leapfrog_frequency(w, st.dt))
         arr = np.array(per)
         lfa = np.array(lf)
@@ -224,6 +249,22 @@ def theory_dataset(scenario, ds):
                 dims,
                 arr / np.where(kn > 0, kn, np.nan),
                 var_attrs("m/s", "phase velocity omega(k)/|k|", source=disp_src, rel_tol=tol),
+            )
+        if "group_velocity" in ds:
+            from neurodyn.families.cortical_field.analysis import secant
+
+            a, b = ds["pair_from"].values, ds["pair_to"].values
+            dw = np.abs(secant(arr, kn, a, b) * (kn[b] - kn[a]))
+            out["group_velocity_theory"] = (
+                ds["group_velocity"].dims,
+                secant(arr, kn, a, b),
+                var_attrs(
+                    "m/s",
+                    "group velocity: slope of the lattice dispersion between the same modes",
+                    source=disp_src,
+                    rel_tol=float(2 * binw / np.nanmin(dw)),
+                    note="rel_tol: two frequency bins relative to the smallest frequency difference",
+                ),
             )
         if st0.n_fields == 1:
             w0 = lattice_omega(ds["k_x"].values, ds["k_y"].values, st0.h, st0.kappa, st0.mass)[0]
@@ -291,12 +332,19 @@ def theory_dataset(scenario, ds):
         g = float(st0.gamma[0])
         w = ds["omega_local"].values
         om = all_mode_omegas(st0.nx, st0.ny, st0.h, float(st0.kappa[0]), st0.omega0, st0.periodic)
-        exact = local_spectrum(w, om, g, st0.sigma)
+        weights = None
+        if not st0.periodic:  # Dirichlet modes weigh differently at each probe site
+            sites = np.array(ds["local_psd"].attrs["probe_sites"], dtype=int).reshape(-1, 2)
+            weights = mode_site_weights(st0.nx, st0.ny, sites)
+        exact = local_spectrum(w, om, g, st0.sigma, weights)
         out["local_psd_lattice_sum"] = (
             "omega_local",
             exact,
             var_attrs(
-                "s", "exact local spectrum (1/N) sum_k S_k(omega)", source="sum of the modes' Lorentzians"
+                "s",
+                "exact local spectrum at the probes: mean_p sum_k phi_k(x_p)^2 S_k(omega) "
+                "(1/N weights on the torus)",
+                source="sum of the modes' Lorentzians",
             ),
         )
         out["local_psd_equipartition"] = (
@@ -322,6 +370,22 @@ def theory_dataset(scenario, ds):
                 rel_tol=0.05,
                 source="least-squares slope of (1/N) sum_k S_k(omega); the equipartition law predicts -1",
                 equipartition_slope=-1.0,
+            ),
+        )
+    if "packet_speed" in ds:
+        from neurodyn.families.cortical_field.analysis import packet_group_velocity
+
+        vg = packet_group_velocity(st0, p.initial.mode[0])
+        out["packet_speed_theory"] = (
+            (),
+            vg,
+            var_attrs(
+                "m/s",
+                "lattice group velocity kappa h sin(k0 h) / (2 omega(k0)) of the packet's carrier",
+                rel_tol=0.02,
+                source="stationary phase: a packet's envelope moves at d omega / d k (Brillouin 1946); "
+                "< c for m > 0 (dispersive field)",
+                wave_speed=float(st0.wave_speed()),
             ),
         )
     if "pulse_speed" in ds:

@@ -7,8 +7,9 @@ so a run can be cross-checked by switching that one line.
 
 Translation
 -----------
-* one ``NeuronGroup`` per population; its parameters (uniform within a population) are constants of the
-  group's namespace, so Brian2 sees them as exact float64 values;
+* one ``NeuronGroup`` per distinct population model (populations with identical equations and parameter
+  values, such as CUBA's exc and inh, share a group and are contiguous subgroups of it); the parameters
+  are constants of the group's namespace, so Brian2 sees them as exact float64 values;
 * one state variable per synaptic channel the population receives (through a projection or a Poisson
   drive; the engine skips the other channels in the same way): ``x<c>`` (volt, current channel) or
   ``g<c>`` (siemens, conductance channel), ``d<var>/dt = -<var>/tau_c``;
@@ -28,8 +29,9 @@ when a current channel's tau equals tau_m (Brian2's solution then divides 0 by 0
 Code generation target
 ----------------------
 ``cython`` when a C compiler works (Brian2's own test compilation), otherwise ``numpy``. The environment
-variable ``NEURODYN_BRIAN2_TARGET`` (``cython`` or ``numpy``) overrides the choice. The target and methods
-used are stored in the Dataset attributes ``brian2_target`` and ``brian2_method``.
+variable ``NEURODYN_BRIAN2_TARGET`` (``cython`` or ``numpy``) overrides the choice. The target, the methods
+and Brian2's seed are stored in the Dataset attributes ``brian2_target``, ``brian2_method`` (per
+population) and ``brian2_seed``.
 
 Brian2's schedule (its default, which the Numba engine follows)
 ----------------------------------------------------------------
@@ -173,14 +175,24 @@ def brian2_seed(seed: int) -> int:
     return int(streams(seed)[2].integers(0, 2**32 - 1))
 
 
+def _model_key(eqs: str, ns: dict[str, Any], method: str, t_ref: float) -> tuple:
+    """Identity of a population's model: populations with equal keys share one NeuronGroup."""
+    return (eqs, method, float(t_ref), tuple(sorted((k, repr(float(v))) for k, v in ns.items())))
+
+
 def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
     """Translate a scenario's network into Brian2 objects (runtime device).
+
+    Populations with the same model (equations, parameter values, method, refractory period) share one
+    ``NeuronGroup`` (as in Brian2's own CUBA/COBA examples: fewer code objects, one symbolic solution of
+    the linear system instead of one per population); each population is then a contiguous subgroup.
 
     Returns
     -------
     dict
-        ``network`` (a ``brian2.Network``), ``groups``, ``spike_monitors``, ``state_monitors`` (per
-        population: ``(monitor, local indices)`` or None), ``methods`` (per population), ``net``.
+        ``network`` (a ``brian2.Network``), ``groups`` (NeuronGroups), ``glob`` (per group: the global
+        index of each of its neurons), ``spike_monitors`` (per group), ``state_monitors`` (per group:
+        ``(monitor, local indices)`` or None), ``methods`` (per population), ``net``.
     """
     import brian2 as b2
 
@@ -192,27 +204,48 @@ def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
     every = probe_every_steps(scenario)
     probe_clock = b2.Clock(dt=every * dt * b2.second, name="neurodyn_probe_clock*") if probes.size else None
 
-    groups, spike_mons, state_mons, methods = [], [], [], {}
-    objects: list[Any] = []
+    # plan: which populations share a group, and where each population sits inside its group
+    plans: dict[tuple, dict[str, Any]] = {}
+    place: list[tuple[int, int]] = []  # per population: (group number, local offset)
+    methods: dict[str, str] = {}
     for k, name in enumerate(net.names):
         eqs, ns, method, t_ref = population_model(net, k, dt)
-        lo, size = int(net.starts[k]), int(net.sizes[k])
-        g = b2.NeuronGroup(size, eqs, threshold="v >= v_threshold", reset="v = v_reset",
-                           refractory=t_ref * b2.second, method=method, namespace=ns, clock=clock,
-                           name=f"pop_{k}*")
-        g.v = net.v0[lo:lo + size] * b2.volt
-        groups.append(g)
+        plan = plans.setdefault(_model_key(eqs, ns, method, t_ref),
+                                {"eqs": eqs, "ns": ns, "method": method, "t_ref": t_ref, "pops": [],
+                                 "number": len(plans)})
+        offset = sum(int(net.sizes[q]) for q in plan["pops"])
+        plan["pops"].append(k)
+        place.append((plan["number"], offset))
         methods[name] = method
-        sm = b2.SpikeMonitor(g, record=True, name=f"spikes_{k}*")
+
+    groups, glob, spike_mons, state_mons = [], [], [], []
+    objects: list[Any] = []
+    for g_i, plan in enumerate(plans.values()):
+        members = np.concatenate([np.arange(net.starts[k], net.starts[k] + net.sizes[k])
+                                  for k in plan["pops"]])
+        g = b2.NeuronGroup(members.size, plan["eqs"], threshold="v >= v_threshold", reset="v = v_reset",
+                           refractory=plan["t_ref"] * b2.second, method=plan["method"], namespace=plan["ns"],
+                           clock=clock, name=f"neurons_{g_i}*")
+        g.v = net.v0[members] * b2.volt
+        sm = b2.SpikeMonitor(g, record=True, name=f"spikes_{g_i}*")
+        groups.append(g)
+        glob.append(members.astype(np.int64))
         spike_mons.append(sm)
         objects += [g, sm]
-        local = np.unique(probes[(probes >= lo) & (probes < lo + size)] - lo)
+        local = np.flatnonzero(np.isin(members, probes))
         if local.size:
-            mon = b2.StateMonitor(g, "v", record=local, clock=probe_clock, name=f"v_{k}*")
+            mon = b2.StateMonitor(g, "v", record=local, clock=probe_clock, name=f"v_{g_i}*")
             state_mons.append((mon, local))
             objects.append(mon)
         else:
             state_mons.append(None)
+
+    def view(k: int, lo: int = 0, hi: int | None = None) -> Any:
+        """Population ``k`` (its local range ``lo:hi``) as a Brian2 group or subgroup."""
+        g_i, off = place[k]
+        hi = int(net.sizes[k]) if hi is None else hi
+        g = groups[g_i]
+        return g if (off + lo == 0 and off + hi == len(g)) else g[off + lo:off + hi]
 
     index = {nm: k for k, nm in enumerate(net.names)}
     for p_i, proj in enumerate(net.projections):
@@ -221,7 +254,7 @@ def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
         i, j = proj.pairs()
         if i.size == 0:
             continue
-        syn = b2.Synapses(groups[index[proj.source]], groups[index[proj.target]], on_pre=f"{var}_post += w",
+        syn = b2.Synapses(view(index[proj.source]), view(index[proj.target]), on_pre=f"{var}_post += w",
                           delay=proj.delay_steps * dt * b2.second, namespace={"w": proj.weight * unit},
                           clock=clock, name=f"proj_{p_i}*")
         syn.connect(i=i, j=j)
@@ -230,22 +263,19 @@ def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
     for d_i, drive in enumerate(net.poisson):
         if drive.rate <= 0 or drive.weight == 0 or drive.stop <= drive.start:
             continue
+        if drive.rate * dt > 1:
+            raise ScenarioError("params.inputs", f"rate {drive.rate:g} Hz",
+                                f"rate * dt must be <= 1 for Brian2's PoissonInput (dt = {dt:g} s)")
         var = channel_var(net, drive.channel)
         unit = b2.volt if net.channels[drive.channel].kind == KIND_CURRENT else b2.siemens
         k = int(np.searchsorted(net.starts, drive.start, side="right") - 1)
         lo = int(net.starts[k])
         if drive.stop > lo + int(net.sizes[k]):
             raise SimulationError(f"brian2 backend: Poisson drive {d_i} spans several populations")
-        target = groups[k]
-        if drive.start != lo or drive.stop != lo + int(net.sizes[k]):
-            target = target[drive.start - lo:drive.stop - lo]
-        if drive.rate * dt > 1:
-            raise ScenarioError("params.inputs", f"rate {drive.rate:g} Hz",
-                                f"rate * dt must be <= 1 for Brian2's PoissonInput (dt = {dt:g} s)")
-        objects.append(b2.PoissonInput(target, var, drive.n_sources, drive.rate * b2.Hz,
-                                       drive.weight * unit))
+        objects.append(b2.PoissonInput(view(k, drive.start - lo, drive.stop - lo), var, drive.n_sources,
+                                       drive.rate * b2.Hz, drive.weight * unit))
 
-    return {"network": b2.Network(*objects), "groups": groups, "spike_monitors": spike_mons,
+    return {"network": b2.Network(*objects), "groups": groups, "glob": glob, "spike_monitors": spike_mons,
             "state_monitors": state_mons, "methods": methods, "net": net}
 
 
@@ -275,7 +305,6 @@ def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
     try:
         b2.seed(brian2_seed(scenario.run.seed))
         model = build_brian2(scenario)
-        net: Network = model["net"]
         n_steps = scenario.run.n_steps
         with progress.task(n_steps, f"brian2 ({target})", "step") as bar:
             done = [0]
@@ -291,43 +320,45 @@ def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
     finally:
         b2.prefs.codegen.target = old_target
 
-    for k, g in enumerate(model["groups"]):
-        if not np.all(np.isfinite(g.v_[:])):
-            raise SimulationError(f"brian2: membrane potential of population {net.names[k]!r} became "
+    for g, members in zip(model["groups"], model["glob"]):
+        bad = np.flatnonzero(~np.isfinite(g.v_[:]))
+        if bad.size:
+            raise SimulationError(f"brian2: membrane potential of neuron {int(members[bad[0]])} became "
                                   "NaN or infinite; reduce dt or check weights")
     times, idx = [], []
-    for k, sm in enumerate(model["spike_monitors"]):
+    for sm, members in zip(model["spike_monitors"], model["glob"]):
         times.append(np.asarray(sm.t_[:], dtype=np.float64))
-        idx.append(np.asarray(sm.i[:], dtype=np.int64) + int(net.starts[k]))
+        idx.append(members[np.asarray(sm.i[:], dtype=np.int64)])
     spike_time = np.concatenate(times) if times else np.zeros(0)
     spike_index = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
 
     probes = probe_indices(scenario)
     v_time = v = v_index = None
     if probes.size:
-        v_time, v = _probe_samples(model, net, probes, scenario.run.n_steps, probe_every_steps(scenario),
+        v_time, v = _probe_samples(model, probes, scenario.run.n_steps, probe_every_steps(scenario),
                                    float(scenario.run.dt))
         v_index = probes
     ds = make_dataset(scenario, spike_time, spike_index, v_time, v, v_index)
-    ds.attrs.update(brian2_target=target, brian2_method=model["methods"], brian2_version=b2.__version__)
+    ds.attrs.update(brian2_target=target, brian2_method=model["methods"], brian2_version=b2.__version__,
+                    brian2_seed=brian2_seed(scenario.run.seed))
     return ds
 
 
-def _probe_samples(model: dict[str, Any], net: Network, probes: np.ndarray, n_steps: int, every: int,
+def _probe_samples(model: dict[str, Any], probes: np.ndarray, n_steps: int, every: int,
                    dt: float) -> tuple[np.ndarray, np.ndarray]:
     """Sample times and ``v`` (time, probe) in the order of ``probes`` from the per-group StateMonitors."""
     n_samples = math.ceil(n_steps / every)
     v = np.full((n_samples, probes.size), np.nan)
     v_time = np.arange(n_samples) * (every * dt)
-    for k, entry in enumerate(model["state_monitors"]):
+    for entry, members in zip(model["state_monitors"], model["glob"]):
         if entry is None:
             continue
         mon, local = entry
         data = np.asarray(mon.v_[:], dtype=np.float64)  # (len(local), samples)
         m = min(n_samples, data.shape[1])
-        lo = int(net.starts[k])
+        row_of = {int(members[li]): r for r, li in enumerate(local)}
         for col, gidx in enumerate(probes):
-            if lo <= gidx < lo + int(net.sizes[k]):
-                row = int(np.searchsorted(local, gidx - lo))
-                v[:m, col] = data[row, :m]
+            r = row_of.get(int(gidx))
+            if r is not None:
+                v[:m, col] = data[r, :m]
     return v_time, v
