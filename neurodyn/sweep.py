@@ -487,6 +487,8 @@ class _QueueProgress(Progress):
     def task(self, total: float, desc: str, unit: str = "step") -> Iterator[Any]:
         bar = _QueueBar(self.queue, self.point_id, total)
         yield bar
+        bar.last = 0.0
+        bar.update(0)  # the final fraction, whatever the throttle
 
 
 class _QueueBar:
