@@ -111,8 +111,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from neurodyn.errors import UserError
     from neurodyn.scenario import load_scenario
-    from neurodyn.sweep import run_sweep
+    from neurodyn.sweep import prestart_pool, run_sweep
 
+    if args.workers != 1 and not (args.scheduler or args.cluster):
+        prestart_pool()  # the pool's imports run while the scenario loads
     scenario = load_scenario(args.scenario, args.overrides)
     if scenario.sweep is None:
         raise UserError(f"{args.scenario} has no sweep: section; use 'neurodyn run' for a single run")

@@ -387,13 +387,7 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
               family_module: str | None, bar: Any = None) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        # Workers fork from a server that already imported neurodyn (and the family), so each starts in
-        # milliseconds; Numba kernels load from their on-disk caches (cache=True) on first use.
-        ctx.set_forkserver_preload([m for m in ("neurodyn.sweep", "neurodyn.runner", family_module) if m])
-    else:  # pragma: no cover - macOS / Windows
-        ctx = multiprocessing.get_context("spawn")
+    ctx = _pool_context(family_module)
     # Per-point progress travels on a queue only when someone is watching the sweep's bar.
     queue = ctx.Queue() if bar is not None and bar.visible else None
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
@@ -432,6 +426,29 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
             proc.terminate()
         raise
     pool.shutdown(wait=True)
+
+
+def _pool_context(family_module: str | None = None) -> Any:
+    """The multiprocessing context of the pool: forkserver where available, else spawn.
+
+    Workers fork from a server that already imported neurodyn (and the family, unless the server was
+    started earlier by :func:`prestart_pool`), so each starts in milliseconds; Numba kernels load from
+    their on-disk caches (cache=True) on first use.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - macOS, Windows
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([m for m in ("neurodyn.sweep", "neurodyn.runner", family_module) if m])
+    return ctx
+
+
+def prestart_pool() -> None:
+    """Start the pool's fork server now, so its imports overlap the driver's (scenario, family, plan)."""
+    ctx = _pool_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def _drain(queue: Any, running: dict[str, float]) -> None:
