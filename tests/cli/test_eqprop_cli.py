@@ -39,6 +39,7 @@ def test_bad_training_input_is_one_line_exit_2(tmp_path, override, needles):
         ("params.training.seeds=[1, 1]", ("params.training.seeds", "distinct")),
         ("params.rho=relu", ("params.rho",)),
         ("params.data.test_fraction=1.5", ("params.data.test_fraction", "(0, 1)")),
+        ("params.training.batch_size=5000", ("params.training.batch_size", "1437 training examples")),
     ],
 )
 def test_more_bad_input_in_process(override, needles):

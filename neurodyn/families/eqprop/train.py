@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 N_FEATURES = 64
 N_CLASSES = 10
+#: examples in scikit-learn's bundled digits
+N_DIGITS = 1797
 
 
 def load_data(data: Data) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
