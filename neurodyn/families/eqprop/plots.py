@@ -119,6 +119,12 @@ def plot_training(ds: xr.Dataset, path: Path) -> Path:
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("energy at the free fixed point")
     axes[1].legend(fontsize=8)
+    # how far from a fixed point the free phase ended (informative when the step count is fixed)
+    twin = axes[2].twinx()
+    for m, color in zip(ds["rule"].values, ("C0", "C1", "C2")):
+        if m != "bp":
+            twin.semilogy(ep, ds["free_residual"].sel(rule=m).mean("seed").values, ":", color=color)
+    twin.set_ylabel("free-phase residual max|dF/ds| (dotted)")
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("relaxation steps")
     axes[2].legend(fontsize=8)
