@@ -487,6 +487,7 @@ def train_epoch(
 @njit(cache=True)
 def predict_ep(
     X: np.ndarray,
+    states: np.ndarray,
     Wf: np.ndarray,
     woff: np.ndarray,
     bf: np.ndarray,
@@ -500,17 +501,22 @@ def predict_ep(
     out_class: np.ndarray,
     out_steps: np.ndarray,
 ) -> None:
-    """Free-phase prediction from the zero state (argmax of the output layer) for every column of X."""
+    """Free-phase prediction (argmax of the output layer) for every column of X.
+
+    Each column relaxes from ``states`` (zeros for a cold start, the last free states for persistent
+    evaluation); the relaxed states are written back into ``states``.
+    """
     nl = off.shape[0] - 1
     n = X.shape[1]
     o = off[nl - 1]
     n_out = off[nl] - o
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        S = np.zeros((off[nl], m))
+        S = states[:, start:start + m].copy()
         S[: X.shape[0]] = X[:, start : start + m]
         Dz = np.zeros((n_out, m))
         steps, _ = relax(S, Wf, woff, bf, off, Dz, 0.0, eps, n_max, tol, kind, cost)
+        states[:, start:start + m] = S
         for j in range(m):
             best = 0
             for i in range(1, n_out):

@@ -62,9 +62,12 @@ class Training(StrictModel):
     backprop: bool = True
     #: learning rates of the baseline (default: ``lr``)
     bp_lr: list[float] | None = None
-    #: test-time free phase from the zero state: at most eval_steps steps, stop below eval_tol
+    #: test-time free phase: at most eval_steps steps, stop below eval_tol, starting from the zero
+    #: state (``zero``) or from each test example's free state of the previous evaluation
+    #: (``persistent``, as SB17 evaluate; deep nets relax slowly from zero)
     eval_steps: PositiveInt = 100
     eval_tol: float = 1e-4
+    eval_start: Literal["zero", "persistent"] = "zero"
 
     @field_validator("beta")
     @classmethod
