@@ -110,3 +110,12 @@ def test_run_compare_plot_gradient_theorem(tmp_path):
     assert code == 0, text
     png = tmp_path / "th_gradient_error.png"
     assert png.stat().st_size > 10_000
+
+
+def test_gradient_theorem_on_a_huge_network_is_refused_before_running():
+    from neurodyn.cli import main
+
+    code, text = _main_capture(main, ["validate", "scenarios/eqprop_gradient_theorem.yaml",
+                                      "--set", "params.layers=[300, 300, 10]"])
+    assert code == 2 and len(text.strip().splitlines()) == 1
+    assert "finite differences" in text and "93310 parameters" in text
