@@ -691,8 +691,8 @@ def bp_train_epoch(
 ) -> None:
     """One epoch of minibatch SGD with backprop on the feed-forward net of the same architecture.
 
-    ``h_{k+1} = rho(W_k^T h_k + b_{k+1})``; output ``rho(z)`` with squared error, or ``softmax(z)``
-    with cross-entropy. ``stats[b] = (misclassified, mean cost)`` per minibatch.
+    ``h_{k+1} = rho(W_k^T h_k + b_{k+1})`` (hidden layers); linear output ``z`` with the squared error,
+    ``softmax(z)`` with cross-entropy. ``stats[b] = (misclassified, mean cost)`` per minibatch.
     """
     nl = off.shape[0] - 1
     n_units = off[nl]
