@@ -22,6 +22,8 @@ SRC_BPTT = (
 )
 #: acceptance level of the sign agreement (issue 6); the theorem itself gives 1 in the limit beta -> 0
 SIGN_SHARE_LEVEL = 0.95
+#: acceptance level of the EP-BPTT relative RMSE at beta <= 0.01 (issue 6)
+RMSE_LEVEL = 1e-2
 
 
 def theory_dataset(ds: xr.Dataset) -> xr.Dataset:
@@ -74,6 +76,9 @@ def theory_dataset(ds: xr.Dataset) -> xr.Dataset:
         small = ds["beta"].values <= 0.01 + 1e-15
         if small.any():
             level = np.where(small, SIGN_SHARE_LEVEL, np.nan)
+            out["rel_rmse_bound"] = (("beta",), np.where(small, RMSE_LEVEL, np.nan), var_attrs(
+                "1", "upper bound on the EP-BPTT relative RMSE for beta <= 0.01",
+                source="Ernoult et al. 2019 Thm 1 (RMSE -> 0, O(beta)); level 1e-2 from issue 6"))
             out["sign_share_bound"] = (
                 ("beta",),
                 level,
