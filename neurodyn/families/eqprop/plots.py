@@ -115,7 +115,7 @@ def plot_training(ds: xr.Dataset, path: Path) -> Path:
         axes[2].plot(ep, ds["free_steps"].sel(rule=m).mean("seed").values, color=color,
                      label=f"{m}: free phase (training)")
         axes[2].plot(ep, ds["eval_steps"].sel(rule=m).mean("seed").values, "--", color=color,
-                     label=f"{m}: test relaxation from 0")
+                     label=f"{m}: test-set relaxation")
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("energy at the free fixed point")
     axes[1].legend(fontsize=8)
