@@ -12,7 +12,7 @@ Memory layout (shared by every kernel, so no kernel ever sees a Python object):
 * ``cost`` selects C: 0 squared error on the output *states* (the output layer is part of the energy),
   1 softmax cross-entropy of a readout ``z = W_L^T rho(h_L) + b`` (the output layer is not relaxed).
 
-Energy (Scellier & Bengio 2017, Eq. 1), over the relaxed layers ``k >= 1``::
+Energy (Scellier & Bengio 2017), over the relaxed layers ``k >= 1``::
 
     E(s) = 1/2 sum_k ||s_k||^2 - sum_k rho(s_k)^T W_k rho(s_{k+1}) - sum_k b_k^T rho(s_k)
 

@@ -37,7 +37,7 @@ def _positive_list(v: list[float], what: str) -> list[float]:
 
 
 class Training(StrictModel):
-    """EP training hyperparameters (Scellier & Bengio 2017, Table 1, scaled to the digits set)."""
+    """EP training hyperparameters (defaults: Scellier & Bengio 2017, 1 hidden layer)."""
 
     #: nudging strength; its sign is drawn at random per minibatch when ``random_sign``
     beta: float = 0.5

@@ -13,7 +13,7 @@ from neurodyn.families.base import var_attrs
 SRC_THEOREM = (
     "Scellier & Bengio 2017, Theorem 1: dJ/dtheta = lim_{beta->0} (dF/dtheta(s_beta) - "
     "dF/dtheta(s_0)) / beta; the one-sided estimate has O(beta) bias, the symmetric "
-    "(s_+beta, s_-beta) estimate O(beta^2) (Laborieux et al. 2021, Eq. 6): log-log slope {k}"
+    "(s_+beta, s_-beta) estimate O(beta^2) (Laborieux et al. 2021): log-log slope {k}"
 )
 SRC_BPTT = (
     "Ernoult et al. 2019, Theorem 1: for s_{t+1} = dPhi/ds(s_t) at a fixed point, the EP updates "
