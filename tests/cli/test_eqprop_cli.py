@@ -39,6 +39,7 @@ def test_bad_training_input_is_one_line_exit_2(tmp_path, override, needles):
         ("params.training.seeds=[1, 1]", ("params.training.seeds", "distinct")),
         ("params.rho=relu", ("params.rho",)),
         ("params.data.test_fraction=1.5", ("params.data.test_fraction", "(0, 1)")),
+        ("params.training.batch_size=5000", ("params.training.batch_size", "1437 training examples")),
     ],
 )
 def test_more_bad_input_in_process(override, needles):
@@ -109,3 +110,12 @@ def test_run_compare_plot_gradient_theorem(tmp_path):
     assert code == 0, text
     png = tmp_path / "th_gradient_error.png"
     assert png.stat().st_size > 10_000
+
+
+def test_gradient_theorem_on_a_huge_network_is_refused_before_running():
+    from neurodyn.cli import main
+
+    code, text = _main_capture(main, ["validate", "scenarios/eqprop_gradient_theorem.yaml",
+                                      "--set", "params.layers=[300, 300, 10]"])
+    assert code == 2 and len(text.strip().splitlines()) == 1
+    assert "finite differences" in text and "93310 parameters" in text

@@ -162,3 +162,18 @@ def test_discrete_step_is_gradient_descent_on_F_without_projection():
     G = _np_grad_F(lay, Wf, bf, S, D, 0.2, TANH)
     np.testing.assert_allclose(out[4:], S[4:] - 0.4 * G, rtol=1e-13, atol=1e-14)
     np.testing.assert_array_equal(out[:4], S[:4])
+
+
+def test_persistent_evaluation_restarts_at_the_fixed_point():
+    """predict_ep writes the relaxed states back: a second pass from them needs no step at all."""
+    lay, Wf, bf, X, D, S = _net([6, 10, 4], seed=4, B=7)
+    states = np.zeros((lay.n_units, X.shape[1]))
+    cls1 = np.zeros(X.shape[1], dtype=np.int64)
+    st1 = np.zeros(X.shape[1], dtype=np.int64)
+    K.predict_ep(X, states, Wf, lay.woff, bf, lay.off, 0.5, 10_000, 1e-10, HARD, K.COST_MSE, 3, cls1, st1)
+    assert st1.min() > 0
+    cls2, st2 = cls1.copy(), st1.copy()
+    K.predict_ep(X, states, Wf, lay.woff, bf, lay.off, 0.5, 10_000, 1e-10, HARD, K.COST_MSE, 3, cls2, st2)
+    assert st2.max() == 0
+    np.testing.assert_array_equal(cls1, cls2)
+    np.testing.assert_array_equal(cls1, states[lay.off[2]:].argmax(0))

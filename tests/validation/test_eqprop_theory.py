@@ -55,6 +55,10 @@ def test_discrete_time_ep_updates_match_bptt_step_by_step():
     assert float(at["rel_rmse_state"]) < 1e-2
     assert float(at["sign_share"]) > 0.95
     assert float(ds["rmse_slope"]) == pytest.approx(1.0, abs=0.15)
+    rows = all_rows(ds)
+    verdicts = {r.quantity: r.verdict for r in rows if r.verdict != "n/a"}
+    assert set(verdicts.values()) == {"agree", "holds"}
+    assert sum(r.verdict == "holds" for r in rows) == 4  # rel_rmse and sign_share at beta = 0.01, 0.001
     # the first EP step equals the last BPTT step up to O(beta): the cost gradient at the fixed point
     np.testing.assert_allclose(ds["ep_state_update"].sel(beta=0.001).isel(step=0),
                                ds["bptt_state_update"].isel(step=0), rtol=0, atol=2e-3)

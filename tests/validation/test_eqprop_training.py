@@ -67,9 +67,11 @@ def test_one_hidden_layer_reaches_95_percent_on_digits():
     sc = load_scenario(REPO / "scenarios" / "eqprop_digits_1h.yaml",
                        ["params.training.seeds=[1]", "run.epochs=25"])
     ds = simulate(sc)
-    final = ds["test_error"].isel(epoch=-1)
-    assert final.sel(rule="ep_one_sided").item() <= 0.05
-    assert final.sel(rule="bp").item() <= 0.05
+    # averaged over the last 5 epochs: robust to epoch-to-epoch jitter (a few test examples) and to
+    # BLAS rounding differences between machines
+    late = ds["test_error"].isel(epoch=slice(-5, None)).mean("epoch")
+    assert late.sel(rule="ep_one_sided").item() <= 0.05
+    assert late.sel(rule="bp").item() <= 0.05
     # learning happened: the first epoch was worse
     ep = ds["test_error"].sel(rule="ep_one_sided")
     assert ep.isel(epoch=0).item() > ep.isel(epoch=-1).item()

@@ -7,6 +7,7 @@ updates vs truncated BPTT). Equations: :mod:`.kernels`; documentation: ``docs/eq
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from neurodyn.families.eqprop.params import EqPropParams
 
 #: refuse runs whose weights and persistent particles would need more than this many float64s
 MAX_FLOATS = 200_000_000
+#: largest network of the gradient-theorem experiment (two relaxations per parameter)
+MAX_FD_PARAMS = 20_000
 
 
 class EqProp(Family):
@@ -33,8 +36,13 @@ class EqProp(Family):
     def check(self, scenario) -> None:
         p: EqPropParams = scenario.params
         if p.experiment != "train":
+            sizes = np.asarray(p.layers, dtype=float)
+            n_params = float((sizes[:-1] * sizes[1:]).sum() + sizes[1:].sum())
+            if p.experiment == "gradient_theorem" and n_params > MAX_FD_PARAMS:
+                raise ResourceError(f"params.layers = {p.layers}: {n_params:.0f} parameters; finite "
+                                    f"differences need two relaxations each, so at most {MAX_FD_PARAMS}")
             return
-        from neurodyn.families.eqprop.train import N_CLASSES, N_FEATURES
+        from neurodyn.families.eqprop.train import N_CLASSES, N_DIGITS, N_FEATURES
 
         if p.layers[0] != N_FEATURES or p.layers[-1] != N_CLASSES:
             raise ScenarioError(
@@ -45,7 +53,7 @@ class EqProp(Family):
             )
         t = p.training
         assert t is not None
-        n_train = int(round(1797 * (1 - p.data.test_fraction)))
+        n_train = N_DIGITS - math.ceil(p.data.test_fraction * N_DIGITS)  # as train_test_split
         if t.batch_size > n_train:
             raise ScenarioError(
                 "params.training.batch_size", t.batch_size, f"must not exceed the {n_train} training examples"

@@ -101,6 +101,13 @@ class Problem:
         mask[self.layout.n_weights : self.layout.n_weights + self.layout.layers[0]] = False
         return mask
 
+    def param_groups(self) -> np.ndarray:
+        """Name of the tensor each parameter belongs to (``W_0``, ``W_1``, ..., ``b_1``, ...)."""
+        lay = self.layout
+        names = [f"W_{k}" for k in range(len(lay.layers) - 1) for _ in range(lay.woff[k], lay.woff[k + 1])]
+        names += [f"b_{k}" for k in range(1, len(lay.layers)) for _ in range(lay.off[k], lay.off[k + 1])]
+        return np.array(names)
+
     def ep_estimate(
         self, Sa: np.ndarray, beta_a: float, Sb: np.ndarray, beta_b: float, denom: float
     ) -> np.ndarray:
@@ -194,11 +201,13 @@ def simulate_theorem(scenario: Scenario) -> xr.Dataset:
             "free_residual": ((), free_res, var_attrs("1", "largest |dF/ds| at the free fixed point")),
             "J": ((), prob.cost_at(S0), var_attrs("1", "J = C(s0), mean over the batch")),
         },
-        coords={"estimator": estimators, "beta": betas, "param": np.arange(g_fd.size)},
+        coords={"estimator": estimators, "beta": betas, "param": np.arange(g_fd.size),
+                "param_group": ("param", prob.param_groups())},
     )
     ds["beta"].attrs = var_attrs("1", "nudging strength beta")
     ds["estimator"].attrs = var_attrs("1", "one_sided: (s_beta, s_0); symmetric: (s_+beta, s_-beta)")
     ds["param"].attrs = var_attrs("1", "parameter index: weights W_0, W_1, ... then non-input biases")
+    ds["param_group"].attrs = var_attrs("1", "weight matrix or bias vector of the parameter")
     ds.attrs.update(experiment="gradient_theorem", layers=list(p.layers))
     return ds
 
@@ -307,6 +316,7 @@ def simulate_bptt(scenario: Scenario) -> xr.Dataset:
             "beta": betas,
             "step": np.arange(n_steps),
             "param": np.arange(bptt_theta.shape[1]),
+            "param_group": ("param", prob.param_groups()),
             "unit": np.arange(n_rel),
             "example": np.arange(B),
         },
@@ -314,6 +324,7 @@ def simulate_bptt(scenario: Scenario) -> xr.Dataset:
     ds["beta"].attrs = var_attrs("1", "nudging strength beta")
     ds["step"].attrs = var_attrs("1", "t: steps into the nudged phase = steps back from the end for BPTT")
     ds["param"].attrs = var_attrs("1", "parameter index: weights W_0, W_1, ... then non-input biases")
+    ds["param_group"].attrs = var_attrs("1", "weight matrix or bias vector of the parameter")
     ds["unit"].attrs = var_attrs("1", "relaxed unit index (hidden layers, then output)")
     ds["example"].attrs = var_attrs("1", "example in the batch")
     ds.attrs.update(experiment="bptt_match", layers=list(p.layers), estimator=bp.estimator)

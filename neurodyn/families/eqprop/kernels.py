@@ -12,7 +12,7 @@ Memory layout (shared by every kernel, so no kernel ever sees a Python object):
 * ``cost`` selects C: 0 squared error on the output *states* (the output layer is part of the energy),
   1 softmax cross-entropy of a readout ``z = W_L^T rho(h_L) + b`` (the output layer is not relaxed).
 
-Energy (Scellier & Bengio 2017, Eq. 1), over the relaxed layers ``k >= 1``::
+Energy (Scellier & Bengio 2017), over the relaxed layers ``k >= 1``::
 
     E(s) = 1/2 sum_k ||s_k||^2 - sum_k rho(s_k)^T W_k rho(s_{k+1}) - sum_k b_k^T rho(s_k)
 
@@ -487,6 +487,7 @@ def train_epoch(
 @njit(cache=True)
 def predict_ep(
     X: np.ndarray,
+    states: np.ndarray,
     Wf: np.ndarray,
     woff: np.ndarray,
     bf: np.ndarray,
@@ -500,17 +501,22 @@ def predict_ep(
     out_class: np.ndarray,
     out_steps: np.ndarray,
 ) -> None:
-    """Free-phase prediction from the zero state (argmax of the output layer) for every column of X."""
+    """Free-phase prediction (argmax of the output layer) for every column of X.
+
+    Each column relaxes from ``states`` (zeros for a cold start, the last free states for persistent
+    evaluation); the relaxed states are written back into ``states``.
+    """
     nl = off.shape[0] - 1
     n = X.shape[1]
     o = off[nl - 1]
     n_out = off[nl] - o
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        S = np.zeros((off[nl], m))
+        S = states[:, start:start + m].copy()
         S[: X.shape[0]] = X[:, start : start + m]
         Dz = np.zeros((n_out, m))
         steps, _ = relax(S, Wf, woff, bf, off, Dz, 0.0, eps, n_max, tol, kind, cost)
+        states[:, start:start + m] = S
         for j in range(m):
             best = 0
             for i in range(1, n_out):
@@ -685,8 +691,8 @@ def bp_train_epoch(
 ) -> None:
     """One epoch of minibatch SGD with backprop on the feed-forward net of the same architecture.
 
-    ``h_{k+1} = rho(W_k^T h_k + b_{k+1})``; output ``rho(z)`` with squared error, or ``softmax(z)``
-    with cross-entropy. ``stats[b] = (misclassified, mean cost)`` per minibatch.
+    ``h_{k+1} = rho(W_k^T h_k + b_{k+1})`` (hidden layers); linear output ``z`` with the squared error,
+    ``softmax(z)`` with cross-entropy. ``stats[b] = (misclassified, mean cost)`` per minibatch.
     """
     nl = off.shape[0] - 1
     n_units = off[nl]

@@ -37,7 +37,7 @@ def _positive_list(v: list[float], what: str) -> list[float]:
 
 
 class Training(StrictModel):
-    """EP training hyperparameters (Scellier & Bengio 2017, Table 1, scaled to the digits set)."""
+    """EP training hyperparameters (defaults: Scellier & Bengio 2017, 1 hidden layer)."""
 
     #: nudging strength; its sign is drawn at random per minibatch when ``random_sign``
     beta: float = 0.5
@@ -62,9 +62,12 @@ class Training(StrictModel):
     backprop: bool = True
     #: learning rates of the baseline (default: ``lr``)
     bp_lr: list[float] | None = None
-    #: test-time free phase from the zero state: at most eval_steps steps, stop below eval_tol
+    #: test-time free phase: at most eval_steps steps, stop below eval_tol, starting from the zero
+    #: state (``zero``) or from each test example's free state of the previous evaluation
+    #: (``persistent``, as SB17 evaluate; deep nets relax slowly from zero)
     eval_steps: PositiveInt = 100
     eval_tol: float = 1e-4
+    eval_start: Literal["zero", "persistent"] = "zero"
 
     @field_validator("beta")
     @classmethod

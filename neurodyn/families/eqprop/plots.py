@@ -60,14 +60,24 @@ def plot_bptt(ds: xr.Dataset, path: Path, n_curves: int = 6) -> Path:
     beta = ds["beta"].values
     b = float(beta[np.argmin(np.abs(np.log(beta / 0.01)))])
     ref = ds["bptt_update"]
-    pick = np.argsort(-np.abs(ref.values).max(axis=0))[:n_curves]
     steps = ds["step"].values
-    for j, prm in enumerate(pick):
+    # two synapses of every weight matrix (largest cumulative |update|), each curve scaled to its peak
+    # so that the deeper layers' slower, smaller updates are visible too
+    groups = ds["param_group"].values if "param_group" in ds else np.full(ref.sizes["param"], "W")
+    weight_groups = [g for g in dict.fromkeys(groups) if str(g).startswith("W")]
+    pick = []
+    for g in weight_groups:
+        idx = np.flatnonzero(groups == g)
+        order = np.argsort(-np.abs(ref.values[:, idx]).sum(axis=0))
+        pick += [(g, i) for i in idx[order[:2]]]
+    for j, (g, prm) in enumerate(pick[:n_curves]):
         color = f"C{j}"
-        ax0.plot(steps, ref.values[:, prm], color=color, lw=1.5)
-        ax0.plot(steps, ds["ep_update"].sel(beta=b).values[:, prm], "--", color=color, lw=1.5)
+        scale = np.abs(ref.values[:, prm]).max() or 1.0
+        ax0.plot(steps, ref.values[:, prm] / scale, color=color, lw=1.5, label=f"{g}[{prm}]")
+        ax0.plot(steps, ds["ep_update"].sel(beta=b).values[:, prm] / scale, "--", color=color, lw=1.5)
+    ax0.legend(fontsize=7)
     ax0.set_xlabel("step t (EP: into the nudged phase; BPTT: back from T)")
-    ax0.set_ylabel("update")
+    ax0.set_ylabel("update / peak |BPTT|")
     ax0.set_title(f"EP (dashed) vs -BPTT gradient (solid), beta={b:g}")
     ax1.loglog(beta, ds["rel_rmse"].values, "o-", label=f"parameters (slope {float(ds['rmse_slope']):.2f})")
     ax1.loglog(
@@ -105,10 +115,16 @@ def plot_training(ds: xr.Dataset, path: Path) -> Path:
         axes[2].plot(ep, ds["free_steps"].sel(rule=m).mean("seed").values, color=color,
                      label=f"{m}: free phase (training)")
         axes[2].plot(ep, ds["eval_steps"].sel(rule=m).mean("seed").values, "--", color=color,
-                     label=f"{m}: test relaxation from 0")
+                     label=f"{m}: test-set relaxation")
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("energy at the free fixed point")
     axes[1].legend(fontsize=8)
+    # how far from a fixed point the free phase ended (informative when the step count is fixed)
+    twin = axes[2].twinx()
+    for m, color in zip(ds["rule"].values, ("C0", "C1", "C2")):
+        if m != "bp":
+            twin.semilogy(ep, ds["free_residual"].sel(rule=m).mean("seed").values, ":", color=color)
+    twin.set_ylabel("free-phase residual max|dF/ds| (dotted)")
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("relaxation steps")
     axes[2].legend(fontsize=8)

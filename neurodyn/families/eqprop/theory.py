@@ -13,7 +13,7 @@ from neurodyn.families.base import var_attrs
 SRC_THEOREM = (
     "Scellier & Bengio 2017, Theorem 1: dJ/dtheta = lim_{beta->0} (dF/dtheta(s_beta) - "
     "dF/dtheta(s_0)) / beta; the one-sided estimate has O(beta) bias, the symmetric "
-    "(s_+beta, s_-beta) estimate O(beta^2) (Laborieux et al. 2021, Eq. 6): log-log slope {k}"
+    "(s_+beta, s_-beta) estimate O(beta^2) (Laborieux et al. 2021): log-log slope {k}"
 )
 SRC_BPTT = (
     "Ernoult et al. 2019, Theorem 1: for s_{t+1} = dPhi/ds(s_t) at a fixed point, the EP updates "
@@ -22,6 +22,8 @@ SRC_BPTT = (
 )
 #: acceptance level of the sign agreement (issue 6); the theorem itself gives 1 in the limit beta -> 0
 SIGN_SHARE_LEVEL = 0.95
+#: acceptance level of the EP-BPTT relative RMSE at beta <= 0.01 (issue 6)
+RMSE_LEVEL = 1e-2
 
 
 def theory_dataset(ds: xr.Dataset) -> xr.Dataset:
@@ -74,6 +76,9 @@ def theory_dataset(ds: xr.Dataset) -> xr.Dataset:
         small = ds["beta"].values <= 0.01 + 1e-15
         if small.any():
             level = np.where(small, SIGN_SHARE_LEVEL, np.nan)
+            out["rel_rmse_bound"] = (("beta",), np.where(small, RMSE_LEVEL, np.nan), var_attrs(
+                "1", "upper bound on the EP-BPTT relative RMSE for beta <= 0.01",
+                source="Ernoult et al. 2019 Thm 1 (RMSE -> 0, O(beta)); level 1e-2 from issue 6"))
             out["sign_share_bound"] = (
                 ("beta",),
                 level,
