@@ -127,6 +127,8 @@ def _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset,
     L = sizes.shape[0] - 2
     ultra = kind >= 2
     diff = kind == 3 or kind == 5
+    act = np.empty(sizes[:L + 1].max(), dtype=np.int64)
+    aval = np.empty(sizes[:L + 1].max())
     for l in range(L):
         n_prev = sizes[l]
         n = sizes[l + 1]
@@ -137,15 +139,20 @@ def _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset,
         ltau = math.log(tau0)
         v = np.full(n, v_reset)
         for t in range(T):
+            # event-driven input: only presynaptic neurons with a non-zero spike contribute (binary
+            # spikes of lif/maxplus and rate-coded inputs are sparse; soft Ultra spikes rarely are 0)
+            nnz = 0
+            for j in range(n_prev):
+                val = x[t, j] if l == 0 else S[l - 1, t, j]
+                if val != 0.0:
+                    act[nnz] = j
+                    aval[nnz] = val
+                    nnz += 1
             for i in range(n):
                 acc = params[b0 + i]
                 row = w0 + i * n_prev
-                if l == 0:
-                    for j in range(n_prev):
-                        acc += params[row + j] * x[t, j]
-                else:
-                    for j in range(n_prev):
-                        acc += params[row + j] * S[l - 1, t, j]
+                for k in range(nnz):
+                    acc += params[row + act[k]] * aval[k]
                 CUR[l, t, i] = acc
                 VOLD[l, t, i] = v[i]
             for i in range(n):
@@ -249,6 +256,8 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
                 acc += params[wo + k * nL + i] * q[k]
             DS[L - 1, t, i] += acc / T
 
+    act = np.empty(sizes[:L + 1].max(), dtype=np.int64)
+    aval = np.empty(sizes[:L + 1].max())
     for l in range(L - 1, -1, -1):
         n_prev = sizes[l]
         n = sizes[l + 1]
@@ -312,19 +321,24 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
                     dI[i] = dP * pb
             for i in range(n):
                 dv[i] = dvold[i]
-            # I = W s_prev + b
+            # I = W s_prev + b: dW only at active inputs; dS_prev for every presynaptic neuron
+            nnz = 0
+            for j in range(n_prev):
+                val = x[t, j] if l == 0 else S[l - 1, t, j]
+                if val != 0.0:
+                    act[nnz] = j
+                    aval[nnz] = val
+                    nnz += 1
             for i in range(n):
                 di = dI[i]
                 if di == 0.0:
                     continue
                 g[b0 + i] += di
                 row = w0 + i * n_prev
-                if l == 0:
+                for k in range(nnz):
+                    g[row + act[k]] += di * aval[k]
+                if l > 0:
                     for j in range(n_prev):
-                        g[row + j] += di * x[t, j]
-                else:
-                    for j in range(n_prev):
-                        g[row + j] += di * S[l - 1, t, j]
                         DS[l - 1, t, j] += di * params[row + j]
         # tau0 = sigmoid(tp): d tau0/d tp = tau0 (1 - tau0); d log tau0 / d tp = 1 - tau0
         g[offs[l, 3]] += d_tau0 * tau0 * (1.0 - tau0) + d_ltau * (1.0 - tau0)
