@@ -62,6 +62,11 @@ class UltraLIFNetwork(Family):
 
     def simulate(self, scenario, progress) -> xr.Dataset:
         p: UltraLIFParams = scenario.params
+        if scenario.run.threads:
+            import numba
+
+            # samples of a minibatch run in parallel; results do not depend on the thread count
+            numba.set_num_threads(min(scenario.run.threads, numba.config.NUMBA_NUM_THREADS))
         if p.experiment == "bounds":
             from neurodyn.families.ultralif_network.bounds import run_bounds
 
