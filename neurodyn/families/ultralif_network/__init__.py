@@ -62,11 +62,14 @@ class UltraLIFNetwork(Family):
 
     def simulate(self, scenario, progress) -> xr.Dataset:
         p: UltraLIFParams = scenario.params
-        if scenario.run.threads:
-            import numba
+        import numba
 
-            # samples of a minibatch run in parallel; results do not depend on the thread count
-            numba.set_num_threads(min(scenario.run.threads, numba.config.NUMBA_NUM_THREADS))
+        # Samples of a minibatch can run in parallel (results do not depend on the thread count), but a
+        # minibatch is only milliseconds of work: on a loaded machine or inside a pool of sweep processes
+        # the threads' synchronisation costs far more than it saves (measured: a T=1 digits run took
+        # >25 min with 2 threads on an oversubscribed machine, 1 min with 1). So one thread unless
+        # run.threads asks for more.
+        numba.set_num_threads(min(scenario.run.threads or 1, numba.config.NUMBA_NUM_THREADS))
         if p.experiment == "bounds":
             from neurodyn.families.ultralif_network.bounds import run_bounds
 
