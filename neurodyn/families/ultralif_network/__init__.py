@@ -69,14 +69,18 @@ class UltraLIFNetwork(Family):
         # the threads' synchronisation costs far more than it saves (measured: a T=1 digits run took
         # >25 min with 2 threads on an oversubscribed machine, 1 min with 1). So one thread unless
         # run.threads asks for more.
+        before = numba.get_num_threads()
         numba.set_num_threads(min(scenario.run.threads or 1, numba.config.NUMBA_NUM_THREADS))
-        if p.experiment == "bounds":
-            from neurodyn.families.ultralif_network.bounds import run_bounds
+        try:
+            if p.experiment == "bounds":
+                from neurodyn.families.ultralif_network.bounds import run_bounds
 
-            ds = run_bounds(p, scenario.run.seed, progress)
-            ds.attrs["experiment"] = "bounds"
-            return ds
-        return self._train_all(scenario, progress)
+                ds = run_bounds(p, scenario.run.seed, progress)
+                ds.attrs["experiment"] = "bounds"
+                return ds
+            return self._train_all(scenario, progress)
+        finally:
+            numba.set_num_threads(before)
 
     def _train_all(self, scenario, progress) -> xr.Dataset:
         from neurodyn.families.ultralif_network.data import load_digits_split, load_events
