@@ -12,6 +12,18 @@ CASES = [(kind, sur) for kind in KIND_CODES for sur in (("sigmoid", "atan") if k
                                                           else ("sigmoid",))]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny batches: Numba's thread synchronisation would cost more than it saves (and more still on a
+    loaded CI machine)."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
 def _spec(kind: str, sur: str, smooth: bool = True) -> NetSpec:
     # two hidden layers so gradients also cross a hidden-to-hidden synapse
     return NetSpec([4, 5, 3, 3], kind, surrogate=sur, surrogate_k=10.0 if sur == "sigmoid" else 2.0,

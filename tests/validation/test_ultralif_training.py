@@ -12,6 +12,18 @@ from neurodyn.progress import QUIET
 from neurodyn.scenario import from_dict
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny batches: Numba's thread synchronisation would cost more than it saves (and more still on a
+    loaded CI machine)."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
 def _run(params: dict, epochs: int, seed: int = 1):
     from neurodyn import registry
 
