@@ -57,11 +57,14 @@ def lse2(a: float, b: float, eps: float) -> tuple[float, float, float]:
 
     The larger argument is subtracted before exponentiating, so no overflow for any eps > 0.
     """
-    m = a if a >= b else b
-    ea = math.exp((a - m) / eps)
-    eb = math.exp((b - m) / eps)
-    s = ea + eb
-    return m + eps * math.log(s), ea / s, eb / s
+    # the larger term contributes exp(0) = 1: one exp and one log1p
+    if a >= b:
+        e = math.exp((b - a) / eps)
+        z = 1.0 + e
+        return a + eps * math.log1p(e), 1.0 / z, e / z
+    e = math.exp((a - b) / eps)
+    z = 1.0 + e
+    return b + eps * math.log1p(e), e / z, 1.0 / z
 
 
 @njit(cache=True)
@@ -117,10 +120,12 @@ def layer_eps(params: np.ndarray, off: int, eps_lo: float, eps_hi: float) -> tup
 
 @njit(cache=True)
 def _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
-                    x, VOLD, CUR, PRE, S, logits):
+                    x, VOLD, CUR, PRE, S, AUX, logits):
     """Forward pass of one sample; fills the per-layer histories and the output logits.
 
     x : (T, n_in). VOLD/CUR/PRE/S : (L, T, H) state before the step, input current, pre-spike
+    potential, spike; AUX : (L, T, H, 4) softmax weights and value of the LSE (reused by the backward
+    pass instead of recomputing the exponentials).
     potential, spike. logits : (n_out,).
     """
     T = x.shape[0]
@@ -162,10 +167,17 @@ def _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset,
                 elif kind == 1:
                     P = max(v[i] + ltau, I)
                 elif diff:
-                    P, _, _, _ = lse3(v[(i - 1) % n], v[i], v[(i + 1) % n], eps)
-                    P += ltau + I
+                    val, w0_, w1_, w2_ = lse3(v[(i - 1) % n], v[i], v[(i + 1) % n], eps)
+                    AUX[l, t, i, 0] = w0_
+                    AUX[l, t, i, 1] = w1_
+                    AUX[l, t, i, 2] = w2_
+                    AUX[l, t, i, 3] = val
+                    P = val + ltau + I
                 else:
-                    P, _, _ = lse2(v[i] + ltau, I, eps)
+                    P, w0_, w1_ = lse2(v[i] + ltau, I, eps)
+                    AUX[l, t, i, 0] = w0_
+                    AUX[l, t, i, 1] = w1_
+                    AUX[l, t, i, 3] = P
                 if ultra:
                     s = sigmoid((P - theta) / eps)
                 elif smooth:
@@ -211,7 +223,7 @@ def _loss_sample(logits, label, S, sizes, T, lam):
 
 @njit(cache=True)
 def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo, eps_hi, lam,
-                     x, label, VOLD, CUR, PRE, S, DS, logits, g):
+                     x, label, VOLD, CUR, PRE, S, AUX, DS, logits, g):
     """Exact gradient of the sample loss w.r.t. every parameter, accumulated into ``g``.
 
     DS is scratch (L, T, H): gradient of the loss w.r.t. each spike value.
@@ -305,7 +317,10 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
                     ip = (i + 1) % n
                     a = VOLD[l, t, im]
                     c = VOLD[l, t, ip]
-                    val, pa, pb, pc = lse3(a, vo, c, eps)
+                    pa = AUX[l, t, i, 0]
+                    pb = AUX[l, t, i, 1]
+                    pc = AUX[l, t, i, 2]
+                    val = AUX[l, t, i, 3]
                     dvold[im] += dP * pa
                     dvold[i] += dP * pb
                     dvold[ip] += dP * pc
@@ -314,7 +329,9 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
                     dI[i] = dP
                 else:
                     a = vo + ltau
-                    val, pa, pb = lse2(a, I, eps)
+                    pa = AUX[l, t, i, 0]
+                    pb = AUX[l, t, i, 1]
+                    val = AUX[l, t, i, 3]
                     dvold[i] += dP * pa
                     d_ltau += dP * pa
                     d_eps += dP * (val - pa * a - pb * I) / eps
@@ -347,7 +364,7 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
 
 @njit(cache=True, parallel=True)
 def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
-                           lam, X, labels, need_grad, VOLD, CUR, PRE, S, DS, logits, loss, ce, G):
+                           lam, X, labels, need_grad, VOLD, CUR, PRE, S, AUX, DS, logits, loss, ce, G):
     """Forward (and, if ``need_grad``, backward) pass of a minibatch, one sample per thread.
 
     Every sample writes only its own rows (``logits[b]``, ``loss[b]``, ``G[b]``...), so the result does
@@ -357,19 +374,20 @@ def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v
     ----------
     X : (B, T, n_in) float64 encoded input.
     labels : (B,) int64.
-    VOLD, CUR, PRE, S, DS : (B, L, T, H) workspaces (H = widest hidden layer).
+    VOLD, CUR, PRE, S, DS : (B, L, T, H) workspaces (H = widest hidden layer); AUX : (B, L, T, H, 4).
     logits : (B, n_out); loss, ce : (B,); G : (B, n_params) per-sample gradients (zeroed here).
     """
     B = X.shape[0]
     T = X.shape[1]
     for b in prange(B):
         _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
-                        X[b], VOLD[b], CUR[b], PRE[b], S[b], logits[b])
+                        X[b], VOLD[b], CUR[b], PRE[b], S[b], AUX[b], logits[b])
         loss[b], ce[b] = _loss_sample(logits[b], labels[b], S[b], sizes, T, lam)
         if need_grad:
             G[b, :] = 0.0
             _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo, eps_hi, lam,
-                             X[b], labels[b], VOLD[b], CUR[b], PRE[b], S[b], DS[b], logits[b], G[b])
+                             X[b], labels[b], VOLD[b], CUR[b], PRE[b], S[b], AUX[b], DS[b], logits[b],
+                             G[b])
 
 
 @njit(cache=True)
