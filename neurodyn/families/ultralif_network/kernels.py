@@ -193,11 +193,15 @@ def _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset,
     nL = sizes[L]
     wo = offs[L, 0]
     bo = offs[L, 1]
+    # time-average first: one (n_out x nL) product instead of T of them
+    sbar = np.zeros(nL)
+    for t in range(T):
+        for i in range(nL):
+            sbar[i] += S[L - 1, t, i]
     for k in range(n_out):
         acc = 0.0
-        for t in range(T):
-            for i in range(nL):
-                acc += params[wo + k * nL + i] * S[L - 1, t, i]
+        for i in range(nL):
+            acc += params[wo + k * nL + i] * sbar[i]
         logits[k] = params[bo + k] + acc / T
 
 
@@ -254,18 +258,20 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
         for t in range(T):
             for i in range(sizes[l + 1]):
                 DS[l, t, i] = drate
+    sbar = np.zeros(nL)
+    for t in range(T):
+        for i in range(nL):
+            sbar[i] += S[L - 1, t, i]
     for k in range(n_out):
         g[bo + k] += q[k]
         for i in range(nL):
-            sbar = 0.0
-            for t in range(T):
-                sbar += S[L - 1, t, i]
-            g[wo + k * nL + i] += q[k] * sbar / T
-    for t in range(T):
-        for i in range(nL):
-            acc = 0.0
-            for k in range(n_out):
-                acc += params[wo + k * nL + i] * q[k]
+            g[wo + k * nL + i] += q[k] * sbar[i] / T
+    # dLoss/ds_L(t) from the readout is the same at every t
+    for i in range(nL):
+        acc = 0.0
+        for k in range(n_out):
+            acc += params[wo + k * nL + i] * q[k]
+        for t in range(T):
             DS[L - 1, t, i] += acc / T
 
     act = np.empty(sizes[:L + 1].max(), dtype=np.int64)
