@@ -7,15 +7,22 @@ Run: ``python benchmarks/bench_ultralif.py``.
 
 from __future__ import annotations
 
-import time
+import os
 
-import numba
-import numpy as np
+# One BLAS thread for the NumPy baseline: with several, OpenBLAS threads spin and the baseline's timing
+# swings by 5x with the machine's load; single-threaded against single-threaded is the stable comparison.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from neurodyn.families.ultralif_network.data import load_digits_split, rate_encode
-from neurodyn.families.ultralif_network.kernels import adam_step
-from neurodyn.families.ultralif_network.network import NetSpec, Workspace, loss_and_grad
-from neurodyn.families.ultralif_network.reference import loss_and_grad_numpy
+import time  # noqa: E402
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from neurodyn.families.ultralif_network.data import load_digits_split, rate_encode  # noqa: E402
+from neurodyn.families.ultralif_network.kernels import adam_step  # noqa: E402
+from neurodyn.families.ultralif_network.network import NetSpec, Workspace, loss_and_grad  # noqa: E402
+from neurodyn.families.ultralif_network.reference import loss_and_grad_numpy  # noqa: E402
 
 
 def numpy_adam(p, g, m, v, mask, lr, step, b1=0.9, b2=0.999, e=1e-8):
@@ -34,7 +41,7 @@ def epoch(spec, data, backend, seed=0, T=10, batch=128):
     ws = Workspace(spec, batch, T)
     order = rng.permutation(len(data.y_train))
     step = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for s in range(0, len(order), batch):
         idx = order[s:s + batch]
         X = rate_encode(data.x_train[idx], T, 0.5, rng)
@@ -46,28 +53,34 @@ def epoch(spec, data, backend, seed=0, T=10, batch=128):
         else:
             _, g = loss_and_grad_numpy(spec, p, X, data.y_train[idx], 0.0)
             numpy_adam(p, g, m, v, mask.astype(bool), 1e-3, step)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def best_of(n, spec, data, backend):
-    return min(epoch(spec, data, backend) for _ in range(n))
+def best_of(n, spec, data, backend, batch=128):
+    """Best wall time and best CPU time (all threads) of ``n`` epochs; CPU time is the robust figure on a
+    shared machine."""
+    runs = [epoch(spec, data, backend, batch=batch) for _ in range(n)]
+    return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
 def main() -> None:
     data = load_digits_split()
-    print(f"digits train {len(data.y_train)}, hidden 64, T=10, batch 128; numba threads available: "
-          f"{numba.config.NUMBA_NUM_THREADS}")
-    for kind in ("ultralif", "ultradlif", "lif"):
-        spec = NetSpec([64, 64, 10], kind)
-        epoch(spec, data, "numba")  # compile
-        t_np = best_of(3, spec, data, "numpy")
-        t_nb = best_of(3, spec, data, "numba")
-        numba.set_num_threads(1)
-        t_nb1 = best_of(3, spec, data, "numba")
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        print(f"{kind:10s} numpy {t_np * 1e3:8.1f} ms/epoch | numba {t_nb * 1e3:7.1f} ms/epoch "
-              f"(x{t_np / t_nb:5.1f}) | numba 1 thread {t_nb1 * 1e3:7.1f} ms/epoch (x{t_np / t_nb1:5.1f})")
-
+    print(f"digits train {len(data.y_train)}, hidden 64, T=10; numba threads available: "
+          f"{numba.config.NUMBA_NUM_THREADS}; NumPy with one BLAS thread")
+    for batch in (128, 16):
+        print(f"batch {batch}")
+        for kind in ("ultralif", "ultradlif", "lif"):
+            spec = NetSpec([64, 64, 10], kind)
+            epoch(spec, data, "numba", batch=batch)  # compile
+            t_np = best_of(3, spec, data, "numpy", batch)
+            t_nb = best_of(3, spec, data, "numba", batch)
+            numba.set_num_threads(1)
+            t_nb1 = best_of(3, spec, data, "numba", batch)
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+            for what, i in (("wall", 0), ("CPU ", 1)):
+                print(f"{kind if i == 0 else '':10s} {what}: numpy {t_np[i] * 1e3:7.1f} ms/epoch | "
+                      f"numba {t_nb[i] * 1e3:6.1f} (x{t_np[i] / t_nb[i]:5.1f}) | "
+                      f"numba 1 thread {t_nb1[i] * 1e3:6.1f} (x{t_np[i] / t_nb1[i]:5.1f})")
 
 if __name__ == "__main__":
     main()

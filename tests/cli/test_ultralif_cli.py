@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -30,6 +31,7 @@ def _write(tmp_path: Path, doc: dict) -> Path:
     ("params.dataset=mnist", ("params.dataset = 'mnist'", "unknown dataset", "digits, events")),
     ("params.hidden=[64, 0]", ("params.hidden",)),
     ("params.tau0=1.0", ("params.tau0", "(0, 1)")),
+    ("params.T=100000", ("GiB", "reduce batch_size")),  # refused before allocating the workspaces
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, override: str, needles: tuple[str, ...]) -> None:
     proc = run_cli("validate", _write(tmp_path, BASE), "--set", override)
@@ -88,6 +90,17 @@ def test_training_run_writes_checkpoint_and_plots(tmp_path: Path) -> None:
     assert ds["params"].shape == (3, 2, 2, n_params)
     for name, var in ds.data_vars.items():
         assert "units" in var.attrs and "long_name" in var.attrs, name
+    # the checkpoint reproduces the stored test accuracy (event inputs are fixed, so exactly)
+    from neurodyn.families.ultralif_network.data import load_events
+    from neurodyn.families.ultralif_network.network import NetSpec, loss_and_grad
+
+    data = load_events(4, 64, 32, 4, 2, 6, 2.0, 0.5, 0.2, 0.5, 0)
+    spec = NetSpec([int(v) for v in ds["layer_sizes"].values], "lif", surrogate="atan", surrogate_k=2.0)
+    np.testing.assert_array_equal(spec.offs, ds["param_offsets"].values)
+    p = ds["params"].sel(model="lif[atan]", seed=2).isel(sparsity=1).values
+    _, _, ws = loss_and_grad(spec, p, data.x_test, data.y_test, need_grad=False)
+    acc = float((ws.logits[:32].argmax(axis=1) == data.y_test).mean())
+    assert acc == float(ds["final_test_accuracy"].sel(model="lif[atan]", seed=2).isel(sparsity=1))
     ds.close()
     proc = run_cli("plot", out, "--out", str(tmp_path / "fig"))
     assert proc.returncode == 0, proc.stderr

@@ -12,6 +12,18 @@ CASES = [(kind, sur) for kind in KIND_CODES for sur in (("sigmoid", "atan") if k
                                                           else ("sigmoid",))]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny batches: Numba's thread synchronisation would cost more than it saves (and more still on a
+    loaded CI machine)."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
 def _spec(kind: str, sur: str, smooth: bool = True) -> NetSpec:
     # two hidden layers so gradients also cross a hidden-to-hidden synapse
     return NetSpec([4, 5, 3, 3], kind, surrogate=sur, surrogate_k=10.0 if sur == "sigmoid" else 2.0,
@@ -132,3 +144,24 @@ def test_numba_matches_numpy_reference(kind: str, smooth: bool) -> None:
     loss_np, g_np = loss_and_grad_numpy(spec, p, X, y, lam=0.05)
     assert loss == pytest.approx(loss_np, rel=1e-12)
     np.testing.assert_allclose(g, g_np, rtol=1e-9, atol=1e-12)
+
+
+def test_result_independent_of_thread_count() -> None:
+    """Samples run in parallel but write only their own rows: 1 and 2 threads give identical bits."""
+    import numba
+
+    rng = np.random.default_rng(8)
+    spec = _spec("ultralif", "sigmoid")
+    p = spec.init(rng, 1.0, 0.9)
+    X = rng.random((9, 4, 4))
+    y = rng.integers(0, 3, 9)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        l1, g1, _ = loss_and_grad(spec, p, X, y, lam=0.1)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        l2, g2, _ = loss_and_grad(spec, p, X, y, lam=0.1)
+    finally:
+        numba.set_num_threads(before)
+    assert l1 == l2
+    np.testing.assert_array_equal(g1, g2)

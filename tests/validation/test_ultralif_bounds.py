@@ -27,13 +27,17 @@ def ds():
 def test_theorems_hold_at_every_eps(ds) -> None:
     """Statements that are exact inequalities hold for every eps, as compare rows and as numbers."""
     exact = ["lse_excess_max", "lse_excess_min", "lse_gap_ratio_max", "sigmoid_ratio_max", "dsdw_ratio_max",
-             "v_noreset_ratio_max", "d_noreset_ratio_max", "v_dsdv_max", "d_dsdv_max",
-             "v_spike_shifted_ratio_max"]
+             "v_noreset_ratio_max", "d_noreset_ratio_max", "v_dsdv_max", "d_dsdv_max"]
     rows = {(r.quantity, r.where): r for r in generic_rows(ds)}
     for name in exact:
         for e in EPS:
             row = rows[(name, f"eps={e:.4g}")]
             assert row.verdict == "holds", (name, e, row.simulated, row.predicted)
+    # the shifted spike bound needs both potentials on the same side of theta; at eps = 2 the potential
+    # error exceeds every margin, so there is nothing to check (n/a)
+    for e in EPS[1:]:
+        assert rows[("v_spike_shifted_ratio_max", f"eps={e:.4g}")].verdict == "holds"
+        assert rows[("d_spike_shifted_ratio_max", f"eps={e:.4g}")].verdict == "holds"
     # the no-reset bounds are tight on the ring: equal neighbours give LSE = max + eps log 3 exactly
     assert ds["d_noreset_ratio_max"].sel(eps=2.0) == pytest.approx(1.0, abs=1e-9)
     # LSE - max is at most eps log n and at least 0, and approaches the bound for large eps

@@ -12,6 +12,18 @@ from neurodyn.progress import QUIET
 from neurodyn.scenario import from_dict
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny batches: Numba's thread synchronisation would cost more than it saves (and more still on a
+    loaded CI machine)."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
 def _run(params: dict, epochs: int, seed: int = 1):
     from neurodyn import registry
 
@@ -24,19 +36,18 @@ def _run(params: dict, epochs: int, seed: int = 1):
 
 @pytest.mark.slow
 def test_digits_T10_best_kind_reaches_93_percent() -> None:
-    """CI-sized version of scenarios/ultralif_digits_T10.yaml: the best model, averaged over two seeds,
-    reaches 93% test accuracy (paper: 97.5% on MNIST with 100 epochs; our ANN ceiling with the same
-    Bernoulli coding is about 96%)."""
-    ds = _run({"dataset": "digits", "kinds": ["lif", "ultralif"], "surrogates": ["sigmoid"], "seeds": [1, 2],
-               "hidden": [128], "T": 10, "batch_size": 64, "lr": 0.01, "test_repeats": 3}, epochs=15)
-    acc = ds["final_test_accuracy"].isel(sparsity=0).mean("seed")
-    best = acc.idxmax("model").item()
-    assert float(acc.max()) >= 0.93, acc.to_series().to_dict()
-    assert best in ("lif[sigmoid]", "ultralif")
-    # every model learned far above chance and its test accuracy improved over training
-    assert float(acc.min()) > 0.8
-    curve = ds["test_accuracy"].isel(sparsity=0).mean("seed")
-    assert bool((curve.isel(epoch=-1) > curve.isel(epoch=0)).all())
+    """CI-sized version of scenarios/ultralif_digits_T10.yaml for the best kind of the full runs
+    (surrogate-gradient lif, see docs/ultralif.md): at least 93% test accuracy at T = 10 (paper: 97.5% on
+    MNIST after 100 epochs; an ANN on the same Bernoulli-coded digits reaches about 96%)."""
+    ds = _run({"dataset": "digits", "kinds": ["lif"], "surrogates": ["sigmoid"], "hidden": [128, 128],
+               "T": 10, "batch_size": 64, "lr": 0.01, "test_repeats": 3}, epochs=20, seed=1)
+    acc = float(ds["final_test_accuracy"].squeeze())
+    assert acc >= 0.93, acc
+    # learning, not luck: accuracy rose from the first epoch and the training loss fell
+    curve = ds["test_accuracy"].squeeze()
+    assert float(curve.isel(epoch=-1)) > float(curve.isel(epoch=0)) + 0.05
+    loss = ds["train_loss"].squeeze()
+    assert float(loss.isel(epoch=-1)) < 0.5 * float(loss.isel(epoch=0))
 
 
 def test_same_seed_same_result_bitwise() -> None:
@@ -75,9 +86,9 @@ def test_event_task_needs_time() -> None:
     """On the order-coded event task an UltraDLIF network beats chance clearly at T = 8 and not at T = 1."""
     accs = {}
     for T in (1, 8):
-        data = load_events(T, 400, 300, 4, 4, 4, 2.0, 0.5, 0.2, 0.5, data_seed=0)
+        data = load_events(T, 600, 300, 4, 4, 4, 2.0, 0.5, 0.2, 0.5, data_seed=0)
         spec = NetSpec([16, 32, 4], "ultradlif")
-        r = train(spec, data, TrainConfig(T=T, epochs=12, batch_size=32, lr=1e-2), seed=1)
+        r = train(spec, data, TrainConfig(T=T, epochs=10, batch_size=16, lr=1e-2), seed=1)
         accs[T] = r.records["test_accuracy"][-1]
     assert accs[1] < 0.25 + 0.08, accs
-    assert accs[8] > 0.5, accs
+    assert accs[8] > 0.7, accs

@@ -51,7 +51,8 @@ class UltraLIFNetwork(Family):
                 n_in, n_out = p.events.n_groups * p.events.channels_per_group, p.events.n_classes
             sizes = [n_in, *p.hidden, n_out]
             n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-            nbytes = 8 * p.batch_size * (5 * len(p.hidden) * p.T * max(p.hidden) + n_params)
+            # workspaces: 5 (B, L, T, H) arrays, one (B, L, T, H, 4), per-sample gradients (B, n_params)
+            nbytes = 8 * p.batch_size * (9 * len(p.hidden) * p.T * max(p.hidden) + n_params)
             if p.dataset == "events":
                 nbytes += 8 * (p.events.n_train + p.events.n_test) * p.T * n_in
         if nbytes > MAX_BYTES:
@@ -62,13 +63,25 @@ class UltraLIFNetwork(Family):
 
     def simulate(self, scenario, progress) -> xr.Dataset:
         p: UltraLIFParams = scenario.params
-        if p.experiment == "bounds":
-            from neurodyn.families.ultralif_network.bounds import run_bounds
+        import numba
 
-            ds = run_bounds(p, scenario.run.seed, progress)
-            ds.attrs["experiment"] = "bounds"
-            return ds
-        return self._train_all(scenario, progress)
+        # Samples of a minibatch can run in parallel (results do not depend on the thread count), but a
+        # minibatch is only milliseconds of work: on a loaded machine or inside a pool of sweep processes
+        # the threads' synchronisation costs far more than it saves (measured: a T=1 digits run took
+        # >25 min with 2 threads on an oversubscribed machine, 1 min with 1). So one thread unless
+        # run.threads asks for more.
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(scenario.run.threads or 1, numba.config.NUMBA_NUM_THREADS))
+        try:
+            if p.experiment == "bounds":
+                from neurodyn.families.ultralif_network.bounds import run_bounds
+
+                ds = run_bounds(p, scenario.run.seed, progress)
+                ds.attrs["experiment"] = "bounds"
+                return ds
+            return self._train_all(scenario, progress)
+        finally:
+            numba.set_num_threads(before)
 
     def _train_all(self, scenario, progress) -> xr.Dataset:
         from neurodyn.families.ultralif_network.data import load_digits_split, load_events

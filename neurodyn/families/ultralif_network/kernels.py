@@ -57,11 +57,14 @@ def lse2(a: float, b: float, eps: float) -> tuple[float, float, float]:
 
     The larger argument is subtracted before exponentiating, so no overflow for any eps > 0.
     """
-    m = a if a >= b else b
-    ea = math.exp((a - m) / eps)
-    eb = math.exp((b - m) / eps)
-    s = ea + eb
-    return m + eps * math.log(s), ea / s, eb / s
+    # the larger term contributes exp(0) = 1: one exp and one log1p
+    if a >= b:
+        e = math.exp((b - a) / eps)
+        z = 1.0 + e
+        return a + eps * math.log1p(e), 1.0 / z, e / z
+    e = math.exp((a - b) / eps)
+    z = 1.0 + e
+    return b + eps * math.log1p(e), e / z, 1.0 / z
 
 
 @njit(cache=True)
@@ -117,16 +120,20 @@ def layer_eps(params: np.ndarray, off: int, eps_lo: float, eps_hi: float) -> tup
 
 @njit(cache=True)
 def _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
-                    x, VOLD, CUR, PRE, S, logits):
+                    x, VOLD, CUR, PRE, S, AUX, logits):
     """Forward pass of one sample; fills the per-layer histories and the output logits.
 
     x : (T, n_in). VOLD/CUR/PRE/S : (L, T, H) state before the step, input current, pre-spike
+    potential, spike; AUX : (L, T, H, 4) softmax weights and value of the LSE (reused by the backward
+    pass instead of recomputing the exponentials).
     potential, spike. logits : (n_out,).
     """
     T = x.shape[0]
     L = sizes.shape[0] - 2
     ultra = kind >= 2
     diff = kind == 3 or kind == 5
+    act = np.empty(sizes[:L + 1].max(), dtype=np.int64)
+    aval = np.empty(sizes[:L + 1].max())
     for l in range(L):
         n_prev = sizes[l]
         n = sizes[l + 1]
@@ -137,15 +144,20 @@ def _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset,
         ltau = math.log(tau0)
         v = np.full(n, v_reset)
         for t in range(T):
+            # event-driven input: only presynaptic neurons with a non-zero spike contribute (binary
+            # spikes of lif/maxplus and rate-coded inputs are sparse; soft Ultra spikes rarely are 0)
+            nnz = 0
+            for j in range(n_prev):
+                val = x[t, j] if l == 0 else S[l - 1, t, j]
+                if val != 0.0:
+                    act[nnz] = j
+                    aval[nnz] = val
+                    nnz += 1
             for i in range(n):
                 acc = params[b0 + i]
                 row = w0 + i * n_prev
-                if l == 0:
-                    for j in range(n_prev):
-                        acc += params[row + j] * x[t, j]
-                else:
-                    for j in range(n_prev):
-                        acc += params[row + j] * S[l - 1, t, j]
+                for k in range(nnz):
+                    acc += params[row + act[k]] * aval[k]
                 CUR[l, t, i] = acc
                 VOLD[l, t, i] = v[i]
             for i in range(n):
@@ -155,10 +167,17 @@ def _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset,
                 elif kind == 1:
                     P = max(v[i] + ltau, I)
                 elif diff:
-                    P, _, _, _ = lse3(v[(i - 1) % n], v[i], v[(i + 1) % n], eps)
-                    P += ltau + I
+                    val, w0_, w1_, w2_ = lse3(v[(i - 1) % n], v[i], v[(i + 1) % n], eps)
+                    AUX[l, t, i, 0] = w0_
+                    AUX[l, t, i, 1] = w1_
+                    AUX[l, t, i, 2] = w2_
+                    AUX[l, t, i, 3] = val
+                    P = val + ltau + I
                 else:
-                    P, _, _ = lse2(v[i] + ltau, I, eps)
+                    P, w0_, w1_ = lse2(v[i] + ltau, I, eps)
+                    AUX[l, t, i, 0] = w0_
+                    AUX[l, t, i, 1] = w1_
+                    AUX[l, t, i, 3] = P
                 if ultra:
                     s = sigmoid((P - theta) / eps)
                 elif smooth:
@@ -174,11 +193,15 @@ def _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset,
     nL = sizes[L]
     wo = offs[L, 0]
     bo = offs[L, 1]
+    # time-average first: one (n_out x nL) product instead of T of them
+    sbar = np.zeros(nL)
+    for t in range(T):
+        for i in range(nL):
+            sbar[i] += S[L - 1, t, i]
     for k in range(n_out):
         acc = 0.0
-        for t in range(T):
-            for i in range(nL):
-                acc += params[wo + k * nL + i] * S[L - 1, t, i]
+        for i in range(nL):
+            acc += params[wo + k * nL + i] * sbar[i]
         logits[k] = params[bo + k] + acc / T
 
 
@@ -204,7 +227,7 @@ def _loss_sample(logits, label, S, sizes, T, lam):
 
 @njit(cache=True)
 def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo, eps_hi, lam,
-                     x, label, VOLD, CUR, PRE, S, DS, logits, g):
+                     x, label, VOLD, CUR, PRE, S, AUX, DS, logits, g):
     """Exact gradient of the sample loss w.r.t. every parameter, accumulated into ``g``.
 
     DS is scratch (L, T, H): gradient of the loss w.r.t. each spike value.
@@ -235,20 +258,24 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
         for t in range(T):
             for i in range(sizes[l + 1]):
                 DS[l, t, i] = drate
+    sbar = np.zeros(nL)
+    for t in range(T):
+        for i in range(nL):
+            sbar[i] += S[L - 1, t, i]
     for k in range(n_out):
         g[bo + k] += q[k]
         for i in range(nL):
-            sbar = 0.0
-            for t in range(T):
-                sbar += S[L - 1, t, i]
-            g[wo + k * nL + i] += q[k] * sbar / T
-    for t in range(T):
-        for i in range(nL):
-            acc = 0.0
-            for k in range(n_out):
-                acc += params[wo + k * nL + i] * q[k]
+            g[wo + k * nL + i] += q[k] * sbar[i] / T
+    # dLoss/ds_L(t) from the readout is the same at every t
+    for i in range(nL):
+        acc = 0.0
+        for k in range(n_out):
+            acc += params[wo + k * nL + i] * q[k]
+        for t in range(T):
             DS[L - 1, t, i] += acc / T
 
+    act = np.empty(sizes[:L + 1].max(), dtype=np.int64)
+    aval = np.empty(sizes[:L + 1].max())
     for l in range(L - 1, -1, -1):
         n_prev = sizes[l]
         n = sizes[l + 1]
@@ -296,7 +323,10 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
                     ip = (i + 1) % n
                     a = VOLD[l, t, im]
                     c = VOLD[l, t, ip]
-                    val, pa, pb, pc = lse3(a, vo, c, eps)
+                    pa = AUX[l, t, i, 0]
+                    pb = AUX[l, t, i, 1]
+                    pc = AUX[l, t, i, 2]
+                    val = AUX[l, t, i, 3]
                     dvold[im] += dP * pa
                     dvold[i] += dP * pb
                     dvold[ip] += dP * pc
@@ -305,26 +335,33 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
                     dI[i] = dP
                 else:
                     a = vo + ltau
-                    val, pa, pb = lse2(a, I, eps)
+                    pa = AUX[l, t, i, 0]
+                    pb = AUX[l, t, i, 1]
+                    val = AUX[l, t, i, 3]
                     dvold[i] += dP * pa
                     d_ltau += dP * pa
                     d_eps += dP * (val - pa * a - pb * I) / eps
                     dI[i] = dP * pb
             for i in range(n):
                 dv[i] = dvold[i]
-            # I = W s_prev + b
+            # I = W s_prev + b: dW only at active inputs; dS_prev for every presynaptic neuron
+            nnz = 0
+            for j in range(n_prev):
+                val = x[t, j] if l == 0 else S[l - 1, t, j]
+                if val != 0.0:
+                    act[nnz] = j
+                    aval[nnz] = val
+                    nnz += 1
             for i in range(n):
                 di = dI[i]
                 if di == 0.0:
                     continue
                 g[b0 + i] += di
                 row = w0 + i * n_prev
-                if l == 0:
+                for k in range(nnz):
+                    g[row + act[k]] += di * aval[k]
+                if l > 0:
                     for j in range(n_prev):
-                        g[row + j] += di * x[t, j]
-                else:
-                    for j in range(n_prev):
-                        g[row + j] += di * S[l - 1, t, j]
                         DS[l - 1, t, j] += di * params[row + j]
         # tau0 = sigmoid(tp): d tau0/d tp = tau0 (1 - tau0); d log tau0 / d tp = 1 - tau0
         g[offs[l, 3]] += d_tau0 * tau0 * (1.0 - tau0) + d_ltau * (1.0 - tau0)
@@ -333,7 +370,7 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
 
 @njit(cache=True, parallel=True)
 def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
-                           lam, X, labels, need_grad, VOLD, CUR, PRE, S, DS, logits, loss, ce, G):
+                           lam, X, labels, need_grad, VOLD, CUR, PRE, S, AUX, DS, logits, loss, ce, G):
     """Forward (and, if ``need_grad``, backward) pass of a minibatch, one sample per thread.
 
     Every sample writes only its own rows (``logits[b]``, ``loss[b]``, ``G[b]``...), so the result does
@@ -343,19 +380,20 @@ def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v
     ----------
     X : (B, T, n_in) float64 encoded input.
     labels : (B,) int64.
-    VOLD, CUR, PRE, S, DS : (B, L, T, H) workspaces (H = widest hidden layer).
+    VOLD, CUR, PRE, S, DS : (B, L, T, H) workspaces (H = widest hidden layer); AUX : (B, L, T, H, 4).
     logits : (B, n_out); loss, ce : (B,); G : (B, n_params) per-sample gradients (zeroed here).
     """
     B = X.shape[0]
     T = X.shape[1]
     for b in prange(B):
         _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
-                        X[b], VOLD[b], CUR[b], PRE[b], S[b], logits[b])
+                        X[b], VOLD[b], CUR[b], PRE[b], S[b], AUX[b], logits[b])
         loss[b], ce[b] = _loss_sample(logits[b], labels[b], S[b], sizes, T, lam)
         if need_grad:
             G[b, :] = 0.0
             _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo, eps_hi, lam,
-                             X[b], labels[b], VOLD[b], CUR[b], PRE[b], S[b], DS[b], logits[b], G[b])
+                             X[b], labels[b], VOLD[b], CUR[b], PRE[b], S[b], AUX[b], DS[b], logits[b],
+                             G[b])
 
 
 @njit(cache=True)

@@ -114,6 +114,7 @@ class Workspace:
         self.PRE = np.zeros(shape)
         self.S = np.zeros(shape)
         self.DS = np.zeros(shape)
+        self.AUX = np.zeros((*shape, 4))
         self.logits = np.zeros((B, spec.sizes[-1]))
         self.loss = np.zeros(B)
         self.ce = np.zeros(B)
@@ -152,6 +153,7 @@ def loss_and_grad(spec: NetSpec, params: np.ndarray, X: np.ndarray, labels: np.n
                            float(spec.theta), float(spec.v_reset), float(spec.eps_lo), float(spec.eps_hi),
                            float(lam), np.ascontiguousarray(X, dtype=np.float64),
                            np.asarray(labels, dtype=np.int64), bool(need_grad), ws.VOLD[sl], ws.CUR[sl],
-                           ws.PRE[sl], ws.S[sl], ws.DS[sl], ws.logits[sl], ws.loss[sl], ws.ce[sl], ws.G[sl])
+                           ws.PRE[sl], ws.S[sl], ws.AUX[sl], ws.DS[sl], ws.logits[sl], ws.loss[sl], ws.ce[sl],
+                           ws.G[sl])
     grad = ws.G[:B].sum(axis=0) / B if need_grad else np.zeros(spec.n_params)
     return float(ws.loss[:B].mean()), grad, ws
