@@ -13,6 +13,10 @@ rate, cv_isi, n_spikes (population)
     at least 3 spikes), and spike count, all over ``[record.analysis_start, duration]``.
 population_start, population_size (population)
     Where each population sits in the global neuron index.
+
+The summaries are computed by :class:`SpikeStatistics` from spikes fed in time order, all at once
+(:func:`make_dataset`, in memory) or chunk by chunk while a streamed run appends its spikes and ``v``
+samples to the result file (:mod:`.engine`); both give the same numbers bit for bit.
 """
 
 from __future__ import annotations
