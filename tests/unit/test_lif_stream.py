@@ -16,6 +16,7 @@ import pytest
 
 import neurodyn
 from neurodyn import storage
+from neurodyn.errors import SimulationError
 from neurodyn.families.lif_network.dataset import SpikeStatistics, isi_cv
 from tests.conftest import REPO
 
@@ -137,6 +138,43 @@ def test_running_statistics_match_isi_cv_for_any_chunking(tmp_path):
         got = chunked.dataset()
         for name in ("rate", "cv_isi", "n_spikes", "population_rate"):
             assert got[name].values.tobytes() == ref[name].values.tobytes(), (name, n_cuts)
+
+
+BLOWUP = """\
+name: blowup
+family: lif_network
+params:
+  populations:
+    a: {size: 50, tau_m: 20 ms, v_rest: -70 mV, v_reset: -70 mV, v_threshold: -50 mV, t_ref: 2 ms,
+        v_init: {uniform: [-70 mV, -50 mV]}}
+    b: {size: 1, tau_m: 20 ms, v_rest: -70 mV, v_reset: -70 mV, v_threshold: -50 mV}
+  inputs:
+    - {kind: noise, target: a, mu: 19 mV, sigma: 4 mV}
+    # one conductance event of 1e305 S overflows exponential Euler (inf / inf): v of neuron 50 becomes NaN
+    - {kind: poisson, target: b, rate: 2 Hz, n_sources: 1, weight: 1e305, tau: 5 ms, synapse: conductance,
+       reversal: -80 mV}
+run: {duration: 5 s, dt: 0.1 ms, seed: 2, chunk: 20 ms}
+record: {spikes: true, v: {every: 1 ms, indices: [0, 50]}}
+"""
+
+
+def test_failed_run_keeps_everything_before_the_failure_in_the_partial_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURODYN_STREAM_BUFFER", str(4096))
+    path = tmp_path / "blowup.yaml"
+    path.write_text(BLOWUP)
+    target = tmp_path / "blowup.h5"
+    with pytest.raises(SimulationError, match=r"neuron 50 became nan at t = 2.4535 s"):
+        neurodyn.run_scenario(neurodyn.load_scenario(path), output=target)
+    assert not target.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blowup.partial.h5", "blowup.yaml"]
+    kept = neurodyn.open_run(storage.stream_partial_path(target))
+    assert kept.attrs["partial"] is True and "rate" not in kept  # summaries only come with a finished run
+    # everything up to the failing step 24535 is there, equal to a run that stops just before it
+    ref = neurodyn.simulate(neurodyn.load_scenario(path, overrides=["run.duration=2.4535 s"]))
+    assert kept.sizes["time"] == ref.sizes["time"] == 2454
+    for name in ("spike_time", "spike_index", "v", "time", "neuron"):
+        assert kept[name].values.tobytes() == ref[name].values.tobytes(), name
+    assert ref.sizes["spike"] > 1000
 
 
 PEAK_RSS = """
