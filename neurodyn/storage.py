@@ -277,7 +277,17 @@ class ChunkedWriter:
             var[start:stop] = data
         self._lengths[name] = stop
         self.max_block_bytes = max(self.max_block_bytes, data.nbytes)
+        self.flush()
+
+    def flush(self) -> None:
+        """Push everything written so far to the file on disk.
+
+        ``h5netcdf.File.flush`` only writes netCDF bookkeeping attributes; the HDF5 file itself (its
+        metadata cache and chunk cache) is flushed by h5py, without which a killed process leaves an
+        unreadable partial file.
+        """
         self._file.flush()
+        self._file._h5file.flush()
 
     def write(self, name: str, data: Any, index: tuple = ()) -> None:
         """Write ``data`` into variable ``name`` at ``index`` (a tuple of ints/slices; () = everything)."""

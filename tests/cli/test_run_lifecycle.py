@@ -12,21 +12,39 @@ import sys
 import termios
 import time
 
+import numpy as np
+
+import neurodyn
 from tests.conftest import REPO, run_cli
 
 
 def test_killed_run_leaves_no_result_file(tmp_path):
+    """SIGKILL mid-run: never a file under the final name; the only leftover is the marked partial file
+    of the streamed recordings, which holds the spikes of the chunks completed before the kill."""
     out = tmp_path / "cuba.h5"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "neurodyn.cli", "run", "scenarios/cuba.yaml", "--set",
-                             "run.duration=60 s", "--output", str(out), "--quiet"], cwd=REPO, env=env,
+                             "run.duration=600 s", "--output", str(out), "--quiet"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(8.0)  # past start-up and compilation, well inside the 60 s of simulated time
+    time.sleep(8.0)  # past start-up and compilation, far from the end of 600 s (about 70 s of wall time)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert not out.exists()
-    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+    left = sorted(p.name for p in tmp_path.iterdir())
+    # lif_network streams under `neurodyn run`: 8 s in, completed chunks are on disk, clearly marked
+    assert left == ["cuba.partial.h5"], left
+    kept = neurodyn.open_run(tmp_path / "cuba.partial.h5")
+    assert 0 < kept.sizes["time"] < 600_000 and kept.sizes["spike"] > 0
+    # what was kept is the start of the run: the same spikes as an uninterrupted run over that time
+    until = min(0.2, float(kept["time"].values[-1]))
+    ref = neurodyn.simulate(neurodyn.load_scenario(REPO / "scenarios" / "cuba.yaml",
+                                                   overrides=["run.duration=0.2 s"]))
+    early = kept["spike_time"].values < until
+    np.testing.assert_array_equal(kept["spike_time"].values[early], ref["spike_time"].values[
+        ref["spike_time"].values < until])
+    np.testing.assert_array_equal(kept["spike_index"].values[early], ref["spike_index"].values[
+        ref["spike_time"].values < until])
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):

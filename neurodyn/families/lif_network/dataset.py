@@ -13,12 +13,17 @@ rate, cv_isi, n_spikes (population)
     at least 3 spikes), and spike count, all over ``[record.analysis_start, duration]``.
 population_start, population_size (population)
     Where each population sits in the global neuron index.
+
+The summaries are computed by :class:`SpikeStatistics` from spikes fed in time order, all at once
+(:func:`make_dataset`, in memory) or chunk by chunk while a streamed run appends its spikes and ``v``
+samples to the result file (:mod:`.engine`); both give the same numbers bit for bit.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -33,8 +38,32 @@ def population_layout(params: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
     return names, starts, sizes
 
 
+#: attributes of the recorded variables (shared by the in-memory Dataset and the streamed file)
+RECORDING_ATTRS: dict[str, dict[str, Any]] = {
+    "spike_time": var_attrs("s", "spike time"),
+    "spike_index": var_attrs("1", "global index of the spiking neuron"),
+    "v": var_attrs("V", "membrane potential"),
+    "time": var_attrs("s", "sample time"),
+    "neuron": var_attrs("1", "global neuron index"),
+}
+
+
+def _cv_from_sums(n_isi: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> float:
+    """Mean ISI CV over the neurons with at least 2 ISIs, from per-neuron ISI counts, sums and square sums."""
+    ok = n_isi >= 2
+    if not ok.any():
+        return float("nan")
+    mean = s1[ok] / n_isi[ok]
+    var = (s2[ok] - n_isi[ok] * mean**2) / (n_isi[ok] - 1)
+    return float(np.mean(np.sqrt(np.maximum(var, 0.0)) / mean))
+
+
 def isi_cv(spike_time: np.ndarray, spike_index: np.ndarray, lo: int, hi: int) -> float:
-    """Mean ISI coefficient of variation over neurons ``lo..hi-1`` with at least 3 spikes (NaN if none)."""
+    """Mean ISI coefficient of variation over neurons ``lo..hi-1`` with at least 3 spikes (NaN if none).
+
+    This is the definition; :class:`SpikeStatistics` computes the same numbers (bit for bit) from spikes
+    fed chunk by chunk.
+    """
     sel = (spike_index >= lo) & (spike_index < hi)
     t, i = spike_time[sel], spike_index[sel]
     if t.size < 3:
@@ -46,20 +75,118 @@ def isi_cv(spike_time: np.ndarray, spike_index: np.ndarray, lo: int, hi: int) ->
     owner = i[1:][same]
     if isi.size == 0:
         return float("nan")
-    uniq, inv, counts = np.unique(owner, return_inverse=True, return_counts=True)
+    _, inv, counts = np.unique(owner, return_inverse=True, return_counts=True)
+    # bincount adds each neuron's ISIs sequentially in time order (SpikeStatistics relies on that order)
     s1 = np.bincount(inv, weights=isi)
     s2 = np.bincount(inv, weights=isi * isi)
-    ok = counts >= 2
-    if not ok.any():
-        return float("nan")
-    mean = s1[ok] / counts[ok]
-    var = (s2[ok] - counts[ok] * mean**2) / (counts[ok] - 1)
-    return float(np.mean(np.sqrt(np.maximum(var, 0.0)) / mean))
+    return _cv_from_sums(counts, s1, s2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate_isi(spike_time: np.ndarray, spike_index: np.ndarray, t_min: float, last: np.ndarray,
+                    n_isi: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
+    """Add the ISIs of time-ordered spikes at ``t >= t_min`` to per-neuron running sums.
+
+    ``last`` holds each neuron's previous spike time in the window (NaN: none yet). The sums grow one ISI
+    at a time in time order, exactly as :func:`isi_cv`'s ``bincount`` adds them, so the result does not
+    depend on how the spikes were split into chunks.
+    """
+    for k in range(spike_time.size):
+        t = spike_time[k]
+        if t >= t_min:
+            i = spike_index[k]
+            prev = last[i]
+            if prev == prev:
+                isi = t - prev
+                s1[i] += isi
+                s2[i] += isi * isi
+                n_isi[i] += 1
+            last[i] = t
+
+
+class SpikeStatistics:
+    """Per-population spike statistics (rate, n_spikes, cv_isi, population_rate), fed chunk by chunk.
+
+    Spikes must arrive in time order (within a chunk and across chunks). Memory is a few arrays of one
+    value per neuron plus the rate histogram, whatever the run's length, so a streamed run can keep its
+    summaries while its spikes go to the file. :func:`make_dataset` feeds all spikes at once, so both
+    paths give the same numbers.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The validated scenario (populations, duration, ``record.analysis_start``, ``record.rate_bin``).
+    """
+
+    def __init__(self, scenario: Any):
+        params, run, record = scenario.params, scenario.run, scenario.record
+        self.names, self.starts, self.sizes = population_layout(params)
+        self.dt = float(run.dt)
+        self.duration = run.n_steps * run.dt
+        self.t0 = min(record.analysis_start, self.duration)
+        self.window = max(self.duration - self.t0, run.dt)
+        #: spikes at or after this time are in the analysis window (tolerates the rounding of step * dt)
+        self.t_min = self.t0 - 1e-12
+        self.rate_bin = record.rate_bin
+        n_bins = max(1, int(round(self.duration / record.rate_bin)))
+        self.edges = np.arange(n_bins + 1) * record.rate_bin
+        n, n_pop = int(self.sizes.sum()), len(self.names)
+        self.hist = np.zeros((n_bins, n_pop), dtype=np.int64)
+        self.count = np.zeros(n_pop, dtype=np.int64)
+        self.last = np.full(n, np.nan)
+        self.n_isi = np.zeros(n, dtype=np.int64)
+        self.s1 = np.zeros(n)
+        self.s2 = np.zeros(n)
+
+    def add(self, spike_time: np.ndarray, spike_index: np.ndarray) -> None:
+        """Add a chunk of spikes (times in s, global indices), sorted by time, all later than earlier chunks."""
+        if spike_time.size == 0:
+            return
+        pop_of = np.searchsorted(self.starts, spike_index, side="right") - 1
+        for p in range(len(self.names)):
+            h, _ = np.histogram(spike_time[pop_of == p], bins=self.edges)
+            self.hist[:, p] += h
+        late = spike_time >= self.t_min
+        self.count += np.bincount(pop_of[late], minlength=len(self.names))
+        _accumulate_isi(np.ascontiguousarray(spike_time, dtype=np.float64),
+                        np.ascontiguousarray(spike_index, dtype=np.int64), self.t_min, self.last, self.n_isi,
+                        self.s1, self.s2)
+
+    def dataset(self) -> xr.Dataset:
+        """The summary variables (no spikes, no ``v``) and the run attributes."""
+        rate = np.zeros(len(self.names))
+        cv = np.full(len(self.names), np.nan)
+        hist = np.zeros(self.hist.shape)
+        for p, (start, size) in enumerate(zip(self.starts, self.sizes)):
+            rate[p] = self.count[p] / (size * self.window)
+            sl = slice(int(start), int(start + size))
+            cv[p] = _cv_from_sums(self.n_isi[sl], self.s1[sl], self.s2[sl])
+            hist[:, p] = self.hist[:, p] / (size * self.rate_bin)
+        data_vars: dict[str, Any] = {
+            "population_start": ("population", self.starts, var_attrs("1", "first global neuron index")),
+            "population_size": ("population", self.sizes, var_attrs("1", "number of neurons")),
+            "rate": ("population", rate, var_attrs("Hz", "mean firing rate per neuron",
+                                                     window=f"[{self.t0:g} s, {self.duration:g} s]")),
+            "cv_isi": ("population", cv,
+                       var_attrs("1", "mean coefficient of variation of inter-spike intervals")),
+            "n_spikes": ("population", self.count.copy(),
+                         var_attrs("1", "number of spikes in the analysis window")),
+            "population_rate": (("rate_time", "population"), hist,
+                                var_attrs("Hz", "population rate histogram", bin_width=self.rate_bin)),
+        }
+        coords: dict[str, Any] = {
+            "population": ("population", np.array(self.names, dtype=object), var_attrs("", "population name")),
+            "rate_time": ("rate_time", self.edges[:-1] + self.rate_bin / 2,
+                          var_attrs("s", "centre of rate bin")),
+        }
+        ds = xr.Dataset(data_vars, coords=coords)
+        ds.attrs.update(duration=float(self.duration), dt=self.dt, n_neurons=int(self.sizes.sum()))
+        return ds
 
 
 def make_dataset(scenario: Any, spike_time: np.ndarray, spike_index: np.ndarray, v_time: np.ndarray | None,
                  v: np.ndarray | None, v_index: np.ndarray | None) -> xr.Dataset:
-    """Assemble a run's Dataset from raw recordings.
+    """Assemble a run's Dataset from raw recordings held in memory.
 
     Parameters
     ----------
@@ -70,58 +197,21 @@ def make_dataset(scenario: Any, spike_time: np.ndarray, spike_index: np.ndarray,
     v_time, v, v_index : ndarray or None
         Sample times (s), samples of shape (len(v_time), len(v_index)) in volts, probed global indices.
     """
-    params, run, record = scenario.params, scenario.run, scenario.record
-    names, starts, sizes = population_layout(params)
     spike_time = np.asarray(spike_time, dtype=np.float64)
     spike_index = np.asarray(spike_index, dtype=np.int32)
     order = np.lexsort((spike_index, spike_time))
     spike_time, spike_index = spike_time[order], spike_index[order]
-
-    duration = run.n_steps * run.dt
-    t0 = min(record.analysis_start, duration)
-    window = max(duration - t0, run.dt)
-    late = spike_time >= t0 - 1e-12
-    rate = np.zeros(len(names))
-    cv = np.full(len(names), np.nan)
-    count = np.zeros(len(names), dtype=np.int64)
-    for p, (start, size) in enumerate(zip(starts, sizes)):
-        sel = late & (spike_index >= start) & (spike_index < start + size)
-        count[p] = int(sel.sum())
-        rate[p] = count[p] / (size * window)
-        cv[p] = isi_cv(spike_time[late], spike_index[late], int(start), int(start + size))
-
-    n_bins = max(1, int(round(duration / record.rate_bin)))
-    edges = np.arange(n_bins + 1) * record.rate_bin
-    pop_of = np.searchsorted(starts, spike_index, side="right") - 1
-    hist = np.zeros((n_bins, len(names)))
-    for p in range(len(names)):
-        h, _ = np.histogram(spike_time[pop_of == p], bins=edges)
-        hist[:, p] = h / (sizes[p] * record.rate_bin)
-
-    data_vars: dict[str, Any] = {
-        "population_start": ("population", starts, var_attrs("1", "first global neuron index")),
-        "population_size": ("population", sizes, var_attrs("1", "number of neurons")),
-        "rate": ("population", rate, var_attrs("Hz", "mean firing rate per neuron",
-                                                 window=f"[{t0:g} s, {duration:g} s]")),
-        "cv_isi": ("population", cv, var_attrs("1", "mean coefficient of variation of inter-spike intervals")),
-        "n_spikes": ("population", count, var_attrs("1", "number of spikes in the analysis window")),
-        "population_rate": (("rate_time", "population"), hist,
-                            var_attrs("Hz", "population rate histogram", bin_width=record.rate_bin)),
-    }
-    coords: dict[str, Any] = {
-        "population": ("population", np.array(names, dtype=object), var_attrs("", "population name")),
-        "rate_time": ("rate_time", edges[:-1] + record.rate_bin / 2, var_attrs("s", "centre of rate bin")),
-    }
-    if record.spikes:
-        data_vars["spike_time"] = ("spike", spike_time, var_attrs("s", "spike time"))
-        data_vars["spike_index"] = ("spike", spike_index, var_attrs("1", "global index of the spiking neuron"))
+    stats = SpikeStatistics(scenario)
+    stats.add(spike_time, spike_index)
+    ds = stats.dataset()
+    if scenario.record.spikes:
+        ds["spike_time"] = ("spike", spike_time, dict(RECORDING_ATTRS["spike_time"]))
+        ds["spike_index"] = ("spike", spike_index, dict(RECORDING_ATTRS["spike_index"]))
     if v is not None and v_time is not None and v_index is not None:
-        data_vars["v"] = (("time", "neuron"), np.asarray(v, dtype=np.float64),
-                          var_attrs("V", "membrane potential"))
-        coords["time"] = ("time", np.asarray(v_time, dtype=np.float64), var_attrs("s", "sample time"))
-        coords["neuron"] = ("neuron", np.asarray(v_index, dtype=np.int64), var_attrs("1", "global neuron index"))
-    ds = xr.Dataset(data_vars, coords=coords)
-    ds.attrs.update(duration=float(duration), dt=float(run.dt), n_neurons=int(sizes.sum()))
+        ds["v"] = (("time", "neuron"), np.asarray(v, dtype=np.float64), dict(RECORDING_ATTRS["v"]))
+        ds = ds.assign_coords(
+            time=("time", np.asarray(v_time, dtype=np.float64), dict(RECORDING_ATTRS["time"])),
+            neuron=("neuron", np.asarray(v_index, dtype=np.int64), dict(RECORDING_ATTRS["neuron"])))
     return ds
 
 

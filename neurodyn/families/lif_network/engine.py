@@ -3,6 +3,13 @@
 The time loop runs inside :func:`kernels.advance` in chunks driven by :func:`neurodyn.runner.run_chunked`;
 Python regains control between chunks to update the progress bar, drain the spike buffer and check the
 status code.
+
+Under ``neurodyn run`` (a streaming writer is offered, :func:`neurodyn.storage.stream_writer`) the
+recordings are not kept: after every kernel call the spikes are appended to the result file and fed to a
+:class:`~.dataset.SpikeStatistics` (running per-neuron ISI sums, spike counts, rate histogram), and the
+``v`` probe fills a buffer of a bounded number of rows that is appended whenever it is full and at the end
+of every chunk. Memory then stays bounded whatever the duration, and a crash leaves every completed
+chunk in ``<stem>.partial.h5``. Under :func:`neurodyn.simulate` (no writer) everything stays in memory.
 """
 
 from __future__ import annotations
@@ -14,10 +21,17 @@ import numpy as np
 import xarray as xr
 
 from neurodyn.families.lif_network import kernels
-from neurodyn.families.lif_network.dataset import make_dataset, probe_every_steps, probe_indices
+from neurodyn.families.lif_network.dataset import (
+    RECORDING_ATTRS,
+    SpikeStatistics,
+    make_dataset,
+    probe_every_steps,
+    probe_indices,
+)
 from neurodyn.families.lif_network.network import KIND_CONDUCTANCE, Network, build_network, streams
 from neurodyn.progress import QUIET, Progress
 from neurodyn.runner import STATUS_NAN, STATUS_OK, run_chunked
+from neurodyn.storage import ChunkedWriter, stream_writer
 
 #: spike buffer capacity (spikes) at least; it is drained whenever the next step might overrun it
 MIN_SPIKE_BUFFER = 1 << 18
@@ -29,17 +43,19 @@ class KernelState:
 
     args: tuple
     v: np.ndarray
+    probe_row0: np.ndarray
     probe_buf: np.ndarray
     spk_step: np.ndarray
     spk_idx: np.ndarray
 
 
 def kernel_state(net: Network, dt: float, probe_idx: np.ndarray, probe_every: int, n_steps: int,
-                 ) -> KernelState:
+                 probe_rows: int | None = None) -> KernelState:
     """Flatten ``net`` into the kernel's arrays (per-neuron propagators, concatenated CSR, ring buffers).
 
     The projections' ``indices`` arrays are moved into one concatenated array and replaced by views of it,
-    so the synapses are stored once (4 bytes each).
+    so the synapses are stored once (4 bytes each). The probe buffer holds every sample of ``n_steps``
+    steps, or ``probe_rows`` rows when given (a streamed run, which empties it as it goes).
     """
     n = net.n
     n_ch = len(net.channels)
@@ -113,7 +129,10 @@ def kernel_state(net: Network, dt: float, probe_idx: np.ndarray, probe_every: in
     cdfs = [kernels.poisson_cdf_table(d.rate * d.n_sources * dt) for d in net.poisson]
     cdf_off = np.concatenate([[0], np.cumsum([c.size for c in cdfs])]).astype(np.int64)
     n_samples = (n_steps + probe_every - 1) // probe_every if probe_idx.size else 0
+    if probe_rows is not None:
+        n_samples = min(n_samples, probe_rows)
     probe_buf = np.full((n_samples, probe_idx.size), np.nan)
+    probe_row0 = np.zeros(1, dtype=np.int64)
     cap = max(MIN_SPIKE_BUFFER, 4 * n)
     spk_step = np.empty(cap, dtype=np.int64)
     spk_idx = np.empty(cap, dtype=np.int32)
@@ -130,9 +149,71 @@ def kernel_state(net: Network, dt: float, probe_idx: np.ndarray, probe_every: in
             np.array([d.rate * d.n_sources * dt for d in net.poisson], dtype=np.float64),
             col("weight", np.float64, net.poisson), col("channel", np.int64, net.poisson),
             cdf_off, np.concatenate([np.zeros(0), *cdfs]),
-            probe_idx.astype(np.int64), int(probe_every), probe_buf, spk_step, spk_idx,
+            probe_idx.astype(np.int64), int(probe_every), probe_row0, probe_buf, spk_step, spk_idx,
             np.empty(n, dtype=np.int64), np.zeros(n), np.zeros(n))
-    return KernelState(args=args, v=v, probe_buf=probe_buf, spk_step=spk_step, spk_idx=spk_idx)
+    return KernelState(args=args, v=v, probe_row0=probe_row0, probe_buf=probe_buf, spk_step=spk_step,
+                       spk_idx=spk_idx)
+
+
+class StreamRecorder:
+    """Sends a run's recordings to a :class:`~neurodyn.storage.ChunkedWriter` as the kernel produces them.
+
+    Spikes go to ``spike_time``/``spike_index`` on the unlimited ``spike`` dimension (and to running
+    statistics); ``v`` samples to ``v``/``time`` on the unlimited ``time`` dimension, one probe buffer of
+    at most ``writer.rows(...)`` rows at a time. Every append is flushed, so a crash keeps it.
+    """
+
+    def __init__(self, scenario: Any, writer: ChunkedWriter, probe_idx: np.ndarray, every: int, dt: float):
+        self.writer = writer
+        self.record_spikes = bool(scenario.record.spikes)
+        self.stats = SpikeStatistics(scenario)
+        self.every = every
+        self.dt = dt
+        self.n_probe = int(probe_idx.size)
+        self.n_samples = (scenario.run.n_steps + every - 1) // every if self.n_probe else 0
+        #: samples already appended (= the row of ``probe_buf`` that holds sample 0)
+        self.row0 = 0
+        if self.record_spikes:
+            writer.dimension("spike", None)
+            writer.variable("spike_time", ("spike",), "f8", RECORDING_ATTRS["spike_time"], fill=np.nan)
+            writer.variable("spike_index", ("spike",), "i4", RECORDING_ATTRS["spike_index"])
+        if self.n_probe:
+            writer.dimension("time", None)
+            writer.dimension("neuron", self.n_probe)
+            writer.variable("v", ("time", "neuron"), "f8", RECORDING_ATTRS["v"], fill=np.nan)
+            writer.variable("time", ("time",), "f8", RECORDING_ATTRS["time"], fill=np.nan)
+            writer.variable("neuron", ("neuron",), "i8", RECORDING_ATTRS["neuron"])
+            writer.write("neuron", probe_idx.astype(np.int64))
+        self.probe_rows = writer.rows(8 * self.n_probe) if self.n_probe else 0
+
+    def limit(self, start: int, stop: int) -> int:
+        """Last step (exclusive) the kernel may run from ``start`` before the probe buffer is full."""
+        if not self.n_probe:
+            return stop
+        return min(stop, (self.row0 + self.probe_rows) * self.every)
+
+    def spikes(self, steps: np.ndarray, idx: np.ndarray) -> None:
+        """Take a drained chunk of spikes (time ordered) into the statistics and the file."""
+        t = steps * self.dt
+        self.stats.add(t, idx)
+        if self.record_spikes:
+            block = self.writer.rows(8)
+            for a in range(0, t.size, block):
+                self.writer.append("spike_time", t[a:a + block])
+                self.writer.append("spike_index", idx[a:a + block])
+
+    def probes(self, st: KernelState, next_step: int, force: bool) -> None:
+        """Append the samples of steps before ``next_step`` when the buffer is full (or ``force``)."""
+        if not self.n_probe:
+            return
+        filled = min((next_step + self.every - 1) // self.every, self.n_samples)
+        pending = filled - self.row0
+        if pending <= 0 or (pending < self.probe_rows and not force):
+            return
+        self.writer.append("v", st.probe_buf[:pending])
+        self.writer.append("time", np.arange(self.row0, filled) * self.every * self.dt)
+        self.row0 = filled
+        st.probe_row0[0] = filled
 
 
 def simulate_numba(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
@@ -144,24 +225,42 @@ def simulate_numba(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
     _, _, dyn_rng = streams(run.seed)
     probe_idx = probe_indices(scenario)
     every = probe_every_steps(scenario)
-    st = kernel_state(net, dt, probe_idx, every, n_steps)
+    writer = stream_writer()
+    rec = None
+    if writer is None:
+        st = kernel_state(net, dt, probe_idx, every, n_steps)
+    else:
+        rows = writer.rows(8 * probe_idx.size) if probe_idx.size else 0
+        st = kernel_state(net, dt, probe_idx, every, n_steps, probe_rows=rows)
+        rec = StreamRecorder(scenario, writer, probe_idx, every, dt)
     steps_out: list[np.ndarray] = []
     idx_out: list[np.ndarray] = []
 
     def advance(start: int, count: int) -> tuple[int, str]:
         m, stop = start, start + count
         while m < stop:
-            status, m, n_spk, bad = kernels.advance(m, stop, dyn_rng, *st.args)
-            if n_spk:
+            sub = stop if rec is None else rec.limit(m, stop)
+            status, m, n_spk, bad = kernels.advance(m, sub, dyn_rng, *st.args)
+            if rec is not None:
+                if n_spk:
+                    rec.spikes(st.spk_step[:n_spk], st.spk_idx[:n_spk])
+                rec.probes(st, m, force=status == kernels.STATUS_NAN)
+            elif n_spk:
                 steps_out.append(st.spk_step[:n_spk].copy())
                 idx_out.append(st.spk_idx[:n_spk].copy())
             if status == kernels.STATUS_NAN:
                 return STATUS_NAN, (f"membrane potential of neuron {bad} became {st.v[bad]} at "
                                     f"t = {m * dt:g} s; reduce dt or the synaptic weights")
+        if rec is not None:
+            rec.probes(st, m, force=True)  # every chunk ends on disk, so a crash keeps it
         return STATUS_OK, ""
 
     chunk = int(round(run.chunk / dt)) if run.chunk else None
     run_chunked(n_steps, advance, progress, desc=f"{scenario.name} ({net.n} neurons)", chunk_steps=chunk)
+    if rec is not None:
+        ds = rec.stats.dataset()  # the recordings are in the file; the summaries come back
+        ds.attrs["n_synapses"] = int(net.n_synapses)
+        return ds
     spike_step = np.concatenate(steps_out) if steps_out else np.zeros(0, dtype=np.int64)
     spike_index = np.concatenate(idx_out) if idx_out else np.zeros(0, dtype=np.int32)
     v_time = v = None

@@ -116,15 +116,17 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             po_start: np.ndarray, po_stop: np.ndarray, po_lam: np.ndarray, po_weight: np.ndarray,
             po_channel: np.ndarray, po_cdf_off: np.ndarray, po_cdf: np.ndarray,
             # recording
-            probe_idx: np.ndarray, probe_every: int, probe_buf: np.ndarray, spk_step: np.ndarray,
-            spk_idx: np.ndarray, fired: np.ndarray, tmp: np.ndarray, tmp2: np.ndarray,
+            probe_idx: np.ndarray, probe_every: int, probe_row0: np.ndarray, probe_buf: np.ndarray,
+            spk_step: np.ndarray, spk_idx: np.ndarray, fired: np.ndarray, tmp: np.ndarray, tmp2: np.ndarray,
             ) -> tuple[int, int, int, int]:
     """Advance steps ``start .. stop-1``; see the module docstring for one step.
 
     Neurons come in groups (populations) sharing their constants, so the update loops run over
     contiguous index ranges with scalar coefficients, which LLVM vectorises. ``g_ch[g, :g_nch[g]]`` lists
     the channels group ``g`` receives (the others stay zero there and are skipped) and ``g_kern[g, k]``
-    is the exact current kernel of its ``k``-th channel.
+    is the exact current kernel of its ``k``-th channel. The probe sample of step ``m`` goes to row
+    ``m // probe_every - probe_row0[0]`` of ``probe_buf`` (a streamed run reuses a small buffer; the
+    caller keeps every call within its rows).
 
     Returns
     -------
@@ -145,7 +147,7 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             return STATUS_BUFFER_FULL, m, n_spk, -1
         # 1. probes see the state at t_m
         if n_probe > 0 and m % probe_every == 0:
-            row = m // probe_every
+            row = m // probe_every - probe_row0[0]
             for q in range(n_probe):
                 probe_buf[row, q] = v[probe_idx[q]]
         n_fired = 0
