@@ -14,7 +14,7 @@ import math
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 # Dimension -> base unit symbol -> scale to SI.
 _BASE_UNITS: dict[str, dict[str, float]] = {
@@ -128,3 +128,23 @@ Current = _quantity_type("current")
 Capacitance = _quantity_type("capacitance")
 Resistance = _quantity_type("resistance")
 Length = _quantity_type("length")
+
+
+# --------------------------------------------------------------------------- sign constraints
+# One home for the "must be positive" checks every family needs; the message names what is allowed.
+
+def _sign_check(strict: bool, example: str):
+    def check(value: float) -> float:
+        if not (value > 0 if strict else value >= 0):
+            raise ValueError(f"must be {'positive' if strict else 'non-negative (>= 0)'}{example}")
+        return value
+
+    return check
+
+
+Positive = Annotated[float, AfterValidator(_sign_check(True, ""))]
+NonNegative = Annotated[float, AfterValidator(_sign_check(False, ""))]
+PositiveTime = Annotated[Time, AfterValidator(_sign_check(True, ", a time such as '20 ms'"))]
+NonNegativeTime = Annotated[Time, AfterValidator(_sign_check(False, ", a time such as '2 ms'"))]
+PositiveLength = Annotated[Length, AfterValidator(_sign_check(True, ", a length such as '1 mm'"))]
+PositiveConductance = Annotated[Conductance, AfterValidator(_sign_check(True, ", a conductance such as '10 nS'"))]

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue
 from neurodyn.families.base import StrictModel
-from neurodyn.quantities import Length, Time
+from neurodyn.quantities import Length, PositiveLength, PositiveTime, Time
 
 SiteModel = Literal["harmonic", "ei_linear", "wilson_cowan"]
 SITE_MODELS = ("harmonic", "ei_linear", "wilson_cowan")
@@ -32,14 +32,8 @@ class Lattice(StrictModel):
 
     nx: Annotated[int, Field(ge=3, le=65536)]
     ny: Annotated[int, Field(ge=3, le=65536)]
-    h: Length = 1e-3
+    h: PositiveLength = 1e-3
 
-    @field_validator("h")
-    @classmethod
-    def _h(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be a positive length such as '1 mm'")
-        return v
 
 
 class Continuum(StrictModel):
@@ -144,16 +138,10 @@ class TimeCourse(StrictModel):
     kind: Literal["constant", "pulse", "sine", "step"] = "constant"
     t0: Time = 0.0
     t1: Time = 1e30
-    width: Time = 1e-3
+    width: PositiveTime = 1e-3
     frequency: float = 10.0  #: Hz
     phase: float = 0.0  #: rad
 
-    @field_validator("width")
-    @classmethod
-    def _w(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be a positive time")
-        return v
 
 
 class Source(StrictModel):

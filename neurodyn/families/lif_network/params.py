@@ -18,7 +18,15 @@ from pydantic import Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue, did_you_mean
 from neurodyn.families.base import StrictModel
-from neurodyn.quantities import Conductance, Frequency, Time, Voltage, parse_quantity
+from neurodyn.quantities import (
+    Frequency,
+    NonNegativeTime,
+    PositiveConductance,
+    PositiveTime,
+    Time,
+    Voltage,
+    parse_quantity,
+)
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -51,35 +59,14 @@ class Population(StrictModel):
     """A group of identical LIF neurons."""
 
     size: PositiveInt
-    tau_m: Time
+    tau_m: PositiveTime
     v_rest: Voltage
     v_reset: Voltage
     v_threshold: Voltage
-    t_ref: Time = 0.0
+    t_ref: NonNegativeTime = 0.0
     #: leak conductance; only conductance synapses and current inputs (``current:``) use it
-    g_leak: Conductance = 10e-9
+    g_leak: PositiveConductance = 10e-9
     v_init: Voltage | UniformInit | NormalInit | None = None
-
-    @field_validator("tau_m")
-    @classmethod
-    def _tau(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be a positive time such as '20 ms'")
-        return v
-
-    @field_validator("t_ref")
-    @classmethod
-    def _tref(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must be a non-negative time such as '2 ms'")
-        return v
-
-    @field_validator("g_leak")
-    @classmethod
-    def _gl(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be a positive conductance such as '10 nS'")
-        return v
 
     @model_validator(mode="after")
     def _reset_below_threshold(self) -> Population:
@@ -170,24 +157,10 @@ class Synapse(StrictModel):
     kind: Literal["current", "conductance"] = "current"
     #: voltage jump of the synaptic drive (current) or conductance jump (conductance), as a unit string
     weight: float | str
-    tau: Time
-    delay: Time = 0.0
+    tau: PositiveTime
+    delay: NonNegativeTime = 0.0
     #: reversal potential, required for conductance synapses
     reversal: Voltage | None = None
-
-    @field_validator("tau")
-    @classmethod
-    def _tau(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be a positive time such as '5 ms'")
-        return v
-
-    @field_validator("delay")
-    @classmethod
-    def _delay(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must be a non-negative time such as '1.5 ms'")
-        return v
 
     @model_validator(mode="after")
     def _weight_units(self) -> Synapse:

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue, did_you_mean
 from neurodyn.families.base import StrictModel
-from neurodyn.quantities import Time
+from neurodyn.quantities import NonNegative, Positive, Time
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -37,7 +37,7 @@ class Topology(StrictModel):
     generator: str | None = None
     args: dict[str, Any] = {}
     edges: list[list[float]] | None = None
-    weight: float = 1.0
+    weight: Positive = 1.0
     weights: tuple[float, float] | None = None
     label: str | None = None
 
@@ -50,13 +50,6 @@ class Topology(StrictModel):
             raise ValueError(f"unknown topology{did_you_mean(v, all_names())}; use an alias "
                              f"({', '.join(ALIASES)}), a networkx generator such as watts_strogatz_graph, "
                              "or edges: [[i, j], ...]")
-        return v
-
-    @field_validator("weight")
-    @classmethod
-    def _weight(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be a positive edge weight")
         return v
 
     @field_validator("weights")
@@ -110,38 +103,21 @@ class LogCosh(StrictModel):
     """``f(x) = sum_m s^2 log cosh((x_m - c_m)/s) + mu/2 ||x - c||^2``; Hessian in ``[mu, 1 + mu]``."""
 
     kind: Literal["logcosh"]
-    scale: float = 1.0
-    mu: float = 0.1
+    scale: Positive = 1.0
+    #: the strong-convexity modulus
+    mu: NonNegative = 0.1
     center: float | list[float] = 0.0
 
-    @field_validator("scale")
-    @classmethod
-    def _scale(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be positive")
-        return v
 
-    @field_validator("mu")
-    @classmethod
-    def _mu(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must be >= 0 (the strong-convexity modulus)")
-        return v
 
 
 class DoubleWell(StrictModel):
     """``f(x) = sum_m barrier ((x_m / width)^2 - 1)^2``: minima at ``+-width``, barrier height ``barrier``."""
 
     kind: Literal["double_well"]
-    barrier: float = 1.0
-    width: float = 1.0
+    barrier: Positive = 1.0
+    width: Positive = 1.0
 
-    @field_validator("barrier", "width")
-    @classmethod
-    def _pos(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be positive")
-        return v
 
 
 class Logistic(StrictModel):
@@ -155,16 +131,9 @@ class Logistic(StrictModel):
     kind: Literal["logistic"]
     samples: PositiveInt = 200
     test_samples: PositiveInt = 5000
-    separation: float = 2.0
+    separation: NonNegative = 2.0
     reg: float = 0.01
     data_seed: int = 0
-
-    @field_validator("separation")
-    @classmethod
-    def _sep(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must be >= 0")
-        return v
 
     @field_validator("reg")
     @classmethod
