@@ -97,6 +97,85 @@ def weight(Wf: np.ndarray, woff: np.ndarray, off: np.ndarray, k: int) -> np.ndar
 
 
 @njit(cache=True)
+def _top(off: np.ndarray, cost: int) -> int:
+    """Index of the last relaxed layer: the output (squared error) or the last hidden layer (readout)."""
+    nl = off.shape[0] - 1
+    return nl - 1 if cost == COST_MSE else nl - 2
+
+
+@njit(cache=True)
+def _from_below(Wf: np.ndarray, woff: np.ndarray, off: np.ndarray, X: np.ndarray, n: int) -> np.ndarray:
+    """``W_{n-1}^T x_{n-1}``: what layer ``n`` receives from the layer below (``x`` a state-shaped array)."""
+    return np.dot(weight(Wf, woff, off, n - 1).T, X[off[n - 1] : off[n]])
+
+
+@njit(cache=True)
+def _from_above(Wf: np.ndarray, woff: np.ndarray, off: np.ndarray, X: np.ndarray, n: int) -> np.ndarray:
+    """``W_n x_{n+1}``: what layer ``n`` receives from the layer above (``x`` a state-shaped array)."""
+    return np.dot(weight(Wf, woff, off, n), X[off[n + 1] : off[n + 2]])
+
+
+@njit(cache=True)
+def _layer_outer(P: np.ndarray, Q: np.ndarray, off: np.ndarray, k: int) -> np.ndarray:
+    """``p_k q_{k+1}^T`` summed over the batch: the shape of ``W_k`` (``p``, ``q`` state-shaped arrays)."""
+    return np.dot(P[off[k] : off[k + 1]], Q[off[k + 1] : off[k + 2]].T)
+
+
+@njit(cache=True)
+def _add_bias(U: np.ndarray, bf: np.ndarray, a: int) -> None:
+    """``U += b`` in place, for the layer whose units start at row ``a`` of the state arrays."""
+    for i in range(U.shape[0]):
+        for j in range(U.shape[1]):
+            U[i, j] += bf[a + i]
+
+
+@njit(cache=True)
+def _axpy(g: np.ndarray, c: float, M: np.ndarray) -> None:
+    """``g += c * M.ravel()`` (``g`` a flat slice, e.g. one weight matrix inside ``Wf`` or ``gW``)."""
+    flat = M.ravel()
+    for i in range(flat.shape[0]):
+        g[i] += c * flat[i]
+
+
+@njit(cache=True, inline="always")
+def _row_sum(A: np.ndarray, i: int) -> float:
+    """Sum over the batch (columns) of row ``i``, left to right."""
+    acc = 0.0
+    for j in range(A.shape[1]):
+        acc += A[i, j]
+    return acc
+
+
+@njit(cache=True, inline="always")
+def _argmax_col(Y: np.ndarray, o: int, n: int, j: int) -> int:
+    """Index of the largest of ``Y[o:o+n, j]`` (the first one on ties)."""
+    best = 0
+    for i in range(1, n):
+        if Y[o + i, j] > Y[o + best, j]:
+            best = i
+    return best
+
+
+@njit(cache=True)
+def _n_wrong(Y: np.ndarray, o: int, Db: np.ndarray) -> int:
+    """Number of columns whose argmax of the output rows ``Y[o:o+n_out]`` misses the one-hot target."""
+    wrong = 0
+    for j in range(Db.shape[1]):
+        if _argmax_col(Y, o, Db.shape[0], j) != _argmax_col(Db, 0, Db.shape[0], j):
+            wrong += 1
+    return wrong
+
+
+@njit(cache=True)
+def _gather(src: np.ndarray, perm: np.ndarray, start: int, dst: np.ndarray) -> None:
+    """Minibatch columns: ``dst[i, j] = src[i, perm[start + j]]`` for the rows of ``src``."""
+    for j in range(dst.shape[1]):
+        e = perm[start + j]
+        for i in range(src.shape[0]):
+            dst[i, j] = src[i, e]
+
+
+@njit(cache=True)
 def softmax_cols(Z: np.ndarray) -> np.ndarray:
     """Column-wise softmax (numerically stable)."""
     P = np.empty_like(Z)
@@ -119,9 +198,7 @@ def readout(R: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off
     L = off.shape[0] - 3  # index of the last hidden layer
     W = weight(Wf, woff, off, L)
     Z = np.dot(W.T, R[off[L] : off[L + 1]])
-    for i in range(Z.shape[0]):
-        for j in range(Z.shape[1]):
-            Z[i, j] += bf[off[L + 1] + i]
+    _add_bias(Z, bf, off[L + 1])
     return softmax_cols(Z)
 
 
@@ -143,7 +220,7 @@ def energy_cost(
 ) -> None:
     """Per-example energy ``E`` and cost ``C`` (written into the 1-D arrays ``E`` and ``C``)."""
     nl = off.shape[0] - 1
-    top = nl - 1 if cost == COST_MSE else nl - 2  # last relaxed layer
+    top = _top(off, cost)
     R = np.empty_like(S)
     fill_rho(S, R, off, kind)
     B = S.shape[1]
@@ -154,8 +231,7 @@ def energy_cost(
         for j in range(B):
             E[j] += 0.5 * S[i, j] * S[i, j] - bf[i] * R[i, j]
     for k in range(top):
-        W = weight(Wf, woff, off, k)
-        WR = np.dot(W, R[off[k + 1] : off[k + 2]])
+        WR = _from_above(Wf, woff, off, R, k)
         for i in range(WR.shape[0]):
             for j in range(B):
                 E[j] -= R[off[k] + i, j] * WR[i, j]
@@ -180,10 +256,8 @@ def input_drive(
     S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray
 ) -> np.ndarray:
     """``W_0^T x + b_1``: the clamped input's constant contribution to the first hidden layer's net input."""
-    U = np.dot(weight(Wf, woff, off, 0).T, S[0 : off[1]])
-    for i in range(U.shape[0]):
-        for j in range(U.shape[1]):
-            U[i, j] += bf[off[1] + i]
+    U = _from_below(Wf, woff, off, S, 1)
+    _add_bias(U, bf, off[1])
     return U
 
 
@@ -207,7 +281,7 @@ def force(
     ``drive`` is :func:`input_drive` (computed once per relaxation: the input is clamped).
     """
     nl = off.shape[0] - 1
-    top = nl - 1 if cost == COST_MSE else nl - 2
+    top = _top(off, cost)
     B = S.shape[1]
     for n in range(1, top + 1):
         a, b = off[n], off[n + 1]
@@ -215,12 +289,10 @@ def force(
         if n == 1:
             U = drive.copy()
         else:
-            U = np.dot(weight(Wf, woff, off, n - 1).T, R[off[n - 1] : a])
-            for i in range(b - a):
-                for j in range(B):
-                    U[i, j] += bf[a + i]
+            U = _from_below(Wf, woff, off, R, n)
+            _add_bias(U, bf, a)
         if n < top:
-            U += np.dot(weight(Wf, woff, off, n), R[b : off[n + 2]])
+            U += _from_above(Wf, woff, off, R, n)
         for i in range(b - a):
             for j in range(B):
                 G[a + i, j] = S[a + i, j] - _drho(S[a + i, j], kind) * U[i, j]
@@ -234,7 +306,7 @@ def force(
             P = readout(R, Wf, woff, bf, off)
             P -= D
             a = off[top]
-            V = np.dot(weight(Wf, woff, off, top), P)  # dC/drho(h_L)
+            V = np.dot(weight(Wf, woff, off, top), P)  # dC/drho(h_L); P is batch-shaped, not state-shaped
             for i in range(V.shape[0]):
                 for j in range(B):
                     G[a + i, j] += beta * _drho(S[a + i, j], kind) * V[i, j]
@@ -266,7 +338,7 @@ def relax(
         Steps taken and the final largest projected force (the residual).
     """
     nl = off.shape[0] - 1
-    top = nl - 1 if cost == COST_MSE else nl - 2
+    top = _top(off, cost)
     lo, hi = clip_bounds(kind)
     R = np.empty_like(S)
     G = np.empty_like(S)
@@ -320,37 +392,23 @@ def param_force(
     ``dE/dW_k = -rho(s_k) rho(s_{k+1})^T`` and ``dE/db_k = -rho(s_k)``; with the cross-entropy readout
     the readout parameters enter ``F`` only through ``beta C``.
     """
-    nl = off.shape[0] - 1
-    top = nl - 1 if cost == COST_MSE else nl - 2
+    top = _top(off, cost)
     B = S.shape[1]
     R = np.empty_like(S)
     fill_rho(S, R, off, kind)
     c = scale / B
+    # (g - c x) == (g + (-c) x) to the bit: negation is exact in IEEE arithmetic
     for k in range(top):
-        M = np.dot(R[off[k] : off[k + 1]], R[off[k + 1] : off[k + 2]].T)
-        g = gW[woff[k] : woff[k + 1]]
-        flat = M.ravel()
-        for i in range(flat.shape[0]):
-            g[i] -= c * flat[i]
+        _axpy(gW[woff[k] : woff[k + 1]], -c, _layer_outer(R, R, off, k))
     for i in range(off[1], off[top + 1]):
-        acc = 0.0
-        for j in range(B):
-            acc += R[i, j]
-        gb[i] -= c * acc
+        gb[i] -= c * _row_sum(R, i)
     if cost == COST_SOFTMAX_CE and beta != 0.0:
         P = readout(R, Wf, woff, bf, off)
         P -= D
-        M = np.dot(R[off[top] : off[top + 1]], P.T)
-        g = gW[woff[top] : woff[top + 1]]
-        flat = M.ravel()
         cb = c * beta
-        for i in range(flat.shape[0]):
-            g[i] += cb * flat[i]
+        _axpy(gW[woff[top] : woff[top + 1]], cb, np.dot(R[off[top] : off[top + 1]], P.T))
         for i in range(P.shape[0]):
-            acc = 0.0
-            for j in range(B):
-                acc += P[i, j]
-            gb[off[top + 1] + i] += cb * acc
+            gb[off[top + 1] + i] += cb * _row_sum(P, i)
 
 
 @njit(cache=True)
@@ -436,31 +494,18 @@ def train_epoch(
     Cbuf = np.empty(batch)
     o = off[nl - 1]
     for bi in range(n_batches):
-        for j in range(batch):
-            e = perm[bi * batch + j]
-            for i in range(X.shape[0]):
-                S0[i, j] = X[i, e]
-            for i in range(X.shape[0], n_units):
-                S0[i, j] = particles[i, e] if persistent else 0.0
-            for i in range(D.shape[0]):
-                Db[i, j] = D[i, e]
+        _gather(X, perm, bi * batch, S0)  # the clamped input rows
+        if persistent:
+            _gather(particles[X.shape[0] :], perm, bi * batch, S0[X.shape[0] :])
+        else:
+            S0[X.shape[0] :] = 0.0
+        _gather(D, perm, bi * batch, Db)
         steps, res = relax(S0, Wf, woff, bf, off, Db, 0.0, eps, n_free, tol, kind, cost)
         energy_cost(S0, Wf, woff, bf, off, Db, kind, cost, Ebuf, Cbuf)
-        wrong = 0
-        for j in range(batch):
-            best = 0
-            tgt = 0
-            for i in range(1, D.shape[0]):
-                if S0[o + i, j] > S0[o + best, j]:
-                    best = i
-                if Db[i, j] > Db[tgt, j]:
-                    tgt = i
-            if best != tgt:
-                wrong += 1
-            if persistent:
-                e = perm[bi * batch + j]
-                for i in range(n_units):
-                    particles[i, e] = S0[i, j]
+        wrong = _n_wrong(S0, o, Db)
+        if persistent:
+            for j in range(batch):
+                particles[:, perm[bi * batch + j]] = S0[:, j]
         stats[bi, 0] = steps
         stats[bi, 1] = res
         stats[bi, 2] = Ebuf.mean()
@@ -518,11 +563,7 @@ def predict_ep(
         steps, _ = relax(S, Wf, woff, bf, off, Dz, 0.0, eps, n_max, tol, kind, cost)
         states[:, start:start + m] = S
         for j in range(m):
-            best = 0
-            for i in range(1, n_out):
-                if S[o + i, j] > S[o + best, j]:
-                    best = i
-            out_class[start + j] = best
+            out_class[start + j] = _argmax_col(S, o, n_out, j)
             out_steps[start + j] = steps
 
 
@@ -551,8 +592,7 @@ def step_map(
     G = np.empty_like(S)
     fill_rho(S, R, off, kind)
     force(S, R, Wf, woff, bf, off, D, beta, kind, cost, input_drive(S, Wf, woff, bf, off), G)
-    nl = off.shape[0] - 1
-    top = nl - 1 if cost == COST_MSE else nl - 2
+    top = _top(off, cost)
     out = S.copy()
     for i in range(off[1], off[top + 1]):
         for j in range(S.shape[1]):
@@ -593,9 +633,9 @@ def bptt_at_fixed_point(
     U = np.zeros_like(S)
     for n in range(1, top + 1):
         a, b = off[n], off[n + 1]
-        Un = np.dot(weight(Wf, woff, off, n - 1).T, R[off[n - 1] : a])
+        Un = _from_below(Wf, woff, off, R, n)
         if n < top:
-            Un += np.dot(weight(Wf, woff, off, n), R[b : off[n + 2]])
+            Un += _from_above(Wf, woff, off, R, n)
         for i in range(b - a):
             for j in range(B):
                 U[a + i, j] = Un[i, j] + bf[a + i]
@@ -615,26 +655,21 @@ def bptt_at_fixed_point(
                 A[i, j] = eps * dR[i, j] * g[i, j]
         # parameter gradients of the step into s_{T-t}: s'_n = (1-eps) s_n + eps rho'(s_n) (u_n + b_n)
         for k in range(top):
-            M = np.dot(R[off[k] : off[k + 1]], A[off[k + 1] : off[k + 2]].T)
+            M = _layer_outer(R, A, off, k)
             if k >= 1:
-                M += np.dot(A[off[k] : off[k + 1]], R[off[k + 1] : off[k + 2]].T)
-            flat = M.ravel()
-            for i in range(flat.shape[0]):
-                gW[t, woff[k] + i] = flat[i]
+                M += _layer_outer(A, R, off, k)
+            gW[t, woff[k] : woff[k + 1]] = M.ravel()
         for i in range(off[1], off[top + 1]):
-            acc = 0.0
-            for j in range(B):
-                acc += A[i, j]
-            gb[t, i] = acc
+            gb[t, i] = _row_sum(A, i)
         # state gradient one step further back: g_n = (1-eps) g'_n + eps rho''(s_n) u_n g'_n
         #                                           + rho'(s_n) [W_{n-1}^T A_{n-1} + W_n A_{n+1}]
         gr[:] = 0.0
         for n in range(1, top + 1):
             a, b = off[n], off[n + 1]
             if n + 1 <= top:
-                gr[a:b] += np.dot(weight(Wf, woff, off, n), A[b : off[n + 2]])
+                gr[a:b] += _from_above(Wf, woff, off, A, n)
             if n - 1 >= 1:
-                gr[a:b] += np.dot(weight(Wf, woff, off, n - 1).T, A[off[n - 1] : a])
+                gr[a:b] += _from_below(Wf, woff, off, A, n)
         for i in range(off[1], off[top + 1]):
             for j in range(B):
                 g[i, j] = (1.0 - eps) * g[i, j] + eps * d2R[i, j] * U[i, j] * g[i, j] + dR[i, j] * gr[i, j]
@@ -658,7 +693,7 @@ def _forward(
     nl = off.shape[0] - 1
     H[: off[1]] = X
     for k in range(nl - 1):
-        Zk = np.dot(weight(Wf, woff, off, k).T, H[off[k] : off[k + 1]])
+        Zk = _from_below(Wf, woff, off, H, k + 1)
         a = off[k + 1]
         for i in range(Zk.shape[0]):
             for j in range(Zk.shape[1]):
@@ -704,25 +739,12 @@ def bp_train_epoch(
     Dl = np.zeros((n_units, batch))  # dL/dz per layer
     o = off[nl - 1]
     for bi in range(n_batches):
-        for j in range(batch):
-            e = perm[bi * batch + j]
-            for i in range(X.shape[0]):
-                Xb[i, j] = X[i, e]
-            for i in range(D.shape[0]):
-                Db[i, j] = D[i, e]
+        _gather(X, perm, bi * batch, Xb)
+        _gather(D, perm, bi * batch, Db)
         _forward(Xb, Wf, woff, bf, off, kind, cost, Z, H)
-        wrong = 0
+        wrong = _n_wrong(H, o, Db)
         cst = 0.0
         for j in range(batch):
-            best = 0
-            tgt = 0
-            for i in range(1, D.shape[0]):
-                if H[o + i, j] > H[o + best, j]:
-                    best = i
-                if Db[i, j] > Db[tgt, j]:
-                    tgt = i
-            if best != tgt:
-                wrong += 1
             for i in range(D.shape[0]):
                 if cost == COST_MSE:
                     d = H[o + i, j] - Db[i, j]
@@ -735,22 +757,16 @@ def bp_train_epoch(
         stats[bi, 0] = wrong
         stats[bi, 1] = cst / batch
         for k in range(nl - 2, -1, -1):
-            W = weight(Wf, woff, off, k)
             if k >= 1:
-                back = np.dot(W, Dl[off[k + 1] : off[k + 2]])
+                back = _from_above(Wf, woff, off, Dl, k)
                 a = off[k]
                 for i in range(back.shape[0]):
                     for j in range(batch):
                         Dl[a + i, j] = back[i, j] * _drho(Z[a + i, j], kind)
-            M = np.dot(H[off[k] : off[k + 1]], Dl[off[k + 1] : off[k + 2]].T)
-            flat = M.ravel()
-            for i in range(flat.shape[0]):
-                Wf[woff[k] + i] -= lr_w[k] * flat[i]
+            # (w - r x) == (w + (-r) x) to the bit: negation is exact in IEEE arithmetic
+            _axpy(Wf[woff[k] : woff[k + 1]], -lr_w[k], _layer_outer(H, Dl, off, k))
             for i in range(off[k + 1], off[k + 2]):
-                acc = 0.0
-                for j in range(batch):
-                    acc += Dl[i, j]
-                bf[i] -= lr_b[i] * acc
+                bf[i] -= lr_b[i] * _row_sum(Dl, i)
 
 
 @njit(cache=True)
@@ -772,8 +788,4 @@ def predict_bp(
     _forward(X, Wf, woff, bf, off, kind, cost, Z, H)
     o = off[nl - 1]
     for j in range(n):
-        best = 0
-        for i in range(1, off[nl] - o):
-            if H[o + i, j] > H[o + best, j]:
-                best = i
-        out_class[j] = best
+        out_class[j] = _argmax_col(H, o, off[nl] - o, j)
