@@ -40,6 +40,8 @@ def test_bad_training_input_is_one_line_exit_2(tmp_path, override, needles):
         ("params.rho=relu", ("params.rho",)),
         ("params.data.test_fraction=1.5", ("params.data.test_fraction", "(0, 1)")),
         ("params.training.batch_size=5000", ("params.training.batch_size", "1437 training examples")),
+        ("params.training.eval_tol=-1", ("params.training.eval_tol", "non-negative (>= 0)")),
+        ("params.init_gain=0", ("params.init_gain", "must be positive")),
     ],
 )
 def test_more_bad_input_in_process(override, needles):
@@ -65,6 +67,9 @@ def test_more_bad_input_in_process(override, needles):
         ("eqprop_bptt_match", "params.cost=softmax_ce", ("params.cost", "mse")),
         ("eqprop_gradient_theorem", "params.theorem.betas=[0.1]", ("params.theorem.betas", "two beta")),
         ("eqprop_gradient_theorem", "params.theorem.betas=[0.1, 0]", ("params.theorem.betas", "positive")),
+        ("eqprop_gradient_theorem", "params.theorem.fd_step=0", ("params.theorem.fd_step", "must be positive")),
+        ("eqprop_bptt_match", "params.bptt.tol=-1e-13", ("params.bptt.tol", "must be positive")),
+        ("eqprop_bptt_match", "params.bptt.betas=[0.1]", ("params.bptt.betas", "two beta")),
     ],
 )
 def test_gradient_experiment_bad_input(scenario, override, needles):

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue
 from neurodyn.families.base import StrictModel
+from neurodyn.quantities import NonNegative, Positive
 
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -49,7 +50,7 @@ class Training(StrictModel):
     n_free: PositiveInt = 20
     n_nudged: PositiveInt = 4
     #: the free phase stops early once the largest projected force |dF/ds| is below tol (0: never)
-    tol: float = 0.0
+    tol: NonNegative = 0.0
     #: warm-start each example's free phase from its last free state
     persistent: bool = True
     #: learning rate of each weight matrix W_0 .. W_L (input side first); a layer's bias uses the rate
@@ -66,7 +67,7 @@ class Training(StrictModel):
     #: state (``zero``) or from each test example's free state of the previous evaluation
     #: (``persistent``, as SB17 evaluate; deep nets relax slowly from zero)
     eval_steps: PositiveInt = 100
-    eval_tol: float = 1e-4
+    eval_tol: NonNegative = 1e-4
     eval_start: Literal["zero", "persistent"] = "zero"
 
     @field_validator("beta")
@@ -85,13 +86,6 @@ class Training(StrictModel):
     @classmethod
     def _bplr(cls, v: list[float] | None) -> list[float] | None:
         return None if v is None else _positive_list(v, "learning rate")
-
-    @field_validator("tol", "eval_tol")
-    @classmethod
-    def _tol(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must be >= 0")
-        return v
 
     @field_validator("estimators")
     @classmethod
@@ -113,16 +107,15 @@ class Training(StrictModel):
         return v
 
 
-class Theorem(StrictModel):
-    """EP gradient vs finite differences of ``J(theta) = C(s0_theta)``."""
+class GradientExperiment(StrictModel):
+    """Fields shared by the two gradient experiments: a beta sweep on a small batch at a tight fixed point."""
 
+    #: nudging strengths; the error is stored for every one and its log-log slope fitted over all
     betas: list[float] = [0.1, 0.03, 0.01, 0.003, 0.001]
-    #: random inputs (uniform in [0, 1]) and one-hot targets in the batch J averages over
+    #: random inputs (uniform in [0, 1]) and one-hot targets in the batch the cost averages over
     n_examples: PositiveInt = 4
-    #: central finite-difference step on every weight and bias
-    fd_step: float = 1e-5
     #: relaxation to |dF/ds| < tol (float64)
-    tol: float = 1e-13
+    tol: Positive = 1e-13
     max_steps: PositiveInt = 200_000
 
     @field_validator("betas")
@@ -133,40 +126,20 @@ class Theorem(StrictModel):
             raise ValueError("needs at least two beta values to fit a slope")
         return v
 
-    @field_validator("fd_step", "tol")
-    @classmethod
-    def _pos(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be positive")
-        return v
+
+class Theorem(GradientExperiment):
+    """EP gradient vs finite differences of ``J(theta) = C(s0_theta)``."""
+
+    #: central finite-difference step on every weight and bias
+    fd_step: Positive = 1e-5
 
 
-class BPTTMatch(StrictModel):
+class BPTTMatch(GradientExperiment):
     """Discrete-time EP updates vs truncated BPTT gradients (Ernoult et al. 2019)."""
 
-    #: beta values; the step-by-step curves are stored for every one of them
-    betas: list[float] = [0.1, 0.03, 0.01, 0.003, 0.001]
     estimator: Literal["one_sided", "symmetric"] = "one_sided"
     #: number of steps K of the nudged phase and of truncated BPTT
     steps: PositiveInt = 20
-    n_examples: PositiveInt = 4
-    tol: float = 1e-13
-    max_steps: PositiveInt = 200_000
-
-    @field_validator("betas")
-    @classmethod
-    def _betas(cls, v: list[float]) -> list[float]:
-        _positive_list(v, "beta")
-        if len(v) < 2:
-            raise ValueError("needs at least two beta values to fit a slope")
-        return v
-
-    @field_validator("tol")
-    @classmethod
-    def _pos(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be positive")
-        return v
 
 
 class Data(StrictModel):
@@ -196,7 +169,7 @@ class EqPropParams(StrictModel):
     #: relaxation step size
     eps: float = 0.5
     #: multiplies the Glorot-uniform bound sqrt(6 / (fan_in + fan_out))
-    init_gain: float = 1.0
+    init_gain: Positive = 1.0
     training: Training | None = None
     theorem: Theorem | None = None
     bptt: BPTTMatch | None = None
@@ -214,13 +187,6 @@ class EqPropParams(StrictModel):
     def _eps(cls, v: float) -> float:
         if not 0 < v <= 1:
             raise ValueError("step size must be in (0, 1], e.g. 0.5")
-        return v
-
-    @field_validator("init_gain")
-    @classmethod
-    def _gain(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError("must be positive")
         return v
 
     @model_validator(mode="after")
