@@ -17,7 +17,7 @@ from neurodyn.families.eqprop import kernels as K
 from neurodyn.families.eqprop.network import Layout, glorot_uniform, make_layout
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neurodyn.families.eqprop.params import EqPropParams
+    from neurodyn.families.eqprop.params import EqPropParams, GradientExperiment
     from neurodyn.scenario import Scenario
 
 
@@ -47,6 +47,10 @@ class Problem:
         self.kind = p.rho_code
         self.cost = p.cost_code
 
+    def _theta(self, Wf: np.ndarray | None, bf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The given (perturbed) parameters, or the problem's own where ``None``."""
+        return (self.Wf if Wf is None else Wf), (self.bf if bf is None else bf)
+
     def zero_state(self) -> np.ndarray:
         """The input clamped, every other unit at 0."""
         S = np.zeros((self.layout.n_units, self.X.shape[1]))
@@ -63,8 +67,7 @@ class Problem:
         bf: np.ndarray | None = None,
     ) -> tuple[int, float]:
         """Relax ``S`` in place to ``|dF/ds| < tol``; raise if it does not get there."""
-        Wf = self.Wf if Wf is None else Wf
-        bf = self.bf if bf is None else bf
+        Wf, bf = self._theta(Wf, bf)
         steps, res = K.relax(
             S,
             Wf,
@@ -88,8 +91,7 @@ class Problem:
 
     def cost_at(self, S: np.ndarray, Wf: np.ndarray | None = None, bf: np.ndarray | None = None) -> float:
         """Mean cost ``C`` of the batch at state ``S``."""
-        Wf = self.Wf if Wf is None else Wf
-        bf = self.bf if bf is None else bf
+        Wf, bf = self._theta(Wf, bf)
         E = np.empty(S.shape[1])
         C = np.empty(S.shape[1])
         K.energy_cost(S, Wf, self.layout.woff, bf, self.layout.off, self.D, self.kind, self.cost, E, C)
@@ -155,14 +157,41 @@ def finite_difference_gradient(
     return grad
 
 
+def _free_fixed_point(scenario: Scenario, ex: GradientExperiment) -> tuple[Problem, np.ndarray, int, float]:
+    """The experiment's problem (seeded by ``run.seed``) and its free fixed point relaxed from zero.
+
+    Returns
+    -------
+    (Problem, ndarray, int, float)
+        The problem, the free state ``s0``, the steps taken and the final residual ``max |dF/ds|``.
+    """
+    prob = Problem(scenario.params, ex.n_examples, int(scenario.run.seed))
+    S0 = prob.zero_state()
+    free_steps, free_res = prob.relax(S0, 0.0, ex.tol, ex.max_steps)
+    return prob, S0, free_steps, free_res
+
+
+def _free_phase_vars(free_steps: int, free_res: float) -> dict[str, tuple]:
+    """Stored variables of the free phase, common to both gradient experiments."""
+    return {
+        "free_steps": ((), free_steps, var_attrs("1", "relaxation steps of the free phase from zero")),
+        "free_residual": ((), free_res, var_attrs("1", "largest |dF/ds| at the free fixed point")),
+    }
+
+
+def _label_beta_and_params(ds: xr.Dataset) -> None:
+    """Units and long names of the ``beta``, ``param`` and ``param_group`` coordinates."""
+    ds["beta"].attrs = var_attrs("1", "nudging strength beta")
+    ds["param"].attrs = var_attrs("1", "parameter index: weights W_0, W_1, ... then non-input biases")
+    ds["param_group"].attrs = var_attrs("1", "weight matrix or bias vector of the parameter")
+
+
 def simulate_theorem(scenario: Scenario) -> xr.Dataset:
     """EP gradient (one-sided, symmetric) against finite differences over the beta list."""
     p: EqPropParams = scenario.params
     th = p.theorem
     assert th is not None
-    prob = Problem(p, th.n_examples, int(scenario.run.seed))
-    S0 = prob.zero_state()
-    free_steps, free_res = prob.relax(S0, 0.0, th.tol, th.max_steps)
+    prob, S0, free_steps, free_res = _free_fixed_point(scenario, th)
     g_fd = finite_difference_gradient(prob, S0, th.fd_step, th.tol, th.max_steps)
     betas = np.asarray(th.betas, dtype=float)
     est = np.empty((2, betas.size, g_fd.size))
@@ -197,17 +226,14 @@ def simulate_theorem(scenario: Scenario) -> xr.Dataset:
                 nudged_steps,
                 var_attrs("1", "relaxation steps of the nudged phase (+beta; -beta)"),
             ),
-            "free_steps": ((), free_steps, var_attrs("1", "relaxation steps of the free phase from zero")),
-            "free_residual": ((), free_res, var_attrs("1", "largest |dF/ds| at the free fixed point")),
+            **_free_phase_vars(free_steps, free_res),
             "J": ((), prob.cost_at(S0), var_attrs("1", "J = C(s0), mean over the batch")),
         },
         coords={"estimator": estimators, "beta": betas, "param": np.arange(g_fd.size),
                 "param_group": ("param", prob.param_groups())},
     )
-    ds["beta"].attrs = var_attrs("1", "nudging strength beta")
+    _label_beta_and_params(ds)
     ds["estimator"].attrs = var_attrs("1", "one_sided: (s_beta, s_0); symmetric: (s_+beta, s_-beta)")
-    ds["param"].attrs = var_attrs("1", "parameter index: weights W_0, W_1, ... then non-input biases")
-    ds["param_group"].attrs = var_attrs("1", "weight matrix or bias vector of the parameter")
     ds.attrs.update(experiment="gradient_theorem", layers=list(p.layers))
     return ds
 
@@ -217,10 +243,8 @@ def simulate_bptt(scenario: Scenario) -> xr.Dataset:
     p: EqPropParams = scenario.params
     bp = p.bptt
     assert bp is not None
-    prob = Problem(p, bp.n_examples, int(scenario.run.seed))
+    prob, S0, free_steps, free_res = _free_fixed_point(scenario, bp)
     lay = prob.layout
-    S0 = prob.zero_state()
-    free_steps, free_res = prob.relax(S0, 0.0, bp.tol, bp.max_steps)
     n_steps = bp.steps
     n_rel = lay.n_units - lay.layers[0]
     B = bp.n_examples
@@ -308,8 +332,7 @@ def simulate_bptt(scenario: Scenario) -> xr.Dataset:
                 slope_s,
                 var_attrs("1", "fitted slope of log rel_rmse_state against log beta"),
             ),
-            "free_steps": ((), free_steps, var_attrs("1", "relaxation steps of the free phase from zero")),
-            "free_residual": ((), free_res, var_attrs("1", "largest |dF/ds| at the free fixed point")),
+            **_free_phase_vars(free_steps, free_res),
             "unit_layer": (("unit",), unit_layer, var_attrs("1", "layer of each relaxed unit")),
         },
         coords={
@@ -321,10 +344,8 @@ def simulate_bptt(scenario: Scenario) -> xr.Dataset:
             "example": np.arange(B),
         },
     )
-    ds["beta"].attrs = var_attrs("1", "nudging strength beta")
+    _label_beta_and_params(ds)
     ds["step"].attrs = var_attrs("1", "t: steps into the nudged phase = steps back from the end for BPTT")
-    ds["param"].attrs = var_attrs("1", "parameter index: weights W_0, W_1, ... then non-input biases")
-    ds["param_group"].attrs = var_attrs("1", "weight matrix or bias vector of the parameter")
     ds["unit"].attrs = var_attrs("1", "relaxed unit index (hidden layers, then output)")
     ds["example"].attrs = var_attrs("1", "example in the batch")
     ds.attrs.update(experiment="bptt_match", layers=list(p.layers), estimator=bp.estimator)

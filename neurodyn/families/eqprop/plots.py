@@ -17,6 +17,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    """Lay out, write the PNG at 120 dpi and free the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     """Dispatch on the experiment stored in the run."""
     exp = ds.attrs.get("experiment")
@@ -47,10 +55,7 @@ def plot_theorem(ds: xr.Dataset, path: Path) -> Path:
     ax.set_ylabel("||g_EP - g_FD|| / ||g_FD||")
     ax.set_title("EP gradient vs finite differences")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_bptt(ds: xr.Dataset, path: Path, n_curves: int = 6) -> Path:
@@ -86,10 +91,7 @@ def plot_bptt(ds: xr.Dataset, path: Path, n_curves: int = 6) -> Path:
     ax1.set_xlabel("beta")
     ax1.set_ylabel("relative RMSE EP vs BPTT")
     ax1.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_training(ds: xr.Dataset, path: Path) -> Path:
@@ -128,7 +130,4 @@ def plot_training(ds: xr.Dataset, path: Path) -> Path:
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("relaxation steps")
     axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

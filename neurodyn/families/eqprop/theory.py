@@ -26,52 +26,33 @@ SIGN_SHARE_LEVEL = 0.95
 RMSE_LEVEL = 1e-2
 
 
+def _slope_theory(k: float, what: str, source: str, rel_tol: float) -> tuple:
+    """A predicted log-log slope ``k`` as a scalar ``*_theory`` variable; ``{k}`` in ``source`` is filled in."""
+    return (
+        (),
+        k,
+        var_attrs("1", f"predicted {what}", source=source.replace("{k}", str(int(k))), rel_tol=rel_tol),
+    )
+
+
 def theory_dataset(ds: xr.Dataset) -> xr.Dataset:
     """Predictions for a gradient_theorem or bptt_match run (none for training runs)."""
     exp = ds.attrs.get("experiment")
     out = xr.Dataset()
     if exp == "gradient_theorem":
-        out["slope_one_sided_theory"] = (
-            (),
-            1.0,
-            var_attrs(
-                "1",
-                "predicted error slope, one-sided nudging",
-                source=SRC_THEOREM.replace("{k}", "1"),
-                rel_tol=0.15,
-            ),
+        out["slope_one_sided_theory"] = _slope_theory(
+            1.0, "error slope, one-sided nudging", SRC_THEOREM, rel_tol=0.15
         )
-        out["slope_symmetric_theory"] = (
-            (),
-            2.0,
-            var_attrs(
-                "1",
-                "predicted error slope, symmetric nudging",
-                source=SRC_THEOREM.replace("{k}", "2"),
-                rel_tol=0.1,
-            ),
+        out["slope_symmetric_theory"] = _slope_theory(
+            2.0, "error slope, symmetric nudging", SRC_THEOREM, rel_tol=0.1
         )
     elif exp == "bptt_match":
         k = 2.0 if ds.attrs.get("estimator") == "symmetric" else 1.0
-        out["rmse_slope_theory"] = (
-            (),
-            k,
-            var_attrs(
-                "1",
-                "predicted slope of the EP-BPTT relative RMSE",
-                source=SRC_BPTT.replace("{k}", str(int(k))),
-                rel_tol=0.15,
-            ),
+        out["rmse_slope_theory"] = _slope_theory(
+            k, "slope of the EP-BPTT relative RMSE", SRC_BPTT, rel_tol=0.15
         )
-        out["rmse_state_slope_theory"] = (
-            (),
-            k,
-            var_attrs(
-                "1",
-                "predicted slope of the EP-BPTT neuron-update relative RMSE",
-                source=SRC_BPTT.replace("{k}", str(int(k))),
-                rel_tol=0.15,
-            ),
+        out["rmse_state_slope_theory"] = _slope_theory(
+            k, "slope of the EP-BPTT neuron-update relative RMSE", SRC_BPTT, rel_tol=0.15
         )
         small = ds["beta"].values <= 0.01 + 1e-15
         if small.any():
