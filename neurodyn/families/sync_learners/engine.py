@@ -9,8 +9,11 @@ kernels in :mod:`.kernels` and the time averages, traces and sample trajectories
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -162,6 +165,26 @@ def simulate(scenario, progress: Progress = QUIET) -> xr.Dataset:
                     ntraj, ndim, nb)
 
 
+#: state elements (trials x n x d) below which a step is too small to share between threads: a parallel
+#: region costs a few microseconds (much more on an oversubscribed machine), a step ~3 ns per element
+PARALLEL_MIN_ELEMENTS = 50_000
+
+
+@contextmanager
+def kernel_threads(run, elements: int) -> Iterator[None]:
+    """Numba threads for the kernels: ``run.threads`` (default: all), 1 for small systems.
+
+    The kernels' output does not depend on the thread count, so this only changes the speed.
+    """
+    before = numba.get_num_threads()
+    want = min(run.threads, numba.config.NUMBA_NUM_THREADS) if run.threads else before
+    numba.set_num_threads(want if elements >= PARALLEL_MIN_ELEMENTS else 1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def noise_streams(seed: np.random.SeedSequence, trials: int, n: int, d: int,
                   ) -> tuple[np.random.Generator, Streams]:
     """Generator for the initial state and the kernels' per-block noise streams of one run.
@@ -212,7 +235,8 @@ def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams
         return status, ("" if status == STATUS_OK else
                         f"{desc}: the state became non-finite; reduce run.dt or the coupling k")
 
-    run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
+    with kernel_threads(run, x.size):
+        run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
     acc[:, :4] /= max(nacc[0], 1)
     acc[:, 4:] = acc[:, 4:] / nacc[1] if nacc[1] else np.nan
     if not with_agree:
@@ -271,7 +295,8 @@ def _run_exact(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, stre
         return kernels.ou_chunk(yy, *streams.arrays, nblk, start, count, decay, noise, u_rows, v_rows, loss.center,
                                 st.stat_start, st.stat_every, st.rec_every, acc, nacc, trace, traj), ""
 
-    run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
+    with kernel_threads(run, yy.size):
+        run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
     acc[:, :3] /= max(nacc[0], 1)
     acc[:, 3:] = np.nan
     return np.concatenate([acc, np.full((p.trials, 2), np.nan)], axis=1), trace, traj
