@@ -23,7 +23,7 @@ from numba import njit
 from neurodyn.families.sync_learners import kernels
 from neurodyn.families.sync_learners.graphs import build_graph
 from neurodyn.families.sync_learners.params import Topology
-from neurodyn.families.sync_learners.rng import Streams, normals
+from neurodyn.families.sync_learners.rng import BATCH, Streams, take_normals
 
 
 def numpy_em(x: np.ndarray, lap, complete: bool, steps: int, dt: float, k: float, sigma: float,
@@ -85,6 +85,12 @@ def _numba_normals(rng: np.random.Generator, out: np.ndarray, reps: int) -> None
             out.flat[i] = rng.standard_normal()
 
 
+@njit(cache=True)
+def _block_normals(state, buf, pos, out: np.ndarray, reps: int, bits) -> None:
+    for _ in range(reps):
+        take_normals(state, buf, pos, 0, out, bits)
+
+
 def rng_floor(n: int, d: int, reps: int) -> tuple[float, float, float]:
     """Seconds per normal draw (one thread): Numba's Generator in a loop, the family's block stream
     (xoshiro256++ / ziggurat, :mod:`neurodyn.families.sync_learners.rng`), NumPy's ``standard_normal``."""
@@ -94,9 +100,11 @@ def rng_floor(n: int, d: int, reps: int) -> tuple[float, float, float]:
     t0 = time.perf_counter()
     _numba_normals(rng, out, reps)
     t_nb = (time.perf_counter() - t0) / (reps * out.size)
-    normals(4, 1000)
+    st = Streams(4, 1)
+    bits = np.empty(BATCH, dtype=np.uint64)
+    _block_normals(*st.arrays, out, 1, bits)
     t0 = time.perf_counter()
-    normals(4, reps * out.size)
+    _block_normals(*st.arrays, out, reps, bits)
     t_zig = (time.perf_counter() - t0) / (reps * out.size)
     t0 = time.perf_counter()
     for _ in range(reps):
