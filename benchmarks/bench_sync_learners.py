@@ -88,7 +88,7 @@ def _numba_normals(rng: np.random.Generator, out: np.ndarray, reps: int) -> None
 @njit(cache=True)
 def _block_normals(state, buf, pos, out: np.ndarray, reps: int, bits) -> None:
     for _ in range(reps):
-        take_normals(state, buf, pos, 0, out, bits)
+        take_normals(state, buf, pos, 0, out, 0, out.size, bits)
 
 
 def rng_floor(n: int, d: int, reps: int) -> tuple[float, float, float]:

@@ -261,7 +261,8 @@ def em_chunk(x, xn, state, nbuf, npos, nblk, start, nsteps, dt, k, sigma, rho,
     trials, n, d = x.shape
     jobs = trials * nblk
     g = np.empty((jobs, d))
-    nz = np.empty((jobs, d))
+    rows_max = (n + nblk - 1) // nblk
+    nz = np.empty((jobs, rows_max * d))  # a block's noise for one step, drawn in one call
     bits = np.empty((jobs + trials, BATCH), dtype=np.uint64)
     part = np.zeros((jobs, d))  # per-block sums of the new state (complete graph: next step's mean)
     xbar = np.zeros((trials, d))
@@ -286,7 +287,7 @@ def em_chunk(x, xn, state, nbuf, npos, nblk, start, nsteps, dt, k, sigma, rho,
     for step in range(start, start + nsteps):
         if rho > 0.0:
             for t in range(trials):
-                take_normals(state, nbuf, npos, jobs + t, eta[t], bits[jobs + t])
+                take_normals(state, nbuf, npos, jobs + t, eta[t], 0, d, bits[jobs + t])
                 for m in range(d):
                     eta[t, m] *= a_com
         for job in prange(jobs):
@@ -295,29 +296,30 @@ def em_chunk(x, xn, state, nbuf, npos, nblk, start, nsteps, dt, k, sigma, rho,
             xs = src[t]
             xd = dst[t]
             gj = g[job]
-            nj = nz[job]
             pj = part[job]
             et = eta[t]
             xb = xbar[t]
             for m in range(d):
                 pj[m] = 0.0
+            nj = nz[job]
+            take_normals(state, nbuf, npos, job, nj, 0, (i1 - i0) * d, bits[job])
             for i in range(i0, i1):
                 _grad(loss_id, xs[i], gj, hess, hess_diag, center, lp, z, y)
-                take_normals(state, nbuf, npos, job, nj, bits[job])
+                off = (i - i0) * d
                 xi = xs[i]
                 yi = xd[i]
                 if complete:
                     # sum_j w (x_j - x_i) = w n (xbar - x_i): O(n d), never the dense Laplacian
                     for m in range(d):
                         v = xi[m]
-                        u = v + dt * (kc * (xb[m] - v) - gj[m]) + a_ind * nj[m] + et[m]
+                        u = v + dt * (kc * (xb[m] - v) - gj[m]) + a_ind * nj[off + m] + et[m]
                         yi[m] = u
                         pj[m] += u
                 else:
                     kd = k * deg[i]
                     for m in range(d):
                         v = xi[m]
-                        yi[m] = v + dt * (-gj[m] - kd * v) + a_ind * nj[m] + et[m]
+                        yi[m] = v + dt * (-gj[m] - kd * v) + a_ind * nj[off + m] + et[m]
                     if k != 0.0:
                         for p in range(indptr[i], indptr[i + 1]):
                             xj = xs[indices[p]]
@@ -359,7 +361,8 @@ def ou_chunk(yy, state, nbuf, npos, nblk, start, nsteps, decay, noise, u_rows, v
     jobs = trials * nblk
     ntraj = traj.shape[1]
     ndim = traj.shape[2]
-    nz = np.empty((jobs, d))
+    rows_max = (n + nblk - 1) // nblk
+    nz = np.empty((jobs, rows_max * d))  # a block's noise for one step, drawn in one call
     bits = np.empty((jobs, BATCH), dtype=np.uint64)
     part = np.zeros((jobs, 2))  # per block: sum of y^2 over modes j >= 1, and over mode 0
     for step in range(start, start + nsteps):
@@ -367,18 +370,17 @@ def ou_chunk(yy, state, nbuf, npos, nblk, start, nsteps, decay, noise, u_rows, v
             t = job // nblk
             j0, j1 = _block_rows(job % nblk, nblk, n)
             yt = yy[t]
-            nj = nz[job]
             s_rest = 0.0
             s_zero = 0.0
+            nj = nz[job]
+            take_normals(state, nbuf, npos, job, nj, 0, (j1 - j0) * d, bits[job])
             for j in range(j0, j1):
-                take_normals(state, nbuf, npos, job, nj, bits[job])
-                row = yt[j]
-                dj = decay[j]
-                sj = noise[j]
+                off = (j - j0) * d
                 sq = 0.0
+                # plain 2-D indexing: row views would cost a reference count each, per mode and step
                 for m in range(d):
-                    u = dj[m] * row[m] + sj[m] * nj[m]
-                    row[m] = u
+                    u = decay[j, m] * yt[j, m] + noise[j, m] * nj[off + m]
+                    yt[j, m] = u
                     sq += u * u
                 if j == 0:
                     s_zero += sq

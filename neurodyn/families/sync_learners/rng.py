@@ -10,10 +10,10 @@ the result depend on the scheduling. This module gives every *block* of learners
   update (adds, xors, shifts and rotations, no multiply) is one loop over the lanes, which LLVM
   vectorises (~0.5 ns per 64-bit word instead of ~1.2 ns for a scalar generator). State: a uint64 array
   ``(streams, 4, LANES)`` owned by the caller and advanced in place by the kernels.
-* **Seeding**: each lane of each stream gets 256 bits from ``np.random.SeedSequence(...).spawn(streams)``
-  (``generate_state(4 * LANES, uint64)``); SeedSequence's hashing makes the spawned children
-  independent for practical purposes, and a state of all zeros (the one forbidden xoshiro state) is
-  replaced.
+* **Seeding**: the lanes' 256-bit states are consecutive raw outputs of one PCG64 generator seeded
+  by the run's noise ``SeedSequence`` (itself spawned from ``run.seed``); xoshiro256++ has period
+  2^256 - 1, so lanes started at unrelated points do not overlap in any feasible run. A state of all
+  zeros (the one forbidden xoshiro state) is replaced.
 * **Normals**: the 256-layer ziggurat of Marsaglia & Tsang (J. Stat. Softw. 5(8), 2000) with tables built
   here from its constants ``r = 3.6541528853610088``, ``v = 0.00492867323399``, using independent bits of
   one 64-bit word for the layer (8 bits), the sign (1 bit) and the magnitude (52 bits) (avoiding the
@@ -79,19 +79,21 @@ def make_streams(seed: np.random.SeedSequence | int, count: int) -> np.ndarray:
     Parameters
     ----------
     seed : SeedSequence or int
-        Root of the streams; stream ``b`` is seeded from its ``b``-th child (as ``seed.spawn`` would).
+        Root of the streams. Its PCG64 generator's raw output, taken in order, gives the 256-bit state
+        of every lane of every stream (stream ``b`` gets words ``b * 4 * LANES`` onwards). Spawning a
+        SeedSequence per stream would cost ~0.2 ms per stream (1024 hashed words), which dominated small
+        runs with many trials; one PCG64 (period 2^128) fills them at ~1 ns a word.
     count : int
-        Number of streams (learner blocks); depends on the problem size only.
+        Number of streams (trials x learner blocks, plus one per trial for shared noise); depends on the
+        problem size only.
     """
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    out = np.empty((count, 4, LANES), dtype=np.uint64)
-    for b in range(count):
-        # the children ss.spawn(count) would give, derived without mutating ss (so reusable)
-        child = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, b))
-        st = child.generate_state(4 * LANES, dtype=np.uint64).reshape(4, LANES)
-        zero = ~st.any(axis=0)
-        st[0, zero] = np.uint64(0x9E3779B97F4A7C15)  # the all-zero state never leaves zero
-        out[b] = st
+    # a fresh SeedSequence with the same entropy and key: PCG64(ss) would otherwise be the same anyway,
+    # but this keeps ``seed`` itself untouched
+    root = np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key)
+    out = np.random.PCG64(root).random_raw(count * 4 * LANES).astype(np.uint64).reshape(count, 4, LANES)
+    zero = ~out.any(axis=1)  # (count, LANES): the all-zero state never leaves zero
+    out[:, 0, :][zero] = np.uint64(0x9E3779B97F4A7C15)
     return out
 
 
@@ -206,24 +208,29 @@ def fill_normals(state, b, out, bits):
 
 
 @njit(cache=True, boundscheck=False)
-def take_normals(state, buf, pos, b, out, bits):
-    """``out[:] =`` the next ``len(out)`` normals of stream ``b``.
+def take_normals(state, buf, pos, b, out, start, count, bits):
+    """``out[start:start + count] =`` the next ``count`` normals of stream ``b``.
 
     ``buf[b]`` holds the stream's current batch of :data:`BATCH` normals and ``pos[b]`` the index of the
     next unused one; both persist between calls (and kernel chunks), so the sequence a stream delivers
-    does not depend on how the draws are grouped. ``bits``: uint64 scratch of length :data:`BATCH`.
+    does not depend on how the draws are grouped. Whole batches are generated straight into ``out``
+    (the same numbers the buffer would have held). ``bits``: uint64 scratch of length :data:`BATCH`.
     """
-    d = out.shape[0]
     p = pos[b]
-    m = 0
-    while m < d:
-        if p == BATCH:
-            fill_normals(state, b, buf[b], bits)
-            p = 0
-        cnt = min(d - m, BATCH - p)
-        out[m:m + cnt] = buf[b, p:p + cnt]
-        m += cnt
-        p += cnt
+    bb = buf[b]
+    cnt = min(count, BATCH - p)
+    for q in range(cnt):
+        out[start + q] = bb[p + q]
+    m = cnt
+    p += cnt
+    while count - m >= BATCH:
+        fill_normals(state, b, out[start + m:start + m + BATCH], bits)
+        m += BATCH
+    if m < count:
+        fill_normals(state, b, bb, bits)
+        p = count - m
+        for q in range(p):
+            out[start + m + q] = bb[q]
     pos[b] = p
 
 
@@ -245,5 +252,5 @@ def normals(seed: np.random.SeedSequence | int, size: int) -> np.ndarray:
     """``size`` standard normals from one stream (for tests and diagnostics)."""
     st = Streams(seed, 1)
     out = np.empty(size)
-    take_normals(*st.arrays, 0, out, np.empty(BATCH, dtype=np.uint64))
+    take_normals(*st.arrays, 0, out, 0, size, np.empty(BATCH, dtype=np.uint64))
     return out
