@@ -80,7 +80,8 @@ def check_scenario(scenario) -> None:
     if st.stat_start >= st.n_steps:
         raise ScenarioError("params.burn_in", p.burn_in,
                             f"must be shorter than run.duration ({run.duration:g} s)")
-    state = 2 * p.trials * max(p.n) * p.d * 8 + p.trials * st.n_rec * kernels.N_COLS * 8
+    # two state buffers and one step of noise
+    state = 3 * p.trials * max(p.n) * p.d * 8 + p.trials * st.n_rec * kernels.N_COLS * 8
     if state > MAX_STATE_BYTES:
         raise ResourceError(f"the state of {p.trials} trials x {max(p.n)} learners x d = {p.d} needs "
                             f"{state / 1e9:.1f} GB; reduce trials, n or d")
