@@ -279,7 +279,8 @@ def _run_exact(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, stre
     n = g.n
     decay, noise, u, v = ou_modes(g, loss.hess, k, p.sigma, p.noise_correlation, run.dt)
     x = _initial_state(p, loss, n, rng)
-    yy = np.ascontiguousarray(np.einsum("ji,tjm,mq->tiq", u, x - loss.center, v))
+    # optimize=True: two matrix products instead of one (n d)^2-term loop
+    yy = np.ascontiguousarray(np.einsum("ji,tjm,mq->tiq", u, x - loss.center, v, optimize=True))
     acc = np.zeros((p.trials, kernels.N_COLS))
     nacc = np.zeros(2, dtype=np.int64)
     trace = np.full((p.trials, st.n_rec, kernels.N_COLS), np.nan)
