@@ -9,8 +9,11 @@ kernels in :mod:`.kernels` and the time averages, traces and sample trajectories
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -20,6 +23,7 @@ from neurodyn.families.sync_learners import kernels
 from neurodyn.families.sync_learners.graphs import Graph, build_graph, eigenbasis, n_components, spectrum
 from neurodyn.families.sync_learners.losses import DOUBLE_WELL, LOGISTIC, LossSetup, make_loss
 from neurodyn.families.sync_learners.params import vector
+from neurodyn.families.sync_learners.rng import Streams
 from neurodyn.progress import QUIET, Progress
 from neurodyn.runner import STATUS_OK, run_chunked
 
@@ -76,7 +80,8 @@ def check_scenario(scenario) -> None:
     if st.stat_start >= st.n_steps:
         raise ScenarioError("params.burn_in", p.burn_in,
                             f"must be shorter than run.duration ({run.duration:g} s)")
-    state = 2 * p.trials * max(p.n) * p.d * 8 + p.trials * st.n_rec * kernels.N_COLS * 8
+    # two state buffers and one step of noise
+    state = 3 * p.trials * max(p.n) * p.d * 8 + p.trials * st.n_rec * kernels.N_COLS * 8
     if state > MAX_STATE_BYTES:
         raise ResourceError(f"the state of {p.trials} trials x {max(p.n)} learners x d = {p.d} needs "
                             f"{state / 1e9:.1f} GB; reduce trials, n or d")
@@ -137,8 +142,8 @@ def simulate(scenario, progress: Progress = QUIET) -> xr.Dataset:
     eig_all = np.full((nt, nn, nmax), np.nan)
     ncomp = np.zeros((nt, nn), dtype=np.int64)
 
-    # one noise stream per (n, k), shared by all topologies: common random numbers make topology
-    # differences less noisy, and with k = 0 every topology gives bitwise the same run
+    # one seed per (n, k), shared by all topologies: common random numbers make topology differences
+    # less noisy, and with k = 0 every topology gives bitwise the same run
     seeds = np.random.SeedSequence(run.seed).spawn(nn * nk)
     times = np.arange(st.n_rec) * st.rec_every * run.dt
     for ti in range(nt):
@@ -147,12 +152,10 @@ def simulate(scenario, progress: Progress = QUIET) -> xr.Dataset:
             eig_all[ti, ni, :n] = spectrum(g)
             ncomp[ti, ni] = n_components(g)
             for ki, k in enumerate(p.k):
-                rng = np.random.default_rng(seeds[ni * nk + ki])
+                rng, streams = noise_streams(seeds[ni * nk + ki], p.trials, n, p.d)
                 desc = f"{labels[ti]} n={n} k={k:g}"
-                if p.integrator == "exact":
-                    acc, trace, traj = _run_exact(p, run, st, loss, g, k, rng, ntraj, ndim, progress, desc)
-                else:
-                    acc, trace, traj = _run_em(p, run, st, loss, g, k, rng, ntraj, ndim, progress, desc)
+                run_fn = _run_exact if p.integrator == "exact" else _run_em
+                acc, trace, traj = run_fn(p, run, st, loss, g, k, rng, streams, ntraj, ndim, progress, desc)
                 acc_all[ti, ni, ki] = acc
                 trace_all[ti, ni, ki] = trace.mean(axis=0)
                 traj_all[ti, ni, ki] = traj
@@ -163,7 +166,40 @@ def simulate(scenario, progress: Progress = QUIET) -> xr.Dataset:
                     ntraj, ndim, nb)
 
 
-def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, ntraj, ndim, progress, desc):
+#: state elements (trials x n x d) below which a step is too small to share between threads: a parallel
+#: region costs a few microseconds (much more on an oversubscribed machine), a step ~3 ns per element
+PARALLEL_MIN_ELEMENTS = 50_000
+
+
+@contextmanager
+def kernel_threads(run, elements: int) -> Iterator[None]:
+    """Numba threads for the kernels: ``run.threads`` (default: all), 1 for small systems.
+
+    The kernels' output does not depend on the thread count, so this only changes the speed.
+    """
+    before = numba.get_num_threads()
+    want = min(run.threads, numba.config.NUMBA_NUM_THREADS) if run.threads else before
+    numba.set_num_threads(want if elements >= PARALLEL_MIN_ELEMENTS else 1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def noise_streams(seed: np.random.SeedSequence, trials: int, n: int, d: int,
+                  ) -> tuple[np.random.Generator, Streams]:
+    """Generator for the initial state and the kernels' per-block noise streams of one run.
+
+    Both are spawned from ``seed``; the number of streams depends on ``(trials, n, d)`` only
+    (:func:`kernels.n_streams`), so the noise does not depend on the thread count.
+    """
+    # children derived without seed.spawn(), which would mutate ``seed`` (it is reused per topology)
+    init_seed, noise_seed = (np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, i)) for i in (0, 1))
+    return np.random.default_rng(init_seed), Streams(noise_seed, kernels.n_streams(trials, n, d))
+
+
+def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams: Streams, ntraj, ndim,
+            progress, desc):
     n = g.n
     x = _initial_state(p, loss, n, rng)
     xn = np.empty_like(x)
@@ -186,11 +222,12 @@ def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, ntraj, 
     y = loss.y if loss.kind_id == LOGISTIC else np.zeros(0)
     x_ref = np.nan_to_num(loss.x_ref)
 
+    nblk = kernels.n_blocks(n, p.d)
     wells = np.zeros((p.trials, n + 1, p.d), dtype=np.int8)
     switches = np.zeros((p.trials, 2))
 
     def advance(start: int, count: int) -> tuple[int, str]:
-        status = kernels.em_chunk(x, xn, rng, start, count, run.dt, k, p.sigma, p.noise_correlation,
+        status = kernels.em_chunk(x, xn, *streams.arrays, nblk, start, count, run.dt, k, p.sigma, p.noise_correlation,
                                   loss.kind_id, loss.hess, loss.hess_diagonal, loss.center, loss.lp, z, y,
                                   complete_w, indptr, indices, weights, deg,
                                   err_well, x_ref, with_agree, zt, yt,
@@ -199,7 +236,8 @@ def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, ntraj, 
         return status, ("" if status == STATUS_OK else
                         f"{desc}: the state became non-finite; reduce run.dt or the coupling k")
 
-    run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
+    with kernel_threads(run, x.size):
+        run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
     acc[:, :4] /= max(nacc[0], 1)
     acc[:, 4:] = acc[:, 4:] / nacc[1] if nacc[1] else np.nan
     if not with_agree:
@@ -236,11 +274,13 @@ def ou_modes(g: Graph, hess: np.ndarray, k: float, sigma: float, rho: float, dt:
     return decay, noise, u, v
 
 
-def _run_exact(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, ntraj, ndim, progress, desc):
+def _run_exact(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams: Streams, ntraj, ndim,
+               progress, desc):
     n = g.n
     decay, noise, u, v = ou_modes(g, loss.hess, k, p.sigma, p.noise_correlation, run.dt)
     x = _initial_state(p, loss, n, rng)
-    yy = np.ascontiguousarray(np.einsum("ji,tjm,mq->tiq", u, x - loss.center, v))
+    # optimize=True: two matrix products instead of one (n d)^2-term loop
+    yy = np.ascontiguousarray(np.einsum("ji,tjm,mq->tiq", u, x - loss.center, v, optimize=True))
     acc = np.zeros((p.trials, kernels.N_COLS))
     nacc = np.zeros(2, dtype=np.int64)
     trace = np.full((p.trials, st.n_rec, kernels.N_COLS), np.nan)
@@ -250,13 +290,15 @@ def _run_exact(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, ntra
     trace[:, 0, 0], trace[:, 0, 1], trace[:, 0, 2] = spread0, cerr0, spread0 / n + cerr0
     traj[0] = x[0, :ntraj, :ndim]
     u_rows = np.ascontiguousarray(u[:ntraj])
+    nblk = kernels.n_blocks(n, p.d)
     v_rows = np.ascontiguousarray(v[:ndim])
 
     def advance(start: int, count: int) -> tuple[int, str]:
-        return kernels.ou_chunk(yy, rng, start, count, decay, noise, u_rows, v_rows, loss.center,
+        return kernels.ou_chunk(yy, *streams.arrays, nblk, start, count, decay, noise, u_rows, v_rows, loss.center,
                                 st.stat_start, st.stat_every, st.rec_every, acc, nacc, trace, traj), ""
 
-    run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
+    with kernel_threads(run, yy.size):
+        run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
     acc[:, :3] /= max(nacc[0], 1)
     acc[:, 3:] = np.nan
     return np.concatenate([acc, np.full((p.trials, 2), np.nan)], axis=1), trace, traj

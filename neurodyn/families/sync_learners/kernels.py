@@ -12,10 +12,14 @@ Two integrators advance ``trials`` independent copies of the n-learner system in
   eigenvectors) every entry is an independent scalar OU process with rate ``r_jm = h_m + k lambda_j``, so
   ``y <- e^{-r dt} y + s_j sqrt((1 - e^{-2 r dt}) / (2 r)) xi`` is exact for any ``dt``.
 
+Noise: each trial's learners (modes) are split into a fixed number of blocks (:func:`n_blocks`, a
+function of n and d only), each with its own xoshiro256++/ziggurat stream (:mod:`.rng`), and the blocks
+of a step run in parallel with ``prange``; partial sums are reduced in block order, so a seed gives
+bitwise-identical results whatever the chunking and whatever ``NUMBA_NUM_THREADS``.
+
 Both kernels accumulate the time averages (spread ``V = sum_i ||x_i - xbar||^2``, centroid error, mean
 learner error) from ``stat_start`` every ``stat_every`` steps, and record traces every ``rec_every`` steps.
-Randomness comes from the ``np.random.Generator`` passed in, so a seed gives bitwise-identical results
-whatever the chunking. The status is 0 (ok) or 1 (a non-finite state).
+The status is 0 (ok) or 1 (a non-finite state).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+from neurodyn.families.sync_learners.rng import BATCH, take_normals
 
 # trace / accumulator columns
 SPREAD, CENTROID_ERR, LEARNER_ERR, AGREEMENT, TEST_ERR_LEARNER, TEST_ERR_CENTROID = 0, 1, 2, 3, 4, 5
@@ -199,76 +205,129 @@ def _count_switches(x, w, wells, switches, counting):
                     wells[t, i, m] = side
 
 
+#: most learner blocks per trial; the block count depends on n and d only, never on the thread count
+MAX_BLOCKS = 16
+#: elements (learners x coordinates) per block below which a trial is not split further
+MIN_BLOCK_ELEMENTS = 4096
+
+
+def n_blocks(n: int, d: int) -> int:
+    """Learner blocks per trial (each with its own noise stream) for ``n`` learners in R^d."""
+    return int(max(1, min(MAX_BLOCKS, n, (n * d) // MIN_BLOCK_ELEMENTS)))
+
+
+def n_streams(trials: int, n: int, d: int) -> int:
+    """Noise streams a kernel needs: one per (trial, block), then one per trial for the common noise."""
+    return trials * n_blocks(n, d) + trials
+
+
+@njit(cache=True, inline="always")
+def _block_rows(b, nblk, n):
+    return b * n // nblk, (b + 1) * n // nblk
+
+
 @njit(cache=True)
-def em_chunk(x, xn, rng, start, nsteps, dt, k, sigma, rho,
+def _block_mean(part, xbar, nblk, n):
+    """Per-trial means from per-block sums, added in block order (deterministic for any thread count)."""
+    trials, d = xbar.shape
+    for t in range(trials):
+        for m in range(d):
+            a = 0.0
+            for b in range(nblk):
+                a += part[t * nblk + b, m]
+            xbar[t, m] = a / n
+
+
+@njit(cache=True, parallel=True)
+def em_chunk(x, xn, state, nbuf, npos, nblk, start, nsteps, dt, k, sigma, rho,
              loss_id, hess, hess_diag, center, lp, z, y,
              complete_w, indptr, indices, weights, deg,
              err_well, xref, with_agreement, zt, yt,
              stat_start, stat_every, rec_every, acc, nacc, trace, traj, wells, switches):
     """Advance ``x`` (trials, n, d) by ``nsteps`` Euler-Maruyama steps; see the module docstring.
 
-    ``complete_w`` > 0 selects the mean-field coupling of a complete graph with edge weight
-    ``complete_w``; otherwise the CSR adjacency ``(indptr, indices, weights)`` with degrees ``deg`` is
-    used. ``xn`` is a scratch buffer of the same shape. For the double well (``err_well`` = w > 0),
-    ``wells`` (trials, n + 1, d; row n: the centroid) remembers the last minimum +-w each coordinate
-    reached, and ``switches`` (trials, 2) counts, from ``stat_start`` on, arrivals at the other minimum
-    (learners, centroid). Returns 0, or 1 if the state became non-finite.
+    The learners of each trial are split into ``nblk`` contiguous blocks (:func:`n_blocks`); block ``b``
+    of trial ``t`` draws its noise from stream ``t * nblk + b`` and the common noise of trial ``t`` (if
+    ``rho`` > 0) comes from stream ``trials * nblk + t`` (streams: ``(state, nbuf, npos)`` of
+    :class:`.rng.Streams`). The (trial, block) jobs of a step run in parallel (``prange``); each writes
+    only its own rows and its own partial sums, which are reduced in a fixed order, so the result is
+    bitwise the same for any number of threads. ``complete_w`` > 0 selects the mean-field coupling of a
+    complete graph with edge weight ``complete_w``; otherwise the CSR adjacency ``(indptr, indices,
+    weights)`` with degrees ``deg`` is used. ``xn`` is a scratch buffer of the same shape. For the double
+    well (``err_well`` = w > 0), ``wells`` (trials, n + 1, d; row n: the centroid) remembers the last
+    minimum +-w each coordinate reached, and ``switches`` (trials, 2) counts, from ``stat_start`` on,
+    arrivals at the other minimum (learners, centroid). Returns 0, or 1 if the state became non-finite.
     """
     trials, n, d = x.shape
-    g = np.empty(d)
-    xbar = np.empty(d)
-    eta = np.zeros(d)
-    nz = np.empty(d)
+    jobs = trials * nblk
+    g = np.empty((jobs, d))
+    rows_max = (n + nblk - 1) // nblk
+    nz = np.empty((jobs, rows_max * d))  # a block's noise for one step, drawn in one call
+    bits = np.empty((jobs + trials, BATCH), dtype=np.uint64)
+    part = np.zeros((jobs, d))  # per-block sums of the new state (complete graph: next step's mean)
+    xbar = np.zeros((trials, d))
+    eta = np.zeros((trials, d))
     tmp = np.empty(6)
     sq = sigma * math.sqrt(dt)
     a_ind = sq * math.sqrt(1.0 - rho)
     a_com = sq * math.sqrt(rho)
+    complete = complete_w > 0.0
+    kc = k * complete_w * n
+    if complete:
+        # the same block-ordered sum as after each step, so results do not depend on the chunking
+        for job in range(jobs):
+            i0, i1 = _block_rows(job % nblk, nblk, n)
+            for i in range(i0, i1):
+                for m in range(d):
+                    part[job, m] += x[job // nblk, i, m]
+        _block_mean(part, xbar, nblk, n)
     src = x
     dst = xn
     swaps = 0
     for step in range(start, start + nsteps):
-        for t in range(trials):
+        if rho > 0.0:
+            for t in range(trials):
+                take_normals(state, nbuf, npos, jobs + t, eta[t], 0, d, bits[jobs + t])
+                for m in range(d):
+                    eta[t, m] *= a_com
+        for job in prange(jobs):
+            t = job // nblk
+            i0, i1 = _block_rows(job % nblk, nblk, n)
             xs = src[t]
             xd = dst[t]
-            if rho > 0.0:
-                for m in range(d):
-                    eta[m] = a_com * rng.standard_normal()
-            if complete_w > 0.0:
-                for m in range(d):
-                    xbar[m] = 0.0
-                for i in range(n):
-                    for m in range(d):
-                        xbar[m] += xs[i, m]
-                for m in range(d):
-                    xbar[m] /= n
-                kc = k * complete_w * n
-                for i in range(n):
-                    _grad(loss_id, xs[i], g, hess, hess_diag, center, lp, z, y)
-                    # draw the row's noise first: the update loop below then has no calls and vectorises
-                    for m in range(d):
-                        nz[m] = rng.standard_normal()
-                    xi = xs[i]
-                    yi = xd[i]
+            gj = g[job]
+            pj = part[job]
+            et = eta[t]
+            xb = xbar[t]
+            for m in range(d):
+                pj[m] = 0.0
+            nj = nz[job]
+            take_normals(state, nbuf, npos, job, nj, 0, (i1 - i0) * d, bits[job])
+            for i in range(i0, i1):
+                _grad(loss_id, xs[i], gj, hess, hess_diag, center, lp, z, y)
+                off = (i - i0) * d
+                xi = xs[i]
+                yi = xd[i]
+                if complete:
+                    # sum_j w (x_j - x_i) = w n (xbar - x_i): O(n d), never the dense Laplacian
                     for m in range(d):
                         v = xi[m]
-                        yi[m] = v + dt * (kc * (xbar[m] - v) - g[m]) + a_ind * nz[m] + eta[m]
-            else:
-                for i in range(n):
-                    _grad(loss_id, xs[i], g, hess, hess_diag, center, lp, z, y)
-                    for m in range(d):
-                        nz[m] = rng.standard_normal()
+                        u = v + dt * (kc * (xb[m] - v) - gj[m]) + a_ind * nj[off + m] + et[m]
+                        yi[m] = u
+                        pj[m] += u
+                else:
                     kd = k * deg[i]
-                    xi = xs[i]
-                    yi = xd[i]
                     for m in range(d):
                         v = xi[m]
-                        yi[m] = v + dt * (-g[m] - kd * v) + a_ind * nz[m] + eta[m]
+                        yi[m] = v + dt * (-gj[m] - kd * v) + a_ind * nj[off + m] + et[m]
                     if k != 0.0:
                         for p in range(indptr[i], indptr[i + 1]):
                             xj = xs[indices[p]]
                             kw = dt * k * weights[p]
                             for m in range(d):
                                 yi[m] += kw * xj[m]
+        if complete:
+            _block_mean(part, xbar, nblk, n)
         src, dst = dst, src
         swaps += 1
         _record(src, step, stat_start, stat_every, rec_every, acc, nacc, trace, traj, err_well, xref,
@@ -287,38 +346,59 @@ def em_chunk(x, xn, rng, start, nsteps, dt, k, sigma, rho,
     return 0
 
 
-@njit(cache=True)
-def ou_chunk(yy, rng, start, nsteps, decay, noise, u_rows, v, center,
+@njit(cache=True, parallel=True)
+def ou_chunk(yy, state, nbuf, npos, nblk, start, nsteps, decay, noise, u_rows, v, center,
              stat_start, stat_every, rec_every, acc, nacc, trace, traj):
     """Advance the mode coordinates ``yy`` (trials, n, d) by ``nsteps`` exact OU steps.
 
     ``decay[j, m] = exp(-r_jm dt)`` and ``noise[j, m]`` the exact step's noise standard deviation.
-    ``u_rows`` holds the rows of ``U`` of the learners whose trajectories are recorded and ``v`` the
-    Hessian eigenvectors, so ``x_a = c + V^T``-rotated ``sum_j U[a, j] y_j``. Returns 0.
+    Modes are split into ``nblk`` blocks per trial with their own noise streams and run in parallel, as
+    in :func:`em_chunk` (bitwise independent of the thread count). ``u_rows`` holds the rows of ``U`` of
+    the learners whose trajectories are recorded and ``v`` the Hessian eigenvectors, so
+    ``x_a = c + V^T``-rotated ``sum_j U[a, j] y_j``. Returns 0.
     """
     trials, n, d = yy.shape
+    jobs = trials * nblk
     ntraj = traj.shape[1]
     ndim = traj.shape[2]
+    rows_max = (n + nblk - 1) // nblk
+    nz = np.empty((jobs, rows_max * d))  # a block's noise for one step, drawn in one call
+    bits = np.empty((jobs, BATCH), dtype=np.uint64)
+    part = np.zeros((jobs, 2))  # per block: sum of y^2 over modes j >= 1, and over mode 0
     for step in range(start, start + nsteps):
-        for t in range(trials):
+        for job in prange(jobs):
+            t = job // nblk
+            j0, j1 = _block_rows(job % nblk, nblk, n)
             yt = yy[t]
-            for j in range(n):
+            s_rest = 0.0
+            s_zero = 0.0
+            nj = nz[job]
+            take_normals(state, nbuf, npos, job, nj, 0, (j1 - j0) * d, bits[job])
+            for j in range(j0, j1):
+                off = (j - j0) * d
+                sq = 0.0
+                # plain 2-D indexing: row views would cost a reference count each, per mode and step
                 for m in range(d):
-                    yt[j, m] = decay[j, m] * yt[j, m] + noise[j, m] * rng.standard_normal()
+                    u = decay[j, m] * yt[j, m] + noise[j, m] * nj[off + m]
+                    yt[j, m] = u
+                    sq += u * u
+                if j == 0:
+                    s_zero += sq
+                else:
+                    s_rest += sq
+            part[job, 0] = s_rest
+            part[job, 1] = s_zero
         s1 = step + 1
         do_stat = s1 >= stat_start and (s1 - stat_start) % stat_every == 0
         r = s1 // rec_every
         do_rec = s1 % rec_every == 0 and r < trace.shape[1]
         if do_stat or do_rec:
             for t in range(trials):
-                yt = yy[t]
                 spread = 0.0
-                for j in range(1, n):
-                    for m in range(d):
-                        spread += yt[j, m] * yt[j, m]
                 cerr = 0.0
-                for m in range(d):
-                    cerr += yt[0, m] * yt[0, m]
+                for b in range(nblk):
+                    spread += part[t * nblk + b, 0]
+                    cerr += part[t * nblk + b, 1]
                 cerr /= n
                 lerr = spread / n + cerr
                 if do_stat:
