@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from neurodyn import storage
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -42,3 +44,44 @@ def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
     assert len(err.splitlines()) == 1, err
     for needle in needles:
         assert needle in err, (needle, err)
+
+
+@pytest.fixture
+def writers(monkeypatch):
+    """Every ChunkedWriter the runner creates, to look at its largest block."""
+    made = []
+
+    class Spy(storage.ChunkedWriter):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(storage, "ChunkedWriter", Spy)
+    return made
+
+
+def read_pty(argv: list[str], cwd: Path, env: dict[str, str] | None = None, columns: int = 120) -> tuple[str, int]:
+    """Run ``argv`` with stdout and stderr on a pseudo-terminal; return what it printed and its exit status."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the terminal is its stdout and stderr
+        os.chdir(cwd)
+        os.environ.update(env or {})
+        os.execv(argv[0], argv)
+    # a pseudo-terminal starts 0 columns wide; give it a real size, as a terminal window has
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    return b"".join(chunks).decode(errors="replace"), status

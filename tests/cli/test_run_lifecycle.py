@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import time
 
 import numpy as np
 
 import neurodyn
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, read_pty, run_cli
 
 
 def test_killed_run_leaves_no_result_file(tmp_path):
@@ -57,27 +53,10 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):
 def test_progress_bar_on_a_terminal(tmp_path):
     """Under a pseudo-terminal a run longer than a couple of seconds shows a bar on stderr; --quiet none."""
     def run(*extra: str) -> str:
-        pid, fd = pty.fork()
-        if pid == 0:  # child: stdout and stderr are the terminal
-            os.chdir(REPO)
-            os.environ["PYTHONPATH"] = str(REPO)
-            out = str(tmp_path / f"q{len(extra)}.h5")
-            os.execv(sys.executable, [sys.executable, "-m", "neurodyn.cli", "run", "scenarios/quickstart.yaml",
-                                      "--set", "run.duration=100 s", "--set", "record.v=null", "--output", out,
-                                      *extra])
-        # a pseudo-terminal starts 0 columns wide; give it a real size, as a terminal window has
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        chunks = []
-        while True:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        os.waitpid(pid, 0)
-        return b"".join(chunks).decode(errors="replace")
+        out = str(tmp_path / f"q{len(extra)}.h5")
+        argv = [sys.executable, "-m", "neurodyn.cli", "run", "scenarios/quickstart.yaml", "--set",
+                "run.duration=100 s", "--set", "record.v=null", "--output", out, *extra]
+        return read_pty(argv, REPO, {"PYTHONPATH": str(REPO)})[0]
 
     shown = run()
     assert "quickstart (810 neurons)" in shown and "step/s" in shown, shown[-2000:]

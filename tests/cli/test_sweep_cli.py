@@ -15,7 +15,7 @@ import pytest
 import neurodyn
 from neurodyn.sweep import execute_sweep
 from tests import sweep_family as fam
-from tests.conftest import REPO, assert_user_error, run_cli
+from tests.conftest import REPO, assert_user_error, read_pty, run_cli
 
 SWEEP = "{grid: {params.sigma: [0.5, 1.0, 2.0], params.tau: [5 ms, 20 ms], run.seed: [1, 2]}}"
 
@@ -173,32 +173,12 @@ def test_typo_under_a_mapping_is_refused_not_created(tmp_path, repo):
 
 def test_sweep_progress_bar_on_a_terminal(tmp_path):
     """Under a pseudo-terminal the sweep shows one bar: points done, failed count, running points."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     scenario = fam.write_scenario(tmp_path / "s.yaml", "{grid: {run.seed: [1, 2, 3, 4]}}",
                                   params="{n: 64, tau: 10 ms, pause: 2.5 s}",
                                   run="{duration: 20 s, dt: 0.1 ms, seed: 0}", record="{x: false}")
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stdout and stderr are the terminal
-        os.chdir(tmp_path)
-        os.environ.update({**fam.ENV, "PYTHONPATH": str(REPO)})
-        os.execv(sys.executable, [sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "2",
-                                  "--output", str(tmp_path / "out")])
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    shown = b"".join(chunks).decode(errors="replace")
+    argv = [sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "2",
+            "--output", str(tmp_path / "out")]
+    shown, status = read_pty(argv, tmp_path, {**fam.ENV, "PYTHONPATH": str(REPO)}, columns=200)
     assert os.waitstatus_to_exitcode(status) == 0, shown[-2000:]
     assert "sweep ousweep:" in shown and "point" in shown and "failed=0" in shown, shown[-2000:]
     assert "4 run, 0 reused, 0 failed" in shown

@@ -47,20 +47,6 @@ RECORDS = {
 BUDGET = 16 * 1024  # bytes: a few hundred v rows or 2048 spikes per block
 
 
-@pytest.fixture
-def writers(monkeypatch):
-    """Every ChunkedWriter the runner creates, to look at its largest block."""
-    made = []
-
-    class Spy(storage.ChunkedWriter):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            made.append(self)
-
-    monkeypatch.setattr(storage, "ChunkedWriter", Spy)
-    return made
-
-
 def _scenario(tmp_path, record: str):
     path = tmp_path / "stream.yaml"
     path.write_text(NETWORK + record)

@@ -28,20 +28,6 @@ def _scenario(tmp_path, params="{n: 8, tau: 10 ms, sigma: 1.5}",
     return neurodyn.load_scenario(path)
 
 
-@pytest.fixture
-def writers(monkeypatch):
-    """Every ChunkedWriter the runner creates, to look at its largest block."""
-    made = []
-
-    class Spy(storage.ChunkedWriter):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            made.append(self)
-
-    monkeypatch.setattr(storage, "ChunkedWriter", Spy)
-    return made
-
-
 def test_streamed_result_equals_in_memory_and_blocks_fit_budget(tmp_path, monkeypatch, writers):
     monkeypatch.setenv("NEURODYN_STREAM_BUFFER", str(64 * 1024))
     sc = _scenario(tmp_path)
