@@ -99,15 +99,8 @@ def numba_leapfrog(u0: np.ndarray, steps: int, parallel: bool) -> tuple[np.ndarr
         src,
         np.zeros((1, 1, 1)),
         np.zeros((1, 1, 1)),
-        z4,
-        0,
-        zp,
-        np.zeros((0, 0)),
-        0,
-        np.zeros((0, 4)),
-        0,
+        K.Recording(z4, 0, zp, np.zeros((0, 0)), 0, np.zeros((0, 4)), 0, np.zeros((1, n + 2, 3))),
         np.zeros((1, n + 2)),
-        np.zeros((1, n + 2, 3)),
         parallel,
     )
     K.stormer_run(U.copy(), 1, 0, 2, *args)  # compile / load from cache outside the timing

@@ -323,7 +323,9 @@ def run_variant(
     probe_out = np.zeros((plan.n_probe, len(plan.probes)))
     energy = np.zeros((plan.n_energy, 4))
     probes = plan.probes if len(plan.probes) else np.zeros((0, 3), dtype=np.int64)
-    erow = np.zeros((F, ny + 2, 3))
+    rec = K.Recording(
+        snaps, plan.k_snap, probes, probe_out, plan.k_probe, energy, plan.k_energy, np.zeros((F, ny + 2, 3))
+    )
     rowsum = np.zeros((max(F, 2), ny + 2))
     parallel = use_parallel(setup)
     dt = setup.dt
@@ -334,9 +336,12 @@ def run_variant(
     chunk = max(1, int(round(scenario.run.chunk / dt))) if scenario.run.chunk else None
     desc = f"{setup.label} ({nx}x{ny}, {setup.scheme})"
 
-    def detail(step: int, f: int, j: int, i: int) -> str:
+    def status(st: int, step: int, f: int, j: int, i: int) -> tuple[int, str]:
+        """The runner's ``(status, detail)`` from a kernel's ``(status, step, f, j, i)``."""
+        if st == 0:
+            return STATUS_OK, ""
         name = setup.names[f] if setup.scheme != "rk4" else ("u" if f == 0 else "second component")
-        return (
+        return STATUS_NAN, (
             f"non-finite value at step {step} (t = {step * dt:.6g} s), field {name}, site "
             f"(x={i - 1}, y={j - 1}); the dynamics diverged (unstable mass matrix, drive or model)"
         )
@@ -345,9 +350,7 @@ def run_variant(
         U = np.zeros((3, F, ny + 2, nx + 2))
         U[1] = _padded(u0)
         K.fill_ghosts(U[1], periodic)
-        acc = np.zeros_like(U[1])
-        K.baoab_force(U[1], acc, setup.kappa, setup.mass, periodic, np.zeros((F, ny + 2)))
-        K.add_sources(acc, src, 0.0, np.ones((F, ny + 2, nx + 2)), 0)
+        acc = _initial_acceleration(U[1], setup)
         U[0] = U[1] + 0.5 * dt * dt * acc  # u_{-1} with v_0 = 0
         U[0][:, 0, :] = U[0][:, -1, :] = 0.0
         U[0][:, :, 0] = U[0][:, :, -1] = 0.0
@@ -372,27 +375,19 @@ def run_variant(
                 src,
                 src_scale,
                 vbuf,
-                snaps,
-                plan.k_snap,
-                probes,
-                probe_out,
-                plan.k_probe,
-                energy,
-                plan.k_energy,
+                rec,
                 rowsum,
-                erow,
                 parallel,
             )
             state["cur"] = cur
-            return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
+            return status(st, step, f, j, i)
 
-        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc, chunk_steps=chunk)
-        final = U[state["cur"]][:, 1:-1, 1:-1].copy()
+        def final_field() -> np.ndarray:
+            return U[state["cur"]][:, 1:-1, 1:-1].copy()
+
     elif setup.scheme == "baoab":
         u = _padded(u0)
-        a = np.zeros_like(u)
-        K.baoab_force(u, a, setup.kappa, setup.mass, periodic, np.zeros((F, ny + 2)))
-        K.add_sources(a, src, 0.0, np.ones_like(u), 0)
+        a = _initial_acceleration(u, setup)
         w = -0.5 * dt * a
         gtot = setup.gamma[:, None, None] + setup.sponge[None] + np.zeros_like(u)
         decay = np.exp(-gtot * dt)
@@ -425,21 +420,15 @@ def run_variant(
                 src,
                 ones,
                 vbuf,
-                snaps,
-                plan.k_snap,
-                probes,
-                probe_out,
-                plan.k_probe,
-                energy,
-                plan.k_energy,
+                rec,
                 rowsum,
-                erow,
                 parallel,
             )
-            return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
+            return status(st, step, f, j, i)
 
-        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc, chunk_steps=chunk)
-        final = u[:, 1:-1, 1:-1].copy()
+        def final_field() -> np.ndarray:
+            return u[:, 1:-1, 1:-1].copy()
+
     else:
         X = np.zeros((2, ny + 2, nx + 2))
         X[0, 1:-1, 1:-1] = u0[0]
@@ -469,23 +458,18 @@ def run_variant(
                 ones,
                 ubuf,
                 vbuf,
-                snaps,
-                plan.k_snap,
-                probes,
-                probe_out,
-                plan.k_probe,
-                energy,
-                plan.k_energy,
+                rec,
                 setup.kappa,
                 setup.mass,
                 rowsum,
-                erow,
                 parallel,
             )
-            return (STATUS_OK, "") if st == 0 else (STATUS_NAN, detail(step, f, j, i))
+            return status(st, step, f, j, i)
 
-        run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc, chunk_steps=chunk)
-        final = X[0:1, 1:-1, 1:-1].copy()
+        def final_field() -> np.ndarray:
+            return X[0:1, 1:-1, 1:-1].copy()
+
+    run_chunked(setup.n_steps, _timed(advance, timing), progress, desc=desc, chunk_steps=chunk)
     return Raw(
         setup=setup,
         plan=plan,
@@ -493,10 +477,18 @@ def run_variant(
         probe_out=probe_out,
         energy=energy,
         u_init=u0,
-        u_final=final,
+        u_final=final_field(),
         wall=time.perf_counter() - t_start,
         rate=timing.get("rate", math.nan) * setup.nx * setup.ny * setup.n_fields,
     )
+
+
+def _initial_acceleration(u: np.ndarray, setup: Setup) -> np.ndarray:
+    """Acceleration ``kappa lap u - M u + J(x, 0)`` of the padded field ``u`` (fills its ghosts)."""
+    acc = np.zeros_like(u)
+    K.baoab_force(u, acc, setup.kappa, setup.mass, setup.periodic, np.zeros((setup.n_fields, setup.ny + 2)))
+    K.add_sources(acc, setup.src, 0.0, np.ones_like(u), 0)
+    return acc
 
 
 def _timed(advance, timing: dict):

@@ -22,13 +22,15 @@ Three schemes:
     Classical RK4 over the two-component site state (harmonic ``(u, v)``, E–I pair or Wilson–Cowan
     ``(e, i)`` deviations from the fixed point); noise is added after each step (Euler–Maruyama).
 
-Every driver returns ``(status, step, f, j, i)``: status 0 = ok, 1 = a non-finite value appeared at
-step ``step`` in field ``f`` at site ``(x=i-1, y=j-1)``.
+Every driver returns ``(status, step, f, j, i, cur)``: status 0 = ok, 1 = a non-finite value appeared
+at step ``step`` in field ``f`` at site ``(x=i-1, y=j-1)``. Every driver records through one
+:class:`Recording` tuple (snapshots, probes, energy), built once per run by the engine.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -50,6 +52,43 @@ N_SRC_COLS = 14
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+class Recording(NamedTuple):
+    """Output buffers and strides of one run (a Numba named tuple, so it passes into the drivers whole).
+
+    Row ``r`` of a buffer holds step ``r * k_*``; a stride of 0 records nothing.
+    """
+
+    snaps: np.ndarray  #: (n_snap, F, ny, nx) field snapshots
+    k_snap: int
+    probes: np.ndarray  #: (n_probes, 3) int64 rows (field, y, x) of the probed sites
+    probe_out: np.ndarray  #: (n_probe, n_probes)
+    k_probe: int
+    energy: np.ndarray  #: (n_energy, 4) total, kinetic, mass, gradient
+    k_energy: int
+    erow: np.ndarray  #: (F, ny + 2, 3) row partial sums of the energy
+
+
+@njit(cache=True, inline="always")
+def _due(n: int, k: int) -> bool:
+    """Whether step ``n`` is recorded with stride ``k`` (0 = never)."""
+    return k > 0 and n % k == 0
+
+
+@njit(cache=True, inline="always")
+def _lap(u: np.ndarray, f: int, j: int, i: int, c: float) -> float:
+    """Five-point Laplacian (site units) of ``u[f]`` at ``(j, i)`` with centre value ``c``."""
+    return u[f, j, i - 1] + u[f, j, i + 1] + u[f, j - 1, i] + u[f, j + 1, i] - 4.0 * c
+
+
+@njit(cache=True, inline="always")
+def _flag_row(x: np.ndarray, f: int, j: int, rowsum: np.ndarray) -> None:
+    """``rowsum[f, j] = 0`` if row ``j`` of ``x[f]`` is finite, NaN otherwise."""
+    ok = True
+    for i in range(1, x.shape[2] - 1):
+        ok &= x[f, j, i] - x[f, j, i] == 0.0  # false for NaN and +-inf; keeps the loop vectorised
+    rowsum[f, j] = 0.0 if ok else math.nan
 
 
 @njit(cache=True)
@@ -150,6 +189,14 @@ def _rows_finite(rowsum: np.ndarray) -> bool:
     return math.isfinite(s)
 
 
+@njit(cache=True)
+def _nonfinite_at(u: np.ndarray, rowsum: np.ndarray) -> tuple[int, int, int]:
+    """``(f, j, i)`` of the first non-finite cell after a step, ``(-1, -1, -1)`` if all rows are finite."""
+    if _rows_finite(rowsum):
+        return -1, -1, -1
+    return _first_nonfinite(u, rowsum)
+
+
 # --------------------------------------------------------------------------- energy
 
 
@@ -234,42 +281,36 @@ def _record(
     n: int,
     u: np.ndarray,
     v: np.ndarray,
-    snaps: np.ndarray,
-    k_snap: int,
-    probes: np.ndarray,
-    probe_out: np.ndarray,
-    k_probe: int,
-    energy: np.ndarray,
-    k_energy: int,
+    rec: Recording,
     kap: np.ndarray,
     mass: np.ndarray,
     periodic: bool,
-    erow: np.ndarray,
     parallel: bool,
 ) -> None:
     """Record step ``n`` (snapshots, probes, energy); ``v`` is the velocity at step ``n``."""
     ny = u.shape[1] - 2
     nx = u.shape[2] - 2
-    if k_snap > 0 and n % k_snap == 0:
-        r = n // k_snap
-        if r < snaps.shape[0]:
+    if _due(n, rec.k_snap):
+        r = n // rec.k_snap
+        if r < rec.snaps.shape[0]:
             for f in range(u.shape[0]):
                 for j in range(ny):
                     for i in range(nx):
-                        snaps[r, f, j, i] = u[f, j + 1, i + 1]
-    if k_probe > 0 and n % k_probe == 0:
-        r = n // k_probe
-        if r < probe_out.shape[0]:
+                        rec.snaps[r, f, j, i] = u[f, j + 1, i + 1]
+    if _due(n, rec.k_probe):
+        r = n // rec.k_probe
+        if r < rec.probe_out.shape[0]:
+            probes = rec.probes
             for p in range(probes.shape[0]):
-                probe_out[r, p] = u[probes[p, 0], probes[p, 1] + 1, probes[p, 2] + 1]
-    if k_energy > 0 and n % k_energy == 0:
-        r = n // k_energy
-        if r < energy.shape[0]:
-            ek, em, eg = lattice_energy(u, v, kap, mass, periodic, erow, parallel)
-            energy[r, 0] = ek + em + eg
-            energy[r, 1] = ek
-            energy[r, 2] = em
-            energy[r, 3] = eg
+                rec.probe_out[r, p] = u[probes[p, 0], probes[p, 1] + 1, probes[p, 2] + 1]
+    if _due(n, rec.k_energy):
+        r = n // rec.k_energy
+        if r < rec.energy.shape[0]:
+            ek, em, eg = lattice_energy(u, v, kap, mass, periodic, rec.erow, parallel)
+            rec.energy[r, 0] = ek + em + eg
+            rec.energy[r, 1] = ek
+            rec.energy[r, 2] = em
+            rec.energy[r, 3] = eg
 
 
 # --------------------------------------------------------------------------- Störmer–Verlet
@@ -303,7 +344,7 @@ def _stormer_row(
             c3 = dt2 / (1.0 + g)
             for i in range(1, nx + 1):
                 c = u[f, j, i]
-                lap = u[f, j, i - 1] + u[f, j, i + 1] + u[f, j - 1, i] + u[f, j + 1, i] - 4.0 * c
+                lap = _lap(u, f, j, i, c)
                 x = c1 * c - c2 * up[f, j, i] + c3 * (k * lap - m2 * c)
                 un[f, j, i] = x
                 ok &= x - x == 0.0  # false for NaN and +-inf; a bool reduction keeps the loop vectorised
@@ -311,7 +352,7 @@ def _stormer_row(
             for i in range(1, nx + 1):
                 g = 0.5 * (gam[f] + gs[j, i]) * dt
                 c = u[f, j, i]
-                lap = u[f, j, i - 1] + u[f, j, i + 1] + u[f, j - 1, i] + u[f, j + 1, i] - 4.0 * c
+                lap = _lap(u, f, j, i, c)
                 x = (2.0 * c - (1.0 - g) * up[f, j, i] + dt2 * (k * lap - m2 * c)) / (1.0 + g)
                 un[f, j, i] = x
                 ok &= x - x == 0.0
@@ -323,10 +364,9 @@ def _stormer_row(
                 for i in range(1, nx + 1):
                     g = 0.5 * (gam[f] + gs[j, i]) * dt
                     un[f, j, i] -= dt2 / (1.0 + g) * mfg * u[g2, j, i]
-            ok = True
-            for i in range(1, nx + 1):
-                ok &= un[f, j, i] - un[f, j, i] == 0.0
-        rowsum[f, j] = 0.0 if ok else math.nan
+            _flag_row(un, f, j, rowsum)
+        else:
+            rowsum[f, j] = 0.0 if ok else math.nan
 
 
 @njit(cache=True, parallel=True)
@@ -357,15 +397,8 @@ def stormer_run(
     src: np.ndarray,
     src_scale: np.ndarray,
     vbuf: np.ndarray,
-    snaps: np.ndarray,
-    k_snap: int,
-    probes: np.ndarray,
-    probe_out: np.ndarray,
-    k_probe: int,
-    energy: np.ndarray,
-    k_energy: int,
+    rec: Recording,
     rowsum: np.ndarray,
-    erow: np.ndarray,
     parallel: bool,
 ) -> tuple[int, int, int, int, int, int]:
     """Advance steps ``start .. start+count-1``; ``U[cur]`` is ``u_n``, ``U[(cur+2)%3]`` is ``u_{n-1}``.
@@ -389,37 +422,17 @@ def stormer_run(
             if not math.isfinite(add_sources(un, src, n * dt, src_scale, 0)):
                 for f in range(nf):  # a drive overflowed: rescan the rows to locate it
                     for j in range(1, ny + 1):
-                        ok = True
-                        for i in range(1, nx + 1):
-                            ok &= un[f, j, i] - un[f, j, i] == 0.0
-                        rowsum[f, j] = 0.0 if ok else math.nan
-        if not _rows_finite(rowsum):
-            f, j, i = _first_nonfinite(un, rowsum)
+                        _flag_row(un, f, j, rowsum)
+        f, j, i = _nonfinite_at(un, rowsum)
+        if f >= 0:
             return 1, n, f, j, i, cur
-        need_v = k_energy > 0 and n % k_energy == 0
-        if need_v:
+        if _due(n, rec.k_energy):
             inv = 0.5 / dt
             for f in range(nf):
                 for j in range(1, ny + 1):
                     for i in range(1, nx + 1):
                         vbuf[f, j, i] = (un[f, j, i] - up[f, j, i]) * inv
-        _record(
-            n,
-            u,
-            vbuf,
-            snaps,
-            k_snap,
-            probes,
-            probe_out,
-            k_probe,
-            energy,
-            k_energy,
-            kap,
-            mass,
-            periodic,
-            erow,
-            parallel,
-        )
+        _record(n, u, vbuf, rec, kap, mass, periodic, parallel)
         cur = (cur + 1) % 3
     return 0, start + count, -1, -1, -1, cur
 
@@ -438,7 +451,7 @@ def _force_row(
         ok = True
         for i in range(1, nx + 1):
             c = u[f, j, i]
-            lap = u[f, j, i - 1] + u[f, j, i + 1] + u[f, j - 1, i] + u[f, j + 1, i] - 4.0 * c
+            lap = _lap(u, f, j, i, c)
             m = 0.0
             for g in range(nf):
                 m += mass[f, g] * u[g, j, i]
@@ -522,15 +535,8 @@ def baoab_run(
     src: np.ndarray,
     src_scale: np.ndarray,
     vbuf: np.ndarray,
-    snaps: np.ndarray,
-    k_snap: int,
-    probes: np.ndarray,
-    probe_out: np.ndarray,
-    k_probe: int,
-    energy: np.ndarray,
-    k_energy: int,
+    rec: Recording,
     rowsum: np.ndarray,
-    erow: np.ndarray,
     parallel: bool,
 ) -> tuple[int, int, int, int, int, int]:
     """Advance steps ``start .. start+count-1`` of BAOAB.
@@ -543,28 +549,12 @@ def baoab_run(
     nx = u.shape[2] - 2
     h = 0.5 * dt
     for n in range(start, start + count):
-        if k_energy > 0 and n % k_energy == 0:
+        if _due(n, rec.k_energy):
             for f in range(nf):
                 for j in range(1, ny + 1):
                     for i in range(1, nx + 1):
                         vbuf[f, j, i] = w[f, j, i] + h * a[f, j, i]
-        _record(
-            n,
-            u,
-            vbuf,
-            snaps,
-            k_snap,
-            probes,
-            probe_out,
-            k_probe,
-            energy,
-            k_energy,
-            kap,
-            mass,
-            periodic,
-            erow,
-            parallel,
-        )
+        _record(n, u, vbuf, rec, kap, mass, periodic, parallel)
         if noisy:
             for f in range(nf):
                 for j in range(ny):
@@ -576,8 +566,8 @@ def baoab_run(
             _baoab_sweep_ser(u, w, a, decay, amp, xi, dt, noisy, kap, mass, rowsum, periodic)
         if src.shape[0] > 0:
             add_sources(a, src, (n + 1) * dt, src_scale, 0)
-        if not _rows_finite(rowsum):
-            f, j, i = _first_nonfinite(u, rowsum)
+        f, j, i = _nonfinite_at(u, rowsum)
+        if f >= 0:
             return 1, n, f, j, i, 0
     return 0, start + count, -1, -1, -1, 0
 
@@ -602,7 +592,7 @@ def _rhs_row(
         g = p[2]
         for i in range(1, nx + 1):
             c = X[0, j, i]
-            lap = X[0, j, i - 1] + X[0, j, i + 1] + X[0, j - 1, i] + X[0, j + 1, i] - 4.0 * c
+            lap = _lap(X, 0, j, i, c)
             K[0, j, i] = X[1, j, i]
             K[1, j, i] = -w2 * c + k * lap - g * X[1, j, i] + J[1, j, i]
             ok &= c - c == 0.0
@@ -614,7 +604,7 @@ def _rhs_row(
         k = p[4]
         for i in range(1, nx + 1):
             e = X[0, j, i]
-            lap = X[0, j, i - 1] + X[0, j, i + 1] + X[0, j - 1, i] + X[0, j + 1, i] - 4.0 * e
+            lap = _lap(X, 0, j, i, e)
             K[0, j, i] = a * e - b * X[1, j, i]
             K[1, j, i] = cc * e - d * X[1, j, i] - (k * lap + J[1, j, i]) / b
             ok &= e - e == 0.0
@@ -628,7 +618,7 @@ def _rhs_row(
         k = p[15]
         for i in range(1, nx + 1):
             e = X[0, j, i]
-            lap = X[0, j, i - 1] + X[0, j, i + 1] + X[0, j - 1, i] + X[0, j + 1, i] - 4.0 * e
+            lap = _lap(X, 0, j, i, e)
             E = es + e
             I = is_ + X[1, j, i]
             K[0, j, i] = (-E + _sig(p[2] * E - p[3] * I + p[6], p[8], p[9])) / te
@@ -682,17 +672,10 @@ def rk4_run(
     ones: np.ndarray,
     ubuf: np.ndarray,
     vbuf: np.ndarray,
-    snaps: np.ndarray,
-    k_snap: int,
-    probes: np.ndarray,
-    probe_out: np.ndarray,
-    k_probe: int,
-    energy: np.ndarray,
-    k_energy: int,
+    rec: Recording,
     kap: np.ndarray,
     mass: np.ndarray,
     rowsum: np.ndarray,
-    erow: np.ndarray,
     parallel: bool,
 ) -> tuple[int, int, int, int, int, int]:
     """Advance the two-component site state ``X`` (shape ``(2, ny+2, nx+2)``) by RK4.
@@ -715,7 +698,7 @@ def rk4_run(
         for j in range(ny + 2):
             for i in range(nx + 2):
                 ubuf[0, j, i] = X[0, j, i]
-        if k_energy > 0 and n % k_energy == 0:
+        if _due(n, rec.k_energy):
             for j in range(1, ny + 1):
                 for i in range(1, nx + 1):
                     vbuf[0, j, i] = vel[0] * X[0, j, i] + vel[1] * X[1, j, i]
@@ -724,23 +707,7 @@ def rk4_run(
                 for j in range(1, ny + 1):
                     for i in range(1, nx + 1):
                         vbuf[0, j, i] = k1[0, j, i]
-        _record(
-            n,
-            ubuf,
-            vbuf,
-            snaps,
-            k_snap,
-            probes,
-            probe_out,
-            k_probe,
-            energy,
-            k_energy,
-            kap,
-            mass,
-            periodic,
-            erow,
-            parallel,
-        )
+        _record(n, ubuf, vbuf, rec, kap, mass, periodic, parallel)
         _rhs(model, p, X, J, k1, rowsum, periodic, parallel, src, t, ones)
         for c in range(2):
             for j in range(1, ny + 1):
@@ -769,7 +736,7 @@ def rk4_run(
                     X[c, j, i] = x
                     ok &= x - x == 0.0
                 rowsum[c, j] = 0.0 if ok else math.nan
-        if not _rows_finite(rowsum):
-            c, j, i = _first_nonfinite(X, rowsum)
+        c, j, i = _nonfinite_at(X, rowsum)
+        if c >= 0:
             return 1, n, c, j, i, 0
     return 0, start + count, -1, -1, -1, 0

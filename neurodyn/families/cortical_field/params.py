@@ -131,6 +131,13 @@ class Fields(StrictModel):
         return self
 
 
+def _require_width(model: StrictModel, kinds: tuple[str, ...], allowed: str) -> StrictModel:
+    """Return ``model``, or point at its ``width`` if its ``kind`` is one of ``kinds`` and width <= 0."""
+    if model.kind in kinds and not model.width > 0:
+        raise FieldIssue("width", model.width, allowed)
+    return model
+
+
 class TimeCourse(StrictModel):
     """``constant``; ``pulse`` (Gaussian at ``t0`` with ``width``); ``sine`` (``frequency`` Hz, ``phase``);
     ``step`` (on from ``t0`` to ``t1``)."""
@@ -162,9 +169,7 @@ class Source(StrictModel):
 
     @model_validator(mode="after")
     def _w(self) -> Source:
-        if self.kind in ("gaussian", "moving") and not self.width > 0:
-            raise FieldIssue("width", self.width, f"a positive length for a {self.kind} source")
-        return self
+        return _require_width(self, ("gaussian", "moving"), f"a positive length for a {self.kind} source")
 
 
 class Initial(StrictModel):
@@ -182,9 +187,7 @@ class Initial(StrictModel):
 
     @model_validator(mode="after")
     def _w(self) -> Initial:
-        if self.kind in ("gaussian", "packet") and not self.width > 0:
-            raise FieldIssue("width", self.width, f"a positive length for a {self.kind}, e.g. '4 mm'")
-        return self
+        return _require_width(self, ("gaussian", "packet"), f"a positive length for a {self.kind}, e.g. '4 mm'")
 
 
 class Noise(StrictModel):

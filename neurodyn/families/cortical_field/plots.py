@@ -21,6 +21,23 @@ def _fig(nrows: int = 1, ncols: int = 1, **kw):
     return plt, *plt.subplots(nrows, ncols, **kw)
 
 
+def _label(ax, xlabel: str, ylabel: str, title: str, **legend) -> None:
+    """Axis labels, title and legend (``legend`` keywords go to ``ax.legend``)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(**legend)
+
+
+def _save(plt, fig, path: Path, tight: bool = True) -> Path:
+    """Write the figure as PNG (110 dpi), close it, return ``path``."""
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _snapshots(ds: xr.Dataset) -> xr.DataArray:
     u = ds["u"]
     return u.isel(field=0) if "field" in u.dims else u
@@ -56,9 +73,7 @@ def plot_snapshot_grid(ds: xr.Dataset, path: Path) -> Path:
     for ax in axes.flat[len(idx) :]:
         ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.6, label="u")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, tight=False)
 
 
 def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
@@ -106,14 +121,9 @@ def plot_dispersion(ds: xr.Dataset, path: Path) -> Path:
         ax.plot(k[order], m.values[order], markers[g % len(markers)], mfc="none", label=lab)
         if theo is not None:
             ax.plot(k[order], theo.isel(sel).values[order], "x", color="k", ms=5)
-    ax.set_xlabel("|k| (rad/m)")
-    ax.set_ylabel("omega (rad/s)")
-    ax.set_title(f"dispersion; x: lattice formula; bin = {float(ds['frequency_bin']):.3g} rad/s")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    title = f"dispersion; x: lattice formula; bin = {float(ds['frequency_bin']):.3g} rad/s"
+    _label(ax, "|k| (rad/m)", "omega (rad/s)", title, fontsize=8)
+    return _save(plt, fig, path)
 
 
 def plot_local_spectrum(ds: xr.Dataset, path: Path) -> Path:
@@ -129,14 +139,8 @@ def plot_local_spectrum(ds: xr.Dataset, path: Path) -> Path:
     if band is not None:
         for b in band:
             ax.axvline(b, color="0.6", lw=0.8)
-    ax.set_xlabel("omega (rad/s)")
-    ax.set_ylabel("S(omega)")
-    ax.set_title(f"local spectrum; slope {float(ds['spectrum_slope']):.3f}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _label(ax, "omega (rad/s)", "S(omega)", f"local spectrum; slope {float(ds['spectrum_slope']):.3f}", fontsize=8)
+    return _save(plt, fig, path)
 
 
 def plot_mode_spectra(ds: xr.Dataset, path: Path) -> Path:
@@ -154,14 +158,8 @@ def plot_mode_spectra(ds: xr.Dataset, path: Path) -> Path:
                 lw=1,
                 label=f"({int(ds['vmode_nx'][m])}, {int(ds['vmode_ny'][m])})",
             )
-    ax.set_xlabel("omega (rad/s)")
-    ax.set_ylabel("S_k(omega)")
-    ax.set_title("mode spectra (dots) vs exact Lorentzians (lines)")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _label(ax, "omega (rad/s)", "S_k(omega)", "mode spectra (dots) vs exact Lorentzians (lines)", fontsize=7, ncol=2)
+    return _save(plt, fig, path)
 
 
 def plot_energy(ds: xr.Dataset, path: Path) -> Path:
@@ -180,10 +178,7 @@ def plot_energy(ds: xr.Dataset, path: Path) -> Path:
             axes[1].axhline(-b, color="r", ls="--", lw=0.8)
     axes[1].set_ylabel("(H - H0) / H0")
     axes[1].set_xlabel("time (s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_convergence(ds: xr.Dataset, path: Path) -> Path:
@@ -193,13 +188,8 @@ def plot_convergence(ds: xr.Dataset, path: Path) -> Path:
     e = ds["continuum_error"].values
     ax.loglog(h * 1e3, e, "o-", label="lattice vs continuum")
     ax.loglog(h * 1e3, e[-1] * (h / h[-1]) ** 2, "--", label="h^2")
-    ax.set_xlabel("h (mm)")
-    ax.set_ylabel("relative RMS error")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _label(ax, "h (mm)", "relative RMS error", "")
+    return _save(plt, fig, path)
 
 
 def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
