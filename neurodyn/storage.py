@@ -210,6 +210,7 @@ class ChunkedWriter:
         self._coords: set[str] = set()
         self._attrs: dict[str, Any] = {}
         self._closed = False
+        self.flush()  # a valid (empty) HDF5 file on disk from the start, whenever the process dies
 
     # -- declaring
     def dimension(self, name: str, size: int | None) -> None:
@@ -252,6 +253,7 @@ class ChunkedWriter:
         self._lengths[name] = 0
         if coord and name not in dims:
             self._coords.add(name)
+        self.flush()
 
     def set_attrs(self, attrs: dict[str, Any]) -> None:
         """Set global attributes (dicts, lists, bools are JSON-encoded on commit)."""
