@@ -40,6 +40,9 @@ from neurodyn.families.ultralif_network.fastmath import fexp, flog1p01, fsigmoid
 from neurodyn.families.ultralif_network.names import KIND_CODES, SURROGATE_CODES  # noqa: F401 (re-export)
 
 LOG2 = math.log(2.0)
+#: LLVM may fuse a * b + c into one FMA instruction (one rounding instead of two); no other fast-math
+#: licence, so results change only at the rounding level, and stay bitwise reproducible on one machine
+CONTRACT = {"contract"}
 
 
 @njit(cache=True)
@@ -143,7 +146,83 @@ def _weights(params, off, n, n_in):
     return np.ascontiguousarray(params[off:off + n * n_in]).reshape((n, n_in))
 
 
+#: below this fraction of non-zero inputs the synaptic products skip zeros instead of calling BLAS
+#: (rate-coded digits: ~15% ones; binary lif spikes are sparse too; soft Ultra spikes are dense)
+SPARSE_FRACTION = 0.25
+
+
 @njit(cache=True, error_model="numpy")
+def _sparse_input(inp):
+    """True when fewer than :data:`SPARSE_FRACTION` of the entries of ``inp`` are non-zero."""
+    nnz = 0
+    for v in inp.ravel():
+        if v != 0.0:
+            nnz += 1
+    return nnz < SPARSE_FRACTION * inp.size
+
+
+@njit(cache=True, error_model="numpy")
+def _active(inp, r, act):
+    """Indices of the non-zero entries of row ``r`` of ``inp`` into ``act``; returns their number.
+
+    Branch-free (the index is always written, the count advances only for non-zeros): with ~15% random
+    ones a data-dependent branch would be mispredicted often.
+    """
+    nnz = 0
+    for j in range(inp.shape[1]):
+        act[nnz] = j
+        nnz += inp[r, j] != 0.0
+    return nnz
+
+
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+def _input_current(inp, W):
+    """``inp @ W.T``, (R, n_in) x (n, n_in) -> (R, n): BLAS, or a sum over non-zero inputs when sparse.
+
+    The sparse form adds the rows of ``W.T`` of the active inputs (a contiguous, vectorised loop over the
+    n outputs), doing ~15% of the multiply-adds of the dense product for rate-coded input.
+    """
+    if not _sparse_input(inp):
+        return np.dot(inp, W.T)
+    R, n_in = inp.shape
+    n = W.shape[0]
+    WT = np.ascontiguousarray(W.T)
+    C = np.zeros((R, n))
+    act = np.empty(n_in, dtype=np.int64)
+    for r in range(R):
+        nnz = _active(inp, r, act)
+        for k in range(nnz):
+            j = act[k]
+            val = inp[r, j]
+            for i in range(n):
+                C[r, i] += val * WT[j, i]
+    return C
+
+
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+def _weight_grad(DI, inp):
+    """``DI.T @ inp``, (R, n) and (R, n_in) -> (n, n_in), the weight gradient summed over rows.
+
+    Sparse input: accumulate ``val * DI[r]`` into row j of the transposed gradient for the active inputs
+    only, rows in order (deterministic).
+    """
+    if not _sparse_input(inp):
+        return np.dot(DI.T, inp)
+    R, n_in = inp.shape
+    n = DI.shape[1]
+    GT = np.zeros((n_in, n))
+    act = np.empty(n_in, dtype=np.int64)
+    for r in range(R):
+        nnz = _active(inp, r, act)
+        for k in range(nnz):
+            j = act[k]
+            val = inp[r, j]
+            for i in range(n):
+                GT[j, i] += val * DI[r, i]
+    return np.ascontiguousarray(GT.T)
+
+
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
 def _forward_layer(b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, tau0, C, bias,
                    VOLD, CUR, PRE, S, AUX):
     """Time loop of hidden layer ``l`` for sample ``b``; the input current ``C + bias`` is precomputed.
@@ -235,6 +314,8 @@ def _loss_sample(logits, label, S, sizes, T, lam):
     for k in range(logits.shape[0]):
         z += math.exp(logits[k] - m)
     ce = m + math.log(z) - logits[label]
+    if lam == 0.0:
+        return ce, ce   # ce + 0 * rate: skip summing the spikes
     L = sizes.shape[0] - 2
     tot = 0.0
     nh = 0
@@ -247,7 +328,7 @@ def _loss_sample(logits, label, S, sizes, T, lam):
     return ce + lam * tot / (T * nh), ce
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
 def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VOLD, CUR, PRE, S, AUX, DS,
                     DI, part):
     """Reverse time loop of hidden layer ``l`` for sample ``b``.
@@ -265,6 +346,46 @@ def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VO
     d_eps = 0.0
     d_ltau = 0.0   # through log tau0 (max-plus / LSE kinds)
     d_tau0 = 0.0   # through tau0 itself (lif)
+    if kind == 2 or kind == 4:
+        # Vectorisable form of the general loop below (same formulas): this step's history rows are
+        # first copied into one scratch array, and d eps / d log tau0 are accumulated per neuron (summed
+        # over neurons at the end), so the neuron loop has no scalar reduction and few arrays to alias.
+        wk = np.empty((7, n))
+        acc = np.zeros((2, n))
+        inv_eps = 1.0 / eps
+        inv_eps2 = 1.0 / (eps * eps)
+        for t in range(T - 1, -1, -1):
+            row = b * T + t
+            for i in range(n):
+                wk[0, i] = S[b, l, t, i]
+                wk[1, i] = PRE[b, l, t, i]
+                wk[2, i] = DS[b, l, t, i]
+                wk[3, i] = VOLD[b, l, t, i]
+                wk[4, i] = CUR[b, l, t, i]
+                wk[5, i] = AUX[b, l, t, 0, i]
+                wk[6, i] = AUX[b, l, t, 1, i]
+            for i in range(n):
+                s = wk[0, i]
+                P = wk[1, i]
+                dvi = dv[i]
+                ds_tot = wk[2, i] + dvi * (v_reset - P)
+                q = ds_tot * s * (1.0 - s)
+                dP = dvi * (1.0 - s) + q * inv_eps
+                pa = wk[5, i]
+                pb = wk[6, i]
+                # P is the LSE value: d P / d eps = (P - pa a - pb I) / eps
+                acc[0, i] += dP * (P - pa * (wk[3, i] + ltau) - pb * wk[4, i]) * inv_eps \
+                    - q * (P - theta) * inv_eps2
+                acc[1, i] += dP * pa
+                dv[i] = dP * pa
+                DI[row, i] = dP * pb
+        for i in range(n):
+            d_eps += acc[0, i]
+            d_ltau += acc[1, i]
+        part[b, 0] = d_eps
+        part[b, 1] = d_ltau
+        part[b, 2] = d_tau0
+        return
     for t in range(T - 1, -1, -1):
         row = b * T + t
         for i in range(n):
@@ -349,7 +470,7 @@ def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v
         n_prev = sizes[l]
         n = sizes[l + 1]
         W = _weights(params, offs[l, 0], n, n_prev)
-        C = np.dot(_layer_input(X, S, l, n_prev), W.T)
+        C = _input_current(_layer_input(X, S, l, n_prev), W)
         bias = params[offs[l, 1]:offs[l, 1] + n].copy()
         eps, _ = layer_eps(params, offs[l, 2], eps_lo, eps_hi)
         tau0 = sigmoid(params[offs[l, 3]])
@@ -397,13 +518,14 @@ def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v
     for l in range(L):
         nh += sizes[l + 1]
     drate = lam / (T * nh)
-    DS[:] = drate
     # dLoss/ds_L(t) from the readout is the same at every t
     dsL = np.dot(q, Wo)
     for b in range(B):
+        for l in range(L - 1):
+            DS[b, l] = drate
         for t in range(T):
             for i in range(nL):
-                DS[b, L - 1, t, i] += dsL[b, i] / T
+                DS[b, L - 1, t, i] = drate + dsL[b, i] / T
     part = np.empty((B, 3))
     for l in range(L - 1, -1, -1):
         n_prev = sizes[l]
@@ -418,7 +540,7 @@ def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v
             _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VOLD, CUR, PRE, S, AUX,
                             DS, DI, part)
         # I = W s_prev + b over all samples and steps: dW = DI^T x input, dS_prev = DI x W
-        gW = np.dot(DI.T, _layer_input(X, S, l, n_prev))
+        gW = _weight_grad(DI, _layer_input(X, S, l, n_prev))
         for i in range(n):
             for j in range(n_prev):
                 grad[w0 + i * n_prev + j] = gW[i, j]
