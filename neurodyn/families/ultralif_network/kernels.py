@@ -156,8 +156,7 @@ def _sparse_input(inp):
     """True when fewer than :data:`SPARSE_FRACTION` of the entries of ``inp`` are non-zero."""
     nnz = 0
     for v in inp.ravel():
-        if v != 0.0:
-            nnz += 1
+        nnz += v != 0.0   # branch-free count (random zeros would defeat branch prediction)
     return nnz < SPARSE_FRACTION * inp.size
 
 
@@ -258,12 +257,18 @@ def _forward_layer(b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, t
                 tmp[4, i] = r if d >= 0.0 else er
                 tmp[5, i] = er if d >= 0.0 else r
                 v[i] = P * (1.0 - s) + v_reset * s
+            # one destination per copy loop: each is then a plain vectorised copy
             for i in range(n):
                 CUR[b, l, t, i] = tmp[0, i]
+            for i in range(n):
                 VOLD[b, l, t, i] = tmp[1, i]
+            for i in range(n):
                 PRE[b, l, t, i] = tmp[2, i]
+            for i in range(n):
                 S[b, l, t, i] = tmp[3, i]
+            for i in range(n):
                 AUX[b, l, t, 0, i] = tmp[4, i]
+            for i in range(n):
                 AUX[b, l, t, 1, i] = tmp[5, i]
         elif kind == 3 or kind == 5:
             for i in range(n):
@@ -358,11 +363,17 @@ def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VO
             row = b * T + t
             for i in range(n):
                 wk[0, i] = S[b, l, t, i]
+            for i in range(n):
                 wk[1, i] = PRE[b, l, t, i]
+            for i in range(n):
                 wk[2, i] = DS[b, l, t, i]
+            for i in range(n):
                 wk[3, i] = VOLD[b, l, t, i]
+            for i in range(n):
                 wk[4, i] = CUR[b, l, t, i]
+            for i in range(n):
                 wk[5, i] = AUX[b, l, t, 0, i]
+            for i in range(n):
                 wk[6, i] = AUX[b, l, t, 1, i]
             for i in range(n):
                 s = wk[0, i]
