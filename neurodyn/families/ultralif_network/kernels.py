@@ -190,11 +190,20 @@ def _input_current(inp, W):
     act = np.empty(n_in, dtype=np.int64)
     for r in range(R):
         nnz = _active(inp, r, act)
-        for k in range(nnz):
+        k = 0
+        # four active inputs per pass over the output row: a quarter of the loads and stores of C
+        while k + 4 <= nnz:
+            j0, j1, j2, j3 = act[k], act[k + 1], act[k + 2], act[k + 3]
+            v0, v1, v2, v3 = inp[r, j0], inp[r, j1], inp[r, j2], inp[r, j3]
+            for i in range(n):
+                C[r, i] += (v0 * WT[j0, i] + v1 * WT[j1, i]) + (v2 * WT[j2, i] + v3 * WT[j3, i])
+            k += 4
+        while k < nnz:
             j = act[k]
             val = inp[r, j]
             for i in range(n):
                 C[r, i] += val * WT[j, i]
+            k += 1
     return C
 
 
