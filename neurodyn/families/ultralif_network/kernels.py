@@ -36,7 +36,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from neurodyn.families.ultralif_network.fastmath import fexp, flog1p01, fsigmoid
+from neurodyn.families.ultralif_network.fastmath import fexp, flog1p01, flog1p02, fsigmoid
 from neurodyn.families.ultralif_network.names import KIND_CODES, SURROGATE_CODES  # noqa: F401 (re-export)
 
 LOG2 = math.log(2.0)
@@ -242,7 +242,8 @@ def _forward_layer(b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, t
     T = VOLD.shape[2]
     inv_eps = 1.0 / eps
     v = np.full(n, v_reset)
-    tmp = np.empty((6, n))
+    vp = np.empty(n + 2)
+    tmp = np.empty((8, n))
     for t in range(T):
         row = b * T + t
         if kind == 2 or kind == 4:
@@ -280,30 +281,47 @@ def _forward_layer(b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, t
             for i in range(n):
                 AUX[b, l, t, 1, i] = tmp[5, i]
         elif kind == 3 or kind == 5:
+            # ring neighbours from a padded copy (contiguous loads); the term equal to the max
+            # contributes exactly 1, so z - 1 is exact and log z = log1p(z - 1) on [0, 2]
+            vp[0] = v[n - 1]
+            for i in range(n):
+                vp[i + 1] = v[i]
+            vp[n + 1] = v[0]
             for i in range(n):
                 I = C[row, i] + bias[i]
-                a = v[i - 1] if i > 0 else v[n - 1]
-                vo = v[i]
-                c = v[i + 1] if i < n - 1 else v[0]
+                a = vp[i]
+                vo = vp[i + 1]
+                c = vp[i + 2]
                 m = max(max(a, vo), c)
                 ea = fexp((a - m) * inv_eps)
                 eb = fexp((vo - m) * inv_eps)
                 ec = fexp((c - m) * inv_eps)
                 z = ea + eb + ec
                 r = 1.0 / z
-                val = m + eps * math.log(z)
+                val = m + eps * flog1p02(z - 1.0)
                 P = val + ltau + I
-                CUR[b, l, t, i] = I
-                VOLD[b, l, t, i] = vo
-                PRE[b, l, t, i] = P
-                S[b, l, t, i] = fsigmoid((P - theta) * inv_eps)
-                AUX[b, l, t, 0, i] = ea * r
-                AUX[b, l, t, 1, i] = eb * r
-                AUX[b, l, t, 2, i] = ec * r
-                AUX[b, l, t, 3, i] = val
+                tmp[0, i] = I
+                tmp[1, i] = vo
+                tmp[2, i] = P
+                tmp[3, i] = fsigmoid((P - theta) * inv_eps)
+                tmp[4, i] = ea * r
+                tmp[5, i] = eb * r
+                tmp[6, i] = ec * r
+                tmp[7, i] = val
             for i in range(n):
-                s = S[b, l, t, i]
-                v[i] = PRE[b, l, t, i] * (1.0 - s) + v_reset * s
+                s = tmp[3, i]
+                v[i] = tmp[2, i] * (1.0 - s) + v_reset * s
+            for i in range(n):
+                CUR[b, l, t, i] = tmp[0, i]
+            for i in range(n):
+                VOLD[b, l, t, i] = tmp[1, i]
+            for i in range(n):
+                PRE[b, l, t, i] = tmp[2, i]
+            for i in range(n):
+                S[b, l, t, i] = tmp[3, i]
+            for k in range(4):
+                for i in range(n):
+                    AUX[b, l, t, k, i] = tmp[4 + k, i]
         else:
             for i in range(n):
                 I = C[row, i] + bias[i]
@@ -402,6 +420,36 @@ def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VO
         for i in range(n):
             d_eps += acc[0, i]
             d_ltau += acc[1, i]
+        part[b, 0] = d_eps
+        part[b, 1] = d_ltau
+        part[b, 2] = d_tau0
+        return
+    if kind == 0:
+        # lif: the same scratch / per-neuron accumulator form as the Ultra kinds above
+        wk = np.empty((4, n))
+        acc = np.zeros(n)
+        for t in range(T - 1, -1, -1):
+            row = b * T + t
+            for i in range(n):
+                wk[0, i] = S[b, l, t, i]
+            for i in range(n):
+                wk[1, i] = PRE[b, l, t, i]
+            for i in range(n):
+                wk[2, i] = DS[b, l, t, i]
+            for i in range(n):
+                wk[3, i] = VOLD[b, l, t, i]
+            for i in range(n):
+                s = wk[0, i]
+                P = wk[1, i]
+                dvi = dv[i]
+                ds_tot = wk[2, i] + dvi * (v_reset - P)
+                _, dsdp = surrogate(P - theta, sg, sg_k)
+                dP = dvi * (1.0 - s) + ds_tot * dsdp
+                acc[i] += dP * wk[3, i]
+                dv[i] = dP * tau0
+                DI[row, i] = dP
+        for i in range(n):
+            d_tau0 += acc[i]
         part[b, 0] = d_eps
         part[b, 1] = d_ltau
         part[b, 2] = d_tau0
