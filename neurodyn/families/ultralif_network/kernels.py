@@ -43,6 +43,11 @@ LOG2 = math.log(2.0)
 #: LLVM may fuse a * b + c into one FMA instruction (one rounding instead of two); no other fast-math
 #: licence, so results change only at the rounding level, and stay bitwise reproducible on one machine
 CONTRACT = {"contract"}
+#: parallelise the explicit ``prange`` loops only: with ``parallel=True`` Numba also turns every array
+#: fill, allocation and reduction into its own parallel region, and with 2 threads those many tiny regions
+#: (hundreds per minibatch) made the kernel 3-4x slower than with one
+PRANGE_ONLY = {"prange": True, "comprehension": False, "reduction": False, "inplace_binop": False,
+               "setitem": False, "numpy": False, "stencil": False, "fusion": False}
 
 
 @njit(cache=True)
@@ -513,7 +518,7 @@ def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VO
     part[b, 2] = d_tau0
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=PRANGE_ONLY, error_model="numpy")
 def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
                            lam, X, labels, need_grad, VOLD, CUR, PRE, S, AUX, DS, logits, loss, ce, grad):
     """Forward (and, if ``need_grad``, backward) pass of a minibatch; ``grad`` gets the batch *sum*.
