@@ -14,7 +14,13 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+# benchmark the checkout this script lives in (``python benchmarks/...`` puts only benchmarks/ on the path,
+# so an installed neurodyn elsewhere would be imported instead)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
@@ -63,6 +69,27 @@ def best_of(n, spec, data, backend, batch=128):
     return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
+def per_batch(spec, data, n=20, T=10, batch=128):
+    """Best-of-``n`` wall and CPU time of one loss-and-gradient call (no encoding, no optimiser) on both
+    sides: the part of the epoch the kernels do."""
+    rng = np.random.default_rng(1)
+    p = spec.init(rng, 1.0, 0.9)
+    X = rate_encode(data.x_train[:batch], T, 0.5, rng)
+    y = data.y_train[:batch]
+    ws = Workspace(spec, batch, T)
+    out = {}
+    for name, call in (("numpy", lambda: loss_and_grad_numpy(spec, p, X, y, 0.0)),
+                       ("numba", lambda: loss_and_grad(spec, p, X, y, 0.0, ws=ws))):
+        call()
+        runs = []
+        for _ in range(n):
+            t0, c0 = time.perf_counter(), time.process_time()
+            call()
+            runs.append((time.perf_counter() - t0, time.process_time() - c0))
+        out[name] = (min(r[0] for r in runs), min(r[1] for r in runs))
+    return out
+
+
 def main() -> None:
     data = load_digits_split()
     print(f"digits train {len(data.y_train)}, hidden 64, T=10; numba threads available: "
@@ -72,15 +99,20 @@ def main() -> None:
         for kind in ("ultralif", "ultradlif", "lif"):
             spec = NetSpec([64, 64, 10], kind)
             epoch(spec, data, "numba", batch=batch)  # compile
-            t_np = best_of(3, spec, data, "numpy", batch)
-            t_nb = best_of(3, spec, data, "numba", batch)
+            t_np = best_of(5, spec, data, "numpy", batch)
+            t_nb = best_of(5, spec, data, "numba", batch)
             numba.set_num_threads(1)
-            t_nb1 = best_of(3, spec, data, "numba", batch)
+            t_nb1 = best_of(5, spec, data, "numba", batch)
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+            numba.set_num_threads(1)
+            pb1 = per_batch(spec, data, batch=batch)
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
             for what, i in (("wall", 0), ("CPU ", 1)):
                 print(f"{kind if i == 0 else '':10s} {what}: numpy {t_np[i] * 1e3:7.1f} ms/epoch | "
                       f"numba {t_nb[i] * 1e3:6.1f} (x{t_np[i] / t_nb[i]:5.1f}) | "
-                      f"numba 1 thread {t_nb1[i] * 1e3:6.1f} (x{t_np[i] / t_nb1[i]:5.1f})")
+                      f"numba 1 thread {t_nb1[i] * 1e3:6.1f} (x{t_np[i] / t_nb1[i]:5.1f}) | "
+                      f"loss+grad only, 1 thread: numpy {pb1['numpy'][i] * 1e3:5.2f} ms, numba "
+                      f"{pb1['numba'][i] * 1e3:5.2f} ms (x{pb1['numpy'][i] / pb1['numba'][i]:4.1f})")
 
 if __name__ == "__main__":
     main()

@@ -162,3 +162,52 @@ def test_event_task_counts_carry_no_class_information() -> None:
         accs[T] = clf.score(X[1000:], y[1000:])
     assert accs[1] < 1 / 6 + 0.07  # chance level (500 test samples: sd about 0.017)
     assert accs[8] > 0.9
+
+
+def test_fastmath_within_few_ulp_of_libm() -> None:
+    """The vectorisable exp (1 ulp), log1p on [0, 1] and [0, 2] and sigmoid (4 ulp) against NumPy's libm,
+    over the ranges used (exp down to the subnormals, log1p with tiny arguments, sigmoid of either sign)."""
+    from numba import njit
+
+    from neurodyn.families.ultralif_network.fastmath import fexp, flog1p01, flog1p02, fsigmoid
+
+    @njit(error_model="numpy")
+    def apply(code: int, x: np.ndarray) -> np.ndarray:
+        out = np.empty_like(x)
+        for i in range(x.size):
+            if code == 0:
+                out[i] = fexp(x[i])
+            elif code == 1:
+                out[i] = flog1p01(x[i])
+            elif code == 2:
+                out[i] = fsigmoid(x[i])
+            else:
+                out[i] = flog1p02(x[i])
+        return out
+
+    from scipy.special import expit
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-750.0, 700.0, 20000), rng.uniform(-2.0, 2.0, 20000), [0.0, -745.2]])
+    e = np.concatenate([rng.uniform(0.0, 1.0, 20000), 10.0 ** rng.uniform(-300, 0, 5000), [0.0, 1.0]])
+    z = rng.normal(0.0, 30.0, 20000)
+    e2 = np.concatenate([rng.uniform(0.0, 2.0, 20000), e])
+    for code, arg, ref in ((0, x, np.exp(x)), (1, e, np.log1p(e)), (2, z, expit(z)), (3, e2, np.log1p(e2))):
+        ulp = np.spacing(np.maximum(np.abs(ref), 5e-324))
+        tol = 1.0 if code == 0 else 4.0
+        assert np.max(np.abs(apply(code, arg) - ref) / ulp) <= tol
+
+
+def test_sparse_and_blas_synaptic_products_agree() -> None:
+    """Binary input below the sparsity threshold takes the zero-skipping path, dense input BLAS: both are
+    the same products ``inp @ W.T`` and ``DI.T @ inp`` up to rounding."""
+    from neurodyn.families.ultralif_network.kernels import SPARSE_FRACTION, _input_current, _weight_grad
+
+    rng = np.random.default_rng(4)
+    W = rng.normal(size=(7, 13))
+    DI = rng.normal(size=(50, 7))
+    for density in (0.1, 0.9):
+        assert (density < SPARSE_FRACTION) == (density == 0.1)
+        inp = (rng.random((50, 13)) < density).astype(float) * rng.normal(size=(50, 13))
+        np.testing.assert_allclose(_input_current(inp, W), inp @ W.T, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(_weight_grad(DI, inp), DI.T @ inp, rtol=0, atol=1e-12)

@@ -51,8 +51,9 @@ class UltraLIFNetwork(Family):
                 n_in, n_out = p.events.n_groups * p.events.channels_per_group, p.events.n_classes
             sizes = [n_in, *p.hidden, n_out]
             n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-            # workspaces: 5 (B, L, T, H) arrays, one (B, L, T, H, 4), per-sample gradients (B, n_params)
-            nbytes = 8 * p.batch_size * (9 * len(p.hidden) * p.T * max(p.hidden) + n_params)
+            # workspaces: 5 (B, L, T, H) arrays and one (B, L, T, 4, H); per layer ~3 (B*T, H) temporaries
+            # (input, current, dI); one gradient vector
+            nbytes = 8 * (p.batch_size * (9 * len(p.hidden) + 3) * p.T * max(p.hidden) + n_params)
             if p.dataset == "events":
                 nbytes += 8 * (p.events.n_train + p.events.n_test) * p.T * n_in
         if nbytes > MAX_BYTES:

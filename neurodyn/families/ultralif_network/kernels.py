@@ -36,9 +36,18 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from neurodyn.families.ultralif_network.fastmath import fexp, flog1p01, flog1p02, fsigmoid
 from neurodyn.families.ultralif_network.names import KIND_CODES, SURROGATE_CODES  # noqa: F401 (re-export)
 
 LOG2 = math.log(2.0)
+#: LLVM may fuse a * b + c into one FMA instruction (one rounding instead of two); no other fast-math
+#: licence, so results change only at the rounding level, and stay bitwise reproducible on one machine
+CONTRACT = {"contract"}
+#: parallelise the explicit ``prange`` loops only: with ``parallel=True`` Numba also turns every array
+#: fill, allocation and reduction into its own parallel region, and with 2 threads those many tiny regions
+#: (hundreds per minibatch) made the kernel 3-4x slower than with one
+PRANGE_ONLY = {"prange": True, "comprehension": False, "reduction": False, "inplace_binop": False,
+               "setitem": False, "numpy": False, "stencil": False, "fusion": False}
 
 
 @njit(cache=True)
@@ -92,7 +101,7 @@ def lse_vec(x: np.ndarray, eps: float) -> float:
     return m + eps * math.log(acc)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def surrogate(x: float, code: int, k: float) -> tuple[float, float]:
     """Smooth stand-in for H(x): ``(primitive, derivative)``.
 
@@ -101,7 +110,7 @@ def surrogate(x: float, code: int, k: float) -> tuple[float, float]:
     (Fang et al. 2021; snnTorch's ``atan`` with alpha = k).
     """
     if code == 0:
-        s = sigmoid(k * x)
+        s = fsigmoid(k * x)
         return s, k * s * (1.0 - s)
     u = 0.5 * math.pi * k * x
     return 0.5 + math.atan(u) / math.pi, 0.5 * k / (1.0 + u * u)
@@ -118,94 +127,223 @@ def layer_eps(params: np.ndarray, off: int, eps_lo: float, eps_hi: float) -> tup
     return e, e
 
 
-@njit(cache=True)
-def _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
-                    x, VOLD, CUR, PRE, S, AUX, logits):
-    """Forward pass of one sample; fills the per-layer histories and the output logits.
+@njit(cache=True, error_model="numpy")
+def _layer_input(X, S, l, n_prev):
+    """Input of hidden layer ``l`` for the whole batch as one C-contiguous ``(B*T, n_prev)`` matrix.
 
-    x : (T, n_in). VOLD/CUR/PRE/S : (L, T, H) state before the step, input current, pre-spike
-    potential, spike; AUX : (L, T, H, 4) softmax weights and value of the LSE (reused by the backward
-    pass instead of recomputing the exponentials).
-    potential, spike. logits : (n_out,).
+    Row ``b*T + t`` holds sample b at step t: layer 0 reads the encoded input (a free reshape), deeper
+    layers a copy of the previous layer's spikes (the workspace pads layers to the widest one).
     """
-    T = x.shape[0]
-    L = sizes.shape[0] - 2
-    ultra = kind >= 2
-    diff = kind == 3 or kind == 5
-    act = np.empty(sizes[:L + 1].max(), dtype=np.int64)
-    aval = np.empty(sizes[:L + 1].max())
-    for l in range(L):
-        n_prev = sizes[l]
-        n = sizes[l + 1]
-        w0 = offs[l, 0]
-        b0 = offs[l, 1]
-        eps, _ = layer_eps(params, offs[l, 2], eps_lo, eps_hi)
-        tau0 = sigmoid(params[offs[l, 3]])
-        ltau = math.log(tau0)
-        v = np.full(n, v_reset)
+    B, T = X.shape[0], X.shape[1]
+    if l == 0:
+        return X.reshape((B * T, X.shape[2]))
+    out = np.empty((B * T, n_prev))
+    for b in range(B):
         for t in range(T):
-            # event-driven input: only presynaptic neurons with a non-zero spike contribute (binary
-            # spikes of lif/maxplus and rate-coded inputs are sparse; soft Ultra spikes rarely are 0)
-            nnz = 0
             for j in range(n_prev):
-                val = x[t, j] if l == 0 else S[l - 1, t, j]
-                if val != 0.0:
-                    act[nnz] = j
-                    aval[nnz] = val
-                    nnz += 1
+                out[b * T + t, j] = S[b, l - 1, t, j]
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _weights(params, off, n, n_in):
+    """Row-major ``(n, n_in)`` weight matrix starting at ``params[off]`` (a contiguous copy for BLAS)."""
+    return np.ascontiguousarray(params[off:off + n * n_in]).reshape((n, n_in))
+
+
+#: below this fraction of non-zero inputs the synaptic products skip zeros instead of calling BLAS
+#: (rate-coded digits: ~15% ones; binary lif spikes are sparse too; soft Ultra spikes are dense)
+SPARSE_FRACTION = 0.25
+
+
+@njit(cache=True, error_model="numpy")
+def _sparse_input(inp):
+    """True when fewer than :data:`SPARSE_FRACTION` of the entries of ``inp`` are non-zero."""
+    nnz = 0
+    for v in inp.ravel():
+        nnz += v != 0.0   # branch-free count (random zeros would defeat branch prediction)
+    return nnz < SPARSE_FRACTION * inp.size
+
+
+@njit(cache=True, error_model="numpy")
+def _active(inp, r, act):
+    """Indices of the non-zero entries of row ``r`` of ``inp`` into ``act``; returns their number.
+
+    Branch-free (the index is always written, the count advances only for non-zeros): with ~15% random
+    ones a data-dependent branch would be mispredicted often.
+    """
+    nnz = 0
+    for j in range(inp.shape[1]):
+        act[nnz] = j
+        nnz += inp[r, j] != 0.0
+    return nnz
+
+
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+def _input_current(inp, W):
+    """``inp @ W.T``, (R, n_in) x (n, n_in) -> (R, n): BLAS, or a sum over non-zero inputs when sparse.
+
+    The sparse form adds the rows of ``W.T`` of the active inputs (a contiguous, vectorised loop over the
+    n outputs), doing ~15% of the multiply-adds of the dense product for rate-coded input.
+    """
+    if not _sparse_input(inp):
+        return np.dot(inp, W.T)
+    R, n_in = inp.shape
+    n = W.shape[0]
+    WT = np.ascontiguousarray(W.T)
+    C = np.zeros((R, n))
+    act = np.empty(n_in, dtype=np.int64)
+    for r in range(R):
+        nnz = _active(inp, r, act)
+        k = 0
+        # four active inputs per pass over the output row: a quarter of the loads and stores of C
+        while k + 4 <= nnz:
+            j0, j1, j2, j3 = act[k], act[k + 1], act[k + 2], act[k + 3]
+            v0, v1, v2, v3 = inp[r, j0], inp[r, j1], inp[r, j2], inp[r, j3]
             for i in range(n):
-                acc = params[b0 + i]
-                row = w0 + i * n_prev
-                for k in range(nnz):
-                    acc += params[row + act[k]] * aval[k]
-                CUR[l, t, i] = acc
-                VOLD[l, t, i] = v[i]
+                C[r, i] += (v0 * WT[j0, i] + v1 * WT[j1, i]) + (v2 * WT[j2, i] + v3 * WT[j3, i])
+            k += 4
+        while k < nnz:
+            j = act[k]
+            val = inp[r, j]
             for i in range(n):
-                I = CUR[l, t, i]
-                if kind == 0:
-                    P = tau0 * v[i] + I
-                elif kind == 1:
-                    P = max(v[i] + ltau, I)
-                elif diff:
-                    val, w0_, w1_, w2_ = lse3(v[(i - 1) % n], v[i], v[(i + 1) % n], eps)
-                    AUX[l, t, i, 0] = w0_
-                    AUX[l, t, i, 1] = w1_
-                    AUX[l, t, i, 2] = w2_
-                    AUX[l, t, i, 3] = val
-                    P = val + ltau + I
-                else:
-                    P, w0_, w1_ = lse2(v[i] + ltau, I, eps)
-                    AUX[l, t, i, 0] = w0_
-                    AUX[l, t, i, 1] = w1_
-                    AUX[l, t, i, 3] = P
-                if ultra:
-                    s = sigmoid((P - theta) / eps)
-                elif smooth:
+                C[r, i] += val * WT[j, i]
+            k += 1
+    return C
+
+
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+def _weight_grad(DI, inp):
+    """``DI.T @ inp``, (R, n) and (R, n_in) -> (n, n_in), the weight gradient summed over rows.
+
+    Sparse input: accumulate ``val * DI[r]`` into row j of the transposed gradient for the active inputs
+    only, rows in order (deterministic).
+    """
+    if not _sparse_input(inp):
+        return np.dot(DI.T, inp)
+    R, n_in = inp.shape
+    n = DI.shape[1]
+    GT = np.zeros((n_in, n))
+    act = np.empty(n_in, dtype=np.int64)
+    for r in range(R):
+        nnz = _active(inp, r, act)
+        for k in range(nnz):
+            j = act[k]
+            val = inp[r, j]
+            for i in range(n):
+                GT[j, i] += val * DI[r, i]
+    return np.ascontiguousarray(GT.T)
+
+
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+def _forward_layer(b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, tau0, C, bias,
+                   VOLD, CUR, PRE, S, AUX):
+    """Time loop of hidden layer ``l`` for sample ``b``; the input current ``C + bias`` is precomputed.
+
+    The neuron loop has no calls and no branches between kinds, so LLVM vectorises it (the Ultra kinds
+    use :mod:`.fastmath`). Histories: VOLD/CUR/PRE/S (B, L, T, H); AUX (B, L, T, 4, H) softmax weights
+    and LSE value of the ``ultradlif`` kinds.
+    """
+    T = VOLD.shape[2]
+    inv_eps = 1.0 / eps
+    v = np.full(n, v_reset)
+    vp = np.empty(n + 2)
+    tmp = np.empty((8, n))
+    for t in range(T):
+        row = b * T + t
+        if kind == 2 or kind == 4:
+            # LSE of two terms: max + eps log1p(exp(-|a - I| / eps)), softmax weights 1/z and e/z.
+            # This loop reads C, bias, v and writes only v and the scratch rows: with the histories
+            # written here too, LLVM needs more runtime alias checks than it allows and stays scalar.
+            for i in range(n):
+                I = C[row, i] + bias[i]
+                vo = v[i]
+                a = vo + ltau
+                d = a - I
+                e = fexp(-abs(d) * inv_eps)
+                r = 1.0 / (1.0 + e)
+                er = e * r
+                P = max(a, I) + eps * flog1p01(e)
+                s = fsigmoid((P - theta) * inv_eps)
+                tmp[0, i] = I
+                tmp[1, i] = vo
+                tmp[2, i] = P
+                tmp[3, i] = s
+                tmp[4, i] = r if d >= 0.0 else er
+                tmp[5, i] = er if d >= 0.0 else r
+                v[i] = P * (1.0 - s) + v_reset * s
+            # one destination per copy loop: each is then a plain vectorised copy
+            for i in range(n):
+                CUR[b, l, t, i] = tmp[0, i]
+            for i in range(n):
+                VOLD[b, l, t, i] = tmp[1, i]
+            for i in range(n):
+                PRE[b, l, t, i] = tmp[2, i]
+            for i in range(n):
+                S[b, l, t, i] = tmp[3, i]
+            for i in range(n):
+                AUX[b, l, t, 0, i] = tmp[4, i]
+            for i in range(n):
+                AUX[b, l, t, 1, i] = tmp[5, i]
+        elif kind == 3 or kind == 5:
+            # ring neighbours from a padded copy (contiguous loads); the term equal to the max
+            # contributes exactly 1, so z - 1 is exact and log z = log1p(z - 1) on [0, 2]
+            vp[0] = v[n - 1]
+            for i in range(n):
+                vp[i + 1] = v[i]
+            vp[n + 1] = v[0]
+            for i in range(n):
+                I = C[row, i] + bias[i]
+                a = vp[i]
+                vo = vp[i + 1]
+                c = vp[i + 2]
+                m = max(max(a, vo), c)
+                ea = fexp((a - m) * inv_eps)
+                eb = fexp((vo - m) * inv_eps)
+                ec = fexp((c - m) * inv_eps)
+                z = ea + eb + ec
+                r = 1.0 / z
+                val = m + eps * flog1p02(z - 1.0)
+                P = val + ltau + I
+                tmp[0, i] = I
+                tmp[1, i] = vo
+                tmp[2, i] = P
+                tmp[3, i] = fsigmoid((P - theta) * inv_eps)
+                tmp[4, i] = ea * r
+                tmp[5, i] = eb * r
+                tmp[6, i] = ec * r
+                tmp[7, i] = val
+            for i in range(n):
+                s = tmp[3, i]
+                v[i] = tmp[2, i] * (1.0 - s) + v_reset * s
+            for i in range(n):
+                CUR[b, l, t, i] = tmp[0, i]
+            for i in range(n):
+                VOLD[b, l, t, i] = tmp[1, i]
+            for i in range(n):
+                PRE[b, l, t, i] = tmp[2, i]
+            for i in range(n):
+                S[b, l, t, i] = tmp[3, i]
+            for k in range(4):
+                for i in range(n):
+                    AUX[b, l, t, k, i] = tmp[4 + k, i]
+        else:
+            for i in range(n):
+                I = C[row, i] + bias[i]
+                vo = v[i]
+                P = tau0 * vo + I if kind == 0 else max(vo + ltau, I)
+                if smooth:
                     s, _ = surrogate(P - theta, sg, sg_k)
                 else:
                     s = 1.0 if P > theta else 0.0
-                PRE[l, t, i] = P
-                S[l, t, i] = s
-            for i in range(n):
-                s = S[l, t, i]
-                v[i] = PRE[l, t, i] * (1.0 - s) + v_reset * s
-    n_out = sizes[L + 1]
-    nL = sizes[L]
-    wo = offs[L, 0]
-    bo = offs[L, 1]
-    # time-average first: one (n_out x nL) product instead of T of them
-    sbar = np.zeros(nL)
-    for t in range(T):
-        for i in range(nL):
-            sbar[i] += S[L - 1, t, i]
-    for k in range(n_out):
-        acc = 0.0
-        for i in range(nL):
-            acc += params[wo + k * nL + i] * sbar[i]
-        logits[k] = params[bo + k] + acc / T
+                CUR[b, l, t, i] = I
+                VOLD[b, l, t, i] = vo
+                PRE[b, l, t, i] = P
+                S[b, l, t, i] = s
+                v[i] = P * (1.0 - s) + v_reset * s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _loss_sample(logits, label, S, sizes, T, lam):
     """Cross-entropy on the logits plus ``lam`` times the sample's mean hidden spike value."""
     m = logits.max()
@@ -213,6 +351,8 @@ def _loss_sample(logits, label, S, sizes, T, lam):
     for k in range(logits.shape[0]):
         z += math.exp(logits[k] - m)
     ce = m + math.log(z) - logits[label]
+    if lam == 0.0:
+        return ce, ce   # ce + 0 * rate: skip summing the spikes
     L = sizes.shape[0] - 2
     tot = 0.0
     nh = 0
@@ -225,57 +365,241 @@ def _loss_sample(logits, label, S, sizes, T, lam):
     return ce + lam * tot / (T * nh), ce
 
 
-@njit(cache=True)
-def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo, eps_hi, lam,
-                     x, label, VOLD, CUR, PRE, S, AUX, DS, logits, g):
-    """Exact gradient of the sample loss w.r.t. every parameter, accumulated into ``g``.
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VOLD, CUR, PRE, S, AUX, DS,
+                    DI, part):
+    """Reverse time loop of hidden layer ``l`` for sample ``b``.
 
-    DS is scratch (L, T, H): gradient of the loss w.r.t. each spike value.
+    Takes DS (dLoss/ds of this layer, including the paths through later layers) and writes the gradient
+    w.r.t. the input current into ``DI[b*T + t]``; the weight, bias and previous-layer gradients are then
+    matrix products over the whole batch. ``part[b] = (d eps, d log tau0, d tau0)`` of this sample, summed
+    by the caller in sample order (the same sum for any number of threads).
     """
-    T = x.shape[0]
-    L = sizes.shape[0] - 2
+    T = VOLD.shape[2]
     ultra = kind >= 2
     diff = kind == 3 or kind == 5
+    dv = np.zeros(n)      # dLoss / dV(t+1)
+    dvold = np.zeros(n)   # dLoss / dV(t)
+    d_eps = 0.0
+    d_ltau = 0.0   # through log tau0 (max-plus / LSE kinds)
+    d_tau0 = 0.0   # through tau0 itself (lif)
+    if kind == 2 or kind == 4:
+        # Vectorisable form of the general loop below (same formulas): this step's history rows are
+        # first copied into one scratch array, and d eps / d log tau0 are accumulated per neuron (summed
+        # over neurons at the end), so the neuron loop has no scalar reduction and few arrays to alias.
+        wk = np.empty((7, n))
+        acc = np.zeros((2, n))
+        inv_eps = 1.0 / eps
+        inv_eps2 = 1.0 / (eps * eps)
+        for t in range(T - 1, -1, -1):
+            row = b * T + t
+            for i in range(n):
+                wk[0, i] = S[b, l, t, i]
+            for i in range(n):
+                wk[1, i] = PRE[b, l, t, i]
+            for i in range(n):
+                wk[2, i] = DS[b, l, t, i]
+            for i in range(n):
+                wk[3, i] = VOLD[b, l, t, i]
+            for i in range(n):
+                wk[4, i] = CUR[b, l, t, i]
+            for i in range(n):
+                wk[5, i] = AUX[b, l, t, 0, i]
+            for i in range(n):
+                wk[6, i] = AUX[b, l, t, 1, i]
+            for i in range(n):
+                s = wk[0, i]
+                P = wk[1, i]
+                dvi = dv[i]
+                ds_tot = wk[2, i] + dvi * (v_reset - P)
+                q = ds_tot * s * (1.0 - s)
+                dP = dvi * (1.0 - s) + q * inv_eps
+                pa = wk[5, i]
+                pb = wk[6, i]
+                # P is the LSE value: d P / d eps = (P - pa a - pb I) / eps
+                acc[0, i] += dP * (P - pa * (wk[3, i] + ltau) - pb * wk[4, i]) * inv_eps \
+                    - q * (P - theta) * inv_eps2
+                acc[1, i] += dP * pa
+                dv[i] = dP * pa
+                DI[row, i] = dP * pb
+        for i in range(n):
+            d_eps += acc[0, i]
+            d_ltau += acc[1, i]
+        part[b, 0] = d_eps
+        part[b, 1] = d_ltau
+        part[b, 2] = d_tau0
+        return
+    if kind == 0:
+        # lif: the same scratch / per-neuron accumulator form as the Ultra kinds above
+        wk = np.empty((4, n))
+        acc = np.zeros(n)
+        for t in range(T - 1, -1, -1):
+            row = b * T + t
+            for i in range(n):
+                wk[0, i] = S[b, l, t, i]
+            for i in range(n):
+                wk[1, i] = PRE[b, l, t, i]
+            for i in range(n):
+                wk[2, i] = DS[b, l, t, i]
+            for i in range(n):
+                wk[3, i] = VOLD[b, l, t, i]
+            for i in range(n):
+                s = wk[0, i]
+                P = wk[1, i]
+                dvi = dv[i]
+                ds_tot = wk[2, i] + dvi * (v_reset - P)
+                _, dsdp = surrogate(P - theta, sg, sg_k)
+                dP = dvi * (1.0 - s) + ds_tot * dsdp
+                acc[i] += dP * wk[3, i]
+                dv[i] = dP * tau0
+                DI[row, i] = dP
+        for i in range(n):
+            d_tau0 += acc[i]
+        part[b, 0] = d_eps
+        part[b, 1] = d_ltau
+        part[b, 2] = d_tau0
+        return
+    for t in range(T - 1, -1, -1):
+        row = b * T + t
+        for i in range(n):
+            dvold[i] = 0.0
+        for i in range(n):
+            s = S[b, l, t, i]
+            P = PRE[b, l, t, i]
+            # V(t+1) = P (1 - s) + v_reset s, s = s(P)
+            ds_tot = DS[b, l, t, i] + dv[i] * (v_reset - P)
+            dP = dv[i] * (1.0 - s)
+            if ultra:
+                dP += ds_tot * s * (1.0 - s) / eps
+                d_eps -= ds_tot * s * (1.0 - s) * (P - theta) / (eps * eps)
+            else:
+                _, dsdp = surrogate(P - theta, sg, sg_k)
+                dP += ds_tot * dsdp
+            vo = VOLD[b, l, t, i]
+            I = CUR[b, l, t, i]
+            if kind == 0:
+                dvold[i] += dP * tau0
+                d_tau0 += dP * vo
+                DI[row, i] = dP
+            elif kind == 1:
+                if vo + ltau >= I:
+                    dvold[i] += dP
+                    d_ltau += dP
+                    DI[row, i] = 0.0
+                else:
+                    DI[row, i] = dP
+            elif diff:
+                im = i - 1 if i > 0 else n - 1
+                ip = i + 1 if i < n - 1 else 0
+                a = VOLD[b, l, t, im]
+                c = VOLD[b, l, t, ip]
+                pa = AUX[b, l, t, 0, i]
+                pb = AUX[b, l, t, 1, i]
+                pc = AUX[b, l, t, 2, i]
+                val = AUX[b, l, t, 3, i]
+                dvold[im] += dP * pa
+                dvold[i] += dP * pb
+                dvold[ip] += dP * pc
+                d_ltau += dP
+                d_eps += dP * (val - pa * a - pb * vo - pc * c) / eps
+                DI[row, i] = dP
+            else:
+                a = vo + ltau
+                pa = AUX[b, l, t, 0, i]
+                pb = AUX[b, l, t, 1, i]
+                dvold[i] += dP * pa
+                d_ltau += dP * pa
+                d_eps += dP * (P - pa * a - pb * I) / eps   # P is the LSE value
+                DI[row, i] = dP * pb
+        for i in range(n):
+            dv[i] = dvold[i]
+    part[b, 0] = d_eps
+    part[b, 1] = d_ltau
+    part[b, 2] = d_tau0
+
+
+@njit(cache=True, parallel=PRANGE_ONLY, error_model="numpy")
+def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
+                           lam, X, labels, need_grad, VOLD, CUR, PRE, S, AUX, DS, logits, loss, ce, grad):
+    """Forward (and, if ``need_grad``, backward) pass of a minibatch; ``grad`` gets the batch *sum*.
+
+    Layer by layer over the whole batch: the synaptic products of all samples and steps are single BLAS
+    matrix products ((B*T, n_in) x (n_in, n) forward; dI^T x input and dI x W backward), the time
+    recurrences run one sample per thread (``prange``). Every per-sample quantity is written to its own
+    rows and the scalar gradients are summed in sample order, so the result does not depend on the
+    number of Numba threads.
+
+    Parameters
+    ----------
+    X : (B, T, n_in) float64 encoded input, C-contiguous.
+    labels : (B,) int64.
+    VOLD, CUR, PRE, S, DS : (B, L, T, H) workspaces (H = widest hidden layer); AUX : (B, L, T, 4, H).
+    logits : (B, n_out); loss, ce : (B,); grad : (n_params,) (overwritten when ``need_grad``).
+    """
+    B = X.shape[0]
+    T = X.shape[1]
+    L = sizes.shape[0] - 2
+    for l in range(L):
+        n_prev = sizes[l]
+        n = sizes[l + 1]
+        W = _weights(params, offs[l, 0], n, n_prev)
+        C = _input_current(_layer_input(X, S, l, n_prev), W)
+        bias = params[offs[l, 1]:offs[l, 1] + n].copy()
+        eps, _ = layer_eps(params, offs[l, 2], eps_lo, eps_hi)
+        tau0 = sigmoid(params[offs[l, 3]])
+        ltau = math.log(tau0)
+        for b in prange(B):
+            _forward_layer(b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, tau0, C, bias,
+                           VOLD, CUR, PRE, S, AUX)
     n_out = sizes[L + 1]
     nL = sizes[L]
     wo = offs[L, 0]
     bo = offs[L, 1]
+    Wo = _weights(params, wo, n_out, nL)
+    # time-average first: one (n_out x nL) product instead of T of them
+    sbar = np.zeros((B, nL))
+    for b in range(B):
+        for t in range(T):
+            for i in range(nL):
+                sbar[b, i] += S[b, L - 1, t, i]
+    Z = np.dot(sbar, Wo.T)
+    for b in range(B):
+        for k in range(n_out):
+            logits[b, k] = params[bo + k] + Z[b, k] / T
+        loss[b], ce[b] = _loss_sample(logits[b], labels[b], S[b], sizes, T, lam)
+    if not need_grad:
+        return
+    grad[:] = 0.0
     # softmax - onehot
-    m = logits.max()
-    q = np.empty(n_out)
-    z = 0.0
+    q = np.empty((B, n_out))
+    for b in range(B):
+        m = logits[b].max()
+        z = 0.0
+        for k in range(n_out):
+            q[b, k] = math.exp(logits[b, k] - m)
+            z += q[b, k]
+        for k in range(n_out):
+            q[b, k] /= z
+        q[b, labels[b]] -= 1.0
+    gWo = np.dot(q.T, sbar)
     for k in range(n_out):
-        q[k] = math.exp(logits[k] - m)
-        z += q[k]
-    for k in range(n_out):
-        q[k] /= z
-    q[label] -= 1.0
+        for b in range(B):
+            grad[bo + k] += q[b, k]
+        for i in range(nL):
+            grad[wo + k * nL + i] = gWo[k, i] / T
     nh = 0
     for l in range(L):
         nh += sizes[l + 1]
     drate = lam / (T * nh)
-    for l in range(L):
-        for t in range(T):
-            for i in range(sizes[l + 1]):
-                DS[l, t, i] = drate
-    sbar = np.zeros(nL)
-    for t in range(T):
-        for i in range(nL):
-            sbar[i] += S[L - 1, t, i]
-    for k in range(n_out):
-        g[bo + k] += q[k]
-        for i in range(nL):
-            g[wo + k * nL + i] += q[k] * sbar[i] / T
     # dLoss/ds_L(t) from the readout is the same at every t
-    for i in range(nL):
-        acc = 0.0
-        for k in range(n_out):
-            acc += params[wo + k * nL + i] * q[k]
+    dsL = np.dot(q, Wo)
+    for b in range(B):
+        for l in range(L - 1):
+            DS[b, l] = drate
         for t in range(T):
-            DS[L - 1, t, i] += acc / T
-
-    act = np.empty(sizes[:L + 1].max(), dtype=np.int64)
-    aval = np.empty(sizes[:L + 1].max())
+            for i in range(nL):
+                DS[b, L - 1, t, i] = drate + dsL[b, i] / T
+    part = np.empty((B, 3))
     for l in range(L - 1, -1, -1):
         n_prev = sizes[l]
         n = sizes[l + 1]
@@ -284,116 +608,34 @@ def _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo
         eps, deps_dlog = layer_eps(params, offs[l, 2], eps_lo, eps_hi)
         tau0 = sigmoid(params[offs[l, 3]])
         ltau = math.log(tau0)
-        dv = np.zeros(n)      # dLoss / dV(t+1)
-        dvold = np.zeros(n)   # dLoss / dV(t)
-        dI = np.zeros(n)
-        d_eps = 0.0
-        d_ltau = 0.0   # through log tau0 (max-plus / LSE kinds)
-        d_tau0 = 0.0   # through tau0 itself (lif)
-        for t in range(T - 1, -1, -1):
-            for i in range(n):
-                dvold[i] = 0.0
-            for i in range(n):
-                s = S[l, t, i]
-                P = PRE[l, t, i]
-                # V(t+1) = P (1 - s) + v_reset s, s = s(P)
-                ds_tot = DS[l, t, i] + dv[i] * (v_reset - P)
-                dP = dv[i] * (1.0 - s)
-                if ultra:
-                    dP += ds_tot * s * (1.0 - s) / eps
-                    d_eps -= ds_tot * s * (1.0 - s) * (P - theta) / (eps * eps)
-                else:
-                    _, dsdp = surrogate(P - theta, sg, sg_k)
-                    dP += ds_tot * dsdp
-                vo = VOLD[l, t, i]
-                I = CUR[l, t, i]
-                if kind == 0:
-                    dvold[i] += dP * tau0
-                    d_tau0 += dP * vo
-                    dI[i] = dP
-                elif kind == 1:
-                    if vo + ltau >= I:
-                        dvold[i] += dP
-                        d_ltau += dP
-                        dI[i] = 0.0
-                    else:
-                        dI[i] = dP
-                elif diff:
-                    im = (i - 1) % n
-                    ip = (i + 1) % n
-                    a = VOLD[l, t, im]
-                    c = VOLD[l, t, ip]
-                    pa = AUX[l, t, i, 0]
-                    pb = AUX[l, t, i, 1]
-                    pc = AUX[l, t, i, 2]
-                    val = AUX[l, t, i, 3]
-                    dvold[im] += dP * pa
-                    dvold[i] += dP * pb
-                    dvold[ip] += dP * pc
-                    d_ltau += dP
-                    d_eps += dP * (val - pa * a - pb * vo - pc * c) / eps
-                    dI[i] = dP
-                else:
-                    a = vo + ltau
-                    pa = AUX[l, t, i, 0]
-                    pb = AUX[l, t, i, 1]
-                    val = AUX[l, t, i, 3]
-                    dvold[i] += dP * pa
-                    d_ltau += dP * pa
-                    d_eps += dP * (val - pa * a - pb * I) / eps
-                    dI[i] = dP * pb
-            for i in range(n):
-                dv[i] = dvold[i]
-            # I = W s_prev + b: dW only at active inputs; dS_prev for every presynaptic neuron
-            nnz = 0
+        DI = np.empty((B * T, n))
+        for b in prange(B):
+            _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VOLD, CUR, PRE, S, AUX,
+                            DS, DI, part)
+        # I = W s_prev + b over all samples and steps: dW = DI^T x input, dS_prev = DI x W
+        gW = _weight_grad(DI, _layer_input(X, S, l, n_prev))
+        for i in range(n):
             for j in range(n_prev):
-                val = x[t, j] if l == 0 else S[l - 1, t, j]
-                if val != 0.0:
-                    act[nnz] = j
-                    aval[nnz] = val
-                    nnz += 1
+                grad[w0 + i * n_prev + j] = gW[i, j]
+        for r in range(B * T):
             for i in range(n):
-                di = dI[i]
-                if di == 0.0:
-                    continue
-                g[b0 + i] += di
-                row = w0 + i * n_prev
-                for k in range(nnz):
-                    g[row + act[k]] += di * aval[k]
-                if l > 0:
-                    for j in range(n_prev):
-                        DS[l - 1, t, j] += di * params[row + j]
+                grad[b0 + i] += DI[r, i]
+        d_eps = 0.0
+        d_ltau = 0.0
+        d_tau0 = 0.0
+        for b in range(B):
+            d_eps += part[b, 0]
+            d_ltau += part[b, 1]
+            d_tau0 += part[b, 2]
         # tau0 = sigmoid(tp): d tau0/d tp = tau0 (1 - tau0); d log tau0 / d tp = 1 - tau0
-        g[offs[l, 3]] += d_tau0 * tau0 * (1.0 - tau0) + d_ltau * (1.0 - tau0)
-        g[offs[l, 2]] += d_eps * deps_dlog
-
-
-@njit(cache=True, parallel=True)
-def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
-                           lam, X, labels, need_grad, VOLD, CUR, PRE, S, AUX, DS, logits, loss, ce, G):
-    """Forward (and, if ``need_grad``, backward) pass of a minibatch, one sample per thread.
-
-    Every sample writes only its own rows (``logits[b]``, ``loss[b]``, ``G[b]``...), so the result does
-    not depend on the number of threads; the caller sums ``G`` over the batch in a fixed order.
-
-    Parameters
-    ----------
-    X : (B, T, n_in) float64 encoded input.
-    labels : (B,) int64.
-    VOLD, CUR, PRE, S, DS : (B, L, T, H) workspaces (H = widest hidden layer); AUX : (B, L, T, H, 4).
-    logits : (B, n_out); loss, ce : (B,); G : (B, n_params) per-sample gradients (zeroed here).
-    """
-    B = X.shape[0]
-    T = X.shape[1]
-    for b in prange(B):
-        _forward_sample(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
-                        X[b], VOLD[b], CUR[b], PRE[b], S[b], AUX[b], logits[b])
-        loss[b], ce[b] = _loss_sample(logits[b], labels[b], S[b], sizes, T, lam)
-        if need_grad:
-            G[b, :] = 0.0
-            _backward_sample(params, offs, sizes, kind, sg, sg_k, theta, v_reset, eps_lo, eps_hi, lam,
-                             X[b], labels[b], VOLD[b], CUR[b], PRE[b], S[b], AUX[b], DS[b], logits[b],
-                             G[b])
+        grad[offs[l, 3]] = d_tau0 * tau0 * (1.0 - tau0) + d_ltau * (1.0 - tau0)
+        grad[offs[l, 2]] = d_eps * deps_dlog
+        if l > 0:
+            dprev = np.dot(DI, _weights(params, w0, n, n_prev))
+            for b in range(B):
+                for t in range(T):
+                    for j in range(n_prev):
+                        DS[b, l - 1, t, j] += dprev[b * T + t, j]
 
 
 @njit(cache=True)

@@ -114,11 +114,11 @@ class Workspace:
         self.PRE = np.zeros(shape)
         self.S = np.zeros(shape)
         self.DS = np.zeros(shape)
-        self.AUX = np.zeros((*shape, 4))
+        self.AUX = np.zeros((B, L, T, 4, H))
         self.logits = np.zeros((B, spec.sizes[-1]))
         self.loss = np.zeros(B)
         self.ce = np.zeros(B)
-        self.G = np.zeros((B, spec.n_params))
+        self.G = np.zeros(spec.n_params)
         self.B, self.T = B, T
 
 
@@ -153,7 +153,6 @@ def loss_and_grad(spec: NetSpec, params: np.ndarray, X: np.ndarray, labels: np.n
                            float(spec.theta), float(spec.v_reset), float(spec.eps_lo), float(spec.eps_hi),
                            float(lam), np.ascontiguousarray(X, dtype=np.float64),
                            np.asarray(labels, dtype=np.int64), bool(need_grad), ws.VOLD[sl], ws.CUR[sl],
-                           ws.PRE[sl], ws.S[sl], ws.AUX[sl], ws.DS[sl], ws.logits[sl], ws.loss[sl], ws.ce[sl],
-                           ws.G[sl])
-    grad = ws.G[:B].sum(axis=0) / B if need_grad else np.zeros(spec.n_params)
+                           ws.PRE[sl], ws.S[sl], ws.AUX[sl], ws.DS[sl], ws.logits[sl], ws.loss[sl], ws.ce[sl], ws.G)
+    grad = ws.G / B if need_grad else np.zeros(spec.n_params)
     return float(ws.loss[:B].mean()), grad, ws
