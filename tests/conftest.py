@@ -85,3 +85,21 @@ def read_pty(argv: list[str], cwd: Path, env: dict[str, str] | None = None, colu
         chunks.append(data)
     _, status = os.waitpid(pid, 0)
     return b"".join(chunks).decode(errors="replace"), status
+
+
+_PEAK_RSS = """
+import resource, sys
+from neurodyn.cli import main
+rc = main(sys.argv[1:])
+print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rc)
+"""
+
+
+def cli_peak_rss_mb(*args: str, env: dict[str, str] | None = None) -> float:
+    """Run ``neurodyn ARGS`` in a fresh interpreter; assert it succeeded and return its peak RSS in MiB."""
+    res = subprocess.run([sys.executable, "-c", _PEAK_RSS, *map(str, args)], capture_output=True, text=True,
+                         cwd=REPO, timeout=600, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)})
+    assert res.returncode == 0, res.stderr
+    line = [x for x in res.stdout.splitlines() if x.startswith("PEAK_KB")][0]
+    assert line.endswith(" 0")
+    return int(line.split()[1]) / 1024

@@ -7,10 +7,6 @@ memory budget, and the peak memory of a long run must not grow with its recordin
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -18,7 +14,7 @@ import neurodyn
 from neurodyn import storage
 from neurodyn.errors import SimulationError
 from neurodyn.families.lif_network.dataset import SpikeStatistics, isi_cv
-from tests.conftest import REPO
+from tests.conftest import cli_peak_rss_mb
 
 NETWORK = """\
 name: stream
@@ -163,13 +159,6 @@ def test_failed_run_keeps_everything_before_the_failure_in_the_partial_file(tmp_
     assert ref.sizes["spike"] > 1000
 
 
-PEAK_RSS = """
-import resource, sys
-from neurodyn.cli import main
-rc = main(sys.argv[1:])
-print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rc)
-"""
-
 LONG = """\
 name: long
 family: lif_network
@@ -183,16 +172,6 @@ record: {{spikes: true, v: {{indices: all}}, analysis_start: 0.2 s}}
 """
 
 
-def _peak_rss_mb(scenario, out, env) -> float:
-    res = subprocess.run([sys.executable, "-c", PEAK_RSS, "run", str(scenario), "-o", str(out), "-q"],
-                         capture_output=True, text=True, cwd=REPO, timeout=600,
-                         env={**os.environ, **env, "PYTHONPATH": str(REPO)})
-    assert res.returncode == 0, res.stderr
-    line = [x for x in res.stdout.splitlines() if x.startswith("PEAK_KB")][0]
-    assert line.endswith(" 0")
-    return int(line.split()[1]) / 1024
-
-
 @pytest.mark.slow
 def test_long_lif_run_memory_stays_bounded(tmp_path):
     """240 MB of v samples (100 neurons x 300 000 steps) with an 8 MiB block budget: peak memory grows by
@@ -202,8 +181,8 @@ def test_long_lif_run_memory_stays_bounded(tmp_path):
     short.write_text(LONG.format(d="1 s"))
     long = tmp_path / "long.yaml"
     long.write_text(LONG.format(d="30 s"))
-    base = _peak_rss_mb(short, tmp_path / "short.h5", env)
-    peak = _peak_rss_mb(long, tmp_path / "long.h5", env)
+    base = cli_peak_rss_mb("run", short, "-o", tmp_path / "short.h5", "-q", env=env)
+    peak = cli_peak_rss_mb("run", long, "-o", tmp_path / "long.h5", "-q", env=env)
     size_mb = (tmp_path / "long.h5").stat().st_size / 2**20
     assert size_mb > 228
     ds = neurodyn.open_run(tmp_path / "long.h5", load=False)

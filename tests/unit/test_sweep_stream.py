@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -13,7 +9,7 @@ import neurodyn
 from neurodyn import storage
 from neurodyn.errors import SimulationError
 from tests import sweep_family as fam
-from tests.conftest import REPO
+from tests.conftest import cli_peak_rss_mb
 
 
 @pytest.fixture(autouse=True)
@@ -85,38 +81,18 @@ def test_writer_appends_regions_and_refuses_unequal_lengths(tmp_path):
     assert ds.attrs["flag"] is True and ds.attrs["info"] == {"a": 1}
 
 
-PEAK_RSS = """
-import resource, sys
-from neurodyn import registry
-registry.register("ou_test", "tests.sweep_family:OUFamily")
-from neurodyn.cli import main
-rc = main(sys.argv[1:])
-print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rc)
-"""
-
-
-def _peak_rss_mb(tmp_path, scenario, out, env) -> float:
-    res = subprocess.run([sys.executable, "-c", PEAK_RSS, "run", str(scenario), "-o", str(out), "-q"],
-                         capture_output=True, text=True, cwd=REPO, timeout=600,
-                         env={**os.environ, **env, "PYTHONPATH": str(REPO)})
-    assert res.returncode == 0, res.stderr
-    line = [x for x in res.stdout.splitlines() if x.startswith("PEAK_KB")][0]
-    assert line.endswith(" 0")
-    return int(line.split()[1]) / 1024
-
-
 @pytest.mark.slow
 def test_long_run_memory_stays_bounded(tmp_path):
     """240 MB of recordings with an 8 MB block budget: peak memory grows far less than the data."""
-    env = {"NEURODYN_STREAM_BUFFER": str(8 * 2**20)}
+    env = {"NEURODYN_STREAM_BUFFER": str(8 * 2**20), "NEURODYN_FAMILIES": "ou_test=tests.sweep_family:OUFamily"}
     text = ("name: long\nfamily: ou_test\nparams: {{n: 100, tau: 10 ms, sigma: 1.0}}\n"
             "run: {{duration: {d}, dt: 0.1 ms, seed: 1}}\n")
     short = tmp_path / "short.yaml"
     short.write_text(text.format(d="1 s"))  # 8 MB of recordings
     long = tmp_path / "long.yaml"
     long.write_text(text.format(d="30 s"))  # 300000 steps x 100 processes x 8 bytes = 240 MB
-    base = _peak_rss_mb(tmp_path, short, tmp_path / "short.h5", env)
-    peak = _peak_rss_mb(tmp_path, long, tmp_path / "long.h5", env)
+    base = cli_peak_rss_mb("run", short, "-o", tmp_path / "short.h5", "-q", env=env)
+    peak = cli_peak_rss_mb("run", long, "-o", tmp_path / "long.h5", "-q", env=env)
     size_mb = (tmp_path / "long.h5").stat().st_size / 2**20
     assert size_mb > 228
     assert peak - base < 60, (base, peak, size_mb)
