@@ -70,16 +70,8 @@ def fexp(x: float) -> float:
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def flog1p01(e: float) -> float:
-    """``log1p(e)`` for ``0 <= e <= 1`` (the range met in a two-term LSE).
-
-    ``log1p(e) = 2 atanh(u)``, ``u = e / (2 + e)`` in [0, 1/3]: the odd series to ``u^33`` leaves a
-    truncation below 2e-18 relative; ``u`` is formed from ``e`` directly, so small ``e`` keep full
-    relative precision (no ``1 + e`` cancellation).
-    """
-    u = e / (2.0 + e)
-    w = u * u
-    p = 1.0 / 33.0
+def _atanh_series_below_33(w: float, p: float) -> float:
+    """Horner tail of ``atanh(u)/u = sum_k w^k / (2k + 1)``: ``p`` holds the terms from ``u^32`` up."""
     p = p * w + 1.0 / 31.0
     p = p * w + 1.0 / 29.0
     p = p * w + 1.0 / 27.0
@@ -95,8 +87,20 @@ def flog1p01(e: float) -> float:
     p = p * w + 1.0 / 7.0
     p = p * w + 1.0 / 5.0
     p = p * w + 1.0 / 3.0
-    p = p * w + 1.0
-    return 2.0 * u * p
+    return p * w + 1.0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def flog1p01(e: float) -> float:
+    """``log1p(e)`` for ``0 <= e <= 1`` (the range met in a two-term LSE).
+
+    ``log1p(e) = 2 atanh(u)``, ``u = e / (2 + e)`` in [0, 1/3]: the odd series to ``u^33`` leaves a
+    truncation below 2e-18 relative; ``u`` is formed from ``e`` directly, so small ``e`` keep full
+    relative precision (no ``1 + e`` cancellation).
+    """
+    u = e / (2.0 + e)
+    w = u * u
+    return 2.0 * u * _atanh_series_below_33(w, 1.0 / 33.0)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -117,24 +121,7 @@ def flog1p02(x: float) -> float:
     p = p * w + 1.0 / 39.0
     p = p * w + 1.0 / 37.0
     p = p * w + 1.0 / 35.0
-    p = p * w + 1.0 / 33.0
-    p = p * w + 1.0 / 31.0
-    p = p * w + 1.0 / 29.0
-    p = p * w + 1.0 / 27.0
-    p = p * w + 1.0 / 25.0
-    p = p * w + 1.0 / 23.0
-    p = p * w + 1.0 / 21.0
-    p = p * w + 1.0 / 19.0
-    p = p * w + 1.0 / 17.0
-    p = p * w + 1.0 / 15.0
-    p = p * w + 1.0 / 13.0
-    p = p * w + 1.0 / 11.0
-    p = p * w + 1.0 / 9.0
-    p = p * w + 1.0 / 7.0
-    p = p * w + 1.0 / 5.0
-    p = p * w + 1.0 / 3.0
-    p = p * w + 1.0 / 1.0
-    return 2.0 * u * p
+    return 2.0 * u * _atanh_series_below_33(w, p * w + 1.0 / 33.0)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
