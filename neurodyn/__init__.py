@@ -20,29 +20,30 @@ import os as _os  # noqa: E402
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from neurodyn.errors import ScenarioError, SimulationError, UserError  # noqa: E402
-from neurodyn.scenario import Scenario, load_scenario  # noqa: E402
-from neurodyn.storage import open_run, write_run  # noqa: E402
+
+# The rest of the public API is imported on first use (PEP 562): xarray, pydantic and Numba take 0.5 s
+# to import, and the command line wants to start the sweep pool's fork server before it pays that.
+_LAZY = {
+    "Scenario": "neurodyn.scenario", "load_scenario": "neurodyn.scenario",
+    "open_run": "neurodyn.storage", "write_run": "neurodyn.storage",
+    "run_scenario": "neurodyn.runner", "simulate": "neurodyn.runner",
+    "open_sweep": "neurodyn.sweep",
+}
 
 
-def run_scenario(*args, **kwargs):
-    """Run a scenario and write its result; see :func:`neurodyn.runner.run_scenario`."""
-    from neurodyn.runner import run_scenario as _run
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neurodyn' has no attribute {name!r}")
+    import importlib
 
-    return _run(*args, **kwargs)
-
-
-def open_sweep(*args, **kwargs):
-    """Open a sweep's combined Dataset (lazily); see :func:`neurodyn.sweep.open_sweep`."""
-    from neurodyn.sweep import open_sweep as _open
-
-    return _open(*args, **kwargs)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
-def simulate(*args, **kwargs):
-    """Run a scenario in memory; see :func:`neurodyn.runner.simulate`."""
-    from neurodyn.runner import simulate as _simulate
-
-    return _simulate(*args, **kwargs)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = ["Scenario", "ScenarioError", "SimulationError", "UserError", "__version__", "load_scenario",

@@ -14,9 +14,12 @@ import importlib
 import os
 from functools import cache
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from neurodyn.errors import ScenarioError, did_you_mean
-from neurodyn.families.base import Family
+
+if TYPE_CHECKING:  # the families (xarray, pydantic, Numba) load only when one is asked for
+    from neurodyn.families.base import Family
 
 _BUILTIN: dict[str, str] = {
     "lif_network": "neurodyn.families.lif_network:LIFNetwork",
