@@ -19,10 +19,10 @@ one array: they are *dropped* from the combined file and stay in the point files
 ``*_bound`` variables keep only the sweep dimensions they vary along, so ``neurodyn compare`` averages
 the simulation over the others (typically ``seed``) with a confidence interval.
 
-Executors: serial (``workers=1``), a local process pool (default, all cores; forkserver start method,
-so workers start fast and load Numba's on-disk caches) and Dask distributed (``scheduler=`` an
-address, or ``cluster="local:N"`` for a loopback LocalCluster). Workers write the point files
-themselves, so a remote Dask cluster must share the output directory's filesystem.
+Executors: serial (``workers=1``), a local process pool (default, all cores; workers fork from a
+warmed-up fork server, see :mod:`neurodyn.worker_pool`, and load Numba's on-disk caches) and Dask
+distributed (``scheduler=`` an address, or ``cluster="local:N"`` for a loopback LocalCluster). Workers
+write the point files themselves, so a remote Dask cluster must share the output directory's filesystem.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import copy
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import re
 import shutil
@@ -52,6 +51,7 @@ from neurodyn.errors import OutputExistsError, UserError
 from neurodyn.progress import QUIET, Progress
 from neurodyn.scenario import RunConfig, Scenario, _descend, from_dict, set_path
 from neurodyn.storage import ChunkedWriter, open_run
+from neurodyn.worker_pool import pool_context, warm_up_xarray
 
 MANIFEST = "sweep.json"
 #: per-point attributes that do not describe the sweep as a whole
@@ -387,7 +387,7 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
               family_module: str | None, bar: Any = None) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    ctx = _pool_context(family_module)
+    ctx = pool_context(family_module)
     # Per-point progress travels on a queue only when someone is watching the sweep's bar.
     queue = ctx.Queue() if bar is not None and bar.visible else None
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
@@ -397,6 +397,7 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
     n_failed = 0
     try:
         futures = {pool.submit(run_point, t): t for t in tasks}
+        warm_up_xarray()  # idle time: the fork server is still starting; combining the points needs it
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.5 if queue is not None else None,
@@ -426,29 +427,6 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
             proc.terminate()
         raise
     pool.shutdown(wait=True)
-
-
-def _pool_context(family_module: str | None = None) -> Any:
-    """The multiprocessing context of the pool: forkserver where available, else spawn.
-
-    Workers fork from a server that already imported neurodyn (and the family, unless the server was
-    started earlier by :func:`prestart_pool`), so each starts in milliseconds; Numba kernels load from
-    their on-disk caches (cache=True) on first use.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - macOS, Windows
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([m for m in ("neurodyn.sweep", "neurodyn.runner", family_module) if m])
-    return ctx
-
-
-def prestart_pool() -> None:
-    """Start the pool's fork server now, so its imports overlap the driver's (scenario, family, plan)."""
-    ctx = _pool_context()
-    if ctx.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
 
 
 def _drain(queue: Any, running: dict[str, float]) -> None:

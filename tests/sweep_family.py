@@ -22,7 +22,6 @@ import os
 import time
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import xarray as xr
 from numba import njit
@@ -182,6 +181,8 @@ class OUFamily(Family):
             source="stationary OU variance sigma^2 (Gardiner, Stochastic Methods, 3.8.4)"))})
 
     def plot(self, ds, out_dir, stem):
+        import matplotlib  # here, not at the top: like the built-in families, importing it stays fast
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
