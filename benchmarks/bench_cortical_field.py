@@ -23,11 +23,15 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 
-from neurodyn.families.cortical_field import kernels as K
+# This checkout's neurodyn, not whichever one is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from neurodyn.families.cortical_field import kernels as K  # noqa: E402
 
 OMEGA0 = 31.4159
 KAPPA = 10000.0

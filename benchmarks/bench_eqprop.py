@@ -11,15 +11,20 @@ Run: ``python benchmarks/bench_eqprop.py [--epochs 3] [--hidden 500]``
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from neurodyn.families.eqprop import kernels as K
-from neurodyn.families.eqprop.network import glorot_uniform, make_layout, per_unit_bias_rates
-from neurodyn.families.eqprop.params import Data
-from neurodyn.families.eqprop.train import load_data
+# This checkout's neurodyn, not whichever one is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from neurodyn.families.eqprop import kernels as K  # noqa: E402
+from neurodyn.families.eqprop.network import glorot_uniform, make_layout, per_unit_bias_rates  # noqa: E402
+from neurodyn.families.eqprop.params import Data  # noqa: E402
+from neurodyn.families.eqprop.train import load_data  # noqa: E402
 
 
 def numpy_epoch(X, D, particles, perm, signs, batch, Ws, bs, lr, beta, eps, n_free, n_nudged):

@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 from numba import njit
 
-from neurodyn.families.sync_learners import kernels
-from neurodyn.families.sync_learners.graphs import build_graph
-from neurodyn.families.sync_learners.params import Topology
-from neurodyn.families.sync_learners.rng import BATCH, Streams, take_normals
+# This checkout's neurodyn, not whichever one is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from neurodyn.families.sync_learners import kernels  # noqa: E402
+from neurodyn.families.sync_learners.graphs import build_graph  # noqa: E402
+from neurodyn.families.sync_learners.params import Topology  # noqa: E402
+from neurodyn.families.sync_learners.rng import BATCH, Streams, take_normals  # noqa: E402
 
 
 def numpy_em(x: np.ndarray, lap, complete: bool, steps: int, dt: float, k: float, sigma: float,
