@@ -314,6 +314,44 @@ run: {duration: 10 ms, dt: 0.1 ms, backend: brian2}
     assert not (tmp_path / "o.h5").exists()
 
 
+NOISY_PAIR = """
+name: t
+family: lif_network
+params:
+  populations: {a: {size: 3, tau_m: 20 ms, v_rest: -60 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms}}
+  inputs: [{kind: noise, target: a, mu: 12 mV, sigma: 4 mV}]
+run: {duration: 300 ms, dt: 0.1 ms, seed: 3, backend: brian2}
+"""
+
+
+def test_backend_names_the_brian2_target_over_the_environment(monkeypatch) -> None:
+    # The environment asks for cython; the scenario's brian2:numpy wins, and gives exactly what plain
+    # brian2 gives under NEURODYN_BRIAN2_TARGET=numpy (the same target, the same seed).
+    scenario = _scenario(NOISY_PAIR)
+    plain = LIFNetwork().simulate(scenario, QUIET)
+    monkeypatch.setenv(TARGET_ENV, "cython")
+    named = LIFNetwork().simulate(scenario.with_values({"run.backend": "brian2:numpy"}), QUIET)
+    assert plain.attrs["brian2_target"] == named.attrs["brian2_target"] == "numpy"
+    assert plain.sizes["spike"] > 20
+    np.testing.assert_array_equal(plain.spike_index.values, named.spike_index.values)
+    np.testing.assert_array_equal(plain.spike_time.values, named.spike_time.values)
+
+
+def test_unknown_or_unavailable_brian2_target_is_a_user_error(tmp_path, monkeypatch) -> None:
+    from neurodyn.errors import ScenarioError
+    from neurodyn.families.lif_network import brian2_backend
+
+    path = tmp_path / "s.yaml"
+    path.write_text(NOISY_PAIR.replace("backend: brian2", "backend: brian2:fortran"))
+    proc = run_cli("validate", path)
+    assert_user_error(proc, "run.backend", "brian2:fortran", "brian2:numpy")
+    # A machine without a working C compiler: asking for cython is refused before anything runs.
+    monkeypatch.setattr(brian2_backend, "_cython_works", lambda: False)
+    with pytest.raises(ScenarioError, match="run.backend = 'brian2:cython': Brian2's Cython target cannot"):
+        brian2_backend.codegen_target("brian2:cython")
+    assert brian2_backend.codegen_target("brian2") == "numpy"  # this module's fixture sets the variable
+
+
 def test_cli_run_with_brian2_backend_writes_a_plain_result_file(tmp_path) -> None:
     """``neurodyn run`` of a backend-brian2 file: exit 0, a file plain xarray opens, provenance attrs."""
     import xarray as xr

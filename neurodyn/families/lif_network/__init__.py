@@ -17,7 +17,8 @@ class LIFNetwork(Family):
     description = "LIF spiking networks (CUBA/COBA, delays, Poisson/noise input); Brian2 backend"
     Params = LIFParams
     Record = LIFRecord
-    backends = ("numba", "brian2")
+    #: ``brian2`` picks Brian2's code generation target itself; ``brian2:<target>`` names it
+    backends = ("numba", "brian2", "brian2:numpy", "brian2:cython")
 
     def check(self, scenario) -> None:
         from neurodyn.families.lif_network.network import check_resources
@@ -25,7 +26,7 @@ class LIFNetwork(Family):
         check_resources(scenario)
 
     def simulate(self, scenario, progress) -> xr.Dataset:
-        if scenario.run.backend == "brian2":
+        if scenario.run.backend.partition(":")[0] == "brian2":
             from neurodyn.families.lif_network.brian2_backend import simulate_brian2
 
             return simulate_brian2(scenario, progress)

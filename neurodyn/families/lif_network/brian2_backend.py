@@ -28,10 +28,11 @@ when a current channel's tau equals tau_m (Brian2's solution then divides 0 by 0
 
 Code generation target
 ----------------------
-``cython`` when a C compiler works (Brian2's own test compilation), otherwise ``numpy``. The environment
-variable ``NEURODYN_BRIAN2_TARGET`` (``cython`` or ``numpy``) overrides the choice. The target, the methods
-and Brian2's seed are stored in the Dataset attributes ``brian2_target``, ``brian2_method`` (per
-population) and ``brian2_seed``.
+``run.backend: brian2:numpy`` or ``brian2:cython`` names the target. Plain ``brian2`` takes the
+environment variable ``NEURODYN_BRIAN2_TARGET`` (``cython`` or ``numpy``) if set, else ``cython`` when a C
+compiler works (Brian2's own test compilation), otherwise ``numpy``. The target, the methods and Brian2's
+seed are stored in the Dataset attributes ``brian2_target``, ``brian2_method`` (per population) and
+``brian2_seed``.
 
 Brian2's schedule (its default, which the Numba engine follows)
 ----------------------------------------------------------------
@@ -77,14 +78,24 @@ def _cython_works() -> bool:
         return False
 
 
-def codegen_target() -> str:
-    """The Brian2 code generation target to use: ``$NEURODYN_BRIAN2_TARGET``, else cython if it works.
+def codegen_target(backend: str = "brian2") -> str:
+    """The Brian2 code generation target of ``run.backend``.
+
+    ``brian2:<target>`` names it; plain ``brian2`` takes ``$NEURODYN_BRIAN2_TARGET``, else cython if it
+    works here, else numpy.
 
     Raises
     ------
     ScenarioError
-        When the environment variable names an unknown target.
+        When the environment variable names an unknown target, or the scenario asks for cython and
+        Brian2 cannot compile here.
     """
+    named = backend.partition(":")[2]
+    if named:
+        if named == "cython" and not _cython_works():
+            raise ScenarioError("run.backend", backend, "Brian2's Cython target cannot compile here (no "
+                                "working C compiler or Cython); allowed: brian2:numpy, brian2")
+        return named
     env = os.environ.get(TARGET_ENV, "").strip().lower()
     if env:
         if env not in TARGETS:
@@ -297,7 +308,7 @@ def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
     import brian2 as b2
     from brian2.devices.device import RuntimeDevice
 
-    target = codegen_target()
+    target = codegen_target(scenario.run.backend)
     if not isinstance(b2.get_device(), RuntimeDevice):
         b2.set_device("runtime")
     old_target = b2.prefs.codegen.target
