@@ -98,3 +98,33 @@ def test_prestart_starts_nothing_without_a_sweep(tmp_path, text):
         print(json.dumps(forkserver._forkserver._forkserver_pid is not None))
     """)
     assert started is False
+
+
+def test_a_worker_runs_points_of_other_parameters_without_recompiling(tmp_path):
+    # Three points that differ in n, tau and sigma, run by the same pool worker: the kernel has one
+    # signature there (parameters are arguments, not compile-time constants).
+    path = fam.write_scenario(tmp_path / "s.yaml", "{zip: {params.n: [4, 16, 64], params.tau: [5 ms, 10 ms, "
+                              "20 ms], params.sigma: [0.5, 1.0, 2.0]}}")
+    state = _python(f"""
+        import copy, json
+        from concurrent.futures import ProcessPoolExecutor
+        import neurodyn
+        from neurodyn import registry
+        from neurodyn.sweep import PointTask, plan_sweep, run_point
+        from neurodyn.worker_pool import pool_context
+        from tests import sweep_family as fam
+
+        fam.register()
+        scenario = neurodyn.load_scenario({str(path)!r})
+        plan = plan_sweep(scenario, {str(tmp_path / 'out')!r})
+        (plan.root / "points").mkdir(parents=True)
+        raw = copy.deepcopy(scenario.raw)
+        raw.pop("sweep")
+        tasks = [PointTask(raw=raw, source=None, family=scenario.family, family_target=fam.TARGET,
+                           values=p.values, point_id=p.id, path=str(plan.point_path(p))) for p in plan.points]
+        with ProcessPoolExecutor(1, mp_context=pool_context(None)) as pool:
+            ok = [pool.submit(run_point, t).result().ok for t in tasks]
+            sigs = pool.submit(eval, "len(__import__('tests.sweep_family').sweep_family.ou_advance.signatures)")
+            print(json.dumps({{"ok": ok, "signatures": sigs.result()}}))
+    """)
+    assert state == {"ok": [True, True, True], "signatures": 1}
