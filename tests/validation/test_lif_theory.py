@@ -138,10 +138,11 @@ def test_reduced_brunel_network_matches_mean_field():
     assert np.all(ds.cv_isi.values > 0.5)  # irregular firing
 
 
-def test_conductance_population_has_no_theory():
+def test_recurrent_conductance_network_has_no_theory():
+    """Brette 2007 COBA is refused: the conductance mean field is far off there (docs/lif_network.md)."""
     sc = load_scenario(REPO / "scenarios" / "coba.yaml")
     names, nu, regime = theory.self_consistent_rates(sc)
-    assert regime == ["none", "none"] and np.all(np.isnan(nu))
+    assert regime == ["none (recurrent conductance)"] * 2 and np.all(np.isnan(nu))
 
 
 def test_poisson_diffusion_approximation_terms():
