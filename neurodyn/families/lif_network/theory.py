@@ -1,6 +1,6 @@
 """Analytic firing rates of LIF populations, stored beside the simulated rates as ``rate_theory``.
 
-Three regimes, chosen per population from the scenario:
+Four regimes, chosen per population from the scenario:
 
 ``fi``
     No synaptic input, no noise: deterministic f–I curve. With ``mu = v_rest + drive`` the free
@@ -23,20 +23,59 @@ Three regimes, chosen per population from the scenario:
     eqs. 4-5, 21): ``mu_a = v_rest + drive + tau_m sum_b K_ab J_ab nu_b + ...``,
     ``sigma_a^2 = sigma_noise^2 + tau_m sum_b K_ab J_ab^2 nu_b + ...``, with the mean in-degree
     ``K_ab = (synapses of the projection) / n_post``.
+``coba``
+    Conductance-based Poisson input, no recurrent synapses of conductance kind: the effective-time-constant
+    (Gaussian) approximation for shot-noise conductances with exponential synapses (Kuhn, Aertsen & Rotter,
+    J. Neurosci. 24:2345, 2004; Richardson, Phys. Rev. E 69:051918, 2004). A channel ``k`` receiving spikes
+    at total rate ``r_k`` (``rate n_sources``), each making ``g_k`` jump by ``w_k`` and decay with ``tau_k``,
+    has (Campbell) mean ``g0_k = r_k w_k tau_k`` and variance ``r_k w_k^2 tau_k / 2`` with correlation time
+    ``tau_k``. With ``g_k = g0_k + dg_k`` the membrane equation becomes::
+
+        g_T = g_L + sum_k g0_k,   tau_eff = tau_m g_L / g_T,   mu = (g_L (v_rest + drive) + sum_k g0_k E_k) / g_T
+        tau_eff dv/dt = (mu - v) + sum_k (E_k - v) dg_k / g_T  ~  (mu - v) + sum_k (E_k - mu) dg_k / g_T
+
+    (driving force frozen at the mean). Each channel is then an exponentially correlated input of variance
+    ``(E_k - mu)^2 r_k w_k^2 tau_k / (2 g_T^2)``; low-pass filtered by the membrane it gives::
+
+        sigma_V^2 = sum_k (E_k - mu)^2 r_k w_k^2 tau_k^2 / (2 g_T^2 (tau_k + tau_eff))
+
+    (the stationary variance of v, :attr:`Membrane.var_v`). The ``sigma`` of the Siegert formula is not
+    ``sqrt 2 sigma_V``: it is the white-noise-equivalent intensity (the time integral of the input
+    autocorrelation), which the Fourcaud–Brunel correction also assumes::
+
+        sigma^2 = sum_k (E_k - mu)^2 r_k w_k^2 tau_k^2 / (g_T^2 tau_eff)
+                = sum_k 2 sigma_V,k^2 (tau_k + tau_eff) / tau_eff
+
+    i.e. Brunel's ``tau r J^2`` with ``tau = tau_eff`` and ``J_k = w_k (E_k - mu) tau_k / (g_T tau_eff)``. The
+    rate is ``siegert_rate(mu, sigma, tau_eff, ...)`` with the Fourcaud–Brunel shift computed with
+    ``sqrt(tau_k / tau_eff)``. Current-based input on the same population (drive, noise, current synapses)
+    passes through the leak: ``tau_m dv = ... + I dt`` becomes ``tau_eff dv = ... + (g_L/g_T) I dt``, so its
+    contribution to ``mu`` and to ``sigma^2`` is scaled by ``g_L / g_T`` (in ``sigma_V^2`` it is counted as
+    white noise). The first-order Fourcaud–Brunel shift fails when the synapses are not fast against
+    ``tau_eff`` (which conductance input shortens): the rate is refused (``none (slow synapses)``) when
+    ``sqrt(tau_s / tau_eff) > sqrt(1/2)``. Measured accuracy (``tests/validation/test_lif_theory_coba.py``):
+    sub-threshold mean within 0.5% of ``E_exc - E_inh``, std within 2%; rates of 3–43 Hz at
+    ``sqrt(tau_s/tau_eff) ~ 0.4`` 2–22% below the simulation; ``rel_tol = 0.10 + 0.5 sqrt(tau_s/tau_eff)``.
+    Populations receiving *recurrent* conductance synapses get NaN (``none (recurrent conductance)``): in
+    the Brette et al. (2007) COBA network ``tau_eff`` falls to ~1 ms against 5/10 ms synapses, and the mean
+    field predicts the silent state or ~2.6 Hz against the simulated 17–18 Hz.
 
 Exponential synapses are treated as instantaneous: a presynaptic spike that makes the synaptic drive
 ``x`` jump by ``w`` (decaying with ``tau_s``) injects ``int x dt / tau_m = w tau_s / tau_m`` of voltage
 into the membrane, so ``J = w tau_s / tau_m`` — the exact charge, hence the exact mean; the variance is
 that of white noise, which holds for ``tau_s << tau_m`` (the colored-noise correction of Fourcaud & Brunel
-2002, a threshold shift of ``sigma sqrt(tau_s/tau_m) |zeta(1/2)|/sqrt 2``, is not applied).
+2002, a threshold and reset shift of ``sigma sqrt(tau_s/tau_m) |zeta(1/2)|/sqrt 2``, is applied, see
+``filtered`` in :func:`self_consistent_rates`).
 
 Discrete time: a simulation with step ``dt`` checks the threshold only at the grid, so the noisy
 membrane crosses it less often than the continuous process. Following the continuity correction for
 discretely monitored diffusions (Broadie, Glasserman & Kou 1997, Siegmund 1985) the Siegert/Brunel rates
 use ``v_threshold + beta sigma sqrt(dt/tau_m)`` with ``beta = -zeta(1/2)/sqrt(2 pi) ~ 0.5826`` (the std of
 the membrane noise over one step is ``sigma sqrt(dt/tau_m)``); this correction vanishes as ``dt -> 0``.
-
-Populations receiving conductance-based synapses get NaN (no theory implemented).
+In the ``coba`` regime it is applied to the current-based part of ``sigma^2`` only: noise filtered by
+conductance synapses makes ``v`` smooth on the scale of ``dt``. Also in discrete time, the kernel holds
+``g`` at its start-of-step value over each step, so ``g0_k`` is the mean of the sampled conductance,
+``r_k w_k dt / (1 - e^{-dt/tau_k}) = r_k w_k tau_k (1 + dt/(2 tau_k) + ...)``.
 """
 
 from __future__ import annotations
@@ -383,7 +422,8 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
     ``rel_tol`` is the largest tolerance among the populations: for the deterministic f–I curve it covers
     the spike-count quantisation (one period in the analysis window) and the step (``dt``); for Siegert and
     the self-consistent mean field ``0.10 + 0.25 sqrt(tau_s/tau_m)`` with the slowest synapse the
-    population receives (0.10 for white noise; 0.14 for Brunel's network here, 0.28 for CUBA).
+    population receives (0.10 for white noise; 0.14 for Brunel's network here, 0.28 for CUBA); for
+    ``coba`` ``0.10 + 0.5 sqrt(tau_s/tau_eff)`` (at most 0.45: beyond that no rate is given).
     """
     params, run, record = scenario.params, scenario.run, scenario.record
     k_override = None
