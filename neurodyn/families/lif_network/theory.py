@@ -81,6 +81,7 @@ conductance synapses makes ``v`` smooth on the scale of ``dt``. Also in discrete
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,17 +248,31 @@ class Membrane:
     var: float  #: white-noise-equivalent sigma^2 of ``tau dv = (mu - v) dt + sigma sqrt(tau) dW`` (V^2)
     colored: float  #: sum over channels of their part of ``var`` times sqrt(tau_s / tau) (V^2)
     tau: float  #: membrane time constant: tau_m, or tau_eff = tau_m g_L / g_T with conductances (s)
-    var_v: float  #: stationary variance of v (V^2); current inputs of a conductance population as white
+    var_v: float  #: stationary variance of v (V^2), current-based inputs counted as white noise
     slowest: float  #: largest sqrt(tau_s / tau) among the channels
     var_grid: float  #: the part of ``var`` that gets the discrete-time threshold shift (V^2)
 
 
-def membrane(pop: Any, inp: PopulationInput, nu: np.ndarray, k_of: Any, dt: float) -> Membrane:
+def membrane(pop: Any, inp: PopulationInput, nu: np.ndarray, k_of: Callable[[int, float], float],
+             dt: float) -> Membrane:
     """The (mu, sigma, tau) that enter the Siegert rate of population ``pop`` when its sources fire at ``nu``.
 
     Current-based input follows Brunel (2000). With conductance channels the effective-time-constant
     approximation (Kuhn, Aertsen & Rotter 2004; Richardson 2004) is applied on top: see the module
-    docstring. ``k_of(b, k)`` returns the in-degree to use for source population ``b``.
+    docstring.
+
+    Parameters
+    ----------
+    pop : Population
+        The target population's parameters.
+    inp : PopulationInput
+        What drives it (:func:`population_inputs`).
+    nu : ndarray
+        Rates (Hz) of all populations; only the sources of ``inp`` are read.
+    k_of : callable
+        ``k_of(b, k)``: the in-degree from source population ``b`` whose rule gives ``k``.
+    dt : float
+        Time step (s); the conductance means are those of the step-sampled conductances.
     """
     mu, var, colored = inp.mu0, inp.var0, inp.colored0
     for b, k, j, tau_s in inp.recurrent:
@@ -364,7 +379,7 @@ def _none(regime: str) -> bool:
     return regime.startswith("none")
 
 
-def _in_degree(k_override: dict[tuple[int, int], float] | None, a: int) -> Any:
+def _in_degree(k_override: dict[tuple[int, int], float] | None, a: int) -> Callable[[int, float], float]:
     """``k_of(b, k)`` for target population ``a``: the in-degree measured on the network if given, else k."""
     def k_of(b: int, k: float) -> float:
         if k_override and (b, a) in k_override:
