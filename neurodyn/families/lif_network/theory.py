@@ -1,6 +1,6 @@
 """Analytic firing rates of LIF populations, stored beside the simulated rates as ``rate_theory``.
 
-Three regimes, chosen per population from the scenario:
+Four regimes, chosen per population from the scenario:
 
 ``fi``
     No synaptic input, no noise: deterministic f–I curve. With ``mu = v_rest + drive`` the free
@@ -23,26 +23,66 @@ Three regimes, chosen per population from the scenario:
     eqs. 4-5, 21): ``mu_a = v_rest + drive + tau_m sum_b K_ab J_ab nu_b + ...``,
     ``sigma_a^2 = sigma_noise^2 + tau_m sum_b K_ab J_ab^2 nu_b + ...``, with the mean in-degree
     ``K_ab = (synapses of the projection) / n_post``.
+``coba``
+    Conductance-based Poisson input, no recurrent synapses of conductance kind: the effective-time-constant
+    (Gaussian) approximation for shot-noise conductances with exponential synapses (Kuhn, Aertsen & Rotter,
+    J. Neurosci. 24:2345, 2004; Richardson, Phys. Rev. E 69:051918, 2004). A channel ``k`` receiving spikes
+    at total rate ``r_k`` (``rate n_sources``), each making ``g_k`` jump by ``w_k`` and decay with ``tau_k``,
+    has (Campbell) mean ``g0_k = r_k w_k tau_k`` and variance ``r_k w_k^2 tau_k / 2`` with correlation time
+    ``tau_k``. With ``g_k = g0_k + dg_k`` the membrane equation becomes::
+
+        g_T = g_L + sum_k g0_k,   tau_eff = tau_m g_L / g_T,   mu = (g_L (v_rest + drive) + sum_k g0_k E_k) / g_T
+        tau_eff dv/dt = (mu - v) + sum_k (E_k - v) dg_k / g_T  ~  (mu - v) + sum_k (E_k - mu) dg_k / g_T
+
+    (driving force frozen at the mean). Each channel is then an exponentially correlated input of variance
+    ``(E_k - mu)^2 r_k w_k^2 tau_k / (2 g_T^2)``; low-pass filtered by the membrane it gives::
+
+        sigma_V^2 = sum_k (E_k - mu)^2 r_k w_k^2 tau_k^2 / (2 g_T^2 (tau_k + tau_eff))
+
+    (the stationary variance of v, :attr:`Membrane.var_v`). The ``sigma`` of the Siegert formula is not
+    ``sqrt 2 sigma_V``: it is the white-noise-equivalent intensity (the time integral of the input
+    autocorrelation), which the Fourcaud–Brunel correction also assumes::
+
+        sigma^2 = sum_k (E_k - mu)^2 r_k w_k^2 tau_k^2 / (g_T^2 tau_eff)
+                = sum_k 2 sigma_V,k^2 (tau_k + tau_eff) / tau_eff
+
+    i.e. Brunel's ``tau r J^2`` with ``tau = tau_eff`` and ``J_k = w_k (E_k - mu) tau_k / (g_T tau_eff)``. The
+    rate is ``siegert_rate(mu, sigma, tau_eff, ...)`` with the Fourcaud–Brunel shift computed with
+    ``sqrt(tau_k / tau_eff)``. Current-based input on the same population (drive, noise, current synapses)
+    passes through the leak: ``tau_m dv = ... + I dt`` becomes ``tau_eff dv = ... + (g_L/g_T) I dt``, so its
+    contribution to ``mu`` and to ``sigma^2`` is scaled by ``g_L / g_T`` (in ``sigma_V^2`` it is counted as
+    white noise). The first-order Fourcaud–Brunel shift fails when the synapses are not fast against
+    ``tau_eff`` (which conductance input shortens): the rate is refused (``none (slow synapses)``) when
+    ``sqrt(tau_s / tau_eff) > sqrt(1/2)``. Measured accuracy (``tests/validation/test_lif_theory_coba.py``):
+    sub-threshold mean within 0.5% of ``E_exc - E_inh``, std within 2%; rates of 3–43 Hz at
+    ``sqrt(tau_s/tau_eff) ~ 0.4`` 2–22% below the simulation; ``rel_tol = 0.10 + 0.5 sqrt(tau_s/tau_eff)``.
+    Populations receiving *recurrent* conductance synapses get NaN (``none (recurrent conductance)``): in
+    the Brette et al. (2007) COBA network ``tau_eff`` falls to ~1 ms against 5/10 ms synapses, and the mean
+    field predicts the silent state or ~2.6 Hz against the simulated 17–18 Hz.
 
 Exponential synapses are treated as instantaneous: a presynaptic spike that makes the synaptic drive
 ``x`` jump by ``w`` (decaying with ``tau_s``) injects ``int x dt / tau_m = w tau_s / tau_m`` of voltage
 into the membrane, so ``J = w tau_s / tau_m`` — the exact charge, hence the exact mean; the variance is
 that of white noise, which holds for ``tau_s << tau_m`` (the colored-noise correction of Fourcaud & Brunel
-2002, a threshold shift of ``sigma sqrt(tau_s/tau_m) |zeta(1/2)|/sqrt 2``, is not applied).
+2002, a threshold and reset shift of ``sigma sqrt(tau_s/tau_m) |zeta(1/2)|/sqrt 2``, is applied, see
+``filtered`` in :func:`self_consistent_rates`).
 
 Discrete time: a simulation with step ``dt`` checks the threshold only at the grid, so the noisy
 membrane crosses it less often than the continuous process. Following the continuity correction for
 discretely monitored diffusions (Broadie, Glasserman & Kou 1997, Siegmund 1985) the Siegert/Brunel rates
 use ``v_threshold + beta sigma sqrt(dt/tau_m)`` with ``beta = -zeta(1/2)/sqrt(2 pi) ~ 0.5826`` (the std of
 the membrane noise over one step is ``sigma sqrt(dt/tau_m)``); this correction vanishes as ``dt -> 0``.
-
-Populations receiving conductance-based synapses get NaN (no theory implemented).
+In the ``coba`` regime it is applied to the current-based part of ``sigma^2`` only: noise filtered by
+conductance synapses makes ``v`` smooth on the scale of ``dt``. Also in discrete time, the kernel holds
+``g`` at its start-of-step value over each step, so ``g0_k`` is the mean of the sampled conductance,
+``r_k w_k dt / (1 - e^{-dt/tau_k}) = r_k w_k tau_k (1 + dt/(2 tau_k) + ...)``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -65,6 +105,10 @@ REL_TOL_SIEGERT = 0.10
 #: extra tolerance per unit of sqrt(tau_s / tau_m): the white-noise treatment of filtered synaptic input
 #: (with its first-order Fourcaud-Brunel correction) degrades as the synapses slow down
 REL_TOL_FILTER = 0.25
+#: conductance input: tolerance per unit of sqrt(tau_s / tau_eff) (measured, see docs/lif_network.md)
+REL_TOL_COBA_FILTER = 0.5
+#: largest sqrt(tau_s / tau_eff) for which the ``coba`` regime gives a rate (tau_s <= tau_eff / 2)
+COBA_MAX_FILTER = math.sqrt(0.5)
 
 
 def fi_rate(mu: float, tau_m: float, t_ref: float, v_threshold: float, v_reset: float) -> float:
@@ -131,6 +175,9 @@ class PopulationInput:
     conductance: bool
     stochastic: bool
     slowest: float = 0.0  #: largest sqrt(tau_s / tau_m) among the synapses and Poisson inputs it receives
+    #: conductance channels (source population or -1 for a Poisson input, K or total rate, weight (S),
+    #: tau_s, reversal): the spike rate arriving at a neuron is ``K nu_source`` or the Poisson rate
+    cond: list[tuple[int, float, float, float, float]] = field(default_factory=list)
 
 
 def population_inputs(scenario: Any) -> tuple[list[str], list[PopulationInput]]:
@@ -158,6 +205,8 @@ def population_inputs(scenario: Any) -> tuple[list[str], list[PopulationInput]]:
                 out[a].stochastic = out[a].stochastic or inp.sigma > 0
             elif inp.synapse == "conductance":
                 out[a].conductance = True
+                out[a].cond.append((-1, inp.rate * inp.n_sources, inp.weight, inp.tau, inp.reversal))
+                out[a].stochastic = out[a].stochastic or inp.rate > 0
             else:
                 j = inp.weight * inp.tau / pop.tau_m
                 r = inp.rate * inp.n_sources
@@ -170,10 +219,11 @@ def population_inputs(scenario: Any) -> tuple[list[str], list[PopulationInput]]:
         b = index[syn.source]
         for tgt in syn.targets:
             a, pop = index[tgt], params.populations[tgt]
+            k = expected_in_degree(syn.connect, int(sizes[b]), int(sizes[a]), a == b)
             if syn.kind == "conductance":
                 out[a].conductance = True
+                out[a].cond.append((b, k, syn.weight, syn.tau, syn.reversal))
                 continue
-            k = expected_in_degree(syn.connect, int(sizes[b]), int(sizes[a]), a == b)
             out[a].recurrent.append((b, k, syn.weight * syn.tau / pop.tau_m, syn.tau))
             out[a].slowest = max(out[a].slowest, math.sqrt(syn.tau / pop.tau_m))
     return names, out
@@ -190,9 +240,78 @@ def expected_in_degree(conn: Any, n_pre: int, n_post: int, same: bool) -> float:
     return float("nan")  # graphs: degree depends on the generator; the network gives it (see theory_dataset)
 
 
+@dataclass
+class Membrane:
+    """Diffusion-approximation description of one population's free membrane at given source rates."""
+
+    mu: float  #: mean (effective) potential (V)
+    var: float  #: white-noise-equivalent sigma^2 of ``tau dv = (mu - v) dt + sigma sqrt(tau) dW`` (V^2)
+    colored: float  #: sum over channels of their part of ``var`` times sqrt(tau_s / tau) (V^2)
+    tau: float  #: membrane time constant: tau_m, or tau_eff = tau_m g_L / g_T with conductances (s)
+    var_v: float  #: stationary variance of v (V^2), current-based inputs counted as white noise
+    slowest: float  #: largest sqrt(tau_s / tau) among the channels
+    var_grid: float  #: the part of ``var`` that gets the discrete-time threshold shift (V^2)
+
+
+def membrane(pop: Any, inp: PopulationInput, nu: np.ndarray, k_of: Callable[[int, float], float],
+             dt: float) -> Membrane:
+    """The (mu, sigma, tau) that enter the Siegert rate of population ``pop`` when its sources fire at ``nu``.
+
+    Current-based input follows Brunel (2000). With conductance channels the effective-time-constant
+    approximation (Kuhn, Aertsen & Rotter 2004; Richardson 2004) is applied on top: see the module
+    docstring.
+
+    Parameters
+    ----------
+    pop : Population
+        The target population's parameters.
+    inp : PopulationInput
+        What drives it (:func:`population_inputs`).
+    nu : ndarray
+        Rates (Hz) of all populations; only the sources of ``inp`` are read.
+    k_of : callable
+        ``k_of(b, k)``: the in-degree from source population ``b`` whose rule gives ``k``.
+    dt : float
+        Time step (s); the conductance means are those of the step-sampled conductances.
+    """
+    mu, var, colored = inp.mu0, inp.var0, inp.colored0
+    for b, k, j, tau_s in inp.recurrent:
+        rate_in = k_of(b, k) * nu[b]
+        mu += pop.tau_m * rate_in * j
+        var += pop.tau_m * rate_in * j * j
+        colored += pop.tau_m * rate_in * j * j * math.sqrt(tau_s / pop.tau_m)
+    if not inp.cond:
+        return Membrane(mu, var, colored, pop.tau_m, 0.5 * var, inp.slowest, var)
+    # spike rate arriving through each conductance channel, and its mean conductance; the kernel holds g
+    # at its start-of-step value over each step, so the conductance the membrane sees is the grid sample,
+    # whose mean is r w dt / (1 - e^{-dt/tau_s}) = r w tau_s (1 + dt/(2 tau_s) + ...)
+    chans = [(nu[b] * k_of(b, k) if b >= 0 else k, w, tau_s, rev) for b, k, w, tau_s, rev in inp.cond]
+    g0 = [r * w * dt / -math.expm1(-dt / tau_s) for r, w, tau_s, _ in chans]
+    g_t = pop.g_leak + sum(g0)
+    c = pop.g_leak / g_t
+    tau = pop.tau_m * c
+    # current-based terms (drive, noise, current synapses) pass through the leak: tau_m dv = ... + I dt
+    # becomes tau_eff dv = ... + c I dt, which scales their mean and white-equivalent variance by c and
+    # (since tau_s/tau_eff = (tau_s/tau_m)/c) their colored term by sqrt(c)
+    mu = c * mu + sum(g * rev for g, (_, _, _, rev) in zip(g0, chans)) / g_t
+    var, colored = c * var, math.sqrt(c) * colored
+    var_v, var_grid = 0.5 * var, var
+    slowest = inp.slowest / math.sqrt(c)
+    for r, w, tau_s, rev in chans:
+        # driving force frozen at the mean: the channel is a current of weight w (rev - mu) / g_T in the
+        # tau_eff equation, i.e. J = w (rev - mu) tau_s / (g_T tau_eff)
+        var_k = r * (w * (rev - mu) * tau_s / g_t) ** 2 / tau
+        var += var_k
+        colored += var_k * math.sqrt(tau_s / tau)
+        var_v += 0.5 * var_k * tau / (tau + tau_s)  # exponentially correlated input, low-pass filtered
+        slowest = max(slowest, math.sqrt(tau_s / tau))
+    return Membrane(mu, var, colored, tau, var_v, slowest, var_grid)
+
+
 def self_consistent_rates(scenario: Any, k_override: dict[tuple[int, int], float] | None = None,
                           filtered: bool = True) -> tuple[list[str], np.ndarray, list[str]]:
-    """Rates (Hz) of every population and the regime used (``fi``, ``siegert``, ``brunel``, ``none``).
+    """Rates (Hz) of every population and the regime used (``fi``, ``siegert``, ``brunel``, ``coba``,
+    ``none``).
 
     Parameters
     ----------
@@ -207,66 +326,83 @@ def self_consistent_rates(scenario: Any, k_override: dict[tuple[int, int], float
     names, inputs = population_inputs(scenario)
     pops = [params.populations[n] for n in names]
     n_pop = len(names)
-    regime = []
-    for inp in inputs:
-        if inp.conductance:
-            regime.append("none")
-        elif inp.recurrent:
-            regime.append("brunel")
-        elif inp.stochastic:
-            regime.append("siegert")
-        else:
-            regime.append("fi")
+    regime = [_regime(inp) for inp in inputs]
     # sources of a population without theory make their targets theory-less too
     changed = True
     while changed:
         changed = False
         for a, inp in enumerate(inputs):
-            if regime[a] != "none" and any(regime[b] == "none" for b, _, _, _ in inp.recurrent):
+            if not _none(regime[a]) and any(_none(regime[b]) for b in _sources(inp)):
                 regime[a] = "none"
                 changed = True
-
-    def k_of(a: int, b: int, k: float) -> float:
-        if k_override and (b, a) in k_override:
-            return k_override[(b, a)]
-        return k
 
     def rates_from(nu: np.ndarray) -> np.ndarray:
         out = np.full(n_pop, np.nan)
         for a, inp in enumerate(inputs):
-            if regime[a] == "none":
+            if _none(regime[a]):
                 continue
             p = pops[a]
-            mu, var, colored = inp.mu0, inp.var0, inp.colored0
-            for b, k, j, tau_s in inp.recurrent:
-                kk = k_of(a, b, k)
-                mu += p.tau_m * kk * j * nu[b]
-                var += p.tau_m * kk * j * j * nu[b]
-                colored += p.tau_m * kk * j * j * nu[b] * math.sqrt(tau_s / p.tau_m)
-            sigma = math.sqrt(max(var, 0.0))
+            mem = membrane(p, inp, nu, _in_degree(k_override, a), dt)
+            sigma = math.sqrt(max(mem.var, 0.0))
             if regime[a] == "fi" or sigma == 0.0:
-                out[a] = fi_rate(mu, p.tau_m, p.t_ref, p.v_threshold, p.v_reset)
+                out[a] = fi_rate(mem.mu, mem.tau, p.t_ref, p.v_threshold, p.v_reset)
             else:
                 # threshold and reset shifts: synaptic filtering (Fourcaud & Brunel 2002) and discrete time
-                shift = ALPHA_FB / 2.0 * colored / sigma if filtered else 0.0
-                grid = BETA_DISCRETE * sigma * math.sqrt(dt / p.tau_m)
-                out[a] = siegert_rate(mu, sigma, p.tau_m, p.t_ref, p.v_threshold + shift + grid,
+                shift = ALPHA_FB / 2.0 * mem.colored / sigma if filtered else 0.0
+                grid = BETA_DISCRETE * math.sqrt(max(mem.var_grid, 0.0)) * math.sqrt(dt / mem.tau)
+                out[a] = siegert_rate(mem.mu, sigma, mem.tau, p.t_ref, p.v_threshold + shift + grid,
                                       p.v_reset + shift)
         return out
 
-    active = np.array([r != "none" for r in regime])
+    active = np.array([not _none(r) for r in regime])
+    recurrent = np.array([not _none(r) and bool(_sources(inp)) for r, inp in zip(regime, inputs)])
     nu = np.where(active, 0.0, np.nan)
     nu = rates_from(np.nan_to_num(nu))
-    if any(r == "brunel" for r in regime):
+    if recurrent.any():
         nu = _solve(rates_from, np.nan_to_num(nu), active)
         # no stable, finite fixed point (e.g. runaway excitation): no prediction rather than a wrong one
         resid = np.abs(np.nan_to_num(rates_from(np.nan_to_num(nu)), nan=np.inf) - nu)
-        recurrent = np.array([r == "brunel" for r in regime])
         ok = np.isfinite(nu[recurrent]) & (resid[recurrent] <= 1e-6 * (1.0 + np.abs(nu[recurrent])))
         if not np.all(ok):
             nu[recurrent] = np.nan
-            regime = ["none (no fixed point)" if r == "brunel" else r for r in regime]
+            regime = ["none (no fixed point)" if rec else r for r, rec in zip(regime, recurrent)]
+    for a, inp in enumerate(inputs):
+        # the Fourcaud-Brunel correction is first order in sqrt(tau_s/tau_eff) and fails once the synapses
+        # are not fast against the (shortened) effective time constant: no prediction rather than a poor one
+        if regime[a] == "coba" and membrane(pops[a], inp, np.nan_to_num(nu), _in_degree(k_override, a),
+                                            dt).slowest > COBA_MAX_FILTER:
+            nu[a], regime[a] = np.nan, "none (slow synapses)"
     return names, nu, regime
+
+
+def _none(regime: str) -> bool:
+    return regime.startswith("none")
+
+
+def _in_degree(k_override: dict[tuple[int, int], float] | None, a: int) -> Callable[[int, float], float]:
+    """``k_of(b, k)`` for target population ``a``: the in-degree measured on the network if given, else k."""
+    def k_of(b: int, k: float) -> float:
+        if k_override and (b, a) in k_override:
+            return k_override[(b, a)]
+        return k
+    return k_of
+
+
+def _regime(inp: PopulationInput) -> str:
+    if any(b >= 0 for b, _, _, _, _ in inp.cond):
+        # recurrent conductance networks (e.g. Brette 2007 COBA) sit far outside the approximation's range
+        # (tau_eff ~ 1 ms against 5-10 ms synapses) and the mean field misses their rate: see the docs
+        return "none (recurrent conductance)"
+    if inp.conductance:
+        return "coba"
+    if inp.recurrent:
+        return "brunel"
+    return "siegert" if inp.stochastic else "fi"
+
+
+def _sources(inp: PopulationInput) -> list[int]:
+    """Populations whose rates enter this population's input (current and conductance synapses)."""
+    return [b for b, _, _, _ in inp.recurrent] + [b for b, _, _, _, _ in inp.cond if b >= 0]
 
 
 def _solve(phi: Any, nu0: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -301,7 +437,8 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
     ``rel_tol`` is the largest tolerance among the populations: for the deterministic f–I curve it covers
     the spike-count quantisation (one period in the analysis window) and the step (``dt``); for Siegert and
     the self-consistent mean field ``0.10 + 0.25 sqrt(tau_s/tau_m)`` with the slowest synapse the
-    population receives (0.10 for white noise; 0.14 for Brunel's network here, 0.28 for CUBA).
+    population receives (0.10 for white noise; 0.14 for Brunel's network here, 0.28 for CUBA); for
+    ``coba`` ``0.10 + 0.5 sqrt(tau_s/tau_eff)`` (at most 0.45: beyond that no rate is given).
     """
     params, run, record = scenario.params, scenario.run, scenario.record
     k_override = None
@@ -324,13 +461,21 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
             tols[a] = 1.0 / (rate * window) + 2.0 * run.dt * rate + 1e-3 if rate > 0 else 0.0
         elif regime[a] in ("siegert", "brunel"):
             tols[a] = REL_TOL_SIEGERT + REL_TOL_FILTER * inputs[a].slowest
+        elif regime[a] == "coba":
+            mem = membrane(params.populations[names[a]], inputs[a], np.nan_to_num(nu),
+                           _in_degree(k_override, a), float(run.dt))
+            tols[a] = REL_TOL_SIEGERT + REL_TOL_COBA_FILTER * mem.slowest
     # `neurodyn compare` reads one rel_tol per variable: the largest; the per-population ones are stored too
     rel_tol = float(np.nanmax(tols)) if np.any(np.isfinite(tols)) else REL_TOL_SIEGERT
     described = {
         "fi": "deterministic f-I curve 1/(t_ref + tau_m ln((mu - v_reset)/(mu - v_threshold)))",
         "siegert": "Siegert first-passage rate (Brunel 2000 eq. 21) with discrete-time threshold shift",
         "brunel": "Brunel (2000) self-consistent mean field (synapses as instantaneous charge w tau_s/tau_m)",
-        "none": "no theory (conductance synapses)",
+        "coba": "effective-time-constant approximation for conductance input (Kuhn et al. 2004, "
+                "Richardson 2004) with the Siegert rate and Fourcaud-Brunel (2002) correction",
+        "none": "no theory (a source population has none)",
+        "none (recurrent conductance)": "no theory (recurrent conductance synapses: mean field not validated)",
+        "none (slow synapses)": "no theory (conductance synapses slower than tau_eff/2)",
         "none (no fixed point)": "no theory (the mean-field equations have no finite fixed point)",
     }
     source = "; ".join(f"{nm}: {described[r]}" for nm, r in zip(names, regime))
@@ -341,7 +486,8 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
         "rate_theory_rel_tol": ("population", tols,
                                 var_attrs("1", "relative tolerance of rate_theory for this population")),
         "rate_theory_regime": ("population", np.array(regime, dtype=object),
-                               var_attrs("", "which theory predicts the rate (fi, siegert, brunel, none)")),
+                               var_attrs("", "which theory predicts the rate (fi, siegert, brunel, coba, "
+                                             "none)")),
     }, coords={"population": ("population", np.array(names, dtype=object),
                               var_attrs("", "population name"))})
     return out
