@@ -11,7 +11,7 @@ point takes about ``--point-seconds`` of simulation. Measured, with warm Numba c
 * overhead per point = (sweep wall time - sum of the points' own simulate times) / points, in process
   with warm caches (target < 0.2 s).
 
-Run: ``python benchmarks/bench_sweep.py [--points 16] [--point-seconds 1.0] [--workers 2] [--repeat 2]``.
+Run: ``python benchmarks/bench_sweep.py [--points 16] [--point-seconds 1.0] [--workers 2] [--repeat 3]``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=16)
     ap.add_argument("--point-seconds", type=float, default=1.0)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=2, help="serial/pool command-line pairs; best of each")
+    ap.add_argument("--repeat", type=int, default=3, help="serial/pool command-line pairs; best of each")
     args = ap.parse_args()
     fam.register()
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
