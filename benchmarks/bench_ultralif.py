@@ -2,7 +2,7 @@
 
 Digits (1347 training images), one hidden layer of 64, T = 10, batch 128, Bernoulli rate coding; the
 same forward pass, exact backward pass and Adam update on both sides.
-Run: ``python benchmarks/bench_ultralif.py``.
+Run: ``python benchmarks/bench_ultralif.py [--kinds ultralif ultradlif lif] [--batches 128 16]``.
 """
 
 from __future__ import annotations
@@ -91,12 +91,19 @@ def per_batch(spec, data, n=20, T=10, batch=128):
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kinds", nargs="+", default=["ultralif", "ultradlif", "lif"],
+                    help="neuron kinds to time (default: ultralif ultradlif lif)")
+    ap.add_argument("--batches", nargs="+", type=int, default=[128, 16], help="batch sizes (default: 128 16)")
+    args = ap.parse_args()
     data = load_digits_split()
     print(f"digits train {len(data.y_train)}, hidden 64, T=10; numba threads available: "
           f"{numba.config.NUMBA_NUM_THREADS}; NumPy with one BLAS thread")
-    for batch in (128, 16):
+    for batch in args.batches:
         print(f"batch {batch}")
-        for kind in ("ultralif", "ultradlif", "lif"):
+        for kind in args.kinds:
             spec = NetSpec([64, 64, 10], kind)
             epoch(spec, data, "numba", batch=batch)  # compile
             t_np = best_of(5, spec, data, "numpy", batch)
@@ -113,6 +120,7 @@ def main() -> None:
                       f"numba 1 thread {t_nb1[i] * 1e3:6.1f} (x{t_np[i] / t_nb1[i]:5.1f}) | "
                       f"loss+grad only, 1 thread: numpy {pb1['numpy'][i] * 1e3:5.2f} ms, numba "
                       f"{pb1['numba'][i] * 1e3:5.2f} ms (x{pb1['numpy'][i] / pb1['numba'][i]:4.1f})")
+
 
 if __name__ == "__main__":
     main()
