@@ -51,7 +51,7 @@ from neurodyn.errors import OutputExistsError, UserError
 from neurodyn.progress import QUIET, Progress
 from neurodyn.scenario import RunConfig, Scenario, _descend, from_dict, set_path
 from neurodyn.storage import ChunkedWriter, open_run
-from neurodyn.worker_pool import pool_context, warm_up_xarray
+from neurodyn.worker_pool import pool_context, start_server, warm_up_xarray
 
 MANIFEST = "sweep.json"
 #: per-point attributes that do not describe the sweep as a whole
@@ -59,6 +59,8 @@ _POINT_ATTRS = ("scenario", "seed", "created", "wall_time_s", "title")
 #: family figures drawn per point in a report, at most
 MAX_POINT_FIGURES = 3
 DASK_CONNECT_TIMEOUT = "5s"
+#: seconds a stopped pool worker gets to finish its current chunk and exit cleanly before it is killed
+WORKER_EXIT_GRACE = 5.0
 
 
 # --------------------------------------------------------------------------- the plan
@@ -388,16 +390,22 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = pool_context(family_module)
+    start_server(ctx)  # before the executor does it, so that Ctrl-C cannot reach the server's preload
+    warm_up_xarray()  # idle time: the server is still in its preload; combining the points needs this
     # Per-point progress travels on a queue only when someone is watching the sweep's bar.
     queue = ctx.Queue() if bar is not None and bar.visible else None
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(queue, os.getpid()))
     running: dict[str, float] = {}
     finished: set[str] = set()
     n_failed = 0
+    pool = None
     try:
-        futures = {pool.submit(run_point, t): t for t in tasks}
-        warm_up_xarray()  # idle time: the fork server is still starting; combining the points needs it
+        # Submitting starts the worker processes (and waits for the server's preload). A worker
+        # interrupted half-way through its start-up prints a traceback, so Ctrl-C waits until every
+        # worker has started and arrives here as KeyboardInterrupt right after.
+        with _sigint_deferred():
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                       initargs=(queue, os.getpid()))
+            futures = {pool.submit(run_point, t): t for t in tasks}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.5 if queue is not None else None,
@@ -421,12 +429,45 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
     except BaseException:
         # Interrupted: stop now. Points being computed are lost (their files are written atomically,
         # so nothing half-written is published); finished points stay, and a rerun resumes.
-        workers_now = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in workers_now:
-            proc.terminate()
+        if pool is not None:
+            workers_now = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers_now:
+                proc.terminate()  # exits at the end of the worker's current chunk (see _worker_init)
+            deadline = time.monotonic() + WORKER_EXIT_GRACE
+            for proc in workers_now:
+                proc.join(max(0.0, deadline - time.monotonic()))
+                if proc.is_alive():
+                    proc.kill()  # stuck in one long kernel call
+            pool.shutdown(wait=True)
         raise
+    finally:
+        if queue is not None:
+            queue.close()
     pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C in this block: a SIGINT received meanwhile raises KeyboardInterrupt on leaving it.
+
+    A handler that only takes note, rather than a blocked signal mask: native threads (BLAS) would
+    still receive the signal, and Python would then raise in the middle of the block anyway.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _drain(queue: Any, running: dict[str, float]) -> None:
@@ -448,27 +489,45 @@ def _worker_init(queue: Any = None, driver: int | None = None) -> None:
 
     Workers leave Ctrl-C to the driver, which stops them (no traceback from every worker), and exit on
     their own when the driver is gone (killed with SIGKILL, say): a fork-server worker is not the
-    driver's child, so nothing else would end it.
+    driver's child, so nothing else would end it. On SIGTERM (how the driver stops them) a worker runs
+    multiprocessing's exit routine before it exits: Numba's threading layer holds a named semaphore,
+    which the resource tracker would otherwise report as leaked when the sweep ends.
     """
     import signal
     import threading
 
     global _PROGRESS_QUEUE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _PROGRESS_QUEUE = queue
     if driver is not None and os.name == "posix":  # os.kill(pid, 0) only probes on POSIX
         threading.Thread(target=_exit_with_driver, args=(driver,), daemon=True).start()
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    # Runs in the main thread between two bytecodes, as soon as the current kernel call returns (every
+    # chunk). Raising SystemExit here is not reliable: inside a weakref or __del__ callback it is only
+    # printed and ignored. So do what a worker does when it ends normally, multiprocessing's exit routine
+    # (its finalizers unlink the named semaphores), and leave. The point being computed is lost; its
+    # files are atomic (a stray partial file is removed by the rerun, which redoes the point).
+    from multiprocessing import util
+
+    with contextlib.suppress(Exception):
+        util._exit_function()
+    os._exit(128 + signum)
+
+
 def _exit_with_driver(driver: int) -> None:
+    import signal
+
     while True:
         time.sleep(0.5)
         try:
             os.kill(driver, 0)
-        except ProcessLookupError:
-            os._exit(1)  # the point being computed is lost; its files are atomic, a rerun redoes it
-        except PermissionError:  # pragma: no cover - pid reused by another user's process
-            os._exit(1)
+        except (ProcessLookupError, PermissionError):  # gone (or the pid reused by another user)
+            os.kill(os.getpid(), signal.SIGTERM)  # exit cleanly, see _exit_on_sigterm
+            time.sleep(WORKER_EXIT_GRACE)
+            os._exit(1)  # the main thread is stuck in one long kernel call: leave anyway
 
 
 class _QueueProgress(Progress):

@@ -63,11 +63,32 @@ def prestart_pool(scenario: str | os.PathLike) -> None:
     if "sweep" not in doc:
         return
     family = doc.get("family")
-    ctx = pool_context(family_module(family) if isinstance(family, str) else None)
-    if ctx.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+    start_server(pool_context(family_module(family) if isinstance(family, str) else None))
 
+
+def start_server(ctx: Any) -> None:
+    """Start the fork server of ``ctx`` unless it runs already, immune to Ctrl-C.
+
+    The server spends about a second in its preload (imports, warm-up). A Ctrl-C meant for the sweep
+    would interrupt it there and print a traceback from the server process. So the server is spawned
+    with SIGINT ignored; Python keeps an inherited "ignore" instead of installing its KeyboardInterrupt
+    handler. The driver alone handles Ctrl-C, and the server exits when the driver's end of its pipe
+    closes. Workers ignore SIGINT anyway (``_worker_init`` in :mod:`neurodyn.sweep`).
+    """
+    if ctx.get_start_method() != "forkserver":
+        return
+    import signal
+    import threading
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():  # signal.signal needs the main thread
         forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _peek(path: str | os.PathLike) -> dict[str, Any]:

@@ -34,6 +34,36 @@ def _session_processes(sid: int) -> list[str]:
     return [line for line in out.splitlines()[1:] if line.split()[1] == str(sid)]
 
 
+@pytest.mark.parametrize("when", ["pool starting", "points running"])
+def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the fork server is still
+    in its preload, or while points run: exit 130, one line on stderr, no traceback and no warning from
+    any process (server, workers, resource tracker), and no process left behind."""
+    scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP,
+                                  params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}")
+    out = tmp_path / "out"
+    env = {**os.environ, **fam.ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "2",
+                             "--output", str(out)], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    if when == "pool starting":  # the plan is written just before the pool starts its workers
+        while time.time() < deadline and not (out / "sweep.json").exists():
+            time.sleep(0.005)
+    else:
+        while time.time() < deadline and len([p for p in (out / "points").glob("*.h5")
+                                               if ".partial" not in p.name]) < 2:
+            time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)  # EOF once every process holding stderr has exited
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("neurodyn: interrupted"), err
+    deadline = time.time() + 20  # the fork server and resource tracker end with the driver
+    while time.time() < deadline and _session_processes(proc.pid):
+        time.sleep(0.1)
+    assert not _session_processes(proc.pid)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_kill_and_resume(tmp_path, workers):
     """SIGKILL the driver after some points; the rerun computes only the others, same result."""
