@@ -51,7 +51,7 @@ from neurodyn.errors import OutputExistsError, UserError
 from neurodyn.progress import QUIET, Progress
 from neurodyn.scenario import RunConfig, Scenario, _descend, from_dict, set_path
 from neurodyn.storage import ChunkedWriter, open_run
-from neurodyn.worker_pool import pool_context, start_server, warm_up_xarray
+from neurodyn.worker_pool import family_module, pool_context, start_server, warm_up_xarray
 
 MANIFEST = "sweep.json"
 #: per-point attributes that do not describe the sweep as a whole
@@ -386,10 +386,10 @@ def _run_serial(tasks: list[PointTask], on_result: Callable[[PointResult], None]
 
 
 def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], workers: int,
-              family_module: str | None, bar: Any = None) -> None:
+              preload: str | None, bar: Any = None) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    ctx = pool_context(family_module)
+    ctx = pool_context(preload)
     start_server(ctx)  # before the executor does it, so that Ctrl-C cannot reach the server's preload
     warm_up_xarray()  # idle time: the server is still in its preload; combining the points needs this
     # Per-point progress travels on a queue only when someone is watching the sweep's bar.
@@ -723,8 +723,7 @@ def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, f
             elif executor == "serial":
                 _run_serial(tasks, on_result, progress)
             else:
-                module = (family_target or "").partition(":")[0] or None
-                _run_pool(tasks, on_result, min(n_workers, len(tasks)), module, bar)
+                _run_pool(tasks, on_result, min(n_workers, len(tasks)), family_module(scenario.family), bar)
     # Failures recorded by an earlier run for points that are now finished are stale.
     for p in done:
         plan.failed_path(p).unlink(missing_ok=True)
