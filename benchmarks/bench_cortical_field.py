@@ -72,9 +72,7 @@ def _plain_loop(up: np.ndarray, u: np.ndarray, un: np.ndarray, steps: int, c1: f
                 im = i - 1 if i > 0 else n - 1
                 ip = i + 1 if i < n - 1 else 0
                 c = u[j, i]
-                un[j, i] = (
-                    2.0 * c - up[j, i] + c1 * (u[j, im] + u[j, ip] + u[jm, i] + u[jp, i] - 4.0 * c) - c2 * c
-                )
+                un[j, i] = 2.0 * c - up[j, i] + c1 * (u[j, im] + u[j, ip] + u[jm, i] + u[jp, i] - 4.0 * c) - c2 * c
         up, u, un = u, un, up
 
 
@@ -161,8 +159,13 @@ def main() -> None:
     )
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "ACTIVE":
         env = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}
-        out = subprocess.run([sys.executable, __file__, "--threads-only", "--steps", str(args.steps)], env=env,
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [sys.executable, __file__, "--threads-only", "--steps", str(args.steps)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         print(out.stdout.rstrip() or out.stderr.strip().splitlines()[-1])
     nb = 4096
     big = rng.standard_normal((nb, nb))
@@ -180,9 +183,11 @@ def threads_only(steps: int) -> None:
     one, t_1 = numba_leapfrog(u0, steps, parallel=False)
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     two, t_2 = numba_leapfrog(u0, steps, parallel=True)
-    print(f"  with OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} (dedicated machine): 2 threads "
-          f"{512 * 512 * steps / t_2:10.3e} site-updates/s ({t_1 / t_2:5.2f}x one thread), "
-          f"bitwise equal: {np.array_equal(one, two)}")
+    print(
+        f"  with OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} (dedicated machine): 2 threads "
+        f"{512 * 512 * steps / t_2:10.3e} site-updates/s ({t_1 / t_2:5.2f}x one thread), "
+        f"bitwise equal: {np.array_equal(one, two)}"
+    )
 
 
 if __name__ == "__main__":

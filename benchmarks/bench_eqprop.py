@@ -51,12 +51,12 @@ def numpy_epoch(X, D, particles, perm, signs, batch, Ws, bs, lr, beta, eps, n_fr
     sizes = [W.shape[1] for W in Ws]
     offs = np.cumsum([X.shape[0]] + sizes)
     for bi in range(len(perm) // batch):
-        idx = perm[bi * batch:(bi + 1) * batch]
+        idx = perm[bi * batch : (bi + 1) * batch]
         Xb, Db = X[:, idx], D[:, idx]
-        S0 = [particles[offs[k]:offs[k + 1], idx] for k in range(L)]
+        S0 = [particles[offs[k] : offs[k + 1], idx] for k in range(L)]
         S0 = relax(S0, Xb, Db, 0.0, n_free)
         for k in range(L):
-            particles[offs[k]:offs[k + 1], idx] = S0[k]
+            particles[offs[k] : offs[k + 1], idx] = S0[k]
         b_ = beta * signs[bi]
         Sb = relax(S0, Xb, Db, b_, n_nudged)
         R0 = [Xb] + [np.clip(s, 0, 1) for s in S0]
@@ -90,28 +90,76 @@ def main() -> None:
     t_nb, t_np = [], []
     with threadpool_limits(limits=1, user_api="blas"):
         # compile (or load from cache) outside the timing
-        K.train_epoch(X, D, np.zeros_like(p_nb), True, np.arange(n), np.ones(n_batches), batch, Wf0.copy(),
-                      lay.woff, bf0.copy(), lay.off, np.asarray(lr), lr_b, beta, False, eps, n_free, n_nudged,
-                      0.0, K.RHO_HARD_SIGMOID, K.COST_MSE, np.zeros((n_batches, 5)))
+        K.train_epoch(
+            X,
+            D,
+            np.zeros_like(p_nb),
+            True,
+            np.arange(n),
+            np.ones(n_batches),
+            batch,
+            Wf0.copy(),
+            lay.woff,
+            bf0.copy(),
+            lay.off,
+            np.asarray(lr),
+            lr_b,
+            beta,
+            False,
+            eps,
+            n_free,
+            n_nudged,
+            0.0,
+            K.RHO_HARD_SIGMOID,
+            K.COST_MSE,
+            np.zeros((n_batches, 5)),
+        )
         for _ in range(args.epochs):
             perm = rng.permutation(n).astype(np.int64)
             signs = rng.choice(np.array([-1.0, 1.0]), size=n_batches)
             t0 = time.perf_counter()
-            K.train_epoch(X, D, p_nb, True, perm, signs, batch, Wf, lay.woff, bf, lay.off, np.asarray(lr),
-                          lr_b, beta, False, eps, n_free, n_nudged, 0.0, K.RHO_HARD_SIGMOID, K.COST_MSE,
-                          np.zeros((n_batches, 5)))
+            K.train_epoch(
+                X,
+                D,
+                p_nb,
+                True,
+                perm,
+                signs,
+                batch,
+                Wf,
+                lay.woff,
+                bf,
+                lay.off,
+                np.asarray(lr),
+                lr_b,
+                beta,
+                False,
+                eps,
+                n_free,
+                n_nudged,
+                0.0,
+                K.RHO_HARD_SIGMOID,
+                K.COST_MSE,
+                np.zeros((n_batches, 5)),
+            )
             t_nb.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             numpy_epoch(X, D, p_np, perm, signs, batch, Ws, bs, lr, beta, eps, n_free, n_nudged)
             t_np.append(time.perf_counter() - t0)
     diff = max(np.abs(W - Wn).max() for W, Wn in zip(lay.weights(Wf), Ws))
     nb, npy = float(np.median(t_nb)), float(np.median(t_np))
-    print(f"EP epoch on digits, layers {layers}, {n} examples, minibatch {batch}, "
-          f"{n_free}+{n_nudged} relaxation steps, single BLAS thread, median of {args.epochs} epochs")
-    print(f"  numba kernel : {nb * 1e3:8.1f} ms/epoch  {steps_per_epoch / nb:10.0f} batched steps/s  "
-          f"{steps_per_epoch * batch / nb:12.0f} example-steps/s")
-    print(f"  numpy/BLAS   : {npy * 1e3:8.1f} ms/epoch  {steps_per_epoch / npy:10.0f} batched steps/s  "
-          f"{steps_per_epoch * batch / npy:12.0f} example-steps/s")
+    print(
+        f"EP epoch on digits, layers {layers}, {n} examples, minibatch {batch}, "
+        f"{n_free}+{n_nudged} relaxation steps, single BLAS thread, median of {args.epochs} epochs"
+    )
+    print(
+        f"  numba kernel : {nb * 1e3:8.1f} ms/epoch  {steps_per_epoch / nb:10.0f} batched steps/s  "
+        f"{steps_per_epoch * batch / nb:12.0f} example-steps/s"
+    )
+    print(
+        f"  numpy/BLAS   : {npy * 1e3:8.1f} ms/epoch  {steps_per_epoch / npy:10.0f} batched steps/s  "
+        f"{steps_per_epoch * batch / npy:12.0f} example-steps/s"
+    )
     print(f"  speed-up numba / numpy: {npy / nb:.2f}x (target >= 1)")
     print(f"  max |W_numba - W_numpy| after {args.epochs} epochs: {diff:.2e}")
 

@@ -38,8 +38,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-REFERENCE = {"brian2 cython (run)": 0.91, "cpp_standalone (run)": 0.084, "cpp_standalone (with build)": 10.7,
-             "hand-written numba": 0.072}
+REFERENCE = {
+    "brian2 cython (run)": 0.91,
+    "cpp_standalone (run)": 0.084,
+    "cpp_standalone (with build)": 10.7,
+    "hand-written numba": 0.072,
+}
 
 
 def cuba(duration: float):
@@ -80,9 +84,15 @@ def bench_neurodyn(sc) -> dict[str, float]:
     c = _Clock()
     make_dataset(sc, ds.spike_time.values, ds.spike_index.values, None, None, None)
     assemble, assemble_cpu = c.stop()
-    return {"first": first, "total": total, "build": build, "assemble": assemble,
-            "run": total - build - assemble, "run_cpu": total_cpu - build_cpu - assemble_cpu,
-            "rate": float(ds.n_spikes.sum()) / (float(ds.population_size.sum()) * sc.run.duration)}
+    return {
+        "first": first,
+        "total": total,
+        "build": build,
+        "assemble": assemble,
+        "run": total - build - assemble,
+        "run_cpu": total_cpu - build_cpu - assemble_cpu,
+        "rate": float(ds.n_spikes.sum()) / (float(ds.population_size.sum()) * sc.run.duration),
+    }
 
 
 def bench_brian2_runtime(sc, target: str) -> dict[str, float]:
@@ -151,8 +161,9 @@ def bench_standalone(duration: float) -> dict[str, float] | None:
         return None
     with tempfile.TemporaryDirectory(prefix="neurodyn_standalone_") as tmp:
         cmd = [sys.executable, __file__, "--standalone-child", tmp, "--duration", str(duration)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
     if proc.returncode != 0:
         print("cpp_standalone failed:\n" + proc.stderr[-2000:], file=sys.stderr)
         return None
@@ -173,41 +184,55 @@ def main() -> None:
     import brian2 as b2
 
     sc = cuba(args.duration)
-    print(f"CUBA: 4000 neurons, {args.duration:g} s, dt {sc.run.dt * 1e3:g} ms, brian2 {b2.__version__}, "
-          f"{os.cpu_count()} cpus")
+    print(
+        f"CUBA: 4000 neurons, {args.duration:g} s, dt {sc.run.dt * 1e3:g} ms, brian2 {b2.__version__}, "
+        f"{os.cpu_count()} cpus"
+    )
     nan = float("nan")
     rows: list[tuple[str, float, float, str]] = []  # name, wall s, CPU s, note
     nd = bench_neurodyn(sc)
-    rows.append(("neurodyn numba (run: time loop)", nd["run"], nd["run_cpu"],
-                 f"mean rate {nd['rate']:.3f} Hz"))
-    rows.append(("neurodyn numba (whole simulate call)", nd["total"], nan,
-                 f"network build {nd['build']:.3f} s, dataset {nd['assemble']:.3f} s, "
-                 f"first call {nd['first']:.2f} s"))
+    rows.append(("neurodyn numba (run: time loop)", nd["run"], nd["run_cpu"], f"mean rate {nd['rate']:.3f} Hz"))
+    rows.append(
+        (
+            "neurodyn numba (whole simulate call)",
+            nd["total"],
+            nan,
+            f"network build {nd['build']:.3f} s, dataset {nd['assemble']:.3f} s, first call {nd['first']:.2f} s",
+        )
+    )
     if not args.skip_numpy:
         r = bench_brian2_runtime(sc, "numpy")
-        rows.append(("brian2 runtime numpy (run)", r["run"], r["run_cpu"],
-                     f"mean rate {r['rate']:.3f} Hz, "
-                     f"build+codegen {r['build'] + r['total'] - r['run']:.2f} s"))
+        rows.append(
+            (
+                "brian2 runtime numpy (run)",
+                r["run"],
+                r["run_cpu"],
+                f"mean rate {r['rate']:.3f} Hz, build+codegen {r['build'] + r['total'] - r['run']:.2f} s",
+            )
+        )
     cold = bench_brian2_runtime(sc, "cython")
     warm = bench_brian2_runtime(sc, "cython")
-    rows.append(("brian2 runtime cython (run)", warm["run"], warm["run_cpu"],
-                 f"mean rate {warm['rate']:.3f} Hz, first run incl. compile/cache load "
-                 f"{cold['build'] + cold['total']:.1f} s"))
+    rows.append(
+        (
+            "brian2 runtime cython (run)",
+            warm["run"],
+            warm["run_cpu"],
+            f"mean rate {warm['rate']:.3f} Hz, first run incl. compile/cache load "
+            f"{cold['build'] + cold['total']:.1f} s",
+        )
+    )
     if not args.skip_standalone:
         st = bench_standalone(args.duration)
         if st is not None:
-            rows.append(("brian2 cpp_standalone (run)", st["run"], st["run_cpu"],
-                         f"mean rate {st['rate']:.3f} Hz"))
-            rows.append(("brian2 cpp_standalone (with build)", st["total"], nan,
-                         "fresh directory, full compile"))
+            rows.append(("brian2 cpp_standalone (run)", st["run"], st["run_cpu"], f"mean rate {st['rate']:.3f} Hz"))
+            rows.append(("brian2 cpp_standalone (with build)", st["total"], nan, "fresh directory, full compile"))
 
     base = nd["run"]
     print(f"\n{'':46s} {'wall s':>8s} {'x neurodyn':>11s} {'CPU s':>8s}")
     for name, sec, cpu, note in rows:
         cpu_txt = f"{cpu:8.3f}" if cpu == cpu else f"{'-':>8s}"
         print(f"{name:46s} {sec:8.3f} {sec / base:11.1f} {cpu_txt}   {note}")
-    ratios = [f"{name.split(' (')[0]} {cpu / nd['run_cpu']:.1f}x"
-              for name, _, cpu, _ in rows[2:] if cpu == cpu]
+    ratios = [f"{name.split(' (')[0]} {cpu / nd['run_cpu']:.1f}x" for name, _, cpu, _ in rows[2:] if cpu == cpu]
     print(f"CPU-time ratios to neurodyn's loop ({nd['run_cpu']:.3f} s CPU): " + ", ".join(ratios))
     print("\nreference (issue, one core):", ", ".join(f"{k} {v:g} s" for k, v in REFERENCE.items()))
 

@@ -62,8 +62,7 @@ def numpy_cuba(net, dt: float, n_steps: int) -> tuple[int, float]:
             if src.size:
                 lo, hi = p.indptr[src], p.indptr[src + 1]
                 tgt = np.concatenate([p.indices[a:b] for a, b in zip(lo, hi)])
-                x[p.channel, p.post_start:p.post_start + p.n_post] += p.weight * np.bincount(
-                    tgt, minlength=p.n_post)
+                x[p.channel, p.post_start : p.post_start + p.n_post] += p.weight * np.bincount(tgt, minlength=p.n_post)
         v[fired] = net.v_reset[fired]
         last[fired] = m
         count += fired.size
@@ -87,9 +86,21 @@ def cli_time(env: dict | None = None) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "neurodyn.cli", "run", str(REPO / "scenarios" / "cuba.yaml"),
-                        "--output", str(Path(tmp) / "cuba.h5"), "--quiet"], check=True, cwd=REPO,
-                       env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "neurodyn.cli",
+                "run",
+                str(REPO / "scenarios" / "cuba.yaml"),
+                "--output",
+                str(Path(tmp) / "cuba.h5"),
+                "--quiet",
+            ],
+            check=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        )
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         assert (Path(tmp) / "cuba.h5").exists()
@@ -102,22 +113,27 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true", help="skip the cold-compile measurement")
     args = ap.parse_args()
     sc = load_scenario(REPO / "scenarios" / "cuba.yaml")
-    print(f"CUBA: 4000 neurons, {sc.run.n_steps} steps of {sc.run.dt * 1e3:g} ms; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times suffer when it exceeds the cores)")
+    print(
+        f"CUBA: 4000 neurons, {sc.run.n_steps} steps of {sc.run.dt * 1e3:g} ms; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times suffer when it exceeds the cores)"
+    )
     best = None
     for _ in range(args.repeat):
         n_spk, wall, cpu = neurodyn_run(sc)
         best = (n_spk, wall, cpu) if best is None or cpu < best[2] else best
     n_spk, nd_wall, nd_cpu = best
-    print(f"neurodyn kernel: {nd_wall:.3f} s wall ({nd_cpu:.3f} s CPU), {n_spk} spikes "
-          f"(best of {args.repeat})")
+    print(f"neurodyn kernel: {nd_wall:.3f} s wall ({nd_cpu:.3f} s CPU), {n_spk} spikes (best of {args.repeat})")
     net = build_network(sc)
     np_spk, np_wall, np_cpu = numpy_cuba(net, sc.run.dt, sc.run.n_steps)
-    print(f"NumPy reference: {np_wall:.3f} s wall ({np_cpu:.3f} s CPU), {np_spk} spikes -> neurodyn is "
-          f"{np_wall / nd_wall:.1f}x faster by wall time, {np_cpu / nd_cpu:.1f}x by CPU time")
+    print(
+        f"NumPy reference: {np_wall:.3f} s wall ({np_cpu:.3f} s CPU), {np_spk} spikes -> neurodyn is "
+        f"{np_wall / nd_wall:.1f}x faster by wall time, {np_cpu / nd_cpu:.1f}x by CPU time"
+    )
     for name, t in ISSUE_REFERENCE.items():
-        print(f"  vs {name} ({t:.3f} s, issue 2): ratio {t / nd_wall:.2f} by wall time, {t / nd_cpu:.2f} by "
-              "CPU time (>1: neurodyn faster; CPU time is the fair figure on a loaded machine)")
+        print(
+            f"  vs {name} ({t:.3f} s, issue 2): ratio {t / nd_wall:.2f} by wall time, {t / nd_cpu:.2f} by "
+            "CPU time (>1: neurodyn faster; CPU time is the fair figure on a loaded machine)"
+        )
     cli_time()  # make sure the cache is warm
     wall, cpu = min((cli_time() for _ in range(args.repeat)), key=lambda r: r[0])
     print(f"process start -> result file (warm cache): {wall:.2f} s wall, {cpu:.2f} s CPU")
@@ -125,8 +141,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as cache:
             cold = cli_time({"NUMBA_CACHE_DIR": cache})
             warm = cli_time({"NUMBA_CACHE_DIR": cache})
-        print(f"Numba compile: cold run {cold[0]:.2f} s wall ({cold[1]:.2f} s CPU), cached run "
-              f"{warm[0]:.2f} s wall ({warm[1]:.2f} s CPU) -> compile ~{cold[1] - warm[1]:.1f} s CPU")
+        print(
+            f"Numba compile: cold run {cold[0]:.2f} s wall ({cold[1]:.2f} s CPU), cached run "
+            f"{warm[0]:.2f} s wall ({warm[1]:.2f} s CPU) -> compile ~{cold[1] - warm[1]:.1f} s CPU"
+        )
 
 
 if __name__ == "__main__":

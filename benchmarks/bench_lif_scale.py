@@ -50,8 +50,15 @@ def main() -> None:
     exc["connect"]["in_degree"], inh["connect"]["in_degree"] = c_e, c_i
     exc["weight"], inh["weight"] = f"{w} mV", f"{-5 * w} mV"
     params["inputs"][0].update(n_sources=c_e, weight=f"{w} mV")
-    sc = from_dict({"name": "scale", "family": "lif_network", "params": params,
-                    "run": {"duration": f"{args.steps * 0.1} ms", "dt": "0.1 ms", "seed": 1}, "record": {}})
+    sc = from_dict(
+        {
+            "name": "scale",
+            "family": "lif_network",
+            "params": params,
+            "run": {"duration": f"{args.steps * 0.1} ms", "dt": "0.1 ms", "seed": 1},
+            "record": {},
+        }
+    )
     rss0 = peak_rss()
     est = estimate_bytes(sc) / 2**30
     print(f"{args.neurons} neurons, in-degree {args.in_degree}: estimate {est:.2f} GiB before allocation")
@@ -60,11 +67,15 @@ def main() -> None:
     t_build = time.perf_counter() - t0
     n_syn = net.n_synapses
     csr = sum(p.indices.nbytes + p.indptr.nbytes for p in net.projections)
-    print(f"built {n_syn:.3g} synapses in {t_build:.1f} s; CSR arrays {csr / n_syn:.2f} bytes/synapse; "
-          f"peak RSS growth while building {(peak_rss() - rss0) / n_syn:.2f} bytes/synapse")
+    print(
+        f"built {n_syn:.3g} synapses in {t_build:.1f} s; CSR arrays {csr / n_syn:.2f} bytes/synapse; "
+        f"peak RSS growth while building {(peak_rss() - rss0) / n_syn:.2f} bytes/synapse"
+    )
     st = engine.kernel_state(net, sc.run.dt, np.zeros(0, dtype=np.int64), 1, sc.run.n_steps)
-    print(f"after flattening for the kernel: peak RSS {peak_rss() / 2**30:.2f} GiB "
-          f"({peak_rss() / n_syn:.2f} bytes/synapse including Python, Numba and state)")
+    print(
+        f"after flattening for the kernel: peak RSS {peak_rss() / 2**30:.2f} GiB "
+        f"({peak_rss() / n_syn:.2f} bytes/synapse including Python, Numba and state)"
+    )
     rng = streams(1)[2]
     kernels.advance(0, 1, rng, *st.args)
     w0, c0 = time.perf_counter(), time.process_time()
@@ -72,9 +83,11 @@ def main() -> None:
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     steps = sc.run.n_steps - 1
     rate = n_spk / (args.neurons * steps * sc.run.dt)
-    print(f"engine: {steps / wall:.0f} steps/s wall ({steps / cpu:.0f} steps/s CPU), "
-          f"{n_spk * args.in_degree / cpu:.3g} synaptic events/s CPU, mean rate {rate:.1f} Hz "
-          f"(status {status})")
+    print(
+        f"engine: {steps / wall:.0f} steps/s wall ({steps / cpu:.0f} steps/s CPU), "
+        f"{n_spk * args.in_degree / cpu:.3g} synaptic events/s CPU, mean rate {rate:.1f} Hz "
+        f"(status {status})"
+    )
     # NumPy reference for the membrane update alone: what one vectorised step costs without any synapse
     v = np.zeros(args.neurons)
     x = np.zeros(args.neurons)
@@ -84,8 +97,10 @@ def main() -> None:
         x *= 0.8
         np.flatnonzero(v >= 1.0)
     np_step = (time.perf_counter() - t0) / 50
-    print(f"NumPy membrane update alone (no synapses, no input): {1 / np_step:.0f} steps/s; the engine's "
-          f"full steps (synapses, delays, Poisson input) run at {steps / wall:.0f} steps/s")
+    print(
+        f"NumPy membrane update alone (no synapses, no input): {1 / np_step:.0f} steps/s; the engine's "
+        f"full steps (synapses, delays, Poisson input) run at {steps / wall:.0f} steps/s"
+    )
 
 
 if __name__ == "__main__":

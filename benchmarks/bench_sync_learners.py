@@ -31,8 +31,9 @@ from neurodyn.families.sync_learners.params import Topology  # noqa: E402
 from neurodyn.families.sync_learners.rng import BATCH, Streams, take_normals  # noqa: E402
 
 
-def numpy_em(x: np.ndarray, lap, complete: bool, steps: int, dt: float, k: float, sigma: float,
-             rng: np.random.Generator) -> None:
+def numpy_em(
+    x: np.ndarray, lap, complete: bool, steps: int, dt: float, k: float, sigma: float, rng: np.random.Generator
+) -> None:
     """Vectorised NumPy Euler-Maruyama for f = 1/2 ||x||^2 (in place)."""
     noise = np.empty_like(x)
     drift = np.empty_like(x)
@@ -72,10 +73,44 @@ def bench_kernel(g, n: int, d: int, steps: int, dt: float, k: float, sigma: floa
     empty2, empty1 = np.zeros((0, d)), np.zeros(0)
 
     def call(nsteps: int) -> None:
-        kernels.em_chunk(x, xn, *streams.arrays, nblk, 0, nsteps, dt, k, sigma, 0.0, 0, hess, True, np.zeros(d),
-                         np.zeros(1), empty2, empty1, cw, indptr, indices, weights, deg, 0.0, np.zeros(d), False,
-                         empty2, empty1, 0, 100, 10**9, acc, nacc, trace, traj,
-                         np.zeros((1, n + 1, d), dtype=np.int8), np.zeros((1, 2)))
+        kernels.em_chunk(
+            x,
+            xn,
+            *streams.arrays,
+            nblk,
+            0,
+            nsteps,
+            dt,
+            k,
+            sigma,
+            0.0,
+            0,
+            hess,
+            True,
+            np.zeros(d),
+            np.zeros(1),
+            empty2,
+            empty1,
+            cw,
+            indptr,
+            indices,
+            weights,
+            deg,
+            0.0,
+            np.zeros(d),
+            False,
+            empty2,
+            empty1,
+            0,
+            100,
+            10**9,
+            acc,
+            nacc,
+            trace,
+            traj,
+            np.zeros((1, n + 1, d), dtype=np.int8),
+            np.zeros((1, 2)),
+        )
 
     call(2)  # compile / load cache
     t0 = time.perf_counter()
@@ -147,8 +182,10 @@ def main() -> None:
         print(f"  {name:9s} numpy {r_np:10.3e}  {cols}")
     numba.set_num_threads(threads[-1])
     t_nb, t_zig, t_np = rng_floor(n, d, 20)
-    print(f"  Gaussian draws alone (1 thread): numba Generator {t_nb * 1e9:.2f} ns, block stream "
-          f"{t_zig * 1e9:.2f} ns, numpy {t_np * 1e9:.2f} ns per draw")
+    print(
+        f"  Gaussian draws alone (1 thread): numba Generator {t_nb * 1e9:.2f} ns, block stream "
+        f"{t_zig * 1e9:.2f} ns, numpy {t_np * 1e9:.2f} ns per draw"
+    )
 
 
 if __name__ == "__main__":

@@ -49,13 +49,12 @@ def epoch(spec, data, backend, seed=0, T=10, batch=128):
     step = 0
     t0, c0 = time.perf_counter(), time.process_time()
     for s in range(0, len(order), batch):
-        idx = order[s:s + batch]
+        idx = order[s : s + batch]
         X = rate_encode(data.x_train[idx], T, 0.5, rng)
         step += 1
         if backend == "numba":
             _, g, ws = loss_and_grad(spec, p, X, data.y_train[idx], 0.0, ws=ws)
-            adam_step(p, g, m, v, mask, 1e-3, 0.9, 0.999, 1e-8, step, spec.log_eps_index(), np.log(0.1),
-                      np.log(20.0))
+            adam_step(p, g, m, v, mask, 1e-3, 0.9, 0.999, 1e-8, step, spec.log_eps_index(), np.log(0.1), np.log(20.0))
         else:
             _, g = loss_and_grad_numpy(spec, p, X, data.y_train[idx], 0.0)
             numpy_adam(p, g, m, v, mask.astype(bool), 1e-3, step)
@@ -78,8 +77,10 @@ def per_batch(spec, data, n=20, T=10, batch=128):
     y = data.y_train[:batch]
     ws = Workspace(spec, batch, T)
     out = {}
-    for name, call in (("numpy", lambda: loss_and_grad_numpy(spec, p, X, y, 0.0)),
-                       ("numba", lambda: loss_and_grad(spec, p, X, y, 0.0, ws=ws))):
+    for name, call in (
+        ("numpy", lambda: loss_and_grad_numpy(spec, p, X, y, 0.0)),
+        ("numba", lambda: loss_and_grad(spec, p, X, y, 0.0, ws=ws)),
+    ):
         call()
         runs = []
         for _ in range(n):
@@ -94,13 +95,19 @@ def main() -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kinds", nargs="+", default=["ultralif", "ultradlif", "lif"],
-                    help="neuron kinds to time (default: ultralif ultradlif lif)")
+    ap.add_argument(
+        "--kinds",
+        nargs="+",
+        default=["ultralif", "ultradlif", "lif"],
+        help="neuron kinds to time (default: ultralif ultradlif lif)",
+    )
     ap.add_argument("--batches", nargs="+", type=int, default=[128, 16], help="batch sizes (default: 128 16)")
     args = ap.parse_args()
     data = load_digits_split()
-    print(f"digits train {len(data.y_train)}, hidden 64, T=10; numba threads available: "
-          f"{numba.config.NUMBA_NUM_THREADS}; NumPy with one BLAS thread")
+    print(
+        f"digits train {len(data.y_train)}, hidden 64, T=10; numba threads available: "
+        f"{numba.config.NUMBA_NUM_THREADS}; NumPy with one BLAS thread"
+    )
     for batch in args.batches:
         print(f"batch {batch}")
         for kind in args.kinds:
@@ -115,11 +122,13 @@ def main() -> None:
             pb1 = per_batch(spec, data, batch=batch)
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
             for what, i in (("wall", 0), ("CPU ", 1)):
-                print(f"{kind if i == 0 else '':10s} {what}: numpy {t_np[i] * 1e3:7.1f} ms/epoch | "
-                      f"numba {t_nb[i] * 1e3:6.1f} (x{t_np[i] / t_nb[i]:5.1f}) | "
-                      f"numba 1 thread {t_nb1[i] * 1e3:6.1f} (x{t_np[i] / t_nb1[i]:5.1f}) | "
-                      f"loss+grad only, 1 thread: numpy {pb1['numpy'][i] * 1e3:5.2f} ms, numba "
-                      f"{pb1['numba'][i] * 1e3:5.2f} ms (x{pb1['numpy'][i] / pb1['numba'][i]:4.1f})")
+                print(
+                    f"{kind if i == 0 else '':10s} {what}: numpy {t_np[i] * 1e3:7.1f} ms/epoch | "
+                    f"numba {t_nb[i] * 1e3:6.1f} (x{t_np[i] / t_nb[i]:5.1f}) | "
+                    f"numba 1 thread {t_nb1[i] * 1e3:6.1f} (x{t_np[i] / t_nb1[i]:5.1f}) | "
+                    f"loss+grad only, 1 thread: numpy {pb1['numpy'][i] * 1e3:5.2f} ms, numba "
+                    f"{pb1['numba'][i] * 1e3:5.2f} ms (x{pb1['numpy'][i] / pb1['numba'][i]:4.1f})"
+                )
 
 
 if __name__ == "__main__":

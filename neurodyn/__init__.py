@@ -24,9 +24,12 @@ from neurodyn.errors import ScenarioError, SimulationError, UserError  # noqa: E
 # The rest of the public API is imported on first use (PEP 562): xarray, pydantic and Numba take 0.5 s
 # to import, and the command line wants to start the sweep pool's fork server before it pays that.
 _LAZY = {
-    "Scenario": "neurodyn.scenario", "load_scenario": "neurodyn.scenario",
-    "open_run": "neurodyn.storage", "write_run": "neurodyn.storage",
-    "run_scenario": "neurodyn.runner", "simulate": "neurodyn.runner",
+    "Scenario": "neurodyn.scenario",
+    "load_scenario": "neurodyn.scenario",
+    "open_run": "neurodyn.storage",
+    "write_run": "neurodyn.storage",
+    "run_scenario": "neurodyn.runner",
+    "simulate": "neurodyn.runner",
     "open_sweep": "neurodyn.sweep",
 }
 
@@ -46,5 +49,16 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = ["Scenario", "ScenarioError", "SimulationError", "UserError", "__version__", "load_scenario",
-           "open_run", "open_sweep", "run_scenario", "simulate", "write_run"]
+__all__ = [
+    "Scenario",
+    "ScenarioError",
+    "SimulationError",
+    "UserError",
+    "__version__",
+    "load_scenario",
+    "open_run",
+    "open_sweep",
+    "run_scenario",
+    "simulate",
+    "write_run",
+]

@@ -17,15 +17,22 @@ EPILOG = "Scenario format and examples: README.md and scenarios/."
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="neurodyn", description="Simulate neural dynamics and compare with theory.",
-                                epilog=EPILOG)
+    p = argparse.ArgumentParser(
+        prog="neurodyn", description="Simulate neural dynamics and compare with theory.", epilog=EPILOG
+    )
     p.add_argument("--version", action="version", version=f"neurodyn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run a scenario and write its result file")
     r.add_argument("scenario", type=Path)
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a value, e.g. --set run.seed=2 --set params.populations.exc.size=100")
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a value, e.g. --set run.seed=2 --set params.populations.exc.size=100",
+    )
     r.add_argument("--output", "-o", type=Path, help="result file (default outputs/<name>.h5)")
     r.add_argument("--force", action="store_true", help="replace an existing result")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
@@ -33,11 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="run every point of a scenario's sweep: section (resumable)")
     sw.add_argument("scenario", type=Path)
     sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
-    sw.add_argument("--workers", "-j", type=int, metavar="N",
-                    help="local worker processes (default: all cores; 1 = serial)")
+    sw.add_argument(
+        "--workers", "-j", type=int, metavar="N", help="local worker processes (default: all cores; 1 = serial)"
+    )
     where = sw.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                       help="run the points on this Dask distributed scheduler (shared filesystem)")
+    where.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run the points on this Dask distributed scheduler (shared filesystem)",
+    )
     where.add_argument("--cluster", metavar="local:N", help="start a Dask LocalCluster with N workers")
     sw.add_argument("--output", "-o", type=Path, help="sweep directory (default outputs/<name>)")
     sw.add_argument("--force", action="store_true", help="discard finished points and run everything again")
@@ -102,8 +113,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     ds, path = run_scenario(scenario, output=args.output, force=args.force, progress=progress)
     if not args.quiet:
         summary = registry.get(scenario.family).summary(ds)
-        print(f"{scenario.name} ({scenario.family}, backend {scenario.run.backend}): "
-              f"{ds.attrs['wall_time_s']:.2f} s wall time")
+        print(
+            f"{scenario.name} ({scenario.family}, backend {scenario.run.backend}): "
+            f"{ds.attrs['wall_time_s']:.2f} s wall time"
+        )
         if summary:
             print(summary)
         print(f"result: {path}")
@@ -123,8 +136,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if scenario.sweep is None:
         raise UserError(f"{args.scenario} has no sweep: section; use 'neurodyn run' for a single run")
-    return run_sweep(scenario, output=args.output, force=args.force, quiet=args.quiet, workers=args.workers,
-                     scheduler=args.scheduler, cluster=args.cluster)
+    return run_sweep(
+        scenario,
+        output=args.output,
+        force=args.force,
+        quiet=args.quiet,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        cluster=args.cluster,
+    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -134,8 +154,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     registry.get(scenario.family).check(scenario)
     n = len(scenario.sweep.points()) if scenario.sweep else 1
-    print(f"{args.scenario}: valid {scenario.family} scenario '{scenario.name}'"
-          + (f" ({n} sweep points)" if n > 1 else ""))
+    print(
+        f"{args.scenario}: valid {scenario.family} scenario '{scenario.name}'"
+        + (f" ({n} sweep points)" if n > 1 else "")
+    )
     return 0
 
 
@@ -234,8 +256,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "validate": _cmd_validate, "list": _cmd_list, "info": _cmd_info,
-             "plot": _cmd_plot, "compare": _cmd_compare}
+_COMMANDS = {
+    "run": _cmd_run,
+    "sweep": _cmd_sweep,
+    "validate": _cmd_validate,
+    "list": _cmd_list,
+    "info": _cmd_info,
+    "plot": _cmd_plot,
+    "compare": _cmd_compare,
+}
 
 
 def console() -> None:

@@ -78,8 +78,9 @@ def generic_rows(ds: xr.Dataset, max_rows_per_variable: int | None = MAX_ROWS_PE
     return rows
 
 
-def _pair_rows(sim: xr.DataArray, pred: xr.DataArray, label: str, kind: str,
-               max_rows: int | None = MAX_ROWS_PER_VARIABLE) -> list[Row]:
+def _pair_rows(
+    sim: xr.DataArray, pred: xr.DataArray, label: str, kind: str, max_rows: int | None = MAX_ROWS_PER_VARIABLE
+) -> list[Row]:
     extra = [d for d in sim.dims if d not in pred.dims]
     n = int(np.prod([sim.sizes[d] for d in extra])) if extra else 1
     mean = sim.mean(extra) if extra else sim
@@ -101,8 +102,18 @@ def _pair_rows(sim: xr.DataArray, pred: xr.DataArray, label: str, kind: str,
             coords = flat["_e"].values[i]
             coords = coords if isinstance(coords, tuple) else (coords,)
             where = ", ".join(f"{d}={_fmt_coord(c)}" for d, c in zip(mean.dims, coords))
-        rows.append(Row(quantity=label, simulated=float(flat.values[i]), predicted=float(pflat.values[i]),
-                        ci=float(cflat.values[i]), kind=kind, rel_tol=rel_tol, source=source, where=where))
+        rows.append(
+            Row(
+                quantity=label,
+                simulated=float(flat.values[i]),
+                predicted=float(pflat.values[i]),
+                ci=float(cflat.values[i]),
+                kind=kind,
+                rel_tol=rel_tol,
+                source=source,
+                where=where,
+            )
+        )
     return rows
 
 
@@ -128,10 +139,20 @@ def format_table(rows: list[Row], markdown: bool = False) -> str:
     header = ["quantity", "where", "simulated", "± 95% CI", "predicted", "ratio", "verdict"]
     body = []
     for r in rows:
-        body.append([r.quantity + (" (upper bound)" if r.kind == "upper_bound" else
-                                   " (lower bound)" if r.kind == "lower_bound" else ""),
-                     r.where or "-", f"{r.simulated:.5g}", f"{r.ci:.2g}" if np.isfinite(r.ci) else "-",
-                     f"{r.predicted:.5g}", f"{r.ratio:.4f}" if np.isfinite(r.ratio) else "-", r.verdict])
+        body.append(
+            [
+                r.quantity
+                + (
+                    " (upper bound)" if r.kind == "upper_bound" else " (lower bound)" if r.kind == "lower_bound" else ""
+                ),
+                r.where or "-",
+                f"{r.simulated:.5g}",
+                f"{r.ci:.2g}" if np.isfinite(r.ci) else "-",
+                f"{r.predicted:.5g}",
+                f"{r.ratio:.4f}" if np.isfinite(r.ratio) else "-",
+                r.verdict,
+            ]
+        )
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in body]

@@ -33,8 +33,16 @@ class Progress:
         if not self.enabled:
             yield _Bar(None)
             return
-        bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, delay=DELAY, file=sys.stderr,
-                   dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            total=total,
+            desc=desc,
+            unit=unit,
+            unit_scale=True,
+            delay=DELAY,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+        )
         try:
             yield _Bar(bar)
         finally:

@@ -28,11 +28,31 @@ _BASE_UNITS: dict[str, dict[str, float]] = {
     "length": {"m": 1.0, "metre": 1.0, "meter": 1.0},
     "dimensionless": {"1": 1.0},
 }
-_PREFIXES = {"": 1.0, "G": 1e9, "M": 1e6, "k": 1e3, "c": 1e-2, "m": 1e-3, "u": 1e-6, "µ": 1e-6,
-             "μ": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15}
-_DIM_EXAMPLE = {"time": "'20 ms'", "voltage": "'-65 mV'", "frequency": "'5 Hz'",
-                "conductance": "'0.1 nS'", "current": "'0.5 nA'", "capacitance": "'200 pF'",
-                "resistance": "'100 Mohm'", "length": "'1 mm'", "dimensionless": "0.5"}
+_PREFIXES = {
+    "": 1.0,
+    "G": 1e9,
+    "M": 1e6,
+    "k": 1e3,
+    "c": 1e-2,
+    "m": 1e-3,
+    "u": 1e-6,
+    "µ": 1e-6,
+    "μ": 1e-6,
+    "n": 1e-9,
+    "p": 1e-12,
+    "f": 1e-15,
+}
+_DIM_EXAMPLE = {
+    "time": "'20 ms'",
+    "voltage": "'-65 mV'",
+    "frequency": "'5 Hz'",
+    "conductance": "'0.1 nS'",
+    "current": "'0.5 nA'",
+    "capacitance": "'200 pF'",
+    "resistance": "'100 Mohm'",
+    "length": "'1 mm'",
+    "dimensionless": "0.5",
+}
 _NO_PREFIX = {"min", "h", "second", "volt", "hertz", "siemens", "amp", "farad", "metre", "meter", "1"}
 
 
@@ -132,6 +152,7 @@ Length = _quantity_type("length")
 
 # --------------------------------------------------------------------------- sign constraints
 # One home for the "must be positive" checks every family needs; the message names what is allowed.
+
 
 def _sign_check(strict: bool, example: str):
     def check(value: float) -> float:

@@ -73,8 +73,7 @@ def register(name: str, target: str) -> None:
 
 def target(name: str) -> str | None:
     """Import path ``"module:Class"`` of the family registered as ``name``, or None."""
-    return (_REGISTERED.get(name) or _env_targets().get(name) or _BUILTIN.get(name)
-            or _entry_point_targets().get(name))
+    return _REGISTERED.get(name) or _env_targets().get(name) or _BUILTIN.get(name) or _entry_point_targets().get(name)
 
 
 def names() -> list[str]:
@@ -94,6 +93,5 @@ def get(name: str, path: str = "family") -> Family:
     """
     found = target(name)
     if found is None:
-        raise ScenarioError(path, name, f"unknown family{did_you_mean(name, names())}; "
-                            f"allowed: {', '.join(names())}")
+        raise ScenarioError(path, name, f"unknown family{did_you_mean(name, names())}; allowed: {', '.join(names())}")
     return _load(found)()

@@ -49,8 +49,9 @@ def simulate(scenario: Scenario, progress: Progress = QUIET) -> xr.Dataset:
     return ds
 
 
-def run_scenario(scenario: Scenario, output: str | os.PathLike | None = None, force: bool = False,
-                 progress: Progress = QUIET) -> tuple[xr.Dataset, Path]:
+def run_scenario(
+    scenario: Scenario, output: str | os.PathLike | None = None, force: bool = False, progress: Progress = QUIET
+) -> tuple[xr.Dataset, Path]:
     """Run ``scenario`` and write its result atomically.
 
     The output is checked *before* the run, so an existing result is refused without wasting a run.
@@ -68,8 +69,9 @@ def run_scenario(scenario: Scenario, output: str | os.PathLike | None = None, fo
     return (ds if ds is not None else open_run(path, load=False)), path
 
 
-def write_scenario_result(scenario: Scenario, path: Path, force: bool = False,
-                          progress: Progress = QUIET) -> xr.Dataset | None:
+def write_scenario_result(
+    scenario: Scenario, path: Path, force: bool = False, progress: Progress = QUIET
+) -> xr.Dataset | None:
     """Simulate ``scenario`` into the file ``path`` (streamed if the family streams).
 
     Returns the in-memory Dataset, or None when the family streamed its recordings (the data is then
@@ -107,8 +109,9 @@ def provenance(scenario: Scenario, wall_time: float) -> dict:
 def git_commit() -> str | None:
     """The repository's HEAD commit when neurodyn runs from a git checkout (asked once per process)."""
     try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=2, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -121,8 +124,14 @@ STATUS_NAN = 1
 STATUS_UNSTABLE = 2
 
 
-def run_chunked(n_steps: int, advance: Callable[[int, int], tuple[int, str]], progress: Progress = QUIET,
-                desc: str = "simulating", chunk_steps: int | None = None, unit: str = "step") -> None:
+def run_chunked(
+    n_steps: int,
+    advance: Callable[[int, int], tuple[int, str]],
+    progress: Progress = QUIET,
+    desc: str = "simulating",
+    chunk_steps: int | None = None,
+    unit: str = "step",
+) -> None:
     """Advance a simulation ``n_steps`` steps in chunks.
 
     Parameters

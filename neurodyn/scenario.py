@@ -112,10 +112,10 @@ class SweepSpec(StrictModel):
     def points(self) -> list[dict[str, Any]]:
         """All sweep points as ``{dotted path: value}``, grid varying slowest-first, zip innermost."""
         grid_items = list(self.grid.items())
-        grid = [dict(zip([k for k, _ in grid_items], combo))
-                for combo in itertools.product(*[v for _, v in grid_items])]
-        zipped = ([dict(zip(self.zip, combo)) for combo in zip(*self.zip.values())]
-                  if self.zip else [{}])
+        grid = [
+            dict(zip([k for k, _ in grid_items], combo)) for combo in itertools.product(*[v for _, v in grid_items])
+        ]
+        zipped = [dict(zip(self.zip, combo)) for combo in zip(*self.zip.values())] if self.zip else [{}]
         return [{**g, **z} for g in grid for z in zipped]
 
 
@@ -168,6 +168,7 @@ def _to_plain(obj: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- loading
+
 
 def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -> Scenario:
     """Read, merge and validate a scenario file.
@@ -236,8 +237,11 @@ def find_model(name: str, source: Path | None) -> Path:
         if (d / f"{name}.yaml").is_file():
             return d / f"{name}.yaml"
     known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
-    raise ScenarioError("model", name, f"no preset models/{name}.yaml{did_you_mean(name, known)}; "
-                        f"available: {', '.join(known) or 'none'}")
+    raise ScenarioError(
+        "model",
+        name,
+        f"no preset models/{name}.yaml{did_you_mean(name, known)}; available: {', '.join(known) or 'none'}",
+    )
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -276,8 +280,11 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
         raise ScenarioError("scenario", doc, "expected a mapping with keys " + ", ".join(TOP_LEVEL_KEYS))
     for key in doc:
         if key not in TOP_LEVEL_KEYS:
-            raise ScenarioError(str(key), doc[key], f"unknown key{did_you_mean(str(key), TOP_LEVEL_KEYS)}; "
-                                f"allowed: {', '.join(TOP_LEVEL_KEYS)}")
+            raise ScenarioError(
+                str(key),
+                doc[key],
+                f"unknown key{did_you_mean(str(key), TOP_LEVEL_KEYS)}; allowed: {', '.join(TOP_LEVEL_KEYS)}",
+            )
     for key in ("name", "family"):
         if key not in doc or doc[key] is None:
             raise ScenarioError(key, None, "required")
@@ -296,9 +303,12 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
     p = _validate(family.Params, params, "params")
     run = _validate(RunConfig, doc.get("run") or {}, "run")
     if run.backend not in family.backends:
-        raise ScenarioError("run.backend", run.backend,
-                            f"not available for {fam_name}{did_you_mean(run.backend, family.backends)}; "
-                            f"allowed: {', '.join(family.backends)}")
+        raise ScenarioError(
+            "run.backend",
+            run.backend,
+            f"not available for {fam_name}{did_you_mean(run.backend, family.backends)}; "
+            f"allowed: {', '.join(family.backends)}",
+        )
     if family.needs_time:
         for key in ("duration", "dt"):
             if getattr(run, key) is None:
@@ -311,9 +321,19 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
     description = doc.get("description") or ""
     if not isinstance(description, str):
         raise ScenarioError("description", description, "a string")
-    scenario = Scenario(name=name, family=fam_name, params=p, run=run, record=record,
-                        description=description, model=model, sweep=sweep,
-                        output=Path(output) if output else None, source=source, raw=doc)
+    scenario = Scenario(
+        name=name,
+        family=fam_name,
+        params=p,
+        run=run,
+        record=record,
+        description=description,
+        model=model,
+        sweep=sweep,
+        output=Path(output) if output else None,
+        source=source,
+        raw=doc,
+    )
     if sweep is not None:
         # Validate every point now, so a bad path or value is refused before anything runs.
         models = {"params": family.Params, "run": RunConfig, "record": family.Record}
@@ -344,8 +364,11 @@ def _check_sweep_path(doc: dict, path: str, models: dict[str, Any]) -> None:
         known: list[str] = []
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError(where, path, f"{'.'.join(parts[:i])} is a list of {len(node)} items; "
-                                    f"use an index 0..{len(node) - 1}")
+                raise ScenarioError(
+                    where,
+                    path,
+                    f"{'.'.join(parts[:i])} is a list of {len(node)} items; use an index 0..{len(node) - 1}",
+                )
             node, tp = node[int(part)], _descend(tp, int(part)) if tp is not None else None
             continue
         if isinstance(node, dict):
@@ -361,6 +384,7 @@ def _check_sweep_path(doc: dict, path: str, models: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- dotted paths
+
 
 def _split(path: str) -> list[str | int]:
     parts: list[str | int] = []
@@ -399,6 +423,7 @@ def set_path(doc: dict, path: str, value: Any) -> None:
 
 
 # --------------------------------------------------------------------------- pydantic errors
+
 
 def _validate(model: type[BaseModel], data: Any, prefix: str) -> Any:
     try:

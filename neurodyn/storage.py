@@ -80,8 +80,9 @@ def partial_path(path: Path) -> Path:
 def check_writable(path: Path, force: bool) -> None:
     """Refuse up front when ``path`` exists and ``force`` is false."""
     if path.exists() and not force:
-        raise OutputExistsError(f"output {path} already exists; pass --force to replace it "
-                                f"or --output to write elsewhere")
+        raise OutputExistsError(
+            f"output {path} already exists; pass --force to replace it or --output to write elsewhere"
+        )
     if path.exists() and path.is_dir():
         raise UserError(f"output {path} is a directory")
 
@@ -155,6 +156,7 @@ def open_run(path: str | os.PathLike, load: bool = True) -> xr.Dataset:
 
 # --------------------------------------------------------------------------- streaming writer
 
+
 def stream_partial_path(path: Path) -> Path:
     """The clearly marked ``<stem>.partial.h5`` that holds a streamed result until it is complete."""
     return path.with_name(f"{path.stem}.partial{path.suffix or '.h5'}")
@@ -224,8 +226,15 @@ class ChunkedWriter:
         if size is None:
             self._unlimited.add(name)
 
-    def variable(self, name: str, dims: tuple[str, ...], dtype: Any, attrs: dict[str, Any] | None = None,
-                 fill: Any = None, coord: bool = False) -> None:
+    def variable(
+        self,
+        name: str,
+        dims: tuple[str, ...],
+        dtype: Any,
+        attrs: dict[str, Any] | None = None,
+        fill: Any = None,
+        coord: bool = False,
+    ) -> None:
         """Declare a variable over declared dimensions.
 
         Parameters
@@ -308,8 +317,9 @@ class ChunkedWriter:
         for name, var in ds.variables.items():
             values = var.values
             fill = np.nan if values.dtype.kind == "f" else None
-            self.variable(str(name), tuple(map(str, var.dims)), values.dtype, var.attrs, fill=fill,
-                          coord=name in ds.coords)
+            self.variable(
+                str(name), tuple(map(str, var.dims)), values.dtype, var.attrs, fill=fill, coord=name in ds.coords
+            )
             if values.ndim and var.dims[0] in self._unlimited:
                 self.append(str(name), values)
             else:

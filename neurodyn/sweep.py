@@ -65,6 +65,7 @@ WORKER_EXIT_GRACE = 5.0
 
 # --------------------------------------------------------------------------- the plan
 
+
 @dataclass
 class SweepDim:
     """One dimension of the combined Dataset: a grid path, or all zipped paths together."""
@@ -120,18 +121,25 @@ class SweepPlan:
         return self.root / "failed" / f"{point.id}.json"
 
     def manifest(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.scenario.family, "scenario": self.scenario.resolved_yaml(),
-                "dims": [{"name": d.name, "paths": d.paths, "coords": d.coords, "coord_names": d.coord_names,
-                          "units": d.units} for d in self.dims],
-                "points": [{"index": list(p.index), "id": p.id, "values": p.values} for p in self.points]}
+        return {
+            "name": self.name,
+            "family": self.scenario.family,
+            "scenario": self.scenario.resolved_yaml(),
+            "dims": [
+                {"name": d.name, "paths": d.paths, "coords": d.coords, "coord_names": d.coord_names, "units": d.units}
+                for d in self.dims
+            ],
+            "points": [{"index": list(p.index), "id": p.id, "values": p.values} for p in self.points],
+        }
 
 
 def sweep_root(scenario: Scenario, output: str | os.PathLike | None = None) -> Path:
     """The sweep's directory: ``output``, else the scenario's ``output:``, else ``outputs/<name>``."""
     root = Path(output) if output is not None else scenario.output or Path("outputs") / scenario.name
     if root.suffix in (".h5", ".nc"):
-        raise UserError(f"output {root}: a sweep writes a directory (points/, failed/, "
-                        f"{scenario.name}.h5); pass --output DIR")
+        raise UserError(
+            f"output {root}: a sweep writes a directory (points/, failed/, {scenario.name}.h5); pass --output DIR"
+        )
     return root.absolute()
 
 
@@ -169,10 +177,19 @@ def plan_sweep(scenario: Scenario, output: str | os.PathLike | None = None) -> S
         lead = coords[g[0]]
         if len({_key(v) for v in lead}) != len(lead):
             kind = "zip" if g[0] in spec.zip else "grid"
-            raise UserError(f"sweep.{kind}.{g[0]}: repeated values {raw_lists[g[0]]}; each value must "
-                            f"appear once (it labels a coordinate)")
-        dims.append(SweepDim(name=names[g[0]], paths=g, coords=coords, coord_names={p: names[p] for p in g},
-                             units={p: _units(models, p, raw_lists[p], coords[p]) for p in g}))
+            raise UserError(
+                f"sweep.{kind}.{g[0]}: repeated values {raw_lists[g[0]]}; each value must "
+                f"appear once (it labels a coordinate)"
+            )
+        dims.append(
+            SweepDim(
+                name=names[g[0]],
+                paths=g,
+                coords=coords,
+                coord_names={p: names[p] for p in g},
+                units={p: _units(models, p, raw_lists[p], coords[p]) for p in g},
+            )
+        )
 
     points = []
     ids: set[str] = set()
@@ -218,7 +235,7 @@ def _dim_names(paths: list[str]) -> dict[str, str]:
     """Last path component, lengthened with earlier components (joined by ``_``) until unique."""
     depth = dict.fromkeys(paths, 1)
     while True:
-        names = {p: "_".join(p.split(".")[-depth[p]:]) for p in paths}
+        names = {p: "_".join(p.split(".")[-depth[p] :]) for p in paths}
         taken = list(names.values())
         clash = {p for p in paths if taken.count(names[p]) > 1 and depth[p] < len(p.split("."))}
         if not clash:
@@ -227,8 +244,17 @@ def _dim_names(paths: list[str]) -> dict[str, str]:
             depth[p] += 1
 
 
-_SI = {"time": "s", "voltage": "V", "frequency": "Hz", "conductance": "S", "current": "A",
-       "capacitance": "F", "resistance": "ohm", "length": "m", "dimensionless": "1"}
+_SI = {
+    "time": "s",
+    "voltage": "V",
+    "frequency": "Hz",
+    "conductance": "S",
+    "current": "A",
+    "capacitance": "F",
+    "resistance": "ohm",
+    "length": "m",
+    "dimensionless": "1",
+}
 
 
 def _units(models: dict[str, Any], path: str, raw: list[Any], coords: list[Any]) -> str:
@@ -282,6 +308,7 @@ def _fmt(v: Any) -> str:
 
 # --------------------------------------------------------------------------- running one point
 
+
 @dataclass
 class PointTask:
     """What a worker needs to run one point: plain data, picklable, no open files."""
@@ -332,13 +359,19 @@ def run_point(task: PointTask, progress: Progress | None = None) -> PointResult:
 
         write_scenario_result(scenario, Path(task.path), force=True, progress=progress)
     except Exception as exc:  # noqa: BLE001 - a failed point is recorded, never fatal to the sweep
-        return PointResult(task.point_id, False, time.perf_counter() - start, type(exc).__name__,
-                           str(exc).strip().splitlines()[0] if str(exc).strip() else "",
-                           traceback.format_exc(limit=8))
+        return PointResult(
+            task.point_id,
+            False,
+            time.perf_counter() - start,
+            type(exc).__name__,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            traceback.format_exc(limit=8),
+        )
     return PointResult(task.point_id, True, time.perf_counter() - start)
 
 
 # --------------------------------------------------------------------------- executors
+
 
 def _parse_cluster(spec: str) -> int:
     m = re.fullmatch(r"local:(\d+)", spec.strip())
@@ -360,8 +393,17 @@ def _dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
     if cluster is not None:
         # Everything (scheduler, workers, the scheduler's HTTP endpoint) on loopback; the HTTP port is
         # random so that concurrent clusters do not collide on 8787.
-        with LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as lc, Client(lc) as client:
+        with (
+            LocalCluster(
+                n_workers=n_local,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                silence_logs=logging.ERROR,
+            ) as lc,
+            Client(lc) as client,
+        ):
             yield client
         return
     assert scheduler is not None
@@ -385,8 +427,9 @@ def _run_serial(tasks: list[PointTask], on_result: Callable[[PointResult], None]
         on_result(run_point(task, progress))
 
 
-def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], workers: int,
-              preload: str | None, bar: Any = None) -> None:
+def _run_pool(
+    tasks: list[PointTask], on_result: Callable[[PointResult], None], workers: int, preload: str | None, bar: Any = None
+) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = pool_context(preload)
@@ -403,20 +446,21 @@ def _run_pool(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
         # interrupted half-way through its start-up prints a traceback, so Ctrl-C waits until every
         # worker has started and arrives here as KeyboardInterrupt right after.
         with _sigint_deferred():
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                       initargs=(queue, os.getpid()))
+            pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(queue, os.getpid())
+            )
             futures = {pool.submit(run_point, t): t for t in tasks}
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=0.5 if queue is not None else None,
-                                 return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=0.5 if queue is not None else None, return_when=FIRST_COMPLETED)
             for fut in done:
                 try:
                     result = fut.result()
                 except Exception as exc:  # noqa: BLE001 - a worker died (BrokenProcessPool)
                     t = futures[fut]
-                    result = PointResult(t.point_id, False, 0.0, type(exc).__name__,
-                                         f"worker process failed: {exc}".strip())
+                    result = PointResult(
+                        t.point_id, False, 0.0, type(exc).__name__, f"worker process failed: {exc}".strip()
+                    )
                 finished.add(result.point_id)
                 n_failed += not result.ok
                 on_result(result)
@@ -565,8 +609,7 @@ class _QueueBar:
 def _run_dask(tasks: list[PointTask], on_result: Callable[[PointResult], None], client: Any) -> None:
     from distributed import as_completed
 
-    futures = client.map(run_point, tasks, pure=False, key=[f"neurodyn-point-{t.point_id}-{id(t)}"
-                                                             for t in tasks])
+    futures = client.map(run_point, tasks, pure=False, key=[f"neurodyn-point-{t.point_id}-{id(t)}" for t in tasks])
     by_key = {f.key: t for f, t in zip(futures, tasks)}
     try:
         for fut in as_completed(futures, loop=client.loop):
@@ -582,6 +625,7 @@ def _run_dask(tasks: list[PointTask], on_result: Callable[[PointResult], None], 
 
 
 # --------------------------------------------------------------------------- the sweep
+
 
 @dataclass
 class SweepOutcome:
@@ -611,9 +655,15 @@ def _stored_scenario(path: Path) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, force: bool = False,
-                  workers: int | None = None, scheduler: str | None = None, cluster: str | None = None,
-                  progress: Progress = QUIET) -> SweepOutcome:
+def execute_sweep(
+    scenario: Scenario,
+    output: str | os.PathLike | None = None,
+    force: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    progress: Progress = QUIET,
+) -> SweepOutcome:
     """Run every unfinished point of a sweep and write the combined Dataset.
 
     Parameters
@@ -663,19 +713,26 @@ def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, f
                 elif stored is not None:  # an unreadable file is simply not finished
                     stale.append(p)
         if stale:
-            raise OutputExistsError(f"{plan.root / 'points'} holds {len(stale)} point(s) of a different "
-                                    f"scenario (e.g. {stale[0].id}); pass --force to replace them or "
-                                    f"--output DIR to write elsewhere")
+            raise OutputExistsError(
+                f"{plan.root / 'points'} holds {len(stale)} point(s) of a different "
+                f"scenario (e.g. {stale[0].id}); pass --force to replace them or "
+                f"--output DIR to write elsewhere"
+            )
         if plan.combined.exists() and len(done) == len(plan.points):
-            raise OutputExistsError(f"sweep result {plan.combined} already exists and is complete; pass "
-                                    f"--force to recompute it or --output DIR to write elsewhere")
+            raise OutputExistsError(
+                f"sweep result {plan.combined} already exists and is complete; pass "
+                f"--force to recompute it or --output DIR to write elsewhere"
+            )
     done_ids = {p.id for p in done}
     todo = [p for p in plan.points if p.id not in done_ids]
 
     family_target = registry.target(scenario.family)
     n_workers = workers or _cpu_count()
-    executor = ("dask " + (cluster or scheduler or "")) if (scheduler or cluster) else (
-        "serial" if n_workers == 1 or len(todo) <= 1 else f"{min(n_workers, len(todo))} processes")
+    executor = (
+        ("dask " + (cluster or scheduler or ""))
+        if (scheduler or cluster)
+        else ("serial" if n_workers == 1 or len(todo) <= 1 else f"{min(n_workers, len(todo))} processes")
+    )
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(_dask_client(scheduler, cluster)) if (scheduler or cluster) else None
         # From here on we write.
@@ -692,9 +749,19 @@ def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, f
         raw = copy.deepcopy(scenario.raw)
         raw.pop("sweep", None)
         threads = None if scenario.run.threads else (1 if executor != "serial" else None)
-        tasks = [PointTask(raw=raw, source=str(scenario.source) if scenario.source else None,
-                           family=scenario.family, family_target=family_target, values=p.values,
-                           point_id=p.id, path=str(plan.point_path(p)), threads=threads) for p in todo]
+        tasks = [
+            PointTask(
+                raw=raw,
+                source=str(scenario.source) if scenario.source else None,
+                family=scenario.family,
+                family_target=family_target,
+                values=p.values,
+                point_id=p.id,
+                path=str(plan.point_path(p)),
+                threads=threads,
+            )
+            for p in todo
+        ]
         outcome = SweepOutcome(plan=plan, path=plan.combined, reused=[p.id for p in done], executor=executor)
         by_id = {p.id: p for p in plan.points}
         with progress.task(len(plan.points), f"sweep {plan.name}", "point") as bar:
@@ -703,18 +770,30 @@ def execute_sweep(scenario: Scenario, output: str | os.PathLike | None = None, f
             def on_result(r: PointResult) -> None:
                 point = by_id[r.point_id]
                 if r.ok and not plan.point_path(point).is_file():
-                    r = PointResult(r.point_id, False, r.wall_time, "OutputNotShared",
-                                    f"the worker wrote {plan.point_path(point)} but it is not visible here; "
-                                    f"the output directory must be on a filesystem the workers share")
+                    r = PointResult(
+                        r.point_id,
+                        False,
+                        r.wall_time,
+                        "OutputNotShared",
+                        f"the worker wrote {plan.point_path(point)} but it is not visible here; "
+                        f"the output directory must be on a filesystem the workers share",
+                    )
                 if r.ok:
                     outcome.ran.append(r.point_id)
                     plan.failed_path(point).unlink(missing_ok=True)
                 else:
                     outcome.failed[r.point_id] = r
-                    _write_json(plan.failed_path(point), {
-                        "point": r.point_id, "values": point.values, "error": r.error_type,
-                        "message": r.message, "traceback": r.detail,
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                    _write_json(
+                        plan.failed_path(point),
+                        {
+                            "point": r.point_id,
+                            "values": point.values,
+                            "error": r.error_type,
+                            "message": r.message,
+                            "traceback": r.detail,
+                            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        },
+                    )
                 bar.update(1)
                 bar.set(failed=len(outcome.failed))
 
@@ -755,9 +834,15 @@ def _write_json(path: Path, doc: Any) -> None:
     os.replace(tmp, path)
 
 
-def run_sweep(scenario: Scenario, output: str | os.PathLike | None = None, force: bool = False,
-              quiet: bool = False, workers: int | None = None, scheduler: str | None = None,
-              cluster: str | None = None) -> int:
+def run_sweep(
+    scenario: Scenario,
+    output: str | os.PathLike | None = None,
+    force: bool = False,
+    quiet: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+) -> int:
     """Command-line driver: run the sweep, print a summary, return the exit code.
 
     Exit code 0 when every point finished, 3 when some failed (they are listed on stderr with their
@@ -765,13 +850,23 @@ def run_sweep(scenario: Scenario, output: str | os.PathLike | None = None, force
     """
     progress = Progress(enabled=False if quiet else None)
     try:
-        out = execute_sweep(scenario, output=output, force=force, workers=workers, scheduler=scheduler,
-                            cluster=cluster, progress=progress)
+        out = execute_sweep(
+            scenario,
+            output=output,
+            force=force,
+            workers=workers,
+            scheduler=scheduler,
+            cluster=cluster,
+            progress=progress,
+        )
     except KeyboardInterrupt:
         root = sweep_root(scenario, output)
         n_done = len([p for p in (root / "points").glob("*.h5") if ".partial" not in p.name])
-        print(f"neurodyn: interrupted; {n_done} finished points kept in {root / 'points'}; "
-              f"run the same command again to resume", file=sys.stderr)
+        print(
+            f"neurodyn: interrupted; {n_done} finished points kept in {root / 'points'}; "
+            f"run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
     n = len(out.plan.points)
     for pid, r in out.failed.items():
@@ -779,18 +874,23 @@ def run_sweep(scenario: Scenario, output: str | os.PathLike | None = None, force
         print(f"neurodyn: point {pid} ({values}) failed: {r.error_type}: {r.message}", file=sys.stderr)
     if not quiet:
         dims = ", ".join(f"{d.name}={d.size}" for d in out.plan.dims)
-        print(f"sweep {scenario.name} ({scenario.family}): {n} points ({dims}); {len(out.ran)} run, "
-              f"{len(out.reused)} reused, {len(out.failed)} failed; {out.wall_time:.2f} s on {out.executor}")
+        print(
+            f"sweep {scenario.name} ({scenario.family}): {n} points ({dims}); {len(out.ran)} run, "
+            f"{len(out.reused)} reused, {len(out.failed)} failed; {out.wall_time:.2f} s on {out.executor}"
+        )
         print(f"result: {out.path}")
         print(f"explore: python -c \"import neurodyn; print(neurodyn.open_sweep('{out.plan.root}'))\"")
     if out.failed:
-        print(f"neurodyn: {len(out.failed)} of {n} points failed (see {out.plan.root / 'failed'}); "
-              f"rerun to retry them", file=sys.stderr)
+        print(
+            f"neurodyn: {len(out.failed)} of {n} points failed (see {out.plan.root / 'failed'}); rerun to retry them",
+            file=sys.stderr,
+        )
         return 3
     return 0
 
 
 # --------------------------------------------------------------------------- combining
+
 
 class _MemoryTarget:
     """Collects the combined Dataset in memory (``open_sweep`` on an unfinished sweep)."""
@@ -803,8 +903,7 @@ class _MemoryTarget:
     def dimension(self, name: str, size: int) -> None:
         self.sizes[name] = size
 
-    def variable(self, name: str, dims: tuple[str, ...], dtype: Any, attrs: dict, fill: Any,
-                 coord: bool) -> None:
+    def variable(self, name: str, dims: tuple[str, ...], dtype: Any, attrs: dict, fill: Any, coord: bool) -> None:
         dtype = np.dtype(dtype)
         shape = tuple(self.sizes[d] for d in dims)
         arr = np.full(shape, fill if fill is not None else 0, dtype=object if dtype.kind in "OUS" else dtype)
@@ -831,8 +930,7 @@ class _FileTarget:
     def dimension(self, name: str, size: int) -> None:
         self.writer.dimension(name, size)
 
-    def variable(self, name: str, dims: tuple[str, ...], dtype: Any, attrs: dict, fill: Any,
-                 coord: bool) -> None:
+    def variable(self, name: str, dims: tuple[str, ...], dtype: Any, attrs: dict, fill: Any, coord: bool) -> None:
         self.writer.variable(name, dims, dtype, attrs, fill=fill, coord=coord)
 
     def write(self, name: str, data: Any, index: tuple = ()) -> None:
@@ -974,11 +1072,18 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
         for p in plan.points:
             ids[p.index] = p.id
             status[p.index] = 1 if p.id in finished else 0
-        out.variable("point_id", sweep_dims, object, {"long_name": "point file points/<point_id>.h5",
-                                                      "units": "1"}, None, False)
+        out.variable(
+            "point_id", sweep_dims, object, {"long_name": "point file points/<point_id>.h5", "units": "1"}, None, False
+        )
         out.write("point_id", ids)
-        out.variable("point_status", sweep_dims, np.int8,
-                     {"long_name": "1 = finished, 0 = failed or not run", "units": "1"}, None, False)
+        out.variable(
+            "point_status",
+            sweep_dims,
+            np.int8,
+            {"long_name": "1 = finished, 0 = failed or not run", "units": "1"},
+            None,
+            False,
+        )
         out.write("point_status", status)
         for name, values in shared.items():
             vdims, _dtype, attrs, _coord = layout[name]
@@ -986,8 +1091,9 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
             out.write(name, values)
         for name, (arr, keep_axes) in predictions.items():
             vdims, _dtype, attrs, coord = layout[name]
-            out.variable(name, tuple(sweep_dims[i] for i in keep_axes) + vdims, arr.dtype, attrs,
-                         _fill(arr.dtype), coord)
+            out.variable(
+                name, tuple(sweep_dims[i] for i in keep_axes) + vdims, arr.dtype, attrs, _fill(arr.dtype), coord
+            )
             out.write(name, arr)
         dtypes = {}
         for name in stacked:
@@ -1010,17 +1116,20 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
                 out.write(name, values, p.index)
         attrs = {k: v for k, v in (first_attrs or {}).items() if k not in _POINT_ATTRS}
         failed = sorted(p.id for p in plan.points if p.id not in finished)
-        attrs.update({
-            "title": plan.scenario.description or plan.name,
-            "scenario_name": plan.name, "family": plan.scenario.family,
-            "scenario": plan.scenario.resolved_yaml(),
-            "sweep": {"dims": [{"name": n, "paths": d.paths} for n, d in zip(sweep_dims, plan.dims)]},
-            "sweep_dims": list(sweep_dims),
-            "sweep_complete": int(not failed),
-            "failed_points": failed,
-            "dropped_variables": dropped,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-        })
+        attrs.update(
+            {
+                "title": plan.scenario.description or plan.name,
+                "scenario_name": plan.name,
+                "family": plan.scenario.family,
+                "scenario": plan.scenario.resolved_yaml(),
+                "sweep": {"dims": [{"name": n, "paths": d.paths} for n, d in zip(sweep_dims, plan.dims)]},
+                "sweep_dims": list(sweep_dims),
+                "sweep_complete": int(not failed),
+                "failed_points": failed,
+                "dropped_variables": dropped,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+            }
+        )
         out.set_attrs(attrs)
     except BaseException:
         if isinstance(out, _FileTarget):
@@ -1062,8 +1171,9 @@ def _raw_values(path: Path, names: list[str]) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _fast_scan(path: Path, layout: dict[str, tuple], ref_raw: dict[str, np.ndarray]
-               ) -> tuple[dict[str, tuple[tuple[int, ...], np.dtype]], dict[str, np.ndarray]] | None:
+def _fast_scan(
+    path: Path, layout: dict[str, tuple], ref_raw: dict[str, np.ndarray]
+) -> tuple[dict[str, tuple[tuple[int, ...], np.dtype]], dict[str, np.ndarray]] | None:
     """Shapes and dtypes of a point's variables and raw values of ``ref_raw``'s variables, via h5py.
 
     None when the point does not look like the first one (other variables, other ranks, packed or
@@ -1073,8 +1183,7 @@ def _fast_scan(path: Path, layout: dict[str, tuple], ref_raw: dict[str, np.ndarr
 
     try:
         with h5py.File(path, "r") as f:
-            items = {k: obj for k, obj in f.items()
-                     if isinstance(obj, h5py.Dataset) and not _bare_dimension(obj)}
+            items = {k: obj for k, obj in f.items() if isinstance(obj, h5py.Dataset) and not _bare_dimension(obj)}
             if set(items) != set(layout):
                 return None
             shapes = {}
@@ -1154,8 +1263,9 @@ def _fill(dtype: np.dtype) -> Any:
     return np.nan if np.dtype(dtype).kind in "fc" else None
 
 
-def _reduce_prediction(values: dict[tuple[int, ...], np.ndarray], shape: tuple[int, ...],
-                       dtype: np.dtype) -> tuple[np.ndarray, tuple[int, ...]]:
+def _reduce_prediction(
+    values: dict[tuple[int, ...], np.ndarray], shape: tuple[int, ...], dtype: np.dtype
+) -> tuple[np.ndarray, tuple[int, ...]]:
     """A prediction over all points, reduced to the sweep dimensions along which it varies.
 
     Predictions do not depend on ``run.seed`` (say); keeping only the dimensions they vary along lets
@@ -1183,6 +1293,7 @@ def _reduce_prediction(values: dict[tuple[int, ...], np.ndarray], shape: tuple[i
 
 # --------------------------------------------------------------------------- reading
 
+
 def load_plan(root: str | os.PathLike) -> SweepPlan:
     """Rebuild the plan of a sweep directory from its ``sweep.json``."""
     root = Path(root).absolute()
@@ -1195,10 +1306,11 @@ def load_plan(root: str | os.PathLike) -> SweepPlan:
     import yaml
 
     scenario.description = (yaml.safe_load(doc["scenario"]) or {}).get("description", "")
-    dims = [SweepDim(name=d["name"], paths=d["paths"], coords=d["coords"], coord_names=d["coord_names"],
-                     units=d["units"]) for d in doc["dims"]]
-    points = [SweepPoint(index=tuple(p["index"]), id=p["id"], values=p["values"], yaml="")
-              for p in doc["points"]]
+    dims = [
+        SweepDim(name=d["name"], paths=d["paths"], coords=d["coords"], coord_names=d["coord_names"], units=d["units"])
+        for d in doc["dims"]
+    ]
+    points = [SweepPoint(index=tuple(p["index"]), id=p["id"], values=p["values"], yaml="") for p in doc["points"]]
     return SweepPlan(scenario=scenario, root=root, dims=dims, points=points)
 
 
@@ -1244,6 +1356,7 @@ def is_sweep(path: str | os.PathLike) -> bool:
 
 # --------------------------------------------------------------------------- report
 
+
 def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> tuple[Path, list]:
     """Write ``report/report.md`` (theory vs simulation per quantity and sweep point) and figures.
 
@@ -1273,8 +1386,7 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
         if plan.point_path(p).exists():
             with _open_point(plan.point_path(p)) as pds:
                 extra = family.compare_rows(pds.load())
-            label = ", ".join(f"{d.name}={_fmt_coord(d.coords[d.paths[0]][i])}"
-                              for d, i in zip(plan.dims, p.index))
+            label = ", ".join(f"{d.name}={_fmt_coord(d.coords[d.paths[0]][i])}" for d, i in zip(plan.dims, p.index))
             for r in extra:
                 r.where = ", ".join(filter(None, [label, r.where]))
             rows += extra
@@ -1291,20 +1403,31 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
                     break
 
     failed = ds.attrs.get("failed_points") or []
-    lines = [f"# Sweep report: {plan.name}", "", ds.attrs.get("title", plan.name), "",
-             f"family `{plan.scenario.family}`, {len(plan.points)} points, "
-             f"{len(plan.points) - len(failed)} finished, {len(failed)} failed or missing.", "",
-             "| dimension | swept path | values | units |", "|---|---|---|---|"]
+    lines = [
+        f"# Sweep report: {plan.name}",
+        "",
+        ds.attrs.get("title", plan.name),
+        "",
+        f"family `{plan.scenario.family}`, {len(plan.points)} points, "
+        f"{len(plan.points) - len(failed)} finished, {len(failed)} failed or missing.",
+        "",
+        "| dimension | swept path | values | units |",
+        "|---|---|---|---|",
+    ]
     for d in plan.dims:
         for p in d.paths:
             values = ", ".join(_fmt_coord(v) for v in d.coords[p])
-            lines.append(f"| {d.name if p == d.paths[0] else d.coord_names[p]} | `{p}` | {values} | "
-                         f"{d.units.get(p, '')} |")
+            lines.append(
+                f"| {d.name if p == d.paths[0] else d.coord_names[p]} | `{p}` | {values} | {d.units.get(p, '')} |"
+            )
     lines += ["", "## Theory against simulation", ""]
     if rows:
-        lines += ["Simulated values are means over the sweep dimensions a prediction does not depend on, "
-                  "with the half-width of the 95% confidence interval.", "",
-                  format_table(rows, markdown=True)]
+        lines += [
+            "Simulated values are means over the sweep dimensions a prediction does not depend on, "
+            "with the half-width of the 95% confidence interval.",
+            "",
+            format_table(rows, markdown=True),
+        ]
         sources = sorted({r.source for r in rows if r.source})
         if sources:
             lines += ["", "Sources:", *[f"- {s}" for s in sources]]
@@ -1334,8 +1457,7 @@ def _fmt_coord(c: Any) -> str:
 def _figure_points(plan: SweepPlan) -> list[SweepPoint]:
     """Points whose family figures go into the report: along the first sweep dimension (the others at
     their first value), at most :data:`MAX_POINT_FIGURES`, evenly spread."""
-    line = [p for p in plan.points if all(i == 0 for i in p.index[1:])
-            and plan.point_path(p).exists()]
+    line = [p for p in plan.points if all(i == 0 for i in p.index[1:]) and plan.point_path(p).exists()]
     if len(line) <= MAX_POINT_FIGURES:
         return line
     picks = np.linspace(0, len(line) - 1, MAX_POINT_FIGURES).round().astype(int)
@@ -1379,13 +1501,27 @@ def _quantity_figures(ds: xr.Dataset, rows: list, out: Path) -> list[Path]:
             coords = stacked["_o"].values[k] if others else ()
             coords = coords if isinstance(coords, tuple) else (coords,)
             label = ", ".join(f"{d}={_fmt_coord(c)}" for d, c in zip(others, coords))
-            line = ax.errorbar(xv, stacked.isel(_o=k).transpose(x).values,
-                               yerr=None if cstacked is None else cstacked.isel(_o=k).transpose(x).values,
-                               fmt="o", ms=4, capsize=2, label=f"simulated {label}".strip())
-            ax.plot(xv, pstacked.isel(_o=k).transpose(x).values, "-", color=line[0].get_color(),
-                    label=f"predicted {label}".strip())
-        ax.set(xlabel=f"{x} ({ds[x].attrs.get('units', '')})",
-               ylabel=f"{sim_name} ({sim.attrs.get('units', '')})", title=f"{sim_name} across the sweep")
+            line = ax.errorbar(
+                xv,
+                stacked.isel(_o=k).transpose(x).values,
+                yerr=None if cstacked is None else cstacked.isel(_o=k).transpose(x).values,
+                fmt="o",
+                ms=4,
+                capsize=2,
+                label=f"simulated {label}".strip(),
+            )
+            ax.plot(
+                xv,
+                pstacked.isel(_o=k).transpose(x).values,
+                "-",
+                color=line[0].get_color(),
+                label=f"predicted {label}".strip(),
+            )
+        ax.set(
+            xlabel=f"{x} ({ds[x].attrs.get('units', '')})",
+            ylabel=f"{sim_name} ({sim.attrs.get('units', '')})",
+            title=f"{sim_name} across the sweep",
+        )
         ax.legend(fontsize=7)
         fig.tight_layout()
         p = out / f"{ds.attrs.get('scenario_name', 'sweep')}_{sim_name}_sweep.png"

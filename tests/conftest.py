@@ -14,14 +14,24 @@ from neurodyn import storage
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None,
-            ) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 600,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     """Run ``neurodyn ARGS`` in a fresh interpreter (as a user would) and capture its output."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if env:
         full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "neurodyn.cli", *map(str, args)], cwd=cwd or REPO,
-                          capture_output=True, text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "neurodyn.cli", *map(str, args)],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 @pytest.fixture
@@ -97,8 +107,14 @@ print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rc)
 
 def cli_peak_rss_mb(*args: str, env: dict[str, str] | None = None) -> float:
     """Run ``neurodyn ARGS`` in a fresh interpreter; assert it succeeded and return its peak RSS in MiB."""
-    res = subprocess.run([sys.executable, "-c", _PEAK_RSS, *map(str, args)], capture_output=True, text=True,
-                         cwd=REPO, timeout=600, env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)})
+    res = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},
+    )
     assert res.returncode == 0, res.stderr
     line = [x for x in res.stdout.splitlines() if x.startswith("PEAK_KB")][0]
     assert line.endswith(" 0")

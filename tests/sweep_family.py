@@ -134,9 +134,9 @@ class OUFamily(Family):
             if unstable:  # run up to the injected failure, as a kernel that detects it mid-chunk would
                 n = max(0, p.fail_at_step - start)
             if writer is None:
-                r = ou_advance(x, a, b, rng, n, every, start, buf[rows_done[0]:], acc)
+                r = ou_advance(x, a, b, rng, n, every, start, buf[rows_done[0] :], acc)
                 if r:
-                    crossings(buf[rows_done[0]:rows_done[0] + r], rows_done[0])
+                    crossings(buf[rows_done[0] : rows_done[0] + r], rows_done[0])
                 rows_done[0] += r
             else:
                 # Sub-blocks of at most buf.shape[0] recorded rows keep memory within the budget.
@@ -162,23 +162,36 @@ class OUFamily(Family):
         var = s2 / count - (s1 / count) ** 2
         data = {
             "variance": ((), var, var_attrs("1", "variance of x over time and units")),
-            "crossing_time": (("crossing",), np.concatenate(up_crossings) if up_crossings else np.zeros(0),
-                              var_attrs("s", "upward zero crossings of process 0")),
+            "crossing_time": (
+                ("crossing",),
+                np.concatenate(up_crossings) if up_crossings else np.zeros(0),
+                var_attrs("s", "upward zero crossings of process 0"),
+            ),
         }
         ds = xr.Dataset({k: (d, v, at) for k, (d, v, at) in data.items()})
         if writer is None and rec.x:
             ds["x"] = (("time", "unit"), buf, var_attrs("1", "OU process value"))
-            ds = ds.assign_coords(time=("time", (np.arange(n_rec) + 1) * every * run.dt,
-                                        var_attrs("s", "time")))
+            ds = ds.assign_coords(time=("time", (np.arange(n_rec) + 1) * every * run.dt, var_attrs("s", "time")))
         if p.pause:
             time.sleep(p.pause)
         return ds
 
     def theory(self, scenario, ds):
         sigma = scenario.params.sigma
-        return xr.Dataset({"variance_theory": ((), sigma**2, var_attrs(
-            "1", "stationary variance sigma^2", rel_tol=0.1,
-            source="stationary OU variance sigma^2 (Gardiner, Stochastic Methods, 3.8.4)"))})
+        return xr.Dataset(
+            {
+                "variance_theory": (
+                    (),
+                    sigma**2,
+                    var_attrs(
+                        "1",
+                        "stationary variance sigma^2",
+                        rel_tol=0.1,
+                        source="stationary OU variance sigma^2 (Gardiner, Stochastic Methods, 3.8.4)",
+                    ),
+                )
+            }
+        )
 
     def plot(self, ds, out_dir, stem):
         import matplotlib  # here, not at the top: like the built-in families, importing it stays fast
@@ -216,12 +229,19 @@ def register() -> None:
     registry.register(NAME, TARGET)
 
 
-def write_scenario(path: Path, sweep: str, params: str = "{n: 64, tau: 10 ms, sigma: 1.0}",
-                   run: str = "{duration: 0.2 s, dt: 0.1 ms, seed: 0}", name: str = "ousweep",
-                   record: str = "{every: 1 ms}") -> Path:
+def write_scenario(
+    path: Path,
+    sweep: str,
+    params: str = "{n: 64, tau: 10 ms, sigma: 1.0}",
+    run: str = "{duration: 0.2 s, dt: 0.1 ms, seed: 0}",
+    name: str = "ousweep",
+    record: str = "{every: 1 ms}",
+) -> Path:
     """Write a small OU sweep scenario (``sweep`` is the YAML flow mapping of the sweep section)."""
-    path.write_text(f"name: {name}\nfamily: {NAME}\ndescription: OU variance sweep\n"
-                    f"params: {params}\nrun: {run}\nrecord: {record}\nsweep: {sweep}\n")
+    path.write_text(
+        f"name: {name}\nfamily: {NAME}\ndescription: OU variance sweep\n"
+        f"params: {params}\nrun: {run}\nrecord: {record}\nsweep: {sweep}\n"
+    )
     return path
 
 
@@ -240,6 +260,5 @@ def assert_same_data(a: xr.Dataset, b: xr.Dataset) -> None:
         else:
             assert np.array_equal(x, y), name
         assert dict(va.attrs) == dict(vb.attrs), name
-    keep = ("family", "scenario", "sweep", "sweep_dims", "sweep_complete", "failed_points",
-            "dropped_variables")
+    keep = ("family", "scenario", "sweep", "sweep_dims", "sweep_complete", "failed_points", "dropped_variables")
     assert {k: a.attrs.get(k) for k in keep} == {k: b.attrs.get(k) for k in keep}

@@ -70,9 +70,7 @@ def test_bad_site_model_and_missing_geometry_are_one_line_errors():
     assert_user_error(proc, "params.site_model", "wilson_cowan")
     proc = run_cli("validate", DISP, "--set", "params.lattice=null")
     assert_user_error(proc, "params", "lattice", "continuum")
-    proc = run_cli(
-        "validate", DISP, "--set", "params.sources=[{kind: gaussian, x: 1 mm, y: 1 mm, amplitude: 1}]"
-    )
+    proc = run_cli("validate", DISP, "--set", "params.sources=[{kind: gaussian, x: 1 mm, y: 1 mm, amplitude: 1}]")
     assert_user_error(proc, "params.sources.0.width", "positive length")
 
 

@@ -120,7 +120,8 @@ def test_run_compare_plot_gradient_theorem(tmp_path):
 def test_gradient_theorem_on_a_huge_network_is_refused_before_running():
     from neurodyn.cli import main
 
-    code, text = _main_capture(main, ["validate", "scenarios/eqprop_gradient_theorem.yaml",
-                                      "--set", "params.layers=[300, 300, 10]"])
+    code, text = _main_capture(
+        main, ["validate", "scenarios/eqprop_gradient_theorem.yaml", "--set", "params.layers=[300, 300, 10]"]
+    )
     assert code == 2 and len(text.strip().splitlines()) == 1
     assert "finite differences" in text and "93310 parameters" in text

@@ -10,8 +10,9 @@ from tests.conftest import REPO, run_cli
 
 def test_quickstart_run_compare_plot(tmp_path):
     out = tmp_path / "q.h5"
-    proc = run_cli("run", REPO / "scenarios" / "quickstart.yaml", "--set", "run.duration=2 s",
-                   "--output", out, "--quiet")
+    proc = run_cli(
+        "run", REPO / "scenarios" / "quickstart.yaml", "--set", "run.duration=2 s", "--output", out, "--quiet"
+    )
     assert proc.returncode == 0, proc.stderr
     ds = xr.open_dataset(out, engine="h5netcdf")
     for name, var in ds.variables.items():

@@ -19,9 +19,24 @@ def test_killed_run_leaves_no_result_file(tmp_path):
     of the streamed recordings, which holds the spikes of the chunks completed before the kill."""
     out = tmp_path / "cuba.h5"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "neurodyn.cli", "run", "scenarios/cuba.yaml", "--set",
-                             "run.duration=600 s", "--output", str(out), "--quiet"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "neurodyn.cli",
+            "run",
+            "scenarios/cuba.yaml",
+            "--set",
+            "run.duration=600 s",
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     # Kill only once the run is streaming (a cold Numba cache can take a minute to compile), then a few
     # chunks later (a chunk is about 0.25 s of wall time), far from the end of 600 s (over a minute).
     partial = tmp_path / "cuba.partial.h5"
@@ -42,13 +57,14 @@ def test_killed_run_leaves_no_result_file(tmp_path):
     assert 0 < kept.sizes["time"] < 600_000 and kept.sizes["spike"] > 0
     # what was kept is the start of the run: the same spikes as an uninterrupted run over that time
     until = min(0.2, float(kept["time"].values[-1]))
-    ref = neurodyn.simulate(neurodyn.load_scenario(REPO / "scenarios" / "cuba.yaml",
-                                                   overrides=["run.duration=0.2 s"]))
+    ref = neurodyn.simulate(neurodyn.load_scenario(REPO / "scenarios" / "cuba.yaml", overrides=["run.duration=0.2 s"]))
     early = kept["spike_time"].values < until
-    np.testing.assert_array_equal(kept["spike_time"].values[early], ref["spike_time"].values[
-        ref["spike_time"].values < until])
-    np.testing.assert_array_equal(kept["spike_index"].values[early], ref["spike_index"].values[
-        ref["spike_time"].values < until])
+    np.testing.assert_array_equal(
+        kept["spike_time"].values[early], ref["spike_time"].values[ref["spike_time"].values < until]
+    )
+    np.testing.assert_array_equal(
+        kept["spike_index"].values[early], ref["spike_index"].values[ref["spike_time"].values < until]
+    )
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):
@@ -60,10 +76,23 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):
 
 def test_progress_bar_on_a_terminal(tmp_path):
     """Under a pseudo-terminal a run longer than a couple of seconds shows a bar on stderr; --quiet none."""
+
     def run(*extra: str) -> str:
         out = str(tmp_path / f"q{len(extra)}.h5")
-        argv = [sys.executable, "-m", "neurodyn.cli", "run", "scenarios/quickstart.yaml", "--set",
-                "run.duration=100 s", "--set", "record.v=null", "--output", out, *extra]
+        argv = [
+            sys.executable,
+            "-m",
+            "neurodyn.cli",
+            "run",
+            "scenarios/quickstart.yaml",
+            "--set",
+            "run.duration=100 s",
+            "--set",
+            "record.v=null",
+            "--output",
+            out,
+            *extra,
+        ]
         return read_pty(argv, REPO, {"PYTHONPATH": str(REPO)})[0]
 
     shown = run()

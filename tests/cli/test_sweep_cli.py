@@ -39,20 +39,26 @@ def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the fork server is still
     in its preload, or while points run: exit 130, one line on stderr, no traceback and no warning from
     any process (server, workers, resource tracker), and no process left behind."""
-    scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP,
-                                  params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}")
+    scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}")
     out = tmp_path / "out"
     env = {**os.environ, **fam.ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "2",
-                             "--output", str(out)], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "2", "--output", str(out)],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     if when == "pool starting":  # the plan is written just before the pool starts its workers
         while time.time() < deadline and not (out / "sweep.json").exists():
             time.sleep(0.005)
     else:
-        while time.time() < deadline and len([p for p in (out / "points").glob("*.h5")
-                                               if ".partial" not in p.name]) < 2:
+        while (
+            time.time() < deadline and len([p for p in (out / "points").glob("*.h5") if ".partial" not in p.name]) < 2
+        ):
             time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)  # EOF once every process holding stderr has exited
@@ -68,14 +74,33 @@ def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when):
 def test_kill_and_resume(tmp_path, workers):
     """SIGKILL the driver after some points; the rerun computes only the others, same result."""
     counter = tmp_path / "count.txt"
-    scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP,
-                                  params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}")
+    scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}")
     out = tmp_path / "out"
-    env = {**os.environ, **fam.ENV, fam.COUNTER_ENV: str(counter),
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", str(workers),
-                             "--output", str(out), "--quiet"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    env = {
+        **os.environ,
+        **fam.ENV,
+        fam.COUNTER_ENV: str(counter),
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "neurodyn.cli",
+            "sweep",
+            str(scenario),
+            "--workers",
+            str(workers),
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     points = out / "points"
 
     def finished_points() -> set[str]:  # not the partial files of a point being written
@@ -96,8 +121,7 @@ def test_kill_and_resume(tmp_path, workers):
     assert not (out / "ousweep.h5").exists()
     started = len(counter.read_text().splitlines())
 
-    res = cli("sweep", scenario, "--workers", "1", "--output", out, env={fam.COUNTER_ENV: str(counter)},
-              cwd=tmp_path)
+    res = cli("sweep", scenario, "--workers", "1", "--output", out, env={fam.COUNTER_ENV: str(counter)}, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert f"{12 - len(finished)} run, {len(finished)} reused, 0 failed" in res.stdout
     rerun = counter.read_text().splitlines()[started:]
@@ -109,12 +133,14 @@ def test_kill_and_resume(tmp_path, workers):
 
 
 def test_failed_point_reported_with_parameters(tmp_path):
-    scenario = fam.write_scenario(tmp_path / "s.yaml", "{grid: {params.sigma: [0.5, 1.0, 2.0]}}",
-                                  params="{n: 4, tau: 10 ms, sigma: 1.0, fail_when_sigma: 2.0}")
+    scenario = fam.write_scenario(
+        tmp_path / "s.yaml",
+        "{grid: {params.sigma: [0.5, 1.0, 2.0]}}",
+        params="{n: 4, tau: 10 ms, sigma: 1.0, fail_when_sigma: 2.0}",
+    )
     res = cli("sweep", scenario, "--workers", "2", "--output", tmp_path / "out", cwd=tmp_path)
     assert res.returncode == 3, res.stderr
-    assert ("point sigma=2.0 (params.sigma=2.0) failed: RuntimeError: injected failure at sigma=2.0"
-            in res.stderr)
+    assert "point sigma=2.0 (params.sigma=2.0) failed: RuntimeError: injected failure at sigma=2.0" in res.stderr
     assert "2 run, 0 reused, 1 failed" in res.stdout
     ds = neurodyn.open_sweep(tmp_path / "out", load=True)
     np.testing.assert_array_equal(ds["point_status"].values, [1, 1, 0])
@@ -129,9 +155,11 @@ def test_failed_point_reported_with_parameters(tmp_path):
 
 
 def test_run_on_sweep_scenario_then_compare_report(tmp_path):
-    scenario = fam.write_scenario(tmp_path / "s.yaml",
-                                  "{grid: {params.sigma: [0.5, 2.0], run.seed: [1, 2, 3]}}",
-                                  params="{n: 64, tau: 5 ms, sigma: 1.0}")
+    scenario = fam.write_scenario(
+        tmp_path / "s.yaml",
+        "{grid: {params.sigma: [0.5, 2.0], run.seed: [1, 2, 3]}}",
+        params="{n: 64, tau: 5 ms, sigma: 1.0}",
+    )
     res = cli("run", scenario, cwd=tmp_path)  # `neurodyn run` on a sweep: the default process pool
     assert res.returncode == 0, res.stderr
     root = tmp_path / "outputs" / "ousweep"
@@ -170,16 +198,19 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize(("sweep", "extra", "needles"), [
-    ("{grid: {params.sigmaa: [1, 2]}}", [], ["sweep.params.sigmaa", "did you mean 'sigma'"]),
-    ("{grid: {run.sed: [1, 2]}}", [], ["sweep.run.sed", "did you mean 'seed'"]),
-    ("{grid: {record.evry: [1 ms]}}", [], ["sweep.record.evry", "did you mean 'every'"]),
-    ("{grid: {params.sigma: []}}", [], ["empty list"]),
-    ("{zip: {params.sigma: [1, 2], run.seed: [1, 2, 3]}}", [], ["unequal lengths"]),
-    ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://127.0.0.1:{port}"], ["cannot reach the Dask"]),
-    ("{grid: {params.sigma: [1, 2]}}", ["--cluster", "local:0"], ["local:N"]),
-    ("{grid: {params.sigma: [1, 2]}}", ["--workers", "0"], ["--workers 0"]),
-])
+@pytest.mark.parametrize(
+    ("sweep", "extra", "needles"),
+    [
+        ("{grid: {params.sigmaa: [1, 2]}}", [], ["sweep.params.sigmaa", "did you mean 'sigma'"]),
+        ("{grid: {run.sed: [1, 2]}}", [], ["sweep.run.sed", "did you mean 'seed'"]),
+        ("{grid: {record.evry: [1 ms]}}", [], ["sweep.record.evry", "did you mean 'every'"]),
+        ("{grid: {params.sigma: []}}", [], ["empty list"]),
+        ("{zip: {params.sigma: [1, 2], run.seed: [1, 2, 3]}}", [], ["unequal lengths"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://127.0.0.1:{port}"], ["cannot reach the Dask"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--cluster", "local:0"], ["local:N"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--workers", "0"], ["--workers 0"]),
+    ],
+)
 def test_bad_input_one_line_nothing_written(tmp_path, sweep, extra, needles):
     scenario = fam.write_scenario(tmp_path / "s.yaml", sweep)
     extra = [e.format(port=_closed_port()) for e in extra]
@@ -192,8 +223,9 @@ def test_bad_input_one_line_nothing_written(tmp_path, sweep, extra, needles):
 def test_typo_under_a_mapping_is_refused_not_created(tmp_path, repo):
     """`populations` is a mapping: a misspelt key would silently add a population if not checked."""
     text = (repo / "scenarios" / "lif_siegert_sweep.yaml").read_text()
-    text = text.replace("params.inputs.0.mu: [12 mV, 15 mV, 18 mV, 21 mV, 24 mV]",
-                        "params.populations.noisi.size: [10, 20]")
+    text = text.replace(
+        "params.inputs.0.mu: [12 mV, 15 mV, 18 mV, 21 mV, 24 mV]", "params.populations.noisi.size: [10, 20]"
+    )
     scenario = tmp_path / "typo.yaml"
     scenario.write_text(text)
     res = cli("sweep", scenario, "--output", tmp_path / "out", cwd=tmp_path)
@@ -203,11 +235,24 @@ def test_typo_under_a_mapping_is_refused_not_created(tmp_path, repo):
 
 def test_sweep_progress_bar_on_a_terminal(tmp_path):
     """Under a pseudo-terminal the sweep shows one bar: points done, failed count, running points."""
-    scenario = fam.write_scenario(tmp_path / "s.yaml", "{grid: {run.seed: [1, 2, 3, 4]}}",
-                                  params="{n: 64, tau: 10 ms, pause: 2.5 s}",
-                                  run="{duration: 20 s, dt: 0.1 ms, seed: 0}", record="{x: false}")
-    argv = [sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "2",
-            "--output", str(tmp_path / "out")]
+    scenario = fam.write_scenario(
+        tmp_path / "s.yaml",
+        "{grid: {run.seed: [1, 2, 3, 4]}}",
+        params="{n: 64, tau: 10 ms, pause: 2.5 s}",
+        run="{duration: 20 s, dt: 0.1 ms, seed: 0}",
+        record="{x: false}",
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "neurodyn.cli",
+        "sweep",
+        str(scenario),
+        "--workers",
+        "2",
+        "--output",
+        str(tmp_path / "out"),
+    ]
     shown, status = read_pty(argv, tmp_path, {**fam.ENV, "PYTHONPATH": str(REPO)}, columns=200)
     assert os.waitstatus_to_exitcode(status) == 0, shown[-2000:]
     assert "sweep ousweep:" in shown and "point" in shown and "failed=0" in shown, shown[-2000:]

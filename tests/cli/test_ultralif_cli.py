@@ -10,9 +10,12 @@ import yaml
 
 from tests.conftest import assert_user_error, run_cli
 
-BASE = {"name": "ul_cli", "family": "ultralif_network",
-        "params": {"dataset": "digits", "kinds": ["ultralif"], "T": 2, "hidden": [8], "epochs": 1},
-        "run": {"seed": 1}}
+BASE = {
+    "name": "ul_cli",
+    "family": "ultralif_network",
+    "params": {"dataset": "digits", "kinds": ["ultralif"], "T": 2, "hidden": [8], "epochs": 1},
+    "run": {"seed": 1},
+}
 
 
 def _write(tmp_path: Path, doc: dict) -> Path:
@@ -21,18 +24,21 @@ def _write(tmp_path: Path, doc: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize("override,needles", [
-    ("params.eps=0", ("params.eps = 0", "eps must be > 0")),
-    ("params.eps=-0.5", ("params.eps = -0.5", "eps must be > 0")),
-    ("params.bounds.eps=[0.1, 0]", ("params.bounds.eps.1 = 0", "eps must be > 0")),
-    ("params.T=0", ("params.T = 0", ">= 1")),
-    ("params.kinds=[lif, ultrlif]", ("params.kinds.1 = 'ultrlif'", "did you mean 'ultralif'")),
-    ("params.surrogates=[atn]", ("params.surrogates.0 = 'atn'", "did you mean 'atan'")),
-    ("params.dataset=mnist", ("params.dataset = 'mnist'", "unknown dataset", "digits, events")),
-    ("params.hidden=[64, 0]", ("params.hidden",)),
-    ("params.tau0=1.0", ("params.tau0", "(0, 1)")),
-    ("params.T=100000", ("GiB", "reduce batch_size")),  # refused before allocating the workspaces
-])
+@pytest.mark.parametrize(
+    "override,needles",
+    [
+        ("params.eps=0", ("params.eps = 0", "eps must be > 0")),
+        ("params.eps=-0.5", ("params.eps = -0.5", "eps must be > 0")),
+        ("params.bounds.eps=[0.1, 0]", ("params.bounds.eps.1 = 0", "eps must be > 0")),
+        ("params.T=0", ("params.T = 0", ">= 1")),
+        ("params.kinds=[lif, ultrlif]", ("params.kinds.1 = 'ultrlif'", "did you mean 'ultralif'")),
+        ("params.surrogates=[atn]", ("params.surrogates.0 = 'atn'", "did you mean 'atan'")),
+        ("params.dataset=mnist", ("params.dataset = 'mnist'", "unknown dataset", "digits, events")),
+        ("params.hidden=[64, 0]", ("params.hidden",)),
+        ("params.tau0=1.0", ("params.tau0", "(0, 1)")),
+        ("params.T=100000", ("GiB", "reduce batch_size")),  # refused before allocating the workspaces
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, override: str, needles: tuple[str, ...]) -> None:
     proc = run_cli("validate", _write(tmp_path, BASE), "--set", override)
     assert_user_error(proc, *needles)
@@ -47,10 +53,15 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
 def test_bounds_run_compare_plot(tmp_path: Path) -> None:
     """A small eps sweep: the no-reset bounds hold at every eps; with reset the t eps log 2 bound is
     reported violated for small eps (the finding recorded in papers/ultralif.md)."""
-    doc = {"name": "ul_bounds", "family": "ultralif_network",
-           "params": {"experiment": "bounds",
-                      "bounds": {"eps": [1.0, 0.1, 0.02], "steps": 30, "n_neurons": 100, "n_samples": 2000}},
-           "run": {"seed": 3}}
+    doc = {
+        "name": "ul_bounds",
+        "family": "ultralif_network",
+        "params": {
+            "experiment": "bounds",
+            "bounds": {"eps": [1.0, 0.1, 0.02], "steps": 30, "n_neurons": 100, "n_samples": 2000},
+        },
+        "run": {"seed": 3},
+    }
     out = tmp_path / "b.h5"
     proc = run_cli("run", _write(tmp_path, doc), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -61,8 +72,16 @@ def test_bounds_run_compare_plot(tmp_path: Path) -> None:
     by_name: dict[str, list[str]] = {}
     for line in rows:
         by_name.setdefault(line.split()[0], []).append(line.split()[-1])
-    for name in ("lse_excess_max", "lse_excess_min", "sigmoid_ratio_max", "v_noreset_ratio_max",
-                 "d_noreset_ratio_max", "v_dsdv_max", "dsdw_ratio_max", "v_error_max"):
+    for name in (
+        "lse_excess_max",
+        "lse_excess_min",
+        "sigmoid_ratio_max",
+        "v_noreset_ratio_max",
+        "d_noreset_ratio_max",
+        "v_dsdv_max",
+        "dsdw_ratio_max",
+        "v_error_max",
+    ):
         assert by_name[name] == ["holds"] * 3, (name, by_name[name])
     assert by_name["v_ratio_all_max"][-1] == "violated"
     proc = run_cli("plot", out, "--out", str(tmp_path / "fig"))
@@ -74,11 +93,22 @@ def test_bounds_run_compare_plot(tmp_path: Path) -> None:
 def test_training_run_writes_checkpoint_and_plots(tmp_path: Path) -> None:
     import xarray as xr
 
-    doc = {"name": "ul_train", "family": "ultralif_network",
-           "params": {"dataset": "events", "kinds": ["ultradlif", "lif"], "surrogates": ["sigmoid", "atan"],
-                      "sparsity": [0.0, 0.1], "seeds": [1, 2], "T": 4, "hidden": [12], "batch_size": 32,
-                      "events": {"n_train": 64, "n_test": 32, "channels_per_group": 2}},
-           "run": {"epochs": 2}}
+    doc = {
+        "name": "ul_train",
+        "family": "ultralif_network",
+        "params": {
+            "dataset": "events",
+            "kinds": ["ultradlif", "lif"],
+            "surrogates": ["sigmoid", "atan"],
+            "sparsity": [0.0, 0.1],
+            "seeds": [1, 2],
+            "T": 4,
+            "hidden": [12],
+            "batch_size": 32,
+            "events": {"n_train": 64, "n_test": 32, "channels_per_group": 2},
+        },
+        "run": {"epochs": 2},
+    }
     out = tmp_path / "t.h5"
     proc = run_cli("run", _write(tmp_path, doc), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -104,5 +134,8 @@ def test_training_run_writes_checkpoint_and_plots(tmp_path: Path) -> None:
     ds.close()
     proc = run_cli("plot", out, "--out", str(tmp_path / "fig"))
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (tmp_path / "fig").glob("*.png")) == ["t_accuracy.png", "t_curves.png",
-                                                                         "t_sparsity.png"]
+    assert sorted(p.name for p in (tmp_path / "fig").glob("*.png")) == [
+        "t_accuracy.png",
+        "t_curves.png",
+        "t_sparsity.png",
+    ]

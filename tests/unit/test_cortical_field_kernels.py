@@ -11,9 +11,7 @@ from neurodyn.scenario import from_dict
 
 
 def _scenario(params: dict, run: dict, record: dict | None = None):
-    return from_dict(
-        {"name": "t", "family": "cortical_field", "params": params, "run": run, "record": record or {}}
-    )
+    return from_dict({"name": "t", "family": "cortical_field", "params": params, "run": run, "record": record or {}})
 
 
 LATTICE = {
@@ -129,9 +127,7 @@ def test_absorbing_sponge_removes_an_outgoing_pulse():
     left = {}
     for boundary in ("absorbing", "fixed"):
         ds = simulate(
-            _scenario(
-                {**base, "boundary": boundary}, {"duration": 0.2, "dt": 5e-4}, {"energy": {"every": 0.01}}
-            )
+            _scenario({**base, "boundary": boundary}, {"duration": 0.2, "dt": 5e-4}, {"energy": {"every": 0.01}})
         )
         e = ds["energy"].values
         left[boundary] = e[-1] / e[0]
@@ -203,9 +199,7 @@ def test_wilson_cowan_small_amplitude_follows_its_linearisation():
         assert list(ds.attrs["variants"]) == ["ei_linear", "wilson_cowan"]
         uf = ds["u_final"]
         diff = uf.sel(site_model="wilson_cowan") - uf.sel(site_model="ei_linear")
-        diffs.append(
-            float(np.sqrt((diff**2).mean())) / float(np.sqrt((uf.sel(site_model="ei_linear") ** 2).mean()))
-        )
+        diffs.append(float(np.sqrt((diff**2).mean())) / float(np.sqrt((uf.sel(site_model="ei_linear") ** 2).mean())))
     # the relative difference is set by the quadratic (shape, ~ amplitude) and cubic (frequency shift,
     # ~ amplitude^2 t) terms: doubling the amplitude multiplies it by between 2 and 4
     assert diffs[0] < 0.02
@@ -242,6 +236,4 @@ def test_theory_formulas_against_numerical_derivatives_and_integrals():
     s = T.lorentzian(omega, np.array([120.0]), 7.0, 2.0)[:, 0]
     assert np.isclose(np.trapezoid(s, omega) / (2 * np.pi), T.mode_variance(120.0, 7.0, 2.0), rtol=1e-3)
     big = np.array([1e5])
-    assert np.isclose(
-        T.equipartition_spectrum(big, 5.0, 1.0, kappa, m)[0], 1 / (4 * 5.0 * kappa * 1e5), rtol=1e-4
-    )
+    assert np.isclose(T.equipartition_spectrum(big, 5.0, 1.0, kappa, m)[0], 1 / (4 * 5.0 * kappa * 1e5), rtol=1e-4)

@@ -15,7 +15,7 @@ def _net(layers, seed=0, B=5, bias=0.2):
     lay = make_layout(layers)
     rng = np.random.default_rng(seed)
     Wf, bf = glorot_uniform(lay, rng)
-    bf[layers[0]:] = rng.normal(0.0, bias, lay.n_units - layers[0])
+    bf[layers[0] :] = rng.normal(0.0, bias, lay.n_units - layers[0])
     X = rng.uniform(0, 1, (layers[0], B))
     D = np.zeros((layers[-1], B))
     D[rng.integers(0, layers[-1], B), np.arange(B)] = 1.0
@@ -36,11 +36,11 @@ def _np_grad_F(lay, Wf, bf, S, D, beta, kind):
     """dF/ds of F = E + beta/2 ||y - d||^2 for the relaxed layers, written layer by layer in NumPy."""
     Ws = lay.weights(Wf)
     L = len(lay.layers)
-    st = [S[lay.off[k]:lay.off[k + 1]] for k in range(L)]
+    st = [S[lay.off[k] : lay.off[k + 1]] for k in range(L)]
     rh = [st[0]] + [_np_rho(st[k], kind)[0] for k in range(1, L)]
     G = []
     for n in range(1, L):
-        u = Ws[n - 1].T @ rh[n - 1] + bf[lay.off[n]:lay.off[n + 1], None]
+        u = Ws[n - 1].T @ rh[n - 1] + bf[lay.off[n] : lay.off[n + 1], None]
         if n < L - 1:
             u = u + Ws[n] @ rh[n + 1]
         g = st[n] - _np_rho(st[n], kind)[1] * u
@@ -59,7 +59,7 @@ def test_relaxation_reaches_a_fixed_point_of_F(kind, beta):
     steps, res = K.relax(S, Wf, lay.woff, bf, lay.off, D, beta, 0.5, 100_000, tol, kind, K.COST_MSE)
     assert res < tol and 0 < steps < 100_000
     G = _np_grad_F(lay, Wf, bf, S, D, beta, kind)
-    s = S[lay.off[1]:]
+    s = S[lay.off[1] :]
     lo, hi = {HARD: (0, 1), HALF: (0, 2), TANH: (-np.inf, np.inf)}[kind]
     inside = (s > lo) & (s < hi)
     assert np.abs(G[inside]).max() < 1e-8
@@ -95,7 +95,7 @@ def test_ep_gradient_equals_the_rho_outer_product_formula(cost):
     top = 3 if cost == K.COST_MSE else 2  # number of weight matrices inside the energy
 
     def rho(Sx):
-        return [Sx[:5]] + [np.tanh(Sx[lay.off[k]:lay.off[k + 1]]) for k in range(1, 4)]
+        return [Sx[:5]] + [np.tanh(Sx[lay.off[k] : lay.off[k + 1]]) for k in range(1, 4)]
 
     ra, rb = rho(Sa), rho(Sb)
     B = S.shape[1]
@@ -104,9 +104,9 @@ def test_ep_gradient_equals_the_rho_outer_product_formula(cost):
         np.testing.assert_allclose(lay.weights(gW)[k], expect, rtol=1e-12, atol=1e-14)
     for k in range(1, top + 1):
         expect = -(ra[k].sum(1) - rb[k].sum(1)) / B / denom
-        np.testing.assert_allclose(gb[lay.off[k]:lay.off[k + 1]], expect, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(gb[lay.off[k] : lay.off[k + 1]], expect, rtol=1e-12, atol=1e-14)
     if cost == K.COST_SOFTMAX_CE:  # readout: beta dC/dW at Sa only (beta_b = 0)
-        z = lay.weights(Wf)[2].T @ ra[2] + bf[lay.off[3]:, None]
+        z = lay.weights(Wf)[2].T @ ra[2] + bf[lay.off[3] :, None]
         p = np.exp(z - z.max(0))
         p /= p.sum(0)
         expect = beta * ra[2] @ (p - D).T / B / denom
@@ -122,14 +122,27 @@ def test_backprop_step_is_minus_lr_times_the_finite_difference_gradient(kind, co
         Z = np.zeros((lay.n_units, B))
         H = np.zeros((lay.n_units, B))
         K._forward(X, W, lay.woff, b, lay.off, kind, cost, Z, H)
-        y = H[lay.off[-2]:]
+        y = H[lay.off[-2] :]
         return 0.5 * ((y - D) ** 2).sum() / B if cost == K.COST_MSE else -(D * np.log(y)).sum() / B
 
     lr = 1e-3
     W2, b2 = Wf.copy(), bf.copy()
     stats = np.zeros((1, 2))
-    K.bp_train_epoch(X, D, np.arange(B), B, W2, lay.woff, b2, lay.off, np.full(3, lr),
-                     per_unit_bias_rates(lay, [lr] * 3), kind, cost, stats)
+    K.bp_train_epoch(
+        X,
+        D,
+        np.arange(B),
+        B,
+        W2,
+        lay.woff,
+        b2,
+        lay.off,
+        np.full(3, lr),
+        per_unit_bias_rates(lay, [lr] * 3),
+        kind,
+        cost,
+        stats,
+    )
     g_bp = np.concatenate([Wf - W2, (bf - b2)[5:]]) / lr
     theta = np.concatenate([Wf, bf])
     h = 1e-6
@@ -138,7 +151,7 @@ def test_backprop_step_is_minus_lr_times_the_finite_difference_gradient(kind, co
         tp, tm = theta.copy(), theta.copy()
         tp[i] += h
         tm[i] -= h
-        g_fd.append((loss(tp[:Wf.size], tp[Wf.size:]) - loss(tm[:Wf.size], tm[Wf.size:])) / (2 * h))
+        g_fd.append((loss(tp[: Wf.size], tp[Wf.size :]) - loss(tm[: Wf.size], tm[Wf.size :])) / (2 * h))
     np.testing.assert_allclose(g_bp, g_fd, atol=1e-8 * max(1.0, np.abs(g_fd).max()))
     assert stats[0, 1] == pytest.approx(loss(Wf, bf), rel=1e-12)
 
@@ -176,4 +189,4 @@ def test_persistent_evaluation_restarts_at_the_fixed_point():
     K.predict_ep(X, states, Wf, lay.woff, bf, lay.off, 0.5, 10_000, 1e-10, HARD, K.COST_MSE, 3, cls2, st2)
     assert st2.max() == 0
     np.testing.assert_array_equal(cls1, cls2)
-    np.testing.assert_array_equal(cls1, states[lay.off[2]:].argmax(0))
+    np.testing.assert_array_equal(cls1, states[lay.off[2] :].argmax(0))

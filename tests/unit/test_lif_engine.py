@@ -15,22 +15,41 @@ from neurodyn.families.lif_network.network import build_network, streams
 from neurodyn.scenario import from_dict
 
 
-def scenario(pops: dict, synapses: list | None = None, inputs: list | None = None, seed: int = 1,
-             duration: str = "50 ms", dt: str = "0.1 ms", record: dict | None = None):
-    return from_dict({"name": "t", "family": "lif_network",
-                      "params": {"populations": pops, "synapses": synapses or [], "inputs": inputs or []},
-                      "run": {"duration": duration, "dt": dt, "seed": seed}, "record": record or {}})
+def scenario(
+    pops: dict,
+    synapses: list | None = None,
+    inputs: list | None = None,
+    seed: int = 1,
+    duration: str = "50 ms",
+    dt: str = "0.1 ms",
+    record: dict | None = None,
+):
+    return from_dict(
+        {
+            "name": "t",
+            "family": "lif_network",
+            "params": {"populations": pops, "synapses": synapses or [], "inputs": inputs or []},
+            "run": {"duration": duration, "dt": dt, "seed": seed},
+            "record": record or {},
+        }
+    )
 
 
 def kicker(v_rest: str = "-70 mV") -> dict:
     """One neuron that starts far above threshold: it fires at step 0 and then stays refractory."""
-    return {"size": 1, "tau_m": "20 ms", "v_rest": v_rest, "v_reset": "-70 mV", "v_threshold": "-50 mV",
-            "t_ref": "10 s", "v_init": "1 V"}
+    return {
+        "size": 1,
+        "tau_m": "20 ms",
+        "v_rest": v_rest,
+        "v_reset": "-70 mV",
+        "v_threshold": "-50 mV",
+        "t_ref": "10 s",
+        "v_init": "1 V",
+    }
 
 
 def target(tau_m: str = "20 ms", **extra) -> dict:
-    return {"size": 1, "tau_m": tau_m, "v_rest": "-65 mV", "v_reset": "-70 mV", "v_threshold": "0 mV",
-            **extra}
+    return {"size": 1, "tau_m": tau_m, "v_rest": "-65 mV", "v_reset": "-70 mV", "v_threshold": "0 mV", **extra}
 
 
 @pytest.mark.parametrize("tau_s", ["5 ms", "20 ms"])  # 20 ms = tau_m: the equal-tau limit
@@ -38,10 +57,12 @@ def test_current_psp_is_exact(tau_s):
     """A spike at step 0 adds w to x at t = dt; then v - v_rest = w tau_s/(tau_s - tau_m)(e^{-t/tau_s} -
     e^{-t/tau_m}) (or w (t/tau_m) e^{-t/tau_m} for tau_s = tau_m), sampled exactly at every step."""
     w = 2e-3
-    sc = scenario({"src": kicker(), "dst": target()},
-                  synapses=[{"source": "src", "target": "dst", "connect": {"one_to_one": True},
-                             "weight": "2 mV", "tau": tau_s}],
-                  record={"v": {"indices": [1]}}, duration="60 ms")
+    sc = scenario(
+        {"src": kicker(), "dst": target()},
+        synapses=[{"source": "src", "target": "dst", "connect": {"one_to_one": True}, "weight": "2 mV", "tau": tau_s}],
+        record={"v": {"indices": [1]}},
+        duration="60 ms",
+    )
     ds = simulate_numba(sc)
     assert ds.sizes["spike"] == 1 and float(ds.spike_time[0]) == 0.0
     t = ds.time.values[1:] - 1e-4
@@ -69,10 +90,21 @@ def test_refractory_period_and_spike_steps():
     recorded at the start of the step whose update crosses threshold, v clamped for ref_steps steps)."""
     dt, tau, ref = 1e-4, 0.02, 23
     mu, vr, th = -0.045, -0.07, -0.05
-    sc = scenario({"n": {"size": 1, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
-                         "v_threshold": "-50 mV", "t_ref": "2.3 ms"}},
-                  inputs=[{"kind": "constant", "target": "n", "drive": "25 mV"}], duration="300 ms",
-                  record={"v": {"indices": [0]}})
+    sc = scenario(
+        {
+            "n": {
+                "size": 1,
+                "tau_m": "20 ms",
+                "v_rest": "-70 mV",
+                "v_reset": "-70 mV",
+                "v_threshold": "-50 mV",
+                "t_ref": "2.3 ms",
+            }
+        },
+        inputs=[{"kind": "constant", "target": "n", "drive": "25 mV"}],
+        duration="300 ms",
+        record={"v": {"indices": [0]}},
+    )
     ds = simulate_numba(sc)
     steps = np.rint(ds.spike_time.values / dt).astype(int)
     t_free = tau * math.log((mu - vr) / (mu - th))
@@ -81,7 +113,7 @@ def test_refractory_period_and_spike_steps():
     assert np.all(np.diff(steps) == ref + k - 1)
     v = ds.v.values[:, 0]
     s = steps[1]
-    assert np.all(v[s + 1:s + ref + 1] == vr) and v[s + ref + 1] > vr
+    assert np.all(v[s + 1 : s + ref + 1] == vr) and v[s + ref + 1] > vr
 
 
 def test_conductance_trace_matches_ode():
@@ -95,11 +127,23 @@ def test_conductance_trace_matches_ode():
 
     errors = []
     for dt in (2e-5, 1e-5):
-        sc = scenario({"src": kicker(), "dst": target(g_leak="10 nS")},
-                      synapses=[{"source": "src", "target": "dst", "connect": {"one_to_one": True},
-                                 "kind": "conductance", "weight": "20 nS", "tau": "5 ms",
-                                 "reversal": "0 mV"}],
-                      record={"v": {"indices": [1], "every": "0.1 ms"}}, duration="40 ms", dt=dt)
+        sc = scenario(
+            {"src": kicker(), "dst": target(g_leak="10 nS")},
+            synapses=[
+                {
+                    "source": "src",
+                    "target": "dst",
+                    "connect": {"one_to_one": True},
+                    "kind": "conductance",
+                    "weight": "20 nS",
+                    "tau": "5 ms",
+                    "reversal": "0 mV",
+                }
+            ],
+            record={"v": {"indices": [1], "every": "0.1 ms"}},
+            duration="40 ms",
+            dt=dt,
+        )
         ds = simulate_numba(sc)
         t = ds.time.values[1:] - dt
         sol = solve_ivp(rhs, (0, t[-1]), [el], t_eval=t, rtol=1e-12, atol=1e-15, method="DOP853")
@@ -111,10 +155,13 @@ def test_conductance_trace_matches_ode():
 
 def test_white_noise_stationary_variance():
     """Exact OU increment: with the threshold out of reach, var(v) -> sigma^2 / 2 and mean -> v_rest + mu."""
-    sc = scenario({"n": {"size": 2000, "tau_m": "10 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
-                         "v_threshold": "1 V"}},
-                  inputs=[{"kind": "noise", "target": "n", "mu": "4 mV", "sigma": "6 mV"}],
-                  record={"v": {"indices": "all", "every": "20 ms"}}, duration="200 ms", dt="0.5 ms")
+    sc = scenario(
+        {"n": {"size": 2000, "tau_m": "10 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "1 V"}},
+        inputs=[{"kind": "noise", "target": "n", "mu": "4 mV", "sigma": "6 mV"}],
+        record={"v": {"indices": "all", "every": "20 ms"}},
+        duration="200 ms",
+        dt="0.5 ms",
+    )
     v = simulate_numba(sc).v.values[5:]  # from 100 ms (10 tau_m) on: stationary
     n = v.size
     assert abs(v.mean() - (-0.066)) < 5 * 0.006 / math.sqrt(2) / math.sqrt(n)
@@ -126,11 +173,13 @@ def test_poisson_input_mean_and_variance(r, n_src, w):
     """Shot noise (Campbell): mean x = r n w tau_s, so v mean = v_rest + r n w tau_s; the variance of v
     (shot noise filtered by two exponentials) is r n w^2 tau_s^2 / (2 (tau_s + tau_m))."""
     ts = 0.004
-    sc = scenario({"n": {"size": 2000, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
-                         "v_threshold": "1 V"}},
-                  inputs=[{"kind": "poisson", "target": "n", "rate": r, "n_sources": n_src,
-                           "weight": f"{w} V", "tau": "4 ms"}],
-                  record={"v": {"indices": "all", "every": "25 ms"}}, duration="300 ms", dt="0.1 ms")
+    sc = scenario(
+        {"n": {"size": 2000, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "1 V"}},
+        inputs=[{"kind": "poisson", "target": "n", "rate": r, "n_sources": n_src, "weight": f"{w} V", "tau": "4 ms"}],
+        record={"v": {"indices": "all", "every": "25 ms"}},
+        duration="300 ms",
+        dt="0.1 ms",
+    )
     v = simulate_numba(sc).v.values[6:]
     expect = -0.070 + r * n_src * w * ts
     var = r * n_src * w**2 * ts**2 / (2 * (ts + 0.02))
@@ -139,13 +188,22 @@ def test_poisson_input_mean_and_variance(r, n_src, w):
 
 
 def test_same_seed_identical_different_seed_differs():
-    pops = {"e": {"size": 200, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
-                  "v_threshold": "-50 mV", "t_ref": "2 ms", "v_init": {"uniform": ["-70 mV", "-50 mV"]}}}
-    syn = [{"source": "e", "target": "e", "connect": {"p": 0.1}, "weight": "0.5 mV", "tau": "5 ms",
-            "delay": "1 ms"}]
-    inp = [{"kind": "noise", "target": "e", "mu": "18 mV", "sigma": "4 mV"},
-           {"kind": "poisson", "target": "e", "rate": "100 Hz", "n_sources": 5, "weight": "0.5 mV",
-            "tau": "2 ms"}]
+    pops = {
+        "e": {
+            "size": 200,
+            "tau_m": "20 ms",
+            "v_rest": "-70 mV",
+            "v_reset": "-70 mV",
+            "v_threshold": "-50 mV",
+            "t_ref": "2 ms",
+            "v_init": {"uniform": ["-70 mV", "-50 mV"]},
+        }
+    }
+    syn = [{"source": "e", "target": "e", "connect": {"p": 0.1}, "weight": "0.5 mV", "tau": "5 ms", "delay": "1 ms"}]
+    inp = [
+        {"kind": "noise", "target": "e", "mu": "18 mV", "sigma": "4 mV"},
+        {"kind": "poisson", "target": "e", "rate": "100 Hz", "n_sources": 5, "weight": "0.5 mV", "tau": "2 ms"},
+    ]
     rec = {"v": {"indices": [0, 5]}}
     a = simulate_numba(scenario(pops, syn, inp, seed=7, record=rec))
     b = simulate_numba(scenario(pops, syn, inp, seed=7, record=rec))
@@ -153,14 +211,21 @@ def test_same_seed_identical_different_seed_differs():
     assert a.sizes["spike"] > 100
     for name in ("spike_time", "spike_index", "v"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
-    differs = a.sizes["spike"] != c.sizes["spike"] or not np.array_equal(a.spike_index.values,
-                                                                         c.spike_index.values)
+    differs = a.sizes["spike"] != c.sizes["spike"] or not np.array_equal(a.spike_index.values, c.spike_index.values)
     assert differs
 
 
 def test_spike_buffer_drain_gives_same_result(monkeypatch):
-    pops = {"e": {"size": 300, "tau_m": "10 ms", "v_rest": "-40 mV", "v_reset": "-70 mV",
-                  "v_threshold": "-50 mV", "v_init": {"uniform": ["-70 mV", "-50 mV"]}}}
+    pops = {
+        "e": {
+            "size": 300,
+            "tau_m": "10 ms",
+            "v_rest": "-40 mV",
+            "v_reset": "-70 mV",
+            "v_threshold": "-50 mV",
+            "v_init": {"uniform": ["-70 mV", "-50 mV"]},
+        }
+    }
     ref = simulate_numba(scenario(pops, duration="100 ms"))
     monkeypatch.setattr(engine, "MIN_SPIKE_BUFFER", 1)  # capacity 4 n: drained every few steps
     small = simulate_numba(scenario(pops, duration="100 ms"))
@@ -170,8 +235,9 @@ def test_spike_buffer_drain_gives_same_result(monkeypatch):
 
 
 def test_nan_status_stops_run():
-    sc = scenario({"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
-                         "v_threshold": "-50 mV"}})
+    sc = scenario(
+        {"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}}
+    )
     net = build_network(sc)
     net.v0[1] = np.nan
     st = engine.kernel_state(net, 1e-4, np.zeros(0, dtype=np.int64), 1, 10)
@@ -180,8 +246,9 @@ def test_nan_status_stops_run():
 
 
 def test_simulation_error_for_nan(monkeypatch):
-    sc = scenario({"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV",
-                         "v_threshold": "-50 mV"}})
+    sc = scenario(
+        {"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}}
+    )
     real = engine.build_network
 
     def poisoned(s):
@@ -195,9 +262,20 @@ def test_simulation_error_for_nan(monkeypatch):
 
 
 def test_probe_sampling_every():
-    sc = scenario({"n": {"size": 4, "tau_m": "20 ms", "v_rest": "-60 mV", "v_reset": "-70 mV",
-                         "v_threshold": "-50 mV", "v_init": "-70 mV"}},
-                  record={"v": {"indices": [3, 0], "every": "1 ms"}}, duration="10 ms")
+    sc = scenario(
+        {
+            "n": {
+                "size": 4,
+                "tau_m": "20 ms",
+                "v_rest": "-60 mV",
+                "v_reset": "-70 mV",
+                "v_threshold": "-50 mV",
+                "v_init": "-70 mV",
+            }
+        },
+        record={"v": {"indices": [3, 0], "every": "1 ms"}},
+        duration="10 ms",
+    )
     ds = simulate_numba(sc)
     np.testing.assert_allclose(ds.time.values, np.arange(10) * 1e-3)
     assert list(ds.neuron.values) == [3, 0]
@@ -222,15 +300,38 @@ def test_new_parameters_and_structures_never_recompile():
     lif = {"tau_m": "10 ms", "v_rest": "-60 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}
     runs = [
         scenario({"a": {"size": 3, **lif}}),
-        scenario({"a": {"size": 20, **lif, "t_ref": "1 ms"}, "b": {"size": 5, **lif}},
-                 synapses=[{"source": "a", "target": ["a", "b"], "connect": {"p": 0.3}, "weight": "1 mV",
-                            "tau": "3 ms", "delay": "0.5 ms"}],
-                 inputs=[{"kind": "noise", "target": "b", "sigma": "2 mV"}], record={"v": {"indices": [0]}}),
-        scenario({"a": {"size": 10, **lif}},
-                 synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 3}, "kind": "conductance",
-                            "weight": "1 nS", "tau": "5 ms", "reversal": "0 mV"}],
-                 inputs=[{"kind": "poisson", "target": "a", "rate": "1 kHz", "n_sources": 50,
-                          "weight": "1 mV", "tau": "1 ms"}]),
+        scenario(
+            {"a": {"size": 20, **lif, "t_ref": "1 ms"}, "b": {"size": 5, **lif}},
+            synapses=[
+                {
+                    "source": "a",
+                    "target": ["a", "b"],
+                    "connect": {"p": 0.3},
+                    "weight": "1 mV",
+                    "tau": "3 ms",
+                    "delay": "0.5 ms",
+                }
+            ],
+            inputs=[{"kind": "noise", "target": "b", "sigma": "2 mV"}],
+            record={"v": {"indices": [0]}},
+        ),
+        scenario(
+            {"a": {"size": 10, **lif}},
+            synapses=[
+                {
+                    "source": "a",
+                    "target": "a",
+                    "connect": {"in_degree": 3},
+                    "kind": "conductance",
+                    "weight": "1 nS",
+                    "tau": "5 ms",
+                    "reversal": "0 mV",
+                }
+            ],
+            inputs=[
+                {"kind": "poisson", "target": "a", "rate": "1 kHz", "n_sources": 50, "weight": "1 mV", "tau": "1 ms"}
+            ],
+        ),
     ]
     for sc in runs:
         simulate_numba(sc)
@@ -245,8 +346,9 @@ def test_current_kernel_against_quadrature_and_limits():
     dt = 1e-4
     for tm, tc in [(0.02, 0.005), (0.02, 0.02), (0.02, 0.0200001), (1e-3, 2e-3), (1e-4, 2e-4), (5e-5, 0.02)]:
         k = kernels.current_kernel(dt, np.array([tm]), tc)[0]
-        ref, _ = quad(lambda s, tm=tm, tc=tc: math.exp(-(dt - s) / tm) * math.exp(-s / tc) / tm, 0, dt,
-                      epsabs=0, epsrel=1e-13)
+        ref, _ = quad(
+            lambda s, tm=tm, tc=tc: math.exp(-(dt - s) / tm) * math.exp(-s / tc) / tm, 0, dt, epsabs=0, epsrel=1e-13
+        )
         assert k == pytest.approx(ref, rel=1e-12)
     stiff = kernels.current_kernel(dt, np.array([1e-9]), 0.005)[0]  # v follows x instantly
     assert stiff == pytest.approx(0.005 / (0.005 - 1e-9) * math.exp(-dt / 0.005), rel=1e-12)

@@ -18,11 +18,24 @@ def rows(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
 
 
-def scenario(pops: dict, synapses: list | None = None, inputs: list | None = None, seed: int = 1,
-             duration: str = "10 ms", dt: str = "0.1 ms", record: dict | None = None):
-    return from_dict({"name": "t", "family": "lif_network",
-                      "params": {"populations": pops, "synapses": synapses or [], "inputs": inputs or []},
-                      "run": {"duration": duration, "dt": dt, "seed": seed}, "record": record or {}})
+def scenario(
+    pops: dict,
+    synapses: list | None = None,
+    inputs: list | None = None,
+    seed: int = 1,
+    duration: str = "10 ms",
+    dt: str = "0.1 ms",
+    record: dict | None = None,
+):
+    return from_dict(
+        {
+            "name": "t",
+            "family": "lif_network",
+            "params": {"populations": pops, "synapses": synapses or [], "inputs": inputs or []},
+            "run": {"duration": duration, "dt": dt, "seed": seed},
+            "record": record or {},
+        }
+    )
 
 
 POP = {"tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}
@@ -38,7 +51,7 @@ def test_fixed_in_degree_exact_distinct_no_autapses():
     assert len(set(zip(pre.tolist(), indices.tolist()))) == indices.size  # distinct
     # CSR rows sorted by target (counting sort is stable)
     for i in range(0, 300, 37):
-        row = indices[indptr[i]:indptr[i + 1]]
+        row = indices[indptr[i] : indptr[i + 1]]
         assert np.all(np.diff(row) > 0)
 
 
@@ -88,16 +101,18 @@ def test_probability_rule_targets_uniform():
 def test_one_to_one_and_graph():
     indptr, indices = N.connect(Connect(one_to_one=True), 5, 5, True, np.random.default_rng(0))
     assert np.array_equal(rows(indptr, indices), indices)
-    indptr, indices = N.connect(Connect(graph="watts_strogatz_graph", args={"k": 4, "p": 0.0}), 20, 20,
-                                True, np.random.default_rng(0))
+    indptr, indices = N.connect(
+        Connect(graph="watts_strogatz_graph", args={"k": 4, "p": 0.0}), 20, 20, True, np.random.default_rng(0)
+    )
     pre = rows(indptr, indices)
     edges = set(zip(pre.tolist(), indices.tolist()))
     assert len(edges) == 80  # ring lattice: 40 undirected edges, both directions
     assert all((j, i) in edges for i, j in edges)
     assert (0, 1) in edges and (0, 2) in edges and (0, 19) in edges and (0, 3) not in edges
     # population size goes to the parameter named n: random_regular_graph(d, n)
-    indptr, indices = N.connect(Connect(graph="random_regular_graph", args={"d": 3}), 30, 30, True,
-                                np.random.default_rng(0))
+    indptr, indices = N.connect(
+        Connect(graph="random_regular_graph", args={"d": 3}), 30, 30, True, np.random.default_rng(0)
+    )
     assert np.all(np.diff(indptr) == 3) and np.all(np.bincount(indices, minlength=30) == 3)
     with pytest.raises(ScenarioError, match="equal population sizes"):
         N.connect(Connect(one_to_one=True), 5, 6, False, np.random.default_rng(0))
@@ -106,18 +121,39 @@ def test_one_to_one_and_graph():
 
 
 def test_build_network_deterministic_and_channels():
-    sc = scenario({"a": {"size": 50, **POP, "v_init": {"uniform": ["-70 mV", "-50 mV"]}},
-                   "b": {"size": 30, **POP, "t_ref": "2 ms"}},
-                  synapses=[{"source": "a", "target": ["a", "b"], "connect": {"p": 0.2}, "weight": "1 mV",
-                             "tau": "5 ms", "delay": "1.5 ms"},
-                            {"source": "b", "target": "a", "connect": {"in_degree": 5}, "weight": "-2 mV",
-                             "tau": "5 ms"}],
-                  inputs=[{"kind": "constant", "target": "a", "drive": "3 mV"},
-                          {"kind": "constant", "target": "b", "current": "0.1 nA"},
-                          {"kind": "noise", "target": "a", "sigma": "3 mV"},
-                          {"kind": "noise", "target": "a", "sigma": "4 mV", "mu": "1 mV"},
-                          {"kind": "poisson", "target": "b", "rate": "5 Hz", "n_sources": 10,
-                           "weight": "1 nS", "tau": "2 ms", "synapse": "conductance", "reversal": "0 mV"}])
+    sc = scenario(
+        {
+            "a": {"size": 50, **POP, "v_init": {"uniform": ["-70 mV", "-50 mV"]}},
+            "b": {"size": 30, **POP, "t_ref": "2 ms"},
+        },
+        synapses=[
+            {
+                "source": "a",
+                "target": ["a", "b"],
+                "connect": {"p": 0.2},
+                "weight": "1 mV",
+                "tau": "5 ms",
+                "delay": "1.5 ms",
+            },
+            {"source": "b", "target": "a", "connect": {"in_degree": 5}, "weight": "-2 mV", "tau": "5 ms"},
+        ],
+        inputs=[
+            {"kind": "constant", "target": "a", "drive": "3 mV"},
+            {"kind": "constant", "target": "b", "current": "0.1 nA"},
+            {"kind": "noise", "target": "a", "sigma": "3 mV"},
+            {"kind": "noise", "target": "a", "sigma": "4 mV", "mu": "1 mV"},
+            {
+                "kind": "poisson",
+                "target": "b",
+                "rate": "5 Hz",
+                "n_sources": 10,
+                "weight": "1 nS",
+                "tau": "2 ms",
+                "synapse": "conductance",
+                "reversal": "0 mV",
+            },
+        ],
+    )
     n1, n2 = N.build_network(sc), N.build_network(sc)
     for p1, p2 in zip(n1.projections, n2.projections):
         assert np.array_equal(p1.indices, p2.indices) and np.array_equal(p1.indptr, p2.indptr)
@@ -138,24 +174,27 @@ def test_build_network_deterministic_and_channels():
 
 
 def test_memory_estimate_and_refusal():
-    big = scenario({"a": {"size": 3_000_000, **POP}},
-                   synapses=[{"source": "a", "target": "a", "connect": {"p": 0.5}, "weight": "1 mV",
-                              "tau": "5 ms"}])
+    big = scenario(
+        {"a": {"size": 3_000_000, **POP}},
+        synapses=[{"source": "a", "target": "a", "connect": {"p": 0.5}, "weight": "1 mV", "tau": "5 ms"}],
+    )
     assert N.estimate_bytes(big) > 4 * 0.5 * 3e6**2
     with pytest.raises(ResourceError, match="synapses"):
         N.check_resources(big)
-    small = scenario({"a": {"size": 1000, **POP}},
-                     synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 100}, "weight": "1 mV",
-                                "tau": "5 ms"}])
+    small = scenario(
+        {"a": {"size": 1000, **POP}},
+        synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 100}, "weight": "1 mV", "tau": "5 ms"}],
+    )
     N.check_resources(small)
     est = N.estimate_bytes(small)
     assert 4 * 1e5 < est < 4 * 1e5 + 50e6
 
 
 def test_bytes_per_synapse():
-    sc = scenario({"a": {"size": 20000, **POP}},
-                  synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 200}, "weight": "1 mV",
-                             "tau": "5 ms"}])
+    sc = scenario(
+        {"a": {"size": 20000, **POP}},
+        synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 200}, "weight": "1 mV", "tau": "5 ms"}],
+    )
     net = N.build_network(sc)
     p = net.projections[0]
     per_syn = (p.indices.nbytes + p.indptr.nbytes) / p.n_synapses

@@ -35,7 +35,7 @@ run: {duration: 1.0003 s, dt: 0.1 ms, seed: 3}
 
 RECORDS = {
     "spikes_and_v": "record: {spikes: true, v: {every: 0.3 ms, indices: [0, 5, 239, 240, 299]}, "
-                    "rate_bin: 5 ms, analysis_start: 0.1 s}\n",
+    "rate_bin: 5 ms, analysis_start: 0.1 s}\n",
     "spikes_only": "record: {spikes: true, rate_bin: 5 ms, analysis_start: 0.2 s}\n",
     "v_only": "record: {spikes: false, v: {indices: [1, 250]}, rate_bin: 5 ms}\n",
 }
@@ -73,8 +73,9 @@ def test_streamed_file_equals_in_memory_run(tmp_path, monkeypatch, writers, reco
             assert a.values.tobytes() == b.values.tobytes(), name
         assert a.attrs == b.attrs, name
     moving = {"created", "wall_time_s"}
-    assert ({k: v for k, v in streamed.attrs.items() if k not in moving}
-            == {k: v for k, v in reference.attrs.items() if k not in moving})
+    assert {k: v for k, v in streamed.attrs.items() if k not in moving} == {
+        k: v for k, v in reference.attrs.items() if k not in moving
+    }
     assert "partial" not in streamed.attrs
 
     # the run really recorded something worth streaming, over several blocks

@@ -51,8 +51,10 @@ def test_refuse(text, dim, needle):
         parse_quantity(text, dim)
 
 
-@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
-       st.sampled_from([("ms", 1e-3), ("us", 1e-6), ("s", 1.0), ("ns", 1e-9)]))
+@given(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6),
+    st.sampled_from([("ms", 1e-3), ("us", 1e-6), ("s", 1.0), ("ns", 1e-9)]),
+)
 def test_roundtrip_time(x, unit):
     sym, scale = unit
     assert math.isclose(parse_quantity(f"{x!r} {sym}", "time"), x * scale, rel_tol=1e-12, abs_tol=1e-300)

@@ -44,10 +44,16 @@ def test_issue_cuba_file_loads_exactly_as_written():
         ("params.synapses.0.weight=1 nS", "params.synapses.0.weight", "for a current synapse"),
         ("run.backend=nest", "run.backend", "allowed: numba, brian2"),
         ("runn.seed=1", "runn", "did you mean 'run'"),
-        ("params.synapses.0.connect={graph: watts_strogatz, args: {k: 4, p: 0.1}}",
-         "params.synapses.0.connect.graph", "did you mean 'watts_strogatz_graph'"),
-        ("params.synapses.0.connect={graph: watts_strogatz_graph, args: {k: 4}}",
-         "params.synapses.0.connect", "missing a required argument: 'p'"),
+        (
+            "params.synapses.0.connect={graph: watts_strogatz, args: {k: 4, p: 0.1}}",
+            "params.synapses.0.connect.graph",
+            "did you mean 'watts_strogatz_graph'",
+        ),
+        (
+            "params.synapses.0.connect={graph: watts_strogatz_graph, args: {k: 4}}",
+            "params.synapses.0.connect",
+            "missing a required argument: 'p'",
+        ),
         ("params.populations.exc.v_reset=-40 mV", "params.populations.exc.v_reset", "below v_threshold"),
         ("model=nosuchpreset", "model", "no preset"),
     ],
@@ -73,8 +79,13 @@ def test_preset_merges_under_params(tmp_path):
     doc = yaml.safe_load(CUBA.read_text())
     preset = {"params": doc["params"]}
     (tmp_path / "models" / "mycuba.yaml").write_text(yaml.safe_dump(preset))
-    scen = {"name": "p", "family": "lif_network", "model": "mycuba",
-            "params": {"populations": {"exc": {"size": 10}}}, "run": doc["run"]}
+    scen = {
+        "name": "p",
+        "family": "lif_network",
+        "model": "mycuba",
+        "params": {"populations": {"exc": {"size": 10}}},
+        "run": doc["run"],
+    }
     (tmp_path / "scenarios").mkdir()
     f = tmp_path / "scenarios" / "p.yaml"
     f.write_text(yaml.safe_dump(scen))
@@ -88,8 +99,10 @@ def test_overrides_and_sweep_points():
     s = load_scenario(CUBA, ["run.seed=7", "params.populations.exc.size=100"])
     assert s.run.seed == 7 and s.params.populations["exc"].size == 100
     doc = yaml.safe_load(CUBA.read_text())
-    doc["sweep"] = {"grid": {"params.synapses.0.weight": ["0.5 mV", "1 mV"], "run.seed": [1, 2, 3]},
-                    "zip": {"params.populations.exc.size": [10, 20], "params.populations.inh.size": [5, 6]}}
+    doc["sweep"] = {
+        "grid": {"params.synapses.0.weight": ["0.5 mV", "1 mV"], "run.seed": [1, 2, 3]},
+        "zip": {"params.populations.exc.size": [10, 20], "params.populations.inh.size": [5, 6]},
+    }
     s = from_dict(doc)
     points = s.sweep.points()
     assert len(points) == 2 * 3 * 2

@@ -21,9 +21,14 @@ _BASE = yaml.safe_load(CUBA.read_text())
 _BASE["run"]["duration"] = "10 ms"
 
 _values = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
-    st.text(max_size=12), st.sampled_from(["5 mV", "20 ms", "-1 s", "0.1 nS", "1e400 ms", "nan", "x Hz"]),
-    st.lists(st.integers(-3, 3), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(["5 mV", "20 ms", "-1 s", "0.1 nS", "1e400 ms", "nan", "x Hz"]),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )
 
 

@@ -10,8 +10,10 @@ from neurodyn.storage import open_run, partial_path, write_run
 
 
 def _ds():
-    ds = xr.Dataset({"x": ("t", np.arange(5.0), {"units": "s", "long_name": "x", "meta": {"a": [1, 2]}})},
-                    coords={"t": ("t", np.arange(5), {"units": "1", "long_name": "t"})})
+    ds = xr.Dataset(
+        {"x": ("t", np.arange(5.0), {"units": "s", "long_name": "x", "meta": {"a": [1, 2]}})},
+        coords={"t": ("t", np.arange(5), {"units": "1", "long_name": "t"})},
+    )
     ds.attrs.update(flag=True, nothing=None, nested={"k": 1.5}, text="hello", seed=3)
     return ds
 

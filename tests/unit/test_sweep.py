@@ -30,8 +30,14 @@ def dask_cluster():
 
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster:
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    ) as cluster:
         yield cluster
 
 
@@ -45,9 +51,12 @@ def serial_3x2x2(tmp_path_factory):
 
 
 def test_plan_resolves_units_names_and_order(tmp_path):
-    sc = neurodyn.load_scenario(fam.write_scenario(
-        tmp_path / "s.yaml",
-        "{grid: {params.tau: [5 ms, 20 ms]}, zip: {params.sigma: [1, 2, 3], params.n: [2, 3, 4]}}"))
+    sc = neurodyn.load_scenario(
+        fam.write_scenario(
+            tmp_path / "s.yaml",
+            "{grid: {params.tau: [5 ms, 20 ms]}, zip: {params.sigma: [1, 2, 3], params.n: [2, 3, 4]}}",
+        )
+    )
     plan = plan_sweep(sc, tmp_path / "out")
     assert [d.name for d in plan.dims] == ["tau", "sigma"]
     assert plan.shape == (2, 3)
@@ -56,7 +65,8 @@ def test_plan_resolves_units_names_and_order(tmp_path):
     assert sig.paths == ["params.sigma", "params.n"] and sig.coords["params.n"] == [2, 3, 4]
     # grid slowest, zip innermost and in lock-step
     assert [p.values for p in plan.points[:3]] == [
-        {"params.tau": "5 ms", "params.sigma": s, "params.n": n} for s, n in [(1, 2), (2, 3), (3, 4)]]
+        {"params.tau": "5 ms", "params.sigma": s, "params.n": n} for s, n in [(1, 2), (2, 3), (3, 4)]
+    ]
     assert [p.index for p in plan.points] == [(i, j) for i in range(2) for j in range(3)]
     assert len({p.id for p in plan.points}) == 6
     assert plan.points[0].id == "tau=5ms_sigma=1"  # the values as written name the files
@@ -114,9 +124,13 @@ def test_dask_local_cluster_gives_same_dataset_as_serial(serial_3x2x2, dask_clus
 def test_failed_point_recorded_others_finish_rerun_retries(tmp_path, monkeypatch):
     counter = tmp_path / "count.txt"
     monkeypatch.setenv(fam.COUNTER_ENV, str(counter))
-    sc = neurodyn.load_scenario(fam.write_scenario(
-        tmp_path / "s.yaml", "{grid: {params.sigma: [0.5, 1.0, 2.0], run.seed: [1, 2]}}",
-        params="{n: 2, tau: 10 ms, sigma: 1.0, fail_when_sigma: 1.0}"))
+    sc = neurodyn.load_scenario(
+        fam.write_scenario(
+            tmp_path / "s.yaml",
+            "{grid: {params.sigma: [0.5, 1.0, 2.0], run.seed: [1, 2]}}",
+            params="{n: 2, tau: 10 ms, sigma: 1.0, fail_when_sigma: 1.0}",
+        )
+    )
     out = execute_sweep(sc, output=tmp_path / "out", workers=1)
     assert sorted(out.failed) == ["sigma=1.0_seed=1", "sigma=1.0_seed=2"]
     assert len(out.ran) == 4
@@ -137,8 +151,7 @@ def test_failed_point_recorded_others_finish_rerun_retries(tmp_path, monkeypatch
 def test_resume_reuses_points_and_refuses_other_scenarios(tmp_path, monkeypatch):
     counter = tmp_path / "count.txt"
     monkeypatch.setenv(fam.COUNTER_ENV, str(counter))
-    yaml_path = fam.write_scenario(tmp_path / "s.yaml",
-                                   "{grid: {params.sigma: [0.5, 1.0], run.seed: [1, 2]}}")
+    yaml_path = fam.write_scenario(tmp_path / "s.yaml", "{grid: {params.sigma: [0.5, 1.0], run.seed: [1, 2]}}")
     sc = neurodyn.load_scenario(yaml_path)
     full = execute_sweep(sc, output=tmp_path / "full", workers=1)
     reference = open_sweep(full.path, load=True)
@@ -162,8 +175,7 @@ def test_resume_reuses_points_and_refuses_other_scenarios(tmp_path, monkeypatch)
 
 
 def test_open_sweep_of_unfinished_sweep(tmp_path):
-    sc = neurodyn.load_scenario(fam.write_scenario(tmp_path / "s.yaml",
-                                                   "{grid: {params.sigma: [0.5, 1.0, 2.0]}}"))
+    sc = neurodyn.load_scenario(fam.write_scenario(tmp_path / "s.yaml", "{grid: {params.sigma: [0.5, 1.0, 2.0]}}"))
     out = execute_sweep(sc, output=tmp_path / "out", workers=1)
     full = open_sweep(out.path, load=True)
     out.path.unlink()
@@ -187,7 +199,8 @@ def test_lif_sweep_siegert_rate_with_ci_over_seeds(tmp_path):
         "  inputs:\n    - {kind: noise, target: noisy, mu: 18 mV, sigma: 5 mV}\n"
         "run: {duration: 1 s, dt: 0.1 ms, seed: 1}\n"
         "record: {spikes: true, analysis_start: 0.2 s}\n"
-        "sweep: {grid: {params.inputs.0.mu: [15 mV, 21 mV], run.seed: [1, 2, 3]}}\n")
+        "sweep: {grid: {params.inputs.0.mu: [15 mV, 21 mV], run.seed: [1, 2, 3]}}\n"
+    )
     out = execute_sweep(neurodyn.load_scenario(path), output=tmp_path / "out", workers=1)
     assert out.failed == {}
     ds = open_sweep(out.path, load=True)

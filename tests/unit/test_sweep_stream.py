@@ -17,8 +17,7 @@ def _family():
     fam.register()
 
 
-def _scenario(tmp_path, params="{n: 8, tau: 10 ms, sigma: 1.5}",
-              run="{duration: 0.5 s, dt: 0.1 ms, seed: 4}"):
+def _scenario(tmp_path, params="{n: 8, tau: 10 ms, sigma: 1.5}", run="{duration: 0.5 s, dt: 0.1 ms, seed: 4}"):
     path = tmp_path / "s.yaml"
     path.write_text(f"name: long\nfamily: {fam.NAME}\nparams: {params}\nrun: {run}\n")
     return neurodyn.load_scenario(path)
@@ -85,8 +84,10 @@ def test_writer_appends_regions_and_refuses_unequal_lengths(tmp_path):
 def test_long_run_memory_stays_bounded(tmp_path):
     """240 MB of recordings with an 8 MB block budget: peak memory grows far less than the data."""
     env = {"NEURODYN_STREAM_BUFFER": str(8 * 2**20), "NEURODYN_FAMILIES": "ou_test=tests.sweep_family:OUFamily"}
-    text = ("name: long\nfamily: ou_test\nparams: {{n: 100, tau: 10 ms, sigma: 1.0}}\n"
-            "run: {{duration: {d}, dt: 0.1 ms, seed: 1}}\n")
+    text = (
+        "name: long\nfamily: ou_test\nparams: {{n: 100, tau: 10 ms, sigma: 1.0}}\n"
+        "run: {{duration: {d}, dt: 0.1 ms, seed: 1}}\n"
+    )
     short = tmp_path / "short.yaml"
     short.write_text(text.format(d="1 s"))  # 8 MB of recordings
     long = tmp_path / "long.yaml"

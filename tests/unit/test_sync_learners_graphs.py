@@ -67,15 +67,20 @@ def test_disconnected_eigenbasis_keeps_centroid_as_mode_zero():
     assert np.sum(lam < 1e-12) == 3
 
 
-@pytest.mark.parametrize(("spec", "needle"), [
-    (dict(generator="watts_strogatz_graph", args={"kk": 4, "p": 0.1}), "did you mean 'k'"),
-    (dict(generator="connected_watts_strogatz_graph", args={"k": 4, "p": 0.1, "tries": "many"}),
-     "expects a number"),
-    (dict(generator="watts_strogatz_graph", args={"k": "four", "p": 0.1}), "refused these arguments"),
-    (dict(generator="cycle_graph", args={"n": 7}), "built 7 nodes"),
-    (dict(generator="erdos_renyi_graph", args={}), "needs argument(s) p"),
-    (dict(edges=[[0, 9]]), "node indices"),
-])
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        (dict(generator="watts_strogatz_graph", args={"kk": 4, "p": 0.1}), "did you mean 'k'"),
+        (
+            dict(generator="connected_watts_strogatz_graph", args={"k": 4, "p": 0.1, "tries": "many"}),
+            "expects a number",
+        ),
+        (dict(generator="watts_strogatz_graph", args={"k": "four", "p": 0.1}), "refused these arguments"),
+        (dict(generator="cycle_graph", args={"n": 7}), "built 7 nodes"),
+        (dict(generator="erdos_renyi_graph", args={}), "needs argument(s) p"),
+        (dict(edges=[[0, 9]]), "node indices"),
+    ],
+)
 def test_bad_specs_are_scenario_errors(spec, needle):
     with pytest.raises(ScenarioError, match=None) as exc:
         build_graph(topo(**spec), 6, 0, "params.topology.0")

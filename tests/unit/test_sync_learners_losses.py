@@ -27,12 +27,15 @@ def _value(setup, x):
     return logistic_loss_grad_hess(x, setup.z, setup.y, setup.lp[0])[0]
 
 
-@pytest.mark.parametrize("loss", [
-    Quadratic(hessian=[[2.0, 0.3, 0.0], [0.3, 1.0, 0.1], [0.0, 0.1, 0.5]], center=[1.0, 0.0, -1.0]),
-    LogCosh(kind="logcosh", scale=0.7, mu=0.2, center=0.3),
-    DoubleWell(kind="double_well", barrier=0.8, width=1.3),
-    Logistic(kind="logistic", samples=50, test_samples=10, reg=0.1),
-])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        Quadratic(hessian=[[2.0, 0.3, 0.0], [0.3, 1.0, 0.1], [0.0, 0.1, 0.5]], center=[1.0, 0.0, -1.0]),
+        LogCosh(kind="logcosh", scale=0.7, mu=0.2, center=0.3),
+        DoubleWell(kind="double_well", barrier=0.8, width=1.3),
+        Logistic(kind="logistic", samples=50, test_samples=10, reg=0.1),
+    ],
+)
 def test_kernel_gradient_matches_finite_differences(loss):
     setup = make_loss(loss, 3)
     rng = np.random.default_rng(0)
@@ -43,8 +46,7 @@ def test_kernel_gradient_matches_finite_differences(loss):
         g = np.empty(3)
         kernels._grad(setup.kind_id, x, g, setup.hess, setup.hess_diagonal, setup.center, setup.lp, z, y)
         eps = 1e-6
-        fd = np.array([(_value(setup, x + eps * e) - _value(setup, x - eps * e)) / (2 * eps)
-                       for e in np.eye(3)])
+        fd = np.array([(_value(setup, x + eps * e) - _value(setup, x - eps * e)) / (2 * eps) for e in np.eye(3)])
         np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
 
 
@@ -52,8 +54,7 @@ def test_logistic_minimiser_matches_scikit_learn():
     """Same data, same objective: sklearn's C = 1 / (reg m), no intercept."""
     loss = Logistic(kind="logistic", samples=300, test_samples=4000, separation=2.5, reg=0.02, data_seed=4)
     setup = make_loss(loss, 4)
-    clf = LogisticRegression(C=1.0 / (loss.reg * loss.samples), fit_intercept=False, tol=1e-12,
-                             max_iter=10_000)
+    clf = LogisticRegression(C=1.0 / (loss.reg * loss.samples), fit_intercept=False, tol=1e-12, max_iter=10_000)
     clf.fit(setup.z, setup.y)
     np.testing.assert_allclose(setup.x_ref, clf.coef_.ravel(), rtol=1e-5, atol=1e-7)
     assert np.linalg.norm(logistic_loss_grad_hess(setup.x_ref, setup.z, setup.y, loss.reg)[1]) < 1e-10

@@ -106,8 +106,9 @@ def test_output_is_bitwise_identical_for_1_and_2_threads():
     digests = []
     for threads in ("1", "2"):
         env = dict(os.environ, NUMBA_NUM_THREADS=threads, PYTHONPATH=str(ROOT))
-        out = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=600, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=True
+        )
         digests.append(out.stdout.strip().splitlines()[-1])
     assert digests[0] == digests[1]
     assert len(digests[0]) == len(hashlib.sha256().hexdigest())
@@ -131,12 +132,24 @@ def test_several_blocks_same_bits_whatever_the_chunking(integrator):
     assert kernels.n_blocks(64, 256) == 4
 
     def run(seed: int, chunk: float | None):
-        doc = {"name": "t", "family": "sync_learners",
-               "params": {"n": 64, "d": 256, "k": [0.5], "sigma": 1.0, "topology": ["complete", "ring"],
-                          "trials": 1, "init_spread": 1.0, "noise_correlation": 0.2, "integrator": integrator,
-                          "burn_in": 0.05},
-               "run": {"duration": 0.2, "dt": 0.01, "seed": seed, **({"chunk": chunk} if chunk else {})},
-               "record": {"every": 0.01}}
+        doc = {
+            "name": "t",
+            "family": "sync_learners",
+            "params": {
+                "n": 64,
+                "d": 256,
+                "k": [0.5],
+                "sigma": 1.0,
+                "topology": ["complete", "ring"],
+                "trials": 1,
+                "init_spread": 1.0,
+                "noise_correlation": 0.2,
+                "integrator": integrator,
+                "burn_in": 0.05,
+            },
+            "run": {"duration": 0.2, "dt": 0.01, "seed": seed, **({"chunk": chunk} if chunk else {})},
+            "record": {"every": 0.01},
+        }
         return simulate(from_dict(doc))
 
     a, b, c = run(5, 0.07), run(5, None), run(6, None)

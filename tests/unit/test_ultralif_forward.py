@@ -83,8 +83,7 @@ def test_ultra_trajectories_approach_maxplus_lif() -> None:
     I_low = rng.uniform(-1, 0.0, (40, 100))
     p_h, s_h, _ = _run(I_low, 0.1, 0.9, 0.5, 0.0, False, True, False)
     assert s_h.max() == 0.0
-    d = [np.abs(_run(I_low, eps, 0.9, 0.5, 0.0, False, True, True)[0] - p_h).max()
-         for eps in (0.1, 0.03, 0.01)]
+    d = [np.abs(_run(I_low, eps, 0.9, 0.5, 0.0, False, True, True)[0] - p_h).max() for eps in (0.1, 0.03, 0.01)]
     assert d[0] > d[1] > d[2] and d[2] < 0.05
 
 
@@ -129,9 +128,9 @@ def test_ultradlif_network_invariant_to_ring_rotation() -> None:
         W = p[: n * n_in].reshape(n, n_in)
         q[: n * n_in] = W[perm].ravel()
         b0 = spec.offs[0, 1]
-        q[b0:b0 + n] = p[b0:b0 + n][perm]
+        q[b0 : b0 + n] = p[b0 : b0 + n][perm]
         wo, n_out = spec.offs[1, 0], spec.sizes[2]
-        q[wo:wo + n_out * n] = p[wo:wo + n_out * n].reshape(n_out, n)[:, perm].ravel()
+        q[wo : wo + n_out * n] = p[wo : wo + n_out * n].reshape(n_out, n)[:, perm].ravel()
         return q
 
     rot = np.roll(np.arange(7), 2)
@@ -140,8 +139,7 @@ def test_ultradlif_network_invariant_to_ring_rotation() -> None:
         spec = NetSpec([4, 7, 3], kind)
         p = spec.init(rng, 0.5, 0.9)
         base = loss_and_grad(spec, p, X, y, need_grad=False)[0]
-        assert math.isclose(loss_and_grad(spec, permuted(spec, p, rot), X, y, need_grad=False)[0], base,
-                            rel_tol=1e-12)
+        assert math.isclose(loss_and_grad(spec, permuted(spec, p, rot), X, y, need_grad=False)[0], base, rel_tol=1e-12)
         shuffled = loss_and_grad(spec, permuted(spec, p, shuffle), X, y, need_grad=False)[0]
         assert math.isclose(shuffled, base, rel_tol=1e-12) == shuffle_invariant
 

@@ -8,8 +8,11 @@ import pytest
 from neurodyn.families.ultralif_network.kernels import KIND_CODES
 from neurodyn.families.ultralif_network.network import NetSpec, loss_and_grad
 
-CASES = [(kind, sur) for kind in KIND_CODES for sur in (("sigmoid", "atan") if kind in ("lif", "maxplus_lif")
-                                                          else ("sigmoid",))]
+CASES = [
+    (kind, sur)
+    for kind in KIND_CODES
+    for sur in (("sigmoid", "atan") if kind in ("lif", "maxplus_lif") else ("sigmoid",))
+]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -26,18 +29,18 @@ def _one_thread():
 
 def _spec(kind: str, sur: str, smooth: bool = True) -> NetSpec:
     # two hidden layers so gradients also cross a hidden-to-hidden synapse
-    return NetSpec([4, 5, 3, 3], kind, surrogate=sur, surrogate_k=10.0 if sur == "sigmoid" else 2.0,
-                   smooth=smooth)
+    return NetSpec([4, 5, 3, 3], kind, surrogate=sur, surrogate_k=10.0 if sur == "sigmoid" else 2.0, smooth=smooth)
 
 
-def _fd(spec: NetSpec, p: np.ndarray, X: np.ndarray, y: np.ndarray, lam: float,
-        h: float = 1e-6) -> np.ndarray:
+def _fd(spec: NetSpec, p: np.ndarray, X: np.ndarray, y: np.ndarray, lam: float, h: float = 1e-6) -> np.ndarray:
     out = np.empty_like(p)
     for k in range(p.size):
         e = np.zeros_like(p)
         e[k] = h
-        out[k] = (loss_and_grad(spec, p + e, X, y, lam, need_grad=False)[0]
-                  - loss_and_grad(spec, p - e, X, y, lam, need_grad=False)[0]) / (2 * h)
+        out[k] = (
+            loss_and_grad(spec, p + e, X, y, lam, need_grad=False)[0]
+            - loss_and_grad(spec, p - e, X, y, lam, need_grad=False)[0]
+        ) / (2 * h)
     return out
 
 
@@ -129,8 +132,9 @@ def test_gradient_independent_of_batch_split() -> None:
     np.testing.assert_allclose(g, 0.5 * (g1 + g2), rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("kind,smooth", [("ultralif", False), ("ultradlif", False), ("ultradplif", False),
-                                         ("lif", True), ("lif", False)])
+@pytest.mark.parametrize(
+    "kind,smooth", [("ultralif", False), ("ultradlif", False), ("ultradplif", False), ("lif", True), ("lif", False)]
+)
 def test_numba_matches_numpy_reference(kind: str, smooth: bool) -> None:
     """The Numba kernels and the independent NumPy implementation agree on loss and gradient."""
     from neurodyn.families.ultralif_network.reference import loss_and_grad_numpy

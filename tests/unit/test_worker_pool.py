@@ -24,8 +24,9 @@ HEAVY = ("xarray", "numba", "pydantic", "h5py", "dask")
 def _python(code: str) -> dict:
     """Run ``code`` in a fresh interpreter (repository on the path); it prints one JSON line."""
     env = {**os.environ, **fam.ENV, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                         env=env, cwd=REPO, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, cwd=REPO, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -67,8 +68,14 @@ WORKER_STATE = """
         modules, frozen = state.result()
     print(json.dumps({{"modules": [m for m in modules if m in {wanted!r}], "frozen": frozen}}))
 """
-WANTED = ["dask.array", "neurodyn.runner", "neurodyn.sweep", "neurodyn.worker_warmup", "numba.np.arraymath",
-          fam.TARGET.partition(":")[0]]
+WANTED = [
+    "dask.array",
+    "neurodyn.runner",
+    "neurodyn.sweep",
+    "neurodyn.worker_warmup",
+    "numba.np.arraymath",
+    fam.TARGET.partition(":")[0],
+]
 
 
 def test_workers_fork_with_neurodyn_the_family_numba_and_xarray_loaded():
@@ -94,7 +101,7 @@ def test_prestart_starts_nothing_without_a_sweep(tmp_path, text):
         from multiprocessing import active_children, forkserver
         from neurodyn.worker_pool import prestart_pool
         prestart_pool({str(path)!r})
-        prestart_pool({str(tmp_path / 'missing.yaml')!r})
+        prestart_pool({str(tmp_path / "missing.yaml")!r})
         print(json.dumps(forkserver._forkserver._forkserver_pid is not None))
     """)
     assert started is False
@@ -103,8 +110,10 @@ def test_prestart_starts_nothing_without_a_sweep(tmp_path, text):
 def test_a_worker_runs_points_of_other_parameters_without_recompiling(tmp_path):
     # Three points that differ in n, tau and sigma, run by the same pool worker: the kernel has one
     # signature there (parameters are arguments, not compile-time constants).
-    path = fam.write_scenario(tmp_path / "s.yaml", "{zip: {params.n: [4, 16, 64], params.tau: [5 ms, 10 ms, "
-                              "20 ms], params.sigma: [0.5, 1.0, 2.0]}}")
+    path = fam.write_scenario(
+        tmp_path / "s.yaml",
+        "{zip: {params.n: [4, 16, 64], params.tau: [5 ms, 10 ms, 20 ms], params.sigma: [0.5, 1.0, 2.0]}}",
+    )
     state = _python(f"""
         import copy, json
         from concurrent.futures import ProcessPoolExecutor
@@ -116,7 +125,7 @@ def test_a_worker_runs_points_of_other_parameters_without_recompiling(tmp_path):
 
         fam.register()
         scenario = neurodyn.load_scenario({str(path)!r})
-        plan = plan_sweep(scenario, {str(tmp_path / 'out')!r})
+        plan = plan_sweep(scenario, {str(tmp_path / "out")!r})
         (plan.root / "points").mkdir(parents=True)
         raw = copy.deepcopy(scenario.raw)
         raw.pop("sweep")

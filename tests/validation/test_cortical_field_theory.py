@@ -22,9 +22,7 @@ def test_dispersion_matches_lattice_formula_within_one_bin():
     ds = _run("field_dispersion")
     meas, pred = ds["dispersion_omega"].values, ds["dispersion_omega_theory"].values
     assert ds.sizes["mode"] >= 10
-    assert np.all(np.abs(meas - pred) <= float(ds["frequency_bin"])), (meas - pred) / float(
-        ds["frequency_bin"]
-    )
+    assert np.all(np.abs(meas - pred) <= float(ds["frequency_bin"])), (meas - pred) / float(ds["frequency_bin"])
     # group velocity (slope of omega between collinear modes) and phase velocity follow
     gv, gt = ds["group_velocity"].values, ds["group_velocity_theory"].values
     assert ds.sizes["pair"] >= 5 and np.all(np.abs(gv / gt - 1) < 0.01)

@@ -42,9 +42,19 @@ def test_theorem_rows_agree_with_predicted_slopes(theorem_ds):
 
 
 def _bptt(estimator: str, betas: list[float]):
-    sc = from_dict({"name": "t", "family": "eqprop", "run": {"seed": 1},
-                    "params": {"experiment": "bptt_match", "layers": [6, 8, 8, 3], "rho": "tanh",
-                               "bptt": {"betas": betas, "estimator": estimator, "steps": 20}}})
+    sc = from_dict(
+        {
+            "name": "t",
+            "family": "eqprop",
+            "run": {"seed": 1},
+            "params": {
+                "experiment": "bptt_match",
+                "layers": [6, 8, 8, 3],
+                "rho": "tanh",
+                "bptt": {"betas": betas, "estimator": estimator, "steps": 20},
+            },
+        }
+    )
     return simulate(sc)
 
 
@@ -60,8 +70,9 @@ def test_discrete_time_ep_updates_match_bptt_step_by_step():
     assert set(verdicts.values()) == {"agree", "holds"}
     assert sum(r.verdict == "holds" for r in rows) == 4  # rel_rmse and sign_share at beta = 0.01, 0.001
     # the first EP step equals the last BPTT step up to O(beta): the cost gradient at the fixed point
-    np.testing.assert_allclose(ds["ep_state_update"].sel(beta=0.001).isel(step=0),
-                               ds["bptt_state_update"].isel(step=0), rtol=0, atol=2e-3)
+    np.testing.assert_allclose(
+        ds["ep_state_update"].sel(beta=0.001).isel(step=0), ds["bptt_state_update"].isel(step=0), rtol=0, atol=2e-3
+    )
 
 
 def test_symmetric_nudging_matches_bptt_to_second_order():

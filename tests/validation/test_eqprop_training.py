@@ -14,8 +14,12 @@ from tests.conftest import REPO
 
 
 def _train(training: dict, layers=(64, 100, 10), epochs=4, **params):
-    doc = {"name": "t", "family": "eqprop", "run": {"seed": 0, "epochs": epochs},
-           "params": {"experiment": "train", "layers": list(layers), "training": training, **params}}
+    doc = {
+        "name": "t",
+        "family": "eqprop",
+        "run": {"seed": 0, "epochs": epochs},
+        "params": {"experiment": "train", "layers": list(layers), "training": training, **params},
+    }
     return simulate(from_dict(doc))
 
 
@@ -64,8 +68,7 @@ def test_relaxed_state_is_a_fixed_point_of_the_trained_network(converging_runs):
 
 
 def test_one_hidden_layer_reaches_95_percent_on_digits():
-    sc = load_scenario(REPO / "scenarios" / "eqprop_digits_1h.yaml",
-                       ["params.training.seeds=[1]", "run.epochs=25"])
+    sc = load_scenario(REPO / "scenarios" / "eqprop_digits_1h.yaml", ["params.training.seeds=[1]", "run.epochs=25"])
     ds = simulate(sc)
     # averaged over the last 5 epochs: robust to epoch-to-epoch jitter (a few test examples) and to
     # BLAS rounding differences between machines

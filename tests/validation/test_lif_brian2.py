@@ -56,6 +56,7 @@ def _assert_same_trace(ds_numba, ds_brian2, min_spikes: int) -> None:
 
 # ----------------------------------------------------------------------------- deterministic traces
 
+
 @pytest.mark.parametrize("t_ref", ["0 ms", "0.1 ms", "2 ms", "2.46 ms"])
 def test_constant_drive_trace_matches_brian2(t_ref: str) -> None:
     """A periodically firing neuron (v_rest above threshold) with refractoriness, sampled every step.
@@ -159,6 +160,7 @@ record: {v: {indices: [1]}}
 
 # ----------------------------------------------------------------------------- network statistics
 
+
 def _assert_same_early_spikes(ds_numba, ds_brian2, until: float = 0.05) -> None:
     """CUBA and COBA are deterministic given the network and v0: before rounding differences (1e-16 V)
     could grow chaotically, both backends must emit the very same spikes (so far they agree for the whole
@@ -167,8 +169,9 @@ def _assert_same_early_spikes(ds_numba, ds_brian2, until: float = 0.05) -> None:
     early_b = ds_brian2.spike_time.values < until
     assert early_n.sum() > 100
     np.testing.assert_array_equal(ds_numba.spike_index.values[early_n], ds_brian2.spike_index.values[early_b])
-    np.testing.assert_allclose(ds_numba.spike_time.values[early_n], ds_brian2.spike_time.values[early_b],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        ds_numba.spike_time.values[early_n], ds_brian2.spike_time.values[early_b], rtol=0, atol=1e-12
+    )
     sample = ds_numba.time.values < until
     err = np.abs(ds_numba.v.values[sample] - ds_brian2.v.values[sample]).max()
     assert err < 1e-9, err
@@ -259,6 +262,7 @@ record: {spikes: true, analysis_start: 0.1 s}
 
 # ----------------------------------------------------------------------------- layout and plumbing
 
+
 @pytest.mark.slow
 def test_switching_backend_keeps_dataset_layout(cuba_pair) -> None:
     """The same scenario file with only run.backend switched: same variables, dims, coords and units."""
@@ -296,7 +300,8 @@ run: {duration: 200 ms, dt: 0.1 ms, seed: SEED, backend: brian2}
     np.testing.assert_array_equal(runs[0].spike_time.values, runs[1].spike_time.values)
     np.testing.assert_array_equal(runs[0].spike_index.values, runs[1].spike_index.values)
     assert runs[0].sizes["spike"] != runs[2].sizes["spike"] or not np.array_equal(
-        runs[0].spike_time.values, runs[2].spike_time.values)
+        runs[0].spike_time.values, runs[2].spike_time.values
+    )
     assert brian2_seed(1) == brian2_seed(1) != brian2_seed(2)
     assert runs[0].attrs["brian2_seed"] == brian2_seed(1) and runs[2].attrs["brian2_seed"] == brian2_seed(2)
 

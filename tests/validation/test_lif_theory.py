@@ -17,11 +17,18 @@ from tests.conftest import REPO
 LIF = {"tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV", "t_ref": "2 ms"}
 
 
-def scenario(pops: dict, inputs: list, duration: str, dt: str, record: dict | None = None,
-             synapses: list | None = None):
-    return from_dict({"name": "t", "family": "lif_network",
-                      "params": {"populations": pops, "inputs": inputs, "synapses": synapses or []},
-                      "run": {"duration": duration, "dt": dt, "seed": 3}, "record": record or {}})
+def scenario(
+    pops: dict, inputs: list, duration: str, dt: str, record: dict | None = None, synapses: list | None = None
+):
+    return from_dict(
+        {
+            "name": "t",
+            "family": "lif_network",
+            "params": {"populations": pops, "inputs": inputs, "synapses": synapses or []},
+            "run": {"duration": duration, "dt": dt, "seed": 3},
+            "record": record or {},
+        }
+    )
 
 
 def test_single_neuron_constant_drive_rate_within_half_percent():
@@ -43,8 +50,7 @@ def test_single_neuron_constant_drive_rate_within_half_percent():
 
 
 def test_subthreshold_drive_gives_zero_rate():
-    sc = scenario({"n": {"size": 1, **LIF}}, [{"kind": "constant", "target": "n", "drive": "19.9 mV"}],
-                  "1 s", "0.1 ms")
+    sc = scenario({"n": {"size": 1, **LIF}}, [{"kind": "constant", "target": "n", "drive": "19.9 mV"}], "1 s", "0.1 ms")
     ds = simulate_numba(sc)
     assert float(ds.rate[0]) == 0.0 and float(theory.theory_dataset(sc, ds).rate_theory[0]) == 0.0
 
@@ -78,8 +84,7 @@ def test_siegert_against_quad_of_original_integrand():
     tau, tref, th, vr = 0.02, 0.002, 0.020, 0.010
     for mu, sigma in [(0.010, 0.005), (0.015, 0.002), (0.025, 0.005), (0.005, 0.003), (0.019, 0.0005)]:
         a, b = (vr - mu) / sigma, (th - mu) / sigma
-        integral, _ = integrate.quad(lambda u: math.exp(u * u) * math.erfc(-u), a, b, epsabs=0,
-                                     epsrel=1e-12, limit=200)
+        integral, _ = integrate.quad(lambda u: math.exp(u * u) * math.erfc(-u), a, b, epsabs=0, epsrel=1e-12, limit=200)
         expect = 1.0 / (tref + tau * math.sqrt(math.pi) * integral)
         assert theory.siegert_rate(mu, sigma, tau, tref, th, vr) == pytest.approx(expect, rel=1e-9)
 
@@ -105,8 +110,7 @@ def solve_to_threshold(mu: float, tau: float, th: float, vr: float) -> float:
         return y[0] - th
 
     hit.terminal = True
-    out = integrate.solve_ivp(lambda t, y: [(mu - y[0]) / tau], (0, 10.0), [vr], events=hit, rtol=1e-12,
-                              atol=1e-15)
+    out = integrate.solve_ivp(lambda t, y: [(mu - y[0]) / tau], (0, 10.0), [vr], events=hit, rtol=1e-12, atol=1e-15)
     return float(out.t_events[0][0])
 
 
@@ -119,10 +123,10 @@ def test_brunel_fixed_point_is_self_consistent():
     mu = tau * j * (ce * (nu[0] + 20.0) - g * ci * nu[1])
     var = tau * j * j * (ce * (nu[0] + 20.0) + g * g * ci * nu[1])
     sigma = math.sqrt(var)
-    shift = theory.ALPHA_FB / 2 * sigma * math.sqrt(0.5e-3 / tau) + theory.BETA_DISCRETE * sigma * math.sqrt(
-        1e-4 / tau)
-    phi = theory.siegert_rate(mu, sigma, tau, 0.002, 0.020 + shift,
-                              0.010 + theory.ALPHA_FB / 2 * sigma * math.sqrt(0.5e-3 / tau))
+    shift = theory.ALPHA_FB / 2 * sigma * math.sqrt(0.5e-3 / tau) + theory.BETA_DISCRETE * sigma * math.sqrt(1e-4 / tau)
+    phi = theory.siegert_rate(
+        mu, sigma, tau, 0.002, 0.020 + shift, 0.010 + theory.ALPHA_FB / 2 * sigma * math.sqrt(0.5e-3 / tau)
+    )
     assert nu[0] == pytest.approx(phi, rel=1e-8) and nu[0] == pytest.approx(nu[1], rel=1e-10)
     assert 20 < nu[0] < 100
 
@@ -137,9 +141,15 @@ def test_reduced_brunel_network_matches_mean_field():
     exc["connect"]["in_degree"], inh["connect"]["in_degree"] = 400, 100
     exc["weight"], inh["weight"] = "10 mV", "-50 mV"  # J C_E and g kept
     params["inputs"][0].update(n_sources=400, weight="10 mV")
-    sc = from_dict({"name": "brunel_small", "family": "lif_network", "params": params,
-                    "run": {"duration": "0.6 s", "dt": "0.1 ms", "seed": 1},
-                    "record": {"analysis_start": "0.1 s"}})
+    sc = from_dict(
+        {
+            "name": "brunel_small",
+            "family": "lif_network",
+            "params": params,
+            "run": {"duration": "0.6 s", "dt": "0.1 ms", "seed": 1},
+            "record": {"analysis_start": "0.1 s"},
+        }
+    )
     ds = simulate_numba(sc)
     th = theory.theory_dataset(sc, ds)
     ratio = ds.rate.values / th.rate_theory.values
@@ -156,9 +166,12 @@ def test_recurrent_conductance_network_has_no_theory():
 
 def test_poisson_diffusion_approximation_terms():
     """mu and sigma^2 of a Poisson input follow Campbell's theorem with J = w tau_s / tau_m."""
-    sc = scenario({"n": {"size": 1, **LIF}},
-                  [{"kind": "poisson", "target": "n", "rate": "10 Hz", "n_sources": 500, "weight": "2 mV",
-                    "tau": "1 ms"}], "10 ms", "0.1 ms")
+    sc = scenario(
+        {"n": {"size": 1, **LIF}},
+        [{"kind": "poisson", "target": "n", "rate": "10 Hz", "n_sources": 500, "weight": "2 mV", "tau": "1 ms"}],
+        "10 ms",
+        "0.1 ms",
+    )
     _, (inp,) = theory.population_inputs(sc)
     j = 2e-3 * 1e-3 / 0.02
     assert inp.mu0 == pytest.approx(-0.070 + 0.02 * 5000 * j)
@@ -170,8 +183,15 @@ def test_siegert_integral_far_below_reset_uses_tail_series():
     """Tiny noise puts the lower limit thousands of sigmas down: the asymptotic tail keeps it exact and
     cheap (quad on erfcx(-u) with break points as the reference)."""
     for a, b in [(-1e4, 2.0), (-30.0, 1.0), (-25.0, -21.0)]:
-        ref, _ = integrate.quad(lambda u: special.erfcx(-u), a, b, epsabs=0, epsrel=1e-12, limit=500,
-                                points=[-20.0, -100.0, -1000.0] if a < -1000 else None)
+        ref, _ = integrate.quad(
+            lambda u: special.erfcx(-u),
+            a,
+            b,
+            epsabs=0,
+            epsrel=1e-12,
+            limit=500,
+            points=[-20.0, -100.0, -1000.0] if a < -1000 else None,
+        )
         assert theory._int_erfcx(a, b) == pytest.approx(ref, rel=1e-7)
     # sigma -> 0 with mu above threshold: Siegert -> f-I curve
     fi = theory.fi_rate(-0.045, 0.02, 0.002, -0.050, -0.070)
@@ -205,9 +225,15 @@ def test_brunel_fig8_states_fast_oscillation_versus_asynchronous():
         params = yaml.safe_load((REPO / "models" / "brunel.yaml").read_text())
         params["synapses"][1]["weight"] = f"{-4.0 * g} mV"
         params["inputs"][0]["rate"] = f"{nu_ext} Hz"
-        sc = from_dict({"name": f"brunel_{label}", "family": "lif_network", "params": params,
-                        "run": {"duration": "0.35 s", "dt": "0.1 ms", "seed": 2},
-                        "record": {"rate_bin": "0.5 ms", "analysis_start": "0.1 s"}})
+        sc = from_dict(
+            {
+                "name": f"brunel_{label}",
+                "family": "lif_network",
+                "params": params,
+                "run": {"duration": "0.35 s", "dt": "0.1 ms", "seed": 2},
+                "record": {"rate_bin": "0.5 ms", "analysis_start": "0.1 s"},
+            }
+        )
         ds = simulate_numba(sc)
         pop = ds.population_rate.sel(population="exc").values[200:]  # from 0.1 s on
         spec = np.abs(np.fft.rfft(pop - pop.mean())) ** 2

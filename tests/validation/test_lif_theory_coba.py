@@ -16,27 +16,54 @@ from neurodyn.families.lif_network import theory
 from neurodyn.families.lif_network.engine import simulate_numba
 from tests.validation.test_lif_theory import rates_match_theory, scenario
 
-COBA_LIF = {"tau_m": "20 ms", "g_leak": "10 nS", "v_rest": "-70 mV", "v_reset": "-65 mV", "t_ref": "2 ms",
-            "v_init": {"uniform": ["-70 mV", "-50 mV"]}}
+COBA_LIF = {
+    "tau_m": "20 ms",
+    "g_leak": "10 nS",
+    "v_rest": "-70 mV",
+    "v_reset": "-65 mV",
+    "t_ref": "2 ms",
+    "v_init": {"uniform": ["-70 mV", "-50 mV"]},
+}
 #: E_exc - E_inh, the range the driving forces span
 DRIVING_RANGE = 0.080
 
 
-def conductance_inputs(target: str, rate_e: float, rate_i: float, w_e: str, w_i: str, tau_e: str,
-                       tau_i: str) -> list[dict]:
+def conductance_inputs(
+    target: str, rate_e: float, rate_i: float, w_e: str, w_i: str, tau_e: str, tau_i: str
+) -> list[dict]:
     """100 excitatory and 50 inhibitory Poisson trains of total rates rate_e and rate_i (Hz)."""
-    return [{"kind": "poisson", "target": target, "synapse": "conductance", "reversal": "0 mV",
-             "rate": f"{rate_e / 100} Hz", "n_sources": 100, "weight": w_e, "tau": tau_e},
-            {"kind": "poisson", "target": target, "synapse": "conductance", "reversal": "-80 mV",
-             "rate": f"{rate_i / 50} Hz", "n_sources": 50, "weight": w_i, "tau": tau_i}]
+    return [
+        {
+            "kind": "poisson",
+            "target": target,
+            "synapse": "conductance",
+            "reversal": "0 mV",
+            "rate": f"{rate_e / 100} Hz",
+            "n_sources": 100,
+            "weight": w_e,
+            "tau": tau_e,
+        },
+        {
+            "kind": "poisson",
+            "target": target,
+            "synapse": "conductance",
+            "reversal": "-80 mV",
+            "rate": f"{rate_i / 50} Hz",
+            "n_sources": 50,
+            "weight": w_i,
+            "tau": tau_i,
+        },
+    ]
 
 
 def free_membranes(sc) -> list[theory.Membrane]:
     """Theory of each (unconnected) population of ``sc``."""
     names, inputs = theory.population_inputs(sc)
     nu = np.zeros(len(names))
-    return [theory.membrane(sc.params.populations[nm], inp, nu, lambda b, k: k, float(sc.run.dt))
-            for nm, inp in zip(names, inputs)]
+    return [
+        theory.membrane(sc.params.populations[nm], inp, nu, lambda b, k: k, float(sc.run.dt))
+        for nm, inp in zip(names, inputs)
+    ]
 
 
 def test_subthreshold_mean_and_std_of_v_match_effective_time_constant_theory():
@@ -47,10 +74,12 @@ def test_subthreshold_mean_and_std_of_v_match_effective_time_constant_theory():
     the tau_eff/(tau_eff + tau_s) filter) would be 1.6-2.4 times too wide."""
     levels = {"low": (2000.0, 500.0), "mid": (4000.0, 1000.0), "high": (8000.0, 1500.0)}
     pops = {nm: {"size": 200, **COBA_LIF, "v_threshold": "-20 mV"} for nm in levels}
-    inputs = [i for nm, (re, ri) in levels.items()
-              for i in conductance_inputs(nm, re, ri, "1 nS", "4 nS", "5 ms", "10 ms")]
-    sc = scenario(pops, inputs, "1.5 s", "0.1 ms",
-                  record={"v": {"every": "1 ms", "indices": "all"}, "analysis_start": "0.2 s"})
+    inputs = [
+        i for nm, (re, ri) in levels.items() for i in conductance_inputs(nm, re, ri, "1 nS", "4 nS", "5 ms", "10 ms")
+    ]
+    sc = scenario(
+        pops, inputs, "1.5 s", "0.1 ms", record={"v": {"every": "1 ms", "indices": "all"}, "analysis_start": "0.2 s"}
+    )
     ds = simulate_numba(sc)
     assert int(ds.n_spikes.sum()) == 0
     v = ds.v.sel(time=slice(0.2, None)).values
@@ -58,7 +87,7 @@ def test_subthreshold_mean_and_std_of_v_match_effective_time_constant_theory():
     taus = [m.tau for m in mems]
     assert taus[0] > taus[1] > taus[2] and taus[0] < 0.3 * 0.020  # conductance shortens tau_m a lot
     for a, (nm, mem) in enumerate(zip(levels, mems)):
-        va = v[:, a * 200:(a + 1) * 200]
+        va = v[:, a * 200 : (a + 1) * 200]
         sd = math.sqrt(mem.var_v)
         assert abs(va.mean() - mem.mu) < 0.01 * DRIVING_RANGE, (nm, va.mean(), mem.mu)
         assert abs(va.std() / sd - 1) < 0.05, (nm, va.std(), sd)
@@ -74,8 +103,7 @@ def test_conductance_input_rate_matches_coba_theory():
     Fourcaud-Brunel correction is first order)."""
     levels = {"e1150": 1150.0, "e1300": 1300.0, "e1600": 1600.0, "e2000": 2000.0}
     pops = {nm: {"size": 300, **COBA_LIF, "v_threshold": "-50 mV"} for nm in levels}
-    inputs = [i for nm, re in levels.items()
-              for i in conductance_inputs(nm, re, 200.0, "3 nS", "6 nS", "1 ms", "2 ms")]
+    inputs = [i for nm, re in levels.items() for i in conductance_inputs(nm, re, 200.0, "3 nS", "6 nS", "1 ms", "2 ms")]
     sc = scenario(pops, inputs, "2 s", "0.1 ms", record={"analysis_start": "0.2 s"})
     th = rates_match_theory(sc, "coba", 2.0)
     assert float(th.rate_theory[-1]) < 50.0
@@ -91,9 +119,11 @@ def test_mixed_current_and_conductance_input_rate():
     inputs = []
     for nm, drive, rate_e in (("d4", "4 mV", 1000.0), ("d6", "6 mV", 1000.0), ("d8", "8 mV", 1100.0)):
         inputs += conductance_inputs(nm, rate_e, 200.0, "3 nS", "6 nS", "1 ms", "2 ms")
-        inputs += [{"kind": "constant", "target": nm, "drive": drive},
-                   {"kind": "poisson", "target": nm, "rate": "1000 Hz", "weight": "0.5 mV", "tau": "1 ms"},
-                   {"kind": "noise", "target": nm, "sigma": "2 mV"}]
+        inputs += [
+            {"kind": "constant", "target": nm, "drive": drive},
+            {"kind": "poisson", "target": nm, "rate": "1000 Hz", "weight": "0.5 mV", "tau": "1 ms"},
+            {"kind": "noise", "target": nm, "sigma": "2 mV"},
+        ]
     sc = scenario(pops, inputs, "2 s", "0.1 ms", record={"analysis_start": "0.2 s"})
     rates_match_theory(sc, "coba", 2.0)
 
@@ -103,10 +133,19 @@ def test_mixed_current_and_conductance_input_terms():
     part is scaled by g_L/g_T (mean) and passes through the leak (variance), the conductance part has its
     driving force frozen at the mean."""
     gl, tau_m, dt = 10e-9, 0.02, 1e-4
-    inputs = [{"kind": "constant", "target": "n", "drive": "5 mV"},
-              {"kind": "poisson", "target": "n", "rate": "1000 Hz", "weight": "1 mV", "tau": "2 ms"},
-              {"kind": "poisson", "target": "n", "synapse": "conductance", "reversal": "0 mV",
-               "rate": "2000 Hz", "weight": "1 nS", "tau": "4 ms"}]
+    inputs = [
+        {"kind": "constant", "target": "n", "drive": "5 mV"},
+        {"kind": "poisson", "target": "n", "rate": "1000 Hz", "weight": "1 mV", "tau": "2 ms"},
+        {
+            "kind": "poisson",
+            "target": "n",
+            "synapse": "conductance",
+            "reversal": "0 mV",
+            "rate": "2000 Hz",
+            "weight": "1 nS",
+            "tau": "4 ms",
+        },
+    ]
     sc = scenario({"n": {"size": 1, **COBA_LIF, "v_threshold": "-50 mV"}}, inputs, "10 ms", "0.1 ms")
     (mem,) = free_membranes(sc)
     g0 = 2000 * 1e-9 * dt / -math.expm1(-dt / 4e-3)  # mean of the conductance sampled on the grid
@@ -122,4 +161,3 @@ def test_mixed_current_and_conductance_input_terms():
     assert mem.slowest == pytest.approx(math.sqrt(4e-3 / tau), rel=1e-12)
     _, nu, regime = theory.self_consistent_rates(sc)
     assert regime == ["coba"] and nu[0] > 0
-

@@ -95,11 +95,25 @@ def test_weak_order_family_kernel_stationary_spread():
     dts = np.array([0.005, 0.01, 0.02])
     bias, se = [], []
     for dt in dts:
-        ds = simulate(from_dict({"name": "t", "family": "sync_learners",
-                                 "params": {"n": n, "d": 2, "k": k, "sigma": 1.0, "topology": "complete",
-                                            "loss": {"kind": "quadratic", "hessian": h}, "trials": 200,
-                                            "burn_in": 1.0},
-                                 "run": {"duration": 60.0, "dt": float(dt), "seed": 9}}))
+        ds = simulate(
+            from_dict(
+                {
+                    "name": "t",
+                    "family": "sync_learners",
+                    "params": {
+                        "n": n,
+                        "d": 2,
+                        "k": k,
+                        "sigma": 1.0,
+                        "topology": "complete",
+                        "loss": {"kind": "quadratic", "hessian": h},
+                        "trials": 200,
+                        "burn_in": 1.0,
+                    },
+                    "run": {"duration": 60.0, "dt": float(dt), "seed": 9},
+                }
+            )
+        )
         bias.append(float(ds["spread"].mean()) / sde - 1.0)
         se.append(float(ds["spread"].std(ddof=1)) / np.sqrt(200) / sde)
     bias, se = np.array(bias), np.array(se)

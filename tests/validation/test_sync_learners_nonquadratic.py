@@ -18,13 +18,29 @@ def mean_se(da):
     return da.mean("trial"), da.std("trial", ddof=1) / np.sqrt(da.sizes["trial"])
 
 
-@pytest.mark.parametrize("loss", [{"kind": "logcosh", "scale": 0.5, "mu": 0.3, "center": 0.5},
-                                  {"kind": "double_well", "barrier": 0.5, "width": 1.0}])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        {"kind": "logcosh", "scale": 0.5, "mu": 0.3, "center": 0.5},
+        {"kind": "double_well", "barrier": 0.5, "width": 1.0},
+    ],
+)
 def test_uncoupled_learners_follow_gibbs_density(loss):
     """k = 0: spread and learner error match quadrature over exp(-2 f / sigma^2) within 3 SE."""
-    ds = run({"n": 8, "d": 1, "k": [0.0, 1.0], "sigma": 1.0, "topology": "complete", "loss": loss,
-              "trials": 24, "burn_in": 5.0, "init_offset": 0.0},
-             {"duration": 60.0, "dt": 0.004, "seed": 6})
+    ds = run(
+        {
+            "n": 8,
+            "d": 1,
+            "k": [0.0, 1.0],
+            "sigma": 1.0,
+            "topology": "complete",
+            "loss": loss,
+            "trials": 24,
+            "burn_in": 5.0,
+            "init_offset": 0.0,
+        },
+        {"duration": 60.0, "dt": 0.004, "seed": 6},
+    )
     for name in ("spread", "learner_error"):
         m, se = mean_se(ds[name].sel(k=0.0))
         pred = ds[f"{name}_theory"].sel(k=0.0)
@@ -40,10 +56,21 @@ def test_uncoupled_learners_follow_gibbs_density(loss):
 
 def test_double_well_coupling_makes_learners_agree():
     """Non-convex loss: bound undefined until k lambda_2 > 4 B / w^2, holds beyond; coupling aligns wells."""
-    ds = run({"n": 12, "d": 1, "k": [0.0, 0.2, 2.0], "sigma": 1.0, "topology": ["complete", "ring"],
-              "loss": {"kind": "double_well", "barrier": 0.6, "width": 1.0}, "trials": 16, "burn_in": 10.0,
-              "init_offset": -1.0, "init_spread": 0.5},
-             {"duration": 50.0, "dt": 0.004, "seed": 7})
+    ds = run(
+        {
+            "n": 12,
+            "d": 1,
+            "k": [0.0, 0.2, 2.0],
+            "sigma": 1.0,
+            "topology": ["complete", "ring"],
+            "loss": {"kind": "double_well", "barrier": 0.6, "width": 1.0},
+            "trials": 16,
+            "burn_in": 10.0,
+            "init_offset": -1.0,
+            "init_spread": 0.5,
+        },
+        {"duration": 50.0, "dt": 0.004, "seed": 7},
+    )
     bound = ds["spread_bound"].isel(n=0)
     lam_f = -4 * 0.6
     lam2 = ds["lambda_2"].isel(n=0)
@@ -64,11 +91,20 @@ def test_double_well_coupling_makes_learners_agree():
 @pytest.mark.slow
 def test_logistic_regression_error_vs_n_and_k():
     """Test error of single learners falls with k; the centroid's with n; Bayes error bounds both."""
-    ds = run({"n": [2, 8], "d": 3, "k": [0.0, 1.0], "sigma": 0.4, "topology": "complete",
-              "loss": {"kind": "logistic", "samples": 80, "test_samples": 2000, "separation": 2.0,
-                       "reg": 0.05},
-              "trials": 8, "burn_in": 10.0},
-             {"duration": 60.0, "dt": 0.01, "seed": 3}, {"every": 0.5})
+    ds = run(
+        {
+            "n": [2, 8],
+            "d": 3,
+            "k": [0.0, 1.0],
+            "sigma": 0.4,
+            "topology": "complete",
+            "loss": {"kind": "logistic", "samples": 80, "test_samples": 2000, "separation": 2.0, "reg": 0.05},
+            "trials": 8,
+            "burn_in": 10.0,
+        },
+        {"duration": 60.0, "dt": 0.01, "seed": 3},
+        {"every": 0.5},
+    )
     te_l, se_l = mean_se(ds["test_error_learner"].isel(topology=0))
     te_c, se_c = mean_se(ds["test_error_centroid"].isel(topology=0))
     bayes = float(ds["test_error_learner_bound"].max())

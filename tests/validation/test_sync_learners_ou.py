@@ -33,10 +33,20 @@ def test_quadratic_spread_and_centroid_match_exact_ou(integrator):
     Euler-Maruyama is compared with the exact stationary values of its own chain (dt-corrected mode sums).
     """
     dt = 0.01 if integrator == "euler_maruyama" else 0.05
-    ds = run({"n": 8, "d": 2, "k": [0.3, 2.0], "sigma": 1.0, "topology": ["complete", "ring", "star"],
-              "loss": {"kind": "quadratic", "hessian": [1.0, 2.0]}, "trials": 60, "integrator": integrator,
-              "burn_in": 5.0},
-             {"duration": 80.0, "dt": dt, "seed": 11})
+    ds = run(
+        {
+            "n": 8,
+            "d": 2,
+            "k": [0.3, 2.0],
+            "sigma": 1.0,
+            "topology": ["complete", "ring", "star"],
+            "loss": {"kind": "quadratic", "hessian": [1.0, 2.0]},
+            "trials": 60,
+            "integrator": integrator,
+            "burn_in": 5.0,
+        },
+        {"duration": 80.0, "dt": dt, "seed": 11},
+    )
     for name in ("spread", "centroid_error", "learner_error"):
         mean, se, pred = within_3se(ds, name)
         assert np.all(np.abs(mean - pred) <= 3 * se), (name, mean, pred, se)
@@ -52,13 +62,28 @@ def test_quadratic_spread_and_centroid_match_exact_ou(integrator):
 
 
 def test_exact_integrator_full_hessian_weighted_graph_correlated_noise():
-    ds = run({"n": 6, "d": 3, "k": [0.5, 4.0], "sigma": 0.7, "noise_correlation": 0.4,
-              "loss": {"kind": "quadratic", "hessian": [[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 0.5]],
-                       "center": [1.0, -2.0, 0.5]},
-              "topology": [{"edges": [[0, 1, 2.0], [1, 2], [2, 3, 0.3], [3, 4], [4, 5, 1.5], [5, 0]],
-                            "label": "weighted_ring"}, {"generator": "star", "weights": [0.5, 2.0]}],
-              "trials": 60, "integrator": "exact", "burn_in": 10.0},
-             {"duration": 200.0, "dt": 0.1, "seed": 5})
+    ds = run(
+        {
+            "n": 6,
+            "d": 3,
+            "k": [0.5, 4.0],
+            "sigma": 0.7,
+            "noise_correlation": 0.4,
+            "loss": {
+                "kind": "quadratic",
+                "hessian": [[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 0.5]],
+                "center": [1.0, -2.0, 0.5],
+            },
+            "topology": [
+                {"edges": [[0, 1, 2.0], [1, 2], [2, 3, 0.3], [3, 4], [4, 5, 1.5], [5, 0]], "label": "weighted_ring"},
+                {"generator": "star", "weights": [0.5, 2.0]},
+            ],
+            "trials": 60,
+            "integrator": "exact",
+            "burn_in": 10.0,
+        },
+        {"duration": 200.0, "dt": 0.1, "seed": 5},
+    )
     for name in ("spread", "centroid_error", "learner_error"):
         mean, se, pred = within_3se(ds, name)
         assert np.all(np.abs(mean - pred) <= 3 * se), (name, mean, pred, se)
@@ -66,14 +91,23 @@ def test_exact_integrator_full_hessian_weighted_graph_correlated_noise():
 
 def test_k0_is_independent_learners():
     """k = 0: the graph is irrelevant (bitwise), and every learner is an independent OU process."""
-    params = {"n": 10, "d": 2, "k": 0.0, "sigma": 1.0, "loss": {"kind": "quadratic", "hessian": 2.0},
-              "topology": ["complete", "ring", "star"], "trials": 40, "burn_in": 2.0}
+    params = {
+        "n": 10,
+        "d": 2,
+        "k": 0.0,
+        "sigma": 1.0,
+        "loss": {"kind": "quadratic", "hessian": 2.0},
+        "topology": ["complete", "ring", "star"],
+        "trials": 40,
+        "burn_in": 2.0,
+    }
     ds = run(params, {"duration": 30.0, "dt": 0.01, "seed": 3})
     a = ds["spread"].sel(topology="complete").values
     for t in ("ring", "star"):
         np.testing.assert_array_equal(ds["spread"].sel(topology=t).values, a)
-        np.testing.assert_array_equal(ds["trajectory"].sel(topology=t).values,
-                                      ds["trajectory"].sel(topology="complete").values)
+        np.testing.assert_array_equal(
+            ds["trajectory"].sel(topology=t).values, ds["trajectory"].sel(topology="complete").values
+        )
     # one learner: d sigma^2 / (2 h (1 - h dt / 2)) (EM chain); spread = (n - 1) times that
     single = 2 * 1.0 / (2 * 2.0 * (1 - 2.0 * 0.01 / 2))
     le = ds["learner_error"].sel(topology="ring")
@@ -84,9 +118,19 @@ def test_k0_is_independent_learners():
 def test_complete_graph_spread_falls_as_one_over_h_plus_kn():
     """log spread / (n - 1) against log (h + k n) has slope -1 (EM inflation divided out, exact here)."""
     h, dt = 1.0, 0.002
-    ds = run({"n": [4, 16], "d": 2, "k": [0.25, 1.0, 4.0], "sigma": 1.0, "topology": "complete",
-              "loss": {"kind": "quadratic", "hessian": h}, "trials": 30, "burn_in": 1.0},
-             {"duration": 15.0, "dt": dt, "seed": 8})
+    ds = run(
+        {
+            "n": [4, 16],
+            "d": 2,
+            "k": [0.25, 1.0, 4.0],
+            "sigma": 1.0,
+            "topology": "complete",
+            "loss": {"kind": "quadratic", "hessian": h},
+            "trials": 30,
+            "burn_in": 1.0,
+        },
+        {"duration": 15.0, "dt": dt, "seed": 8},
+    )
     x, y = [], []
     for n in (4, 16):
         for k in (0.25, 1.0, 4.0):
@@ -101,29 +145,54 @@ def test_complete_graph_spread_falls_as_one_over_h_plus_kn():
 
 def test_logcosh_lambda2_bound_never_exceeded():
     """Strongly convex non-quadratic loss: simulated spread <= bound (+ 3 SE) across topologies and k."""
-    ds = run({"n": 12, "d": 2, "k": [0.0, 0.3, 1.0, 3.0], "sigma": 1.5,
-              "loss": {"kind": "logcosh", "scale": 1.0, "mu": 0.2, "center": [0.5, -0.5]},
-              "topology": ["complete", "ring", "star", "grid",
-                           {"generator": "connected_watts_strogatz_graph", "args": {"k": 4, "p": 0.3},
-                            "label": "small_world"}, {"generator": "barabasi_albert", "label": "ba"}],
-              "trials": 16, "burn_in": 10.0},
-             {"duration": 50.0, "dt": 0.005, "seed": 2})
+    ds = run(
+        {
+            "n": 12,
+            "d": 2,
+            "k": [0.0, 0.3, 1.0, 3.0],
+            "sigma": 1.5,
+            "loss": {"kind": "logcosh", "scale": 1.0, "mu": 0.2, "center": [0.5, -0.5]},
+            "topology": [
+                "complete",
+                "ring",
+                "star",
+                "grid",
+                {"generator": "connected_watts_strogatz_graph", "args": {"k": 4, "p": 0.3}, "label": "small_world"},
+                {"generator": "barabasi_albert", "label": "ba"},
+            ],
+            "trials": 16,
+            "burn_in": 10.0,
+        },
+        {"duration": 50.0, "dt": 0.005, "seed": 2},
+    )
     sim = ds["spread"]
     mean = sim.mean("trial").values
     se = (sim.std("trial", ddof=1) / np.sqrt(sim.sizes["trial"])).values
     bound = ds["spread_bound"].values
     assert np.all(np.isfinite(bound))
-    assert np.all(mean <= bound + 3 * se), (mean / bound)
+    assert np.all(mean <= bound + 3 * se), mean / bound
     # the loss is genuinely non-quadratic here: at k = 0 the spread sits far below the mu-only bound
     assert np.all(mean[:, 0, 0] < 0.6 * bound[:, 0, 0])
 
 
 def test_transient_rate_lower_bound_and_complete_graph_rate():
     """The spread's excess decays at least at 2 (lambda_f + k lambda_2); exactly so on the complete graph."""
-    ds = run({"n": 10, "d": 2, "k": [0.2, 1.0], "sigma": 0.3, "topology": ["complete", "ring", "star"],
-              "loss": {"kind": "quadratic", "hessian": 1.0}, "trials": 100, "integrator": "exact",
-              "init_spread": 3.0, "burn_in": 10.0},
-             {"duration": 20.0, "dt": 0.005, "seed": 4}, {"every": 0.005, "batches": 10})
+    ds = run(
+        {
+            "n": 10,
+            "d": 2,
+            "k": [0.2, 1.0],
+            "sigma": 0.3,
+            "topology": ["complete", "ring", "star"],
+            "loss": {"kind": "quadratic", "hessian": 1.0},
+            "trials": 100,
+            "integrator": "exact",
+            "init_spread": 3.0,
+            "burn_in": 10.0,
+        },
+        {"duration": 20.0, "dt": 0.005, "seed": 4},
+        {"every": 0.005, "batches": 10},
+    )
     rate = ds["transient_rate"]
     mean = rate.mean("batch")
     se = rate.std("batch", ddof=1) / np.sqrt(rate.sizes["batch"])
@@ -135,8 +204,17 @@ def test_transient_rate_lower_bound_and_complete_graph_rate():
 
 @pytest.mark.parametrize("integrator", ["euler_maruyama", "exact"])
 def test_same_seed_same_bits_whatever_the_chunking(integrator):
-    params = {"n": 5, "d": 2, "k": [0.5], "sigma": 1.0, "topology": ["ring"], "trials": 3, "init_spread": 1.0,
-              "noise_correlation": 0.2, "integrator": integrator}
+    params = {
+        "n": 5,
+        "d": 2,
+        "k": [0.5],
+        "sigma": 1.0,
+        "topology": ["ring"],
+        "trials": 3,
+        "init_spread": 1.0,
+        "noise_correlation": 0.2,
+        "integrator": integrator,
+    }
     a = run(params, {"duration": 3.0, "dt": 0.01, "seed": 21, "chunk": 0.07})
     b = run(params, {"duration": 3.0, "dt": 0.01, "seed": 21})
     c = run(params, {"duration": 3.0, "dt": 0.01, "seed": 22})

@@ -18,16 +18,24 @@ EPS = [2.0, 0.5, 0.1, 0.02]
 
 @pytest.fixture(scope="module")
 def ds():
-    p = UltraLIFParams(experiment="bounds", bounds={"eps": EPS, "steps": 40, "n_neurons": 300,
-                                                     "n_samples": 5000})
+    p = UltraLIFParams(experiment="bounds", bounds={"eps": EPS, "steps": 40, "n_neurons": 300, "n_samples": 5000})
     out = run_bounds(p, seed=11, progress=QUIET)
     return out.merge(bounds_theory(p, out))
 
 
 def test_theorems_hold_at_every_eps(ds) -> None:
     """Statements that are exact inequalities hold for every eps, as compare rows and as numbers."""
-    exact = ["lse_excess_max", "lse_excess_min", "lse_gap_ratio_max", "sigmoid_ratio_max", "dsdw_ratio_max",
-             "v_noreset_ratio_max", "d_noreset_ratio_max", "v_dsdv_max", "d_dsdv_max"]
+    exact = [
+        "lse_excess_max",
+        "lse_excess_min",
+        "lse_gap_ratio_max",
+        "sigmoid_ratio_max",
+        "dsdw_ratio_max",
+        "v_noreset_ratio_max",
+        "d_noreset_ratio_max",
+        "v_dsdv_max",
+        "d_dsdv_max",
+    ]
     rows = {(r.quantity, r.where): r for r in generic_rows(ds)}
     for name in exact:
         for e in EPS:
@@ -67,8 +75,7 @@ def test_reset_breaks_the_trajectory_bound_for_small_eps(ds) -> None:
 
 
 def test_same_seed_same_numbers() -> None:
-    p = UltraLIFParams(experiment="bounds",
-                       bounds={"eps": [0.3], "steps": 10, "n_neurons": 20, "n_samples": 100})
+    p = UltraLIFParams(experiment="bounds", bounds={"eps": [0.3], "steps": 10, "n_neurons": 20, "n_samples": 100})
     a = run_bounds(p, seed=5, progress=QUIET)
     b = run_bounds(p, seed=5, progress=QUIET)
     c = run_bounds(p, seed=6, progress=QUIET)

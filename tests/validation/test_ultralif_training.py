@@ -27,8 +27,9 @@ def _one_thread():
 def _run(params: dict, epochs: int, seed: int = 1):
     from neurodyn import registry
 
-    sc = from_dict({"name": "t", "family": "ultralif_network", "params": params,
-                    "run": {"epochs": epochs, "seed": seed}})
+    sc = from_dict(
+        {"name": "t", "family": "ultralif_network", "params": params, "run": {"epochs": epochs, "seed": seed}}
+    )
     fam = registry.get("ultralif_network")
     fam.check(sc)
     return fam.simulate(sc, QUIET)
@@ -39,8 +40,20 @@ def test_digits_T10_best_kind_reaches_93_percent() -> None:
     """CI-sized version of scenarios/ultralif_digits_T10.yaml for the best kind of the full runs
     (surrogate-gradient lif, see docs/ultralif.md): at least 93% test accuracy at T = 10 (paper: 97.5% on
     MNIST after 100 epochs; an ANN on the same Bernoulli-coded digits reaches about 96%)."""
-    ds = _run({"dataset": "digits", "kinds": ["lif"], "surrogates": ["sigmoid"], "hidden": [128, 128],
-               "T": 10, "batch_size": 64, "lr": 0.01, "test_repeats": 3}, epochs=20, seed=1)
+    ds = _run(
+        {
+            "dataset": "digits",
+            "kinds": ["lif"],
+            "surrogates": ["sigmoid"],
+            "hidden": [128, 128],
+            "T": 10,
+            "batch_size": 64,
+            "lr": 0.01,
+            "test_repeats": 3,
+        },
+        epochs=20,
+        seed=1,
+    )
     acc = float(ds["final_test_accuracy"].squeeze())
     assert acc >= 0.93, acc
     # learning, not luck: accuracy rose from the first epoch and the training loss fell

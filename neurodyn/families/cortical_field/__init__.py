@@ -88,13 +88,9 @@ class CorticalField(Family):
                 lines.append(f"{name}: {float(ds[name]):.4g}")
         if "pulse_speed" in ds:
             lines.append(
-                "pulse_speed (x, y, diagonal): "
-                + ", ".join(f"{v:.4g}" for v in ds["pulse_speed"].values)
-                + " m/s"
+                "pulse_speed (x, y, diagonal): " + ", ".join(f"{v:.4g}" for v in ds["pulse_speed"].values) + " m/s"
             )
         if "convergence_order" in ds:
-            lines.append(
-                "convergence_order: " + ", ".join(f"{v:.3f}" for v in ds["convergence_order"].values)
-            )
+            lines.append("convergence_order: " + ", ".join(f"{v:.3f}" for v in ds["convergence_order"].values))
         lines.append("compare with theory: neurodyn compare <result>")
         return "\n".join(lines)

@@ -91,10 +91,7 @@ def measure_mode_variance(
     nt = series.shape[-1]
     nb = nt // batches
     var = np.array(
-        [
-            [np.mean(np.abs(series[m, b * nb : (b + 1) * nb]) ** 2) for m in range(len(modes))]
-            for b in range(batches)
-        ]
+        [[np.mean(np.abs(series[m, b * nb : (b + 1) * nb]) ** 2) for m in range(len(modes))] for b in range(batches)]
     )
     nseg = min(nt, max(64, 2 ** int(np.floor(np.log2(max(nt // 16, 2))))))
     f, p = scipy.signal.welch(series, fs=1 / dts, nperseg=nseg, return_onesided=False, axis=-1, detrend=False)
@@ -358,9 +355,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
                 "s",
                 "local field spectrum, probe-averaged Welch (two-sided, per rad/s / 2 pi)",
                 probe_sites=[
-                    [int(r[2]), int(r[1])]
-                    for r, role in zip(r0.plan.probes, r0.plan.probe_role)
-                    if role == "spectrum"
+                    [int(r[2]), int(r[1])] for r, role in zip(r0.plan.probes, r0.plan.probe_role) if role == "spectrum"
                 ],
             ),
         )
@@ -398,9 +393,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         for r in raws:
             st = r.setup
             exact = T.continuum_solution(r.u_init[0], st.h, p.continuum.c, p.continuum.m, st.n_steps * st.dt)
-            errs.append(
-                float(np.sqrt(np.mean((r.u_final[0] - exact) ** 2)) / np.sqrt(np.mean(r.u_init[0] ** 2)))
-            )
+            errs.append(float(np.sqrt(np.mean((r.u_final[0] - exact) ** 2)) / np.sqrt(np.mean(r.u_init[0] ** 2))))
         ds["continuum_error"] = (
             "resolution",
             np.array(errs),

@@ -36,9 +36,7 @@ class Plan:
     def record_bytes(self, setup: Setup) -> int:
         """Bytes of the recording buffers."""
         return 8 * (
-            self.n_snap * setup.n_fields * setup.nx * setup.ny
-            + self.n_probe * len(self.probes)
-            + 4 * self.n_energy
+            self.n_snap * setup.n_fields * setup.nx * setup.ny + self.n_probe * len(self.probes) + 4 * self.n_energy
         )
 
 
@@ -159,8 +157,7 @@ def check_analysis(scenario, setup: Setup, plan: Plan) -> None:
                 raise ScenarioError(
                     f"params.analysis.{key}.{k}",
                     [mx, my],
-                    f"fixed-boundary modes are sine "
-                    f"modes with 1 <= n_x <= {setup.nx}, 1 <= n_y <= {setup.ny}",
+                    f"fixed-boundary modes are sine modes with 1 <= n_x <= {setup.nx}, 1 <= n_y <= {setup.ny}",
                 )
     if an.dispersion_modes and plan.k_snap * setup.dt * setup.omega_max() >= math.pi:
         kmax = math.pi / (setup.omega_max() * setup.dt)
@@ -264,9 +261,7 @@ def initial_field(scenario, setup: Setup, rng: np.random.Generator) -> np.ndarra
     elif ini.kind == "mode":
         mx, my = ini.mode
         if setup.periodic:
-            u0[0] = ini.amplitude * np.cos(
-                2 * np.pi * (mx * ix[None, :] / setup.nx + my * iy[:, None] / setup.ny)
-            )
+            u0[0] = ini.amplitude * np.cos(2 * np.pi * (mx * ix[None, :] / setup.nx + my * iy[:, None] / setup.ny))
         else:
             u0[0] = ini.amplitude * (
                 np.sin(np.pi * mx * (ix[None, :] + 1) / (setup.nx + 1))
@@ -544,9 +539,7 @@ def rk4_site(setup: Setup) -> tuple[int, np.ndarray, np.ndarray, float]:
 def run_all(scenario, progress) -> list[Raw]:
     """Run every variant of the scenario (same initial field for all, independent noise streams)."""
     # run.threads, or all cores (reset explicitly: the setting is process-wide and would leak between runs)
-    numba.set_num_threads(
-        min(scenario.run.threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS)
-    )
+    numba.set_num_threads(min(scenario.run.threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
     setups = check_resources(scenario)
     seeds = np.random.SeedSequence(scenario.run.seed).spawn(1 + len(setups))
     out = []

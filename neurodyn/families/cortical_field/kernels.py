@@ -159,9 +159,7 @@ def add_sources(target: np.ndarray, src: np.ndarray, t: float, scale: np.ndarray
             dy = iy - cy
             for ix in range(i0, i1 + 1):
                 dx = ix - cx
-                target[f, iy + 1, ix + 1] += (
-                    scale[sf, iy + 1, ix + 1] * a * math.exp(-(dx * dx + dy * dy) * inv)
-                )
+                target[f, iy + 1, ix + 1] += scale[sf, iy + 1, ix + 1] * a * math.exp(-(dx * dx + dy * dy) * inv)
                 total += target[f, iy + 1, ix + 1]
     return total
 
@@ -441,9 +439,7 @@ def stormer_run(
 
 
 @njit(cache=True)
-def _force_row(
-    j: int, u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.ndarray, rowsum: np.ndarray
-) -> None:
+def _force_row(j: int, u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.ndarray, rowsum: np.ndarray) -> None:
     nf = u.shape[0]
     nx = u.shape[2] - 2
     for f in range(nf):
@@ -622,9 +618,7 @@ def _rhs_row(
             E = es + e
             I = is_ + X[1, j, i]
             K[0, j, i] = (-E + _sig(p[2] * E - p[3] * I + p[6], p[8], p[9])) / te
-            K[1, j, i] = (
-                -I + _sig(p[4] * E - p[5] * I + p[7] - G * (k * lap + J[1, j, i]), p[10], p[11])
-            ) / ti
+            K[1, j, i] = (-I + _sig(p[4] * E - p[5] * I + p[7] - G * (k * lap + J[1, j, i]), p[10], p[11])) / ti
             ok &= e - e == 0.0
     rowsum[0, j] = 0.0 if ok else math.nan
 
@@ -728,9 +722,7 @@ def rk4_run(
             for j in range(1, ny + 1):
                 ok = True
                 for i in range(1, nx + 1):
-                    x = X[c, j, i] + dt / 6.0 * (
-                        k1[c, j, i] + 2.0 * k2[c, j, i] + 2.0 * k3[c, j, i] + k4[c, j, i]
-                    )
+                    x = X[c, j, i] + dt / 6.0 * (k1[c, j, i] + 2.0 * k2[c, j, i] + 2.0 * k3[c, j, i] + k4[c, j, i])
                     if c == 1 and sigma > 0.0:
                         x += sq * rng.standard_normal()
                     X[c, j, i] = x

@@ -35,7 +35,6 @@ class Lattice(StrictModel):
     h: PositiveLength = 1e-3
 
 
-
 class Continuum(StrictModel):
     """Continuum Klein–Gordon field ``u_tt = c^2 lap u - m^2 u``, discretised with spacing ``h``.
 
@@ -148,7 +147,6 @@ class TimeCourse(StrictModel):
     width: PositiveTime = 1e-3
     frequency: float = 10.0  #: Hz
     phase: float = 0.0  #: rad
-
 
 
 class Source(StrictModel):

@@ -31,9 +31,7 @@ def lattice_s(kx: np.ndarray, ky: np.ndarray, h: float) -> np.ndarray:
     return np.sin(np.asarray(kx) * h / 2) ** 2 + np.sin(np.asarray(ky) * h / 2) ** 2
 
 
-def lattice_omega(
-    kx: np.ndarray, ky: np.ndarray, h: float, kappa: np.ndarray, mass: np.ndarray
-) -> np.ndarray:
+def lattice_omega(kx: np.ndarray, ky: np.ndarray, h: float, kappa: np.ndarray, mass: np.ndarray) -> np.ndarray:
     """Angular frequencies of the lattice modes, shape ``(F, n_modes)`` sorted per mode (branches).
 
     ``omega^2`` are the eigenvalues of ``M + 4 s(k) diag(kappa)``; NaN where they are not real and positive.
@@ -42,9 +40,7 @@ def lattice_omega(
     out = np.full((len(kappa), len(s)), np.nan)
     for n, sv in enumerate(s):
         ev = np.linalg.eigvals(mass + 4.0 * sv * np.diag(kappa))
-        ev = (
-            np.sort(ev.real) if np.all(np.abs(ev.imag) < 1e-9 * max(1.0, np.max(np.abs(ev)))) else ev * np.nan
-        )
+        ev = np.sort(ev.real) if np.all(np.abs(ev.imag) < 1e-9 * max(1.0, np.max(np.abs(ev)))) else ev * np.nan
         out[:, n] = np.sqrt(np.where(ev > 0, ev, np.nan))
     return out
 
@@ -84,9 +80,7 @@ def lorentzian_sampled(
     The aliases ``omega + 2 pi n / dt_sample`` are added.
     """
     ws = 2 * math.pi / dt_sample
-    return sum(
-        lorentzian(np.asarray(omega) + n * ws, omega_k, gamma, sigma) for n in range(-n_alias, n_alias + 1)
-    )
+    return sum(lorentzian(np.asarray(omega) + n * ws, omega_k, gamma, sigma) for n in range(-n_alias, n_alias + 1))
 
 
 def mode_variance(omega_k: np.ndarray, gamma: float, sigma: float) -> np.ndarray:
@@ -135,9 +129,7 @@ def local_spectrum(
     return out
 
 
-def equipartition_spectrum(
-    omega: np.ndarray, gamma: float, sigma: float, kappa: float, m: float = 0.0
-) -> np.ndarray:
+def equipartition_spectrum(omega: np.ndarray, gamma: float, sigma: float, kappa: float, m: float = 0.0) -> np.ndarray:
     """Local spectrum of the damped continuum field: Lorentzians integrated over the 2D mode density.
 
     ``S(omega) = sigma^2 / (4 pi gamma kappa omega) [pi/2 + arctan((omega^2 - m^2) / (gamma omega))]``,
@@ -321,8 +313,7 @@ def theory_dataset(scenario, ds):
             lorentzian_sampled(ds["omega"].values, wk, g, st0.sigma, dts).T,
             var_attrs(
                 "s",
-                "exact Lorentzian sigma^2/((omega_k^2-omega^2)^2+gamma^2 omega^2), "
-                "aliases of the sampling added",
+                "exact Lorentzian sigma^2/((omega_k^2-omega^2)^2+gamma^2 omega^2), aliases of the sampling added",
                 source="stationary spectrum of a white-noise-driven damped oscillator "
                 "(Gardiner, Stochastic Methods, "
                 "sec. 4.5)",
@@ -342,8 +333,7 @@ def theory_dataset(scenario, ds):
             exact,
             var_attrs(
                 "s",
-                "exact local spectrum at the probes: mean_p sum_k phi_k(x_p)^2 S_k(omega) "
-                "(1/N weights on the torus)",
+                "exact local spectrum at the probes: mean_p sum_k phi_k(x_p)^2 S_k(omega) (1/N weights on the torus)",
                 source="sum of the modes' Lorentzians",
             ),
         )

@@ -27,9 +27,7 @@ class EqProp(Family):
     """Equilibrium propagation in layered Hopfield networks (Scellier & Bengio 2017)."""
 
     name = "eqprop"
-    description = (
-        "equilibrium propagation: Hopfield nets, EP gradient theorem, EP vs BPTT, digits vs backprop"
-    )
+    description = "equilibrium propagation: Hopfield nets, EP gradient theorem, EP vs BPTT, digits vs backprop"
     Params = EqPropParams
     needs_time = False
 
@@ -39,8 +37,10 @@ class EqProp(Family):
             sizes = np.asarray(p.layers, dtype=float)
             n_params = float((sizes[:-1] * sizes[1:]).sum() + sizes[1:].sum())
             if p.experiment == "gradient_theorem" and n_params > MAX_FD_PARAMS:
-                raise ResourceError(f"params.layers = {p.layers}: {n_params:.0f} parameters; finite "
-                                    f"differences need two relaxations each, so at most {MAX_FD_PARAMS}")
+                raise ResourceError(
+                    f"params.layers = {p.layers}: {n_params:.0f} parameters; finite "
+                    f"differences need two relaxations each, so at most {MAX_FD_PARAMS}"
+                )
             return
         from neurodyn.families.eqprop.train import N_CLASSES, N_DIGITS, N_FEATURES
 
@@ -104,8 +104,7 @@ class EqProp(Family):
             )
         if exp == "bptt_match":
             return "\n".join(
-                f"  beta={b:g}: rel. RMSE {float(r):.2e} (neurons {float(rs):.2e}), "
-                f"signs agree {100 * float(s):.1f}%"
+                f"  beta={b:g}: rel. RMSE {float(r):.2e} (neurons {float(rs):.2e}), signs agree {100 * float(s):.1f}%"
                 for b, r, rs, s in zip(
                     ds["beta"].values,
                     ds["rel_rmse"].values,
@@ -119,10 +118,14 @@ class EqProp(Family):
             for m in ds["rule"].values:
                 v = 100 * (1 - final.sel(rule=m).values)
                 sd = f" ± {v.std(ddof=1):.2f}" if v.size > 1 else ""
-                lines.append(f"  {m}: final test accuracy {v.mean():.2f}{sd} % over {v.size} seed(s), "
-                             f"epoch time {float(ds['epoch_time'].sel(rule=m).median()):.3f} s")
+                lines.append(
+                    f"  {m}: final test accuracy {v.mean():.2f}{sd} % over {v.size} seed(s), "
+                    f"epoch time {float(ds['epoch_time'].sel(rule=m).median()):.3f} s"
+                )
             last = ds.isel(epoch=-1)
-            lines.append(f"  EP free phase (last epoch): {float(last['free_steps'].mean()):.1f} steps, "
-                         f"energy at the fixed point {float(last['energy'].mean()):.3f}")
+            lines.append(
+                f"  EP free phase (last epoch): {float(last['free_steps'].mean()):.1f} steps, "
+                f"energy at the fixed point {float(last['energy'].mean()):.3f}"
+            )
             return "\n".join(lines)
         return ""

@@ -110,9 +110,7 @@ class Problem:
         names += [f"b_{k}" for k in range(1, len(lay.layers)) for _ in range(lay.off[k], lay.off[k + 1])]
         return np.array(names)
 
-    def ep_estimate(
-        self, Sa: np.ndarray, beta_a: float, Sb: np.ndarray, beta_b: float, denom: float
-    ) -> np.ndarray:
+    def ep_estimate(self, Sa: np.ndarray, beta_a: float, Sb: np.ndarray, beta_b: float, denom: float) -> np.ndarray:
         """EP estimate as one vector over the parameters (see :func:`kernels.ep_gradient`)."""
         gW, gb = K.ep_gradient(
             Sa,
@@ -136,9 +134,7 @@ def fit_slope(beta: np.ndarray, err: np.ndarray) -> float:
     return float(np.polyfit(np.log(beta), np.log(err), 1)[0])
 
 
-def finite_difference_gradient(
-    prob: Problem, S0: np.ndarray, h: float, tol: float, max_steps: int
-) -> np.ndarray:
+def finite_difference_gradient(prob: Problem, S0: np.ndarray, h: float, tol: float, max_steps: int) -> np.ndarray:
     """Central differences of ``J(theta) = C(s0_theta)``; every perturbed relaxation warm-starts at ``S0``."""
     theta = np.concatenate([prob.Wf, prob.bf])
     nW = prob.layout.n_weights
@@ -229,8 +225,12 @@ def simulate_theorem(scenario: Scenario) -> xr.Dataset:
             **_free_phase_vars(free_steps, free_res),
             "J": ((), prob.cost_at(S0), var_attrs("1", "J = C(s0), mean over the batch")),
         },
-        coords={"estimator": estimators, "beta": betas, "param": np.arange(g_fd.size),
-                "param_group": ("param", prob.param_groups())},
+        coords={
+            "estimator": estimators,
+            "beta": betas,
+            "param": np.arange(g_fd.size),
+            "param_group": ("param", prob.param_groups()),
+        },
     )
     _label_beta_and_params(ds)
     ds["estimator"].attrs = var_attrs("1", "one_sided: (s_beta, s_0); symmetric: (s_+beta, s_-beta)")
@@ -251,9 +251,7 @@ def simulate_bptt(scenario: Scenario) -> xr.Dataset:
     gS = np.zeros((n_steps, n_rel, B))
     gW = np.zeros((n_steps, lay.n_weights))
     gb = np.zeros((n_steps, lay.n_units))
-    K.bptt_at_fixed_point(
-        S0, prob.Wf, lay.woff, prob.bf, lay.off, prob.D, float(p.eps), prob.kind, n_steps, gS, gW, gb
-    )
+    K.bptt_at_fixed_point(S0, prob.Wf, lay.woff, prob.bf, lay.off, prob.D, float(p.eps), prob.kind, n_steps, gS, gW, gb)
     mask = prob.param_mask()
     bptt_theta = np.concatenate([gW, gb], axis=1)[:, mask]
     bptt_s = gS

@@ -252,9 +252,7 @@ def energy_cost(
 
 
 @njit(cache=True)
-def input_drive(
-    S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray
-) -> np.ndarray:
+def input_drive(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray) -> np.ndarray:
     """``W_0^T x + b_1``: the clamped input's constant contribution to the first hidden layer's net input."""
     U = _from_below(Wf, woff, off, S, 1)
     _add_bias(U, bf, off[1])
@@ -517,9 +515,7 @@ def train_epoch(
         if symmetric:
             Sm[:] = S0
             relax(Sm, Wf, woff, bf, off, Db, -b_signed, eps, n_nudged, 0.0, kind, cost)
-            gW, gb = ep_gradient(
-                Sp, b_signed, Sm, -b_signed, 2.0 * b_signed, Wf, woff, bf, off, Db, kind, cost
-            )
+            gW, gb = ep_gradient(Sp, b_signed, Sm, -b_signed, 2.0 * b_signed, Wf, woff, bf, off, Db, kind, cost)
         else:
             gW, gb = ep_gradient(Sp, b_signed, S0, 0.0, b_signed, Wf, woff, bf, off, Db, kind, cost)
         for k in range(woff.shape[0] - 1):
@@ -557,11 +553,11 @@ def predict_ep(
     n_out = off[nl] - o
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        S = states[:, start:start + m].copy()
+        S = states[:, start : start + m].copy()
         S[: X.shape[0]] = X[:, start : start + m]
         Dz = np.zeros((n_out, m))
         steps, _ = relax(S, Wf, woff, bf, off, Dz, 0.0, eps, n_max, tol, kind, cost)
-        states[:, start:start + m] = S
+        states[:, start : start + m] = S
         for j in range(m):
             out_class[start + j] = _argmax_col(S, o, n_out, j)
             out_steps[start + j] = steps

@@ -56,9 +56,7 @@ def make_layout(layers: list[int] | tuple[int, ...]) -> Layout:
     return Layout(tuple(int(x) for x in layers), off, woff)
 
 
-def glorot_uniform(
-    layout: Layout, rng: np.random.Generator, gain: float = 1.0
-) -> tuple[np.ndarray, np.ndarray]:
+def glorot_uniform(layout: Layout, rng: np.random.Generator, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Glorot-uniform weights ``U(-a, a)``, ``a = gain sqrt(6 / (fan_in + fan_out))``; zero biases.
 
     Returns

@@ -48,9 +48,7 @@ def plot_theorem(ds: xr.Dataset, path: Path) -> Path:
         ax.loglog(beta, err, marker=marker, label=f"{est} (fitted slope {slope:.2f})")
         k = 1 if est == "one_sided" else 2
         i = int(np.argmax(beta))
-        ax.loglog(
-            beta, err[i] * (beta / beta[i]) ** k, "k--" if k == 1 else "k:", lw=1, label=f"slope {k} guide"
-        )
+        ax.loglog(beta, err[i] * (beta / beta[i]) ** k, "k--" if k == 1 else "k:", lw=1, label=f"slope {k} guide")
     ax.set_xlabel("beta")
     ax.set_ylabel("||g_EP - g_FD|| / ||g_FD||")
     ax.set_title("EP gradient vs finite differences")
@@ -85,9 +83,7 @@ def plot_bptt(ds: xr.Dataset, path: Path, n_curves: int = 6) -> Path:
     ax0.set_ylabel("update / peak |BPTT|")
     ax0.set_title(f"EP (dashed) vs -BPTT gradient (solid), beta={b:g}")
     ax1.loglog(beta, ds["rel_rmse"].values, "o-", label=f"parameters (slope {float(ds['rmse_slope']):.2f})")
-    ax1.loglog(
-        beta, ds["rel_rmse_state"].values, "s-", label=f"neurons (slope {float(ds['rmse_state_slope']):.2f})"
-    )
+    ax1.loglog(beta, ds["rel_rmse_state"].values, "s-", label=f"neurons (slope {float(ds['rmse_state_slope']):.2f})")
     ax1.set_xlabel("beta")
     ax1.set_ylabel("relative RMSE EP vs BPTT")
     ax1.legend(fontsize=8)
@@ -114,10 +110,12 @@ def plot_training(ds: xr.Dataset, path: Path) -> Path:
         if m == "bp":
             continue
         axes[1].plot(ep, ds["energy"].sel(rule=m).mean("seed").values, color=color, label=m)
-        axes[2].plot(ep, ds["free_steps"].sel(rule=m).mean("seed").values, color=color,
-                     label=f"{m}: free phase (training)")
-        axes[2].plot(ep, ds["eval_steps"].sel(rule=m).mean("seed").values, "--", color=color,
-                     label=f"{m}: test-set relaxation")
+        axes[2].plot(
+            ep, ds["free_steps"].sel(rule=m).mean("seed").values, color=color, label=f"{m}: free phase (training)"
+        )
+        axes[2].plot(
+            ep, ds["eval_steps"].sel(rule=m).mean("seed").values, "--", color=color, label=f"{m}: test-set relaxation"
+        )
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("energy at the free fixed point")
     axes[1].legend(fontsize=8)

@@ -40,26 +40,26 @@ def theory_dataset(ds: xr.Dataset) -> xr.Dataset:
     exp = ds.attrs.get("experiment")
     out = xr.Dataset()
     if exp == "gradient_theorem":
-        out["slope_one_sided_theory"] = _slope_theory(
-            1.0, "error slope, one-sided nudging", SRC_THEOREM, rel_tol=0.15
-        )
-        out["slope_symmetric_theory"] = _slope_theory(
-            2.0, "error slope, symmetric nudging", SRC_THEOREM, rel_tol=0.1
-        )
+        out["slope_one_sided_theory"] = _slope_theory(1.0, "error slope, one-sided nudging", SRC_THEOREM, rel_tol=0.15)
+        out["slope_symmetric_theory"] = _slope_theory(2.0, "error slope, symmetric nudging", SRC_THEOREM, rel_tol=0.1)
     elif exp == "bptt_match":
         k = 2.0 if ds.attrs.get("estimator") == "symmetric" else 1.0
-        out["rmse_slope_theory"] = _slope_theory(
-            k, "slope of the EP-BPTT relative RMSE", SRC_BPTT, rel_tol=0.15
-        )
+        out["rmse_slope_theory"] = _slope_theory(k, "slope of the EP-BPTT relative RMSE", SRC_BPTT, rel_tol=0.15)
         out["rmse_state_slope_theory"] = _slope_theory(
             k, "slope of the EP-BPTT neuron-update relative RMSE", SRC_BPTT, rel_tol=0.15
         )
         small = ds["beta"].values <= 0.01 + 1e-15
         if small.any():
             level = np.where(small, SIGN_SHARE_LEVEL, np.nan)
-            out["rel_rmse_bound"] = (("beta",), np.where(small, RMSE_LEVEL, np.nan), var_attrs(
-                "1", "upper bound on the EP-BPTT relative RMSE for beta <= 0.01",
-                source="Ernoult et al. 2019 Thm 1 (RMSE -> 0, O(beta)); level 1e-2 from issue 6"))
+            out["rel_rmse_bound"] = (
+                ("beta",),
+                np.where(small, RMSE_LEVEL, np.nan),
+                var_attrs(
+                    "1",
+                    "upper bound on the EP-BPTT relative RMSE for beta <= 0.01",
+                    source="Ernoult et al. 2019 Thm 1 (RMSE -> 0, O(beta)); level 1e-2 from issue 6",
+                ),
+            )
             out["sign_share_bound"] = (
                 ("beta",),
                 level,
@@ -87,8 +87,15 @@ def training_rows(ds: xr.Dataset) -> list[Row]:
         ep = final.sel(rule=m).values
         n = ep.size
         ci = Z95 * ep.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
-        rows.append(Row(quantity=f"final test_error {m} vs backprop", simulated=float(ep.mean()),
-                        predicted=float(bp.mean()), ci=float(ci), rel_tol=1.0,
-                        source="peer: backprop on the same architecture and data; agree = within a factor 2",
-                        where=f"epoch={int(ds['epoch'].values[-1])}, seeds={n}"))
+        rows.append(
+            Row(
+                quantity=f"final test_error {m} vs backprop",
+                simulated=float(ep.mean()),
+                predicted=float(bp.mean()),
+                ci=float(ci),
+                rel_tol=1.0,
+                source="peer: backprop on the same architecture and data; agree = within a factor 2",
+                where=f"epoch={int(ds['epoch'].values[-1])}, seeds={n}",
+            )
+        )
     return rows

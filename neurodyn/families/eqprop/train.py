@@ -38,9 +38,7 @@ def load_data(data: Data) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
 
     X, y = load_digits(return_X_y=True)
     X = X / 16.0  # pixel intensities are 0..16
-    Xtr, Xte, ytr, yte = train_test_split(
-        X, y, test_size=data.test_fraction, random_state=data.split_seed, stratify=y
-    )
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=data.test_fraction, random_state=data.split_seed, stratify=y)
     return (
         np.ascontiguousarray(Xtr.T),
         _one_hot(ytr),
@@ -77,14 +75,40 @@ def train_ep_epoch(
     signs = rng.choice(np.array([-1.0, 1.0]), size=n_batches) if t.random_sign else np.ones(n_batches)
     stats = np.zeros((n_batches, 5))
     lr_w = np.asarray(t.lr, dtype=float)
-    K.train_epoch(X, D, particles, t.persistent, perm, signs, t.batch_size, Wf, layout.woff, bf, layout.off,
-                  lr_w, per_unit_bias_rates(layout, t.lr), float(t.beta), symmetric, float(p.eps), t.n_free,
-                  t.n_nudged, float(t.tol), p.rho_code, p.cost_code, stats)
+    K.train_epoch(
+        X,
+        D,
+        particles,
+        t.persistent,
+        perm,
+        signs,
+        t.batch_size,
+        Wf,
+        layout.woff,
+        bf,
+        layout.off,
+        lr_w,
+        per_unit_bias_rates(layout, t.lr),
+        float(t.beta),
+        symmetric,
+        float(p.eps),
+        t.n_free,
+        t.n_nudged,
+        float(t.tol),
+        p.rho_code,
+        p.cost_code,
+        stats,
+    )
     return stats
 
 
 def bp_epoch(
-    X: np.ndarray, D: np.ndarray, rng: np.random.Generator, layout: Layout, Wf: np.ndarray, bf: np.ndarray,
+    X: np.ndarray,
+    D: np.ndarray,
+    rng: np.random.Generator,
+    layout: Layout,
+    Wf: np.ndarray,
+    bf: np.ndarray,
     p: EqPropParams,
 ) -> np.ndarray:
     """One backprop epoch in an order drawn from ``rng``; returns per-batch (errors, cost)."""
@@ -94,8 +118,21 @@ def bp_epoch(
     perm = rng.permutation(X.shape[1]).astype(np.int64)
     stats = np.zeros((X.shape[1] // t.batch_size, 2))
     lr_w = np.asarray(rates, dtype=float)
-    K.bp_train_epoch(X, D, perm, t.batch_size, Wf, layout.woff, bf, layout.off, lr_w,
-                     per_unit_bias_rates(layout, rates), p.rho_code, p.cost_code, stats)
+    K.bp_train_epoch(
+        X,
+        D,
+        perm,
+        t.batch_size,
+        Wf,
+        layout.woff,
+        bf,
+        layout.off,
+        lr_w,
+        per_unit_bias_rates(layout, rates),
+        p.rho_code,
+        p.cost_code,
+        stats,
+    )
     return stats
 
 
@@ -149,13 +186,14 @@ def simulate_training(scenario: Scenario, progress: Progress) -> xr.Dataset:
                         stats = bp_epoch(Xtr, Dtr, rng, layout, Wf, bf, p)
                         errors, cost = stats[:, 0], stats[:, 1]
                     else:
-                        stats = train_ep_epoch(Xtr, Dtr, particles, rng, layout, Wf, bf, p,
-                                               method == "ep_symmetric")
+                        stats = train_ep_epoch(Xtr, Dtr, particles, rng, layout, Wf, bf, p, method == "ep_symmetric")
                         errors, cost = stats[:, 3], stats[:, 4]
                     curves["epoch_time"][mi, si, e] = time.perf_counter() - t0
                     if not (np.all(np.isfinite(Wf)) and np.all(np.isfinite(bf))):
-                        raise SimulationError(f"{method} weights became non-finite at epoch {e + 1} "
-                                              f"(seed {seed}); lower training.lr (or bp_lr) or beta")
+                        raise SimulationError(
+                            f"{method} weights became non-finite at epoch {e + 1} "
+                            f"(seed {seed}); lower training.lr (or bp_lr) or beta"
+                        )
                     curves["train_error"][mi, si, e] = errors.sum() / n_seen
                     curves["cost"][mi, si, e] = cost.mean()
                     if method == "bp":
@@ -166,8 +204,22 @@ def simulate_training(scenario: Scenario, progress: Progress) -> xr.Dataset:
                         curves["energy"][mi, si, e] = stats[:, 2].mean()
                         if t.eval_start == "zero":
                             test_particles[:] = 0.0
-                        K.predict_ep(Xte, test_particles, Wf, layout.woff, bf, layout.off, float(p.eps),
-                                     t.eval_steps, float(t.eval_tol), p.rho_code, p.cost_code, 512, cls, st)
+                        K.predict_ep(
+                            Xte,
+                            test_particles,
+                            Wf,
+                            layout.woff,
+                            bf,
+                            layout.off,
+                            float(p.eps),
+                            t.eval_steps,
+                            float(t.eval_tol),
+                            p.rho_code,
+                            p.cost_code,
+                            512,
+                            cls,
+                            st,
+                        )
                         curves["eval_steps"][mi, si, e] = st.mean()
                     curves["test_error"][mi, si, e] = np.mean(cls != yte)
                     bar.update(1)
@@ -178,14 +230,21 @@ def simulate_training(scenario: Scenario, progress: Progress) -> xr.Dataset:
                     b_out[k][mi, si] = b
 
     dims3 = ("rule", "seed", "epoch")
-    data_vars = {name: (dims3, curves[name], var_attrs(units, long_name))
-                 for name, (units, long_name) in CURVES.items()}
+    data_vars = {
+        name: (dims3, curves[name], var_attrs(units, long_name)) for name, (units, long_name) in CURVES.items()
+    }
     for k, W in enumerate(W_out):
-        data_vars[f"W_{k}"] = (("rule", "seed", f"unit_{k}", f"unit_{k + 1}"), W,
-                               var_attrs("1", f"trained weights between layers {k} and {k + 1}"))
+        data_vars[f"W_{k}"] = (
+            ("rule", "seed", f"unit_{k}", f"unit_{k + 1}"),
+            W,
+            var_attrs("1", f"trained weights between layers {k} and {k + 1}"),
+        )
     for k, b in enumerate(b_out):
-        data_vars[f"b_{k + 1}"] = (("rule", "seed", f"unit_{k + 1}"), b,
-                                   var_attrs("1", f"trained biases of layer {k + 1}"))
+        data_vars[f"b_{k + 1}"] = (
+            ("rule", "seed", f"unit_{k + 1}"),
+            b,
+            var_attrs("1", f"trained biases of layer {k + 1}"),
+        )
     coords = {"rule": methods, "seed": np.asarray(seeds, dtype=np.int64), "epoch": np.arange(1, nE + 1)}
     ds = xr.Dataset(data_vars, coords=coords)
     ds["rule"].attrs = var_attrs("1", "learning rule: ep_one_sided, ep_symmetric (EP estimators), bp")

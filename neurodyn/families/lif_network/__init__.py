@@ -53,6 +53,9 @@ class LIFNetwork(Family):
                 th = f", theory {float(ds['rate_theory'].sel(population=pop)):.2f} Hz" if "rate_theory" in ds else ""
                 lines.append(f"  {pop}: {r:.2f} Hz{th}, ISI CV {cv:.2f}")
         if "spike_time" in ds:
-            lines.insert(0, f"  {ds.sizes.get('spike', 0)} spikes from {ds.attrs.get('n_neurons', '?')} neurons "
-                         f"in {ds.attrs.get('duration', float('nan')):g} s")
+            lines.insert(
+                0,
+                f"  {ds.sizes.get('spike', 0)} spikes from {ds.attrs.get('n_neurons', '?')} neurons "
+                f"in {ds.attrs.get('duration', float('nan')):g} s",
+            )
         return "\n".join(lines)

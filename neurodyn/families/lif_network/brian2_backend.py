@@ -93,8 +93,12 @@ def codegen_target(backend: str = "brian2") -> str:
     named = backend.partition(":")[2]
     if named:
         if named == "cython" and not _cython_works():
-            raise ScenarioError("run.backend", backend, "Brian2's Cython target cannot compile here (no "
-                                "working C compiler or Cython); allowed: brian2:numpy, brian2")
+            raise ScenarioError(
+                "run.backend",
+                backend,
+                "Brian2's Cython target cannot compile here (no "
+                "working C compiler or Cython); allowed: brian2:numpy, brian2",
+            )
         return named
     env = os.environ.get(TARGET_ENV, "").strip().lower()
     if env:
@@ -112,8 +116,9 @@ def channel_var(net: Network, c: int) -> str:
 def _uniform(arr: np.ndarray, sl: slice, what: str, pop: str) -> float:
     vals = arr[sl]
     if vals.size and not np.all(vals == vals[0]):
-        raise SimulationError(f"brian2 backend: {what} varies within population {pop!r}; "
-                              "it must be uniform per population")
+        raise SimulationError(
+            f"brian2 backend: {what} varies within population {pop!r}; it must be uniform per population"
+        )
     return float(vals[0])
 
 
@@ -150,9 +155,12 @@ def population_model(net: Network, k: int, dt: float) -> tuple[str, dict[str, An
     par = {a: _uniform(getattr(net, a), sl, a, name) for a in attrs}
     ref_steps = int(_uniform(net.ref_steps, sl, "ref_steps", name))
     ns: dict[str, Any] = {
-        "tau_m": par["tau_m"] * b2.second, "v_rest": par["v_rest"] * b2.volt,
-        "v_reset": par["v_reset"] * b2.volt, "v_threshold": par["v_threshold"] * b2.volt,
-        "g_leak": par["g_leak"] * b2.siemens, "drive": (par["drive"] + par["noise_mu"]) * b2.volt,
+        "tau_m": par["tau_m"] * b2.second,
+        "v_rest": par["v_rest"] * b2.volt,
+        "v_reset": par["v_reset"] * b2.volt,
+        "v_threshold": par["v_threshold"] * b2.volt,
+        "g_leak": par["g_leak"] * b2.siemens,
+        "drive": (par["drive"] + par["noise_mu"]) * b2.volt,
     }
     terms = ["(v_rest - v)", "drive"]
     chan_eqs = []
@@ -221,9 +229,10 @@ def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
     methods: dict[str, str] = {}
     for k, name in enumerate(net.names):
         eqs, ns, method, t_ref = population_model(net, k, dt)
-        plan = plans.setdefault(_model_key(eqs, ns, method, t_ref),
-                                {"eqs": eqs, "ns": ns, "method": method, "t_ref": t_ref, "pops": [],
-                                 "number": len(plans)})
+        plan = plans.setdefault(
+            _model_key(eqs, ns, method, t_ref),
+            {"eqs": eqs, "ns": ns, "method": method, "t_ref": t_ref, "pops": [], "number": len(plans)},
+        )
         offset = sum(int(net.sizes[q]) for q in plan["pops"])
         plan["pops"].append(k)
         place.append((plan["number"], offset))
@@ -232,11 +241,18 @@ def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
     groups, glob, spike_mons, state_mons = [], [], [], []
     objects: list[Any] = []
     for g_i, plan in enumerate(plans.values()):
-        members = np.concatenate([np.arange(net.starts[k], net.starts[k] + net.sizes[k])
-                                  for k in plan["pops"]])
-        g = b2.NeuronGroup(members.size, plan["eqs"], threshold="v >= v_threshold", reset="v = v_reset",
-                           refractory=plan["t_ref"] * b2.second, method=plan["method"], namespace=plan["ns"],
-                           clock=clock, name=f"neurons_{g_i}*")
+        members = np.concatenate([np.arange(net.starts[k], net.starts[k] + net.sizes[k]) for k in plan["pops"]])
+        g = b2.NeuronGroup(
+            members.size,
+            plan["eqs"],
+            threshold="v >= v_threshold",
+            reset="v = v_reset",
+            refractory=plan["t_ref"] * b2.second,
+            method=plan["method"],
+            namespace=plan["ns"],
+            clock=clock,
+            name=f"neurons_{g_i}*",
+        )
         g.v = net.v0[members] * b2.volt
         sm = b2.SpikeMonitor(g, record=True, name=f"spikes_{g_i}*")
         groups.append(g)
@@ -256,7 +272,7 @@ def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
         g_i, off = place[k]
         hi = int(net.sizes[k]) if hi is None else hi
         g = groups[g_i]
-        return g if (off + lo == 0 and off + hi == len(g)) else g[off + lo:off + hi]
+        return g if (off + lo == 0 and off + hi == len(g)) else g[off + lo : off + hi]
 
     index = {nm: k for k, nm in enumerate(net.names)}
     for p_i, proj in enumerate(net.projections):
@@ -265,9 +281,15 @@ def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
         i, j = proj.pairs()
         if i.size == 0:
             continue
-        syn = b2.Synapses(view(index[proj.source]), view(index[proj.target]), on_pre=f"{var}_post += w",
-                          delay=proj.delay_steps * dt * b2.second, namespace={"w": proj.weight * unit},
-                          clock=clock, name=f"proj_{p_i}*")
+        syn = b2.Synapses(
+            view(index[proj.source]),
+            view(index[proj.target]),
+            on_pre=f"{var}_post += w",
+            delay=proj.delay_steps * dt * b2.second,
+            namespace={"w": proj.weight * unit},
+            clock=clock,
+            name=f"proj_{p_i}*",
+        )
         syn.connect(i=i, j=j)
         objects.append(syn)
 
@@ -275,19 +297,36 @@ def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
         if drive.rate <= 0 or drive.weight == 0 or drive.stop <= drive.start:
             continue
         if drive.rate * dt > 1:
-            raise ScenarioError("params.inputs", f"rate {drive.rate:g} Hz",
-                                f"rate * dt must be <= 1 for Brian2's PoissonInput (dt = {dt:g} s)")
+            raise ScenarioError(
+                "params.inputs",
+                f"rate {drive.rate:g} Hz",
+                f"rate * dt must be <= 1 for Brian2's PoissonInput (dt = {dt:g} s)",
+            )
         var = channel_var(net, drive.channel)
         unit = b2.volt if net.channels[drive.channel].kind == KIND_CURRENT else b2.siemens
         k = int(np.searchsorted(net.starts, drive.start, side="right") - 1)
         lo = int(net.starts[k])
         if drive.stop > lo + int(net.sizes[k]):
             raise SimulationError(f"brian2 backend: Poisson drive {d_i} spans several populations")
-        objects.append(b2.PoissonInput(view(k, drive.start - lo, drive.stop - lo), var, drive.n_sources,
-                                       drive.rate * b2.Hz, drive.weight * unit))
+        objects.append(
+            b2.PoissonInput(
+                view(k, drive.start - lo, drive.stop - lo),
+                var,
+                drive.n_sources,
+                drive.rate * b2.Hz,
+                drive.weight * unit,
+            )
+        )
 
-    return {"network": b2.Network(*objects), "groups": groups, "glob": glob, "spike_monitors": spike_mons,
-            "state_monitors": state_mons, "methods": methods, "net": net}
+    return {
+        "network": b2.Network(*objects),
+        "groups": groups,
+        "glob": glob,
+        "spike_monitors": spike_mons,
+        "state_monitors": state_mons,
+        "methods": methods,
+        "net": net,
+    }
 
 
 def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
@@ -325,8 +364,9 @@ def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
                 bar.update(now - done[0])
                 done[0] = now
 
-            model["network"].run(n_steps * scenario.run.dt * b2.second, report=report,
-                                 report_period=1 * b2.second, namespace={})
+            model["network"].run(
+                n_steps * scenario.run.dt * b2.second, report=report, report_period=1 * b2.second, namespace={}
+            )
             bar.update(n_steps - done[0])
     finally:
         b2.prefs.codegen.target = old_target
@@ -334,8 +374,10 @@ def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
     for g, members in zip(model["groups"], model["glob"]):
         bad = np.flatnonzero(~np.isfinite(g.v_[:]))
         if bad.size:
-            raise SimulationError(f"brian2: membrane potential of neuron {int(members[bad[0]])} became "
-                                  "NaN or infinite; reduce dt or check weights")
+            raise SimulationError(
+                f"brian2: membrane potential of neuron {int(members[bad[0]])} became "
+                "NaN or infinite; reduce dt or check weights"
+            )
     times, idx = [], []
     for sm, members in zip(model["spike_monitors"], model["glob"]):
         times.append(np.asarray(sm.t_[:], dtype=np.float64))
@@ -346,17 +388,23 @@ def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
     probes = probe_indices(scenario)
     v_time = v = v_index = None
     if probes.size:
-        v_time, v = _probe_samples(model, probes, scenario.run.n_steps, probe_every_steps(scenario),
-                                   float(scenario.run.dt))
+        v_time, v = _probe_samples(
+            model, probes, scenario.run.n_steps, probe_every_steps(scenario), float(scenario.run.dt)
+        )
         v_index = probes
     ds = make_dataset(scenario, spike_time, spike_index, v_time, v, v_index)
-    ds.attrs.update(brian2_target=target, brian2_method=model["methods"], brian2_version=b2.__version__,
-                    brian2_seed=brian2_seed(scenario.run.seed))
+    ds.attrs.update(
+        brian2_target=target,
+        brian2_method=model["methods"],
+        brian2_version=b2.__version__,
+        brian2_seed=brian2_seed(scenario.run.seed),
+    )
     return ds
 
 
-def _probe_samples(model: dict[str, Any], probes: np.ndarray, n_steps: int, every: int,
-                   dt: float) -> tuple[np.ndarray, np.ndarray]:
+def _probe_samples(
+    model: dict[str, Any], probes: np.ndarray, n_steps: int, every: int, dt: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Sample times and ``v`` (time, probe) in the order of ``probes`` from the per-group StateMonitors."""
     n_samples = math.ceil(n_steps / every)
     v = np.full((n_samples, probes.size), np.nan)

@@ -83,8 +83,15 @@ def isi_cv(spike_time: np.ndarray, spike_index: np.ndarray, lo: int, hi: int) ->
 
 
 @numba.njit(cache=True, nogil=True)
-def _accumulate_isi(spike_time: np.ndarray, spike_index: np.ndarray, t_min: float, last: np.ndarray,
-                    n_isi: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
+def _accumulate_isi(
+    spike_time: np.ndarray,
+    spike_index: np.ndarray,
+    t_min: float,
+    last: np.ndarray,
+    n_isi: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+) -> None:
     """Add the ISIs of time-ordered spikes at ``t >= t_min`` to per-neuron running sums.
 
     ``last`` holds each neuron's previous spike time in the window (NaN: none yet). The sums grow one ISI
@@ -148,9 +155,15 @@ class SpikeStatistics:
             self.hist[:, p] += h
         late = spike_time >= self.t_min
         self.count += np.bincount(pop_of[late], minlength=len(self.names))
-        _accumulate_isi(np.ascontiguousarray(spike_time, dtype=np.float64),
-                        np.ascontiguousarray(spike_index, dtype=np.int64), self.t_min, self.last, self.n_isi,
-                        self.s1, self.s2)
+        _accumulate_isi(
+            np.ascontiguousarray(spike_time, dtype=np.float64),
+            np.ascontiguousarray(spike_index, dtype=np.int64),
+            self.t_min,
+            self.last,
+            self.n_isi,
+            self.s1,
+            self.s2,
+        )
 
     def dataset(self) -> xr.Dataset:
         """The summary variables (no spikes, no ``v``) and the run attributes."""
@@ -165,27 +178,36 @@ class SpikeStatistics:
         data_vars: dict[str, Any] = {
             "population_start": ("population", self.starts, var_attrs("1", "first global neuron index")),
             "population_size": ("population", self.sizes, var_attrs("1", "number of neurons")),
-            "rate": ("population", rate, var_attrs("Hz", "mean firing rate per neuron",
-                                                     window=f"[{self.t0:g} s, {self.duration:g} s]")),
-            "cv_isi": ("population", cv,
-                       var_attrs("1", "mean coefficient of variation of inter-spike intervals")),
-            "n_spikes": ("population", self.count.copy(),
-                         var_attrs("1", "number of spikes in the analysis window")),
-            "population_rate": (("rate_time", "population"), hist,
-                                var_attrs("Hz", "population rate histogram", bin_width=self.rate_bin)),
+            "rate": (
+                "population",
+                rate,
+                var_attrs("Hz", "mean firing rate per neuron", window=f"[{self.t0:g} s, {self.duration:g} s]"),
+            ),
+            "cv_isi": ("population", cv, var_attrs("1", "mean coefficient of variation of inter-spike intervals")),
+            "n_spikes": ("population", self.count.copy(), var_attrs("1", "number of spikes in the analysis window")),
+            "population_rate": (
+                ("rate_time", "population"),
+                hist,
+                var_attrs("Hz", "population rate histogram", bin_width=self.rate_bin),
+            ),
         }
         coords: dict[str, Any] = {
             "population": ("population", np.array(self.names, dtype=object), var_attrs("", "population name")),
-            "rate_time": ("rate_time", self.edges[:-1] + self.rate_bin / 2,
-                          var_attrs("s", "centre of rate bin")),
+            "rate_time": ("rate_time", self.edges[:-1] + self.rate_bin / 2, var_attrs("s", "centre of rate bin")),
         }
         ds = xr.Dataset(data_vars, coords=coords)
         ds.attrs.update(duration=float(self.duration), dt=self.dt, n_neurons=int(self.sizes.sum()))
         return ds
 
 
-def make_dataset(scenario: Any, spike_time: np.ndarray, spike_index: np.ndarray, v_time: np.ndarray | None,
-                 v: np.ndarray | None, v_index: np.ndarray | None) -> xr.Dataset:
+def make_dataset(
+    scenario: Any,
+    spike_time: np.ndarray,
+    spike_index: np.ndarray,
+    v_time: np.ndarray | None,
+    v: np.ndarray | None,
+    v_index: np.ndarray | None,
+) -> xr.Dataset:
     """Assemble a run's Dataset from raw recordings held in memory.
 
     Parameters
@@ -211,7 +233,8 @@ def make_dataset(scenario: Any, spike_time: np.ndarray, spike_index: np.ndarray,
         ds["v"] = (("time", "neuron"), np.asarray(v, dtype=np.float64), dict(RECORDING_ATTRS["v"]))
         ds = ds.assign_coords(
             time=("time", np.asarray(v_time, dtype=np.float64), dict(RECORDING_ATTRS["time"])),
-            neuron=("neuron", np.asarray(v_index, dtype=np.int64), dict(RECORDING_ATTRS["neuron"])))
+            neuron=("neuron", np.asarray(v_index, dtype=np.int64), dict(RECORDING_ATTRS["neuron"])),
+        )
     return ds
 
 

@@ -49,8 +49,9 @@ class KernelState:
     spk_idx: np.ndarray
 
 
-def kernel_state(net: Network, dt: float, probe_idx: np.ndarray, probe_every: int, n_steps: int,
-                 probe_rows: int | None = None) -> KernelState:
+def kernel_state(
+    net: Network, dt: float, probe_idx: np.ndarray, probe_every: int, n_steps: int, probe_rows: int | None = None
+) -> KernelState:
     """Flatten ``net`` into the kernel's arrays (per-neuron propagators, concatenated CSR, ring buffers).
 
     The projections' ``indices`` arrays are moved into one concatenated array and replaced by views of it,
@@ -89,14 +90,26 @@ def kernel_state(net: Network, dt: float, probe_idx: np.ndarray, probe_every: in
     for g, (s0, p_) in enumerate(zip(g_start, pop)):
         chans = np.flatnonzero(receives[p_, :n_ch])
         g_nch[g] = chans.size
-        g_ch[g, :chans.size] = chans
+        g_ch[g, : chans.size] = chans
         g_cond[g] = bool(np.any(ch_kind[chans] == KIND_CONDUCTANCE))
         for k, c in enumerate(chans):
             g_kern[g, k] = kernels.current_kernel(dt, net.tau_m[s0], net.channels[c].tau)
     tau_g = net.tau_m[g_start]
-    group_args = (g_start, g_stop, net.ref_steps[g_start].astype(np.int64), v_inf[g_start],
-                  np.exp(-dt / tau_g), net.v_threshold[g_start], noise_std[g_start], dt / tau_g,
-                  1.0 / net.g_leak[g_start], g_cond, g_nch, g_ch, g_kern)
+    group_args = (
+        g_start,
+        g_stop,
+        net.ref_steps[g_start].astype(np.int64),
+        v_inf[g_start],
+        np.exp(-dt / tau_g),
+        net.v_threshold[g_start],
+        noise_std[g_start],
+        dt / tau_g,
+        1.0 / net.g_leak[g_start],
+        g_cond,
+        g_nch,
+        g_ch,
+        g_kern,
+    )
 
     projs = net.projections
     n_indptr = sum(p.indptr.size for p in projs)
@@ -112,10 +125,10 @@ def kernel_state(net: Network, dt: float, probe_idx: np.ndarray, probe_every: in
     a = b = r = 0
     for k, p in enumerate(projs):
         pr_indptr_off[k], pr_indices_off[k] = a, b
-        indptr[a:a + p.indptr.size] = p.indptr
+        indptr[a : a + p.indptr.size] = p.indptr
         if len(projs) > 1:
-            indices[b:b + p.indices.size] = p.indices
-            p.indices = indices[b:b + p.indices.size]  # share storage: synapses stored once
+            indices[b : b + p.indices.size] = p.indices
+            p.indices = indices[b : b + p.indices.size]  # share storage: synapses stored once
         a += p.indptr.size
         b += p.indices.size
         if p.delay_steps > 0:
@@ -138,21 +151,46 @@ def kernel_state(net: Network, dt: float, probe_idx: np.ndarray, probe_every: in
     spk_idx = np.empty(cap, dtype=np.int32)
     v = net.v0.astype(np.float64, copy=True)
     last_spike = np.full(n, -(2**62), dtype=np.int64)
-    args = (v, last_spike, net.v_reset.astype(np.float64), *group_args,
-            x, ch_kind, ch_decay, ch_rev,
-            col("pre_start", np.int64, projs), col("n_pre", np.int64, projs),
-            col("post_start", np.int64, projs), col("n_post", np.int64, projs),
-            col("weight", np.float64, projs), col("channel", np.int64, projs),
-            col("delay_steps", np.int64, projs), pr_indptr_off, pr_indices_off, pr_ring_off, indptr, indices,
-            ring,
-            col("start", np.int64, net.poisson), col("stop", np.int64, net.poisson),
-            np.array([d.rate * d.n_sources * dt for d in net.poisson], dtype=np.float64),
-            col("weight", np.float64, net.poisson), col("channel", np.int64, net.poisson),
-            cdf_off, np.concatenate([np.zeros(0), *cdfs]),
-            probe_idx.astype(np.int64), int(probe_every), probe_row0, probe_buf, spk_step, spk_idx,
-            np.empty(n, dtype=np.int64), np.zeros(n), np.zeros(n))
-    return KernelState(args=args, v=v, probe_row0=probe_row0, probe_buf=probe_buf, spk_step=spk_step,
-                       spk_idx=spk_idx)
+    args = (
+        v,
+        last_spike,
+        net.v_reset.astype(np.float64),
+        *group_args,
+        x,
+        ch_kind,
+        ch_decay,
+        ch_rev,
+        col("pre_start", np.int64, projs),
+        col("n_pre", np.int64, projs),
+        col("post_start", np.int64, projs),
+        col("n_post", np.int64, projs),
+        col("weight", np.float64, projs),
+        col("channel", np.int64, projs),
+        col("delay_steps", np.int64, projs),
+        pr_indptr_off,
+        pr_indices_off,
+        pr_ring_off,
+        indptr,
+        indices,
+        ring,
+        col("start", np.int64, net.poisson),
+        col("stop", np.int64, net.poisson),
+        np.array([d.rate * d.n_sources * dt for d in net.poisson], dtype=np.float64),
+        col("weight", np.float64, net.poisson),
+        col("channel", np.int64, net.poisson),
+        cdf_off,
+        np.concatenate([np.zeros(0), *cdfs]),
+        probe_idx.astype(np.int64),
+        int(probe_every),
+        probe_row0,
+        probe_buf,
+        spk_step,
+        spk_idx,
+        np.empty(n, dtype=np.int64),
+        np.zeros(n),
+        np.zeros(n),
+    )
+    return KernelState(args=args, v=v, probe_row0=probe_row0, probe_buf=probe_buf, spk_step=spk_step, spk_idx=spk_idx)
 
 
 class StreamRecorder:
@@ -199,8 +237,8 @@ class StreamRecorder:
         if self.record_spikes:
             block = self.writer.rows(8)
             for a in range(0, t.size, block):
-                self.writer.append("spike_time", t[a:a + block])
-                self.writer.append("spike_index", idx[a:a + block])
+                self.writer.append("spike_time", t[a : a + block])
+                self.writer.append("spike_index", idx[a : a + block])
 
     def probes(self, st: KernelState, next_step: int, force: bool) -> None:
         """Append the samples of steps before ``next_step`` when the buffer is full (or ``force``)."""
@@ -249,8 +287,10 @@ def simulate_numba(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
                 steps_out.append(st.spk_step[:n_spk].copy())
                 idx_out.append(st.spk_idx[:n_spk].copy())
             if status == kernels.STATUS_NAN:
-                return STATUS_NAN, (f"membrane potential of neuron {bad} became {st.v[bad]} at "
-                                    f"t = {m * dt:g} s; reduce dt or the synaptic weights")
+                return STATUS_NAN, (
+                    f"membrane potential of neuron {bad} became {st.v[bad]} at "
+                    f"t = {m * dt:g} s; reduce dt or the synaptic weights"
+                )
         if rec is not None:
             rec.probes(st, m, force=True)  # every chunk ends on disk, so a crash keeps it
         return STATUS_OK, ""
@@ -267,7 +307,6 @@ def simulate_numba(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
     if probe_idx.size:
         v_time = np.arange(st.probe_buf.shape[0]) * every * dt
         v = st.probe_buf
-    ds = make_dataset(scenario, spike_step * dt, spike_index, v_time, v,
-                      probe_idx if probe_idx.size else None)
+    ds = make_dataset(scenario, spike_step * dt, spike_index, v_time, v, probe_idx if probe_idx.size else None)
     ds.attrs["n_synapses"] = int(net.n_synapses)
     return ds

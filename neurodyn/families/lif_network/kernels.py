@@ -98,27 +98,66 @@ def current_kernel(dt: float, tau_m: np.ndarray, tau_c: float) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def advance(start: int, stop: int, rng: np.random.Generator,
-            # neuron state
-            v: np.ndarray, last_spike: np.ndarray, v_reset: np.ndarray,
-            # per-group (population) constants
-            g_start: np.ndarray, g_stop: np.ndarray, g_ref: np.ndarray, g_vinf: np.ndarray,
-            g_decay: np.ndarray, g_thr: np.ndarray, g_noise: np.ndarray, g_dt_tau: np.ndarray,
-            g_inv_gl: np.ndarray, g_cond: np.ndarray, g_nch: np.ndarray, g_ch: np.ndarray, g_kern: np.ndarray,
-            # channels
-            x: np.ndarray, ch_kind: np.ndarray, ch_decay: np.ndarray, ch_rev: np.ndarray,
-            # projections
-            pr_pre_start: np.ndarray, pr_n_pre: np.ndarray, pr_post_start: np.ndarray, pr_n_post: np.ndarray,
-            pr_weight: np.ndarray, pr_channel: np.ndarray, pr_delay: np.ndarray, pr_indptr_off: np.ndarray,
-            pr_indices_off: np.ndarray, pr_ring_off: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
-            ring: np.ndarray,
-            # Poisson inputs
-            po_start: np.ndarray, po_stop: np.ndarray, po_lam: np.ndarray, po_weight: np.ndarray,
-            po_channel: np.ndarray, po_cdf_off: np.ndarray, po_cdf: np.ndarray,
-            # recording
-            probe_idx: np.ndarray, probe_every: int, probe_row0: np.ndarray, probe_buf: np.ndarray,
-            spk_step: np.ndarray, spk_idx: np.ndarray, fired: np.ndarray, tmp: np.ndarray, tmp2: np.ndarray,
-            ) -> tuple[int, int, int, int]:
+def advance(
+    start: int,
+    stop: int,
+    rng: np.random.Generator,
+    # neuron state
+    v: np.ndarray,
+    last_spike: np.ndarray,
+    v_reset: np.ndarray,
+    # per-group (population) constants
+    g_start: np.ndarray,
+    g_stop: np.ndarray,
+    g_ref: np.ndarray,
+    g_vinf: np.ndarray,
+    g_decay: np.ndarray,
+    g_thr: np.ndarray,
+    g_noise: np.ndarray,
+    g_dt_tau: np.ndarray,
+    g_inv_gl: np.ndarray,
+    g_cond: np.ndarray,
+    g_nch: np.ndarray,
+    g_ch: np.ndarray,
+    g_kern: np.ndarray,
+    # channels
+    x: np.ndarray,
+    ch_kind: np.ndarray,
+    ch_decay: np.ndarray,
+    ch_rev: np.ndarray,
+    # projections
+    pr_pre_start: np.ndarray,
+    pr_n_pre: np.ndarray,
+    pr_post_start: np.ndarray,
+    pr_n_post: np.ndarray,
+    pr_weight: np.ndarray,
+    pr_channel: np.ndarray,
+    pr_delay: np.ndarray,
+    pr_indptr_off: np.ndarray,
+    pr_indices_off: np.ndarray,
+    pr_ring_off: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    ring: np.ndarray,
+    # Poisson inputs
+    po_start: np.ndarray,
+    po_stop: np.ndarray,
+    po_lam: np.ndarray,
+    po_weight: np.ndarray,
+    po_channel: np.ndarray,
+    po_cdf_off: np.ndarray,
+    po_cdf: np.ndarray,
+    # recording
+    probe_idx: np.ndarray,
+    probe_every: int,
+    probe_row0: np.ndarray,
+    probe_buf: np.ndarray,
+    spk_step: np.ndarray,
+    spk_idx: np.ndarray,
+    fired: np.ndarray,
+    tmp: np.ndarray,
+    tmp2: np.ndarray,
+) -> tuple[int, int, int, int]:
     """Advance steps ``start .. stop-1``; see the module docstring for one step.
 
     Neurons come in groups (populations) sharing their constants, so the update loops run over
@@ -163,8 +202,27 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             ne = e - s
             # 2. membrane update; refractory neurons stay clamped (a select, not a branch: vectorises)
             if g_cond[g]:
-                _update_conductance(m, s, e, ref, g_vinf[g], g_dt_tau[g], g_inv_gl[g], g_noise[g], g_ch[g],
-                                    nch, x, ch_kind, ch_decay, ch_rev, vv, ll, tt, tmp2[s:e], rng)
+                _update_conductance(
+                    m,
+                    s,
+                    e,
+                    ref,
+                    g_vinf[g],
+                    g_dt_tau[g],
+                    g_inv_gl[g],
+                    g_noise[g],
+                    g_ch[g],
+                    nch,
+                    x,
+                    ch_kind,
+                    ch_decay,
+                    ch_rev,
+                    vv,
+                    ll,
+                    tt,
+                    tmp2[s:e],
+                    rng,
+                )
             else:
                 vinf = g_vinf[g]
                 dm = g_decay[g]
@@ -260,7 +318,7 @@ def advance(start: int, stop: int, rng: np.random.Generator,
             if lam <= 0.0:
                 continue
             w = po_weight[k]
-            xc = x[po_channel[k]][po_start[k]:po_stop[k]]
+            xc = x[po_channel[k]][po_start[k] : po_stop[k]]
             c0 = po_cdf_off[k]
             n_cdf = po_cdf_off[k + 1] - c0
             if n_cdf > 0:
@@ -289,10 +347,27 @@ def advance(start: int, stop: int, rng: np.random.Generator,
 
 
 @numba.njit(cache=True, nogil=True)
-def _update_conductance(m: int, s: int, e: int, ref: int, vinf: float, dt_tau: float, inv_gl: float,
-                        noise: float, chans: np.ndarray, nch: int, x: np.ndarray, ch_kind: np.ndarray,
-                        ch_decay: np.ndarray, ch_rev: np.ndarray, v: np.ndarray, last_spike: np.ndarray,
-                        a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> None:
+def _update_conductance(
+    m: int,
+    s: int,
+    e: int,
+    ref: int,
+    vinf: float,
+    dt_tau: float,
+    inv_gl: float,
+    noise: float,
+    chans: np.ndarray,
+    nch: int,
+    x: np.ndarray,
+    ch_kind: np.ndarray,
+    ch_decay: np.ndarray,
+    ch_rev: np.ndarray,
+    v: np.ndarray,
+    last_spike: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
     """Exponential-Euler update of one group (arrays sliced to it) with conductances frozen over the step."""
     for i in range(v.size):
         a[i] = vinf

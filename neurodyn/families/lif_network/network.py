@@ -138,9 +138,11 @@ def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.ran
 
 # --------------------------------------------------------------------------- Numba generators
 
+
 @numba.njit(cache=True)
-def _random_p(rng: np.random.Generator, n_pre: int, n_post: int, p: float, skip_diag: bool,
-              capacity: int) -> tuple[np.ndarray, np.ndarray]:
+def _random_p(
+    rng: np.random.Generator, n_pre: int, n_post: int, p: float, skip_diag: bool, capacity: int
+) -> tuple[np.ndarray, np.ndarray]:
     """CSR of an Erdos-Renyi projection by geometric skipping; grows its buffer if ``capacity`` is short."""
     indptr = np.zeros(n_pre + 1, dtype=np.int64)
     indices = np.empty(max(capacity, 16), dtype=np.int32)
@@ -174,8 +176,9 @@ def _random_p(rng: np.random.Generator, n_pre: int, n_post: int, p: float, skip_
 
 
 @numba.njit(cache=True)
-def _fixed_in_degree(rng: np.random.Generator, n_pre: int, n_post: int, k: int,
-                     skip_diag: bool) -> tuple[np.ndarray, np.ndarray]:
+def _fixed_in_degree(
+    rng: np.random.Generator, n_pre: int, n_post: int, k: int, skip_diag: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """CSR (by presynaptic index) where every target has exactly ``k`` distinct sources (Floyd sampling)."""
     sources = np.empty(n_post * k, dtype=np.int32)
     mark = np.zeros(n_pre, dtype=np.bool_)
@@ -228,8 +231,13 @@ def _edges_to_csr(pre: np.ndarray, post: np.ndarray, n_pre: int) -> tuple[np.nda
     return indptr, indices
 
 
-def _graph_edges(connect: Any, n: int, rng: np.random.Generator, autapses: bool, path: str,
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _graph_edges(
+    connect: Any,
+    n: int,
+    rng: np.random.Generator,
+    autapses: bool,
+    path: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """Directed edge list ``(pre, post)`` of a networkx generator on ``n`` nodes, sorted by (pre, post)."""
     import networkx as nx
 
@@ -242,8 +250,9 @@ def _graph_edges(connect: Any, n: int, rng: np.random.Generator, autapses: bool,
     except Exception as exc:  # networkx raises many types for bad arguments
         raise ScenarioError(f"{path}.args", connect.args, f"{connect.graph}(n={n}) failed: {exc}") from None
     if g.number_of_nodes() != n:
-        raise ScenarioError(f"{path}.graph", connect.graph,
-                            f"made {g.number_of_nodes()} nodes but the population has {n}")
+        raise ScenarioError(
+            f"{path}.graph", connect.graph, f"made {g.number_of_nodes()} nodes but the population has {n}"
+        )
     g = nx.convert_node_labels_to_integers(g, ordering="default")
     edges = np.array(list(g.edges()), dtype=np.int64).reshape(-1, 2)
     if not g.is_directed():
@@ -254,8 +263,9 @@ def _graph_edges(connect: Any, n: int, rng: np.random.Generator, autapses: bool,
     return edges[:, 0], edges[:, 1]
 
 
-def connect(connect: Any, n_pre: int, n_post: int, same: bool, rng: np.random.Generator,
-            path: str = "connect") -> tuple[np.ndarray, np.ndarray]:
+def connect(
+    connect: Any, n_pre: int, n_post: int, same: bool, rng: np.random.Generator, path: str = "connect"
+) -> tuple[np.ndarray, np.ndarray]:
     """CSR ``(indptr, indices)`` by presynaptic index for one projection.
 
     Parameters
@@ -285,23 +295,25 @@ def connect(connect: Any, n_pre: int, n_post: int, same: bool, rng: np.random.Ge
         return _fixed_in_degree(rng, n_pre, n_post, k, skip_diag)
     if connect.one_to_one:
         if n_pre != n_post:
-            raise ScenarioError(f"{path}.one_to_one", True,
-                                f"needs equal population sizes (source {n_pre}, target {n_post})")
+            raise ScenarioError(
+                f"{path}.one_to_one", True, f"needs equal population sizes (source {n_pre}, target {n_post})"
+            )
         return np.arange(n_pre + 1, dtype=np.int64), np.arange(n_post, dtype=np.int32)
     if n_pre != n_post:
-        raise ScenarioError(f"{path}.graph", connect.graph,
-                            f"needs equal population sizes (source {n_pre}, target {n_post})")
+        raise ScenarioError(
+            f"{path}.graph", connect.graph, f"needs equal population sizes (source {n_pre}, target {n_post})"
+        )
     pre, post = _graph_edges(connect, n_pre, rng, connect.autapses or not same, path)
     return _edges_to_csr(pre, post.astype(np.int32), n_pre)
 
 
 # --------------------------------------------------------------------------- building
 
+
 def _channel_index(channels: list[Channel], kind: int, tau: float, reversal: float | None) -> int:
     rev = float("nan") if reversal is None or kind == KIND_CURRENT else float(reversal)
     for c, ch in enumerate(channels):
-        if ch.kind == kind and ch.tau == tau and (ch.reversal == rev or (math.isnan(ch.reversal)
-                                                                         and math.isnan(rev))):
+        if ch.kind == kind and ch.tau == tau and (ch.reversal == rev or (math.isnan(ch.reversal) and math.isnan(rev))):
             return c
     channels.append(Channel(kind, float(tau), rev))
     return len(channels) - 1
@@ -326,8 +338,7 @@ def build_network(scenario: Any) -> Network:
     conn_rng, init_rng, _ = streams(run.seed)
 
     def per_neuron(attr: str) -> np.ndarray:
-        return np.concatenate([np.full(s, float(getattr(params.populations[nm], attr)))
-                               for nm, s in zip(names, sizes)])
+        return np.concatenate([np.full(s, float(getattr(params.populations[nm], attr))) for nm, s in zip(names, sizes)])
 
     tau_m, v_rest, v_reset = per_neuron("tau_m"), per_neuron("v_rest"), per_neuron("v_reset")
     v_threshold, g_leak = per_neuron("v_threshold"), per_neuron("g_leak")
@@ -364,8 +375,9 @@ def build_network(scenario: Any) -> Network:
                 noise_var[sl] += inp.sigma**2  # independent noises add in variance
             else:
                 c = _channel_index(channels, _kind(inp.synapse), inp.tau, inp.reversal)
-                poisson.append(PoissonDrive(sl.start, sl.stop, float(inp.rate), int(inp.n_sources),
-                                            float(inp.weight), c))
+                poisson.append(
+                    PoissonDrive(sl.start, sl.stop, float(inp.rate), int(inp.n_sources), float(inp.weight), c)
+                )
 
     projections: list[Projection] = []
     for s_i, syn in enumerate(params.synapses):
@@ -373,18 +385,45 @@ def build_network(scenario: Any) -> Network:
         src = index[syn.source]
         for tgt in syn.targets:
             t = index[tgt]
-            indptr, indices = connect(syn.connect, int(sizes[src]), int(sizes[t]), src == t, conn_rng,
-                                      path=f"params.synapses.{s_i}.connect")
-            projections.append(Projection(
-                name=f"{syn.source}->{tgt}", source=syn.source, target=tgt,
-                pre_start=int(starts[src]), post_start=int(starts[t]),
-                n_pre=int(sizes[src]), n_post=int(sizes[t]), indptr=indptr, indices=indices,
-                weight=float(syn.weight), channel=c, delay_steps=int(round(syn.delay / dt))))
+            indptr, indices = connect(
+                syn.connect, int(sizes[src]), int(sizes[t]), src == t, conn_rng, path=f"params.synapses.{s_i}.connect"
+            )
+            projections.append(
+                Projection(
+                    name=f"{syn.source}->{tgt}",
+                    source=syn.source,
+                    target=tgt,
+                    pre_start=int(starts[src]),
+                    post_start=int(starts[t]),
+                    n_pre=int(sizes[src]),
+                    n_post=int(sizes[t]),
+                    indptr=indptr,
+                    indices=indices,
+                    weight=float(syn.weight),
+                    channel=c,
+                    delay_steps=int(round(syn.delay / dt)),
+                )
+            )
 
-    return Network(n=n, names=names, starts=starts, sizes=sizes, tau_m=tau_m, v_rest=v_rest,
-                   v_reset=v_reset, v_threshold=v_threshold, g_leak=g_leak, drive=drive,
-                   noise_mu=noise_mu, noise_sigma=np.sqrt(noise_var), ref_steps=ref_steps, v0=v0,
-                   channels=channels, projections=projections, poisson=poisson)
+    return Network(
+        n=n,
+        names=names,
+        starts=starts,
+        sizes=sizes,
+        tau_m=tau_m,
+        v_rest=v_rest,
+        v_reset=v_reset,
+        v_threshold=v_threshold,
+        g_leak=g_leak,
+        drive=drive,
+        noise_mu=noise_mu,
+        noise_sigma=np.sqrt(noise_var),
+        ref_steps=ref_steps,
+        v0=v0,
+        channels=channels,
+        projections=projections,
+        poisson=poisson,
+    )
 
 
 # --------------------------------------------------------------------------- memory
@@ -470,8 +509,9 @@ def available_bytes() -> int:
                 text = fh.read().strip()
             if text != "max":
                 limit = int(text)
-                used_path = os.path.join(os.path.dirname(path), "memory.current"
-                                         if path.endswith("memory.max") else "memory.usage_in_bytes")
+                used_path = os.path.join(
+                    os.path.dirname(path), "memory.current" if path.endswith("memory.max") else "memory.usage_in_bytes"
+                )
                 with open(used_path) as fh:
                     used = int(fh.read().strip())
                 free = max(limit - used, 0)
@@ -508,9 +548,11 @@ def check_resources(scenario: Any) -> None:
         n_syn = 0.0
         for syn in params.synapses:
             for tgt in syn.targets:
-                n_syn += _expected_synapses(syn.connect, float(sizes[index[syn.source]]),
-                                            float(sizes[index[tgt]]), syn.source == tgt)[0]
+                n_syn += _expected_synapses(
+                    syn.connect, float(sizes[index[syn.source]]), float(sizes[index[tgt]]), syn.source == tgt
+                )[0]
         raise ResourceError(
             f"network too large: about {n_syn:.3g} synapses and {int(sizes.sum())} neurons need an estimated "
             f"{_gib(need)} but only {_gib(have)} of memory is available (limit {MEMORY_FRACTION:.0%}); "
-            "reduce population sizes, connection probability or in-degree")
+            "reduce population sizes, connection probability or in-degree"
+        )

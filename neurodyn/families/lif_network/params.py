@@ -71,8 +71,7 @@ class Population(StrictModel):
     @model_validator(mode="after")
     def _reset_below_threshold(self) -> Population:
         if self.v_reset >= self.v_threshold:
-            raise FieldIssue("v_reset", self.v_reset,
-                             f"must be below v_threshold ({self.v_threshold:g} V)")
+            raise FieldIssue("v_reset", self.v_reset, f"must be below v_threshold ({self.v_threshold:g} V)")
         return self
 
 
@@ -117,15 +116,20 @@ class Connect(StrictModel):
         fn = getattr(nx, v, None)
         if not (v.endswith("_graph") and callable(fn)):
             names = [n for n in dir(nx) if n.endswith("_graph") and callable(getattr(nx, n))]
-            raise ValueError(f"unknown networkx graph generator{did_you_mean(v, names)}; "
-                             "use a networkx *_graph function name such as watts_strogatz_graph")
+            raise ValueError(
+                f"unknown networkx graph generator{did_you_mean(v, names)}; "
+                "use a networkx *_graph function name such as watts_strogatz_graph"
+            )
         return v
 
     @model_validator(mode="after")
     def _one_rule(self) -> Connect:
         # `is` checks: p = 0 and in_degree = 0 are valid rules (0 == False would drop them)
-        rules = [k for k in ("p", "in_degree", "one_to_one", "graph")
-                 if getattr(self, k) is not None and getattr(self, k) is not False]
+        rules = [
+            k
+            for k in ("p", "in_degree", "one_to_one", "graph")
+            if getattr(self, k) is not None and getattr(self, k) is not False
+        ]
         if len(rules) != 1:
             raise ValueError("give exactly one of p, in_degree, one_to_one: true, graph")
         if self.graph is not None:
@@ -173,8 +177,7 @@ class Synapse(StrictModel):
         if self.kind == "conductance" and self.reversal is None:
             raise ValueError("conductance synapses need a reversal potential, e.g. reversal: 0 mV")
         if self.kind == "conductance" and w < 0:
-            raise ValueError("weight: conductances are non-negative; "
-                             "inhibition comes from the reversal potential")
+            raise ValueError("weight: conductances are non-negative; inhibition comes from the reversal potential")
         return self
 
     @property
@@ -209,8 +212,7 @@ class Input(StrictModel):
     def _fields(self) -> Input:
         if self.kind == "constant":
             if (self.drive is None) == (self.current is None):
-                raise ValueError("a constant input needs exactly one of drive (e.g. '15 mV') "
-                                 "or current ('0.2 nA')")
+                raise ValueError("a constant input needs exactly one of drive (e.g. '15 mV') or current ('0.2 nA')")
             if self.current is not None:
                 try:
                     object.__setattr__(self, "current", parse_quantity(self.current, "current"))
@@ -260,13 +262,19 @@ class LIFParams(StrictModel):
             for role, pops in (("source", [syn.source]), ("target", syn.targets)):
                 for pop in pops:
                     if pop not in self.populations:
-                        raise FieldIssue(f"synapses.{i}.{role}", pop, f"no population {pop!r}"
-                                         f"{did_you_mean(pop, names)}; populations: {', '.join(names)}")
+                        raise FieldIssue(
+                            f"synapses.{i}.{role}",
+                            pop,
+                            f"no population {pop!r}{did_you_mean(pop, names)}; populations: {', '.join(names)}",
+                        )
         for i, inp in enumerate(self.inputs):
             for pop in inp.targets:
                 if pop not in self.populations:
-                    raise FieldIssue(f"inputs.{i}.target", pop, f"no population {pop!r}"
-                                     f"{did_you_mean(pop, names)}; populations: {', '.join(names)}")
+                    raise FieldIssue(
+                        f"inputs.{i}.target",
+                        pop,
+                        f"no population {pop!r}{did_you_mean(pop, names)}; populations: {', '.join(names)}",
+                    )
         return self
 
 

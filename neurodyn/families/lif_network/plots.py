@@ -31,8 +31,9 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     has_v = "v" in ds
     n_rows = 3 if has_v else 2
-    fig, axes = plt.subplots(n_rows, 1, figsize=(9, 2.6 * n_rows + 0.6), sharex=True,
-                             gridspec_kw={"height_ratios": [2, 1, 1.2][:n_rows]})
+    fig, axes = plt.subplots(
+        n_rows, 1, figsize=(9, 2.6 * n_rows + 0.6), sharex=True, gridspec_kw={"height_ratios": [2, 1, 1.2][:n_rows]}
+    )
     pops = [str(p) for p in ds["population"].values]
     starts = ds["population_start"].values.astype(np.int64)
     sizes = ds["population_size"].values.astype(np.int64)

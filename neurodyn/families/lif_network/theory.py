@@ -147,8 +147,14 @@ def _int_erfcx(a: float, b: float) -> float:
     return float(np.sum(half[:, None] * _GL_WEIGHTS[None, :] * vals))
 
 
-def siegert_rate(mu: float, sigma: float, tau_m: float, t_ref: float, v_threshold: float, v_reset: float,
-                 ) -> float:
+def siegert_rate(
+    mu: float,
+    sigma: float,
+    tau_m: float,
+    t_ref: float,
+    v_threshold: float,
+    v_reset: float,
+) -> float:
     """Siegert mean first-passage rate (Hz) of ``tau_m dv = (mu - v) dt + sigma sqrt(tau_m) dW``.
 
     Falls back to :func:`fi_rate` for ``sigma == 0``.
@@ -192,8 +198,9 @@ def population_inputs(scenario: Any) -> tuple[list[str], list[PopulationInput]]:
     out = []
     for nm in names:
         pop = params.populations[nm]
-        out.append(PopulationInput(mu0=pop.v_rest, var0=0.0, colored0=0.0, recurrent=[],
-                                   conductance=False, stochastic=False))
+        out.append(
+            PopulationInput(mu0=pop.v_rest, var0=0.0, colored0=0.0, recurrent=[], conductance=False, stochastic=False)
+        )
     for inp in params.inputs:
         for tgt in inp.targets:
             a, pop = index[tgt], params.populations[tgt]
@@ -253,8 +260,9 @@ class Membrane:
     var_grid: float  #: the part of ``var`` that gets the discrete-time threshold shift (V^2)
 
 
-def membrane(pop: Any, inp: PopulationInput, nu: np.ndarray, k_of: Callable[[int, float], float],
-             dt: float) -> Membrane:
+def membrane(
+    pop: Any, inp: PopulationInput, nu: np.ndarray, k_of: Callable[[int, float], float], dt: float
+) -> Membrane:
     """The (mu, sigma, tau) that enter the Siegert rate of population ``pop`` when its sources fire at ``nu``.
 
     Current-based input follows Brunel (2000). With conductance channels the effective-time-constant
@@ -308,8 +316,9 @@ def membrane(pop: Any, inp: PopulationInput, nu: np.ndarray, k_of: Callable[[int
     return Membrane(mu, var, colored, tau, var_v, slowest, var_grid)
 
 
-def self_consistent_rates(scenario: Any, k_override: dict[tuple[int, int], float] | None = None,
-                          filtered: bool = True) -> tuple[list[str], np.ndarray, list[str]]:
+def self_consistent_rates(
+    scenario: Any, k_override: dict[tuple[int, int], float] | None = None, filtered: bool = True
+) -> tuple[list[str], np.ndarray, list[str]]:
     """Rates (Hz) of every population and the regime used (``fi``, ``siegert``, ``brunel``, ``coba``,
     ``none``).
 
@@ -350,8 +359,7 @@ def self_consistent_rates(scenario: Any, k_override: dict[tuple[int, int], float
                 # threshold and reset shifts: synaptic filtering (Fourcaud & Brunel 2002) and discrete time
                 shift = ALPHA_FB / 2.0 * mem.colored / sigma if filtered else 0.0
                 grid = BETA_DISCRETE * math.sqrt(max(mem.var_grid, 0.0)) * math.sqrt(dt / mem.tau)
-                out[a] = siegert_rate(mem.mu, sigma, mem.tau, p.t_ref, p.v_threshold + shift + grid,
-                                      p.v_reset + shift)
+                out[a] = siegert_rate(mem.mu, sigma, mem.tau, p.t_ref, p.v_threshold + shift + grid, p.v_reset + shift)
         return out
 
     active = np.array([not _none(r) for r in regime])
@@ -369,8 +377,10 @@ def self_consistent_rates(scenario: Any, k_override: dict[tuple[int, int], float
     for a, inp in enumerate(inputs):
         # the Fourcaud-Brunel correction is first order in sqrt(tau_s/tau_eff) and fails once the synapses
         # are not fast against the (shortened) effective time constant: no prediction rather than a poor one
-        if regime[a] == "coba" and membrane(pops[a], inp, np.nan_to_num(nu), _in_degree(k_override, a),
-                                            dt).slowest > COBA_MAX_FILTER:
+        if (
+            regime[a] == "coba"
+            and membrane(pops[a], inp, np.nan_to_num(nu), _in_degree(k_override, a), dt).slowest > COBA_MAX_FILTER
+        ):
             nu[a], regime[a] = np.nan, "none (slow synapses)"
     return names, nu, regime
 
@@ -381,10 +391,12 @@ def _none(regime: str) -> bool:
 
 def _in_degree(k_override: dict[tuple[int, int], float] | None, a: int) -> Callable[[int, float], float]:
     """``k_of(b, k)`` for target population ``a``: the in-degree measured on the network if given, else k."""
+
     def k_of(b: int, k: float) -> float:
         if k_override and (b, a) in k_override:
             return k_override[(b, a)]
         return k
+
     return k_of
 
 
@@ -462,8 +474,9 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
         elif regime[a] in ("siegert", "brunel"):
             tols[a] = REL_TOL_SIEGERT + REL_TOL_FILTER * inputs[a].slowest
         elif regime[a] == "coba":
-            mem = membrane(params.populations[names[a]], inputs[a], np.nan_to_num(nu),
-                           _in_degree(k_override, a), float(run.dt))
+            mem = membrane(
+                params.populations[names[a]], inputs[a], np.nan_to_num(nu), _in_degree(k_override, a), float(run.dt)
+            )
             tols[a] = REL_TOL_SIEGERT + REL_TOL_COBA_FILTER * mem.slowest
     # `neurodyn compare` reads one rel_tol per variable: the largest; the per-population ones are stored too
     rel_tol = float(np.nanmax(tols)) if np.any(np.isfinite(tols)) else REL_TOL_SIEGERT
@@ -472,22 +485,31 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
         "siegert": "Siegert first-passage rate (Brunel 2000 eq. 21) with discrete-time threshold shift",
         "brunel": "Brunel (2000) self-consistent mean field (synapses as instantaneous charge w tau_s/tau_m)",
         "coba": "effective-time-constant approximation for conductance input (Kuhn et al. 2004, "
-                "Richardson 2004) with the Siegert rate and Fourcaud-Brunel (2002) correction",
+        "Richardson 2004) with the Siegert rate and Fourcaud-Brunel (2002) correction",
         "none": "no theory (a source population has none)",
         "none (recurrent conductance)": "no theory (recurrent conductance synapses: mean field not validated)",
         "none (slow synapses)": "no theory (conductance synapses slower than tau_eff/2)",
         "none (no fixed point)": "no theory (the mean-field equations have no finite fixed point)",
     }
     source = "; ".join(f"{nm}: {described[r]}" for nm, r in zip(names, regime))
-    out = xr.Dataset({
-        "rate_theory": ("population", np.asarray(nu, dtype=np.float64),
-                        var_attrs("Hz", "predicted mean firing rate per neuron", source=source,
-                                  rel_tol=float(rel_tol))),
-        "rate_theory_rel_tol": ("population", tols,
-                                var_attrs("1", "relative tolerance of rate_theory for this population")),
-        "rate_theory_regime": ("population", np.array(regime, dtype=object),
-                               var_attrs("", "which theory predicts the rate (fi, siegert, brunel, coba, "
-                                             "none)")),
-    }, coords={"population": ("population", np.array(names, dtype=object),
-                              var_attrs("", "population name"))})
+    out = xr.Dataset(
+        {
+            "rate_theory": (
+                "population",
+                np.asarray(nu, dtype=np.float64),
+                var_attrs("Hz", "predicted mean firing rate per neuron", source=source, rel_tol=float(rel_tol)),
+            ),
+            "rate_theory_rel_tol": (
+                "population",
+                tols,
+                var_attrs("1", "relative tolerance of rate_theory for this population"),
+            ),
+            "rate_theory_regime": (
+                "population",
+                np.array(regime, dtype=object),
+                var_attrs("", "which theory predicts the rate (fi, siegert, brunel, coba, none)"),
+            ),
+        },
+        coords={"population": ("population", np.array(names, dtype=object), var_attrs("", "population name"))},
+    )
     return out

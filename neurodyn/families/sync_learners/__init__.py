@@ -57,8 +57,10 @@ class SyncLearners(Family):
                     if "spread_bound" in ds:
                         line += f", bound {float(ds['spread_bound'].sel(sel)):.4g}"
                     if "test_error_centroid" in ds:
-                        line += (f"; test error learner {float(ds['test_error_learner'].sel(sel).mean()):.4f}"
-                                 f", centroid {float(ds['test_error_centroid'].sel(sel).mean()):.4f}")
+                        line += (
+                            f"; test error learner {float(ds['test_error_learner'].sel(sel).mean()):.4f}"
+                            f", centroid {float(ds['test_error_centroid'].sel(sel).mean()):.4f}"
+                        )
                     lines.append(line)
         if len(lines) > 30:
             lines = lines[:30] + [f"  ... ({len(lines) - 30} more; see neurodyn compare)"]

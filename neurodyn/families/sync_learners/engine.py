@@ -67,8 +67,9 @@ def build_graphs(scenario) -> dict[tuple[int, int], Graph]:
     for ti, topo in enumerate(p.topology):
         for n in p.n:
             if n > MAX_N_SPECTRUM:
-                raise ResourceError(f"params.n = {n}: the Laplacian spectrum is computed densely; "
-                                    f"at most {MAX_N_SPECTRUM} learners")
+                raise ResourceError(
+                    f"params.n = {n}: the Laplacian spectrum is computed densely; at most {MAX_N_SPECTRUM} learners"
+                )
             out[(ti, n)] = build_graph(topo, n, graph_seed(scenario.run.seed, ti, n), f"params.topology.{ti}")
     return out
 
@@ -78,33 +79,39 @@ def check_scenario(scenario) -> None:
     p, run = scenario.params, scenario.run
     st = steps(scenario)
     if st.stat_start >= st.n_steps:
-        raise ScenarioError("params.burn_in", p.burn_in,
-                            f"must be shorter than run.duration ({run.duration:g} s)")
+        raise ScenarioError("params.burn_in", p.burn_in, f"must be shorter than run.duration ({run.duration:g} s)")
     # two state buffers and one step of noise
     state = 3 * p.trials * max(p.n) * p.d * 8 + p.trials * st.n_rec * kernels.N_COLS * 8
     if state > MAX_STATE_BYTES:
-        raise ResourceError(f"the state of {p.trials} trials x {max(p.n)} learners x d = {p.d} needs "
-                            f"{state / 1e9:.1f} GB; reduce trials, n or d")
+        raise ResourceError(
+            f"the state of {p.trials} trials x {max(p.n)} learners x d = {p.d} needs "
+            f"{state / 1e9:.1f} GB; reduce trials, n or d"
+        )
     loss = make_loss(p.loss, p.d)
     graphs = build_graphs(scenario)
     for (ti, n), g in graphs.items():
         if loss.lam_f <= 0 and n_components(g) > 1 and not p.allow_disconnected:
             raise ScenarioError(
-                f"params.topology.{ti}", g.label,
+                f"params.topology.{ti}",
+                g.label,
                 f"graph is disconnected for n = {n} ({n_components(g)} components, lambda_2 = 0); the "
                 f"spread bound needs lambda_f + k lambda_2 > 0 and the {loss.kind} loss has lambda_f = "
                 f"{loss.lam_f:g}; connect the graph or set params.allow_disconnected: true "
-                "(the bound is then stored as undefined)")
+                "(the bound is then stored as undefined)",
+            )
         if p.integrator == "euler_maruyama" and math.isfinite(loss.lip):
             lam_max = float(spectrum(g)[-1]) if max(p.k) > 0 else 0.0
             for k in p.k:
                 limit = 2.0 / (loss.lip + k * lam_max)
                 if run.dt >= limit:
-                    raise ScenarioError("run.dt", run.dt,
-                                        "Euler-Maruyama is unstable for dt >= 2/(L + k lambda_max) = "
-                                        f"{limit:.3g} s "
-                                        f"(topology {g.label}, n = {n}, k = {k:g}); use a smaller dt"
-                                        + (" or integrator: exact" if loss.is_quadratic else ""))
+                    raise ScenarioError(
+                        "run.dt",
+                        run.dt,
+                        "Euler-Maruyama is unstable for dt >= 2/(L + k lambda_max) = "
+                        f"{limit:.3g} s "
+                        f"(topology {g.label}, n = {n}, k = {k:g}); use a smaller dt"
+                        + (" or integrator: exact" if loss.is_quadratic else ""),
+                    )
 
 
 def _chunk_steps(run) -> int | None:
@@ -160,10 +167,10 @@ def simulate(scenario, progress: Progress = QUIET) -> xr.Dataset:
                 trace_all[ti, ni, ki] = trace.mean(axis=0)
                 traj_all[ti, ni, ki] = traj
                 if p.init_spread > 0:
-                    rate_all[ti, ni, ki] = _batch_rates(trace[:, :, kernels.SPREAD], acc[:, kernels.SPREAD],
-                                                        times, nb)
-    return _dataset(scenario, loss, labels, st, times, acc_all, trace_all, traj_all, rate_all, eig_all, ncomp,
-                    ntraj, ndim, nb)
+                    rate_all[ti, ni, ki] = _batch_rates(trace[:, :, kernels.SPREAD], acc[:, kernels.SPREAD], times, nb)
+    return _dataset(
+        scenario, loss, labels, st, times, acc_all, trace_all, traj_all, rate_all, eig_all, ncomp, ntraj, ndim, nb
+    )
 
 
 #: state elements (trials x n x d) below which a step is too small to share between threads: a parallel
@@ -186,8 +193,12 @@ def kernel_threads(run, elements: int) -> Iterator[None]:
         numba.set_num_threads(before)
 
 
-def noise_streams(seed: np.random.SeedSequence, trials: int, n: int, d: int,
-                  ) -> tuple[np.random.Generator, Streams]:
+def noise_streams(
+    seed: np.random.SeedSequence,
+    trials: int,
+    n: int,
+    d: int,
+) -> tuple[np.random.Generator, Streams]:
     """Generator for the initial state and the kernels' per-block noise streams of one run.
 
     Both are spawned from ``seed``; the number of streams depends on ``(trials, n, d)`` only
@@ -198,8 +209,7 @@ def noise_streams(seed: np.random.SeedSequence, trials: int, n: int, d: int,
     return np.random.default_rng(init_seed), Streams(noise_seed, kernels.n_streams(trials, n, d))
 
 
-def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams: Streams, ntraj, ndim,
-            progress, desc):
+def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams: Streams, ntraj, ndim, progress, desc):
     n = g.n
     x = _initial_state(p, loss, n, rng)
     xn = np.empty_like(x)
@@ -227,14 +237,47 @@ def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams
     switches = np.zeros((p.trials, 2))
 
     def advance(start: int, count: int) -> tuple[int, str]:
-        status = kernels.em_chunk(x, xn, *streams.arrays, nblk, start, count, run.dt, k, p.sigma, p.noise_correlation,
-                                  loss.kind_id, loss.hess, loss.hess_diagonal, loss.center, loss.lp, z, y,
-                                  complete_w, indptr, indices, weights, deg,
-                                  err_well, x_ref, with_agree, zt, yt,
-                                  st.stat_start, st.stat_every, st.rec_every, acc, nacc, trace, traj,
-                                  wells, switches)
-        return status, ("" if status == STATUS_OK else
-                        f"{desc}: the state became non-finite; reduce run.dt or the coupling k")
+        status = kernels.em_chunk(
+            x,
+            xn,
+            *streams.arrays,
+            nblk,
+            start,
+            count,
+            run.dt,
+            k,
+            p.sigma,
+            p.noise_correlation,
+            loss.kind_id,
+            loss.hess,
+            loss.hess_diagonal,
+            loss.center,
+            loss.lp,
+            z,
+            y,
+            complete_w,
+            indptr,
+            indices,
+            weights,
+            deg,
+            err_well,
+            x_ref,
+            with_agree,
+            zt,
+            yt,
+            st.stat_start,
+            st.stat_every,
+            st.rec_every,
+            acc,
+            nacc,
+            trace,
+            traj,
+            wells,
+            switches,
+        )
+        return status, (
+            "" if status == STATUS_OK else f"{desc}: the state became non-finite; reduce run.dt or the coupling k"
+        )
 
     with kernel_threads(run, x.size):
         run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
@@ -251,8 +294,14 @@ def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams
     return np.concatenate([acc, rates], axis=1), trace, traj
 
 
-def ou_modes(g: Graph, hess: np.ndarray, k: float, sigma: float, rho: float, dt: float,
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def ou_modes(
+    g: Graph,
+    hess: np.ndarray,
+    k: float,
+    sigma: float,
+    rho: float,
+    dt: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-mode decay factors and exact-step noise of the coupled OU system.
 
     Returns
@@ -274,8 +323,9 @@ def ou_modes(g: Graph, hess: np.ndarray, k: float, sigma: float, rho: float, dt:
     return decay, noise, u, v
 
 
-def _run_exact(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams: Streams, ntraj, ndim,
-               progress, desc):
+def _run_exact(
+    p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams: Streams, ntraj, ndim, progress, desc
+):
     n = g.n
     decay, noise, u, v = ou_modes(g, loss.hess, k, p.sigma, p.noise_correlation, run.dt)
     x = _initial_state(p, loss, n, rng)
@@ -294,8 +344,25 @@ def _run_exact(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, stre
     v_rows = np.ascontiguousarray(v[:ndim])
 
     def advance(start: int, count: int) -> tuple[int, str]:
-        return kernels.ou_chunk(yy, *streams.arrays, nblk, start, count, decay, noise, u_rows, v_rows, loss.center,
-                                st.stat_start, st.stat_every, st.rec_every, acc, nacc, trace, traj), ""
+        return kernels.ou_chunk(
+            yy,
+            *streams.arrays,
+            nblk,
+            start,
+            count,
+            decay,
+            noise,
+            u_rows,
+            v_rows,
+            loss.center,
+            st.stat_start,
+            st.stat_every,
+            st.rec_every,
+            acc,
+            nacc,
+            trace,
+            traj,
+        ), ""
 
     with kernel_threads(run, yy.size):
         run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
@@ -326,59 +393,124 @@ def _batch_rates(spread_trace: np.ndarray, spread_mean: np.ndarray, times: np.nd
     return out
 
 
-def _dataset(scenario, loss: LossSetup, labels, st: Steps, times, acc, trace, traj, rate, eig, ncomp,
-             ntraj, ndim, nb) -> xr.Dataset:
+def _dataset(
+    scenario, loss: LossSetup, labels, st: Steps, times, acc, trace, traj, rate, eig, ncomp, ntraj, ndim, nb
+) -> xr.Dataset:
     p = scenario.params
-    coords = {"topology": labels, "n": np.asarray(p.n, dtype=np.int64), "k": np.asarray(p.k, dtype=float),
-              "trial": np.arange(p.trials), "time": times, "mode": np.arange(max(p.n)),
-              "learner": np.arange(ntraj), "coordinate": np.arange(ndim), "batch": np.arange(nb)}
+    coords = {
+        "topology": labels,
+        "n": np.asarray(p.n, dtype=np.int64),
+        "k": np.asarray(p.k, dtype=float),
+        "trial": np.arange(p.trials),
+        "time": times,
+        "mode": np.arange(max(p.n)),
+        "learner": np.arange(ntraj),
+        "coordinate": np.arange(ndim),
+        "batch": np.arange(nb),
+    }
     cube = ("topology", "n", "k")
-    err_name = "squared distance to the nearest minimum" if loss.kind_id == DOUBLE_WELL else \
-        "squared distance to the minimiser"
+    err_name = (
+        "squared distance to the nearest minimum"
+        if loss.kind_id == DOUBLE_WELL
+        else "squared distance to the minimiser"
+    )
     data = {
-        "spread": (cube + ("trial",), acc[..., kernels.SPREAD],
-                   var_attrs("1", "steady-state spread sum_i ||x_i - xbar||^2, time average per trial")),
-        "centroid_error": (cube + ("trial",), acc[..., kernels.CENTROID_ERR],
-                           var_attrs("1", f"centroid {err_name}, time average per trial")),
-        "learner_error": (cube + ("trial",), acc[..., kernels.LEARNER_ERR],
-                          var_attrs("1", f"mean learner {err_name}, time average per trial")),
-        "spread_t": (cube + ("time",), trace[..., kernels.SPREAD],
-                     var_attrs("1", "spread sum_i ||x_i - xbar||^2, mean over trials")),
-        "centroid_error_t": (cube + ("time",), trace[..., kernels.CENTROID_ERR],
-                             var_attrs("1", f"centroid {err_name}, mean over trials")),
-        "learner_error_t": (cube + ("time",), trace[..., kernels.LEARNER_ERR],
-                            var_attrs("1", f"mean learner {err_name}, mean over trials")),
-        "trajectory": (cube + ("time", "learner", "coordinate"), traj,
-                       var_attrs("1", "sample learner trajectories (trial 0)")),
-        "laplacian_eigenvalues": (("topology", "n", "mode"), eig,
-                                  var_attrs("1", "graph Laplacian eigenvalues, ascending (NaN beyond n)")),
+        "spread": (
+            cube + ("trial",),
+            acc[..., kernels.SPREAD],
+            var_attrs("1", "steady-state spread sum_i ||x_i - xbar||^2, time average per trial"),
+        ),
+        "centroid_error": (
+            cube + ("trial",),
+            acc[..., kernels.CENTROID_ERR],
+            var_attrs("1", f"centroid {err_name}, time average per trial"),
+        ),
+        "learner_error": (
+            cube + ("trial",),
+            acc[..., kernels.LEARNER_ERR],
+            var_attrs("1", f"mean learner {err_name}, time average per trial"),
+        ),
+        "spread_t": (
+            cube + ("time",),
+            trace[..., kernels.SPREAD],
+            var_attrs("1", "spread sum_i ||x_i - xbar||^2, mean over trials"),
+        ),
+        "centroid_error_t": (
+            cube + ("time",),
+            trace[..., kernels.CENTROID_ERR],
+            var_attrs("1", f"centroid {err_name}, mean over trials"),
+        ),
+        "learner_error_t": (
+            cube + ("time",),
+            trace[..., kernels.LEARNER_ERR],
+            var_attrs("1", f"mean learner {err_name}, mean over trials"),
+        ),
+        "trajectory": (
+            cube + ("time", "learner", "coordinate"),
+            traj,
+            var_attrs("1", "sample learner trajectories (trial 0)"),
+        ),
+        "laplacian_eigenvalues": (
+            ("topology", "n", "mode"),
+            eig,
+            var_attrs("1", "graph Laplacian eigenvalues, ascending (NaN beyond n)"),
+        ),
         "lambda_2": (("topology", "n"), eig[..., 1], var_attrs("1", "algebraic connectivity lambda_2")),
-        "lambda_max": (("topology", "n"),
-                       np.array([[eig[t, i, n - 1] for i, n in enumerate(p.n)] for t in range(len(labels))]),
-                       var_attrs("1", "largest Laplacian eigenvalue")),
+        "lambda_max": (
+            ("topology", "n"),
+            np.array([[eig[t, i, n - 1] for i, n in enumerate(p.n)] for t in range(len(labels))]),
+            var_attrs("1", "largest Laplacian eigenvalue"),
+        ),
         "n_components": (("topology", "n"), ncomp, var_attrs("1", "connected components of the graph")),
     }
     if p.init_spread > 0:
-        data["transient_rate"] = (cube + ("batch",), rate, var_attrs(
-            "s-1", "decay rate of the mean spread's excess (log-linear fit, 90%..10% of the initial excess)"))
+        data["transient_rate"] = (
+            cube + ("batch",),
+            rate,
+            var_attrs("s-1", "decay rate of the mean spread's excess (log-linear fit, 90%..10% of the initial excess)"),
+        )
     if loss.kind_id == DOUBLE_WELL:
-        data["agreement"] = (cube + ("trial",), acc[..., kernels.AGREEMENT], var_attrs(
-            "1", "fraction of learner coordinates in the centroid's well, time average"))
-        data["switch_rate"] = (cube + ("trial",), acc[..., kernels.N_COLS], var_attrs(
-            "s-1", "well-to-well transitions per learner coordinate (arrival at the opposite minimum)"))
-        data["centroid_switch_rate"] = (cube + ("trial",), acc[..., kernels.N_COLS + 1], var_attrs(
-            "s-1", "well-to-well transitions of the centroid per coordinate"))
+        data["agreement"] = (
+            cube + ("trial",),
+            acc[..., kernels.AGREEMENT],
+            var_attrs("1", "fraction of learner coordinates in the centroid's well, time average"),
+        )
+        data["switch_rate"] = (
+            cube + ("trial",),
+            acc[..., kernels.N_COLS],
+            var_attrs("s-1", "well-to-well transitions per learner coordinate (arrival at the opposite minimum)"),
+        )
+        data["centroid_switch_rate"] = (
+            cube + ("trial",),
+            acc[..., kernels.N_COLS + 1],
+            var_attrs("s-1", "well-to-well transitions of the centroid per coordinate"),
+        )
     if loss.kind_id == LOGISTIC:
-        data["test_error_learner"] = (cube + ("trial",), acc[..., kernels.TEST_ERR_LEARNER], var_attrs(
-            "1", "test error of single learners (mean over learners), time average"))
-        data["test_error_centroid"] = (cube + ("trial",), acc[..., kernels.TEST_ERR_CENTROID], var_attrs(
-            "1", "test error of the centroid's decision function, time average"))
-        data["test_error_learner_t"] = (cube + ("time",), trace[..., kernels.TEST_ERR_LEARNER],
-                                        var_attrs("1", "test error of single learners, mean over trials"))
-        data["test_error_centroid_t"] = (cube + ("time",), trace[..., kernels.TEST_ERR_CENTROID],
-                                         var_attrs("1", "test error of the centroid, mean over trials"))
-        data["test_error_optimum"] = ((), loss.optimum_test_error, var_attrs(
-            "1", "test error of the training-loss minimiser w*"))
+        data["test_error_learner"] = (
+            cube + ("trial",),
+            acc[..., kernels.TEST_ERR_LEARNER],
+            var_attrs("1", "test error of single learners (mean over learners), time average"),
+        )
+        data["test_error_centroid"] = (
+            cube + ("trial",),
+            acc[..., kernels.TEST_ERR_CENTROID],
+            var_attrs("1", "test error of the centroid's decision function, time average"),
+        )
+        data["test_error_learner_t"] = (
+            cube + ("time",),
+            trace[..., kernels.TEST_ERR_LEARNER],
+            var_attrs("1", "test error of single learners, mean over trials"),
+        )
+        data["test_error_centroid_t"] = (
+            cube + ("time",),
+            trace[..., kernels.TEST_ERR_CENTROID],
+            var_attrs("1", "test error of the centroid, mean over trials"),
+        )
+        data["test_error_optimum"] = (
+            (),
+            loss.optimum_test_error,
+            var_attrs("1", "test error of the training-loss minimiser w*"),
+        )
     ds = xr.Dataset({k: xr.Variable(*v) for k, v in data.items()}, coords=coords)
     ds["time"].attrs = var_attrs("s", "time")
     ds["k"].attrs = var_attrs("s-1", "coupling strength")
@@ -386,11 +518,19 @@ def _dataset(scenario, loss: LossSetup, labels, st: Steps, times, acc, trace, tr
     ds["topology"].attrs = var_attrs("1", "coupling graph")
     for name in ("trial", "mode", "learner", "coordinate", "batch"):
         ds[name].attrs = var_attrs("1", name)
-    ds.attrs.update({"loss": loss.kind, "lambda_f": float(loss.lam_f), "lipschitz": float(loss.lip),
-                     "sigma": float(p.sigma), "noise_correlation": float(p.noise_correlation), "d": int(p.d),
-                     "dt": float(scenario.run.dt),
-                     "hessian_eigenvalues": (np.linalg.eigvalsh(loss.hess).tolist() if loss.is_quadratic
-                                             else []),
-                     "integrator": p.integrator, "burn_in_s": st.stat_start * scenario.run.dt,
-                     "stat_samples": int((st.n_steps - st.stat_start) // st.stat_every)})
+    ds.attrs.update(
+        {
+            "loss": loss.kind,
+            "lambda_f": float(loss.lam_f),
+            "lipschitz": float(loss.lip),
+            "sigma": float(p.sigma),
+            "noise_correlation": float(p.noise_correlation),
+            "d": int(p.d),
+            "dt": float(scenario.run.dt),
+            "hessian_eigenvalues": (np.linalg.eigvalsh(loss.hess).tolist() if loss.is_quadratic else []),
+            "integrator": p.integrator,
+            "burn_in_s": st.stat_start * scenario.run.dt,
+            "stat_samples": int((st.n_steps - st.stat_start) // st.stat_every),
+        }
+    )
     return ds

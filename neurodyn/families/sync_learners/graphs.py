@@ -29,9 +29,9 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "complete": ("complete_graph", {}),
     "ring": ("cycle_graph", {}),
     "cycle": ("cycle_graph", {}),
-    "star": ("star_graph", {}),          # star_graph(n) has n + 1 nodes: called with n - 1
+    "star": ("star_graph", {}),  # star_graph(n) has n + 1 nodes: called with n - 1
     "path": ("path_graph", {}),
-    "grid": ("grid_2d_graph", {}),       # rows x (n / rows), rows = largest divisor <= sqrt(n)
+    "grid": ("grid_2d_graph", {}),  # rows x (n / rows), rows = largest divisor <= sqrt(n)
     "torus": ("grid_2d_graph", {"periodic": True}),
     "small_world": ("connected_watts_strogatz_graph", {"k": 4, "p": 0.1}),
     "random_regular": ("random_regular_graph", {"d": 3}),
@@ -139,6 +139,7 @@ def n_components(graph: Graph) -> int:
 
 # --------------------------------------------------------------------------- building
 
+
 def _grid_rows(n: int) -> int:
     rows = int(math.isqrt(n))
     while n % rows:
@@ -152,9 +153,11 @@ def _check_args(fn_name: str, fn: Any, args: dict[str, Any], path: str) -> None:
     names = [p for p in sig.parameters if p not in _FORBIDDEN_ARGS and p != "backend_kwargs"]
     for key, value in args.items():
         if key in _FORBIDDEN_ARGS or key not in sig.parameters:
-            raise ScenarioError(f"{path}.args.{key}", value,
-                                f"{fn_name} has no argument {key!r}{did_you_mean(key, names)}; "
-                                f"its arguments: {', '.join(names)}")
+            raise ScenarioError(
+                f"{path}.args.{key}",
+                value,
+                f"{fn_name} has no argument {key!r}{did_you_mean(key, names)}; its arguments: {', '.join(names)}",
+            )
         if not isinstance(value, int | float | str | list | type(None)) or isinstance(value, dict):
             raise ScenarioError(f"{path}.args.{key}", value, "expected a number, string, list or null")
         default = sig.parameters[key].default
@@ -162,8 +165,7 @@ def _check_args(fn_name: str, fn: Any, args: dict[str, Any], path: str) -> None:
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ScenarioError(f"{path}.args.{key}", value, f"{fn_name} expects true or false here")
         if numeric_default and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ScenarioError(f"{path}.args.{key}", value,
-                                f"{fn_name} expects a number here (default {default!r})")
+            raise ScenarioError(f"{path}.args.{key}", value, f"{fn_name} expects a number here (default {default!r})")
 
 
 def build_graph(spec: Any, n: int, seed: int, path: str) -> Graph:
@@ -192,8 +194,7 @@ def build_graph(spec: Any, n: int, seed: int, path: str) -> Graph:
         for e, edge in enumerate(spec.edges):
             i, j = int(edge[0]), int(edge[1])
             if not (0 <= i < n and 0 <= j < n):
-                raise ScenarioError(f"{path}.edges.{e}", list(edge),
-                                    f"node indices must be in 0..{n - 1} (n = {n})")
+                raise ScenarioError(f"{path}.edges.{e}", list(edge), f"node indices must be in 0..{n - 1} (n = {n})")
             if i == j:
                 raise ScenarioError(f"{path}.edges.{e}", list(edge), "self loops do not couple anything")
             g.add_edge(i, j, weight=float(edge[2]) if len(edge) == 3 else 1.0)
@@ -202,12 +203,18 @@ def build_graph(spec: Any, n: int, seed: int, path: str) -> Graph:
     if g.is_directed() or g.is_multigraph():
         g = nx.Graph(g.to_undirected())
     g.remove_edges_from(list(nx.selfloop_edges(g)))
-    g = nx.convert_node_labels_to_integers(g, ordering="sorted") if _sortable(g) else \
-        nx.convert_node_labels_to_integers(g)
+    g = (
+        nx.convert_node_labels_to_integers(g, ordering="sorted")
+        if _sortable(g)
+        else nx.convert_node_labels_to_integers(g)
+    )
     if g.number_of_nodes() != n:
-        raise ScenarioError(f"{path}", spec.label_or_name,
-                            f"{spec.generator_name} built {g.number_of_nodes()} nodes but params.n = {n}; "
-                            "give arguments that build n nodes, or set n to match")
+        raise ScenarioError(
+            f"{path}",
+            spec.label_or_name,
+            f"{spec.generator_name} built {g.number_of_nodes()} nodes but params.n = {n}; "
+            "give arguments that build n nodes, or set n to match",
+        )
     if spec.weights is not None:
         lo, hi = spec.weights
         for _, _, data in g.edges(data=True):
@@ -252,17 +259,26 @@ def _from_generator(spec: Any, n: int, seed: int, path: str) -> nx.Graph:
         fn_name = name
     fn = getattr(nx, fn_name, None)
     if fn_name not in generator_names() or fn is None:
-        raise ScenarioError(f"{path}.generator", name, f"unknown topology{did_you_mean(name, all_names())}; "
-                            f"use an alias ({', '.join(ALIASES)}), a networkx generator such as "
-                            "watts_strogatz_graph, or edges: [[i, j], ...]")
+        raise ScenarioError(
+            f"{path}.generator",
+            name,
+            f"unknown topology{did_you_mean(name, all_names())}; "
+            f"use an alias ({', '.join(ALIASES)}), a networkx generator such as "
+            "watts_strogatz_graph, or edges: [[i, j], ...]",
+        )
     _check_args(fn_name, fn, args, path)
     params = inspect.signature(fn).parameters
     if "n" in params and "n" not in args:
         args["n"] = n
     if "seed" in params and "seed" not in args:
         args["seed"] = int(seed)
-    missing = [p.name for p in params.values() if p.default is inspect.Parameter.empty
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in args]
+    missing = [
+        p.name
+        for p in params.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in args
+    ]
     if missing:
         raise ScenarioError(f"{path}.args", spec.args, f"{fn_name} needs argument(s) {', '.join(missing)}")
     try:

@@ -149,8 +149,9 @@ def state_stats(x, out, err_well, xref, with_agreement, zt, yt):
 
 
 @njit(cache=True)
-def _record(x, step, stat_start, stat_every, rec_every, acc, nacc, trace, traj, err_well, xref,
-            with_agreement, zt, yt, tmp):
+def _record(
+    x, step, stat_start, stat_every, rec_every, acc, nacc, trace, traj, err_well, xref, with_agreement, zt, yt, tmp
+):
     """Accumulate time averages and record traces after ``step`` (state at time (step + 1) dt)."""
     s1 = step + 1
     do_stat = s1 >= stat_start and (s1 - stat_start) % stat_every == 0
@@ -239,11 +240,46 @@ def _block_mean(part, xbar, nblk, n):
 
 
 @njit(cache=True, parallel=True)
-def em_chunk(x, xn, state, nbuf, npos, nblk, start, nsteps, dt, k, sigma, rho,
-             loss_id, hess, hess_diag, center, lp, z, y,
-             complete_w, indptr, indices, weights, deg,
-             err_well, xref, with_agreement, zt, yt,
-             stat_start, stat_every, rec_every, acc, nacc, trace, traj, wells, switches):
+def em_chunk(
+    x,
+    xn,
+    state,
+    nbuf,
+    npos,
+    nblk,
+    start,
+    nsteps,
+    dt,
+    k,
+    sigma,
+    rho,
+    loss_id,
+    hess,
+    hess_diag,
+    center,
+    lp,
+    z,
+    y,
+    complete_w,
+    indptr,
+    indices,
+    weights,
+    deg,
+    err_well,
+    xref,
+    with_agreement,
+    zt,
+    yt,
+    stat_start,
+    stat_every,
+    rec_every,
+    acc,
+    nacc,
+    trace,
+    traj,
+    wells,
+    switches,
+):
     """Advance ``x`` (trials, n, d) by ``nsteps`` Euler-Maruyama steps; see the module docstring.
 
     The learners of each trial are split into ``nblk`` contiguous blocks (:func:`n_blocks`); block ``b``
@@ -330,8 +366,23 @@ def em_chunk(x, xn, state, nbuf, npos, nblk, start, nsteps, dt, k, sigma, rho,
             _block_mean(part, xbar, nblk, n)
         src, dst = dst, src
         swaps += 1
-        _record(src, step, stat_start, stat_every, rec_every, acc, nacc, trace, traj, err_well, xref,
-                with_agreement, zt, yt, tmp)
+        _record(
+            src,
+            step,
+            stat_start,
+            stat_every,
+            rec_every,
+            acc,
+            nacc,
+            trace,
+            traj,
+            err_well,
+            xref,
+            with_agreement,
+            zt,
+            yt,
+            tmp,
+        )
         if err_well > 0.0:
             _count_switches(src, err_well, wells, switches, step + 1 >= stat_start)
         if not np.isfinite(src[0, 0, 0]):
@@ -347,8 +398,27 @@ def em_chunk(x, xn, state, nbuf, npos, nblk, start, nsteps, dt, k, sigma, rho,
 
 
 @njit(cache=True, parallel=True)
-def ou_chunk(yy, state, nbuf, npos, nblk, start, nsteps, decay, noise, u_rows, v, center,
-             stat_start, stat_every, rec_every, acc, nacc, trace, traj):
+def ou_chunk(
+    yy,
+    state,
+    nbuf,
+    npos,
+    nblk,
+    start,
+    nsteps,
+    decay,
+    noise,
+    u_rows,
+    v,
+    center,
+    stat_start,
+    stat_every,
+    rec_every,
+    acc,
+    nacc,
+    trace,
+    traj,
+):
     """Advance the mode coordinates ``yy`` (trials, n, d) by ``nsteps`` exact OU steps.
 
     ``decay[j, m] = exp(-r_jm dt)`` and ``noise[j, m]`` the exact step's noise standard deviation.

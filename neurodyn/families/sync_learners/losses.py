@@ -109,8 +109,12 @@ def make_dataset(loss: Logistic, d: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return z, y, z_test, y_test
 
 
-def logistic_loss_grad_hess(w: np.ndarray, z: np.ndarray, y: np.ndarray, reg: float,
-                            ) -> tuple[float, np.ndarray, np.ndarray]:
+def logistic_loss_grad_hess(
+    w: np.ndarray,
+    z: np.ndarray,
+    y: np.ndarray,
+    reg: float,
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Value, gradient and Hessian of the regularised logistic loss (NumPy; used outside the kernels)."""
     margin = y * (z @ w)
     value = float(np.mean(np.logaddexp(0.0, -margin)) + 0.5 * reg * w @ w)
@@ -151,21 +155,69 @@ def make_loss(loss: Quadratic | LogCosh | DoubleWell | Logistic, d: int) -> Loss
         hess = hessian_matrix(loss.hessian, d)
         eig = np.linalg.eigvalsh(hess)
         c = vector(loss.center, d)
-        return LossSetup("quadratic", QUADRATIC, d, hess, bool(np.all(hess == np.diag(np.diag(hess)))), c,
-                         np.zeros(1), float(eig[0]), float(eig[-1]), c.copy(), hess.copy())
+        return LossSetup(
+            "quadratic",
+            QUADRATIC,
+            d,
+            hess,
+            bool(np.all(hess == np.diag(np.diag(hess)))),
+            c,
+            np.zeros(1),
+            float(eig[0]),
+            float(eig[-1]),
+            c.copy(),
+            hess.copy(),
+        )
     if isinstance(loss, LogCosh):
         c = vector(loss.center, d)
-        return LossSetup("logcosh", LOGCOSH, d, zeros, True, c, np.array([loss.scale, loss.mu]),
-                         float(loss.mu), 1.0 + loss.mu, c.copy(), (1.0 + loss.mu) * np.eye(d))
+        return LossSetup(
+            "logcosh",
+            LOGCOSH,
+            d,
+            zeros,
+            True,
+            c,
+            np.array([loss.scale, loss.mu]),
+            float(loss.mu),
+            1.0 + loss.mu,
+            c.copy(),
+            (1.0 + loss.mu) * np.eye(d),
+        )
     if isinstance(loss, DoubleWell):
         b, w = loss.barrier, loss.width
-        return LossSetup("double_well", DOUBLE_WELL, d, zeros, True, np.zeros(d), np.array([b, w]),
-                         -4.0 * b / w**2, math.inf, np.full(d, w), 8.0 * b / w**2 * np.eye(d))
+        return LossSetup(
+            "double_well",
+            DOUBLE_WELL,
+            d,
+            zeros,
+            True,
+            np.zeros(d),
+            np.array([b, w]),
+            -4.0 * b / w**2,
+            math.inf,
+            np.full(d, w),
+            8.0 * b / w**2 * np.eye(d),
+        )
     z, y, zt, yt = make_dataset(loss, d)
     w_star = logistic_minimiser(z, y, loss.reg)
     _, _, h_ref = logistic_loss_grad_hess(np.nan_to_num(w_star), z, y, loss.reg)
     lip = float(np.linalg.eigvalsh(z.T @ z / (4 * len(y)))[-1] + loss.reg)
-    return LossSetup("logistic", LOGISTIC, d, zeros, True, np.zeros(d), np.array([loss.reg]), float(loss.reg),
-                     lip, w_star, h_ref, z=z, y=y, z_test=zt, y_test=yt,
-                     bayes_error=float(ndtr(-0.5 * loss.separation)),
-                     optimum_test_error=test_error(w_star, zt, yt))
+    return LossSetup(
+        "logistic",
+        LOGISTIC,
+        d,
+        zeros,
+        True,
+        np.zeros(d),
+        np.array([loss.reg]),
+        float(loss.reg),
+        lip,
+        w_star,
+        h_ref,
+        z=z,
+        y=y,
+        z_test=zt,
+        y_test=yt,
+        bayes_error=float(ndtr(-0.5 * loss.separation)),
+        optimum_test_error=test_error(w_star, zt, yt),
+    )

@@ -47,9 +47,11 @@ class Topology(StrictModel):
         from neurodyn.families.sync_learners.graphs import ALIASES, all_names, generator_names
 
         if v is not None and v not in ALIASES and v not in generator_names():
-            raise ValueError(f"unknown topology{did_you_mean(v, all_names())}; use an alias "
-                             f"({', '.join(ALIASES)}), a networkx generator such as watts_strogatz_graph, "
-                             "or edges: [[i, j], ...]")
+            raise ValueError(
+                f"unknown topology{did_you_mean(v, all_names())}; use an alias "
+                f"({', '.join(ALIASES)}), a networkx generator such as watts_strogatz_graph, "
+                "or edges: [[i, j], ...]"
+            )
         return v
 
     @field_validator("weights")
@@ -66,8 +68,7 @@ class Topology(StrictModel):
             return v
         for e, edge in enumerate(v):
             if len(edge) not in (2, 3) or any(float(x) != int(x) for x in edge[:2]):
-                raise FieldIssue(str(e), edge,
-                                 "an edge is [i, j] or [i, j, weight] with integer node indices")
+                raise FieldIssue(str(e), edge, "an edge is [i, j] or [i, j, weight] with integer node indices")
             if len(edge) == 3 and not edge[2] > 0:
                 raise FieldIssue(str(e), edge, "edge weights must be positive")
         return v
@@ -109,15 +110,12 @@ class LogCosh(StrictModel):
     center: float | list[float] = 0.0
 
 
-
-
 class DoubleWell(StrictModel):
     """``f(x) = sum_m barrier ((x_m / width)^2 - 1)^2``: minima at ``+-width``, barrier height ``barrier``."""
 
     kind: Literal["double_well"]
     barrier: Positive = 1.0
     width: Positive = 1.0
-
 
 
 class Logistic(StrictModel):
@@ -240,8 +238,7 @@ class SyncParams(StrictModel):
         labels = [t.label_or_name for t in self.topology]
         for i, lab in enumerate(labels):
             if labels.index(lab) != i:
-                raise FieldIssue(f"topology.{i}.label", lab,
-                                 "topology labels must be unique; add label: <name>")
+                raise FieldIssue(f"topology.{i}.label", lab, "topology labels must be unique; add label: <name>")
         loss = self.loss
         for name in ("center",):
             if hasattr(loss, name):
@@ -252,12 +249,13 @@ class SyncParams(StrictModel):
             if np.any(~np.isfinite(hess)) or not np.allclose(hess, hess.T):
                 raise FieldIssue("loss.hessian", loss.hessian, "a symmetric matrix")
             if np.linalg.eigvalsh(hess)[0] <= 0:
-                raise FieldIssue("loss.hessian", loss.hessian,
-                                 "must be positive definite (all curvatures > 0)")
+                raise FieldIssue("loss.hessian", loss.hessian, "must be positive definite (all curvatures > 0)")
         elif self.integrator == "exact":
-            raise FieldIssue("integrator", "exact",
-                             f"the exact Ornstein-Uhlenbeck step needs a quadratic loss, not {loss.kind}; "
-                             "use euler_maruyama")
+            raise FieldIssue(
+                "integrator",
+                "exact",
+                f"the exact Ornstein-Uhlenbeck step needs a quadratic loss, not {loss.kind}; use euler_maruyama",
+            )
         return self
 
 

@@ -58,8 +58,9 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
             for ki, k in enumerate(ds["k"].values):
                 sel = {"topology": t, "k": k}
                 style = dict(color=colors[t], alpha=0.45 + 0.55 * (ki + 1) / ds.sizes["k"])
-                names = (("test_error_centroid", "test_error_learner") if logistic
-                         else ("centroid_error", "learner_error"))
+                names = (
+                    ("test_error_centroid", "test_error_learner") if logistic else ("centroid_error", "learner_error")
+                )
                 for ax, name in zip(axes, names):
                     m, ci = _mean_ci(ds[name].sel(sel))
                     ax.errorbar(n, m, yerr=ci, fmt="o-", ms=3, capsize=2, label=f"{t}, k={k:g}", **style)
@@ -71,11 +72,11 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
             ax.set_xlabel("number of learners n")
             ax.set_ylabel(f"{name} {'test error' if logistic else 'squared error'}")
             if logistic and "test_error_centroid_bound" in ds:
-                ax.axhline(float(ds["test_error_centroid_bound"].max()), color="k", lw=0.8, ls="--",
-                           label="Bayes error")
+                ax.axhline(
+                    float(ds["test_error_centroid_bound"].max()), color="k", lw=0.8, ls="--", label="Bayes error"
+                )
             if logistic and "test_error_optimum" in ds:
-                ax.axhline(float(ds["test_error_optimum"]), color="gray", lw=0.8, ls="-.",
-                           label="minimiser w*")
+                ax.axhline(float(ds["test_error_optimum"]), color="gray", lw=0.8, ls="-.", label="minimiser w*")
         axes[0].set_title("centroid" + ("" if logistic else " (dotted: exact OU)"))
         axes[1].set_title("single learners")
         axes[1].legend(fontsize=7, ncol=2)
@@ -86,8 +87,7 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     if ds.sizes["learner"] > 0:
         ks = sorted({float(ds["k"].values[0]), float(ds["k"].values[-1])})
         rows = len(topologies[:3])
-        fig, axes = plt.subplots(rows, len(ks), figsize=(5 * len(ks), 2.6 * rows),
-                                 squeeze=False, sharex=True)
+        fig, axes = plt.subplots(rows, len(ks), figsize=(5 * len(ks), 2.6 * rows), squeeze=False, sharex=True)
         time = ds["time"].values
         for r, t in enumerate(topologies[:3]):
             for c, k in enumerate(ks):
@@ -127,11 +127,9 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     fig, axes = plt.subplots(1, cols, figsize=(4 * cols, 3.6), squeeze=False)
     for ax, t in zip(axes[0], topologies[:5]):
         for ki, k in enumerate(ds["k"].values):
-            ax.plot(ds["time"], ds["spread_t"].sel(topology=t, k=k).isel(n=0), lw=0.8, color=f"C{ki}",
-                    label=f"k={k:g}")
+            ax.plot(ds["time"], ds["spread_t"].sel(topology=t, k=k).isel(n=0), lw=0.8, color=f"C{ki}", label=f"k={k:g}")
             if "spread_bound" in ds:
-                ax.axhline(float(ds["spread_bound"].sel(topology=t, k=k).isel(n=0)), color=f"C{ki}", ls="--",
-                           lw=0.6)
+                ax.axhline(float(ds["spread_bound"].sel(topology=t, k=k).isel(n=0)), color=f"C{ki}", ls="--", lw=0.6)
         ax.set_yscale("log")
         ax.set_xlabel("time (s)")
         ax.set_title(f"{t}: mean spread (dashed: bound)", fontsize=9)

@@ -144,7 +144,7 @@ def fill_uint64(state, b, out, n):
     """
     s = state[b]
     for off in range(0, n, LANES):
-        _fill_lanes(s[0], s[1], s[2], s[3], out[off:off + LANES])
+        _fill_lanes(s[0], s[1], s[2], s[3], out[off : off + LANES])
 
 
 @njit(cache=True, inline="always")
@@ -224,7 +224,7 @@ def take_normals(state, buf, pos, b, out, start, count, bits):
     m = cnt
     p += cnt
     while count - m >= BATCH:
-        fill_normals(state, b, out[start + m:start + m + BATCH], bits)
+        fill_normals(state, b, out[start + m : start + m + BATCH], bits)
         m += BATCH
     if m < count:
         fill_normals(state, b, bb, bits)

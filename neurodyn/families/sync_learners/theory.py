@@ -35,8 +35,10 @@ import xarray as xr
 from neurodyn.families.base import var_attrs
 from neurodyn.families.sync_learners.losses import DOUBLE_WELL, LOGCOSH, LOGISTIC, LossSetup, make_loss
 
-SOURCE_NOTE = ("reconstructed from the abstract of Bouvrie & Slotine 2011 (Neural Comput. 23(11)) and "
-               "stochastic contraction (Pham, Tabareau & Slotine 2009); checked numerically")
+SOURCE_NOTE = (
+    "reconstructed from the abstract of Bouvrie & Slotine 2011 (Neural Comput. 23(11)) and "
+    "stochastic contraction (Pham, Tabareau & Slotine 2009); checked numerically"
+)
 
 
 def _mode_sum(lam: np.ndarray, h: np.ndarray, k: float, dt: float | None) -> float:
@@ -46,8 +48,9 @@ def _mode_sum(lam: np.ndarray, h: np.ndarray, k: float, dt: float | None) -> flo
     return float(np.sum(1.0 / (r * (2.0 - r * dt))))
 
 
-def ou_spread(lam: np.ndarray, h: np.ndarray, k: float, sigma: float, rho: float = 0.0,
-              dt: float | None = None) -> float:
+def ou_spread(
+    lam: np.ndarray, h: np.ndarray, k: float, sigma: float, rho: float = 0.0, dt: float | None = None
+) -> float:
     """Exact stationary ``E[V]`` of the coupled OU system.
 
     Parameters
@@ -64,8 +67,7 @@ def ou_spread(lam: np.ndarray, h: np.ndarray, k: float, sigma: float, rho: float
     return (1.0 - rho) * sigma**2 * _mode_sum(np.asarray(lam)[1:], np.asarray(h), k, dt)
 
 
-def ou_centroid_error(n: int, h: np.ndarray, sigma: float, rho: float = 0.0,
-                      dt: float | None = None) -> float:
+def ou_centroid_error(n: int, h: np.ndarray, sigma: float, rho: float = 0.0, dt: float | None = None) -> float:
     """Exact stationary ``E||xbar - c||^2 = sigma^2 ((1 - rho)/n + rho) tr(H^-1) / 2`` (EM chain: ``dt``)."""
     return sigma**2 * ((1.0 - rho) / n + rho) * _mode_sum(np.zeros(1), np.asarray(h), 0.0, dt)
 
@@ -76,8 +78,7 @@ def em_inflation(r_max: float, dt: float) -> float:
     return 1.0 / x if x > 0 else math.inf
 
 
-def spread_bound(n: int, d: int, sigma: float, lam_f: float, lam2: float, k: float,
-                 rho: float = 0.0) -> float:
+def spread_bound(n: int, d: int, sigma: float, lam_f: float, lam2: float, k: float, rho: float = 0.0) -> float:
     """``(1 - rho) sigma^2 d (n - 1) / (2 (lambda_f + k lambda_2))``; NaN when the denominator is <= 0."""
     c = lam_f + k * lam2
     return (1.0 - rho) * sigma**2 * d * (n - 1) / (2.0 * c) if c > 0 else math.nan
@@ -104,27 +105,50 @@ def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
                 bound[ti, ni, ki] = b
                 c = loss.lam_f + k * lam2[ti, ni]
                 rate[ti, ni, ki] = 2.0 * c if c > 0 else math.nan
-    em_note = ("; times the Euler-Maruyama inflation 1/(1 - (L + k lambda_max) dt / 2) (exact for quadratic "
-               "losses, first order otherwise)" if em_dt is not None else "")
+    em_note = (
+        "; times the Euler-Maruyama inflation 1/(1 - (L + k lambda_max) dt / 2) (exact for quadratic "
+        "losses, first order otherwise)"
+        if em_dt is not None
+        else ""
+    )
     out = {
-        "spread_bound": xr.DataArray(bound, dims=cube, attrs=var_attrs(
-            "1", "steady-state spread bound",
-            source="(1 - rho) sigma^2 d (n - 1) / (2 (lambda_f + k lambda_2)); NaN (undefined) where "
-                   f"lambda_f + k lambda_2 <= 0; lambda_f = {loss.lam_f:g}{em_note}; {SOURCE_NOTE}")),
+        "spread_bound": xr.DataArray(
+            bound,
+            dims=cube,
+            attrs=var_attrs(
+                "1",
+                "steady-state spread bound",
+                source="(1 - rho) sigma^2 d (n - 1) / (2 (lambda_f + k lambda_2)); NaN (undefined) where "
+                f"lambda_f + k lambda_2 <= 0; lambda_f = {loss.lam_f:g}{em_note}; {SOURCE_NOTE}",
+            ),
+        ),
     }
     if "transient_rate" in ds and loss.is_quadratic:
         # Linear dynamics: the excess E[V](t) - E[V](inf) is a positive mix of exp(-2 (h_m + k lambda_j) t),
         # so its decay rate is at least 2 (lambda_f + k lambda_2) at every time.
-        out["transient_rate_bound"] = xr.DataArray(rate, dims=cube, attrs=var_attrs(
-            "s-1", "contraction rate of the spread (lower bound on its decay rate)", bound="lower",
-            source=f"2 (lambda_f + k lambda_2): slowest spread mode of the linear system; {SOURCE_NOTE}"))
+        out["transient_rate_bound"] = xr.DataArray(
+            rate,
+            dims=cube,
+            attrs=var_attrs(
+                "s-1",
+                "contraction rate of the spread (lower bound on its decay rate)",
+                bound="lower",
+                source=f"2 (lambda_f + k lambda_2): slowest spread mode of the linear system; {SOURCE_NOTE}",
+            ),
+        )
     elif "transient_rate" in ds:
         # Non-linear losses: Gronwall bounds E[V](t) by an envelope relaxing at this rate towards the *bound*,
         # which says nothing about the decay of the excess over the true steady state: stored, not compared.
-        out["contraction_rate"] = xr.DataArray(rate, dims=cube, attrs=var_attrs(
-            "s-1", "contraction rate 2 (lambda_f + k lambda_2) of the Gronwall envelope",
-            source=f"E[V](t) <= B + (V(0) - B) exp(-2 (lambda_f + k lambda_2) t), B the spread bound; "
-                   f"{SOURCE_NOTE}"))
+        out["contraction_rate"] = xr.DataArray(
+            rate,
+            dims=cube,
+            attrs=var_attrs(
+                "s-1",
+                "contraction rate 2 (lambda_f + k lambda_2) of the Gronwall envelope",
+                source=f"E[V](t) <= B + (V(0) - B) exp(-2 (lambda_f + k lambda_2) t), B the spread bound; "
+                f"{SOURCE_NOTE}",
+            ),
+        )
     if loss.is_quadratic:
         h = np.linalg.eigvalsh(loss.hess)
         eig = ds["laplacian_eigenvalues"].values
@@ -137,19 +161,40 @@ def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
                     spread[ti, ni, ki] = ou_spread(lam, h, k, sigma, rho, dt=em_dt)
                     cerr[ti, ni, ki] = ou_centroid_error(n, h, sigma, rho, dt=em_dt)
         tol = 0.02
-        which = ("stationary value of the Euler-Maruyama chain with this dt (1/(2 r) -> 1/(r (2 - r dt))); "
-                 if em_dt is not None else "")
+        which = (
+            "stationary value of the Euler-Maruyama chain with this dt (1/(2 r) -> 1/(r (2 - r dt))); "
+            if em_dt is not None
+            else ""
+        )
         nvec = np.asarray(p.n, dtype=float)[None, :, None]
-        out["spread_theory"] = xr.DataArray(spread, dims=cube, attrs=var_attrs(
-            "1", "exact OU steady-state spread", rel_tol=tol,
-            source=f"{which}(1 - rho) sigma^2 / 2 sum_(j>=2) sum_m 1/(h_m + k lambda_j); {SOURCE_NOTE}"))
-        out["centroid_error_theory"] = xr.DataArray(cerr, dims=cube, attrs=var_attrs(
-            "1", "exact OU centroid error", rel_tol=tol,
-            source=f"{which}sigma^2 ((1 - rho)/n + rho) tr(H^-1) / 2 (= d sigma^2 / (2 h n) for H = h I); "
-                   f"{SOURCE_NOTE}"))
-        out["learner_error_theory"] = xr.DataArray(cerr + spread / nvec, dims=cube, attrs=var_attrs(
-            "1", "exact OU mean learner error", rel_tol=tol,
-            source=f"E||xbar - c||^2 + E[V]/n; {SOURCE_NOTE}"))
+        out["spread_theory"] = xr.DataArray(
+            spread,
+            dims=cube,
+            attrs=var_attrs(
+                "1",
+                "exact OU steady-state spread",
+                rel_tol=tol,
+                source=f"{which}(1 - rho) sigma^2 / 2 sum_(j>=2) sum_m 1/(h_m + k lambda_j); {SOURCE_NOTE}",
+            ),
+        )
+        out["centroid_error_theory"] = xr.DataArray(
+            cerr,
+            dims=cube,
+            attrs=var_attrs(
+                "1",
+                "exact OU centroid error",
+                rel_tol=tol,
+                source=f"{which}sigma^2 ((1 - rho)/n + rho) tr(H^-1) / 2 (= d sigma^2 / (2 h n) for H = h I); "
+                f"{SOURCE_NOTE}",
+            ),
+        )
+        out["learner_error_theory"] = xr.DataArray(
+            cerr + spread / nvec,
+            dims=cube,
+            attrs=var_attrs(
+                "1", "exact OU mean learner error", rel_tol=tol, source=f"E||xbar - c||^2 + E[V]/n; {SOURCE_NOTE}"
+            ),
+        )
     if loss.kind_id == LOGISTIC and np.all(np.isfinite(loss.x_ref)):
         tr = float(np.trace(np.linalg.inv(loss.hess_ref)))
         nvec = np.asarray(p.n, dtype=float)
@@ -158,18 +203,31 @@ def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
         # Uncoupled learners are each biased by the loss's asymmetry (E w_i != w*), and that bias does not
         # average out over n: the linearisation only describes a synchronised group.
         cerr[:, :, np.asarray(p.k) == 0] = np.nan
-        out["centroid_error_theory"] = xr.DataArray(cerr, dims=cube, attrs=var_attrs(
-            "1", "centroid error of coupled learners, small-noise linearisation around w*", rel_tol=0.25,
-            source="sigma^2 ((1 - rho)/n + rho) tr(H(w*)^-1) / 2: a synchronised group moves like one "
-                   "particle with noise sigma/sqrt(n) near w* (valid for small sigma and small spread; "
-                   "NaN at k = 0, where each learner's own bias dominates)"))
+        out["centroid_error_theory"] = xr.DataArray(
+            cerr,
+            dims=cube,
+            attrs=var_attrs(
+                "1",
+                "centroid error of coupled learners, small-noise linearisation around w*",
+                rel_tol=0.25,
+                source="sigma^2 ((1 - rho)/n + rho) tr(H(w*)^-1) / 2: a synchronised group moves like one "
+                "particle with noise sigma/sqrt(n) near w* (valid for small sigma and small spread; "
+                "NaN at k = 0, where each learner's own bias dominates)",
+            ),
+        )
         for which in ("learner", "centroid"):
             bayes = np.full((nt, nn, nk), loss.bayes_error)
-            out[f"test_error_{which}_bound"] = xr.DataArray(bayes, dims=cube,
-                                                           attrs=var_attrs(
-                "1", "Bayes error of the two-class problem", bound="lower",
-                source="Phi(-separation/2): no classifier does better in expectation (finite test set: "
-                       "sampling error ~ sqrt(e(1-e)/test_samples))"))
+            out[f"test_error_{which}_bound"] = xr.DataArray(
+                bayes,
+                dims=cube,
+                attrs=var_attrs(
+                    "1",
+                    "Bayes error of the two-class problem",
+                    bound="lower",
+                    source="Phi(-separation/2): no classifier does better in expectation (finite test set: "
+                    "sampling error ~ sqrt(e(1-e)/test_samples))",
+                ),
+            )
     if loss.kind_id in (LOGCOSH, DOUBLE_WELL) and rho == 0 and 0.0 in p.k and sigma > 0:
         out.update(_gibbs_k0(loss, p, (nt, nn, nk), cube))
     if loss.kind_id == DOUBLE_WELL and "switch_rate" in ds and sigma > 0:
@@ -177,25 +235,41 @@ def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
         single = double_well_switch_rate(b, w, sigma**2 / 2)
         rate_k0 = np.full((nt, nn, nk), np.nan)
         rate_k0[:, :, np.asarray(p.k) == 0] = single
-        out["switch_rate_theory"] = xr.DataArray(rate_k0, dims=cube, attrs=var_attrs(
-            "s-1", "well-to-well switch rate of an uncoupled learner", rel_tol=0.05,
-            source="1 / T(-w -> +w), the exact mean first-passage time of dx = -f'(x) dt + sigma dW "
-                   "(1-D first-passage formula, e.g. Gardiner, Handbook of Stochastic Methods), "
-                   "D = sigma^2/2; exact at k = 0 (each "
-                   "coordinate of each learner is independent), NaN for k > 0; Kramers' asymptote is "
-                   "sqrt(f''(w) |f''(0)|)/(2 pi) exp(-barrier/D)"))
+        out["switch_rate_theory"] = xr.DataArray(
+            rate_k0,
+            dims=cube,
+            attrs=var_attrs(
+                "s-1",
+                "well-to-well switch rate of an uncoupled learner",
+                rel_tol=0.05,
+                source="1 / T(-w -> +w), the exact mean first-passage time of dx = -f'(x) dt + sigma dW "
+                "(1-D first-passage formula, e.g. Gardiner, Handbook of Stochastic Methods), "
+                "D = sigma^2/2; exact at k = 0 (each "
+                "coordinate of each learner is independent), NaN for k > 0; Kramers' asymptote is "
+                "sqrt(f''(w) |f''(0)|)/(2 pi) exp(-barrier/D)",
+            ),
+        )
         nvec = np.asarray(p.n, dtype=float)
-        sync = np.array([double_well_switch_rate(b, w, sigma**2 * ((1 - rho) / nn_ + rho) / 2)
-                         for nn_ in nvec])
+        sync = np.array([double_well_switch_rate(b, w, sigma**2 * ((1 - rho) / nn_ + rho) / 2) for nn_ in nvec])
         out["centroid_switch_rate_sync"] = xr.DataArray(
-            np.broadcast_to(sync[None, :, None], (nt, nn, nk)).copy(), dims=cube, attrs=var_attrs(
-                "s-1", "centroid switch rate in the synchronised limit (one particle, noise sigma/sqrt(n))",
+            np.broadcast_to(sync[None, :, None], (nt, nn, nk)).copy(),
+            dims=cube,
+            attrs=var_attrs(
+                "s-1",
+                "centroid switch rate in the synchronised limit (one particle, noise sigma/sqrt(n))",
                 source="1 / T(-w -> +w) with D = sigma^2 ((1 - rho)/n + rho) / 2: the limit k lambda_2 >> "
-                       "4 barrier / width^2 where all learners move together; an estimate, not compared"))
+                "4 barrier / width^2 where all learners move together; an estimate, not compared",
+            ),
+        )
     if loss.kind_id == DOUBLE_WELL:
-        out["lambda_f"] = xr.DataArray(loss.lam_f, attrs=var_attrs(
-            "s-1", "one-sided Lipschitz constant of -grad f (negative: not contracting)",
-            source="min f'' = -4 barrier / width^2"))
+        out["lambda_f"] = xr.DataArray(
+            loss.lam_f,
+            attrs=var_attrs(
+                "s-1",
+                "one-sided Lipschitz constant of -grad f (negative: not contracting)",
+                source="min f'' = -4 barrier / width^2",
+            ),
+        )
     return xr.Dataset(out)
 
 
@@ -249,6 +323,7 @@ def gibbs_moments(loss: LossSetup, sigma: float) -> tuple[np.ndarray, np.ndarray
 
             def e(x, c=c):
                 return (x - c) ** 2
+
             width = s_ + sigma / np.sqrt(max(loss.lam_f, 1e-3))
             lo, hi = c - 40 * width, c + 40 * width
         else:
@@ -259,6 +334,7 @@ def gibbs_moments(loss: LossSetup, sigma: float) -> tuple[np.ndarray, np.ndarray
 
             def e(x, w=w):
                 return (abs(x) - w) ** 2
+
             lo, hi = -w - 20 * (w + sigma), w + 20 * (w + sigma)
         pts = [loss.center[m]] if loss.kind_id == LOGCOSH else [-loss.lp[1], 0.0, loss.lp[1]]
 
@@ -273,8 +349,12 @@ def gibbs_moments(loss: LossSetup, sigma: float) -> tuple[np.ndarray, np.ndarray
     return mean, var, err
 
 
-def _gibbs_k0(loss: LossSetup, p, shape: tuple[int, int, int], cube: tuple[str, ...],
-              ) -> dict[str, xr.DataArray]:
+def _gibbs_k0(
+    loss: LossSetup,
+    p,
+    shape: tuple[int, int, int],
+    cube: tuple[str, ...],
+) -> dict[str, xr.DataArray]:
     """Exact k = 0 predictions for separable non-quadratic losses (NaN at k != 0)."""
     mean, var, err = gibbs_moments(loss, p.sigma)
     spread = np.full(shape, np.nan)
@@ -283,19 +363,32 @@ def _gibbs_k0(loss: LossSetup, p, shape: tuple[int, int, int], cube: tuple[str, 
     for ni, n in enumerate(p.n):
         spread[:, ni, k0] = (n - 1) * var.sum()  # iid learners: E sum_i ||x_i - xbar||^2 = (n - 1) tr Cov
         lerr[:, ni, k0] = err.sum()
-    src = ("uncoupled learners (k = 0) are iid with the Gibbs density exp(-2 f / sigma^2) (gradient flow, "
-           "additive noise; exact for the SDE, Euler-Maruyama adds O(dt)); moments by quadrature; "
-           "NaN for k > 0")
+    src = (
+        "uncoupled learners (k = 0) are iid with the Gibbs density exp(-2 f / sigma^2) (gradient flow, "
+        "additive noise; exact for the SDE, Euler-Maruyama adds O(dt)); moments by quadrature; "
+        "NaN for k > 0"
+    )
     out = {
-        "spread_theory": xr.DataArray(spread, dims=cube, attrs=var_attrs(
-            "1", "k = 0 steady-state spread (Gibbs)", rel_tol=0.02, source=f"(n - 1) sum_m Var x_m; {src}")),
-        "learner_error_theory": xr.DataArray(lerr, dims=cube, attrs=var_attrs(
-            "1", "k = 0 mean learner error (Gibbs)", rel_tol=0.02, source=f"sum_m E err(x_m); {src}")),
+        "spread_theory": xr.DataArray(
+            spread,
+            dims=cube,
+            attrs=var_attrs(
+                "1", "k = 0 steady-state spread (Gibbs)", rel_tol=0.02, source=f"(n - 1) sum_m Var x_m; {src}"
+            ),
+        ),
+        "learner_error_theory": xr.DataArray(
+            lerr,
+            dims=cube,
+            attrs=var_attrs("1", "k = 0 mean learner error (Gibbs)", rel_tol=0.02, source=f"sum_m E err(x_m); {src}"),
+        ),
     }
     if loss.kind_id == LOGCOSH:
         cerr = np.full(shape, np.nan)
         for ni, n in enumerate(p.n):
             cerr[:, ni, k0] = var.sum() / n + ((mean - loss.center) ** 2).sum()
-        out["centroid_error_theory"] = xr.DataArray(cerr, dims=cube, attrs=var_attrs(
-            "1", "k = 0 centroid error (Gibbs)", rel_tol=0.02, source=f"sum_m Var x_m / n; {src}"))
+        out["centroid_error_theory"] = xr.DataArray(
+            cerr,
+            dims=cube,
+            attrs=var_attrs("1", "k = 0 centroid error (Gibbs)", rel_tol=0.02, source=f"sum_m Var x_m / n; {src}"),
+        )
     return out

@@ -57,8 +57,10 @@ class UltraLIFNetwork(Family):
             if p.dataset == "events":
                 nbytes += 8 * (p.events.n_train + p.events.n_test) * p.T * n_in
         if nbytes > MAX_BYTES:
-            raise ResourceError(f"this run needs about {nbytes / 2**30:.1f} GiB of buffers (limit "
-                                f"{MAX_BYTES / 2**30:.0f} GiB); reduce batch_size, T, hidden or bounds sizes")
+            raise ResourceError(
+                f"this run needs about {nbytes / 2**30:.1f} GiB of buffers (limit "
+                f"{MAX_BYTES / 2**30:.0f} GiB); reduce batch_size, T, hidden or bounds sizes"
+            )
 
     # ------------------------------------------------------------------ simulate
 
@@ -96,8 +98,19 @@ class UltraLIFNetwork(Family):
             data = load_digits_split(p.test_fraction)
         else:
             e = p.events
-            data = load_events(p.T, e.n_train, e.n_test, e.n_groups, e.channels_per_group, e.n_classes,
-                               e.events_per_channel, e.burst_width, e.jitter, e.noise_events, e.data_seed)
+            data = load_events(
+                p.T,
+                e.n_train,
+                e.n_test,
+                e.n_groups,
+                e.channels_per_group,
+                e.n_classes,
+                e.events_per_channel,
+                e.burst_width,
+                e.jitter,
+                e.noise_events,
+                e.data_seed,
+            )
         sizes = [data.n_in, *p.hidden, data.n_classes]
         models = p.model_labels()
         L = len(p.hidden)
@@ -108,20 +121,35 @@ class UltraLIFNetwork(Family):
         wall = np.zeros(shape)
         ckpt = None
         for mi, (label, kind, sur) in enumerate(models):
-            spec = NetSpec(sizes, kind, surrogate=sur,
-                           surrogate_k=p.sigmoid_sharpness if sur == "sigmoid" else p.atan_alpha,
-                           theta=p.theta, v_reset=p.v_reset, eps_lo=p.eps_min, eps_hi=p.eps_max)
+            spec = NetSpec(
+                sizes,
+                kind,
+                surrogate=sur,
+                surrogate_k=p.sigmoid_sharpness if sur == "sigmoid" else p.atan_alpha,
+                theta=p.theta,
+                v_reset=p.v_reset,
+                eps_lo=p.eps_min,
+                eps_hi=p.eps_max,
+            )
             if ckpt is None:
                 ckpt = np.zeros((*shape, spec.n_params))
                 offs = spec.offs
             for li, lam in enumerate(p.sparsity):
                 for si, seed in enumerate(seeds):
-                    cfg = TrainConfig(T=p.T, epochs=epochs, batch_size=p.batch_size, lr=p.lr, lam=lam,
-                                      learn_eps=p.learn_eps, eps0=p.eps, tau0=p.tau0, input_gain=p.input_gain,
-                                      test_repeats=p.test_repeats)
+                    cfg = TrainConfig(
+                        T=p.T,
+                        epochs=epochs,
+                        batch_size=p.batch_size,
+                        lr=p.lr,
+                        lam=lam,
+                        learn_eps=p.learn_eps,
+                        eps0=p.eps,
+                        tau0=p.tau0,
+                        input_gain=p.input_gain,
+                        test_repeats=p.test_repeats,
+                    )
                     t0 = time.perf_counter()
-                    res = train(spec, data, cfg, seed, progress,
-                                desc=f"{label} lambda={lam:g} seed={seed}")
+                    res = train(spec, data, cfg, seed, progress, desc=f"{label} lambda={lam:g} seed={seed}")
                     wall[mi, li, si] = time.perf_counter() - t0
                     for k in EPOCH_VARS:
                         rec[k][mi, li, si] = res.records[k]
@@ -130,28 +158,55 @@ class UltraLIFNetwork(Family):
                     ckpt[mi, li, si] = res.params
         dims = ("model", "sparsity", "seed")
         data_vars = {k: ((*dims, "epoch"), v, var_attrs(*_EPOCH_ATTRS[k])) for k, v in rec.items()}
-        data_vars["eps"] = ((*dims, "epoch", "layer"), eps_h,
-                            var_attrs("1", "temperature eps per hidden layer at the end of the epoch"))
-        data_vars["tau0"] = ((*dims, "epoch", "layer"), tau_h,
-                             var_attrs("1", "leak factor tau0 = sigmoid(tau_param) per hidden layer"))
-        data_vars["final_test_accuracy"] = (dims, rec["test_accuracy"][..., -1],
-                                            var_attrs("1", "test accuracy after the last epoch"))
+        data_vars["eps"] = (
+            (*dims, "epoch", "layer"),
+            eps_h,
+            var_attrs("1", "temperature eps per hidden layer at the end of the epoch"),
+        )
+        data_vars["tau0"] = (
+            (*dims, "epoch", "layer"),
+            tau_h,
+            var_attrs("1", "leak factor tau0 = sigmoid(tau_param) per hidden layer"),
+        )
+        data_vars["final_test_accuracy"] = (
+            dims,
+            rec["test_accuracy"][..., -1],
+            var_attrs("1", "test accuracy after the last epoch"),
+        )
         data_vars["train_time"] = (dims, wall, var_attrs("s", "wall time of the training run"))
-        data_vars["params"] = ((*dims, "param"), ckpt, var_attrs(
-            "1", "trained parameters (flat vector; layout in param_offsets)",
-            layout="per hidden layer l: W_l (row-major, n_l x n_{l-1}), b_l, log_eps_l, tau_param_l; "
-                   "then W_out, b_out"))
-        data_vars["param_offsets"] = (("layer_slot", "field"), offs, var_attrs(
-            "1", "start of (W, b, log_eps, tau_param) per hidden layer; last row (W_out, b_out, -1, -1)"))
-        data_vars["layer_sizes"] = (("size_index",), np.asarray(sizes, dtype=np.int64),
-                                    var_attrs("1", "[n_in, hidden..., n_out]"))
+        data_vars["params"] = (
+            (*dims, "param"),
+            ckpt,
+            var_attrs(
+                "1",
+                "trained parameters (flat vector; layout in param_offsets)",
+                layout="per hidden layer l: W_l (row-major, n_l x n_{l-1}), b_l, log_eps_l, tau_param_l; "
+                "then W_out, b_out",
+            ),
+        )
+        data_vars["param_offsets"] = (
+            ("layer_slot", "field"),
+            offs,
+            var_attrs("1", "start of (W, b, log_eps, tau_param) per hidden layer; last row (W_out, b_out, -1, -1)"),
+        )
+        data_vars["layer_sizes"] = (
+            ("size_index",),
+            np.asarray(sizes, dtype=np.int64),
+            var_attrs("1", "[n_in, hidden..., n_out]"),
+        )
         coords = {
             "model": ("model", [m[0] for m in models], var_attrs("1", "neuron model (kind[surrogate])")),
             "kind": ("model", [m[1] for m in models], var_attrs("1", "neuron kind")),
-            "surrogate": ("model", [m[2] if m[1] in ("lif", "maxplus_lif") else "none" for m in models],
-                          var_attrs("1", "surrogate gradient (hard-threshold kinds only)")),
-            "sparsity": ("sparsity", np.asarray(p.sparsity, dtype=np.float64),
-                         var_attrs("1", "sparsity weight lambda")),
+            "surrogate": (
+                "model",
+                [m[2] if m[1] in ("lif", "maxplus_lif") else "none" for m in models],
+                var_attrs("1", "surrogate gradient (hard-threshold kinds only)"),
+            ),
+            "sparsity": (
+                "sparsity",
+                np.asarray(p.sparsity, dtype=np.float64),
+                var_attrs("1", "sparsity weight lambda"),
+            ),
             "seed": ("seed", np.asarray(seeds, dtype=np.int64), var_attrs("1", "training seed")),
             "epoch": ("epoch", np.arange(1, epochs + 1), var_attrs("1", "epoch")),
             "layer": ("layer", np.arange(1, L + 1), var_attrs("1", "hidden layer")),
@@ -178,19 +233,31 @@ class UltraLIFNetwork(Family):
 
     def summary(self, ds: xr.Dataset) -> str:
         if ds.attrs.get("experiment") == "bounds":
-            lines = ["max error / (t eps log m), all and margin-holding steps; fractions of (neuron, step)",
-                     "eps       UltraLIF all  margin  margin-fails  violated   UltraDLIF all  margin"]
+            lines = [
+                "max error / (t eps log m), all and margin-holding steps; fractions of (neuron, step)",
+                "eps       UltraLIF all  margin  margin-fails  violated   UltraDLIF all  margin",
+            ]
             for i, e in enumerate(ds["eps"].values):
-                keys = ("v_ratio_all_max", "v_ratio_margin_max", "v_margin_fail_fraction",
-                        "v_violation_fraction", "d_ratio_all_max", "d_ratio_margin_max")
+                keys = (
+                    "v_ratio_all_max",
+                    "v_ratio_margin_max",
+                    "v_margin_fail_fraction",
+                    "v_violation_fraction",
+                    "d_ratio_all_max",
+                    "d_ratio_margin_max",
+                )
                 v = {k: float(ds[k][i]) for k in keys}
-                lines.append(f"{e:<8.3g} {v['v_ratio_all_max']:13.3f} {v['v_ratio_margin_max']:7.3f} "
-                             f"{v['v_margin_fail_fraction']:13.3f} {v['v_violation_fraction']:9.3f} "
-                             f"{v['d_ratio_all_max']:14.3f} {v['d_ratio_margin_max']:7.3f}")
+                lines.append(
+                    f"{e:<8.3g} {v['v_ratio_all_max']:13.3f} {v['v_ratio_margin_max']:7.3f} "
+                    f"{v['v_margin_fail_fraction']:13.3f} {v['v_violation_fraction']:9.3f} "
+                    f"{v['d_ratio_all_max']:14.3f} {v['d_ratio_margin_max']:7.3f}"
+                )
             return "\n".join(lines)
         acc = ds["final_test_accuracy"]
-        lines = [f"final test accuracy ({ds.attrs.get('dataset')}, T={ds.attrs.get('T')}, "
-                 f"{ds.sizes['seed']} seed(s), mean ± std):"]
+        lines = [
+            f"final test accuracy ({ds.attrs.get('dataset')}, T={ds.attrs.get('T')}, "
+            f"{ds.sizes['seed']} seed(s), mean ± std):"
+        ]
         for lam in ds["sparsity"].values:
             for m in ds["model"].values:
                 a = acc.sel(model=m, sparsity=lam).values

@@ -119,8 +119,9 @@ def sigmoid_ratio_max(x: np.ndarray, eps: float) -> float:
     return float(np.max(err / np.exp(-np.abs(x) / eps)))
 
 
-def trajectory_measurements(I: np.ndarray, eps: float, tau0: float, theta: float, v_reset: float,
-                            diffusion: bool) -> dict[str, float | np.ndarray]:
+def trajectory_measurements(
+    I: np.ndarray, eps: float, tau0: float, theta: float, v_reset: float, diffusion: bool
+) -> dict[str, float | np.ndarray]:
     """Distances between the soft neuron and its max-plus limit, with and without reset.
 
     Returns the quantities of Prop. 5.2 (``diffusion=False``, m = 2) or Cor. 5.3 (``True``, m = 3).
@@ -164,8 +165,9 @@ def trajectory_measurements(I: np.ndarray, eps: float, tau0: float, theta: float
         r_paper = np.where(paper > 1e-300, serr / paper, 0.0)
         r_shift = np.where(shifted > 1e-300, serr / shifted, 0.0)
     out["spike_ratio_margin_max"] = float(r_paper[margin_ok].max()) if margin_ok.any() else np.nan
-    out["spike_violation_fraction_margin"] = (float((r_paper[margin_ok] > 1.0 + 1e-9).mean())
-                                              if margin_ok.any() else np.nan)
+    out["spike_violation_fraction_margin"] = (
+        float((r_paper[margin_ok] > 1.0 + 1e-9).mean()) if margin_ok.any() else np.nan
+    )
     out["spike_shifted_ratio_max"] = float(r_shift[same_side].max()) if same_side.any() else np.nan
     # Prop. 5.4: ds/dP along the soft trajectory
     out["dsdv_max"] = float(np.max(s_s * (1.0 - s_s) / eps))
@@ -174,8 +176,9 @@ def trajectory_measurements(I: np.ndarray, eps: float, tau0: float, theta: float
     return out
 
 
-def dsdw_ratio_max(rng: np.random.Generator, eps: float, tau0: float, theta: float, n_in: int = 20,
-                   n: int = 50, trials: int = 50) -> float:
+def dsdw_ratio_max(
+    rng: np.random.Generator, eps: float, tau0: float, theta: float, n_in: int = 20, n: int = 50, trials: int = 50
+) -> float:
     """Prop. 5.4 on one UltraLIF step of a layer from V = 0:
     max |ds_i/dW_ij| / (||x||_inf / (4 eps)) with ds_i/dW_ij = s_i (1 - s_i) / eps * p_I * x_j,
     p_I = dLSE/dI the softmax weight of the input term."""
@@ -199,8 +202,7 @@ def run_bounds(params, seed: int, progress) -> xr.Dataset:
     b = params.bounds
     eps_list = np.asarray(b.eps, dtype=np.float64)
     rng = np.random.default_rng(np.random.SeedSequence(seed))
-    r_lse, r_sig, r_traj, r_ring, r_w = (np.random.default_rng(s) for s in
-                                        np.random.SeedSequence([seed, 1]).spawn(5))
+    r_lse, r_sig, r_traj, r_ring, r_w = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, 1]).spawn(5))
     x_lse = r_lse.normal(0.0, 1.0, (b.n_samples, b.lse_terms))
     x_sig = r_sig.uniform(-3.0, 3.0, b.n_samples)
     I = r_traj.uniform(b.input_low, b.input_high, (b.steps, b.n_neurons))
@@ -222,8 +224,10 @@ def run_bounds(params, seed: int, progress) -> xr.Dataset:
             for k, val in row.items():
                 cols.setdefault(k, []).append(val)
             bar.update(1)
-    coords = {"eps": ("eps", eps_list, var_attrs("1", "temperature eps of the soft maximum")),
-              "step": ("step", np.arange(1, b.steps + 1), var_attrs("1", "time step t"))}
+    coords = {
+        "eps": ("eps", eps_list, var_attrs("1", "temperature eps of the soft maximum")),
+        "step": ("step", np.arange(1, b.steps + 1), var_attrs("1", "time step t")),
+    }
     data = {}
     for k, vals in cols.items():
         arr = np.asarray(vals)
@@ -244,21 +248,16 @@ _DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "dsdw_ratio_max": ("1", "max |ds/dW_ij| / (||x||_inf / (4 eps)), one UltraLIF step"),
     "noreset_ratio_max": ("1", "no reset: max over neurons and t of |P_eps(t) - p(t)| / (t eps log m)"),
     "ratio_all_max": ("1", "with reset: max over all steps of |P_eps(t) - p(t)| / (t eps log m)"),
-    "ratio_margin_max": ("1", "with reset: max over margin-holding steps of |P_eps(t) - p(t)| / (t eps log m)"
-                              ),
-    "margin_fail_fraction": ("1", "fraction of (neuron, step) where |p(u) - theta| <= u eps log m for some "
-                                  "u <= t"),
+    "ratio_margin_max": ("1", "with reset: max over margin-holding steps of |P_eps(t) - p(t)| / (t eps log m)"),
+    "margin_fail_fraction": ("1", "fraction of (neuron, step) where |p(u) - theta| <= u eps log m for some u <= t"),
     "violation_fraction": ("1", "fraction of (neuron, step) with |P_eps(t) - p(t)| > t eps log m"),
     "violation_fraction_margin": ("1", "among margin-holding steps, fraction with error > t eps log m"),
     "error_final_mean": ("1", "mean over neurons of |P_eps - p| at the last step, with reset"),
     "error_max": ("1", "max over neurons and steps of |P_eps(t) - p(t)|, with reset"),
     "reset_slope_max": ("1", "max |dV(t+1)/dP(t)| of the soft reset map"),
-    "spike_ratio_margin_max": ("1", "margin-holding steps: max |s_eps - s| / exp(-delta_t/eps) "
-                                    "(paper's form)"),
-    "spike_violation_fraction_margin": ("1", "margin-holding steps: fraction with |s_eps - s| > "
-                                             "exp(-delta_t/eps)"),
-    "spike_shifted_ratio_max": ("1", "max |s_eps - s| / exp(-(delta_t - |P_eps - p|)/eps), same side of "
-                                     "theta"),
+    "spike_ratio_margin_max": ("1", "margin-holding steps: max |s_eps - s| / exp(-delta_t/eps) (paper's form)"),
+    "spike_violation_fraction_margin": ("1", "margin-holding steps: fraction with |s_eps - s| > exp(-delta_t/eps)"),
+    "spike_shifted_ratio_max": ("1", "max |s_eps - s| / exp(-(delta_t - |P_eps - p|)/eps), same side of theta"),
     "dsdv_max": ("1", "max along trajectories of ds/dP = s (1 - s) / eps"),
     "example_soft": ("1", "pre-spike potential P_eps(t) of neuron 0, soft model, with reset"),
     "example_hard": ("1", "pre-spike potential p(t) of neuron 0, max-plus model, with reset"),

@@ -41,8 +41,9 @@ def load_digits_split(test_fraction: float = 0.25, split_seed: int = 0) -> Datas
 
     d = load_digits()
     x = d.data.astype(np.float64) / 16.0
-    xtr, xte, ytr, yte = train_test_split(x, d.target.astype(np.int64), test_size=test_fraction,
-                                          random_state=split_seed, stratify=d.target)
+    xtr, xte, ytr, yte = train_test_split(
+        x, d.target.astype(np.int64), test_size=test_fraction, random_state=split_seed, stratify=d.target
+    )
     return Dataset("digits", xtr, ytr, xte, yte, 10, static=True)
 
 
@@ -59,9 +60,17 @@ def event_orders(n_groups: int, n_classes: int, seed: int) -> np.ndarray:
     return perms[np.sort(pick)]
 
 
-def generate_events(n_samples: int, n_groups: int, channels_per_group: int, orders: np.ndarray,
-                    events_per_channel: float, burst_width: float, jitter: float, noise_events: float,
-                    rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+def generate_events(
+    n_samples: int,
+    n_groups: int,
+    channels_per_group: int,
+    orders: np.ndarray,
+    events_per_channel: float,
+    burst_width: float,
+    jitter: float,
+    noise_events: float,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Event streams on [0, 1) whose class is only the *order* in which channel groups burst.
 
     Group ``g`` of class ``c`` bursts in slot ``r`` where ``orders[c, r] = g``: each of its channels
@@ -105,9 +114,19 @@ def bin_events(streams: list[np.ndarray], T: int, n_ch: int) -> np.ndarray:
     return out
 
 
-def load_events(T: int, n_train: int, n_test: int, n_groups: int, channels_per_group: int, n_classes: int,
-                events_per_channel: float, burst_width: float, jitter: float, noise_events: float,
-                data_seed: int) -> Dataset:
+def load_events(
+    T: int,
+    n_train: int,
+    n_test: int,
+    n_groups: int,
+    channels_per_group: int,
+    n_classes: int,
+    events_per_channel: float,
+    burst_width: float,
+    jitter: float,
+    noise_events: float,
+    data_seed: int,
+) -> Dataset:
     """The temporal event-stream task binned into ``T`` steps (train and test from disjoint streams)."""
     orders = event_orders(n_groups, n_classes, data_seed)
     rng = np.random.default_rng(np.random.SeedSequence([data_seed, 7]))
@@ -115,5 +134,4 @@ def load_events(T: int, n_train: int, n_test: int, n_groups: int, channels_per_g
     args = (n_groups, channels_per_group, orders, events_per_channel, burst_width, jitter, noise_events, rng)
     s_tr, y_tr = generate_events(n_train, *args)
     s_te, y_te = generate_events(n_test, *args)
-    return Dataset("events", bin_events(s_tr, T, n_ch), y_tr, bin_events(s_te, T, n_ch), y_te, n_classes,
-                   static=False)
+    return Dataset("events", bin_events(s_tr, T, n_ch), y_tr, bin_events(s_te, T, n_ch), y_te, n_classes, static=False)

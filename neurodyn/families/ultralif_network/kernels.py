@@ -46,8 +46,16 @@ CONTRACT = {"contract"}
 #: parallelise the explicit ``prange`` loops only: with ``parallel=True`` Numba also turns every array
 #: fill, allocation and reduction into its own parallel region, and with 2 threads those many tiny regions
 #: (hundreds per minibatch) made the kernel 3-4x slower than with one
-PRANGE_ONLY = {"prange": True, "comprehension": False, "reduction": False, "inplace_binop": False,
-               "setitem": False, "numpy": False, "stencil": False, "fusion": False}
+PRANGE_ONLY = {
+    "prange": True,
+    "comprehension": False,
+    "reduction": False,
+    "inplace_binop": False,
+    "setitem": False,
+    "numpy": False,
+    "stencil": False,
+    "fusion": False,
+}
 
 
 @njit(cache=True)
@@ -148,7 +156,7 @@ def _layer_input(X, S, l, n_prev):
 @njit(cache=True, error_model="numpy")
 def _weights(params, off, n, n_in):
     """Row-major ``(n, n_in)`` weight matrix starting at ``params[off]`` (a contiguous copy for BLAS)."""
-    return np.ascontiguousarray(params[off:off + n * n_in]).reshape((n, n_in))
+    return np.ascontiguousarray(params[off : off + n * n_in]).reshape((n, n_in))
 
 
 #: below this fraction of non-zero inputs the synaptic products skip zeros instead of calling BLAS
@@ -161,7 +169,7 @@ def _sparse_input(inp):
     """True when fewer than :data:`SPARSE_FRACTION` of the entries of ``inp`` are non-zero."""
     nnz = 0
     for v in inp.ravel():
-        nnz += v != 0.0   # branch-free count (random zeros would defeat branch prediction)
+        nnz += v != 0.0  # branch-free count (random zeros would defeat branch prediction)
     return nnz < SPARSE_FRACTION * inp.size
 
 
@@ -236,8 +244,7 @@ def _weight_grad(DI, inp):
 
 
 @njit(cache=True, error_model="numpy", fastmath=CONTRACT)
-def _forward_layer(b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, tau0, C, bias,
-                   VOLD, CUR, PRE, S, AUX):
+def _forward_layer(b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, tau0, C, bias, VOLD, CUR, PRE, S, AUX):
     """Time loop of hidden layer ``l`` for sample ``b``; the input current ``C + bias`` is precomputed.
 
     The neuron loop has no calls and no branches between kinds, so LLVM vectorises it (the Ultra kinds
@@ -352,7 +359,7 @@ def _loss_sample(logits, label, S, sizes, T, lam):
         z += math.exp(logits[k] - m)
     ce = m + math.log(z) - logits[label]
     if lam == 0.0:
-        return ce, ce   # ce + 0 * rate: skip summing the spikes
+        return ce, ce  # ce + 0 * rate: skip summing the spikes
     L = sizes.shape[0] - 2
     tot = 0.0
     nh = 0
@@ -366,8 +373,7 @@ def _loss_sample(logits, label, S, sizes, T, lam):
 
 
 @njit(cache=True, error_model="numpy", fastmath=CONTRACT)
-def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VOLD, CUR, PRE, S, AUX, DS,
-                    DI, part):
+def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VOLD, CUR, PRE, S, AUX, DS, DI, part):
     """Reverse time loop of hidden layer ``l`` for sample ``b``.
 
     Takes DS (dLoss/ds of this layer, including the paths through later layers) and writes the gradient
@@ -378,11 +384,11 @@ def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VO
     T = VOLD.shape[2]
     ultra = kind >= 2
     diff = kind == 3 or kind == 5
-    dv = np.zeros(n)      # dLoss / dV(t+1)
-    dvold = np.zeros(n)   # dLoss / dV(t)
+    dv = np.zeros(n)  # dLoss / dV(t+1)
+    dvold = np.zeros(n)  # dLoss / dV(t)
     d_eps = 0.0
-    d_ltau = 0.0   # through log tau0 (max-plus / LSE kinds)
-    d_tau0 = 0.0   # through tau0 itself (lif)
+    d_ltau = 0.0  # through log tau0 (max-plus / LSE kinds)
+    d_tau0 = 0.0  # through tau0 itself (lif)
     if kind == 2 or kind == 4:
         # Vectorisable form of the general loop below (same formulas): this step's history rows are
         # first copied into one scratch array, and d eps / d log tau0 are accumulated per neuron (summed
@@ -417,8 +423,7 @@ def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VO
                 pa = wk[5, i]
                 pb = wk[6, i]
                 # P is the LSE value: d P / d eps = (P - pa a - pb I) / eps
-                acc[0, i] += dP * (P - pa * (wk[3, i] + ltau) - pb * wk[4, i]) * inv_eps \
-                    - q * (P - theta) * inv_eps2
+                acc[0, i] += dP * (P - pa * (wk[3, i] + ltau) - pb * wk[4, i]) * inv_eps - q * (P - theta) * inv_eps2
                 acc[1, i] += dP * pa
                 dv[i] = dP * pa
                 DI[row, i] = dP * pb
@@ -509,7 +514,7 @@ def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VO
                 pb = AUX[b, l, t, 1, i]
                 dvold[i] += dP * pa
                 d_ltau += dP * pa
-                d_eps += dP * (P - pa * a - pb * I) / eps   # P is the LSE value
+                d_eps += dP * (P - pa * a - pb * I) / eps  # P is the LSE value
                 DI[row, i] = dP * pb
         for i in range(n):
             dv[i] = dvold[i]
@@ -519,8 +524,33 @@ def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VO
 
 
 @njit(cache=True, parallel=PRANGE_ONLY, error_model="numpy")
-def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v_reset, eps_lo, eps_hi,
-                           lam, X, labels, need_grad, VOLD, CUR, PRE, S, AUX, DS, logits, loss, ce, grad):
+def batch_forward_backward(
+    params,
+    offs,
+    sizes,
+    kind,
+    sg,
+    sg_k,
+    smooth,
+    theta,
+    v_reset,
+    eps_lo,
+    eps_hi,
+    lam,
+    X,
+    labels,
+    need_grad,
+    VOLD,
+    CUR,
+    PRE,
+    S,
+    AUX,
+    DS,
+    logits,
+    loss,
+    ce,
+    grad,
+):
     """Forward (and, if ``need_grad``, backward) pass of a minibatch; ``grad`` gets the batch *sum*.
 
     Layer by layer over the whole batch: the synaptic products of all samples and steps are single BLAS
@@ -544,13 +574,14 @@ def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v
         n = sizes[l + 1]
         W = _weights(params, offs[l, 0], n, n_prev)
         C = _input_current(_layer_input(X, S, l, n_prev), W)
-        bias = params[offs[l, 1]:offs[l, 1] + n].copy()
+        bias = params[offs[l, 1] : offs[l, 1] + n].copy()
         eps, _ = layer_eps(params, offs[l, 2], eps_lo, eps_hi)
         tau0 = sigmoid(params[offs[l, 3]])
         ltau = math.log(tau0)
         for b in prange(B):
-            _forward_layer(b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, tau0, C, bias,
-                           VOLD, CUR, PRE, S, AUX)
+            _forward_layer(
+                b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, tau0, C, bias, VOLD, CUR, PRE, S, AUX
+            )
     n_out = sizes[L + 1]
     nL = sizes[L]
     wo = offs[L, 0]
@@ -610,8 +641,9 @@ def batch_forward_backward(params, offs, sizes, kind, sg, sg_k, smooth, theta, v
         ltau = math.log(tau0)
         DI = np.empty((B * T, n))
         for b in prange(B):
-            _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VOLD, CUR, PRE, S, AUX,
-                            DS, DI, part)
+            _backward_layer(
+                b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VOLD, CUR, PRE, S, AUX, DS, DI, part
+            )
         # I = W s_prev + b over all samples and steps: dW = DI^T x input, dS_prev = DI x W
         gW = _weight_grad(DI, _layer_input(X, S, l, n_prev))
         for i in range(n):
@@ -645,8 +677,8 @@ def adam_step(params, grad, m, v, mask, lr, beta1, beta2, eps_adam, step, log_ep
     The projection keeps a clipped eps from losing its gradient for good (with a plain clamp in the
     forward pass, a log_eps that drifted out of range would never come back).
     """
-    c1 = 1.0 - beta1 ** step
-    c2 = 1.0 - beta2 ** step
+    c1 = 1.0 - beta1**step
+    c2 = 1.0 - beta2**step
     for k in range(params.shape[0]):
         if mask[k] == 0:
             continue

@@ -76,8 +76,8 @@ class NetSpec:
             n_in, n = self.sizes[l], self.sizes[l + 1]
             bound = 1.0 / math.sqrt(n_in)
             w0, b0 = self.offs[l, 0], self.offs[l, 1]
-            p[w0:w0 + n * n_in] = rng.uniform(-bound, bound, n * n_in)
-            p[b0:b0 + n] = rng.uniform(-bound, bound, n)
+            p[w0 : w0 + n * n_in] = rng.uniform(-bound, bound, n * n_in)
+            p[b0 : b0 + n] = rng.uniform(-bound, bound, n)
             if l < L:
                 p[self.offs[l, 2]] = math.log(eps0)
                 p[self.offs[l, 3]] = math.log(tau0 / (1.0 - tau0))
@@ -122,8 +122,15 @@ class Workspace:
         self.B, self.T = B, T
 
 
-def loss_and_grad(spec: NetSpec, params: np.ndarray, X: np.ndarray, labels: np.ndarray, lam: float = 0.0,
-                  need_grad: bool = True, ws: Workspace | None = None) -> tuple[float, np.ndarray, Workspace]:
+def loss_and_grad(
+    spec: NetSpec,
+    params: np.ndarray,
+    X: np.ndarray,
+    labels: np.ndarray,
+    lam: float = 0.0,
+    need_grad: bool = True,
+    ws: Workspace | None = None,
+) -> tuple[float, np.ndarray, Workspace]:
     """Mean loss over the batch and its exact gradient (surrogate gradient for lif/maxplus_lif).
 
     Parameters
@@ -148,11 +155,32 @@ def loss_and_grad(spec: NetSpec, params: np.ndarray, X: np.ndarray, labels: np.n
     if ws is None or ws.B < B or ws.T != T:
         ws = Workspace(spec, B, T)
     sl = slice(0, B)
-    batch_forward_backward(params, spec.offs, np.asarray(spec.sizes, dtype=np.int64), KIND_CODES[spec.kind],
-                           SURROGATE_CODES[spec.surrogate], float(spec.surrogate_k), int(spec.smooth),
-                           float(spec.theta), float(spec.v_reset), float(spec.eps_lo), float(spec.eps_hi),
-                           float(lam), np.ascontiguousarray(X, dtype=np.float64),
-                           np.asarray(labels, dtype=np.int64), bool(need_grad), ws.VOLD[sl], ws.CUR[sl],
-                           ws.PRE[sl], ws.S[sl], ws.AUX[sl], ws.DS[sl], ws.logits[sl], ws.loss[sl], ws.ce[sl], ws.G)
+    batch_forward_backward(
+        params,
+        spec.offs,
+        np.asarray(spec.sizes, dtype=np.int64),
+        KIND_CODES[spec.kind],
+        SURROGATE_CODES[spec.surrogate],
+        float(spec.surrogate_k),
+        int(spec.smooth),
+        float(spec.theta),
+        float(spec.v_reset),
+        float(spec.eps_lo),
+        float(spec.eps_hi),
+        float(lam),
+        np.ascontiguousarray(X, dtype=np.float64),
+        np.asarray(labels, dtype=np.int64),
+        bool(need_grad),
+        ws.VOLD[sl],
+        ws.CUR[sl],
+        ws.PRE[sl],
+        ws.S[sl],
+        ws.AUX[sl],
+        ws.DS[sl],
+        ws.logits[sl],
+        ws.loss[sl],
+        ws.ce[sl],
+        ws.G,
+    )
     grad = ws.G / B if need_grad else np.zeros(spec.n_params)
     return float(ws.loss[:B].mean()), grad, ws

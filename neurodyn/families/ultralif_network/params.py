@@ -48,8 +48,11 @@ class EventsTask(StrictModel):
     @model_validator(mode="after")
     def _classes(self) -> EventsTask:
         if self.n_classes > math.factorial(self.n_groups):
-            raise FieldIssue("n_classes", self.n_classes,
-                             f"at most n_groups! = {math.factorial(self.n_groups)} distinct firing orders")
+            raise FieldIssue(
+                "n_classes",
+                self.n_classes,
+                f"at most n_groups! = {math.factorial(self.n_groups)} distinct firing orders",
+            )
         return self
 
 
@@ -139,8 +142,9 @@ class UltraLIFParams(StrictModel):
             raise ValueError(f"a non-empty list of neuron kinds from: {', '.join(KINDS)}")
         for i, k in enumerate(v):
             if k not in KINDS:
-                raise FieldIssue(str(i), k, f"unknown neuron kind{did_you_mean(str(k), KINDS)}; "
-                                 f"allowed: {', '.join(KINDS)}")
+                raise FieldIssue(
+                    str(i), k, f"unknown neuron kind{did_you_mean(str(k), KINDS)}; allowed: {', '.join(KINDS)}"
+                )
         if len(set(v)) != len(v):
             raise ValueError("neuron kinds must not repeat")
         return v
@@ -153,8 +157,9 @@ class UltraLIFParams(StrictModel):
             raise ValueError(f"a non-empty list of distinct surrogates from: {', '.join(allowed)}")
         for i, k in enumerate(v):
             if k not in allowed:
-                raise FieldIssue(str(i), k, f"unknown surrogate{did_you_mean(str(k), allowed)}; "
-                                 f"allowed: {', '.join(allowed)}")
+                raise FieldIssue(
+                    str(i), k, f"unknown surrogate{did_you_mean(str(k), allowed)}; allowed: {', '.join(allowed)}"
+                )
         return v
 
     @field_validator("seeds")
@@ -204,8 +209,7 @@ class UltraLIFParams(StrictModel):
         if not self.eps_min < self.eps_max:
             raise FieldIssue("eps_max", self.eps_max, f"must exceed eps_min ({self.eps_min:g})")
         if not self.eps_min <= self.eps <= self.eps_max:
-            raise FieldIssue("eps", self.eps, f"must lie in [eps_min, eps_max] = [{self.eps_min:g}, "
-                             f"{self.eps_max:g}]")
+            raise FieldIssue("eps", self.eps, f"must lie in [eps_min, eps_max] = [{self.eps_min:g}, {self.eps_max:g}]")
         if not self.v_reset < self.theta:
             raise FieldIssue("v_reset", self.v_reset, f"must be below theta ({self.theta:g})")
         return self

@@ -48,8 +48,7 @@ def plot_training(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         a = acc.sel(sparsity=lam)
         sd = a.std("seed", ddof=1).values if ds.sizes["seed"] > 1 else np.zeros(len(x))
         ax.bar(x + j * width, a.mean("seed").values, width, yerr=sd, capsize=3, label=f"lambda={lam:g}")
-    ax.set_xticks(x + 0.4 - width / 2, [str(m) for m in ds["model"].values], rotation=30, ha="right",
-                  fontsize=8)
+    ax.set_xticks(x + 0.4 - width / 2, [str(m) for m in ds["model"].values], rotation=30, ha="right", fontsize=8)
     lo = float(np.nanmin(acc.values))
     ax.set_ylim(max(0.0, lo - 0.1), 1.0)
     ax.set_ylabel("final test accuracy")
@@ -84,10 +83,9 @@ def plot_bounds(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax = axes[0]
     for pre, name in (("v", "UltraLIF vs max-plus LIF"), ("d", "UltraDLIF vs max-plus diffusion")):
-        line, = ax.loglog(eps, ds[f"{pre}_error_max"], "o-", label=f"{name}: max error")
+        (line,) = ax.loglog(eps, ds[f"{pre}_error_max"], "o-", label=f"{name}: max error")
         if f"{pre}_error_max_bound" in ds:
-            ax.loglog(eps, ds[f"{pre}_error_max_bound"], "--", color=line.get_color(),
-                      label="bound steps eps log m")
+            ax.loglog(eps, ds[f"{pre}_error_max_bound"], "--", color=line.get_color(), label="bound steps eps log m")
     ax.loglog(eps, ds["lse_excess_max"], "s-", label="LSE - max (max)")
     if "lse_excess_max_bound" in ds:
         ax.loglog(eps, ds["lse_excess_max_bound"], ":", label="eps log n")
@@ -95,21 +93,25 @@ def plot_bounds(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     ax.set_ylabel("error")
     ax.legend(fontsize=7)
     ax = axes[1]
-    for var, lab in (("v_ratio_all_max", "UltraLIF, all steps"),
-                     ("v_ratio_margin_max", "UltraLIF, margin holds"),
-                     ("v_noreset_ratio_max", "UltraLIF, no reset"),
-                     ("d_ratio_all_max", "UltraDLIF, all steps"),
-                     ("d_noreset_ratio_max", "UltraDLIF, no reset")):
+    for var, lab in (
+        ("v_ratio_all_max", "UltraLIF, all steps"),
+        ("v_ratio_margin_max", "UltraLIF, margin holds"),
+        ("v_noreset_ratio_max", "UltraLIF, no reset"),
+        ("d_ratio_all_max", "UltraDLIF, all steps"),
+        ("d_noreset_ratio_max", "UltraDLIF, no reset"),
+    ):
         ax.loglog(eps, ds[var].values, "o-", label=lab)  # NaN where no step satisfies the margin
     ax.axhline(1.0, color="k", lw=1)
     ax.set_xlabel("eps")
     ax.set_ylabel("max error / (t eps log m)")
     ax.legend(fontsize=7)
     ax = axes[2]
-    for var, lab in (("v_margin_fail_fraction", "margin fails (UltraLIF)"),
-                     ("v_violation_fraction", "bound violated (UltraLIF)"),
-                     ("d_margin_fail_fraction", "margin fails (UltraDLIF)"),
-                     ("d_violation_fraction", "bound violated (UltraDLIF)")):
+    for var, lab in (
+        ("v_margin_fail_fraction", "margin fails (UltraLIF)"),
+        ("v_violation_fraction", "bound violated (UltraLIF)"),
+        ("d_margin_fail_fraction", "margin fails (UltraDLIF)"),
+        ("d_violation_fraction", "bound violated (UltraDLIF)"),
+    ):
         ax.semilogx(eps, ds[var], "o-", label=lab)
     ax.set_xlabel("eps")
     ax.set_ylabel("fraction of (neuron, step)")

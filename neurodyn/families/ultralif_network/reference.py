@@ -17,7 +17,7 @@ from neurodyn.families.ultralif_network.network import NetSpec
 def _unpack(spec: NetSpec, p: np.ndarray, l: int) -> tuple[np.ndarray, np.ndarray]:
     n_in, n = spec.sizes[l], spec.sizes[l + 1]
     w0, b0 = spec.offs[l, 0], spec.offs[l, 1]
-    return p[w0:w0 + n * n_in].reshape(n, n_in), p[b0:b0 + n]
+    return p[w0 : w0 + n * n_in].reshape(n, n_in), p[b0 : b0 + n]
 
 
 def _lse(args: list[np.ndarray], eps: float) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -27,8 +27,9 @@ def _lse(args: list[np.ndarray], eps: float) -> tuple[np.ndarray, list[np.ndarra
     return m + eps * np.log(z), [ei / z for ei in e]
 
 
-def loss_and_grad_numpy(spec: NetSpec, p: np.ndarray, X: np.ndarray, y: np.ndarray,
-                        lam: float = 0.0) -> tuple[float, np.ndarray]:
+def loss_and_grad_numpy(
+    spec: NetSpec, p: np.ndarray, X: np.ndarray, y: np.ndarray, lam: float = 0.0
+) -> tuple[float, np.ndarray]:
     """Mean loss and gradient over the batch; ``X`` (B, T, n_in), ``y`` (B,)."""
     if spec.surrogate != "sigmoid" or spec.kind == "maxplus_lif":
         raise NotImplementedError("the NumPy reference covers lif[sigmoid] and the Ultra kinds")
@@ -79,8 +80,8 @@ def loss_and_grad_numpy(spec: NetSpec, p: np.ndarray, X: np.ndarray, y: np.ndarr
     q = np.exp(logits - lz[:, None])
     q[np.arange(B), y] -= 1.0
     q /= B
-    g[spec.offs[L, 0]:spec.offs[L, 1]] = (q.T @ sbar).ravel()
-    g[spec.offs[L, 1]:] = q.sum(axis=0)
+    g[spec.offs[L, 0] : spec.offs[L, 1]] = (q.T @ sbar).ravel()
+    g[spec.offs[L, 1] :] = q.sum(axis=0)
     dS = np.repeat((q @ Wo)[:, None, :] / T, T, axis=1) + lam / (B * T * n_hidden)
     for l in range(L - 1, -1, -1):
         W, eps, e_raw, tau0, ltau, h = cache[l]
@@ -122,8 +123,8 @@ def loss_and_grad_numpy(spec: NetSpec, p: np.ndarray, X: np.ndarray, y: np.ndarr
             db += dI.sum(axis=0)
             if d_prev is not None:
                 d_prev[:, t] = dI @ W
-        g[spec.offs[l, 0]:spec.offs[l, 1]] = dW.ravel()
-        g[spec.offs[l, 1]:spec.offs[l, 2]] = db
+        g[spec.offs[l, 0] : spec.offs[l, 1]] = dW.ravel()
+        g[spec.offs[l, 1] : spec.offs[l, 2]] = db
         g[spec.offs[l, 3]] = d_tau0 * tau0 * (1 - tau0) + d_ltau * (1 - tau0)
         inside = spec.eps_lo <= e_raw <= spec.eps_hi
         g[spec.offs[l, 2]] = d_eps * e_raw if inside else 0.0

@@ -64,8 +64,16 @@ def synops_per_sample(spec: NetSpec, X: np.ndarray, S: np.ndarray) -> np.ndarray
     return ops
 
 
-def evaluate(spec: NetSpec, params: np.ndarray, data: Dataset, x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
-             rng: np.random.Generator, ws: Workspace) -> tuple[float, float, float, float]:
+def evaluate(
+    spec: NetSpec,
+    params: np.ndarray,
+    data: Dataset,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    ws: Workspace,
+) -> tuple[float, float, float, float]:
     """Mean cross-entropy, accuracy, mean hidden spike value and synaptic operations per sample.
 
     Static inputs are encoded ``cfg.test_repeats`` times independently and the figures averaged: each
@@ -85,14 +93,15 @@ def evaluate(spec: NetSpec, params: np.ndarray, data: Dataset, x: np.ndarray, y:
         ce += ws.ce[:B].sum()
         correct += (ws.logits[:B].argmax(axis=1) == y[idx]).sum()
         S = ws.S[:B]
-        spikes = sum(S[:, l, :, :spec.sizes[l + 1]].sum() for l in range(spec.n_hidden_layers))
+        spikes = sum(S[:, l, :, : spec.sizes[l + 1]].sum() for l in range(spec.n_hidden_layers))
         rate += spikes / (cfg.T * n_hidden)
         ops += synops_per_sample(spec, X, S).sum()
     return ce / n, correct / n, rate / n, ops / n
 
 
-def train(spec: NetSpec, data: Dataset, cfg: TrainConfig, seed: int, progress: Progress = QUIET,
-          desc: str = "training") -> TrainResult:
+def train(
+    spec: NetSpec, data: Dataset, cfg: TrainConfig, seed: int, progress: Progress = QUIET, desc: str = "training"
+) -> TrainResult:
     """Train one network from ``seed`` and return its per-epoch records and final parameters.
 
     Randomness comes from three streams spawned from ``seed``: initial weights, (shuffling and input
@@ -121,7 +130,7 @@ def train(spec: NetSpec, data: Dataset, cfg: TrainConfig, seed: int, progress: P
             order = rng_train.permutation(n)
             loss_sum = correct = 0.0
             for start in range(0, n, cfg.batch_size):
-                idx = order[start:start + cfg.batch_size]
+                idx = order[start : start + cfg.batch_size]
                 X = _inputs(data, data.x_train[idx], cfg.T, cfg.input_gain, rng_train)
                 loss, grad, ws = loss_and_grad(spec, params, X, data.y_train[idx], cfg.lam, ws=ws)
                 if not (np.isfinite(loss) and np.all(np.isfinite(grad))):
@@ -132,12 +141,26 @@ def train(spec: NetSpec, data: Dataset, cfg: TrainConfig, seed: int, progress: P
                 # cosine schedule from lr to 0 over all steps
                 lr = 0.5 * cfg.lr * (1.0 + math.cos(math.pi * step / total))
                 step += 1
-                adam_step(params, grad, m, v, mask, lr, cfg.beta1, cfg.beta2, cfg.adam_eps, step, log_idx,
-                          math.log(spec.eps_lo), math.log(spec.eps_hi))
+                adam_step(
+                    params,
+                    grad,
+                    m,
+                    v,
+                    mask,
+                    lr,
+                    cfg.beta1,
+                    cfg.beta2,
+                    cfg.adam_eps,
+                    step,
+                    log_idx,
+                    math.log(spec.eps_lo),
+                    math.log(spec.eps_hi),
+                )
             rec["train_loss"][epoch] = loss_sum / n
             rec["train_accuracy"][epoch] = correct / n
-            ce, acc, rate, ops = evaluate(spec, params, data, data.x_test, data.y_test, cfg,
-                                          np.random.default_rng(test_seed), ws)
+            ce, acc, rate, ops = evaluate(
+                spec, params, data, data.x_test, data.y_test, cfg, np.random.default_rng(test_seed), ws
+            )
             rec["test_loss"][epoch], rec["test_accuracy"][epoch] = ce, acc
             rec["spike_rate"][epoch], rec["synops"][epoch] = rate, ops
             eps_hist[epoch] = np.clip(np.exp(params[log_idx]), spec.eps_lo, spec.eps_hi)
