@@ -62,7 +62,7 @@ def numpy_leapfrog(u0: np.ndarray, steps: int) -> tuple[np.ndarray, float]:
 
 @numba.njit(cache=True)
 def _plain_loop(up: np.ndarray, u: np.ndarray, un: np.ndarray, steps: int, c1: float, c2: float) -> None:
-    """The simplest Numba leapfrog (periodic wrap by index arithmetic): the issue's "plain Numba loop"."""
+    """The simplest Numba leapfrog (periodic wrap by index arithmetic): the "plain Numba loop" reference."""
     n = u.shape[0]
     for _ in range(steps):
         for j in range(n):

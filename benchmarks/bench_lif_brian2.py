@@ -19,7 +19,7 @@ Usage::
 
     python benchmarks/bench_lif_brian2.py [--duration 1] [--skip-numpy] [--skip-standalone]
 
-The issue's reference figures (one core of the reference machine): Brian2 cython 0.91 s of run time,
+Reference figures (one core of the reference machine): Brian2 cython 0.91 s of run time,
 cpp_standalone 0.084 s run (10.7 s with build), hand-written Numba kernel 0.072 s.
 """
 
@@ -234,7 +234,7 @@ def main() -> None:
         print(f"{name:46s} {sec:8.3f} {sec / base:11.1f} {cpu_txt}   {note}")
     ratios = [f"{name.split(' (')[0]} {cpu / nd['run_cpu']:.1f}x" for name, _, cpu, _ in rows[2:] if cpu == cpu]
     print(f"CPU-time ratios to neurodyn's loop ({nd['run_cpu']:.3f} s CPU): " + ", ".join(ratios))
-    print("\nreference (issue, one core):", ", ".join(f"{k} {v:g} s" for k, v in REFERENCE.items()))
+    print("\nreference (one core of the reference machine):", ", ".join(f"{k} {v:g} s" for k, v in REFERENCE.items()))
 
 
 if __name__ == "__main__":

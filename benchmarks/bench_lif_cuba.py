@@ -6,7 +6,7 @@ Usage::
 
     python benchmarks/bench_lif_cuba.py [--repeat 3] [--no-compile]
 
-Reference figures quoted by issue 2 (one core of this machine): Brian2 cython 0.91 s, Brian2
+Reference figures (one core of this machine): Brian2 cython 0.91 s, Brian2
 cpp_standalone 0.084 s (10.7 s with its build), a hand-written Numba kernel 0.072 s. The Brian2 side is
 measured by ``benchmarks/bench_lif_brian2.py``.
 """
@@ -131,7 +131,7 @@ def main() -> None:
     )
     for name, t in ISSUE_REFERENCE.items():
         print(
-            f"  vs {name} ({t:.3f} s, issue 2): ratio {t / nd_wall:.2f} by wall time, {t / nd_cpu:.2f} by "
+            f"  vs {name} ({t:.3f} s, reference): ratio {t / nd_wall:.2f} by wall time, {t / nd_cpu:.2f} by "
             "CPU time (>1: neurodyn faster; CPU time is the fair figure on a loaded machine)"
         )
     cli_time()  # make sure the cache is warm

@@ -20,9 +20,9 @@ SRC_BPTT = (
     "Delta^EP_t -> -dL/dtheta_{T-t} (truncated BPTT) as beta -> 0, with O(beta) error for one-sided "
     "nudging (O(beta^2) symmetric): log-log slope {k}"
 )
-#: acceptance level of the sign agreement (issue 6); the theorem itself gives 1 in the limit beta -> 0
+#: acceptance level of the sign agreement; the theorem itself gives 1 in the limit beta -> 0
 SIGN_SHARE_LEVEL = 0.95
-#: acceptance level of the EP-BPTT relative RMSE at beta <= 0.01 (issue 6)
+#: acceptance level of the EP-BPTT relative RMSE at beta <= 0.01
 RMSE_LEVEL = 1e-2
 
 
@@ -57,7 +57,7 @@ def theory_dataset(ds: xr.Dataset) -> xr.Dataset:
                 var_attrs(
                     "1",
                     "upper bound on the EP-BPTT relative RMSE for beta <= 0.01",
-                    source="Ernoult et al. 2019 Thm 1 (RMSE -> 0, O(beta)); level 1e-2 from issue 6",
+                    source="Ernoult et al. 2019 Thm 1 (RMSE -> 0, O(beta)); acceptance level 1e-2",
                 ),
             )
             out["sign_share_bound"] = (
@@ -67,7 +67,7 @@ def theory_dataset(ds: xr.Dataset) -> xr.Dataset:
                     "1",
                     "lower bound on the sign agreement for beta <= 0.01",
                     bound="lower",
-                    source="Ernoult et al. 2019 Thm 1 (share -> 1 as beta -> 0); level 0.95 from issue 6",
+                    source="Ernoult et al. 2019 Thm 1 (share -> 1 as beta -> 0); acceptance level 0.95",
                 ),
             )
         out = out.assign_coords(beta=ds["beta"])
