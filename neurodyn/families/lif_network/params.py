@@ -151,6 +151,25 @@ class Connect(StrictModel):
             raise ValueError("args only go with graph")
         return self
 
+    @model_validator(mode="after")
+    def _args_named(self) -> Connect:
+        # Many networkx generators end in **backend_kwargs, which swallows any keyword: a misspelt
+        # argument would be accepted and ignored. Only the generator's named parameters are allowed.
+        if self.graph is not None:
+            import networkx as nx
+
+            params = inspect.signature(getattr(nx, self.graph)).parameters
+            named = [k for k, v in params.items() if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL) and k != "n"]
+            for key in self.args:
+                if key not in named:
+                    raise FieldIssue(
+                        f"args.{key}",
+                        self.args[key],
+                        f"{self.graph} has no argument {key!r}{did_you_mean(key, named)}; "
+                        f"its arguments: {', '.join(named) or 'none'}",
+                    )
+        return self
+
 
 class Synapse(StrictModel):
     """A group of exponential synapses from one population to one or more."""
@@ -287,6 +306,13 @@ class Probe(StrictModel):
     every: Time | None = None
     indices: list[Annotated[int, Field(ge=0)]] | Literal["all"] = [0]
 
+    @field_validator("every")
+    @classmethod
+    def _every_positive(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError("a positive time such as '1 ms' (omit it to sample every step)")
+        return v
+
 
 class LIFRecord(StrictModel):
     """What a LIF run records."""
@@ -297,3 +323,10 @@ class LIFRecord(StrictModel):
     rate_bin: Time = 1e-3
     #: analyse rates/ISIs from this time on (skips the initial transient)
     analysis_start: Time = 0.0
+
+    @field_validator("rate_bin")
+    @classmethod
+    def _bin_positive(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("a positive bin width such as '1 ms'")
+        return v
