@@ -11,6 +11,7 @@ what it is made of, and the available memory.
 from __future__ import annotations
 
 import os
+import time
 
 from neurodyn.errors import ResourceError
 
@@ -32,8 +33,22 @@ def _read(path: str) -> str | None:
         return None
 
 
+#: seconds a reading of the available memory is reused (checking the points of a sweep reads it per point)
+_CACHE_SECONDS = 1.0
+_cache: list[float] = []  #: [monotonic time of the reading, bytes]
+
+
 def available_bytes() -> int:
     """Memory this process may still use: MemAvailable, capped by a cgroup limit when there is one."""
+    now = time.monotonic()
+    if _cache and now - _cache[0] < _CACHE_SECONDS:
+        return int(_cache[1])
+    avail = _read_available()
+    _cache[:] = [now, avail]
+    return avail
+
+
+def _read_available() -> int:
     avail = None
     meminfo = _read("/proc/meminfo")
     for line in (meminfo or "").splitlines():

@@ -12,12 +12,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurodyn.errors import ResourceError
 from neurodyn.families.base import Family, var_attrs
 from neurodyn.families.ultralif_network.params import UltraLIFParams
-
-#: refuse runs whose workspaces would exceed this many bytes
-MAX_BYTES = 4 * 2**30
+from neurodyn.resources import require_memory
 
 _EPOCH_ATTRS = {
     "train_loss": ("1", "training loss (CE + lambda * rate), mean over the epoch's minibatches"),
@@ -56,11 +53,11 @@ class UltraLIFNetwork(Family):
             nbytes = 8 * (p.batch_size * (9 * len(p.hidden) + 3) * p.T * max(p.hidden) + n_params)
             if p.dataset == "events":
                 nbytes += 8 * (p.events.n_train + p.events.n_test) * p.T * n_in
-        if nbytes > MAX_BYTES:
-            raise ResourceError(
-                f"this run needs about {nbytes / 2**30:.1f} GiB of buffers (limit "
-                f"{MAX_BYTES / 2**30:.0f} GiB); reduce batch_size, T, hidden or bounds sizes"
-            )
+        require_memory(
+            nbytes,
+            "workspaces of batch_size x layers x T x hidden x 8 B" if p.experiment != "bounds" else "bounds buffers",
+            hint="reduce batch_size, T, hidden or bounds sizes",
+        )
 
     # ------------------------------------------------------------------ simulate
 
