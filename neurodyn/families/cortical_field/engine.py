@@ -210,10 +210,10 @@ def check_resources(scenario) -> list[Setup]:
     """
     for where, nx, ny, scheme, n_fields in planned_lattices(scenario.params):
         need = _state_bytes(scheme, n_fields, nx, ny) + 8 * (nx + 2) * (ny + 2)  # + the sponge profile
-        planes = need // (8 * n_fields * (nx + 2) * (ny + 2))
+        planes = _state_bytes(scheme, n_fields, nx, ny) // (8 * n_fields * (nx + 2) * (ny + 2))
         require_memory(
             need,
-            f"{nx} x {ny} sites x {n_fields} field(s) x {planes} {scheme} state planes x 8 B",
+            f"{nx} x {ny} sites x ({n_fields} field(s) x {planes} {scheme} state planes + 1 sponge plane) x 8 B",
             what=where,
             hint="use a smaller lattice",
         )

@@ -75,6 +75,11 @@ class Population(StrictModel):
         return self
 
 
+#: generator parameters a scenario cannot set: the population size, and networkx's graph-class and
+#: dispatch arguments (a graph class cannot be written in YAML; dispatching is not part of the model)
+_NOT_GRAPH_ARGS = ("n", "create_using", "backend", "backend_kwargs")
+
+
 class Connect(StrictModel):
     """How a synapse group is wired; exactly one rule.
 
@@ -159,7 +164,11 @@ class Connect(StrictModel):
             import networkx as nx
 
             params = inspect.signature(getattr(nx, self.graph)).parameters
-            named = [k for k, v in params.items() if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL) and k != "n"]
+            named = [
+                k
+                for k, v in params.items()
+                if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL) and k not in _NOT_GRAPH_ARGS
+            ]
             for key in self.args:
                 if key not in named:
                     raise FieldIssue(
