@@ -75,6 +75,14 @@ BAD = {
         lif(sizes=(20, 20), connect="{graph: watts_strogatz_graph, args: {k: 4, p: 0.1, kk: 3}}"),
         ["params.synapses.0.connect.args.kk", "no argument 'kk'"],
     ),
+    "graph arguments impossible for the size": (
+        lif(sizes=(20, 20), connect="{graph: watts_strogatz_graph, args: {k: 40, p: 0.1}}"),
+        ["params.synapses.0.connect.args", "k>n"],
+    ),
+    "v recording of every neuron for 1e5 s": (
+        lif(sizes=(20000, 20000), record="{v: {indices: all}}").replace("duration: 20 ms", "duration: 100000 s"),
+        ["record.v: v recording too large", "GiB", "available"],
+    ),
     "probe beyond a swept size": (
         lif(record="{v: {indices: [25]}}", sweep="{grid: {params.populations.a.size: [20, 10]}}"),
         ["record.v.indices = 25", "< 20", "params.populations.a.size=10"],

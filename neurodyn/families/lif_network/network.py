@@ -415,6 +415,8 @@ def build_network(scenario: Any) -> Network:
 
 #: networkx keeps a graph as dicts of dicts: roughly this many bytes per (directed) edge
 _NX_BYTES_PER_EDGE = 500
+#: graph rules up to this many synapses are built once by the check (their arguments are checked by networkx)
+GRAPH_TRIAL_SYNAPSES = 200_000
 
 
 def _num(args: dict[str, Any], key: str) -> float:
@@ -595,10 +597,29 @@ def check_resources(scenario: Any) -> None:
     parts = estimate_parts(scenario)
     need = sum(parts.values())
     detail = ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items() if v >= 2**20)
-    require_memory(
-        need,
-        f"about {n_syn:.3g} synapses x 4 B, {int(sizes.sum())} neurons; {detail}",
-        what="network too large",
-        hint="reduce population sizes, connection probability or in-degree",
-    )
+    # the message names what dominates the estimate: the network, the delay buffers or the v probe
+    what, hint = "network too large", "reduce population sizes, connection probability or in-degree"
+    largest = max(parts, key=parts.__getitem__)
+    if largest == "delays":
+        what, hint = "params.synapses.*.delay: delay buffers too large", "use shorter delays or a larger run.dt"
+    elif largest == "probe":
+        what, hint = "record.v: v recording too large", "record fewer neurons or set a longer record.v.every"
+    require_memory(need, f"about {n_syn:.3g} synapses x 4 B, {int(sizes.sum())} neurons; {detail}", what, hint)
     probe_indices(scenario)  # indices beyond the (possibly swept) network size
+    # networkx checks a generator's arguments against n only when called (k > n, n * d odd, ...): call it
+    # once here, on the real size, so validate refuses what the build would. Only small graphs are tried:
+    # a large one would cost the build's time twice.
+    for s_i, syn in enumerate(params.synapses):
+        src = index[syn.source]
+        if syn.connect.graph is None:
+            continue
+        for tgt in syn.targets:
+            n_pre, same = int(sizes[src]), src == index[tgt]
+            if graph_synapses(syn.connect.graph, syn.connect.args, n_pre) <= GRAPH_TRIAL_SYNAPSES:
+                _graph_edges(
+                    syn.connect,
+                    n_pre,
+                    np.random.default_rng(0),
+                    syn.connect.autapses or not same,
+                    f"params.synapses.{s_i}.connect",
+                )
