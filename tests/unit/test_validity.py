@@ -17,6 +17,16 @@ from neurodyn.errors import ResourceError, ScenarioError
 from neurodyn.resources import MEMORY_FRACTION, available_bytes, format_bytes, memory_shortfall
 from neurodyn.scenario import MAX_SWEEP_POINTS, from_dict
 
+
+@pytest.fixture(autouse=True)
+def _sixteen_gib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every estimate is compared with 16 GiB of available memory, whatever this machine has."""
+    import neurodyn.resources
+
+    monkeypatch.setattr(neurodyn.resources, "_read_available", lambda: 16 * 2**30)
+    monkeypatch.setattr(neurodyn.resources, "_cache", [])
+
+
 POP = "{size: %d, tau_m: 20 ms, v_rest: -70 mV, v_reset: -70 mV, v_threshold: -50 mV, v_init: -60 mV}"
 
 
@@ -82,6 +92,16 @@ BAD = {
     "v recording of every neuron for 1e5 s": (
         lif(sizes=(20000, 20000), record="{v: {indices: all}}").replace("duration: 20 ms", "duration: 100000 s"),
         ["record.v: v recording too large", "GiB", "available"],
+    ),
+    "rate_bin of 1e-15 s": (lif(record="{rate_bin: 1e-15 s}"), ["record.rate_bin = 1e-15 s", "too many bins"]),
+    "poisson rate too high for brian2": (
+        lif()
+        .replace(
+            "{kind: constant, target: [a, b], drive: 25 mV}",
+            "{kind: poisson, target: a, rate: 20 kHz, weight: 1 mV, tau: 5 ms}",
+        )
+        .replace("seed: 1}", "seed: 1, backend: 'brian2:numpy'}"),
+        ["params.inputs.0.rate", "rate * dt must be <= 1"],
     ),
     "probe beyond a swept size": (
         lif(record="{v: {indices: [25]}}", sweep="{grid: {params.populations.a.size: [20, 10]}}"),
@@ -220,6 +240,7 @@ def test_graph_estimates_scale_with_the_rule() -> None:
 
 def test_memory_shortfall_states_the_estimate_and_the_available_memory() -> None:
     have = available_bytes()
+    assert have == 16 * 2**30
     assert memory_shortfall(0.5 * MEMORY_FRACTION * have, "x") is None
     text = memory_shortfall(4.0 * have, "synapses 2e10 x 4 B")
     assert text is not None

@@ -496,11 +496,11 @@ def check_rule(connect: Any, n_pre: int, n_post: int, same: bool, path: str) -> 
 
 
 def estimate_parts(scenario: Any) -> dict[str, float]:
-    """Peak bytes of a run by component (``synapses``, ``transient``, ``delays``, ``state``, ``probe``, ``spikes``).
+    """Peak bytes of a run by component (synapses, transient, delays, state, probe, rate histogram, spikes).
 
     Counts the CSR arrays (4 bytes per synapse, 8 per presynaptic neuron), the transient buffers while
     generating them or concatenating them for the kernel (whichever is larger), per-neuron state, delay
-    ring buffers, the ``v`` probe buffer and a spike buffer.
+    ring buffers, the ``v`` probe buffer, the population-rate histogram and a spike buffer.
     """
     params, run = scenario.params, scenario.run
     names, starts, sizes = population_layout(params)
@@ -530,12 +530,14 @@ def estimate_parts(scenario: Any) -> dict[str, float]:
         n_probe = n if scenario.record.v.indices == "all" else len(scenario.record.v.indices)
         every = max(1, int(round((scenario.record.v.every or run.dt) / run.dt)))
         probe = 8.0 * n_probe * (run.n_steps // every + 1)
+    n_bins = max(1.0, round(run.n_steps * run.dt / scenario.record.rate_bin)) if run.duration and run.dt else 1.0
     return {
         "synapses": kept,
         "transient": peak_extra,
         "delays": ring,
         "state": 8.0 * n * (16 + 2 * len(channels)),
         "probe": probe,
+        "rate histogram": 8.0 * n_bins * len(names) * 2,  # counts, then rates
         "spikes": 12.0 * 1_000_000,  # initial spike buffer; it grows with the run, flushed between chunks
     }
 
@@ -604,8 +606,14 @@ def check_resources(scenario: Any) -> None:
         what, hint = "params.synapses.*.delay: delay buffers too large", "use shorter delays or a larger run.dt"
     elif largest == "probe":
         what, hint = "record.v: v recording too large", "record fewer neurons or set a longer record.v.every"
+    elif largest == "rate histogram":
+        what, hint = f"record.rate_bin = {scenario.record.rate_bin:g} s: too many bins", "use a wider bin"
     require_memory(need, f"about {n_syn:.3g} synapses x 4 B, {int(sizes.sum())} neurons; {detail}", what, hint)
     probe_indices(scenario)  # indices beyond the (possibly swept) network size
+    if run.backend.partition(":")[0] == "brian2":
+        from neurodyn.families.lif_network.brian2_backend import check_brian2
+
+        check_brian2(scenario)
     # networkx checks a generator's arguments against n only when called (k > n, n * d odd, ...): call it
     # once here, on the real size, so validate refuses what the build would. Only small graphs are tried:
     # a large one would cost the build's time twice.

@@ -309,6 +309,9 @@ class LIFParams(StrictModel):
 class Probe(StrictModel):
     """Sample a state variable every ``every`` (default: each step) for the listed neuron ``indices``.
 
+    ``every`` is rounded to whole steps of ``run.dt`` (the stored ``time`` coordinate holds the actual
+    sampling instants); an interval below one step is refused.
+
     Indices are global (populations are concatenated in the order they are declared).
     """
 
