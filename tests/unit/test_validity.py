@@ -65,6 +65,11 @@ def sync(params: str) -> str:
 BAD = {
     "rate_bin zero": (lif(record="{rate_bin: 0}"), ["record.rate_bin", "positive"]),
     "rate_bin negative": (lif(record="{rate_bin: -1 ms}"), ["record.rate_bin", "positive"]),
+    "analysis_start negative": (lif(record="{analysis_start: -5 ms}"), ["record.analysis_start", ">= 0"]),
+    "analysis_start after the run": (
+        lif(record="{analysis_start: 30 ms}"),
+        ["record.analysis_start", "before the end of the run"],
+    ),
     "v.every negative": (lif(record="{v: {every: -1 ms}}"), ["record.v.every", "positive"]),
     "v.every zero": (lif(record="{v: {every: 0 ms}}"), ["record.v.every", "positive"]),
     "v.every below dt": (lif(record="{v: {every: 0.01 ms}}"), ["record.v.every", "at least run.dt"]),

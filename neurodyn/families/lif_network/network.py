@@ -591,6 +591,12 @@ def check_resources(scenario: Any) -> None:
                 f"its ring buffer of {slots:.3g} steps x {n_post:.0f} neurons x 8 B would need {format_bytes(ring)}, "
                 f"more than the {format_bytes(budget)} a run may use; use a shorter delay or a larger run.dt",
             )
+    if scenario.record.analysis_start >= run.n_steps * run.dt:
+        raise ScenarioError(
+            "record.analysis_start",
+            f"{scenario.record.analysis_start:g} s",
+            f"must be before the end of the run (run.duration = {run.duration:g} s); nothing would be analysed",
+        )
     probe = scenario.record.v
     if probe is not None and probe.every is not None and round(probe.every / run.dt) < 1:
         raise ScenarioError(

@@ -342,3 +342,10 @@ class LIFRecord(StrictModel):
         if not v > 0:
             raise ValueError("a positive bin width such as '1 ms'")
         return v
+
+    @field_validator("analysis_start")
+    @classmethod
+    def _start_not_negative(cls, v: float) -> float:
+        if not v >= 0:
+            raise ValueError("a time >= 0 from the start of the run, e.g. '200 ms'")
+        return v
