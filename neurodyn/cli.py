@@ -152,8 +152,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from neurodyn.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
-    registry.get(scenario.family).check(scenario)
-    n = len(scenario.sweep.points()) if scenario.sweep else 1
+    # The same checks `run` and `sweep` make before running: the family's check of the scenario, or
+    # of every sweep point (plan_sweep, which the sweep driver calls before any point runs).
+    if scenario.sweep is not None:
+        from neurodyn.sweep import plan_sweep
+
+        n = len(plan_sweep(scenario).points)
+    else:
+        registry.get(scenario.family).check(scenario)
+        n = 1
     print(
         f"{args.scenario}: valid {scenario.family} scenario '{scenario.name}'"
         + (f" ({n} sweep points)" if n > 1 else "")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import os
 import re
 import types
@@ -87,11 +88,52 @@ class RunConfig(StrictModel):
         return int(round(self.duration / self.dt))
 
 
+#: most points one sweep may have: each is validated and checked by the family before anything runs
+MAX_SWEEP_POINTS = 20_000
+
+
+def _value_key(v: Any) -> Any:
+    """A hashable identity of a swept value as written (``1`` and ``1.0`` are the same value)."""
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return ("number", float(v))
+    return ("text", yaml.safe_dump(v, sort_keys=True) if isinstance(v, dict | list) else repr(v))
+
+
 class SweepSpec(StrictModel):
     """``grid`` (Cartesian product) and/or ``zip`` (lock-step) over dotted paths."""
 
     grid: dict[str, list[Any]] = {}
     zip: dict[str, list[Any]] = {}
+
+    @model_validator(mode="after")
+    def _size_and_distinct(self) -> SweepSpec:
+        # Checked on the values as written, before a single point is expanded: the plan's size, and
+        # repeated values, which would make two identical points (the value labels the coordinate).
+        lists = [*self.grid.values(), *([next(iter(self.zip.values()))] if self.zip else [])]
+        n_points = math.prod(len(v) for v in lists) if lists else 0
+        if n_points > MAX_SWEEP_POINTS:
+            shape = " x ".join(str(len(v)) for v in lists)
+            raise FieldIssue(
+                "",
+                n_points,
+                f"a sweep of {shape} = {n_points} points; at most {MAX_SWEEP_POINTS} points per sweep "
+                "(each is checked before anything runs): split it into several sweeps",
+            )
+        leads = [("grid", k, v) for k, v in self.grid.items()]
+        leads += [("zip", k, v) for k, v in list(self.zip.items())[:1]]
+        for kind, key, values in leads:
+            seen = set()
+            for value in values:
+                ident = _value_key(value)
+                if ident in seen:
+                    raise FieldIssue(
+                        f"{kind}.{key}",
+                        value,
+                        "repeated values would make duplicate points; each value must appear once in the list "
+                        "(it labels a coordinate)",
+                    )
+                seen.add(ident)
+        return self
 
     @model_validator(mode="after")
     def _check(self) -> SweepSpec:
@@ -154,8 +196,9 @@ class Scenario:
 
     def with_values(self, values: dict[str, Any]) -> Scenario:
         """A copy with dotted-path overrides applied and everything re-validated."""
-        raw = copy.deepcopy(self.raw)
-        raw.pop("sweep", None)
+        # the sweep section is left out before copying: copying it for each of a sweep's points would make
+        # planning quadratic in the number of points
+        raw = copy.deepcopy({k: v for k, v in self.raw.items() if k != "sweep"})
         for path, value in values.items():
             set_path(raw, path, value)
         return from_dict(raw, source=self.source, preset_applied=True)
@@ -335,12 +378,11 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
         raw=doc,
     )
     if sweep is not None:
-        # Validate every point now, so a bad path or value is refused before anything runs.
+        # A bad path is refused here; every point's values are validated and checked by the family once,
+        # in neurodyn.sweep.plan_sweep, which `validate` and the sweep driver both call before anything runs.
         models = {"params": family.Params, "run": RunConfig, "record": family.Record}
         for path in [*sweep.grid, *sweep.zip]:
             _check_sweep_path(doc, path, models)
-        for point in sweep.points():
-            scenario.with_values(point)
     return scenario
 
 

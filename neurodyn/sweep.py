@@ -47,7 +47,7 @@ import numpy as np
 import xarray as xr
 
 from neurodyn import registry
-from neurodyn.errors import OutputExistsError, UserError
+from neurodyn.errors import OutputExistsError, ScenarioError, UserError
 from neurodyn.progress import QUIET, Progress
 from neurodyn.scenario import RunConfig, Scenario, _descend, from_dict, set_path
 from neurodyn.storage import ChunkedWriter, open_run
@@ -90,7 +90,14 @@ class SweepPoint:
     index: tuple[int, ...]
     id: str
     values: dict[str, Any]  #: dotted path -> value as written in the scenario
-    yaml: str  #: resolved scenario of this point (what its file must hold to be reused)
+    yaml: str = ""  #: resolved scenario of this point (what its file must hold to be reused); see resolved_yaml
+    scenario: Scenario | None = field(default=None, repr=False)  #: the validated point, when planned here
+
+    def resolved_yaml(self) -> str:
+        """:attr:`yaml`, rendered from :attr:`scenario` on first use (only reused points need it)."""
+        if not self.yaml and self.scenario is not None:
+            self.yaml = self.scenario.resolved_yaml()
+        return self.yaml
 
 
 @dataclass
@@ -146,10 +153,16 @@ def sweep_root(scenario: Scenario, output: str | os.PathLike | None = None) -> P
 def plan_sweep(scenario: Scenario, output: str | os.PathLike | None = None) -> SweepPlan:
     """Expand the sweep of ``scenario`` into points and dimensions; nothing is written.
 
+    This is the one place a sweep's points are validated: each point's scenario is built from its values
+    and passed through the family's complete check (the same :meth:`Family.check` a single run makes),
+    once, so ``neurodyn validate`` and the sweep driver refuse exactly what a point's run would refuse,
+    before anything runs.
+
     Raises
     ------
     UserError
-        No ``sweep:`` section, or a swept list with repeated values (the coordinate would be ambiguous).
+        No ``sweep:`` section, a swept list with repeated values (the coordinate would be ambiguous), or
+        a point that its run would refuse (the message names the point's values).
     """
     spec = scenario.sweep
     if spec is None:
@@ -158,7 +171,15 @@ def plan_sweep(scenario: Scenario, output: str | os.PathLike | None = None) -> S
     groups = [[p] for p in spec.grid] + ([list(spec.zip)] if spec.zip else [])
     raw_lists = {**spec.grid, **spec.zip}
     points_values = spec.points()
-    scenarios = [scenario.with_values(v) for v in points_values]
+    family = registry.get(scenario.family)
+    scenarios = []
+    for values in points_values:
+        try:
+            sc = scenario.with_values(values)
+            family.check(sc)
+        except UserError as exc:
+            raise _at_point(exc, values) from None
+        scenarios.append(sc)
     models = {"params": type(scenario.params), "run": RunConfig, "record": type(scenario.record)}
 
     # Points vary grid paths slowest-first, zip innermost: the same order as the dimensions.
@@ -197,8 +218,19 @@ def plan_sweep(scenario: Scenario, output: str | os.PathLike | None = None) -> S
         labels = [(names[d.paths[0]], values[d.paths[0]]) for d in dims]
         pid = _point_id(labels, values, ids)
         ids.add(pid)
-        points.append(SweepPoint(index=index, id=pid, values=values, yaml=sc.resolved_yaml()))
+        points.append(SweepPoint(index=index, id=pid, values=values, scenario=sc))
     return SweepPlan(scenario=scenario, root=root, dims=dims, points=points)
+
+
+def _at_point(exc: UserError, values: dict[str, Any]) -> UserError:
+    """The same refusal, naming the sweep point it belongs to."""
+    where = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+    if isinstance(exc, ScenarioError):
+        return ScenarioError(exc.path, exc.value, f"{exc.allowed} (sweep point {where})")
+    try:
+        return type(exc)(f"{exc} (sweep point {where})")
+    except TypeError:  # a subclass with another signature: keep it as it is
+        return exc
 
 
 def _lookup(sc: Scenario, path: str) -> Any:
@@ -708,7 +740,7 @@ def execute_sweep(
             path = plan.point_path(p)
             if path.exists():
                 stored = _stored_scenario(path)
-                if stored == p.yaml:
+                if stored == p.resolved_yaml():
                     done.append(p)
                 elif stored is not None:  # an unreadable file is simply not finished
                     stale.append(p)

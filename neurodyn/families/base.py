@@ -4,9 +4,12 @@ A family is a class with a registry ``name``, a pydantic ``Params`` model (valid
 parameters), an optional ``Record`` model (what to sample), and four methods:
 
 ``check(scenario)``
-    Cross-field checks that need the run configuration (stability limits, memory estimates). Raise
+    Every refusal the run would make, decided from the validated scenario alone: cross-field checks that
+    need the run configuration (stability limits, rules against population sizes, sampling intervals) and
+    the memory estimate (:func:`neurodyn.resources.require_memory`). Raise
     :class:`~neurodyn.errors.ScenarioError` or :class:`~neurodyn.errors.ResourceError` *before* anything
-    big is allocated.
+    big is allocated. ``neurodyn validate``, ``neurodyn run`` and the sweep planner (once per point,
+    before any point runs) all call it, so what ``validate`` accepts a run does not refuse.
 ``simulate(scenario, progress)``
     Build the state from ``scenario.params`` and a seeded RNG, advance it with Numba kernels in chunks
     (see :func:`neurodyn.runner.run_chunked`) and return the recorded :class:`xarray.Dataset`.

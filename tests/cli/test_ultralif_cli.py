@@ -36,7 +36,8 @@ def _write(tmp_path: Path, doc: dict) -> Path:
         ("params.dataset=mnist", ("params.dataset = 'mnist'", "unknown dataset", "digits, events")),
         ("params.hidden=[64, 0]", ("params.hidden",)),
         ("params.tau0=1.0", ("params.tau0", "(0, 1)")),
-        ("params.T=100000", ("GiB", "reduce batch_size")),  # refused before allocating the workspaces
+        # refused before allocating the workspaces (about 10 TB: more than any machine has available)
+        ("params.T=100000000", ("GiB", "available", "reduce batch_size")),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, override: str, needles: tuple[str, ...]) -> None:

@@ -73,7 +73,11 @@ def test_plan_resolves_units_names_and_order(tmp_path):
 
 
 def test_repeated_values_refused(tmp_path):
-    sc = neurodyn.load_scenario(fam.write_scenario(tmp_path / "s.yaml", "{grid: {run.seed: [1, 2, 1]}}"))
+    # values repeated as written are refused when the scenario is loaded, naming the path and the value
+    with pytest.raises(UserError, match=r"sweep\.grid\.run\.seed = 1: repeated values"):
+        neurodyn.load_scenario(fam.write_scenario(tmp_path / "s.yaml", "{grid: {run.seed: [1, 2, 1]}}"))
+    # values that differ as written but resolve to the same value are refused by the plan
+    sc = neurodyn.load_scenario(fam.write_scenario(tmp_path / "t.yaml", "{grid: {params.tau: [5 ms, 0.005 s]}}"))
     with pytest.raises(UserError, match="repeated values"):
         plan_sweep(sc, tmp_path / "out")
 

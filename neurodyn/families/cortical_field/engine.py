@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import numba
@@ -11,7 +10,8 @@ import numpy as np
 
 from neurodyn.errors import ResourceError
 from neurodyn.families.cortical_field import kernels as K
-from neurodyn.families.cortical_field.lattice import Setup, build_setups, check_stability
+from neurodyn.families.cortical_field.lattice import Setup, build_setups, check_stability, planned_lattices
+from neurodyn.resources import available_bytes, format_bytes, require_memory
 from neurodyn.runner import STATUS_NAN, STATUS_OK, run_chunked
 
 DIRECTIONS = ("x", "y", "diagonal")
@@ -40,14 +40,21 @@ class Plan:
         )
 
 
-def _every(every: float | None, dt: float) -> int:
-    return 1 if every is None else max(1, int(round(every / dt)))
+def _every(every: float | None, dt: float, path: str = "") -> int:
+    """Sampling interval in whole steps; an interval shorter than half a step is refused, not made 1."""
+    if every is None:
+        return 1
+    k = int(round(every / dt))
+    if k < 1:
+        from neurodyn.errors import ScenarioError
+
+        raise ScenarioError(path, f"{every:g} s", f"at least one step (dt = {dt:g} s); omit it to sample every step")
+    return k
 
 
 def state_bytes(setup: Setup) -> int:
     """Bytes of the state arrays the scheme allocates."""
-    planes = {"stormer": 6, "baoab": 8, "rk4": 17}[setup.scheme]
-    return 8 * planes * setup.n_fields * (setup.nx + 2) * (setup.ny + 2)
+    return _state_bytes(setup.scheme, setup.n_fields, setup.nx, setup.ny)
 
 
 def center_site(scenario, setup: Setup) -> tuple[int, int]:
@@ -66,13 +73,13 @@ def plan_recording(scenario, setup: Setup) -> Plan:
     n = setup.n_steps
     if rec.snapshots is not None or an.dispersion_modes or an.variance_modes:
         every = rec.snapshots.every if rec.snapshots is not None else None
-        plan.k_snap = _every(every, setup.dt)
+        plan.k_snap = _every(every, setup.dt, "record.snapshots.every")
         if every is None and (an.dispersion_modes or an.variance_modes):
             # analysis only: sample at 80% of the Nyquist limit of the fastest lattice mode
             plan.k_snap = max(1, int(0.8 * math.pi / (setup.omega_max() * setup.dt)))
         plan.n_snap = -(-n // plan.k_snap)
     if rec.energy is not None:
-        plan.k_energy = _every(rec.energy.every, setup.dt)
+        plan.k_energy = _every(rec.energy.every, setup.dt, "record.energy.every")
         plan.n_energy = -(-n // plan.k_energy)
     probes: list[tuple[int, int, int]] = []
     if rec.probes is not None:
@@ -117,7 +124,7 @@ def plan_recording(scenario, setup: Setup) -> Plan:
             plan.probe_dist.append(math.nan)
     if probes:
         every = rec.probes.every if rec.probes is not None else None
-        plan.k_probe = _every(every, setup.dt) if not an.pulse_radii else 1
+        plan.k_probe = _every(every, setup.dt, "record.probes.every") if not an.pulse_radii else 1
         plan.n_probe = -(-n // plan.k_probe)
         plan.probes = np.array(probes, dtype=np.int64)
     return plan
@@ -127,17 +134,7 @@ def memory_limit_mb(scenario) -> float:
     """``record.max_memory_mb`` or half the available memory (at most 4096 MB)."""
     if scenario.record.max_memory_mb is not None:
         return float(scenario.record.max_memory_mb)
-    avail = None
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    if avail is None:
-        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") / 2**20
-    return min(4096.0, 0.5 * avail)
+    return min(4096.0, 0.5 * available_bytes() / 2**20)
 
 
 def check_analysis(scenario, setup: Setup, plan: Plan) -> None:
@@ -200,8 +197,26 @@ def check_analysis(scenario, setup: Setup, plan: Plan) -> None:
         raise ScenarioError("params.analysis.pulse_radii", an.pulse_radii, "two or more distances")
 
 
+def _state_bytes(scheme: str, n_fields: int, nx: int, ny: int) -> int:
+    planes = {"stormer": 6, "baoab": 8, "rk4": 17}[scheme]
+    return 8 * planes * n_fields * (nx + 2) * (ny + 2)
+
+
 def check_resources(scenario) -> list[Setup]:
-    """Build the variants, check stability and memory; refuse before anything big is allocated."""
+    """Build the variants, check stability and memory; refuse before anything big is allocated.
+
+    The lattices' state is checked first, from the sizes alone, because building a variant already
+    allocates lattice-sized arrays (the sponge profile).
+    """
+    for where, nx, ny, scheme, n_fields in planned_lattices(scenario.params):
+        need = _state_bytes(scheme, n_fields, nx, ny) + 8 * (nx + 2) * (ny + 2)  # + the sponge profile
+        planes = _state_bytes(scheme, n_fields, nx, ny) // (8 * n_fields * (nx + 2) * (ny + 2))
+        require_memory(
+            need,
+            f"{nx} x {ny} sites x ({n_fields} field(s) x {planes} {scheme} state planes + 1 sponge plane) x 8 B",
+            what=where,
+            hint="use a smaller lattice",
+        )
     setups = build_setups(scenario.params, scenario.run.dt, scenario.run.duration)
     limit = memory_limit_mb(scenario)
     for st in setups:
@@ -221,12 +236,13 @@ def check_resources(scenario) -> list[Setup]:
                 f"recording for {st.label} would need {rec_mb:,.0f} MB (limit {limit:,.0f} MB, "
                 f"record.max_memory_mb){hint}"
             )
-        state_mb = state_bytes(st) / 2**20
-        if state_mb > 2 * limit:
-            raise ResourceError(
-                f"the {st.nx} x {st.ny} lattice state needs {state_mb:,.0f} MB; only about "
-                f"{2 * limit:,.0f} MB are available"
-            )
+        require_memory(
+            state_bytes(st) + plan.record_bytes(st),
+            f"{st.nx} x {st.ny} lattice state {format_bytes(state_bytes(st))}, "
+            f"recording {format_bytes(plan.record_bytes(st))}",
+            what=f"{st.label}",
+            hint="use a smaller lattice or record less",
+        )
     return setups
 
 

@@ -262,6 +262,39 @@ def build_setups(p: CorticalParams, dt: float, duration: float) -> list[Setup]:
     return setups
 
 
+def scheme_of(p: CorticalParams, model: str) -> str:
+    """Time-stepping scheme of one site model: ``stormer`` or ``baoab`` (leapfrog, with noise), or ``rk4``."""
+    integ = p.integrator
+    if integ == "auto":
+        integ = "leapfrog" if model == "harmonic" else "rk4"
+    return "rk4" if integ == "rk4" else ("baoab" if p.noise.sigma > 0 else "stormer")
+
+
+def planned_lattices(p: CorticalParams) -> list[tuple[str, int, int, str, int]]:
+    """``(field path, nx, ny, scheme, n_fields)`` of every variant, computed without allocating anything."""
+    n_fields = len(p.fields.names) if p.fields is not None else 1
+    out = []
+    if p.continuum is not None:
+        for h in p.continuum.hs:
+            nx, ny = (int(round(s / h)) for s in p.continuum.size)
+            out += [("params.continuum.h", nx, ny, scheme_of(p, m), n_fields) for m in p.site_models]
+    else:
+        out += [("params.lattice", p.lattice.nx, p.lattice.ny, scheme_of(p, m), n_fields) for m in p.site_models]
+    return out
+
+
+def _check_source_inside(s, k: int, nx: int, ny: int, h: float) -> None:
+    """Refuse a source whose (starting) centre lies off the lattice: the kernels would drop its drive."""
+    for axis, value, n in (("x", s.x, nx), ("y", s.y, ny)):
+        if not -0.5 <= value / h < n - 0.5:
+            raise ScenarioError(
+                f"params.sources.{k}.{axis}",
+                f"{value:g} m",
+                f"a position on the {nx} x {ny} lattice of spacing {h:g} m: "
+                f"0 <= {axis} <= {(n - 1) * h:g} m (site (0, 0) is at the origin)",
+            )
+
+
 def _setup(
     p: CorticalParams,
     model: str,
@@ -303,10 +336,7 @@ def _setup(
         mass = np.array([[omega0**2]])
         kap = np.array([kappa])
         gam = np.array([gamma])
-    integ = p.integrator
-    if integ == "auto":
-        integ = "leapfrog" if model == "harmonic" else "rk4"
-    scheme = "rk4" if integ == "rk4" else ("baoab" if p.noise.sigma > 0 else "stormer")
+    scheme = scheme_of(p, model)
     if scheme == "rk4" and p.boundary == "absorbing":
         raise ScenarioError(
             "params.boundary",
@@ -325,6 +355,7 @@ def _setup(
         sponge = np.zeros((ny + 2, nx + 2))
     src = np.zeros((len(p.sources), K.N_SRC_COLS))
     for k, s in enumerate(p.sources):
+        _check_source_inside(s, k, nx, ny, h)
         src[k] = [
             names.index(s.field) if s.field else 0,
             0 if s.kind == "point" else 1,

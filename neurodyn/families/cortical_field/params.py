@@ -281,10 +281,22 @@ class CorticalParams(StrictModel):
         return list(self.site_model) if isinstance(self.site_model, list) else [self.site_model]
 
 
+def _positive_every(v: float | None) -> float | None:
+    """A sampling interval is a positive time (a zero or negative one would silently mean every step)."""
+    if v is not None and not v > 0:
+        raise ValueError("a positive time of at least run.dt, e.g. '5 ms' (omit it to sample every step)")
+    return v
+
+
 class Every(StrictModel):
     """Sample every ``every`` seconds (rounded to whole steps; default every step)."""
 
     every: Time | None = None
+
+    @field_validator("every")
+    @classmethod
+    def _every_positive(cls, v: float | None) -> float | None:
+        return _positive_every(v)
 
 
 class Snapshots(StrictModel):
@@ -292,12 +304,22 @@ class Snapshots(StrictModel):
 
     every: Time | None = None
 
+    @field_validator("every")
+    @classmethod
+    def _every_positive(cls, v: float | None) -> float | None:
+        return _positive_every(v)
+
 
 class Probes(StrictModel):
     """Point probes: lattice sites ``[ix, iy]``."""
 
     sites: list[tuple[int, int]] = []
     every: Time | None = None
+
+    @field_validator("every")
+    @classmethod
+    def _every_positive(cls, v: float | None) -> float | None:
+        return _positive_every(v)
 
 
 class CorticalRecord(StrictModel):

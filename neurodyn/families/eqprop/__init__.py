@@ -16,9 +16,8 @@ import xarray as xr
 from neurodyn.errors import ResourceError, ScenarioError
 from neurodyn.families.base import Family
 from neurodyn.families.eqprop.params import EqPropParams
+from neurodyn.resources import require_memory
 
-#: refuse runs whose weights and persistent particles would need more than this many float64s
-MAX_FLOATS = 200_000_000
 #: largest network of the gradient-theorem experiment (two relaxations per parameter)
 MAX_FD_PARAMS = 20_000
 
@@ -33,16 +32,29 @@ class EqProp(Family):
 
     def check(self, scenario) -> None:
         p: EqPropParams = scenario.params
+        sizes = np.asarray(p.layers, dtype=float)
+        n_weights = float((sizes[:-1] * sizes[1:]).sum())
+        n_params = n_weights + float(sizes[1:].sum())
+        n_units = float(sizes.sum())
         if p.experiment != "train":
-            sizes = np.asarray(p.layers, dtype=float)
-            n_params = float((sizes[:-1] * sizes[1:]).sum() + sizes[1:].sum())
             if p.experiment == "gradient_theorem" and n_params > MAX_FD_PARAMS:
                 raise ResourceError(
                     f"params.layers = {p.layers}: {n_params:.0f} parameters; finite "
                     f"differences need two relaxations each, so at most {MAX_FD_PARAMS}"
                 )
+            if p.experiment == "gradient_theorem":
+                th = p.theorem
+                need = 8.0 * (2 * len(th.betas) * n_params + 4 * n_units * th.n_examples + 4 * n_params)
+                detail = f"{n_params:.0f} parameters x {len(th.betas)} betas x 2 estimators x 8 B"
+            else:
+                bp = p.bptt
+                n_rel = n_units - sizes[0]
+                per_step = n_rel * bp.n_examples + n_params + n_units
+                need = 8.0 * bp.steps * (per_step + len(bp.betas) * (n_params + n_rel * bp.n_examples))
+                detail = f"{bp.steps} steps x {len(bp.betas)} betas x ({n_params:.0f} parameters + states) x 8 B"
+            require_memory(need, detail, what=f"params.layers = {p.layers}", hint="use smaller layers or fewer steps")
             return
-        from neurodyn.families.eqprop.train import N_CLASSES, N_DIGITS, N_FEATURES
+        from neurodyn.families.eqprop.train import CURVES, N_CLASSES, N_DIGITS, N_FEATURES, rule_names
 
         if p.layers[0] != N_FEATURES or p.layers[-1] != N_CLASSES:
             raise ScenarioError(
@@ -58,13 +70,19 @@ class EqProp(Family):
             raise ScenarioError(
                 "params.training.batch_size", t.batch_size, f"must not exceed the {n_train} training examples"
             )
-        sizes = np.asarray(p.layers, dtype=float)
-        n_floats = float((sizes[:-1] * sizes[1:]).sum() * 4 + sizes.sum() * n_train)
-        if n_floats > MAX_FLOATS:
-            raise ResourceError(
-                f"params.layers = {p.layers}: weights and persistent states need "
-                f"{n_floats * 8 / 1e9:.1f} GB; use smaller layers"
-            )
+        n_rules = len(rule_names(p))
+        n_seeds = len(t.seeds) if t.seeds is not None else 1
+        epochs = int(scenario.run.epochs or t.epochs)
+        # weights, gradients and optimiser copies; persistent particles of every train and test example;
+        # the stored final weights of every (rule, seed); the learning curves of every (rule, seed, epoch)
+        parts = {
+            "weights": 4.0 * n_weights,
+            "particles": n_units * N_DIGITS,
+            "stored weights": n_rules * n_seeds * n_params,
+            "curves": (len(CURVES) + 4) * n_rules * n_seeds * epochs,
+        }
+        detail = ", ".join(f"{k} {v:.3g} x 8 B" for k, v in parts.items())
+        require_memory(8.0 * sum(parts.values()), detail, what=f"params.layers = {p.layers}", hint="use smaller layers")
 
     def simulate(self, scenario, progress) -> xr.Dataset:
         exp = scenario.params.experiment

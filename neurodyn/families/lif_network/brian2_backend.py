@@ -108,6 +108,22 @@ def codegen_target(backend: str = "brian2") -> str:
     return "cython" if _cython_works() else "numpy"
 
 
+def check_brian2(scenario: Any) -> None:
+    """Refuse, before anything is built, what the Brian2 backend would refuse while building its network.
+
+    Called by :func:`neurodyn.families.lif_network.network.check_resources` for ``brian2`` backends.
+    """
+    codegen_target(scenario.run.backend)
+    dt = float(scenario.run.dt)
+    for i, inp in enumerate(scenario.params.inputs):
+        if inp.kind == "poisson" and inp.rate * dt > 1:
+            raise ScenarioError(
+                f"params.inputs.{i}.rate",
+                f"{inp.rate:g} Hz",
+                f"rate * dt must be <= 1 for Brian2's PoissonInput (dt = {dt:g} s)",
+            )
+
+
 def channel_var(net: Network, c: int) -> str:
     """Name of channel ``c``'s state variable in the Brian2 model (``x<c>`` current, ``g<c>`` conductance)."""
     return f"x{c}" if net.channels[c].kind == KIND_CURRENT else f"g{c}"

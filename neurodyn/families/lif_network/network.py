@@ -30,18 +30,14 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numba
 import numpy as np
 
-from neurodyn.errors import ResourceError, ScenarioError
+from neurodyn.errors import ScenarioError
 from neurodyn.families.lif_network.dataset import population_layout
-
-#: fraction of the available memory a run may plan to use
-MEMORY_FRACTION = 0.8
 
 KIND_CURRENT = 0
 KIND_CONDUCTANCE = 1
@@ -281,6 +277,7 @@ def connect(
     path : str
         Field path for error messages.
     """
+    check_rule(connect, n_pre, n_post, same, path)
     skip_diag = same and not connect.autapses
     if connect.p is not None:
         m = n_post - 1 if skip_diag else n_post
@@ -288,21 +285,9 @@ def connect(
         capacity = int(mean + 6.0 * math.sqrt(mean + 1.0) + 16)
         return _random_p(rng, n_pre, n_post, float(connect.p), skip_diag, capacity)
     if connect.in_degree is not None:
-        k = int(connect.in_degree)
-        avail = n_pre - 1 if skip_diag else n_pre
-        if k > avail:
-            raise ScenarioError(f"{path}.in_degree", k, f"at most {avail} (distinct sources available)")
-        return _fixed_in_degree(rng, n_pre, n_post, k, skip_diag)
+        return _fixed_in_degree(rng, n_pre, n_post, int(connect.in_degree), skip_diag)
     if connect.one_to_one:
-        if n_pre != n_post:
-            raise ScenarioError(
-                f"{path}.one_to_one", True, f"needs equal population sizes (source {n_pre}, target {n_post})"
-            )
         return np.arange(n_pre + 1, dtype=np.int64), np.arange(n_post, dtype=np.int32)
-    if n_pre != n_post:
-        raise ScenarioError(
-            f"{path}.graph", connect.graph, f"needs equal population sizes (source {n_pre}, target {n_post})"
-        )
     pre, post = _graph_edges(connect, n_pre, rng, connect.autapses or not same, path)
     return _edges_to_csr(pre, post.astype(np.int32), n_pre)
 
@@ -426,11 +411,56 @@ def build_network(scenario: Any) -> Network:
     )
 
 
-# --------------------------------------------------------------------------- memory
+# --------------------------------------------------------------------------- checks and memory
 
-_GRAPH_DEGREE_KEYS = ("k", "m", "d", "degree")
 #: networkx keeps a graph as dicts of dicts: roughly this many bytes per (directed) edge
 _NX_BYTES_PER_EDGE = 500
+#: graph rules up to this many synapses are built once by the check (their arguments are checked by networkx)
+GRAPH_TRIAL_SYNAPSES = 200_000
+
+
+def _num(args: dict[str, Any], key: str) -> float:
+    value = args[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(key)
+    return float(value)
+
+
+#: directed synapses (both directions of an undirected edge) a networkx generator makes on ``n`` nodes
+_GRAPH_SYNAPSES = {
+    "complete_graph": lambda n, a: n * (n - 1),
+    "watts_strogatz_graph": lambda n, a: n * _num(a, "k"),
+    "connected_watts_strogatz_graph": lambda n, a: n * _num(a, "k"),
+    "newman_watts_strogatz_graph": lambda n, a: n * _num(a, "k") * (1.0 + _num(a, "p")),
+    "random_regular_graph": lambda n, a: n * _num(a, "d"),
+    "barabasi_albert_graph": lambda n, a: 2.0 * n * _num(a, "m"),
+    "gnp_random_graph": lambda n, a: _num(a, "p") * n * (n - 1),
+    "erdos_renyi_graph": lambda n, a: _num(a, "p") * n * (n - 1),
+    "fast_gnp_random_graph": lambda n, a: _num(a, "p") * n * (n - 1),
+    "binomial_graph": lambda n, a: _num(a, "p") * n * (n - 1),
+    "gnm_random_graph": lambda n, a: 2.0 * _num(a, "m"),
+    "dense_gnm_random_graph": lambda n, a: 2.0 * _num(a, "m"),
+    "cycle_graph": lambda n, a: 2.0 * n,
+    "path_graph": lambda n, a: 2.0 * n,
+    "star_graph": lambda n, a: 2.0 * n,
+    "empty_graph": lambda n, a: 0.0,
+}
+
+
+def graph_synapses(graph: str, args: dict[str, Any], n: float) -> float:
+    """Expected synapse count of a networkx rule on ``n`` neurons.
+
+    Known generators have a formula in their arguments; any other generator gets the safe upper bound
+    ``n^2`` (every ordered pair, self-loops included: duplicate edges are merged into one synapse).
+    """
+    bound = n * n
+    formula = _GRAPH_SYNAPSES.get(graph)
+    if formula is None:
+        return bound
+    try:
+        return min(max(float(formula(n, args)), 0.0), bound)
+    except (KeyError, TypeError):
+        return bound
 
 
 def _expected_synapses(conn: Any, n_pre: int, n_post: int, same: bool) -> tuple[float, float]:
@@ -442,21 +472,35 @@ def _expected_synapses(conn: Any, n_pre: int, n_post: int, same: bool) -> tuple[
         return float(conn.in_degree) * n_post, 8.0  # post-major sources + CSR indices
     if conn.one_to_one:
         return float(n_post), 4.0
-    deg = 1.0
-    for key in _GRAPH_DEGREE_KEYS:
-        if isinstance(conn.args.get(key), int | float):
-            deg = max(deg, float(conn.args[key]))
-    if isinstance(conn.args.get("p"), int | float) and not any(k in conn.args for k in _GRAPH_DEGREE_KEYS):
-        deg = max(deg, float(conn.args["p"]) * n_pre)
-    return 2.0 * deg * n_post, 4.0 + _NX_BYTES_PER_EDGE
+    return graph_synapses(conn.graph, conn.args, float(n_pre)), 4.0 + _NX_BYTES_PER_EDGE
 
 
-def estimate_bytes(scenario: Any) -> int:
-    """Memory a run needs at its peak, estimated before anything is allocated.
+def check_rule(connect: Any, n_pre: int, n_post: int, same: bool, path: str) -> None:
+    """Refuse a connection rule that cannot be satisfied between populations of these sizes.
+
+    Called by :func:`check_resources` (so ``validate`` and every sweep point refuse it) and by
+    :func:`connect` when the network is built.
+    """
+    if connect.in_degree is not None:
+        avail = n_pre - 1 if same and not connect.autapses else n_pre
+        if connect.in_degree > avail:
+            raise ScenarioError(f"{path}.in_degree", connect.in_degree, f"at most {avail} (distinct sources available)")
+    elif connect.one_to_one and n_pre != n_post:
+        raise ScenarioError(
+            f"{path}.one_to_one", True, f"needs equal population sizes (source {n_pre}, target {n_post})"
+        )
+    elif connect.graph is not None and n_pre != n_post:
+        raise ScenarioError(
+            f"{path}.graph", connect.graph, f"needs equal population sizes (source {n_pre}, target {n_post})"
+        )
+
+
+def estimate_parts(scenario: Any) -> dict[str, float]:
+    """Peak bytes of a run by component (synapses, transient, delays, state, probe, rate histogram, spikes).
 
     Counts the CSR arrays (4 bytes per synapse, 8 per presynaptic neuron), the transient buffers while
     generating them or concatenating them for the kernel (whichever is larger), per-neuron state, delay
-    ring buffers, the ``v`` probe buffer and a spike buffer.
+    ring buffers, the ``v`` probe buffer, the population-rate histogram and a spike buffer.
     """
     params, run = scenario.params, scenario.run
     names, starts, sizes = population_layout(params)
@@ -469,90 +513,127 @@ def estimate_bytes(scenario: Any) -> int:
     for syn in params.synapses:
         channels.add((syn.kind, syn.tau, syn.reversal))
         src = index[syn.source]
-        d = int(round(syn.delay / run.dt)) if run.dt else 0
         for tgt in syn.targets:
             t = index[tgt]
             count, transient = _expected_synapses(syn.connect, float(sizes[src]), float(sizes[t]), src == t)
             kept += 4.0 * count + 8.0 * (sizes[src] + 1)
             peak_extra = max(peak_extra, (transient - 4.0) * count)
-            ring += 8.0 * (d + 1) * sizes[t]
+            ring += _ring_bytes(syn, float(sizes[t]), run.dt)
     for inp in params.inputs:
         if inp.kind == "poisson":
             channels.add((inp.synapse, inp.tau, inp.reversal))
     n_proj = sum(len(syn.targets) for syn in params.synapses)
     if n_proj > 1:  # the engine concatenates the projections' indices: old and new arrays coexist
         peak_extra = max(peak_extra, kept)
-    state = 8.0 * n * (16 + 2 * len(channels))
     probe = 0.0
     if scenario.record.v is not None and run.duration and run.dt:
         n_probe = n if scenario.record.v.indices == "all" else len(scenario.record.v.indices)
         every = max(1, int(round((scenario.record.v.every or run.dt) / run.dt)))
         probe = 8.0 * n_probe * (run.n_steps // every + 1)
-    spikes = 12.0 * 1_000_000  # initial spike buffer; it grows with the run, flushed between chunks
-    return int(kept + peak_extra + ring + state + probe + spikes)
+    n_bins = max(1.0, round(run.n_steps * run.dt / scenario.record.rate_bin)) if run.duration and run.dt else 1.0
+    return {
+        "synapses": kept,
+        "transient": peak_extra,
+        "delays": ring,
+        "state": 8.0 * n * (16 + 2 * len(channels)),
+        "probe": probe,
+        "rate histogram": 8.0 * n_bins * len(names) * 2,  # counts, then rates
+        "spikes": 12.0 * 1_000_000,  # initial spike buffer; it grows with the run, flushed between chunks
+    }
 
 
-def available_bytes() -> int:
-    """Memory this process may still use: MemAvailable, capped by a cgroup limit when there is one."""
-    avail = None
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        pass
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(path) as fh:
-                text = fh.read().strip()
-            if text != "max":
-                limit = int(text)
-                used_path = os.path.join(
-                    os.path.dirname(path), "memory.current" if path.endswith("memory.max") else "memory.usage_in_bytes"
-                )
-                with open(used_path) as fh:
-                    used = int(fh.read().strip())
-                free = max(limit - used, 0)
-                avail = free if avail is None else min(avail, free)
-            break
-        except (OSError, ValueError):
-            continue
-    if avail is None:  # unknown platform: assume the whole physical memory
-        try:
-            avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            avail = 8 * 2**30
-    return int(avail)
+def _ring_bytes(syn: Any, n_post: float, dt: float | None) -> float:
+    """Bytes of a projection's delay ring buffer: ``delay / dt + 1`` slots of 8 bytes per target neuron."""
+    steps = round(syn.delay / dt) if dt else 0
+    return 8.0 * (steps + 1) * n_post if steps > 0 else 0.0
 
 
-def _gib(x: float) -> str:
-    return f"{x / 2**30:.3g} GiB" if x >= 2**27 else f"{x / 2**20:.3g} MiB"
+def estimate_bytes(scenario: Any) -> int:
+    """Memory a run needs at its peak, estimated before anything is allocated (sum of :func:`estimate_parts`)."""
+    return int(sum(estimate_parts(scenario).values()))
 
 
 def check_resources(scenario: Any) -> None:
-    """Refuse, before allocating, a run whose arrays would not fit in the available memory.
+    """Every check a ``lif_network`` run makes, done before anything is allocated.
+
+    Connection rules against the population sizes, the ``v`` probe's interval and indices, each synapse
+    group's delay ring buffer, and the whole run's memory estimate.
 
     Raises
     ------
+    ScenarioError
+        A rule, delay or probe that cannot be satisfied (naming its field).
     ResourceError
-        With the estimate, the expected synapse count and the available memory.
+        With the estimate, what it is made of and the available memory.
     """
-    need = estimate_bytes(scenario)
-    have = available_bytes()
-    if need > MEMORY_FRACTION * have:
-        params = scenario.params
-        names, _, sizes = population_layout(params)
-        index = {nm: k for k, nm in enumerate(names)}
-        n_syn = 0.0
-        for syn in params.synapses:
-            for tgt in syn.targets:
-                n_syn += _expected_synapses(
-                    syn.connect, float(sizes[index[syn.source]]), float(sizes[index[tgt]]), syn.source == tgt
-                )[0]
-        raise ResourceError(
-            f"network too large: about {n_syn:.3g} synapses and {int(sizes.sum())} neurons need an estimated "
-            f"{_gib(need)} but only {_gib(have)} of memory is available (limit {MEMORY_FRACTION:.0%}); "
-            "reduce population sizes, connection probability or in-degree"
+    from neurodyn.families.lif_network.dataset import probe_indices
+    from neurodyn.resources import budget_bytes, format_bytes, require_memory
+
+    params, run = scenario.params, scenario.run
+    names, _, sizes = population_layout(params)
+    index = {nm: k for k, nm in enumerate(names)}
+    budget = budget_bytes()
+    n_syn = 0.0
+    for s_i, syn in enumerate(params.synapses):
+        src = index[syn.source]
+        n_post = 0.0
+        for tgt in syn.targets:
+            t = index[tgt]
+            check_rule(syn.connect, int(sizes[src]), int(sizes[t]), src == t, f"params.synapses.{s_i}.connect")
+            n_syn += _expected_synapses(syn.connect, float(sizes[src]), float(sizes[t]), src == t)[0]
+            n_post += float(sizes[t])
+        ring = _ring_bytes(syn, n_post, run.dt)
+        if ring > budget:
+            slots = round(syn.delay / run.dt) + 1
+            raise ScenarioError(
+                f"params.synapses.{s_i}.delay",
+                f"{syn.delay:g} s",
+                f"its ring buffer of {slots:.3g} steps x {n_post:.0f} neurons x 8 B would need {format_bytes(ring)}, "
+                f"more than the {format_bytes(budget)} a run may use; use a shorter delay or a larger run.dt",
+            )
+    if scenario.record.analysis_start >= run.n_steps * run.dt:
+        raise ScenarioError(
+            "record.analysis_start",
+            f"{scenario.record.analysis_start:g} s",
+            f"must be before the end of the run (run.duration = {run.duration:g} s); nothing would be analysed",
         )
+    probe = scenario.record.v
+    if probe is not None and probe.every is not None and round(probe.every / run.dt) < 1:
+        raise ScenarioError(
+            "record.v.every", f"{probe.every:g} s", f"at least run.dt ({run.dt:g} s); omit it to sample every step"
+        )
+    parts = estimate_parts(scenario)
+    need = sum(parts.values())
+    detail = ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items() if v >= 2**20)
+    # the message names what dominates the estimate: the network, the delay buffers or the v probe
+    what, hint = "network too large", "reduce population sizes, connection probability or in-degree"
+    largest = max(parts, key=parts.__getitem__)
+    if largest == "delays":
+        what, hint = "params.synapses.*.delay: delay buffers too large", "use shorter delays or a larger run.dt"
+    elif largest == "probe":
+        what, hint = "record.v: v recording too large", "record fewer neurons or set a longer record.v.every"
+    elif largest == "rate histogram":
+        what, hint = f"record.rate_bin = {scenario.record.rate_bin:g} s: too many bins", "use a wider bin"
+    require_memory(need, f"about {n_syn:.3g} synapses x 4 B, {int(sizes.sum())} neurons; {detail}", what, hint)
+    probe_indices(scenario)  # indices beyond the (possibly swept) network size
+    if run.backend.partition(":")[0] == "brian2":
+        from neurodyn.families.lif_network.brian2_backend import check_brian2
+
+        check_brian2(scenario)
+    # networkx checks a generator's arguments against n only when called (k > n, n * d odd, ...): call it
+    # once here, on the real size, so validate refuses what the build would. Only small graphs are tried:
+    # a large one would cost the build's time twice.
+    for s_i, syn in enumerate(params.synapses):
+        src = index[syn.source]
+        if syn.connect.graph is None:
+            continue
+        for tgt in syn.targets:
+            n_pre, same = int(sizes[src]), src == index[tgt]
+            if graph_synapses(syn.connect.graph, syn.connect.args, n_pre) <= GRAPH_TRIAL_SYNAPSES:
+                _graph_edges(
+                    syn.connect,
+                    n_pre,
+                    np.random.default_rng(0),
+                    syn.connect.autapses or not same,
+                    f"params.synapses.{s_i}.connect",
+                )

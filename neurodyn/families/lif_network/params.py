@@ -75,6 +75,11 @@ class Population(StrictModel):
         return self
 
 
+#: generator parameters a scenario cannot set: the population size, and networkx's graph-class and
+#: dispatch arguments (a graph class cannot be written in YAML; dispatching is not part of the model)
+_NOT_GRAPH_ARGS = ("n", "create_using", "backend", "backend_kwargs")
+
+
 class Connect(StrictModel):
     """How a synapse group is wired; exactly one rule.
 
@@ -149,6 +154,29 @@ class Connect(StrictModel):
                 raise ValueError(f"args for {self.graph}: {exc}") from None
         elif self.args:
             raise ValueError("args only go with graph")
+        return self
+
+    @model_validator(mode="after")
+    def _args_named(self) -> Connect:
+        # Many networkx generators end in **backend_kwargs, which swallows any keyword: a misspelt
+        # argument would be accepted and ignored. Only the generator's named parameters are allowed.
+        if self.graph is not None:
+            import networkx as nx
+
+            params = inspect.signature(getattr(nx, self.graph)).parameters
+            named = [
+                k
+                for k, v in params.items()
+                if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL) and k not in _NOT_GRAPH_ARGS
+            ]
+            for key in self.args:
+                if key not in named:
+                    raise FieldIssue(
+                        f"args.{key}",
+                        self.args[key],
+                        f"{self.graph} has no argument {key!r}{did_you_mean(key, named)}; "
+                        f"its arguments: {', '.join(named) or 'none'}",
+                    )
         return self
 
 
@@ -281,11 +309,21 @@ class LIFParams(StrictModel):
 class Probe(StrictModel):
     """Sample a state variable every ``every`` (default: each step) for the listed neuron ``indices``.
 
+    ``every`` is rounded to whole steps of ``run.dt`` (the stored ``time`` coordinate holds the actual
+    sampling instants); an interval below one step is refused.
+
     Indices are global (populations are concatenated in the order they are declared).
     """
 
     every: Time | None = None
     indices: list[Annotated[int, Field(ge=0)]] | Literal["all"] = [0]
+
+    @field_validator("every")
+    @classmethod
+    def _every_positive(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError("a positive time such as '1 ms' (omit it to sample every step)")
+        return v
 
 
 class LIFRecord(StrictModel):
@@ -297,3 +335,17 @@ class LIFRecord(StrictModel):
     rate_bin: Time = 1e-3
     #: analyse rates/ISIs from this time on (skips the initial transient)
     analysis_start: Time = 0.0
+
+    @field_validator("rate_bin")
+    @classmethod
+    def _bin_positive(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("a positive bin width such as '1 ms'")
+        return v
+
+    @field_validator("analysis_start")
+    @classmethod
+    def _start_not_negative(cls, v: float) -> float:
+        if not v >= 0:
+            raise ValueError("a time >= 0 from the start of the run, e.g. '200 ms'")
+        return v

@@ -25,11 +25,11 @@ from neurodyn.families.sync_learners.losses import DOUBLE_WELL, LOGISTIC, LossSe
 from neurodyn.families.sync_learners.params import vector
 from neurodyn.families.sync_learners.rng import Streams
 from neurodyn.progress import QUIET, Progress
+from neurodyn.resources import require_memory
 from neurodyn.runner import STATUS_OK, run_chunked
 
 #: the spectrum is a dense eigendecomposition; beyond this it would take minutes and gigabytes
 MAX_N_SPECTRUM = 4000
-MAX_STATE_BYTES = 2e9
 
 
 @dataclass
@@ -80,13 +80,20 @@ def check_scenario(scenario) -> None:
     st = steps(scenario)
     if st.stat_start >= st.n_steps:
         raise ScenarioError("params.burn_in", p.burn_in, f"must be shorter than run.duration ({run.duration:g} s)")
-    # two state buffers and one step of noise
-    state = 3 * p.trials * max(p.n) * p.d * 8 + p.trials * st.n_rec * kernels.N_COLS * 8
-    if state > MAX_STATE_BYTES:
-        raise ResourceError(
-            f"the state of {p.trials} trials x {max(p.n)} learners x d = {p.d} needs "
-            f"{state / 1e9:.1f} GB; reduce trials, n or d"
-        )
+    rec = scenario.record
+    for key in ("every", "stats_every"):
+        value = getattr(rec, key)
+        if value is not None and round(value / run.dt) < 1:
+            raise ScenarioError(
+                f"record.{key}", f"{value:g} s", f"at least one step (run.dt = {run.dt:g} s); omit it for the default"
+            )
+    # two state buffers and one step of noise, the traces, the loss's d x d matrices
+    state = 3 * p.trials * max(p.n) * p.d * 8 + p.trials * st.n_rec * kernels.N_COLS * 8 + 4 * 8 * p.d * p.d
+    require_memory(
+        state,
+        f"{p.trials} trials x {max(p.n)} learners x d = {p.d} x 3 buffers x 8 B, {st.n_rec} trace samples",
+        hint="reduce trials, n or d",
+    )
     loss = make_loss(p.loss, p.d)
     graphs = build_graphs(scenario)
     for (ti, n), g in graphs.items():

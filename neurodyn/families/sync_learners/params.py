@@ -204,6 +204,18 @@ class SyncParams(StrictModel):
             raise ValueError("at least one topology")
         return [{"generator": t} if isinstance(t, str) else t for t in v]
 
+    @field_validator("d")
+    @classmethod
+    def _d_fits(cls, v: int) -> int:
+        # the losses hold a few dense d x d matrices (Hessians, the stationary covariance): refuse a d whose
+        # matrices cannot fit before this model's own checks allocate one
+        from neurodyn.resources import memory_shortfall
+
+        text = memory_shortfall(4 * 8.0 * v * v, f"the loss's d x d matrices, 4 x {v}^2 x 8 B")
+        if text is not None:
+            raise ValueError(text)
+        return v
+
     @field_validator("sigma")
     @classmethod
     def _sigma(cls, v: float) -> float:
@@ -297,3 +309,10 @@ class SyncRecord(StrictModel):
     stats_every: Time | None = None
     #: independent batches of trials for the transient-rate fit (confidence interval over batches)
     batches: Annotated[int, Field(ge=1)] = 10
+
+    @field_validator("every", "stats_every")
+    @classmethod
+    def _every_positive(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError("a positive time of at least run.dt (a zero or negative interval is not a sampling)")
+        return v

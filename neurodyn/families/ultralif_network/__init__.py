@@ -12,12 +12,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurodyn.errors import ResourceError
 from neurodyn.families.base import Family, var_attrs
 from neurodyn.families.ultralif_network.params import UltraLIFParams
-
-#: refuse runs whose workspaces would exceed this many bytes
-MAX_BYTES = 4 * 2**30
+from neurodyn.resources import require_memory
 
 _EPOCH_ATTRS = {
     "train_loss": ("1", "training loss (CE + lambda * rate), mean over the epoch's minibatches"),
@@ -44,6 +41,9 @@ class UltraLIFNetwork(Family):
         if p.experiment == "bounds":
             b = p.bounds
             nbytes = 8 * 6 * b.steps * b.n_neurons + 8 * b.n_samples * (b.lse_terms + 1) * 3
+            detail = (
+                f"6 x {b.steps} steps x {b.n_neurons} neurons x 8 B, {b.n_samples} samples x {b.lse_terms + 1} terms"
+            )
         else:
             if p.dataset == "digits":
                 n_in, n_out = 64, 10
@@ -54,13 +54,14 @@ class UltraLIFNetwork(Family):
             # workspaces: 5 (B, L, T, H) arrays and one (B, L, T, 4, H); per layer ~3 (B*T, H) temporaries
             # (input, current, dI); one gradient vector
             nbytes = 8 * (p.batch_size * (9 * len(p.hidden) + 3) * p.T * max(p.hidden) + n_params)
+            detail = (
+                f"workspaces of batch_size {p.batch_size} x {9 * len(p.hidden) + 3} per layer x T {p.T} x hidden "
+                f"{max(p.hidden)} x 8 B"
+            )
             if p.dataset == "events":
                 nbytes += 8 * (p.events.n_train + p.events.n_test) * p.T * n_in
-        if nbytes > MAX_BYTES:
-            raise ResourceError(
-                f"this run needs about {nbytes / 2**30:.1f} GiB of buffers (limit "
-                f"{MAX_BYTES / 2**30:.0f} GiB); reduce batch_size, T, hidden or bounds sizes"
-            )
+                detail += f", event data {p.events.n_train + p.events.n_test} samples x T x {n_in} inputs x 8 B"
+        require_memory(nbytes, detail, hint="reduce batch_size, T, hidden or bounds sizes")
 
     # ------------------------------------------------------------------ simulate
 

@@ -1,0 +1,128 @@
+"""Memory a run may use, and the one rule by which every family refuses a run that would not fit.
+
+Each family estimates, from its validated parameters alone, the bytes its run would hold at its peak and
+passes the estimate to :func:`require_memory` *before* allocating anything. The estimate is compared with
+:data:`MEMORY_FRACTION` of :func:`available_bytes`: the memory the kernel reports as available
+(``MemAvailable``), capped by the process's control-group limit (cgroup v2 ``memory.max`` or v1
+``memory.limit_in_bytes``) minus what the group already uses. A refusal is one line giving the estimate,
+what it is made of, and the available memory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from neurodyn.errors import ResourceError
+
+#: fraction of the available memory a run may plan to use (the rest absorbs estimation error and the
+#: interpreter, Numba and xarray themselves)
+MEMORY_FRACTION = 0.8
+
+_CGROUP_LIMITS = (
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+#: seconds a reading of the available memory is reused (checking the points of a sweep reads it per point)
+_CACHE_SECONDS = 1.0
+_cache: list[float] = []  #: [monotonic time of the reading, bytes]
+
+
+def available_bytes() -> int:
+    """Memory this process may still use: MemAvailable, capped by a cgroup limit when there is one."""
+    now = time.monotonic()
+    if _cache and now - _cache[0] < _CACHE_SECONDS:
+        return int(_cache[1])
+    avail = _read_available()
+    _cache[:] = [now, avail]
+    return avail
+
+
+def _read_available() -> int:
+    avail = None
+    meminfo = _read("/proc/meminfo")
+    for line in (meminfo or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            avail = int(line.split()[1]) * 1024
+            break
+    for limit_path, used_path in _CGROUP_LIMITS:
+        text = (_read(limit_path) or "").strip()
+        if not text:
+            continue
+        if text != "max":
+            try:
+                free = max(int(text) - int((_read(used_path) or "0").strip() or 0), 0)
+            except ValueError:
+                break
+            avail = free if avail is None else min(avail, free)
+        break  # the first hierarchy present is the one in force
+    if avail is None:  # no /proc: assume the whole physical memory
+        try:
+            avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            avail = 8 * 2**30
+    return int(avail)
+
+
+def budget_bytes() -> int:
+    """Bytes a run may plan to use: :data:`MEMORY_FRACTION` of :func:`available_bytes`."""
+    return int(MEMORY_FRACTION * available_bytes())
+
+
+def format_bytes(n: float) -> str:
+    """``1.5 GiB``, ``12 MiB`` or ``300 B`` (three significant digits)."""
+    if n >= 2**30:
+        return f"{n / 2**30:.3g} GiB"
+    if n >= 2**20:
+        return f"{n / 2**20:.3g} MiB"
+    if n >= 2**10:
+        return f"{n / 2**10:.3g} KiB"
+    return f"{n:.0f} B"
+
+
+def memory_shortfall(need: float, detail: str) -> str | None:
+    """The refusal text when ``need`` bytes exceed the budget, else None.
+
+    Parameters
+    ----------
+    need : float
+        Estimated peak bytes of the run.
+    detail : str
+        What the estimate is made of, e.g. ``"synapses 2.1e10 x 4 B"``.
+    """
+    have = available_bytes()
+    if need <= MEMORY_FRACTION * have:
+        return None
+    return (
+        f"run would need {format_bytes(need)} ({detail}), this machine has {format_bytes(have)} available "
+        f"(a run may plan to use {MEMORY_FRACTION:.0%} of it)"
+    )
+
+
+def require_memory(need: float, detail: str, what: str = "", hint: str = "") -> None:
+    """Raise :class:`~neurodyn.errors.ResourceError` when ``need`` bytes do not fit (see :func:`memory_shortfall`).
+
+    Parameters
+    ----------
+    need : float
+        Estimated peak bytes of the run.
+    detail : str
+        What the estimate is made of.
+    what : str, optional
+        A prefix naming what is too large (``"network too large"``, a field path).
+    hint : str, optional
+        What to change, appended after a semicolon.
+    """
+    text = memory_shortfall(need, detail)
+    if text is not None:
+        raise ResourceError((f"{what}: " if what else "") + text + (f"; {hint}" if hint else ""))
