@@ -37,6 +37,15 @@ from neurodyn.quantities import Time
 TOP_LEVEL_KEYS = ("name", "family", "model", "description", "params", "run", "record", "sweep", "output")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Largest scenario or preset file (and ``--set`` value) read. Real ones are a few kilobytes.
+MAX_YAML_BYTES = 1 << 20
+#: Most values (mapping keys, values and list items, each alias counted at every use) one scenario may
+#: expand to; a large explicit edge list has a few hundred thousand. Beyond it, copying and validating
+#: the document would take unbounded time and memory (a YAML alias bomb expands to billions).
+MAX_NODES = 1_000_000
+#: Deepest nesting of mappings and lists; real scenarios nest fewer than ten levels. The limit keeps every
+#: recursive walk of a document (composition, copies, merges) far from the interpreter's recursion limit.
+MAX_DEPTH = 100
 
 
 class RunConfig(StrictModel):
@@ -186,13 +195,7 @@ def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -
         On any problem, with the field path, the value and what is allowed.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ScenarioError("scenario", str(path), "file not found") from None
-    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
-        raise ScenarioError("scenario", str(path), f"cannot read it ({type(exc).__name__})") from None
-    doc = parse_yaml(text, str(path))
+    doc = read_yaml_file(path)
     pairs = []
     for item in overrides or []:
         key, sep, value = item.partition("=")
@@ -212,15 +215,175 @@ def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -
     return from_dict(doc, source=path, preset_applied=True)
 
 
-def parse_yaml(text: str, where: str) -> Any:
-    """Safe-load YAML; a syntax error becomes a one-line ScenarioError."""
+def read_yaml_file(path: Path, what: str = "scenario") -> Any:
+    """Read and parse a YAML file (a scenario or a preset) within the :data:`MAX_YAML_BYTES` limit.
+
+    Raises
+    ------
+    ScenarioError
+        If the file is missing, unreadable, larger than the limit, or not acceptable to :func:`parse_yaml`.
+    """
     try:
-        return yaml.safe_load(text)
+        with open(path, "rb") as f:
+            # read one byte past the limit: enough to know it is exceeded, never the whole of a huge file
+            data = f.read(MAX_YAML_BYTES + 1)
+        if len(data) > MAX_YAML_BYTES:
+            size = os.path.getsize(path)
+            raise ScenarioError(
+                str(path),
+                "<yaml>",
+                f"file of {size:,} bytes; a {what} file may have at most {MAX_YAML_BYTES:,} bytes (1 MiB)",
+            )
+        text = data.decode("utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(what, str(path), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(what, str(path), f"cannot read it ({type(exc).__name__})") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Safe-load YAML within the limits on size, nesting and expansion; any problem is a one-line error.
+
+    Every YAML text a scenario is made of (the scenario file, its ``model:`` preset, each ``--set``
+    value) comes through here, so the limits :data:`MAX_YAML_BYTES`, :data:`MAX_NODES` (values after
+    alias expansion) and :data:`MAX_DEPTH` (nesting) hold for all of them. Nodes are counted while the
+    document is composed, before any Python object is built, so an alias bomb is refused after composing
+    a few hundred nodes and a deeply nested document never reaches the interpreter's recursion limit.
+
+    Parameters
+    ----------
+    text : str
+        The YAML text.
+    where : str
+        What to name in messages (the file, or ``--set <path>``).
+
+    Raises
+    ------
+    ScenarioError
+        On malformed YAML or a document beyond one of the limits.
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise ScenarioError(
+            where, "<yaml>", f"text of {len(text):,} characters; at most {MAX_YAML_BYTES:,} (1 MiB) are allowed"
+        )
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except _LimitExceeded as exc:
+        raise ScenarioError(where, "<yaml>", f"{exc.problem}{_at(exc.mark)}; {exc.limit}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(where, "<yaml>", f"malformed YAML{loc}: {problem}") from None
+        raise ScenarioError(where, "<yaml>", f"malformed YAML{_at(mark)}: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _at(mark: Any) -> str:
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+class _LimitExceeded(Exception):
+    """A YAML document goes beyond :data:`MAX_NODES` or :data:`MAX_DEPTH` (raised while composing)."""
+
+    def __init__(self, problem: str, mark: Any, limit: str):
+        super().__init__(problem)
+        self.problem = problem
+        self.mark = mark
+        self.limit = limit
+
+
+_NODES_LIMIT = f"a scenario may expand to at most {MAX_NODES:,} values (aliases count at every use)"
+_DEPTH_LIMIT = f"a scenario may nest at most {MAX_DEPTH} levels"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, counting what the document would expand to while composing it.
+
+    Composition builds a graph in which every alias is a second reference to the anchored node, so the
+    graph stays small while its expansion (what deep copies, validation and ``repr`` walk) can be
+    exponential. Each composed node records its expanded size and height; an alias adds those of its
+    anchor, so both totals are known exactly, at the cost of one dictionary entry per node, before a
+    single Python object is constructed. The parser and scanner are iterative; only composition recurses,
+    and it stops at :data:`MAX_DEPTH` levels, far below the interpreter's recursion limit.
+    """
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._nodes = 0
+        #: children's heights of the nodes being composed (innermost last)
+        self._open: list[int] = []
+        #: id(node) -> (expanded size, height), for nodes composed completely
+        self._extent: dict[int, tuple[int, int]] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            extent = self._extent.get(id(node))
+            if extent is None:  # the anchor is still open: the alias sits inside the node it names
+                raise _LimitExceeded(
+                    "an alias refers to a node that contains it", mark, "a scenario must be a finite tree"
+                )
+            size, height = extent
+        else:
+            if len(self._open) >= MAX_DEPTH:
+                raise _LimitExceeded(f"nested deeper than {MAX_DEPTH} levels", mark, _DEPTH_LIMIT)
+            start = self._nodes
+            self._count(1, mark)
+            self._open.append(0)
+            node = super().compose_node(parent, index)
+            height = 1 + self._open.pop()
+            size = self._nodes - start
+            self._extent[id(node)] = (size, height)
+            size = 0  # already counted, child by child
+        if len(self._open) + height > MAX_DEPTH:
+            raise _LimitExceeded(f"nested deeper than {MAX_DEPTH} levels once aliases are expanded", mark, _DEPTH_LIMIT)
+        self._count(size, mark)
+        if self._open:
+            self._open[-1] = max(self._open[-1], height)
+        return node
+
+    def _count(self, n: int, mark: Any) -> None:
+        self._nodes += n
+        if self._nodes > MAX_NODES:
+            raise _LimitExceeded(f"more than {MAX_NODES:,} values", mark, _NODES_LIMIT)
+
+
+def check_extent(doc: Any, where: str = "") -> None:
+    """Refuse a document (from YAML or built in Python) beyond :data:`MAX_NODES` or :data:`MAX_DEPTH`.
+
+    The walk is iterative and stops at the limit, so it is cheap for any input, including a very deep or
+    self-referencing structure. Values reached twice (shared references) count twice, as they do for
+    everything that later walks the document.
+
+    Parameters
+    ----------
+    doc : object
+        The document: mappings, lists and tuples of plain values.
+    where : str
+        Path prefix for messages (empty: the document is the whole scenario).
+
+    Raises
+    ------
+    ScenarioError
+        Naming the top-level entry that goes beyond a limit.
+    """
+    count = 0
+    stack: list[tuple[Any, int, str]] = [(doc, 0, where)]
+    while stack:
+        node, depth, top = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ScenarioError(top or "scenario", node, f"more than {MAX_NODES:,} values; {_NODES_LIMIT}")
+        if depth > MAX_DEPTH:
+            raise ScenarioError(top or "scenario", node, f"nested deeper than {MAX_DEPTH} levels; {_DEPTH_LIMIT}")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                stack.append((value, depth + 1, top or str(key)))
+        elif isinstance(node, list | tuple):
+            stack.extend((value, depth + 1, top) for value in node)
 
 
 def find_model(name: str, source: Path | None) -> Path:
@@ -263,7 +426,7 @@ def apply_preset(doc: dict, source: Path | None) -> dict:
         if not isinstance(model, str):
             raise ScenarioError("model", model, "a preset name from models/")
         preset_path = find_model(model, source)
-        preset = parse_yaml(preset_path.read_text(), str(preset_path))
+        preset = read_yaml_file(preset_path, "preset")
         if not isinstance(preset, dict):
             raise ScenarioError(f"models/{model}.yaml", preset, "expected a mapping of parameters")
         preset = preset.get("params", preset)
@@ -278,6 +441,8 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
     """Validate a scenario document (already YAML-parsed)."""
     if not isinstance(doc, dict):
         raise ScenarioError("scenario", doc, "expected a mapping with keys " + ", ".join(TOP_LEVEL_KEYS))
+    # First, before any recursive copy or validation: a document built in Python has no YAML limits.
+    check_extent(doc)
     for key in doc:
         if key not in TOP_LEVEL_KEYS:
             raise ScenarioError(
