@@ -599,17 +599,35 @@ def _validate(model: type[BaseModel], data: Any, prefix: str) -> Any:
 
 def _to_scenario_error(exc: ValidationError, model: type[BaseModel], prefix: str, data: Any) -> ScenarioError:
     errors = exc.errors(include_url=False)
-    # Prefer the most specific error; union types report one per branch.
-    err = max(errors, key=lambda e: (e["type"] != "union_tag_invalid", len(e["loc"])))
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+    cleaned = [_clean_loc(model, e["loc"]) for e in errors]
+    # One error is shown: the one that best describes what the user meant. A union type reports one error
+    # per member; a member whose errors are only mismatches of shape (a missing or unknown key, a list
+    # where a number belongs) is not what the user wrote, so any other error wins (for
+    # v_init: {uniform: [-50 mV, -70 mV]}, the reversed bounds, not the missing 'normal' key of the other
+    # member). Among equals, the deepest error is the most specific, and an unknown key (which names what
+    # the user wrote) is preferred to a missing one.
+    best = max(
+        range(len(errors)),
+        key=lambda i: (
+            not _is_mismatch(errors[i]["type"]),
+            len(cleaned[i][0]),
+            errors[i]["type"] == "extra_forbidden",
+            errors[i]["type"] != "missing",
+        ),
+    )
+    err = errors[best]
+    loc, parents = cleaned[best]
     path = ".".join([prefix, *map(str, loc)]) if loc else prefix
     value = err.get("input")
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1])
+        parent = parents[-1] if parents else None
+        allowed = (_model_fields(parent) if parent is not None else None) or _allowed_keys(model, loc[:-1])
         hint = did_you_mean(str(loc[-1]), allowed) if loc else ""
         return ScenarioError(path, value, f"unknown key{hint}; allowed: {', '.join(allowed)}")
     if err["type"] == "missing":
         return ScenarioError(path, None, "required")
+    if err["type"] == "finite_number":
+        return ScenarioError(path, value, "must be a finite number")
     issue = (err.get("ctx") or {}).get("error")
     if isinstance(issue, FieldIssue):
         return ScenarioError(".".join(filter(None, [path, issue.subpath])), issue.value, issue.allowed)
@@ -617,6 +635,70 @@ def _to_scenario_error(exc: ValidationError, model: type[BaseModel], prefix: str
     for pre in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(pre)
     return ScenarioError(path, value, msg)
+
+
+#: pydantic error types that say the input has another shape than the type (not a bad value of it)
+_SHAPE_ERRORS = {"missing", "extra_forbidden", "union_tag_invalid", "union_tag_not_found"}
+
+
+def _is_mismatch(err_type: str) -> bool:
+    """Whether a pydantic error says the input does not have the type's shape at all."""
+    return err_type in _SHAPE_ERRORS or err_type.endswith(("_type", "_parsing"))
+
+
+def _clean_loc(model: Any, loc: tuple) -> tuple[list, list]:
+    """A pydantic error location as the user's field path, and the type each component was looked up in.
+
+    pydantic inserts a label for the member of a union type it tried (``'quadratic'`` for a tagged
+    union, ``'float'``, ``'list[float]'``, ``'function-after[_order(), UniformInit]'`` otherwise); the
+    user wrote no such key. Following the model's annotations tells which components are such labels:
+    exactly those met at a union type. The label also names the member, so the walk continues in it.
+    """
+    parts: list = []
+    parents: list = []
+    tp: Any = model
+    for part in loc:
+        members = [m for m in _unwrap(tp) if m is not type(None)] if tp is not None else []
+        if len(members) > 1:
+            tp = _member_for_label(members, str(part))
+            continue
+        if tp is None and isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue  # a union label below a type the walk could not follow
+        parts.append(part)
+        parents.append(tp)
+        tp = _descend(tp, part) if tp is not None else None
+    return parts, parents
+
+
+def _member_for_label(members: list[Any], label: str) -> Any:
+    """The union member pydantic labels ``label``, or None if it cannot be told."""
+    while label.startswith("function-"):  # 'function-before[check(), float]' -> 'float'
+        match = re.match(r"function-[a-z]+\[.*?\(\), (.*)\]$", label)
+        if not match:
+            return None
+        label = match.group(1)
+    for m in members:
+        if isinstance(m, type) and issubclass(m, BaseModel):
+            if label == m.__name__:
+                return m
+            # a tagged union: the label is the value of the member's Literal tag field
+            for info in m.model_fields.values():
+                if typing.get_origin(info.annotation) is typing.Literal and label in typing.get_args(info.annotation):
+                    return m
+        elif _type_label(m) == label:
+            return m
+    return None
+
+
+def _type_label(tp: Any) -> str | None:
+    """pydantic's label for a plain type: ``float``, ``list[float]``, ``tuple[float, float]``."""
+    if typing.get_origin(tp) is typing.Annotated:
+        return _type_label(typing.get_args(tp)[0])
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple, dict, set):
+        labels = [_type_label(a) for a in typing.get_args(tp)]
+        return None if None in labels else f"{origin.__name__}[{', '.join(labels)}]"  # type: ignore[arg-type]
+    return tp.__name__ if isinstance(tp, type) else None
 
 
 def _allowed_keys(model: Any, loc: list) -> list[str]:

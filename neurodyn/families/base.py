@@ -36,9 +36,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class StrictModel(BaseModel):
-    """Base for every scenario model: unknown keys are errors, values are validated on assignment."""
+    """Base for every scenario model: unknown keys are errors, values are validated on assignment.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    Every float a scenario supplies must be finite: ``allow_inf_nan=False`` makes pydantic refuse NaN and
+    infinity in every float of every model built on this base, including floats inside lists, tuples,
+    mappings and union members, so no field can forget it. A field whose meaning allows a non-finite
+    value says so in its docstring and opts out with ``Field(allow_inf_nan=True)``. Quantities with units
+    (:mod:`neurodyn.quantities`) are finite too, including ones that overflow such as ``'1e400 ms'``.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
 
 class NoRecord(StrictModel):
