@@ -371,17 +371,18 @@ def check_extent(doc: Any, where: str = "") -> None:
         Naming the top-level entry that goes beyond a limit.
     """
     count = 0
-    stack: list[tuple[Any, int, str]] = [(doc, 0, where)]
+    # (value, depth, the top-level entry it belongs to: its key and value, for the message)
+    stack: list[tuple[Any, int, tuple[str, Any]]] = [(doc, 0, (where, doc))]
     while stack:
         node, depth, top = stack.pop()
         count += 1
         if count > MAX_NODES:
-            raise ScenarioError(top or "scenario", node, f"more than {MAX_NODES:,} values; {_NODES_LIMIT}")
+            raise ScenarioError(top[0] or "scenario", top[1], f"more than {MAX_NODES:,} values; {_NODES_LIMIT}")
         if depth > MAX_DEPTH:
-            raise ScenarioError(top or "scenario", node, f"nested deeper than {MAX_DEPTH} levels; {_DEPTH_LIMIT}")
+            raise ScenarioError(top[0] or "scenario", top[1], f"nested deeper than {MAX_DEPTH} levels; {_DEPTH_LIMIT}")
         if isinstance(node, dict):
             for key, value in node.items():
-                stack.append((value, depth + 1, top or str(key)))
+                stack.append((value, depth + 1, top if top[0] else (str(key), value)))
         elif isinstance(node, list | tuple):
             stack.extend((value, depth + 1, top) for value in node)
 
