@@ -28,6 +28,9 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from neurodyn import registry
 from neurodyn.errors import FieldIssue, ScenarioError, did_you_mean
@@ -277,7 +280,8 @@ def parse_yaml(text: str, where: str) -> Any:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ScenarioError(where, "<yaml>", f"malformed YAML{_at(mark)}: {problem}") from None
     finally:
-        loader.dispose()
+        if hasattr(loader, "dispose"):
+            loader.dispose()
 
 
 def _at(mark: Any) -> str:
@@ -298,7 +302,21 @@ _NODES_LIMIT = f"a scenario may expand to at most {MAX_NODES:,} values (aliases 
 _DEPTH_LIMIT = f"a scenario may nest at most {MAX_DEPTH} levels"
 
 
-class _BoundedLoader(yaml.SafeLoader):
+try:  # libyaml's parser when PyYAML has it (several times faster), else PyYAML's own; both iterative
+    from yaml._yaml import CParser as _Parser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, Parser):  # type: ignore[no-redef]
+        def __init__(self, stream: str):
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+
+
+class _BoundedLoader(Composer, _Parser, SafeConstructor, Resolver):
     """The safe loader, counting what the document would expand to while composing it.
 
     Composition builds a graph in which every alias is a second reference to the anchored node, so the
@@ -310,7 +328,11 @@ class _BoundedLoader(yaml.SafeLoader):
     """
 
     def __init__(self, stream: str):
-        super().__init__(stream)
+        # PyYAML's Composer (Python, so compose_node can be extended) over the parser's events
+        _Parser.__init__(self, stream)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
         self._nodes = 0
         #: children's heights of the nodes being composed (innermost last)
         self._open: list[int] = []
