@@ -388,3 +388,16 @@ def test_tagged_union_labels_are_not_part_of_the_path():
     with pytest.raises(ScenarioError) as info:
         load_scenario(SYNC, ["params.loss={kind: logcosh, scale: -1}"])
     assert str(info.value).startswith("params.loss.scale = -1: must be positive")
+
+
+def test_list_shows_hostile_scenario_files_as_unreadable(tmp_path):
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "deep.yaml").write_text("description: " + "[" * 500 + "]" * 500 + "\n")
+    (tmp_path / "scenarios" / "bomb.yaml").write_text("\n".join(["description:", *_laughs("  ")]) + "\n")
+    proc = _run_limited("list", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [ln.split() for ln in lines if ln.split()[0] in ("bomb", "deep")] == [
+        ["bomb", "(unreadable)"],
+        ["deep", "(unreadable)"],
+    ]
