@@ -148,7 +148,7 @@ class _Pending:
 
 def _scalar_repr(value: object, budget: int) -> str:
     """``repr`` of a non-container, cut near ``budget`` characters without building a huge text."""
-    if isinstance(value, str):
+    if isinstance(value, str | bytes):
         text = repr(value[: budget + 1])
         return text if len(value) <= budget + 1 else text[:-1]
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * budget:
