@@ -187,16 +187,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _describe(path: Path, width: int = 90) -> str:
     """The start of a YAML file's ``description`` (or its first comment line), cut to ``width``."""
-    import yaml
+    from neurodyn.errors import ScenarioError
+    from neurodyn.scenario import read_yaml_file
 
-    text = path.read_text()
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
+    try:  # within the scenario limits: a hostile file in the listed folders must not hang `list`
+        doc = read_yaml_file(path)
+    except ScenarioError:
         return "(unreadable)"
     desc = str(doc.get("description") or "") if isinstance(doc, dict) else ""
     if not desc:
-        comments = [ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")]
+        comments = [ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")]
         desc = next((c for c in comments if c), "")
     desc = " ".join(desc.split())
     return desc if len(desc) <= width else desc[: width - 3] + "..."

@@ -15,6 +15,7 @@ import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic_core import PydanticCustomError
 
 # Dimension -> base unit symbol -> scale to SI.
 _BASE_UNITS: dict[str, dict[str, float]] = {
@@ -79,6 +80,10 @@ class QuantityError(ValueError):
     """A value is not a quantity of the expected dimension (message lists what is allowed)."""
 
 
+class QuantityTypeError(QuantityError):
+    """The value is neither a number nor a string, so it cannot be a quantity at all."""
+
+
 def parse_quantity(value: object, dimension: str) -> float:
     """Resolve ``value`` to a float in SI units of ``dimension``.
 
@@ -102,7 +107,7 @@ def parse_quantity(value: object, dimension: str) -> float:
     """
     allowed = f"expected a {dimension} such as {_DIM_EXAMPLE[dimension]} (plain numbers are SI)"
     if isinstance(value, bool):
-        raise QuantityError(allowed)
+        raise QuantityTypeError(allowed)
     if isinstance(value, int | float):
         out = float(value)
     elif isinstance(value, str):
@@ -120,9 +125,9 @@ def parse_quantity(value: object, dimension: str) -> float:
                 raise QuantityError(f"{unit!r} is a {dim}, {allowed}")
             out = number * scale
     else:
-        raise QuantityError(allowed)
-    if not math.isfinite(out):
-        raise QuantityError(f"must be finite; {allowed}")
+        raise QuantityTypeError(allowed)
+    if not math.isfinite(out):  # also a finite number times its unit's scale that overflows ('1e400 ms')
+        raise QuantityError("must be a finite number")
     return out
 
 
@@ -130,6 +135,10 @@ def _validator(dimension: str):
     def check(value: object) -> float:
         try:
             return parse_quantity(value, dimension)
+        except QuantityTypeError as exc:
+            # A type error, like pydantic's own ``float_type``: when the field is a union (a voltage or a
+            # {uniform: [lo, hi]} mapping), the scenario loader then reports the member that fits the input.
+            raise PydanticCustomError("quantity_type", str(exc)) from None
         except QuantityError as exc:  # pydantic turns ValueError into a field error
             raise ValueError(str(exc)) from None
 

@@ -29,6 +29,9 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from neurodyn import registry
 from neurodyn.errors import FieldIssue, ScenarioError, did_you_mean
@@ -38,6 +41,15 @@ from neurodyn.quantities import Time
 TOP_LEVEL_KEYS = ("name", "family", "model", "description", "params", "run", "record", "sweep", "output")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Largest scenario or preset file (and ``--set`` value) read. Real ones are a few kilobytes.
+MAX_YAML_BYTES = 1 << 20
+#: Most values (mapping keys, values and list items, each alias counted at every use) one scenario may
+#: expand to; a large explicit edge list has a few hundred thousand. Beyond it, copying and validating
+#: the document would take unbounded time and memory (a YAML alias bomb expands to billions).
+MAX_NODES = 1_000_000
+#: Deepest nesting of mappings and lists; real scenarios nest fewer than ten levels. The limit keeps every
+#: recursive walk of a document (composition, copies, merges) far from the interpreter's recursion limit.
+MAX_DEPTH = 100
 
 
 class RunConfig(StrictModel):
@@ -229,13 +241,7 @@ def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -
         On any problem, with the field path, the value and what is allowed.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ScenarioError("scenario", str(path), "file not found") from None
-    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
-        raise ScenarioError("scenario", str(path), f"cannot read it ({type(exc).__name__})") from None
-    doc = parse_yaml(text, str(path))
+    doc = read_yaml_file(path)
     pairs = []
     for item in overrides or []:
         key, sep, value = item.partition("=")
@@ -255,15 +261,195 @@ def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -
     return from_dict(doc, source=path, preset_applied=True)
 
 
-def parse_yaml(text: str, where: str) -> Any:
-    """Safe-load YAML; a syntax error becomes a one-line ScenarioError."""
+def read_yaml_file(path: Path, what: str = "scenario") -> Any:
+    """Read and parse a YAML file (a scenario or a preset) within the :data:`MAX_YAML_BYTES` limit.
+
+    Raises
+    ------
+    ScenarioError
+        If the file is missing, unreadable, larger than the limit, or not acceptable to :func:`parse_yaml`.
+    """
     try:
-        return yaml.safe_load(text)
+        with open(path, "rb") as f:
+            # read one byte past the limit: enough to know it is exceeded, never the whole of a huge file
+            data = f.read(MAX_YAML_BYTES + 1)
+        if len(data) > MAX_YAML_BYTES:
+            size = os.path.getsize(path)
+            raise ScenarioError(
+                str(path),
+                "<yaml>",
+                f"file of {size:,} bytes; a {what} file may have at most {MAX_YAML_BYTES:,} bytes (1 MiB)",
+            )
+        text = data.decode("utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(what, str(path), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(what, str(path), f"cannot read it ({type(exc).__name__})") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Safe-load YAML within the limits on size, nesting and expansion; any problem is a one-line error.
+
+    Every YAML text a scenario is made of (the scenario file, its ``model:`` preset, each ``--set``
+    value) comes through here, so the limits :data:`MAX_YAML_BYTES`, :data:`MAX_NODES` (values after
+    alias expansion) and :data:`MAX_DEPTH` (nesting) hold for all of them. Nodes are counted while the
+    document is composed, before any Python object is built, so an alias bomb is refused after composing
+    a few hundred nodes and a deeply nested document never reaches the interpreter's recursion limit.
+
+    Parameters
+    ----------
+    text : str
+        The YAML text.
+    where : str
+        What to name in messages (the file, or ``--set <path>``).
+
+    Raises
+    ------
+    ScenarioError
+        On malformed YAML or a document beyond one of the limits.
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise ScenarioError(
+            where, "<yaml>", f"text of {len(text):,} characters; at most {MAX_YAML_BYTES:,} (1 MiB) are allowed"
+        )
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except _LimitExceeded as exc:
+        raise ScenarioError(where, "<yaml>", f"{exc.problem}{_at(exc.mark)}; {exc.limit}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(where, "<yaml>", f"malformed YAML{loc}: {problem}") from None
+        raise ScenarioError(where, "<yaml>", f"malformed YAML{_at(mark)}: {problem}") from None
+    finally:
+        if hasattr(loader, "dispose"):
+            loader.dispose()
+
+
+def _at(mark: Any) -> str:
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+class _LimitExceeded(Exception):
+    """A YAML document goes beyond :data:`MAX_NODES` or :data:`MAX_DEPTH` (raised while composing)."""
+
+    def __init__(self, problem: str, mark: Any, limit: str):
+        super().__init__(problem)
+        self.problem = problem
+        self.mark = mark
+        self.limit = limit
+
+
+_NODES_LIMIT = f"a scenario may expand to at most {MAX_NODES:,} values (aliases count at every use)"
+_DEPTH_LIMIT = f"a scenario may nest at most {MAX_DEPTH} levels"
+
+
+try:  # libyaml's parser when PyYAML has it (several times faster), else PyYAML's own; both iterative
+    from yaml._yaml import CParser as _Parser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, Parser):  # type: ignore[no-redef]
+        def __init__(self, stream: str):
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+
+
+class _BoundedLoader(Composer, _Parser, SafeConstructor, Resolver):
+    """The safe loader, counting what the document would expand to while composing it.
+
+    Composition builds a graph in which every alias is a second reference to the anchored node, so the
+    graph stays small while its expansion (what deep copies, validation and ``repr`` walk) can be
+    exponential. Each composed node records its expanded size and height; an alias adds those of its
+    anchor, so both totals are known exactly, at the cost of one dictionary entry per node, before a
+    single Python object is constructed. The parser and scanner are iterative; only composition recurses,
+    and it stops at :data:`MAX_DEPTH` levels, far below the interpreter's recursion limit.
+    """
+
+    def __init__(self, stream: str):
+        # PyYAML's Composer (Python, so compose_node can be extended) over the parser's events
+        _Parser.__init__(self, stream)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+        self._nodes = 0
+        #: children's heights of the nodes being composed (innermost last)
+        self._open: list[int] = []
+        #: id(node) -> (expanded size, height), for nodes composed completely
+        self._extent: dict[int, tuple[int, int]] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            extent = self._extent.get(id(node))
+            if extent is None:  # the anchor is still open: the alias sits inside the node it names
+                raise _LimitExceeded(
+                    "an alias refers to a node that contains it", mark, "a scenario must be a finite tree"
+                )
+            size, height = extent
+        else:
+            if len(self._open) >= MAX_DEPTH:
+                raise _LimitExceeded(f"nested deeper than {MAX_DEPTH} levels", mark, _DEPTH_LIMIT)
+            start = self._nodes
+            self._count(1, mark)
+            self._open.append(0)
+            node = super().compose_node(parent, index)
+            height = 1 + self._open.pop()
+            size = self._nodes - start
+            self._extent[id(node)] = (size, height)
+            size = 0  # already counted, child by child
+        if len(self._open) + height > MAX_DEPTH:
+            raise _LimitExceeded(f"nested deeper than {MAX_DEPTH} levels once aliases are expanded", mark, _DEPTH_LIMIT)
+        self._count(size, mark)
+        if self._open:
+            self._open[-1] = max(self._open[-1], height)
+        return node
+
+    def _count(self, n: int, mark: Any) -> None:
+        self._nodes += n
+        if self._nodes > MAX_NODES:
+            raise _LimitExceeded(f"more than {MAX_NODES:,} values", mark, _NODES_LIMIT)
+
+
+def check_extent(doc: Any, where: str = "") -> None:
+    """Refuse a document (from YAML or built in Python) beyond :data:`MAX_NODES` or :data:`MAX_DEPTH`.
+
+    The walk is iterative and stops at the limit, so it is cheap for any input, including a very deep or
+    self-referencing structure. Values reached twice (shared references) count twice, as they do for
+    everything that later walks the document.
+
+    Parameters
+    ----------
+    doc : object
+        The document: mappings, lists and tuples of plain values.
+    where : str
+        Path prefix for messages (empty: the document is the whole scenario).
+
+    Raises
+    ------
+    ScenarioError
+        Naming the top-level entry that goes beyond a limit.
+    """
+    count = 0
+    # (value, depth, the top-level entry it belongs to: its key and value, for the message)
+    stack: list[tuple[Any, int, tuple[str, Any]]] = [(doc, 0, (where, doc))]
+    while stack:
+        node, depth, top = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ScenarioError(top[0] or "scenario", top[1], f"more than {MAX_NODES:,} values; {_NODES_LIMIT}")
+        if depth > MAX_DEPTH:
+            raise ScenarioError(top[0] or "scenario", top[1], f"nested deeper than {MAX_DEPTH} levels; {_DEPTH_LIMIT}")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                stack.append((value, depth + 1, top if top[0] else (str(key), value)))
+        elif isinstance(node, list | tuple):
+            stack.extend((value, depth + 1, top) for value in node)
 
 
 def find_model(name: str, source: Path | None) -> Path:
@@ -306,7 +492,7 @@ def apply_preset(doc: dict, source: Path | None) -> dict:
         if not isinstance(model, str):
             raise ScenarioError("model", model, "a preset name from models/")
         preset_path = find_model(model, source)
-        preset = parse_yaml(preset_path.read_text(), str(preset_path))
+        preset = read_yaml_file(preset_path, "preset")
         if not isinstance(preset, dict):
             raise ScenarioError(f"models/{model}.yaml", preset, "expected a mapping of parameters")
         preset = preset.get("params", preset)
@@ -321,6 +507,8 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
     """Validate a scenario document (already YAML-parsed)."""
     if not isinstance(doc, dict):
         raise ScenarioError("scenario", doc, "expected a mapping with keys " + ", ".join(TOP_LEVEL_KEYS))
+    # First, before any recursive copy or validation: a document built in Python has no YAML limits.
+    check_extent(doc)
     for key in doc:
         if key not in TOP_LEVEL_KEYS:
             raise ScenarioError(
@@ -476,17 +664,35 @@ def _validate(model: type[BaseModel], data: Any, prefix: str) -> Any:
 
 def _to_scenario_error(exc: ValidationError, model: type[BaseModel], prefix: str, data: Any) -> ScenarioError:
     errors = exc.errors(include_url=False)
-    # Prefer the most specific error; union types report one per branch.
-    err = max(errors, key=lambda e: (e["type"] != "union_tag_invalid", len(e["loc"])))
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+    cleaned = [_clean_loc(model, e["loc"]) for e in errors]
+    # One error is shown: the one that best describes what the user meant. A union type reports one error
+    # per member; a member whose errors are only mismatches of shape (a missing or unknown key, a list
+    # where a number belongs) is not what the user wrote, so any other error wins (for
+    # v_init: {uniform: [-50 mV, -70 mV]}, the reversed bounds, not the missing 'normal' key of the other
+    # member). Among equals, the deepest error is the most specific, and an unknown key (which names what
+    # the user wrote) is preferred to a missing one.
+    best = max(
+        range(len(errors)),
+        key=lambda i: (
+            not _is_mismatch(errors[i]["type"]),
+            len(cleaned[i][0]),
+            errors[i]["type"] == "extra_forbidden",
+            errors[i]["type"] != "missing",
+        ),
+    )
+    err = errors[best]
+    loc, parents = cleaned[best]
     path = ".".join([prefix, *map(str, loc)]) if loc else prefix
     value = err.get("input")
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1])
+        parent = parents[-1] if parents else None
+        allowed = (_model_fields(parent) if parent is not None else None) or _allowed_keys(model, loc[:-1])
         hint = did_you_mean(str(loc[-1]), allowed) if loc else ""
         return ScenarioError(path, value, f"unknown key{hint}; allowed: {', '.join(allowed)}")
     if err["type"] == "missing":
         return ScenarioError(path, None, "required")
+    if err["type"] == "finite_number":
+        return ScenarioError(path, value, "must be a finite number")
     issue = (err.get("ctx") or {}).get("error")
     if isinstance(issue, FieldIssue):
         return ScenarioError(".".join(filter(None, [path, issue.subpath])), issue.value, issue.allowed)
@@ -494,6 +700,70 @@ def _to_scenario_error(exc: ValidationError, model: type[BaseModel], prefix: str
     for pre in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(pre)
     return ScenarioError(path, value, msg)
+
+
+#: pydantic error types that say the input has another shape than the type (not a bad value of it)
+_SHAPE_ERRORS = {"missing", "extra_forbidden", "union_tag_invalid", "union_tag_not_found"}
+
+
+def _is_mismatch(err_type: str) -> bool:
+    """Whether a pydantic error says the input does not have the type's shape at all."""
+    return err_type in _SHAPE_ERRORS or err_type.endswith(("_type", "_parsing"))
+
+
+def _clean_loc(model: Any, loc: tuple) -> tuple[list, list]:
+    """A pydantic error location as the user's field path, and the type each component was looked up in.
+
+    pydantic inserts a label for the member of a union type it tried (``'quadratic'`` for a tagged
+    union, ``'float'``, ``'list[float]'``, ``'function-after[_order(), UniformInit]'`` otherwise); the
+    user wrote no such key. Following the model's annotations tells which components are such labels:
+    exactly those met at a union type. The label also names the member, so the walk continues in it.
+    """
+    parts: list = []
+    parents: list = []
+    tp: Any = model
+    for part in loc:
+        members = [m for m in _unwrap(tp) if m is not type(None)] if tp is not None else []
+        if len(members) > 1:
+            tp = _member_for_label(members, str(part))
+            continue
+        if tp is None and isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue  # a union label below a type the walk could not follow
+        parts.append(part)
+        parents.append(tp)
+        tp = _descend(tp, part) if tp is not None else None
+    return parts, parents
+
+
+def _member_for_label(members: list[Any], label: str) -> Any:
+    """The union member pydantic labels ``label``, or None if it cannot be told."""
+    while label.startswith("function-"):  # 'function-before[check(), float]' -> 'float'
+        match = re.match(r"function-[a-z]+\[.*?\(\), (.*)\]$", label)
+        if not match:
+            return None
+        label = match.group(1)
+    for m in members:
+        if isinstance(m, type) and issubclass(m, BaseModel):
+            if label == m.__name__:
+                return m
+            # a tagged union: the label is the value of the member's Literal tag field
+            for info in m.model_fields.values():
+                if typing.get_origin(info.annotation) is typing.Literal and label in typing.get_args(info.annotation):
+                    return m
+        elif _type_label(m) == label:
+            return m
+    return None
+
+
+def _type_label(tp: Any) -> str | None:
+    """pydantic's label for a plain type: ``float``, ``list[float]``, ``tuple[float, float]``."""
+    if typing.get_origin(tp) is typing.Annotated:
+        return _type_label(typing.get_args(tp)[0])
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple, dict, set):
+        labels = [_type_label(a) for a in typing.get_args(tp)]
+        return None if None in labels else f"{origin.__name__}[{', '.join(labels)}]"  # type: ignore[arg-type]
+    return tp.__name__ if isinstance(tp, type) else None
 
 
 def _allowed_keys(model: Any, loc: list) -> list[str]:

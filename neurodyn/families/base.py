@@ -26,11 +26,16 @@ No stage outside the family knows a family by name.
 from __future__ import annotations
 
 import abc
+import functools
+import math
+import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import xarray as xr
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from neurodyn.errors import FieldIssue
 
 if TYPE_CHECKING:  # pragma: no cover
     from neurodyn.compare import Row
@@ -39,9 +44,57 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class StrictModel(BaseModel):
-    """Base for every scenario model: unknown keys are errors, values are validated on assignment."""
+    """Base for every scenario model: unknown keys are errors, values are validated on assignment.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    Every float a scenario supplies must be finite: ``allow_inf_nan=False`` makes pydantic refuse NaN and
+    infinity in every float of every model built on this base, including floats inside lists, tuples,
+    mappings and union members, so no field can forget it. A field whose meaning allows a non-finite
+    value says so in its docstring and opts out with ``Field(allow_inf_nan=True)``. Quantities with units
+    (:mod:`neurodyn.quantities`) are finite too, including ones that overflow such as ``'1e400 ms'``.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _finite_free_values(self) -> StrictModel:
+        # Free-form fields (typed ``Any``, such as a graph generator's ``args``) get no float validation
+        # from pydantic, so their values are searched here: the same rule, with the same message.
+        for name in _free_fields(type(self)):
+            found = _first_nonfinite(getattr(self, name))
+            if found is not None:
+                subpath, value = found
+                raise FieldIssue(".".join([name, *subpath]), value, "must be a finite number")
+        return self
+
+
+@functools.cache
+def _free_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """Names of the fields of ``model`` whose type contains ``Any`` (values pydantic does not check)."""
+    return tuple(name for name, info in model.model_fields.items() if _contains_any(info.annotation))
+
+
+def _contains_any(tp: Any) -> bool:
+    stack = [tp]
+    while stack:
+        t = stack.pop()
+        if t is Any:
+            return True
+        stack.extend(typing.get_args(t))
+    return False
+
+
+def _first_nonfinite(value: Any) -> tuple[list[str], float] | None:
+    """The path (components) and value of the first NaN or infinity in plain data, else None."""
+    stack: list[tuple[Any, list[str]]] = [(value, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            return path, node
+        if isinstance(node, dict):
+            stack.extend((v, [*path, str(k)]) for k, v in reversed(node.items()))
+        elif isinstance(node, list | tuple):
+            stack.extend((v, [*path, str(i)]) for i, v in reversed(list(enumerate(node))))
+    return None
 
 
 class NoRecord(StrictModel):

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurodyn import registry
-from neurodyn.errors import UserError
-from neurodyn.scenario import from_dict
+from neurodyn.errors import ScenarioError, UserError
+from neurodyn.scenario import check_extent, from_dict, parse_yaml
 
 CUBA = Path(__file__).resolve().parents[1] / "data" / "cuba_issue.yaml"
 
@@ -64,5 +64,53 @@ def test_random_mutations_never_traceback(mutations):
     try:
         s = from_dict(doc)
         registry.get(s.family).check(s)
+    except UserError as exc:
+        assert "\n" not in str(exc) and str(exc)
+
+
+# A soup of YAML tokens: flow and block collections, anchors, aliases (also to undefined or enclosing
+# anchors), merge keys, non-finite numbers, tags. Repeated tokens make deep nesting and alias chains likely.
+_YAML_TOKENS = st.sampled_from(
+    [
+        "[",
+        "]",
+        "{",
+        "}",
+        "a: ",
+        "b: ",
+        "<<: ",
+        "- ",
+        ", ",
+        "\n",
+        "\n  ",
+        "&x ",
+        "&y ",
+        "*x",
+        "*y",
+        "1",
+        ".nan",
+        "-.inf",
+        "'s'",
+        "!!binary ",
+        "!!python/object ",
+        "? ",
+        "|\n  t",
+    ]  # fmt: skip
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_YAML_TOKENS, max_size=400), st.integers(1, 40))
+def test_random_yaml_parses_or_is_refused_in_one_line(tokens, repeat):
+    """Any text either parses within the limits or is refused with one line naming the input."""
+    text = "".join(tokens[: len(tokens) // 2] * repeat + tokens[len(tokens) // 2 :])
+    try:
+        doc = parse_yaml(text, "t.yaml")
+    except ScenarioError as exc:
+        assert str(exc).startswith("t.yaml = '<yaml>': ") and "\n" not in str(exc)
+        return
+    try:
+        check_extent(doc)
+        from_dict({"name": "x", "family": "sync_learners", "params": {"loss": doc}})
     except UserError as exc:
         assert "\n" not in str(exc) and str(exc)

@@ -39,7 +39,7 @@ class UniformInit(StrictModel):
     @model_validator(mode="after")
     def _order(self) -> UniformInit:
         if self.uniform[0] > self.uniform[1]:
-            raise ValueError("uniform: [low, high] needs low <= high")
+            raise FieldIssue("uniform", list(self.uniform), "the bounds are reversed: [low, high] needs low <= high")
         return self
 
 
@@ -51,7 +51,7 @@ class NormalInit(StrictModel):
     @model_validator(mode="after")
     def _std(self) -> NormalInit:
         if self.normal[1] < 0:
-            raise ValueError("normal: [mean, std] needs std >= 0")
+            raise FieldIssue("normal", list(self.normal), "[mean, std] needs std >= 0")
         return self
 
 

@@ -15,6 +15,7 @@ so curvatures and ``k`` are rates in 1/s and ``sigma`` is in (units of x)/sqrt(s
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -190,7 +191,8 @@ class SyncParams(StrictModel):
     def _k_list(cls, v: Any) -> Any:
         v = _as_list(v)
         for x in v:
-            if isinstance(x, bool) or not isinstance(x, int | float) or not x >= 0:
+            # NaN and infinities go on to the finite-float check of list[float], which names them (k.0 = nan)
+            if isinstance(x, bool) or not isinstance(x, int | float) or (math.isfinite(x) and x < 0):
                 raise ValueError("k must be a coupling strength >= 0 (or a list of them)")
         if len(set(v)) != len(v) or not v:
             raise ValueError("a non-empty list without repeated values")
