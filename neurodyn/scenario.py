@@ -134,7 +134,8 @@ class Scenario:
     >>> import neurodyn
     >>> s = neurodyn.Scenario.from_dict({
     ...     "name": "one", "family": "lif_network",
-    ...     "params": {"populations": {"a": {"size": 10, "tau_m": "20 ms"}},
+    ...     "params": {"populations": {"a": {"size": 10, "tau_m": "20 ms", "v_rest": "-70 mV",
+    ...                                      "v_reset": "-70 mV", "v_threshold": "-50 mV"}},
     ...                "inputs": [{"kind": "constant", "target": "a", "drive": "25 mV"}]},
     ...     "run": {"duration": "0.2 s", "dt": "0.1 ms"}})
     >>> s.params.populations["a"].tau_m

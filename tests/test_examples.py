@@ -17,6 +17,8 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 EXAMPLES = sorted((REPO / "examples").glob("*.ipynb"))
+#: notebooks that take more than about 15 s (kernel start included) on two busy cores
+SLOW = {"cortical_field", "sync_learners"}
 #: generous: a busy shared machine can make a 15 s notebook take minutes; only a hang should fail
 TIMEOUT = 600
 
@@ -26,7 +28,9 @@ def test_one_notebook_per_family():
     assert [p.stem for p in EXAMPLES] == families
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+@pytest.mark.parametrize(
+    "path", [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else []) for p in EXAMPLES]
+)
 def test_notebook_runs(path: Path, tmp_path, monkeypatch):
     nb = nbformat.read(path, as_version=4)
     # stored without outputs, so the repository stays small and diffs stay readable

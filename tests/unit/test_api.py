@@ -199,8 +199,15 @@ def test_accessor_on_open_run(tmp_path, tiny):
     assert ds.neurodyn.family == "lif_network"
     assert ds.neurodyn.compare().equals(neurodyn.compare(tiny))
     assert ds.neurodyn.scenario.params == neurodyn.Scenario.from_dict(DOC).params
-    figs = ds.neurodyn.plot(out_dir=tmp_path)
-    assert len(figs) == 1 and (tmp_path / "tiny_overview.png").is_file()  # named after the file, as the CLI
+    figs = ds.neurodyn.plot(out_dir=tmp_path / "api")
+    assert len(figs) == 1
+    proc = run_cli("plot", path, "--out", tmp_path / "cli")
+    assert proc.returncode == 0, proc.stderr
+    # the same files as `neurodyn plot`, byte for byte, named after the result file
+    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == ["tiny_overview.png"]
+    assert (tmp_path / "api" / "tiny_overview.png").read_bytes() == (
+        tmp_path / "cli" / "tiny_overview.png"
+    ).read_bytes()
 
 
 def test_import_neurodyn_stays_light_and_the_accessor_comes_with_open_run(tmp_path):
@@ -225,3 +232,16 @@ def test_compare_is_the_function_whatever_was_imported_first():
     import neurodyn.compare as module  # noqa: F401 - binds the submodule name on the package
 
     assert callable(neurodyn.compare) and neurodyn.compare.__module__ == "neurodyn.api"
+
+
+def test_docstring_examples_run(monkeypatch):
+    """The Examples sections of the API's docstrings are correct (run from the repository root)."""
+    import doctest
+
+    import neurodyn.api
+    import neurodyn.scenario
+
+    monkeypatch.chdir(REPO)
+    for module in (neurodyn.scenario, neurodyn.api):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
