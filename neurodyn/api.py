@@ -75,7 +75,7 @@ def run(
     ScenarioError
         A bad scenario; the message is the one line the CLI prints. A scenario with a ``sweep:``
         section is refused too: run it with ``neurodyn sweep FILE`` and open the result with
-        :func:`neurodyn.open_sweep`, or run single points with ``set=``.
+        :func:`neurodyn.open_sweep`, or run single points, ``run(scenario.with_values({path: value}))``.
     UserError
         Other problems the user can fix (an existing output without ``force``, a run too big for memory).
     SimulationError
@@ -96,14 +96,16 @@ def run(
     """
     from neurodyn.runner import run_scenario, simulate
 
-    scenario = _scenario(source, set)
+    scenario = source if isinstance(source, Scenario) else _scenario(source, set)
     if scenario.sweep is not None:
         raise ScenarioError(
             "sweep",
             {k: v for k, v in (("grid", scenario.sweep.grid), ("zip", scenario.sweep.zip)) if v},
-            "neurodyn.run runs a single scenario; run the sweep with 'neurodyn sweep FILE' and open it with "
-            "neurodyn.open_sweep(DIR), or run one point with set={path: value}",
+            "neurodyn.run runs a single scenario: run the sweep with 'neurodyn sweep FILE' and open it with "
+            "neurodyn.open_sweep(DIR), or run one point, neurodyn.run(scenario.with_values({path: value}))",
         )
+    if isinstance(source, Scenario) and set:
+        scenario = source.with_values(set)
     bar = _progress(progress)
     if output is None or output is False:
         return simulate(scenario, bar)
@@ -205,8 +207,6 @@ def scenario_of(ds: xr.Dataset) -> Scenario:
 
 
 def _scenario(source: Source, values: Mapping[str, Any] | None) -> Scenario:
-    if isinstance(source, Scenario):
-        return source.with_values(values) if values else source
     if isinstance(source, Mapping):
         return Scenario.from_dict(source, values)
     if isinstance(source, str | os.PathLike):

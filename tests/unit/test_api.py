@@ -123,8 +123,13 @@ def test_bad_input_raises_the_cli_message(tmp_path, set_, cli_set):
 
 
 def test_a_sweep_is_refused_with_a_pointer():
-    with pytest.raises(ScenarioError, match=r"neurodyn sweep FILE.*open_sweep"):
-        neurodyn.run({**DOC, "sweep": {"grid": {"run.seed": [1, 2]}}}, progress=False)
+    swept = {**DOC, "sweep": {"grid": {"run.seed": [1, 2]}}}
+    for source in (swept, neurodyn.Scenario.from_dict(swept)):
+        with pytest.raises(ScenarioError, match=r"^sweep = .*'neurodyn sweep FILE'.*open_sweep.*with_values"):
+            neurodyn.run(source, set={"run.duration": "0.1 s"}, progress=False)
+    # one point of it runs
+    point = neurodyn.Scenario.from_dict(swept).with_values({"run.seed": 2, "run.duration": "0.1 s"})
+    assert neurodyn.run(point, progress=False).attrs["seed"] == 2
 
 
 def test_direct_construction_is_validated():
