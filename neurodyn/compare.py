@@ -15,10 +15,14 @@ with a 95% confidence interval from their spread. Families add special rows thro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 Z95 = 1.959963984540054
 MAX_ROWS_PER_VARIABLE = 40
@@ -132,6 +136,20 @@ def all_rows(ds: xr.Dataset) -> list[Row]:
     if family:
         rows += registry.get(family).compare_rows(ds)
     return rows
+
+
+def to_dataframe(rows: list[Row]) -> pd.DataFrame:
+    """Rows as a pandas DataFrame: one column per :class:`Row` field, plus ``ratio`` and ``verdict``.
+
+    Columns: ``quantity``, ``where``, ``simulated``, ``ci``, ``predicted``, ``ratio``, ``kind``,
+    ``rel_tol``, ``verdict``, ``source``.
+    """
+    import pandas as pd
+
+    columns = ["quantity", "where", "simulated", "ci", "predicted", "ratio", "kind", "rel_tol", "verdict", "source"]
+    assert set(columns) >= {f.name for f in fields(Row)}, "a Row field is missing from the table"
+    data = [{c: getattr(r, c) for c in columns} for r in rows]
+    return pd.DataFrame(data, columns=columns)
 
 
 def format_table(rows: list[Row], markdown: bool = False) -> str:

@@ -10,7 +10,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tqdm.auto import tqdm
+# Plain tqdm, not tqdm.auto: the bar only ever goes to stderr (a terminal, or when asked for), and
+# tqdm.auto's notebook flavour warns in every Jupyter kernel that lacks ipywidgets.
+from tqdm import tqdm
 
 DELAY = 2.0
 

@@ -23,6 +23,7 @@ import os
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,27 @@ class SweepSpec(StrictModel):
 
 @dataclass
 class Scenario:
-    """A parsed, validated, unit-resolved description of one run (or of a sweep)."""
+    """A parsed, validated, unit-resolved description of one run (or of a sweep).
+
+    Build one with :meth:`from_dict` (a mapping of the same shape as the YAML file) or :meth:`from_yaml`
+    (a scenario file); derive variants with :meth:`with_values`. Calling the constructor directly is
+    possible only with already validated parts (the family's ``Params`` and ``Record`` models and a
+    :class:`RunConfig`); anything else is refused with a :class:`~neurodyn.errors.ScenarioError`.
+
+    Examples
+    --------
+    >>> import neurodyn
+    >>> s = neurodyn.Scenario.from_dict({
+    ...     "name": "one", "family": "lif_network",
+    ...     "params": {"populations": {"a": {"size": 10, "tau_m": "20 ms", "v_rest": "-70 mV",
+    ...                                      "v_reset": "-70 mV", "v_threshold": "-50 mV"}},
+    ...                "inputs": [{"kind": "constant", "target": "a", "drive": "25 mV"}]},
+    ...     "run": {"duration": "0.2 s", "dt": "0.1 ms"}})
+    >>> s.params.populations["a"].tau_m
+    0.02
+    >>> s.with_values({"run.seed": 3}).run.seed
+    3
+    """
 
     name: str
     family: str
@@ -189,6 +210,115 @@ class Scenario:
     source: Path | None = None
     #: the merged, override-applied document before validation (YAML-able)
     raw: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A Scenario is the validated form of a document: parts that bypassed validation (a plain dict as
+        # params, say) would only fail deep inside the family, so they are refused here.
+        hint = "build scenarios with neurodyn.Scenario.from_dict(...) or neurodyn.Scenario.from_yaml(...)"
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise ScenarioError("name", self.name, "a name made of letters, digits, '_', '-', '.'")
+        if not isinstance(self.family, str):
+            raise ScenarioError("family", self.family, "a family name; allowed: " + ", ".join(registry.names()))
+        family = registry.get(self.family)
+        for key, model in (("params", family.Params), ("run", RunConfig), ("record", family.Record)):
+            if not isinstance(getattr(self, key), model):
+                raise ScenarioError(key, getattr(self, key), f"a validated {model.__name__} model; {hint}")
+        if self.sweep is not None and not isinstance(self.sweep, SweepSpec):
+            raise ScenarioError("sweep", self.sweep, f"a validated SweepSpec model; {hint}")
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], values: Mapping[str, Any] | None = None) -> Scenario:
+        """Validate a scenario given as a mapping of the same shape as the YAML file.
+
+        Parameters
+        ----------
+        doc : mapping
+            ``name``, ``family``, ``params``, ``run``, ``record`` and optionally ``model`` (a preset from
+            ``models/`` in the working directory or the installation, merged under ``params``),
+            ``description``, ``sweep``. Quantities may be strings with units (``"20 ms"``).
+        values : mapping, optional
+            Dotted-path overrides applied after the preset (``{"run.seed": 2}``), as ``--set`` does.
+
+        Returns
+        -------
+        Scenario
+
+        Raises
+        ------
+        ScenarioError
+            On any problem, naming the field path, the value and what is allowed.
+
+        Examples
+        --------
+        >>> import neurodyn
+        >>> s = neurodyn.Scenario.from_dict({"name": "cuba", "family": "lif_network", "model": "cuba",
+        ...                                  "run": {"duration": "0.1 s", "dt": "0.1 ms"}},
+        ...                                 values={"params.populations.exc.size": 80})
+        >>> s.params.populations["exc"].size
+        80
+        """
+        if not isinstance(doc, Mapping):
+            raise ScenarioError("scenario", doc, "expected a mapping with keys " + ", ".join(TOP_LEVEL_KEYS))
+        check_extent(doc)  # before the copy: a document built in Python has no YAML limits
+        return _assemble(copy.deepcopy(dict(doc)), None, _pairs(values))
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, values: Mapping[str, Any] | None = None) -> Scenario:
+        """Read and validate a scenario file (presets are looked up beside it, as the CLI does).
+
+        Parameters
+        ----------
+        path : path-like
+            The YAML scenario.
+        values : mapping, optional
+            Dotted-path overrides applied after the preset, like the CLI's ``--set``.
+
+        Examples
+        --------
+        >>> import neurodyn
+        >>> neurodyn.Scenario.from_yaml("scenarios/quickstart.yaml", {"run.seed": 7}).run.seed
+        7
+        """
+        return load_scenario(path, values)
+
+    def with_values(self, values: Mapping[str, Any]) -> Scenario:
+        """A copy with dotted-path overrides applied and everything re-validated.
+
+        The copy describes a single run: a ``sweep:`` section is dropped.
+
+        Parameters
+        ----------
+        values : mapping
+            ``{"params.populations.exc.size": 1000, "run.seed": 2}``; values may carry units (``"5 ms"``).
+
+        Examples
+        --------
+        >>> import neurodyn
+        >>> s = neurodyn.Scenario.from_yaml("scenarios/quickstart.yaml")
+        >>> s.with_values({"params.populations.noisy.size": 50}).params.populations["noisy"].size
+        50
+        """
+        # the sweep section is left out before copying: copying it for each of a sweep's points would make
+        # planning quadratic in the number of points
+        raw = copy.deepcopy({k: v for k, v in self.raw.items() if k != "sweep"})
+        for path, value in values.items():
+            set_path(raw, path, value)
+        return from_dict(raw, source=self.source, preset_applied=True)
+
+    def to_yaml(self) -> str:
+        """The scenario as YAML text that :meth:`from_yaml` reads back to an equal scenario.
+
+        Units are resolved to SI numbers and the preset is merged into ``params`` (the text stored in a
+        result file's ``scenario`` attribute).
+
+        Examples
+        --------
+        >>> import neurodyn
+        >>> s = neurodyn.Scenario.from_yaml("scenarios/quickstart.yaml")
+        >>> print(s.to_yaml().splitlines()[0])
+        name: quickstart
+        """
+        return self.resolved_yaml()
 
     def resolved_yaml(self) -> str:
         """The scenario as run, with units resolved to SI floats, as YAML text."""
@@ -206,14 +336,29 @@ class Scenario:
             doc["sweep"] = _to_plain(self.sweep)
         return yaml.safe_dump(doc, sort_keys=False)
 
-    def with_values(self, values: dict[str, Any]) -> Scenario:
-        """A copy with dotted-path overrides applied and everything re-validated."""
-        # the sweep section is left out before copying: copying it for each of a sweep's points would make
-        # planning quadratic in the number of points
-        raw = copy.deepcopy({k: v for k, v in self.raw.items() if k != "sweep"})
-        for path, value in values.items():
-            set_path(raw, path, value)
-        return from_dict(raw, source=self.source, preset_applied=True)
+    @classmethod
+    def _header(cls, name: str, family: str, resolved: str) -> Scenario:
+        """A scenario known only by its name, family and stored YAML (a finished sweep read back).
+
+        Not runnable: its params and record are absent. Built without the constructor's checks.
+        """
+        self = cls.__new__(cls)
+        doc = parse_yaml(resolved, "scenario attribute") or {}
+        self.__dict__.update(
+            name=name,
+            family=family,
+            params=None,
+            run=RunConfig(),
+            record=None,
+            model=None,
+            sweep=None,
+            output=None,
+            source=None,
+            raw={},
+            description=doc.get("description", "") or "",
+        )
+        self.resolved_yaml = lambda: resolved  # type: ignore[method-assign]
+        return self
 
 
 def _to_plain(obj: Any) -> Any:
@@ -225,29 +370,52 @@ def _to_plain(obj: Any) -> Any:
 # --------------------------------------------------------------------------- loading
 
 
-def load_scenario(path: str | os.PathLike, overrides: list[str] | None = None) -> Scenario:
-    """Read, merge and validate a scenario file.
+def load_scenario(
+    path: str | os.PathLike | Mapping[str, Any], overrides: list[str] | Mapping[str, Any] | None = None
+) -> Scenario:
+    """Read, merge and validate a scenario file (or a mapping of the same shape).
 
     Parameters
     ----------
-    path : path-like
-        The YAML scenario.
-    overrides : list of str, optional
-        ``"dotted.path=value"`` strings (value parsed as YAML), applied after the preset merge.
+    path : path-like or mapping
+        The YAML scenario, or the document itself (as :meth:`Scenario.from_dict`).
+    overrides : list of str or mapping, optional
+        ``"dotted.path=value"`` strings (value parsed as YAML) or a ``{dotted.path: value}`` mapping,
+        applied after the preset merge.
 
     Raises
     ------
     ScenarioError
         On any problem, with the field path, the value and what is allowed.
     """
+    if isinstance(path, Mapping):
+        check_extent(path)  # before the copy: a document built in Python has no YAML limits
+        return _assemble(copy.deepcopy(dict(path)), None, _pairs(overrides))
     path = Path(path)
     doc = read_yaml_file(path)
+    return _assemble(doc, path, _pairs(overrides))
+
+
+def _pairs(overrides: list[str] | Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    """Overrides as ``(dotted path, value)`` pairs: ``"path=value"`` strings have their value parsed as YAML."""
+    if isinstance(overrides, Mapping):
+        pairs = []
+        for key, value in overrides.items():
+            if not isinstance(key, str) or not key.strip():
+                raise ScenarioError("set", key, "a dotted path such as 'run.seed'")
+            pairs.append((key.strip(), value))
+        return pairs
     pairs = []
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ScenarioError("--set", item, "expected dotted.path=value, e.g. run.seed=2")
         pairs.append((key.strip(), parse_yaml(value, f"--set {key}") if value.strip() else None))
+    return pairs
+
+
+def _assemble(doc: Any, path: Path | None, pairs: list[tuple[str, Any]]) -> Scenario:
+    """Merge the preset, apply the overrides, validate: the one path from a document to a Scenario."""
     if not isinstance(doc, dict):
         return from_dict(doc, source=path)
     # A preset is merged first, so overrides can reach into what it provides (params.synapses.0.weight).

@@ -1333,11 +1333,7 @@ def load_plan(root: str | os.PathLike) -> SweepPlan:
     if not path.is_file():
         raise UserError(f"{root} is not a neurodyn sweep directory (no {MANIFEST})")
     doc = json.loads(path.read_text())
-    scenario = Scenario(name=doc["name"], family=doc["family"], params=None, run=RunConfig(), record=None)
-    scenario.resolved_yaml = lambda: doc["scenario"]  # type: ignore[method-assign]
-    import yaml
-
-    scenario.description = (yaml.safe_load(doc["scenario"]) or {}).get("description", "")
+    scenario = Scenario._header(doc["name"], doc["family"], doc["scenario"])
     dims = [
         SweepDim(name=d["name"], paths=d["paths"], coords=d["coords"], coord_names=d["coord_names"], units=d["units"])
         for d in doc["dims"]

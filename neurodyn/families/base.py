@@ -16,9 +16,10 @@ parameters), an optional ``Record`` model (what to sample), and four methods:
 ``theory(scenario, ds)``
     Predictions as a Dataset of ``*_theory`` / ``*_bound`` variables, merged beside the simulated ones.
     Each carries ``units``, ``long_name``, ``source`` (formula and citation) and optionally ``rel_tol``.
-``compare_rows(ds)`` and ``plot(ds, out_dir)``
+``compare_rows(ds)``, ``figures(ds)`` and ``plot(ds, out_dir, stem)``
     Optional extra rows for ``neurodyn compare`` (the generic rows come from the ``_theory`` and
-    ``_bound`` variables) and the family's figures.
+    ``_bound`` variables), the family's figures as matplotlib Figures, and the same figures written to
+    files (see :mod:`neurodyn.plotting`).
 
 No stage outside the family knows a family by name.
 """
@@ -38,6 +39,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from neurodyn.errors import FieldIssue
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from neurodyn.compare import Row
     from neurodyn.progress import Progress
     from neurodyn.scenario import Scenario
@@ -126,6 +129,14 @@ class Family(abc.ABC):
 
     def compare_rows(self, ds: xr.Dataset) -> list[Row]:
         """Extra rows for ``neurodyn compare`` beyond the generic ``_theory``/``_bound`` pairs."""
+        return []
+
+    def figures(self, ds: xr.Dataset) -> list[Figure]:
+        """The family's figures as (pyplot) matplotlib Figures, left open, for :func:`neurodyn.plot`.
+
+        Each is labelled (:meth:`~matplotlib.figure.Figure.set_label`) with the suffix of the file
+        :meth:`plot` writes it to; :meth:`plot` draws them with this same method.
+        """
         return []
 
     def plot(self, ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:

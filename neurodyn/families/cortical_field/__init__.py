@@ -71,6 +71,11 @@ class CorticalField(Family):
                 )
         return rows
 
+    def figures(self, ds: xr.Dataset) -> list:
+        from neurodyn.families.cortical_field.plots import figures
+
+        return figures(ds)
+
     def plot(self, ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         from neurodyn.families.cortical_field.plots import plot_run
 

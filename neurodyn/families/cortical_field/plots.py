@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+
+from neurodyn.plotting import headless, save_figures
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 #: frames in the animated GIF (evenly spaced over the recorded snapshots)
 GIF_FRAMES = 20
 
 
 def _fig(nrows: int = 1, ncols: int = 1, **kw):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt, *plt.subplots(nrows, ncols, **kw)
@@ -29,13 +32,12 @@ def _label(ax, xlabel: str, ylabel: str, title: str, **legend) -> None:
     ax.legend(**legend)
 
 
-def _save(plt, fig, path: Path, tight: bool = True) -> Path:
-    """Write the figure as PNG (110 dpi), close it, return ``path``."""
+def _save(plt, fig, label: str, tight: bool = True) -> Figure:
+    """Lay out the figure and label it with its file suffix (written at 110 dpi by :func:`plot_run`)."""
     if tight:
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    fig.set_label(label)
+    return fig
 
 
 def _snapshots(ds: xr.Dataset) -> xr.DataArray:
@@ -49,7 +51,7 @@ def _vmax(u: xr.DataArray, idx: np.ndarray) -> float:
     return float(np.nanmax(np.abs(u.isel(time=later).values))) or 1.0
 
 
-def plot_snapshot_grid(ds: xr.Dataset, path: Path) -> Path:
+def plot_snapshot_grid(ds: xr.Dataset, label: str) -> Figure:
     """Nine snapshots evenly spaced in time on a shared symmetric colour scale."""
     u = _snapshots(ds)
     idx = np.unique(np.linspace(0, u.sizes["time"] - 1, 9).astype(int))
@@ -73,7 +75,7 @@ def plot_snapshot_grid(ds: xr.Dataset, path: Path) -> Path:
     for ax in axes.flat[len(idx) :]:
         ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.6, label="u")
-    return _save(plt, fig, path, tight=False)
+    return _save(plt, fig, label, tight=False)
 
 
 def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
@@ -101,7 +103,7 @@ def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
     return path
 
 
-def plot_dispersion(ds: xr.Dataset, path: Path) -> Path:
+def plot_dispersion(ds: xr.Dataset, label: str) -> Figure:
     """Measured peak frequency against the lattice formula, per mode (and per site model / branch)."""
     plt, fig, ax = _fig(figsize=(6, 4.5))
     k = np.hypot(ds["k_x"].values, ds["k_y"].values)
@@ -123,10 +125,10 @@ def plot_dispersion(ds: xr.Dataset, path: Path) -> Path:
             ax.plot(k[order], theo.isel(sel).values[order], "x", color="k", ms=5)
     title = f"dispersion; x: lattice formula; bin = {float(ds['frequency_bin']):.3g} rad/s"
     _label(ax, "|k| (rad/m)", "omega (rad/s)", title, fontsize=8)
-    return _save(plt, fig, path)
+    return _save(plt, fig, label)
 
 
-def plot_local_spectrum(ds: xr.Dataset, path: Path) -> Path:
+def plot_local_spectrum(ds: xr.Dataset, label: str) -> Figure:
     """Local field spectrum vs the exact Lorentzian sum and the equipartition 1/f law (log-log)."""
     plt, fig, ax = _fig(figsize=(6, 4.5))
     w = ds["omega_local"].values
@@ -140,10 +142,10 @@ def plot_local_spectrum(ds: xr.Dataset, path: Path) -> Path:
         for b in band:
             ax.axvline(b, color="0.6", lw=0.8)
     _label(ax, "omega (rad/s)", "S(omega)", f"local spectrum; slope {float(ds['spectrum_slope']):.3f}", fontsize=8)
-    return _save(plt, fig, path)
+    return _save(plt, fig, label)
 
 
-def plot_mode_spectra(ds: xr.Dataset, path: Path) -> Path:
+def plot_mode_spectra(ds: xr.Dataset, label: str) -> Figure:
     """Each mode's Welch spectrum against its exact Lorentzian."""
     plt, fig, ax = _fig(figsize=(6, 4.5))
     w = ds["omega"].values
@@ -159,10 +161,10 @@ def plot_mode_spectra(ds: xr.Dataset, path: Path) -> Path:
                 label=f"({int(ds['vmode_nx'][m])}, {int(ds['vmode_ny'][m])})",
             )
     _label(ax, "omega (rad/s)", "S_k(omega)", "mode spectra (dots) vs exact Lorentzians (lines)", fontsize=7, ncol=2)
-    return _save(plt, fig, path)
+    return _save(plt, fig, label)
 
 
-def plot_energy(ds: xr.Dataset, path: Path) -> Path:
+def plot_energy(ds: xr.Dataset, label: str) -> Figure:
     """Energy parts over time and the relative error of the total."""
     plt, fig, axes = _fig(2, 1, figsize=(7, 5), sharex=True)
     t = ds["energy_time"].values
@@ -178,10 +180,10 @@ def plot_energy(ds: xr.Dataset, path: Path) -> Path:
             axes[1].axhline(-b, color="r", ls="--", lw=0.8)
     axes[1].set_ylabel("(H - H0) / H0")
     axes[1].set_xlabel("time (s)")
-    return _save(plt, fig, path)
+    return _save(plt, fig, label)
 
 
-def plot_convergence(ds: xr.Dataset, path: Path) -> Path:
+def plot_convergence(ds: xr.Dataset, label: str) -> Figure:
     """Error against the exact continuum solution vs h on log-log axes, with an h^2 guide."""
     plt, fig, ax = _fig(figsize=(5, 4))
     h = ds["resolution"].values
@@ -189,25 +191,33 @@ def plot_convergence(ds: xr.Dataset, path: Path) -> Path:
     ax.loglog(h * 1e3, e, "o-", label="lattice vs continuum")
     ax.loglog(h * 1e3, e[-1] * (h / h[-1]) ** 2, "--", label="h^2")
     _label(ax, "h (mm)", "relative RMS error", "")
-    return _save(plt, fig, path)
+    return _save(plt, fig, label)
 
 
 def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
-    """Every figure the run's contents allow."""
-    out: list[Path] = []
+    """Write the figures of :func:`figures` as ``<stem>_<label>.png``, and the snapshots as a GIF."""
+    headless()
+    out = save_figures(figures(ds), out_dir, stem, dpi=110)
     if "u" in ds:
-        out.append(plot_snapshot_grid(ds, out_dir / f"{stem}_snapshots.png"))
         gif = write_gif(ds, out_dir / f"{stem}_snapshots.gif")
         if gif is not None:
-            out.append(gif)
+            out.insert(1, gif)
+    return out
+
+
+def figures(ds: xr.Dataset) -> list[Figure]:
+    """Every figure the run's contents allow, each labelled with its file suffix."""
+    out: list[Figure] = []
+    if "u" in ds:
+        out.append(plot_snapshot_grid(ds, "snapshots"))
     if "dispersion_omega" in ds:
-        out.append(plot_dispersion(ds, out_dir / f"{stem}_dispersion.png"))
+        out.append(plot_dispersion(ds, "dispersion"))
     if "local_psd" in ds:
-        out.append(plot_local_spectrum(ds, out_dir / f"{stem}_spectrum.png"))
+        out.append(plot_local_spectrum(ds, "spectrum"))
     if "mode_psd" in ds:
-        out.append(plot_mode_spectra(ds, out_dir / f"{stem}_mode_spectra.png"))
+        out.append(plot_mode_spectra(ds, "mode_spectra"))
     if "energy" in ds:
-        out.append(plot_energy(ds, out_dir / f"{stem}_energy.png"))
+        out.append(plot_energy(ds, "energy"))
     if "continuum_error" in ds:
-        out.append(plot_convergence(ds, out_dir / f"{stem}_convergence.png"))
+        out.append(plot_convergence(ds, "convergence"))
     return out

@@ -106,6 +106,11 @@ class EqProp(Family):
 
         return training_rows(ds)
 
+    def figures(self, ds: xr.Dataset) -> list:
+        from neurodyn.families.eqprop.plots import figures
+
+        return figures(ds)
+
     def plot(self, ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         from neurodyn.families.eqprop.plots import plot_run
 

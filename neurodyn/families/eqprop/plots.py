@@ -3,41 +3,49 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
+from neurodyn.plotting import headless, save_figures
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def _save(plt, fig, path: Path) -> Path:
-    """Lay out, write the PNG at 120 dpi and free the figure."""
+def _save(plt, fig, label: str) -> Figure:
+    """Lay out the figure and label it with its file suffix."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    fig.set_label(label)
+    return fig
 
 
 def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+    """Write the figures of :func:`figures` as ``<stem>_<label>.png`` (120 dpi)."""
+    headless()
+    return save_figures(figures(ds), out_dir, stem, dpi=120)
+
+
+def figures(ds: xr.Dataset) -> list[Figure]:
     """Dispatch on the experiment stored in the run."""
     exp = ds.attrs.get("experiment")
     if exp == "gradient_theorem":
-        return [plot_theorem(ds, out_dir / f"{stem}_gradient_error.png")]
+        return [plot_theorem(ds, "gradient_error")]
     if exp == "bptt_match":
-        return [plot_bptt(ds, out_dir / f"{stem}_ep_vs_bptt.png")]
+        return [plot_bptt(ds, "ep_vs_bptt")]
     if exp == "train":
-        return [plot_training(ds, out_dir / f"{stem}_training.png")]
+        return [plot_training(ds, "training")]
     return []
 
 
-def plot_theorem(ds: xr.Dataset, path: Path) -> Path:
+def plot_theorem(ds: xr.Dataset, label: str) -> Figure:
     """Log-log relative gradient error against beta with slope-1 and slope-2 guides."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
@@ -53,10 +61,10 @@ def plot_theorem(ds: xr.Dataset, path: Path) -> Path:
     ax.set_ylabel("||g_EP - g_FD|| / ||g_FD||")
     ax.set_title("EP gradient vs finite differences")
     ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return _save(plt, fig, label)
 
 
-def plot_bptt(ds: xr.Dataset, path: Path, n_curves: int = 6) -> Path:
+def plot_bptt(ds: xr.Dataset, label: str, n_curves: int = 6) -> Figure:
     """EP updates (dashed) over BPTT gradients (solid) step by step, and the relative RMSE against beta."""
     plt = _plt()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
@@ -87,10 +95,10 @@ def plot_bptt(ds: xr.Dataset, path: Path, n_curves: int = 6) -> Path:
     ax1.set_xlabel("beta")
     ax1.set_ylabel("relative RMSE EP vs BPTT")
     ax1.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return _save(plt, fig, label)
 
 
-def plot_training(ds: xr.Dataset, path: Path) -> Path:
+def plot_training(ds: xr.Dataset, label: str) -> Figure:
     """Train/test error (mean +- std over seeds) of EP and backprop, energy and relaxation steps."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -128,4 +136,4 @@ def plot_training(ds: xr.Dataset, path: Path) -> Path:
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("relaxation steps")
     axes[2].legend(fontsize=8)
-    return _save(plt, fig, path)
+    return _save(plt, fig, label)

@@ -39,6 +39,11 @@ class LIFNetwork(Family):
 
         return theory_dataset(scenario, ds)
 
+    def figures(self, ds: xr.Dataset) -> list:
+        from neurodyn.families.lif_network.plots import figures
+
+        return figures(ds)
+
     def plot(self, ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         from neurodyn.families.lif_network.plots import plot_run
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+
+from neurodyn.plotting import headless, save_figures
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 #: neurons per population shown in the raster (evenly spaced), so big networks stay readable
 RASTER_NEURONS = 100
@@ -22,13 +28,16 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     list of pathlib.Path
         The written files.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    headless()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    return save_figures(figures(ds), out_dir, stem, dpi=110)
+
+
+def figures(ds: xr.Dataset) -> list[Figure]:
+    """The overview figure (raster, population rate, traces), labelled ``overview``."""
+    import matplotlib.pyplot as plt
+
     has_v = "v" in ds
     n_rows = 3 if has_v else 2
     fig, axes = plt.subplots(
@@ -88,7 +97,5 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         ax.legend(loc="upper right", fontsize=7)
     axes[-1].set_xlabel("time (s)")
     fig.tight_layout()
-    path = out_dir / f"{stem}_overview.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    fig.set_label("overview")
+    return [fig]

@@ -37,6 +37,11 @@ class SyncLearners(Family):
 
         return theory_dataset(scenario, ds)
 
+    def figures(self, ds: xr.Dataset) -> list:
+        from neurodyn.families.sync_learners.plots import figures
+
+        return figures(ds)
+
     def plot(self, ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         from neurodyn.families.sync_learners.plots import plot_run
 

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+
+from neurodyn.plotting import headless, save_figures
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 Z95 = 1.959963984540054
 
@@ -17,13 +23,16 @@ def _mean_ci(da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
 
 
 def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
-    """Write the figures that make sense for this run's dimensions and return their paths."""
-    import matplotlib
+    """Write the figures of :func:`figures` as ``<stem>_<label>.png`` and return their paths."""
+    headless()
+    return save_figures(figures(ds), out_dir, stem, dpi=110)
 
-    matplotlib.use("Agg")
+
+def figures(ds: xr.Dataset) -> list[Figure]:
+    """The figures that make sense for this run's dimensions, each labelled with its file suffix."""
     import matplotlib.pyplot as plt
 
-    paths: list[Path] = []
+    figs: list[Figure] = []
     topologies = [str(t) for t in ds["topology"].values]
     colors = {t: f"C{i % 10}" for i, t in enumerate(topologies)}
 
@@ -48,7 +57,8 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
             ax.set_title(f"n = {int(n)}")
         axes[0, -1].legend(fontsize=7, ncol=1 if len(topologies) < 4 else 2)
         fig.tight_layout()
-        paths.append(_save(fig, out_dir, stem, "spread_vs_k"))
+        fig.set_label("spread_vs_k")
+        figs.append(fig)
 
     if ds.sizes["n"] > 1:
         logistic = "test_error_centroid" in ds
@@ -81,7 +91,8 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         axes[1].set_title("single learners")
         axes[1].legend(fontsize=7, ncol=2)
         fig.tight_layout()
-        paths.append(_save(fig, out_dir, stem, "error_vs_n"))
+        fig.set_label("error_vs_n")
+        figs.append(fig)
 
     # sample trajectories: first topology and n, smallest and largest k
     if ds.sizes["learner"] > 0:
@@ -100,7 +111,8 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         for ax in axes[-1]:
             ax.set_xlabel("time (s)")
         fig.tight_layout()
-        paths.append(_save(fig, out_dir, stem, "trajectories"))
+        fig.set_label("trajectories")
+        figs.append(fig)
 
     if "switch_rate" in ds and ds.sizes["k"] > 1:
         fig, ax = plt.subplots(figsize=(5.5, 4.2))
@@ -120,7 +132,8 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         ax.set_title(f"double well, n = {int(ds['n'].values[-1])}")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        paths.append(_save(fig, out_dir, stem, "switch_rate"))
+        fig.set_label("switch_rate")
+        figs.append(fig)
 
     # spread transients (mean over trials), first n, every k, per topology
     cols = min(len(topologies), 5)
@@ -136,8 +149,9 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     axes[0, 0].set_ylabel("sum_i ||x_i - xbar||^2")
     axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
-    paths.append(_save(fig, out_dir, stem, "spread_t"))
-    return paths
+    fig.set_label("spread_t")
+    figs.append(fig)
+    return figs
 
 
 def _curves(ds: xr.Dataset, topology: str, n) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -164,12 +178,3 @@ def _curves(ds: xr.Dataset, topology: str, n) -> tuple[np.ndarray, np.ndarray | 
     h = np.asarray(a.get("hessian_eigenvalues") or [], dtype=float)
     exact = np.array([ou_spread(lam, h, x, sigma, rho, dt=dt) for x in kk]) if h.size else None
     return kk, exact, bound
-
-
-def _save(fig, out_dir: Path, stem: str, what: str) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(out_dir) / f"{stem}_{what}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -225,6 +225,13 @@ class UltraLIFNetwork(Family):
 
         return bounds_theory(scenario.params, ds)
 
+    def figures(self, ds: xr.Dataset) -> list:
+        from neurodyn.families.ultralif_network import plots
+
+        if ds.attrs.get("experiment") == "bounds":
+            return plots.figures_bounds(ds)
+        return plots.figures_training(ds)
+
     def plot(self, ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         from neurodyn.families.ultralif_network import plots
 

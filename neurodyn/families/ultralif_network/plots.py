@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
+from neurodyn.plotting import headless, save_figures
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 
 def plot_training(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+    """Write the figures of :func:`figures_training` as ``<stem>_<label>.png``."""
+    headless()
+    return save_figures(figures_training(ds), out_dir, stem, dpi=110)
+
+
+def plot_bounds(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+    """Write the figures of :func:`figures_bounds` as ``<stem>_<label>.png``."""
+    headless()
+    return save_figures(figures_bounds(ds), out_dir, stem, dpi=110)
+
+
+def figures_training(ds: xr.Dataset) -> list[Figure]:
     """Training curves, accuracy by neuron model, and (several lambdas) accuracy against spike rate."""
-    plt = _plt()
-    paths: list[Path] = []
+    import matplotlib.pyplot as plt
+
+    figs: list[Figure] = []
     epoch = ds["epoch"].values
     lam0 = ds["sparsity"].values[0]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -36,9 +46,8 @@ def plot_training(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     axes[1].legend(fontsize=8)
     fig.suptitle(f"{ds.attrs.get('dataset')} T={ds.attrs.get('T')} lambda={lam0:g} (mean ± std over seeds)")
     fig.tight_layout()
-    paths.append(out_dir / f"{stem}_curves.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    fig.set_label("curves")
+    figs.append(fig)
 
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * ds.sizes["model"] * ds.sizes["sparsity"]), 4))
     acc = ds["final_test_accuracy"]
@@ -54,9 +63,8 @@ def plot_training(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     ax.set_ylabel("final test accuracy")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(out_dir / f"{stem}_accuracy.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    fig.set_label("accuracy")
+    figs.append(fig)
 
     if ds.sizes["sparsity"] > 1:
         fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -69,16 +77,16 @@ def plot_training(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
         ax.set_title("sparsity penalty lambda: accuracy vs activity")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        paths.append(out_dir / f"{stem}_sparsity.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    return paths
+        fig.set_label("sparsity")
+        figs.append(fig)
+    return figs
 
 
-def plot_bounds(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+def figures_bounds(ds: xr.Dataset) -> list[Figure]:
     """Measured error against the bound as functions of eps (log axes), and example trajectories."""
-    plt = _plt()
-    paths: list[Path] = []
+    import matplotlib.pyplot as plt
+
+    figs: list[Figure] = []
     eps = ds["eps"].values
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax = axes[0]
@@ -117,9 +125,8 @@ def plot_bounds(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     ax.set_ylabel("fraction of (neuron, step)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    paths.append(out_dir / f"{stem}_bounds.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    fig.set_label("bounds")
+    figs.append(fig)
 
     fig, ax = plt.subplots(figsize=(8, 4))
     step = ds["step"].values
@@ -130,7 +137,6 @@ def plot_bounds(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     ax.set_ylabel("pre-spike potential P(t)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    paths.append(out_dir / f"{stem}_trajectories.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-    return paths
+    fig.set_label("trajectories")
+    figs.append(fig)
+    return figs
