@@ -8,9 +8,14 @@ else in the package prints tracebacks for them.
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable, Iterator
 
-from pydantic import BaseModel
+
+def _is_model(value: object) -> bool:
+    """Whether ``value`` is a pydantic model, without importing pydantic (``import neurodyn`` stays light)."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(value, pydantic.BaseModel)
 
 
 class UserError(Exception):
@@ -105,7 +110,7 @@ def _bounded_repr(value: object, budget: int) -> str:
         elif isinstance(item, dict):
             stack.append(_Pending(iter(item.items()), "}", sep=": "))
             piece = "{"
-        elif isinstance(item, BaseModel):
+        elif _is_model(item):
             # pydantic's own repr would show every field in full
             stack.append(_Pending(iter(dict(item).items()), ")", sep="="))
             piece = f"{type(item).__name__}("
