@@ -201,7 +201,7 @@ def _describe(path: Path, width: int = 90) -> str:
     return desc if len(desc) <= width else desc[: width - 3] + "..."
 
 
-def _sweep_or_run(path: Path, known_family: bool = True) -> tuple[Path | None, dict]:
+def _sweep_or_run(path: Path) -> tuple[Path | None, dict]:
     """What ``info``, ``plot`` and ``compare`` were given: ``(sweep folder, {})`` for a sweep (its folder
     or its combined file), ``(None, root attributes)`` for a single result file.
 
@@ -217,7 +217,7 @@ def _sweep_or_run(path: Path, known_family: bool = True) -> tuple[Path | None, d
 
     if path.is_dir() and (path / MANIFEST).is_file():
         return path, {}
-    attrs = identify_result(path, known_family)
+    attrs = identify_result(path)
     if "sweep_dims" in attrs:  # written by sweep.combine
         if not (path.parent / MANIFEST).is_file():
             raise UserError(
@@ -230,10 +230,12 @@ def _sweep_or_run(path: Path, known_family: bool = True) -> tuple[Path | None, d
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from neurodyn.storage import identify_result, open_run, reading
-    from neurodyn.sweep import load_plan
+    from neurodyn.sweep import MANIFEST, load_plan
 
-    root, _ = _sweep_or_run(args.run, known_family=False)
     path = args.run
+    # a sweep folder is described by its combined file, or its plan while unfinished; any file, a
+    # combined one included, by itself (describing needs neither its sweep.json nor its family's code)
+    root = path if path.is_dir() and (path / MANIFEST).is_file() else None
     if root is not None:
         plan = load_plan(root)
         if not plan.combined.is_file():
@@ -243,22 +245,23 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print(f"  {done} finished, no combined result yet; run the sweep again to finish it")
             return 0
         path = plan.combined
-        identify_result(path, known_family=False)
+    identify_result(path, known_family=False)
     ds = open_run(path, load=False)
-    with reading(path):
+    with reading(path):  # the header is in memory; a damaged file may fail on any access
         a = ds.attrs
-        print(f"{path}: {a.get('scenario_name', '?')} ({a.get('family', '?')}, backend {a.get('backend', '?')})")
+        lines = [f"{path}: {a.get('scenario_name', '?')} ({a.get('family', '?')}, backend {a.get('backend', '?')})"]
         for key in ("title", "seed", "created", "wall_time_s", "neurodyn_version", "git_commit", "platform"):
             if key in a:
-                print(f"  {key:16s} {a[key]}")
+                lines.append(f"  {key:16s} {a[key]}")
         if a.get("partial"):
-            print("  partial          yes: the run stopped before its end; this is what it recorded")
-        print("  dimensions       " + ", ".join(f"{d}={n}" for d, n in ds.sizes.items()))
-        print("  variables:")
+            lines.append("  partial          yes: the run stopped before its end; this is what it recorded")
+        lines.append("  dimensions       " + ", ".join(f"{d}={n}" for d, n in ds.sizes.items()))
+        lines.append("  variables:")
         for name, var in ds.data_vars.items():
             dims = ",".join(map(str, var.dims))
-            print(f"    {name:24s} ({dims}) [{var.attrs.get('units', '')}] {var.attrs.get('long_name', '')}")
+            lines.append(f"    {name:24s} ({dims}) [{var.attrs.get('units', '')}] {var.attrs.get('long_name', '')}")
         ds.close()
+    print("\n".join(lines))
     return 0
 
 
@@ -279,10 +282,16 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         out = args.out or args.run.parent
         check_folder_writable(out, hint="choose another folder with --out DIR")
         ds = open_run(args.run)
-        with writes_to(out):
-            out.mkdir(parents=True, exist_ok=True)
-            with reading(args.run, family):
-                paths = registry.get(family).plot(ds, out, args.run.stem)
+        fresh = not out.exists()
+        try:
+            with writes_to(out):
+                out.mkdir(parents=True, exist_ok=True)
+                with reading(args.run, family):
+                    paths = registry.get(family).plot(ds, out, args.run.stem)
+        except UserError:
+            if fresh and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # the family could not plot this file: leave no empty folder behind
+            raise
         if not paths:
             raise UserError(f"{args.run}: nothing to plot for this {family} run")
     for p in paths:

@@ -174,8 +174,7 @@ def open_run(path: str | os.PathLike, load: bool = True) -> xr.Dataset:
         No file at ``path``, or a file that cannot be read.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: is a directory, not a result file" if path.is_dir() else f"no result file at {path}")
+    _read_header(path, markers=False)
     with reading(path):
         # phony_dims="access" is h5netcdf's default, named to keep it from warning about datasets
         # without dimension scales (files not written by netCDF)
@@ -229,6 +228,32 @@ def identify_result(path: str | os.PathLike, known_family: bool = True) -> dict[
     from neurodyn import registry
 
     path = Path(path)
+    attrs = _read_header(path, markers=True)
+    family = attrs["family"]
+    if not isinstance(family, str):
+        raise UserError(f"{path}: not a readable neurodyn result (attribute family = {_short(family)} is not a name)")
+    if known_family and registry.target(family) is None:
+        known = ", ".join(registry.names())
+        raise UserError(f"{path}: written by family {family!r}, which is not installed here (known: {known})")
+    return attrs
+
+
+def is_neurodyn_result(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a readable result file neurodyn wrote (see :func:`identify_result`)."""
+    try:
+        identify_result(path)
+    except UserError:
+        return False
+    return True
+
+
+def _read_header(path: Path, markers: bool) -> dict[str, Any]:
+    """Read a result file's metadata with h5py: its decoded root attributes, every object header checked.
+
+    With ``markers``, a file without the attributes of :data:`RESULT_MARKERS` is refused before anything
+    else is read. Done before xarray opens a file: h5netcdf fails on a damaged root group with a second
+    error printed from its destructor, and warns about datasets of files netCDF did not write.
+    """
     if not path.exists():
         raise UserError(f"no result file at {path}")
     if path.is_dir():
@@ -246,30 +271,14 @@ def identify_result(path: str | os.PathLike, known_family: bool = True) -> dict[
         with fh:
             names = set(fh.attrs)
             missing = [m for m in RESULT_MARKERS if m not in names]
-            if missing:
+            if markers and missing:
                 raise UserError(f"{path}: not a neurodyn result ({_missing_markers(path, names, missing)})")
             raw = {k: fh.attrs[k] for k in names}
             fh.visititems(_touch)  # reads every object header and its attribute names once
             try:
-                attrs = _decode_attrs(raw)
+                return _decode_attrs(raw)
             except ValueError as exc:
                 raise UserError(f"{path}: not a readable neurodyn result ({exc})") from None
-    family = attrs["family"]
-    if not isinstance(family, str):
-        raise UserError(f"{path}: not a readable neurodyn result (attribute family = {_short(family)} is not a name)")
-    if known_family and registry.target(family) is None:
-        known = ", ".join(registry.names())
-        raise UserError(f"{path}: written by family {family!r}, which is not installed here (known: {known})")
-    return attrs
-
-
-def is_neurodyn_result(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a readable result file neurodyn wrote (see :func:`identify_result`)."""
-    try:
-        identify_result(path)
-    except UserError:
-        return False
-    return True
 
 
 def _touch(name: str, obj: Any) -> None:
@@ -305,11 +314,12 @@ def reading(path: Path, family: str | None = None) -> Iterator[None]:
     code of ``plot`` and ``compare``. Inside family code (``family`` given), a failure means the file's
     variables are not what that family writes: the message says so. A failed write of a figure (no
     permission, read-only or full filesystem) names the file it could not write. ``MemoryError`` and
-    :class:`UserError` pass through unchanged.
+    :class:`UserError` pass through unchanged, and so does ``BrokenPipeError`` (the reader of our
+    output went away).
     """
     try:
         yield
-    except (UserError, MemoryError):
+    except (UserError, MemoryError, BrokenPipeError):
         raise
     except Exception as exc:  # noqa: BLE001 - any failure here is the file's, reported as one line
         if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS and exc.filename:
