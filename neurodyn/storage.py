@@ -239,12 +239,20 @@ def identify_result(path: str | os.PathLike, known_family: bool = True) -> dict[
 
 
 def is_neurodyn_result(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a readable result file neurodyn wrote (see :func:`identify_result`)."""
-    try:
-        identify_result(path)
-    except UserError:
+    """Whether neurodyn wrote the file ``path``: HDF5 whose root attributes carry :data:`RESULT_MARKERS`.
+
+    Only the root attributes' names are read: damage elsewhere in the file, an undecodable attribute or
+    a family not installed here still leave it neurodyn's own (what ``--force`` may replace, say). To
+    check that a file is also readable, use :func:`identify_result`.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
         return False
-    return True
+    try:
+        with h5py.File(path, "r") as fh:
+            return all(m in fh.attrs for m in RESULT_MARKERS)
+    except (OSError, KeyError, RuntimeError, ValueError):  # not HDF5, truncated, damaged root group
+        return False
 
 
 def _read_header(path: Path, markers: bool) -> dict[str, Any]:
