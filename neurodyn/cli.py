@@ -301,6 +301,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from neurodyn.compare import all_rows, format_table
+    from neurodyn.errors import UserError
     from neurodyn.storage import open_run, reading
     from neurodyn.sweep import write_report
 
@@ -313,6 +314,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(f"{args.run}: no theory predictions stored for this sweep")
         print(f"report: {md}")
         return 0
+    if args.report_dir is not None:
+        raise UserError(f"--report-dir {args.report_dir}: only a sweep has a report; {args.run} is a single run")
     ds = open_run(args.run)
     with reading(args.run, attrs["family"]):
         rows = all_rows(ds)

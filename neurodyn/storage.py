@@ -266,6 +266,8 @@ def _read_header(path: Path, markers: bool) -> dict[str, Any]:
         raise UserError(f"no result file at {path}")
     if path.is_dir():
         raise UserError(f"{path}: is a directory, not a result file (nor a sweep folder: it has no sweep.json)")
+    if not path.is_file():  # a pipe or a device: opening it could block or read forever
+        raise UserError(f"{path}: not a regular file, so not a result file")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: not a readable neurodyn result (the file is empty)")
     with reading(path):
@@ -295,9 +297,9 @@ def _touch(name: str, obj: Any) -> None:
 
 
 def _missing_markers(path: Path, raw: set[str], missing: list[str]) -> str:
-    if path.name.endswith(".partial.h5") or ".partial-" in path.name:
+    if "partial" in raw or path.name.endswith(".partial.h5") or ".partial-" in path.name:
         return (
-            "an unfinished partial file, written by a run that stopped before its end; "
+            "an unfinished partial file, of a run that stopped before its end or is still running; "
             f"read what it recorded with xarray.open_dataset('{path}', engine='h5netcdf')"
         )
     if len(missing) == len(RESULT_MARKERS):

@@ -451,6 +451,12 @@ def test_compare_report_dir_writes_elsewhere(sweep, tmp_path):
     assert not (sweep / "report").exists()
 
 
+def test_report_dir_of_a_single_run_is_refused(result, tmp_path):
+    proc = run_cli("compare", result, "--report-dir", tmp_path / "rep")
+    assert_user_error(proc, f"--report-dir {tmp_path / 'rep'}", "only a sweep has a report", str(result))
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def read_only(monkeypatch):
     """Make ``os.access`` report the given folders as read-only (as a read-only mount does, for root too).
