@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="table of theory against simulation (a sweep: also report/)")
     c.add_argument("run", type=Path, help="a result file, or a sweep directory / combined sweep file")
     c.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    c.add_argument(
+        "--report-dir",
+        type=Path,
+        metavar="DIR",
+        help="a sweep: write the report here instead of SWEEP/report (e.g. a read-only sweep folder)",
+    )
     return p
 
 
@@ -202,20 +208,67 @@ def _describe(path: Path, width: int = 90) -> str:
     return desc if len(desc) <= width else desc[: width - 3] + "..."
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
-    from neurodyn.storage import open_run
+def _sweep_or_run(path: Path) -> tuple[Path | None, dict]:
+    """What ``info``, ``plot`` and ``compare`` were given: ``(sweep folder, {})`` for a sweep (its folder
+    or its combined file), ``(None, root attributes)`` for a single result file.
 
-    ds = open_run(args.run, load=False)
-    a = ds.attrs
-    print(f"{args.run}: {a.get('scenario_name', '?')} ({a.get('family', '?')}, backend {a.get('backend', '?')})")
-    for key in ("title", "seed", "created", "wall_time_s", "neurodyn_version", "git_commit", "platform"):
-        if key in a:
-            print(f"  {key:16s} {a[key]}")
-    print("  dimensions       " + ", ".join(f"{d}={n}" for d, n in ds.sizes.items()))
-    print("  variables:")
-    for name, var in ds.data_vars.items():
-        dims = ",".join(map(str, var.dims))
-        print(f"    {name:24s} ({dims}) [{var.attrs.get('units', '')}] {var.attrs.get('long_name', '')}")
+    Raises
+    ------
+    UserError
+        One line naming the file when it is not a neurodyn result (see
+        :func:`neurodyn.storage.identify_result`), or a combined sweep file away from its folder.
+    """
+    from neurodyn.errors import UserError
+    from neurodyn.storage import identify_result
+    from neurodyn.sweep import MANIFEST
+
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return path, {}
+    attrs = identify_result(path)
+    if "sweep_dims" in attrs:  # written by sweep.combine
+        if not (path.parent / MANIFEST).is_file():
+            raise UserError(
+                f"{path}: a combined sweep file without its sweep folder (no {MANIFEST} beside it); "
+                "give the sweep folder it was written in, with its sweep.json and points/"
+            )
+        return path.parent, {}
+    return None, attrs
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from neurodyn.storage import identify_result, open_run, reading
+    from neurodyn.sweep import MANIFEST, load_plan
+
+    path = args.run
+    # a sweep folder is described by its combined file, or its plan while unfinished; any file, a
+    # combined one included, by itself (describing needs neither its sweep.json nor its family's code)
+    root = path if path.is_dir() and (path / MANIFEST).is_file() else None
+    if root is not None:
+        plan = load_plan(root)
+        if not plan.combined.is_file():
+            done = sum(plan.point_path(p).is_file() for p in plan.points)
+            dims = ", ".join(f"{d.name}={d.size}" for d in plan.dims)
+            print(f"{root}: sweep {plan.name} ({plan.scenario.family}), {len(plan.points)} points ({dims})")
+            print(f"  {done} finished, no combined result yet; run the sweep again to finish it")
+            return 0
+        path = plan.combined
+    identify_result(path, known_family=False)
+    ds = open_run(path, load=False)
+    with reading(path):  # the header is in memory; a damaged file may fail on any access
+        a = ds.attrs
+        lines = [f"{path}: {a.get('scenario_name', '?')} ({a.get('family', '?')}, backend {a.get('backend', '?')})"]
+        for key in ("title", "seed", "created", "wall_time_s", "neurodyn_version", "git_commit", "platform"):
+            if key in a:
+                lines.append(f"  {key:16s} {a[key]}")
+        if a.get("partial"):
+            lines.append("  partial          yes: the run stopped before its end; this is what it recorded")
+        lines.append("  dimensions       " + ", ".join(f"{d}={n}" for d, n in ds.sizes.items()))
+        lines.append("  variables:")
+        for name, var in ds.data_vars.items():
+            dims = ",".join(map(str, var.dims))
+            lines.append(f"    {name:24s} ({dims}) [{var.attrs.get('units', '')}] {var.attrs.get('long_name', '')}")
+        ds.close()
+    print("\n".join(lines))
     return 0
 
 
@@ -224,18 +277,30 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     from neurodyn import registry
     from neurodyn.errors import UserError
-    from neurodyn.storage import open_run
+    from neurodyn.storage import check_folder_writable, open_run, reading, writes_to
+    from neurodyn.sweep import plot_sweep
 
     matplotlib.use("Agg")
-    ds = open_run(args.run)
-    family = ds.attrs.get("family")
-    if not family:
-        raise UserError(f"{args.run} has no 'family' attribute; not a neurodyn run")
-    out = args.out or args.run.parent
-    out.mkdir(parents=True, exist_ok=True)
-    paths = registry.get(family).plot(ds, out, args.run.stem)
-    if not paths:
-        raise UserError(f"nothing to plot for this {family} run")
+    root, attrs = _sweep_or_run(args.run)
+    if root is not None:  # the sweep's figures, as `compare` writes them into its report
+        paths = plot_sweep(root, args.out)
+    else:
+        family = attrs["family"]
+        out = args.out or args.run.parent
+        check_folder_writable(out, hint="choose another folder with --out DIR")
+        ds = open_run(args.run)
+        fresh = not out.exists()
+        try:
+            with writes_to(out):
+                out.mkdir(parents=True, exist_ok=True)
+                with reading(args.run, family):
+                    paths = registry.get(family).plot(ds, out, args.run.stem)
+        except UserError:
+            if fresh and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # the family could not plot this file: leave no empty folder behind
+            raise
+        if not paths:
+            raise UserError(f"{args.run}: nothing to plot for this {family} run")
     for p in paths:
         print(p)
     return 0
@@ -243,19 +308,24 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from neurodyn.compare import all_rows, format_table
-    from neurodyn.storage import open_run
-    from neurodyn.sweep import is_sweep, write_report
+    from neurodyn.errors import UserError
+    from neurodyn.storage import open_run, reading
+    from neurodyn.sweep import write_report
 
-    if is_sweep(args.run):
-        md, rows = write_report(args.run)
+    root, attrs = _sweep_or_run(args.run)
+    if root is not None:
+        md, rows = write_report(root, out_dir=args.report_dir)
         if rows:
             print(format_table(rows, markdown=args.markdown))
         else:
             print(f"{args.run}: no theory predictions stored for this sweep")
         print(f"report: {md}")
         return 0
+    if args.report_dir is not None:
+        raise UserError(f"--report-dir {args.report_dir}: only a sweep has a report; {args.run} is a single run")
     ds = open_run(args.run)
-    rows = all_rows(ds)
+    with reading(args.run, attrs["family"]):
+        rows = all_rows(ds)
     if not rows:
         print(f"{args.run}: no theory predictions stored for this run")
         return 0

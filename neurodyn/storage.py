@@ -17,9 +17,10 @@ crash leaves what was recorded so far in the partial file, never under the final
 from __future__ import annotations
 
 import contextvars
+import errno
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,13 +64,37 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot store attribute value of type {type(obj).__name__}")
 
 
-def _decode_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+def _decode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes with the values listed in ``_json_attrs`` decoded from JSON.
+
+    Raises
+    ------
+    ValueError
+        When ``_json_attrs`` is not a JSON list of names or a value it lists does not hold JSON (a
+        damaged or hand-edited file), with a one-line reason.
+    """
     attrs = dict(attrs)
-    names = json.loads(attrs.pop(JSON_ATTRS, "[]"))
+    listing = attrs.pop(JSON_ATTRS, "[]")
+    try:
+        names = json.loads(listing) if isinstance(listing, str | bytes) else None
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"attribute {JSON_ATTRS} = {_short(listing)} is not a JSON list of attribute names")
     for key in names:
         if key in attrs:
-            attrs[key] = json.loads(attrs[key])
+            try:
+                attrs[key] = json.loads(attrs[key])
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"attribute {key!r} = {_short(attrs[key])} is listed in {JSON_ATTRS} but does not hold JSON"
+                ) from None
     return attrs
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def partial_path(path: Path) -> Path:
@@ -126,32 +151,240 @@ def write_run(ds: xr.Dataset, path: str | os.PathLike, force: bool = False) -> P
 def open_run(path: str | os.PathLike, load: bool = True) -> xr.Dataset:
     """Open a run written by neurodyn.
 
+    Any netCDF4/HDF5 file opens (attributes are not checked: see :func:`identify_result`); a file that
+    cannot be read (not HDF5, truncated, damaged metadata, undecodable ``_json_attrs``) is refused with
+    one line naming it.
+
     Parameters
     ----------
     path : path-like
         A result file.
     load : bool
-        Read everything into memory and close the file (default). ``False`` keeps it lazy.
+        Read everything into memory and close the file (default). ``False`` keeps it lazy: errors in
+        data read later are the caller's to catch (:func:`reading`).
 
     Returns
     -------
     xarray.Dataset
         With JSON-encoded attributes decoded back to Python objects.
+
+    Raises
+    ------
+    UserError
+        No file at ``path``, or a file that cannot be read.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"no result file at {path}")
-    try:
-        ds = xr.open_dataset(path, engine=ENGINE)
-    except OSError as exc:
-        raise UserError(f"{path} is not a readable neurodyn result ({exc})") from None
-    if load:
-        ds = ds.load()
-        ds.close()
-    ds.attrs = _decode_attrs(ds.attrs)
-    for name in ds.variables:
-        ds[name].attrs = _decode_attrs(ds[name].attrs)
+    _read_header(path, markers=False)
+    with reading(path):
+        # phony_dims="access" is h5netcdf's default, named to keep it from warning about datasets
+        # without dimension scales (files not written by netCDF)
+        ds = xr.open_dataset(path, engine=ENGINE, phony_dims="access")
+        try:
+            if load:
+                ds = ds.load()
+                ds.close()
+            ds.attrs = _decode_attrs(ds.attrs)
+            for name in ds.variables:
+                ds[name].attrs = _decode_attrs(ds[name].attrs)
+        except BaseException:
+            ds.close()
+            raise
     return ds
+
+
+#: root attributes every result neurodyn writes carries: :func:`neurodyn.runner.provenance` sets them on
+#: a run, :func:`neurodyn.sweep.combine` on a combined sweep
+RESULT_MARKERS = ("family", "scenario_name", "scenario")
+#: errno values of a failed write that the user can fix (permissions, read-only or full filesystem)
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST}
+
+
+def identify_result(path: str | os.PathLike, known_family: bool = True) -> dict[str, Any]:
+    """Check that ``path`` is a readable neurodyn result and return its decoded root attributes.
+
+    Only metadata is read, with h5py, before xarray opens anything: the file must be HDF5, carry the
+    attributes of :data:`RESULT_MARKERS`, name a registered family, have decodable JSON attributes, and
+    every object header in it must read back (HDF5 checksums its metadata, so flipped bytes there are
+    found here rather than half-way through a command). Raw data is not read; a damaged chunk index is
+    found when the data is read (:func:`reading`).
+
+    Parameters
+    ----------
+    path : path-like
+        A file given to ``neurodyn info``, ``plot`` or ``compare``.
+    known_family : bool
+        Also require its family to be installed (to plot or compare it; describing it needs no family).
+
+    Returns
+    -------
+    dict
+        The file's root attributes, JSON values decoded.
+
+    Raises
+    ------
+    UserError
+        One line naming the file and what is wrong with it.
+    """
+    from neurodyn import registry
+
+    path = Path(path)
+    attrs = _read_header(path, markers=True)
+    family = attrs["family"]
+    if not isinstance(family, str):
+        raise UserError(f"{path}: not a readable neurodyn result (attribute family = {_short(family)} is not a name)")
+    if known_family and registry.target(family) is None:
+        known = ", ".join(registry.names())
+        raise UserError(f"{path}: written by family {family!r}, which is not installed here (known: {known})")
+    return attrs
+
+
+def is_neurodyn_result(path: str | os.PathLike) -> bool:
+    """Whether neurodyn wrote the file ``path``: HDF5 whose root attributes carry :data:`RESULT_MARKERS`.
+
+    Only the root attributes' names are read: damage elsewhere in the file, an undecodable attribute or
+    a family not installed here still leave it neurodyn's own (what ``--force`` may replace, say). To
+    check that a file is also readable, use :func:`identify_result`.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    try:
+        with h5py.File(path, "r") as fh:
+            return all(m in fh.attrs for m in RESULT_MARKERS)
+    except (OSError, KeyError, RuntimeError, ValueError):  # not HDF5, truncated, damaged root group
+        return False
+
+
+def _read_header(path: Path, markers: bool) -> dict[str, Any]:
+    """Read a result file's metadata with h5py: its decoded root attributes, every object header checked.
+
+    With ``markers``, a file without the attributes of :data:`RESULT_MARKERS` is refused before anything
+    else is read. Done before xarray opens a file: h5netcdf fails on a damaged root group with a second
+    error printed from its destructor, and warns about datasets of files netCDF did not write.
+    """
+    if not path.exists():
+        raise UserError(f"no result file at {path}")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a result file (nor a sweep folder: it has no sweep.json)")
+    if not path.is_file():  # a pipe or a device: opening it could block or read forever
+        raise UserError(f"{path}: not a regular file, so not a result file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: not a readable neurodyn result (the file is empty)")
+    with reading(path):
+        try:
+            fh = h5py.File(path, "r")
+        except OSError as exc:
+            reason = _h5_reason(exc)
+            if "signature not found" in reason:
+                reason = "not an HDF5 file"
+            raise UserError(f"{path}: not a readable neurodyn result ({reason})") from None
+        with fh:
+            names = set(fh.attrs)
+            missing = [m for m in RESULT_MARKERS if m not in names]
+            if markers and missing:
+                raise UserError(f"{path}: not a neurodyn result ({_missing_markers(path, names, missing)})")
+            raw = {k: fh.attrs[k] for k in names}
+            fh.visititems(_touch)  # reads every object header and its attribute names once
+            try:
+                return _decode_attrs(raw)
+            except ValueError as exc:
+                raise UserError(f"{path}: not a readable neurodyn result ({exc})") from None
+
+
+def _touch(name: str, obj: Any) -> None:
+    """A :meth:`h5py.Group.visititems` callback that makes HDF5 read (and checksum) an object's header."""
+    list(obj.attrs)
+
+
+def _missing_markers(path: Path, raw: set[str], missing: list[str]) -> str:
+    if "partial" in raw or path.name.endswith(".partial.h5") or ".partial-" in path.name:
+        return (
+            "an unfinished partial file, of a run that stopped before its end or is still running; "
+            f"read what it recorded with xarray.open_dataset('{path}', engine='h5netcdf')"
+        )
+    if len(missing) == len(RESULT_MARKERS):
+        return "an HDF5 file without neurodyn's attributes " + ", ".join(RESULT_MARKERS)
+    have = [m for m in RESULT_MARKERS if m in raw]
+    return f"it has the attribute {', '.join(have)} but not {', '.join(missing)}, which neurodyn writes with it"
+
+
+def _h5_reason(exc: BaseException) -> str:
+    """The useful part of an h5py/HDF5 error message, on one line."""
+    text = str(exc).strip().strip("'\"")
+    inner = text[text.find("(") + 1 : text.rfind(")")] if "(" in text and text.endswith(")") else text
+    return " ".join((inner or type(exc).__name__).split())[:200]
+
+
+@contextmanager
+def reading(path: Path, family: str | None = None) -> Iterator[None]:
+    """Turn a failure to read the result ``path`` into one :class:`UserError` line naming it.
+
+    A damaged file fails wherever HDF5 first touches the damage, possibly only when a variable is read,
+    so every place that reads a result's contents runs inside this: :func:`open_run`, and the family
+    code of ``plot`` and ``compare``. Inside family code (``family`` given), a failure means the file's
+    variables are not what that family writes: the message says so. A failed write of a figure (no
+    permission, read-only or full filesystem) names the file it could not write. ``MemoryError`` and
+    :class:`UserError` pass through unchanged, and so does ``BrokenPipeError`` (the reader of our
+    output went away).
+    """
+    try:
+        yield
+    except (UserError, MemoryError, BrokenPipeError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure here is the file's, reported as one line
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS and exc.filename:
+            raise UserError(f"{exc.filename}: cannot write ({exc.strerror})") from None
+        reason = _h5_reason(exc)
+        if family is None:  # HDF5's own words say what is damaged; its exception type adds nothing
+            raise UserError(f"{path}: not a readable neurodyn result ({reason})") from None
+        reason = reason.split(". ")[0] if len(reason) > 100 else reason  # xarray goes on to list variables
+        raise UserError(
+            f"{path}: its variables do not match its family {family!r} ({type(exc).__name__}: {reason})"
+        ) from None
+
+
+def check_folder_writable(folder: str | os.PathLike, hint: str = "") -> Path:
+    """Refuse, before any work, a folder that files cannot be created in.
+
+    The folder may not exist yet: then its nearest existing ancestor must be a writable directory (the
+    folder is created later with ``mkdir(parents=True)``). Checked with :func:`os.access`, which also
+    reports read-only filesystems (for root too).
+
+    Parameters
+    ----------
+    folder : path-like
+        Where figures or a report will be written.
+    hint : str
+        What the user can do instead, appended to the message.
+
+    Raises
+    ------
+    UserError
+        One line naming the folder.
+    """
+    folder = Path(folder)
+    tail = f"; {hint}" if hint else ""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{folder}: cannot write there: {probe} is a file, not a folder{tail}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{folder}: cannot write there: {probe} is not writable (read-only){tail}")
+    return folder
+
+
+@contextmanager
+def writes_to(folder: Path) -> Iterator[None]:
+    """Turn a failed write into ``folder`` (no permission, read-only or full filesystem, a file in the
+    way) into one :class:`UserError` line naming the folder, for writes :func:`check_folder_writable`
+    could not foresee (permissions changed meanwhile, network filesystems)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise UserError(f"{folder}: cannot write there ({exc.strerror}: {exc.filename})") from None
 
 
 # --------------------------------------------------------------------------- streaming writer

@@ -49,8 +49,8 @@ import xarray as xr
 from neurodyn import registry
 from neurodyn.errors import OutputExistsError, ScenarioError, UserError
 from neurodyn.progress import QUIET, Progress
-from neurodyn.scenario import RunConfig, Scenario, _descend, from_dict, set_path
-from neurodyn.storage import ChunkedWriter, open_run
+from neurodyn.scenario import RunConfig, Scenario, _descend, from_dict, parse_yaml, set_path
+from neurodyn.storage import ChunkedWriter, check_folder_writable, open_run, reading, writes_to
 from neurodyn.worker_pool import family_module, pool_context, start_server, warm_up_xarray
 
 MANIFEST = "sweep.json"
@@ -1327,18 +1327,88 @@ def _reduce_prediction(
 
 
 def load_plan(root: str | os.PathLike) -> SweepPlan:
-    """Rebuild the plan of a sweep directory from its ``sweep.json``."""
+    """Rebuild the plan of a sweep directory from its ``sweep.json``.
+
+    Raises
+    ------
+    UserError
+        One line naming ``sweep.json`` when it is missing, not JSON, or not a plan neurodyn wrote
+        (a missing key, a value of the wrong type, point indices outside the dimensions).
+    """
     root = Path(root).absolute()
     path = root / MANIFEST
     if not path.is_file():
         raise UserError(f"{root} is not a neurodyn sweep directory (no {MANIFEST})")
-    doc = json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not JSON: {exc}"
+        raise UserError(f"{path}: not a readable sweep plan ({reason})") from None
+    try:
+        return _plan_from_manifest(doc, root)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise UserError(f"{path}: not a sweep plan neurodyn wrote ({what})") from None
+
+
+def _file_name(text: Any) -> bool:
+    """Whether ``text`` can name a file inside the sweep folder (no separators, not ``.`` or ``..``)."""
+    return (
+        isinstance(text, str) and re.fullmatch(r"[A-Za-z0-9_.=+\-]{1,200}", text) is not None and text.strip(".") != ""
+    )
+
+
+def _plan_from_manifest(doc: Any, root: Path) -> SweepPlan:
+    """The plan in a parsed ``sweep.json`` (:meth:`SweepPlan.manifest`); raises on any deviation."""
+
+    def need(cond: bool, what: str) -> None:
+        if not cond:
+            raise ValueError(what)
+
+    need(isinstance(doc, dict), f"the document is a JSON {type(doc).__name__}, not an object")
+    for key, kind in (("name", str), ("family", str), ("scenario", str), ("dims", list), ("points", list)):
+        need(isinstance(doc[key], kind), f"{key!r} is not a JSON {kind.__name__.replace('str', 'string')}")
+    need(_file_name(doc["name"]), f"name {doc['name']!r} is not a file name")
+    need(registry.target(doc["family"]) is not None, f"family {doc['family']!r} is not installed here")
+    try:
+        stored = parse_yaml(doc["scenario"], "scenario")
+    except ScenarioError:
+        stored = None
+    need(isinstance(stored, dict), "'scenario' does not hold a scenario's YAML mapping")
     scenario = Scenario._header(doc["name"], doc["family"], doc["scenario"])
-    dims = [
-        SweepDim(name=d["name"], paths=d["paths"], coords=d["coords"], coord_names=d["coord_names"], units=d["units"])
-        for d in doc["dims"]
-    ]
-    points = [SweepPoint(index=tuple(p["index"]), id=p["id"], values=p["values"], yaml="") for p in doc["points"]]
+    dims = []
+    for d in doc["dims"]:
+        need(isinstance(d, dict), "an entry of 'dims' is not an object")
+        dim = SweepDim(
+            name=d["name"], paths=d["paths"], coords=d["coords"], coord_names=d["coord_names"], units=d["units"]
+        )
+        need(
+            isinstance(dim.name, str) and isinstance(dim.paths, list) and dim.paths, f"dimension {dim.name!r}: no paths"
+        )
+        for attr in ("coords", "coord_names", "units"):
+            table = getattr(dim, attr)
+            need(isinstance(table, dict), f"dimension {dim.name!r}: {attr!r} is not an object")
+            need(all(p in table for p in dim.paths), f"dimension {dim.name!r}: {attr!r} lacks a swept path")
+        need(
+            all(
+                isinstance(dim.coords[p], list) and len(dim.coords[p]) == len(dim.coords[dim.paths[0]])
+                for p in dim.paths
+            ),
+            f"dimension {dim.name!r}: coordinate lists of different lengths",
+        )
+        dims.append(dim)
+    shape = tuple(d.size for d in dims)
+    points = []
+    for p in doc["points"]:
+        need(isinstance(p, dict), "an entry of 'points' is not an object")
+        index = tuple(p["index"])
+        need(
+            len(index) == len(shape) and all(isinstance(i, int) and 0 <= i < n for i, n in zip(index, shape)),
+            f"point {p.get('id')!r}: index {list(index)} outside the sweep's shape {list(shape)}",
+        )
+        need(_file_name(p["id"]), f"point id {p['id']!r} is not a file name")
+        need(isinstance(p["values"], dict), f"point {p['id']!r}: 'values' is not an object")
+        points.append(SweepPoint(index=index, id=p["id"], values=p["values"], yaml=""))
     return SweepPlan(scenario=scenario, root=root, dims=dims, points=points)
 
 
@@ -1376,9 +1446,10 @@ def is_sweep(path: str | os.PathLike) -> bool:
         return (path / MANIFEST).is_file()
     if path.is_file() and (path.parent / MANIFEST).is_file():
         try:
-            return json.loads((path.parent / MANIFEST).read_text()).get("name") == path.stem
-        except (OSError, ValueError):
+            doc = json.loads((path.parent / MANIFEST).read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
             return False
+        return isinstance(doc, dict) and doc.get("name") == path.stem
     return False
 
 
@@ -1404,31 +1475,25 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
     path = Path(path)
     root = path.parent if path.is_file() else path
     plan = load_plan(root)
-    ds = open_sweep(root, load=True)
     report = Path(out_dir) if out_dir else root / "report"
-    report.mkdir(parents=True, exist_ok=True)
+    # before any work: a read-only sweep folder (shared, say) is refused with the way out
+    check_folder_writable(report, hint="write the report elsewhere with --report-dir DIR")
+    ds = open_sweep(root, load=True)
     family = registry.get(plan.scenario.family)
 
-    rows = generic_rows(ds, max_rows_per_variable=None)
+    with reading(plan.combined if plan.combined.is_file() else root, plan.scenario.family):
+        rows = generic_rows(ds, max_rows_per_variable=None)
     for p in plan.points:
         if plan.point_path(p).exists():
-            with _open_point(plan.point_path(p)) as pds:
-                extra = family.compare_rows(pds.load())
+            with _point_data(plan.point_path(p), plan.scenario.family) as pds:
+                extra = family.compare_rows(pds)
             label = ", ".join(f"{d.name}={_fmt_coord(d.coords[d.paths[0]][i])}" for d, i in zip(plan.dims, p.index))
             for r in extra:
                 r.where = ", ".join(filter(None, [label, r.where]))
             rows += extra
-    figures = _quantity_figures(ds, rows, report)
-    problems: list[str] = []
-    for p in _figure_points(plan):
-        if plan.point_path(p).exists():
-            with _open_point(plan.point_path(p)) as pds:
-                try:
-                    figures += family.plot(pds.load(), report, p.id)
-                except Exception as exc:  # noqa: BLE001 - the table is still worth writing
-                    problems.append(f"the family's figures failed: {type(exc).__name__}: {exc}")
-                    print(f"neurodyn: warning: {problems[-1]}", file=sys.stderr)
-                    break
+    with writes_to(report):
+        report.mkdir(parents=True, exist_ok=True)
+        figures, problems = _report_figures(plan, ds, report, strict=False)
 
     failed = ds.attrs.get("failed_points") or []
     lines = [
@@ -1474,8 +1539,74 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
         lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
         lines += [f"Note: {msg}" for msg in problems]
     md = report / "report.md"
-    md.write_text("\n".join(lines) + "\n")
+    with writes_to(report):
+        md.write_text("\n".join(lines) + "\n")
     return md, rows
+
+
+def plot_sweep(path: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Write a sweep's figures (those of its report, see :func:`write_report`) and return their paths.
+
+    Parameters
+    ----------
+    path : path-like
+        The sweep directory or its combined file.
+    out_dir : path-like, optional
+        Folder for the figures (default: the sweep's ``report/``).
+
+    Raises
+    ------
+    UserError
+        An unreadable plan or point file, an unwritable ``out_dir``, or the family's figures failing on
+        a point file (one line naming the file).
+    """
+    path = Path(path)
+    root = path.parent if path.is_file() else path
+    plan = load_plan(root)
+    out = Path(out_dir) if out_dir else root / "report"
+    check_folder_writable(out, hint="choose another folder with --out DIR")
+    ds = open_sweep(root, load=True)
+    with writes_to(out):
+        out.mkdir(parents=True, exist_ok=True)
+        figures, _ = _report_figures(plan, ds, out, strict=True)
+    return figures
+
+
+@contextlib.contextmanager
+def _point_data(path: Path, family: str) -> Iterator[xr.Dataset]:
+    """A point file read into memory, for family code: reading and interpreting it fail as one line."""
+    with _open_point(path) as pds:
+        with reading(path):
+            data = pds.load()
+        with reading(path, family):
+            yield data
+
+
+def _report_figures(plan: SweepPlan, ds: xr.Dataset, out: Path, strict: bool) -> tuple[list[Path], list[str]]:
+    """Quantity figures of the combined Dataset and the family's figures of :func:`_figure_points`.
+
+    With ``strict`` a failure of the family's figures is raised (as one line naming the point file);
+    otherwise it is printed as a warning and returned as a problem, for the report to note.
+    """
+    family = registry.get(plan.scenario.family)
+    with reading(plan.combined if plan.combined.is_file() else plan.root, plan.scenario.family):
+        figures = _quantity_figures(ds, [], out)
+    problems: list[str] = []
+    for p in _figure_points(plan):
+        if not plan.point_path(p).exists():
+            continue
+        if strict:
+            with _point_data(plan.point_path(p), plan.scenario.family) as pds:
+                figures += family.plot(pds, out, p.id)
+            continue
+        with _open_point(plan.point_path(p)) as pds:
+            try:
+                figures += family.plot(pds.load(), out, p.id)
+            except Exception as exc:  # noqa: BLE001 - the table is still worth writing
+                problems.append(f"the family's figures failed: {type(exc).__name__}: {exc}")
+                print(f"neurodyn: warning: {problems[-1]}", file=sys.stderr)
+                break
+    return figures, problems
 
 
 def _fmt_coord(c: Any) -> str:
