@@ -110,7 +110,7 @@ def is_neurodyn_result(path: str | os.PathLike) -> bool:
     return isinstance(value, str | bytes) and len(value) > 0
 
 
-def _is_partial_result(path: Path) -> bool:
+def is_partial_result(path: Path) -> bool:
     """Whether ``path`` (a ``<stem>.partial.h5``) is what a neurodyn run left behind.
 
     A run killed with SIGKILL can leave a file HDF5 cannot open, so the HDF5 signature at the start of the
@@ -165,7 +165,7 @@ def check_writable(path: Path, force: bool) -> None:
                 f"{partial} holds what an unfinished earlier run recorded; inspect it with "
                 f"'neurodyn info {partial}', then move or delete it (or pass --force to discard it)"
             )
-        if not _is_partial_result(partial):
+        if not is_partial_result(partial):
             raise UserError(
                 f"{partial} is in the way and is not a partial neurodyn result; --force discards only "
                 f"neurodyn's own files: move it away or choose another --output"
