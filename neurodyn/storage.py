@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextvars
 import errno
 import fcntl
+import itertools
 import json
 import os
 import socket
@@ -209,13 +210,13 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path).absolute()
     lock = lock_path(path)
     created: list[Path] = []
-    while True:
+    for attempt in itertools.count():
         created += _make_folders(path, lock.parent)
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
-            continue  # a refused run removed the folder it had created just now: create it again
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and not lock.parent.is_dir() and attempt < 100:
+                continue  # another run removed the empty folder it had created just now: create it again
             _remove_folders(created)
             raise UserError(f"output {path}: cannot write in {lock.parent} ({_reason(exc)})") from None
         try:
@@ -237,6 +238,8 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
         if same:
             break
         os.close(fd)  # we locked a lock file its holder had just removed: start again
+        if attempt >= 100:
+            raise UserError(f"output {path}: cannot claim {lock} (it keeps being replaced)")
     try:
         info = {
             "pid": os.getpid(),
