@@ -89,7 +89,7 @@ def test_second_run_on_a_streaming_output_is_refused_naming_the_first(tmp_path):
     partial = storage.stream_partial_path(out)
     a = start("run", "scenarios/cuba.yaml", "--set", "run.duration=600 s", "--output", out, "--quiet")
     try:
-        wait_for(a, lambda: partial.exists() and partial.stat().st_size > 0)
+        wait_for(a, lambda: partial.exists() and partial.stat().st_size > 200_000)  # some chunks are on disk
         a.send_signal(signal.SIGSTOP)  # A is mid-run (600 s of network take minutes) while B tries
         b = run_cli("run", "scenarios/cuba.yaml", "--set", "run.duration=0.1 s", "--output", out, "--quiet")
         assert_user_error(b, f"pid {a.pid}", str(out), "being written by another neurodyn run")
@@ -138,9 +138,8 @@ def test_kill_9_leaves_no_stale_claim(tmp_path):
         a.kill()
     a.communicate(timeout=WAIT)
     assert storage.lock_path(out).exists()  # the file stays behind; its lock does not
-    again = run_cli(
-        "run", "scenarios/sync_double_well.yaml", "--set", "run.duration=1 s", "--set", "params.trials=2", "-o", out
-    )
+    short = ["--set", "run.duration=1 s", "--set", "params.burn_in=0.5 s", "--set", "params.trials=2"]
+    again = run_cli("run", "scenarios/sync_double_well.yaml", *short, "-o", out)
     assert again.returncode == 0, again.stderr
     assert storage.is_neurodyn_result(out) and not storage.lock_path(out).exists()
 
