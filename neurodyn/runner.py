@@ -84,7 +84,9 @@ def write_scenario_result(
     Returns the in-memory Dataset, or None when the family streamed its recordings (the data is then
     only in the file). Used by :func:`run_scenario` and by sweep workers, which need no Dataset back.
     """
-    with streaming(path, force) as slot:
+    # What is being run goes into a streamed file at once: a killed run's partial file then says so.
+    known = {k: v for k, v in provenance(scenario, 0.0).items() if k != "wall_time_s"}
+    with streaming(path, force, attrs=known) as slot:
         ds = simulate(scenario, progress)
         if slot.writer is None:
             write_run(ds, path, force=force)

@@ -415,6 +415,9 @@ class ChunkedWriter:
         Replace an existing result.
     budget_bytes : int, optional
         Memory budget of one block (default :func:`stream_budget`); see :meth:`rows`.
+    attrs : dict, optional
+        Global attributes known from the start (what is being run), written at once so that the partial
+        file of a killed run says what it holds. The file carries ``neurodyn_version`` from the start.
 
     Examples
     --------
@@ -425,7 +428,13 @@ class ChunkedWriter:
     >>> w.commit()                                                     # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike, force: bool = False, budget_bytes: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        force: bool = False,
+        budget_bytes: int | None = None,
+        attrs: dict[str, Any] | None = None,
+    ):
         self.path = Path(path)
         check_writable(self.path, force)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -434,12 +443,12 @@ class ChunkedWriter:
         #: largest block handed to :meth:`append`/:meth:`write` so far (bytes), for tests and logs
         self.max_block_bytes = 0
         self._file = h5netcdf.File(self.partial, "w")
-        # marked as neurodyn's from the start, so that even the partial file of a killed run is recognised
-        self._file.attrs[MARKER_ATTR] = __version__
         self._lengths: dict[str, int] = {}
         self._unlimited: set[str] = set()
         self._coords: set[str] = set()
-        self._attrs: dict[str, Any] = {}
+        # marked as neurodyn's from the start, so that even the partial file of a killed run is recognised
+        self._attrs: dict[str, Any] = {MARKER_ATTR: __version__, **(attrs or {})}
+        self._file.attrs.update(_encode_attrs(self._attrs))
         self._closed = False
         self.flush()  # a valid (empty) HDF5 file on disk from the start, whenever the process dies
 
@@ -598,9 +607,10 @@ class ChunkedWriter:
 
 
 class _StreamSlot:
-    def __init__(self, path: Path, force: bool):
+    def __init__(self, path: Path, force: bool, attrs: dict[str, Any] | None = None):
         self.path = path
         self.force = force
+        self.attrs = attrs
         self.writer: ChunkedWriter | None = None
 
 
@@ -608,13 +618,16 @@ _ACTIVE: contextvars.ContextVar[_StreamSlot | None] = contextvars.ContextVar("ne
 
 
 @contextmanager
-def streaming(path: str | os.PathLike, force: bool = False) -> Iterator[_StreamSlot]:
+def streaming(
+    path: str | os.PathLike, force: bool = False, attrs: dict[str, Any] | None = None
+) -> Iterator[_StreamSlot]:
     """Offer streaming to the code run inside: :func:`stream_writer` then returns a writer for ``path``.
 
     Used by :func:`neurodyn.runner.run_scenario`. The writer is created only when a family asks for it;
     ``slot.writer`` stays None otherwise. A writer left uncommitted (an error) keeps its partial file.
+    ``attrs`` are written into the file when it is created (see :class:`ChunkedWriter`).
     """
-    slot = _StreamSlot(Path(path), force)
+    slot = _StreamSlot(Path(path), force, attrs)
     token = _ACTIVE.set(slot)
     try:
         yield slot
@@ -636,5 +649,5 @@ def stream_writer() -> ChunkedWriter | None:
     if slot is None:
         return None
     if slot.writer is None:
-        slot.writer = ChunkedWriter(slot.path, force=slot.force)
+        slot.writer = ChunkedWriter(slot.path, force=slot.force, attrs=slot.attrs)
     return slot.writer
