@@ -239,6 +239,7 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
             break
         os.close(fd)  # we locked a lock file its holder had just removed: start again
         if attempt >= 100:
+            _remove_folders(created)
             raise UserError(f"output {path}: cannot claim {lock} (it keeps being replaced)")
     try:
         info = {
@@ -248,8 +249,11 @@ def claim_output(path: str | os.PathLike) -> Iterator[Path]:
             "command": " ".join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]])[:300],
             "output": str(path),
         }
-        os.ftruncate(fd, 0)
-        os.write(fd, (json.dumps(info) + "\n").encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, (json.dumps(info) + "\n").encode())
+        except OSError as exc:  # a full disk, a quota: nothing could be written there
+            raise UserError(f"output {path}: cannot write in {lock.parent} ({_reason(exc)})") from None
         yield path
     finally:
         try:
