@@ -24,7 +24,7 @@ from neurodyn import __version__, registry
 from neurodyn.errors import SimulationError
 from neurodyn.progress import QUIET, Progress
 from neurodyn.scenario import REPO_ROOT, Scenario
-from neurodyn.storage import check_writable, open_run, streaming, write_run
+from neurodyn.storage import check_writable, claim_output, open_run, streaming, write_run
 
 #: target wall time of one chunk; Python overhead between chunks is then negligible
 CHUNK_SECONDS = 0.25
@@ -54,9 +54,15 @@ def run_scenario(
 ) -> tuple[xr.Dataset, Path]:
     """Run ``scenario`` and write its result atomically.
 
-    The output is checked *before* the run, so an existing result is refused without wasting a run.
-    A family may stream its recordings to the file while it runs (:func:`neurodyn.storage.stream_writer`);
-    the rest of its Dataset is then added at the end and the returned Dataset is the file opened lazily.
+    The output is claimed (:func:`neurodyn.storage.claim_output`) and checked *before* the run, and the
+    claim is held until the result is in place: a second run on the same output, an existing result
+    without ``force``, anything not written by neurodyn, a leftover partial file or a folder that cannot
+    be written is refused without wasting a run. A family may stream its recordings to the file while it
+    runs (:func:`neurodyn.storage.stream_writer`); the rest of its Dataset is then added at the end and the
+    returned Dataset is the file opened lazily.
+
+    ``output`` (like ``--output``) may name any place; a scenario file's own ``output:`` is checked to
+    stay inside the working directory when the scenario is loaded.
 
     Returns
     -------
@@ -64,8 +70,9 @@ def run_scenario(
         The Dataset and where it was written.
     """
     path = Path(output) if output is not None else default_output(scenario)
-    check_writable(path, force)
-    ds = write_scenario_result(scenario, path, force=force, progress=progress)
+    with claim_output(path):
+        check_writable(path, force)
+        ds = write_scenario_result(scenario, path, force=force, progress=progress)
     return (ds if ds is not None else open_run(path, load=False)), path
 
 
@@ -77,7 +84,9 @@ def write_scenario_result(
     Returns the in-memory Dataset, or None when the family streamed its recordings (the data is then
     only in the file). Used by :func:`run_scenario` and by sweep workers, which need no Dataset back.
     """
-    with streaming(path, force) as slot:
+    # What is being run goes into a streamed file at once: a killed run's partial file then says so.
+    known = {k: v for k, v in provenance(scenario, 0.0).items() if k != "wall_time_s"}
+    with streaming(path, force, attrs=known) as slot:
         ds = simulate(scenario, progress)
         if slot.writer is None:
             write_run(ds, path, force=force)

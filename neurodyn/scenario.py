@@ -671,6 +671,33 @@ def apply_preset(doc: dict, source: Path | None) -> dict:
     return doc
 
 
+def _scenario_output(value: Any) -> Path | None:
+    """A scenario's own ``output:``: a relative path that stays inside the directory the command runs from.
+
+    A scenario file may come from someone else, so its ``output:`` must not reach anywhere else: no
+    absolute path, no ``..`` leading out, no symlink (existing now) leading out. ``--output`` on the
+    command line and ``output=`` in Python are the user's own choice and may go anywhere.
+    """
+    if value is None or value == "":
+        return None
+    allowed = (
+        "a relative path inside the directory the command runs from, e.g. outputs/run.h5 "
+        "(--output on the command line may go anywhere)"
+    )
+    if not isinstance(value, str):
+        raise ScenarioError("output", value, allowed)
+    try:
+        path = Path(value)
+        here = Path.cwd().resolve()
+        # resolve() follows the symlinks that exist now, so a link that leads out is caught too
+        inside = not path.is_absolute() and (here / path).resolve().is_relative_to(here)
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+        inside = False
+    if not inside:
+        raise ScenarioError("output", value, allowed)
+    return path
+
+
 def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False) -> Scenario:
     """Validate a scenario document (already YAML-parsed)."""
     if not isinstance(doc, dict):
@@ -714,9 +741,7 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
                 raise ScenarioError(f"run.{key}", None, "required for this family (e.g. duration: 1 s, dt: 0.1 ms)")
     record = _validate(family.Record, doc.get("record") or {}, "record")
     sweep = _validate(SweepSpec, doc["sweep"], "sweep") if doc.get("sweep") is not None else None
-    output = doc.get("output")
-    if output is not None and not isinstance(output, str):
-        raise ScenarioError("output", output, "a file path such as outputs/run.h5")
+    output = _scenario_output(doc.get("output"))
     description = doc.get("description") or ""
     if not isinstance(description, str):
         raise ScenarioError("description", description, "a string")
@@ -729,7 +754,7 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
         description=description,
         model=model,
         sweep=sweep,
-        output=Path(output) if output else None,
+        output=output,
         source=source,
         raw=doc,
     )

@@ -12,14 +12,25 @@ Long runs can *stream* their recordings instead of holding them in memory: while
 (``writer.append("v", block)``) and returns the small rest of its Dataset as usual. The data goes to a
 visible ``<stem>.partial.h5`` beside the target, renamed to the final name only when the run finished; a
 crash leaves what was recorded so far in the partial file, never under the final name.
+
+Nothing is overwritten by accident. A run or sweep first *claims* its output (:func:`claim_output`: an
+advisory lock beside it, held until the result is in place), so two processes never write one output;
+:func:`check_writable` then refuses an existing result without ``force``, anything that is not
+neurodyn's own result even with ``force`` (:func:`is_neurodyn_result`: the ``neurodyn_version``
+attribute every file written here carries), and the ``<stem>.partial.h5`` of an unfinished earlier run.
 """
 
 from __future__ import annotations
 
 import contextvars
 import errno
+import fcntl
+import itertools
 import json
 import os
+import socket
+import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,9 +41,14 @@ import h5py
 import numpy as np
 import xarray as xr
 
+from neurodyn import __version__
 from neurodyn.errors import OutputExistsError, UserError
 
 ENGINE = "h5netcdf"
+#: global attribute every file neurodyn writes carries (:func:`write_run`, :class:`ChunkedWriter`); it is
+#: how ``--force`` tells neurodyn's own results from anything else
+MARKER_ATTR = "neurodyn_version"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 JSON_ATTRS = "_json_attrs"
 #: default memory budget of one streamed block (bytes); ``NEURODYN_STREAM_BUFFER`` overrides it
 STREAM_BUFFER_BYTES = 64 * 2**20
@@ -102,14 +118,223 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix or '.h5'}")
 
 
+def is_neurodyn_result(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file neurodyn wrote: HDF5 whose global attributes carry ``neurodyn_version``.
+
+    Only the root group's attributes are read (no data), so the check is cheap for any file size. Every
+    file written through :func:`write_run` or :class:`ChunkedWriter` carries the attribute.
+    """
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get(MARKER_ATTR)
+    except Exception:  # noqa: BLE001 - whatever h5py cannot open is not a neurodyn result
+        return False
+    return isinstance(value, str | bytes) and len(value) > 0
+
+
+def is_partial_result(path: Path) -> bool:
+    """Whether ``path`` (a ``<stem>.partial.h5``) is what a neurodyn run left behind.
+
+    A run killed with SIGKILL can leave a file HDF5 cannot open, so the HDF5 signature at the start of the
+    file (written when the file was created) identifies it; a file HDF5 can open must carry the marker.
+    """
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                return False
+        with h5py.File(path, "r") as f:
+            return MARKER_ATTR in f.attrs
+    except OSError:
+        return True  # an HDF5 file cut short by a kill: neurodyn's, and unreadable as a whole
+
+
 def check_writable(path: Path, force: bool) -> None:
-    """Refuse up front when ``path`` exists and ``force`` is false."""
-    if path.exists() and not force:
-        raise OutputExistsError(
-            f"output {path} already exists; pass --force to replace it or --output to write elsewhere"
-        )
-    if path.exists() and path.is_dir():
-        raise UserError(f"output {path} is a directory")
+    """Refuse up front what writing ``path`` would destroy.
+
+    * ``path`` exists: refused without ``force``; with ``force`` only a neurodyn result
+      (:func:`is_neurodyn_result`) is replaced, anything else is refused and left untouched.
+    * ``path`` is a folder: refused.
+    * ``<stem>.partial.h5`` beside it (what an unfinished earlier run recorded, possibly the only copy of
+      a long run): refused without ``force``; with ``force`` it is discarded (overwritten by a streaming
+      run, deleted once the new result is in place otherwise), provided it is neurodyn's.
+
+    Raises
+    ------
+    OutputExistsError
+        Something is in the way and ``force`` is false.
+    UserError
+        A folder, or (with ``force``) a file that is not neurodyn's.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"output {path} is a folder; a run writes one file, e.g. --output {path / 'run.h5'}")
+    if path.exists() or path.is_symlink():
+        if not force:
+            raise OutputExistsError(
+                f"output {path} already exists; pass --force to replace it or --output to write elsewhere"
+            )
+        if not is_neurodyn_result(path):
+            raise UserError(
+                f"output {path} exists and is not a neurodyn result (no {MARKER_ATTR} attribute); "
+                f"--force replaces only neurodyn's own results: move it away or choose another --output"
+            )
+    partial = stream_partial_path(path)
+    if partial.exists() or partial.is_symlink():
+        if not force:
+            raise OutputExistsError(
+                f"{partial} holds what an unfinished earlier run recorded; inspect it with "
+                f"'neurodyn info {partial}', then move or delete it (or pass --force to discard it)"
+            )
+        if not is_partial_result(partial):
+            raise UserError(
+                f"{partial} is in the way and is not a partial neurodyn result; --force discards only "
+                f"neurodyn's own files: move it away or choose another --output"
+            )
+
+
+# --------------------------------------------------------------------------- claiming an output
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file of the output ``path`` (a result file or a sweep folder): ``.<name>.lock`` beside it."""
+    path = Path(path).absolute()
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextmanager
+def claim_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold the exclusive claim on the output ``path`` (a result file or a sweep folder) while inside.
+
+    The claim is an advisory ``flock`` on :func:`lock_path`, taken before any work and held until the
+    result has been renamed into place. A second claimant is refused with one line naming the process
+    that holds it (pid, host, start time, as written into the lock file). The kernel drops the lock when
+    its holder dies in any way (SIGKILL included), so the claim of a dead run is never stale; the lock
+    file a killed run leaves behind is reused by the next one.
+
+    The lock file is removed when the claim ends, which opens a race: B opens the file, A unlinks it and
+    releases, B locks the unlinked inode while C creates and locks a new file under the same name. So a
+    claimant that got the lock checks that the path still names the inode it locked and starts again
+    otherwise; the holder unlinks while still holding the lock, so this check is decisive.
+
+    Claiming is also the writability check: the parent folders are created and the lock file written
+    there, so a folder that cannot be written (read-only, or a file in the way) is refused here, with
+    one line, before anything runs. Folders created here are removed again (when empty) on release, so
+    a refused or failed run leaves nothing new behind.
+
+    Raises
+    ------
+    UserError
+        The output is claimed by another run, or its folder cannot be created or written.
+    """
+    path = Path(path).absolute()
+    lock = lock_path(path)
+    created: list[Path] = []
+    for attempt in itertools.count():
+        created += _make_folders(path, lock.parent)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and not lock.parent.is_dir() and attempt < 100:
+                continue  # another run removed the empty folder it had created just now: create it again
+            _remove_folders(created)
+            raise UserError(f"output {path}: cannot write in {lock.parent} ({_reason(exc)})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _holder(lock) if exc.errno in (errno.EAGAIN, errno.EACCES) else None
+            os.close(fd)
+            _remove_folders(created)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise UserError(
+                    f"output {path} is being written by another neurodyn run ({holder}); wait for it to "
+                    f"end or choose another --output"
+                ) from None
+            raise UserError(f"output {path}: cannot lock {lock} ({_reason(exc)})") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # we locked a lock file its holder had just removed: start again
+        if attempt >= 100:
+            _remove_folders(created)
+            raise UserError(f"output {path}: cannot claim {lock} (it keeps being replaced)")
+    try:
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]])[:300],
+            "output": str(path),
+        }
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, (json.dumps(info) + "\n").encode())
+        except OSError as exc:  # a full disk, a quota: nothing could be written there
+            raise UserError(f"output {path}: cannot write in {lock.parent} ({_reason(exc)})") from None
+        yield path
+    finally:
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                os.unlink(lock)  # while still holding the lock, see above
+        except OSError:
+            pass
+        os.close(fd)
+        _remove_folders(created)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _make_folders(path: Path, folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the ones created (deepest last)."""
+    missing = []
+    f = folder
+    while not f.exists() and f != f.parent:
+        missing.append(f)
+        f = f.parent
+    if f.exists() and not f.is_dir():
+        raise UserError(f"output {path}: {f} is a file, not a folder")
+    created = []
+    for f in reversed(missing):
+        try:
+            f.mkdir()
+        except FileExistsError:
+            if not f.is_dir():
+                _remove_folders(created)
+                raise UserError(f"output {path}: {f} is a file, not a folder") from None
+            continue
+        except OSError as exc:
+            _remove_folders(created)
+            raise UserError(f"output {path}: cannot create folder {f} ({_reason(exc)})") from None
+        created.append(f)
+    return created
+
+
+def _remove_folders(created: list[Path]) -> None:
+    for f in reversed(created):
+        try:
+            f.rmdir()  # only when empty: whatever someone put there stays
+        except OSError:
+            return
+
+
+def _holder(lock: Path) -> str:
+    """Who holds the claim, as its lock file says (it writes this right after locking; wait a moment)."""
+    for _ in range(40):
+        try:
+            info = json.loads(lock.read_text())
+            return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            time.sleep(0.05)
+    return f"see {lock}"
 
 
 def write_run(ds: xr.Dataset, path: str | os.PathLike, force: bool = False) -> Path:
@@ -118,11 +343,12 @@ def write_run(ds: xr.Dataset, path: str | os.PathLike, force: bool = False) -> P
     Parameters
     ----------
     ds : xarray.Dataset
-        The run. Dataset and variable attributes may hold dicts, lists, bools and None.
+        The run. Dataset and variable attributes may hold dicts, lists, bools and None. The file also gets
+        the ``neurodyn_version`` attribute (the marker of neurodyn's own results) when ``ds`` has none.
     path : path-like
         Target file (``.h5``); parent folders are created.
     force : bool
-        Replace an existing file.
+        Replace an existing neurodyn result (see :func:`check_writable`; anything else is refused).
 
     Returns
     -------
@@ -133,7 +359,7 @@ def write_run(ds: xr.Dataset, path: str | os.PathLike, force: bool = False) -> P
     check_writable(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = ds.copy(deep=False)
-    out.attrs = _encode_attrs(ds.attrs)
+    out.attrs = _encode_attrs({**ds.attrs, MARKER_ATTR: ds.attrs.get(MARKER_ATTR, __version__)})
     for name in list(out.variables):
         out[name].attrs = _encode_attrs(ds[name].attrs)
     tmp = partial_path(path)
@@ -145,6 +371,10 @@ def write_run(ds: xr.Dataset, path: str | os.PathLike, force: bool = False) -> P
     finally:
         if tmp.exists():
             tmp.unlink()
+    if force:
+        # check_writable accepted it as neurodyn's: the partial file of an earlier unfinished run is
+        # discarded once the new result is in place, as --force promises
+        stream_partial_path(path).unlink(missing_ok=True)
     return path
 
 
@@ -206,7 +436,8 @@ def identify_result(path: str | os.PathLike, known_family: bool = True) -> dict[
     attributes of :data:`RESULT_MARKERS`, name a registered family, have decodable JSON attributes, and
     every object header in it must read back (HDF5 checksums its metadata, so flipped bytes there are
     found here rather than half-way through a command). Raw data is not read; a damaged chunk index is
-    found when the data is read (:func:`reading`).
+    found when the data is read (:func:`reading`). Whether neurodyn *wrote* a file, readable or not (what
+    ``--force`` may replace), is :func:`is_neurodyn_result`.
 
     Parameters
     ----------
@@ -236,23 +467,6 @@ def identify_result(path: str | os.PathLike, known_family: bool = True) -> dict[
         known = ", ".join(registry.names())
         raise UserError(f"{path}: written by family {family!r}, which is not installed here (known: {known})")
     return attrs
-
-
-def is_neurodyn_result(path: str | os.PathLike) -> bool:
-    """Whether neurodyn wrote the file ``path``: HDF5 whose root attributes carry :data:`RESULT_MARKERS`.
-
-    Only the root attributes' names are read: damage elsewhere in the file, an undecodable attribute or
-    a family not installed here still leave it neurodyn's own (what ``--force`` may replace, say). To
-    check that a file is also readable, use :func:`identify_result`.
-    """
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        return False
-    try:
-        with h5py.File(path, "r") as fh:
-            return all(m in fh.attrs for m in RESULT_MARKERS)
-    except (OSError, KeyError, RuntimeError, ValueError):  # not HDF5, truncated, damaged root group
-        return False
 
 
 def _read_header(path: Path, markers: bool) -> dict[str, Any]:
@@ -421,6 +635,9 @@ class ChunkedWriter:
         Replace an existing result.
     budget_bytes : int, optional
         Memory budget of one block (default :func:`stream_budget`); see :meth:`rows`.
+    attrs : dict, optional
+        Global attributes known from the start (what is being run), written at once so that the partial
+        file of a killed run says what it holds. The file carries ``neurodyn_version`` from the start.
 
     Examples
     --------
@@ -431,7 +648,13 @@ class ChunkedWriter:
     >>> w.commit()                                                     # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike, force: bool = False, budget_bytes: int | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        force: bool = False,
+        budget_bytes: int | None = None,
+        attrs: dict[str, Any] | None = None,
+    ):
         self.path = Path(path)
         check_writable(self.path, force)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -443,7 +666,9 @@ class ChunkedWriter:
         self._lengths: dict[str, int] = {}
         self._unlimited: set[str] = set()
         self._coords: set[str] = set()
-        self._attrs: dict[str, Any] = {}
+        # marked as neurodyn's from the start, so that even the partial file of a killed run is recognised
+        self._attrs: dict[str, Any] = {MARKER_ATTR: __version__, **(attrs or {})}
+        self._file.attrs.update(_encode_attrs(self._attrs))
         self._closed = False
         self.flush()  # a valid (empty) HDF5 file on disk from the start, whenever the process dies
 
@@ -602,9 +827,10 @@ class ChunkedWriter:
 
 
 class _StreamSlot:
-    def __init__(self, path: Path, force: bool):
+    def __init__(self, path: Path, force: bool, attrs: dict[str, Any] | None = None):
         self.path = path
         self.force = force
+        self.attrs = attrs
         self.writer: ChunkedWriter | None = None
 
 
@@ -612,13 +838,16 @@ _ACTIVE: contextvars.ContextVar[_StreamSlot | None] = contextvars.ContextVar("ne
 
 
 @contextmanager
-def streaming(path: str | os.PathLike, force: bool = False) -> Iterator[_StreamSlot]:
+def streaming(
+    path: str | os.PathLike, force: bool = False, attrs: dict[str, Any] | None = None
+) -> Iterator[_StreamSlot]:
     """Offer streaming to the code run inside: :func:`stream_writer` then returns a writer for ``path``.
 
     Used by :func:`neurodyn.runner.run_scenario`. The writer is created only when a family asks for it;
     ``slot.writer`` stays None otherwise. A writer left uncommitted (an error) keeps its partial file.
+    ``attrs`` are written into the file when it is created (see :class:`ChunkedWriter`).
     """
-    slot = _StreamSlot(Path(path), force)
+    slot = _StreamSlot(Path(path), force, attrs)
     token = _ACTIVE.set(slot)
     try:
         yield slot
@@ -640,5 +869,5 @@ def stream_writer() -> ChunkedWriter | None:
     if slot is None:
         return None
     if slot.writer is None:
-        slot.writer = ChunkedWriter(slot.path, force=slot.force)
+        slot.writer = ChunkedWriter(slot.path, force=slot.force, attrs=slot.attrs)
     return slot.writer

@@ -34,7 +34,6 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
 import time
 import traceback
@@ -50,7 +49,17 @@ from neurodyn import registry
 from neurodyn.errors import OutputExistsError, ScenarioError, UserError
 from neurodyn.progress import QUIET, Progress
 from neurodyn.scenario import RunConfig, Scenario, _descend, from_dict, parse_yaml, set_path
-from neurodyn.storage import ChunkedWriter, check_folder_writable, open_run, reading, writes_to
+from neurodyn.storage import (
+    ChunkedWriter,
+    check_folder_writable,
+    claim_output,
+    is_neurodyn_result,
+    is_partial_result,
+    open_run,
+    reading,
+    stream_partial_path,
+    writes_to,
+)
 from neurodyn.worker_pool import family_module, pool_context, start_server, warm_up_xarray
 
 MANIFEST = "sweep.json"
@@ -723,9 +732,26 @@ def execute_sweep(
     Raises
     ------
     UserError
-        Before anything is written: no sweep, results of a different scenario in the directory, a
-        finished sweep without ``force``, an unreachable scheduler.
+        Before anything is written: no sweep, another sweep writing the same folder, a folder that is
+        not a neurodyn sweep or holds files the sweep did not write (:func:`_check_folder`), results of a
+        different scenario in the directory, a finished sweep without ``force``, an unreachable
+        scheduler.
     """
+    # The driver claims the folder for the whole sweep (workers write only inside it, for this driver).
+    with claim_output(sweep_root(scenario, output)):
+        return _execute_sweep(scenario, output, force, workers, scheduler, cluster, progress)
+
+
+def _execute_sweep(
+    scenario: Scenario,
+    output: str | os.PathLike | None,
+    force: bool,
+    workers: int | None,
+    scheduler: str | None,
+    cluster: str | None,
+    progress: Progress,
+) -> SweepOutcome:
+    """:func:`execute_sweep` once the sweep's folder is claimed."""
     t0 = time.perf_counter()
     plan = plan_sweep(scenario, output)
     if scheduler and cluster:
@@ -733,6 +759,7 @@ def execute_sweep(
     if workers is not None and workers < 1:
         raise UserError(f"--workers {workers}: must be at least 1")
 
+    _check_folder(plan, force)
     # Decide what to (re)run without writing anything.
     done, stale = [], []
     if not force:
@@ -767,19 +794,22 @@ def execute_sweep(
     )
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(_dask_client(scheduler, cluster)) if (scheduler or cluster) else None
-        # From here on we write.
-        if force:
-            _clear(plan)
-        plan.root.mkdir(parents=True, exist_ok=True)
-        _write_json(plan.root / MANIFEST, plan.manifest())
-        for pattern in (".*.partial-*.h5", "*.partial.h5"):
-            for stray in (plan.root / "points").glob(pattern):
-                stray.unlink(missing_ok=True)  # writes a killed run never finished; the point reruns
+        # From here on we write; _check_folder made sure that everything removed here is the sweep's own.
+        try:
+            if force:
+                _clear(plan)
+            plan.root.mkdir(parents=True, exist_ok=True)
+            _write_json(plan.root / MANIFEST, plan.manifest())
+        except OSError as exc:
+            raise UserError(f"output {plan.root}: cannot write the sweep folder ({exc.strerror or exc})") from None
+        for stray in _partial_points(plan.root):
+            stray.unlink(missing_ok=True)  # writes a killed run never finished; the point reruns
         if plan.combined.exists():
             plan.combined.unlink()  # an incomplete combined result is rebuilt below
 
         raw = copy.deepcopy(scenario.raw)
         raw.pop("sweep", None)
+        raw.pop("output", None)  # workers write task.path; the scenario's output: was checked here
         threads = None if scenario.run.threads else (1 if executor != "serial" else None)
         tasks = [
             PointTask(
@@ -850,12 +880,150 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+#: the sub-folders a sweep writes; --force empties them, but only of files the sweep wrote
+_SWEEP_SUBFOLDERS = ("points", "failed", "report")
+
+
+def _is_manifest(path: Path) -> bool:
+    """Whether ``path`` is a sweep's marker: a ``sweep.json`` of the shape :meth:`SweepPlan.manifest` writes."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("name"), str)
+        and isinstance(doc.get("family"), str)
+        and isinstance(doc.get("scenario"), str)
+        and isinstance(doc.get("dims"), list)
+        and isinstance(doc.get("points"), list)
+        and all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in doc["points"])
+    )
+
+
+def _is_failure_record(path: Path) -> bool:
+    """Whether ``path`` is a ``failed/<id>.json`` the sweep wrote (or the temporary file of one)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    if re.fullmatch(r"\..+\.json\.tmp-\d+", path.name):
+        return True  # _write_json was stopped between writing and renaming
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(doc, dict) and doc.get("point") == path.stem and {"values", "error", "message"} <= set(doc)
+
+
+def _is_partial_point(path: Path) -> bool:
+    """Whether ``path`` in ``points/`` is the unfinished file of a point (a killed worker's)."""
+    named = path.name.endswith(".partial.h5") or re.fullmatch(r"\..+\.partial-\d+\.h5", path.name)
+    return bool(named) and (is_partial_result(path) or is_neurodyn_result(path))
+
+
+def _partial_points(root: Path) -> list[Path]:
+    folder = root / "points"
+    return [f for f in folder.iterdir() if _is_partial_point(f)] if folder.is_dir() else []
+
+
+def _report_files(folder: Path) -> set[str]:
+    """Names of the files in ``report/`` that ``write_report`` wrote: report.md and the figures it shows."""
+    md = folder / "report.md"
+    if md.is_symlink() or not md.is_file():
+        return set()
+    try:
+        text = md.read_text()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    if not text.startswith("# Sweep report: "):
+        return set()
+    return {"report.md", *re.findall(r"^!\[[^\]]*\]\(([^)/\\]+)\)$", text, flags=re.M)}
+
+
+def _owned_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """Files under the sweep's sub-folders: (those the sweep wrote, anything else)."""
+    own: list[Path] = []
+    other: list[Path] = []
+    for sub in _SWEEP_SUBFOLDERS:
+        folder = root / sub
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            other.append(folder)
+            continue
+        if not folder.is_dir():
+            continue
+        report = _report_files(folder) if sub == "report" else set()
+        for f in sorted(folder.iterdir()):
+            if sub == "points":
+                ok = f.suffix == ".h5" and (is_neurodyn_result(f) or _is_partial_point(f))
+            elif sub == "failed":
+                ok = _is_failure_record(f)
+            else:
+                ok = f.name in report and f.is_file() and not f.is_symlink()
+            (own if ok else other).append(f)
+    return own, other
+
+
+def _check_folder(plan: SweepPlan, force: bool) -> None:
+    """Refuse, before anything is written, a sweep folder holding what the sweep did not write.
+
+    The folder must be new, empty, or a neurodyn sweep folder (its marker: a ``sweep.json`` of the right
+    shape). In it, every file the sweep would replace or remove must be its own: point files and the
+    combined file carry neurodyn's marker attribute, failure records have the sweep's shape, report
+    files are report.md and the figures it shows. With ``force`` that is every file in points/,
+    failed/ and report/ (which --force empties); without, the files of the planned points, their failure
+    records, leftover partial files and the combined file. Anything else is refused with one line and
+    left untouched; files elsewhere in the folder are never touched.
+    """
+    root = plan.root
+    if (root.is_symlink() and not root.is_dir()) or (root.exists() and not root.is_dir()):
+        raise UserError(f"output {root} is a file; a sweep writes a folder: pass --output DIR")
+    if not root.is_dir():
+        return
+    keep = "move it away or choose another --output"
+    if not _is_manifest(root / MANIFEST):
+        stray = [f for f in root.iterdir() if not re.fullmatch(r"\.sweep\.json\.tmp-\d+", f.name)]
+        if stray:
+            raise UserError(
+                f"output {root} is a folder that is not a neurodyn sweep (no valid {MANIFEST}); a sweep "
+                f"writes only into a new or empty folder or its own: choose another --output"
+            )
+        return
+    if force:
+        foreign = _owned_files(root)[1]
+    else:
+        foreign = [
+            f
+            for p in plan.points
+            for f, own in ((plan.point_path(p), is_neurodyn_result), (plan.failed_path(p), _is_failure_record))
+            if (f.exists() or f.is_symlink()) and not own(f)
+        ]
+        points = root / "points"
+        if points.is_dir():
+            foreign += [
+                f
+                for f in points.iterdir()
+                if (f.name.endswith(".partial.h5") or re.fullmatch(r"\..+\.partial-\d+\.h5", f.name))
+                and not _is_partial_point(f)
+            ]
+    for f, own in ((plan.combined, is_neurodyn_result), (stream_partial_path(plan.combined), is_partial_result)):
+        if (f.exists() or f.is_symlink()) and not own(f):
+            foreign.append(f)
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        what = "--force replaces only the sweep's own files" if force else "a sweep replaces only its own files"
+        raise UserError(f"{foreign[0]}{more} was not written by this sweep; {what}: {keep}")
+
+
 def _clear(plan: SweepPlan) -> None:
-    """Remove what an earlier run of this sweep wrote (only files the sweep owns)."""
-    for sub in ("points", "failed", "report"):
-        if (plan.root / sub).is_dir():
-            shutil.rmtree(plan.root / sub)
-    for f in (plan.combined, plan.root / MANIFEST):
+    """Remove what earlier runs of this sweep wrote, and nothing else (checked by :func:`_check_folder`)."""
+    own, _other = _owned_files(plan.root)
+    for f in own:
+        f.unlink(missing_ok=True)
+    for sub in _SWEEP_SUBFOLDERS:
+        with contextlib.suppress(OSError):
+            (plan.root / sub).rmdir()  # only when empty
+    for f in (plan.combined, stream_partial_path(plan.combined), plan.root / MANIFEST):
         f.unlink(missing_ok=True)
 
 

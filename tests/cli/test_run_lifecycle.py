@@ -51,10 +51,14 @@ def test_killed_run_leaves_no_result_file(tmp_path):
     proc.wait(timeout=30)
     assert not out.exists()
     left = sorted(p.name for p in tmp_path.iterdir())
-    # lif_network streams under `neurodyn run`: completed chunks are on disk, clearly marked
-    assert left == ["cuba.partial.h5"], left
+    # lif_network streams under `neurodyn run`: completed chunks are on disk, clearly marked; the run's
+    # lock file stays too (its lock died with the process, the next run reuses the file)
+    assert left == [".cuba.h5.lock", "cuba.partial.h5"], left
     kept = neurodyn.open_run(tmp_path / "cuba.partial.h5")
     assert 0 < kept.sizes["time"] < 600_000 and kept.sizes["spike"] > 0
+    # it says what it holds from the start: what was run, by which neurodyn (the marker --force trusts)
+    assert kept.attrs["scenario_name"] == "cuba" and kept.attrs["family"] == "lif_network"
+    assert kept.attrs["neurodyn_version"] == neurodyn.__version__ and "wall_time_s" not in kept.attrs
     # what was kept is the start of the run: the same spikes as an uninterrupted run over that time
     until = min(0.2, float(kept["time"].values[-1]))
     ref = neurodyn.simulate(neurodyn.load_scenario(REPO / "scenarios" / "cuba.yaml", overrides=["run.duration=0.2 s"]))

@@ -48,3 +48,48 @@ def test_failed_write_leaves_nothing(tmp_path):
         write_run(bad, tmp_path / "r.h5")
     assert list(tmp_path.iterdir()) == []
     assert not partial_path(tmp_path / "r.h5").exists()
+
+
+def test_claim_retries_when_its_lock_file_was_replaced(tmp_path, monkeypatch):
+    """The unlink race: between our open and our flock, the holder removed the lock file and another run
+    created a new one. Locking the removed inode proves nothing, so the claim starts again."""
+    import fcntl
+    import os
+
+    from neurodyn import storage
+
+    out = tmp_path / "r.h5"
+    lock = storage.lock_path(out)
+    real = fcntl.flock
+    locked: list[int] = []
+
+    def flock(fd: int, op: int) -> None:
+        if not locked:
+            lock.unlink()
+            lock.write_text("")  # a new lock file under the same name
+        locked.append(fd)
+        real(fd, op)
+
+    monkeypatch.setattr(storage.fcntl, "flock", flock)
+    with storage.claim_output(out):
+        assert len(locked) == 2  # the first lock was on the removed inode: tried again
+        assert os.path.samestat(os.fstat(locked[-1]), os.stat(lock))
+    assert not lock.exists()
+
+
+def test_force_replaces_only_marked_files(tmp_path):
+    from neurodyn.errors import UserError
+    from neurodyn.storage import check_writable, is_neurodyn_result
+
+    ours = write_run(_ds(), tmp_path / "ours.h5")
+    assert is_neurodyn_result(ours)
+    with h5py.File(tmp_path / "foreign.h5", "w") as f:
+        f.attrs["family"] = "lif_network"
+    (tmp_path / "text.h5").write_text("x")
+    check_writable(ours, force=True)
+    for name in ("foreign.h5", "text.h5"):
+        assert not is_neurodyn_result(tmp_path / name)
+        with pytest.raises(UserError, match="not a neurodyn result"):
+            check_writable(tmp_path / name, force=True)
+    with pytest.raises(UserError, match="is a folder"):
+        check_writable(tmp_path, force=True)
