@@ -252,7 +252,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             print(f"  {done} finished, no combined result yet; run the sweep again to finish it")
             return 0
         path = plan.combined
-    identify_result(path, known_family=False)
+    identify_result(path, known_family=False, partial=True)
     ds = open_run(path, load=False)
     with reading(path):  # the header is in memory; a damaged file may fail on any access
         a = ds.attrs

@@ -429,7 +429,7 @@ RESULT_MARKERS = ("family", "scenario_name", "scenario")
 _WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST}
 
 
-def identify_result(path: str | os.PathLike, known_family: bool = True) -> dict[str, Any]:
+def identify_result(path: str | os.PathLike, known_family: bool = True, partial: bool = False) -> dict[str, Any]:
     """Check that ``path`` is a readable neurodyn result and return its decoded root attributes.
 
     Only metadata is read, with h5py, before xarray opens anything: the file must be HDF5, carry the
@@ -445,6 +445,9 @@ def identify_result(path: str | os.PathLike, known_family: bool = True) -> dict[
         A file given to ``neurodyn info``, ``plot`` or ``compare``.
     known_family : bool
         Also require its family to be installed (to plot or compare it; describing it needs no family).
+    partial : bool
+        Also accept what an unfinished run left behind (marked with :data:`MARKER_ATTR` only, before the
+        run could set its other attributes): enough to describe it.
 
     Returns
     -------
@@ -459,7 +462,9 @@ def identify_result(path: str | os.PathLike, known_family: bool = True) -> dict[
     from neurodyn import registry
 
     path = Path(path)
-    attrs = _read_header(path, markers=True)
+    attrs = _read_header(path, markers=True, partial=partial)
+    if partial and "family" not in attrs:
+        return attrs
     family = attrs["family"]
     if not isinstance(family, str):
         raise UserError(f"{path}: not a readable neurodyn result (attribute family = {_short(family)} is not a name)")
@@ -469,7 +474,7 @@ def identify_result(path: str | os.PathLike, known_family: bool = True) -> dict[
     return attrs
 
 
-def _read_header(path: Path, markers: bool) -> dict[str, Any]:
+def _read_header(path: Path, markers: bool, partial: bool = False) -> dict[str, Any]:
     """Read a result file's metadata with h5py: its decoded root attributes, every object header checked.
 
     With ``markers``, a file without the attributes of :data:`RESULT_MARKERS` is refused before anything
@@ -495,7 +500,7 @@ def _read_header(path: Path, markers: bool) -> dict[str, Any]:
         with fh:
             names = set(fh.attrs)
             missing = [m for m in RESULT_MARKERS if m not in names]
-            if markers and missing:
+            if markers and missing and not (partial and MARKER_ATTR in names):
                 raise UserError(f"{path}: not a neurodyn result ({_missing_markers(path, names, missing)})")
             raw = {k: fh.attrs[k] for k in names}
             fh.visititems(_touch)  # reads every object header and its attribute names once
