@@ -7,8 +7,10 @@ code 2; a simulation that became invalid (NaN, instability) exits with 3.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from neurodyn import __version__
@@ -79,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        with _sigterm_as_interrupt():
+            return _COMMANDS[args.command](args)
     except UserError as exc:
         print(f"neurodyn: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -93,6 +96,32 @@ def main(argv: list[str] | None = None) -> int:
         # stdout was closed early (e.g. `neurodyn info run.h5 | head`): not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Make SIGTERM stop a command as Ctrl-C does (KeyboardInterrupt): what was finished is kept, one line.
+
+    ``kill PID``, a batch system's time limit and a container's stop send SIGTERM; by default it would end
+    the process at once, without the streaming run's partial file being closed or the sweep's workers
+    being stopped. An inherited "ignore" is kept, and so is a handler installed by whoever calls
+    :func:`main`; only the main thread may install handlers. The previous handler is back on return.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

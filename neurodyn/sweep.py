@@ -51,7 +51,7 @@ from neurodyn.errors import OutputExistsError, UserError
 from neurodyn.progress import QUIET, Progress
 from neurodyn.scenario import RunConfig, Scenario, _descend, from_dict, set_path
 from neurodyn.storage import ChunkedWriter, open_run
-from neurodyn.worker_pool import family_module, pool_context, start_server, warm_up_xarray
+from neurodyn.worker_pool import family_module, interrupts_deferred, pool_context, start_server, warm_up_xarray
 
 MANIFEST = "sweep.json"
 #: per-point attributes that do not describe the sweep as a whole
@@ -437,17 +437,20 @@ def _run_pool(
     warm_up_xarray()  # idle time: the server is still in its preload; combining the points needs this
     # Per-point progress travels on a queue only when someone is watching the sweep's bar.
     queue = ctx.Queue() if bar is not None and bar.visible else None
+    # Workers watch the read end of this pipe; only this process holds the write end, which the
+    # kernel closes when this process ends, however it ends (see _worker_init).
+    alive_r, alive_w = ctx.Pipe(duplex=False)
     running: dict[str, float] = {}
     finished: set[str] = set()
     n_failed = 0
     pool = None
     try:
         # Submitting starts the worker processes (and waits for the server's preload). A worker
-        # interrupted half-way through its start-up prints a traceback, so Ctrl-C waits until every
-        # worker has started and arrives here as KeyboardInterrupt right after.
-        with _sigint_deferred():
+        # interrupted half-way through its start-up prints a traceback, so Ctrl-C (or SIGTERM) waits
+        # until every worker has started and arrives here as KeyboardInterrupt right after.
+        with interrupts_deferred():
             pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(queue, os.getpid())
+                max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(queue, alive_r)
             )
             futures = {pool.submit(run_point, t): t for t in tasks}
         pending = set(futures)
@@ -470,6 +473,7 @@ def _run_pool(
                     del running[pid]
                 shown = ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(running.items())[:4])
                 bar.set(failed=n_failed, running=shown) if shown else bar.set(failed=n_failed)
+        pool.shutdown(wait=True)
     except BaseException:
         # Interrupted: stop now. Points being computed are lost (their files are written atomically,
         # so nothing half-written is published); finished points stay, and a rerun resumes.
@@ -488,30 +492,8 @@ def _run_pool(
     finally:
         if queue is not None:
             queue.close()
-    pool.shutdown(wait=True)
-
-
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold back Ctrl-C in this block: a SIGINT received meanwhile raises KeyboardInterrupt on leaving it.
-
-    A handler that only takes note, rather than a blocked signal mask: native threads (BLAS) would
-    still receive the signal, and Python would then raise in the middle of the block anyway.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
+        alive_w.close()  # after the workers ended: to a worker still running, this means "driver gone"
+        alive_r.close()
 
 
 def _drain(queue: Any, running: dict[str, float]) -> None:
@@ -528,14 +510,18 @@ def _drain(queue: Any, running: dict[str, float]) -> None:
 _PROGRESS_QUEUE: Any = None
 
 
-def _worker_init(queue: Any = None, driver: int | None = None) -> None:
+def _worker_init(queue: Any = None, driver_alive: Any = None) -> None:
     """Set up a pool worker.
 
     Workers leave Ctrl-C to the driver, which stops them (no traceback from every worker), and exit on
     their own when the driver is gone (killed with SIGKILL, say): a fork-server worker is not the
-    driver's child, so nothing else would end it. On SIGTERM (how the driver stops them) a worker runs
-    multiprocessing's exit routine before it exits: Numba's threading layer holds a named semaphore,
-    which the resource tracker would otherwise report as leaked when the sweep ends.
+    driver's child, so nothing else would end it. ``driver_alive`` is the read end of a pipe whose write
+    end only the driver holds: the kernel closes it when the driver ends, before its parent reaps it (a
+    dead but unreaped driver keeps its pid, so watching the pid is not enough), and a thread here waits
+    for that end of file. On SIGTERM (how the driver stops them, and how that thread ends the worker) a
+    worker runs multiprocessing's exit routine before it exits: Numba's threading layer holds a named
+    semaphore, which the resource tracker would otherwise report as leaked when the sweep ends. Once
+    every worker is gone, the fork server sees the end of its own "alive" pipe and exits too.
     """
     import signal
     import threading
@@ -543,9 +529,12 @@ def _worker_init(queue: Any = None, driver: int | None = None) -> None:
     global _PROGRESS_QUEUE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # The fork server started with SIGINT blocked (worker_pool.start_server); it is ignored from here on.
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _PROGRESS_QUEUE = queue
-    if driver is not None and os.name == "posix":  # os.kill(pid, 0) only probes on POSIX
-        threading.Thread(target=_exit_with_driver, args=(driver,), daemon=True).start()
+    if driver_alive is not None:
+        threading.Thread(target=_exit_with_driver, args=(driver_alive,), daemon=True).start()
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
@@ -561,17 +550,15 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
     os._exit(128 + signum)
 
 
-def _exit_with_driver(driver: int) -> None:
+def _exit_with_driver(driver_alive: Any) -> None:
     import signal
 
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(driver, 0)
-        except (ProcessLookupError, PermissionError):  # gone (or the pid reused by another user)
-            os.kill(os.getpid(), signal.SIGTERM)  # exit cleanly, see _exit_on_sigterm
-            time.sleep(WORKER_EXIT_GRACE)
-            os._exit(1)  # the main thread is stuck in one long kernel call: leave anyway
+    with contextlib.suppress(EOFError, OSError):
+        while True:
+            driver_alive.recv_bytes()  # the driver never writes: this returns only at end of file (EOFError)
+    os.kill(os.getpid(), signal.SIGTERM)  # exit cleanly, see _exit_on_sigterm
+    time.sleep(WORKER_EXIT_GRACE)
+    os._exit(1)  # the main thread is stuck in one long kernel call: leave anyway
 
 
 class _QueueProgress(Progress):
