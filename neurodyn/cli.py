@@ -160,8 +160,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         prestart_pool(args.scenario)  # first thing: the pool's imports run while ours do
     from neurodyn.errors import UserError
     from neurodyn.scenario import load_scenario
-    from neurodyn.sweep import run_sweep
+    from neurodyn.sweep import parse_cluster, run_sweep, scheduler_address
 
+    # Where the points run is checked before anything else (no connection yet; execute_sweep connects).
+    if args.scheduler is not None:
+        scheduler_address(args.scheduler)
+    if args.cluster is not None:
+        parse_cluster(args.cluster)
+    if args.workers is not None and (args.scheduler is not None or args.cluster is not None):
+        where = "--scheduler" if args.scheduler is not None else "--cluster"
+        raise UserError(
+            f"--workers = {args.workers}: sets the local process pool, which {where} replaces "
+            f"(a Dask cluster has its own workers; --cluster local:N starts N)"
+        )
     scenario = load_scenario(args.scenario, args.overrides)
     if scenario.sweep is None:
         raise UserError(f"{args.scenario} has no sweep: section; use 'neurodyn run' for a single run")

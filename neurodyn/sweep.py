@@ -61,6 +61,8 @@ MAX_POINT_FIGURES = 3
 DASK_CONNECT_TIMEOUT = "5s"
 #: seconds a stopped pool worker gets to finish its current chunk and exit cleanly before it is killed
 WORKER_EXIT_GRACE = 5.0
+#: seconds between two looks of the pool's driver at its points and at a Ctrl-C it has noted
+POLL_INTERVAL = 0.2
 
 
 # --------------------------------------------------------------------------- the plan
@@ -373,19 +375,130 @@ def run_point(task: PointTask, progress: Progress | None = None) -> PointResult:
 # --------------------------------------------------------------------------- executors
 
 
-def _parse_cluster(spec: str) -> int:
+def parse_cluster(spec: str) -> int:
+    """The number of workers of ``--cluster local:N``, or a one-line UserError."""
     m = re.fullmatch(r"local:(\d+)", spec.strip())
     if not m or int(m.group(1)) < 1:
-        raise UserError(f"--cluster {spec!r}: expected local:N with N >= 1 workers, e.g. local:2")
+        raise UserError(f"--cluster = {spec!r}: expected local:N with N >= 1 workers, e.g. local:2")
     return int(m.group(1))
+
+
+#: host names (RFC 1123 labels), IPv4 addresses, or IPv6 addresses in brackets
+_HOST = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\]"
+)
+
+
+def scheduler_address(spec: str) -> str:
+    """The Dask scheduler address ``spec`` in full (``tcp://`` by default), or a one-line UserError.
+
+    Checked without connecting: ``SCHEME://HOST:PORT`` with a scheme of a network transport that Dask
+    distributed has registered and can use here (``tcp``, ``tls``, ``ws``, ``wss``; ``ucx`` when its
+    package is installed), a host name or IP address, and a port from 1 to 65535. ``tls``/``wss`` also
+    need certificates in the Dask configuration (``distributed.comm.tls``).
+    """
+    example = "e.g. tcp://10.0.0.5:8786"
+    address = spec.strip() if "://" in spec else f"tcp://{spec.strip()}"
+    scheme, _, location = address.partition("://")
+    usable = _network_schemes()
+
+    def refuse(why: str) -> UserError:
+        return UserError(
+            f"--scheduler = {spec!r}: {why}; expected SCHEME://HOST:PORT with SCHEME one of "
+            f"{', '.join(usable)}, {example}"
+        )
+
+    if scheme not in usable:
+        known = scheme in _registered_schemes()
+        raise refuse(f"{scheme!r} is not a usable transport here" if known else f"unknown scheme {scheme!r}")
+    host, colon, port = location.rpartition(":")
+    if not colon or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise refuse("no port number from 1 to 65535 after the host")
+    if not _HOST.fullmatch(host):
+        raise refuse(f"{host!r} is not a host name or IP address (IPv6 in brackets)")
+    if scheme in ("tls", "wss"):
+        from distributed import Security
+
+        if Security().get_connection_args("client")["ssl_context"] is None:
+            raise UserError(
+                f"--scheduler = {spec!r}: {scheme}:// needs TLS certificates in the Dask configuration "
+                f"(distributed.comm.tls.ca-file, .client.cert, .client.key)"
+            )
+    return address
+
+
+def _registered_schemes() -> list[str]:
+    import importlib.metadata
+
+    from distributed.comm import registry
+
+    plugins = [ep.name for ep in importlib.metadata.entry_points(group="distributed.comm.backends")]
+    return sorted({*registry.backends, *plugins})
+
+
+def _network_schemes() -> list[str]:
+    """The registered transports that reach another host by host and port, and can connect here."""
+    from distributed.comm import registry
+
+    usable = []
+    for scheme in _registered_schemes():
+        try:
+            backend = registry.get_backend(scheme)
+            backend.get_address_host_port("127.0.0.1:8786")  # in-process transports have no host:port
+            backend.get_connector()  # a transport whose package is missing cannot make one (ucx)
+        except Exception:  # noqa: BLE001 - whatever a backend raises, it is not usable from here
+            continue
+        usable.append(scheme)
+    return usable
+
+
+def _probe(address: str) -> None:
+    """Open and close a TCP connection to the scheduler's host and port, or raise a one-line UserError.
+
+    Fast answers for the common faults (nothing listens: refused at once; a host name that does not
+    resolve), and the connect timeout for an address that does not answer, before a Client exists (a
+    Client whose connection failed spends 10 s closing when it is garbage collected).
+    """
+    import socket
+
+    host, _, port = address.partition("://")[2].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=_seconds(DASK_CONNECT_TIMEOUT)).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if isinstance(exc, socket.timeout):
+            reason = f"no answer within {DASK_CONNECT_TIMEOUT}"
+        raise UserError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
+
+
+def _seconds(text: str) -> float:
+    return float(text.rstrip("s"))
+
+
+def _connect(address: str) -> Any:
+    """A ``distributed.Client`` connected to ``address``, or a one-line UserError (a port that answers but
+    is not a Dask scheduler, a TLS handshake that fails...)."""
+    from distributed import Client
+
+    client = Client.__new__(Client)
+    try:
+        client.__init__(address, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - whatever the connection raised, it is one line for the user
+        with contextlib.suppress(Exception):
+            client.close(timeout=1)
+        client.status = "closed"  # its __del__ would otherwise wait 10 s to close it again
+        text = str(exc).strip()
+        reason = text.splitlines()[0][:150] if text else type(exc).__name__
+        raise UserError(f"cannot connect to a Dask scheduler at {address}: {reason}") from None
+    return client
 
 
 @contextlib.contextmanager
 def _dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
-    """A connected ``distributed.Client``; an unreachable scheduler is a one-line UserError."""
+    """A connected ``distributed.Client``; a bad or unreachable scheduler is a one-line UserError."""
     import logging
 
-    n_local = _parse_cluster(cluster) if cluster is not None else 0  # before the slow import
+    n_local = parse_cluster(cluster) if cluster is not None else 0  # before the slow import
     try:
         from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
@@ -407,15 +520,11 @@ def _dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
             yield client
         return
     assert scheduler is not None
-    address = scheduler if "://" in scheduler else f"tcp://{scheduler}"
-    if not re.fullmatch(r"[a-z]+://[^\s/:]+(:\d+)?/?", address):
-        raise UserError(f"--scheduler {scheduler!r}: expected an address such as tcp://10.0.0.5:8786")
+    address = scheduler_address(scheduler)
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    try:
-        client = Client(address, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot reach the Dask scheduler at {address}: {reason[:150]}") from None
+    if address.partition("://")[0] in ("tcp", "tls", "ws", "wss"):  # the transports that run over TCP
+        _probe(address)
+    client = _connect(address)
     try:
         yield client
     finally:
@@ -445,55 +554,66 @@ def _run_pool(
     n_failed = 0
     pool = None
     try:
-        # Submitting starts the worker processes (and waits for the server's preload). A worker
-        # interrupted half-way through its start-up prints a traceback, so Ctrl-C (or SIGTERM) waits
-        # until every worker has started and arrives here as KeyboardInterrupt right after.
-        with interrupts_deferred():
+        # Ctrl-C (or SIGTERM) is only noted while the pool runs, and acted on at the top of the loop:
+        # raised anywhere else, KeyboardInterrupt can leave a future's lock held inside
+        # concurrent.futures, and the pool's shutdown then waits on it for ever. Submitting starts
+        # the worker processes (and waits for the server's preload); a worker interrupted half-way
+        # through its start-up would print a traceback, so that part is not interrupted either.
+        with interrupts_deferred() as stop:
             pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(queue, alive_r)
             )
             futures = {pool.submit(run_point, t): t for t in tasks}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5 if queue is not None else None, return_when=FIRST_COMPLETED)
-            for fut in done:
-                try:
-                    result = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a worker died (BrokenProcessPool)
-                    t = futures[fut]
-                    result = PointResult(
-                        t.point_id, False, 0.0, type(exc).__name__, f"worker process failed: {exc}".strip()
-                    )
-                finished.add(result.point_id)
-                n_failed += not result.ok
-                on_result(result)
-            if queue is not None:
-                _drain(queue, running)
-                for pid in finished & set(running):
-                    del running[pid]
-                shown = ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(running.items())[:4])
-                bar.set(failed=n_failed, running=shown) if shown else bar.set(failed=n_failed)
-        pool.shutdown(wait=True)
+            pending = set(futures)
+            while pending and not stop:
+                done, pending = wait(pending, timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    try:
+                        result = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker died (BrokenProcessPool)
+                        t = futures[fut]
+                        result = PointResult(
+                            t.point_id, False, 0.0, type(exc).__name__, f"worker process failed: {exc}".strip()
+                        )
+                    finished.add(result.point_id)
+                    n_failed += not result.ok
+                    on_result(result)
+                if queue is not None:
+                    _drain(queue, running)
+                    for pid in finished & set(running):
+                        del running[pid]
+                    shown = ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(running.items())[:4])
+                    bar.set(failed=n_failed, running=shown) if shown else bar.set(failed=n_failed)
+            if not stop:
+                pool.shutdown(wait=True)
+        # leaving the block with a signal noted raised KeyboardInterrupt (handled below)
     except BaseException:
         # Interrupted: stop now. Points being computed are lost (their files are written atomically,
-        # so nothing half-written is published); finished points stay, and a rerun resumes.
+        # so nothing half-written is published); finished points stay, and a rerun resumes. A second
+        # Ctrl-C does not cut this short: it lasts WORKER_EXIT_GRACE at most.
         if pool is not None:
-            workers_now = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in workers_now:
-                proc.terminate()  # exits at the end of the worker's current chunk (see _worker_init)
-            deadline = time.monotonic() + WORKER_EXIT_GRACE
-            for proc in workers_now:
-                proc.join(max(0.0, deadline - time.monotonic()))
-                if proc.is_alive():
-                    proc.kill()  # stuck in one long kernel call
-            pool.shutdown(wait=True)
+            with interrupts_deferred():
+                _stop_pool(pool)
         raise
     finally:
         if queue is not None:
             queue.close()
         alive_w.close()  # after the workers ended: to a worker still running, this means "driver gone"
         alive_r.close()
+
+
+def _stop_pool(pool: Any) -> None:
+    """Stop a process pool now: cancel what has not started, end its workers, wait for them."""
+    workers_now = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in workers_now:
+        proc.terminate()  # exits at the end of the worker's current chunk (see _worker_init)
+    deadline = time.monotonic() + WORKER_EXIT_GRACE
+    for proc in workers_now:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()  # stuck in one long kernel call
+    pool.shutdown(wait=True)
 
 
 def _drain(queue: Any, running: dict[str, float]) -> None:

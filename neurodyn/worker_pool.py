@@ -102,14 +102,15 @@ def start_server(ctx: Any) -> None:
 
 
 @contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
+def interrupts_deferred() -> Iterator[list[int]]:
     """Hold back SIGINT and SIGTERM in this block: one received meanwhile is handled on leaving it.
 
     For code that must not be cut in half (starting processes that would print a traceback if
     interrupted during their start-up). Only signals with a Python handler are held back (Ctrl-C's
     KeyboardInterrupt; SIGTERM once the command line made it stop a run as Ctrl-C does): an ignored
     signal stays ignored and a default one keeps its default action. On leaving the block, the first
-    signal received runs its own handler, which typically raises KeyboardInterrupt.
+    signal received runs its own handler, which typically raises KeyboardInterrupt. The block gets the
+    list of signals received so far (empty: none), to stop early at a point of its choosing.
 
     A handler that only takes note rather than a blocked signal mask: native threads (BLAS) would still
     receive the signal, and Python would then run the handler in the middle of the block anyway.
@@ -117,10 +118,10 @@ def interrupts_deferred() -> Iterator[None]:
     """
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
 
     def note(signum: int, frame: Any) -> None:
         received.append(signum)
@@ -131,13 +132,15 @@ def interrupts_deferred() -> Iterator[None]:
         if callable(handler):
             previous[sig] = signal.signal(sig, note)
     try:
-        yield
+        yield received
     finally:
         # signal.signal runs the handlers of signals already received before it changes one
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if received:
-        previous[received[0]](received[0], None)
+        if received:
+            # Also when the block failed: the signal is the cause (a process it stopped), and the user
+            # asked to stop; the failure stays attached as the exception's context.
+            previous[received[0]](received[0], None)
 
 
 def _peek(path: str | os.PathLike) -> dict[str, Any]:

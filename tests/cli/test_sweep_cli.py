@@ -8,12 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import neurodyn
 from neurodyn.sweep import execute_sweep
+from tests import gated_family as gated
 from tests import sweep_family as fam
 from tests.conftest import REPO, assert_user_error, read_pty, run_cli
 
@@ -34,14 +36,35 @@ def _session_processes(sid: int) -> list[str]:
     return [line for line in out.splitlines()[1:] if line.split()[1] == str(sid)]
 
 
-@pytest.mark.parametrize("when", ["pool starting", "points running"])
-def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when):
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the fork server is still
-    in its preload, or while points run: exit 130, one line on stderr, no traceback and no warning from
-    any process (server, workers, resource tracker), and no process left behind."""
-    scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}")
+def _live_session_processes(sid: int) -> list[str]:
+    """The processes of session ``sid`` that still run (a zombie has ended; it only waits to be reaped)."""
+    out = subprocess.run(["ps", "-eo", "pid,sid,stat,args"], capture_output=True, text=True).stdout
+    return [
+        line for line in out.splitlines()[1:] if line.split()[1] == str(sid) and not line.split()[2].startswith("Z")
+    ]
+
+
+def _wait_for(condition, timeout: float = 300.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail (instead of hanging) after a generous ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _finished_points(out) -> int:
+    return len([p for p in (out / "points").glob("*.h5") if ".partial" not in p.name])
+
+
+def _start_sweep(tmp_path, gate=None, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}", sweep=SWEEP):
+    """``neurodyn sweep`` on 2 workers in a new session; with ``gate``, the fork server waits at the gate
+    (tests.gated_family) once it has started its preload."""
+    scenario = fam.write_scenario(tmp_path / "s.yaml", sweep, params=params)
     out = tmp_path / "out"
-    env = {**os.environ, **fam.ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, **gated.ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if gate is not None:
+        gate.mkdir()
+        env[gated.GATE_ENV] = str(gate)
     proc = subprocess.Popen(
         [sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "2", "--output", str(out)],
         cwd=tmp_path,
@@ -51,23 +74,67 @@ def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when):
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    deadline = time.time() + 120
-    if when == "pool starting":  # the plan is written just before the pool starts its workers
-        while time.time() < deadline and not (out / "sweep.json").exists():
-            time.sleep(0.005)
+    return proc, out
+
+
+@pytest.mark.parametrize(
+    ("when", "signum"),
+    [
+        ("pool starting", signal.SIGINT),
+        ("points running", signal.SIGINT),
+        ("pool starting", signal.SIGTERM),
+        ("points running", signal.SIGTERM),
+    ],
+    ids=["pool starting", "points running", "pool starting, SIGTERM", "points running, SIGTERM"],
+)
+def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when, signum):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it), or SIGTERM to the whole group
+    (as a batch system's time limit sends it), while the fork server is still in its preload, or while
+    points run: exit 130, one line on stderr, no traceback and no warning from any process (server,
+    workers, resource tracker), finished points kept, and no process left behind.
+
+    "pool starting" is a known moment, not a race: the fork server waits at a gate in its preload
+    (tests.gated_family) until the signal has been sent, and the driver has written the plan, so it is
+    starting the pool or about to."""
+    gate = tmp_path / "gate" if when == "pool starting" else None
+    proc, out = _start_sweep(tmp_path, gate)
+    if gate is not None:
+        _wait_for(lambda: (gate / "preloading").exists() and (out / "sweep.json").exists(), what="the pool start")
+        os.killpg(proc.pid, signum)
+        (gate / "go").touch()
     else:
-        while (
-            time.time() < deadline and len([p for p in (out / "points").glob("*.h5") if ".partial" not in p.name]) < 2
-        ):
-            time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)  # EOF once every process holding stderr has exited
+        _wait_for(lambda: _finished_points(out) >= 2, what="2 finished points")
+        os.killpg(proc.pid, signum)
+    _, err = proc.communicate(timeout=300)  # EOF once every process holding stderr has exited
     assert proc.returncode == 130, err
     assert len(err.strip().splitlines()) == 1 and err.startswith("neurodyn: interrupted"), err
-    deadline = time.time() + 20  # the fork server and resource tracker end with the driver
-    while time.time() < deadline and _session_processes(proc.pid):
-        time.sleep(0.1)
-    assert not _session_processes(proc.pid)
+    n_done = _finished_points(out)
+    assert f"interrupted; {n_done} finished points kept" in err
+    assert n_done == 0 if when == "pool starting" else n_done >= 2
+    _wait_for(lambda: not _session_processes(proc.pid), what="the fork server and resource tracker to end")
+
+
+@pytest.mark.parametrize("when", ["pool starting", "points running"])
+def test_workers_end_when_the_driver_is_killed_and_not_reaped(tmp_path, when):
+    """SIGKILL the driver while its parent does not reap it (this test never waits for it until the end):
+    the driver stays a zombie that keeps its pid, yet the workers, the fork server and the resource
+    tracker all end, whether the pool was still starting or points were running. (The bound of the wait
+    only keeps a failure from hanging; they end within about a second.)"""
+    gate = tmp_path / "gate" if when == "pool starting" else None
+    proc, out = _start_sweep(tmp_path, gate, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 1 s}")
+    if gate is not None:
+        _wait_for(lambda: (gate / "preloading").exists() and (out / "sweep.json").exists(), what="the pool start")
+    else:
+        _wait_for(lambda: _finished_points(out) >= 1, what="a finished point")
+        assert len(_live_session_processes(proc.pid)) >= 5  # driver, resource tracker, server, 2 workers
+    os.kill(proc.pid, signal.SIGKILL)
+    if gate is not None:
+        (gate / "go").touch()
+    stat = Path(f"/proc/{proc.pid}/stat")
+    _wait_for(lambda: stat.read_text().rpartition(")")[2].split()[0] == "Z", what="the driver to be a zombie")
+    _wait_for(lambda: not _live_session_processes(proc.pid), timeout=60, what="every process of the sweep to end")
+    assert stat.read_text().rpartition(")")[2].split()[0] == "Z"  # still unreaped: nothing relied on reaping
+    proc.communicate(timeout=60)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
