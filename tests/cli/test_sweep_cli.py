@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -274,7 +275,27 @@ def _closed_port() -> int:
         ("{grid: {params.sigma: []}}", [], ["empty list"]),
         ("{zip: {params.sigma: [1, 2], run.seed: [1, 2, 3]}}", [], ["unequal lengths"]),
         ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://127.0.0.1:{port}"], ["cannot reach the Dask"]),
-        ("{grid: {params.sigma: [1, 2]}}", ["--cluster", "local:0"], ["local:N"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "[::1]:{port}"], ["cannot reach the Dask", "tcp://[::1]"]),
+        (
+            "{grid: {params.sigma: [1, 2]}}",
+            ["--scheduler", "tcp://nonexistent.invalid:8786"],
+            ["cannot reach the Dask"],
+        ),
+        (
+            "{grid: {params.sigma: [1, 2]}}",
+            ["--scheduler", "zzz://x"],
+            ["--scheduler = 'zzz://x'", "unknown scheme 'zzz'"],
+        ),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://x"], ["--scheduler = 'tcp://x'", "no port number"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://h:65536"], ["no port number from 1 to 65535"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://h:8786/x"], ["no port number"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://a b:8786"], ["'a b' is not a host name"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", ""], ["--scheduler = ''", "no port number"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "inproc://1.2.3.4/5/6"], ["'inproc' is not a usable"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tls://127.0.0.1:{port}"], ["needs TLS certificates"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--cluster", "local:0"], ["--cluster = 'local:0'", "local:N"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--cluster", ""], ["--cluster = ''", "local:N"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--cluster", "local:2", "-j", "2"], ["--workers = 2", "--cluster"]),
         ("{grid: {params.sigma: [1, 2]}}", ["--workers", "0"], ["--workers 0"]),
     ],
 )
@@ -285,6 +306,34 @@ def test_bad_input_one_line_nothing_written(tmp_path, sweep, extra, needles):
     assert_user_error(res, *needles)
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_port_that_is_not_a_dask_scheduler_is_one_line(tmp_path):
+    """Something listens, but it is not a Dask scheduler (it closes every connection): one line, exit 2."""
+    import threading
+
+    scenario = fam.write_scenario(tmp_path / "s.yaml", "{grid: {params.sigma: [1, 2]}}")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.2)
+        stop = threading.Event()
+
+        def refuse_all() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(OSError):
+                    server.accept()[0].close()
+
+        thread = threading.Thread(target=refuse_all, daemon=True)
+        thread.start()
+        try:
+            address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+            res = cli("sweep", scenario, "--output", tmp_path / "out", "--scheduler", address, cwd=tmp_path)
+        finally:
+            stop.set()
+            thread.join()
+    assert_user_error(res, f"cannot connect to a Dask scheduler at {address}")
+    assert not (tmp_path / "out").exists()
 
 
 def test_typo_under_a_mapping_is_refused_not_created(tmp_path, repo):
