@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from neurodyn import __version__
 
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        with _sigterm_as_interrupt():
+        with _interruptible():
             return _COMMANDS[args.command](args)
     except UserError as exc:
         print(f"neurodyn: error: {exc}", file=sys.stderr)
@@ -99,29 +101,65 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Make SIGTERM stop a command as Ctrl-C does (KeyboardInterrupt): what was finished is kept, one line.
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the command with KeyboardInterrupt (one line, exit 130), and never get lost.
 
-    ``kill PID``, a batch system's time limit and a container's stop send SIGTERM; by default it would end
-    the process at once, without the streaming run's partial file being closed or the sweep's workers
-    being stopped. An inherited "ignore" is kept, and so is a handler installed by whoever calls
-    :func:`main`; only the main thread may install handlers. The previous handler is back on return.
+    * SIGTERM (``kill PID``, a batch system's time limit, a container's stop) by default ends the process
+      at once, without the streaming run's partial file being closed or the sweep's workers being
+      stopped: it now does what Ctrl-C does.
+    * Python raises the KeyboardInterrupt of a signal wherever the main thread is; inside a weakref
+      callback or a ``__del__`` (h5py and xarray run some) the exception is only printed as "Exception
+      ignored" and the command went on to the end. ``sys.unraisablehook`` then delivers the signal
+      again, so that the ordinary code after the finalizer raises it.
+
+    A signal that is ignored, or handled by whoever calls :func:`main`, is left alone; only the main
+    thread may install handlers. Everything is restored on return.
     """
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    previous = {}
+    for sig, default in defaults.items():
+        if signal.getsignal(sig) in (default, signal.SIG_DFL):
+            previous[sig] = signal.signal(sig, _interrupt)
+    hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_deliver_again, hook)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+#: seconds after which a signal whose KeyboardInterrupt a finalizer swallowed is delivered again
+REDELIVERY_DELAY = 0.01
+#: the signal that last stopped the command (delivered again if its KeyboardInterrupt was swallowed)
+_STOPPED_BY: list[int] = []
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    _STOPPED_BY[:] = [signum]
     raise KeyboardInterrupt
+
+
+def _deliver_again(hook: Any, unraisable: Any) -> None:
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _STOPPED_BY:
+        import _thread
+        import threading
+
+        # As if the signal arrived again, a little later and from another thread: tripped now, its
+        # handler would run in this hook, whose exceptions are ignored too. The main thread is back in
+        # ordinary code by then (or in another finalizer, which lands here once more).
+        timer = threading.Timer(REDELIVERY_DELAY, _thread.interrupt_main, args=(_STOPPED_BY[0],))
+        timer.daemon = True
+        timer.start()
+        return
+    hook(unraisable)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
