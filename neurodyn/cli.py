@@ -132,8 +132,11 @@ def _interruptible() -> Iterator[None]:
         yield
     finally:
         sys.unraisablehook = hook
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        try:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)  # may run the handler of a signal just received: it raises
+        finally:
+            _STOPPED_BY.clear()
 
 
 #: seconds after which a signal whose KeyboardInterrupt a finalizer swallowed is delivered again
@@ -149,17 +152,23 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _deliver_again(hook: Any, unraisable: Any) -> None:
     if isinstance(unraisable.exc_value, KeyboardInterrupt) and _STOPPED_BY:
-        import _thread
         import threading
 
         # As if the signal arrived again, a little later and from another thread: tripped now, its
         # handler would run in this hook, whose exceptions are ignored too. The main thread is back in
         # ordinary code by then (or in another finalizer, which lands here once more).
-        timer = threading.Timer(REDELIVERY_DELAY, _thread.interrupt_main, args=(_STOPPED_BY[0],))
+        timer = threading.Timer(REDELIVERY_DELAY, _redeliver, args=(_STOPPED_BY[0],))
         timer.daemon = True
         timer.start()
         return
     hook(unraisable)
+
+
+def _redeliver(signum: int) -> None:
+    import _thread
+
+    if _STOPPED_BY:  # not once the command has ended: KeyboardInterrupt was raised after all
+        _thread.interrupt_main(signum)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
