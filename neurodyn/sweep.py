@@ -51,7 +51,14 @@ from neurodyn.errors import OutputExistsError, UserError
 from neurodyn.progress import QUIET, Progress
 from neurodyn.scenario import RunConfig, Scenario, _descend, from_dict, set_path
 from neurodyn.storage import ChunkedWriter, open_run
-from neurodyn.worker_pool import family_module, interrupts_deferred, pool_context, start_server, warm_up_xarray
+from neurodyn.worker_pool import (
+    family_module,
+    interrupts_deferred,
+    pool_context,
+    sigint_blocked,
+    start_server,
+    warm_up_xarray,
+)
 
 MANIFEST = "sweep.json"
 #: per-point attributes that do not describe the sweep as a whole
@@ -505,18 +512,29 @@ def _dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
         raise UserError("Dask distributed is not installed; pip install 'dask[distributed]'") from None
     if cluster is not None:
         # Everything (scheduler, workers, the scheduler's HTTP endpoint) on loopback; the HTTP port is
-        # random so that concurrent clusters do not collide on 8787.
-        with (
-            LocalCluster(
-                n_workers=n_local,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
-                silence_logs=logging.ERROR,
-            ) as lc,
-            Client(lc) as client,
-        ):
+        # random so that concurrent clusters do not collide on 8787. The cluster's threads, and the
+        # worker processes they start, inherit a blocked SIGINT: a Ctrl-C sent to the whole process
+        # group would print a traceback from every worker; the driver alone handles it, and closes the
+        # cluster. (The resource tracker first: starting it unblocks SIGINT in the thread that does.)
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+        lc = None
+        try:
+            with interrupts_deferred(), sigint_blocked():
+                lc = LocalCluster(
+                    n_workers=n_local,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.ERROR,
+                )
+        except BaseException:
+            if lc is not None:
+                lc.close()
+            raise
+        with lc, Client(lc) as client:
             yield client
         return
     assert scheduler is not None

@@ -86,19 +86,32 @@ def start_server(ctx: Any) -> None:
     """
     if ctx.get_start_method() != "forkserver":
         return
-    import threading
     from multiprocessing import forkserver, resource_tracker
 
     with interrupts_deferred():
         # The resource tracker first: starting it unblocks SIGINT in this thread when it is done.
         resource_tracker.ensure_running()
-        block = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
-        try:
+        with sigint_blocked():
             forkserver.ensure_running()
-        finally:
-            if mask is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGINT held back meanwhile arrives now
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread for the block: processes and threads started here inherit the block.
+
+    A Ctrl-C sent meanwhile to this process waits (or goes to another thread) and is handled on leaving;
+    use it inside :func:`interrupts_deferred` to act on it at a known point. Does nothing outside the
+    main thread or where signal masks do not exist.
+    """
+    import threading
+
+    block = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
+    try:
+        yield
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGINT held back meanwhile arrives now
 
 
 @contextlib.contextmanager

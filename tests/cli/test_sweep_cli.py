@@ -57,17 +57,19 @@ def _finished_points(out) -> int:
     return len([p for p in (out / "points").glob("*.h5") if ".partial" not in p.name])
 
 
-def _start_sweep(tmp_path, gate=None, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}", sweep=SWEEP):
+def _start_sweep(
+    tmp_path, gate=None, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}", where=("--workers", "2")
+):
     """``neurodyn sweep`` on 2 workers in a new session; with ``gate``, the fork server waits at the gate
     (tests.gated_family) once it has started its preload."""
-    scenario = fam.write_scenario(tmp_path / "s.yaml", sweep, params=params)
+    scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP, params=params)
     out = tmp_path / "out"
     env = {**os.environ, **gated.ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if gate is not None:
         gate.mkdir()
         env[gated.GATE_ENV] = str(gate)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "2", "--output", str(out)],
+        [sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), *where, "--output", str(out)],
         cwd=tmp_path,
         env=env,
         text=True,
@@ -113,6 +115,18 @@ def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when, signum):
     assert f"interrupted; {n_done} finished points kept" in err
     assert n_done == 0 if when == "pool starting" else n_done >= 2
     _wait_for(lambda: not _session_processes(proc.pid), what="the fork server and resource tracker to end")
+
+
+def test_ctrl_c_stops_a_dask_local_cluster_sweep_with_one_line(tmp_path):
+    """The same for ``--cluster local:2``: the Dask workers inherit a blocked SIGINT, so a Ctrl-C sent to
+    the whole process group prints one line, from the driver, which closes the cluster."""
+    proc, out = _start_sweep(tmp_path, where=("--cluster", "local:2"))
+    _wait_for(lambda: _finished_points(out) >= 2, what="2 finished points")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("neurodyn: interrupted"), err
+    _wait_for(lambda: not _live_session_processes(proc.pid), what="the cluster's processes to end")
 
 
 @pytest.mark.parametrize("when", ["pool starting", "points running"])
