@@ -193,7 +193,7 @@ def test_kill_and_resume(tmp_path, workers):
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    # pool workers notice that the driver is gone and exit (within 0.5 s) instead of lingering
+    # pool workers see the end of the driver's pipe and exit instead of lingering (see also the zombie test)
     deadline = time.time() + 20
     while time.time() < deadline and _session_processes(proc.pid):
         time.sleep(0.1)
