@@ -7,9 +7,13 @@ code 2; a simulation that became invalid (NaN, instability) exits with 3.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from neurodyn import __version__
 
@@ -85,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        with _interruptible():
+            return _COMMANDS[args.command](args)
     except UserError as exc:
         print(f"neurodyn: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -99,6 +104,77 @@ def main(argv: list[str] | None = None) -> int:
         # stdout was closed early (e.g. `neurodyn info run.h5 | head`): not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the command with KeyboardInterrupt (one line, exit 130), and never get lost.
+
+    * SIGTERM (``kill PID``, a batch system's time limit, a container's stop) by default ends the process
+      at once, without the streaming run's partial file being closed or the sweep's workers being
+      stopped: it now does what Ctrl-C does.
+    * Python raises the KeyboardInterrupt of a signal wherever the main thread is; inside a weakref
+      callback or a ``__del__`` (h5py and xarray run some) the exception is only printed as "Exception
+      ignored" and the command went on to the end. ``sys.unraisablehook`` then delivers the signal
+      again, so that the ordinary code after the finalizer raises it.
+
+    A signal that is ignored, or handled by whoever calls :func:`main`, is left alone; only the main
+    thread may install handlers. Everything is restored on return.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    previous = {}
+    for sig, default in defaults.items():
+        if signal.getsignal(sig) in (default, signal.SIG_DFL):
+            previous[sig] = signal.signal(sig, _interrupt)
+    hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_deliver_again, hook)
+    try:
+        yield
+    finally:
+        sys.unraisablehook = hook
+        try:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)  # may run the handler of a signal just received: it raises
+        finally:
+            _STOPPED_BY.clear()
+
+
+#: seconds after which a signal whose KeyboardInterrupt a finalizer swallowed is delivered again
+REDELIVERY_DELAY = 0.01
+#: the signal that last stopped the command (delivered again if its KeyboardInterrupt was swallowed)
+_STOPPED_BY: list[int] = []
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    _STOPPED_BY[:] = [signum]
+    raise KeyboardInterrupt
+
+
+def _deliver_again(hook: Any, unraisable: Any) -> None:
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _STOPPED_BY:
+        import threading
+
+        # As if the signal arrived again, a little later and from another thread: tripped now, its
+        # handler would run in this hook, whose exceptions are ignored too. The main thread is back in
+        # ordinary code by then (or in another finalizer, which lands here once more).
+        timer = threading.Timer(REDELIVERY_DELAY, _redeliver, args=(_STOPPED_BY[0],))
+        timer.daemon = True
+        timer.start()
+        return
+    hook(unraisable)
+
+
+def _redeliver(signum: int) -> None:
+    import _thread
+
+    if _STOPPED_BY:  # not once the command has ended: KeyboardInterrupt was raised after all
+        _thread.interrupt_main(signum)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -137,8 +213,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         prestart_pool(args.scenario)  # first thing: the pool's imports run while ours do
     from neurodyn.errors import UserError
     from neurodyn.scenario import load_scenario
-    from neurodyn.sweep import run_sweep
+    from neurodyn.sweep import parse_cluster, run_sweep, scheduler_address
 
+    # Where the points run is checked before anything else (no connection yet; execute_sweep connects).
+    if args.scheduler is not None:
+        scheduler_address(args.scheduler)
+    if args.cluster is not None:
+        parse_cluster(args.cluster)
+    if args.workers is not None and (args.scheduler is not None or args.cluster is not None):
+        where = "--scheduler" if args.scheduler is not None else "--cluster"
+        raise UserError(
+            f"--workers = {args.workers}: sets the local process pool, which {where} replaces "
+            f"(a Dask cluster has its own workers; --cluster local:N starts N)"
+        )
     scenario = load_scenario(args.scenario, args.overrides)
     if scenario.sweep is None:
         raise UserError(f"{args.scenario} has no sweep: section; use 'neurodyn run' for a single run")

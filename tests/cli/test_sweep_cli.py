@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import neurodyn
 from neurodyn.sweep import execute_sweep
+from tests import gated_family as gated
 from tests import sweep_family as fam
 from tests.conftest import REPO, assert_user_error, read_pty, run_cli
 
@@ -34,16 +37,39 @@ def _session_processes(sid: int) -> list[str]:
     return [line for line in out.splitlines()[1:] if line.split()[1] == str(sid)]
 
 
-@pytest.mark.parametrize("when", ["pool starting", "points running"])
-def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when):
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the fork server is still
-    in its preload, or while points run: exit 130, one line on stderr, no traceback and no warning from
-    any process (server, workers, resource tracker), and no process left behind."""
-    scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}")
+def _live_session_processes(sid: int) -> list[str]:
+    """The processes of session ``sid`` that still run (a zombie has ended; it only waits to be reaped)."""
+    out = subprocess.run(["ps", "-eo", "pid,sid,stat,args"], capture_output=True, text=True).stdout
+    return [
+        line for line in out.splitlines()[1:] if line.split()[1] == str(sid) and not line.split()[2].startswith("Z")
+    ]
+
+
+def _wait_for(condition, timeout: float = 300.0, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail (instead of hanging) after a generous ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _finished_points(out) -> int:
+    return len([p for p in (out / "points").glob("*.h5") if ".partial" not in p.name])
+
+
+def _start_sweep(
+    tmp_path, gate=None, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}", where=("--workers", "2")
+):
+    """``neurodyn sweep`` on 2 workers in a new session; with ``gate``, the fork server waits at the gate
+    (tests.gated_family) once it has started its preload."""
+    scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP, params=params)
     out = tmp_path / "out"
-    env = {**os.environ, **fam.ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, **gated.ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if gate is not None:
+        gate.mkdir()
+        env[gated.GATE_ENV] = str(gate)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), "--workers", "2", "--output", str(out)],
+        [sys.executable, "-m", "neurodyn.cli", "sweep", str(scenario), *where, "--output", str(out)],
         cwd=tmp_path,
         env=env,
         text=True,
@@ -51,23 +77,79 @@ def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when):
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    deadline = time.time() + 120
-    if when == "pool starting":  # the plan is written just before the pool starts its workers
-        while time.time() < deadline and not (out / "sweep.json").exists():
-            time.sleep(0.005)
+    return proc, out
+
+
+@pytest.mark.parametrize(
+    ("when", "signum"),
+    [
+        ("pool starting", signal.SIGINT),
+        ("points running", signal.SIGINT),
+        ("pool starting", signal.SIGTERM),
+        ("points running", signal.SIGTERM),
+    ],
+    ids=["pool starting", "points running", "pool starting, SIGTERM", "points running, SIGTERM"],
+)
+def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when, signum):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it), or SIGTERM to the whole group
+    (as a batch system's time limit sends it), while the fork server is still in its preload, or while
+    points run: exit 130, one line on stderr, no traceback and no warning from any process (server,
+    workers, resource tracker), finished points kept, and no process left behind.
+
+    "pool starting" is a known moment, not a race: the fork server waits at a gate in its preload
+    (tests.gated_family) until the signal has been sent, and the driver has written the plan, so it is
+    starting the pool or about to."""
+    gate = tmp_path / "gate" if when == "pool starting" else None
+    proc, out = _start_sweep(tmp_path, gate)
+    if gate is not None:
+        _wait_for(lambda: (gate / "preloading").exists() and (out / "sweep.json").exists(), what="the pool start")
+        os.killpg(proc.pid, signum)
+        (gate / "go").touch()
     else:
-        while (
-            time.time() < deadline and len([p for p in (out / "points").glob("*.h5") if ".partial" not in p.name]) < 2
-        ):
-            time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)  # EOF once every process holding stderr has exited
+        _wait_for(lambda: _finished_points(out) >= 2, what="2 finished points")
+        os.killpg(proc.pid, signum)
+    _, err = proc.communicate(timeout=300)  # EOF once every process holding stderr has exited
     assert proc.returncode == 130, err
     assert len(err.strip().splitlines()) == 1 and err.startswith("neurodyn: interrupted"), err
-    deadline = time.time() + 20  # the fork server and resource tracker end with the driver
-    while time.time() < deadline and _session_processes(proc.pid):
-        time.sleep(0.1)
-    assert not _session_processes(proc.pid)
+    n_done = _finished_points(out)
+    assert f"interrupted; {n_done} finished points kept" in err
+    assert n_done == 0 if when == "pool starting" else n_done >= 2
+    _wait_for(lambda: not _session_processes(proc.pid), what="the fork server and resource tracker to end")
+
+
+def test_ctrl_c_stops_a_dask_local_cluster_sweep_with_one_line(tmp_path):
+    """The same for ``--cluster local:2``: the Dask workers inherit a blocked SIGINT, so a Ctrl-C sent to
+    the whole process group prints one line, from the driver, which closes the cluster."""
+    proc, out = _start_sweep(tmp_path, where=("--cluster", "local:2"))
+    _wait_for(lambda: _finished_points(out) >= 2, what="2 finished points")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("neurodyn: interrupted"), err
+    _wait_for(lambda: not _live_session_processes(proc.pid), what="the cluster's processes to end")
+
+
+@pytest.mark.parametrize("when", ["pool starting", "points running"])
+def test_workers_end_when_the_driver_is_killed_and_not_reaped(tmp_path, when):
+    """SIGKILL the driver while its parent does not reap it (this test never waits for it until the end):
+    the driver stays a zombie that keeps its pid, yet the workers, the fork server and the resource
+    tracker all end, whether the pool was still starting or points were running. (The bound of the wait
+    only keeps a failure from hanging; they end within about a second.)"""
+    gate = tmp_path / "gate" if when == "pool starting" else None
+    proc, out = _start_sweep(tmp_path, gate, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 1 s}")
+    if gate is not None:
+        _wait_for(lambda: (gate / "preloading").exists() and (out / "sweep.json").exists(), what="the pool start")
+    else:
+        _wait_for(lambda: _finished_points(out) >= 1, what="a finished point")
+        assert len(_live_session_processes(proc.pid)) >= 5  # driver, resource tracker, server, 2 workers
+    os.kill(proc.pid, signal.SIGKILL)
+    if gate is not None:
+        (gate / "go").touch()
+    stat = Path(f"/proc/{proc.pid}/stat")
+    _wait_for(lambda: stat.read_text().rpartition(")")[2].split()[0] == "Z", what="the driver to be a zombie")
+    _wait_for(lambda: not _live_session_processes(proc.pid), timeout=60, what="every process of the sweep to end")
+    assert stat.read_text().rpartition(")")[2].split()[0] == "Z"  # still unreaped: nothing relied on reaping
+    proc.communicate(timeout=60)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -111,7 +193,7 @@ def test_kill_and_resume(tmp_path, workers):
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    # pool workers notice that the driver is gone and exit (within 0.5 s) instead of lingering
+    # pool workers see the end of the driver's pipe and exit instead of lingering (see also the zombie test)
     deadline = time.time() + 20
     while time.time() < deadline and _session_processes(proc.pid):
         time.sleep(0.1)
@@ -207,7 +289,27 @@ def _closed_port() -> int:
         ("{grid: {params.sigma: []}}", [], ["empty list"]),
         ("{zip: {params.sigma: [1, 2], run.seed: [1, 2, 3]}}", [], ["unequal lengths"]),
         ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://127.0.0.1:{port}"], ["cannot reach the Dask"]),
-        ("{grid: {params.sigma: [1, 2]}}", ["--cluster", "local:0"], ["local:N"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "[::1]:{port}"], ["cannot reach the Dask", "tcp://[::1]"]),
+        (
+            "{grid: {params.sigma: [1, 2]}}",
+            ["--scheduler", "tcp://nonexistent.invalid:8786"],
+            ["cannot reach the Dask"],
+        ),
+        (
+            "{grid: {params.sigma: [1, 2]}}",
+            ["--scheduler", "zzz://x"],
+            ["--scheduler = 'zzz://x'", "unknown scheme 'zzz'"],
+        ),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://x"], ["--scheduler = 'tcp://x'", "no port number"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://h:65536"], ["no port number from 1 to 65535"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://h:8786/x"], ["no port number"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tcp://a b:8786"], ["'a b' is not a host name"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", ""], ["--scheduler = ''", "no port number"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "inproc://1.2.3.4/5/6"], ["'inproc' is not a usable"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--scheduler", "tls://127.0.0.1:{port}"], ["needs TLS certificates"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--cluster", "local:0"], ["--cluster = 'local:0'", "local:N"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--cluster", ""], ["--cluster = ''", "local:N"]),
+        ("{grid: {params.sigma: [1, 2]}}", ["--cluster", "local:2", "-j", "2"], ["--workers = 2", "--cluster"]),
         ("{grid: {params.sigma: [1, 2]}}", ["--workers", "0"], ["--workers 0"]),
     ],
 )
@@ -218,6 +320,34 @@ def test_bad_input_one_line_nothing_written(tmp_path, sweep, extra, needles):
     assert_user_error(res, *needles)
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_port_that_is_not_a_dask_scheduler_is_one_line(tmp_path):
+    """Something listens, but it is not a Dask scheduler (it closes every connection): one line, exit 2."""
+    import threading
+
+    scenario = fam.write_scenario(tmp_path / "s.yaml", "{grid: {params.sigma: [1, 2]}}")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.2)
+        stop = threading.Event()
+
+        def refuse_all() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(OSError):
+                    server.accept()[0].close()
+
+        thread = threading.Thread(target=refuse_all, daemon=True)
+        thread.start()
+        try:
+            address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+            res = cli("sweep", scenario, "--output", tmp_path / "out", "--scheduler", address, cwd=tmp_path)
+        finally:
+            stop.set()
+            thread.join()
+    assert_user_error(res, f"cannot connect to a Dask scheduler at {address}")
+    assert not (tmp_path / "out").exists()
 
 
 def test_typo_under_a_mapping_is_refused_not_created(tmp_path, repo):

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,83 @@ def test_a_worker_runs_points_of_other_parameters_without_recompiling(tmp_path):
             print(json.dumps({{"ok": ok, "signatures": sigs.result()}}))
     """)
     assert state == {"ok": [True, True, True], "signatures": 1}
+
+
+SIGNAL_DURING_SERVER_START = """
+    import json, os, signal, time
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import forkserver
+    from neurodyn.cli import _interrupt
+    from neurodyn.worker_pool import pool_context, start_server
+
+    signal.signal(signal.SIGTERM, _interrupt)  # as the command line does
+    real = forkserver.ensure_running
+
+    def ensure_running():
+        real()
+        os.kill(os.getpid(), signal.{name})  # arrives while the server is being started
+
+    forkserver.ensure_running = ensure_running
+    try:
+        start_server(pool_context("tests.sweep_family"))
+        outcome = "returned"
+    except KeyboardInterrupt:
+        outcome = "KeyboardInterrupt"
+    forkserver.ensure_running = real
+    server = forkserver._forkserver._forkserver_pid
+    # Ctrl-C reaches the server during its preload (a terminal sends it to the whole process group)
+    os.kill(server, signal.SIGINT)
+    lines = open(f"/proc/{{server}}/status").read().splitlines()
+    status = dict(line.split(":\\t", 1) for line in lines if ":\\t" in line)
+    held = (int(status["SigBlk"], 16) | int(status["SigIgn"], 16)) >> (signal.SIGINT - 1) & 1
+    with ProcessPoolExecutor(1, mp_context=pool_context(None)) as pool:
+        works = pool.submit(eval, "6 * 7").result()
+    print(json.dumps({{"outcome": outcome, "sigint_held": held, "works": works}}))
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_the_server_start_is_acted_on_not_lost(name):
+    """A Ctrl-C (or SIGTERM) that arrives while the fork server is being started raises KeyboardInterrupt
+    as soon as it runs (it used to be dropped: the driver ignored SIGINT meanwhile); the server itself holds
+    SIGINT back during its preload, so a Ctrl-C sent to it there neither kills it nor prints a traceback."""
+    env = {**os.environ, **fam.ENV, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(SIGNAL_DURING_SERVER_START.format(name=name))],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""  # no traceback from the server
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "outcome": "KeyboardInterrupt",
+        "sigint_held": 1,
+        "works": 42,
+    }
+
+
+def test_interrupts_deferred_keeps_ignored_and_default_signals():
+    """Only signals with a Python handler are held back; an ignored SIGINT stays ignored (a sweep started
+    in the background of a script) and a default SIGTERM keeps its default action."""
+    import signal
+
+    from neurodyn.worker_pool import interrupts_deferred
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with interrupts_deferred() as received:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert received == []
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred() as received:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs between two bytecodes of this block: it only takes note
+        assert received == [signal.SIGINT]
