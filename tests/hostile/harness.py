@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -82,9 +83,7 @@ class ForkServer:
         #: the server's address space after its imports, bytes (the children start from it)
         self.base_vm = int(ready.split()[1])
 
-    def run(
-        self, cwd: Path, steps: list[list[str]], mem: int, wall: int, stop_unless_zero: bool = True
-    ) -> Outcome:
+    def run(self, cwd: Path, steps: list[list[str]], mem: int, wall: int, stop_unless_zero: bool = True) -> Outcome:
         """Run ``steps`` (argument lists of ``neurodyn``) one after another in one limited child."""
         request = {"cwd": str(cwd), "steps": steps, "mem": mem, "wall": wall, "stop_unless_zero": stop_unless_zero}
         self.proc.stdin.write(json.dumps(request) + "\n")
@@ -238,3 +237,137 @@ def _child(request: dict) -> None:  # pragma: no cover - runs in a forked child
         finally:
             os._exit(70)
     os._exit(0)
+
+
+# --------------------------------------------------------------------------- one hostile case
+
+#: address-space limit of a case: the server's imports and Numba's LLVM take about 1.5 GiB of it
+MEM_LIMIT = 4 * 2**30
+#: wall-time limit of a case, seconds: generous; what is checked is the outcome, not the speed
+WALL_LIMIT = 60
+#: the name of the scenario file and of the result inside a case's folder
+SCENARIO = "scenario.yaml"
+RESULT = "result"
+
+#: a field as the error line names it: ``<dotted path> = <value>: <allowed>``, a dotted path anywhere in
+#: the line, or the scenario file itself
+_FIELD_FIRST = re.compile(r"^[\w\-]+(\.[\w\-]+)* = ")
+_DOTTED = re.compile(r"(?<![\w/])(params|run|record|sweep)\.[A-Za-z_][\w\-]*")
+_SIGNALS = {14: "wall-time limit (SIGALRM)", 9: "SIGKILL", 11: "SIGSEGV", 6: "SIGABRT"}
+
+
+@dataclass
+class Verdict:
+    """What went wrong in one case (nothing: ``problems`` is empty), with a signature that groups cases
+    failing the same way (the step, the kind of failure and the exception or the field)."""
+
+    problems: list[str]
+    signature: str
+    outcome: Outcome
+
+
+def run_case(server: ForkServer, folder: Path, text: str | bytes, sweep: bool) -> Verdict:
+    """Write ``text`` as the scenario in ``folder``, then ``validate`` it and, if that passes, run it.
+
+    A sweep runs serially (``sweep --workers 1``): a process pool of its own in every case would cost
+    more than the case. The result goes to ``folder/out/result[.h5]``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / SCENARIO).write_bytes(text.encode() if isinstance(text, str) else text)
+    out = folder / "out"
+    out.mkdir()
+    final = f"out/{RESULT}" if sweep else f"out/{RESULT}.h5"
+    runner = ["sweep", SCENARIO, "--workers", "1"] if sweep else ["run", SCENARIO]
+    steps = [["validate", SCENARIO], [*runner, "--output", final, "--quiet"]]
+    outcome = server.run(folder, steps, mem=MEM_LIMIT, wall=WALL_LIMIT)
+    return judge(outcome, out, Path(final).name, sweep)
+
+
+def judge(outcome: Outcome, out: Path, final: str, sweep: bool) -> Verdict:
+    """Apply the rules of a hostile case to ``outcome`` (see the module docstring of the tests)."""
+    problems: list[str] = []
+    sig = "ok"
+    step_names = ("validate", "sweep" if sweep else "run")
+    n_ran = len(outcome.codes)
+    if outcome.signal is not None:
+        step = step_names[min(n_ran, 1)]
+        what = _SIGNALS.get(outcome.signal, f"signal {outcome.signal}")
+        if outcome.signal < 0:
+            what = f"the case's child failed outside neurodyn.cli.main (status {-outcome.signal})"
+        err = outcome.stderr[min(n_ran, 1)] if len(outcome.stderr) > min(n_ran, 1) else ""
+        problems.append(f"{step}: killed by {what}; stderr ends: {err[-300:]!r}")
+        return Verdict(problems, f"{step}: killed by {what}", outcome)
+    for i, code in enumerate(outcome.codes):
+        step, err = step_names[i], outcome.stderr[i]
+        lines = err.strip().splitlines()
+        if code == 0:
+            if err.strip():
+                problems.append(f"{step}: exit 0 but stderr says: {err[-500:]!r}")
+                sig = f"{step}: exit 0 with stderr: {_shape(lines[0])}"
+        elif code == 2:
+            if i == 1:
+                problems.append(f"{step}: refused although validate passed: {err.strip()[-300:]!r}")
+                sig = f"{step}: refused after validate passed: {_error_key(lines)}"
+            if len(lines) != 1 or "Traceback" in err or not lines[0].startswith("neurodyn: error: "):
+                problems.append(f"{step}: exit 2 but stderr is not one error line: {err[-800:]!r}")
+                sig = f"{step}: exit 2, not one line: {_error_key(lines)}"
+            elif not _names_a_field(lines[0]):
+                problems.append(f"{step}: the error line names no field: {lines[0]!r}")
+                if sig == "ok":
+                    sig = f"{step}: names no field: {_shape(lines[0])}"
+        elif code == 3 and i == 1 and _simulation_failed(lines, sweep):
+            pass  # the simulation itself became invalid (NaN, instability): a documented outcome
+        else:
+            problems.append(f"{step}: exit {code}; stderr ends: {err[-1500:]!r}")
+            sig = f"{step}: exit {code}: {_error_key(lines)}"
+        if code != 0:
+            break
+    left = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    succeeded = outcome.codes == [0, 0]
+    if succeeded and left != [final]:
+        problems.append(f"run succeeded but the output folder holds {left} instead of [{final!r}]")
+        sig = sig if sig != "ok" else "leftover files after success"
+    elif not succeeded and left and not (sweep and outcome.codes == [0, 3]):
+        problems.append(f"refused or failed, yet the output folder holds {left}")
+        sig = sig if sig != "ok" else "leftover files after a refusal"
+    return Verdict(problems, sig, outcome)
+
+
+def _names_a_field(line: str) -> bool:
+    msg = line.removeprefix("neurodyn: error: ")
+    return bool(_FIELD_FIRST.match(msg) or _DOTTED.search(msg) or SCENARIO in msg)
+
+
+def _simulation_failed(lines: list[str], sweep: bool) -> bool:
+    """True when stderr reports only a simulation that became invalid (exit code 3)."""
+    if not sweep:
+        return len(lines) == 1 and lines[0].startswith("neurodyn: simulation failed: ")
+    points = [ln for ln in lines if ln.startswith("neurodyn: point ")]
+    summary = [ln for ln in lines if re.match(r"neurodyn: \d+ of \d+ points failed", ln)]
+    return (
+        len(points) + len(summary) == len(lines)
+        and len(summary) == 1
+        and all(" failed: SimulationError: " in ln for ln in points)
+    )
+
+
+def _shape(text: str) -> str:
+    """``text`` with its numbers, quoted values and reprs blanked, to group messages of one kind."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
+    text = re.sub(r"\[[^\]]*\]|\{[^}]*\}|\([^)]*\)", "(…)", text)
+    text = re.sub(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", "N", text)
+    return text[:160]
+
+
+def _error_key(lines: list[str]) -> str:
+    """A traceback's exception type and the innermost neurodyn frame; else the first line's shape."""
+    if any(ln.startswith("Traceback") for ln in lines):
+        frames = [ln.strip() for ln in lines if ln.strip().startswith('File "') and "/neurodyn/" in ln]
+        where = re.sub(r'.*/(neurodyn/[^"]+)", line \d+, in (\w+)', r"\1:\2", frames[-1]) if frames else "?"
+        last = next((ln for ln in reversed(lines) if ln and not ln.startswith(" ")), "?")
+        return f"{last.split(':')[0]} at {where}"
+    first = lines[0] if lines else ""
+    m = re.match(r"neurodyn: error: ([\w.\-]+) = ", first)
+    if m:
+        return "field " + re.sub(r"\.\d+(?=\.|$)", ".N", m.group(1)) + ": " + _shape(first[m.end() :])[:80]
+    return _shape(first)
