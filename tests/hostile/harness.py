@@ -196,6 +196,7 @@ def _warm(request: dict) -> dict:
 
 def _child(request: dict) -> None:  # pragma: no cover - runs in a forked child
     """Limit this process, run each step through ``neurodyn.cli.main``, record the exit codes, exit."""
+    import faulthandler
     import resource
     import signal
     import traceback
@@ -206,6 +207,8 @@ def _child(request: dict) -> None:  # pragma: no cover - runs in a forked child
         resource.setrlimit(resource.RLIMIT_AS, (request["mem"], request["mem"]))
         signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the alarm kills the child, even inside a kernel
         signal.alarm(request["wall"])
+        # Shortly before the alarm, the stacks go to the step's stderr: where a killed case was stuck.
+        faulthandler.dump_traceback_later(max(request["wall"] - 3, 1), exit=False)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         # Warnings are shown as a user's interpreter shows them (its default filters come first), but
@@ -295,8 +298,11 @@ def judge(outcome: Outcome, out: Path, final: str, sweep: bool) -> Verdict:
         if outcome.signal < 0:
             what = f"the case's child failed outside neurodyn.cli.main (status {-outcome.signal})"
         err = outcome.stderr[min(n_ran, 1)] if len(outcome.stderr) > min(n_ran, 1) else ""
-        problems.append(f"{step}: killed by {what}; stderr ends: {err[-300:]!r}")
-        return Verdict(problems, f"{step}: killed by {what}", outcome)
+        # faulthandler's dump lists the innermost frame first
+        frames = re.findall(r'File "[^"]*/(neurodyn/[^"]+)", line \d+ in (\w+)', err)
+        stuck = f" in {frames[0][0]}:{frames[0][1]}" if frames else ""
+        problems.append(f"{step}: killed by {what}{stuck}; stderr ends: {err[-1500:]!r}")
+        return Verdict(problems, f"{step}: killed by {what}{stuck}", outcome)
     for i, code in enumerate(outcome.codes):
         step, err = step_names[i], outcome.stderr[i]
         lines = err.strip().splitlines()

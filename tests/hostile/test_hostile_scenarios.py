@@ -113,6 +113,40 @@ def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
+def _absent_fields(doc: dict, path: tuple) -> dict[str, Any]:
+    """Schema fields that the mapping at ``path`` could hold but does not, with their defaults.
+
+    Mutating only what a scenario writes would never reach an optional field left at its default
+    (``record.rate_bin``); these are set too.
+    """
+    from pydantic import BaseModel
+    from pydantic_core import PydanticUndefined
+
+    from neurodyn import registry
+    from neurodyn.scenario import RunConfig, _descend, _unwrap
+
+    if not path or path[0] not in ("params", "run", "record") or not isinstance(_get(doc, path), dict):
+        return {}
+    try:
+        family = registry.get(doc["family"])
+    except Exception:  # noqa: BLE001 - a mutated family: no schema to follow
+        return {}
+    tp: Any = {"params": family.Params, "run": RunConfig, "record": family.Record}[path[0]]
+    for part in path[1:]:
+        tp = _descend(tp, part)
+        if tp is None:
+            return {}
+    models = [t for t in _unwrap(tp) if isinstance(t, type) and issubclass(t, BaseModel)]
+    if not models:
+        return {}
+    present = _get(doc, path)
+    return {
+        name: (None if f.default is PydanticUndefined else f.default)
+        for name, f in models[0].model_fields.items()
+        if name not in present
+    }
+
+
 def _get(doc: Any, path: tuple) -> Any:
     for part in path:
         doc = doc[part]
@@ -131,8 +165,10 @@ def mutated(draw: st.DrawFn, name: str) -> tuple[dict, list[str]]:
         ops = ["add unknown key"] if not path else ["replace"] * 4 + ["delete"]
         if path and isinstance(parent, dict):
             ops.append("rename key")
+        absent = _absent_fields(doc, path)
         if path and isinstance(_get(doc, path), dict):
             ops.append("add unknown key")
+            ops += ["set an absent field"] * 3 if absent else []
         op = draw(st.sampled_from(ops), label="operation")
         if op == "replace":
             orig = _get(doc, path)
@@ -146,6 +182,13 @@ def mutated(draw: st.DrawFn, name: str) -> tuple[dict, list[str]]:
             new = draw(st.sampled_from([f"{path[-1]}x", "bogus", "params.bogus", "run.seed.x"]), label="new key")
             parent[new] = parent.pop(path[-1])
             done.append(f"{where}: renamed to {new}")
+        elif op == "set an absent field":
+            key = draw(st.sampled_from(sorted(absent)), label="absent field")
+            default = absent[key]
+            shaped = _variants(default) if isinstance(default, int | float | str | list) else []
+            value = draw(st.sampled_from(shaped + GENERIC), label="value")
+            _get(doc, path)[key] = copy.deepcopy(value)
+            done.append(f"{where}.{key} (absent, default {_short(default)}): set to {_short(value)}")
         else:
             node = _get(doc, path)
             node["bogus_key"] = draw(st.sampled_from([1, "x", None, {"a": 1}]), label="unknown value")
@@ -196,9 +239,11 @@ def test_mutated_scenario_is_run_or_refused_in_one_line(hostile_server, name, da
     if FINDINGS:
         _record(f"{name}: " + "; ".join(mutations), verdict, text)
         return
-    assert not verdict.problems, (
-        f"{name} mutated ({'; '.join(mutations)}):\n" + "\n".join(verdict.problems) + f"\n--- scenario ---\n{text}"
-    )
+    if verdict.problems:
+        pytest.fail(
+            f"{name} mutated ({'; '.join(mutations)}):\n" + "\n".join(verdict.problems) + f"\n--- scenario ---\n{text}",
+            pytrace=False,
+        )
 
 
 def test_finite_values_have_yaml_spellings():
@@ -268,7 +313,8 @@ def test_hostile_file_is_run_or_refused_in_one_line(hostile_server, case):
     folder = hostile_server.cases / re.sub(r"\W+", "_", case)
     verdict = run_case(hostile_server, folder, text, sweep)
     shutil.rmtree(folder, ignore_errors=True)
-    assert not verdict.problems, f"{case}:\n" + "\n".join(verdict.problems)
+    if verdict.problems:
+        pytest.fail(f"{case}:\n" + "\n".join(verdict.problems), pytrace=False)
 
 
 def test_two_megabyte_cases_are_two_megabytes():
