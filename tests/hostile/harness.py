@@ -369,7 +369,7 @@ def _error_key(lines: list[str]) -> str:
     """A traceback's exception type and the innermost neurodyn frame; else the first line's shape."""
     if any(ln.startswith("Traceback") for ln in lines):
         frames = [ln.strip() for ln in lines if ln.strip().startswith('File "') and "/neurodyn/" in ln]
-        where = re.sub(r'.*/(neurodyn/[^"]+)", line \d+, in (\w+)', r"\1:\2", frames[-1]) if frames else "?"
+        where = re.sub(r'.*/(neurodyn/[^"]+)", line \d+, in (\S+)', r"\1:\2", frames[-1]) if frames else "?"
         last = next((ln for ln in reversed(lines) if ln and not ln.startswith(" ")), "?")
         return f"{last.split(':')[0]} at {where}"
     first = lines[0] if lines else ""
