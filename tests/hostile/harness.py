@@ -269,8 +269,9 @@ class Verdict:
     outcome: Outcome
 
 
-def run_case(server: ForkServer, folder: Path, text: str | bytes, sweep: bool) -> Verdict:
-    """Write ``text`` as the scenario in ``folder``, then ``validate`` it and, if that passes, run it.
+def run_case(server: ForkServer, folder: Path, text: str | bytes, sweep: bool, run: bool = True) -> Verdict:
+    """Write ``text`` as the scenario in ``folder``, then ``validate`` it and, if that passes (and ``run``),
+    run it.
 
     A sweep runs serially (``sweep --workers 1``): a process pool of its own in every case would cost
     more than the case. The result goes to ``folder/out/result[.h5]``.
@@ -281,7 +282,7 @@ def run_case(server: ForkServer, folder: Path, text: str | bytes, sweep: bool) -
     out.mkdir()
     final = f"out/{RESULT}" if sweep else f"out/{RESULT}.h5"
     runner = ["sweep", SCENARIO, "--workers", "1"] if sweep else ["run", SCENARIO]
-    steps = [["validate", SCENARIO], [*runner, "--output", final, "--quiet"]]
+    steps = [["validate", SCENARIO], [*runner, "--output", final, "--quiet"]][: 2 if run else 1]
     outcome = server.run(folder, steps, mem=MEM_LIMIT, wall=WALL_LIMIT)
     return judge(outcome, out, Path(final).name, sweep)
 
@@ -329,8 +330,8 @@ def judge(outcome: Outcome, out: Path, final: str, sweep: bool) -> Verdict:
         if code != 0:
             break
     left = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    succeeded = outcome.codes == [0, 0]
-    if succeeded and left != [final]:
+    succeeded = outcome.codes == [0, 0] or len(outcome.steps) == 1 and outcome.codes == [0]
+    if succeeded and len(outcome.steps) == 2 and left != [final]:
         problems.append(f"run succeeded but the output folder holds {left} instead of [{final!r}]")
         sig = sig if sig != "ok" else "leftover files after success"
     elif not succeeded and left and not (sweep and outcome.codes == [0, 3]):

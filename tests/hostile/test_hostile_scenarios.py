@@ -161,7 +161,7 @@ def _key(part: str) -> str | int:
 
 #: locations that make a tiny scenario tiny (its overrides and what holds them): deleting one, or
 #: emptying its mapping, brings back a family default sized for science (minutes of run time), which
-#: is valid and says nothing about hostile input, so those two operations leave them alone
+#: is valid and says nothing about hostile input, so those operations leave them alone
 _KEEPS_TINY = {
     name: {tuple(map(_key, key.split(".")))[:n] for key in keys for n in range(1, key.count(".") + 2)}
     for name, keys in TINY.items()
@@ -190,8 +190,9 @@ def mutated(draw: st.DrawFn, name: str) -> tuple[dict, list[str]]:
             orig = _get(doc, path)
             pool = draw(st.sampled_from(["shaped", "shaped", "shaped", "generic"]), label="kind of value")
             values = _variants(orig) if pool == "shaped" else GENERIC
-            if keeps_tiny:
-                values = [v for v in values if v != {}]
+            if keeps_tiny and isinstance(orig, dict):
+                # the loader reads an empty section as "all defaults" (test_a_section_that_is_no_mapping...)
+                values = [v for v in values if isinstance(v, float) or v not in ({}, [], None, 0, "")]
             value = draw(st.sampled_from(values), label="value")
             parent[path[-1]] = copy.deepcopy(value)
             done.append(f"{where}: {_short(orig)} -> {_short(value)}")
@@ -271,6 +272,31 @@ def test_finite_values_have_yaml_spellings():
     text = yaml.safe_dump({"a": [_NAN, _INF, -_INF]})
     assert text == "a:\n- .nan\n- .inf\n- -.inf\n"
     assert all(math.isnan(v) or math.isinf(v) for v in yaml.safe_load(text)["a"])
+
+
+# --------------------------------------------------------------------------- sections that are no mapping
+
+
+@pytest.mark.parametrize(
+    ("name", "section", "raw"),
+    [
+        ("quickstart", "record", "[]"),
+        ("quickstart", "record", "0"),
+        ("sync_ou_topologies", "record", "false"),
+        ("eqprop_gradient_theorem", "run", "[]"),
+        ("eqprop_gradient_theorem", "params", "''"),
+    ],
+)
+def test_a_section_that_is_no_mapping_is_refused(hostile_server, name, section, raw):
+    """``params``, ``run`` and ``record`` written as an empty list, 0, false or '' are refused by validate,
+    naming the section: read as "all defaults", they would silently run something else than written."""
+    text = _tiny_text(name, **{section: raw})
+    folder = hostile_server.cases / f"section-{name}-{section}"
+    verdict = run_case(hostile_server, folder, text, sweep=False, run=False)
+    shutil.rmtree(folder, ignore_errors=True)
+    assert verdict.outcome.codes == [2], (verdict.outcome.codes, verdict.outcome.stderr)
+    assert not verdict.problems, verdict.problems
+    assert verdict.outcome.stderr[0].startswith(f"neurodyn: error: {section} = "), verdict.outcome.stderr
 
 
 # --------------------------------------------------------------------------- inputs mutation does not reach
