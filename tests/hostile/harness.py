@@ -325,7 +325,9 @@ def judge(outcome: Outcome, out: Path, final: str, sweep: bool) -> Verdict:
         elif code == 3 and i == 1 and _simulation_failed(lines, sweep):
             pass  # the simulation itself became invalid (NaN, instability): a documented outcome
         else:
-            problems.append(f"{step}: exit {code}; stderr ends: {err[-1500:]!r}")
+            problems.append(
+                f"{step}: exit {code} ({lines[-1] if lines else 'no stderr'}); stderr ends: {err[-1500:]!r}"
+            )
             sig = f"{step}: exit {code}: {_error_key(lines)}"
         if code != 0:
             break

@@ -252,7 +252,7 @@ def _record(case: str, verdict: Verdict, text: str) -> None:
 def test_mutated_scenario_is_run_or_refused_in_one_line(hostile_server, name, data):
     """A mutated shipped scenario validates and runs, or is refused with one line naming the field."""
     doc, mutations = data.draw(mutated(name), label="mutated scenario")
-    text = yaml.safe_dump(doc, sort_keys=False, width=1000)
+    text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
     sweep = isinstance(doc.get("sweep"), dict)
     folder = hostile_server.cases / f"{name}-{os.urandom(4).hex()}"
     verdict = run_case(hostile_server, folder, text, sweep)
