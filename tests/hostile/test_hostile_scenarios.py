@@ -13,7 +13,8 @@ of address space and :data:`~tests.hostile.harness.WALL_LIMIT` seconds. Allowed 
 
 Anything else fails: a traceback (exit 1), a warning line, a second line, a run killed by a limit.
 
-The mutations are drawn by Hypothesis, derandomized (the same cases in every run). Per scenario,
+The mutations are drawn by Hypothesis, derandomized (the same cases in every run; another fixed
+sequence with ``NEURODYN_HOSTILE_SEED=<int>``). Per scenario,
 ``NEURODYN_HOSTILE_EXAMPLES`` cases (default :data:`DEFAULT_EXAMPLES`, sized for the suite's CI budget);
 ``NEURODYN_HOSTILE_FINDINGS=<file.jsonl>`` records every case there (the scenario of each failing one)
 instead of failing the test, to survey a code base with many examples.
@@ -32,7 +33,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.hostile.harness import Verdict, run_case
@@ -47,6 +48,8 @@ SCENARIOS = sorted(TINY)
 DEFAULT_EXAMPLES = 25
 EXAMPLES = int(os.environ.get("NEURODYN_HOSTILE_EXAMPLES", DEFAULT_EXAMPLES))
 FINDINGS = os.environ.get("NEURODYN_HOSTILE_FINDINGS")
+#: another fixed sequence of cases (a survey); unset, the cases are derandomized (the same in every run)
+SEED = os.environ.get("NEURODYN_HOSTILE_SEED")
 
 pytestmark = pytest.mark.hostile
 
@@ -240,9 +243,10 @@ def _record(case: str, verdict: Verdict, text: str) -> None:
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
+@(seed(int(SEED)) if SEED else lambda test: test)
 @settings(
     max_examples=EXAMPLES,
-    derandomize=True,
+    derandomize=SEED is None,
     database=None,
     deadline=None,
     phases=[Phase.explicit, Phase.generate],  # no shrinking: each case costs a run; the mutation is printed
