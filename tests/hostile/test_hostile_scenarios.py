@@ -28,6 +28,7 @@ import math
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,11 @@ FINDINGS = os.environ.get("NEURODYN_HOSTILE_FINDINGS")
 #: another fixed sequence of cases (a survey); unset, the cases are derandomized (the same in every run)
 SEED = os.environ.get("NEURODYN_HOSTILE_SEED")
 
-pytestmark = pytest.mark.hostile
+pytestmark = [
+    pytest.mark.hostile,
+    # fork(), RLIMIT_AS and /proc: a Linux address-space limit is what stops a runaway allocation
+    pytest.mark.skipif(sys.platform != "linux", reason="the hostile-input harness needs Linux"),
+]
 
 # --------------------------------------------------------------------------- hostile values
 
