@@ -6,8 +6,8 @@ of address space and :data:`~tests.hostile.harness.WALL_LIMIT` seconds. Allowed 
 
 * exit 0 and nothing on stderr (a run leaves exactly its result under the final name);
 * exit 2 and exactly one line, ``neurodyn: error: ...``, naming a field (``params.x = ...``, a dotted
-  path) or the scenario file; for ``run``/``sweep`` only when ``validate`` refused too (``validate``
-  passing means the run is not refused), and nothing left in the output folder;
+  path) or the scenario file, from ``validate`` only (a scenario that ``validate`` passes is not refused
+  by ``run``), with nothing left in the output folder;
 * exit 3 of the run with one ``neurodyn: simulation failed:`` line (a sweep: only SimulationError
   points), the documented outcome of a simulation that became invalid.
 
@@ -44,8 +44,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(TINY)
 
 #: cases per scenario in CI. Measured on 2 busy cores: 0.14 s per case on average (nine in ten are refused
-#: by validate in 0.05-0.4 s; a tiny run takes 0.3-3 s), 20 s to start and warm up the server: 28
-#: scenarios x 25 cases take about 2 minutes 20 s
+#: by validate in 0.05-0.4 s; a tiny run takes 0.3-3 s) and 20 s to start and warm up the server, so
+#: 28 scenarios x 25 cases take about 2 minutes
 DEFAULT_EXAMPLES = 25
 EXAMPLES = int(os.environ.get("NEURODYN_HOSTILE_EXAMPLES", DEFAULT_EXAMPLES))
 FINDINGS = os.environ.get("NEURODYN_HOSTILE_FINDINGS")
