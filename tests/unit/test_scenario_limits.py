@@ -338,7 +338,9 @@ def _nonfinite_inputs(tp: typing.Any) -> list[typing.Any]:
 
 def test_every_float_field_of_every_family_refuses_nan_and_infinity():
     models = _models()
-    assert {f"neurodyn.families.{n}" for n in registry.names()} <= {k.rsplit(".", 2)[0] for k in models}
+    # the built-in families at least (a test family registered by another test may live elsewhere)
+    builtin = {f"neurodyn.families.{n}" for n in registry.names() if registry.target(n).startswith("neurodyn.")}
+    assert builtin <= {k.rsplit(".", 2)[0] for k in models}
     checked = 0
     for qualname, model in models.items():
         for field, info in model.model_fields.items():
