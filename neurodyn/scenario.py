@@ -652,7 +652,7 @@ def deep_merge(base: dict, over: dict) -> dict:
 def apply_preset(doc: dict, source: Path | None) -> dict:
     """A copy of ``doc`` whose ``params`` have the ``model:`` preset merged under them."""
     doc = copy.deepcopy(doc)
-    params = doc.get("params") or {}
+    params = _section(doc, "params")
     if not isinstance(params, dict):
         raise ScenarioError("params", params, "expected a mapping of parameter names to values")
     model = doc.get("model")
@@ -698,6 +698,20 @@ def _scenario_output(value: Any) -> Path | None:
     return path
 
 
+def _section(doc: dict, key: str) -> dict:
+    """The mapping under ``key`` (``params``, ``run``, ``record``); absent or empty (``null``) means defaults.
+
+    Anything else that is not a mapping (``[]``, ``0``, ``false``, ``''``) is refused: read as "all
+    defaults" it would silently run something other than what was written.
+    """
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ScenarioError(key, value, f"expected a mapping of {key} fields (leave it out for the defaults)")
+    return value
+
+
 def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False) -> Scenario:
     """Validate a scenario document (already YAML-parsed)."""
     if not isinstance(doc, dict):
@@ -727,7 +741,7 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
     model = doc.get("model")
 
     p = _validate(family.Params, params, "params")
-    run = _validate(RunConfig, doc.get("run") or {}, "run")
+    run = _validate(RunConfig, _section(doc, "run"), "run")
     if run.backend not in family.backends:
         raise ScenarioError(
             "run.backend",
@@ -739,7 +753,7 @@ def from_dict(doc: Any, source: Path | None = None, preset_applied: bool = False
         for key in ("duration", "dt"):
             if getattr(run, key) is None:
                 raise ScenarioError(f"run.{key}", None, "required for this family (e.g. duration: 1 s, dt: 0.1 ms)")
-    record = _validate(family.Record, doc.get("record") or {}, "record")
+    record = _validate(family.Record, _section(doc, "record"), "record")
     sweep = _validate(SweepSpec, doc["sweep"], "sweep") if doc.get("sweep") is not None else None
     output = _scenario_output(doc.get("output"))
     description = doc.get("description") or ""

@@ -59,7 +59,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
     @model_validator(mode="after")
-    def _finite_free_values(self) -> StrictModel:
+    def _values_in_range(self) -> StrictModel:
         # Free-form fields (typed ``Any``, such as a graph generator's ``args``) get no float validation
         # from pydantic, so their values are searched here: the same rule, with the same message.
         for name in _free_fields(type(self)):
@@ -67,7 +67,18 @@ class StrictModel(BaseModel):
             if found is not None:
                 subpath, value = found
                 raise FieldIssue(".".join([name, *subpath]), value, "must be a finite number")
+        # Python integers are unbounded, kernels' are 64-bit: an integer that does not fit would wrap
+        # around or fail deep inside NumPy, so every integer a scenario supplies must fit in int64.
+        for name in type(self).model_fields:
+            found = _first_huge_int(getattr(self, name))
+            if found is not None:
+                subpath, value = found
+                raise FieldIssue(".".join([name, *subpath]), value, f"must be an integer below 2**63 ({INT_LIMIT:.3g})")
         return self
+
+
+#: bound on the magnitude of every integer a scenario supplies (int64, what the kernels use)
+INT_LIMIT = 2**63 - 1
 
 
 @functools.cache
@@ -92,6 +103,23 @@ def _first_nonfinite(value: Any) -> tuple[list[str], float] | None:
     while stack:
         node, path = stack.pop()
         if isinstance(node, float) and not math.isfinite(node):
+            return path, node
+        if isinstance(node, dict):
+            stack.extend((v, [*path, str(k)]) for k, v in reversed(node.items()))
+        elif isinstance(node, list | tuple):
+            stack.extend((v, [*path, str(i)]) for i, v in reversed(list(enumerate(node))))
+    return None
+
+
+def _first_huge_int(value: Any) -> tuple[list[str], int] | None:
+    """The path and value of the first integer beyond :data:`INT_LIMIT` in plain data, else None.
+
+    Nested models are not entered: they check their own fields.
+    """
+    stack: list[tuple[Any, list[str]]] = [(value, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, int) and not isinstance(node, bool) and abs(node) > INT_LIMIT:
             return path, node
         if isinstance(node, dict):
             stack.extend((v, [*path, str(k)]) for k, v in reversed(node.items()))

@@ -403,3 +403,28 @@ def test_list_shows_hostile_scenario_files_as_unreadable(tmp_path):
         ["bomb", "(unreadable)"],
         ["deep", "(unreadable)"],
     ]
+
+
+@pytest.mark.parametrize("section", ["params", "run", "record"])
+@pytest.mark.parametrize("raw", [[], 0, False, ""])
+def test_a_section_that_is_no_mapping_is_refused_naming_it(section, raw):
+    """``params``/``run``/``record`` written as ``[]``, ``0``, ``false`` or ``''`` are refused; ``null`` means defaults."""
+    doc = {"name": "t", "family": "eqprop", section: raw}
+    with pytest.raises(ScenarioError) as err:
+        from_dict(doc)
+    assert (
+        str(err.value) == f"{section} = {raw!r}: expected a mapping of {section} fields (leave it out for the defaults)"
+    )
+    from_dict({"name": "t", "family": "eqprop", section: None})  # null: the defaults
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 5, 2**64, 1.9e19])
+def test_integers_beyond_int64_are_refused_in_every_model(value):
+    """Kernels use 64-bit integers: an integer that does not fit is refused, naming the field."""
+    doc = {"name": "t", "family": "sync_learners", "params": {"n": [4, value]}}
+    with pytest.raises(ScenarioError) as err:
+        from_dict(doc)
+    assert str(err.value).startswith("params.n")
+    doc = {"name": "t", "family": "eqprop", "params": {"layers": [64, value, 10]}}
+    with pytest.raises(ScenarioError, match=r"^params\.layers"):
+        from_dict(doc)

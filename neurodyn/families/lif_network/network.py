@@ -606,7 +606,8 @@ def check_resources(scenario: Any) -> None:
     need = sum(parts.values())
     detail = ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items() if v >= 2**20)
     # the message names what dominates the estimate: the network, the delay buffers or the v probe
-    what, hint = "network too large", "reduce population sizes, connection probability or in-degree"
+    what = "params.populations, params.synapses: network too large"
+    hint = "reduce population sizes, connection probability or in-degree"
     largest = max(parts, key=parts.__getitem__)
     if largest == "delays":
         what, hint = "params.synapses.*.delay: delay buffers too large", "use shorter delays or a larger run.dt"

@@ -92,6 +92,7 @@ def check_scenario(scenario) -> None:
     require_memory(
         state,
         f"{p.trials} trials x {max(p.n)} learners x d = {p.d} x 3 buffers x 8 B, {st.n_rec} trace samples",
+        what="params.trials, params.n, params.d",
         hint="reduce trials, n or d",
     )
     loss = make_loss(p.loss, p.d)

@@ -61,7 +61,13 @@ class UltraLIFNetwork(Family):
             if p.dataset == "events":
                 nbytes += 8 * (p.events.n_train + p.events.n_test) * p.T * n_in
                 detail += f", event data {p.events.n_train + p.events.n_test} samples x T x {n_in} inputs x 8 B"
-        require_memory(nbytes, detail, hint="reduce batch_size, T, hidden or bounds sizes")
+            # the per-epoch records of every (model, sparsity, seed) run
+            runs = len(p.model_labels()) * len(p.sparsity) * len(p.seeds if p.seeds is not None else [0])
+            epochs = scenario.run.epochs or p.epochs
+            nbytes += 8 * runs * epochs * (len(_EPOCH_ATTRS) + 2 * len(p.hidden))
+            detail += f", epoch records {runs} runs x {epochs} epochs"
+        what = "params.bounds" if p.experiment == "bounds" else "params.batch_size, params.T, params.hidden, epochs"
+        require_memory(nbytes, detail, what=what, hint="reduce batch_size, T, hidden or bounds sizes")
 
     # ------------------------------------------------------------------ simulate
 
