@@ -23,6 +23,9 @@ from neurodyn.families.base import StrictModel
 from neurodyn.quantities import NonNegative, Positive
 
 PositiveInt = Annotated[int, Field(ge=1)]
+#: an iteration count (relaxation steps, epochs): at most 10 million, beyond which a run would not end in
+#: any useful time (every step of every example of every epoch relaxes the whole network)
+StepCount = Annotated[int, Field(ge=1, le=10_000_000)]
 
 RHO_CODES = {"hard_sigmoid": 0, "tanh": 1, "clip_half": 2}
 COST_CODES = {"mse": 0, "softmax_ce": 1}
@@ -47,8 +50,8 @@ class Training(StrictModel):
     #: (s_+beta vs s_-beta, Laborieux et al. 2021)
     estimators: list[Literal["one_sided", "symmetric"]] = ["one_sided"]
     batch_size: PositiveInt = 20
-    n_free: PositiveInt = 20
-    n_nudged: PositiveInt = 4
+    n_free: StepCount = 20
+    n_nudged: StepCount = 4
     #: the free phase stops early once the largest projected force |dF/ds| is below tol (0: never)
     tol: NonNegative = 0.0
     #: warm-start each example's free phase from its last free state
@@ -56,7 +59,7 @@ class Training(StrictModel):
     #: learning rate of each weight matrix W_0 .. W_L (input side first); a layer's bias uses the rate
     #: of the matrix feeding it
     lr: list[float] = [0.1, 0.05]
-    epochs: PositiveInt = 25
+    epochs: StepCount = 25
     #: seeds of the independent runs (weights, minibatch order, beta signs); default: [run.seed]
     seeds: list[int] | None = None
     #: also train the feed-forward backprop baseline on the same architecture and data
@@ -66,7 +69,7 @@ class Training(StrictModel):
     #: test-time free phase: at most eval_steps steps, stop below eval_tol, starting from the zero
     #: state (``zero``) or from each test example's free state of the previous evaluation
     #: (``persistent``, as SB17 evaluate; deep nets relax slowly from zero)
-    eval_steps: PositiveInt = 100
+    eval_steps: StepCount = 100
     eval_tol: NonNegative = 1e-4
     eval_start: Literal["zero", "persistent"] = "zero"
 
@@ -116,7 +119,7 @@ class GradientExperiment(StrictModel):
     n_examples: PositiveInt = 4
     #: relaxation to |dF/ds| < tol (float64)
     tol: Positive = 1e-13
-    max_steps: PositiveInt = 200_000
+    max_steps: StepCount = 200_000
 
     @field_validator("betas")
     @classmethod
@@ -139,7 +142,7 @@ class BPTTMatch(GradientExperiment):
 
     estimator: Literal["one_sided", "symmetric"] = "one_sided"
     #: number of steps K of the nudged phase and of truncated BPTT
-    steps: PositiveInt = 20
+    steps: StepCount = 20
 
 
 class Data(StrictModel):

@@ -328,7 +328,9 @@ def build_network(scenario: Any) -> Network:
     tau_m, v_rest, v_reset = per_neuron("tau_m"), per_neuron("v_rest"), per_neuron("v_reset")
     v_threshold, g_leak = per_neuron("v_threshold"), per_neuron("g_leak")
     t_ref = per_neuron("t_ref")
-    ref_steps = np.rint(t_ref / dt).astype(np.int64)
+    # a refractory period longer than the run acts like one of the run's length: capped there, so that any
+    # finite t_ref converts to steps without overflowing int64
+    ref_steps = np.rint(np.minimum(t_ref / dt, run.n_steps + 1)).astype(np.int64)
 
     v0 = v_rest.copy()
     for nm, start, size in zip(names, starts, sizes):
