@@ -408,7 +408,7 @@ def test_list_shows_hostile_scenario_files_as_unreadable(tmp_path):
 @pytest.mark.parametrize("section", ["params", "run", "record"])
 @pytest.mark.parametrize("raw", [[], 0, False, ""])
 def test_a_section_that_is_no_mapping_is_refused_naming_it(section, raw):
-    """``params``/``run``/``record`` written as ``[]``, ``0``, ``false`` or ``''`` are refused; ``null`` means defaults."""
+    """A section written as ``[]``, ``0``, ``false`` or ``''`` is refused; ``null`` means the defaults."""
     doc = {"name": "t", "family": "eqprop", section: raw}
     with pytest.raises(ScenarioError) as err:
         from_dict(doc)

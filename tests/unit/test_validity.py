@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neurodyn.cli import main
@@ -277,3 +278,32 @@ def test_ultralif_sizes_refused_before_allocating(tmp_path: Path, capsys) -> Non
 
 def test_resource_error_is_a_user_error() -> None:
     assert issubclass(ResourceError, Exception) and ResourceError.exit_code == 2
+
+
+HOSTILE = Path(__file__).resolve().parents[1] / "data" / "hostile"
+
+
+@pytest.mark.parametrize(
+    "name, needles",
+    [
+        ("huge_wave_speed.yaml", ["params.continuum.c = 1e+300", "overflows"]),
+        ("repeated_dispersion_modes.yaml", ["params.analysis.dispersion_modes.2 = [1, 0]", "repeats"]),
+    ],
+)
+def test_mutations_found_by_the_hostile_suite_are_refused_by_validate(name, needles, capsys, tmp_path):
+    """Reproducers of the hostile-input suite: refused by validate, one line naming the field."""
+    assert main(["validate", str(HOSTILE / name)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and all(n in err for n in needles), err
+
+
+def test_a_temperature_below_every_measurable_input_runs_cleanly(capsys, tmp_path):
+    """``bounds.eps: [1e-300]``: every input is beyond where the Lemma 5.1 ratio is computable, where it is
+    1.0 in float64; the run ends with exit 0 and nothing on stderr."""
+    out = tmp_path / "r.h5"
+    assert main(["run", str(HOSTILE / "tiny_temperature.yaml"), "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    from neurodyn.families.ultralif_network.bounds import sigmoid_ratio_max
+
+    assert sigmoid_ratio_max(np.array([0.5, -2.0]), 1e-300) == 1.0
+    assert sigmoid_ratio_max(np.array([0.0]), 1e-300) == 0.0

@@ -218,7 +218,11 @@ def build_setups(p: CorticalParams, dt: float, duration: float) -> list[Setup]:
         hs = p.continuum.hs
         for h in hs:
             nx, ny = (int(round(s / h)) for s in p.continuum.size)
-            kap = p.continuum.c**2 / h**2
+            kap = p.continuum.c * p.continuum.c / (h * h)  # not c**2: a float power raises OverflowError
+            if not math.isfinite(kap):
+                raise ScenarioError(
+                    "params.continuum.c", p.continuum.c, f"c^2 / h^2 overflows at h = {h:g} m; use a smaller speed"
+                )
             dth = p.continuum.courant * h / p.continuum.c if p.continuum.courant else dt
             label = f"h={h * 1e3:g} mm" if len(hs) > 1 else models[0]
             for m in models:

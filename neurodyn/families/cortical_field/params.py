@@ -217,6 +217,17 @@ class Analysis(StrictModel):
     #: probe sites (auto-spread over the lattice) for the local power spectrum
     spectrum_probes: Annotated[int, Field(ge=0)] = 0
 
+    @field_validator("dispersion_modes", "variance_modes")
+    @classmethod
+    def _distinct_modes(cls, v: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        # a repeated mode would be fitted twice against itself (a zero-width fit: NaN slopes)
+        seen: set[tuple[int, int]] = set()
+        for i, mode in enumerate(v):
+            if tuple(mode) in seen:
+                raise FieldIssue(str(i), list(mode), "repeats an earlier mode; list each wave number once")
+            seen.add(tuple(mode))
+        return v
+
 
 class CorticalParams(StrictModel):
     """Parameters of a ``cortical_field`` run (see module docstring)."""

@@ -112,11 +112,18 @@ def lse_measurements(x: np.ndarray, eps: float) -> dict[str, float]:
 
 def sigmoid_ratio_max(x: np.ndarray, eps: float) -> float:
     """Lemma 5.1: max over x != 0 of |sigmoid(x/eps) - H(x)| / e^{-|x|/eps} (the lemma says <= 1)."""
-    x = x[(x != 0) & (np.abs(x) / eps < 600.0)]
+    x = x[x != 0]
+    far = np.abs(x) / eps >= 600.0
+    # There the ratio, 1 / (1 + e^{-|x|/eps}), is 1.0 in float64 (e^{-600} is below half an ulp of 1),
+    # while its numerator and denominator underflow: it is not computed from them.
+    ratio_far = 1.0 if far.any() else 0.0
+    x = x[~far]
+    if x.size == 0:
+        return ratio_far
     sig = expit(x / eps)
     # |sigmoid - H| from the tail (sigmoid(-|x|/eps)) where 1 - sigmoid would round to a multiple of 2^-53
     err = np.where(x > 0, expit(-x / eps), sig)
-    return float(np.max(err / np.exp(-np.abs(x) / eps)))
+    return max(float(np.max(err / np.exp(-np.abs(x) / eps))), ratio_far)
 
 
 def trajectory_measurements(
