@@ -99,10 +99,16 @@ def _contains_any(tp: Any) -> bool:
 
 def _first_nonfinite(value: Any) -> tuple[list[str], float] | None:
     """The path (components) and value of the first NaN or infinity in plain data, else None."""
+    return _first_leaf(value, lambda x: isinstance(x, float) and not math.isfinite(x))
+
+
+def _first_leaf(value: Any, bad: typing.Callable[[Any], bool]) -> tuple[list[str], Any] | None:
+    """The path (components) and value of the first element of plain data (dicts, lists, tuples; nested
+    models are not entered: they check their own fields) for which ``bad`` is true, else None."""
     stack: list[tuple[Any, list[str]]] = [(value, [])]
     while stack:
         node, path = stack.pop()
-        if isinstance(node, float) and not math.isfinite(node):
+        if bad(node):
             return path, node
         if isinstance(node, dict):
             stack.extend((v, [*path, str(k)]) for k, v in reversed(node.items()))
@@ -112,20 +118,8 @@ def _first_nonfinite(value: Any) -> tuple[list[str], float] | None:
 
 
 def _first_huge_int(value: Any) -> tuple[list[str], int] | None:
-    """The path and value of the first integer beyond :data:`INT_LIMIT` in plain data, else None.
-
-    Nested models are not entered: they check their own fields.
-    """
-    stack: list[tuple[Any, list[str]]] = [(value, [])]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, int) and not isinstance(node, bool) and abs(node) > INT_LIMIT:
-            return path, node
-        if isinstance(node, dict):
-            stack.extend((v, [*path, str(k)]) for k, v in reversed(node.items()))
-        elif isinstance(node, list | tuple):
-            stack.extend((v, [*path, str(i)]) for i, v in reversed(list(enumerate(node))))
-    return None
+    """The path and value of the first integer beyond :data:`INT_LIMIT` in plain data, else None."""
+    return _first_leaf(value, lambda x: isinstance(x, int) and not isinstance(x, bool) and abs(x) > INT_LIMIT)
 
 
 class NoRecord(StrictModel):
