@@ -551,43 +551,53 @@ def _dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
         from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
         raise UserError("Dask distributed is not installed; pip install 'dask[distributed]'") from None
-    if cluster is not None:
-        # Everything (scheduler, workers, the scheduler's HTTP endpoint) on loopback; the HTTP port is
-        # random so that concurrent clusters do not collide on 8787. The cluster's threads, and the
-        # worker processes they start, inherit a blocked SIGINT: a Ctrl-C sent to the whole process
-        # group would print a traceback from every worker; the driver alone handles it, and closes the
-        # cluster. (The resource tracker first: starting it unblocks SIGINT in the thread that does.)
-        from multiprocessing import resource_tracker
-
-        resource_tracker.ensure_running()
-        lc = None
-        try:
-            with interrupts_deferred(), sigint_blocked():
-                lc = LocalCluster(
-                    n_workers=n_local,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0",
-                    silence_logs=logging.ERROR,
-                )
-        except BaseException:
-            if lc is not None:
-                lc.close()
-            raise
-        with lc, Client(lc) as client:
-            yield client
-        return
-    assert scheduler is not None
-    address = scheduler_address(scheduler)
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    if address.partition("://")[0] in ("tcp", "tls", "ws", "wss"):  # the transports that run over TCP
-        _probe(address)
-    client = _connect(address)
+    # Errors of the client's event-loop callbacks are logged by tornado, not raised. A Ctrl-C that lands
+    # in distributed's sync() before its future exists makes its cancel callback fail that way (a race in
+    # distributed); the driver prints the one line an interrupt deserves, and the points' own errors reach
+    # it through their futures, so those log lines are kept off stderr for the whole run.
+    loop_log = logging.getLogger("tornado.application")
+    level = loop_log.level
+    loop_log.setLevel(logging.CRITICAL)
     try:
-        yield client
+        if cluster is not None:
+            # Everything (scheduler, workers, the scheduler's HTTP endpoint) on loopback; the HTTP port is
+            # random so that concurrent clusters do not collide on 8787. The cluster's threads, and the
+            # worker processes they start, inherit a blocked SIGINT: a Ctrl-C sent to the whole process
+            # group would print a traceback from every worker; the driver alone handles it, and closes the
+            # cluster. (The resource tracker first: starting it unblocks SIGINT in the thread that does.)
+            from multiprocessing import resource_tracker
+
+            resource_tracker.ensure_running()
+            lc = None
+            try:
+                with interrupts_deferred(), sigint_blocked():
+                    lc = LocalCluster(
+                        n_workers=n_local,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0",
+                        silence_logs=logging.ERROR,
+                    )
+            except BaseException:
+                if lc is not None:
+                    lc.close()
+                raise
+            with lc, Client(lc) as client:
+                yield client
+            return
+        assert scheduler is not None
+        address = scheduler_address(scheduler)
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        if address.partition("://")[0] in ("tcp", "tls", "ws", "wss"):  # the transports that run over TCP
+            _probe(address)
+        client = _connect(address)
+        try:
+            yield client
+        finally:
+            client.close()
     finally:
-        client.close()
+        loop_log.setLevel(level)
 
 
 def _run_serial(tasks: list[PointTask], on_result: Callable[[PointResult], None], progress: Progress) -> None:

@@ -216,3 +216,30 @@ def test_lif_sweep_siegert_rate_with_ci_over_seeds(tmp_path):
     for r in rows:  # 3 seeds x 100 neurons x 0.8 s: the CI is a few percent; both agree with theory
         assert np.isfinite(r.ci) and 0 < r.ci < 0.1 * r.predicted
         assert r.verdict == "agree", r
+
+
+def test_the_dask_client_keeps_event_loop_callback_errors_off_stderr(monkeypatch):
+    """While a Dask client is open, tornado's log of failed loop callbacks (distributed's sync() cancel
+    callback fails when a Ctrl-C lands before its future exists) is silenced, and restored afterwards."""
+    import logging
+
+    import distributed
+
+    from neurodyn import sweep
+
+    class FakeClient:
+        def __init__(self, address):
+            self.address = address
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(sweep, "_probe", lambda address: None)
+    monkeypatch.setattr(sweep, "_connect", FakeClient)
+    monkeypatch.setattr(distributed, "Client", FakeClient)
+    loop_log = logging.getLogger("tornado.application")
+    before = loop_log.level
+    with sweep._dask_client("tcp://127.0.0.1:8786", None) as client:
+        assert client.address.endswith("127.0.0.1:8786")
+        assert not loop_log.isEnabledFor(logging.ERROR)
+    assert loop_log.level == before
