@@ -307,3 +307,13 @@ def test_a_temperature_below_every_measurable_input_runs_cleanly(capsys, tmp_pat
 
     assert sigmoid_ratio_max(np.array([0.5, -2.0]), 1e-300) == 1.0
     assert sigmoid_ratio_max(np.array([0.0]), 1e-300) == 0.0
+
+
+def test_a_gradient_theorem_whose_relaxation_never_moves_stops_with_one_line(capsys, tmp_path):
+    """``theorem.tol: 1e300`` stops every relaxation at once: the finite-difference gradient is zero and
+    the relative errors would be 0/0. The run stops with exit 3 and one line naming the field."""
+    out = tmp_path / "r.h5"
+    assert main(["run", str(HOSTILE / "relaxation_tolerance_too_loose.yaml"), "-o", str(out), "-q"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "params.theorem.tol = 1e+300" in err, err
+    assert not out.exists()

@@ -189,6 +189,12 @@ def simulate_theorem(scenario: Scenario) -> xr.Dataset:
     assert th is not None
     prob, S0, free_steps, free_res = _free_fixed_point(scenario, th)
     g_fd = finite_difference_gradient(prob, S0, th.fd_step, th.tol, th.max_steps)
+    if not np.any(g_fd):
+        # the relative errors below divide by ||g_FD||: a zero gradient leaves nothing to compare
+        raise SimulationError(
+            f"the finite-difference gradient is exactly zero (params.theorem.tol = {th.tol:g} stops every "
+            "relaxation before the state moves); use a smaller tol"
+        )
     betas = np.asarray(th.betas, dtype=float)
     est = np.empty((2, betas.size, g_fd.size))
     nudged_steps = np.empty((2, betas.size))
