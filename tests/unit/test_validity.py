@@ -288,6 +288,7 @@ HOSTILE = Path(__file__).resolve().parents[1] / "data" / "hostile"
     [
         ("huge_wave_speed.yaml", ["params.continuum.c = 1e+300", "overflows"]),
         ("repeated_dispersion_modes.yaml", ["params.analysis.dispersion_modes.2 = [1, 0]", "repeats"]),
+        ("huge_initial_amplitude.yaml", ["params.initial.amplitude = 1e+300", "at most 1e+100"]),
     ],
 )
 def test_mutations_found_by_the_hostile_suite_are_refused_by_validate(name, needles, capsys, tmp_path):
@@ -317,3 +318,15 @@ def test_a_gradient_theorem_whose_relaxation_never_moves_stops_with_one_line(cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "params.theorem.tol = 1e+300" in err, err
     assert not out.exists()
+
+
+def test_an_uncoupled_noise_driven_lattice_runs_without_the_continuum_law(capsys, tmp_path):
+    """``kappa: 0``: no spatial coupling, no continuum; the equipartition law (which divides by kappa) is
+    not stored, the exact lattice sum is, and the run ends with exit 0 and nothing on stderr."""
+    out = tmp_path / "r.h5"
+    assert main(["run", str(HOSTILE / "uncoupled_noise_spectrum.yaml"), "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    from neurodyn.storage import open_run
+
+    ds = open_run(out)
+    assert "local_psd_lattice_sum" in ds and "local_psd_equipartition" not in ds

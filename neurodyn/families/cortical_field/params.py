@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue
 from neurodyn.families.base import StrictModel
@@ -149,6 +149,20 @@ class TimeCourse(StrictModel):
     phase: float = 0.0  #: rad
 
 
+#: largest magnitude of a field amplitude: the analysis squares field values (energies, variances) and
+#: sums them over the lattice, which must stay finite in float64 (largest ~1.8e308)
+MAX_AMPLITUDE = 1e100
+
+
+def _bounded_amplitude(v: float) -> float:
+    if abs(v) > MAX_AMPLITUDE:
+        raise ValueError(f"at most {MAX_AMPLITUDE:g} in magnitude (energies, quadratic in it, must stay finite)")
+    return v
+
+
+Amplitude = Annotated[float, AfterValidator(_bounded_amplitude)]
+
+
 class Source(StrictModel):
     """Afferent drive ``J(x, t) = amplitude * profile(x - x0 - velocity t) * course(t)``.
 
@@ -161,7 +175,7 @@ class Source(StrictModel):
     y: Length
     width: Length = 0.0
     velocity: tuple[float, float] = (0.0, 0.0)  #: m/s
-    amplitude: float  #: 1/s^2 (acceleration of u)
+    amplitude: Amplitude  #: 1/s^2 (acceleration of u)
     time_course: TimeCourse = TimeCourse()
     field: str | None = None
 
@@ -178,7 +192,7 @@ class Initial(StrictModel):
     start at zero, so a packet splits into halves moving at -+ the group velocity."""
 
     kind: Literal["zero", "random", "gaussian", "mode", "packet"] = "zero"
-    amplitude: float = 1.0
+    amplitude: Amplitude = 1.0
     width: Length = 0.0
     center: tuple[Length, Length] | None = None
     mode: tuple[int, int] = (1, 0)

@@ -337,31 +337,34 @@ def theory_dataset(scenario, ds):
                 source="sum of the modes' Lorentzians",
             ),
         )
-        out["local_psd_equipartition"] = (
-            "omega_local",
-            equipartition_spectrum(w, g, st0.sigma, float(st0.kappa[0]), st0.omega0),
-            var_attrs(
-                "s",
-                "continuum equipartition spectrum sigma^2/(4 pi gamma kappa omega) "
-                "[pi/2 + arctan((omega^2-m^2)/"
-                "(gamma omega))] -> 1/f law",
-                source="Lorentzians integrated over the 2D mode density N omega/(2 pi kappa); "
-                "Cooray, Cooray & Friston 2023",
-            ),
-        )
-        lo, hi = spectrum_band(st0.omega0, g, float(st0.kappa[0]))
-        band = (w >= lo) & (w <= hi)
-        out["spectrum_slope_theory"] = (
-            (),
-            loglog_slope(w[band], exact[band]),
-            var_attrs(
-                "1",
-                "log-log slope of the exact local spectrum in the same band",
-                rel_tol=0.05,
-                source="least-squares slope of (1/N) sum_k S_k(omega); the equipartition law predicts -1",
-                equipartition_slope=-1.0,
-            ),
-        )
+        # the continuum law and its band need spatial coupling (kappa > 0): without it there is no
+        # continuum field, only independent sites, whose spectrum is the lattice sum above
+        if float(st0.kappa[0]) > 0:
+            out["local_psd_equipartition"] = (
+                "omega_local",
+                equipartition_spectrum(w, g, st0.sigma, float(st0.kappa[0]), st0.omega0),
+                var_attrs(
+                    "s",
+                    "continuum equipartition spectrum sigma^2/(4 pi gamma kappa omega) "
+                    "[pi/2 + arctan((omega^2-m^2)/"
+                    "(gamma omega))] -> 1/f law",
+                    source="Lorentzians integrated over the 2D mode density N omega/(2 pi kappa); "
+                    "Cooray, Cooray & Friston 2023",
+                ),
+            )
+            lo, hi = spectrum_band(st0.omega0, g, float(st0.kappa[0]))
+            band = (w >= lo) & (w <= hi)
+            out["spectrum_slope_theory"] = (
+                (),
+                loglog_slope(w[band], exact[band]),
+                var_attrs(
+                    "1",
+                    "log-log slope of the exact local spectrum in the same band",
+                    rel_tol=0.05,
+                    source="least-squares slope of (1/N) sum_k S_k(omega); the equipartition law predicts -1",
+                    equipartition_slope=-1.0,
+                ),
+            )
     if "packet_speed" in ds:
         from neurodyn.families.cortical_field.analysis import packet_group_velocity
 
