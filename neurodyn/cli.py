@@ -13,9 +13,12 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neurodyn import __version__
+
+if TYPE_CHECKING:  # pydantic and the rest load after the sweep pool's fork server has started
+    from neurodyn.scenario import Scenario
 
 EPILOG = "Scenario format and examples: README.md and scenarios/."
 
@@ -239,7 +242,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(
-    scenario: Any,
+    scenario: Scenario,
     output: Path | None,
     force: bool,
     quiet: bool,

@@ -82,9 +82,9 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
     """Combine the finished point files into one Dataset with a dimension per swept path.
 
     Missing (failed or unfinished) points are NaN (integer variables then become float64) and have
-    ``point_status == 0``. Each point file is read twice: its layout (with h5py, quick) and its data
-    (with xarray); one point's variables are in memory at a time, except predictions and non-index
-    coordinates, which are small.
+    ``point_status == 0``. Each point file is read twice: its layout (:func:`~neurodyn.storage.fast_scan`,
+    quick) and its data (:func:`~neurodyn.storage.read_plain`, else xarray); one point's variables are in
+    memory at a time, except predictions and non-index coordinates, which are small.
 
     Parameters
     ----------
@@ -236,7 +236,7 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
                 dtype = np.dtype(np.float64)
             dtypes[name] = dtype
             out.variable(name, sweep_dims + vdims, dtype, attrs, _fill(dtype), coord)
-        # Pass 2: the data, one point at a time (h5py where the stored bytes are the values).
+        # Pass 2: the data, one point at a time (read_plain where the stored bytes are the values).
         for p in plan.points:
             if p.id not in finished:
                 continue
