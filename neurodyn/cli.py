@@ -13,9 +13,12 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neurodyn import __version__
+
+if TYPE_CHECKING:  # pydantic and the rest load after the sweep pool's fork server has started
+    from neurodyn.scenario import Scenario
 
 EPILOG = "Scenario format and examples: README.md and scenarios/."
 
@@ -178,7 +181,7 @@ def _redeliver(signum: int) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from neurodyn.worker_pool import prestart_pool
+    from neurodyn.sweep.executors import prestart_pool
 
     prestart_pool(args.scenario)  # a sweep runs on the pool; its start-up overlaps our imports
     from neurodyn import registry
@@ -188,9 +191,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario, args.overrides)
     if scenario.sweep is not None:
-        from neurodyn.sweep import run_sweep
-
-        return run_sweep(scenario, output=args.output, force=args.force, quiet=args.quiet)
+        return _run_sweep(scenario, output=args.output, force=args.force, quiet=args.quiet)
     progress = Progress(enabled=False if args.quiet else None)
     ds, path = run_scenario(scenario, output=args.output, force=args.force, progress=progress)
     if not args.quiet:
@@ -207,13 +208,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from neurodyn.worker_pool import prestart_pool
+    from neurodyn.sweep.executors import prestart_pool
 
     if args.workers != 1 and not (args.scheduler or args.cluster):
         prestart_pool(args.scenario)  # first thing: the pool's imports run while ours do
     from neurodyn.errors import UserError
     from neurodyn.scenario import load_scenario
-    from neurodyn.sweep import parse_cluster, run_sweep, scheduler_address
+    from neurodyn.sweep import parse_cluster, scheduler_address
 
     # Where the points run is checked before anything else (no connection yet; execute_sweep connects).
     if args.scheduler is not None:
@@ -229,7 +230,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if scenario.sweep is None:
         raise UserError(f"{args.scenario} has no sweep: section; use 'neurodyn run' for a single run")
-    return run_sweep(
+    return _run_sweep(
         scenario,
         output=args.output,
         force=args.force,
@@ -238,6 +239,62 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         cluster=args.cluster,
     )
+
+
+def _run_sweep(
+    scenario: Scenario,
+    output: Path | None,
+    force: bool,
+    quiet: bool,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+) -> int:
+    """Run a sweep, print its summary, return the exit code.
+
+    Exit code 0 when every point finished, 3 when some failed (they are listed on stderr with their
+    parameters and message, and recorded in ``failed/``; a rerun retries them), 130 when interrupted.
+    """
+    from neurodyn.sweep import finished_point_files, run_sweep, sweep_root
+
+    try:
+        out = run_sweep(
+            scenario,
+            output=output,
+            force=force,
+            quiet=quiet,
+            workers=workers,
+            scheduler=scheduler,
+            cluster=cluster,
+        )
+    except KeyboardInterrupt:
+        root = sweep_root(scenario, output)
+        n_done = len(finished_point_files(root))
+        print(
+            f"neurodyn: interrupted; {n_done} finished points kept in {root / 'points'}; "
+            f"run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+    n = len(out.plan.points)
+    for pid, r in out.failed.items():
+        values = ", ".join(f"{k}={v}" for k, v in out.plan_point(pid).values.items())
+        print(f"neurodyn: point {pid} ({values}) failed: {r.error_type}: {r.message}", file=sys.stderr)
+    if not quiet:
+        dims = ", ".join(f"{d.name}={d.size}" for d in out.plan.dims)
+        print(
+            f"sweep {scenario.name} ({scenario.family}): {n} points ({dims}); {len(out.ran)} run, "
+            f"{len(out.reused)} reused, {len(out.failed)} failed; {out.wall_time:.2f} s on {out.executor}"
+        )
+        print(f"result: {out.path}")
+        print(f"explore: python -c \"import neurodyn; print(neurodyn.open_sweep('{out.plan.root}'))\"")
+    if out.failed:
+        print(
+            f"neurodyn: {len(out.failed)} of {n} points failed (see {out.plan.root / 'failed'}); rerun to retry them",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -335,7 +392,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         if not plan.combined.is_file():
             done = sum(plan.point_path(p).is_file() for p in plan.points)
             dims = ", ".join(f"{d.name}={d.size}" for d in plan.dims)
-            print(f"{root}: sweep {plan.name} ({plan.scenario.family}), {len(plan.points)} points ({dims})")
+            print(f"{root}: sweep {plan.name} ({plan.family}), {len(plan.points)} points ({dims})")
             print(f"  {done} finished, no combined result yet; run the sweep again to finish it")
             return 0
         path = plan.combined

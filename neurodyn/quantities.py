@@ -74,6 +74,8 @@ def _build_table() -> dict[str, tuple[str, float]]:
 UNITS: dict[str, tuple[str, float]] = _build_table()
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _QUANTITY_RE = re.compile(rf"^\s*({_NUMBER})\s*\*?\s*([A-Za-zµμ]+\d?)?\s*$")
+#: a number and an optional unit symbol (groups 1 and 2), as quantities are written
+QUANTITY_RE = _QUANTITY_RE
 
 
 class QuantityError(ValueError):

@@ -1013,3 +1013,8 @@ def _descend(tp: Any, part: Any) -> Any:
         if origin in (list, tuple) and args:
             return args[0]
     return None
+
+
+#: the annotation of field or item ``part`` of the type ``tp`` (a model field, a dict value, a list item),
+#: None when ``tp`` has no such part: how a dotted path's type is followed outside this module
+descend_type = _descend

@@ -482,7 +482,7 @@ def _no_reading(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("opened the sweep before checking where to write")
 
-    monkeypatch.setattr("neurodyn.sweep.open_sweep", boom)
+    monkeypatch.setattr("neurodyn.sweep.report.open_sweep", boom)
 
 
 def test_compare_on_a_read_only_sweep_folder(sweep, read_only, monkeypatch, capsys):

@@ -30,9 +30,9 @@ from pathlib import Path
 PRELOAD = (
     "neurodyn.cli",
     "neurodyn.runner",
-    "neurodyn.sweep",
+    "neurodyn.sweep.run",
     "neurodyn.scenario",
-    "neurodyn.worker_warmup",
+    "neurodyn.sweep.warmup",
     "neurodyn.families.lif_network",
     "neurodyn.families.cortical_field",
     "neurodyn.families.sync_learners",

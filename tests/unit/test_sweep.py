@@ -225,7 +225,7 @@ def test_the_dask_client_keeps_event_loop_callback_errors_off_stderr(monkeypatch
 
     import distributed
 
-    from neurodyn import sweep
+    from neurodyn.sweep import executors
 
     class FakeClient:
         def __init__(self, address):
@@ -234,12 +234,12 @@ def test_the_dask_client_keeps_event_loop_callback_errors_off_stderr(monkeypatch
         def close(self):
             pass
 
-    monkeypatch.setattr(sweep, "_probe", lambda address: None)
-    monkeypatch.setattr(sweep, "_connect", FakeClient)
+    monkeypatch.setattr(executors, "_probe", lambda address: None)
+    monkeypatch.setattr(executors, "_connect", FakeClient)
     monkeypatch.setattr(distributed, "Client", FakeClient)
     loop_log = logging.getLogger("tornado.application")
     before = loop_log.level
-    with sweep._dask_client("tcp://127.0.0.1:8786", None) as client:
+    with executors.dask_client("tcp://127.0.0.1:8786", None) as client:
         assert client.address.endswith("127.0.0.1:8786")
         assert not loop_log.isEnabledFor(logging.ERROR)
     assert loop_log.level == before

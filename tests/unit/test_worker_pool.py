@@ -36,7 +36,7 @@ def test_importing_neurodyn_and_the_cli_loads_no_heavy_library():
     # The command line starts the pool's fork server before it pays for xarray, Numba and pydantic.
     loaded = _python(f"""
         import json, sys
-        import neurodyn, neurodyn.cli, neurodyn.worker_pool
+        import neurodyn, neurodyn.cli, neurodyn.sweep.executors
         print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
     """)
     assert loaded == []
@@ -62,7 +62,7 @@ WORKER_STATE = """
     import json
     from concurrent.futures import ProcessPoolExecutor
     {start}
-    from neurodyn.worker_pool import pool_context
+    from neurodyn.sweep.executors import pool_context
     with ProcessPoolExecutor(1, mp_context=pool_context({family!r})) as pool:
         # eval is a builtin: unpickling it imports nothing, so the worker reports what it forked with.
         state = pool.submit(eval, "(sorted(__import__('sys').modules), __import__('gc').get_freeze_count())")
@@ -73,7 +73,7 @@ WANTED = [
     "dask.array",
     "neurodyn.runner",
     "neurodyn.sweep",
-    "neurodyn.worker_warmup",
+    "neurodyn.sweep.warmup",
     "numba.np.arraymath",
     fam.TARGET.partition(":")[0],
 ]
@@ -87,7 +87,7 @@ def test_workers_fork_with_neurodyn_the_family_numba_and_xarray_loaded():
 
 def test_prestart_reads_the_family_of_a_sweep_scenario(tmp_path):
     sweep = fam.write_scenario(tmp_path / "sweep.yaml", "{grid: {run.seed: [1, 2]}}")
-    start = f"from neurodyn.worker_pool import prestart_pool; prestart_pool({str(sweep)!r})"
+    start = f"from neurodyn.sweep.executors import prestart_pool; prestart_pool({str(sweep)!r})"
     # The server started by prestart_pool keeps its preload: the later context names no family.
     state = _python(WORKER_STATE.format(start=start, family=None, wanted=WANTED))
     assert fam.TARGET.partition(":")[0] in state["modules"]
@@ -100,7 +100,7 @@ def test_prestart_starts_nothing_without_a_sweep(tmp_path, text):
     started = _python(f"""
         import json
         from multiprocessing import active_children, forkserver
-        from neurodyn.worker_pool import prestart_pool
+        from neurodyn.sweep.executors import prestart_pool
         prestart_pool({str(path)!r})
         prestart_pool({str(tmp_path / "missing.yaml")!r})
         print(json.dumps(forkserver._forkserver._forkserver_pid is not None))
@@ -121,7 +121,7 @@ def test_a_worker_runs_points_of_other_parameters_without_recompiling(tmp_path):
         import neurodyn
         from neurodyn import registry
         from neurodyn.sweep import PointTask, plan_sweep, run_point
-        from neurodyn.worker_pool import pool_context
+        from neurodyn.sweep.executors import pool_context
         from tests import sweep_family as fam
 
         fam.register()
@@ -145,7 +145,7 @@ SIGNAL_DURING_SERVER_START = """
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import forkserver
     from neurodyn.cli import _interrupt
-    from neurodyn.worker_pool import pool_context, start_server
+    from neurodyn.sweep.executors import pool_context, start_server
 
     signal.signal(signal.SIGTERM, _interrupt)  # as the command line does
     real = forkserver.ensure_running
@@ -201,7 +201,7 @@ def test_interrupts_deferred_keeps_ignored_and_default_signals():
     in the background of a script) and a default SIGTERM keeps its default action."""
     import signal
 
-    from neurodyn.worker_pool import interrupts_deferred
+    from neurodyn.sweep.executors import interrupts_deferred
 
     before = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.getsignal(signal.SIGTERM)
     try:

@@ -1,0 +1,123 @@
+"""Running one sweep point, in whichever process executes it: the task, its result, its progress.
+
+A :class:`PointTask` is plain, picklable data; :func:`run_point` builds the point's scenario from it and
+writes the point's result file, so the same function runs a point in the driver (serial), in a pool
+worker or on a Dask worker (:mod:`neurodyn.sweep.executors`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from neurodyn import registry
+from neurodyn.progress import QUIET, Progress
+from neurodyn.scenario import from_dict, set_path
+
+#: where a pool worker sends the progress of its points (set by :func:`report_progress_to`), or None
+_PROGRESS_QUEUE: Any = None
+
+
+def report_progress_to(queue: Any) -> None:
+    """Send the progress of the points run in this process to ``queue`` (a pool worker's, for the driver's bar)."""
+    global _PROGRESS_QUEUE
+    _PROGRESS_QUEUE = queue
+
+
+@dataclass
+class PointTask:
+    """What a worker needs to run one point: plain data, picklable, no open files."""
+
+    raw: dict[str, Any]
+    source: str | None
+    family: str
+    family_target: str | None
+    values: dict[str, Any]
+    point_id: str
+    path: str
+    threads: int | None = None
+
+
+@dataclass
+class PointResult:
+    """What comes back from a worker."""
+
+    point_id: str
+    ok: bool
+    wall_time: float
+    error_type: str = ""
+    message: str = ""
+    detail: str = ""
+
+
+def run_point(task: PointTask, progress: Progress | None = None) -> PointResult:
+    """Run one sweep point and write its result file (in whichever process executes the task).
+
+    Every exception becomes a failed :class:`PointResult` (the sweep goes on); ``KeyboardInterrupt`` is
+    not caught.
+    """
+    start = time.perf_counter()
+    if progress is None:
+        progress = _QueueProgress(_PROGRESS_QUEUE, task.point_id) if _PROGRESS_QUEUE is not None else QUIET
+    try:
+        if task.family_target and registry.target(task.family) != task.family_target:
+            registry.register(task.family, task.family_target)  # workers learn test/plugin families here
+        if task.threads:
+            import numba
+
+            numba.set_num_threads(min(task.threads, numba.config.NUMBA_NUM_THREADS))
+        raw = copy.deepcopy(task.raw)
+        for path, value in task.values.items():
+            set_path(raw, path, value)
+        scenario = from_dict(raw, source=Path(task.source) if task.source else None, preset_applied=True)
+        from neurodyn.runner import write_scenario_result
+
+        write_scenario_result(scenario, Path(task.path), force=True, progress=progress)
+    except Exception as exc:  # noqa: BLE001 - a failed point is recorded, never fatal to the sweep
+        return PointResult(
+            task.point_id,
+            False,
+            time.perf_counter() - start,
+            type(exc).__name__,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            traceback.format_exc(limit=8),
+        )
+    return PointResult(task.point_id, True, time.perf_counter() - start)
+
+
+class _QueueProgress(Progress):
+    """Progress of a point in a worker process, reported to the driver's sweep bar (2 updates/s)."""
+
+    def __init__(self, queue: Any, point_id: str):
+        super().__init__(enabled=False)
+        self.queue, self.point_id = queue, point_id
+
+    @contextlib.contextmanager
+    def task(self, total: float, desc: str, unit: str = "step") -> Iterator[Any]:
+        bar = _QueueBar(self.queue, self.point_id, total)
+        yield bar
+        bar.last = 0.0
+        bar.update(0)  # the final fraction, whatever the throttle
+
+
+class _QueueBar:
+    def __init__(self, queue: Any, point_id: str, total: float):
+        self.queue, self.point_id, self.total = queue, point_id, total
+        self.done, self.last = 0.0, 0.0
+
+    def update(self, n: float = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last > 0.5 and self.total:
+            self.last = now
+            with contextlib.suppress(Exception):  # progress must never fail a point
+                self.queue.put_nowait((self.point_id, min(1.0, self.done / self.total)))
+
+    def set(self, **postfix: object) -> None:
+        pass
