@@ -318,13 +318,16 @@ def dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
         from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - dask[distributed] is a dependency
         raise UserError("Dask distributed is not installed; pip install 'dask[distributed]'") from None
-    # Errors of the client's event-loop callbacks are logged by tornado, not raised. A Ctrl-C that lands
-    # in distributed's sync() before its future exists makes its cancel callback fail that way (a race in
-    # distributed); the driver prints the one line an interrupt deserves, and the points' own errors reach
-    # it through their futures, so those log lines are kept off stderr for the whole run.
-    loop_log = logging.getLogger("tornado.application")
-    level = loop_log.level
-    loop_log.setLevel(logging.CRITICAL)
+    # Dask reports trouble twice: as exceptions through the futures (a point's error, a lost worker: the
+    # sweep records those as failed points) and as log lines of its scheduler, client and event loop. The
+    # log lines are kept off stderr while the client is open: on a Ctrl-C they are only noise about work
+    # cut short (the scheduler "couldn't gather keys"; distributed's sync() cancel callback fails when
+    # the interrupt lands before its future exists, logged by tornado), and the driver prints the one
+    # line an interrupt deserves.
+    quiet = [logging.getLogger(name) for name in ("tornado.application", "distributed")]
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.CRITICAL)
     try:
         if cluster is not None:
             # Everything (scheduler, workers, the scheduler's HTTP endpoint) on loopback; the HTTP port is
@@ -344,7 +347,7 @@ def dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
                         processes=True,
                         host="127.0.0.1",
                         dashboard_address="127.0.0.1:0",
-                        silence_logs=logging.ERROR,
+                        silence_logs=logging.CRITICAL,  # the workers' log handlers too
                     )
             except BaseException:
                 if lc is not None:
@@ -355,7 +358,6 @@ def dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
             return
         assert scheduler is not None
         address = scheduler_address(scheduler)
-        logging.getLogger("distributed").setLevel(logging.ERROR)
         if address.partition("://")[0] in ("tcp", "tls", "ws", "wss"):  # the transports that run over TCP
             _probe(address)
         client = _connect(address)
@@ -364,7 +366,8 @@ def dask_client(scheduler: str | None, cluster: str | None) -> Iterator[Any]:
         finally:
             client.close()
     finally:
-        loop_log.setLevel(level)
+        for log, level in zip(quiet, levels):
+            log.setLevel(level)
 
 
 def run_serial(tasks: list[PointTask], on_result: Callable[[PointResult], None], progress: Progress) -> None:

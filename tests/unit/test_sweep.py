@@ -219,8 +219,9 @@ def test_lif_sweep_siegert_rate_with_ci_over_seeds(tmp_path):
 
 
 def test_the_dask_client_keeps_event_loop_callback_errors_off_stderr(monkeypatch):
-    """While a Dask client is open, tornado's log of failed loop callbacks (distributed's sync() cancel
-    callback fails when a Ctrl-C lands before its future exists) is silenced, and restored afterwards."""
+    """While a Dask client is open, Dask's and tornado's error logs (noise about work cut short by a
+    Ctrl-C: the scheduler's "couldn't gather keys", distributed's failing sync() cancel callback) are
+    silenced, and restored afterwards; errors that matter reach the sweep through the futures."""
     import logging
 
     import distributed
@@ -237,9 +238,10 @@ def test_the_dask_client_keeps_event_loop_callback_errors_off_stderr(monkeypatch
     monkeypatch.setattr(executors, "_probe", lambda address: None)
     monkeypatch.setattr(executors, "_connect", FakeClient)
     monkeypatch.setattr(distributed, "Client", FakeClient)
-    loop_log = logging.getLogger("tornado.application")
-    before = loop_log.level
+    loop_log, dask_log = logging.getLogger("tornado.application"), logging.getLogger("distributed")
+    before = loop_log.level, dask_log.level
     with executors.dask_client("tcp://127.0.0.1:8786", None) as client:
         assert client.address.endswith("127.0.0.1:8786")
         assert not loop_log.isEnabledFor(logging.ERROR)
-    assert loop_log.level == before
+        assert not logging.getLogger("distributed.scheduler").isEnabledFor(logging.ERROR)
+    assert (loop_log.level, dask_log.level) == before

@@ -330,3 +330,14 @@ def test_an_uncoupled_noise_driven_lattice_runs_without_the_continuum_law(capsys
 
     ds = open_run(out)
     assert "local_psd_lattice_sum" in ds and "local_psd_equipartition" not in ds
+
+
+def test_a_mass_matrix_with_complex_eigenvalues_runs_without_dispersion_branches(capsys, tmp_path):
+    """An E-I mass matrix whose eigenvalues are complex has no real dispersion branch: the theory stores
+    NaN there, silently, and the run ends with exit 0 and nothing on stderr."""
+    out = tmp_path / "r.h5"
+    assert main(["run", str(HOSTILE / "complex_mass_matrix.yaml"), "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    from neurodyn.storage import open_run
+
+    assert np.isnan(open_run(out)["dispersion_omega_theory"].values).all()

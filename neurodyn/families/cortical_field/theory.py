@@ -40,7 +40,8 @@ def lattice_omega(kx: np.ndarray, ky: np.ndarray, h: float, kappa: np.ndarray, m
     out = np.full((len(kappa), len(s)), np.nan)
     for n, sv in enumerate(s):
         ev = np.linalg.eigvals(mass + 4.0 * sv * np.diag(kappa))
-        ev = np.sort(ev.real) if np.all(np.abs(ev.imag) < 1e-9 * max(1.0, np.max(np.abs(ev)))) else ev * np.nan
+        real = np.all(np.abs(ev.imag) < 1e-9 * max(1.0, np.max(np.abs(ev))))
+        ev = np.sort(ev.real) if real else np.full(len(kappa), np.nan)  # complex: no real dispersion branch
         out[:, n] = np.sqrt(np.where(ev > 0, ev, np.nan))
     return out
 
@@ -214,7 +215,8 @@ def theory_dataset(scenario, ds):
         if "branch" not in dims:
             arr, lfa = arr[..., 0, :], lfa[..., 0, :]
         binw = float(ds["frequency_bin"])
-        tol = binw / float(np.nanmin(arr)) if np.isfinite(np.nanmin(arr)) else 0.05
+        finite = arr[np.isfinite(arr)]
+        tol = binw / float(finite.min()) if finite.size else 0.05
         out["dispersion_omega_theory"] = (
             dims,
             arr,
