@@ -1,6 +1,6 @@
 """The Numba engine of ``lif_network``: builds the kernel's arrays from a :class:`Network` and runs it.
 
-The time loop runs inside :func:`kernels.advance` in chunks driven by :func:`neurodyn.runner.run_chunked`;
+The time loop runs inside :func:`kernels.advance` in chunks driven by :func:`neurodyn.stepping.run_chunked`;
 Python regains control between chunks to update the progress bar, drain the spike buffer and check the
 status code.
 
