@@ -15,49 +15,19 @@ with a 95% confidence interval from their spread. Families add special rows thro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
+# The row type lives in the leaf module :mod:`neurodyn.rows` (families build rows too); re-exported here.
+from neurodyn.rows import Z95, Row  # noqa: F401
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-Z95 = 1.959963984540054
 MAX_ROWS_PER_VARIABLE = 40
-
-
-@dataclass
-class Row:
-    """One checked quantity."""
-
-    quantity: str
-    simulated: float
-    predicted: float
-    ci: float = math.nan  #: half-width of the 95% confidence interval of ``simulated``
-    kind: str = "estimate"  #: "estimate", "upper_bound" or "lower_bound"
-    rel_tol: float = 0.05
-    source: str = ""
-    where: str = ""  #: coordinates of the element (e.g. "population=exc")
-
-    @property
-    def ratio(self) -> float:
-        """simulated / predicted."""
-        return self.simulated / self.predicted if self.predicted != 0 else math.nan
-
-    @property
-    def verdict(self) -> str:
-        """``agree``/``differ`` for estimates, ``holds``/``violated`` for bounds, ``n/a`` if undefined."""
-        if not (np.isfinite(self.simulated) and np.isfinite(self.predicted)):
-            return "n/a"
-        ci = self.ci if np.isfinite(self.ci) else 0.0
-        if self.kind == "upper_bound":
-            return "holds" if self.simulated <= self.predicted + ci + 1e-12 * abs(self.predicted) else "violated"
-        if self.kind == "lower_bound":
-            return "holds" if self.simulated >= self.predicted - ci - 1e-12 * abs(self.predicted) else "violated"
-        tol = max(ci, self.rel_tol * abs(self.predicted))
-        return "agree" if abs(self.simulated - self.predicted) <= tol else "differ"
 
 
 def generic_rows(ds: xr.Dataset, max_rows_per_variable: int | None = MAX_ROWS_PER_VARIABLE) -> list[Row]:

@@ -1,9 +1,8 @@
 """Running a scenario: the path from a validated Scenario to a result file.
 
 ``run_scenario`` is the only place that strings the stages together: family checks, simulation, theory,
-provenance attributes, atomic write. ``run_chunked`` is the time loop every time-stepping family uses:
-the steps themselves run inside a Numba kernel, Python regains control between chunks only to update the
-progress bar and to look at the kernel's status code.
+provenance attributes, atomic write. The time loop every time-stepping family uses is
+:func:`neurodyn.stepping.run_chunked` (re-exported here for code written against this module).
 """
 
 from __future__ import annotations
@@ -14,20 +13,16 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from neurodyn import __version__, registry
-from neurodyn.errors import SimulationError
 from neurodyn.progress import QUIET, Progress
 from neurodyn.scenario import REPO_ROOT, Scenario
+from neurodyn.stepping import CHUNK_SECONDS, run_chunked  # noqa: F401 - re-exported
 from neurodyn.storage import check_writable, claim_output, open_run, streaming, write_run
-
-#: target wall time of one chunk; Python overhead between chunks is then negligible
-CHUNK_SECONDS = 0.25
 
 
 def default_output(scenario: Scenario) -> Path:
@@ -124,54 +119,3 @@ def git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
-
-
-# --------------------------------------------------------------------------- the chunked time loop
-
-STATUS_OK = 0
-STATUS_NAN = 1
-STATUS_UNSTABLE = 2
-
-
-def run_chunked(
-    n_steps: int,
-    advance: Callable[[int, int], tuple[int, str]],
-    progress: Progress = QUIET,
-    desc: str = "simulating",
-    chunk_steps: int | None = None,
-    unit: str = "step",
-) -> None:
-    """Advance a simulation ``n_steps`` steps in chunks.
-
-    Parameters
-    ----------
-    n_steps : int
-        Total number of steps.
-    advance : callable
-        ``advance(start, n) -> (status, detail)`` runs steps ``start .. start+n-1`` inside a kernel and
-        returns a status code (:data:`STATUS_OK`, :data:`STATUS_NAN`, ...) and a human detail string.
-    progress : Progress
-        Where to report progress.
-    chunk_steps : int, optional
-        Steps per chunk. By default the first chunk is small and later chunks are sized from its wall
-        time to take about :data:`CHUNK_SECONDS`.
-
-    Raises
-    ------
-    SimulationError
-        When a chunk reports a non-zero status (with the kernel's detail).
-    """
-    done = 0
-    size = chunk_steps or min(n_steps, 100)
-    with progress.task(n_steps, desc, unit) as bar:
-        while done < n_steps:
-            n = min(size, n_steps - done)
-            t0 = time.perf_counter()
-            status, detail = advance(done, n)
-            elapsed = time.perf_counter() - t0
-            if status != STATUS_OK:
-                raise SimulationError(f"simulation stopped at step {done}..{done + n}: {detail}")
-            done += n
-            bar.update(n)
-            if chunk_steps is None and elapsed > 0:
-                size = int(np.clip(n * CHUNK_SECONDS / elapsed, 1, 10_000_000))

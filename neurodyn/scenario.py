@@ -36,8 +36,9 @@ from yaml.resolver import Resolver
 
 from neurodyn import registry
 from neurodyn.errors import FieldIssue, ScenarioError, did_you_mean
-from neurodyn.families.base import StrictModel
 from neurodyn.quantities import Time
+from neurodyn.schema import StrictModel
+from neurodyn.stepping import steps
 
 TOP_LEVEL_KEYS = ("name", "family", "model", "description", "params", "run", "record", "sweep", "output")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -96,9 +97,9 @@ class RunConfig(StrictModel):
 
     @property
     def n_steps(self) -> int:
-        """Number of time steps, ``round(duration / dt)``."""
+        """Number of time steps (:func:`neurodyn.stepping.steps` of ``duration`` and ``dt``)."""
         assert self.duration is not None and self.dt is not None
-        return int(round(self.duration / self.dt))
+        return steps(self.duration, self.dt)
 
 
 #: most points one sweep may have: each is validated and checked by the family before anything runs

@@ -13,6 +13,7 @@ from neurodyn.families.lif_network import engine, kernels
 from neurodyn.families.lif_network.engine import simulate_numba
 from neurodyn.families.lif_network.network import build_network, streams
 from neurodyn.scenario import from_dict
+from neurodyn.stepping import Status
 
 
 def scenario(
@@ -242,7 +243,7 @@ def test_nan_status_stops_run():
     net.v0[1] = np.nan
     st = engine.kernel_state(net, 1e-4, np.zeros(0, dtype=np.int64), 1, 10)
     status, step, n_spk, bad = kernels.advance(0, 10, streams(1)[2], *st.args)
-    assert (status, step, n_spk, bad) == (kernels.STATUS_NAN, 0, 0, 1)
+    assert (status, step, n_spk, bad) == (Status.NAN, 0, 0, 1)
 
 
 def test_simulation_error_for_nan(monkeypatch):

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurodyn.compare import Row
 from neurodyn.families.base import Family
 from neurodyn.families.cortical_field.params import CorticalParams, CorticalRecord
+from neurodyn.rows import Row
 
 
 class CorticalField(Family):

@@ -9,17 +9,10 @@ import scipy.fft
 import scipy.signal
 import xarray as xr
 
-from neurodyn.families.base import var_attrs
 from neurodyn.families.cortical_field import theory as T
 from neurodyn.families.cortical_field.engine import DIRECTIONS, Raw
 from neurodyn.families.cortical_field.lattice import Setup
-
-
-def mode_wavevector(setup: Setup, n: tuple[int, int]) -> tuple[float, float]:
-    """Wave vector (rad/m) of integer mode ``n``: ``2 pi n / (N h)`` periodic, ``pi n / ((N+1) h)`` fixed."""
-    if setup.periodic:
-        return 2 * np.pi * n[0] / (setup.nx * setup.h), 2 * np.pi * n[1] / (setup.ny * setup.h)
-    return np.pi * n[0] / ((setup.nx + 1) * setup.h), np.pi * n[1] / ((setup.ny + 1) * setup.h)
+from neurodyn.schema import var_attrs
 
 
 def mode_series(setup: Setup, snaps: np.ndarray, modes: list[tuple[int, int]]) -> np.ndarray:
@@ -67,7 +60,7 @@ def measure_dispersion(raw: Raw, modes: list[tuple[int, int]]) -> tuple[np.ndarr
     freqs = 2 * np.pi * np.fft.rfftfreq(nt, d=dts)
     out = np.full((st.n_fields, len(modes)), np.nan)
     for m, n in enumerate(modes):
-        kx, ky = mode_wavevector(st, n)
+        kx, ky = T.mode_wavevector(st, n)
         s = float(T.lattice_s(kx, ky, st.h))
         ev, vec = np.linalg.eigh(0.5 * (st.mass + st.mass.T) + 4 * s * np.diag(st.kappa))
         proj = vec.T @ series[:, m, :]  # branch amplitudes, ascending frequency
@@ -141,13 +134,6 @@ def measure_pulse_speed(raw: Raw) -> tuple[np.ndarray, np.ndarray]:
     return speeds, times
 
 
-def packet_group_velocity(setup: Setup, n: int) -> float:
-    """Lattice group velocity along x of mode number ``n``: ``kappa h sin(k h) / (2 omega)``."""
-    kx, _ = mode_wavevector(setup, (n, 0))
-    w = float(T.lattice_omega(np.array([kx]), np.array([0.0]), setup.h, setup.kappa, setup.mass)[0, 0])
-    return float(T.group_velocity(kx, 0.0, setup.h, float(setup.kappa[0]), w))
-
-
 def measure_packet_speed(scenario, raw: Raw) -> tuple[float, float, float]:
     """Speed of the right-moving half of a packet: slope of the centroid of ``mean_y u^2`` over time.
 
@@ -163,7 +149,7 @@ def measure_packet_speed(scenario, raw: Raw) -> tuple[float, float, float]:
     pw = np.mean(raw.snaps[:, 0] ** 2, axis=1)[:, keep]  # (time, x)
     cen = (pw @ d[keep]) / np.maximum(pw.sum(axis=1), 1e-300) * st.h
     t = np.arange(len(cen)) * raw.plan.k_snap * st.dt
-    vg = packet_group_velocity(st, ini.mode[0])
+    vg = T.packet_group_velocity(st, ini.mode[0])
     w = ini.width
     lo, hi = 3 * w / vg, (st.nx * st.h / 2 - 3 * w) / vg
     sel = (t >= lo) & (t <= hi)
@@ -184,11 +170,6 @@ def collinear_pairs(modes: list[tuple[int, int]]) -> list[tuple[int, int]]:
         idx.sort(key=lambda m: math.hypot(*modes[m]))
         out += list(zip(idx[:-1], idx[1:]))
     return sorted(out)
-
-
-def secant(omega: np.ndarray, kn: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Group velocity between two modes: ``(omega_b - omega_a) / (|k_b| - |k_a|)`` along the last axis."""
-    return (omega[..., b] - omega[..., a]) / (kn[b] - kn[a])
 
 
 def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
@@ -289,7 +270,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         ds.coords["mode"] = ("mode", np.arange(len(modes)), var_attrs("1", "mode index"))
         ds.coords["mode_nx"] = ("mode", [m[0] for m in modes], var_attrs("1", "integer wave number n_x"))
         ds.coords["mode_ny"] = ("mode", [m[1] for m in modes], var_attrs("1", "integer wave number n_y"))
-        kk = np.array([mode_wavevector(st0, m) for m in modes])
+        kk = np.array([T.mode_wavevector(st0, m) for m in modes])
         ds.coords["k_x"] = ("mode", kk[:, 0], var_attrs("rad/m", "wave vector x component"))
         ds.coords["k_y"] = ("mode", kk[:, 1], var_attrs("rad/m", "wave vector y component"))
         arr = np.array(meas)  # (V, F, m)
@@ -322,7 +303,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             ds.coords["pair_to"] = ("pair", b, var_attrs("1", "mode index of the longer wave vector"))
             ds["group_velocity"] = (
                 [*dims[:-1], "pair"],
-                secant(arr, kn, a, b),
+                T.secant(arr, kn, a, b),
                 var_attrs("m/s", "measured group velocity: slope of measured omega between collinear modes"),
             )
     # noise-driven mode variances and spectra

@@ -12,7 +12,7 @@ from neurodyn.errors import ResourceError
 from neurodyn.families.cortical_field import kernels as K
 from neurodyn.families.cortical_field.lattice import Setup, build_setups, check_stability, planned_lattices
 from neurodyn.resources import available_bytes, format_bytes, require_memory
-from neurodyn.runner import STATUS_NAN, STATUS_OK, run_chunked
+from neurodyn.stepping import Status, kernel_threads, run_chunked, steps
 
 DIRECTIONS = ("x", "y", "diagonal")
 #: lattices smaller than this run the serial kernels (a parallel region per step would cost more)
@@ -44,7 +44,7 @@ def _every(every: float | None, dt: float, path: str = "") -> int:
     """Sampling interval in whole steps; an interval shorter than half a step is refused, not made 1."""
     if every is None:
         return 1
-    k = int(round(every / dt))
+    k = steps(every, dt)
     if k < 1:
         from neurodyn.errors import ScenarioError
 
@@ -99,8 +99,8 @@ def plan_recording(scenario, setup: Setup) -> Plan:
         cx, cy = center_site(scenario, setup)
         for d in DIRECTIONS:
             for r_idx, r in enumerate(an.pulse_radii):
-                steps = r / setup.h if d != "diagonal" else r / (setup.h * math.sqrt(2))
-                s = int(round(steps))
+                sites = r / setup.h if d != "diagonal" else r / (setup.h * math.sqrt(2))
+                s = int(round(sites))
                 ix, iy = (cx + s, cy) if d == "x" else (cx, cy + s) if d == "y" else (cx + s, cy + s)
                 if not (0 <= ix < setup.nx and 0 <= iy < setup.ny):
                     from neurodyn.errors import ScenarioError
@@ -344,15 +344,15 @@ def run_variant(
     src = setup.src
     t_start = time.perf_counter()
     timing: dict = {}
-    chunk = max(1, int(round(scenario.run.chunk / dt))) if scenario.run.chunk else None
+    chunk = steps(scenario.run.chunk, dt, at_least=1) if scenario.run.chunk else None
     desc = f"{setup.label} ({nx}x{ny}, {setup.scheme})"
 
-    def status(st: int, step: int, f: int, j: int, i: int) -> tuple[int, str]:
-        """The runner's ``(status, detail)`` from a kernel's ``(status, step, f, j, i)``."""
-        if st == 0:
-            return STATUS_OK, ""
+    def status(st: Status, step: int, f: int, j: int, i: int) -> tuple[Status, str]:
+        """``(status, detail)`` for :func:`~neurodyn.stepping.run_chunked` from a kernel's ``(status, step, ...)``."""
+        if st == Status.OK:
+            return Status.OK, ""
         name = setup.names[f] if setup.scheme != "rk4" else ("u" if f == 0 else "second component")
-        return STATUS_NAN, (
+        return Status.NAN, (
             f"non-finite value at step {step} (t = {step * dt:.6g} s), field {name}, site "
             f"(x={i - 1}, y={j - 1}); the dynamics diverged (unstable mass matrix, drive or model)"
         )
@@ -370,7 +370,7 @@ def run_variant(
         vbuf = np.zeros_like(U[1])
         state = {"cur": 1}
 
-        def advance(start: int, n: int) -> tuple[int, str]:
+        def advance(start: int, n: int) -> tuple[Status, str]:
             st, step, f, j, i, cur = K.stormer_run(
                 U,
                 state["cur"],
@@ -412,7 +412,7 @@ def run_variant(
         vbuf = np.zeros_like(u)
         ones = np.ones_like(u)
 
-        def advance(start: int, n: int) -> tuple[int, str]:
+        def advance(start: int, n: int) -> tuple[Status, str]:
             st, step, f, j, i, _ = K.baoab_run(
                 u,
                 w,
@@ -450,7 +450,7 @@ def run_variant(
         ubuf = np.zeros((1, ny + 2, nx + 2))
         vbuf = np.zeros((1, ny + 2, nx + 2))
 
-        def advance(start: int, n: int) -> tuple[int, str]:
+        def advance(start: int, n: int) -> tuple[Status, str]:
             st, step, f, j, i, _ = K.rk4_run(
                 X,
                 start,
@@ -506,7 +506,7 @@ def _timed(advance, timing: dict):
     """Wrap ``advance`` to measure steps/s after the first chunk (which includes loading compiled code)."""
     import time
 
-    def inner(start: int, n: int) -> tuple[int, str]:
+    def inner(start: int, n: int) -> tuple[Status, str]:
         t0 = time.perf_counter()
         out = advance(start, n)
         if start > 0:
@@ -554,12 +554,11 @@ def rk4_site(setup: Setup) -> tuple[int, np.ndarray, np.ndarray, float]:
 
 def run_all(scenario, progress) -> list[Raw]:
     """Run every variant of the scenario (same initial field for all, independent noise streams)."""
-    # run.threads, or all cores (reset explicitly: the setting is process-wide and would leak between runs)
-    numba.set_num_threads(min(scenario.run.threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
     setups = check_resources(scenario)
     seeds = np.random.SeedSequence(scenario.run.seed).spawn(1 + len(setups))
     out = []
-    for k, st in enumerate(setups):
-        st.extras["wc"] = scenario.params.wilson_cowan
-        out.append(run_variant(scenario, st, plan_recording(scenario, st), seeds[0], seeds[1 + k], progress))
+    with kernel_threads(scenario.run.threads):  # run.threads, else what the process has (all cores)
+        for k, st in enumerate(setups):
+            st.extras["wc"] = scenario.params.wilson_cowan
+            out.append(run_variant(scenario, st, plan_recording(scenario, st), seeds[0], seeds[1 + k], progress))
     return out

@@ -22,8 +22,8 @@ Three schemes:
     Classical RK4 over the two-component site state (harmonic ``(u, v)``, E–I pair or Wilson–Cowan
     ``(e, i)`` deviations from the fixed point); noise is added after each step (Euler–Maruyama).
 
-Every driver returns ``(status, step, f, j, i, cur)``: status 0 = ok, 1 = a non-finite value appeared
-at step ``step`` in field ``f`` at site ``(x=i-1, y=j-1)``. Every driver records through one
+Every driver returns ``(status, step, f, j, i, cur)``: a :class:`~neurodyn.stepping.Status`, ``NAN`` when a
+non-finite value appeared at step ``step`` in field ``f`` at site ``(x=i-1, y=j-1)``. Every driver records through one
 :class:`Recording` tuple (snapshots, probes, energy), built once per run by the engine.
 """
 
@@ -34,6 +34,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
+
+from neurodyn.stepping import Status
 
 # site-model codes for rk4_run
 HARMONIC = 0
@@ -423,7 +425,7 @@ def stormer_run(
                         _flag_row(un, f, j, rowsum)
         f, j, i = _nonfinite_at(un, rowsum)
         if f >= 0:
-            return 1, n, f, j, i, cur
+            return Status.NAN, n, f, j, i, cur
         if _due(n, rec.k_energy):
             inv = 0.5 / dt
             for f in range(nf):
@@ -432,7 +434,7 @@ def stormer_run(
                         vbuf[f, j, i] = (un[f, j, i] - up[f, j, i]) * inv
         _record(n, u, vbuf, rec, kap, mass, periodic, parallel)
         cur = (cur + 1) % 3
-    return 0, start + count, -1, -1, -1, cur
+    return Status.OK, start + count, -1, -1, -1, cur
 
 
 # --------------------------------------------------------------------------- BAOAB
@@ -564,8 +566,8 @@ def baoab_run(
             add_sources(a, src, (n + 1) * dt, src_scale, 0)
         f, j, i = _nonfinite_at(u, rowsum)
         if f >= 0:
-            return 1, n, f, j, i, 0
-    return 0, start + count, -1, -1, -1, 0
+            return Status.NAN, n, f, j, i, 0
+    return Status.OK, start + count, -1, -1, -1, 0
 
 
 # --------------------------------------------------------------------------- RK4 site models
@@ -730,5 +732,5 @@ def rk4_run(
                 rowsum[c, j] = 0.0 if ok else math.nan
         c, j, i = _nonfinite_at(X, rowsum)
         if c >= 0:
-            return 1, n, c, j, i, 0
-    return 0, start + count, -1, -1, -1, 0
+            return Status.NAN, n, c, j, i, 0
+    return Status.OK, start + count, -1, -1, -1, 0

@@ -17,6 +17,7 @@ from scipy.special import expit
 from neurodyn.errors import ScenarioError
 from neurodyn.families.cortical_field import kernels as K
 from neurodyn.families.cortical_field.params import CorticalParams
+from neurodyn.stepping import steps
 
 _COURSES = {
     "constant": K.COURSE_CONSTANT,
@@ -384,7 +385,7 @@ def _setup(
         ny=ny,
         h=h,
         dt=dt,
-        n_steps=max(1, int(round(duration / dt))),
+        n_steps=steps(duration, dt, at_least=1),
         names=names,
         kappa=kap,
         mass=mass,

@@ -18,8 +18,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue
-from neurodyn.families.base import StrictModel
 from neurodyn.quantities import Length, PositiveLength, PositiveTime, Time
+from neurodyn.schema import StrictModel
 
 SiteModel = Literal["harmonic", "ei_linear", "wilson_cowan"]
 SITE_MODELS = ("harmonic", "ei_linear", "wilson_cowan")

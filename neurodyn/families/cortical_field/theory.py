@@ -22,8 +22,12 @@ Sources (the paper's body was unavailable; these are standard results, see docs/
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.families.cortical_field.lattice import Setup
 
 
 def lattice_s(kx: np.ndarray, ky: np.ndarray, h: float) -> np.ndarray:
@@ -176,13 +180,31 @@ def continuum_solution(u0: np.ndarray, h: float, c: float, m: float, t: float) -
 # --------------------------------------------------------------------------- theory beside simulation
 
 
+def mode_wavevector(setup: Setup, n: tuple[int, int]) -> tuple[float, float]:
+    """Wave vector (rad/m) of integer mode ``n``: ``2 pi n / (N h)`` periodic, ``pi n / ((N+1) h)`` fixed."""
+    if setup.periodic:
+        return 2 * np.pi * n[0] / (setup.nx * setup.h), 2 * np.pi * n[1] / (setup.ny * setup.h)
+    return np.pi * n[0] / ((setup.nx + 1) * setup.h), np.pi * n[1] / ((setup.ny + 1) * setup.h)
+
+
+def packet_group_velocity(setup: Setup, n: int) -> float:
+    """Lattice group velocity along x of mode number ``n``: ``kappa h sin(k h) / (2 omega)``."""
+    kx, _ = mode_wavevector(setup, (n, 0))
+    w = float(lattice_omega(np.array([kx]), np.array([0.0]), setup.h, setup.kappa, setup.mass)[0, 0])
+    return float(group_velocity(kx, 0.0, setup.h, float(setup.kappa[0]), w))
+
+
+def secant(omega: np.ndarray, kn: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Group velocity between two modes: ``(omega_b - omega_a) / (|k_b| - |k_a|)`` along the last axis."""
+    return (omega[..., b] - omega[..., a]) / (kn[b] - kn[a])
+
+
 def theory_dataset(scenario, ds):
     """Predictions for every measured quantity present in ``ds`` (``*_theory`` / ``*_bound`` variables)."""
     import xarray as xr
 
-    from neurodyn.families.base import var_attrs
-    from neurodyn.families.cortical_field.analysis import mode_wavevector
     from neurodyn.families.cortical_field.lattice import build_setups
+    from neurodyn.schema import var_attrs
 
     p = scenario.params
     setups = build_setups(p, scenario.run.dt, scenario.run.duration)
@@ -245,8 +267,6 @@ def theory_dataset(scenario, ds):
                 var_attrs("m/s", "phase velocity omega(k)/|k|", source=disp_src, rel_tol=tol),
             )
         if "group_velocity" in ds:
-            from neurodyn.families.cortical_field.analysis import secant
-
             a, b = ds["pair_from"].values, ds["pair_to"].values
             dw = np.abs(secant(arr, kn, a, b) * (kn[b] - kn[a]))
             out["group_velocity_theory"] = (
@@ -368,8 +388,6 @@ def theory_dataset(scenario, ds):
                 ),
             )
     if "packet_speed" in ds:
-        from neurodyn.families.cortical_field.analysis import packet_group_velocity
-
         vg = packet_group_velocity(st0, p.initial.mode[0])
         out["packet_speed_theory"] = (
             (),

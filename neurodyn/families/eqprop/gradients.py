@@ -12,9 +12,9 @@ import numpy as np
 import xarray as xr
 
 from neurodyn.errors import SimulationError
-from neurodyn.families.base import var_attrs
 from neurodyn.families.eqprop import kernels as K
 from neurodyn.families.eqprop.network import Layout, glorot_uniform, make_layout
+from neurodyn.schema import var_attrs
 
 if TYPE_CHECKING:  # pragma: no cover
     from neurodyn.families.eqprop.params import EqPropParams, GradientExperiment

@@ -19,10 +19,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue
-from neurodyn.families.base import StrictModel
 from neurodyn.quantities import NonNegative, Positive
+from neurodyn.schema import PositiveInt, StrictModel
 
-PositiveInt = Annotated[int, Field(ge=1)]
 #: an iteration count (relaxation steps, epochs): at most 10 million, beyond which a run would not end in
 #: any useful time (every step of every example of every epoch relaxes the whole network)
 StepCount = Annotated[int, Field(ge=1, le=10_000_000)]

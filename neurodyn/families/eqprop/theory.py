@@ -7,8 +7,8 @@ import math
 import numpy as np
 import xarray as xr
 
-from neurodyn.compare import Z95, Row
-from neurodyn.families.base import var_attrs
+from neurodyn.rows import Z95, Row
+from neurodyn.schema import var_attrs
 
 SRC_THEOREM = (
     "Scellier & Bengio 2017, Theorem 1: dJ/dtheta = lim_{beta->0} (dF/dtheta(s_beta) - "

@@ -10,9 +10,9 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from neurodyn.errors import SimulationError
-from neurodyn.families.base import var_attrs
 from neurodyn.families.eqprop import kernels as K
 from neurodyn.families.eqprop.network import Layout, glorot_uniform, make_layout, per_unit_bias_rates
+from neurodyn.schema import var_attrs
 
 if TYPE_CHECKING:  # pragma: no cover
     from neurodyn.families.eqprop.params import Data, EqPropParams

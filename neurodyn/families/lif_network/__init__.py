@@ -24,6 +24,10 @@ class LIFNetwork(Family):
         from neurodyn.families.lif_network.network import check_resources
 
         check_resources(scenario)
+        if scenario.run.backend.partition(":")[0] == "brian2":  # then what only Brian2 would refuse
+            from neurodyn.families.lif_network.brian2_backend import check_brian2
+
+            check_brian2(scenario)
 
     def simulate(self, scenario, progress) -> xr.Dataset:
         if scenario.run.backend.partition(":")[0] == "brian2":

@@ -56,7 +56,8 @@ import xarray as xr
 
 from neurodyn.errors import ScenarioError, SimulationError
 from neurodyn.families.lif_network.dataset import make_dataset, probe_every_steps, probe_indices
-from neurodyn.families.lif_network.network import KIND_CURRENT, Network, build_network, streams
+from neurodyn.families.lif_network.kernels import KIND_CURRENT
+from neurodyn.families.lif_network.network import Network, build_network, streams
 from neurodyn.progress import QUIET, Progress
 
 #: environment variable that forces the Brian2 code generation target
@@ -111,7 +112,7 @@ def codegen_target(backend: str = "brian2") -> str:
 def check_brian2(scenario: Any) -> None:
     """Refuse, before anything is built, what the Brian2 backend would refuse while building its network.
 
-    Called by :func:`neurodyn.families.lif_network.network.check_resources` for ``brian2`` backends.
+    Called by the family's ``check`` for ``brian2`` backends, after the checks every backend shares.
     """
     codegen_target(scenario.run.backend)
     dt = float(scenario.run.dt)

@@ -27,7 +27,8 @@ import numba
 import numpy as np
 import xarray as xr
 
-from neurodyn.families.base import var_attrs
+from neurodyn.schema import var_attrs
+from neurodyn.stepping import steps
 
 
 def population_layout(params: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -260,4 +261,4 @@ def probe_every_steps(scenario: Any) -> int:
     probe = scenario.record.v
     if probe is None or probe.every is None:
         return 1
-    return max(1, int(round(probe.every / scenario.run.dt)))
+    return steps(probe.every, scenario.run.dt, at_least=1)

@@ -1,6 +1,6 @@
 """The Numba engine of ``lif_network``: builds the kernel's arrays from a :class:`Network` and runs it.
 
-The time loop runs inside :func:`kernels.advance` in chunks driven by :func:`neurodyn.runner.run_chunked`;
+The time loop runs inside :func:`kernels.advance` in chunks driven by :func:`neurodyn.stepping.run_chunked`;
 Python regains control between chunks to update the progress bar, drain the spike buffer and check the
 status code.
 
@@ -30,7 +30,7 @@ from neurodyn.families.lif_network.dataset import (
 )
 from neurodyn.families.lif_network.network import KIND_CONDUCTANCE, Network, build_network, streams
 from neurodyn.progress import QUIET, Progress
-from neurodyn.runner import STATUS_NAN, STATUS_OK, run_chunked
+from neurodyn.stepping import Status, run_chunked, steps
 from neurodyn.storage import ChunkedWriter, stream_writer
 
 #: spike buffer capacity (spikes) at least; it is drained whenever the next step might overrun it
@@ -274,7 +274,7 @@ def simulate_numba(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
     steps_out: list[np.ndarray] = []
     idx_out: list[np.ndarray] = []
 
-    def advance(start: int, count: int) -> tuple[int, str]:
+    def advance(start: int, count: int) -> tuple[Status, str]:
         m, stop = start, start + count
         while m < stop:
             sub = stop if rec is None else rec.limit(m, stop)
@@ -282,20 +282,20 @@ def simulate_numba(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
             if rec is not None:
                 if n_spk:
                     rec.spikes(st.spk_step[:n_spk], st.spk_idx[:n_spk])
-                rec.probes(st, m, force=status == kernels.STATUS_NAN)
+                rec.probes(st, m, force=status == Status.NAN)
             elif n_spk:
                 steps_out.append(st.spk_step[:n_spk].copy())
                 idx_out.append(st.spk_idx[:n_spk].copy())
-            if status == kernels.STATUS_NAN:
-                return STATUS_NAN, (
+            if status == Status.NAN:
+                return Status.NAN, (
                     f"membrane potential of neuron {bad} became {st.v[bad]} at "
                     f"t = {m * dt:g} s; reduce dt or the synaptic weights"
                 )
         if rec is not None:
             rec.probes(st, m, force=True)  # every chunk ends on disk, so a crash keeps it
-        return STATUS_OK, ""
+        return Status.OK, ""
 
-    chunk = int(round(run.chunk / dt)) if run.chunk else None
+    chunk = steps(run.chunk, dt) if run.chunk else None
     run_chunked(n_steps, advance, progress, desc=f"{scenario.name} ({net.n} neurons)", chunk_steps=chunk)
     if rec is not None:
         ds = rec.stats.dataset()  # the recordings are in the file; the summaries come back

@@ -40,13 +40,11 @@ import math
 import numba
 import numpy as np
 
+from neurodyn.stepping import Status
+
+#: synaptic channel kinds (``Channel.kind``): a current added to ``v``, or a conductance towards a reversal
 KIND_CURRENT = 0
 KIND_CONDUCTANCE = 1
-
-STATUS_OK = 0
-STATUS_NAN = 1
-#: the kernel stopped early because the spike buffer could be overrun by the next step
-STATUS_BUFFER_FULL = 100
 
 
 #: Poisson counts with a mean up to this are drawn by table lookup (faster than Generator.poisson)
@@ -170,8 +168,9 @@ def advance(
     Returns
     -------
     (status, next_step, n_spikes, bad_neuron)
-        ``status`` is :data:`STATUS_OK`, :data:`STATUS_NAN` (``bad_neuron`` has a non-finite ``v``) or
-        :data:`STATUS_BUFFER_FULL` (call again from ``next_step`` after draining ``spk_step/spk_idx``);
+        ``status`` is ``Status.OK``, ``Status.NAN`` (``bad_neuron`` has a non-finite ``v``) or
+        ``Status.BUFFER_FULL`` (the spike buffer could be overrun by the next step: call again from
+        ``next_step`` after draining ``spk_step/spk_idx``);
         ``n_spikes`` spikes were written to the spike buffers.
     """
     n = v.size
@@ -183,7 +182,7 @@ def advance(
     n_spk = 0
     for m in range(start, stop):
         if n_spk + n > cap:
-            return STATUS_BUFFER_FULL, m, n_spk, -1
+            return Status.BUFFER_FULL, m, n_spk, -1
         # 1. probes see the state at t_m
         if n_probe > 0 and m % probe_every == 0:
             row = m // probe_every - probe_row0[0]
@@ -280,7 +279,7 @@ def advance(
                         fired[n_fired] = s + i
                         n_fired += 1
                     else:
-                        return STATUS_NAN, m, n_spk, s + i
+                        return Status.NAN, m, n_spk, s + i
         # 4. delivery: delayed spikes due now, then this step's spikes, then Poisson input
         for p in range(n_proj):
             dl = pr_delay[p]
@@ -343,7 +342,7 @@ def advance(
             spk_step[n_spk] = m
             spk_idx[n_spk] = i
             n_spk += 1
-    return STATUS_OK, stop, n_spk, -1
+    return Status.OK, stop, n_spk, -1
 
 
 @numba.njit(cache=True, nogil=True)

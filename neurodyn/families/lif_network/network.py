@@ -38,9 +38,8 @@ import numpy as np
 
 from neurodyn.errors import ScenarioError
 from neurodyn.families.lif_network.dataset import population_layout
-
-KIND_CURRENT = 0
-KIND_CONDUCTANCE = 1
+from neurodyn.families.lif_network.kernels import KIND_CONDUCTANCE, KIND_CURRENT
+from neurodyn.stepping import steps
 
 
 @dataclass
@@ -67,7 +66,7 @@ class Projection:
     indices: np.ndarray  #: int32, local postsynaptic indices
     weight: float  #: V (current channel) or S (conductance channel)
     channel: int  #: index into ``Network.channels``
-    delay_steps: int  #: ``round(delay / dt)``
+    delay_steps: int  #: ``steps(delay, dt)`` (:func:`neurodyn.stepping.steps`)
 
     @property
     def n_synapses(self) -> int:
@@ -388,7 +387,7 @@ def build_network(scenario: Any) -> Network:
                     indices=indices,
                     weight=float(syn.weight),
                     channel=c,
-                    delay_steps=int(round(syn.delay / dt)),
+                    delay_steps=steps(syn.delay, dt),
                 )
             )
 
@@ -530,7 +529,7 @@ def estimate_parts(scenario: Any) -> dict[str, float]:
     probe = 0.0
     if scenario.record.v is not None and run.duration and run.dt:
         n_probe = n if scenario.record.v.indices == "all" else len(scenario.record.v.indices)
-        every = max(1, int(round((scenario.record.v.every or run.dt) / run.dt)))
+        every = steps((scenario.record.v.every or run.dt), run.dt, at_least=1)
         probe = 8.0 * n_probe * (run.n_steps // every + 1)
     n_bins = max(1.0, round(run.n_steps * run.dt / scenario.record.rate_bin)) if run.duration and run.dt else 1.0
     return {
@@ -546,8 +545,8 @@ def estimate_parts(scenario: Any) -> dict[str, float]:
 
 def _ring_bytes(syn: Any, n_post: float, dt: float | None) -> float:
     """Bytes of a projection's delay ring buffer: ``delay / dt + 1`` slots of 8 bytes per target neuron."""
-    steps = round(syn.delay / dt) if dt else 0
-    return 8.0 * (steps + 1) * n_post if steps > 0 else 0.0
+    n = steps(syn.delay, dt) if dt else 0
+    return 8.0 * (n + 1) * n_post if n > 0 else 0.0
 
 
 def estimate_bytes(scenario: Any) -> int:
@@ -586,7 +585,7 @@ def check_resources(scenario: Any) -> None:
             n_post += float(sizes[t])
         ring = _ring_bytes(syn, n_post, run.dt)
         if ring > budget:
-            slots = round(syn.delay / run.dt) + 1
+            slots = steps(syn.delay, run.dt) + 1
             raise ScenarioError(
                 f"params.synapses.{s_i}.delay",
                 f"{syn.delay:g} s",
@@ -600,7 +599,7 @@ def check_resources(scenario: Any) -> None:
             f"must be before the end of the run (run.duration = {run.duration:g} s); nothing would be analysed",
         )
     probe = scenario.record.v
-    if probe is not None and probe.every is not None and round(probe.every / run.dt) < 1:
+    if probe is not None and probe.every is not None and steps(probe.every, run.dt) < 1:
         raise ScenarioError(
             "record.v.every", f"{probe.every:g} s", f"at least run.dt ({run.dt:g} s); omit it to sample every step"
         )
@@ -619,10 +618,6 @@ def check_resources(scenario: Any) -> None:
         what, hint = f"record.rate_bin = {scenario.record.rate_bin:g} s: too many bins", "use a wider bin"
     require_memory(need, f"about {n_syn:.3g} synapses x 4 B, {int(sizes.sum())} neurons; {detail}", what, hint)
     probe_indices(scenario)  # indices beyond the (possibly swept) network size
-    if run.backend.partition(":")[0] == "brian2":
-        from neurodyn.families.lif_network.brian2_backend import check_brian2
-
-        check_brian2(scenario)
     # networkx checks a generator's arguments against n only when called (k > n, n * d odd, ...): call it
     # once here, on the real size, so validate refuses what the build would. Only small graphs are tried:
     # a large one would cost the build's time twice.

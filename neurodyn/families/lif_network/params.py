@@ -17,7 +17,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue, did_you_mean
-from neurodyn.families.base import StrictModel
 from neurodyn.quantities import (
     Frequency,
     NonNegativeTime,
@@ -27,8 +26,7 @@ from neurodyn.quantities import (
     Voltage,
     parse_quantity,
 )
-
-PositiveInt = Annotated[int, Field(ge=1)]
+from neurodyn.schema import PositiveInt, StrictModel
 
 
 class UniformInit(StrictModel):

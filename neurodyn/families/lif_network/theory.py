@@ -89,8 +89,8 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
-from neurodyn.families.base import var_attrs
 from neurodyn.families.lif_network.dataset import population_layout
+from neurodyn.schema import var_attrs
 
 #: -zeta(1/2) / sqrt(2 pi): continuity correction of a discretely monitored Brownian barrier
 BETA_DISCRETE = 0.5825971579390106

@@ -9,16 +9,13 @@ kernels in :mod:`.kernels` and the time averages, traces and sample trajectories
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import xarray as xr
 
+from neurodyn import stepping
 from neurodyn.errors import ResourceError, ScenarioError
-from neurodyn.families.base import var_attrs
 from neurodyn.families.sync_learners import kernels
 from neurodyn.families.sync_learners.graphs import Graph, build_graph, eigenbasis, n_components, spectrum
 from neurodyn.families.sync_learners.losses import DOUBLE_WELL, LOGISTIC, LossSetup, make_loss
@@ -26,7 +23,8 @@ from neurodyn.families.sync_learners.params import vector
 from neurodyn.families.sync_learners.rng import Streams
 from neurodyn.progress import QUIET, Progress
 from neurodyn.resources import require_memory
-from neurodyn.runner import STATUS_OK, run_chunked
+from neurodyn.schema import var_attrs
+from neurodyn.stepping import Status, kernel_threads, run_chunked
 
 #: the spectrum is a dense eigendecomposition; beyond this it would take minutes and gigabytes
 MAX_N_SPECTRUM = 4000
@@ -49,9 +47,9 @@ def steps(scenario) -> Steps:
     n_steps = run.n_steps
     burn = p.burn_in if p.burn_in is not None else 0.2 * run.duration
     stat_start = int(math.ceil(burn / run.dt - 1e-9))
-    stat_every = max(1, int(round(rec.stats_every / run.dt))) if rec.stats_every else 1
+    stat_every = stepping.steps(rec.stats_every, run.dt, at_least=1) if rec.stats_every else 1
     every = rec.every if rec.every is not None else run.duration / 200
-    rec_every = max(1, int(round(every / run.dt)))
+    rec_every = stepping.steps(every, run.dt, at_least=1)
     return Steps(n_steps, stat_start, stat_every, rec_every, n_steps // rec_every + 1)
 
 
@@ -83,7 +81,7 @@ def check_scenario(scenario) -> None:
     rec = scenario.record
     for key in ("every", "stats_every"):
         value = getattr(rec, key)
-        if value is not None and round(value / run.dt) < 1:
+        if value is not None and stepping.steps(value, run.dt) < 1:
             raise ScenarioError(
                 f"record.{key}", f"{value:g} s", f"at least one step (run.dt = {run.dt:g} s); omit it for the default"
             )
@@ -124,7 +122,7 @@ def check_scenario(scenario) -> None:
 
 def _chunk_steps(run) -> int | None:
     """Steps per chunk from ``run.chunk`` (None: sized adaptively by the runner)."""
-    return max(1, int(round(run.chunk / run.dt))) if run.chunk else None
+    return stepping.steps(run.chunk, run.dt, at_least=1) if run.chunk else None
 
 
 def _initial_state(p, loss: LossSetup, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -186,19 +184,9 @@ def simulate(scenario, progress: Progress = QUIET) -> xr.Dataset:
 PARALLEL_MIN_ELEMENTS = 50_000
 
 
-@contextmanager
-def kernel_threads(run, elements: int) -> Iterator[None]:
-    """Numba threads for the kernels: ``run.threads`` (default: all), 1 for small systems.
-
-    The kernels' output does not depend on the thread count, so this only changes the speed.
-    """
-    before = numba.get_num_threads()
-    want = min(run.threads, numba.config.NUMBA_NUM_THREADS) if run.threads else before
-    numba.set_num_threads(want if elements >= PARALLEL_MIN_ELEMENTS else 1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
+def _threads(run, elements: int) -> int | None:
+    """Threads asked of :func:`~neurodyn.stepping.kernel_threads`: ``run.threads``, 1 for small systems."""
+    return run.threads if elements >= PARALLEL_MIN_ELEMENTS else 1
 
 
 def noise_streams(
@@ -244,7 +232,7 @@ def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams
     wells = np.zeros((p.trials, n + 1, p.d), dtype=np.int8)
     switches = np.zeros((p.trials, 2))
 
-    def advance(start: int, count: int) -> tuple[int, str]:
+    def advance(start: int, count: int) -> tuple[Status, str]:
         status = kernels.em_chunk(
             x,
             xn,
@@ -284,10 +272,10 @@ def _run_em(p, run, st: Steps, loss: LossSetup, g: Graph, k: float, rng, streams
             switches,
         )
         return status, (
-            "" if status == STATUS_OK else f"{desc}: the state became non-finite; reduce run.dt or the coupling k"
+            "" if status == Status.OK else f"{desc}: the state became non-finite; reduce run.dt or the coupling k"
         )
 
-    with kernel_threads(run, x.size):
+    with kernel_threads(_threads(run, x.size)):
         run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
     acc[:, :4] /= max(nacc[0], 1)
     acc[:, 4:] = acc[:, 4:] / nacc[1] if nacc[1] else np.nan
@@ -351,7 +339,7 @@ def _run_exact(
     nblk = kernels.n_blocks(n, p.d)
     v_rows = np.ascontiguousarray(v[:ndim])
 
-    def advance(start: int, count: int) -> tuple[int, str]:
+    def advance(start: int, count: int) -> tuple[Status, str]:
         return kernels.ou_chunk(
             yy,
             *streams.arrays,
@@ -372,7 +360,7 @@ def _run_exact(
             traj,
         ), ""
 
-    with kernel_threads(run, yy.size):
+    with kernel_threads(_threads(run, yy.size)):
         run_chunked(st.n_steps, advance, progress, desc=desc, chunk_steps=_chunk_steps(run))
     acc[:, :3] /= max(nacc[0], 1)
     acc[:, 3:] = np.nan

@@ -19,7 +19,7 @@ bitwise-identical results whatever the chunking and whatever ``NUMBA_NUM_THREADS
 
 Both kernels accumulate the time averages (spread ``V = sum_i ||x_i - xbar||^2``, centroid error, mean
 learner error) from ``stat_start`` every ``stat_every`` steps, and record traces every ``rec_every`` steps.
-The status is 0 (ok) or 1 (a non-finite state).
+Both return a :class:`~neurodyn.stepping.Status`: ``OK``, or ``NAN`` when the state became non-finite.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from neurodyn.families.sync_learners.rng import BATCH, take_normals
+from neurodyn.stepping import Status
 
 # trace / accumulator columns
 SPREAD, CENTROID_ERR, LEARNER_ERR, AGREEMENT, TEST_ERR_LEARNER, TEST_ERR_CENTROID = 0, 1, 2, 3, 4, 5
@@ -393,8 +394,8 @@ def em_chunk(
         for i in range(n):
             for m in range(d):
                 if not np.isfinite(x[t, i, m]):
-                    return 1
-    return 0
+                    return Status.NAN
+    return Status.OK
 
 
 @njit(cache=True, parallel=True)
@@ -492,4 +493,4 @@ def ou_chunk(
                                 w += u_rows[a, j] * y0[j, m]
                             val += v[q, m] * w
                         traj[r, a, q] = val
-    return 0
+    return Status.OK

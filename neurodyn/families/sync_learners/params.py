@@ -22,10 +22,8 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue, did_you_mean
-from neurodyn.families.base import StrictModel
 from neurodyn.quantities import NonNegative, Positive, Time
-
-PositiveInt = Annotated[int, Field(ge=1)]
+from neurodyn.schema import PositiveInt, StrictModel
 
 
 class Topology(StrictModel):

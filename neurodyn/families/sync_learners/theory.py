@@ -32,8 +32,8 @@ import math
 import numpy as np
 import xarray as xr
 
-from neurodyn.families.base import var_attrs
 from neurodyn.families.sync_learners.losses import DOUBLE_WELL, LOGCOSH, LOGISTIC, LossSetup, make_loss
+from neurodyn.schema import var_attrs
 
 SOURCE_NOTE = (
     "reconstructed from the abstract of Bouvrie & Slotine 2011 (Neural Comput. 23(11)) and "

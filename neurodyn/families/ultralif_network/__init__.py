@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurodyn.families.base import Family, var_attrs
+from neurodyn.families.base import Family
 from neurodyn.families.ultralif_network.params import UltraLIFParams
 from neurodyn.resources import require_memory
+from neurodyn.schema import var_attrs
 
 _EPOCH_ATTRS = {
     "train_loss": ("1", "training loss (CE + lambda * rate), mean over the epoch's minibatches"),
@@ -73,16 +74,14 @@ class UltraLIFNetwork(Family):
 
     def simulate(self, scenario, progress) -> xr.Dataset:
         p: UltraLIFParams = scenario.params
-        import numba
+        from neurodyn.stepping import kernel_threads
 
         # Samples of a minibatch can run in parallel (results do not depend on the thread count), but a
         # minibatch is only milliseconds of work: on a loaded machine or inside a pool of sweep processes
         # the threads' synchronisation costs far more than it saves (measured: a T=1 digits run took
         # >25 min with 2 threads on an oversubscribed machine, 1 min with 1). So one thread unless
         # run.threads asks for more.
-        before = numba.get_num_threads()
-        numba.set_num_threads(min(scenario.run.threads or 1, numba.config.NUMBA_NUM_THREADS))
-        try:
+        with kernel_threads(scenario.run.threads, default=1):
             if p.experiment == "bounds":
                 from neurodyn.families.ultralif_network.bounds import run_bounds
 
@@ -90,8 +89,6 @@ class UltraLIFNetwork(Family):
                 ds.attrs["experiment"] = "bounds"
                 return ds
             return self._train_all(scenario, progress)
-        finally:
-            numba.set_num_threads(before)
 
     def _train_all(self, scenario, progress) -> xr.Dataset:
         from neurodyn.families.ultralif_network.data import load_digits_split, load_events

@@ -25,8 +25,8 @@ import xarray as xr
 from numba import njit
 from scipy.special import expit
 
-from neurodyn.families.base import var_attrs
 from neurodyn.families.ultralif_network.kernels import lse2, lse3, sigmoid
+from neurodyn.schema import var_attrs
 
 LOG2 = math.log(2.0)
 LOG3 = math.log(3.0)

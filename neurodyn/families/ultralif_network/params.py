@@ -20,8 +20,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue, did_you_mean
-from neurodyn.families.base import StrictModel
 from neurodyn.families.ultralif_network.names import KIND_CODES, SURROGATE_CODES
+from neurodyn.schema import StrictModel
 
 DATASETS = ("digits", "events")
 KINDS = tuple(KIND_CODES)

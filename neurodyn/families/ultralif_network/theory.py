@@ -11,7 +11,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from neurodyn.families.base import var_attrs
+from neurodyn.schema import var_attrs
 
 PAPER = "Minoza 2026, arXiv:2602.11206"
 
