@@ -132,3 +132,15 @@ def kernel_threads(requested: int | None, default: int | None = None) -> Iterato
         yield numba.get_num_threads()
     finally:
         numba.set_num_threads(before)
+
+
+def set_process_threads(n: int) -> int:
+    """Set the thread count this process's kernels start from (a sweep worker's share of the cores).
+
+    :func:`kernel_threads` falls back to this count when a run asks for none; never more than Numba
+    started with. Returns the count set.
+    """
+    import numba
+
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    return numba.get_num_threads()

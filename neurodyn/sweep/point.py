@@ -69,9 +69,9 @@ def run_point(task: PointTask, progress: Progress | None = None) -> PointResult:
         if task.family_target and registry.target(task.family) != task.family_target:
             registry.register(task.family, task.family_target)  # workers learn test/plugin families here
         if task.threads:
-            import numba
+            from neurodyn.stepping import set_process_threads
 
-            numba.set_num_threads(min(task.threads, numba.config.NUMBA_NUM_THREADS))
+            set_process_threads(task.threads)
         raw = copy.deepcopy(task.raw)
         for path, value in task.values.items():
             set_path(raw, path, value)
