@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from neurodyn.scenario import REPO_ROOT
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-EXAMPLES = sorted((REPO / "examples").glob("*.ipynb"))
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.ipynb"))
 #: notebooks that take more than about 15 s (kernel start included) on two busy cores
 SLOW = {"cortical_field", "sync_learners"}
 #: generous: a busy shared machine can make a 15 s notebook take minutes; only a hang should fail
@@ -31,12 +31,12 @@ def test_one_notebook_per_family():
 @pytest.mark.parametrize(
     "path", [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else []) for p in EXAMPLES]
 )
-def test_notebook_runs(path: Path, tmp_path, monkeypatch):
+def test_notebook_runs(path: Path, tmp_path, monkeypatch, repo):
     nb = nbformat.read(path, as_version=4)
     # stored without outputs, so the repository stays small and diffs stay readable
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
     # the kernel imports this checkout's neurodyn and draws off screen
-    monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("PYTHONPATH", str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     client = nbclient.NotebookClient(
         nb, timeout=TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}

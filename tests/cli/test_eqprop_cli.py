@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_user_error, run_cli
-
 SCEN = "scenarios/eqprop_digits_1h.yaml"
 
 
@@ -20,9 +18,9 @@ SCEN = "scenarios/eqprop_digits_1h.yaml"
         ("params.theorem={betas: [0.1, 0.01]}", ("params.theorem", "experiment: gradient_theorem")),
     ],
 )
-def test_bad_training_input_is_one_line_exit_2(tmp_path, override, needles):
-    proc = run_cli("run", SCEN, "--set", override, "-o", tmp_path / "x.h5", "--quiet")
-    assert_user_error(proc, *needles)
+def test_bad_training_input_is_one_line_exit_2(tmp_path, override, needles, cli, user_error):
+    proc = cli("run", SCEN, "--set", override, "-o", tmp_path / "x.h5", "--quiet")
+    user_error(proc, *needles)
     assert not (tmp_path / "x.h5").exists()
 
 
@@ -44,15 +42,14 @@ def test_bad_training_input_is_one_line_exit_2(tmp_path, override, needles):
         ("params.init_gain=0", ("params.init_gain", "must be positive")),
     ],
 )
-def test_more_bad_input_in_process(override, needles):
+def test_more_bad_input_in_process(override, needles, repo):
     """The same one-line ScenarioError, checked without a subprocess to keep the suite fast."""
     from neurodyn import registry
     from neurodyn.errors import ScenarioError
     from neurodyn.scenario import load_scenario
-    from tests.conftest import REPO
 
     with pytest.raises(ScenarioError) as info:
-        sc = load_scenario(REPO / SCEN, [override])
+        sc = load_scenario(repo / SCEN, [override])
         registry.get("eqprop").check(sc)
     msg = str(info.value)
     assert "\n" not in msg
@@ -72,27 +69,25 @@ def test_more_bad_input_in_process(override, needles):
         ("eqprop_bptt_match", "params.bptt.betas=[0.1]", ("params.bptt.betas", "two beta")),
     ],
 )
-def test_gradient_experiment_bad_input(scenario, override, needles):
+def test_gradient_experiment_bad_input(scenario, override, needles, repo):
     from neurodyn.cli import main
 
-    code, err = _main_capture(main, ["validate", f"scenarios/{scenario}.yaml", "--set", override])
+    code, err = _main_capture(main, ["validate", f"scenarios/{scenario}.yaml", "--set", override], repo)
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     for needle in needles:
         assert needle in err, (needle, err)
 
 
-def _main_capture(main, argv):
+def _main_capture(main, argv, cwd):
     import contextlib
     import io
     import os
 
-    from tests.conftest import REPO
-
     out, err = io.StringIO(), io.StringIO()
     cwd = os.getcwd()
     try:
-        os.chdir(REPO)
+        os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main([str(a) for a in argv])
     finally:
@@ -100,28 +95,28 @@ def _main_capture(main, argv):
     return code, err.getvalue() + out.getvalue()
 
 
-def test_run_compare_plot_gradient_theorem(tmp_path):
+def test_run_compare_plot_gradient_theorem(tmp_path, cli, repo):
     from neurodyn.cli import main
 
     out = tmp_path / "th.h5"
-    proc = run_cli("run", "scenarios/eqprop_gradient_theorem.yaml", "-o", out)
+    proc = cli("run", "scenarios/eqprop_gradient_theorem.yaml", "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert "fitted slope" in proc.stdout
-    code, text = _main_capture(main, ["compare", out])
+    code, text = _main_capture(main, ["compare", out], repo)
     assert code == 0, text
     lines = [ln for ln in text.splitlines() if ln.startswith("slope_")]
     assert len(lines) == 2 and all(ln.rstrip().endswith("agree") for ln in lines)
-    code, text = _main_capture(main, ["plot", out, "--out", tmp_path])
+    code, text = _main_capture(main, ["plot", out, "--out", tmp_path], repo)
     assert code == 0, text
     png = tmp_path / "th_gradient_error.png"
     assert png.stat().st_size > 10_000
 
 
-def test_gradient_theorem_on_a_huge_network_is_refused_before_running():
+def test_gradient_theorem_on_a_huge_network_is_refused_before_running(repo):
     from neurodyn.cli import main
 
     code, text = _main_capture(
-        main, ["validate", "scenarios/eqprop_gradient_theorem.yaml", "--set", "params.layers=[300, 300, 10]"]
+        main, ["validate", "scenarios/eqprop_gradient_theorem.yaml", "--set", "params.layers=[300, 300, 10]"], repo
     )
     assert code == 2 and len(text.strip().splitlines()) == 1
     assert "finite differences" in text and "93310 parameters" in text

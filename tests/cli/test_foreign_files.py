@@ -22,7 +22,6 @@ from neurodyn import cli as cli_module
 from neurodyn import storage
 from neurodyn.sweep import execute_sweep
 from tests import sweep_family as fam
-from tests.conftest import assert_user_error, run_cli
 
 COMMANDS = ("info", "compare", "plot")
 QUICK = [
@@ -39,16 +38,17 @@ QUICK = [
 ]
 
 
-def cli(*args, cwd=None):
-    """The CLI with the sweep test family known to it."""
-    return run_cli(*args, env=fam.ENV, cwd=cwd)
+@pytest.fixture(scope="module")
+def cli_env() -> dict[str, str]:
+    """Every command of this module knows the sweep test family."""
+    return fam.ENV
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory) -> Path:
+def result(tmp_path_factory, cli) -> Path:
     """A real (small) lif_network result file."""
     out = tmp_path_factory.mktemp("result") / "quick.h5"
-    proc = run_cli("run", "scenarios/quickstart.yaml", *QUICK, "--output", out, "--quiet")
+    proc = cli("run", "scenarios/quickstart.yaml", *QUICK, "--output", out, "--quiet")
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -219,20 +219,20 @@ def faulty(result, tmp_path_factory) -> Path:
     return folder
 
 
-def test_the_result_itself_is_accepted(result, tmp_path):
+def test_the_result_itself_is_accepted(result, tmp_path, cli):
     for cmd in COMMANDS:
         extra = ["--out", tmp_path] if cmd == "plot" else []
-        proc = run_cli(cmd, result, *extra)
+        proc = cli(cmd, result, *extra)
         assert proc.returncode == 0 and proc.stderr == "", (cmd, proc.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quick_overview.png"]
 
 
 @pytest.mark.parametrize(("name", "command"), CASES, ids=[f"{c}-{n}" for n, c in CASES])
-def test_faulty_file_is_refused_in_one_line(faulty, tmp_path, name, command):
+def test_faulty_file_is_refused_in_one_line(faulty, tmp_path, name, command, cli, user_error):
     _build, needles, _cmds = FAULTY[name]
     extra = ["--out", tmp_path / "figs"] if command == "plot" else []
-    proc = run_cli(command, faulty / name, *extra)
-    assert_user_error(proc, str(faulty / name), *needles)
+    proc = cli(command, faulty / name, *extra)
+    user_error(proc, str(faulty / name), *needles)
     assert "warn" not in proc.stderr.lower()
     assert not (tmp_path / "figs").exists()  # refused before anything was written
 
@@ -240,15 +240,15 @@ def test_faulty_file_is_refused_in_one_line(faulty, tmp_path, name, command):
 @pytest.mark.parametrize(
     "name", sorted(n for n, (_b, _n, cmds) in FAULTY.items() if "info" not in cmds and n != "damaged_chunk.h5")
 )
-def test_info_describes_a_file_whose_family_code_cannot_read_it(faulty, name):
+def test_info_describes_a_file_whose_family_code_cannot_read_it(faulty, name, cli):
     """``info`` reads only what neurodyn writes in every file (attributes, dimensions, variable names)."""
-    proc = run_cli("info", faulty / name)
+    proc = cli("info", faulty / name)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert proc.stdout.startswith(f"{faulty / name}: ")
 
 
-def test_info_describes_a_file_with_damaged_data_but_intact_metadata(faulty):
-    proc = run_cli("info", faulty / "damaged_chunk.h5")
+def test_info_describes_a_file_with_damaged_data_but_intact_metadata(faulty, cli):
+    proc = cli("info", faulty / "damaged_chunk.h5")
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert "    v                        (time,neuron) [V] membrane potential" in proc.stdout
 
@@ -278,7 +278,7 @@ def test_identification_functions(result, faulty):
     assert sorted(readable) == ["damaged_chunk.h5", "other_variables.h5", "relabelled.h5", "unknown_family.h5"]
 
 
-def test_aborted_partial_file_is_described(tmp_path):
+def test_aborted_partial_file_is_described(tmp_path, cli):
     """A stream stopped by an error keeps what it recorded, marked ``partial``: ``info`` shows it."""
     w = storage.ChunkedWriter(tmp_path / "r.h5")
     w.dimension("time", None)
@@ -286,7 +286,7 @@ def test_aborted_partial_file_is_described(tmp_path):
     w.append("v", np.arange(3.0))
     w.set_attrs({"family": "lif_network", "scenario_name": "r", "scenario": "name: r\n"})
     w.abort(keep=True)
-    proc = run_cli("info", tmp_path / "r.partial.h5")
+    proc = cli("info", tmp_path / "r.partial.h5")
     assert proc.returncode == 0, proc.stderr
     assert "  partial          yes: the run stopped before its end" in proc.stdout
     assert "  dimensions       time=3" in proc.stdout
@@ -348,36 +348,36 @@ def _damage_manifest(folder: Path, case: str) -> Path:
 
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("case", list(BAD_MANIFESTS))
-def test_garbage_sweep_json_is_refused_in_one_line(bad_sweep, case, command):
+def test_garbage_sweep_json_is_refused_in_one_line(bad_sweep, case, command, cli, user_error):
     manifest = _damage_manifest(bad_sweep, case)
     proc = cli(command, bad_sweep)
-    assert_user_error(proc, str(manifest), *BAD_MANIFESTS[case][1])
+    user_error(proc, str(manifest), *BAD_MANIFESTS[case][1])
     assert not (bad_sweep / "report").exists()
     assert not (bad_sweep.parent / "escape_trace.png").exists()
 
 
 @pytest.mark.parametrize("case", list(BAD_MANIFESTS))
-def test_combined_file_beside_a_garbage_sweep_json(bad_sweep, case):
+def test_combined_file_beside_a_garbage_sweep_json(bad_sweep, case, cli, user_error):
     """``plot`` and ``compare`` need the plan (point files, dimensions) and say which file is wrong;
     ``info`` describes the combined file, which is intact."""
     manifest = _damage_manifest(bad_sweep, case)
     combined = bad_sweep / "ousweep.h5"
-    assert_user_error(cli("plot", combined), str(manifest), *BAD_MANIFESTS[case][1])
+    user_error(cli("plot", combined), str(manifest), *BAD_MANIFESTS[case][1])
     if case == "not JSON":
-        assert_user_error(cli("compare", combined), str(manifest), *BAD_MANIFESTS[case][1])
+        user_error(cli("compare", combined), str(manifest), *BAD_MANIFESTS[case][1])
         proc = cli("info", combined)
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
         assert proc.stdout.startswith(f"{combined}: ousweep (ou_test, backend numba)")
 
 
 @pytest.mark.parametrize("command", ["compare", "plot"])
-def test_combined_file_away_from_its_folder(sweep, tmp_path, command):
+def test_combined_file_away_from_its_folder(sweep, tmp_path, command, cli, user_error):
     lone = shutil.copy(sweep / "ousweep.h5", tmp_path / "ousweep.h5")
     proc = cli(command, lone)
-    assert_user_error(proc, str(lone), "combined sweep file without its sweep folder", "give the sweep folder")
+    user_error(proc, str(lone), "combined sweep file without its sweep folder", "give the sweep folder")
 
 
-def test_damaged_point_file_is_named(bad_sweep):
+def test_damaged_point_file_is_named(bad_sweep, cli, user_error):
     """A sweep whose combined file is missing is combined from its point files: a damaged one is named."""
     (bad_sweep / "ousweep.h5").unlink()
     point = bad_sweep / "points" / "sigma=1.0.h5"
@@ -385,11 +385,11 @@ def test_damaged_point_file_is_named(bad_sweep):
     (bad_sweep / "ok.h5").unlink()
     for command in ("compare", "plot"):
         proc = cli(command, bad_sweep)
-        assert_user_error(proc, str(point), "incorrect metadata checksum")
+        user_error(proc, str(point), "incorrect metadata checksum")
 
 
 @pytest.mark.parametrize("given", ["folder", "combined file"])
-def test_plot_on_a_sweep_writes_the_report_figures(sweep, tmp_path, given):
+def test_plot_on_a_sweep_writes_the_report_figures(sweep, tmp_path, given, cli):
     out = tmp_path / "figs"
     proc = cli("plot", sweep if given == "folder" else sweep / "ousweep.h5", "--out", out)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
@@ -400,13 +400,13 @@ def test_plot_on_a_sweep_writes_the_report_figures(sweep, tmp_path, given):
     assert not (sweep / "report").exists()
 
 
-def test_info_on_a_sweep_folder_describes_its_combined_file(sweep):
+def test_info_on_a_sweep_folder_describes_its_combined_file(sweep, cli):
     proc = cli("info", sweep)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert proc.stdout.splitlines()[0] == f"{(sweep / 'ousweep.h5').absolute()}: ousweep (ou_test, backend numba)"
 
 
-def test_info_on_an_unfinished_sweep_folder(bad_sweep):
+def test_info_on_an_unfinished_sweep_folder(bad_sweep, cli):
     (bad_sweep / "ousweep.h5").unlink()
     (bad_sweep / "points" / "sigma=2.0.h5").unlink()
     proc = cli("info", bad_sweep)
@@ -420,29 +420,29 @@ def test_info_on_an_unfinished_sweep_folder(bad_sweep):
 # --------------------------------------------------------------------------- unwritable places
 
 
-def test_plot_out_under_a_file(result, tmp_path):
+def test_plot_out_under_a_file(result, tmp_path, cli, user_error):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    proc = run_cli("plot", result, "--out", blocker / "figs")
-    assert_user_error(proc, str(blocker / "figs"), f"{blocker} is a file, not a folder", "--out DIR")
+    proc = cli("plot", result, "--out", blocker / "figs")
+    user_error(proc, str(blocker / "figs"), f"{blocker} is a file, not a folder", "--out DIR")
 
 
-def test_compare_report_dir_under_a_file(sweep, tmp_path):
+def test_compare_report_dir_under_a_file(sweep, tmp_path, cli, user_error):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     proc = cli("compare", sweep, "--report-dir", blocker / "rep")
-    assert_user_error(proc, str(blocker / "rep"), "is a file, not a folder", "--report-dir DIR")
+    user_error(proc, str(blocker / "rep"), "is a file, not a folder", "--report-dir DIR")
     assert not (sweep / "report").exists()
 
 
-def test_compare_when_the_report_path_is_a_file(bad_sweep):
+def test_compare_when_the_report_path_is_a_file(bad_sweep, cli, user_error):
     (bad_sweep / "report").write_text("someone's notes")
     proc = cli("compare", bad_sweep)
-    assert_user_error(proc, str(bad_sweep / "report"), "is a file, not a folder", "--report-dir DIR")
+    user_error(proc, str(bad_sweep / "report"), "is a file, not a folder", "--report-dir DIR")
     assert (bad_sweep / "report").read_text() == "someone's notes"
 
 
-def test_compare_report_dir_writes_elsewhere(sweep, tmp_path):
+def test_compare_report_dir_writes_elsewhere(sweep, tmp_path, cli):
     """A read-only (shared) sweep folder: the table is printed and the report goes where asked."""
     proc = cli("compare", sweep, "--report-dir", tmp_path / "rep")
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
@@ -451,9 +451,9 @@ def test_compare_report_dir_writes_elsewhere(sweep, tmp_path):
     assert not (sweep / "report").exists()
 
 
-def test_report_dir_of_a_single_run_is_refused(result, tmp_path):
-    proc = run_cli("compare", result, "--report-dir", tmp_path / "rep")
-    assert_user_error(proc, f"--report-dir {tmp_path / 'rep'}", "only a sweep has a report", str(result))
+def test_report_dir_of_a_single_run_is_refused(result, tmp_path, cli, user_error):
+    proc = cli("compare", result, "--report-dir", tmp_path / "rep")
+    user_error(proc, f"--report-dir {tmp_path / 'rep'}", "only a sweep has a report", str(result))
     assert list(tmp_path.iterdir()) == []
 
 

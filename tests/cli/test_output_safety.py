@@ -24,7 +24,6 @@ import neurodyn
 from neurodyn import storage
 from neurodyn.errors import OutputExistsError, ScenarioError, UserError
 from tests import sweep_family as fam
-from tests.conftest import REPO, assert_user_error, run_cli
 
 WAIT = 600  # seconds: generous, a cold Numba cache on a busy machine can take minutes
 
@@ -34,20 +33,28 @@ def _family():
     fam.register()
 
 
-def cli(*args, env=None, cwd=None):
-    return run_cli(*args, env={**fam.ENV, **(env or {})}, cwd=cwd)
+@pytest.fixture(scope="module")
+def cli_env() -> dict[str, str]:
+    """Every command of this module knows the sweep test family."""
+    return fam.ENV
 
 
-def start(*args: str, cwd: Path = REPO) -> subprocess.Popen:
-    env = {**os.environ, **fam.ENV, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "neurodyn.cli", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@pytest.fixture
+def start(repo):
+    """``start(*args, cwd=repo)``: ``neurodyn ARGS`` started in the background, its output piped."""
+
+    def popen(*args: str, cwd: Path = repo) -> subprocess.Popen:
+        env = {**os.environ, **fam.ENV, "PYTHONPATH": str(repo)}
+        return subprocess.Popen(
+            [sys.executable, "-m", "neurodyn.cli", *map(str, args)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    return popen
 
 
 def wait_for(proc: subprocess.Popen, ready) -> None:
@@ -83,7 +90,7 @@ def ou_scenario(path: Path, params: str = "{n: 8, tau: 10 ms, sigma: 1.0}", run:
 # --------------------------------------------------------------------------- two runs, one output
 
 
-def test_second_run_on_a_streaming_output_is_refused_naming_the_first(tmp_path):
+def test_second_run_on_a_streaming_output_is_refused_naming_the_first(tmp_path, cli, user_error, start):
     """lif_network streams: B must not touch A's partial file; A then finishes with a valid result."""
     out = tmp_path / "cuba.h5"
     partial = storage.stream_partial_path(out)
@@ -91,10 +98,10 @@ def test_second_run_on_a_streaming_output_is_refused_naming_the_first(tmp_path):
     try:
         wait_for(a, lambda: partial.exists() and partial.stat().st_size > 200_000)  # some chunks are on disk
         a.send_signal(signal.SIGSTOP)  # A is mid-run (tens of seconds of network left) while B tries
-        b = run_cli("run", "scenarios/cuba.yaml", "--set", "run.duration=0.1 s", "--output", out, "--quiet")
-        assert_user_error(b, f"pid {a.pid}", str(out), "being written by another neurodyn run")
-        b_forced = run_cli("run", "scenarios/cuba.yaml", "--set", "run.duration=0.1 s", "-o", out, "--force", "-q")
-        assert_user_error(b_forced, f"pid {a.pid}", str(out))  # --force does not break a claim either
+        b = cli("run", "scenarios/cuba.yaml", "--set", "run.duration=0.1 s", "--output", out, "--quiet")
+        user_error(b, f"pid {a.pid}", str(out), "being written by another neurodyn run")
+        b_forced = cli("run", "scenarios/cuba.yaml", "--set", "run.duration=0.1 s", "-o", out, "--force", "-q")
+        user_error(b_forced, f"pid {a.pid}", str(out))  # --force does not break a claim either
         assert not out.exists() and partial.exists()  # A was mid-run: refused for the claim, nothing else
         a.send_signal(signal.SIGCONT)
         stdout, stderr = a.communicate(timeout=WAIT)
@@ -107,7 +114,7 @@ def test_second_run_on_a_streaming_output_is_refused_naming_the_first(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cuba.h5"]  # no partial file, no lock file
 
 
-def test_second_run_on_a_non_streaming_output_is_refused_and_the_first_finishes(tmp_path):
+def test_second_run_on_a_non_streaming_output_is_refused_and_the_first_finishes(tmp_path, cli, user_error, start):
     """sync_learners holds its result in memory: B is refused while A runs, A then writes a valid file."""
     out = tmp_path / "dw.h5"
     overrides = ["--set", "run.duration=40 s", "--set", "params.trials=10"]
@@ -115,8 +122,8 @@ def test_second_run_on_a_non_streaming_output_is_refused_and_the_first_finishes(
     try:
         wait_for(a, claimed(out))
         a.send_signal(signal.SIGSTOP)  # A is simulating (seconds of work left) while B tries
-        b = run_cli("run", "scenarios/sync_double_well.yaml", "--set", "run.duration=1 s", "-o", out, "-q")
-        assert_user_error(b, f"pid {a.pid}", str(out), "being written by another neurodyn run")
+        b = cli("run", "scenarios/sync_double_well.yaml", "--set", "run.duration=1 s", "-o", out, "-q")
+        user_error(b, f"pid {a.pid}", str(out), "being written by another neurodyn run")
         assert not out.exists()  # A had not finished: B was refused because of the claim, nothing else
         a.send_signal(signal.SIGCONT)
         _, err = a.communicate(timeout=WAIT)
@@ -128,7 +135,7 @@ def test_second_run_on_a_non_streaming_output_is_refused_and_the_first_finishes(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dw.h5"]  # the lock file is removed at the end
 
 
-def test_kill_9_leaves_no_stale_claim(tmp_path):
+def test_kill_9_leaves_no_stale_claim(tmp_path, cli, start):
     """After SIGKILL the kernel has dropped the lock: the next run is not refused as 'being written'."""
     out = tmp_path / "dw.h5"
     a = start("run", "scenarios/sync_double_well.yaml", "--set", "run.duration=40 s", "--output", out, "-q")
@@ -139,7 +146,7 @@ def test_kill_9_leaves_no_stale_claim(tmp_path):
     a.communicate(timeout=WAIT)
     assert storage.lock_path(out).exists()  # the file stays behind; its lock does not
     short = ["--set", "run.duration=1 s", "--set", "params.burn_in=0.5 s", "--set", "params.trials=2"]
-    again = run_cli("run", "scenarios/sync_double_well.yaml", *short, "-o", out)
+    again = cli("run", "scenarios/sync_double_well.yaml", *short, "-o", out)
     assert again.returncode == 0, again.stderr
     assert storage.is_neurodyn_result(out) and not storage.lock_path(out).exists()
 
@@ -167,7 +174,7 @@ def _foreign_hdf5(path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["text", "hdf5", "folder"])
-def test_run_force_refuses_what_neurodyn_did_not_write(tmp_path, kind):
+def test_run_force_refuses_what_neurodyn_did_not_write(tmp_path, kind, cli, user_error):
     scenario = ou_scenario(tmp_path / "ou.yaml")
     target = tmp_path / "r.h5"
     if kind == "text":
@@ -179,16 +186,16 @@ def test_run_force_refuses_what_neurodyn_did_not_write(tmp_path, kind):
         (target / "keep.txt").write_text("mine")
     before = {p: p.read_bytes() for p in [target, *target.glob("*")] if p.is_file()}
     res = cli("run", scenario, "--output", target, "--force", "-q", cwd=tmp_path)
-    assert_user_error(res, str(target), "folder" if kind == "folder" else "not a neurodyn result")
+    user_error(res, str(target), "folder" if kind == "folder" else "not a neurodyn result")
     assert {p: p.read_bytes() for p in before} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ou.yaml", "r.h5"]
 
 
-def test_run_force_replaces_a_neurodyn_result(tmp_path):
+def test_run_force_replaces_a_neurodyn_result(tmp_path, cli, user_error):
     scenario = ou_scenario(tmp_path / "ou.yaml")
     target = tmp_path / "r.h5"
     assert cli("run", scenario, "-o", target, "-q", cwd=tmp_path).returncode == 0
-    assert_user_error(cli("run", scenario, "-o", target, "-q", cwd=tmp_path), "already exists", "--force")
+    user_error(cli("run", scenario, "-o", target, "-q", cwd=tmp_path), "already exists", "--force")
     res = cli("run", scenario, "-o", target, "-q", "--force", "--set", "run.seed=2", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert neurodyn.open_run(target).attrs["seed"] == 2
@@ -216,7 +223,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_sweep_refuses_a_folder_that_is_not_a_sweep(tmp_path):
+def test_sweep_refuses_a_folder_that_is_not_a_sweep(tmp_path, cli, user_error):
     scenario = _sweep(tmp_path)
     out = tmp_path / "mine"
     for sub in ("points", "report", "failed"):
@@ -225,16 +232,16 @@ def test_sweep_refuses_a_folder_that_is_not_a_sweep(tmp_path):
     before = _snapshot(out)
     for extra in ([], ["--force"]):
         res = cli("sweep", scenario, "--workers", "1", "--output", out, *extra, cwd=tmp_path)
-        assert_user_error(res, str(out), "not a neurodyn sweep")
+        user_error(res, str(out), "not a neurodyn sweep")
         assert _snapshot(out) == before
     (out / "sweep.json").write_text('{"not": "a sweep"}')  # a marker of the wrong shape is no marker
     res = cli("sweep", scenario, "--workers", "1", "--output", out, "--force", cwd=tmp_path)
-    assert_user_error(res, "not a neurodyn sweep")
+    user_error(res, "not a neurodyn sweep")
     assert (out / "sweep.json").read_text() == '{"not": "a sweep"}'
 
 
 @pytest.mark.parametrize("where", ["points/notes.txt", "points/copy.h5", "report/mine.png", "failed/todo.json"])
-def test_sweep_force_refuses_user_files_inside_and_removes_only_its_own(tmp_path, where):
+def test_sweep_force_refuses_user_files_inside_and_removes_only_its_own(tmp_path, where, cli, user_error):
     scenario = _sweep(tmp_path)
     out = tmp_path / "out"
     res = cli("sweep", scenario, "--workers", "1", "--output", out, cwd=tmp_path)
@@ -249,7 +256,7 @@ def test_sweep_force_refuses_user_files_inside_and_removes_only_its_own(tmp_path
         user.write_text('{"mine": true}')
     before = _snapshot(out)
     res = cli("sweep", scenario, "--workers", "1", "--output", out, "--force", cwd=tmp_path)
-    assert_user_error(res, str(user), "not written by this sweep")
+    user_error(res, str(user), "not written by this sweep")
     assert _snapshot(out) == before
     user.unlink()
     res = cli("sweep", scenario, "--workers", "1", "--output", out, "--force", cwd=tmp_path)
@@ -259,7 +266,7 @@ def test_sweep_force_refuses_user_files_inside_and_removes_only_its_own(tmp_path
     assert not (out / "report").exists()  # the old report was the sweep's own: removed
 
 
-def test_sweep_without_force_refuses_a_foreign_file_at_a_point_path(tmp_path):
+def test_sweep_without_force_refuses_a_foreign_file_at_a_point_path(tmp_path, cli, user_error):
     scenario = _sweep(tmp_path)
     out = tmp_path / "out"
     assert cli("sweep", scenario, "--workers", "1", "--output", out, cwd=tmp_path).returncode == 0
@@ -269,11 +276,11 @@ def test_sweep_without_force_refuses_a_foreign_file_at_a_point_path(tmp_path):
     (out / "ousweep.h5").unlink()
     before = _snapshot(out)
     res = cli("sweep", scenario, "--workers", "1", "--output", out, cwd=tmp_path)
-    assert_user_error(res, str(point), "not written by this sweep")
+    user_error(res, str(point), "not written by this sweep")
     assert _snapshot(out) == before
 
 
-def test_second_sweep_on_one_folder_is_refused_and_a_killed_sweep_resumes(tmp_path):
+def test_second_sweep_on_one_folder_is_refused_and_a_killed_sweep_resumes(tmp_path, cli, user_error, start):
     scenario = fam.write_scenario(
         tmp_path / "s.yaml",
         "{grid: {run.seed: [1, 2, 3, 4]}}",
@@ -286,7 +293,7 @@ def test_second_sweep_on_one_folder_is_refused_and_a_killed_sweep_resumes(tmp_pa
         wait_for(a, lambda: (out / "sweep.json").exists())  # written under the claim; points pause 60 s each
         a.send_signal(signal.SIGSTOP)
         b = cli("sweep", scenario, "--workers", "1", "--output", out, cwd=tmp_path)
-        assert_user_error(b, f"pid {a.pid}", str(out), "being written by another neurodyn run")
+        user_error(b, f"pid {a.pid}", str(out), "being written by another neurodyn run")
         a.send_signal(signal.SIGKILL)
     finally:
         a.kill()
@@ -301,7 +308,7 @@ def test_second_sweep_on_one_folder_is_refused_and_a_killed_sweep_resumes(tmp_pa
 
 
 @pytest.mark.parametrize("stream", [True, False])
-def test_leftover_partial_file_is_refused_and_force_discards_it(tmp_path, stream):
+def test_leftover_partial_file_is_refused_and_force_discards_it(tmp_path, stream, cli, user_error):
     scenario = ou_scenario(tmp_path / "ou.yaml", params=f"{{n: 8, tau: 10 ms, sigma: 1.0, stream: {stream}}}")
     target = tmp_path / "r.h5"
     partial = storage.stream_partial_path(target)
@@ -312,7 +319,7 @@ def test_leftover_partial_file_is_refused_and_force_discards_it(tmp_path, stream
     w.abort(keep=True)
     before = partial.read_bytes()
     res = cli("run", scenario, "-o", target, "-q", cwd=tmp_path)
-    assert_user_error(res, str(partial), f"neurodyn info {partial}", "--force")
+    user_error(res, str(partial), f"neurodyn info {partial}", "--force")
     assert partial.read_bytes() == before and not target.exists()
     assert cli("info", partial, cwd=tmp_path).returncode == 0  # the message's advice works
     res = cli("run", scenario, "-o", target, "-q", "--force", cwd=tmp_path)
@@ -320,13 +327,13 @@ def test_leftover_partial_file_is_refused_and_force_discards_it(tmp_path, stream
     assert not partial.exists() and storage.is_neurodyn_result(target)
 
 
-def test_force_refuses_a_foreign_file_under_the_partial_name(tmp_path):
+def test_force_refuses_a_foreign_file_under_the_partial_name(tmp_path, cli, user_error):
     scenario = ou_scenario(tmp_path / "ou.yaml")
     target = tmp_path / "r.h5"
     partial = storage.stream_partial_path(target)
     partial.write_text("someone else's file")
     res = cli("run", scenario, "-o", target, "-q", "--force", cwd=tmp_path)
-    assert_user_error(res, str(partial), "not a partial neurodyn result")
+    user_error(res, str(partial), "not a partial neurodyn result")
     assert partial.read_text() == "someone else's file" and not target.exists()
 
 
@@ -344,7 +351,7 @@ def test_partial_file_refusal_in_python(tmp_path):
 @pytest.mark.parametrize(
     "output", ["/tmp/neurodyn-escape.h5", "../escape.h5", "sub/../../escape.h5", "link/escape.h5", "link"]
 )
-def test_scenario_output_must_stay_inside_the_working_directory(tmp_path, output):
+def test_scenario_output_must_stay_inside_the_working_directory(tmp_path, output, cli, user_error):
     work = tmp_path / "work"
     work.mkdir()
     (tmp_path / "elsewhere").mkdir()
@@ -352,13 +359,13 @@ def test_scenario_output_must_stay_inside_the_working_directory(tmp_path, output
     scenario = ou_scenario(work / "ou.yaml")
     scenario.write_text(scenario.read_text() + f"output: {output}\n")
     for command in ("validate", "run"):
-        assert_user_error(cli(command, scenario, cwd=work), f"output = '{output}'", "relative path inside")
+        user_error(cli(command, scenario, cwd=work), f"output = '{output}'", "relative path inside")
     assert sorted(p.name for p in work.iterdir()) == ["link", "ou.yaml"]
     assert list((tmp_path / "elsewhere").iterdir()) == [] and not (tmp_path / "escape.h5").exists()
     assert not Path("/tmp/neurodyn-escape.h5").exists()
 
 
-def test_scenario_output_inside_is_used_and_command_line_output_goes_anywhere(tmp_path):
+def test_scenario_output_inside_is_used_and_command_line_output_goes_anywhere(tmp_path, cli):
     work = tmp_path / "work"
     work.mkdir()
     scenario = ou_scenario(work / "ou.yaml")
@@ -385,34 +392,34 @@ def test_scenario_output_checked_when_loading_in_python(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- unwritable places, before any work
 
 
-def test_output_under_a_file_is_refused_before_running(tmp_path):
+def test_output_under_a_file_is_refused_before_running(tmp_path, cli, user_error):
     scenario = ou_scenario(tmp_path / "ou.yaml")
     counter = tmp_path / "counter"
     (tmp_path / "afile").write_text("x")
     env = {fam.COUNTER_ENV: str(counter)}
     res = cli("run", scenario, "-o", tmp_path / "afile" / "sub" / "r.h5", env=env, cwd=tmp_path)
-    assert_user_error(res, str(tmp_path / "afile"), "is a file, not a folder")
+    user_error(res, str(tmp_path / "afile"), "is a file, not a folder")
     sweep = _sweep(tmp_path)
     res = cli("sweep", sweep, "--workers", "1", "-o", tmp_path / "afile" / "out", env=env, cwd=tmp_path)
-    assert_user_error(res, str(tmp_path / "afile"), "is a file, not a folder")
+    user_error(res, str(tmp_path / "afile"), "is a file, not a folder")
     res = cli("sweep", sweep, "--workers", "1", "-o", tmp_path / "afile", env=env, cwd=tmp_path)
-    assert_user_error(res, str(tmp_path / "afile"), "is a file")
+    user_error(res, str(tmp_path / "afile"), "is a file")
     assert not counter.exists()  # no simulation ran
 
 
-def test_unwritable_folder_is_refused_before_running(tmp_path):
+def test_unwritable_folder_is_refused_before_running(tmp_path, cli, user_error):
     """/proc takes no new files, not even from root (chmod does not stop root, so it is the portable case)."""
     scenario = ou_scenario(tmp_path / "ou.yaml")
     counter = tmp_path / "counter"
     env = {fam.COUNTER_ENV: str(counter)}
     for out in ("/proc/neurodyn-test.h5", "/proc/neurodyn-test/r.h5"):
         res = cli("run", scenario, "-o", out, "-q", env=env, cwd=tmp_path)
-        assert_user_error(res, f"output {out}", "cannot")
+        user_error(res, f"output {out}", "cannot")
     assert not counter.exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; see the /proc test above")
-def test_read_only_folder_is_refused_before_running(tmp_path):
+def test_read_only_folder_is_refused_before_running(tmp_path, cli, user_error):
     scenario = ou_scenario(tmp_path / "ou.yaml")
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -420,7 +427,7 @@ def test_read_only_folder_is_refused_before_running(tmp_path):
     counter = tmp_path / "counter"
     try:
         res = cli("run", scenario, "-o", ro / "r.h5", "-q", env={fam.COUNTER_ENV: str(counter)}, cwd=tmp_path)
-        assert_user_error(res, f"output {ro / 'r.h5'}", "cannot write")
+        user_error(res, f"output {ro / 'r.h5'}", "cannot write")
     finally:
         ro.chmod(0o700)
     assert not counter.exists()

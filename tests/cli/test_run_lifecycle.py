@@ -11,14 +11,13 @@ import time
 import numpy as np
 
 import neurodyn
-from tests.conftest import REPO, read_pty, run_cli
 
 
-def test_killed_run_leaves_no_result_file(tmp_path):
+def test_killed_run_leaves_no_result_file(tmp_path, repo):
     """SIGKILL mid-run: never a file under the final name; the only leftover is the marked partial file
     of the streamed recordings, which holds the spikes of the chunks completed before the kill."""
     out = tmp_path / "cuba.h5"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(repo)}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -32,7 +31,7 @@ def test_killed_run_leaves_no_result_file(tmp_path):
             str(out),
             "--quiet",
         ],
-        cwd=REPO,
+        cwd=repo,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -61,7 +60,7 @@ def test_killed_run_leaves_no_result_file(tmp_path):
     assert kept.attrs["neurodyn_version"] == neurodyn.__version__ and "wall_time_s" not in kept.attrs
     # what was kept is the start of the run: the same spikes as an uninterrupted run over that time
     until = min(0.2, float(kept["time"].values[-1]))
-    ref = neurodyn.simulate(neurodyn.load_scenario(REPO / "scenarios" / "cuba.yaml", overrides=["run.duration=0.2 s"]))
+    ref = neurodyn.simulate(neurodyn.load_scenario(repo / "scenarios" / "cuba.yaml", overrides=["run.duration=0.2 s"]))
     early = kept["spike_time"].values < until
     np.testing.assert_array_equal(
         kept["spike_time"].values[early], ref["spike_time"].values[ref["spike_time"].values < until]
@@ -71,14 +70,14 @@ def test_killed_run_leaves_no_result_file(tmp_path):
     )
 
 
-def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):
-    proc = run_cli("run", "scenarios/quickstart.yaml", "--set", "run.duration=5 s", "--output", tmp_path / "q.h5")
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, cli):
+    proc = cli("run", "scenarios/quickstart.yaml", "--set", "run.duration=5 s", "--output", tmp_path / "q.h5")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "result:" in proc.stdout and "regular" in proc.stdout
 
 
-def test_progress_bar_on_a_terminal(tmp_path):
+def test_progress_bar_on_a_terminal(tmp_path, repo, pty):
     """Under a pseudo-terminal a run longer than a couple of seconds shows a bar on stderr; --quiet none."""
 
     def run(*extra: str) -> str:
@@ -97,7 +96,7 @@ def test_progress_bar_on_a_terminal(tmp_path):
             out,
             *extra,
         ]
-        return read_pty(argv, REPO, {"PYTHONPATH": str(REPO)})[0]
+        return pty(argv, repo, {"PYTHONPATH": str(repo)})[0]
 
     shown = run()
     assert "quickstart (810 neurons)" in shown and "step/s" in shown, shown[-2000:]

@@ -12,7 +12,6 @@ import pytest
 
 import neurodyn
 from tests import sweep_family as fam
-from tests.conftest import REPO
 
 SCENARIO = """name: long_ou
 family: ou_test
@@ -24,14 +23,14 @@ record: {every: 1 ms}
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_stopped_streaming_run_keeps_its_partial_file(tmp_path, signum):
+def test_a_stopped_streaming_run_keeps_its_partial_file(tmp_path, signum, repo):
     """SIGTERM (``kill PID``, a batch system's time limit) stops a run as Ctrl-C does: exit 130, exactly
     one line on stderr, nothing under the final name, and the marked partial file holds the blocks
     recorded before the signal, readable."""
     scenario = tmp_path / "long.yaml"
     scenario.write_text(SCENARIO)
     out = tmp_path / "long.h5"
-    env = {**os.environ, **fam.ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, **fam.ENV, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "neurodyn.cli", "run", str(scenario), "--output", str(out), "--quiet"],
         cwd=tmp_path,
@@ -88,14 +87,14 @@ print(json.dumps(outcome))
 
 
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
-def test_an_interrupt_raised_inside_a_finalizer_is_not_lost(name):
+def test_an_interrupt_raised_inside_a_finalizer_is_not_lost(name, repo):
     """A signal whose KeyboardInterrupt lands in a weakref callback (where Python only prints "Exception
     ignored") is delivered again, so the command still stops, and nothing is printed."""
     res = subprocess.run(
         [sys.executable, "-c", SWALLOWED.format(name=name)],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(repo)},
         timeout=120,
     )
     assert res.returncode == 0, res.stderr

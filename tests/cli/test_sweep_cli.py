@@ -18,13 +18,14 @@ import neurodyn
 from neurodyn.sweep import execute_sweep
 from tests import gated_family as gated
 from tests import sweep_family as fam
-from tests.conftest import REPO, assert_user_error, read_pty, run_cli
 
 SWEEP = "{grid: {params.sigma: [0.5, 1.0, 2.0], params.tau: [5 ms, 20 ms], run.seed: [1, 2]}}"
 
 
-def cli(*args, env=None, cwd=None):
-    return run_cli(*args, env={**fam.ENV, **(env or {})}, cwd=cwd)
+@pytest.fixture(scope="module")
+def cli_env() -> dict[str, str]:
+    """Every command of this module knows the sweep test family."""
+    return fam.ENV
 
 
 @pytest.fixture(autouse=True)
@@ -58,13 +59,13 @@ def _finished_points(out) -> int:
 
 
 def _start_sweep(
-    tmp_path, gate=None, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}", where=("--workers", "2")
+    repo, tmp_path, gate=None, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}", where=("--workers", "2")
 ):
     """``neurodyn sweep`` on 2 workers in a new session; with ``gate``, the fork server waits at the gate
     (tests.gated_family) once it has started its preload."""
     scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP, params=params)
     out = tmp_path / "out"
-    env = {**os.environ, **gated.ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, **gated.ENV, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if gate is not None:
         gate.mkdir()
         env[gated.GATE_ENV] = str(gate)
@@ -90,7 +91,7 @@ def _start_sweep(
     ],
     ids=["pool starting", "points running", "pool starting, SIGTERM", "points running, SIGTERM"],
 )
-def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when, signum):
+def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when, signum, repo):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it), or SIGTERM to the whole group
     (as a batch system's time limit sends it), while the fork server is still in its preload, or while
     points run: exit 130, one line on stderr, no traceback and no warning from any process (server,
@@ -100,7 +101,7 @@ def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when, signum):
     (tests.gated_family) until the signal has been sent, and the driver has written the plan, so it is
     starting the pool or about to."""
     gate = tmp_path / "gate" if when == "pool starting" else None
-    proc, out = _start_sweep(tmp_path, gate)
+    proc, out = _start_sweep(repo, tmp_path, gate)
     if gate is not None:
         _wait_for(lambda: (gate / "preloading").exists() and (out / "sweep.json").exists(), what="the pool start")
         os.killpg(proc.pid, signum)
@@ -117,10 +118,10 @@ def test_ctrl_c_stops_a_pool_sweep_with_one_line(tmp_path, when, signum):
     _wait_for(lambda: not _session_processes(proc.pid), what="the fork server and resource tracker to end")
 
 
-def test_ctrl_c_stops_a_dask_local_cluster_sweep_with_one_line(tmp_path):
+def test_ctrl_c_stops_a_dask_local_cluster_sweep_with_one_line(tmp_path, repo):
     """The same for ``--cluster local:2``: the Dask workers inherit a blocked SIGINT, so a Ctrl-C sent to
     the whole process group prints one line, from the driver, which closes the cluster."""
-    proc, out = _start_sweep(tmp_path, where=("--cluster", "local:2"))
+    proc, out = _start_sweep(repo, tmp_path, where=("--cluster", "local:2"))
     _wait_for(lambda: _finished_points(out) >= 2, what="2 finished points")
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=300)
@@ -130,13 +131,13 @@ def test_ctrl_c_stops_a_dask_local_cluster_sweep_with_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("when", ["pool starting", "points running"])
-def test_workers_end_when_the_driver_is_killed_and_not_reaped(tmp_path, when):
+def test_workers_end_when_the_driver_is_killed_and_not_reaped(tmp_path, when, repo):
     """SIGKILL the driver while its parent does not reap it (this test never waits for it until the end):
     the driver stays a zombie that keeps its pid, yet the workers, the fork server and the resource
     tracker all end, whether the pool was still starting or points were running. (The bound of the wait
     only keeps a failure from hanging; they end within about a second.)"""
     gate = tmp_path / "gate" if when == "pool starting" else None
-    proc, out = _start_sweep(tmp_path, gate, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 1 s}")
+    proc, out = _start_sweep(repo, tmp_path, gate, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 1 s}")
     if gate is not None:
         _wait_for(lambda: (gate / "preloading").exists() and (out / "sweep.json").exists(), what="the pool start")
     else:
@@ -153,7 +154,7 @@ def test_workers_end_when_the_driver_is_killed_and_not_reaped(tmp_path, when):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_kill_and_resume(tmp_path, workers):
+def test_kill_and_resume(tmp_path, workers, repo, cli):
     """SIGKILL the driver after some points; the rerun computes only the others, same result."""
     counter = tmp_path / "count.txt"
     scenario = fam.write_scenario(tmp_path / "s.yaml", SWEEP, params="{n: 16, tau: 10 ms, sigma: 1.0, pause: 0.15 s}")
@@ -162,7 +163,7 @@ def test_kill_and_resume(tmp_path, workers):
         **os.environ,
         **fam.ENV,
         fam.COUNTER_ENV: str(counter),
-        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     proc = subprocess.Popen(
         [
@@ -214,7 +215,7 @@ def test_kill_and_resume(tmp_path, workers):
     fam.assert_same_data(neurodyn.open_sweep(out, load=True), neurodyn.open_sweep(ref.path, load=True))
 
 
-def test_failed_point_reported_with_parameters(tmp_path):
+def test_failed_point_reported_with_parameters(tmp_path, cli):
     scenario = fam.write_scenario(
         tmp_path / "s.yaml",
         "{grid: {params.sigma: [0.5, 1.0, 2.0]}}",
@@ -236,7 +237,7 @@ def test_failed_point_reported_with_parameters(tmp_path):
     assert len(rows) == 3 and rows[2].endswith("| n/a |")  # the failed point has no value to check
 
 
-def test_run_on_sweep_scenario_then_compare_report(tmp_path):
+def test_run_on_sweep_scenario_then_compare_report(tmp_path, cli, user_error):
     scenario = fam.write_scenario(
         tmp_path / "s.yaml",
         "{grid: {params.sigma: [0.5, 2.0], run.seed: [1, 2, 3]}}",
@@ -247,7 +248,7 @@ def test_run_on_sweep_scenario_then_compare_report(tmp_path):
     root = tmp_path / "outputs" / "ousweep"
     assert (root / "ousweep.h5").is_file() and len(list((root / "points").glob("*.h5"))) == 6
     again = cli("run", scenario, cwd=tmp_path)
-    assert_user_error(again, "already exists", "--force")
+    user_error(again, "already exists", "--force")
 
     rep = cli("compare", root, "--markdown", cwd=tmp_path)
     assert rep.returncode == 0, rep.stderr
@@ -263,7 +264,7 @@ def test_run_on_sweep_scenario_then_compare_report(tmp_path):
     assert "![" in md and "Gardiner" in md
 
 
-def test_cluster_local(tmp_path):
+def test_cluster_local(tmp_path, cli):
     scenario = fam.write_scenario(tmp_path / "s.yaml", "{zip: {params.sigma: [0.5, 1.0], run.seed: [3, 4]}}")
     res = cli("sweep", scenario, "--cluster", "local:2", "--output", tmp_path / "d", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -313,16 +314,16 @@ def _closed_port() -> int:
         ("{grid: {params.sigma: [1, 2]}}", ["--workers", "0"], ["--workers 0"]),
     ],
 )
-def test_bad_input_one_line_nothing_written(tmp_path, sweep, extra, needles):
+def test_bad_input_one_line_nothing_written(tmp_path, sweep, extra, needles, cli, user_error):
     scenario = fam.write_scenario(tmp_path / "s.yaml", sweep)
     extra = [e.format(port=_closed_port()) for e in extra]
     res = cli("sweep", scenario, "--output", tmp_path / "out", *extra, cwd=tmp_path)
-    assert_user_error(res, *needles)
+    user_error(res, *needles)
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / "outputs").exists()
 
 
-def test_a_port_that_is_not_a_dask_scheduler_is_one_line(tmp_path):
+def test_a_port_that_is_not_a_dask_scheduler_is_one_line(tmp_path, cli, user_error):
     """Something listens, but it is not a Dask scheduler (it closes every connection): one line, exit 2."""
     import threading
 
@@ -346,11 +347,11 @@ def test_a_port_that_is_not_a_dask_scheduler_is_one_line(tmp_path):
         finally:
             stop.set()
             thread.join()
-    assert_user_error(res, f"cannot connect to a Dask scheduler at {address}")
+    user_error(res, f"cannot connect to a Dask scheduler at {address}")
     assert not (tmp_path / "out").exists()
 
 
-def test_typo_under_a_mapping_is_refused_not_created(tmp_path, repo):
+def test_typo_under_a_mapping_is_refused_not_created(tmp_path, repo, cli, user_error):
     """`populations` is a mapping: a misspelt key would silently add a population if not checked."""
     text = (repo / "scenarios" / "lif_siegert_sweep.yaml").read_text()
     text = text.replace(
@@ -359,11 +360,11 @@ def test_typo_under_a_mapping_is_refused_not_created(tmp_path, repo):
     scenario = tmp_path / "typo.yaml"
     scenario.write_text(text)
     res = cli("sweep", scenario, "--output", tmp_path / "out", cwd=tmp_path)
-    assert_user_error(res, "sweep.params.populations.noisi.size", "did you mean 'noisy'")
+    user_error(res, "sweep.params.populations.noisi.size", "did you mean 'noisy'")
     assert not (tmp_path / "out").exists()
 
 
-def test_sweep_progress_bar_on_a_terminal(tmp_path):
+def test_sweep_progress_bar_on_a_terminal(tmp_path, repo, pty):
     """Under a pseudo-terminal the sweep shows one bar: points done, failed count, running points."""
     scenario = fam.write_scenario(
         tmp_path / "s.yaml",
@@ -383,7 +384,7 @@ def test_sweep_progress_bar_on_a_terminal(tmp_path):
         "--output",
         str(tmp_path / "out"),
     ]
-    shown, status = read_pty(argv, tmp_path, {**fam.ENV, "PYTHONPATH": str(REPO)}, columns=200)
+    shown, status = pty(argv, tmp_path, {**fam.ENV, "PYTHONPATH": str(repo)}, columns=200)
     assert os.waitstatus_to_exitcode(status) == 0, shown[-2000:]
     assert "sweep ousweep:" in shown and "point" in shown and "failed=0" in shown, shown[-2000:]
     assert "4 run, 0 reused, 0 failed" in shown

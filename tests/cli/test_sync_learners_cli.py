@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.conftest import assert_user_error, run_cli
-
 BASE = {
     "name": "s",
     "family": "sync_learners",
@@ -42,8 +40,8 @@ def write(tmp_path, params=None, run=None, **top):
         ({"k": [0.5, 50.0], "topology": "complete"}, None, ["run.dt", "unstable"]),
     ],
 )
-def test_bad_input_is_one_line_exit_2(tmp_path, params, run, needles):
-    assert_user_error(run_cli("validate", write(tmp_path, params, run)), *needles)
+def test_bad_input_is_one_line_exit_2(tmp_path, params, run, needles, cli, user_error):
+    user_error(cli("validate", write(tmp_path, params, run)), *needles)
 
 
 # More bad input, checked in-process (same code path as the CLI up to printing) to keep the suite fast.
@@ -88,7 +86,7 @@ def test_bad_input_in_process(params, needles):
         assert needle in msg, (needle, msg)
 
 
-def test_run_compare_plot_info_and_disconnected_allowed(tmp_path):
+def test_run_compare_plot_info_and_disconnected_allowed(tmp_path, cli):
     """A disconnected graph with allow_disconnected runs; the double-well bound is stored as undefined."""
     path = write(
         tmp_path,
@@ -102,7 +100,7 @@ def test_run_compare_plot_info_and_disconnected_allowed(tmp_path):
         {"dt": 0.002},
     )
     out = tmp_path / "r.h5"
-    proc = run_cli("run", path, "-o", out, "-q")
+    proc = cli("run", path, "-o", out, "-q")
     assert proc.returncode == 0, proc.stderr
     from neurodyn.storage import open_run
 
@@ -112,9 +110,9 @@ def test_run_compare_plot_info_and_disconnected_allowed(tmp_path):
     # complete graph, k = 20: lambda_f + k n = -4 + 120 > 0, so the bound is defined there only
     assert bool(bound.sel(topology="complete").isnull().values.tolist() == [[True, False]])
     assert int(ds["n_components"].sel(topology="two_paths").item()) == 2
-    cmp = run_cli("compare", out)
+    cmp = cli("compare", out)
     assert cmp.returncode == 0 and "spread (upper bound)" in cmp.stdout and "n/a" in cmp.stdout
-    plot = run_cli("plot", out, "--out", tmp_path)
+    plot = cli("plot", out, "--out", tmp_path)
     assert plot.returncode == 0, plot.stderr
     assert (tmp_path / "r_spread_vs_k.png").stat().st_size > 5000
     assert (tmp_path / "r_trajectories.png").exists()

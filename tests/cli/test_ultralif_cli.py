@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_user_error, run_cli
-
 BASE = {
     "name": "ul_cli",
     "family": "ultralif_network",
@@ -40,18 +38,18 @@ def _write(tmp_path: Path, doc: dict) -> Path:
         ("params.T=100000000", ("GiB", "available", "reduce batch_size")),
     ],
 )
-def test_bad_input_is_one_line_exit_2(tmp_path: Path, override: str, needles: tuple[str, ...]) -> None:
-    proc = run_cli("validate", _write(tmp_path, BASE), "--set", override)
-    assert_user_error(proc, *needles)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, override: str, needles: tuple[str, ...], cli, user_error) -> None:
+    proc = cli("validate", _write(tmp_path, BASE), "--set", override)
+    user_error(proc, *needles)
 
 
-def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
-    proc = run_cli("run", _write(tmp_path, BASE), "--set", "params.kind=lif", "-o", str(tmp_path / "x.h5"))
-    assert_user_error(proc, "params.kind", "did you mean 'kinds'")
+def test_unknown_key_suggests_the_right_one(tmp_path: Path, cli, user_error) -> None:
+    proc = cli("run", _write(tmp_path, BASE), "--set", "params.kind=lif", "-o", str(tmp_path / "x.h5"))
+    user_error(proc, "params.kind", "did you mean 'kinds'")
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_bounds_run_compare_plot(tmp_path: Path) -> None:
+def test_bounds_run_compare_plot(tmp_path: Path, cli) -> None:
     """A small eps sweep: the no-reset bounds hold at every eps; with reset the t eps log 2 bound is
     reported violated for small eps (the finding recorded in papers/ultralif.md)."""
     doc = {
@@ -64,10 +62,10 @@ def test_bounds_run_compare_plot(tmp_path: Path) -> None:
         "run": {"seed": 3},
     }
     out = tmp_path / "b.h5"
-    proc = run_cli("run", _write(tmp_path, doc), "-o", str(out))
+    proc = cli("run", _write(tmp_path, doc), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "margin" in proc.stdout
-    proc = run_cli("compare", out)
+    proc = cli("compare", out)
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if "upper bound" in line or "lower bound" in line]
     by_name: dict[str, list[str]] = {}
@@ -85,13 +83,13 @@ def test_bounds_run_compare_plot(tmp_path: Path) -> None:
     ):
         assert by_name[name] == ["holds"] * 3, (name, by_name[name])
     assert by_name["v_ratio_all_max"][-1] == "violated"
-    proc = run_cli("plot", out, "--out", str(tmp_path / "fig"))
+    proc = cli("plot", out, "--out", str(tmp_path / "fig"))
     assert proc.returncode == 0, proc.stderr
     pngs = sorted(p.name for p in (tmp_path / "fig").glob("*.png"))
     assert pngs == ["b_bounds.png", "b_trajectories.png"]
 
 
-def test_training_run_writes_checkpoint_and_plots(tmp_path: Path) -> None:
+def test_training_run_writes_checkpoint_and_plots(tmp_path: Path, cli) -> None:
     import xarray as xr
 
     doc = {
@@ -111,7 +109,7 @@ def test_training_run_writes_checkpoint_and_plots(tmp_path: Path) -> None:
         "run": {"epochs": 2},
     }
     out = tmp_path / "t.h5"
-    proc = run_cli("run", _write(tmp_path, doc), "-o", str(out))
+    proc = cli("run", _write(tmp_path, doc), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "ultradlif" in proc.stdout and "lif[atan]" in proc.stdout
     ds = xr.open_dataset(out, engine="h5netcdf")
@@ -133,7 +131,7 @@ def test_training_run_writes_checkpoint_and_plots(tmp_path: Path) -> None:
     acc = float((ws.logits[:32].argmax(axis=1) == data.y_test).mean())
     assert acc == float(ds["final_test_accuracy"].sel(model="lif[atan]", seed=2).isel(sparsity=1))
     ds.close()
-    proc = run_cli("plot", out, "--out", str(tmp_path / "fig"))
+    proc = cli("plot", out, "--out", str(tmp_path / "fig"))
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "fig").glob("*.png")) == [
         "t_accuracy.png",

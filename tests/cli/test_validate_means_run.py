@@ -10,18 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_user_error, run_cli
 from tests.unit.test_validity import BAD
 
 
 @pytest.mark.parametrize("case", ["rate_bin zero", "repeated seed", "complete graph of 100000 neurons"])
-def test_validate_and_run_refuse_alike(case: str, tmp_path: Path) -> None:
+def test_validate_and_run_refuse_alike(case: str, tmp_path: Path, cli, user_error) -> None:
     text, needles = BAD[case]
     path = tmp_path / "s.yaml"
     path.write_text(text)
-    assert_user_error(run_cli("validate", path), *needles)
+    user_error(cli("validate", path), *needles)
     is_sweep = "sweep:" in text
     out = tmp_path / ("out" if is_sweep else "out.h5")
     command = ["sweep", path, "-j", "1"] if is_sweep else ["run", path]
-    assert_user_error(run_cli(*command, "--output", out), *needles)
+    user_error(cli(*command, "--output", out), *needles)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing written, no partial file

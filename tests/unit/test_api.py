@@ -12,7 +12,6 @@ import yaml
 
 import neurodyn
 from neurodyn.errors import ScenarioError, UserError
-from tests.conftest import REPO, run_cli
 
 #: a tiny lif_network run (a fraction of a second): one population, constant drive, exact f-I theory
 DOC = {
@@ -64,7 +63,7 @@ def test_run_from_path_and_from_scenario_agree(tmp_path, tiny):
         assert ds.attrs["scenario"] == tiny.attrs["scenario"]
 
 
-def test_set_overrides_a_preset_value(in_tmp):
+def test_set_overrides_a_preset_value(in_tmp, repo):
     doc = {"name": "cuba_small", "family": "lif_network", "model": "cuba", "run": {"duration": "20 ms", "dt": "0.1 ms"}}
     ds = neurodyn.run(
         doc,
@@ -77,15 +76,15 @@ def test_set_overrides_a_preset_value(in_tmp):
     assert params["synapses"][1]["weight"] == pytest.approx(-9e-3)  # the rest of the preset is kept
     assert ds["population_size"].values.tolist() == [40, 10]
     # the same with a file: presets are found beside the scenario, overrides apply after them
-    s = neurodyn.Scenario.from_yaml(REPO / "scenarios" / "cuba.yaml", {"params.populations.exc.size": 40})
+    s = neurodyn.Scenario.from_yaml(repo / "scenarios" / "cuba.yaml", {"params.populations.exc.size": 40})
     assert s.params.populations["exc"].size == 40
 
 
-def test_output_is_written_as_the_cli_writes_it(tmp_path):
+def test_output_is_written_as_the_cli_writes_it(tmp_path, cli):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(DOC))
     cli_out, api_out = tmp_path / "cli.h5", tmp_path / "api.h5"
-    proc = run_cli("run", path, "--output", cli_out, "--quiet")
+    proc = cli("run", path, "--output", cli_out, "--quiet")
     assert proc.returncode == 0, proc.stderr
     ds = neurodyn.run(path, output=api_out, progress=False)
     assert api_out.is_file()
@@ -109,12 +108,12 @@ def test_output_is_written_as_the_cli_writes_it(tmp_path):
         ({"params.populations.a.sise": 3}, "params.populations.a.sise=3"),
     ],
 )
-def test_bad_input_raises_the_cli_message(tmp_path, set_, cli_set):
+def test_bad_input_raises_the_cli_message(tmp_path, set_, cli_set, cli):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(DOC))
     with pytest.raises(ScenarioError) as info:
         neurodyn.run(path, set=set_, progress=False)
-    proc = run_cli("validate", path, "--set", cli_set)
+    proc = cli("validate", path, "--set", cli_set)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"neurodyn: error: {info.value}"
     with pytest.raises(ScenarioError) as from_dict:
@@ -197,7 +196,7 @@ def test_plot_returns_figures_and_saves_the_cli_files(tmp_path, tiny):
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["api_tiny_overview.png"]
 
 
-def test_accessor_on_open_run(tmp_path, tiny):
+def test_accessor_on_open_run(tmp_path, tiny, cli):
     path = tmp_path / "tiny.h5"
     neurodyn.run(DOC, output=path, progress=False)
     ds = neurodyn.open_run(path)
@@ -206,7 +205,7 @@ def test_accessor_on_open_run(tmp_path, tiny):
     assert ds.neurodyn.scenario.params == neurodyn.Scenario.from_dict(DOC).params
     figs = ds.neurodyn.plot(out_dir=tmp_path / "api")
     assert len(figs) == 1
-    proc = run_cli("plot", path, "--out", tmp_path / "cli")
+    proc = cli("plot", path, "--out", tmp_path / "cli")
     assert proc.returncode == 0, proc.stderr
     # the same files as `neurodyn plot`, byte for byte, named after the result file
     assert sorted(p.name for p in (tmp_path / "api").iterdir()) == ["tiny_overview.png"]
@@ -215,7 +214,7 @@ def test_accessor_on_open_run(tmp_path, tiny):
     ).read_bytes()
 
 
-def test_import_neurodyn_stays_light_and_the_accessor_comes_with_open_run(tmp_path):
+def test_import_neurodyn_stays_light_and_the_accessor_comes_with_open_run(tmp_path, repo):
     """``import neurodyn`` loads none of the heavy libraries; after open_run the accessor is there."""
     code = (
         "import sys, neurodyn\n"
@@ -227,7 +226,7 @@ def test_import_neurodyn_stays_light_and_the_accessor_comes_with_open_run(tmp_pa
     )
     path = tmp_path / "tiny.h5"
     neurodyn.run(DOC, output=path, progress=False)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(repo)}
     proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "NeurodynAccessor"
@@ -239,14 +238,14 @@ def test_compare_is_the_function_whatever_was_imported_first():
     assert callable(neurodyn.compare) and neurodyn.compare.__module__ == "neurodyn.api"
 
 
-def test_docstring_examples_run(monkeypatch):
+def test_docstring_examples_run(monkeypatch, repo):
     """The Examples sections of the API's docstrings are correct (run from the repository root)."""
     import doctest
 
     import neurodyn.api
     import neurodyn.scenario
 
-    monkeypatch.chdir(REPO)
+    monkeypatch.chdir(repo)
     for module in (neurodyn.scenario, neurodyn.api):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted > 0, module.__name__

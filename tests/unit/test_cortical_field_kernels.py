@@ -7,12 +7,6 @@ import pytest
 
 from neurodyn.families.cortical_field import theory as T
 from neurodyn.runner import simulate
-from neurodyn.scenario import from_dict
-
-
-def _scenario(params: dict, run: dict, record: dict | None = None):
-    return from_dict({"name": "t", "family": "cortical_field", "params": params, "run": run, "record": record or {}})
-
 
 LATTICE = {
     "lattice": {"nx": 32, "ny": 32, "h": 1e-3},
@@ -22,12 +16,14 @@ LATTICE = {
 }
 
 
-def test_energy_error_bounded_without_drift_and_scales_as_dt_squared():
+def test_energy_error_bounded_without_drift_and_scales_as_dt_squared(make_scenario):
     """Undamped, no input: over 1e5 steps the relative energy error stays below the Störmer–Verlet
     shadow-energy bound, does not drift, and halves dt -> error / 4."""
     errs = {}
     for dt, steps in ((1e-3, 100_000), (5e-4, 40_000)):
-        ds = simulate(_scenario(LATTICE, {"duration": steps * dt, "dt": dt, "seed": 7}, {"energy": {}}))
+        ds = simulate(
+            make_scenario("cortical_field", LATTICE, {"duration": steps * dt, "dt": dt, "seed": 7}, {"energy": {}})
+        )
         rel = ds["energy_rel_error"].values
         assert len(rel) == steps
         bound = T.energy_error_bound(float(np.sqrt(31.4159**2 + 8 * 10000.0)), dt)
@@ -40,7 +36,7 @@ def test_energy_error_bounded_without_drift_and_scales_as_dt_squared():
     assert 3.6 < ratio < 4.4, ratio
 
 
-def test_same_seed_is_bitwise_identical_and_threads_do_not_change_results():
+def test_same_seed_is_bitwise_identical_and_threads_do_not_change_results(make_scenario):
     from neurodyn.families.cortical_field.engine import PARALLEL_MIN_SITES
 
     assert 256 * 256 >= PARALLEL_MIN_SITES  # with threads: 2 this lattice takes the prange path
@@ -53,18 +49,18 @@ def test_same_seed_is_bitwise_identical_and_threads_do_not_change_results():
     }
     run = {"duration": 0.05, "dt": 1e-3, "seed": 11}
     rec = {"snapshots": {"every": 0.01}, "energy": {}}
-    a = simulate(_scenario(params, {**run, "threads": 1}, rec))
-    b = simulate(_scenario(params, {**run, "threads": 1}, rec))
-    c = simulate(_scenario(params, {**run, "threads": 2}, rec))
+    a = simulate(make_scenario("cortical_field", params, {**run, "threads": 1}, rec))
+    b = simulate(make_scenario("cortical_field", params, {**run, "threads": 1}, rec))
+    c = simulate(make_scenario("cortical_field", params, {**run, "threads": 2}, rec))
     assert np.array_equal(a["u"].values, b["u"].values)
     assert np.array_equal(a["u"].values, c["u"].values)
     assert np.array_equal(a["energy"].values, c["energy"].values)
-    d = simulate(_scenario(params, {**run, "seed": 12}, rec))
+    d = simulate(make_scenario("cortical_field", params, {**run, "seed": 12}, rec))
     assert not np.array_equal(a["u"].values, d["u"].values)
 
 
 @pytest.mark.parametrize("kind", ["point", "gaussian"])
-def test_constant_source_reaches_the_exact_static_response(kind):
+def test_constant_source_reaches_the_exact_static_response(kind, make_scenario):
     """Damped massive lattice driven by a constant source settles at (omega0^2 - kappa lap) u = J,
     solved exactly by FFT on the torus."""
     n, h = 24, 1e-3
@@ -78,7 +74,7 @@ def test_constant_source_reaches_the_exact_static_response(kind):
         "gamma": 40.0,
         "sources": [src],
     }
-    ds = simulate(_scenario(params, {"duration": 3.0, "dt": 1e-3}, {"snapshots": {"every": 0.1}}))
+    ds = simulate(make_scenario("cortical_field", params, {"duration": 3.0, "dt": 1e-3}, {"snapshots": {"every": 0.1}}))
     u = ds["u"].isel(time=-1).values
     ix, iy = np.arange(n), np.arange(n)
     if kind == "point":
@@ -92,7 +88,7 @@ def test_constant_source_reaches_the_exact_static_response(kind):
     assert np.max(np.abs(u - exact)) < 1e-6 * np.max(np.abs(exact))
 
 
-def test_moving_source_response_follows_the_source():
+def test_moving_source_response_follows_the_source(make_scenario):
     """A Gaussian source moving at v along x on an overdamped lattice: the field's peak tracks x0 + v t."""
     params = {
         "lattice": {"nx": 80, "ny": 20, "h": 1e-3},
@@ -111,13 +107,13 @@ def test_moving_source_response_follows_the_source():
             }
         ],
     }
-    ds = simulate(_scenario(params, {"duration": 0.5, "dt": 1e-3}, {"snapshots": {"every": 0.1}}))
+    ds = simulate(make_scenario("cortical_field", params, {"duration": 0.5, "dt": 1e-3}, {"snapshots": {"every": 0.1}}))
     # steady travelling response lags the source by a constant; peak positions advance by v * 0.1 s
     peaks = [float(ds["x"][int(np.argmax(ds["u"].isel(time=k, y=10).values))]) for k in (2, 3, 4)]
     assert np.allclose(np.diff(peaks), 0.1 * 0.1, atol=1.01e-3)
 
 
-def test_absorbing_sponge_removes_an_outgoing_pulse():
+def test_absorbing_sponge_removes_an_outgoing_pulse(make_scenario):
     """A massless pulse on an absorbing lattice: after it has crossed the domain twice, < 1% of the
     energy is left (a fixed boundary would keep all of it)."""
     base = {
@@ -127,7 +123,12 @@ def test_absorbing_sponge_removes_an_outgoing_pulse():
     left = {}
     for boundary in ("absorbing", "fixed"):
         ds = simulate(
-            _scenario({**base, "boundary": boundary}, {"duration": 0.2, "dt": 5e-4}, {"energy": {"every": 0.01}})
+            make_scenario(
+                "cortical_field",
+                {**base, "boundary": boundary},
+                {"duration": 0.2, "dt": 5e-4},
+                {"energy": {"every": 0.01}},
+            )
         )
         e = ds["energy"].values
         left[boundary] = e[-1] / e[0]
@@ -135,7 +136,7 @@ def test_absorbing_sponge_removes_an_outgoing_pulse():
     assert left["fixed"] > 0.95
 
 
-def test_ei_pair_equals_harmonic_oscillator_under_rk4():
+def test_ei_pair_equals_harmonic_oscillator_under_rk4(make_scenario):
     """With w_ee = 1 (a = 0) the E–I pair starts at rest like the oscillator, and RK4 commutes with the
     linear change of variables (e, i) -> (u, v = -b i): both runs give the same field to rounding."""
     tau_e, tau_i, w_ei, w_ie, w_ii = 0.01, 0.02, 2.0, 3.0, 0.5
@@ -159,7 +160,8 @@ def test_ei_pair_equals_harmonic_oscillator_under_rk4():
     run = {"duration": 0.3, "dt": 5e-4, "seed": 5}
     rec = {"snapshots": {"every": 0.05}, "energy": {"every": 0.05}}
     ei = simulate(
-        _scenario(
+        make_scenario(
+            "cortical_field",
             {
                 **common,
                 "site_model": "ei_linear",
@@ -170,14 +172,19 @@ def test_ei_pair_equals_harmonic_oscillator_under_rk4():
         )
     )
     ho = simulate(
-        _scenario({**common, "site_model": "harmonic", "omega0": float(np.sqrt(b * c)), "gamma": d}, run, rec)
+        make_scenario(
+            "cortical_field",
+            {**common, "site_model": "harmonic", "omega0": float(np.sqrt(b * c)), "gamma": d},
+            run,
+            rec,
+        )
     )
     scale = np.max(np.abs(ho["u"].values))
     assert np.max(np.abs(ei["u"].values - ho["u"].values)) < 1e-10 * scale
     assert np.allclose(ei["energy"].values, ho["energy"].values, rtol=1e-9)
 
 
-def test_wilson_cowan_small_amplitude_follows_its_linearisation():
+def test_wilson_cowan_small_amplitude_follows_its_linearisation(make_scenario):
     """Around a stable focus the Wilson–Cowan lattice and its linear E–I pair differ by a relative
     O(amplitude): the nonlinearity vanishes as the amplitude does."""
     p = {
@@ -190,7 +197,8 @@ def test_wilson_cowan_small_amplitude_follows_its_linearisation():
     diffs = []
     for amp in (1e-3, 2e-3):
         ds = simulate(
-            _scenario(
+            make_scenario(
+                "cortical_field",
                 {**p, "initial": {"kind": "random", "amplitude": amp}},
                 {"duration": 0.1, "dt": 2e-4, "seed": 1},
                 {},
@@ -206,12 +214,12 @@ def test_wilson_cowan_small_amplitude_follows_its_linearisation():
     assert 1.6 < diffs[1] / diffs[0] < 4.4
 
 
-def test_probes_snapshots_and_chunking_agree():
+def test_probes_snapshots_and_chunking_agree(make_scenario):
     """Probes sample the same field as snapshots; the chunk size does not change the result."""
     params = {**LATTICE, "boundary": "fixed", "gamma": 1.0}
     rec = {"snapshots": {"every": 0.01}, "probes": {"sites": [[3, 4], [20, 30]], "every": 0.005}}
-    a = simulate(_scenario(params, {"duration": 0.5, "dt": 1e-3, "chunk": 0.007}, rec))
-    b = simulate(_scenario(params, {"duration": 0.5, "dt": 1e-3}, rec))
+    a = simulate(make_scenario("cortical_field", params, {"duration": 0.5, "dt": 1e-3, "chunk": 0.007}, rec))
+    b = simulate(make_scenario("cortical_field", params, {"duration": 0.5, "dt": 1e-3}, rec))
     assert np.array_equal(a["u"].values, b["u"].values)
     for p, (ix, iy) in enumerate([(3, 4), (20, 30)]):
         from_probe = a["probe_u"].isel(probe=p).values[::2]

@@ -12,28 +12,7 @@ from neurodyn.errors import SimulationError
 from neurodyn.families.lif_network import engine, kernels
 from neurodyn.families.lif_network.engine import simulate_numba
 from neurodyn.families.lif_network.network import build_network, streams
-from neurodyn.scenario import from_dict
 from neurodyn.stepping import Status
-
-
-def scenario(
-    pops: dict,
-    synapses: list | None = None,
-    inputs: list | None = None,
-    seed: int = 1,
-    duration: str = "50 ms",
-    dt: str = "0.1 ms",
-    record: dict | None = None,
-):
-    return from_dict(
-        {
-            "name": "t",
-            "family": "lif_network",
-            "params": {"populations": pops, "synapses": synapses or [], "inputs": inputs or []},
-            "run": {"duration": duration, "dt": dt, "seed": seed},
-            "record": record or {},
-        }
-    )
 
 
 def kicker(v_rest: str = "-70 mV") -> dict:
@@ -54,11 +33,11 @@ def target(tau_m: str = "20 ms", **extra) -> dict:
 
 
 @pytest.mark.parametrize("tau_s", ["5 ms", "20 ms"])  # 20 ms = tau_m: the equal-tau limit
-def test_current_psp_is_exact(tau_s):
+def test_current_psp_is_exact(tau_s, lif_scenario):
     """A spike at step 0 adds w to x at t = dt; then v - v_rest = w tau_s/(tau_s - tau_m)(e^{-t/tau_s} -
     e^{-t/tau_m}) (or w (t/tau_m) e^{-t/tau_m} for tau_s = tau_m), sampled exactly at every step."""
     w = 2e-3
-    sc = scenario(
+    sc = lif_scenario(
         {"src": kicker(), "dst": target()},
         synapses=[{"source": "src", "target": "dst", "connect": {"one_to_one": True}, "weight": "2 mV", "tau": tau_s}],
         record={"v": {"indices": [1]}},
@@ -77,21 +56,21 @@ def test_current_psp_is_exact(tau_s):
     np.testing.assert_allclose(v[1:] + 0.065, psp, rtol=0, atol=1e-15)
 
 
-def test_delay_shifts_trace_by_whole_steps():
+def test_delay_shifts_trace_by_whole_steps(lif_scenario):
     base = dict(pops={"src": kicker(), "dst": target()}, record={"v": {"indices": [1]}})
     syn = {"source": "src", "target": "dst", "connect": {"one_to_one": True}, "weight": "2 mV", "tau": "5 ms"}
-    v0 = simulate_numba(scenario(synapses=[syn], **base)).v.values[:, 0]
-    v7 = simulate_numba(scenario(synapses=[{**syn, "delay": "0.7 ms"}], **base)).v.values[:, 0]
+    v0 = simulate_numba(lif_scenario(synapses=[syn], **base, duration="50 ms")).v.values[:, 0]
+    v7 = simulate_numba(lif_scenario(synapses=[{**syn, "delay": "0.7 ms"}], **base, duration="50 ms")).v.values[:, 0]
     assert np.all(v7[:8] == -0.065)
     np.testing.assert_array_equal(v7[7:], v0[:-7])
 
 
-def test_refractory_period_and_spike_steps():
+def test_refractory_period_and_spike_steps(lif_scenario):
     """Constant drive: ISI = ref_steps + ceil(T_free/dt) - 1 steps exactly (Brian2's schedule: spike
     recorded at the start of the step whose update crosses threshold, v clamped for ref_steps steps)."""
     dt, tau, ref = 1e-4, 0.02, 23
     mu, vr, th = -0.045, -0.07, -0.05
-    sc = scenario(
+    sc = lif_scenario(
         {
             "n": {
                 "size": 1,
@@ -117,7 +96,7 @@ def test_refractory_period_and_spike_steps():
     assert np.all(v[s + 1 : s + ref + 1] == vr) and v[s + ref + 1] > vr
 
 
-def test_conductance_trace_matches_ode():
+def test_conductance_trace_matches_ode(lif_scenario):
     """Exponential Euler (g frozen over a step) converges to the ODE solution at first order in dt:
     the error is ~0.1% of the PSP at dt = 0.01 ms and halves when dt halves."""
     tm, ts, gl, w, el = 0.02, 0.005, 10e-9, 20e-9, -0.065
@@ -128,7 +107,7 @@ def test_conductance_trace_matches_ode():
 
     errors = []
     for dt in (2e-5, 1e-5):
-        sc = scenario(
+        sc = lif_scenario(
             {"src": kicker(), "dst": target(g_leak="10 nS")},
             synapses=[
                 {
@@ -154,9 +133,9 @@ def test_conductance_trace_matches_ode():
     assert 1.8 < errors[0] / errors[1] < 2.2
 
 
-def test_white_noise_stationary_variance():
+def test_white_noise_stationary_variance(lif_scenario):
     """Exact OU increment: with the threshold out of reach, var(v) -> sigma^2 / 2 and mean -> v_rest + mu."""
-    sc = scenario(
+    sc = lif_scenario(
         {"n": {"size": 2000, "tau_m": "10 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "1 V"}},
         inputs=[{"kind": "noise", "target": "n", "mu": "4 mV", "sigma": "6 mV"}],
         record={"v": {"indices": "all", "every": "20 ms"}},
@@ -170,11 +149,11 @@ def test_white_noise_stationary_variance():
 
 
 @pytest.mark.parametrize("r,n_src,w", [(50.0, 20, 1e-3), (1000.0, 400, 5e-6)])  # table / Generator.poisson
-def test_poisson_input_mean_and_variance(r, n_src, w):
+def test_poisson_input_mean_and_variance(r, n_src, w, lif_scenario):
     """Shot noise (Campbell): mean x = r n w tau_s, so v mean = v_rest + r n w tau_s; the variance of v
     (shot noise filtered by two exponentials) is r n w^2 tau_s^2 / (2 (tau_s + tau_m))."""
     ts = 0.004
-    sc = scenario(
+    sc = lif_scenario(
         {"n": {"size": 2000, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "1 V"}},
         inputs=[{"kind": "poisson", "target": "n", "rate": r, "n_sources": n_src, "weight": f"{w} V", "tau": "4 ms"}],
         record={"v": {"indices": "all", "every": "25 ms"}},
@@ -188,7 +167,7 @@ def test_poisson_input_mean_and_variance(r, n_src, w):
     assert abs(v.var() / var - 1) < 0.1
 
 
-def test_same_seed_identical_different_seed_differs():
+def test_same_seed_identical_different_seed_differs(lif_scenario):
     pops = {
         "e": {
             "size": 200,
@@ -206,9 +185,9 @@ def test_same_seed_identical_different_seed_differs():
         {"kind": "poisson", "target": "e", "rate": "100 Hz", "n_sources": 5, "weight": "0.5 mV", "tau": "2 ms"},
     ]
     rec = {"v": {"indices": [0, 5]}}
-    a = simulate_numba(scenario(pops, syn, inp, seed=7, record=rec))
-    b = simulate_numba(scenario(pops, syn, inp, seed=7, record=rec))
-    c = simulate_numba(scenario(pops, syn, inp, seed=8, record=rec))
+    a = simulate_numba(lif_scenario(pops, synapses=syn, inputs=inp, seed=7, record=rec, duration="50 ms"))
+    b = simulate_numba(lif_scenario(pops, synapses=syn, inputs=inp, seed=7, record=rec, duration="50 ms"))
+    c = simulate_numba(lif_scenario(pops, synapses=syn, inputs=inp, seed=8, record=rec, duration="50 ms"))
     assert a.sizes["spike"] > 100
     for name in ("spike_time", "spike_index", "v"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
@@ -216,7 +195,7 @@ def test_same_seed_identical_different_seed_differs():
     assert differs
 
 
-def test_spike_buffer_drain_gives_same_result(monkeypatch):
+def test_spike_buffer_drain_gives_same_result(monkeypatch, lif_scenario):
     pops = {
         "e": {
             "size": 300,
@@ -227,17 +206,18 @@ def test_spike_buffer_drain_gives_same_result(monkeypatch):
             "v_init": {"uniform": ["-70 mV", "-50 mV"]},
         }
     }
-    ref = simulate_numba(scenario(pops, duration="100 ms"))
+    ref = simulate_numba(lif_scenario(pops, duration="100 ms"))
     monkeypatch.setattr(engine, "MIN_SPIKE_BUFFER", 1)  # capacity 4 n: drained every few steps
-    small = simulate_numba(scenario(pops, duration="100 ms"))
+    small = simulate_numba(lif_scenario(pops, duration="100 ms"))
     assert ref.sizes["spike"] > 2000
     np.testing.assert_array_equal(ref.spike_time.values, small.spike_time.values)
     np.testing.assert_array_equal(ref.spike_index.values, small.spike_index.values)
 
 
-def test_nan_status_stops_run():
-    sc = scenario(
-        {"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}}
+def test_nan_status_stops_run(lif_scenario):
+    sc = lif_scenario(
+        {"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}},
+        duration="50 ms",
     )
     net = build_network(sc)
     net.v0[1] = np.nan
@@ -246,9 +226,10 @@ def test_nan_status_stops_run():
     assert (status, step, n_spk, bad) == (Status.NAN, 0, 0, 1)
 
 
-def test_simulation_error_for_nan(monkeypatch):
-    sc = scenario(
-        {"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}}
+def test_simulation_error_for_nan(monkeypatch, lif_scenario):
+    sc = lif_scenario(
+        {"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}},
+        duration="50 ms",
     )
     real = engine.build_network
 
@@ -262,8 +243,8 @@ def test_simulation_error_for_nan(monkeypatch):
         simulate_numba(sc)
 
 
-def test_probe_sampling_every():
-    sc = scenario(
+def test_probe_sampling_every(lif_scenario):
+    sc = lif_scenario(
         {
             "n": {
                 "size": 4,
@@ -295,13 +276,13 @@ def test_poisson_cdf_table_matches_scipy():
     assert kernels.poisson_cdf_table(31.0).size == 0  # large means use Generator.poisson
 
 
-def test_new_parameters_and_structures_never_recompile():
+def test_new_parameters_and_structures_never_recompile(lif_scenario):
     """Every scenario shape (no synapses, delays, conductances, noise, Poisson, probes) runs through the
     same single compiled specialisation of the kernel."""
     lif = {"tau_m": "10 ms", "v_rest": "-60 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}
     runs = [
-        scenario({"a": {"size": 3, **lif}}),
-        scenario(
+        lif_scenario({"a": {"size": 3, **lif}}, duration="50 ms"),
+        lif_scenario(
             {"a": {"size": 20, **lif, "t_ref": "1 ms"}, "b": {"size": 5, **lif}},
             synapses=[
                 {
@@ -315,8 +296,9 @@ def test_new_parameters_and_structures_never_recompile():
             ],
             inputs=[{"kind": "noise", "target": "b", "sigma": "2 mV"}],
             record={"v": {"indices": [0]}},
+            duration="50 ms",
         ),
-        scenario(
+        lif_scenario(
             {"a": {"size": 10, **lif}},
             synapses=[
                 {
@@ -332,6 +314,7 @@ def test_new_parameters_and_structures_never_recompile():
             inputs=[
                 {"kind": "poisson", "target": "a", "rate": "1 kHz", "n_sources": 50, "weight": "1 mV", "tau": "1 ms"}
             ],
+            duration="50 ms",
         ),
     ]
     for sc in runs:

@@ -10,32 +10,10 @@ import pytest
 from neurodyn.errors import ResourceError, ScenarioError
 from neurodyn.families.lif_network import network as N
 from neurodyn.families.lif_network.params import Connect
-from neurodyn.scenario import from_dict
-from tests.conftest import assert_user_error, run_cli
 
 
 def rows(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
-
-
-def scenario(
-    pops: dict,
-    synapses: list | None = None,
-    inputs: list | None = None,
-    seed: int = 1,
-    duration: str = "10 ms",
-    dt: str = "0.1 ms",
-    record: dict | None = None,
-):
-    return from_dict(
-        {
-            "name": "t",
-            "family": "lif_network",
-            "params": {"populations": pops, "synapses": synapses or [], "inputs": inputs or []},
-            "run": {"duration": duration, "dt": dt, "seed": seed},
-            "record": record or {},
-        }
-    )
 
 
 POP = {"tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}
@@ -120,8 +98,8 @@ def test_one_to_one_and_graph():
         N.connect(Connect(in_degree=10), 10, 10, True, np.random.default_rng(0))
 
 
-def test_build_network_deterministic_and_channels():
-    sc = scenario(
+def test_build_network_deterministic_and_channels(lif_scenario):
+    sc = lif_scenario(
         {
             "a": {"size": 50, **POP, "v_init": {"uniform": ["-70 mV", "-50 mV"]}},
             "b": {"size": 30, **POP, "t_ref": "2 ms"},
@@ -153,6 +131,7 @@ def test_build_network_deterministic_and_channels():
                 "reversal": "0 mV",
             },
         ],
+        duration="10 ms",
     )
     n1, n2 = N.build_network(sc), N.build_network(sc)
     for p1, p2 in zip(n1.projections, n2.projections):
@@ -169,31 +148,36 @@ def test_build_network_deterministic_and_channels():
     assert n1.poisson[0].start == 50 and n1.poisson[0].stop == 80
     i, j = n1.projections[2].pairs()
     assert np.all(np.bincount(j, minlength=50) == 5) and i.max() < 30
-    other = N.build_network(scenario(sc.raw["params"]["populations"], sc.raw["params"]["synapses"], seed=2))
+    other = N.build_network(
+        lif_scenario(sc.raw["params"]["populations"], synapses=sc.raw["params"]["synapses"], seed=2, duration="10 ms")
+    )
     assert not np.array_equal(other.projections[0].indices, n1.projections[0].indices)
 
 
-def test_memory_estimate_and_refusal():
-    big = scenario(
+def test_memory_estimate_and_refusal(lif_scenario):
+    big = lif_scenario(
         {"a": {"size": 3_000_000, **POP}},
         synapses=[{"source": "a", "target": "a", "connect": {"p": 0.5}, "weight": "1 mV", "tau": "5 ms"}],
+        duration="10 ms",
     )
     assert N.estimate_bytes(big) > 4 * 0.5 * 3e6**2
     with pytest.raises(ResourceError, match="synapses"):
         N.check_resources(big)
-    small = scenario(
+    small = lif_scenario(
         {"a": {"size": 1000, **POP}},
         synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 100}, "weight": "1 mV", "tau": "5 ms"}],
+        duration="10 ms",
     )
     N.check_resources(small)
     est = N.estimate_bytes(small)
     assert 4 * 1e5 < est < 4 * 1e5 + 50e6
 
 
-def test_bytes_per_synapse():
-    sc = scenario(
+def test_bytes_per_synapse(lif_scenario):
+    sc = lif_scenario(
         {"a": {"size": 20000, **POP}},
         synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 200}, "weight": "1 mV", "tau": "5 ms"}],
+        duration="10 ms",
     )
     net = N.build_network(sc)
     p = net.projections[0]
@@ -201,7 +185,7 @@ def test_bytes_per_synapse():
     assert p.n_synapses == 20000 * 200 and per_syn <= 4.05
 
 
-def test_cli_refuses_network_too_large(tmp_path):
+def test_cli_refuses_network_too_large(tmp_path, cli, user_error):
     path = tmp_path / "huge.yaml"
     path.write_text("""name: huge
 family: lif_network
@@ -212,6 +196,6 @@ params:
     - {source: a, target: a, connect: {p: 0.5}, weight: 1 mV, tau: 5 ms}
 run: {duration: 1 s, dt: 0.1 ms}
 """)
-    proc = run_cli("run", path, "--output", tmp_path / "huge.h5", timeout=120)
-    assert_user_error(proc, "synapses", "GiB")
+    proc = cli("run", path, "--output", tmp_path / "huge.h5", timeout=120)
+    user_error(proc, "synapses", "GiB")
     assert not (tmp_path / "huge.h5").exists()

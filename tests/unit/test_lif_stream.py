@@ -14,7 +14,6 @@ import neurodyn
 from neurodyn import storage
 from neurodyn.errors import SimulationError
 from neurodyn.families.lif_network.dataset import SpikeStatistics, isi_cv
-from tests.conftest import cli_peak_rss_mb
 
 NETWORK = """\
 name: stream
@@ -174,7 +173,7 @@ record: {{spikes: true, v: {{indices: all}}, analysis_start: 0.2 s}}
 
 
 @pytest.mark.slow
-def test_long_lif_run_memory_stays_bounded(tmp_path):
+def test_long_lif_run_memory_stays_bounded(tmp_path, peak_rss):
     """240 MB of v samples (100 neurons x 300 000 steps) with an 8 MiB block budget: peak memory grows by
     far less than the data over a 30x shorter run (held in memory it would add 240 MB)."""
     env = {"NEURODYN_STREAM_BUFFER": str(8 * 2**20)}
@@ -182,8 +181,8 @@ def test_long_lif_run_memory_stays_bounded(tmp_path):
     short.write_text(LONG.format(d="1 s"))
     long = tmp_path / "long.yaml"
     long.write_text(LONG.format(d="30 s"))
-    base = cli_peak_rss_mb("run", short, "-o", tmp_path / "short.h5", "-q", env=env)
-    peak = cli_peak_rss_mb("run", long, "-o", tmp_path / "long.h5", "-q", env=env)
+    base = peak_rss("run", short, "-o", tmp_path / "short.h5", "-q", env=env)
+    peak = peak_rss("run", long, "-o", tmp_path / "long.h5", "-q", env=env)
     size_mb = (tmp_path / "long.h5").stat().st_size / 2**20
     assert size_mb > 228
     ds = neurodyn.open_run(tmp_path / "long.h5", load=False)

@@ -23,17 +23,18 @@ from neurodyn.scenario import (
     MAX_DEPTH,
     MAX_NODES,
     MAX_YAML_BYTES,
+    REPO_ROOT,
     RunConfig,
     _validate,
     from_dict,
     load_scenario,
     parse_yaml,
 )
-from tests.conftest import REPO, assert_user_error
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CUBA = DATA / "cuba_issue.yaml"
-SYNC = REPO / "scenarios" / "sync_ou_topologies.yaml"
+SCENARIOS = REPO_ROOT / "scenarios"
+SYNC = SCENARIOS / "sync_ou_topologies.yaml"
 NODES_RULE = f"a scenario may expand to at most {MAX_NODES:,} values (aliases count at every use)"
 DEPTH_RULE = f"a scenario may nest at most {MAX_DEPTH} levels"
 
@@ -51,7 +52,7 @@ def _run_limited(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "NUMBA_NUM_THREADS": "1"}
+    env = {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "NUMBA_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "neurodyn.cli", *args],
         cwd=cwd,
@@ -66,14 +67,14 @@ def _run_limited(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 # ----------------------------------------------------------------------------- alias bombs (item 5)
 
 
-def test_alias_bomb_under_params_is_refused_while_composing(tmp_path):
+def test_alias_bomb_under_params_is_refused_while_composing(tmp_path, user_error):
     f = tmp_path / "bomb.yaml"
     f.write_text("\n".join(["name: bomb", "family: sync_learners", "params:", *_laughs("  ")]) + "\n")
     proc = _run_limited("validate", str(f), cwd=tmp_path)
-    assert_user_error(proc, f"{f} = '<yaml>': more than {MAX_NODES:,} values at line 9, column 47; {NODES_RULE}")
+    user_error(proc, f"{f} = '<yaml>': more than {MAX_NODES:,} values at line 9, column 47; {NODES_RULE}")
 
 
-def test_alias_bomb_under_graph_args_is_refused(tmp_path):
+def test_alias_bomb_under_graph_args_is_refused(tmp_path, user_error):
     lines = [
         "name: bomb",
         "family: lif_network",
@@ -90,7 +91,7 @@ def test_alias_bomb_under_graph_args_is_refused(tmp_path):
     f.write_text("\n".join(lines) + "\n")
     for command in ("validate", "run"):
         proc = _run_limited(command, str(f), cwd=tmp_path)
-        assert_user_error(proc, f"{f} = '<yaml>': more than {MAX_NODES:,} values at line ", NODES_RULE)
+        user_error(proc, f"{f} = '<yaml>': more than {MAX_NODES:,} values at line ", NODES_RULE)
     assert not list(tmp_path.glob("**/*.h5"))
 
 
@@ -128,13 +129,11 @@ def test_expansion_just_below_the_limit_is_accepted():
 # ----------------------------------------------------------------------------- nesting (item 7) and size
 
 
-def test_500_nested_brackets_are_one_line(tmp_path):
+def test_500_nested_brackets_are_one_line(tmp_path, user_error):
     f = tmp_path / "deep.yaml"
     f.write_text("name: deep\nfamily: lif_network\nparams: " + "[" * 500 + "]" * 500 + "\n")
     proc = _run_limited("validate", str(f), cwd=tmp_path)
-    assert_user_error(
-        proc, f"{f} = '<yaml>': nested deeper than {MAX_DEPTH} levels at line 3, column 108; {DEPTH_RULE}"
-    )
+    user_error(proc, f"{f} = '<yaml>': nested deeper than {MAX_DEPTH} levels at line 3, column 108; {DEPTH_RULE}")
 
 
 @pytest.mark.parametrize("opening", ["[", "{a: ", "- "])
@@ -157,11 +156,11 @@ def test_aliases_cannot_stack_nesting_beyond_the_limit():
         parse_yaml("\n".join(lines), "x.yaml")
 
 
-def test_a_file_over_1_mib_is_refused_unread(tmp_path):
+def test_a_file_over_1_mib_is_refused_unread(tmp_path, user_error):
     f = tmp_path / "big.yaml"
     f.write_bytes(CUBA.read_bytes() + b"# " + b"x" * (2 << 20) + b"\n")
     size = f.stat().st_size
-    assert_user_error(
+    user_error(
         _run_limited("validate", str(f), cwd=tmp_path),
         f"{f} = '<yaml>': file of {size:,} bytes; a scenario file may have at most {MAX_YAML_BYTES:,} bytes (1 MiB)",
     )
@@ -244,17 +243,17 @@ def test_short_repr_is_bounded_for_huge_deep_and_self_referencing_values():
         ),
         (SYNC, "params.burn_in=1e400 ms", "params.burn_in = '1e400 ms': must be a finite number"),
         (
-            REPO / "scenarios" / "field_dispersion.yaml",
+            SCENARIOS / "field_dispersion.yaml",
             "params.kappa=.inf",
             "params.kappa = inf: must be a finite number",
         ),
         (
-            REPO / "scenarios" / "field_dispersion.yaml",
+            SCENARIOS / "field_dispersion.yaml",
             "params.omega0=.inf",
             "params.omega0 = inf: must be a finite number",
         ),
         (
-            REPO / "scenarios" / "ultralif_bounds.yaml",
+            SCENARIOS / "ultralif_bounds.yaml",
             "params.bounds.input_low=.nan",
             "params.bounds.input_low = nan: must be a finite number",
         ),
@@ -273,7 +272,7 @@ def test_nonfinite_values_are_refused_naming_the_field(scenario, override, messa
     assert str(info.value) == message
 
 
-def test_nonfinite_hessian_via_the_cli_prints_one_line_and_no_warning():
+def test_nonfinite_hessian_via_the_cli_prints_one_line_and_no_warning(repo, user_error):
     proc = subprocess.run(
         [
             sys.executable,
@@ -286,13 +285,13 @@ def test_nonfinite_hessian_via_the_cli_prints_one_line_and_no_warning():
             "--set",
             "params.loss.hessian=.inf",
         ],
-        cwd=REPO,
+        cwd=repo,
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"},
+        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"},
     )
-    assert_user_error(proc)
+    user_error(proc)
     assert proc.stderr == "neurodyn: error: params.loss.hessian = inf: must be a finite number\n"
 
 

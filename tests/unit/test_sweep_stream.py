@@ -9,7 +9,6 @@ import neurodyn
 from neurodyn import storage
 from neurodyn.errors import SimulationError
 from tests import sweep_family as fam
-from tests.conftest import cli_peak_rss_mb
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +80,7 @@ def test_writer_appends_regions_and_refuses_unequal_lengths(tmp_path):
 
 
 @pytest.mark.slow
-def test_long_run_memory_stays_bounded(tmp_path):
+def test_long_run_memory_stays_bounded(tmp_path, peak_rss):
     """240 MB of recordings with an 8 MB block budget: peak memory grows far less than the data."""
     env = {"NEURODYN_STREAM_BUFFER": str(8 * 2**20), "NEURODYN_FAMILIES": "ou_test=tests.sweep_family:OUFamily"}
     text = (
@@ -92,8 +91,8 @@ def test_long_run_memory_stays_bounded(tmp_path):
     short.write_text(text.format(d="1 s"))  # 8 MB of recordings
     long = tmp_path / "long.yaml"
     long.write_text(text.format(d="30 s"))  # 300000 steps x 100 processes x 8 bytes = 240 MB
-    base = cli_peak_rss_mb("run", short, "-o", tmp_path / "short.h5", "-q", env=env)
-    peak = cli_peak_rss_mb("run", long, "-o", tmp_path / "long.h5", "-q", env=env)
+    base = peak_rss("run", short, "-o", tmp_path / "short.h5", "-q", env=env)
+    peak = peak_rss("run", long, "-o", tmp_path / "long.h5", "-q", env=env)
     size_mb = (tmp_path / "long.h5").stat().st_size / 2**20
     assert size_mb > 228
     assert peak - base < 60, (base, peak, size_mb)

@@ -8,18 +8,10 @@ import pytest
 from scipy import stats
 
 from neurodyn.runner import simulate
-from neurodyn.scenario import load_scenario
-from tests.conftest import REPO
-
-SCEN = REPO / "scenarios"
 
 
-def _run(name: str, *overrides: str):
-    return simulate(load_scenario(SCEN / f"{name}.yaml", list(overrides)))
-
-
-def test_dispersion_matches_lattice_formula_within_one_bin():
-    ds = _run("field_dispersion")
+def test_dispersion_matches_lattice_formula_within_one_bin(shipped_scenario):
+    ds = simulate(shipped_scenario("field_dispersion"))
     meas, pred = ds["dispersion_omega"].values, ds["dispersion_omega_theory"].values
     assert ds.sizes["mode"] >= 10
     assert np.all(np.abs(meas - pred) <= float(ds["frequency_bin"])), (meas - pred) / float(ds["frequency_bin"])
@@ -33,32 +25,32 @@ def test_dispersion_matches_lattice_formula_within_one_bin():
     assert np.max(np.abs(meas - continuum)) > 10 * float(ds["frequency_bin"])
 
 
-def test_massless_pulse_moves_at_c_along_axes_and_diagonal():
+def test_massless_pulse_moves_at_c_along_axes_and_diagonal(shipped_scenario):
     # one thread: the physics does not depend on it (see the determinism test) and a busy machine's
     # spinning OpenMP threads would only slow this run down
-    ds = _run("field_massless_pulse", "run.threads=1")
+    ds = simulate(shipped_scenario("field_massless_pulse", "run.threads=1"))
     speed = ds["pulse_speed"].values
     assert list(ds["direction"].values) == ["x", "y", "diagonal"]
     assert np.all(np.abs(speed / 1.0 - 1) < 0.02), speed
 
 
-def test_wave_packet_moves_at_group_velocity_and_massless_at_c():
+def test_wave_packet_moves_at_group_velocity_and_massless_at_c(shipped_scenario):
     """m > 0: the packet's envelope moves at the lattice group velocity d omega/dk < c (dispersive);
     m = 0: at c (non-dispersive)."""
-    ds = _run("field_wave_packet")
+    ds = simulate(shipped_scenario("field_wave_packet"))
     v, vg = float(ds["packet_speed"]), float(ds["packet_speed_theory"])
     assert abs(v / vg - 1) < 0.01 and vg < 0.75
-    ds0 = _run("field_wave_packet", "params.continuum.m=0")
+    ds0 = simulate(shipped_scenario("field_wave_packet", "params.continuum.m=0"))
     assert abs(float(ds0["packet_speed"]) - 1.0) < 0.01
 
 
 @pytest.mark.slow
-def test_noise_driven_mode_variances_and_local_spectrum():
+def test_noise_driven_mode_variances_and_local_spectrum(shipped_scenario):
     """Mode variances vs sigma^2 / (2 gamma omega_k^2): each within its two-sided 99.9% Student-t
     confidence interval from 20 batch means (Bonferroni over the 10 modes: family-wise level >= 99%).
     The local spectrum's log-log slope in the 1/f band matches the exact Lorentzian lattice sum
     (within 0.05) and the equipartition law -1 (within 0.1)."""
-    ds = _run("field_noise_spectrum")
+    ds = simulate(shipped_scenario("field_noise_spectrum"))
     var = ds["mode_variance"].values  # (batch, mode)
     nb = var.shape[0]
     mean = var.mean(axis=0)
@@ -81,16 +73,18 @@ def test_noise_driven_mode_variances_and_local_spectrum():
         assert np.median(np.abs(np.log(sim[band] / lor[band]))) < 0.25
 
 
-def test_fixed_boundary_noise_uses_sine_modes_and_site_resolved_spectrum():
+def test_fixed_boundary_noise_uses_sine_modes_and_site_resolved_spectrum(shipped_scenario):
     """Dirichlet lattice: DST-I mode variances match sigma^2/(2 gamma omega_k^2) (99.9% t intervals) and the
     probes' spectrum follows the exact site-resolved Lorentzian sum, whose slope departs from the bulk 1/f
     law because of the walls (so the site-averaged or bulk prediction would be wrong here)."""
-    ds = _run(
-        "field_noise_spectrum",
-        "params.boundary=fixed",
-        "params.analysis.variance_modes=[[1, 1], [2, 1], [1, 3], [4, 3], [8, 8], [5, 1]]",
-        "run.duration=10.5 s",
-        "params.analysis.batches=10",
+    ds = simulate(
+        shipped_scenario(
+            "field_noise_spectrum",
+            "params.boundary=fixed",
+            "params.analysis.variance_modes=[[1, 1], [2, 1], [1, 3], [4, 3], [8, 8], [5, 1]]",
+            "run.duration=10.5 s",
+            "params.analysis.batches=10",
+        )
     )
     var = ds["mode_variance"].values
     nb = var.shape[0]
@@ -102,15 +96,15 @@ def test_fixed_boundary_noise_uses_sine_modes_and_site_resolved_spectrum():
     assert abs(exact + 1.0) > 0.2
 
 
-def test_convergence_to_continuum_is_second_order_in_h():
-    ds = _run("field_convergence")
+def test_convergence_to_continuum_is_second_order_in_h(shipped_scenario):
+    ds = simulate(shipped_scenario("field_convergence"))
     order = ds["convergence_order"].values
     assert np.all(np.abs(order - 2.0) < 0.1), order
     assert np.all(np.diff(ds["continuum_error"].values) < 0)
 
 
-def test_site_models_with_same_linearisation_give_same_dispersion():
-    ds = _run("field_invariance")
+def test_site_models_with_same_linearisation_give_same_dispersion(shipped_scenario):
+    ds = simulate(shipped_scenario("field_invariance"))
     d = ds["dispersion_omega"]
     binw = float(ds["frequency_bin"])
     assert list(ds["site_model"].values) == ["harmonic", "ei_linear", "wilson_cowan"]
@@ -120,8 +114,8 @@ def test_site_models_with_same_linearisation_give_same_dispersion():
     assert np.all(np.abs(d.values - ds["dispersion_omega_theory"].values) <= binw)
 
 
-def test_coupled_ei_layers_have_two_branches_from_the_mass_matrix():
-    ds = _run("field_ei_layers")
+def test_coupled_ei_layers_have_two_branches_from_the_mass_matrix(shipped_scenario):
+    ds = simulate(shipped_scenario("field_ei_layers"))
     meas, pred = ds["dispersion_omega"].values, ds["dispersion_omega_theory"].values
     assert meas.shape == (2, ds.sizes["mode"])
     assert np.all(np.abs(meas - pred) <= float(ds["frequency_bin"]))

@@ -8,12 +8,11 @@ import pytest
 from neurodyn.compare import all_rows
 from neurodyn.runner import simulate
 from neurodyn.scenario import from_dict, load_scenario
-from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
-def theorem_ds():
-    sc = load_scenario(REPO / "scenarios" / "eqprop_gradient_theorem.yaml")
+def theorem_ds(repo):
+    sc = load_scenario(repo / "scenarios" / "eqprop_gradient_theorem.yaml")
     assert min(sc.params.theorem.betas) <= 1e-3
     return simulate(sc)
 

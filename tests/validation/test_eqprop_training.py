@@ -10,7 +10,6 @@ from neurodyn.families.eqprop.network import make_layout
 from neurodyn.families.eqprop.train import load_data
 from neurodyn.runner import simulate
 from neurodyn.scenario import from_dict, load_scenario
-from tests.conftest import REPO
 
 
 def _train(training: dict, layers=(64, 100, 10), epochs=4, **params):
@@ -67,8 +66,8 @@ def test_relaxed_state_is_a_fixed_point_of_the_trained_network(converging_runs):
     assert np.all(u[h == 0] <= 1e-6) and np.all(u[h == 1] >= 1 - 1e-6)
 
 
-def test_one_hidden_layer_reaches_95_percent_on_digits():
-    sc = load_scenario(REPO / "scenarios" / "eqprop_digits_1h.yaml", ["params.training.seeds=[1]", "run.epochs=25"])
+def test_one_hidden_layer_reaches_95_percent_on_digits(repo):
+    sc = load_scenario(repo / "scenarios" / "eqprop_digits_1h.yaml", ["params.training.seeds=[1]", "run.epochs=25"])
     ds = simulate(sc)
     # averaged over the last 5 epochs: robust to epoch-to-epoch jitter (a few test examples) and to
     # BLAS rounding differences between machines

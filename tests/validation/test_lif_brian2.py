@@ -14,7 +14,6 @@ import yaml
 
 from neurodyn.progress import QUIET
 from neurodyn.scenario import REPO_ROOT, Scenario, from_dict, load_scenario
-from tests.conftest import assert_user_error, run_cli
 
 brian2 = pytest.importorskip("brian2")
 
@@ -306,7 +305,7 @@ run: {duration: 200 ms, dt: 0.1 ms, seed: SEED, backend: brian2}
     assert runs[0].attrs["brian2_seed"] == brian2_seed(1) and runs[2].attrs["brian2_seed"] == brian2_seed(2)
 
 
-def test_unknown_brian2_target_is_a_user_error(tmp_path) -> None:
+def test_unknown_brian2_target_is_a_user_error(tmp_path, cli, user_error) -> None:
     path = tmp_path / "s.yaml"
     path.write_text("""
 name: t
@@ -314,8 +313,8 @@ family: lif_network
 params: {populations: {a: {size: 1, tau_m: 20 ms, v_rest: -45 mV, v_reset: -65 mV, v_threshold: -50 mV}}}
 run: {duration: 10 ms, dt: 0.1 ms, backend: brian2}
 """)
-    proc = run_cli("run", path, "--output", tmp_path / "o.h5", env={TARGET_ENV: "fortran"})
-    assert_user_error(proc, TARGET_ENV, "cython")
+    proc = cli("run", path, "--output", tmp_path / "o.h5", env={TARGET_ENV: "fortran"})
+    user_error(proc, TARGET_ENV, "cython")
     assert not (tmp_path / "o.h5").exists()
 
 
@@ -342,14 +341,14 @@ def test_backend_names_the_brian2_target_over_the_environment(monkeypatch) -> No
     np.testing.assert_array_equal(plain.spike_time.values, named.spike_time.values)
 
 
-def test_unknown_or_unavailable_brian2_target_is_a_user_error(tmp_path, monkeypatch) -> None:
+def test_unknown_or_unavailable_brian2_target_is_a_user_error(tmp_path, monkeypatch, cli, user_error) -> None:
     from neurodyn.errors import ScenarioError
     from neurodyn.families.lif_network import brian2_backend
 
     path = tmp_path / "s.yaml"
     path.write_text(NOISY_PAIR.replace("backend: brian2", "backend: brian2:fortran"))
-    proc = run_cli("validate", path)
-    assert_user_error(proc, "run.backend", "brian2:fortran", "brian2:numpy")
+    proc = cli("validate", path)
+    user_error(proc, "run.backend", "brian2:fortran", "brian2:numpy")
     # A machine without a working C compiler: asking for cython is refused before anything runs.
     monkeypatch.setattr(brian2_backend, "_cython_works", lambda: False)
     with pytest.raises(ScenarioError, match="run.backend = 'brian2:cython': Brian2's Cython target cannot"):
@@ -357,7 +356,7 @@ def test_unknown_or_unavailable_brian2_target_is_a_user_error(tmp_path, monkeypa
     assert brian2_backend.codegen_target("brian2") == "numpy"  # this module's fixture sets the variable
 
 
-def test_cli_run_with_brian2_backend_writes_a_plain_result_file(tmp_path) -> None:
+def test_cli_run_with_brian2_backend_writes_a_plain_result_file(tmp_path, cli) -> None:
     """``neurodyn run`` of a backend-brian2 file: exit 0, a file plain xarray opens, provenance attrs."""
     import xarray as xr
 
@@ -375,7 +374,7 @@ run: {duration: 100.5 ms, dt: 0.1 ms, backend: brian2}
 record: {v: {every: 1 ms, indices: [4, 0]}}
 """)
     out = tmp_path / "pair.h5"
-    proc = run_cli("run", path, "--output", out, "--quiet", env={TARGET_ENV: "numpy"})
+    proc = cli("run", path, "--output", out, "--quiet", env={TARGET_ENV: "numpy"})
     assert proc.returncode == 0, proc.stderr
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds.attrs["backend"] == "brian2"

@@ -12,31 +12,16 @@ from scipy import integrate, special
 from neurodyn.families.lif_network import theory
 from neurodyn.families.lif_network.engine import simulate_numba
 from neurodyn.scenario import from_dict, load_scenario
-from tests.conftest import REPO
 
 LIF = {"tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV", "t_ref": "2 ms"}
 
 
-def scenario(
-    pops: dict, inputs: list, duration: str, dt: str, record: dict | None = None, synapses: list | None = None
-):
-    return from_dict(
-        {
-            "name": "t",
-            "family": "lif_network",
-            "params": {"populations": pops, "inputs": inputs, "synapses": synapses or []},
-            "run": {"duration": duration, "dt": dt, "seed": 3},
-            "record": record or {},
-        }
-    )
-
-
-def test_single_neuron_constant_drive_rate_within_half_percent():
+def test_single_neuron_constant_drive_rate_within_half_percent(lif_scenario):
     """Simulated rate = 1/(t_ref + tau_m ln((mu - v_reset)/(mu - theta))) within 0.5% at dt = 0.01 ms."""
     drives = {"d21": "21 mV", "d25": "25 mV", "d40": "40 mV", "d80": "80 mV"}
     pops = {name: {"size": 1, **LIF} for name in drives}
     inputs = [{"kind": "constant", "target": name, "drive": d} for name, d in drives.items()]
-    sc = scenario(pops, inputs, "20 s", "0.01 ms", record={"analysis_start": "0.5 s"})
+    sc = lif_scenario(pops, inputs=inputs, duration="20 s", dt="0.01 ms", record={"analysis_start": "0.5 s"}, seed=3)
     ds = simulate_numba(sc)
     th = theory.theory_dataset(sc, ds)
     assert list(th.rate_theory_regime.values) == ["fi"] * 4
@@ -49,18 +34,24 @@ def test_single_neuron_constant_drive_rate_within_half_percent():
     assert th.rate_theory.attrs["rel_tol"] < 0.01
 
 
-def test_subthreshold_drive_gives_zero_rate():
-    sc = scenario({"n": {"size": 1, **LIF}}, [{"kind": "constant", "target": "n", "drive": "19.9 mV"}], "1 s", "0.1 ms")
+def test_subthreshold_drive_gives_zero_rate(lif_scenario):
+    sc = lif_scenario(
+        {"n": {"size": 1, **LIF}},
+        inputs=[{"kind": "constant", "target": "n", "drive": "19.9 mV"}],
+        duration="1 s",
+        dt="0.1 ms",
+        seed=3,
+    )
     ds = simulate_numba(sc)
     assert float(ds.rate[0]) == 0.0 and float(theory.theory_dataset(sc, ds).rate_theory[0]) == 0.0
 
 
-def test_noisy_population_rate_matches_siegert():
+def test_noisy_population_rate_matches_siegert(lif_scenario):
     """White-noise input at four drive levels (sub- to suprathreshold): within 10% of Siegert."""
     levels = {"mu12": "12 mV", "mu16": "16 mV", "mu20": "20 mV", "mu26": "26 mV"}
     pops = {name: {"size": 500, **LIF, "v_init": {"uniform": ["-70 mV", "-50 mV"]}} for name in levels}
     inputs = [{"kind": "noise", "target": name, "mu": m, "sigma": "5 mV"} for name, m in levels.items()]
-    sc = scenario(pops, inputs, "2 s", "0.1 ms", record={"analysis_start": "0.2 s"})
+    sc = lif_scenario(pops, inputs=inputs, duration="2 s", dt="0.1 ms", record={"analysis_start": "0.2 s"}, seed=3)
     rates_match_theory(sc, "siegert", 0.5, 0.10)
 
 
@@ -114,8 +105,8 @@ def solve_to_threshold(mu: float, tau: float, th: float, vr: float) -> float:
     return float(out.t_events[0][0])
 
 
-def test_brunel_fixed_point_is_self_consistent():
-    sc = load_scenario(REPO / "scenarios" / "brunel.yaml")
+def test_brunel_fixed_point_is_self_consistent(repo):
+    sc = load_scenario(repo / "scenarios" / "brunel.yaml")
     names, nu, regime = theory.self_consistent_rates(sc)
     assert regime == ["brunel", "brunel"]
     # recompute phi(nu) by hand from Brunel's formulas (instantaneous charge J = w tau_s / tau_m)
@@ -132,10 +123,10 @@ def test_brunel_fixed_point_is_self_consistent():
 
 
 @pytest.mark.slow
-def test_reduced_brunel_network_matches_mean_field():
+def test_reduced_brunel_network_matches_mean_field(repo):
     """Brunel model A scaled to 5000 neurons (C_E = 400, J scaled to keep J C_E): AI state, rate within
     the stored tolerance of the self-consistent mean field."""
-    params = yaml.safe_load((REPO / "models" / "brunel.yaml").read_text())
+    params = yaml.safe_load((repo / "models" / "brunel.yaml").read_text())
     params["populations"]["exc"]["size"], params["populations"]["inh"]["size"] = 4000, 1000
     exc, inh = params["synapses"]
     exc["connect"]["in_degree"], inh["connect"]["in_degree"] = 400, 100
@@ -157,20 +148,21 @@ def test_reduced_brunel_network_matches_mean_field():
     assert np.all(ds.cv_isi.values > 0.5)  # irregular firing
 
 
-def test_recurrent_conductance_network_has_no_theory():
+def test_recurrent_conductance_network_has_no_theory(repo):
     """Brette 2007 COBA is refused: the conductance mean field is far off there (docs/lif_network.md)."""
-    sc = load_scenario(REPO / "scenarios" / "coba.yaml")
+    sc = load_scenario(repo / "scenarios" / "coba.yaml")
     names, nu, regime = theory.self_consistent_rates(sc)
     assert regime == ["none (recurrent conductance)"] * 2 and np.all(np.isnan(nu))
 
 
-def test_poisson_diffusion_approximation_terms():
+def test_poisson_diffusion_approximation_terms(lif_scenario):
     """mu and sigma^2 of a Poisson input follow Campbell's theorem with J = w tau_s / tau_m."""
-    sc = scenario(
+    sc = lif_scenario(
         {"n": {"size": 1, **LIF}},
-        [{"kind": "poisson", "target": "n", "rate": "10 Hz", "n_sources": 500, "weight": "2 mV", "tau": "1 ms"}],
-        "10 ms",
-        "0.1 ms",
+        inputs=[{"kind": "poisson", "target": "n", "rate": "10 Hz", "n_sources": 500, "weight": "2 mV", "tau": "1 ms"}],
+        duration="10 ms",
+        dt="0.1 ms",
+        seed=3,
     )
     _, (inp,) = theory.population_inputs(sc)
     j = 2e-3 * 1e-3 / 0.02
@@ -198,31 +190,35 @@ def test_siegert_integral_far_below_reset_uses_tail_series():
     assert theory.siegert_rate(-0.045, 1e-9, 0.02, 0.002, -0.050, -0.070) == pytest.approx(fi, rel=1e-6)
 
 
-def test_graph_connectivity_uses_measured_in_degree():
+def test_graph_connectivity_uses_measured_in_degree(lif_scenario):
     """For a networkx rule the mean in-degree comes from the built network (ring lattice: exactly k) and
     the recurrent noisy population matches its self-consistent rate."""
     pops = {"a": {"size": 2000, **LIF, "v_init": {"uniform": ["-70 mV", "-50 mV"]}}}
     ring = {"graph": "watts_strogatz_graph", "args": {"k": 40, "p": 0.2}}
     syn = [{"source": "a", "target": "a", "connect": ring, "weight": "3 mV", "tau": "1 ms", "delay": "1 ms"}]
     inputs = [{"kind": "noise", "target": "a", "mu": "16 mV", "sigma": "5 mV"}]
-    sc = scenario(pops, inputs, "1.5 s", "0.1 ms", record={"analysis_start": "0.3 s"}, synapses=syn)
+    sc = lif_scenario(
+        pops, inputs=inputs, duration="1.5 s", dt="0.1 ms", record={"analysis_start": "0.3 s"}, synapses=syn, seed=3
+    )
     ds = simulate_numba(sc)
     th = theory.theory_dataset(sc, ds)
     assert list(th.rate_theory_regime.values) == ["brunel"]
-    _, no_syn, _ = theory.self_consistent_rates(scenario(pops, inputs, "1.5 s", "0.1 ms"))
+    _, no_syn, _ = theory.self_consistent_rates(
+        lif_scenario(pops, inputs=inputs, duration="1.5 s", dt="0.1 ms", seed=3)
+    )
     assert float(th.rate_theory[0]) > 1.2 * no_syn[0]  # 40 inputs of J = 0.15 mV raise the rate
     assert abs(float(ds.rate[0]) / float(th.rate_theory[0]) - 1) < float(th.rate_theory_rel_tol[0])
 
 
 @pytest.mark.slow
-def test_brunel_fig8_states_fast_oscillation_versus_asynchronous():
+def test_brunel_fig8_states_fast_oscillation_versus_asynchronous(repo):
     """Brunel (2000) Fig. 8: g = 6, nu_ext = 4 nu_thr is the synchronous fast-oscillation state (B),
     g = 5, nu_ext = 2 nu_thr the stationary asynchronous state (C). The engine reproduces the split: in B
     most of the population-rate fluctuation power sits in a narrow peak near 180 Hz (period ~ 4 D), in C
     the spectrum is broad."""
     out = {}
     for label, g, nu_ext in (("B", 6.0, 40.0), ("C", 5.0, 20.0)):
-        params = yaml.safe_load((REPO / "models" / "brunel.yaml").read_text())
+        params = yaml.safe_load((repo / "models" / "brunel.yaml").read_text())
         params["synapses"][1]["weight"] = f"{-4.0 * g} mV"
         params["inputs"][0]["rate"] = f"{nu_ext} Hz"
         sc = from_dict(

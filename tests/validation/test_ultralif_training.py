@@ -8,8 +8,7 @@ import pytest
 from neurodyn.families.ultralif_network.data import load_digits_split, load_events
 from neurodyn.families.ultralif_network.network import NetSpec
 from neurodyn.families.ultralif_network.train import TrainConfig, train
-from neurodyn.progress import QUIET
-from neurodyn.scenario import from_dict
+from neurodyn.runner import simulate
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -24,35 +23,26 @@ def _one_thread():
     numba.set_num_threads(before)
 
 
-def _run(params: dict, epochs: int, seed: int = 1):
-    from neurodyn import registry
-
-    sc = from_dict(
-        {"name": "t", "family": "ultralif_network", "params": params, "run": {"epochs": epochs, "seed": seed}}
-    )
-    fam = registry.get("ultralif_network")
-    fam.check(sc)
-    return fam.simulate(sc, QUIET)
-
-
 @pytest.mark.slow
-def test_digits_T10_best_kind_reaches_93_percent() -> None:
+def test_digits_T10_best_kind_reaches_93_percent(make_scenario) -> None:
     """CI-sized version of scenarios/ultralif_digits_T10.yaml for the best kind of the full runs
     (surrogate-gradient lif, see docs/ultralif.md): at least 93% test accuracy at T = 10 (paper: 97.5% on
     MNIST after 100 epochs; an ANN on the same Bernoulli-coded digits reaches about 96%)."""
-    ds = _run(
-        {
-            "dataset": "digits",
-            "kinds": ["lif"],
-            "surrogates": ["sigmoid"],
-            "hidden": [128, 128],
-            "T": 10,
-            "batch_size": 64,
-            "lr": 0.01,
-            "test_repeats": 3,
-        },
-        epochs=20,
-        seed=1,
+    ds = simulate(
+        make_scenario(
+            "ultralif_network",
+            {
+                "dataset": "digits",
+                "kinds": ["lif"],
+                "surrogates": ["sigmoid"],
+                "hidden": [128, 128],
+                "T": 10,
+                "batch_size": 64,
+                "lr": 0.01,
+                "test_repeats": 3,
+            },
+            {"epochs": 20, "seed": 1},
+        )
     )
     acc = float(ds["final_test_accuracy"].squeeze())
     assert acc >= 0.93, acc

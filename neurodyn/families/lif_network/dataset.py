@@ -193,7 +193,7 @@ class SpikeStatistics:
             ),
         }
         coords: dict[str, Any] = {
-            "population": ("population", np.array(self.names, dtype=object), var_attrs("", "population name")),
+            "population": ("population", np.array(self.names, dtype=object), var_attrs("1", "population name")),
             "rate_time": ("rate_time", self.edges[:-1] + self.rate_bin / 2, var_attrs("s", "centre of rate bin")),
         }
         ds = xr.Dataset(data_vars, coords=coords)

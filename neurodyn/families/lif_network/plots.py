@@ -70,7 +70,8 @@ def figures(ds: xr.Dataset) -> list[Figure]:
     ax = axes[1]
     rt = ds["rate_time"].values
     bin_width = float(ds["population_rate"].attrs.get("bin_width", rt[1] - rt[0] if rt.size > 1 else 1.0))
-    width = max(1, int(round(SMOOTH / bin_width)))
+    # at most the trace's length: np.convolve(mode="same") returns the longer of its two inputs
+    width = max(1, min(int(round(SMOOTH / bin_width)), ds.sizes["rate_time"]))
     top = 0.0
     for k, name in enumerate(pops):
         c = colors[k % len(colors)]

@@ -507,9 +507,9 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
             "rate_theory_regime": (
                 "population",
                 np.array(regime, dtype=object),
-                var_attrs("", "which theory predicts the rate (fi, siegert, brunel, coba, none)"),
+                var_attrs("1", "which theory predicts the rate (fi, siegert, brunel, coba, none)"),
             ),
         },
-        coords={"population": ("population", np.array(names, dtype=object), var_attrs("", "population name"))},
+        coords={"population": ("population", np.array(names, dtype=object), var_attrs("1", "population name"))},
     )
     return out
