@@ -14,7 +14,7 @@ import pytest
 
 from neurodyn.families.lif_network import theory
 from neurodyn.families.lif_network.engine import simulate_numba
-from tests.validation.test_lif_theory import rates_match_theory, scenario
+from tests.validation.test_lif_theory import rates_match_theory
 
 COBA_LIF = {
     "tau_m": "20 ms",
@@ -66,7 +66,17 @@ def free_membranes(sc) -> list[theory.Membrane]:
     ]
 
 
-def test_subthreshold_mean_and_std_of_v_match_effective_time_constant_theory():
+@pytest.fixture
+def scenario(lif_scenario):
+    """``scenario(pops, inputs, duration, dt, record=None)``: the lif Scenario of these tests (seed 3)."""
+
+    def make(pops: dict, inputs: list, duration: str, dt: str, record: dict | None = None):
+        return lif_scenario(pops, inputs=inputs, duration=duration, dt=dt, seed=3, record=record)
+
+    return make
+
+
+def test_subthreshold_mean_and_std_of_v_match_effective_time_constant_theory(scenario):
     """Threshold out of reach (-20 mV), 5/10 ms synapses at three conductance levels (tau_eff 5.0, 2.8,
     1.8 ms): the mean of v, over neurons and time, within 1% of E_exc - E_inh of mu, its std within 5% of
     sigma_V. Measured (seeds 3 / 4): mean 0.22-0.42% of the range above mu, std 0.8-1.7% above sigma_V.
@@ -96,7 +106,7 @@ def test_subthreshold_mean_and_std_of_v_match_effective_time_constant_theory():
     assert regime == ["none (slow synapses)"] * 3
 
 
-def test_conductance_input_rate_matches_coba_theory():
+def test_conductance_input_rate_matches_coba_theory(scenario):
     """1/2 ms synapses (sqrt(tau_s/tau_eff) ~ 0.4) at four excitatory rates, 3-43 Hz: within the stored
     rel_tol (0.10 + 0.5 sqrt(tau_s/tau_eff) = 0.31). Measured, seeds 3 / 4: +19% / +22% at 3 Hz,
     +6% / +10% at 7.5 Hz, +4% / +4% at 22 Hz, +2% / +2% at 42 Hz (the simulation fires more; the
@@ -111,7 +121,7 @@ def test_conductance_input_rate_matches_coba_theory():
     assert 0.25 < rel_tol < 0.35 and np.allclose(th.rate_theory_rel_tol.values, rel_tol, atol=0.02)
 
 
-def test_mixed_current_and_conductance_input_rate():
+def test_mixed_current_and_conductance_input_rate(scenario):
     """Constant drive, white noise and a current Poisson input on top of the conductance inputs (regime
     ``coba``, current terms scaled by g_L/g_T): within the stored rel_tol (0.30). Measured, seeds 3 / 4:
     +15% / +16% at 7.3 Hz, +13% / +14% at 12 Hz, +8% / +7% at 23 Hz."""
@@ -128,7 +138,7 @@ def test_mixed_current_and_conductance_input_rate():
     rates_match_theory(sc, "coba", 2.0)
 
 
-def test_mixed_current_and_conductance_input_terms():
+def test_mixed_current_and_conductance_input_terms(scenario):
     """Constant drive, a current Poisson input and a conductance input on one population: the current
     part is scaled by g_L/g_T (mean) and passes through the leak (variance), the conductance part has its
     driving force frozen at the mean."""
