@@ -337,30 +337,6 @@ class Scenario:
             doc["sweep"] = _to_plain(self.sweep)
         return yaml.safe_dump(doc, sort_keys=False)
 
-    @classmethod
-    def _header(cls, name: str, family: str, resolved: str) -> Scenario:
-        """A scenario known only by its name, family and stored YAML (a finished sweep read back).
-
-        Not runnable: its params and record are absent. Built without the constructor's checks.
-        """
-        self = cls.__new__(cls)
-        doc = parse_yaml(resolved, "scenario attribute") or {}
-        self.__dict__.update(
-            name=name,
-            family=family,
-            params=None,
-            run=RunConfig(),
-            record=None,
-            model=None,
-            sweep=None,
-            output=None,
-            source=None,
-            raw={},
-            description=doc.get("description", "") or "",
-        )
-        self.resolved_yaml = lambda: resolved  # type: ignore[method-assign]
-        return self
-
 
 def _to_plain(obj: Any) -> Any:
     if isinstance(obj, BaseModel):
