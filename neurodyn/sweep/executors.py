@@ -170,13 +170,24 @@ def interrupts_deferred() -> Iterator[list[int]]:
             previous[received[0]](received[0], None)
 
 
+#: a scenario file larger than this is not peeked at (loading it refuses it: neurodyn.scenario's limit)
+_PEEK_BYTES = 2**20
+
+
 def _peek(path: str | os.PathLike) -> dict[str, Any]:
+    """The scenario's top-level mapping, or {} for anything unusual: loading the scenario, with its
+    limits on size, nesting and expansion, is what reports a problem. Nothing here may fail or hang on a
+    hostile file, so it reads at most the size limit, uses libyaml where present, and catches everything
+    (deep nesting ends in RecursionError inside PyYAML's composer)."""
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        with open(path, "rb") as f:
+            data = f.read(_PEEK_BYTES + 1)
+        if len(data) > _PEEK_BYTES:
+            return {}
+        doc = yaml.load(data.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except Exception:  # noqa: BLE001 - see the docstring
         return {}
     return doc if isinstance(doc, dict) else {}
 

@@ -129,11 +129,14 @@ def test_expansion_just_below_the_limit_is_accepted():
 # ----------------------------------------------------------------------------- nesting (item 7) and size
 
 
-def test_500_nested_brackets_are_one_line(tmp_path, user_error):
+@pytest.mark.parametrize("command", ["validate", "run", "sweep"])
+def test_500_nested_brackets_are_one_line(tmp_path, user_error, command):
+    """Every command that reads a scenario (run and sweep first peek at it for a pool to start early)."""
     f = tmp_path / "deep.yaml"
     f.write_text("name: deep\nfamily: lif_network\nparams: " + "[" * 500 + "]" * 500 + "\n")
-    proc = _run_limited("validate", str(f), cwd=tmp_path)
+    proc = _run_limited(command, str(f), cwd=tmp_path)
     user_error(proc, f"{f} = '<yaml>': nested deeper than {MAX_DEPTH} levels at line 3, column 108; {DEPTH_RULE}")
+    assert list(tmp_path.iterdir()) == [f]
 
 
 @pytest.mark.parametrize("opening", ["[", "{a: ", "- "])
