@@ -42,7 +42,7 @@ import numpy as np
 import xarray as xr
 
 from neurodyn import __version__
-from neurodyn.errors import OutputExistsError, UserError
+from neurodyn.errors import OutputExistsError, UserError, _short_repr
 
 ENGINE = "h5netcdf"
 #: global attribute every file neurodyn writes carries (:func:`write_run`, :class:`ChunkedWriter`); it is
@@ -96,21 +96,16 @@ def _decode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     except ValueError:
         names = None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"attribute {JSON_ATTRS} = {_short(listing)} is not a JSON list of attribute names")
+        raise ValueError(f"attribute {JSON_ATTRS} = {_short_repr(listing)} is not a JSON list of attribute names")
     for key in names:
         if key in attrs:
             try:
                 attrs[key] = json.loads(attrs[key])
             except (TypeError, ValueError):
                 raise ValueError(
-                    f"attribute {key!r} = {_short(attrs[key])} is listed in {JSON_ATTRS} but does not hold JSON"
+                    f"attribute {key!r} = {_short_repr(attrs[key])} is listed in {JSON_ATTRS} but does not hold JSON"
                 ) from None
     return attrs
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def partial_path(path: Path) -> Path:
@@ -564,7 +559,8 @@ def identify_result(path: str | os.PathLike, known_family: bool = True, partial:
         return attrs
     family = attrs["family"]
     if not isinstance(family, str):
-        raise UserError(f"{path}: not a readable neurodyn result (attribute family = {_short(family)} is not a name)")
+        shown = _short_repr(family)
+        raise UserError(f"{path}: not a readable neurodyn result (attribute family = {shown} is not a name)")
     if known_family and registry.target(family) is None:
         known = ", ".join(registry.names())
         raise UserError(f"{path}: written by family {family!r}, which is not installed here (known: {known})")
