@@ -350,6 +350,8 @@ def load_plan(root: str | os.PathLike) -> SweepPlan:
         return _plan_from_manifest(doc, root)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        if len(what) > 200:  # the reason quotes values of the file, which may be anything
+            what = what[:197] + "..."
         raise UserError(f"{path}: not a sweep plan neurodyn wrote ({what})") from None
 
 
