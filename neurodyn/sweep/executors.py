@@ -521,6 +521,10 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
     # printed and ignored. So do what a worker does when it ends normally, multiprocessing's exit routine
     # (its finalizers unlink the named semaphores), and leave. The point being computed is lost; its
     # files are atomic (a stray partial file is removed by the rerun, which redoes the point).
+    # A second SIGTERM is common (the one sent to the whole process group, then the driver's own
+    # terminate()); arriving while the exit routine runs, it would run this handler again inside it and
+    # leave between a semaphore's unlink and its unregistering, which the tracker then reports.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from multiprocessing import util
 
     with contextlib.suppress(Exception):

@@ -218,3 +218,35 @@ def test_interrupts_deferred_keeps_ignored_and_default_signals():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.01)  # the handler runs between two bytecodes of this block: it only takes note
         assert received == [signal.SIGINT]
+
+
+def test_a_second_sigterm_during_a_workers_exit_routine_does_not_cut_it_short():
+    # A worker stopped by SIGTERM commonly gets two: the one sent to the whole process group, then the
+    # driver's terminate(). The exit routine (which unlinks and unregisters the worker's semaphores) must
+    # run to its end even when the second arrives inside it; here it arrives at a known moment, sent by
+    # the exit routine itself, so the check does not depend on timing.
+    result = _python("""
+        import json, os, signal, sys, tempfile
+        from multiprocessing import util
+        from neurodyn.sweep import executors
+
+        log = tempfile.mktemp()
+        pid = os.fork()
+        if pid == 0:
+            def exit_routine():
+                with open(log, "a") as f:
+                    f.write("start ")
+                os.kill(os.getpid(), signal.SIGTERM)  # the second SIGTERM, in the middle of the routine
+                for _ in range(1000):
+                    pass  # bytecodes: a pending Python signal handler would run here
+                with open(log, "a") as f:
+                    f.write("end ")
+            util._exit_function = exit_routine
+            signal.signal(signal.SIGTERM, executors._exit_on_sigterm)
+            os.kill(os.getpid(), signal.SIGTERM)
+            while True:
+                pass
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"code": os.waitstatus_to_exitcode(status), "log": open(log).read().split()}))
+    """)
+    assert result == {"code": 128 + 15, "log": ["start", "end"]}
