@@ -30,14 +30,19 @@ def default_output(scenario: Scenario) -> Path:
     return scenario.output or Path("outputs") / f"{scenario.name}.h5"
 
 
-def simulate(scenario: Scenario, progress: Progress = QUIET) -> xr.Dataset:
-    """Run one scenario in memory and return its Dataset with theory and provenance attached."""
+def simulate(scenario: Scenario, progress: Progress = QUIET, *, checked: bool = False) -> xr.Dataset:
+    """Run one scenario in memory and return its Dataset with theory and provenance attached.
+
+    The family prepares the run (checks, then builds) once; ``checked`` says the family's checks already
+    passed for this very scenario (a sweep point, checked when the sweep was planned), so only the build
+    remains.
+    """
     family = registry.get(scenario.family)
-    family.check(scenario)
+    built = family.build(scenario) if checked else family.prepare(scenario)
     start = time.perf_counter()
-    ds = family.simulate(scenario, progress)
+    ds = family.simulate(built, progress)
     wall = time.perf_counter() - start
-    theory = family.theory(scenario, ds)
+    theory = family.theory(built, ds)
     if theory is not None and len(theory.variables):
         ds = ds.merge(theory, combine_attrs="override")
     ds.attrs.update(provenance(scenario, wall))
@@ -72,17 +77,18 @@ def run_scenario(
 
 
 def write_scenario_result(
-    scenario: Scenario, path: Path, force: bool = False, progress: Progress = QUIET
+    scenario: Scenario, path: Path, force: bool = False, progress: Progress = QUIET, *, checked: bool = False
 ) -> xr.Dataset | None:
     """Simulate ``scenario`` into the file ``path`` (streamed if the family streams).
 
     Returns the in-memory Dataset, or None when the family streamed its recordings (the data is then
-    only in the file). Used by :func:`run_scenario` and by sweep workers, which need no Dataset back.
+    only in the file). Used by :func:`run_scenario` and by sweep workers, which need no Dataset back
+    (and whose points were checked when the sweep was planned: ``checked``, see :func:`simulate`).
     """
     # What is being run goes into a streamed file at once: a killed run's partial file then says so.
     known = {k: v for k, v in provenance(scenario, 0.0).items() if k != "wall_time_s"}
     with streaming(path, force, attrs=known) as slot:
-        ds = simulate(scenario, progress)
+        ds = simulate(scenario, progress, checked=checked)
         if slot.writer is None:
             write_run(ds, path, force=force)
             return ds

@@ -134,14 +134,19 @@ def is_partial_result(path: Path) -> bool:
     """Whether ``path`` (a ``<stem>.partial.h5``) is what a neurodyn run left behind.
 
     A run killed with SIGKILL can leave a file HDF5 cannot open, so the HDF5 signature at the start of the
-    file (written when the file was created) identifies it; a file HDF5 can open must carry the marker.
+    file identifies it; a file HDF5 can open must carry the marker. Killed in the instant after creating
+    the file and before HDF5 wrote its signature, a run leaves the file empty or holding a piece of the
+    signature: such a file holds nothing to lose, and counts as the run's too.
     """
     if path.is_symlink() or not path.is_file():
         return False
     try:
         with open(path, "rb") as fh:
-            if fh.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-                return False
+            head = fh.read(len(HDF5_SIGNATURE))
+        if len(head) < len(HDF5_SIGNATURE) and HDF5_SIGNATURE.startswith(head):
+            return True
+        if head != HDF5_SIGNATURE:
+            return False
         with h5py.File(path, "r") as f:
             return MARKER_ATTR in f.attrs
     except OSError:

@@ -89,7 +89,8 @@ class OUFamily(Family):
     Params = OUParams
     Record = OURecord
 
-    def simulate(self, scenario, progress):
+    def simulate(self, built, progress):
+        scenario = built.scenario
         p, run, rec = scenario.params, scenario.run, scenario.record
         counter = os.environ.get(COUNTER_ENV)
         if counter:
@@ -176,7 +177,8 @@ class OUFamily(Family):
             time.sleep(p.pause)
         return ds
 
-    def theory(self, scenario, ds):
+    def theory(self, built, ds):
+        scenario = built.scenario
         sigma = scenario.params.sigma
         return xr.Dataset(
             {

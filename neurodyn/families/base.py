@@ -1,25 +1,27 @@
 """The family protocol: how a model family plugs into the pipeline.
 
 A family is a class with a registry ``name``, a pydantic ``Params`` model (validated, unit-resolved
-parameters), an optional ``Record`` model (what to sample), and four methods:
+parameters), an optional ``Record`` model (what to sample), and a small explicit contract:
 
-``check(scenario)``
-    Every refusal the run would make, decided from the validated scenario alone: cross-field checks that
-    need the run configuration (stability limits, rules against population sizes, sampling intervals) and
-    the memory estimate (:func:`neurodyn.resources.require_memory`). Raise
+``prepare(scenario) -> Built``
+    Everything decided before the run, in two halves. :meth:`~Family.check` makes every refusal the run
+    would make from the validated scenario alone (cross-field rules, stability limits, the memory
+    estimate through :func:`neurodyn.resources.require_memory`) and raises
     :class:`~neurodyn.errors.ScenarioError` or :class:`~neurodyn.errors.ResourceError` *before* anything
-    big is allocated. ``neurodyn validate``, ``neurodyn run`` and the sweep planner (once per point,
-    before any point runs) all call it, so what ``validate`` accepts a run does not refuse.
-``simulate(scenario, progress)``
-    Build the state from ``scenario.params`` and a seeded RNG, advance it with Numba kernels in chunks
-    (see :func:`neurodyn.stepping.run_chunked`) and return the recorded :class:`xarray.Dataset`.
-``theory(scenario, ds)``
-    Predictions as a Dataset of ``*_theory`` / ``*_bound`` variables, merged beside the simulated ones.
-    Each carries ``units``, ``long_name``, ``source`` (formula and citation) and optionally ``rel_tol``.
-``compare_rows(ds)``, ``figures(ds)`` and ``plot(ds, out_dir, stem)``
-    Optional extra rows for ``neurodyn compare`` (the generic rows come from the ``_theory`` and
-    ``_bound`` variables), the family's figures as matplotlib Figures, and the same figures written to
-    files (see :mod:`neurodyn.plotting`).
+    big is allocated; :meth:`~Family.build` then builds what the run needs (network, lattice, graphs,
+    data) once, into a :class:`Built`. ``neurodyn validate`` and the sweep planner (once per point) call
+    the checking half, so validity has one definition: what ``validate`` accepts, a run does not refuse.
+``simulate(built, progress) -> Dataset``
+    Advance the built state with Numba kernels in chunks (:func:`neurodyn.stepping.run_chunked`) and
+    return the recorded :class:`xarray.Dataset`.
+``theory(built, ds) -> Dataset``
+    Predictions as ``*_theory`` / ``*_bound`` variables, merged beside the simulated ones. Each carries
+    ``units``, ``long_name``, ``source`` (formula and citation) and optionally ``rel_tol``.
+``compare_rows(ds)``, ``figures(ds)``, ``plot(ds, out_dir, stem)``, ``summary(ds)``
+    Optional: extra rows for ``neurodyn compare`` (the generic rows come from the ``_theory`` and
+    ``_bound`` variables), the family's figures as matplotlib Figures, the same figures written to files
+    (see :mod:`neurodyn.plotting`), and a few lines printed after a run. These read the result alone, so
+    they work on any stored file.
 
 No stage outside the family knows a family by name.
 """
@@ -27,8 +29,9 @@ No stage outside the family knows a family by name.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import xarray as xr
 from pydantic import BaseModel
@@ -45,6 +48,32 @@ if TYPE_CHECKING:  # pragma: no cover
     from neurodyn.scenario import Scenario
 
 
+@dataclass
+class Built:
+    """What :meth:`Family.build` made for one run: the scenario, and (in a family's subclass) its state.
+
+    A family subclasses it with the objects it builds once (a network's connectivity, a lattice, graphs,
+    a data split) and narrows ``params`` to its own model, so the family's code is typed end to end.
+    """
+
+    scenario: Scenario
+
+    @property
+    def params(self) -> Any:
+        """The scenario's validated parameters (a family's subclass narrows the type)."""
+        return self.scenario.params
+
+    @property
+    def record(self) -> Any:
+        """What the scenario asks to record."""
+        return self.scenario.record
+
+    @property
+    def run(self) -> Any:
+        """The scenario's run settings (:class:`neurodyn.scenario.RunConfig`)."""
+        return self.scenario.run
+
+
 class Family(abc.ABC):
     """Base class of a model family (see module docstring)."""
 
@@ -57,14 +86,23 @@ class Family(abc.ABC):
     #: whether ``run.duration`` and ``run.dt`` are required
     needs_time: ClassVar[bool] = True
 
+    def prepare(self, scenario: Scenario) -> Built:
+        """Check ``scenario`` (:meth:`check`), then build what its run needs (:meth:`build`)."""
+        self.check(scenario)
+        return self.build(scenario)
+
     def check(self, scenario: Scenario) -> None:  # noqa: B027 - optional hook
-        """Validate what needs both params and run settings; raise a UserError to refuse."""
+        """Refuse, with a :class:`~neurodyn.errors.UserError`, what the run would refuse; allocate nothing."""
+
+    def build(self, scenario: Scenario) -> Built:
+        """Build what the run needs, once, from a checked scenario (the default builds nothing)."""
+        return Built(scenario)
 
     @abc.abstractmethod
-    def simulate(self, scenario: Scenario, progress: Progress) -> xr.Dataset:
-        """Run the scenario and return the recorded Dataset."""
+    def simulate(self, built: Built, progress: Progress) -> xr.Dataset:
+        """Run the built scenario and return the recorded Dataset."""
 
-    def theory(self, scenario: Scenario, ds: xr.Dataset) -> xr.Dataset:
+    def theory(self, built: Built, ds: xr.Dataset) -> xr.Dataset:
         """Return theory predictions (``*_theory``/``*_bound`` variables) for this run."""
         return xr.Dataset()
 

@@ -8,17 +8,18 @@ worker or on a Dask worker (:mod:`neurodyn.sweep.executors`).
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neurodyn import registry
 from neurodyn.progress import QUIET, Progress
-from neurodyn.scenario import from_dict, set_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.scenario import Scenario
 
 #: where a pool worker sends the progress of its points (set by :func:`report_progress_to`), or None
 _PROGRESS_QUEUE: Any = None
@@ -32,13 +33,14 @@ def report_progress_to(queue: Any) -> None:
 
 @dataclass
 class PointTask:
-    """What a worker needs to run one point: plain data, picklable, no open files."""
+    """What a worker needs to run one point: picklable, no open files.
 
-    raw: dict[str, Any]
-    source: str | None
-    family: str
+    ``scenario`` is the point's scenario as the sweep's plan validated and checked it
+    (:func:`neurodyn.sweep.plan.plan_sweep`): the worker builds and runs it without checking it again.
+    """
+
+    scenario: Scenario
     family_target: str | None
-    values: dict[str, Any]
     point_id: str
     path: str
     threads: int | None = None
@@ -66,19 +68,16 @@ def run_point(task: PointTask, progress: Progress | None = None) -> PointResult:
     if progress is None:
         progress = _QueueProgress(_PROGRESS_QUEUE, task.point_id) if _PROGRESS_QUEUE is not None else QUIET
     try:
-        if task.family_target and registry.target(task.family) != task.family_target:
-            registry.register(task.family, task.family_target)  # workers learn test/plugin families here
+        family = task.scenario.family
+        if task.family_target and registry.target(family) != task.family_target:
+            registry.register(family, task.family_target)  # workers learn test/plugin families here
         if task.threads:
             from neurodyn.stepping import set_process_threads
 
             set_process_threads(task.threads)
-        raw = copy.deepcopy(task.raw)
-        for path, value in task.values.items():
-            set_path(raw, path, value)
-        scenario = from_dict(raw, source=Path(task.source) if task.source else None, preset_applied=True)
         from neurodyn.runner import write_scenario_result
 
-        write_scenario_result(scenario, Path(task.path), force=True, progress=progress)
+        write_scenario_result(task.scenario, Path(task.path), force=True, progress=progress, checked=True)
     except Exception as exc:  # noqa: BLE001 - a failed point is recorded, never fatal to the sweep
         return PointResult(
             task.point_id,

@@ -16,7 +16,6 @@ replaces or removes only files it wrote (:func:`_check_folder`).
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import re
@@ -177,17 +176,13 @@ def _execute_sweep(
         if plan.combined.exists():
             plan.combined.unlink()  # an incomplete combined result is rebuilt below
 
-        raw = copy.deepcopy(scenario.raw)
-        raw.pop("sweep", None)
-        raw.pop("output", None)  # workers write task.path; the scenario's output: was checked here
         threads = None if scenario.run.threads else (1 if executor != "serial" else None)
+        # Each point carries its scenario as the plan checked it; workers write task.path (the
+        # scenario's output: was checked here).
         tasks = [
             PointTask(
-                raw=raw,
-                source=str(scenario.source) if scenario.source else None,
-                family=scenario.family,
+                scenario=p.scenario,
                 family_target=family_target,
-                values=p.values,
                 point_id=p.id,
                 path=str(plan.point_path(p)),
                 threads=threads,

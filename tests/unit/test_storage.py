@@ -93,3 +93,22 @@ def test_force_replaces_only_marked_files(tmp_path):
             check_writable(tmp_path / name, force=True)
     with pytest.raises(UserError, match="is a folder"):
         check_writable(tmp_path, force=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "ours"),
+    [
+        (b"", True),  # killed between creating the file and HDF5 writing to it
+        (b"\x89HDF", True),  # killed while HDF5 wrote its signature
+        (b"\x89HDF\r\n\x1a\n" + b"\0" * 100, True),  # an HDF5 file cut short (HDF5 cannot open it)
+        (b"my notes", False),
+        (b"\x89HDX", False),
+    ],
+    ids=["empty", "piece of the signature", "cut short", "text", "other binary"],
+)
+def test_a_partial_file_is_recognised_as_a_killed_runs_by_its_content(tmp_path, content, ours):
+    from neurodyn.storage import is_partial_result
+
+    path = tmp_path / "r.partial.h5"
+    path.write_bytes(content)
+    assert is_partial_result(path) is ours

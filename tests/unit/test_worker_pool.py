@@ -116,7 +116,7 @@ def test_a_worker_runs_points_of_other_parameters_without_recompiling(tmp_path):
         "{zip: {params.n: [4, 16, 64], params.tau: [5 ms, 10 ms, 20 ms], params.sigma: [0.5, 1.0, 2.0]}}",
     )
     state = _python(f"""
-        import copy, json
+        import json
         from concurrent.futures import ProcessPoolExecutor
         import neurodyn
         from neurodyn import registry
@@ -128,10 +128,8 @@ def test_a_worker_runs_points_of_other_parameters_without_recompiling(tmp_path):
         scenario = neurodyn.load_scenario({str(path)!r})
         plan = plan_sweep(scenario, {str(tmp_path / "out")!r})
         (plan.root / "points").mkdir(parents=True)
-        raw = copy.deepcopy(scenario.raw)
-        raw.pop("sweep")
-        tasks = [PointTask(raw=raw, source=None, family=scenario.family, family_target=fam.TARGET,
-                           values=p.values, point_id=p.id, path=str(plan.point_path(p))) for p in plan.points]
+        tasks = [PointTask(scenario=p.scenario, family_target=fam.TARGET, point_id=p.id,
+                           path=str(plan.point_path(p))) for p in plan.points]
         with ProcessPoolExecutor(1, mp_context=pool_context(None)) as pool:
             ok = [pool.submit(run_point, t).result().ok for t in tasks]
             sigs = pool.submit(eval, "len(__import__('tests.sweep_family').sweep_family.ou_advance.signatures)")

@@ -36,8 +36,8 @@ def _scenario(text: str) -> Scenario:
 def _both(scenario: Scenario):
     """The scenario simulated by the Numba engine and by Brian2 (only ``run.backend`` differs)."""
     family = LIFNetwork()
-    ds_numba = family.simulate(scenario.with_values({"run.backend": "numba"}), QUIET)
-    ds_brian2 = family.simulate(scenario.with_values({"run.backend": "brian2"}), QUIET)
+    ds_numba = family.simulate(family.prepare(scenario.with_values({"run.backend": "numba"})), QUIET)
+    ds_brian2 = family.simulate(family.prepare(scenario.with_values({"run.backend": "brian2"})), QUIET)
     return ds_numba, ds_brian2
 
 
@@ -294,7 +294,7 @@ params:
 run: {duration: 200 ms, dt: 0.1 ms, seed: SEED, backend: brian2}
 """
     family = LIFNetwork()
-    runs = [family.simulate(_scenario(text.replace("SEED", str(s))), QUIET) for s in (1, 1, 2)]
+    runs = [family.simulate(family.prepare(_scenario(text.replace("SEED", str(s)))), QUIET) for s in (1, 1, 2)]
     assert runs[0].sizes["spike"] > 50
     np.testing.assert_array_equal(runs[0].spike_time.values, runs[1].spike_time.values)
     np.testing.assert_array_equal(runs[0].spike_index.values, runs[1].spike_index.values)
@@ -332,9 +332,9 @@ def test_backend_names_the_brian2_target_over_the_environment(monkeypatch) -> No
     # The environment asks for cython; the scenario's brian2:numpy wins, and gives exactly what plain
     # brian2 gives under NEURODYN_BRIAN2_TARGET=numpy (the same target, the same seed).
     scenario = _scenario(NOISY_PAIR)
-    plain = LIFNetwork().simulate(scenario, QUIET)
+    plain = LIFNetwork().simulate(LIFNetwork().prepare(scenario), QUIET)
     monkeypatch.setenv(TARGET_ENV, "cython")
-    named = LIFNetwork().simulate(scenario.with_values({"run.backend": "brian2:numpy"}), QUIET)
+    named = LIFNetwork().simulate(LIFNetwork().prepare(scenario.with_values({"run.backend": "brian2:numpy"})), QUIET)
     assert plain.attrs["brian2_target"] == named.attrs["brian2_target"] == "numpy"
     assert plain.sizes["spike"] > 20
     np.testing.assert_array_equal(plain.spike_index.values, named.spike_index.values)

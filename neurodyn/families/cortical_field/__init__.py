@@ -30,13 +30,15 @@ class CorticalField(Family):
 
         check_resources(scenario)
 
-    def simulate(self, scenario, progress) -> xr.Dataset:
+    def simulate(self, built, progress) -> xr.Dataset:
+        scenario = built.scenario
         from neurodyn.families.cortical_field.analysis import build_dataset
         from neurodyn.families.cortical_field.engine import run_all
 
         return build_dataset(scenario, run_all(scenario, progress))
 
-    def theory(self, scenario, ds: xr.Dataset) -> xr.Dataset:
+    def theory(self, built, ds: xr.Dataset) -> xr.Dataset:
+        scenario = built.scenario
         from neurodyn.families.cortical_field.theory import theory_dataset
 
         return theory_dataset(scenario, ds)

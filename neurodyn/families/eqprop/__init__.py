@@ -84,7 +84,8 @@ class EqProp(Family):
         detail = ", ".join(f"{k} {v:.3g} x 8 B" for k, v in parts.items())
         require_memory(8.0 * sum(parts.values()), detail, what=f"params.layers = {p.layers}", hint="use smaller layers")
 
-    def simulate(self, scenario, progress) -> xr.Dataset:
+    def simulate(self, built, progress) -> xr.Dataset:
+        scenario = built.scenario
         exp = scenario.params.experiment
         if exp == "train":
             from neurodyn.families.eqprop.train import simulate_training
@@ -96,7 +97,7 @@ class EqProp(Family):
             return gradients.simulate_theorem(scenario)
         return gradients.simulate_bptt(scenario)
 
-    def theory(self, scenario, ds: xr.Dataset) -> xr.Dataset:
+    def theory(self, built, ds: xr.Dataset) -> xr.Dataset:
         from neurodyn.families.eqprop.theory import theory_dataset
 
         return theory_dataset(ds)

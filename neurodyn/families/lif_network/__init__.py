@@ -29,7 +29,8 @@ class LIFNetwork(Family):
 
             check_brian2(scenario)
 
-    def simulate(self, scenario, progress) -> xr.Dataset:
+    def simulate(self, built, progress) -> xr.Dataset:
+        scenario = built.scenario
         if scenario.run.backend.partition(":")[0] == "brian2":
             from neurodyn.families.lif_network.brian2_backend import simulate_brian2
 
@@ -38,7 +39,8 @@ class LIFNetwork(Family):
 
         return simulate_numba(scenario, progress)
 
-    def theory(self, scenario, ds: xr.Dataset) -> xr.Dataset:
+    def theory(self, built, ds: xr.Dataset) -> xr.Dataset:
+        scenario = built.scenario
         from neurodyn.families.lif_network.theory import theory_dataset
 
         return theory_dataset(scenario, ds)

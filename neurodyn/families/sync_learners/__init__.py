@@ -27,12 +27,14 @@ class SyncLearners(Family):
 
         check_scenario(scenario)
 
-    def simulate(self, scenario, progress) -> xr.Dataset:
+    def simulate(self, built, progress) -> xr.Dataset:
+        scenario = built.scenario
         from neurodyn.families.sync_learners.engine import simulate
 
         return simulate(scenario, progress)
 
-    def theory(self, scenario, ds: xr.Dataset) -> xr.Dataset:
+    def theory(self, built, ds: xr.Dataset) -> xr.Dataset:
+        scenario = built.scenario
         from neurodyn.families.sync_learners.theory import theory_dataset
 
         return theory_dataset(scenario, ds)

@@ -72,7 +72,8 @@ class UltraLIFNetwork(Family):
 
     # ------------------------------------------------------------------ simulate
 
-    def simulate(self, scenario, progress) -> xr.Dataset:
+    def simulate(self, built, progress) -> xr.Dataset:
+        scenario = built.scenario
         p: UltraLIFParams = scenario.params
         from neurodyn.stepping import kernel_threads
 
@@ -221,7 +222,8 @@ class UltraLIFNetwork(Family):
 
     # ------------------------------------------------------------------ theory, plots, summary
 
-    def theory(self, scenario, ds: xr.Dataset) -> xr.Dataset:
+    def theory(self, built, ds: xr.Dataset) -> xr.Dataset:
+        scenario = built.scenario
         if scenario.params.experiment != "bounds":
             return xr.Dataset()
         from neurodyn.families.ultralif_network.theory import bounds_theory
