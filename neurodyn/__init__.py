@@ -7,6 +7,7 @@ Typical use::
     neurodyn.compare(ds)                  # theory against simulation, a pandas DataFrame
     neurodyn.plot(ds)                     # the family's figures, matplotlib Figures
     ds.neurodyn.scenario                  # the Scenario the run was made from
+    neurodyn.schema_reference("lif_network")   # every key of a family's scenarios, a pandas DataFrame
     neurodyn.run(neurodyn.Scenario.from_dict({...}), output="outputs/mine.h5")   # written as the CLI does
 
 Every Dataset neurodyn returns has the ``ds.neurodyn`` accessor: the first use of any function below
@@ -42,6 +43,7 @@ _LAZY = {
     "run_scenario": "neurodyn.runner",
     "simulate": "neurodyn.runner",
     "open_sweep": "neurodyn.sweep",
+    "schema_reference": "neurodyn.reference",
 }
 
 
@@ -99,6 +101,7 @@ __all__ = [
     "run",
     "run_scenario",
     "scenario_of",
+    "schema_reference",
     "simulate",
     "write_run",
 ]

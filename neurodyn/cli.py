@@ -67,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list families, model presets and scenarios")
 
+    sc = sub.add_parser(
+        "schema",
+        help="every key of a family's scenarios: type, unit, default, constraint, meaning",
+        description="Print the parameter reference of a family: every dotted path a scenario may set (the "
+        "top level, run:, record:, sweep: and the family's params:), with its type, unit, default, "
+        "constraint and description, generated from the models that validate scenarios.",
+    )
+    sc.add_argument("family", help="a family name (neurodyn list shows them)")
+    sc.add_argument("--markdown", action="store_true", help="print the Markdown page (docs/reference/FAMILY.md)")
+
     i = sub.add_parser("info", help="describe a result file")
     i.add_argument("run", type=Path)
 
@@ -335,6 +345,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from neurodyn import reference
+
+    if args.markdown:
+        sys.stdout.write(reference.markdown(args.family))  # the page, byte for byte as docs/reference/ holds it
+    else:
+        print(reference.text(args.family))
+    return 0
+
+
 def _describe(path: Path, width: int = 90) -> str:
     """The start of a YAML file's ``description`` (or its first comment line), cut to ``width``."""
     from neurodyn.errors import ScenarioError
@@ -482,6 +502,7 @@ _COMMANDS = {
     "sweep": _cmd_sweep,
     "validate": _cmd_validate,
     "list": _cmd_list,
+    "schema": _cmd_schema,
     "info": _cmd_info,
     "plot": _cmd_plot,
     "compare": _cmd_compare,

@@ -180,3 +180,115 @@ PositiveTime = Annotated[Time, AfterValidator(_sign_check(True, ", a time such a
 NonNegativeTime = Annotated[Time, AfterValidator(_sign_check(False, ", a time such as '2 ms'"))]
 PositiveLength = Annotated[Length, AfterValidator(_sign_check(True, ", a length such as '1 mm'"))]
 PositiveConductance = Annotated[Conductance, AfterValidator(_sign_check(True, ", a conductance such as '10 nS'"))]
+
+
+# --------------------------------------------------------------------------- what a field type is, for people
+# The parameter reference, the sweep planner and every table of numbers read units from here: the field
+# types above are recognised by their validators (the same objects in every field that uses the type).
+
+#: SI unit symbol of each dimension (what a resolved value, and a stored variable's ``units``, is in)
+SI_UNITS: dict[str, str] = {
+    "time": "s",
+    "voltage": "V",
+    "frequency": "Hz",
+    "conductance": "S",
+    "current": "A",
+    "capacitance": "F",
+    "resistance": "ohm",
+    "length": "m",
+    "dimensionless": "1",
+}
+
+
+def _marks() -> tuple[dict[int, str], dict[int, str]]:
+    """``id(validator function) -> dimension`` of the quantity types, ``-> constraint`` of the sign checks."""
+    dims: dict[int, str] = {}
+    for dim in _BASE_UNITS:
+        tp = globals().get(dim.capitalize())
+        if tp is not None:
+            dims[id(tp.__metadata__[0].func)] = dim
+    signs: dict[int, str] = {}
+    for tp, text in (
+        (Positive, "> 0"),
+        (NonNegative, ">= 0"),
+        (PositiveTime, "> 0"),
+        (NonNegativeTime, ">= 0"),
+        (PositiveLength, "> 0"),
+        (PositiveConductance, "> 0"),
+    ):
+        signs[id(tp.__metadata__[-1].func)] = text
+    return dims, signs
+
+
+_DIMENSION_OF, _CONSTRAINT_OF = _marks()
+
+
+def dimension_of(metadata: list[object] | tuple[object, ...]) -> str | None:
+    """The dimension (``"time"``, ``"voltage"``, ...) of a field whose pydantic metadata is ``metadata``.
+
+    Parameters
+    ----------
+    metadata : sequence
+        A pydantic ``FieldInfo.metadata`` or the ``__metadata__`` of an ``Annotated`` type.
+
+    Returns
+    -------
+    str or None
+        None when the field is no quantity type of this module.
+    """
+    for meta in metadata:
+        found = _DIMENSION_OF.get(id(getattr(meta, "func", None)))
+        if found is not None:
+            return found
+    return None
+
+
+def constraint_of(metadata: list[object] | tuple[object, ...]) -> str | None:
+    """The sign constraint (``"> 0"``, ``">= 0"``) a type of this module (:data:`PositiveTime`, ...) adds."""
+    for meta in metadata:
+        found = _CONSTRAINT_OF.get(id(getattr(meta, "func", None)))
+        if found is not None:
+            return found
+    return None
+
+
+#: SI prefixes used to show a value, largest first (the symbols :func:`parse_quantity` reads back)
+_SHOW_PREFIXES = (("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0), ("m", 1e-3), ("µ", 1e-6), ("n", 1e-9), ("p", 1e-12))
+#: units shown with an SI prefix; seconds go no higher than the second itself (no "ks")
+_PREFIXABLE = {"V", "Hz", "S", "A", "F", "ohm", "m", "s"}
+
+
+def format_quantity(value: float, units: str = "", digits: int = 4) -> str:
+    """A number as people read it: ``digits`` significant digits, an SI prefix where the unit takes one.
+
+    ``format_quantity(0.0123, "V")`` is ``'12.3 mV'``, ``format_quantity(2.257e20)`` is ``'2.257e+20'``,
+    ``format_quantity(1.1446, "s", 3)`` is ``'1.14 s'``. Dimensionless units (``"1"`` or ``""``) are not
+    shown; other units (``"rad/s"``) follow the number unchanged. The text reads back with
+    :func:`parse_quantity` when the unit is one of its symbols.
+
+    Parameters
+    ----------
+    value : float
+        The value, in ``units``.
+    units : str
+        The unit the value is in (a stored variable's ``units`` attribute).
+    digits : int
+        Significant digits.
+    """
+    value = float(value)
+    shown = "" if units in ("", "1") else units
+    if not math.isfinite(value):
+        return f"{value} {shown}".rstrip()
+    if shown in _PREFIXABLE and value != 0:
+        top = 1.0 if shown == "s" else 1e9
+        for prefix, scale in _SHOW_PREFIXES:
+            if scale <= top and abs(value) >= scale * (1 - 0.5 * 10.0 ** (1 - digits)):
+                if abs(value) / scale < 1000:
+                    return f"{value / scale:.{digits}g} {prefix}{shown}"
+                break
+    return f"{value:.{digits}g} {shown}".rstrip()
+
+
+def unit_scale(symbol: str) -> tuple[str, float] | None:
+    """``(dimension, scale to SI)`` of a unit symbol such as ``"mV"``, None if it is not one."""
+    return UNITS.get(symbol)

@@ -76,6 +76,11 @@ def target(name: str) -> str | None:
     return _REGISTERED.get(name) or _env_targets().get(name) or _BUILTIN.get(name) or _entry_point_targets().get(name)
 
 
+def builtin_names() -> list[str]:
+    """The families that come with neurodyn (those documented in ``docs/``)."""
+    return list(_BUILTIN)
+
+
 def names() -> list[str]:
     """All registered family names, built-in first."""
     extra = {*_entry_point_targets(), *_env_targets(), *_REGISTERED} - set(_BUILTIN)

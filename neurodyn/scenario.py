@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
@@ -40,7 +40,6 @@ from neurodyn.quantities import Time
 from neurodyn.schema import StrictModel
 from neurodyn.stepping import steps
 
-TOP_LEVEL_KEYS = ("name", "family", "model", "description", "params", "run", "record", "sweep", "output")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Largest scenario or preset file (and ``--set`` value) read. Real ones are a few kilobytes.
@@ -57,16 +56,38 @@ MAX_DEPTH = 100
 class RunConfig(StrictModel):
     """How to run: time span, step, seed, backend."""
 
-    duration: Time | None = None
-    dt: Time | None = None
-    seed: int = 0
-    backend: str = "numba"
-    #: Python regains control every ``chunk`` of simulated time (progress, NaN checks); default: auto
-    chunk: Time | None = None
-    #: Numba threads for kernels that use prange (default: all cores)
-    threads: int | None = None
-    #: training families: number of epochs (overrides the family default)
-    epochs: int | None = None
+    duration: Time | None = Field(
+        None,
+        description="simulated time span (required by families that step in time)",
+        json_schema_extra={"constraint": "> 0"},
+    )
+    dt: Time | None = Field(
+        None,
+        description="time step (required by families that step in time); at most duration",
+        json_schema_extra={"constraint": "> 0; <= duration"},
+    )
+    seed: int = Field(
+        0,
+        description="seed of every random stream of the run: the same seed gives bit-identical results",
+        json_schema_extra={"constraint": ">= 0; < 2**63"},
+    )
+    backend: str = Field("numba", description="simulator that runs the scenario")
+    chunk: Time | None = Field(
+        None,
+        description="simulated time between the moments Python regains control (progress, NaN checks); "
+        "default: sized automatically",
+        json_schema_extra={"constraint": "> 0"},
+    )
+    threads: int | None = Field(
+        None,
+        description="Numba threads for the kernels that run in parallel; default: all cores",
+        json_schema_extra={"constraint": ">= 1"},
+    )
+    epochs: int | None = Field(
+        None,
+        description="training families: number of training epochs (replaces the family's default)",
+        json_schema_extra={"constraint": ">= 1"},
+    )
 
     @field_validator("duration", "dt", "chunk")
     @classmethod
@@ -116,8 +137,14 @@ def _value_key(v: Any) -> Any:
 class SweepSpec(StrictModel):
     """``grid`` (Cartesian product) and/or ``zip`` (lock-step) over dotted paths."""
 
-    grid: dict[str, list[Any]] = {}
-    zip: dict[str, list[Any]] = {}
+    grid: dict[str, list[Any]] = Field(
+        {},
+        description="dotted path -> list of values; every combination of the lists is a point "
+        "(e.g. params.inputs.0.mu: [12 mV, 15 mV])",
+    )
+    zip: dict[str, list[Any]] = Field(
+        {}, description="dotted path -> list of values; the lists advance together (equal lengths)"
+    )
 
     @model_validator(mode="after")
     def _size_and_distinct(self) -> SweepSpec:
@@ -173,6 +200,41 @@ class SweepSpec(StrictModel):
         ]
         zipped = [dict(zip(self.zip, combo)) for combo in zip(*self.zip.values())] if self.zip else [{}]
         return [{**g, **z} for g in grid for z in zipped]
+
+
+class ScenarioDocument(StrictModel):
+    """The top level of a scenario file: each key, its type and what it means.
+
+    The parameter reference (:mod:`neurodyn.reference`) lists these keys, with the family's ``Params``
+    and ``Record`` models in place of ``params`` and ``record``; :data:`TOP_LEVEL_KEYS` are its fields.
+    :func:`from_dict` checks the keys itself (its messages name the scenario file's paths), with the same
+    rules.
+    """
+
+    name: str = Field(
+        description="name of the run: the result goes to outputs/<name>.h5 (a sweep's to outputs/<name>/)",
+        json_schema_extra={"constraint": "letters, digits, '_', '-', '.'"},
+    )
+    family: str = Field(description="the model family that runs the scenario (`neurodyn list` shows them)")
+    model: str | None = Field(
+        None, description="preset models/<model>.yaml merged under params (what params gives wins)"
+    )
+    description: str = Field("", description="what the scenario shows, in a sentence; stored as the result's title")
+    params: dict[str, Any] = Field({}, description="the family's parameters")
+    run: RunConfig = Field(default_factory=RunConfig, description="how to run: time span, step, seed, backend")
+    record: dict[str, Any] = Field({}, description="what the run records")
+    sweep: SweepSpec | None = Field(
+        None, description="run the scenario once per point of a grid (or zip) of values: `neurodyn sweep`"
+    )
+    output: str | None = Field(
+        None,
+        description="result file (a sweep: its folder), a relative path inside the working directory; "
+        "default outputs/<name>.h5; --output overrides it",
+    )
+
+
+#: the keys a scenario file may have, in the order they are documented
+TOP_LEVEL_KEYS = tuple(ScenarioDocument.model_fields)
 
 
 @dataclass
