@@ -88,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("run", type=Path, help="a result file, or a sweep directory / combined sweep file")
     c.add_argument("--markdown", action="store_true", help="print a Markdown table")
     c.add_argument(
+        "--fail-on-disagree",
+        action="store_true",
+        help="exit with code 1 when any row differs or a bound is violated (for scripts and CI)",
+    )
+    c.add_argument(
         "--report-dir",
         type=Path,
         metavar="DIR",
@@ -212,9 +217,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         if summary:
             print(summary)
+        _print_verdicts(ds, path)
         print(f"result: {path}")
         print(f"explore: python -c \"import neurodyn; print(neurodyn.open_run('{path}'))\"")
     return 0
+
+
+def _print_verdicts(ds: Any, path: Path) -> None:
+    """After a run, every family alike: the count of verdicts and the command that shows the table."""
+    from neurodyn.compare import all_rows, summary
+
+    rows = all_rows(ds)
+    if rows:
+        print(f"theory: {summary(rows).removeprefix('summary: ')}; the table: neurodyn compare {path}")
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -471,29 +486,50 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from neurodyn.compare import all_rows, format_table
+    from neurodyn.compare import all_rows
     from neurodyn.errors import UserError
     from neurodyn.storage import open_run, reading
-    from neurodyn.sweep import write_report
+    from neurodyn.sweep import load_plan, write_report
 
     root, attrs = _sweep_or_run(args.run)
     if root is not None:
         md, rows = write_report(root, out_dir=args.report_dir)
-        if rows:
-            print(format_table(rows, markdown=args.markdown))
-        else:
-            print(f"{args.run}: no theory predictions stored for this sweep")
+        code = _print_comparison(
+            rows, load_plan(root).family, args, f"{args.run}: no theory predictions stored for this sweep"
+        )
         print(f"report: {md}")
-        return 0
+        return code
     if args.report_dir is not None:
         raise UserError(f"--report-dir {args.report_dir}: only a sweep has a report; {args.run} is a single run")
     ds = open_run(args.run)
     with reading(args.run, attrs["family"]):
         rows = all_rows(ds)
+    return _print_comparison(rows, attrs["family"], args, f"{args.run}: no theory predictions stored for this run")
+
+
+def _print_comparison(rows: list, family: str, args: argparse.Namespace, empty: str) -> int:
+    """The table, its summary line and, when something disagrees, where the family's page explains it.
+
+    Returns the exit code: 1 when ``--fail-on-disagree`` is given and a row differs or is violated.
+    """
+    from neurodyn.compare import disagreements, format_table, pointer, summary
+
     if not rows:
-        print(f"{args.run}: no theory predictions stored for this run")
+        print(empty)
         return 0
     print(format_table(rows, markdown=args.markdown))
+    if args.markdown:
+        print()
+    print(summary(rows))
+    line = pointer(family, rows)
+    if line:
+        print(line)
+    n = disagreements(rows)
+    if args.fail_on_disagree and n:
+        print(
+            f"neurodyn: compare: {n} of {len(rows)} rows differ or are violated (--fail-on-disagree)", file=sys.stderr
+        )
+        return 1
     return 0
 
 

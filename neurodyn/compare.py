@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -65,6 +66,8 @@ def _pair_rows(
     mean, pred, ci = xr.broadcast(mean, pred, ci)
     rel_tol = float(pred.attrs.get("rel_tol", 0.05))
     source = str(pred.attrs.get("source", ""))
+    units = str(sim.attrs.get("units", pred.attrs.get("units", "")))
+    coord_attrs = {d: sim[d].attrs if d in sim.coords else {} for d in mean.dims}
     rows = []
     flat = mean.stack(_e=mean.dims) if mean.dims else mean.expand_dims("_e")
     pflat = pred.stack(_e=pred.dims) if pred.dims else pred.expand_dims("_e")
@@ -75,7 +78,7 @@ def _pair_rows(
         if mean.dims:
             coords = flat["_e"].values[i]
             coords = coords if isinstance(coords, tuple) else (coords,)
-            where = ", ".join(f"{d}={_fmt_coord(c)}" for d, c in zip(mean.dims, coords))
+            where = ", ".join(f"{d}={_fmt_coord(c, coord_attrs.get(d))}" for d, c in zip(mean.dims, coords))
         rows.append(
             Row(
                 quantity=label,
@@ -86,15 +89,35 @@ def _pair_rows(
                 rel_tol=rel_tol,
                 source=source,
                 where=where,
+                units=units,
             )
         )
     return rows
 
 
-def _fmt_coord(c: object) -> str:
+def _fmt_coord(c: object, attrs: dict | None = None) -> str:
+    """A coordinate value; a swept one in the unit its scenario wrote it in (``weight=0.5 mV``)."""
+    if isinstance(c, int | float | np.integer | np.floating) and not isinstance(c, bool):
+        shown = display_value(float(c), attrs or {})
+        if shown is not None:
+            return shown
     if isinstance(c, float | np.floating):
         return f"{c:.4g}"
     return str(c)
+
+
+def display_value(value: float, attrs: dict) -> str | None:
+    """``value`` (SI) in the coordinate's ``display_units`` (the unit a sweep's values were written in).
+
+    None when the coordinate has no such attribute or it is not a unit :mod:`neurodyn.quantities` knows.
+    """
+    from neurodyn.quantities import unit_scale
+
+    unit = attrs.get("display_units")
+    known = unit_scale(unit) if isinstance(unit, str) else None
+    if known is None or unit == "1":
+        return None
+    return f"{value / known[1]:.4g} {unit}"
 
 
 def all_rows(ds: xr.Dataset) -> list[Row]:
@@ -112,32 +135,49 @@ def to_dataframe(rows: list[Row]) -> pd.DataFrame:
     """Rows as a pandas DataFrame: one column per :class:`Row` field, plus ``ratio`` and ``verdict``.
 
     Columns: ``quantity``, ``where``, ``simulated``, ``ci``, ``predicted``, ``ratio``, ``kind``,
-    ``rel_tol``, ``verdict``, ``source``.
+    ``rel_tol``, ``verdict``, ``source``. The units of each quantity are in ``DataFrame.attrs["units"]``
+    (quantity -> units, for the quantities whose units are known).
     """
     import pandas as pd
 
     columns = ["quantity", "where", "simulated", "ci", "predicted", "ratio", "kind", "rel_tol", "verdict", "source"]
-    assert set(columns) >= {f.name for f in fields(Row)}, "a Row field is missing from the table"
+    assert set(columns) | {"units"} >= {f.name for f in fields(Row)}, "a Row field is missing from the table"
     data = [{c: getattr(r, c) for c in columns} for r in rows]
-    return pd.DataFrame(data, columns=columns)
+    table = pd.DataFrame(data, columns=columns)
+    table.attrs["units"] = {r.quantity: r.units for r in rows if r.units}
+    return table
+
+
+#: the verdicts, in the order the summary counts them
+VERDICTS = ("agree", "differ", "holds", "violated", "n/a")
+#: verdicts that say theory and simulation disagree (``neurodyn compare --fail-on-disagree`` exits 1)
+DISAGREE = ("differ", "violated")
+
+
+def _label(r: Row) -> str:
+    return r.quantity + {"upper_bound": " (upper bound)", "lower_bound": " (lower bound)"}.get(r.kind, "")
 
 
 def format_table(rows: list[Row], markdown: bool = False) -> str:
-    """Render rows as a plain or Markdown table."""
+    """Render rows as a plain or Markdown table.
+
+    Numbers have five significant digits, with an SI prefix when their unit takes one (``29.237 Hz``,
+    ``12.3 mV``) and in exponent form when large or small (``2.257e+20``); the half-width of the
+    confidence interval has two; ratios have four decimals, or exponent form far from 1.
+    """
+    from neurodyn.quantities import format_quantity
+
     header = ["quantity", "where", "simulated", "± 95% CI", "predicted", "ratio", "verdict"]
     body = []
     for r in rows:
         body.append(
             [
-                r.quantity
-                + (
-                    " (upper bound)" if r.kind == "upper_bound" else " (lower bound)" if r.kind == "lower_bound" else ""
-                ),
+                _label(r),
                 r.where or "-",
-                f"{r.simulated:.5g}",
-                f"{r.ci:.2g}" if np.isfinite(r.ci) else "-",
-                f"{r.predicted:.5g}",
-                f"{r.ratio:.4f}" if np.isfinite(r.ratio) else "-",
+                format_quantity(r.simulated, r.units, 5),
+                format_quantity(r.ci, r.units, 2) if np.isfinite(r.ci) else "-",
+                format_quantity(r.predicted, r.units, 5),
+                _ratio(r.ratio),
                 r.verdict,
             ]
         )
@@ -149,4 +189,64 @@ def format_table(rows: list[Row], markdown: bool = False) -> str:
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*header), fmt.format(*["-" * w for w in widths])]
     lines += [fmt.format(*row) for row in body]
+    lines = [line.rstrip() for line in lines]
     return "\n".join(lines)
+
+
+def _ratio(ratio: float) -> str:
+    """A ratio with four decimals near 1 (``1.0191``), in exponent form far from it (``2.257e+20``)."""
+    if not np.isfinite(ratio):
+        return "-"
+    return f"{ratio:.4f}" if ratio == 0 or 0.01 <= abs(ratio) < 1000 else f"{ratio:.3e}"
+
+
+def summary(rows: list[Row]) -> str:
+    """One line counting the verdicts: ``summary: 72 agree, 0 differ, 60 holds, 28 violated, 0 n/a (160 rows)``."""
+    counts = {v: 0 for v in VERDICTS}
+    for r in rows:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    text = ", ".join(f"{n} {v}" for v, n in counts.items())
+    return f"summary: {text} ({len(rows)} row{'s' * (len(rows) != 1)})"
+
+
+def disagreements(rows: list[Row]) -> int:
+    """How many rows say theory and simulation disagree (verdict ``differ`` or ``violated``)."""
+    return sum(r.verdict in DISAGREE for r in rows)
+
+
+def family_page(family: str) -> Path | None:
+    """The documentation page of a family, which explains where its theory and simulation part.
+
+    ``docs/<family>.md``, else the page in ``docs/`` whose title starts with the family's name in code
+    (``# `ultralif_network`: ...``); None when there is none (a family from another package, an
+    installation without the documentation).
+    """
+    from neurodyn.scenario import REPO_ROOT
+
+    docs = REPO_ROOT / "docs"
+    page = docs / f"{family}.md"
+    if page.is_file():
+        return page
+    for candidate in sorted(docs.glob("*.md")) if docs.is_dir() else []:
+        try:
+            with open(candidate, encoding="utf-8") as f:
+                title = f.readline()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if title.startswith(f"# `{family}`"):
+            return candidate
+    return None
+
+
+def pointer(family: str, rows: list[Row]) -> str | None:
+    """The line that sends a reader to the family's page when some row disagrees, else None."""
+    n = disagreements(rows)
+    page = family_page(family) if n else None
+    if page is None:
+        return None
+    try:
+        shown = page.relative_to(Path.cwd())
+    except ValueError:
+        shown = page
+    rows_text = "1 row differs or is violated" if n == 1 else f"{n} rows differ or are violated"
+    return f"{rows_text}; see {shown} for where {family}'s theory is known not to hold"

@@ -27,6 +27,7 @@ class Row:
     rel_tol: float = 0.05
     source: str = ""
     where: str = ""  #: coordinates of the element (e.g. "population=exc")
+    units: str = ""  #: units of ``simulated`` and ``predicted`` (a variable's ``units``; "" when not known)
 
     @property
     def ratio(self) -> float:
