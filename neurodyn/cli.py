@@ -415,8 +415,10 @@ def _sweep_or_run(path: Path) -> tuple[Path | None, dict]:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from neurodyn.plotting import DIMENSIONLESS
     from neurodyn.storage import identify_result, open_run, reading
     from neurodyn.sweep import MANIFEST, load_plan
+    from neurodyn.sweep.plan import display_values
 
     path = args.run
     # a sweep folder is described by its combined file, or its plan while unfinished; any file, a
@@ -429,6 +431,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
             dims = ", ".join(f"{d.name}={d.size}" for d in plan.dims)
             print(f"{root}: sweep {plan.name} ({plan.family}), {len(plan.points)} points ({dims})")
             print(f"  {done} finished, no combined result yet; run the sweep again to finish it")
+            print("  swept:")
+            for d in plan.dims:
+                for p in d.paths:
+                    print(_swept_line(d.name if p == d.paths[0] else d.coord_names[p], p, *d.shown(p)))
             return 0
         path = plan.combined
     identify_result(path, known_family=False, partial=True)
@@ -438,17 +444,52 @@ def _cmd_info(args: argparse.Namespace) -> int:
         lines = [f"{path}: {a.get('scenario_name', '?')} ({a.get('family', '?')}, backend {a.get('backend', '?')})"]
         for key in ("title", "seed", "created", "wall_time_s", "neurodyn_version", "git_commit", "platform"):
             if key in a:
-                lines.append(f"  {key:16s} {a[key]}")
+                lines.append(f"  {key:16s} {_attr_text(key, a[key])}")
         if a.get("partial"):
             lines.append("  partial          yes: the run stopped before its end; this is what it recorded")
         lines.append("  dimensions       " + ", ".join(f"{d}={n}" for d, n in ds.sizes.items()))
+        swept = [name for name, c in ds.coords.items() if "sweep_path" in c.attrs]
+        if swept:
+            lines.append("  swept:")
+        for name in swept:
+            c = ds.coords[name]
+            values, unit = display_values(list(c.values), str(c.attrs.get("units", "")), c.attrs.get("display_units"))
+            lines.append(_swept_line(str(name), str(c.attrs["sweep_path"]), values, unit))
         lines.append("  variables:")
         for name, var in ds.data_vars.items():
             dims = ",".join(map(str, var.dims))
-            lines.append(f"    {name:24s} ({dims}) [{var.attrs.get('units', '')}] {var.attrs.get('long_name', '')}")
+            units = str(var.attrs.get("units", ""))
+            shown = "" if units in DIMENSIONLESS else f" [{units}]"
+            lines.append(f"    {name:24s} ({dims}){shown} {var.attrs.get('long_name', '')}")
         ds.close()
     print("\n".join(lines))
     return 0
+
+
+def _attr_text(key: str, value: Any) -> str:
+    """An attribute as people read it: a time in seconds (``wall_time_s``) as ``1.14 s``, a float to 6 digits."""
+    from neurodyn.quantities import format_quantity
+
+    if isinstance(value, float) and key.endswith("_s"):
+        return format_quantity(value, "s", 3)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+#: swept values listed by ``info`` before the rest is only counted
+MAX_SHOWN_VALUES = 8
+
+
+def _swept_line(name: str, path: str, values: list, unit: str) -> str:
+    """``    weight                   params.synapses.0.weight: 0.5, 1, 2 mV`` (values in the unit written)."""
+    from neurodyn.plotting import DIMENSIONLESS
+
+    shown = [f"{v:.6g}" if isinstance(v, float) else str(v) for v in values[:MAX_SHOWN_VALUES]]
+    if len(values) > MAX_SHOWN_VALUES:
+        shown.append(f"... ({len(values)} values)")
+    suffix = f" {unit}" if unit not in DIMENSIONLESS and all(isinstance(v, int | float) for v in values) else ""
+    return f"    {name:24s} {path}: {', '.join(shown)}{suffix}"
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:

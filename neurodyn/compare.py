@@ -78,7 +78,7 @@ def _pair_rows(
         if mean.dims:
             coords = flat["_e"].values[i]
             coords = coords if isinstance(coords, tuple) else (coords,)
-            where = ", ".join(f"{d}={_fmt_coord(c, coord_attrs.get(d))}" for d, c in zip(mean.dims, coords))
+            where = ", ".join(f"{d}={format_coord(c, coord_attrs.get(d))}" for d, c in zip(mean.dims, coords))
         rows.append(
             Row(
                 quantity=label,
@@ -95,29 +95,26 @@ def _pair_rows(
     return rows
 
 
-def _fmt_coord(c: object, attrs: dict | None = None) -> str:
-    """A coordinate value; a swept one in the unit its scenario wrote it in (``weight=0.5 mV``)."""
-    if isinstance(c, int | float | np.integer | np.floating) and not isinstance(c, bool):
-        shown = display_value(float(c), attrs or {})
-        if shown is not None:
-            return shown
+def format_coord(c: object, attrs: dict | None = None) -> str:
+    """A coordinate value as ``where`` shows it; a swept one in the unit its scenario wrote it in (``0.5 mV``).
+
+    Parameters
+    ----------
+    c : object
+        The value (SI for a number).
+    attrs : dict, optional
+        The coordinate's attributes; a ``display_units`` that :mod:`neurodyn.quantities` knows (a sweep
+        coordinate's, see :mod:`neurodyn.sweep`) is the unit the value is shown in.
+    """
+    from neurodyn.quantities import in_unit, unit_scale
+
+    unit = (attrs or {}).get("display_units")
+    number = isinstance(c, int | float | np.integer | np.floating) and not isinstance(c, bool | np.bool_)
+    if number and isinstance(unit, str) and unit != "1" and unit_scale(unit) is not None:
+        return f"{in_unit(float(c), unit):.4g} {unit}"
     if isinstance(c, float | np.floating):
         return f"{c:.4g}"
     return str(c)
-
-
-def display_value(value: float, attrs: dict) -> str | None:
-    """``value`` (SI) in the coordinate's ``display_units`` (the unit a sweep's values were written in).
-
-    None when the coordinate has no such attribute or it is not a unit :mod:`neurodyn.quantities` knows.
-    """
-    from neurodyn.quantities import unit_scale
-
-    unit = attrs.get("display_units")
-    known = unit_scale(unit) if isinstance(unit, str) else None
-    if known is None or unit == "1":
-        return None
-    return f"{value / known[1]:.4g} {unit}"
 
 
 def all_rows(ds: xr.Dataset) -> list[Row]:

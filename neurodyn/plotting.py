@@ -45,3 +45,16 @@ def save_figures(figures: list[Figure], out_dir: Path, stem: str, dpi: float) ->
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+#: ``units`` of a dimensionless quantity: ``"1"`` (the CF convention) or empty; never shown as a unit
+DIMENSIONLESS = ("", "1")
+
+
+def axis_label(name: str, units: str) -> str:
+    """``name (units)``; a dimensionless quantity (units ``"1"`` or ``""``) is labelled by its name alone.
+
+    The one way neurodyn writes a label from a variable's ``units`` (figures, ``neurodyn info``): a stored
+    ``units: "1"`` (the CF convention for a dimensionless number) never shows as ``(1)`` or ``[1]``.
+    """
+    return f"{name} ({units})" if units not in DIMENSIONLESS else name

@@ -292,3 +292,12 @@ def format_quantity(value: float, units: str = "", digits: int = 4) -> str:
 def unit_scale(symbol: str) -> tuple[str, float] | None:
     """``(dimension, scale to SI)`` of a unit symbol such as ``"mV"``, None if it is not one."""
     return UNITS.get(symbol)
+
+
+def in_unit(value: float, symbol: str) -> float:
+    """An SI ``value`` expressed in the unit ``symbol`` (``in_unit(0.0005, "mV")`` is ``0.5``).
+
+    The result is rounded to 12 significant digits, so a value written as ``0.5 mV`` comes back as 0.5
+    (not 0.49999999999999994). Raises KeyError for a symbol that is no unit.
+    """
+    return float(f"{value / UNITS[symbol][1]:.12g}")

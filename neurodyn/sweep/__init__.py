@@ -12,10 +12,12 @@ point. The output directory (default ``outputs/<name>/``) holds::
 A rerun skips every point whose file exists and holds the same resolved scenario, and reruns the
 others (unfinished or failed). The combined Dataset has one dimension per swept path, named by the
 path's last component (``params.we`` -> ``we``; the full path is the coordinate's ``sweep_path``
-attribute); zipped paths share one dimension named after the first of them, the others are coordinates
-along it. Variables whose dimensions differ between points (a ``spike`` dimension, say) cannot share
-one array: they are *dropped* from the combined file and stay in the point files (listed in the
-``dropped_variables`` attribute; the ``point_id`` variable names each point's file). ``*_theory`` and
+attribute). Coordinates hold SI values (``units``); ``display_units`` is the unit the scenario wrote them
+in (``mV``), in which ``info``, ``compare`` and the report show them. Zipped paths share one dimension
+named after the first of them, the others are coordinates along it. Variables whose dimensions differ
+between points (a ``spike`` dimension, say) cannot share one array: they are *dropped* from the
+combined file and stay in the point files (listed in the ``dropped_variables`` attribute; the
+``point_id`` variable names each point's file). ``*_theory`` and
 ``*_bound`` variables keep only the sweep dimensions they vary along, so ``neurodyn compare`` averages
 the simulation over the others (typically ``seed``) with a confidence interval.
 

@@ -197,7 +197,13 @@ def combine(plan: SweepPlan, target: Path | None = None) -> xr.Dataset | Path:
             for path in sd.paths:
                 cname = dname if path == sd.paths[0] else sd.coord_names[path]
                 values = np.asarray(sd.coords[path])
-                attrs = {"long_name": f"swept {path}", "units": sd.units[path], "sweep_path": path}
+                attrs = {
+                    "long_name": f"swept {path}",
+                    "units": sd.units[path],
+                    "sweep_path": path,
+                    # the unit the scenario wrote the values in (values are stored in SI ``units``)
+                    "display_units": sd.display_units.get(path, sd.units[path]),
+                }
                 out.variable(cname, (dname,), values.dtype, attrs, None, True)
                 out.write(cname, values.astype(object) if values.dtype.kind == "U" else values)
         # Which file holds each point, and whether it finished.

@@ -34,11 +34,18 @@ class SweepDim:
     coords: dict[str, list[Any]]
     #: path -> coordinate variable name (the first path's is ``name``)
     coord_names: dict[str, str]
+    #: path -> SI units of the coordinate values
     units: dict[str, str]
+    #: path -> the unit the scenario wrote the values in (``mV``), in which they are shown; absent: ``units``
+    display_units: dict[str, str] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         return len(self.coords[self.paths[0]])
+
+    def shown(self, path: str) -> tuple[list[Any], str]:
+        """The coordinate values of ``path`` in the unit the scenario wrote them in, and that unit."""
+        return display_values(self.coords[path], self.units.get(path, ""), self.display_units.get(path))
 
 
 @dataclass
@@ -96,7 +103,14 @@ class SweepPlan:
             "family": self.family,
             "scenario": self.scenario_yaml,
             "dims": [
-                {"name": d.name, "paths": d.paths, "coords": d.coords, "coord_names": d.coord_names, "units": d.units}
+                {
+                    "name": d.name,
+                    "paths": d.paths,
+                    "coords": d.coords,
+                    "coord_names": d.coord_names,
+                    "units": d.units,
+                    "display_units": d.display_units,
+                }
                 for d in self.dims
             ],
             "points": [{"index": list(p.index), "id": p.id, "values": p.values} for p in self.points],
@@ -165,13 +179,15 @@ def plan_sweep(scenario: Scenario, output: str | os.PathLike | None = None) -> S
                 f"sweep.{kind}.{g[0]}: repeated values {raw_lists[g[0]]}; each value must "
                 f"appear once (it labels a coordinate)"
             )
+        units = {p: _units(models, p, raw_lists[p], coords[p]) for p in g}
         dims.append(
             SweepDim(
                 name=names[g[0]],
                 paths=g,
                 coords=coords,
                 coord_names={p: names[p] for p in g},
-                units={p: _units(models, p, raw_lists[p], coords[p]) for p in g},
+                units=units,
+                display_units={p: _display_units(raw_lists[p], units[p]) for p in g},
             )
         )
 
@@ -247,19 +263,6 @@ def _dim_names(paths: list[str]) -> dict[str, str]:
             depth[p] += 1
 
 
-_SI = {
-    "time": "s",
-    "voltage": "V",
-    "frequency": "Hz",
-    "conductance": "S",
-    "current": "A",
-    "capacitance": "F",
-    "resistance": "ohm",
-    "length": "m",
-    "dimensionless": "1",
-}
-
-
 def _units(models: dict[str, Any], path: str, raw: list[Any], coords: list[Any]) -> str:
     """Units of a swept value: from a quantity field type, a unit in the written value, or '1'."""
     from neurodyn import quantities
@@ -275,16 +278,47 @@ def _units(models: dict[str, Any], path: str, raw: list[Any], coords: list[Any])
             meta, tp = [], descend_type(tp, int(part) if part.isdigit() else part)
         if tp is None:
             break
-    for dim, symbol in _SI.items():
-        q = getattr(quantities, dim.capitalize(), None)
-        if q is not None and meta and getattr(q, "__metadata__", (None,))[0] is meta[0]:
-            return symbol
+    dim = quantities.dimension_of(meta)
+    if dim is not None:
+        return quantities.SI_UNITS[dim]
     for value in raw:
         if isinstance(value, str):
             m = quantities.QUANTITY_RE.match(value)
             if m and m.group(2) in quantities.UNITS:
-                return _SI[quantities.UNITS[m.group(2)][0]]
+                return quantities.SI_UNITS[quantities.UNITS[m.group(2)][0]]
     return "1" if all(isinstance(c, int | float) for c in coords) else ""
+
+
+def _display_units(raw: list[Any], units: str) -> str:
+    """The unit a swept list was written in (``[0.5 mV, 1 mV]`` -> ``mV``): that of its first value, when
+    every value carries a unit of the coordinate's dimension; else the SI ``units`` themselves."""
+    from neurodyn import quantities
+
+    found = []
+    for value in raw:
+        m = quantities.QUANTITY_RE.match(value) if isinstance(value, str) else None
+        known = quantities.unit_scale(m.group(2)) if m and m.group(2) else None
+        if known is None or quantities.SI_UNITS.get(known[0]) != units:
+            return units
+        found.append(m.group(2))
+    return found[0] if found else units
+
+
+def display_values(values: list[Any], units: str, display_units: str | None) -> tuple[list[Any], str]:
+    """SI coordinate ``values`` in ``display_units`` (a unit of the same dimension), and the unit shown.
+
+    Values that are not numbers, and units :mod:`neurodyn.quantities` does not know, are left as they are.
+    """
+    from neurodyn import quantities
+
+    known = quantities.unit_scale(display_units) if display_units else None
+    if known is None or quantities.SI_UNITS.get(known[0]) != units or known[1] == 1.0:
+        return list(values), units
+    number = (int, float)
+    out = [
+        quantities.in_unit(v, display_units) if isinstance(v, number) and not isinstance(v, bool) else v for v in values
+    ]
+    return out, display_units
 
 
 def _point_id(labels: list[tuple[str, Any]], values: dict[str, Any], taken: set[str]) -> str:
@@ -383,7 +417,12 @@ def _plan_from_manifest(doc: Any, root: Path) -> SweepPlan:
     for d in doc["dims"]:
         need(isinstance(d, dict), "an entry of 'dims' is not an object")
         dim = SweepDim(
-            name=d["name"], paths=d["paths"], coords=d["coords"], coord_names=d["coord_names"], units=d["units"]
+            name=d["name"],
+            paths=d["paths"],
+            coords=d["coords"],
+            coord_names=d["coord_names"],
+            units=d["units"],
+            display_units=d.get("display_units", {}),  # absent from sweep.json files of earlier versions
         )
         need(
             isinstance(dim.name, str) and isinstance(dim.paths, list) and dim.paths, f"dimension {dim.name!r}: no paths"
@@ -392,6 +431,10 @@ def _plan_from_manifest(doc: Any, root: Path) -> SweepPlan:
             table = getattr(dim, attr)
             need(isinstance(table, dict), f"dimension {dim.name!r}: {attr!r} is not an object")
             need(all(p in table for p in dim.paths), f"dimension {dim.name!r}: {attr!r} lacks a swept path")
+        need(
+            isinstance(dim.display_units, dict) and all(isinstance(u, str) for u in dim.display_units.values()),
+            f"dimension {dim.name!r}: 'display_units' is not an object of strings",
+        )
         need(
             all(
                 isinstance(dim.coords[p], list) and len(dim.coords[p]) == len(dim.coords[dim.paths[0]])

@@ -21,9 +21,10 @@ import numpy as np
 import xarray as xr
 
 from neurodyn import registry
+from neurodyn.plotting import DIMENSIONLESS
 from neurodyn.storage import check_folder_writable, reading, writes_to
 from neurodyn.sweep.combined import is_prediction, open_point, open_sweep
-from neurodyn.sweep.plan import SweepPlan, SweepPoint, load_plan
+from neurodyn.sweep.plan import SweepPlan, SweepPoint, display_values, load_plan
 
 #: family figures drawn per point in a report, at most
 MAX_POINT_FIGURES = 3
@@ -60,7 +61,7 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
         if plan.point_path(p).exists():
             with _point_data(plan.point_path(p), plan.family) as pds:
                 extra = family.compare_rows(pds)
-            label = ", ".join(f"{d.name}={_fmt_coord(d.coords[d.paths[0]][i])}" for d, i in zip(plan.dims, p.index))
+            label = ", ".join(f"{d.name}={_shown_coord(d, d.paths[0], i)}" for d, i in zip(plan.dims, p.index))
             for r in extra:
                 r.where = ", ".join(filter(None, [label, r.where]))
             rows += extra
@@ -82,10 +83,10 @@ def write_report(path: str | os.PathLike, out_dir: str | os.PathLike | None = No
     ]
     for d in plan.dims:
         for p in d.paths:
-            values = ", ".join(_fmt_coord(v) for v in d.coords[p])
-            lines.append(
-                f"| {d.name if p == d.paths[0] else d.coord_names[p]} | `{p}` | {values} | {d.units.get(p, '')} |"
-            )
+            shown, unit = d.shown(p)
+            values = ", ".join(_fmt_coord(v) for v in shown)
+            unit = "" if unit in DIMENSIONLESS else unit
+            lines.append(f"| {d.name if p == d.paths[0] else d.coord_names[p]} | `{p}` | {values} | {unit} |")
     lines += ["", "## Theory against simulation", ""]
     if rows:
         lines += [
@@ -186,6 +187,13 @@ def _fmt_coord(c: Any) -> str:
     return f"{c:.4g}" if isinstance(c, float) else str(c)
 
 
+def _shown_coord(dim: Any, path: str, i: int) -> str:
+    """The ``i``-th value of a swept path in the unit the scenario wrote it in (``0.5 mV``)."""
+    values, unit = dim.shown(path)
+    text = _fmt_coord(values[i])
+    return f"{text} {unit}" if unit not in DIMENSIONLESS and isinstance(values[i], int | float) else text
+
+
 def _figure_points(plan: SweepPlan) -> list[SweepPoint]:
     """Points whose family figures go into the report: along the first sweep dimension (the others at
     their first value), at most :data:`MAX_POINT_FIGURES`, evenly spread."""
@@ -203,7 +211,8 @@ def _quantity_figures(ds: xr.Dataset, rows: list, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neurodyn.compare import Z95
+    from neurodyn.compare import Z95, format_coord
+    from neurodyn.plotting import axis_label
 
     paths = []
     sweep_dims = list(ds.attrs.get("sweep_dims") or [])
@@ -228,11 +237,14 @@ def _quantity_figures(ds: xr.Dataset, rows: list, out: Path) -> list[Path]:
         stacked = mean.stack(_o=others) if others else mean.expand_dims(_o=[0])
         pstacked = pred.broadcast_like(mean).stack(_o=others) if others else pred.expand_dims(_o=[0])
         cstacked = (ci.stack(_o=others) if others else ci.expand_dims(_o=[0])) if ci is not None else None
-        xv = ds[x].values
+        xv, xunit = ds[x].values, str(ds[x].attrs.get("units", ""))
+        if isinstance(ds[x].attrs.get("display_units"), str):  # in the unit the scenario wrote the values in
+            shown, xunit = display_values(list(xv), xunit, ds[x].attrs["display_units"])
+            xv = np.asarray(shown)
         for k in range(min(stacked.sizes["_o"], 8)):
             coords = stacked["_o"].values[k] if others else ()
             coords = coords if isinstance(coords, tuple) else (coords,)
-            label = ", ".join(f"{d}={_fmt_coord(c)}" for d, c in zip(others, coords))
+            label = ", ".join(f"{d}={format_coord(c, ds[d].attrs)}" for d, c in zip(others, coords))
             line = ax.errorbar(
                 xv,
                 stacked.isel(_o=k).transpose(x).values,
@@ -250,8 +262,8 @@ def _quantity_figures(ds: xr.Dataset, rows: list, out: Path) -> list[Path]:
                 label=f"predicted {label}".strip(),
             )
         ax.set(
-            xlabel=f"{x} ({ds[x].attrs.get('units', '')})",
-            ylabel=f"{sim_name} ({sim.attrs.get('units', '')})",
+            xlabel=axis_label(str(ds[x].attrs.get("sweep_path", x)), xunit),
+            ylabel=axis_label(sim_name, str(sim.attrs.get("units", ""))),
             title=f"{sim_name} across the sweep",
         )
         ax.legend(fontsize=7)

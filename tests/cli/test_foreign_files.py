@@ -414,6 +414,8 @@ def test_info_on_an_unfinished_sweep_folder(bad_sweep, cli):
     assert proc.stdout.splitlines() == [
         f"{bad_sweep}: sweep ousweep (ou_test), 3 points (sigma=3)",
         "  2 finished, no combined result yet; run the sweep again to finish it",
+        "  swept:",
+        "    sigma                    params.sigma: 0.5, 1, 2",
     ]
 
 

@@ -212,7 +212,8 @@ def test_lif_sweep_siegert_rate_with_ci_over_seeds(tmp_path):
     assert {"spike_time", "spike_index"} <= set(ds.attrs["dropped_variables"])  # ragged spike dim
     assert ds["rate_theory"].dims == ("mu", "population")  # the Siegert rate does not depend on the seed
     rows = generic_rows(ds)
-    assert [r.where for r in rows] == ["mu=0.015, population=noisy", "mu=0.021, population=noisy"]
+    # swept values are shown in the unit the scenario wrote them in (stored in SI)
+    assert [r.where for r in rows] == ["mu=15 mV, population=noisy", "mu=21 mV, population=noisy"]
     for r in rows:  # 3 seeds x 100 neurons x 0.8 s: the CI is a few percent; both agree with theory
         assert np.isfinite(r.ci) and 0 < r.ci < 0.1 * r.predicted
         assert r.verdict == "agree", r
