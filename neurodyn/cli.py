@@ -1,7 +1,8 @@
 """The ``neurodyn`` command line.
 
 Every user error (bad scenario, existing output, missing file) prints one line on stderr and exits with
-code 2; a simulation that became invalid (NaN, instability) exits with 3.
+code 2; a simulation that became invalid (NaN, instability) exits with 3; ``compare --fail-on-disagree``
+exits with 1 when theory and simulation disagree.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from neurodyn import __version__
 if TYPE_CHECKING:  # pydantic and the rest load after the sweep pool's fork server has started
     from neurodyn.scenario import Scenario
 
-EPILOG = "Scenario format and examples: README.md and scenarios/."
+EPILOG = (
+    "Scenario format and examples: README.md and scenarios/; every key of a family's scenarios: neurodyn schema FAMILY."
+)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -304,14 +304,15 @@ def _display_units(raw: list[Any], units: str) -> str:
     return found[0] if found else units
 
 
-def display_values(values: list[Any], units: str, display_units: str | None) -> tuple[list[Any], str]:
+def display_values(values: list[Any], units: str, display_units: Any) -> tuple[list[Any], str]:
     """SI coordinate ``values`` in ``display_units`` (a unit of the same dimension), and the unit shown.
 
     Values that are not numbers, and units :mod:`neurodyn.quantities` does not know, are left as they are.
     """
     from neurodyn import quantities
 
-    known = quantities.unit_scale(display_units) if display_units else None
+    # a file's attribute may hold anything: only a unit symbol of the coordinate's dimension is used
+    known = quantities.unit_scale(display_units) if isinstance(display_units, str) and display_units else None
     if known is None or quantities.SI_UNITS.get(known[0]) != units or known[1] == 1.0:
         return list(values), units
     number = (int, float)

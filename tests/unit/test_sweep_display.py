@@ -74,6 +74,7 @@ def test_in_unit_and_display_values():
     assert display_values([0.0005, 0.001, "x"], "V", "mV") == ([0.5, 1.0, "x"], "mV")
     assert display_values([0.0005], "V", "ms") == ([0.0005], "V")  # a unit of another dimension is ignored
     assert display_values([0.5], "1", None) == ([0.5], "1")
+    assert display_values([0.5], "V", ["mV"]) == ([0.5], "V")  # what a damaged file's attribute may hold
 
 
 def test_axis_labels_leave_out_dimensionless_units():
