@@ -22,9 +22,8 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neurodyn.families.eqprop import kernels as K  # noqa: E402
-from neurodyn.families.eqprop.network import glorot_uniform, make_layout, per_unit_bias_rates  # noqa: E402
+from neurodyn.families.eqprop.build import glorot_uniform, load_digits, make_layout, per_unit_bias_rates  # noqa: E402
 from neurodyn.families.eqprop.params import Data  # noqa: E402
-from neurodyn.families.eqprop.train import load_data  # noqa: E402
 
 
 def numpy_epoch(X, D, particles, perm, signs, batch, Ws, bs, lr, beta, eps, n_free, n_nudged):
@@ -73,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     layers = [64, args.hidden, 10]
     lay = make_layout(layers)
-    X, D, *_ = load_data(Data())
+    X, D, *_ = load_digits(Data())
     n = X.shape[1]
     batch, n_free, n_nudged, eps, beta, lr = 20, 20, 4, 0.5, 0.5, [0.1, 0.05]
     rng = np.random.default_rng(0)
@@ -88,60 +87,27 @@ def main() -> None:
     p_nb = np.zeros((lay.n_units, n))
     p_np = np.zeros((lay.n_units, n))
     t_nb, t_np = [], []
+    net = K.Net(Wf, bf, lay.woff, lay.off, K.RHO_HARD_SIGMOID, K.COST_MSE)
+    data = K.Examples(X, D)
+    rates = K.Rates(np.asarray(lr), lr_b)
+    schedule = K.EPSchedule(batch, beta, False, eps, n_free, n_nudged, 0.0, True)
     with threadpool_limits(limits=1, user_api="blas"):
         # compile (or load from cache) outside the timing
         K.train_epoch(
-            X,
-            D,
+            K.Net(Wf0.copy(), bf0.copy(), lay.woff, lay.off, K.RHO_HARD_SIGMOID, K.COST_MSE),
+            data,
             np.zeros_like(p_nb),
-            True,
             np.arange(n),
             np.ones(n_batches),
-            batch,
-            Wf0.copy(),
-            lay.woff,
-            bf0.copy(),
-            lay.off,
-            np.asarray(lr),
-            lr_b,
-            beta,
-            False,
-            eps,
-            n_free,
-            n_nudged,
-            0.0,
-            K.RHO_HARD_SIGMOID,
-            K.COST_MSE,
+            rates,
+            schedule,
             np.zeros((n_batches, 5)),
         )
         for _ in range(args.epochs):
             perm = rng.permutation(n).astype(np.int64)
             signs = rng.choice(np.array([-1.0, 1.0]), size=n_batches)
             t0 = time.perf_counter()
-            K.train_epoch(
-                X,
-                D,
-                p_nb,
-                True,
-                perm,
-                signs,
-                batch,
-                Wf,
-                lay.woff,
-                bf,
-                lay.off,
-                np.asarray(lr),
-                lr_b,
-                beta,
-                False,
-                eps,
-                n_free,
-                n_nudged,
-                0.0,
-                K.RHO_HARD_SIGMOID,
-                K.COST_MSE,
-                np.zeros((n_batches, 5)),
-            )
+            K.train_epoch(net, data, p_nb, perm, signs, rates, schedule, np.zeros((n_batches, 5)))
             t_nb.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             numpy_epoch(X, D, p_np, perm, signs, batch, Ws, bs, lr, beta, eps, n_free, n_nudged)

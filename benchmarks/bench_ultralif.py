@@ -25,9 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
+from neurodyn.families.ultralif_network import kernels as K  # noqa: E402
+from neurodyn.families.ultralif_network.build import NetSpec  # noqa: E402
 from neurodyn.families.ultralif_network.data import load_digits_split, rate_encode  # noqa: E402
-from neurodyn.families.ultralif_network.kernels import adam_step  # noqa: E402
-from neurodyn.families.ultralif_network.network import NetSpec, Workspace, loss_and_grad  # noqa: E402
+from neurodyn.families.ultralif_network.engine import Workspace, loss_and_grad  # noqa: E402
 from neurodyn.families.ultralif_network.reference import loss_and_grad_numpy  # noqa: E402
 
 
@@ -44,6 +45,7 @@ def epoch(spec, data, backend, seed=0, T=10, batch=128):
     p = spec.init(rng, 1.0, 0.9)
     mask = spec.train_mask(True)
     m, v = np.zeros_like(p), np.zeros_like(p)
+    adam = K.Adam(m, v, mask, 0.9, 0.999, 1e-8, spec.log_eps_index(), float(np.log(0.1)), float(np.log(20.0)))
     ws = Workspace(spec, batch, T)
     order = rng.permutation(len(data.y_train))
     step = 0
@@ -54,7 +56,7 @@ def epoch(spec, data, backend, seed=0, T=10, batch=128):
         step += 1
         if backend == "numba":
             _, g, ws = loss_and_grad(spec, p, X, data.y_train[idx], 0.0, ws=ws)
-            adam_step(p, g, m, v, mask, 1e-3, 0.9, 0.999, 1e-8, step, spec.log_eps_index(), np.log(0.1), np.log(20.0))
+            K.adam_step(p, g, adam, 1e-3, step)
         else:
             _, g = loss_and_grad_numpy(spec, p, X, data.y_train[idx], 0.0)
             numpy_adam(p, g, m, v, mask.astype(bool), 1e-3, step)

@@ -120,8 +120,9 @@ def test_training_run_writes_checkpoint_and_plots(tmp_path: Path, cli) -> None:
     for name, var in ds.data_vars.items():
         assert "units" in var.attrs and "long_name" in var.attrs, name
     # the checkpoint reproduces the stored test accuracy (event inputs are fixed, so exactly)
+    from neurodyn.families.ultralif_network.build import NetSpec
     from neurodyn.families.ultralif_network.data import load_events
-    from neurodyn.families.ultralif_network.network import NetSpec, loss_and_grad
+    from neurodyn.families.ultralif_network.engine import loss_and_grad
 
     data = load_events(4, 64, 32, 4, 2, 6, 2.0, 0.5, 0.2, 0.5, 0)
     spec = NetSpec([int(v) for v in ds["layer_sizes"].values], "lif", surrogate="atan", surrogate_k=2.0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neurodyn.families.eqprop import kernels as K
-from neurodyn.families.eqprop.network import glorot_uniform, make_layout, per_unit_bias_rates
+from neurodyn.families.eqprop.build import glorot_uniform, make_layout, per_unit_bias_rates
 
 HARD, TANH, HALF = K.RHO_HARD_SIGMOID, K.RHO_TANH, K.RHO_CLIP_HALF
 
@@ -22,6 +22,11 @@ def _net(layers, seed=0, B=5, bias=0.2):
     S = np.zeros((lay.n_units, B))
     S[: layers[0]] = X
     return lay, Wf, bf, X, D, S
+
+
+def _k(lay, Wf, bf, kind, cost=K.COST_MSE):
+    """The network as the kernels take it."""
+    return K.Net(Wf, bf, lay.woff, lay.off, kind, cost)
 
 
 def _np_rho(s, kind):
@@ -56,7 +61,7 @@ def test_relaxation_reaches_a_fixed_point_of_F(kind, beta):
     """The returned state satisfies the (projected) stationarity conditions of F, checked in NumPy."""
     lay, Wf, bf, X, D, S = _net([7, 12, 9, 4], seed=3)
     tol = 1e-9
-    steps, res = K.relax(S, Wf, lay.woff, bf, lay.off, D, beta, 0.5, 100_000, tol, kind, K.COST_MSE)
+    steps, res = K.relax(S, _k(lay, Wf, bf, kind), D, beta, 0.5, 100_000, tol)
     assert res < tol and 0 < steps < 100_000
     G = _np_grad_F(lay, Wf, bf, S, D, beta, kind)
     s = S[lay.off[1] :]
@@ -74,9 +79,9 @@ def test_energy_never_increases_during_relaxation():
     beta = 0.5
     F = []
     for _ in range(60):
-        K.energy_cost(S, Wf, lay.woff, bf, lay.off, D, HARD, K.COST_MSE, E, C)
+        K.energy_cost(S, _k(lay, Wf, bf, HARD), D, E, C)
         F.append(E.sum() + beta * C.sum())
-        K.relax(S, Wf, lay.woff, bf, lay.off, D, beta, 0.1, 1, 0.0, HARD, K.COST_MSE)
+        K.relax(S, _k(lay, Wf, bf, HARD), D, beta, 0.1, 1, 0.0)
     assert np.all(np.diff(F) <= 1e-12)
     assert F[-1] < F[0]
 
@@ -91,7 +96,7 @@ def test_ep_gradient_equals_the_rho_outer_product_formula(cost):
     Sa[5:] = rng.uniform(0, 1, Sa[5:].shape)
     Sb[5:] = rng.uniform(0, 1, Sb[5:].shape)
     beta, denom = 0.3, 0.3
-    gW, gb = K.ep_gradient(Sa, beta, Sb, 0.0, denom, Wf, lay.woff, bf, lay.off, D, TANH, cost)
+    gW, gb = K.ep_gradient(Sa, beta, Sb, 0.0, denom, _k(lay, Wf, bf, TANH, cost), D)
     top = 3 if cost == K.COST_MSE else 2  # number of weight matrices inside the energy
 
     def rho(Sx):
@@ -121,7 +126,7 @@ def test_backprop_step_is_minus_lr_times_the_finite_difference_gradient(kind, co
     def loss(W, b):
         Z = np.zeros((lay.n_units, B))
         H = np.zeros((lay.n_units, B))
-        K._forward(X, W, lay.woff, b, lay.off, kind, cost, Z, H)
+        K.forward(_k(lay, W, b, kind, cost), X, Z, H)
         y = H[lay.off[-2] :]
         return 0.5 * ((y - D) ** 2).sum() / B if cost == K.COST_MSE else -(D * np.log(y)).sum() / B
 
@@ -129,18 +134,11 @@ def test_backprop_step_is_minus_lr_times_the_finite_difference_gradient(kind, co
     W2, b2 = Wf.copy(), bf.copy()
     stats = np.zeros((1, 2))
     K.bp_train_epoch(
-        X,
-        D,
+        _k(lay, W2, b2, kind, cost),
+        K.Examples(X, D),
         np.arange(B),
         B,
-        W2,
-        lay.woff,
-        b2,
-        lay.off,
-        np.full(3, lr),
-        per_unit_bias_rates(lay, [lr] * 3),
-        kind,
-        cost,
+        K.Rates(np.full(3, lr), per_unit_bias_rates(lay, [lr] * 3)),
         stats,
     )
     g_bp = np.concatenate([Wf - W2, (bf - b2)[5:]]) / lr
@@ -171,7 +169,7 @@ def test_discrete_step_is_gradient_descent_on_F_without_projection():
     """step_map(s) = s - eps dF/ds exactly (the prototypical form with Phi = ||s||^2/2 - eps E)."""
     lay, Wf, bf, X, D, S = _net([4, 6, 3], seed=5)
     S[4:] = np.random.default_rng(1).normal(0, 1, S[4:].shape)
-    out = K.step_map(S, Wf, lay.woff, bf, lay.off, D, 0.2, 0.4, TANH, K.COST_MSE)
+    out = K.step_map(S, _k(lay, Wf, bf, TANH), D, 0.2, 0.4)
     G = _np_grad_F(lay, Wf, bf, S, D, 0.2, TANH)
     np.testing.assert_allclose(out[4:], S[4:] - 0.4 * G, rtol=1e-13, atol=1e-14)
     np.testing.assert_array_equal(out[:4], S[:4])
@@ -183,10 +181,10 @@ def test_persistent_evaluation_restarts_at_the_fixed_point():
     states = np.zeros((lay.n_units, X.shape[1]))
     cls1 = np.zeros(X.shape[1], dtype=np.int64)
     st1 = np.zeros(X.shape[1], dtype=np.int64)
-    K.predict_ep(X, states, Wf, lay.woff, bf, lay.off, 0.5, 10_000, 1e-10, HARD, K.COST_MSE, 3, cls1, st1)
+    K.predict_ep(_k(lay, Wf, bf, HARD), X, states, 0.5, 10_000, 1e-10, 3, cls1, st1)
     assert st1.min() > 0
     cls2, st2 = cls1.copy(), st1.copy()
-    K.predict_ep(X, states, Wf, lay.woff, bf, lay.off, 0.5, 10_000, 1e-10, HARD, K.COST_MSE, 3, cls2, st2)
+    K.predict_ep(_k(lay, Wf, bf, HARD), X, states, 0.5, 10_000, 1e-10, 3, cls2, st2)
     assert st2.max() == 0
     np.testing.assert_array_equal(cls1, cls2)
     np.testing.assert_array_equal(cls1, states[lay.off[2] :].argmax(0))

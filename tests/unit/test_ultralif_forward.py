@@ -8,10 +8,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurodyn.families.ultralif_network.bounds import _run, sigmoid_ratio_max
+from neurodyn.families.ultralif_network.build import NetSpec
 from neurodyn.families.ultralif_network.data import bin_events, event_orders, generate_events
+from neurodyn.families.ultralif_network.engine import loss_and_grad, sigmoid_ratio_max, trajectory
 from neurodyn.families.ultralif_network.kernels import lse2, lse3, lse_vec, sigmoid
-from neurodyn.families.ultralif_network.network import NetSpec, loss_and_grad
 
 finite = st.floats(-50.0, 50.0, allow_nan=False)
 temps = st.floats(1e-3, 20.0)
@@ -68,11 +68,11 @@ def test_ultra_trajectories_approach_maxplus_lif() -> None:
     reset dynamics shrinks as eps -> 0 on a trajectory set far from threshold."""
     rng = np.random.default_rng(1)
     I = rng.uniform(-1, 1, (40, 100))
-    p_h, _, _ = _run(I, 0.1, 0.9, 0.5, 0.0, False, False, False)
+    p_h, _, _ = trajectory(I, 0.1, 0.9, 0.5, 0.0, False, False, False)
     budget = np.arange(1, 41)[:, None] * math.log(2)
     errs = []
     for eps in (1.0, 0.3, 0.1, 0.03, 0.01):
-        p_s, _, _ = _run(I, eps, 0.9, 0.5, 0.0, False, False, True)
+        p_s, _, _ = trajectory(I, eps, 0.9, 0.5, 0.0, False, False, True)
         e = np.abs(p_s - p_h)
         assert np.all(p_s >= p_h - 1e-12)  # LSE >= max, and the recursion is monotone
         assert np.all(e <= eps * budget + 1e-12)
@@ -81,18 +81,18 @@ def test_ultra_trajectories_approach_maxplus_lif() -> None:
     # with reset, on inputs that keep every neuron below threshold the soft spike is tiny and the
     # distance goes to zero with eps
     I_low = rng.uniform(-1, 0.0, (40, 100))
-    p_h, s_h, _ = _run(I_low, 0.1, 0.9, 0.5, 0.0, False, True, False)
+    p_h, s_h, _ = trajectory(I_low, 0.1, 0.9, 0.5, 0.0, False, True, False)
     assert s_h.max() == 0.0
-    d = [np.abs(_run(I_low, eps, 0.9, 0.5, 0.0, False, True, True)[0] - p_h).max() for eps in (0.1, 0.03, 0.01)]
+    d = [np.abs(trajectory(I_low, eps, 0.9, 0.5, 0.0, False, True, True)[0] - p_h).max() for eps in (0.1, 0.03, 0.01)]
     assert d[0] > d[1] > d[2] and d[2] < 0.05
 
 
 def test_ultradlif_no_reset_obeys_t_eps_log3() -> None:
     rng = np.random.default_rng(2)
     I = rng.uniform(-1, 1, (30, 50))
-    p_h, _, _ = _run(I, 0.1, 0.9, 0.5, 0.0, True, False, False)
+    p_h, _, _ = trajectory(I, 0.1, 0.9, 0.5, 0.0, True, False, False)
     for eps in (0.5, 0.05):
-        p_s, _, _ = _run(I, eps, 0.9, 0.5, 0.0, True, False, True)
+        p_s, _, _ = trajectory(I, eps, 0.9, 0.5, 0.0, True, False, True)
         assert np.all(np.abs(p_s - p_h) <= np.arange(1, 31)[:, None] * eps * math.log(3) + 1e-12)
 
 
@@ -103,15 +103,15 @@ def test_ultradlif_ring_periodic_symmetry() -> None:
     n = 12
     I = rng.uniform(-1, 1, (25, n))
     for soft in (True, False):
-        P, S, _ = _run(I, 0.2, 0.9, 0.5, 0.0, True, True, soft)
+        P, S, _ = trajectory(I, 0.2, 0.9, 0.5, 0.0, True, True, soft)
         for k in (1, 5):
-            Pk, _, _ = _run(np.roll(I, k, axis=1), 0.2, 0.9, 0.5, 0.0, True, True, soft)
+            Pk, _, _ = trajectory(np.roll(I, k, axis=1), 0.2, 0.9, 0.5, 0.0, True, True, soft)
             np.testing.assert_allclose(Pk, np.roll(P, k, axis=1), rtol=0, atol=1e-12)
-        Pr, _, _ = _run(I[:, ::-1].copy(), 0.2, 0.9, 0.5, 0.0, True, True, soft)
+        Pr, _, _ = trajectory(I[:, ::-1].copy(), 0.2, 0.9, 0.5, 0.0, True, True, soft)
         np.testing.assert_allclose(Pr, P[:, ::-1], rtol=0, atol=1e-12)
     swap = np.arange(n)
     swap[[0, 5]] = [5, 0]
-    Ps, _, _ = _run(I[:, swap].copy(), 0.2, 0.9, 0.5, 0.0, True, True, True)
+    Ps, _, _ = trajectory(I[:, swap].copy(), 0.2, 0.9, 0.5, 0.0, True, True, True)
     assert np.abs(Ps - P[:, swap]).max() > 1e-3
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurodyn.families.ultralif_network.kernels import KIND_CODES
-from neurodyn.families.ultralif_network.network import NetSpec, loss_and_grad
+from neurodyn.families.ultralif_network.build import NetSpec
+from neurodyn.families.ultralif_network.engine import loss_and_grad
+from neurodyn.families.ultralif_network.params import KIND_CODES
 
 CASES = [
     (kind, sur)

@@ -304,7 +304,7 @@ def test_a_temperature_below_every_measurable_input_runs_cleanly(capsys, tmp_pat
     out = tmp_path / "r.h5"
     assert main(["run", str(HOSTILE / "tiny_temperature.yaml"), "-o", str(out), "-q"]) == 0
     assert capsys.readouterr().err == ""
-    from neurodyn.families.ultralif_network.bounds import sigmoid_ratio_max
+    from neurodyn.families.ultralif_network.engine import sigmoid_ratio_max
 
     assert sigmoid_ratio_max(np.array([0.5, -2.0]), 1e-300) == 1.0
     assert sigmoid_ratio_max(np.array([0.0]), 1e-300) == 0.0

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from neurodyn.families.eqprop import kernels as K
-from neurodyn.families.eqprop.network import make_layout
-from neurodyn.families.eqprop.train import load_data
+from neurodyn.families.eqprop.build import load_digits, make_layout
 from neurodyn.runner import simulate
 from neurodyn.scenario import from_dict, load_scenario
 
@@ -53,10 +52,10 @@ def test_relaxed_state_is_a_fixed_point_of_the_trained_network(converging_runs):
     lay = make_layout([64, 200, 10])
     Wf = np.concatenate([ds["W_0"].values.ravel(), ds["W_1"].values.ravel()])
     bf = np.concatenate([np.zeros(64), ds["b_1"].values, ds["b_2"].values])
-    Xtr, Dtr, *_ = load_data(from_dict({"name": "t", "family": "eqprop"}).params.data)
+    Xtr, Dtr, *_ = load_digits(from_dict({"name": "t", "family": "eqprop"}).params.data)
     S = np.zeros((lay.n_units, 10))
     S[:64] = Xtr[:, :10]
-    steps, res = K.relax(S, Wf, lay.woff, bf, lay.off, Dtr[:, :10], 0.0, 0.5, 20_000, 1e-6, 0, 0)
+    steps, res = K.relax(S, K.Net(Wf, bf, lay.woff, lay.off, 0, 0), Dtr[:, :10], 0.0, 0.5, 20_000, 1e-6)
     assert res < 1e-6 and steps < 20_000
     # independent check of stationarity: inside (0, 1) the state equals its net input
     h = S[64:264]

@@ -8,19 +8,23 @@ import numpy as np
 import pytest
 
 from neurodyn.compare import generic_rows
-from neurodyn.families.ultralif_network.bounds import run_bounds
-from neurodyn.families.ultralif_network.params import UltraLIFParams
-from neurodyn.families.ultralif_network.theory import bounds_theory
+from neurodyn.families.ultralif_network.build import build
+from neurodyn.families.ultralif_network.engine import bounds
+from neurodyn.families.ultralif_network.theory import theory
 from neurodyn.progress import QUIET
 
 EPS = [2.0, 0.5, 0.1, 0.02]
 
 
+def _built(make_scenario, sizes: dict, seed: int):
+    return build(make_scenario("ultralif_network", {"experiment": "bounds", "bounds": sizes}, {"seed": seed}))
+
+
 @pytest.fixture(scope="module")
-def ds():
-    p = UltraLIFParams(experiment="bounds", bounds={"eps": EPS, "steps": 40, "n_neurons": 300, "n_samples": 5000})
-    out = run_bounds(p, seed=11, progress=QUIET)
-    return out.merge(bounds_theory(p, out))
+def ds(make_scenario):
+    built = _built(make_scenario, {"eps": EPS, "steps": 40, "n_neurons": 300, "n_samples": 5000}, seed=11)
+    out = bounds(built, QUIET)
+    return out.merge(theory(built, out))
 
 
 def test_theorems_hold_at_every_eps(ds) -> None:
@@ -74,10 +78,10 @@ def test_reset_breaks_the_trajectory_bound_for_small_eps(ds) -> None:
     assert ds["v_spike_ratio_margin_max"].sel(eps=0.1) > 1.0
 
 
-def test_same_seed_same_numbers() -> None:
-    p = UltraLIFParams(experiment="bounds", bounds={"eps": [0.3], "steps": 10, "n_neurons": 20, "n_samples": 100})
-    a = run_bounds(p, seed=5, progress=QUIET)
-    b = run_bounds(p, seed=5, progress=QUIET)
-    c = run_bounds(p, seed=6, progress=QUIET)
+def test_same_seed_same_numbers(make_scenario) -> None:
+    sizes = {"eps": [0.3], "steps": 10, "n_neurons": 20, "n_samples": 100}
+    a = bounds(_built(make_scenario, sizes, seed=5), QUIET)
+    b = bounds(_built(make_scenario, sizes, seed=5), QUIET)
+    c = bounds(_built(make_scenario, sizes, seed=6), QUIET)
     assert a.identical(b)
     assert not a["v_error_max"].equals(c["v_error_max"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neurodyn.families.ultralif_network.build import NetSpec, TrainConfig
 from neurodyn.families.ultralif_network.data import load_digits_split, load_events
-from neurodyn.families.ultralif_network.network import NetSpec
-from neurodyn.families.ultralif_network.train import TrainConfig, train
+from neurodyn.families.ultralif_network.engine import train
 from neurodyn.runner import simulate
 
 

@@ -1,6 +1,9 @@
 """Numba kernels of the ``eqprop`` family: relaxation, the EP gradient estimator, BPTT, backprop.
 
-Memory layout (shared by every kernel, so no kernel ever sees a Python object):
+Every kernel takes the network as one :class:`Net` (a Numba named tuple: the parameters, their layout and
+the codes of rho and of the cost), the states ``S`` it works on and, where a cost is involved, the one-hot
+targets ``D`` of the batch. States and targets stay separate arguments because they change from call to
+call (free, nudged and symmetric states of one minibatch) while the network does not. Memory layout:
 
 * ``off`` (int64, ``n_layers + 1``): layer ``k`` occupies rows ``off[k]:off[k+1]`` of a state array;
   layer 0 is the clamped input, the last layer the output.
@@ -8,7 +11,7 @@ Memory layout (shared by every kernel, so no kernel ever sees a Python object):
   of contiguous rows and the matrix products below are plain BLAS calls on contiguous blocks.
 * ``Wf`` (flat float64) holds ``W_k`` (shape ``(N_k, N_{k+1})``, C order) at ``Wf[woff[k]:woff[k+1]]``.
   ``bf`` (length ``n_units_total``) holds one bias per unit (the input rows are unused).
-* ``kind`` selects rho: 0 hard sigmoid ``clip(s, 0, 1)``, 1 ``tanh``, 2 ``clip(s/2, 0, 1)``.
+* ``rho`` selects rho: 0 hard sigmoid ``clip(s, 0, 1)``, 1 ``tanh``, 2 ``clip(s/2, 0, 1)``.
 * ``cost`` selects C: 0 squared error on the output *states* (the output layer is part of the energy),
   1 softmax cross-entropy of a readout ``z = W_L^T rho(h_L) + b`` (the output layer is not relaxed).
 
@@ -19,11 +22,15 @@ Energy (Scellier & Bengio 2017), over the relaxed layers ``k >= 1``::
 with the input's activation taken as the input itself (``rho(s_0) = x``). The relaxation is
 ``s <- P(s - eps dF/ds)`` with ``F = E + beta C`` and ``P`` the projection onto the interval where rho is
 not flat ([0, 1] for the hard sigmoid, [0, 2] for ``clip(s/2, 0, 1)``, none for tanh).
+
+No kernel here has a parallel twin: a minibatch is a handful of columns, its products go to BLAS (one
+thread, see :mod:`.engine`), and the examples of a minibatch are coupled through the weight update.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -33,6 +40,47 @@ RHO_TANH = 1
 RHO_CLIP_HALF = 2
 COST_MSE = 0
 COST_SOFTMAX_CE = 1
+
+
+class Net(NamedTuple):
+    """A layered network as every kernel sees it (a Numba named tuple, so it passes into a kernel whole).
+
+    Kernels that train update ``Wf`` and ``bf`` in place.
+    """
+
+    Wf: np.ndarray  #: flat float64 weights: ``W_k`` (shape ``(N_k, N_{k+1})``, C order) at ``Wf[woff[k]:woff[k+1]]``
+    bf: np.ndarray  #: one bias per unit, input rows unused
+    woff: np.ndarray  #: int64 offsets of the weight matrices in ``Wf``
+    off: np.ndarray  #: int64 offsets of the layers in a state array (layer 0 is the input)
+    rho: int  #: activation code (RHO_*)
+    cost: int  #: cost code (COST_*)
+
+
+class Examples(NamedTuple):
+    """Examples as columns: inputs and one-hot targets."""
+
+    X: np.ndarray  #: (n_in, n) inputs
+    D: np.ndarray  #: (n_out, n) one-hot targets
+
+
+class Rates(NamedTuple):
+    """Learning rates of one training rule."""
+
+    w: np.ndarray  #: one rate per weight matrix
+    b: np.ndarray  #: one rate per unit (a layer's bias uses the rate of the matrix feeding it)
+
+
+class EPSchedule(NamedTuple):
+    """How EP trains on one minibatch: its size, the nudging and the two relaxation phases."""
+
+    batch: int  #: examples per minibatch (the last partial minibatch is dropped)
+    beta: float  #: nudging strength; its sign per minibatch comes separately
+    symmetric: bool  #: symmetric estimate (s_+beta vs s_-beta) instead of one-sided (s_beta vs s_0)
+    eps: float  #: relaxation step size
+    n_free: int  #: at most this many free-phase steps
+    n_nudged: int  #: nudged-phase steps
+    tol: float  #: the free phase stops once the largest projected force is below tol
+    persistent: bool  #: warm-start each example's free phase from its last free state
 
 
 # --------------------------------------------------------------------------- activation
@@ -78,41 +126,42 @@ def clip_bounds(kind: int) -> tuple[float, float]:
 
 
 @njit(cache=True)
-def fill_rho(S: np.ndarray, R: np.ndarray, off: np.ndarray, kind: int) -> None:
+def fill_rho(S: np.ndarray, R: np.ndarray, net: Net) -> None:
     """``R = rho(S)`` for the relaxed rows; the input rows are copied (``rho(s_0) = x``)."""
-    n_in = off[1]
+    n_in = net.off[1]
     for i in range(S.shape[0]):
         if i < n_in:
             for j in range(S.shape[1]):
                 R[i, j] = S[i, j]
         else:
             for j in range(S.shape[1]):
-                R[i, j] = _rho(S[i, j], kind)
+                R[i, j] = _rho(S[i, j], net.rho)
 
 
 @njit(cache=True)
-def weight(Wf: np.ndarray, woff: np.ndarray, off: np.ndarray, k: int) -> np.ndarray:
+def weight(net: Net, k: int) -> np.ndarray:
     """View of ``W_k`` (shape ``(N_k, N_{k+1})``) inside the flat weight vector."""
-    return Wf[woff[k] : woff[k + 1]].reshape((off[k + 1] - off[k], off[k + 2] - off[k + 1]))
+    off = net.off
+    return net.Wf[net.woff[k] : net.woff[k + 1]].reshape((off[k + 1] - off[k], off[k + 2] - off[k + 1]))
 
 
 @njit(cache=True)
-def _top(off: np.ndarray, cost: int) -> int:
+def _top(net: Net) -> int:
     """Index of the last relaxed layer: the output (squared error) or the last hidden layer (readout)."""
-    nl = off.shape[0] - 1
-    return nl - 1 if cost == COST_MSE else nl - 2
+    nl = net.off.shape[0] - 1
+    return nl - 1 if net.cost == COST_MSE else nl - 2
 
 
 @njit(cache=True)
-def _from_below(Wf: np.ndarray, woff: np.ndarray, off: np.ndarray, X: np.ndarray, n: int) -> np.ndarray:
+def _from_below(net: Net, X: np.ndarray, n: int) -> np.ndarray:
     """``W_{n-1}^T x_{n-1}``: what layer ``n`` receives from the layer below (``x`` a state-shaped array)."""
-    return np.dot(weight(Wf, woff, off, n - 1).T, X[off[n - 1] : off[n]])
+    return np.dot(weight(net, n - 1).T, X[net.off[n - 1] : net.off[n]])
 
 
 @njit(cache=True)
-def _from_above(Wf: np.ndarray, woff: np.ndarray, off: np.ndarray, X: np.ndarray, n: int) -> np.ndarray:
+def _from_above(net: Net, X: np.ndarray, n: int) -> np.ndarray:
     """``W_n x_{n+1}``: what layer ``n`` receives from the layer above (``x`` a state-shaped array)."""
-    return np.dot(weight(Wf, woff, off, n), X[off[n + 1] : off[n + 2]])
+    return np.dot(weight(net, n), X[net.off[n + 1] : net.off[n + 2]])
 
 
 @njit(cache=True)
@@ -193,12 +242,12 @@ def softmax_cols(Z: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def readout(R: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray) -> np.ndarray:
+def readout(R: np.ndarray, net: Net) -> np.ndarray:
     """Softmax probabilities of the cross-entropy readout from the last hidden layer."""
+    off = net.off
     L = off.shape[0] - 3  # index of the last hidden layer
-    W = weight(Wf, woff, off, L)
-    Z = np.dot(W.T, R[off[L] : off[L + 1]])
-    _add_bias(Z, bf, off[L + 1])
+    Z = np.dot(weight(net, L).T, R[off[L] : off[L + 1]])
+    _add_bias(Z, net.bf, off[L + 1])
     return softmax_cols(Z)
 
 
@@ -206,23 +255,13 @@ def readout(R: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off
 
 
 @njit(cache=True)
-def energy_cost(
-    S: np.ndarray,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    D: np.ndarray,
-    kind: int,
-    cost: int,
-    E: np.ndarray,
-    C: np.ndarray,
-) -> None:
+def energy_cost(S: np.ndarray, net: Net, D: np.ndarray, E: np.ndarray, C: np.ndarray) -> None:
     """Per-example energy ``E`` and cost ``C`` (written into the 1-D arrays ``E`` and ``C``)."""
+    off, bf = net.off, net.bf
     nl = off.shape[0] - 1
-    top = _top(off, cost)
+    top = _top(net)
     R = np.empty_like(S)
-    fill_rho(S, R, off, kind)
+    fill_rho(S, R, net)
     B = S.shape[1]
     for j in range(B):
         E[j] = 0.0
@@ -231,17 +270,17 @@ def energy_cost(
         for j in range(B):
             E[j] += 0.5 * S[i, j] * S[i, j] - bf[i] * R[i, j]
     for k in range(top):
-        WR = _from_above(Wf, woff, off, R, k)
+        WR = _from_above(net, R, k)
         for i in range(WR.shape[0]):
             for j in range(B):
                 E[j] -= R[off[k] + i, j] * WR[i, j]
-    if cost == COST_MSE:
+    if net.cost == COST_MSE:
         for i in range(D.shape[0]):
             for j in range(B):
                 d = S[off[nl - 1] + i, j] - D[i, j]
                 C[j] += 0.5 * d * d
     else:
-        P = readout(R, Wf, woff, bf, off)
+        P = readout(R, net)
         for i in range(D.shape[0]):
             for j in range(B):
                 if D[i, j] > 0.0:
@@ -252,34 +291,22 @@ def energy_cost(
 
 
 @njit(cache=True)
-def input_drive(S: np.ndarray, Wf: np.ndarray, woff: np.ndarray, bf: np.ndarray, off: np.ndarray) -> np.ndarray:
+def input_drive(S: np.ndarray, net: Net) -> np.ndarray:
     """``W_0^T x + b_1``: the clamped input's constant contribution to the first hidden layer's net input."""
-    U = _from_below(Wf, woff, off, S, 1)
-    _add_bias(U, bf, off[1])
+    U = _from_below(net, S, 1)
+    _add_bias(U, net.bf, net.off[1])
     return U
 
 
 @njit(cache=True)
-def force(
-    S: np.ndarray,
-    R: np.ndarray,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    D: np.ndarray,
-    beta: float,
-    kind: int,
-    cost: int,
-    drive: np.ndarray,
-    G: np.ndarray,
-) -> None:
+def force(S: np.ndarray, R: np.ndarray, net: Net, D: np.ndarray, beta: float, drive: np.ndarray, G: np.ndarray) -> None:
     """``G = dF/ds`` for the relaxed rows (``F = E + beta C``), from states ``S`` and ``R = rho(S)``.
 
     ``drive`` is :func:`input_drive` (computed once per relaxation: the input is clamped).
     """
+    off, kind = net.off, net.rho
     nl = off.shape[0] - 1
-    top = _top(off, cost)
+    top = _top(net)
     B = S.shape[1]
     for n in range(1, top + 1):
         a, b = off[n], off[n + 1]
@@ -287,45 +314,32 @@ def force(
         if n == 1:
             U = drive.copy()
         else:
-            U = _from_below(Wf, woff, off, R, n)
-            _add_bias(U, bf, a)
+            U = _from_below(net, R, n)
+            _add_bias(U, net.bf, a)
         if n < top:
-            U += _from_above(Wf, woff, off, R, n)
+            U += _from_above(net, R, n)
         for i in range(b - a):
             for j in range(B):
                 G[a + i, j] = S[a + i, j] - _drho(S[a + i, j], kind) * U[i, j]
     if beta != 0.0:
-        if cost == COST_MSE:
+        if net.cost == COST_MSE:
             a = off[nl - 1]
             for i in range(D.shape[0]):
                 for j in range(B):
                     G[a + i, j] += beta * (S[a + i, j] - D[i, j])
         else:
-            P = readout(R, Wf, woff, bf, off)
+            P = readout(R, net)
             P -= D
             a = off[top]
-            V = np.dot(weight(Wf, woff, off, top), P)  # dC/drho(h_L); P is batch-shaped, not state-shaped
+            V = np.dot(weight(net, top), P)  # dC/drho(h_L); P is batch-shaped, not state-shaped
             for i in range(V.shape[0]):
                 for j in range(B):
                     G[a + i, j] += beta * _drho(S[a + i, j], kind) * V[i, j]
 
 
 @njit(cache=True)
-def relax(
-    S: np.ndarray,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    D: np.ndarray,
-    beta: float,
-    eps: float,
-    n_max: int,
-    tol: float,
-    kind: int,
-    cost: int,
-) -> tuple[int, float]:
-    """Relax ``S`` in place by projected gradient descent on ``F = E + beta C``.
+def relax(S: np.ndarray, net: Net, D: np.ndarray, beta: float, eps: float, n_max: int, tol: float) -> tuple[int, float]:
+    """Relax ``S`` in place by projected gradient descent on ``F = E + beta C`` with step ``eps``.
 
     Runs until the largest projected force ``|P(s - eps dF/ds) - s| / eps`` over the batch falls below
     ``tol`` (checked before every step, so a converged state costs no step) or ``n_max`` steps.
@@ -335,19 +349,20 @@ def relax(
     (int, float)
         Steps taken and the final largest projected force (the residual).
     """
+    off = net.off
     nl = off.shape[0] - 1
-    top = _top(off, cost)
-    lo, hi = clip_bounds(kind)
+    top = _top(net)
+    lo, hi = clip_bounds(net.rho)
     R = np.empty_like(S)
     G = np.empty_like(S)
     a, b = off[1], off[top + 1]
     B = S.shape[1]
-    drive = input_drive(S, Wf, woff, bf, off)
+    drive = input_drive(S, net)
     steps = 0
     res = np.inf
     while True:
-        fill_rho(S, R, off, kind)
-        force(S, R, Wf, woff, bf, off, D, beta, kind, cost, drive, G)
+        fill_rho(S, R, net)
+        force(S, R, net, D, beta, drive, G)
         res = 0.0
         for i in range(a, b):
             for j in range(B):
@@ -361,9 +376,9 @@ def relax(
             for j in range(B):
                 S[i, j] = G[i, j]
         steps += 1
-    if cost == COST_SOFTMAX_CE:  # keep the readout rows in sync with the relaxed hidden state
-        fill_rho(S, R, off, kind)
-        S[off[nl - 1] : off[nl]] = readout(R, Wf, woff, bf, off)
+    if net.cost == COST_SOFTMAX_CE:  # keep the readout rows in sync with the relaxed hidden state
+        fill_rho(S, R, net)
+        S[off[nl - 1] : off[nl]] = readout(R, net)
     return steps, res
 
 
@@ -372,36 +387,26 @@ def relax(
 
 @njit(cache=True)
 def param_force(
-    S: np.ndarray,
-    beta: float,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    D: np.ndarray,
-    kind: int,
-    cost: int,
-    gW: np.ndarray,
-    gb: np.ndarray,
-    scale: float,
+    S: np.ndarray, beta: float, net: Net, D: np.ndarray, gW: np.ndarray, gb: np.ndarray, scale: float
 ) -> None:
     """Accumulate ``scale * dF/dtheta(S, beta)`` (batch mean) into ``gW`` and ``gb``.
 
     ``dE/dW_k = -rho(s_k) rho(s_{k+1})^T`` and ``dE/db_k = -rho(s_k)``; with the cross-entropy readout
     the readout parameters enter ``F`` only through ``beta C``.
     """
-    top = _top(off, cost)
+    off, woff = net.off, net.woff
+    top = _top(net)
     B = S.shape[1]
     R = np.empty_like(S)
-    fill_rho(S, R, off, kind)
+    fill_rho(S, R, net)
     c = scale / B
     # (g - c x) == (g + (-c) x) to the bit: negation is exact in IEEE arithmetic
     for k in range(top):
         _axpy(gW[woff[k] : woff[k + 1]], -c, _layer_outer(R, R, off, k))
     for i in range(off[1], off[top + 1]):
         gb[i] -= c * _row_sum(R, i)
-    if cost == COST_SOFTMAX_CE and beta != 0.0:
-        P = readout(R, Wf, woff, bf, off)
+    if net.cost == COST_SOFTMAX_CE and beta != 0.0:
+        P = readout(R, net)
         P -= D
         cb = c * beta
         _axpy(gW[woff[top] : woff[top + 1]], cb, np.dot(R[off[top] : off[top + 1]], P.T))
@@ -411,27 +416,16 @@ def param_force(
 
 @njit(cache=True)
 def ep_gradient(
-    Sa: np.ndarray,
-    beta_a: float,
-    Sb: np.ndarray,
-    beta_b: float,
-    denom: float,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    D: np.ndarray,
-    kind: int,
-    cost: int,
+    Sa: np.ndarray, beta_a: float, Sb: np.ndarray, beta_b: float, denom: float, net: Net, D: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """EP estimate of ``dJ/dtheta``: ``(dF/dtheta(Sa, beta_a) - dF/dtheta(Sb, beta_b)) / denom``.
 
     One-sided: ``(S_beta, beta, S_0, 0, beta)``; symmetric: ``(S_+, beta, S_-, -beta, 2 beta)``.
     """
-    gW = np.zeros_like(Wf)
-    gb = np.zeros_like(bf)
-    param_force(Sa, beta_a, Wf, woff, bf, off, D, kind, cost, gW, gb, 1.0 / denom)
-    param_force(Sb, beta_b, Wf, woff, bf, off, D, kind, cost, gW, gb, -1.0 / denom)
+    gW = np.zeros_like(net.Wf)
+    gb = np.zeros_like(net.bf)
+    param_force(Sa, beta_a, net, D, gW, gb, 1.0 / denom)
+    param_force(Sb, beta_b, net, D, gW, gb, -1.0 / denom)
     return gW, gb
 
 
@@ -440,47 +434,40 @@ def ep_gradient(
 
 @njit(cache=True)
 def train_epoch(
-    X: np.ndarray,
-    D: np.ndarray,
+    net: Net,
+    data: Examples,
     particles: np.ndarray,
-    persistent: bool,
     perm: np.ndarray,
     signs: np.ndarray,
-    batch: int,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    lr_w: np.ndarray,
-    lr_b: np.ndarray,
-    beta: float,
-    symmetric: bool,
-    eps: float,
-    n_free: int,
-    n_nudged: int,
-    tol: float,
-    kind: int,
-    cost: int,
+    rates: Rates,
+    ep: EPSchedule,
     stats: np.ndarray,
 ) -> None:
-    """One epoch of EP training (weights updated in place after every minibatch).
+    """One epoch of EP training (``net``'s weights updated in place after every minibatch).
 
     Parameters
     ----------
-    X, D : (n_in, n), (n_out, n)
-        Inputs and one-hot targets, one column per example.
+    net : Net
+        The network; its ``Wf`` and ``bf`` are trained.
+    data : Examples
+        Inputs ``(n_in, n)`` and one-hot targets ``(n_out, n)``, one column per example.
     particles : (n_units, n)
-        Free states of every example, warm-starting its next free phase when ``persistent``.
+        Free states of every example, warm-starting its next free phase when ``ep.persistent``.
     perm : (n,) int
         Example order; the last partial minibatch is dropped.
     signs : (n_batches,) float
         Sign of beta for each minibatch (+-1).
-    lr_w, lr_b : float arrays
+    rates : Rates
         Learning rate of each weight matrix and of each unit's bias.
+    ep : EPSchedule
+        Minibatch size, nudging and relaxation phases.
     stats : (n_batches, 5)
         Written per minibatch: free steps, free residual, mean energy at the free state,
         number of misclassified examples, mean cost at the free state.
     """
+    X, D = data.X, data.D
+    off, woff, Wf, bf = net.off, net.woff, net.Wf, net.bf
+    batch = ep.batch
     nl = off.shape[0] - 1
     n_units = off[nl]
     n_batches = perm.shape[0] // batch
@@ -493,15 +480,15 @@ def train_epoch(
     o = off[nl - 1]
     for bi in range(n_batches):
         _gather(X, perm, bi * batch, S0)  # the clamped input rows
-        if persistent:
+        if ep.persistent:
             _gather(particles[X.shape[0] :], perm, bi * batch, S0[X.shape[0] :])
         else:
             S0[X.shape[0] :] = 0.0
         _gather(D, perm, bi * batch, Db)
-        steps, res = relax(S0, Wf, woff, bf, off, Db, 0.0, eps, n_free, tol, kind, cost)
-        energy_cost(S0, Wf, woff, bf, off, Db, kind, cost, Ebuf, Cbuf)
+        steps, res = relax(S0, net, Db, 0.0, ep.eps, ep.n_free, ep.tol)
+        energy_cost(S0, net, Db, Ebuf, Cbuf)
         wrong = _n_wrong(S0, o, Db)
-        if persistent:
+        if ep.persistent:
             for j in range(batch):
                 particles[:, perm[bi * batch + j]] = S0[:, j]
         stats[bi, 0] = steps
@@ -509,44 +496,40 @@ def train_epoch(
         stats[bi, 2] = Ebuf.mean()
         stats[bi, 3] = wrong
         stats[bi, 4] = Cbuf.mean()
-        b_signed = beta * signs[bi]
+        b_signed = ep.beta * signs[bi]
         Sp[:] = S0
-        relax(Sp, Wf, woff, bf, off, Db, b_signed, eps, n_nudged, 0.0, kind, cost)
-        if symmetric:
+        relax(Sp, net, Db, b_signed, ep.eps, ep.n_nudged, 0.0)
+        if ep.symmetric:
             Sm[:] = S0
-            relax(Sm, Wf, woff, bf, off, Db, -b_signed, eps, n_nudged, 0.0, kind, cost)
-            gW, gb = ep_gradient(Sp, b_signed, Sm, -b_signed, 2.0 * b_signed, Wf, woff, bf, off, Db, kind, cost)
+            relax(Sm, net, Db, -b_signed, ep.eps, ep.n_nudged, 0.0)
+            gW, gb = ep_gradient(Sp, b_signed, Sm, -b_signed, 2.0 * b_signed, net, Db)
         else:
-            gW, gb = ep_gradient(Sp, b_signed, S0, 0.0, b_signed, Wf, woff, bf, off, Db, kind, cost)
+            gW, gb = ep_gradient(Sp, b_signed, S0, 0.0, b_signed, net, Db)
         for k in range(woff.shape[0] - 1):
             for i in range(woff[k], woff[k + 1]):
-                Wf[i] -= lr_w[k] * gW[i]
+                Wf[i] -= rates.w[k] * gW[i]
         for i in range(bf.shape[0]):
-            bf[i] -= lr_b[i] * gb[i]
+            bf[i] -= rates.b[i] * gb[i]
 
 
 @njit(cache=True)
 def predict_ep(
+    net: Net,
     X: np.ndarray,
     states: np.ndarray,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
     eps: float,
     n_max: int,
     tol: float,
-    kind: int,
-    cost: int,
     chunk: int,
     out_class: np.ndarray,
     out_steps: np.ndarray,
 ) -> None:
-    """Free-phase prediction (argmax of the output layer) for every column of X.
+    """Free-phase prediction (argmax of the output layer) for every column of X, ``chunk`` columns at a time.
 
     Each column relaxes from ``states`` (zeros for a cold start, the last free states for persistent
     evaluation); the relaxed states are written back into ``states``.
     """
+    off = net.off
     nl = off.shape[0] - 1
     n = X.shape[1]
     o = off[nl - 1]
@@ -556,7 +539,7 @@ def predict_ep(
         S = states[:, start : start + m].copy()
         S[: X.shape[0]] = X[:, start : start + m]
         Dz = np.zeros((n_out, m))
-        steps, _ = relax(S, Wf, woff, bf, off, Dz, 0.0, eps, n_max, tol, kind, cost)
+        steps, _ = relax(S, net, Dz, 0.0, eps, n_max, tol)
         states[:, start : start + m] = S
         for j in range(m):
             out_class[start + j] = _argmax_col(S, o, n_out, j)
@@ -567,18 +550,7 @@ def predict_ep(
 
 
 @njit(cache=True)
-def step_map(
-    S: np.ndarray,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    D: np.ndarray,
-    beta: float,
-    eps: float,
-    kind: int,
-    cost: int,
-) -> np.ndarray:
+def step_map(S: np.ndarray, net: Net, D: np.ndarray, beta: float, eps: float) -> np.ndarray:
     """One step of the prototypical discrete-time form ``s_{t+1} = dPhi/ds(s_t) - eps beta dC/ds(s_t)``.
 
     With ``Phi = 1/2 ||s||^2 - eps E(s)`` this is ``s - eps dF/ds`` without projection (so it is exactly
@@ -586,11 +558,11 @@ def step_map(
     """
     R = np.empty_like(S)
     G = np.empty_like(S)
-    fill_rho(S, R, off, kind)
-    force(S, R, Wf, woff, bf, off, D, beta, kind, cost, input_drive(S, Wf, woff, bf, off), G)
-    top = _top(off, cost)
+    fill_rho(S, R, net)
+    force(S, R, net, D, beta, input_drive(S, net), G)
+    top = _top(net)
     out = S.copy()
-    for i in range(off[1], off[top + 1]):
+    for i in range(net.off[1], net.off[top + 1]):
         for j in range(S.shape[1]):
             out[i, j] = S[i, j] - eps * G[i, j]
     return out
@@ -598,18 +570,7 @@ def step_map(
 
 @njit(cache=True)
 def bptt_at_fixed_point(
-    S: np.ndarray,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    D: np.ndarray,
-    eps: float,
-    kind: int,
-    K: int,
-    gS: np.ndarray,
-    gW: np.ndarray,
-    gb: np.ndarray,
+    S: np.ndarray, net: Net, D: np.ndarray, eps: float, K: int, gS: np.ndarray, gW: np.ndarray, gb: np.ndarray
 ) -> None:
     """Truncated BPTT of ``L = C(s_T)`` through ``K`` steps of :func:`step_map` that all sit at ``S``.
 
@@ -619,19 +580,20 @@ def bptt_at_fixed_point(
     ``gW[t], gb[t] = dL/dtheta_{T-t}``: the gradient with respect to the parameters used by the step
     into ``s_{T-t}`` (batch mean).
     """
+    off, woff, bf, kind = net.off, net.woff, net.bf, net.rho
     nl = off.shape[0] - 1
     top = nl - 1
     B = S.shape[1]
     R = np.empty_like(S)
-    fill_rho(S, R, off, kind)
+    fill_rho(S, R, net)
     dR = np.empty_like(S)
     d2R = np.empty_like(S)
     U = np.zeros_like(S)
     for n in range(1, top + 1):
         a, b = off[n], off[n + 1]
-        Un = _from_below(Wf, woff, off, R, n)
+        Un = _from_below(net, R, n)
         if n < top:
-            Un += _from_above(Wf, woff, off, R, n)
+            Un += _from_above(net, R, n)
         for i in range(b - a):
             for j in range(B):
                 U[a + i, j] = Un[i, j] + bf[a + i]
@@ -663,9 +625,9 @@ def bptt_at_fixed_point(
         for n in range(1, top + 1):
             a, b = off[n], off[n + 1]
             if n + 1 <= top:
-                gr[a:b] += _from_above(Wf, woff, off, A, n)
+                gr[a:b] += _from_above(net, A, n)
             if n - 1 >= 1:
-                gr[a:b] += _from_below(Wf, woff, off, A, n)
+                gr[a:b] += _from_below(net, A, n)
         for i in range(off[1], off[top + 1]):
             for j in range(B):
                 g[i, j] = (1.0 - eps) * g[i, j] + eps * d2R[i, j] * U[i, j] * g[i, j] + dR[i, j] * gr[i, j]
@@ -675,28 +637,20 @@ def bptt_at_fixed_point(
 
 
 @njit(cache=True)
-def _forward(
-    X: np.ndarray,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    kind: int,
-    cost: int,
-    Z: np.ndarray,
-    H: np.ndarray,
-) -> None:
+def forward(net: Net, X: np.ndarray, Z: np.ndarray, H: np.ndarray) -> None:
+    """Feed-forward pass of the backprop baseline: net inputs ``Z`` and activations ``H`` of every layer."""
+    off, bf = net.off, net.bf
     nl = off.shape[0] - 1
     H[: off[1]] = X
     for k in range(nl - 1):
-        Zk = _from_below(Wf, woff, off, H, k + 1)
+        Zk = _from_below(net, H, k + 1)
         a = off[k + 1]
         for i in range(Zk.shape[0]):
             for j in range(Zk.shape[1]):
                 Z[a + i, j] = Zk[i, j] + bf[a + i]
-                H[a + i, j] = _rho(Z[a + i, j], kind)
+                H[a + i, j] = _rho(Z[a + i, j], net.rho)
     o = off[nl - 1]
-    if cost == COST_SOFTMAX_CE:
+    if net.cost == COST_SOFTMAX_CE:
         H[o:] = softmax_cols(Z[o:])
     else:
         # Linear output for the squared error: a hard-sigmoid output unit whose net input leaves [0, 1]
@@ -705,26 +659,14 @@ def _forward(
 
 
 @njit(cache=True)
-def bp_train_epoch(
-    X: np.ndarray,
-    D: np.ndarray,
-    perm: np.ndarray,
-    batch: int,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    lr_w: np.ndarray,
-    lr_b: np.ndarray,
-    kind: int,
-    cost: int,
-    stats: np.ndarray,
-) -> None:
+def bp_train_epoch(net: Net, data: Examples, perm: np.ndarray, batch: int, rates: Rates, stats: np.ndarray) -> None:
     """One epoch of minibatch SGD with backprop on the feed-forward net of the same architecture.
 
     ``h_{k+1} = rho(W_k^T h_k + b_{k+1})`` (hidden layers); linear output ``z`` with the squared error,
     ``softmax(z)`` with cross-entropy. ``stats[b] = (misclassified, mean cost)`` per minibatch.
     """
+    X, D = data.X, data.D
+    off, woff, Wf, bf, kind = net.off, net.woff, net.Wf, net.bf, net.rho
     nl = off.shape[0] - 1
     n_units = off[nl]
     n_batches = perm.shape[0] // batch
@@ -737,12 +679,12 @@ def bp_train_epoch(
     for bi in range(n_batches):
         _gather(X, perm, bi * batch, Xb)
         _gather(D, perm, bi * batch, Db)
-        _forward(Xb, Wf, woff, bf, off, kind, cost, Z, H)
+        forward(net, Xb, Z, H)
         wrong = _n_wrong(H, o, Db)
         cst = 0.0
         for j in range(batch):
             for i in range(D.shape[0]):
-                if cost == COST_MSE:
+                if net.cost == COST_MSE:
                     d = H[o + i, j] - Db[i, j]
                     cst += 0.5 * d * d
                     Dl[o + i, j] = d / batch
@@ -754,34 +696,26 @@ def bp_train_epoch(
         stats[bi, 1] = cst / batch
         for k in range(nl - 2, -1, -1):
             if k >= 1:
-                back = _from_above(Wf, woff, off, Dl, k)
+                back = _from_above(net, Dl, k)
                 a = off[k]
                 for i in range(back.shape[0]):
                     for j in range(batch):
                         Dl[a + i, j] = back[i, j] * _drho(Z[a + i, j], kind)
             # (w - r x) == (w + (-r) x) to the bit: negation is exact in IEEE arithmetic
-            _axpy(Wf[woff[k] : woff[k + 1]], -lr_w[k], _layer_outer(H, Dl, off, k))
+            _axpy(Wf[woff[k] : woff[k + 1]], -rates.w[k], _layer_outer(H, Dl, off, k))
             for i in range(off[k + 1], off[k + 2]):
-                bf[i] -= lr_b[i] * _row_sum(Dl, i)
+                bf[i] -= rates.b[i] * _row_sum(Dl, i)
 
 
 @njit(cache=True)
-def predict_bp(
-    X: np.ndarray,
-    Wf: np.ndarray,
-    woff: np.ndarray,
-    bf: np.ndarray,
-    off: np.ndarray,
-    kind: int,
-    cost: int,
-    out_class: np.ndarray,
-) -> None:
+def predict_bp(net: Net, X: np.ndarray, out_class: np.ndarray) -> None:
     """Feed-forward prediction (argmax of the output) for every column of X."""
+    off = net.off
     nl = off.shape[0] - 1
     n = X.shape[1]
     Z = np.zeros((off[nl], n))
     H = np.zeros((off[nl], n))
-    _forward(X, Wf, woff, bf, off, kind, cost, Z, H)
+    forward(net, X, Z, H)
     o = off[nl - 1]
     for j in range(n):
         out_class[j] = _argmax_col(H, o, off[nl] - o, j)

@@ -42,35 +42,45 @@ def _positive_list(v: list[float], what: str) -> list[float]:
 class Training(StrictModel):
     """EP training hyperparameters (defaults: Scellier & Bengio 2017, 1 hidden layer)."""
 
-    #: nudging strength; its sign is drawn at random per minibatch when ``random_sign``
-    beta: float = 0.5
-    random_sign: bool = True
-    #: EP estimators to train with, side by side: ``one_sided`` (s_beta vs s_0) and/or ``symmetric``
-    #: (s_+beta vs s_-beta, Laborieux et al. 2021)
-    estimators: list[Literal["one_sided", "symmetric"]] = ["one_sided"]
-    batch_size: PositiveInt = 20
-    n_free: StepCount = 20
-    n_nudged: StepCount = 4
-    #: the free phase stops early once the largest projected force |dF/ds| is below tol (0: never)
-    tol: NonNegative = 0.0
-    #: warm-start each example's free phase from its last free state
-    persistent: bool = True
-    #: learning rate of each weight matrix W_0 .. W_L (input side first); a layer's bias uses the rate
-    #: of the matrix feeding it
-    lr: list[float] = [0.1, 0.05]
-    epochs: StepCount = 25
-    #: seeds of the independent runs (weights, minibatch order, beta signs); default: [run.seed]
-    seeds: list[int] | None = None
-    #: also train the feed-forward backprop baseline on the same architecture and data
-    backprop: bool = True
-    #: learning rates of the baseline (default: ``lr``)
-    bp_lr: list[float] | None = None
-    #: test-time free phase: at most eval_steps steps, stop below eval_tol, starting from the zero
-    #: state (``zero``) or from each test example's free state of the previous evaluation
-    #: (``persistent``, as SB17 evaluate; deep nets relax slowly from zero)
-    eval_steps: StepCount = 100
-    eval_tol: NonNegative = 1e-4
-    eval_start: Literal["zero", "persistent"] = "zero"
+    beta: float = Field(
+        0.5, description="nudging strength beta of the EP update (non-zero; its sign is random when random_sign)"
+    )
+    random_sign: bool = Field(True, description="draw the sign of beta at random for every minibatch")
+    estimators: list[Literal["one_sided", "symmetric"]] = Field(
+        ["one_sided"],
+        description="EP estimators trained side by side: one_sided (s_beta vs s_0) and/or symmetric "
+        "(s_+beta vs s_-beta, Laborieux et al. 2021)",
+    )
+    batch_size: PositiveInt = Field(20, description="examples per minibatch (the last partial minibatch is dropped)")
+    n_free: StepCount = Field(20, description="largest number of relaxation steps of the free phase")
+    n_nudged: StepCount = Field(4, description="relaxation steps of the nudged phase")
+    tol: NonNegative = Field(
+        0.0, description="the free phase stops early once the largest projected force |dF/ds| is below tol (0: never)"
+    )
+    persistent: bool = Field(True, description="warm-start each example's free phase from its last free state")
+    lr: list[float] = Field(
+        [0.1, 0.05],
+        description="learning rate of each weight matrix W_0 .. W_L, input side first; a layer's bias uses the "
+        "rate of the matrix feeding it",
+    )
+    epochs: StepCount = Field(25, description="passes over the training set (run.epochs overrides it)")
+    seeds: list[int] | None = Field(
+        None,
+        description="seeds of the independent runs (initial weights, minibatch order, beta signs); default [run.seed]",
+    )
+    backprop: bool = Field(True, description="also train the feed-forward backprop baseline on the same architecture")
+    bp_lr: list[float] | None = Field(
+        None, description="learning rate of each weight matrix of the backprop baseline (default: lr)"
+    )
+    eval_steps: StepCount = Field(100, description="largest number of relaxation steps of the test-set free phase")
+    eval_tol: NonNegative = Field(
+        1e-4, description="the test-set free phase stops once the largest projected force is below eval_tol"
+    )
+    eval_start: Literal["zero", "persistent"] = Field(
+        "zero",
+        description="test-set free phase starts from the zero state or from each test example's free state of the "
+        "previous evaluation (persistent, as Scellier & Bengio evaluate; deep nets relax slowly from zero)",
+    )
 
     @field_validator("beta")
     @classmethod
@@ -112,13 +122,16 @@ class Training(StrictModel):
 class GradientExperiment(StrictModel):
     """Fields shared by the two gradient experiments: a beta sweep on a small batch at a tight fixed point."""
 
-    #: nudging strengths; the error is stored for every one and its log-log slope fitted over all
-    betas: list[float] = [0.1, 0.03, 0.01, 0.003, 0.001]
-    #: random inputs (uniform in [0, 1]) and one-hot targets in the batch the cost averages over
-    n_examples: PositiveInt = 4
-    #: relaxation to |dF/ds| < tol (float64)
-    tol: Positive = 1e-13
-    max_steps: StepCount = 200_000
+    betas: list[float] = Field(
+        [0.1, 0.03, 0.01, 0.003, 0.001],
+        description="nudging strengths beta (at least two): the error is stored for each and its log-log slope "
+        "fitted over all",
+    )
+    n_examples: PositiveInt = Field(
+        4, description="random inputs (uniform in [0, 1]) with random one-hot targets in the batch the cost averages"
+    )
+    tol: Positive = Field(1e-13, description="every relaxation runs until the largest |dF/ds| is below tol")
+    max_steps: StepCount = Field(200_000, description="largest number of steps of one relaxation")
 
     @field_validator("betas")
     @classmethod
@@ -132,24 +145,24 @@ class GradientExperiment(StrictModel):
 class Theorem(GradientExperiment):
     """EP gradient vs finite differences of ``J(theta) = C(s0_theta)``."""
 
-    #: central finite-difference step on every weight and bias
-    fd_step: Positive = 1e-5
+    fd_step: Positive = Field(1e-5, description="central finite-difference step on every weight and bias")
 
 
 class BPTTMatch(GradientExperiment):
     """Discrete-time EP updates vs truncated BPTT gradients (Ernoult et al. 2019)."""
 
-    estimator: Literal["one_sided", "symmetric"] = "one_sided"
-    #: number of steps K of the nudged phase and of truncated BPTT
-    steps: StepCount = 20
+    estimator: Literal["one_sided", "symmetric"] = Field(
+        "one_sided", description="EP nudging compared with BPTT: one_sided (+beta) or symmetric (+beta and -beta)"
+    )
+    steps: StepCount = Field(20, description="number of steps K of the nudged phase and of truncated BPTT")
 
 
 class Data(StrictModel):
     """The training data: scikit-learn's bundled ``load_digits`` (offline), fixed stratified split."""
 
-    dataset: Literal["digits"] = "digits"
-    test_fraction: float = 0.2
-    split_seed: int = 0
+    dataset: Literal["digits"] = Field("digits", description="scikit-learn's bundled 8x8 digits (1797 images)")
+    test_fraction: float = Field(0.2, description="fraction of the examples held out as the test set, in (0, 1)")
+    split_seed: int = Field(0, description="seed of the stratified train/test split")
 
     @field_validator("test_fraction")
     @classmethod
@@ -162,20 +175,31 @@ class Data(StrictModel):
 class EqPropParams(StrictModel):
     """A layered Hopfield network and the experiment to run on it."""
 
-    experiment: Literal["train", "gradient_theorem", "bptt_match"] = "train"
-    #: units per layer, input first, output last (>= 1 hidden layer)
-    layers: list[PositiveInt] = [64, 500, 10]
-    rho: Literal["hard_sigmoid", "tanh", "clip_half"] = "hard_sigmoid"
-    #: ``mse``: 1/2 ||y - d||^2 on the output states; ``softmax_ce``: cross-entropy of a softmax readout
-    cost: Literal["mse", "softmax_ce"] = "mse"
-    #: relaxation step size
-    eps: float = 0.5
-    #: multiplies the Glorot-uniform bound sqrt(6 / (fan_in + fan_out))
-    init_gain: Positive = 1.0
-    training: Training | None = None
-    theorem: Theorem | None = None
-    bptt: BPTTMatch | None = None
-    data: Data = Data()
+    experiment: Literal["train", "gradient_theorem", "bptt_match"] = Field(
+        "train",
+        description="train (digits, EP beside backprop), gradient_theorem (EP gradient vs finite differences) or "
+        "bptt_match (discrete-time EP updates vs truncated BPTT)",
+    )
+    layers: list[PositiveInt] = Field(
+        [64, 500, 10], description="units per layer, input first, output last (at least one hidden layer)"
+    )
+    rho: Literal["hard_sigmoid", "tanh", "clip_half"] = Field(
+        "hard_sigmoid",
+        description="activation rho: hard_sigmoid clip(s, 0, 1), tanh, or clip_half clip(s/2, 0, 1)",
+    )
+    cost: Literal["mse", "softmax_ce"] = Field(
+        "mse",
+        description="cost C: mse, 1/2 ||y - d||^2 on the output states, or softmax_ce, cross-entropy of a softmax "
+        "readout",
+    )
+    eps: float = Field(0.5, description="step size of the relaxation s <- s - eps dF/ds, in (0, 1]")
+    init_gain: Positive = Field(
+        1.0, description="multiplies the Glorot-uniform bound sqrt(6 / (fan_in + fan_out)) of the initial weights"
+    )
+    training: Training | None = Field(None, description="settings of experiment train")
+    theorem: Theorem | None = Field(None, description="settings of experiment gradient_theorem")
+    bptt: BPTTMatch | None = Field(None, description="settings of experiment bptt_match")
+    data: Data = Field(Data(), description="the training data and its train/test split")
 
     @field_validator("layers")
     @classmethod

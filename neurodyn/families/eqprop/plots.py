@@ -1,4 +1,5 @@
-"""Figures of the ``eqprop`` family (matplotlib, Agg backend)."""
+"""What a finished ``eqprop`` run shows: its figures (matplotlib, Agg backend) and the summary lines
+printed after ``neurodyn run``. Both read the stored result alone, so they work on any file."""
 
 from __future__ import annotations
 
@@ -137,3 +138,42 @@ def plot_training(ds: xr.Dataset, label: str) -> Figure:
     axes[2].set_ylabel("relaxation steps")
     axes[2].legend(fontsize=8)
     return _save(plt, fig, label)
+
+
+def summary(ds: xr.Dataset) -> str:
+    """A few lines per experiment: gradient errors and slopes, EP-BPTT agreement, or final accuracies."""
+    exp = ds.attrs.get("experiment")
+    if exp == "gradient_theorem":
+        return "\n".join(
+            f"  {est}: rel. error {float(ds['grad_rel_error'].sel(estimator=est).max()):.2e} .. "
+            f"{float(ds['grad_rel_error'].sel(estimator=est).min()):.2e}, fitted slope "
+            f"{float(ds['error_slope'].sel(estimator=est)):.3f}"
+            for est in ds["estimator"].values
+        )
+    if exp == "bptt_match":
+        return "\n".join(
+            f"  beta={b:g}: rel. RMSE {float(r):.2e} (neurons {float(rs):.2e}), signs agree {100 * float(s):.1f}%"
+            for b, r, rs, s in zip(
+                ds["beta"].values,
+                ds["rel_rmse"].values,
+                ds["rel_rmse_state"].values,
+                ds["sign_share"].values,
+            )
+        )
+    if exp == "train":
+        lines = []
+        final = ds["test_error"].isel(epoch=-1)
+        for m in ds["rule"].values:
+            v = 100 * (1 - final.sel(rule=m).values)
+            sd = f" ± {v.std(ddof=1):.2f}" if v.size > 1 else ""
+            lines.append(
+                f"  {m}: final test accuracy {v.mean():.2f}{sd} % over {v.size} seed(s), "
+                f"epoch time {float(ds['epoch_time'].sel(rule=m).median()):.3f} s"
+            )
+        last = ds.isel(epoch=-1)
+        lines.append(
+            f"  EP free phase (last epoch): {float(last['free_steps'].mean()):.1f} steps, "
+            f"energy at the fixed point {float(last['energy'].mean()):.3f}"
+        )
+        return "\n".join(lines)
+    return ""

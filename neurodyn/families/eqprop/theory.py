@@ -1,14 +1,19 @@
-"""Theory beside simulation for ``eqprop``: the predicted error slopes and sign agreement."""
+"""Theory beside simulation for ``eqprop``: the predicted error slopes and sign agreement, and the rows
+comparing each EP estimator's training with its backprop peer."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from neurodyn.rows import Z95, Row
 from neurodyn.schema import var_attrs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.families.eqprop.build import EqPropBuilt
 
 SRC_THEOREM = (
     "Scellier & Bengio 2017, Theorem 1: dJ/dtheta = lim_{beta->0} (dF/dtheta(s_beta) - "
@@ -35,15 +40,17 @@ def _slope_theory(k: float, what: str, source: str, rel_tol: float) -> tuple:
     )
 
 
-def theory_dataset(ds: xr.Dataset) -> xr.Dataset:
+def theory(built: EqPropBuilt, ds: xr.Dataset) -> xr.Dataset:
     """Predictions for a gradient_theorem or bptt_match run (none for training runs)."""
-    exp = ds.attrs.get("experiment")
+    p = built.params
+    exp = p.experiment
     out = xr.Dataset()
     if exp == "gradient_theorem":
         out["slope_one_sided_theory"] = _slope_theory(1.0, "error slope, one-sided nudging", SRC_THEOREM, rel_tol=0.15)
         out["slope_symmetric_theory"] = _slope_theory(2.0, "error slope, symmetric nudging", SRC_THEOREM, rel_tol=0.1)
     elif exp == "bptt_match":
-        k = 2.0 if ds.attrs.get("estimator") == "symmetric" else 1.0
+        assert p.bptt is not None
+        k = 2.0 if p.bptt.estimator == "symmetric" else 1.0
         out["rmse_slope_theory"] = _slope_theory(k, "slope of the EP-BPTT relative RMSE", SRC_BPTT, rel_tol=0.15)
         out["rmse_state_slope_theory"] = _slope_theory(
             k, "slope of the EP-BPTT neuron-update relative RMSE", SRC_BPTT, rel_tol=0.15
@@ -74,7 +81,7 @@ def theory_dataset(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def training_rows(ds: xr.Dataset) -> list[Row]:
+def compare_rows(ds: xr.Dataset) -> list[Row]:
     """Each EP estimator's final test error against the backprop peer on the same architecture."""
     if ds.attrs.get("experiment") != "train" or "bp" not in ds["rule"].values:
         return []

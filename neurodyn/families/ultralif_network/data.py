@@ -1,6 +1,9 @@
-"""Datasets: scikit-learn's bundled digits (rate coded) and a generated temporal event-stream task.
+"""The two classification tasks: scikit-learn's bundled digits (rate coded) and a generated temporal
+event-stream task.
 
 Nothing is downloaded: ``load_digits`` ships with scikit-learn, the event task is generated from a seed.
+A module of its own beside :mod:`.build` (which calls it once per run): the event task is a small
+generative model with its own tests (its class is carried by timing alone), not part of the network.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 
 
 @dataclass
-class Dataset:
+class Task:
     """A classification task split into train and test.
 
     ``x_*`` are either static intensities in [0, 1] of shape (N, n_in), rate coded every epoch
@@ -34,7 +37,7 @@ class Dataset:
         return int(self.x_train.shape[-1])
 
 
-def load_digits_split(test_fraction: float = 0.25, split_seed: int = 0) -> Dataset:
+def load_digits_split(test_fraction: float = 0.25, split_seed: int = 0) -> Task:
     """scikit-learn's 8x8 digits (1797 images) scaled to [0, 1], one fixed stratified split."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -44,7 +47,7 @@ def load_digits_split(test_fraction: float = 0.25, split_seed: int = 0) -> Datas
     xtr, xte, ytr, yte = train_test_split(
         x, d.target.astype(np.int64), test_size=test_fraction, random_state=split_seed, stratify=d.target
     )
-    return Dataset("digits", xtr, ytr, xte, yte, 10, static=True)
+    return Task("digits", xtr, ytr, xte, yte, 10, static=True)
 
 
 def rate_encode(x: np.ndarray, T: int, gain: float, rng: np.random.Generator) -> np.ndarray:
@@ -126,7 +129,7 @@ def load_events(
     jitter: float,
     noise_events: float,
     data_seed: int,
-) -> Dataset:
+) -> Task:
     """The temporal event-stream task binned into ``T`` steps (train and test from disjoint streams)."""
     orders = event_orders(n_groups, n_classes, data_seed)
     rng = np.random.default_rng(np.random.SeedSequence([data_seed, 7]))
@@ -134,4 +137,4 @@ def load_events(
     args = (n_groups, channels_per_group, orders, events_per_channel, burst_width, jitter, noise_events, rng)
     s_tr, y_tr = generate_events(n_train, *args)
     s_te, y_te = generate_events(n_test, *args)
-    return Dataset("events", bin_events(s_tr, T, n_ch), y_tr, bin_events(s_te, T, n_ch), y_te, n_classes, static=False)
+    return Task("events", bin_events(s_tr, T, n_ch), y_tr, bin_events(s_te, T, n_ch), y_te, n_classes, static=False)

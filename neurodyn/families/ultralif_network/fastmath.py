@@ -6,6 +6,9 @@ pass. These versions are plain arithmetic, so a loop over neurons compiles to SI
 
 Accuracy (checked in ``tests/unit/test_ultralif_forward.py``): within a few ulp of libm over the whole
 range used, subnormal results included.
+
+A module of its own beside :mod:`.kernels`: a small numerical library (with its own accuracy tests and
+an LLVM intrinsic) that knows nothing of neurons.
 """
 
 from __future__ import annotations

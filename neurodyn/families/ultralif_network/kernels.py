@@ -1,4 +1,5 @@
-"""Numba kernels: forward pass and exact BPTT backward pass of feed-forward spiking networks.
+"""Numba kernels: forward pass and exact BPTT backward pass of feed-forward spiking networks, the Adam
+step, and the single-neuron trajectories of the bounds experiment.
 
 Network (papers/ultralif.md, "Network"): hidden layers ``l = 1..L`` driven by the current
 ``I_l(t) = W_l s_{l-1}(t) + b_l`` (``s_0 = x``, the encoded input), output
@@ -27,19 +28,27 @@ finite differences.
 
 Parameters live in one flat float64 vector; ``offs[l] = (W, b, log_eps, tau_param)`` offsets of hidden
 layer ``l`` and ``offs[L] = (W_out, b_out, -1, -1)``. Weights are row-major ``(n_out_of_layer, n_in)``.
+
+The kernels take their arrays bundled in Numba named tuples: the network (:class:`Net`), the neuron model
+(:class:`Neuron`), a minibatch's work arrays (:class:`Buffers`), the optimiser (:class:`Adam`) and a
+trajectory's outputs (:class:`Trajectory`). The integer codes of ``Neuron.kind`` and
+``Neuron.surrogate`` are :data:`~.params.KIND_CODES` and :data:`~.params.SURROGATE_CODES`.
+
+:func:`batch_forward_backward` has no serial twin: it runs its ``prange`` loops on however many threads
+:func:`neurodyn.stepping.kernel_threads` allows (one by default), and its results do not depend on that
+number.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from neurodyn.families.ultralif_network.fastmath import fexp, flog1p01, flog1p02, fsigmoid
-from neurodyn.families.ultralif_network.names import KIND_CODES, SURROGATE_CODES  # noqa: F401 (re-export)
 
-LOG2 = math.log(2.0)
 #: LLVM may fuse a * b + c into one FMA instruction (one rounding instead of two); no other fast-math
 #: licence, so results change only at the rounding level, and stay bitwise reproducible on one machine
 CONTRACT = {"contract"}
@@ -56,6 +65,63 @@ PRANGE_ONLY = {
     "stencil": False,
     "fusion": False,
 }
+
+
+class Net(NamedTuple):
+    """A network's parameters and their layout."""
+
+    params: np.ndarray  #: (n_params,) float64 flat parameter vector
+    offs: np.ndarray  #: (L + 1, 4) int64 offsets (W, b, log_eps, tau_param) per hidden layer, then the readout
+    sizes: np.ndarray  #: (L + 2,) int64 [n_in, hidden..., n_out]
+
+
+class Neuron(NamedTuple):
+    """The neuron model of every hidden layer."""
+
+    kind: int  #: neuron kind code (``KIND_CODES``)
+    surrogate: int  #: surrogate gradient code (``SURROGATE_CODES``) of the hard-threshold kinds
+    surrogate_k: float  #: sharpness of the surrogate
+    smooth: int  #: 1: the hard-threshold kinds' forward spike is the surrogate's primitive (gradient checks)
+    theta: float  #: threshold
+    v_reset: float  #: reset value
+    eps_lo: float  #: lower clamp of eps = exp(log_eps)
+    eps_hi: float  #: upper clamp of eps
+
+
+class Buffers(NamedTuple):
+    """Per-sample work arrays of one minibatch (first axis: the sample); H is the widest hidden layer."""
+
+    VOLD: np.ndarray  #: (B, L, T, H) membrane potential before the step
+    CUR: np.ndarray  #: (B, L, T, H) input current
+    PRE: np.ndarray  #: (B, L, T, H) pre-spike potential P
+    S: np.ndarray  #: (B, L, T, H) spikes
+    AUX: np.ndarray  #: (B, L, T, 4, H) softmax weights and LSE value of the LSE kinds
+    DS: np.ndarray  #: (B, L, T, H) dLoss/ds of the backward pass
+    logits: np.ndarray  #: (B, n_out)
+    loss: np.ndarray  #: (B,) loss of each sample
+    ce: np.ndarray  #: (B,) cross-entropy of each sample
+
+
+class Adam(NamedTuple):
+    """Adam's moment estimates and settings, and the projection of log_eps after each step."""
+
+    m: np.ndarray  #: first moments
+    v: np.ndarray  #: second moments
+    mask: np.ndarray  #: int8, 1 for the parameters the optimiser updates
+    beta1: float
+    beta2: float
+    eps: float  #: Adam's denominator offset
+    log_eps_idx: np.ndarray  #: positions of the log_eps entries
+    log_lo: float  #: log eps_lo
+    log_hi: float  #: log eps_hi
+
+
+class Trajectory(NamedTuple):
+    """Outputs of :func:`trajectories`, each ``(steps, n)``."""
+
+    P: np.ndarray  #: pre-spike potentials
+    S: np.ndarray  #: spikes
+    slope: np.ndarray  #: dV(t+1)/dP(t) of the reset map
 
 
 @njit(cache=True)
@@ -244,13 +310,27 @@ def _weight_grad(DI, inp):
 
 
 @njit(cache=True, error_model="numpy", fastmath=CONTRACT)
-def _forward_layer(b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, tau0, C, bias, VOLD, CUR, PRE, S, AUX):
+def _forward_layer(
+    b: int,
+    l: int,
+    n: int,
+    neuron: Neuron,
+    eps: float,
+    ltau: float,
+    tau0: float,
+    C: np.ndarray,
+    bias: np.ndarray,
+    buf: Buffers,
+) -> None:
     """Time loop of hidden layer ``l`` for sample ``b``; the input current ``C + bias`` is precomputed.
 
     The neuron loop has no calls and no branches between kinds, so LLVM vectorises it (the Ultra kinds
-    use :mod:`.fastmath`). Histories: VOLD/CUR/PRE/S (B, L, T, H); AUX (B, L, T, 4, H) softmax weights
-    and LSE value of the ``ultradlif`` kinds.
+    use :mod:`.fastmath`). Writes the histories VOLD/CUR/PRE/S of ``buf`` and, for the LSE kinds, AUX
+    (softmax weights and LSE value).
     """
+    kind, sg, sg_k, smooth = neuron.kind, neuron.surrogate, neuron.surrogate_k, neuron.smooth
+    theta, v_reset = neuron.theta, neuron.v_reset
+    VOLD, CUR, PRE, S, AUX = buf.VOLD, buf.CUR, buf.PRE, buf.S, buf.AUX
     T = VOLD.shape[2]
     inv_eps = 1.0 / eps
     v = np.full(n, v_reset)
@@ -373,14 +453,28 @@ def _loss_sample(logits, label, S, sizes, T, lam):
 
 
 @njit(cache=True, error_model="numpy", fastmath=CONTRACT)
-def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VOLD, CUR, PRE, S, AUX, DS, DI, part):
+def _backward_layer(
+    b: int,
+    l: int,
+    n: int,
+    neuron: Neuron,
+    eps: float,
+    ltau: float,
+    tau0: float,
+    buf: Buffers,
+    DI: np.ndarray,
+    part: np.ndarray,
+) -> None:
     """Reverse time loop of hidden layer ``l`` for sample ``b``.
 
-    Takes DS (dLoss/ds of this layer, including the paths through later layers) and writes the gradient
-    w.r.t. the input current into ``DI[b*T + t]``; the weight, bias and previous-layer gradients are then
-    matrix products over the whole batch. ``part[b] = (d eps, d log tau0, d tau0)`` of this sample, summed
-    by the caller in sample order (the same sum for any number of threads).
+    Takes ``buf.DS`` (dLoss/ds of this layer, including the paths through later layers) and writes the
+    gradient w.r.t. the input current into ``DI[b*T + t]``; the weight, bias and previous-layer gradients
+    are then matrix products over the whole batch. ``part[b] = (d eps, d log tau0, d tau0)`` of this
+    sample, summed by the caller in sample order (the same sum for any number of threads).
     """
+    kind, sg, sg_k = neuron.kind, neuron.surrogate, neuron.surrogate_k
+    theta, v_reset = neuron.theta, neuron.v_reset
+    VOLD, CUR, PRE, S, AUX, DS = buf.VOLD, buf.CUR, buf.PRE, buf.S, buf.AUX, buf.DS
     T = VOLD.shape[2]
     ultra = kind >= 2
     diff = kind == 3 or kind == 5
@@ -525,32 +619,15 @@ def _backward_layer(b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VO
 
 @njit(cache=True, parallel=PRANGE_ONLY, error_model="numpy")
 def batch_forward_backward(
-    params,
-    offs,
-    sizes,
-    kind,
-    sg,
-    sg_k,
-    smooth,
-    theta,
-    v_reset,
-    eps_lo,
-    eps_hi,
-    lam,
-    X,
-    labels,
-    need_grad,
-    VOLD,
-    CUR,
-    PRE,
-    S,
-    AUX,
-    DS,
-    logits,
-    loss,
-    ce,
-    grad,
-):
+    net: Net,
+    neuron: Neuron,
+    X: np.ndarray,
+    labels: np.ndarray,
+    lam: float,
+    need_grad: bool,
+    buf: Buffers,
+    grad: np.ndarray,
+) -> None:
     """Forward (and, if ``need_grad``, backward) pass of a minibatch; ``grad`` gets the batch *sum*.
 
     Layer by layer over the whole batch: the synaptic products of all samples and steps are single BLAS
@@ -561,11 +638,25 @@ def batch_forward_backward(
 
     Parameters
     ----------
-    X : (B, T, n_in) float64 encoded input, C-contiguous.
-    labels : (B,) int64.
-    VOLD, CUR, PRE, S, DS : (B, L, T, H) workspaces (H = widest hidden layer); AUX : (B, L, T, 4, H).
-    logits : (B, n_out); loss, ce : (B,); grad : (n_params,) (overwritten when ``need_grad``).
+    net : Net
+        Parameters and layout.
+    neuron : Neuron
+        The hidden layers' neuron model.
+    X : (B, T, n_in) float64
+        Encoded input, C-contiguous.
+    labels : (B,) int64
+    lam : float
+        Sparsity weight lambda of the loss.
+    need_grad : bool
+        Run the backward pass.
+    buf : Buffers
+        Work arrays of at least B samples; logits, loss and ce are the per-sample results.
+    grad : (n_params,) float64
+        Overwritten with the summed gradient when ``need_grad``.
     """
+    params, offs, sizes = net.params, net.offs, net.sizes
+    eps_lo, eps_hi = neuron.eps_lo, neuron.eps_hi
+    S, DS, logits, loss, ce = buf.S, buf.DS, buf.logits, buf.loss, buf.ce
     B = X.shape[0]
     T = X.shape[1]
     L = sizes.shape[0] - 2
@@ -579,9 +670,7 @@ def batch_forward_backward(
         tau0 = sigmoid(params[offs[l, 3]])
         ltau = math.log(tau0)
         for b in prange(B):
-            _forward_layer(
-                b, l, n, kind, sg, sg_k, smooth, theta, v_reset, eps, ltau, tau0, C, bias, VOLD, CUR, PRE, S, AUX
-            )
+            _forward_layer(b, l, n, neuron, eps, ltau, tau0, C, bias, buf)
     n_out = sizes[L + 1]
     nL = sizes[L]
     wo = offs[L, 0]
@@ -641,9 +730,7 @@ def batch_forward_backward(
         ltau = math.log(tau0)
         DI = np.empty((B * T, n))
         for b in prange(B):
-            _backward_layer(
-                b, l, n, kind, sg, sg_k, theta, v_reset, eps, ltau, tau0, VOLD, CUR, PRE, S, AUX, DS, DI, part
-            )
+            _backward_layer(b, l, n, neuron, eps, ltau, tau0, buf, DI, part)
         # I = W s_prev + b over all samples and steps: dW = DI^T x input, dS_prev = DI x W
         gW = _weight_grad(DI, _layer_input(X, S, l, n_prev))
         for i in range(n):
@@ -671,12 +758,15 @@ def batch_forward_backward(
 
 
 @njit(cache=True)
-def adam_step(params, grad, m, v, mask, lr, beta1, beta2, eps_adam, step, log_eps_idx, log_lo, log_hi):
-    """One Adam update of the masked parameters, then project log_eps into [log eps_lo, log eps_hi].
+def adam_step(params: np.ndarray, grad: np.ndarray, adam: Adam, lr: float, step: int) -> None:
+    """Adam update number ``step`` (from 1) at rate ``lr`` of the masked parameters, then project log_eps
+    into [log eps_lo, log eps_hi].
 
     The projection keeps a clipped eps from losing its gradient for good (with a plain clamp in the
     forward pass, a log_eps that drifted out of range would never come back).
     """
+    m, v, mask, beta1, beta2, eps_adam = adam.m, adam.v, adam.mask, adam.beta1, adam.beta2, adam.eps
+    log_lo, log_hi = adam.log_lo, adam.log_hi
     c1 = 1.0 - beta1**step
     c2 = 1.0 - beta2**step
     for k in range(params.shape[0]):
@@ -686,8 +776,67 @@ def adam_step(params, grad, m, v, mask, lr, beta1, beta2, eps_adam, step, log_ep
         m[k] = beta1 * m[k] + (1.0 - beta1) * gk
         v[k] = beta2 * v[k] + (1.0 - beta2) * gk * gk
         params[k] -= lr * (m[k] / c1) / (math.sqrt(v[k] / c2) + eps_adam)
-    for idx in log_eps_idx:
+    for idx in adam.log_eps_idx:
         if params[idx] < log_lo:
             params[idx] = log_lo
         elif params[idx] > log_hi:
             params[idx] = log_hi
+
+
+@njit(cache=True)
+def trajectories(
+    I: np.ndarray,
+    eps: float,
+    tau0: float,
+    theta: float,
+    v_reset: float,
+    diffusion: int,
+    reset: int,
+    soft: int,
+    out: Trajectory,
+) -> None:
+    """Run ``n`` neurons for ``steps`` steps; write pre-spike potentials, spikes, reset-map slopes into ``out``.
+
+    Parameters
+    ----------
+    I : (steps, n) input current.
+    eps : temperature (used when ``soft``).
+    diffusion : 0 single neurons ``P = LSE_eps(V + log tau0, I)`` (max when hard); 1 ring
+        ``P_i = LSE_eps(V_{i-1}, V_i, V_{i+1}) + log tau0 + I_i``.
+    reset : 1 applies ``V = P (1 - s) + v_reset s``; 0 keeps ``V = P`` (pure max-plus recursion).
+    soft : 1 LSE and ``s = sigmoid((P - theta)/eps)``; 0 max and ``s = H(P - theta)``.
+    out : Trajectory of (steps, n) arrays; ``slope = dV(t+1)/dP(t)`` of the reset map.
+    """
+    P, S, slope = out.P, out.S, out.slope
+    steps, n = I.shape
+    ltau = math.log(tau0)
+    v = np.full(n, v_reset)
+    for t in range(steps):
+        for i in range(n):
+            if diffusion:
+                a = v[(i - 1) % n]
+                b = v[i]
+                c = v[(i + 1) % n]
+                if soft:
+                    p, _, _, _ = lse3(a, b, c, eps)
+                else:
+                    p = max(a, max(b, c))
+                p += ltau + I[t, i]
+            else:
+                if soft:
+                    p, _, _ = lse2(v[i] + ltau, I[t, i], eps)
+                else:
+                    p = max(v[i] + ltau, I[t, i])
+            if soft:
+                s = sigmoid((p - theta) / eps)
+                slope[t, i] = (1.0 - s) + (v_reset - p) * s * (1.0 - s) / eps
+            else:
+                s = 1.0 if p > theta else 0.0
+                slope[t, i] = 1.0 - s
+            P[t, i] = p
+            S[t, i] = s
+        for i in range(n):
+            if reset:
+                v[i] = P[t, i] * (1.0 - S[t, i]) + v_reset * S[t, i]
+            else:
+                v[i] = P[t, i]

@@ -10,6 +10,10 @@ Two experiments share one schema:
   every ``bounds.eps`` and measures the distance to the max-plus limit against the paper's bounds.
 
 Neuron constants (``theta``, ``tau0``, ``v_reset``) are dimensionless (the paper's units).
+
+The neuron kinds and surrogate gradients a scenario may name are defined here with the integer codes the
+kernels take (:data:`KIND_CODES`, :data:`SURROGATE_CODES`): one home for the names, importable without
+compiling anything.
 """
 
 from __future__ import annotations
@@ -20,9 +24,21 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue, did_you_mean
-from neurodyn.families.ultralif_network.names import KIND_CODES, SURROGATE_CODES
 from neurodyn.schema import StrictModel
 
+#: neuron kind -> integer code passed to the kernels
+KIND_CODES: dict[str, int] = {
+    "lif": 0,
+    "maxplus_lif": 1,
+    "ultralif": 2,
+    "ultradlif": 3,
+    "ultraplif": 4,
+    "ultradplif": 5,
+}
+#: surrogate gradient -> integer code
+SURROGATE_CODES: dict[str, int] = {"sigmoid": 0, "atan": 1}
+#: kinds with a hard threshold, trained with a surrogate gradient
+SURROGATE_KINDS = ("lif", "maxplus_lif")
 DATASETS = ("digits", "events")
 KINDS = tuple(KIND_CODES)
 
@@ -30,20 +46,18 @@ KINDS = tuple(KIND_CODES)
 class EventsTask(StrictModel):
     """The generated temporal task (see :func:`~.data.generate_events`)."""
 
-    n_train: int = Field(1200, ge=10)
-    n_test: int = Field(600, ge=10)
-    n_groups: int = Field(4, ge=2, le=7)
-    channels_per_group: int = Field(8, ge=1)
-    n_classes: int = Field(6, ge=2)
-    #: mean events per channel in its group's burst
-    events_per_channel: float = Field(2.0, gt=0)
-    #: burst window, as a fraction of one slot (1 / n_groups of the stream)
-    burst_width: float = Field(0.5, gt=0, le=1)
-    #: burst start shifted by U(-jitter, jitter) slots
-    jitter: float = Field(0.2, ge=0, le=0.5)
-    #: mean background events per channel per stream
-    noise_events: float = Field(0.5, ge=0)
-    data_seed: int = Field(0, ge=0)
+    n_train: int = Field(1200, ge=10, description="event streams in the training set")
+    n_test: int = Field(600, ge=10, description="event streams in the test set")
+    n_groups: int = Field(4, ge=2, le=7, description="channel groups whose burst order is the class")
+    channels_per_group: int = Field(8, ge=1, description="input channels per group")
+    n_classes: int = Field(6, ge=2, description="classes: distinct burst orders of the groups (at most n_groups!)")
+    events_per_channel: float = Field(2.0, gt=0, description="mean events per channel in its group's burst")
+    burst_width: float = Field(
+        0.5, gt=0, le=1, description="burst window, as a fraction of one slot (1 / n_groups of the stream)"
+    )
+    jitter: float = Field(0.2, ge=0, le=0.5, description="burst start shifted by U(-jitter, jitter) slots")
+    noise_events: float = Field(0.5, ge=0, description="mean background events per channel per stream")
+    data_seed: int = Field(0, ge=0, description="seed of the generated streams (the same task for every run)")
 
     @model_validator(mode="after")
     def _classes(self) -> EventsTask:
@@ -59,18 +73,19 @@ class EventsTask(StrictModel):
 class BoundsConfig(StrictModel):
     """The eps sweep of the bounds experiment."""
 
-    eps: list[float] = [2.0, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02]
-    #: time steps per trajectory
-    steps: int = Field(50, ge=1)
-    #: independent trajectories (single UltraLIF neurons, and the size of the UltraDLIF ring)
-    n_neurons: int = Field(200, ge=3)
-    #: input I(t) ~ U(input_low, input_high), i.i.d. per neuron and step
-    input_low: float = -1.0
-    input_high: float = 1.0
-    #: random vectors for the LSE / sigmoid lemmas
-    n_samples: int = Field(20000, ge=10)
-    #: length n of the LSE argument vectors (Lemma 3.2)
-    lse_terms: int = Field(5, ge=1)
+    eps: list[float] = Field(
+        [2.0, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02], description="temperatures eps of the soft maximum to sweep (each > 0)"
+    )
+    steps: int = Field(50, ge=1, description="time steps per trajectory")
+    n_neurons: int = Field(
+        200, ge=3, description="independent single UltraLIF neurons, and the size of the UltraDLIF ring"
+    )
+    input_low: float = Field(
+        -1.0, description="lower end of the input I(t) ~ U(input_low, input_high), per neuron and step"
+    )
+    input_high: float = Field(1.0, description="upper end of the input I(t) ~ U(input_low, input_high)")
+    n_samples: int = Field(20000, ge=10, description="random vectors for the LSE and sigmoid lemmas")
+    lse_terms: int = Field(5, ge=1, description="length n of the LSE argument vectors (Lemma 3.2)")
 
     @field_validator("eps")
     @classmethod
@@ -92,41 +107,55 @@ class BoundsConfig(StrictModel):
 class UltraLIFParams(StrictModel):
     """Parameters of an ``ultralif_network`` run (defaults: the paper's, papers/ultralif.md)."""
 
-    experiment: Literal["train", "bounds"] = "train"
-    dataset: str = "digits"
-    #: neuron kinds to train, each a model of the result's ``model`` dimension
-    kinds: list[str] = ["ultralif"]
-    #: surrogate gradients for the hard-threshold kinds (lif, maxplus_lif); one model per surrogate
-    surrogates: list[str] = ["sigmoid"]
-    #: training seeds (default: [run.seed])
-    seeds: list[int] | None = None
-    #: sparsity weights lambda of L = CE + lambda * mean spike rate
-    sparsity: list[float] = [0.0]
-    hidden: list[int] = [64]
-    #: time steps per sample
-    T: int = 10
-    #: initial temperature eps = exp(log_eps)
-    eps: float = 1.0
-    learn_eps: bool = True
-    eps_min: float = 0.1
-    eps_max: float = 20.0
-    theta: float = 0.5
-    tau0: float = 0.9
-    v_reset: float = 0.0
-    sigmoid_sharpness: float = Field(10.0, gt=0)
-    atan_alpha: float = Field(2.0, gt=0)
-    #: Bernoulli rate coding P(spike) = input_gain * pixel
-    input_gain: float = Field(0.5, gt=0, le=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    #: default epoch count (run.epochs overrides it)
-    epochs: int = Field(30, ge=1)
-    #: digits: independent rate encodings of the test set averaged in the test figures
-    test_repeats: int = Field(1, ge=1)
-    #: digits: fraction held out as the fixed test split
-    test_fraction: float = Field(0.25, gt=0, lt=1)
-    events: EventsTask = EventsTask()
-    bounds: BoundsConfig = BoundsConfig()
+    experiment: Literal["train", "bounds"] = Field(
+        "train",
+        description="train (networks on a dataset, per-epoch curves) or bounds (single neurons against their "
+        "max-plus limits as eps -> 0)",
+    )
+    dataset: str = Field(
+        "digits", description="digits (scikit-learn's 8x8 digits, rate coded) or events (generated event streams)"
+    )
+    kinds: list[str] = Field(
+        ["ultralif"], description="neuron kinds to train, each a model of the result's model dimension"
+    )
+    surrogates: list[str] = Field(
+        ["sigmoid"],
+        description="surrogate gradients (sigmoid, atan) of the hard-threshold kinds lif and maxplus_lif; one "
+        "model per surrogate",
+    )
+    seeds: list[int] | None = Field(
+        None, description="training seeds, one run per seed (initial weights, order, encoding); default [run.seed]"
+    )
+    sparsity: list[float] = Field(
+        [0.0], description="sparsity weights lambda of the loss L = CE + lambda * mean spike rate"
+    )
+    hidden: list[int] = Field([64], description="widths of the hidden spiking layers")
+    T: int = Field(10, description="time steps per sample")
+    eps: float = Field(1.0, description="initial temperature eps = exp(log_eps) of the soft maximum")
+    learn_eps: bool = Field(True, description="train eps of the Ultra kinds (one per hidden layer)")
+    eps_min: float = Field(0.1, description="lower clamp of eps during training")
+    eps_max: float = Field(20.0, description="upper clamp of eps during training")
+    theta: float = Field(0.5, description="firing threshold of the membrane potential (dimensionless)")
+    tau0: float = Field(
+        0.9, description="leak factor tau0 = 1 - dt/tau_m per step, in (0, 1) (initial value for P kinds)"
+    )
+    v_reset: float = Field(0.0, description="reset potential after a spike (below theta)")
+    sigmoid_sharpness: float = Field(10.0, gt=0, description="slope k of the sigmoid surrogate sigmoid(k x)")
+    atan_alpha: float = Field(2.0, gt=0, description="sharpness alpha of the ATan surrogate")
+    input_gain: float = Field(
+        0.5, gt=0, le=1, description="Bernoulli rate coding of digits: P(spike) = input_gain * pixel intensity"
+    )
+    batch_size: int = Field(128, ge=1, description="samples per minibatch")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate at the start of the cosine schedule")
+    epochs: int = Field(30, ge=1, description="passes over the training set (run.epochs overrides it)")
+    test_repeats: int = Field(
+        1, ge=1, description="digits: independent rate encodings of the test set averaged in the test figures"
+    )
+    test_fraction: float = Field(
+        0.25, gt=0, lt=1, description="digits: fraction of the images held out as the fixed test split"
+    )
+    events: EventsTask = Field(EventsTask(), description="the generated event-stream task (dataset: events)")
+    bounds: BoundsConfig = Field(BoundsConfig(), description="the eps sweep of experiment bounds")
 
     @field_validator("dataset")
     @classmethod
@@ -218,7 +247,7 @@ class UltraLIFParams(StrictModel):
         """``(label, kind, surrogate)`` per trained model: surrogate kinds once per surrogate."""
         out = []
         for k in self.kinds:
-            if k in ("lif", "maxplus_lif"):
+            if k in SURROGATE_KINDS:
                 out += [(f"{k}[{s}]", k, s) for s in self.surrogates]
             else:
                 out.append((k, k, self.surrogates[0]))

@@ -1,4 +1,5 @@
-"""Figures of ``neurodyn plot`` for ultralif_network runs (matplotlib, Agg backend)."""
+"""What a finished ``ultralif_network`` run shows: its figures (matplotlib, Agg backend) and the summary
+lines printed after ``neurodyn run``. Both read the stored result alone, so they work on any file."""
 
 from __future__ import annotations
 
@@ -14,16 +15,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 
-def plot_training(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
-    """Write the figures of :func:`figures_training` as ``<stem>_<label>.png``."""
-    headless()
-    return save_figures(figures_training(ds), out_dir, stem, dpi=110)
+def figures(ds: xr.Dataset) -> list[Figure]:
+    """The figures of the experiment stored in the run."""
+    if ds.attrs.get("experiment") == "bounds":
+        return figures_bounds(ds)
+    return figures_training(ds)
 
 
-def plot_bounds(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
-    """Write the figures of :func:`figures_bounds` as ``<stem>_<label>.png``."""
+def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
+    """Write the figures of :func:`figures` as ``<stem>_<label>.png``."""
     headless()
-    return save_figures(figures_bounds(ds), out_dir, stem, dpi=110)
+    return save_figures(figures(ds), out_dir, stem, dpi=110)
 
 
 def figures_training(ds: xr.Dataset) -> list[Figure]:
@@ -140,3 +142,40 @@ def figures_bounds(ds: xr.Dataset) -> list[Figure]:
     fig.set_label("trajectories")
     figs.append(fig)
     return figs
+
+
+def summary(ds: xr.Dataset) -> str:
+    """The bounds experiment's ratios per eps, or each model's final test accuracy and spike rate."""
+    if ds.attrs.get("experiment") == "bounds":
+        lines = [
+            "max error / (t eps log m), all and margin-holding steps; fractions of (neuron, step)",
+            "eps       UltraLIF all  margin  margin-fails  violated   UltraDLIF all  margin",
+        ]
+        for i, e in enumerate(ds["eps"].values):
+            keys = (
+                "v_ratio_all_max",
+                "v_ratio_margin_max",
+                "v_margin_fail_fraction",
+                "v_violation_fraction",
+                "d_ratio_all_max",
+                "d_ratio_margin_max",
+            )
+            v = {k: float(ds[k][i]) for k in keys}
+            lines.append(
+                f"{e:<8.3g} {v['v_ratio_all_max']:13.3f} {v['v_ratio_margin_max']:7.3f} "
+                f"{v['v_margin_fail_fraction']:13.3f} {v['v_violation_fraction']:9.3f} "
+                f"{v['d_ratio_all_max']:14.3f} {v['d_ratio_margin_max']:7.3f}"
+            )
+        return "\n".join(lines)
+    acc = ds["final_test_accuracy"]
+    lines = [
+        f"final test accuracy ({ds.attrs.get('dataset')}, T={ds.attrs.get('T')}, "
+        f"{ds.sizes['seed']} seed(s), mean ± std):"
+    ]
+    for lam in ds["sparsity"].values:
+        for m in ds["model"].values:
+            a = acc.sel(model=m, sparsity=lam).values
+            rate = float(ds["spike_rate"].sel(model=m, sparsity=lam).isel(epoch=-1).mean())
+            sd = f" ± {a.std(ddof=1):.4f}" if a.size > 1 else ""
+            lines.append(f"  {m:22s} lambda={lam:<5g} {a.mean():.4f}{sd}   spike rate {rate:.3f}")
+    return "\n".join(lines)

@@ -4,6 +4,9 @@ Same equations, parameter layout and loss as :mod:`.kernels`, written the way on
 matrix product per layer and time step, the batch as the leading axis). Used by the tests as an
 independent implementation and by ``benchmarks/bench_ultralif.py`` as the speed baseline. Hard-threshold
 kinds use the sigmoid surrogate (sharpness ``spec.surrogate_k``).
+
+An extra module of the family, not part of its run (nothing in the run imports it): it lives beside the
+kernels it checks so that both change together.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from neurodyn.families.ultralif_network.network import NetSpec
+from neurodyn.families.ultralif_network.build import NetSpec
 
 
 def _unpack(spec: NetSpec, p: np.ndarray, l: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""The paper's bounds as ``*_bound`` variables beside the measured quantities of :mod:`.bounds`.
+"""The paper's bounds as ``*_bound`` variables beside the measured quantities of the bounds experiment
+(:func:`.engine.bounds`); a training run has no theory variables.
 
 Source: J. Miñoza, "UltraLIF: Fully Differentiable Spiking Neural Networks via Ultradiscretization and
 Max-Plus Algebra", arXiv:2602.11206 (2026); statements as recorded in papers/ultralif.md.
@@ -7,20 +8,27 @@ Max-Plus Algebra", arXiv:2602.11206 (2026); statements as recorded in papers/ult
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from neurodyn.schema import var_attrs
 
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.families.ultralif_network.build import UltraLIFBuilt
+
 PAPER = "Minoza 2026, arXiv:2602.11206"
 
 
-def bounds_theory(params, ds: xr.Dataset) -> xr.Dataset:
-    """Upper (and one lower) bounds for every measured variable of the bounds experiment."""
+def theory(built: UltraLIFBuilt, ds: xr.Dataset) -> xr.Dataset:
+    """Upper (and one lower) bounds for every measured variable of the bounds experiment (none for training)."""
+    p = built.params
+    if p.experiment != "bounds":
+        return xr.Dataset()
     eps = ds["eps"].values
-    n = params.bounds.lse_terms
-    steps = params.bounds.steps
+    n = p.bounds.lse_terms
+    steps = p.bounds.steps
     ones = np.ones_like(eps)
     out: dict[str, tuple] = {}
 
