@@ -9,10 +9,14 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from neurodyn.errors import SimulationError
-from neurodyn.families.lif_network import engine, kernels
-from neurodyn.families.lif_network.engine import simulate_numba
-from neurodyn.families.lif_network.network import build_network, streams
+from neurodyn.families.lif_network import LIFNetwork, build, engine, kernels
+from neurodyn.families.lif_network.build import streams
 from neurodyn.stepping import Status
+
+
+def simulate_numba(sc):
+    """Check and build ``sc``, then run it with the Numba engine."""
+    return engine.simulate(LIFNetwork().prepare(sc))
 
 
 def kicker(v_rest: str = "-70 mV") -> dict:
@@ -219,28 +223,24 @@ def test_nan_status_stops_run(lif_scenario):
         {"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}},
         duration="50 ms",
     )
-    net = build_network(sc)
-    net.v0[1] = np.nan
-    st = engine.kernel_state(net, 1e-4, np.zeros(0, dtype=np.int64), 1, 10)
-    status, step, n_spk, bad = kernels.advance(0, 10, streams(1)[2], *st.args)
+    built = build.build(sc)
+    built.network.v0[1] = np.nan
+    state, rec = engine.new_state(built), engine.new_recording(built)
+    status, step, n_spk, bad = kernels.advance(
+        0, 10, streams(1)[2], state, built.neurons, built.synapses, built.inputs, rec
+    )
     assert (status, step, n_spk, bad) == (Status.NAN, 0, 0, 1)
 
 
-def test_simulation_error_for_nan(monkeypatch, lif_scenario):
+def test_simulation_error_for_nan(lif_scenario):
     sc = lif_scenario(
         {"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}},
         duration="50 ms",
     )
-    real = engine.build_network
-
-    def poisoned(s):
-        net = real(s)
-        net.v0[2] = np.nan
-        return net
-
-    monkeypatch.setattr(engine, "build_network", poisoned)
+    built = LIFNetwork().prepare(sc)
+    built.network.v0[2] = np.nan  # a run starts from the build's initial potentials
     with pytest.raises(SimulationError, match="neuron 2"):
-        simulate_numba(sc)
+        engine.simulate(built)
 
 
 def test_probe_sampling_every(lif_scenario):
@@ -269,11 +269,11 @@ def test_poisson_cdf_table_matches_scipy():
     from scipy.stats import poisson
 
     for lam in (1e-4, 0.3, 2.0, 29.0):
-        table = kernels.poisson_cdf_table(lam)
+        table = build.poisson_cdf_table(lam)
         ref = poisson.cdf(np.arange(table.size), lam)
         np.testing.assert_allclose(table[:-1], ref[:-1], rtol=0, atol=1e-15)
         assert table[-1] == 1.0 and poisson.sf(table.size - 2, lam) < 1e-16
-    assert kernels.poisson_cdf_table(31.0).size == 0  # large means use Generator.poisson
+    assert build.poisson_cdf_table(31.0).size == 0  # large means use Generator.poisson
 
 
 def test_new_parameters_and_structures_never_recompile(lif_scenario):
@@ -329,10 +329,10 @@ def test_current_kernel_against_quadrature_and_limits():
 
     dt = 1e-4
     for tm, tc in [(0.02, 0.005), (0.02, 0.02), (0.02, 0.0200001), (1e-3, 2e-3), (1e-4, 2e-4), (5e-5, 0.02)]:
-        k = kernels.current_kernel(dt, np.array([tm]), tc)[0]
+        k = build.current_kernel(dt, np.array([tm]), tc)[0]
         ref, _ = quad(
             lambda s, tm=tm, tc=tc: math.exp(-(dt - s) / tm) * math.exp(-s / tc) / tm, 0, dt, epsabs=0, epsrel=1e-13
         )
         assert k == pytest.approx(ref, rel=1e-12)
-    stiff = kernels.current_kernel(dt, np.array([1e-9]), 0.005)[0]  # v follows x instantly
+    stiff = build.current_kernel(dt, np.array([1e-9]), 0.005)[0]  # v follows x instantly
     assert stiff == pytest.approx(0.005 / (0.005 - 1e-9) * math.exp(-dt / 0.005), rel=1e-12)
