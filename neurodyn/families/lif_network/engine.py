@@ -137,13 +137,9 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
     net = built.network
     rng = built.dynamics_rng()
     writer = stream_writer()
-    stream = None
-    if writer is None:
-        rec = new_recording(built)
-    else:
-        rows = writer.rows(8 * built.probe.size) if built.probe.size else 0
-        rec = new_recording(built, probe_rows=rows)
-        stream = StreamRecorder(built, writer)
+    stream = None if writer is None else StreamRecorder(built, writer)
+    # a streamed run's probe buffer holds one block of rows, appended to the file whenever it is full
+    rec = new_recording(built, probe_rows=None if stream is None else stream.probe_rows)
     state = new_state(built)
     steps_out: list[np.ndarray] = []
     idx_out: list[np.ndarray] = []
