@@ -186,6 +186,56 @@ def test_bytes_per_synapse(lif_scenario):
     assert p.n_synapses == 20000 * 200 and per_syn <= 4.05
 
 
+def test_network_is_built_once_per_run_and_read_by_simulation_and_theory(monkeypatch, lif_scenario):
+    """``neurodyn.simulate`` builds the network once (in ``prepare``): the engine runs that build and the
+    theory measures a graph rule's in-degrees on it, without a second construction."""
+    import neurodyn
+    from neurodyn.families.lif_network import theory
+
+    built_networks = []
+    real = N.build_network
+
+    def counted(params, run):
+        built_networks.append(real(params, run))
+        return built_networks[-1]
+
+    monkeypatch.setattr(N, "build_network", counted)
+    ring = {"graph": "watts_strogatz_graph", "args": {"k": 6, "p": 0.3}}
+    sc = lif_scenario(
+        {"a": {"size": 100, **POP, "v_init": {"uniform": ["-70 mV", "-50 mV"]}}},
+        synapses=[{"source": "a", "target": "a", "connect": ring, "weight": "1 mV", "tau": "2 ms"}],
+        inputs=[{"kind": "noise", "target": "a", "mu": "16 mV", "sigma": "5 mV"}],
+        duration="20 ms",
+    )
+    ds = neurodyn.simulate(sc)
+    assert len(built_networks) == 1
+    assert ds.attrs["n_synapses"] == built_networks[0].n_synapses == 600  # k = 6 neighbours, rewired
+    assert theory.measured_in_degrees(built_networks[0]) == {(0, 0): 6.0}
+    assert list(ds["rate_theory_regime"].values) == ["brunel"]
+
+
+def test_projections_share_one_index_array(lif_scenario):
+    """The build stores every synapse once: each projection's indices are a view of Network.indices, which
+    the kernel's Synapses table holds itself (no copy)."""
+    sc = lif_scenario(
+        {"a": {"size": 40, **POP}, "b": {"size": 30, **POP}},
+        synapses=[
+            {"source": "a", "target": ["a", "b"], "connect": {"p": 0.3}, "weight": "1 mV", "tau": "5 ms"},
+            {"source": "b", "target": "a", "connect": {"in_degree": 4}, "weight": "-1 mV", "tau": "5 ms"},
+        ],
+        duration="10 ms",
+    )
+    built = N.build(sc)
+    net = built.network
+    assert built.synapses.indices is net.indices
+    assert net.indices.size == net.n_synapses
+    offset = 0
+    for k, p in enumerate(net.projections):
+        assert p.indices.base is net.indices and built.synapses.pr_indices_off[k] == offset
+        assert np.shares_memory(p.indices, net.indices[offset : offset + p.n_synapses])
+        offset += p.n_synapses
+
+
 def test_cli_refuses_network_too_large(tmp_path, cli, user_error):
     path = tmp_path / "huge.yaml"
     path.write_text("""name: huge
