@@ -2,9 +2,9 @@
 
 All in one run, on the same network (``scenarios/cuba.yaml``, spikes recorded, no v probes):
 
-* neurodyn, Numba engine: ``simulate`` wall time with a warm Numba cache, and that time minus the network
-  construction (``build_network``) and the Dataset assembly (``make_dataset``: rates, ISI CVs,
-  histograms), which is the part comparable with Brian2's run time (its time loop alone);
+* neurodyn, Numba engine: ``prepare`` (checks and network construction) plus ``simulate`` wall time with a
+  warm Numba cache, and the ``simulate`` time minus the Dataset assembly (``make_dataset``: rates, ISI
+  CVs, histograms), which is the part comparable with Brian2's run time (its time loop alone);
 * Brian2 runtime, numpy target: run time of the time loop (``device._last_run_time``);
 * Brian2 runtime, cython target: the same, after a first run has filled the Cython cache (that first
   run's total, including compilation, is printed too);
@@ -68,29 +68,28 @@ def bench_neurodyn(sc) -> dict[str, float]:
     """neurodyn (Numba): warm-up run (compiles or loads the cache), then a timed run."""
     from neurodyn.families.lif_network import LIFNetwork
     from neurodyn.families.lif_network.dataset import make_dataset
-    from neurodyn.families.lif_network.network import build_network
     from neurodyn.progress import QUIET
 
     family = LIFNetwork()
     c = _Clock()
-    family.simulate(sc, QUIET)
+    family.simulate(family.prepare(sc), QUIET)
     first, _ = c.stop()
     c = _Clock()
-    ds = family.simulate(sc, QUIET)
-    total, total_cpu = c.stop()
+    built = family.prepare(sc)
+    build, _ = c.stop()
     c = _Clock()
-    build_network(sc)
-    build, build_cpu = c.stop()
+    ds = family.simulate(built, QUIET)
+    sim, sim_cpu = c.stop()
     c = _Clock()
-    make_dataset(sc, ds.spike_time.values, ds.spike_index.values, None, None, None)
+    make_dataset(built, ds.spike_time.values, ds.spike_index.values, None, None, None)
     assemble, assemble_cpu = c.stop()
     return {
         "first": first,
-        "total": total,
+        "total": build + sim,
         "build": build,
         "assemble": assemble,
-        "run": total - build - assemble,
-        "run_cpu": total_cpu - build_cpu - assemble_cpu,
+        "run": sim - assemble,
+        "run_cpu": sim_cpu - assemble_cpu,
         "rate": float(ds.n_spikes.sum()) / (float(ds.population_size.sum()) * sc.run.duration),
     }
 
@@ -104,11 +103,12 @@ def bench_brian2_runtime(sc, target: str) -> dict[str, float]:
     import brian2 as b2
 
     from neurodyn.families.lif_network.brian2_backend import brian2_seed, build_brian2
+    from neurodyn.families.lif_network.build import build
 
     b2.prefs.codegen.target = target
     b2.seed(brian2_seed(sc.run.seed))
     c = _Clock()
-    model = build_brian2(sc)
+    model = build_brian2(build(sc))
     build, _ = c.stop()
     c = _Clock()
     model["network"].run(sc.run.duration * b2.second, namespace={})
@@ -138,12 +138,13 @@ def standalone_child(duration: float, directory: str) -> None:
     import brian2 as b2
 
     from neurodyn.families.lif_network.brian2_backend import brian2_seed, build_brian2
+    from neurodyn.families.lif_network.build import build
 
     sc = cuba(duration)
     b2.set_device("cpp_standalone", directory=directory, build_on_run=False)
     t0 = time.perf_counter()
     b2.seed(brian2_seed(sc.run.seed))
-    model = build_brian2(sc)
+    model = build_brian2(build(sc))
     model["network"].run(sc.run.duration * b2.second, namespace={})
     b2.device.build(directory=directory, compile=True, run=False)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)

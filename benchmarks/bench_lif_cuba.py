@@ -28,8 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from neurodyn.families.lif_network import engine, kernels  # noqa: E402
-from neurodyn.families.lif_network.network import build_network, streams  # noqa: E402
+from neurodyn.families.lif_network.build import build, current_kernel  # noqa: E402
 from neurodyn.scenario import load_scenario  # noqa: E402
+from neurodyn.stepping import Status  # noqa: E402
 
 ISSUE_REFERENCE = {"Brian2 cython": 0.91, "Brian2 cpp_standalone": 0.084, "hand-written Numba": 0.072}
 
@@ -46,7 +47,7 @@ def numpy_cuba(net, dt: float, n_steps: int) -> tuple[int, float]:
     v_inf = net.v_rest + net.drive
     x = np.zeros((len(net.channels), n))
     decay = np.array([np.exp(-dt / ch.tau) for ch in net.channels])[:, None]
-    kern = np.stack([kernels.current_kernel(dt, net.tau_m, ch.tau) for ch in net.channels])
+    kern = np.stack([current_kernel(dt, net.tau_m, ch.tau) for ch in net.channels])
     last = np.full(n, -(2**62))
     ref = net.ref_steps
     count = 0
@@ -70,14 +71,14 @@ def numpy_cuba(net, dt: float, n_steps: int) -> tuple[int, float]:
 
 
 def neurodyn_run(sc) -> tuple[int, float, float]:
-    """Kernel-only run time (wall and CPU) of the whole 1 s, after a warm-up call."""
-    net = build_network(sc)
-    st = engine.kernel_state(net, sc.run.dt, np.array([0, 1, 2]), 10, sc.run.n_steps)
-    rng = streams(sc.run.seed)[2]
-    first = kernels.advance(0, 1, rng, *st.args)[2]  # compile / load from cache outside the timing
+    """Kernel-only run time (wall and CPU) of the whole 1 s (v of neurons 0-2 every 1 ms), after a warm-up call."""
+    built = build(sc)
+    args = (engine.new_state(built), built.neurons, built.synapses, built.inputs, engine.new_recording(built))
+    rng = built.dynamics_rng()
+    first = kernels.advance(0, 1, rng, *args)[2]  # compile / load from cache outside the timing
     w, c = time.perf_counter(), time.process_time()
-    status, _, n_spk, _ = kernels.advance(1, sc.run.n_steps, rng, *st.args)
-    assert status == kernels.STATUS_OK
+    status, _, n_spk, _ = kernels.advance(1, sc.run.n_steps, rng, *args)
+    assert status == Status.OK
     return first + n_spk, time.perf_counter() - w, time.process_time() - c
 
 
@@ -123,7 +124,7 @@ def main() -> None:
         best = (n_spk, wall, cpu) if best is None or cpu < best[2] else best
     n_spk, nd_wall, nd_cpu = best
     print(f"neurodyn kernel: {nd_wall:.3f} s wall ({nd_cpu:.3f} s CPU), {n_spk} spikes (best of {args.repeat})")
-    net = build_network(sc)
+    net = build(sc).network
     np_spk, np_wall, np_cpu = numpy_cuba(net, sc.run.dt, sc.run.n_steps)
     print(
         f"NumPy reference: {np_wall:.3f} s wall ({np_cpu:.3f} s CPU), {np_spk} spikes -> neurodyn is "

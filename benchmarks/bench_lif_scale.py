@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from neurodyn.families.lif_network import engine, kernels  # noqa: E402
-from neurodyn.families.lif_network.network import build_network, estimate_bytes, streams  # noqa: E402
+from neurodyn.families.lif_network.build import build, estimate_bytes  # noqa: E402
 from neurodyn.scenario import from_dict  # noqa: E402
 
 
@@ -60,10 +60,11 @@ def main() -> None:
         }
     )
     rss0 = peak_rss()
-    est = estimate_bytes(sc) / 2**30
+    est = estimate_bytes(sc.params, sc.run, sc.record) / 2**30
     print(f"{args.neurons} neurons, in-degree {args.in_degree}: estimate {est:.2f} GiB before allocation")
     t0 = time.perf_counter()
-    net = build_network(sc)
+    built = build(sc)
+    net = built.network
     t_build = time.perf_counter() - t0
     n_syn = net.n_synapses
     csr = sum(p.indices.nbytes + p.indptr.nbytes for p in net.projections)
@@ -71,15 +72,15 @@ def main() -> None:
         f"built {n_syn:.3g} synapses in {t_build:.1f} s; CSR arrays {csr / n_syn:.2f} bytes/synapse; "
         f"peak RSS growth while building {(peak_rss() - rss0) / n_syn:.2f} bytes/synapse"
     )
-    st = engine.kernel_state(net, sc.run.dt, np.zeros(0, dtype=np.int64), 1, sc.run.n_steps)
+    kernel_args = (engine.new_state(built), built.neurons, built.synapses, built.inputs, engine.new_recording(built))
     print(
-        f"after flattening for the kernel: peak RSS {peak_rss() / 2**30:.2f} GiB "
+        f"with the run's state and buffers: peak RSS {peak_rss() / 2**30:.2f} GiB "
         f"({peak_rss() / n_syn:.2f} bytes/synapse including Python, Numba and state)"
     )
-    rng = streams(1)[2]
-    kernels.advance(0, 1, rng, *st.args)
+    rng = built.dynamics_rng()
+    kernels.advance(0, 1, rng, *kernel_args)
     w0, c0 = time.perf_counter(), time.process_time()
-    status, _, n_spk, _ = kernels.advance(1, sc.run.n_steps, rng, *st.args)
+    status, _, n_spk, _ = kernels.advance(1, sc.run.n_steps, rng, *kernel_args)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     steps = sc.run.n_steps - 1
     rate = n_spk / (args.neurons * steps * sc.run.dt)

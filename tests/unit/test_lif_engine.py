@@ -9,10 +9,14 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from neurodyn.errors import SimulationError
-from neurodyn.families.lif_network import engine, kernels
-from neurodyn.families.lif_network.engine import simulate_numba
-from neurodyn.families.lif_network.network import build_network, streams
+from neurodyn.families.lif_network import LIFNetwork, build, engine, kernels
+from neurodyn.families.lif_network.build import streams
 from neurodyn.stepping import Status
+
+
+def simulate_numba(sc):
+    """Check and build ``sc``, then run it with the Numba engine."""
+    return engine.simulate(LIFNetwork().prepare(sc))
 
 
 def kicker(v_rest: str = "-70 mV") -> dict:
@@ -195,6 +199,37 @@ def test_same_seed_identical_different_seed_differs(lif_scenario):
     assert differs
 
 
+def test_a_build_runs_any_number_of_times_identically(lif_scenario):
+    """A run starts its own state from the build (initial potentials, empty channels and delay rings, a fresh
+    dynamics stream) and never writes the build: running one build twice gives the same spikes and traces
+    as building it afresh."""
+    pops = {
+        "e": {
+            "size": 100,
+            "tau_m": "20 ms",
+            "v_rest": "-70 mV",
+            "v_reset": "-70 mV",
+            "v_threshold": "-50 mV",
+            "t_ref": "2 ms",
+            "v_init": {"uniform": ["-70 mV", "-50 mV"]},
+        }
+    }
+    syn = [{"source": "e", "target": "e", "connect": {"p": 0.1}, "weight": "0.5 mV", "tau": "5 ms", "delay": "1 ms"}]
+    inp = [
+        {"kind": "noise", "target": "e", "mu": "18 mV", "sigma": "4 mV"},
+        {"kind": "poisson", "target": "e", "rate": "100 Hz", "n_sources": 5, "weight": "0.5 mV", "tau": "2 ms"},
+    ]
+    sc = lif_scenario(pops, synapses=syn, inputs=inp, seed=7, record={"v": {"indices": [0, 5]}}, duration="50 ms")
+    built = LIFNetwork().prepare(sc)
+    v0 = built.network.v0.copy()
+    first, second, fresh = engine.simulate(built), engine.simulate(built), simulate_numba(sc)
+    assert first.sizes["spike"] > 50
+    for name in ("spike_time", "spike_index", "v"):
+        np.testing.assert_array_equal(first[name].values, second[name].values)
+        np.testing.assert_array_equal(first[name].values, fresh[name].values)
+    np.testing.assert_array_equal(built.network.v0, v0)
+
+
 def test_spike_buffer_drain_gives_same_result(monkeypatch, lif_scenario):
     pops = {
         "e": {
@@ -219,28 +254,24 @@ def test_nan_status_stops_run(lif_scenario):
         {"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}},
         duration="50 ms",
     )
-    net = build_network(sc)
-    net.v0[1] = np.nan
-    st = engine.kernel_state(net, 1e-4, np.zeros(0, dtype=np.int64), 1, 10)
-    status, step, n_spk, bad = kernels.advance(0, 10, streams(1)[2], *st.args)
+    built = build.build(sc)
+    built.network.v0[1] = np.nan
+    state, rec = engine.new_state(built), engine.new_recording(built)
+    status, step, n_spk, bad = kernels.advance(
+        0, 10, streams(1)[2], state, built.neurons, built.synapses, built.inputs, rec
+    )
     assert (status, step, n_spk, bad) == (Status.NAN, 0, 0, 1)
 
 
-def test_simulation_error_for_nan(monkeypatch, lif_scenario):
+def test_simulation_error_for_nan(lif_scenario):
     sc = lif_scenario(
         {"n": {"size": 3, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV"}},
         duration="50 ms",
     )
-    real = engine.build_network
-
-    def poisoned(s):
-        net = real(s)
-        net.v0[2] = np.nan
-        return net
-
-    monkeypatch.setattr(engine, "build_network", poisoned)
+    built = LIFNetwork().prepare(sc)
+    built.network.v0[2] = np.nan  # a run starts from the build's initial potentials
     with pytest.raises(SimulationError, match="neuron 2"):
-        simulate_numba(sc)
+        engine.simulate(built)
 
 
 def test_probe_sampling_every(lif_scenario):
@@ -269,11 +300,11 @@ def test_poisson_cdf_table_matches_scipy():
     from scipy.stats import poisson
 
     for lam in (1e-4, 0.3, 2.0, 29.0):
-        table = kernels.poisson_cdf_table(lam)
+        table = build.poisson_cdf_table(lam)
         ref = poisson.cdf(np.arange(table.size), lam)
         np.testing.assert_allclose(table[:-1], ref[:-1], rtol=0, atol=1e-15)
         assert table[-1] == 1.0 and poisson.sf(table.size - 2, lam) < 1e-16
-    assert kernels.poisson_cdf_table(31.0).size == 0  # large means use Generator.poisson
+    assert build.poisson_cdf_table(31.0).size == 0  # large means use Generator.poisson
 
 
 def test_new_parameters_and_structures_never_recompile(lif_scenario):
@@ -329,10 +360,10 @@ def test_current_kernel_against_quadrature_and_limits():
 
     dt = 1e-4
     for tm, tc in [(0.02, 0.005), (0.02, 0.02), (0.02, 0.0200001), (1e-3, 2e-3), (1e-4, 2e-4), (5e-5, 0.02)]:
-        k = kernels.current_kernel(dt, np.array([tm]), tc)[0]
+        k = build.current_kernel(dt, np.array([tm]), tc)[0]
         ref, _ = quad(
             lambda s, tm=tm, tc=tc: math.exp(-(dt - s) / tm) * math.exp(-s / tc) / tm, 0, dt, epsabs=0, epsrel=1e-13
         )
         assert k == pytest.approx(ref, rel=1e-12)
-    stiff = kernels.current_kernel(dt, np.array([1e-9]), 0.005)[0]  # v follows x instantly
+    stiff = build.current_kernel(dt, np.array([1e-9]), 0.005)[0]  # v follows x instantly
     assert stiff == pytest.approx(0.005 / (0.005 - 1e-9) * math.exp(-dt / 0.005), rel=1e-12)

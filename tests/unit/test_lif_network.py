@@ -1,4 +1,4 @@
-"""Connectivity and construction of lif_network (network.py): exact properties of every connection rule."""
+"""Connectivity and construction of lif_network (build.py): exact properties of every connection rule."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from neurodyn.errors import ResourceError, ScenarioError
-from neurodyn.families.lif_network import network as N
+from neurodyn.families.lif_network import build as N
 from neurodyn.families.lif_network.params import Connect
 
 
@@ -133,7 +133,7 @@ def test_build_network_deterministic_and_channels(lif_scenario):
         ],
         duration="10 ms",
     )
-    n1, n2 = N.build_network(sc), N.build_network(sc)
+    n1, n2 = N.build_network(sc.params, sc.run), N.build_network(sc.params, sc.run)
     for p1, p2 in zip(n1.projections, n2.projections):
         assert np.array_equal(p1.indices, p2.indices) and np.array_equal(p1.indptr, p2.indptr)
     assert np.array_equal(n1.v0, n2.v0)
@@ -148,9 +148,10 @@ def test_build_network_deterministic_and_channels(lif_scenario):
     assert n1.poisson[0].start == 50 and n1.poisson[0].stop == 80
     i, j = n1.projections[2].pairs()
     assert np.all(np.bincount(j, minlength=50) == 5) and i.max() < 30
-    other = N.build_network(
-        lif_scenario(sc.raw["params"]["populations"], synapses=sc.raw["params"]["synapses"], seed=2, duration="10 ms")
+    reseeded = lif_scenario(
+        sc.raw["params"]["populations"], synapses=sc.raw["params"]["synapses"], seed=2, duration="10 ms"
     )
+    other = N.build_network(reseeded.params, reseeded.run)
     assert not np.array_equal(other.projections[0].indices, n1.projections[0].indices)
 
 
@@ -160,16 +161,16 @@ def test_memory_estimate_and_refusal(lif_scenario):
         synapses=[{"source": "a", "target": "a", "connect": {"p": 0.5}, "weight": "1 mV", "tau": "5 ms"}],
         duration="10 ms",
     )
-    assert N.estimate_bytes(big) > 4 * 0.5 * 3e6**2
+    assert N.estimate_bytes(big.params, big.run, big.record) > 4 * 0.5 * 3e6**2
     with pytest.raises(ResourceError, match="synapses"):
-        N.check_resources(big)
+        N.check(big)
     small = lif_scenario(
         {"a": {"size": 1000, **POP}},
         synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 100}, "weight": "1 mV", "tau": "5 ms"}],
         duration="10 ms",
     )
-    N.check_resources(small)
-    est = N.estimate_bytes(small)
+    N.check(small)
+    est = N.estimate_bytes(small.params, small.run, small.record)
     assert 4 * 1e5 < est < 4 * 1e5 + 50e6
 
 
@@ -179,10 +180,60 @@ def test_bytes_per_synapse(lif_scenario):
         synapses=[{"source": "a", "target": "a", "connect": {"in_degree": 200}, "weight": "1 mV", "tau": "5 ms"}],
         duration="10 ms",
     )
-    net = N.build_network(sc)
+    net = N.build_network(sc.params, sc.run)
     p = net.projections[0]
     per_syn = (p.indices.nbytes + p.indptr.nbytes) / p.n_synapses
     assert p.n_synapses == 20000 * 200 and per_syn <= 4.05
+
+
+def test_network_is_built_once_per_run_and_read_by_simulation_and_theory(monkeypatch, lif_scenario):
+    """``neurodyn.simulate`` builds the network once (in ``prepare``): the engine runs that build and the
+    theory measures a graph rule's in-degrees on it, without a second construction."""
+    import neurodyn
+    from neurodyn.families.lif_network import theory
+
+    built_networks = []
+    real = N.build_network
+
+    def counted(params, run):
+        built_networks.append(real(params, run))
+        return built_networks[-1]
+
+    monkeypatch.setattr(N, "build_network", counted)
+    ring = {"graph": "watts_strogatz_graph", "args": {"k": 6, "p": 0.3}}
+    sc = lif_scenario(
+        {"a": {"size": 100, **POP, "v_init": {"uniform": ["-70 mV", "-50 mV"]}}},
+        synapses=[{"source": "a", "target": "a", "connect": ring, "weight": "1 mV", "tau": "2 ms"}],
+        inputs=[{"kind": "noise", "target": "a", "mu": "16 mV", "sigma": "5 mV"}],
+        duration="20 ms",
+    )
+    ds = neurodyn.simulate(sc)
+    assert len(built_networks) == 1
+    assert ds.attrs["n_synapses"] == built_networks[0].n_synapses == 600  # k = 6 neighbours, rewired
+    assert theory.measured_in_degrees(built_networks[0]) == {(0, 0): 6.0}
+    assert list(ds["rate_theory_regime"].values) == ["brunel"]
+
+
+def test_projections_share_one_index_array(lif_scenario):
+    """The build stores every synapse once: each projection's indices are a view of Network.indices, which
+    the kernel's Synapses table holds itself (no copy)."""
+    sc = lif_scenario(
+        {"a": {"size": 40, **POP}, "b": {"size": 30, **POP}},
+        synapses=[
+            {"source": "a", "target": ["a", "b"], "connect": {"p": 0.3}, "weight": "1 mV", "tau": "5 ms"},
+            {"source": "b", "target": "a", "connect": {"in_degree": 4}, "weight": "-1 mV", "tau": "5 ms"},
+        ],
+        duration="10 ms",
+    )
+    built = N.build(sc)
+    net = built.network
+    assert built.synapses.indices is net.indices
+    assert net.indices.size == net.n_synapses
+    offset = 0
+    for k, p in enumerate(net.projections):
+        assert p.indices.base is net.indices and built.synapses.pr_indices_off[k] == offset
+        assert np.shares_memory(p.indices, net.indices[offset : offset + p.n_synapses])
+        offset += p.n_synapses
 
 
 def test_cli_refuses_network_too_large(tmp_path, cli, user_error):

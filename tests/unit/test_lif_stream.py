@@ -13,6 +13,7 @@ import pytest
 import neurodyn
 from neurodyn import storage
 from neurodyn.errors import SimulationError
+from neurodyn.families.lif_network.build import build
 from neurodyn.families.lif_network.dataset import SpikeStatistics, isi_cv
 
 NETWORK = """\
@@ -102,7 +103,7 @@ def test_running_statistics_match_isi_cv_for_any_chunking(tmp_path):
     o = np.lexsort((index, steps))
     t, idx = steps[o] * sc.run.dt, index[o]
 
-    whole = SpikeStatistics(sc)
+    whole = SpikeStatistics(build(sc))
     whole.add(t, idx)
     ref = whole.dataset()
     late = t >= 0.2 - 1e-12
@@ -114,7 +115,7 @@ def test_running_statistics_match_isi_cv_for_any_chunking(tmp_path):
 
     for n_cuts in (1, 7, 300):
         cuts = np.sort(rng.choice(np.arange(1, t.size), n_cuts, replace=False))
-        chunked = SpikeStatistics(sc)
+        chunked = SpikeStatistics(build(sc))
         for a, b in zip(np.r_[0, cuts], np.r_[cuts, t.size]):
             chunked.add(t[a:b], idx[a:b])
         got = chunked.dataset()

@@ -232,7 +232,7 @@ def test_unknown_graph_argument_is_refused_by_the_schema() -> None:
 
 
 def test_graph_estimates_scale_with_the_rule() -> None:
-    from neurodyn.families.lif_network.network import graph_synapses
+    from neurodyn.families.lif_network.build import graph_synapses
 
     n = 1000.0
     assert graph_synapses("complete_graph", {}, n) == n * (n - 1)

@@ -9,11 +9,22 @@ import pytest
 import yaml
 from scipy import integrate, special
 
-from neurodyn.families.lif_network import theory
-from neurodyn.families.lif_network.engine import simulate_numba
+from neurodyn.families.lif_network import LIFNetwork, engine, theory
 from neurodyn.scenario import from_dict, load_scenario
 
 LIF = {"tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "-50 mV", "t_ref": "2 ms"}
+
+
+def simulate_numba(sc):
+    """Check and build ``sc``, then run it with the Numba engine (no theory)."""
+    return engine.simulate(LIFNetwork().prepare(sc))
+
+
+def simulate_with_theory(sc):
+    """Check, build and run ``sc`` with the Numba engine; its Dataset and its theory from the same build."""
+    built = LIFNetwork().prepare(sc)
+    ds = engine.simulate(built)
+    return ds, theory.theory(built, ds)
 
 
 def test_single_neuron_constant_drive_rate_within_half_percent(lif_scenario):
@@ -22,8 +33,7 @@ def test_single_neuron_constant_drive_rate_within_half_percent(lif_scenario):
     pops = {name: {"size": 1, **LIF} for name in drives}
     inputs = [{"kind": "constant", "target": name, "drive": d} for name, d in drives.items()]
     sc = lif_scenario(pops, inputs=inputs, duration="20 s", dt="0.01 ms", record={"analysis_start": "0.5 s"}, seed=3)
-    ds = simulate_numba(sc)
-    th = theory.theory_dataset(sc, ds)
+    ds, th = simulate_with_theory(sc)
     assert list(th.rate_theory_regime.values) == ["fi"] * 4
     for name, d in drives.items():
         mu = -0.070 + float(d.split()[0]) * 1e-3
@@ -42,8 +52,8 @@ def test_subthreshold_drive_gives_zero_rate(lif_scenario):
         dt="0.1 ms",
         seed=3,
     )
-    ds = simulate_numba(sc)
-    assert float(ds.rate[0]) == 0.0 and float(theory.theory_dataset(sc, ds).rate_theory[0]) == 0.0
+    ds, th = simulate_with_theory(sc)
+    assert float(ds.rate[0]) == 0.0 and float(th.rate_theory[0]) == 0.0
 
 
 def test_noisy_population_rate_matches_siegert(lif_scenario):
@@ -59,8 +69,7 @@ def rates_match_theory(sc, regime: str, lowest: float, rel_tol: float | None = N
     """Simulate ``sc`` and check that every population is in ``regime``, that the predicted rates increase
     from above ``lowest`` Hz, and that ``|sim/pred - 1| < rel_tol`` (default: the stored ``rel_tol``).
     Returns the theory Dataset."""
-    ds = simulate_numba(sc)
-    th = theory.theory_dataset(sc, ds)
+    ds, th = simulate_with_theory(sc)
     assert list(th.rate_theory_regime.values) == [regime] * th.sizes["population"]
     sim, pred = ds.rate.values, th.rate_theory.values
     assert np.all(np.diff(pred) > 0) and pred[0] > lowest
@@ -107,7 +116,7 @@ def solve_to_threshold(mu: float, tau: float, th: float, vr: float) -> float:
 
 def test_brunel_fixed_point_is_self_consistent(repo):
     sc = load_scenario(repo / "scenarios" / "brunel.yaml")
-    names, nu, regime = theory.self_consistent_rates(sc)
+    names, nu, regime = theory.self_consistent_rates(sc.params, sc.run.dt)
     assert regime == ["brunel", "brunel"]
     # recompute phi(nu) by hand from Brunel's formulas (instantaneous charge J = w tau_s / tau_m)
     j, ce, ci, g, tau = 0.1e-3, 1000, 250, 5.0, 0.02
@@ -141,8 +150,7 @@ def test_reduced_brunel_network_matches_mean_field(repo):
             "record": {"analysis_start": "0.1 s"},
         }
     )
-    ds = simulate_numba(sc)
-    th = theory.theory_dataset(sc, ds)
+    ds, th = simulate_with_theory(sc)
     ratio = ds.rate.values / th.rate_theory.values
     assert np.all(np.abs(ratio - 1) < th.rate_theory.attrs["rel_tol"]), ratio
     assert np.all(ds.cv_isi.values > 0.5)  # irregular firing
@@ -151,7 +159,7 @@ def test_reduced_brunel_network_matches_mean_field(repo):
 def test_recurrent_conductance_network_has_no_theory(repo):
     """Brette 2007 COBA is refused: the conductance mean field is far off there (docs/lif_network.md)."""
     sc = load_scenario(repo / "scenarios" / "coba.yaml")
-    names, nu, regime = theory.self_consistent_rates(sc)
+    names, nu, regime = theory.self_consistent_rates(sc.params, sc.run.dt)
     assert regime == ["none (recurrent conductance)"] * 2 and np.all(np.isnan(nu))
 
 
@@ -164,7 +172,7 @@ def test_poisson_diffusion_approximation_terms(lif_scenario):
         dt="0.1 ms",
         seed=3,
     )
-    _, (inp,) = theory.population_inputs(sc)
+    _, (inp,) = theory.population_inputs(sc.params)
     j = 2e-3 * 1e-3 / 0.02
     assert inp.mu0 == pytest.approx(-0.070 + 0.02 * 5000 * j)
     assert inp.var0 == pytest.approx(0.02 * 5000 * j * j)
@@ -200,12 +208,10 @@ def test_graph_connectivity_uses_measured_in_degree(lif_scenario):
     sc = lif_scenario(
         pops, inputs=inputs, duration="1.5 s", dt="0.1 ms", record={"analysis_start": "0.3 s"}, synapses=syn, seed=3
     )
-    ds = simulate_numba(sc)
-    th = theory.theory_dataset(sc, ds)
+    ds, th = simulate_with_theory(sc)
     assert list(th.rate_theory_regime.values) == ["brunel"]
-    _, no_syn, _ = theory.self_consistent_rates(
-        lif_scenario(pops, inputs=inputs, duration="1.5 s", dt="0.1 ms", seed=3)
-    )
+    unconnected = lif_scenario(pops, inputs=inputs, duration="1.5 s", dt="0.1 ms", seed=3)
+    _, no_syn, _ = theory.self_consistent_rates(unconnected.params, unconnected.run.dt)
     assert float(th.rate_theory[0]) > 1.2 * no_syn[0]  # 40 inputs of J = 0.15 mV raise the rate
     assert abs(float(ds.rate[0]) / float(th.rate_theory[0]) - 1) < float(th.rate_theory_rel_tol[0])
 

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from neurodyn.families.lif_network import theory
-from neurodyn.families.lif_network.engine import simulate_numba
-from tests.validation.test_lif_theory import rates_match_theory
+from tests.validation.test_lif_theory import rates_match_theory, simulate_numba
 
 COBA_LIF = {
     "tau_m": "20 ms",
@@ -58,7 +57,7 @@ def conductance_inputs(
 
 def free_membranes(sc) -> list[theory.Membrane]:
     """Theory of each (unconnected) population of ``sc``."""
-    names, inputs = theory.population_inputs(sc)
+    names, inputs = theory.population_inputs(sc.params)
     nu = np.zeros(len(names))
     return [
         theory.membrane(sc.params.populations[nm], inp, nu, lambda b, k: k, float(sc.run.dt))
@@ -102,7 +101,7 @@ def test_subthreshold_mean_and_std_of_v_match_effective_time_constant_theory(sce
         assert abs(va.mean() - mem.mu) < 0.01 * DRIVING_RANGE, (nm, va.mean(), mem.mu)
         assert abs(va.std() / sd - 1) < 0.05, (nm, va.std(), sd)
     # tau_s >= 2 tau_eff everywhere here: the rate is refused, the sub-threshold statistics are not
-    _, _, regime = theory.self_consistent_rates(sc)
+    _, _, regime = theory.self_consistent_rates(sc.params, sc.run.dt)
     assert regime == ["none (slow synapses)"] * 3
 
 
@@ -169,5 +168,5 @@ def test_mixed_current_and_conductance_input_terms(scenario):
     assert mem.var == pytest.approx(gl / gt * var_cur + var_cond, rel=1e-12)
     assert mem.var_v == pytest.approx(0.5 * gl / gt * var_cur + 0.5 * var_cond * tau / (tau + 4e-3), rel=1e-12)
     assert mem.slowest == pytest.approx(math.sqrt(4e-3 / tau), rel=1e-12)
-    _, nu, regime = theory.self_consistent_rates(sc)
+    _, nu, regime = theory.self_consistent_rates(sc.params, sc.run.dt)
     assert regime == ["coba"] and nu[0] > 0

@@ -1,13 +1,26 @@
-"""``lif_network``: networks of leaky integrate-and-fire neurons (see :mod:`.params` for the equations)."""
+"""``lif_network``: networks of leaky integrate-and-fire neurons (see :mod:`.params` for the equations).
+
+The modules: :mod:`.params` (the scenario schema), :mod:`.build` (checks, then the network built once),
+:mod:`.kernels` (Numba), :mod:`.engine` (the Numba time loop), :mod:`.brian2_backend` (the same network
+in Brian2), :mod:`.dataset` (the result's layout), :mod:`.theory` (predicted rates), :mod:`.plots`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xarray as xr
 
 from neurodyn.families.base import Family
 from neurodyn.families.lif_network.params import LIFParams, LIFRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from neurodyn.families.lif_network.build import LIFBuilt
+    from neurodyn.progress import Progress
+    from neurodyn.scenario import Scenario
 
 
 class LIFNetwork(Family):
@@ -20,53 +33,43 @@ class LIFNetwork(Family):
     #: ``brian2`` picks Brian2's code generation target itself; ``brian2:<target>`` names it
     backends = ("numba", "brian2", "brian2:numpy", "brian2:cython")
 
-    def check(self, scenario) -> None:
-        from neurodyn.families.lif_network.network import check_resources
+    def check(self, scenario: Scenario) -> None:
+        from neurodyn.families.lif_network import build
 
-        check_resources(scenario)
+        build.check(scenario)
         if scenario.run.backend.partition(":")[0] == "brian2":  # then what only Brian2 would refuse
             from neurodyn.families.lif_network.brian2_backend import check_brian2
 
-            check_brian2(scenario)
+            check_brian2(scenario.params, scenario.run)
 
-    def simulate(self, built, progress) -> xr.Dataset:
-        scenario = built.scenario
-        if scenario.run.backend.partition(":")[0] == "brian2":
-            from neurodyn.families.lif_network.brian2_backend import simulate_brian2
+    def build(self, scenario: Scenario) -> LIFBuilt:
+        from neurodyn.families.lif_network import build
 
-            return simulate_brian2(scenario, progress)
-        from neurodyn.families.lif_network.engine import simulate_numba
+        return build.build(scenario)
 
-        return simulate_numba(scenario, progress)
+    def simulate(self, built: LIFBuilt, progress: Progress) -> xr.Dataset:
+        if built.backend == "brian2":
+            from neurodyn.families.lif_network import brian2_backend as backend
+        else:
+            from neurodyn.families.lif_network import engine as backend
+        return backend.simulate(built, progress)
 
-    def theory(self, built, ds: xr.Dataset) -> xr.Dataset:
-        scenario = built.scenario
-        from neurodyn.families.lif_network.theory import theory_dataset
+    def theory(self, built: LIFBuilt, ds: xr.Dataset) -> xr.Dataset:
+        from neurodyn.families.lif_network import theory
 
-        return theory_dataset(scenario, ds)
+        return theory.theory(built, ds)
 
-    def figures(self, ds: xr.Dataset) -> list:
-        from neurodyn.families.lif_network.plots import figures
+    def figures(self, ds: xr.Dataset) -> list[Figure]:
+        from neurodyn.families.lif_network import plots
 
-        return figures(ds)
+        return plots.figures(ds)
 
     def plot(self, ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
-        from neurodyn.families.lif_network.plots import plot_run
+        from neurodyn.families.lif_network import plots
 
-        return plot_run(ds, out_dir, stem)
+        return plots.plot_run(ds, out_dir, stem)
 
     def summary(self, ds: xr.Dataset) -> str:
-        lines = []
-        if "rate" in ds:
-            for pop in ds["population"].values:
-                r = float(ds["rate"].sel(population=pop))
-                cv = float(ds["cv_isi"].sel(population=pop)) if "cv_isi" in ds else float("nan")
-                th = f", theory {float(ds['rate_theory'].sel(population=pop)):.2f} Hz" if "rate_theory" in ds else ""
-                lines.append(f"  {pop}: {r:.2f} Hz{th}, ISI CV {cv:.2f}")
-        if "spike_time" in ds:
-            lines.insert(
-                0,
-                f"  {ds.sizes.get('spike', 0)} spikes from {ds.attrs.get('n_neurons', '?')} neurons "
-                f"in {ds.attrs.get('duration', float('nan')):g} s",
-            )
-        return "\n".join(lines)
+        from neurodyn.families.lif_network import dataset
+
+        return dataset.summary(ds)

@@ -1,9 +1,10 @@
 """Brian2 backend of ``lif_network``: the same network, simulated by Brian2 in runtime mode.
 
-``run.backend: brian2`` builds the network with :func:`~neurodyn.families.lif_network.network.build_network`
-(the very same connectivity, initial potentials, channels and inputs the Numba engine uses), translates it
-into Brian2 objects and returns the Dataset of :func:`~neurodyn.families.lif_network.dataset.make_dataset`,
-so a run can be cross-checked by switching that one line.
+``run.backend: brian2`` translates the network the build made (:class:`~.build.Network` in
+:class:`~.build.LIFBuilt`: the very same connectivity, initial potentials, channels and inputs the Numba
+engine uses) into Brian2 objects and returns the Dataset of :func:`~.dataset.make_dataset`, so a run can
+be cross-checked by switching that one line. This module is the family's one extra beyond the house
+layout: a second backend, loaded (with Brian2) only when a scenario asks for it.
 
 Translation
 -----------
@@ -49,16 +50,20 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from neurodyn.errors import ScenarioError, SimulationError
-from neurodyn.families.lif_network.dataset import make_dataset, probe_every_steps, probe_indices
+from neurodyn.families.lif_network.build import LIFBuilt, Network, streams
+from neurodyn.families.lif_network.dataset import make_dataset
 from neurodyn.families.lif_network.kernels import KIND_CURRENT
-from neurodyn.families.lif_network.network import Network, build_network, streams
 from neurodyn.progress import QUIET, Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.families.lif_network.params import LIFParams
+    from neurodyn.scenario import RunConfig
 
 #: environment variable that forces the Brian2 code generation target
 TARGET_ENV = "NEURODYN_BRIAN2_TARGET"
@@ -109,14 +114,14 @@ def codegen_target(backend: str = "brian2") -> str:
     return "cython" if _cython_works() else "numpy"
 
 
-def check_brian2(scenario: Any) -> None:
+def check_brian2(params: LIFParams, run: RunConfig) -> None:
     """Refuse, before anything is built, what the Brian2 backend would refuse while building its network.
 
     Called by the family's ``check`` for ``brian2`` backends, after the checks every backend shares.
     """
-    codegen_target(scenario.run.backend)
-    dt = float(scenario.run.dt)
-    for i, inp in enumerate(scenario.params.inputs):
+    codegen_target(run.backend)
+    dt = float(run.dt)
+    for i, inp in enumerate(params.inputs):
         if inp.kind == "poisson" and inp.rate * dt > 1:
             raise ScenarioError(
                 f"params.inputs.{i}.rate",
@@ -216,8 +221,8 @@ def _model_key(eqs: str, ns: dict[str, Any], method: str, t_ref: float) -> tuple
     return (eqs, method, float(t_ref), tuple(sorted((k, repr(float(v))) for k, v in ns.items())))
 
 
-def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
-    """Translate a scenario's network into Brian2 objects (runtime device).
+def build_brian2(built: LIFBuilt) -> dict[str, Any]:
+    """Translate the built network into Brian2 objects (runtime device).
 
     Populations with the same model (equations, parameter values, method, refractory period) share one
     ``NeuronGroup`` (as in Brian2's own CUBA/COBA examples: fewer code objects, one symbolic solution of
@@ -232,12 +237,11 @@ def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
     """
     import brian2 as b2
 
-    run = scenario.run
-    dt = float(run.dt)
-    net = net if net is not None else build_network(scenario)
+    dt = float(built.scenario.run.dt)
+    net = built.network
     clock = b2.Clock(dt=dt * b2.second, name="neurodyn_clock*")
-    probes = probe_indices(scenario)
-    every = probe_every_steps(scenario)
+    probes = built.probe
+    every = built.probe_every
     probe_clock = b2.Clock(dt=every * dt * b2.second, name="neurodyn_probe_clock*") if probes.size else None
 
     # plan: which populations share a group, and where each population sits inside its group
@@ -346,13 +350,13 @@ def build_brian2(scenario: Any, net: Network | None = None) -> dict[str, Any]:
     }
 
 
-def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
-    """Run ``scenario`` in Brian2 (runtime mode) and return the shared ``lif_network`` Dataset.
+def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
+    """Run the built network in Brian2 (runtime mode) and return the shared ``lif_network`` Dataset.
 
     Parameters
     ----------
-    scenario : Scenario
-        A validated ``lif_network`` scenario.
+    built : LIFBuilt
+        The built scenario (``run.backend`` is ``brian2`` or ``brian2:<target>``).
     progress : Progress
         Progress reporting (fed from Brian2's report callback).
 
@@ -364,15 +368,16 @@ def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
     import brian2 as b2
     from brian2.devices.device import RuntimeDevice
 
-    target = codegen_target(scenario.run.backend)
+    run = built.scenario.run
+    target = codegen_target(run.backend)
     if not isinstance(b2.get_device(), RuntimeDevice):
         b2.set_device("runtime")
     old_target = b2.prefs.codegen.target
     b2.prefs.codegen.target = target
     try:
-        b2.seed(brian2_seed(scenario.run.seed))
-        model = build_brian2(scenario)
-        n_steps = scenario.run.n_steps
+        b2.seed(brian2_seed(run.seed))
+        model = build_brian2(built)
+        n_steps = run.n_steps
         with progress.task(n_steps, f"brian2 ({target})", "step") as bar:
             done = [0]
 
@@ -381,9 +386,7 @@ def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
                 bar.update(now - done[0])
                 done[0] = now
 
-            model["network"].run(
-                n_steps * scenario.run.dt * b2.second, report=report, report_period=1 * b2.second, namespace={}
-            )
+            model["network"].run(n_steps * run.dt * b2.second, report=report, report_period=1 * b2.second, namespace={})
             bar.update(n_steps - done[0])
     finally:
         b2.prefs.codegen.target = old_target
@@ -402,19 +405,17 @@ def simulate_brian2(scenario: Any, progress: Progress = QUIET) -> xr.Dataset:
     spike_time = np.concatenate(times) if times else np.zeros(0)
     spike_index = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
 
-    probes = probe_indices(scenario)
+    probes = built.probe
     v_time = v = v_index = None
     if probes.size:
-        v_time, v = _probe_samples(
-            model, probes, scenario.run.n_steps, probe_every_steps(scenario), float(scenario.run.dt)
-        )
+        v_time, v = _probe_samples(model, probes, run.n_steps, built.probe_every, float(run.dt))
         v_index = probes
-    ds = make_dataset(scenario, spike_time, spike_index, v_time, v, v_index)
+    ds = make_dataset(built, spike_time, spike_index, v_time, v, v_index)
     ds.attrs.update(
         brian2_target=target,
         brian2_method=model["methods"],
         brian2_version=b2.__version__,
-        brian2_seed=brian2_seed(scenario.run.seed),
+        brian2_seed=brian2_seed(run.seed),
     )
     return ds
 

@@ -21,22 +21,16 @@ samples to the result file (:mod:`.engine`); both give the same numbers bit for 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numba
 import numpy as np
 import xarray as xr
 
+from neurodyn.families.lif_network.kernels import accumulate_isi
 from neurodyn.schema import var_attrs
-from neurodyn.stepping import steps
 
-
-def population_layout(params: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Population names, start offsets and sizes in declaration order."""
-    names = list(params.populations)
-    sizes = np.array([params.populations[n].size for n in names], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    return names, starts, sizes
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.families.lif_network.build import LIFBuilt
 
 
 #: attributes of the recorded variables (shared by the in-memory Dataset and the streamed file)
@@ -83,35 +77,6 @@ def isi_cv(spike_time: np.ndarray, spike_index: np.ndarray, lo: int, hi: int) ->
     return _cv_from_sums(counts, s1, s2)
 
 
-@numba.njit(cache=True, nogil=True)
-def _accumulate_isi(
-    spike_time: np.ndarray,
-    spike_index: np.ndarray,
-    t_min: float,
-    last: np.ndarray,
-    n_isi: np.ndarray,
-    s1: np.ndarray,
-    s2: np.ndarray,
-) -> None:
-    """Add the ISIs of time-ordered spikes at ``t >= t_min`` to per-neuron running sums.
-
-    ``last`` holds each neuron's previous spike time in the window (NaN: none yet). The sums grow one ISI
-    at a time in time order, exactly as :func:`isi_cv`'s ``bincount`` adds them, so the result does not
-    depend on how the spikes were split into chunks.
-    """
-    for k in range(spike_time.size):
-        t = spike_time[k]
-        if t >= t_min:
-            i = spike_index[k]
-            prev = last[i]
-            if prev == prev:
-                isi = t - prev
-                s1[i] += isi
-                s2[i] += isi * isi
-                n_isi[i] += 1
-            last[i] = t
-
-
 class SpikeStatistics:
     """Per-population spike statistics (rate, n_spikes, cv_isi, population_rate), fed chunk by chunk.
 
@@ -122,13 +87,14 @@ class SpikeStatistics:
 
     Parameters
     ----------
-    scenario : Scenario
-        The validated scenario (populations, duration, ``record.analysis_start``, ``record.rate_bin``).
+    built : LIFBuilt
+        The built run (its populations, duration, ``record.analysis_start``, ``record.rate_bin``).
     """
 
-    def __init__(self, scenario: Any):
-        params, run, record = scenario.params, scenario.run, scenario.record
-        self.names, self.starts, self.sizes = population_layout(params)
+    def __init__(self, built: LIFBuilt):
+        run, record, net = built.scenario.run, built.record, built.network
+        # copies: the Dataset holds these arrays, and must not share them with the build
+        self.names, self.starts, self.sizes = list(net.names), net.starts.copy(), net.sizes.copy()
         self.dt = float(run.dt)
         self.duration = run.n_steps * run.dt
         self.t0 = min(record.analysis_start, self.duration)
@@ -156,7 +122,7 @@ class SpikeStatistics:
             self.hist[:, p] += h
         late = spike_time >= self.t_min
         self.count += np.bincount(pop_of[late], minlength=len(self.names))
-        _accumulate_isi(
+        accumulate_isi(
             np.ascontiguousarray(spike_time, dtype=np.float64),
             np.ascontiguousarray(spike_index, dtype=np.int64),
             self.t_min,
@@ -202,7 +168,7 @@ class SpikeStatistics:
 
 
 def make_dataset(
-    scenario: Any,
+    built: LIFBuilt,
     spike_time: np.ndarray,
     spike_index: np.ndarray,
     v_time: np.ndarray | None,
@@ -213,8 +179,8 @@ def make_dataset(
 
     Parameters
     ----------
-    scenario : Scenario
-        The validated scenario (params, run, record).
+    built : LIFBuilt
+        The built run (populations, duration, what to record).
     spike_time, spike_index : ndarray
         Spike times (s) and global neuron indices, any order.
     v_time, v, v_index : ndarray or None
@@ -224,10 +190,10 @@ def make_dataset(
     spike_index = np.asarray(spike_index, dtype=np.int32)
     order = np.lexsort((spike_index, spike_time))
     spike_time, spike_index = spike_time[order], spike_index[order]
-    stats = SpikeStatistics(scenario)
+    stats = SpikeStatistics(built)
     stats.add(spike_time, spike_index)
     ds = stats.dataset()
-    if scenario.record.spikes:
+    if built.record.spikes:
         ds["spike_time"] = ("spike", spike_time, dict(RECORDING_ATTRS["spike_time"]))
         ds["spike_index"] = ("spike", spike_index, dict(RECORDING_ATTRS["spike_index"]))
     if v is not None and v_time is not None and v_index is not None:
@@ -239,26 +205,19 @@ def make_dataset(
     return ds
 
 
-def probe_indices(scenario: Any) -> np.ndarray:
-    """Global indices of the neurons whose ``v`` is sampled (validated against the network size)."""
-    from neurodyn.errors import ScenarioError
-
-    probe = scenario.record.v
-    n = sum(p.size for p in scenario.params.populations.values())
-    if probe is None:
-        return np.zeros(0, dtype=np.int64)
-    if probe.indices == "all":
-        return np.arange(n, dtype=np.int64)
-    idx = np.asarray(probe.indices, dtype=np.int64)
-    bad = idx[idx >= n]
-    if bad.size:
-        raise ScenarioError("record.v.indices", int(bad[0]), f"neuron indices must be < {n} (network size)")
-    return idx
-
-
-def probe_every_steps(scenario: Any) -> int:
-    """Sampling interval of the ``v`` probe in steps (at least 1)."""
-    probe = scenario.record.v
-    if probe is None or probe.every is None:
-        return 1
-    return steps(probe.every, scenario.run.dt, at_least=1)
+def summary(ds: xr.Dataset) -> str:
+    """A few lines after a run: spike count, and per population the rate (with theory) and the ISI CV."""
+    lines = []
+    if "rate" in ds:
+        for pop in ds["population"].values:
+            r = float(ds["rate"].sel(population=pop))
+            cv = float(ds["cv_isi"].sel(population=pop)) if "cv_isi" in ds else float("nan")
+            th = f", theory {float(ds['rate_theory'].sel(population=pop)):.2f} Hz" if "rate_theory" in ds else ""
+            lines.append(f"  {pop}: {r:.2f} Hz{th}, ISI CV {cv:.2f}")
+    if "spike_time" in ds:
+        lines.insert(
+            0,
+            f"  {ds.sizes.get('spike', 0)} spikes from {ds.attrs.get('n_neurons', '?')} neurons "
+            f"in {ds.attrs.get('duration', float('nan')):g} s",
+        )
+    return "\n".join(lines)

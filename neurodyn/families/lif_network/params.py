@@ -32,7 +32,9 @@ from neurodyn.schema import PositiveInt, StrictModel
 class UniformInit(StrictModel):
     """``v_init: {uniform: [low, high]}``."""
 
-    uniform: tuple[Voltage, Voltage]
+    uniform: tuple[Voltage, Voltage] = Field(
+        description="lower and upper bound of the uniformly distributed initial membrane potential (V)"
+    )
 
     @model_validator(mode="after")
     def _order(self) -> UniformInit:
@@ -44,7 +46,9 @@ class UniformInit(StrictModel):
 class NormalInit(StrictModel):
     """``v_init: {normal: [mean, std]}``."""
 
-    normal: tuple[Voltage, Voltage]
+    normal: tuple[Voltage, Voltage] = Field(
+        description="mean and standard deviation of the normally distributed initial membrane potential (V)"
+    )
 
     @model_validator(mode="after")
     def _std(self) -> NormalInit:
@@ -56,15 +60,20 @@ class NormalInit(StrictModel):
 class Population(StrictModel):
     """A group of identical LIF neurons."""
 
-    size: PositiveInt
-    tau_m: PositiveTime
-    v_rest: Voltage
-    v_reset: Voltage
-    v_threshold: Voltage
-    t_ref: NonNegativeTime = 0.0
-    #: leak conductance; only conductance synapses and current inputs (``current:``) use it
-    g_leak: PositiveConductance = 10e-9
-    v_init: Voltage | UniformInit | NormalInit | None = None
+    size: PositiveInt = Field(description="number of neurons")
+    tau_m: PositiveTime = Field(description="membrane time constant (s)")
+    v_rest: Voltage = Field(description="resting potential, the reversal potential of the leak (V)")
+    v_reset: Voltage = Field(description="potential the membrane is reset to after a spike (V)")
+    v_threshold: Voltage = Field(description="spike threshold: a neuron fires when v reaches it (V)")
+    t_ref: NonNegativeTime = Field(0.0, description="refractory period, during which v stays at v_reset (s)")
+    g_leak: PositiveConductance = Field(
+        10e-9, description="leak conductance (S); only conductance synapses and current inputs (current:) use it"
+    )
+    v_init: Voltage | UniformInit | NormalInit | None = Field(
+        None,
+        description="initial membrane potential (V): a value, {uniform: [low, high]} or {normal: [mean, std]}; "
+        "v_rest when omitted",
+    )
 
     @model_validator(mode="after")
     def _reset_below_threshold(self) -> Population:
@@ -88,12 +97,14 @@ class Connect(StrictModel):
     ways.
     """
 
-    p: float | None = None
-    in_degree: int | None = None
-    one_to_one: bool | None = None
-    graph: str | None = None
-    args: dict[str, Any] = {}
-    autapses: bool = False
+    p: float | None = Field(None, description="probability that a given (source, target) pair is connected")
+    in_degree: int | None = Field(None, description="number of distinct sources every target neuron receives")
+    one_to_one: bool | None = Field(None, description="connect source neuron i to target neuron i")
+    graph: str | None = Field(
+        None, description="networkx graph generator whose edges are the synapses, e.g. watts_strogatz_graph"
+    )
+    args: dict[str, Any] = Field({}, description="arguments of the graph generator (the population size is its n)")
+    autapses: bool = Field(False, description="allow a neuron to connect to itself (source = target population)")
 
     @field_validator("p")
     @classmethod
@@ -141,7 +152,7 @@ class Connect(StrictModel):
             sig = inspect.signature(getattr(nx, self.graph))
             try:
                 # the population size goes to the parameter named n (e.g. random_regular_graph(d, n)),
-                # else to the first positional one (as in network._graph_edges)
+                # else to the first positional one (as in build._graph_edges)
                 if "n" in sig.parameters:
                     sig.bind(**{**self.args, "n": 1})
                     if "n" in self.args:
@@ -181,16 +192,19 @@ class Connect(StrictModel):
 class Synapse(StrictModel):
     """A group of exponential synapses from one population to one or more."""
 
-    source: str
-    target: str | list[str]
-    connect: Connect
-    kind: Literal["current", "conductance"] = "current"
-    #: voltage jump of the synaptic drive (current) or conductance jump (conductance), as a unit string
-    weight: float | str
-    tau: PositiveTime
-    delay: NonNegativeTime = 0.0
-    #: reversal potential, required for conductance synapses
-    reversal: Voltage | None = None
+    source: str = Field(description="presynaptic population")
+    target: str | list[str] = Field(description="postsynaptic population, or a list of them")
+    connect: Connect = Field(description="connection rule: exactly one of p, in_degree, one_to_one, graph")
+    kind: Literal["current", "conductance"] = Field(
+        "current", description="current (a spike adds to a drive in volts) or conductance (in siemens)"
+    )
+    weight: float | str = Field(
+        description="jump of the synaptic drive per spike (V, current synapse) or of the conductance "
+        "(S, conductance synapse), as a unit string such as 1.62 mV or 6 nS"
+    )
+    tau: PositiveTime = Field(description="decay time constant of the exponential synapse (s)")
+    delay: NonNegativeTime = Field(0.0, description="transmission delay, rounded to whole steps (s)")
+    reversal: Voltage | None = Field(None, description="reversal potential, required for conductance synapses (V)")
 
     @model_validator(mode="after")
     def _weight_units(self) -> Synapse:
@@ -221,18 +235,28 @@ class Input(StrictModel):
     ``weight`` to a synapse of ``kind``/``tau``/``reversal``.
     """
 
-    kind: Literal["constant", "noise", "poisson"]
-    target: str | list[str]
-    drive: Voltage | None = None
-    current: float | str | None = None
-    mu: Voltage = 0.0
-    sigma: Voltage | None = None
-    rate: Frequency | None = None
-    n_sources: PositiveInt = 1
-    weight: float | str | None = None
-    tau: Time | None = None
-    synapse: Literal["current", "conductance"] = "current"
-    reversal: Voltage | None = None
+    kind: Literal["constant", "noise", "poisson"] = Field(
+        description="constant drive, Gaussian white noise, or Poisson spike trains through a synapse"
+    )
+    target: str | list[str] = Field(description="population receiving the input, or a list of them")
+    drive: Voltage | None = Field(None, description="constant: drive added to the membrane equation (V)")
+    current: float | str | None = Field(
+        None, description="constant: injected current (A), divided by g_leak, as a unit string such as 0.2 nA"
+    )
+    mu: Voltage = Field(0.0, description="noise: mean drive added to the membrane equation (V)")
+    sigma: Voltage | None = Field(
+        None, description="noise: intensity, tau_m dv = (... + mu) dt + sigma sqrt(tau_m) dW (V)"
+    )
+    rate: Frequency | None = Field(None, description="poisson: rate of each train (Hz)")
+    n_sources: PositiveInt = Field(1, description="poisson: number of independent trains per neuron")
+    weight: float | str | None = Field(
+        None, description="poisson: jump per spike, V for a current synapse or S for a conductance synapse"
+    )
+    tau: Time | None = Field(None, description="poisson: decay time constant of the input synapse (s)")
+    synapse: Literal["current", "conductance"] = Field(
+        "current", description="poisson: kind of the input synapse, current or conductance"
+    )
+    reversal: Voltage | None = Field(None, description="poisson: reversal potential of a conductance input synapse (V)")
 
     @model_validator(mode="after")
     def _fields(self) -> Input:
@@ -270,9 +294,11 @@ class Input(StrictModel):
 class LIFParams(StrictModel):
     """Parameters of a LIF network scenario."""
 
-    populations: dict[str, Population]
-    synapses: list[Synapse] = []
-    inputs: list[Input] = []
+    populations: dict[str, Population] = Field(
+        description="populations by name; global neuron indices follow their declaration order"
+    )
+    synapses: list[Synapse] = Field([], description="synapse groups between the populations")
+    inputs: list[Input] = Field([], description="external inputs to the populations")
 
     @field_validator("populations")
     @classmethod
@@ -313,8 +339,12 @@ class Probe(StrictModel):
     Indices are global (populations are concatenated in the order they are declared).
     """
 
-    every: Time | None = None
-    indices: list[Annotated[int, Field(ge=0)]] | Literal["all"] = [0]
+    every: Time | None = Field(
+        None, description="sampling interval, rounded to whole steps (s); every step when omitted"
+    )
+    indices: list[Annotated[int, Field(ge=0)]] | Literal["all"] = Field(
+        [0], description="global indices of the sampled neurons, or all"
+    )
 
     @field_validator("every")
     @classmethod
@@ -327,12 +357,12 @@ class Probe(StrictModel):
 class LIFRecord(StrictModel):
     """What a LIF run records."""
 
-    spikes: bool = True
-    v: Probe | None = None
-    #: bin width of the population-rate histogram
-    rate_bin: Time = 1e-3
-    #: analyse rates/ISIs from this time on (skips the initial transient)
-    analysis_start: Time = 0.0
+    spikes: bool = Field(True, description="store every spike (time and neuron index)")
+    v: Probe | None = Field(None, description="sample the membrane potential of some neurons")
+    rate_bin: Time = Field(1e-3, description="bin width of the population-rate histogram (s)")
+    analysis_start: Time = Field(
+        0.0, description="rates and inter-spike intervals are analysed from this time on, past the transient (s)"
+    )
 
     @field_validator("rate_bin")
     @classmethod

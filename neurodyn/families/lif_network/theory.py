@@ -83,14 +83,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 from scipy import special
 
-from neurodyn.families.lif_network.dataset import population_layout
+from neurodyn.families.lif_network.build import population_layout
 from neurodyn.schema import var_attrs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.families.lif_network.build import LIFBuilt, Network
+    from neurodyn.families.lif_network.params import Connect, LIFParams, Population
 
 #: -zeta(1/2) / sqrt(2 pi): continuity correction of a discretely monitored Brownian barrier
 BETA_DISCRETE = 0.5825971579390106
@@ -186,13 +190,12 @@ class PopulationInput:
     cond: list[tuple[int, float, float, float, float]] = field(default_factory=list)
 
 
-def population_inputs(scenario: Any) -> tuple[list[str], list[PopulationInput]]:
-    """Per-population (mu, sigma) ingredients, from the scenario alone.
+def population_inputs(params: LIFParams) -> tuple[list[str], list[PopulationInput]]:
+    """Per-population (mu, sigma) ingredients, from the parameters alone.
 
-    Mean in-degrees ``K`` are the expectations of the connection rules, so no network is built (graph
-    rules give NaN here; :func:`theory_dataset` measures them on the built network).
+    Mean in-degrees ``K`` are the expectations of the connection rules (graph rules give NaN here;
+    :func:`theory` measures them on the built network).
     """
-    params = scenario.params
     names, _, sizes = population_layout(params)
     index = {nm: k for k, nm in enumerate(names)}
     out = []
@@ -236,7 +239,7 @@ def population_inputs(scenario: Any) -> tuple[list[str], list[PopulationInput]]:
     return names, out
 
 
-def expected_in_degree(conn: Any, n_pre: int, n_post: int, same: bool) -> float:
+def expected_in_degree(conn: Connect, n_pre: int, n_post: int, same: bool) -> float:
     """Mean number of synapses a target neuron receives under a connection rule."""
     if conn.p is not None:
         return conn.p * (n_pre - 1 if same and not conn.autapses else n_pre)
@@ -244,7 +247,7 @@ def expected_in_degree(conn: Any, n_pre: int, n_post: int, same: bool) -> float:
         return float(conn.in_degree)
     if conn.one_to_one:
         return 1.0
-    return float("nan")  # graphs: degree depends on the generator; the network gives it (see theory_dataset)
+    return float("nan")  # graphs: degree depends on the generator; the network gives it (see theory)
 
 
 @dataclass
@@ -261,7 +264,7 @@ class Membrane:
 
 
 def membrane(
-    pop: Any, inp: PopulationInput, nu: np.ndarray, k_of: Callable[[int, float], float], dt: float
+    pop: Population, inp: PopulationInput, nu: np.ndarray, k_of: Callable[[int, float], float], dt: float
 ) -> Membrane:
     """The (mu, sigma, tau) that enter the Siegert rate of population ``pop`` when its sources fire at ``nu``.
 
@@ -317,22 +320,24 @@ def membrane(
 
 
 def self_consistent_rates(
-    scenario: Any, k_override: dict[tuple[int, int], float] | None = None, filtered: bool = True
+    params: LIFParams, dt: float, k_override: dict[tuple[int, int], float] | None = None, filtered: bool = True
 ) -> tuple[list[str], np.ndarray, list[str]]:
     """Rates (Hz) of every population and the regime used (``fi``, ``siegert``, ``brunel``, ``coba``,
     ``none``).
 
     Parameters
     ----------
-    scenario : Scenario
-        Validated scenario.
+    params : LIFParams
+        Validated network parameters.
+    dt : float
+        Time step of the simulation (s): the discrete-time threshold shift and the sampled conductances.
     k_override : dict, optional
         ``(source, target) -> mean in-degree`` measured on the built network (used for graph rules).
     filtered : bool
         Apply the Fourcaud–Brunel (2002) correction for the synaptic filtering of the noise.
     """
-    params, dt = scenario.params, float(scenario.run.dt)
-    names, inputs = population_inputs(scenario)
+    dt = float(dt)
+    names, inputs = population_inputs(params)
     pops = [params.populations[n] for n in names]
     n_pop = len(names)
     regime = [_regime(inp) for inp in inputs]
@@ -417,7 +422,7 @@ def _sources(inp: PopulationInput) -> list[int]:
     return [b for b, _, _, _ in inp.recurrent] + [b for b, _, _, _, _ in inp.cond if b >= 0]
 
 
-def _solve(phi: Any, nu0: np.ndarray, active: np.ndarray) -> np.ndarray:
+def _solve(phi: Callable[[np.ndarray], np.ndarray], nu0: np.ndarray, active: np.ndarray) -> np.ndarray:
     """Fixed point ``nu = phi(nu)``: relax ``dnu/ds = phi(nu) - nu`` (stable for the asynchronous state),
     then polish with a root finder."""
     nu = nu0.copy()
@@ -443,8 +448,20 @@ def _solve(phi: Any, nu0: np.ndarray, active: np.ndarray) -> np.ndarray:
     return out
 
 
-def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
+def measured_in_degrees(net: Network) -> dict[tuple[int, int], float]:
+    """``(source, target) -> mean in-degree`` (synapses per target neuron) of every projection of ``net``."""
+    k: dict[tuple[int, int], float] = {}
+    for p in net.projections:
+        a, b = net.names.index(p.target), net.names.index(p.source)
+        k[(b, a)] = k.get((b, a), 0.0) + p.n_synapses / p.n_post
+    return k
+
+
+def theory(built: LIFBuilt, ds: xr.Dataset) -> xr.Dataset:
     """``rate_theory`` (population) with ``source``, ``rel_tol`` and the regime of every population.
+
+    The mean in-degrees are the expectations of the connection rules, except in a network with a graph
+    rule, whose in-degrees are measured on the built network (all of its projections').
 
     ``rel_tol`` is the largest tolerance among the populations: for the deterministic f–I curve it covers
     the spike-count quantisation (one period in the analysis window) and the step (``dt``); for Siegert and
@@ -452,18 +469,12 @@ def theory_dataset(scenario: Any, ds: xr.Dataset | None = None) -> xr.Dataset:
     population receives (0.10 for white noise; 0.14 for Brunel's network here, 0.28 for CUBA); for
     ``coba`` ``0.10 + 0.5 sqrt(tau_s/tau_eff)`` (at most 0.45: beyond that no rate is given).
     """
-    params, run, record = scenario.params, scenario.run, scenario.record
+    params, run, record = built.params, built.scenario.run, built.record
     k_override = None
     if any(s.connect.graph is not None for s in params.synapses):
-        from neurodyn.families.lif_network.network import build_network
-
-        net = build_network(scenario)
-        k_override = {}
-        for p in net.projections:
-            a, b = net.names.index(p.target), net.names.index(p.source)
-            k_override[(b, a)] = k_override.get((b, a), 0.0) + p.n_synapses / p.n_post
-    names, nu, regime = self_consistent_rates(scenario, k_override)
-    _, inputs = population_inputs(scenario)
+        k_override = measured_in_degrees(built.network)
+    names, nu, regime = self_consistent_rates(params, float(run.dt), k_override)
+    _, inputs = population_inputs(params)
     duration = run.n_steps * run.dt
     window = max(duration - min(record.analysis_start, duration), run.dt)
     tols = np.full(len(names), np.nan)

@@ -1,17 +1,24 @@
-"""Backend-independent construction of a ``lif_network``: per-neuron parameters, channels, connectivity.
+"""Everything a ``lif_network`` run needs, checked and then built once: :func:`check` and :func:`build`.
 
-Both backends (Numba engine, Brian2) call :func:`build_network`, so for a given seed they simulate exactly
-the same network with the same initial conditions.
+:func:`build` makes a :class:`LIFBuilt`: the backend-independent :class:`Network` (per-neuron parameters,
+synaptic channels, connectivity, delays, Poisson drives, initial potentials, per-population index
+ranges) and, from it, the constant tables of the Numba time loop (:class:`~.kernels.NeuronConsts`,
+:class:`~.kernels.Synapses`, :class:`~.kernels.Inputs`). Both backends (:mod:`.engine`, and Brian2 in
+:mod:`.brian2_backend`) and the theory (:mod:`.theory`, which measures the in-degrees of graph rules on
+it) read that one network, so for a given seed they all see exactly the same one. :func:`check` makes
+every refusal and the memory estimate from the scenario alone, allocating nothing.
 
 RNG streams
 -----------
 ``SeedSequence(run.seed).spawn(3)`` gives three independent streams: connectivity, initial conditions,
-dynamics (noise and Poisson input). Changing e.g. the noise never changes the wiring.
+dynamics (noise and Poisson input; drawn afresh by every run of a build, see
+:meth:`LIFBuilt.dynamics_rng`). Changing e.g. the noise never changes the wiring.
 
 Connectivity
 ------------
-Synapse indices are generated inside Numba straight into CSR arrays ordered by presynaptic index
-(``indptr`` int64, ``indices`` int32; weights and delays are per projection), so a synapse costs 4 bytes:
+Synapse indices are generated inside Numba (:mod:`.kernels`) straight into CSR arrays ordered by
+presynaptic index (``indptr`` int64, ``indices`` int32; weights and delays are per projection), so a
+synapse costs 4 bytes:
 
 * ``p``: for each presynaptic neuron the postsynaptic targets are found by geometric skipping (the gap to
   the next target is Geometric(p)), O(number of synapses) instead of O(n_pre * n_post).
@@ -23,7 +30,9 @@ Synapse indices are generated inside Numba straight into CSR arrays ordered by p
   stream when it accepts one); undirected edges connect both ways, directed edges ``u -> v``.
 
 Autapses (``i -> i`` within one population) are excluded unless ``connect.autapses`` is true; for a
-graph, self-loops are kept only then.
+graph, self-loops are kept only then. The projections' index arrays are then moved into one
+concatenated array (:attr:`Network.indices`) of which each projection keeps a view, so the synapses are
+stored once, in the layout the kernel reads.
 """
 
 from __future__ import annotations
@@ -31,15 +40,19 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numba
 import numpy as np
 
 from neurodyn.errors import ScenarioError
-from neurodyn.families.lif_network.dataset import population_layout
-from neurodyn.families.lif_network.kernels import KIND_CONDUCTANCE, KIND_CURRENT
+from neurodyn.families.base import Built
+from neurodyn.families.lif_network import kernels
+from neurodyn.families.lif_network.kernels import KIND_CONDUCTANCE, KIND_CURRENT, Inputs, NeuronConsts, Synapses
 from neurodyn.stepping import steps
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.families.lif_network.params import Connect, LIFParams, LIFRecord, Synapse
+    from neurodyn.scenario import RunConfig, Scenario
 
 
 @dataclass
@@ -63,7 +76,7 @@ class Projection:
     n_pre: int
     n_post: int
     indptr: np.ndarray  #: int64, n_pre + 1, CSR by presynaptic (local) index
-    indices: np.ndarray  #: int32, local postsynaptic indices
+    indices: np.ndarray  #: int32, local postsynaptic indices (a view of :attr:`Network.indices`)
     weight: float  #: V (current channel) or S (conductance channel)
     channel: int  #: index into ``Network.channels``
     delay_steps: int  #: ``steps(delay, dt)`` (:func:`neurodyn.stepping.steps`)
@@ -94,9 +107,10 @@ class PoissonDrive:
 
 @dataclass
 class Network:
-    """Everything a backend needs to simulate one scenario (all SI, global neuron indices)."""
+    """The network of one scenario, for every backend (all SI, global neuron indices)."""
 
     n: int
+    #: population names in declaration order, their first global index and their sizes
     names: list[str]
     starts: np.ndarray
     sizes: np.ndarray
@@ -109,10 +123,13 @@ class Network:
     noise_mu: np.ndarray
     noise_sigma: np.ndarray
     ref_steps: np.ndarray
+    #: initial membrane potentials (V)
     v0: np.ndarray
     channels: list[Channel] = field(default_factory=list)
     projections: list[Projection] = field(default_factory=list)
     poisson: list[PoissonDrive] = field(default_factory=list)
+    #: every projection's ``indices``, concatenated in projection order (the projections hold views)
+    indices: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
 
     @property
     def n_synapses(self) -> int:
@@ -125,109 +142,85 @@ class Network:
         return slice(int(self.starts[k]), int(self.starts[k] + self.sizes[k]))
 
 
+@dataclass
+class LIFBuilt(Built):
+    """A checked ``lif_network`` scenario with its network and the Numba loop's constant tables, built once.
+
+    Nothing here is written by a run: each run starts its own state (:mod:`.engine`) from
+    ``network.v0`` and a fresh dynamics stream, so a build can be simulated any number of times.
+    """
+
+    network: Network
+    neurons: NeuronConsts
+    synapses: Synapses
+    inputs: Inputs
+    #: length of the concatenated delay ring buffers (:class:`~.kernels.State` ``ring``)
+    ring_size: int
+    #: global indices of the neurons whose ``v`` is sampled, and the sampling interval (steps)
+    probe: np.ndarray
+    probe_every: int
+
+    @property
+    def params(self) -> LIFParams:
+        """The validated network parameters."""
+        return self.scenario.params
+
+    @property
+    def record(self) -> LIFRecord:
+        """What the run records."""
+        return self.scenario.record
+
+    @property
+    def backend(self) -> str:
+        """``numba`` or ``brian2`` (``run.backend`` without a Brian2 code generation target)."""
+        return self.scenario.run.backend.partition(":")[0]
+
+    def dynamics_rng(self) -> np.random.Generator:
+        """A fresh generator of the dynamics stream (noise, Poisson input): the same for every call."""
+        return streams(self.scenario.run.seed)[2]
+
+
 def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
     """Independent generators for connectivity, initial conditions and dynamics."""
     conn_ss, init_ss, dyn_ss = np.random.SeedSequence(int(seed)).spawn(3)
     return np.random.default_rng(conn_ss), np.random.default_rng(init_ss), np.random.default_rng(dyn_ss)
 
 
-# --------------------------------------------------------------------------- Numba generators
+def population_layout(params: LIFParams) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Population names, start offsets and sizes in declaration order."""
+    names = list(params.populations)
+    sizes = np.array([params.populations[n].size for n in names], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return names, starts, sizes
 
 
-@numba.njit(cache=True)
-def _random_p(
-    rng: np.random.Generator, n_pre: int, n_post: int, p: float, skip_diag: bool, capacity: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """CSR of an Erdos-Renyi projection by geometric skipping; grows its buffer if ``capacity`` is short."""
-    indptr = np.zeros(n_pre + 1, dtype=np.int64)
-    indices = np.empty(max(capacity, 16), dtype=np.int32)
-    nnz = 0
-    if p <= 0.0:
-        return indptr, indices[:0].copy()
-    log_q = math.log1p(-p) if p < 1.0 else -np.inf
-    for i in range(n_pre):
-        # candidates 0..m-1 (the diagonal removed and the rest shifted when autapses are excluded)
-        m = n_post - 1 if (skip_diag and i < n_post) else n_post
-        j = -1
-        while True:
-            if p >= 1.0:
-                j += 1
-            else:
-                u = 1.0 - rng.random()  # in (0, 1]
-                j += 1 + int(math.floor(math.log(u) / log_q))
-            if j >= m:
-                break
-            jj = j + 1 if (skip_diag and i < n_post and j >= i) else j
-            if nnz == indices.size:
-                grown = np.empty(indices.size * 2, dtype=np.int32)
-                grown[:nnz] = indices[:nnz]
-                indices = grown
-            indices[nnz] = jj
-            nnz += 1
-        indptr[i + 1] = nnz
-    if nnz >= 0.9 * indices.size:
-        return indptr, indices[:nnz]  # the slack is a few sigma: no copy (it would double the peak)
-    return indptr, indices[:nnz].copy()
+def probe_indices(record: LIFRecord, n: int) -> np.ndarray:
+    """Global indices of the neurons whose ``v`` is sampled, checked against the network size ``n``."""
+    probe = record.v
+    if probe is None:
+        return np.zeros(0, dtype=np.int64)
+    if probe.indices == "all":
+        return np.arange(n, dtype=np.int64)
+    idx = np.asarray(probe.indices, dtype=np.int64)
+    bad = idx[idx >= n]
+    if bad.size:
+        raise ScenarioError("record.v.indices", int(bad[0]), f"neuron indices must be < {n} (network size)")
+    return idx
 
 
-@numba.njit(cache=True)
-def _fixed_in_degree(
-    rng: np.random.Generator, n_pre: int, n_post: int, k: int, skip_diag: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (by presynaptic index) where every target has exactly ``k`` distinct sources (Floyd sampling)."""
-    sources = np.empty(n_post * k, dtype=np.int32)
-    mark = np.zeros(n_pre, dtype=np.bool_)
-    for j in range(n_post):
-        diag = skip_diag and j < n_pre
-        m = n_pre - 1 if diag else n_pre
-        base = j * k
-        # Floyd: for t = m-k .. m-1 draw r in [0, t]; take t if r is taken already -> uniform k-subset
-        for c in range(k):
-            t = m - k + c
-            r = rng.integers(0, t + 1)
-            if mark[r]:
-                r = t
-            mark[r] = True
-            sources[base + c] = r
-        for c in range(k):
-            r = sources[base + c]
-            mark[r] = False
-            if diag and r >= j:
-                sources[base + c] = r + 1
-    # counting-sort transpose: CSR by presynaptic index, targets ascending within a row
-    indptr = np.zeros(n_pre + 1, dtype=np.int64)
-    for s in range(sources.size):
-        indptr[sources[s] + 1] += 1
-    for i in range(n_pre):
-        indptr[i + 1] += indptr[i]
-    fill = indptr[:-1].copy()
-    indices = np.empty(sources.size, dtype=np.int32)
-    for j in range(n_post):
-        for c in range(k):
-            i = sources[j * k + c]
-            indices[fill[i]] = j
-            fill[i] += 1
-    return indptr, indices
+def probe_every_steps(record: LIFRecord, dt: float) -> int:
+    """Sampling interval of the ``v`` probe in steps (at least 1)."""
+    probe = record.v
+    if probe is None or probe.every is None:
+        return 1
+    return steps(probe.every, dt, at_least=1)
 
 
-@numba.njit(cache=True)
-def _edges_to_csr(pre: np.ndarray, post: np.ndarray, n_pre: int) -> tuple[np.ndarray, np.ndarray]:
-    """Counting sort of an edge list into CSR by presynaptic index (stable in the given edge order)."""
-    indptr = np.zeros(n_pre + 1, dtype=np.int64)
-    for s in range(pre.size):
-        indptr[pre[s] + 1] += 1
-    for i in range(n_pre):
-        indptr[i + 1] += indptr[i]
-    fill = indptr[:-1].copy()
-    indices = np.empty(pre.size, dtype=np.int32)
-    for s in range(pre.size):
-        indices[fill[pre[s]]] = post[s]
-        fill[pre[s]] += 1
-    return indptr, indices
+# --------------------------------------------------------------------------- connectivity
 
 
 def _graph_edges(
-    connect: Any,
+    connect: Connect,
     n: int,
     rng: np.random.Generator,
     autapses: bool,
@@ -259,7 +252,7 @@ def _graph_edges(
 
 
 def connect(
-    connect: Any, n_pre: int, n_post: int, same: bool, rng: np.random.Generator, path: str = "connect"
+    connect: Connect, n_pre: int, n_post: int, same: bool, rng: np.random.Generator, path: str = "connect"
 ) -> tuple[np.ndarray, np.ndarray]:
     """CSR ``(indptr, indices)`` by presynaptic index for one projection.
 
@@ -282,13 +275,30 @@ def connect(
         m = n_post - 1 if skip_diag else n_post
         mean = connect.p * n_pre * m
         capacity = int(mean + 6.0 * math.sqrt(mean + 1.0) + 16)
-        return _random_p(rng, n_pre, n_post, float(connect.p), skip_diag, capacity)
+        return kernels.random_p_csr(rng, n_pre, n_post, float(connect.p), skip_diag, capacity)
     if connect.in_degree is not None:
-        return _fixed_in_degree(rng, n_pre, n_post, int(connect.in_degree), skip_diag)
+        return kernels.fixed_in_degree_csr(rng, n_pre, n_post, int(connect.in_degree), skip_diag)
     if connect.one_to_one:
         return np.arange(n_pre + 1, dtype=np.int64), np.arange(n_post, dtype=np.int32)
     pre, post = _graph_edges(connect, n_pre, rng, connect.autapses or not same, path)
-    return _edges_to_csr(pre, post.astype(np.int32), n_pre)
+    return kernels.edges_to_csr(pre, post.astype(np.int32), n_pre)
+
+
+def _share_indices(projections: list[Projection]) -> np.ndarray:
+    """Move every projection's ``indices`` into one concatenated array and make each a view of it.
+
+    Synapses are then stored once (4 bytes each), in the layout the kernel reads. One projection keeps its
+    own array (no copy).
+    """
+    if len(projections) == 1:
+        return projections[0].indices
+    indices = np.empty(sum(p.indices.size for p in projections), dtype=np.int32)
+    b = 0
+    for p in projections:
+        indices[b : b + p.indices.size] = p.indices
+        p.indices = indices[b : b + p.indices.size]  # the projection's own array is freed here
+        b += p.indices.size
+    return indices
 
 
 # --------------------------------------------------------------------------- building
@@ -307,15 +317,38 @@ def _kind(name: str) -> int:
     return KIND_CURRENT if name == "current" else KIND_CONDUCTANCE
 
 
-def build_network(scenario: Any) -> Network:
-    """Build the network of ``scenario`` (deterministic in ``run.seed``).
+def build(scenario: Scenario) -> LIFBuilt:
+    """Build the network of a checked scenario and the constant tables of the Numba time loop.
 
     Raises
     ------
     ScenarioError
         When a connection rule cannot be satisfied (e.g. in-degree above the source size).
     """
-    params, run = scenario.params, scenario.run
+    params: LIFParams = scenario.params
+    dt = float(scenario.run.dt)
+    net = build_network(params, scenario.run)
+    synapses, ring_size = synapse_tables(net)
+    return LIFBuilt(
+        scenario,
+        network=net,
+        neurons=neuron_consts(net, dt),
+        synapses=synapses,
+        inputs=input_tables(net, dt),
+        ring_size=ring_size,
+        probe=probe_indices(scenario.record, net.n),
+        probe_every=probe_every_steps(scenario.record, dt),
+    )
+
+
+def build_network(params: LIFParams, run: RunConfig) -> Network:
+    """Build the network of ``params`` (deterministic in ``run.seed``; ``run.dt`` sets delays in steps).
+
+    Raises
+    ------
+    ScenarioError
+        When a connection rule cannot be satisfied (e.g. in-degree above the source size).
+    """
     dt = float(run.dt)
     names, starts, sizes = population_layout(params)
     n = int(sizes.sum())
@@ -409,7 +442,174 @@ def build_network(scenario: Any) -> Network:
         channels=channels,
         projections=projections,
         poisson=poisson,
+        indices=_share_indices(projections) if projections else np.empty(0, dtype=np.int32),
     )
+
+
+# --------------------------------------------------------------------------- the time loop's constant tables
+
+
+def neuron_consts(net: Network, dt: float) -> NeuronConsts:
+    """Per-group propagators and constants, and per-channel constants, of ``net`` at step ``dt``.
+
+    Groups are maximal runs of neurons sharing every constant, never straddling a population; a group's
+    channels are those its population receives through a projection or a Poisson drive.
+    """
+    n = net.n
+    n_ch = len(net.channels)
+    ch_kind = np.array([ch.kind for ch in net.channels], dtype=np.int64)
+
+    # which channels each neuron receives (per population: every input targets whole populations)
+    receives = np.zeros((len(net.names), max(n_ch, 1)), dtype=bool)
+    for p in net.projections:
+        receives[net.names.index(p.target), p.channel] = True
+    for d in net.poisson:
+        receives[np.searchsorted(net.starts, d.start, side="right") - 1, d.channel] = True
+
+    v_inf = net.v_rest + net.drive + net.noise_mu
+    # exact OU increment of tau_m dv = ... + sigma sqrt(tau_m) dW over one step: std sigma sqrt((1-d^2)/2)
+    noise_std = net.noise_sigma * np.sqrt(-np.expm1(-2.0 * dt / net.tau_m) / 2.0)
+    per_neuron = (net.ref_steps, v_inf, net.tau_m, net.v_threshold, noise_std, net.g_leak)
+    cuts = set(int(c) for c in net.starts) | {n}
+    for arr in per_neuron:
+        cuts |= set((np.flatnonzero(np.diff(arr) != 0) + 1).tolist())
+    bounds = np.array(sorted(cuts), dtype=np.int64)
+    g_start, g_stop = bounds[:-1], bounds[1:]
+    pop = np.searchsorted(net.starts, g_start, side="right") - 1
+    g_nch = np.zeros(g_start.size, dtype=np.int64)
+    g_ch = np.zeros((g_start.size, max(n_ch, 1)), dtype=np.int64)
+    g_kern = np.zeros((g_start.size, max(n_ch, 1)))
+    g_cond = np.zeros(g_start.size, dtype=np.bool_)
+    for g, (s0, p_) in enumerate(zip(g_start, pop)):
+        chans = np.flatnonzero(receives[p_, :n_ch])
+        g_nch[g] = chans.size
+        g_ch[g, : chans.size] = chans
+        g_cond[g] = bool(np.any(ch_kind[chans] == KIND_CONDUCTANCE))
+        for k, c in enumerate(chans):
+            g_kern[g, k] = current_kernel(dt, net.tau_m[s0], net.channels[c].tau)
+    tau_g = net.tau_m[g_start]
+    return NeuronConsts(
+        v_reset=net.v_reset.astype(np.float64),
+        g_start=g_start,
+        g_stop=g_stop,
+        g_ref=net.ref_steps[g_start].astype(np.int64),
+        g_vinf=v_inf[g_start],
+        g_decay=np.exp(-dt / tau_g),
+        g_thr=net.v_threshold[g_start],
+        g_noise=noise_std[g_start],
+        g_dt_tau=dt / tau_g,
+        g_inv_gl=1.0 / net.g_leak[g_start],
+        g_cond=g_cond,
+        g_nch=g_nch,
+        g_ch=g_ch,
+        g_kern=g_kern,
+        ch_kind=ch_kind,
+        ch_decay=np.array([np.exp(-dt / ch.tau) for ch in net.channels], dtype=np.float64),
+        ch_rev=np.array([ch.reversal if ch.kind == KIND_CONDUCTANCE else 0.0 for ch in net.channels]),
+    )
+
+
+def _column(items: list, attr: str, dtype: Any) -> np.ndarray:
+    return np.array([getattr(it, attr) for it in items], dtype=dtype)
+
+
+def synapse_tables(net: Network) -> tuple[Synapses, int]:
+    """The projections of ``net`` as the kernel reads them, and the length of their delay ring buffers.
+
+    The row pointers are concatenated (``n_pre + 1`` per projection); the column indices are
+    :attr:`Network.indices` itself, not a copy.
+    """
+    projs = net.projections
+    indptr = np.empty(sum(p.indptr.size for p in projs), dtype=np.int64)
+    pr_indptr_off = np.zeros(len(projs), dtype=np.int64)
+    pr_indices_off = np.zeros(len(projs), dtype=np.int64)
+    pr_ring_off = np.zeros(len(projs), dtype=np.int64)
+    a = b = r = 0
+    for k, p in enumerate(projs):
+        pr_indptr_off[k], pr_indices_off[k] = a, b
+        indptr[a : a + p.indptr.size] = p.indptr
+        a += p.indptr.size
+        b += p.indices.size
+        if p.delay_steps > 0:
+            pr_ring_off[k] = r
+            r += (p.delay_steps + 1) * p.n_post
+    tables = Synapses(
+        pr_pre_start=_column(projs, "pre_start", np.int64),
+        pr_n_pre=_column(projs, "n_pre", np.int64),
+        pr_post_start=_column(projs, "post_start", np.int64),
+        pr_n_post=_column(projs, "n_post", np.int64),
+        pr_weight=_column(projs, "weight", np.float64),
+        pr_channel=_column(projs, "channel", np.int64),
+        pr_delay=_column(projs, "delay_steps", np.int64),
+        pr_indptr_off=pr_indptr_off,
+        pr_indices_off=pr_indices_off,
+        pr_ring_off=pr_ring_off,
+        indptr=indptr,
+        indices=net.indices,
+    )
+    return tables, r
+
+
+def input_tables(net: Network, dt: float) -> Inputs:
+    """The Poisson drives of ``net`` as the kernel reads them, with their count CDFs tabulated."""
+    cdfs = [poisson_cdf_table(d.rate * d.n_sources * dt) for d in net.poisson]
+    return Inputs(
+        po_start=_column(net.poisson, "start", np.int64),
+        po_stop=_column(net.poisson, "stop", np.int64),
+        po_lam=np.array([d.rate * d.n_sources * dt for d in net.poisson], dtype=np.float64),
+        po_weight=_column(net.poisson, "weight", np.float64),
+        po_channel=_column(net.poisson, "channel", np.int64),
+        po_cdf_off=np.concatenate([[0], np.cumsum([c.size for c in cdfs])]).astype(np.int64),
+        po_cdf=np.concatenate([np.zeros(0), *cdfs]),
+    )
+
+
+#: Poisson counts with a mean up to this are drawn by table lookup (faster than Generator.poisson)
+POISSON_TABLE_MAX_MEAN = 30.0
+
+
+def poisson_cdf_table(lam: float) -> np.ndarray:
+    """CDF of Poisson(lam) at 0, 1, ... until it exceeds ``1 - 1e-16`` (empty if ``lam`` is too large).
+
+    A uniform ``u`` maps to the count ``#{k : cdf[k] < u}``: exact inverse-transform sampling, except
+    that the tail beyond the table (probability < 1e-16) is folded into its last entry.
+    """
+    if not 0.0 < lam <= POISSON_TABLE_MAX_MEAN:
+        return np.zeros(0)
+    # pmf by the recurrence p_k = p_{k-1} lam / k (e^{-30} does not underflow); past the mode the terms
+    # shrink at least geometrically, so stopping at a term below 1e-17 leaves a tail below ~1e-16
+    pmf = math.exp(-lam)
+    cdf = [pmf]
+    k = 0
+    while k < lam or pmf > 1e-17:
+        k += 1
+        pmf *= lam / k
+        cdf.append(cdf[-1] + pmf)
+    out = np.array(cdf)
+    out[-1] = 1.0
+    return out
+
+
+def current_kernel(dt: float, tau_m: np.ndarray, tau_c: float) -> np.ndarray:
+    """Exact one-step response of ``v`` to a unit exponential current, ``K = (1/tau_m) int_0^dt ...``.
+
+    ``K = (dt/tau_m) exp(-dt/tau_m) * expm1(a dt) / (a dt)`` with ``a = 1/tau_m - 1/tau_c``; this equals
+    ``tau_c/(tau_c - tau_m) (exp(-dt/tau_c) - exp(-dt/tau_m))`` and tends to ``(dt/tau_m) exp(-dt/tau_m)``
+    as ``tau_c -> tau_m`` without the cancellation of the difference form. For ``|a dt| >= 1`` the
+    difference form is used instead (no cancellation there, and ``expm1`` would overflow for
+    ``dt >> tau_m``).
+    """
+    tau_m = np.asarray(tau_m, dtype=np.float64)
+    a_dt = dt * (1.0 / tau_m - 1.0 / tau_c)
+    near = np.abs(a_dt) < 1.0
+    # |a dt| < 1: expm1 form (no cancellation as tau_c -> tau_m); otherwise the difference form, which
+    # is then well conditioned and does not overflow when dt >> tau_m
+    safe = np.where(near & (a_dt != 0.0), a_dt, 1.0)
+    ratio = np.where(a_dt == 0.0, 1.0, np.expm1(safe) / safe)
+    k_near = dt / tau_m * np.exp(-dt / tau_m) * ratio
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k_far = tau_c / (tau_c - tau_m) * (np.exp(-dt / tau_c) - np.exp(-dt / tau_m))
+    return np.where(near, k_near, k_far)
 
 
 # --------------------------------------------------------------------------- checks and memory
@@ -464,7 +664,7 @@ def graph_synapses(graph: str, args: dict[str, Any], n: float) -> float:
         return bound
 
 
-def _expected_synapses(conn: Any, n_pre: int, n_post: int, same: bool) -> tuple[float, float]:
+def _expected_synapses(conn: Connect, n_pre: float, n_post: float, same: bool) -> tuple[float, float]:
     """Expected synapse count and peak transient bytes per synapse while generating it."""
     m = n_post - 1 if same and not conn.autapses else n_post
     if conn.p is not None:
@@ -476,11 +676,11 @@ def _expected_synapses(conn: Any, n_pre: int, n_post: int, same: bool) -> tuple[
     return graph_synapses(conn.graph, conn.args, float(n_pre)), 4.0 + _NX_BYTES_PER_EDGE
 
 
-def check_rule(connect: Any, n_pre: int, n_post: int, same: bool, path: str) -> None:
+def check_rule(connect: Connect, n_pre: int, n_post: int, same: bool, path: str) -> None:
     """Refuse a connection rule that cannot be satisfied between populations of these sizes.
 
-    Called by :func:`check_resources` (so ``validate`` and every sweep point refuse it) and by
-    :func:`connect` when the network is built.
+    Called by :func:`check` (so ``validate`` and every sweep point refuse it) and by :func:`connect` when
+    the network is built.
     """
     if connect.in_degree is not None:
         avail = n_pre - 1 if same and not connect.autapses else n_pre
@@ -496,14 +696,13 @@ def check_rule(connect: Any, n_pre: int, n_post: int, same: bool, path: str) -> 
         )
 
 
-def estimate_parts(scenario: Any) -> dict[str, float]:
+def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict[str, float]:
     """Peak bytes of a run by component (synapses, transient, delays, state, probe, rate histogram, spikes).
 
     Counts the CSR arrays (4 bytes per synapse, 8 per presynaptic neuron), the transient buffers while
     generating them or concatenating them for the kernel (whichever is larger), per-neuron state, delay
     ring buffers, the ``v`` probe buffer, the population-rate histogram and a spike buffer.
     """
-    params, run = scenario.params, scenario.run
     names, starts, sizes = population_layout(params)
     n = float(sizes.sum())
     index = {nm: k for k, nm in enumerate(names)}
@@ -524,14 +723,14 @@ def estimate_parts(scenario: Any) -> dict[str, float]:
         if inp.kind == "poisson":
             channels.add((inp.synapse, inp.tau, inp.reversal))
     n_proj = sum(len(syn.targets) for syn in params.synapses)
-    if n_proj > 1:  # the engine concatenates the projections' indices: old and new arrays coexist
+    if n_proj > 1:  # the build concatenates the projections' indices: old and new arrays coexist
         peak_extra = max(peak_extra, kept)
     probe = 0.0
-    if scenario.record.v is not None and run.duration and run.dt:
-        n_probe = n if scenario.record.v.indices == "all" else len(scenario.record.v.indices)
-        every = steps((scenario.record.v.every or run.dt), run.dt, at_least=1)
+    if record.v is not None and run.duration and run.dt:
+        n_probe = n if record.v.indices == "all" else len(record.v.indices)
+        every = steps((record.v.every or run.dt), run.dt, at_least=1)
         probe = 8.0 * n_probe * (run.n_steps // every + 1)
-    n_bins = max(1.0, round(run.n_steps * run.dt / scenario.record.rate_bin)) if run.duration and run.dt else 1.0
+    n_bins = max(1.0, round(run.n_steps * run.dt / record.rate_bin)) if run.duration and run.dt else 1.0
     return {
         "synapses": kept,
         "transient": peak_extra,
@@ -543,18 +742,18 @@ def estimate_parts(scenario: Any) -> dict[str, float]:
     }
 
 
-def _ring_bytes(syn: Any, n_post: float, dt: float | None) -> float:
+def _ring_bytes(syn: Synapse, n_post: float, dt: float | None) -> float:
     """Bytes of a projection's delay ring buffer: ``delay / dt + 1`` slots of 8 bytes per target neuron."""
     n = steps(syn.delay, dt) if dt else 0
     return 8.0 * (n + 1) * n_post if n > 0 else 0.0
 
 
-def estimate_bytes(scenario: Any) -> int:
+def estimate_bytes(params: LIFParams, run: RunConfig, record: LIFRecord) -> int:
     """Memory a run needs at its peak, estimated before anything is allocated (sum of :func:`estimate_parts`)."""
-    return int(sum(estimate_parts(scenario).values()))
+    return int(sum(estimate_parts(params, run, record).values()))
 
 
-def check_resources(scenario: Any) -> None:
+def check(scenario: Scenario) -> None:
     """Every check a ``lif_network`` run makes, done before anything is allocated.
 
     Connection rules against the population sizes, the ``v`` probe's interval and indices, each synapse
@@ -567,10 +766,11 @@ def check_resources(scenario: Any) -> None:
     ResourceError
         With the estimate, what it is made of and the available memory.
     """
-    from neurodyn.families.lif_network.dataset import probe_indices
     from neurodyn.resources import budget_bytes, format_bytes, require_memory
 
-    params, run = scenario.params, scenario.run
+    params: LIFParams = scenario.params
+    record: LIFRecord = scenario.record
+    run = scenario.run
     names, _, sizes = population_layout(params)
     index = {nm: k for k, nm in enumerate(names)}
     budget = budget_bytes()
@@ -592,18 +792,18 @@ def check_resources(scenario: Any) -> None:
                 f"its ring buffer of {slots:.3g} steps x {n_post:.0f} neurons x 8 B would need {format_bytes(ring)}, "
                 f"more than the {format_bytes(budget)} a run may use; use a shorter delay or a larger run.dt",
             )
-    if scenario.record.analysis_start >= run.n_steps * run.dt:
+    if record.analysis_start >= run.n_steps * run.dt:
         raise ScenarioError(
             "record.analysis_start",
-            f"{scenario.record.analysis_start:g} s",
+            f"{record.analysis_start:g} s",
             f"must be before the end of the run (run.duration = {run.duration:g} s); nothing would be analysed",
         )
-    probe = scenario.record.v
+    probe = record.v
     if probe is not None and probe.every is not None and steps(probe.every, run.dt) < 1:
         raise ScenarioError(
             "record.v.every", f"{probe.every:g} s", f"at least run.dt ({run.dt:g} s); omit it to sample every step"
         )
-    parts = estimate_parts(scenario)
+    parts = estimate_parts(params, run, record)
     need = sum(parts.values())
     detail = ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items() if v >= 2**20)
     # the message names what dominates the estimate: the network, the delay buffers or the v probe
@@ -615,9 +815,9 @@ def check_resources(scenario: Any) -> None:
     elif largest == "probe":
         what, hint = "record.v: v recording too large", "record fewer neurons or set a longer record.v.every"
     elif largest == "rate histogram":
-        what, hint = f"record.rate_bin = {scenario.record.rate_bin:g} s: too many bins", "use a wider bin"
+        what, hint = f"record.rate_bin = {record.rate_bin:g} s: too many bins", "use a wider bin"
     require_memory(need, f"about {n_syn:.3g} synapses x 4 B, {int(sizes.sum())} neurons; {detail}", what, hint)
-    probe_indices(scenario)  # indices beyond the (possibly swept) network size
+    probe_indices(record, int(sizes.sum()))  # indices beyond the (possibly swept) network size
     # networkx checks a generator's arguments against n only when called (k > n, n * d odd, ...): call it
     # once here, on the real size, so validate refuses what the build would. Only small graphs are tried:
     # a large one would cost the build's time twice.
