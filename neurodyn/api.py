@@ -140,7 +140,12 @@ def compare(ds: xr.Dataset | str | os.PathLike) -> pd.DataFrame:
     return to_dataframe(all_rows(_dataset(ds)))
 
 
-def plot(ds: xr.Dataset | str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list[Figure]:
+def plot(
+    ds: xr.Dataset | str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    format: str = "png",
+    window: str | tuple[object, object] | None = None,
+) -> list[Figure]:
     """The family's figures of a run, as matplotlib Figures.
 
     Parameters
@@ -150,6 +155,12 @@ def plot(ds: xr.Dataset | str | os.PathLike, out_dir: str | os.PathLike | None =
     out_dir : path-like, optional
         Also write the figure files there, exactly as ``neurodyn plot --out OUT_DIR`` writes them (named
         after the result file, or after the scenario for a run kept in memory).
+    format : {"png", "svg", "pdf"}
+        File format of the figures written to ``out_dir`` (``neurodyn plot --format``).
+    window : str or (start, stop), optional
+        Time span of the time-axis figures, as ``neurodyn plot --window``: ``"0.5s:1s"``, ``"200ms:400ms"``
+        or a pair of times (``("0.5 s", 1.0)``; plain numbers are seconds). Default: the family's choice
+        (the last 0.5 s of a long ``lif_network`` run, else the whole run).
 
     Returns
     -------
@@ -161,20 +172,23 @@ def plot(ds: xr.Dataset | str | os.PathLike, out_dir: str | os.PathLike | None =
     --------
     >>> figs = neurodyn.plot(ds)                     # doctest: +SKIP
     >>> figs[0].savefig("overview.svg")              # doctest: +SKIP
+    >>> figs = neurodyn.plot(ds, "figs", format="pdf", window="200ms:400ms")  # doctest: +SKIP
     """
     from neurodyn import registry
+    from neurodyn.plotting import plot_options
 
     ds = _dataset(ds)
     family = ds.attrs.get("family")
     if not family:
         raise UserError("this Dataset has no 'family' attribute; not a neurodyn run")
     fam = registry.get(family)
-    figures = fam.figures(ds)
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        # the files come from the same code as ``neurodyn plot``, so they are the CLI's byte for byte
-        fam.plot(ds, out, _stem(ds))
+    with plot_options(format, window):
+        figures = fam.figures(ds)
+        if out_dir is not None:
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            # the files come from the same code as ``neurodyn plot``, so they are the CLI's byte for byte
+            fam.plot(ds, out, _stem(ds))
     return figures
 
 
@@ -268,6 +282,11 @@ class NeurodynAccessor:
         """Theory against simulation as a DataFrame (see :func:`compare`)."""
         return compare(self._ds)
 
-    def plot(self, out_dir: str | os.PathLike | None = None) -> list[Figure]:
+    def plot(
+        self,
+        out_dir: str | os.PathLike | None = None,
+        format: str = "png",
+        window: str | tuple[object, object] | None = None,
+    ) -> list[Figure]:
         """The family's figures (see :func:`plot`)."""
-        return plot(self._ds, out_dir)
+        return plot(self._ds, out_dir, format=format, window=window)

@@ -83,9 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a result file")
     i.add_argument("run", type=Path)
 
-    pl = sub.add_parser("plot", help="plot a result file to PNG")
+    pl = sub.add_parser("plot", help="plot a result file (PNG, SVG or PDF)")
     pl.add_argument("run", type=Path)
     pl.add_argument("--out", type=Path, help="folder for the figures (default: beside the run)")
+    pl.add_argument("--format", default="png", metavar="png|svg|pdf", help="file format of the figures (png)")
+    pl.add_argument(
+        "--window",
+        metavar="START:STOP",
+        help="time span of the time-axis figures, e.g. 0.5s:1s or 200ms:400ms (an end may be left empty)",
+    )
 
     c = sub.add_parser("compare", help="table of theory against simulation (a sweep: also report/)")
     c.add_argument("run", type=Path, help="a result file, or a sweep directory / combined sweep file")
@@ -500,30 +506,33 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     from neurodyn import registry
     from neurodyn.errors import UserError
+    from neurodyn.plotting import plot_options
     from neurodyn.storage import check_folder_writable, open_run, reading, writes_to
     from neurodyn.sweep import plot_sweep
 
     matplotlib.use("Agg")
-    root, attrs = _sweep_or_run(args.run)
-    if root is not None:  # the sweep's figures, as `compare` writes them into its report
-        paths = plot_sweep(root, args.out)
-    else:
-        family = attrs["family"]
-        out = args.out or args.run.parent
-        check_folder_writable(out, hint="choose another folder with --out DIR")
-        ds = open_run(args.run)
-        fresh = not out.exists()
-        try:
-            with writes_to(out):
-                out.mkdir(parents=True, exist_ok=True)
-                with reading(args.run, family):
-                    paths = registry.get(family).plot(ds, out, args.run.stem)
-        except UserError:
-            if fresh and out.is_dir() and not any(out.iterdir()):
-                out.rmdir()  # the family could not plot this file: leave no empty folder behind
-            raise
-        if not paths:
-            raise UserError(f"{args.run}: nothing to plot for this {family} run")
+    # the options are checked first, so a bad --format or --window reads and writes nothing
+    with plot_options(args.format, args.window):
+        root, attrs = _sweep_or_run(args.run)
+        if root is not None:  # the sweep's figures, as `compare` writes them into its report
+            paths = plot_sweep(root, args.out)
+        else:
+            family = attrs["family"]
+            out = args.out or args.run.parent
+            check_folder_writable(out, hint="choose another folder with --out DIR")
+            ds = open_run(args.run)
+            fresh = not out.exists()
+            try:
+                with writes_to(out):
+                    out.mkdir(parents=True, exist_ok=True)
+                    with reading(args.run, family):
+                        paths = registry.get(family).plot(ds, out, args.run.stem)
+            except UserError:
+                if fresh and out.is_dir() and not any(out.iterdir()):
+                    out.rmdir()  # the family could not plot this file: leave no empty folder behind
+                raise
+            if not paths:
+                raise UserError(f"{args.run}: nothing to plot for this {family} run")
     for p in paths:
         print(p)
     return 0
