@@ -203,12 +203,15 @@ def time_axis(ax: Axes, window: tuple[float, float], units: str = "s") -> None:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def legend(ax: Axes, outside: bool = False, **kwargs) -> None:
+def legend(ax: Axes, where: str = "best", **kwargs) -> None:
     """A legend of ``ax`` with each label once (the first artist of a label stands for all of them).
 
-    ``outside=True`` places it right of the axes, off the data; otherwise matplotlib's ``loc="best"``
-    picks the emptiest corner. Labels starting with ``_`` (matplotlib's "no legend") are left out.
+    ``where`` is ``"best"`` (matplotlib picks the emptiest corner), ``"right"`` (right of the axes, off the
+    data) or ``"below"`` (under the axes' x label, for panels side by side). Labels starting with ``_``
+    (matplotlib's "no legend") are left out.
     """
+    import matplotlib as mpl
+
     handles, labels = ax.get_legend_handles_labels()
     seen: dict[str, object] = {}
     for handle, label in zip(handles, labels):
@@ -216,8 +219,18 @@ def legend(ax: Axes, outside: bool = False, **kwargs) -> None:
             seen[label] = handle
     if not seen:
         return
-    if outside:
+    if where == "right":
         kwargs = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, **kwargs}
+    elif where == "below":
+        # clear of the tick labels and the x label: their heights in points, over the legend's font size
+        size = mpl.font_manager.FontProperties(size=kwargs.get("fontsize", mpl.rcParams["legend.fontsize"]))
+        clearance = 2.4 * mpl.rcParams["xtick.labelsize"] + mpl.rcParams["axes.labelsize"] + 14
+        kwargs = {
+            "loc": "upper center",
+            "bbox_to_anchor": (0.5, 0.0),
+            "borderaxespad": clearance / size.get_size_in_points(),
+            **kwargs,
+        }
     else:
         kwargs = {"loc": "best", **kwargs}
     ax.legend(list(seen.values()), list(seen), **kwargs)

@@ -8,11 +8,15 @@ made tiny by the overrides of :mod:`tests.hostile.tiny`. A new family without an
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import yaml
 
 from neurodyn import open_run, registry
+from neurodyn import plot as plot_figures
 from neurodyn.cli import main
+from tests.figures import assert_slide_figure, assert_slide_png
 from tests.hostile.tiny import set_dotted, tiny_scenario
 
 #: family -> the shipped scenario (stem under scenarios/) that costs least with its tiny overrides
@@ -41,6 +45,12 @@ def neurodyn(capsys, *args) -> str:
     return out
 
 
+def matplotlib_close(fig) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
 def test_every_builtin_family_has_a_protocol_scenario():
     assert sorted(PROTOCOL) == sorted(BUILTIN)
 
@@ -64,7 +74,17 @@ def test_protocol(family, repo, tmp_path, capsys, monkeypatch):
 
     figures = sorted((tmp_path / "fig").glob("*.png"))
     assert figures and all(png.read_bytes()[:8] == PNG_MAGIC for png in figures)
+    for png in figures:
+        assert_slide_png(png)
     ds = open_run(out)
+    # the figures for slides: drawn without a warning, slide-sized, nothing cut off, no repeated legend entry
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figs = plot_figures(ds)
+        assert sorted(f"r_{f.get_label()}.png" for f in figs) == [p.name for p in figures]
+        for fig in figs:
+            assert_slide_figure(fig)
+            matplotlib_close(fig)
     assert ds.attrs["family"] == family
     assert ds.data_vars
     for name, var in ds.variables.items():

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from neurodyn.plotting import headless, save_figures
+from neurodyn.plotting import PALETTE, headless, legend, save_figures, slide_figures
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -22,18 +22,18 @@ def _plt():
 
 
 def _save(plt, fig, label: str) -> Figure:
-    """Lay out the figure and label it with its file suffix."""
-    fig.tight_layout()
+    """Label the figure with its file suffix (the slide style lays it out)."""
     fig.set_label(label)
     return fig
 
 
 def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
-    """Write the figures of :func:`figures` as ``<stem>_<label>.png`` (120 dpi)."""
+    """Write the figures of :func:`figures` as ``<stem>_<label>.<format>``."""
     headless()
-    return save_figures(figures(ds), out_dir, stem, dpi=120)
+    return save_figures(figures(ds), out_dir, stem)
 
 
+@slide_figures
 def figures(ds: xr.Dataset) -> list[Figure]:
     """Dispatch on the experiment stored in the run."""
     exp = ds.attrs.get("experiment")
@@ -49,7 +49,7 @@ def figures(ds: xr.Dataset) -> list[Figure]:
 def plot_theorem(ds: xr.Dataset, label: str) -> Figure:
     """Log-log relative gradient error against beta with slope-1 and slope-2 guides."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig, ax = plt.subplots()
     beta = ds["beta"].values
     for est, marker in zip(ds["estimator"].values, ("o", "s")):
         err = ds["grad_rel_error"].sel(estimator=est).values
@@ -58,17 +58,17 @@ def plot_theorem(ds: xr.Dataset, label: str) -> Figure:
         k = 1 if est == "one_sided" else 2
         i = int(np.argmax(beta))
         ax.loglog(beta, err[i] * (beta / beta[i]) ** k, "k--" if k == 1 else "k:", lw=1, label=f"slope {k} guide")
-    ax.set_xlabel("beta")
-    ax.set_ylabel("||g_EP - g_FD|| / ||g_FD||")
+    ax.set_xlabel(r"nudging strength $\beta$")
+    ax.set_ylabel(r"$\|g_\mathrm{EP} - g_\mathrm{FD}\| \,/\, \|g_\mathrm{FD}\|$")
     ax.set_title("EP gradient vs finite differences")
-    ax.legend(fontsize=8)
+    legend(ax, where="right")
     return _save(plt, fig, label)
 
 
 def plot_bptt(ds: xr.Dataset, label: str, n_curves: int = 6) -> Figure:
     """EP updates (dashed) over BPTT gradients (solid) step by step, and the relative RMSE against beta."""
     plt = _plt()
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax0, ax1) = plt.subplots(1, 2)
     beta = ds["beta"].values
     b = float(beta[np.argmin(np.abs(np.log(beta / 0.01)))])
     ref = ds["bptt_update"]
@@ -83,28 +83,31 @@ def plot_bptt(ds: xr.Dataset, label: str, n_curves: int = 6) -> Figure:
         order = np.argsort(-np.abs(ref.values[:, idx]).sum(axis=0))
         pick += [(g, i) for i in idx[order[:2]]]
     for j, (g, prm) in enumerate(pick[:n_curves]):
-        color = f"C{j}"
+        color = PALETTE[j % len(PALETTE)]
         scale = np.abs(ref.values[:, prm]).max() or 1.0
         ax0.plot(steps, ref.values[:, prm] / scale, color=color, lw=1.5, label=f"{g}[{prm}]")
         ax0.plot(steps, ds["ep_update"].sel(beta=b).values[:, prm] / scale, "--", color=color, lw=1.5)
-    ax0.legend(fontsize=7)
-    ax0.set_xlabel("step t (EP: into the nudged phase; BPTT: back from T)")
-    ax0.set_ylabel("update / peak |BPTT|")
-    ax0.set_title(f"EP (dashed) vs -BPTT gradient (solid), beta={b:g}")
+    ax0.plot([], [], "k-", lw=1.5, label=r"$-$BPTT gradient")
+    ax0.plot([], [], "k--", lw=1.5, label=f"EP update, $\\beta={b:g}$")
+    legend(ax0, fontsize=10, ncol=2)
+    ax0.set_xlabel("step $t$ (EP: into the nudged phase;\nBPTT: back from $T$)")
+    ax0.set_ylabel(r"update / peak $|$BPTT$|$")
+    ax0.set_title("EP vs BPTT, step by step")
     ax1.loglog(beta, ds["rel_rmse"].values, "o-", label=f"parameters (slope {float(ds['rmse_slope']):.2f})")
     ax1.loglog(beta, ds["rel_rmse_state"].values, "s-", label=f"neurons (slope {float(ds['rmse_state_slope']):.2f})")
-    ax1.set_xlabel("beta")
-    ax1.set_ylabel("relative RMSE EP vs BPTT")
-    ax1.legend(fontsize=8)
+    ax1.set_xlabel(r"nudging strength $\beta$")
+    ax1.set_ylabel("relative RMSE, EP vs BPTT")
+    ax1.set_title(r"agreement vs $\beta$")
+    legend(ax1)
     return _save(plt, fig, label)
 
 
 def plot_training(ds: xr.Dataset, label: str) -> Figure:
     """Train/test error (mean +- std over seeds) of EP and backprop, energy and relaxation steps."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 3)
     ep = ds["epoch"].values
-    for m, color in zip(ds["rule"].values, ("C0", "C1", "C2")):
+    for m, color in zip(ds["rule"].values, PALETTE):
         for var, style in (("test_error", "-"), ("train_error", ":")):
             v = ds[var].sel(rule=m)
             mean, std = v.mean("seed").values, v.std("seed").values
@@ -113,9 +116,9 @@ def plot_training(ds: xr.Dataset, label: str) -> Figure:
     axes[0].set_yscale("log")
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("error (%)")
-    axes[0].legend(fontsize=8)
+    legend(axes[0], where="below", fontsize=11)
     axes[0].set_title("EP vs backprop")
-    for m, color in zip(ds["rule"].values, ("C0", "C1", "C2")):
+    for m, color in zip(ds["rule"].values, PALETTE):
         if m == "bp":
             continue
         axes[1].plot(ep, ds["energy"].sel(rule=m).mean("seed").values, color=color, label=m)
@@ -127,16 +130,32 @@ def plot_training(ds: xr.Dataset, label: str) -> Figure:
         )
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("energy at the free fixed point")
-    axes[1].legend(fontsize=8)
+    axes[1].set_title("energy")
+    legend(axes[1], where="below", fontsize=11)
     # how far from a fixed point the free phase ended (informative when the step count is fixed)
     twin = axes[2].twinx()
-    for m, color in zip(ds["rule"].values, ("C0", "C1", "C2")):
+    for m, color in zip(ds["rule"].values, PALETTE):
         if m != "bp":
             twin.semilogy(ep, ds["free_residual"].sel(rule=m).mean("seed").values, ":", color=color)
-    twin.set_ylabel("free-phase residual max|dF/ds| (dotted)")
+    twin.set_ylabel(r"free-phase residual $\max|\partial F/\partial s|$ (dotted)")
+    twin.spines["right"].set_visible(True)
     axes[2].set_xlabel("epoch")
     axes[2].set_ylabel("relaxation steps")
-    axes[2].legend(fontsize=8)
+    axes[2].set_title("relaxation")
+    legend(axes[2], where="below", fontsize=11)
+    from matplotlib.ticker import FuncFormatter
+
+    # plain numbers on the log error axis: "93" reads faster than "9.3 x 10^1" on a slide
+    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axes[0].yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    mark = "o" if ep.size <= 20 else None  # a short run is a few points: show them
+    for ax in axes:
+        for line in ax.get_lines():
+            line.set_marker(mark)
+        if ep.size <= 10:
+            ax.set_xticks(ep)
+        else:
+            ax.xaxis.get_major_locator().set_params(integer=True)
     return _save(plt, fig, label)
 
 

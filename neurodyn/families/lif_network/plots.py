@@ -117,7 +117,7 @@ def figures(ds: xr.Dataset) -> list[Figure]:
     if start is not None and window[0] < start < window[1]:
         for ax in axes:
             ax.axvline(start, color="0.3", ls=":", lw=1.2, label="analysis start")
-        legend(axes[0], outside=True)
+        legend(axes[0], where="right")
     for ax in axes:
         time_axis(ax, window)
     for ax in axes[:-1]:
@@ -196,7 +196,7 @@ def _rates(ax: Axes, ds: xr.Dataset, pops: list[str], colors: dict, window: tupl
         0.01, 0.97, f"{format_quantity(merge * bin_width * 1e3, 'ms', 3)} bins", transform=ax.transAxes,
         va="top", fontsize=11, color="0.3",
     )  # fmt: skip
-    legend(ax, outside=True)
+    legend(ax, where="right")
 
 
 def _traces(ax: Axes, ds: xr.Dataset, pops: list[str], colors: dict, window: tuple[float, float]) -> None:
@@ -213,4 +213,4 @@ def _traces(ax: Axes, ds: xr.Dataset, pops: list[str], colors: dict, window: tup
     for value in sorted(set(thresholds.values())):
         ax.axhline(value * 1e3, color="0.2", ls="--", lw=1.0, label=r"threshold $V_\mathrm{th}$")
     ax.set_ylabel(axis_label("$V$", "mV"))
-    legend(ax, outside=True)
+    legend(ax, where="right")
