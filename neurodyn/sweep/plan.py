@@ -247,19 +247,6 @@ def _dim_names(paths: list[str]) -> dict[str, str]:
             depth[p] += 1
 
 
-_SI = {
-    "time": "s",
-    "voltage": "V",
-    "frequency": "Hz",
-    "conductance": "S",
-    "current": "A",
-    "capacitance": "F",
-    "resistance": "ohm",
-    "length": "m",
-    "dimensionless": "1",
-}
-
-
 def _units(models: dict[str, Any], path: str, raw: list[Any], coords: list[Any]) -> str:
     """Units of a swept value: from a quantity field type, a unit in the written value, or '1'."""
     from neurodyn import quantities
@@ -275,7 +262,7 @@ def _units(models: dict[str, Any], path: str, raw: list[Any], coords: list[Any])
             meta, tp = [], descend_type(tp, int(part) if part.isdigit() else part)
         if tp is None:
             break
-    for dim, symbol in _SI.items():
+    for dim, symbol in quantities.SI_UNIT.items():
         q = getattr(quantities, dim.capitalize(), None)
         if q is not None and meta and getattr(q, "__metadata__", (None,))[0] is meta[0]:
             return symbol
@@ -283,7 +270,7 @@ def _units(models: dict[str, Any], path: str, raw: list[Any], coords: list[Any])
         if isinstance(value, str):
             m = quantities.QUANTITY_RE.match(value)
             if m and m.group(2) in quantities.UNITS:
-                return _SI[quantities.UNITS[m.group(2)][0]]
+                return quantities.SI_UNIT[quantities.UNITS[m.group(2)][0]]
     return "1" if all(isinstance(c, int | float) for c in coords) else ""
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FieldSerializationInfo, field_serializer, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue, did_you_mean
 from neurodyn.quantities import (
@@ -25,6 +25,7 @@ from neurodyn.quantities import (
     Time,
     Voltage,
     parse_quantity,
+    si_text,
 )
 from neurodyn.schema import PositiveInt, StrictModel
 
@@ -186,7 +187,7 @@ class Synapse(StrictModel):
     connect: Connect
     kind: Literal["current", "conductance"] = "current"
     #: voltage jump of the synaptic drive (current) or conductance jump (conductance), as a unit string
-    weight: float | str
+    weight: int | float | str
     tau: PositiveTime
     delay: NonNegativeTime = 0.0
     #: reversal potential, required for conductance synapses
@@ -206,6 +207,11 @@ class Synapse(StrictModel):
             raise ValueError("weight: conductances are non-negative; inhibition comes from the reversal potential")
         return self
 
+    @field_serializer("weight", when_used="json")
+    def _weight_text(self, weight: Any) -> Any:
+        # with its unit, which the kind implies: the stored scenario reads back (plain numbers need units)
+        return si_text(weight, "voltage" if self.kind == "current" else "conductance")
+
     @property
     def targets(self) -> list[str]:
         """Target population names as a list."""
@@ -224,12 +230,12 @@ class Input(StrictModel):
     kind: Literal["constant", "noise", "poisson"]
     target: str | list[str]
     drive: Voltage | None = None
-    current: float | str | None = None
+    current: int | float | str | None = None
     mu: Voltage = 0.0
     sigma: Voltage | None = None
     rate: Frequency | None = None
     n_sources: PositiveInt = 1
-    weight: float | str | None = None
+    weight: int | float | str | None = None
     tau: Time | None = None
     synapse: Literal["current", "conductance"] = "current"
     reversal: Voltage | None = None
@@ -260,6 +266,14 @@ class Input(StrictModel):
             if self.synapse == "conductance" and self.reversal is None:
                 raise ValueError("conductance inputs need a reversal potential")
         return self
+
+    @field_serializer("weight", "current", when_used="json")
+    def _quantity_text(self, value: Any, info: FieldSerializationInfo) -> Any:
+        # with its unit, as for Synapse.weight; a value this kind of input does not read stays as written
+        if not isinstance(value, float):
+            return value
+        dim = "current" if info.field_name == "current" else "voltage" if self.synapse == "current" else "conductance"
+        return si_text(value, dim)
 
     @property
     def targets(self) -> list[str]:
