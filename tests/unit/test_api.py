@@ -245,9 +245,10 @@ def test_docstring_examples_run(monkeypatch, repo):
     import doctest
 
     import neurodyn.api
+    import neurodyn.quantities
     import neurodyn.scenario
 
     monkeypatch.chdir(repo)
-    for module in (neurodyn.scenario, neurodyn.api):
+    for module in (neurodyn.quantities, neurodyn.scenario, neurodyn.api):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted > 0, module.__name__
