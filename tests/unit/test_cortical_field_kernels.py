@@ -71,9 +71,9 @@ def test_constant_source_reaches_the_exact_static_response(kind, make_scenario):
     n, h = 24, 1e-3
     src = {"kind": kind, "x": "10e-3 m", "y": "7e-3 m", "amplitude": 500.0}
     if kind == "gaussian":
-        src["width"] = 2e-3
+        src["width"] = "2e-3 m"
     params = {
-        "lattice": {"nx": n, "ny": n, "h": h},
+        "lattice": {"nx": n, "ny": n, "h": f"{h} m"},
         "omega0": 30.0,
         "kappa": 2000.0,
         "gamma": 40.0,

@@ -122,7 +122,7 @@ def test_conductance_trace_matches_ode(lif_scenario):
             ],
             record={"v": {"indices": [1], "every": "0.1 ms"}},
             duration="40 ms",
-            dt=dt,
+            dt=f"{dt} s",
         )
         ds = simulate_numba(sc)
         t = ds.time.values[1:] - dt
