@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue
-from neurodyn.quantities import Length, PositiveLength, PositiveTime, Time
+from neurodyn.quantities import Frequency, Length, PositiveLength, PositiveTime, Time
 from neurodyn.schema import StrictModel
 
 SiteModel = Literal["harmonic", "ei_linear", "wilson_cowan"]
@@ -145,7 +145,7 @@ class TimeCourse(StrictModel):
     t0: Time = 0.0
     t1: Time = 1e30
     width: PositiveTime = 1e-3
-    frequency: float = 10.0  #: Hz
+    frequency: Frequency = 10.0
     phase: float = 0.0  #: rad
 
 
