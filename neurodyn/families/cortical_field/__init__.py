@@ -32,7 +32,7 @@ class CorticalField(Family):
 
     def simulate(self, built, progress) -> xr.Dataset:
         scenario = built.scenario
-        from neurodyn.families.cortical_field.analysis import build_dataset
+        from neurodyn.families.cortical_field.dataset import build_dataset
         from neurodyn.families.cortical_field.engine import run_all
 
         return build_dataset(scenario, run_all(scenario, progress))

@@ -10,7 +10,7 @@ import numpy as np
 
 from neurodyn.errors import ResourceError
 from neurodyn.families.cortical_field import kernels as K
-from neurodyn.families.cortical_field.lattice import Setup, build_setups, check_stability, planned_lattices
+from neurodyn.families.cortical_field.build import Setup, build_setups, check_stability, planned_lattices
 from neurodyn.resources import available_bytes, format_bytes, require_memory
 from neurodyn.stepping import Status, kernel_threads, run_chunked, steps
 

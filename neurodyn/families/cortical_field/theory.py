@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neurodyn.families.cortical_field.lattice import Setup
+    from neurodyn.families.cortical_field.build import Setup
 
 
 def lattice_s(kx: np.ndarray, ky: np.ndarray, h: float) -> np.ndarray:
@@ -203,7 +203,7 @@ def theory_dataset(scenario, ds):
     """Predictions for every measured quantity present in ``ds`` (``*_theory`` / ``*_bound`` variables)."""
     import xarray as xr
 
-    from neurodyn.families.cortical_field.lattice import build_setups
+    from neurodyn.families.cortical_field.build import build_setups
     from neurodyn.schema import var_attrs
 
     p = scenario.params

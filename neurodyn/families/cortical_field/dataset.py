@@ -10,8 +10,8 @@ import scipy.signal
 import xarray as xr
 
 from neurodyn.families.cortical_field import theory as T
+from neurodyn.families.cortical_field.build import Setup
 from neurodyn.families.cortical_field.engine import DIRECTIONS, Raw
-from neurodyn.families.cortical_field.lattice import Setup
 from neurodyn.schema import var_attrs
 
 
