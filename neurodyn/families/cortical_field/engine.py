@@ -340,8 +340,8 @@ def run_variant(
     rowsum = np.zeros((max(F, 2), ny + 2))
     parallel = use_parallel(setup)
     dt = setup.dt
+    lat = K.Consts(dt, setup.kappa, setup.mass, setup.periodic, setup.src, parallel)
     periodic = setup.periodic
-    src = setup.src
     t_start = time.perf_counter()
     timing: dict = {}
     chunk = steps(scenario.run.chunk, dt, at_least=1) if scenario.run.chunk else None
@@ -361,44 +361,24 @@ def run_variant(
         U = np.zeros((3, F, ny + 2, nx + 2))
         U[1] = _padded(u0)
         K.fill_ghosts(U[1], periodic)
-        acc = _initial_acceleration(U[1], setup)
+        acc = _initial_acceleration(U[1], setup, lat)
         U[0] = U[1] + 0.5 * dt * dt * acc  # u_{-1} with v_0 = 0
         U[0][:, 0, :] = U[0][:, -1, :] = 0.0
         U[0][:, :, 0] = U[0][:, :, -1] = 0.0
         g = 0.5 * (setup.gamma[:, None, None] + setup.sponge[None]) * dt
         src_scale = dt * dt / (1.0 + g)
-        vbuf = np.zeros_like(U[1])
-        state = {"cur": 1}
+        state = K.StormerState(U, np.ones(1, dtype=np.int64), np.zeros_like(U[1]), rowsum)
+        co = K.StormerCoeffs(setup.gamma, setup.sponge, bool(setup.sponge.any()), src_scale)
 
         def advance(start: int, n: int) -> tuple[Status, str]:
-            st, step, f, j, i, cur = K.stormer_run(
-                U,
-                state["cur"],
-                start,
-                n,
-                dt,
-                setup.kappa,
-                setup.mass,
-                setup.gamma,
-                setup.sponge,
-                bool(setup.sponge.any()),
-                periodic,
-                src,
-                src_scale,
-                vbuf,
-                rec,
-                rowsum,
-                parallel,
-            )
-            state["cur"] = cur
-            return status(st, step, f, j, i)
+            return status(*K.stormer_run(state, start, n, lat, co, rec))
 
         def final_field() -> np.ndarray:
-            return U[state["cur"]][:, 1:-1, 1:-1].copy()
+            return U[state.level[0]][:, 1:-1, 1:-1].copy()
 
     elif setup.scheme == "baoab":
         u = _padded(u0)
-        a = _initial_acceleration(u, setup)
+        a = _initial_acceleration(u, setup, lat)
         w = -0.5 * dt * a
         gtot = setup.gamma[:, None, None] + setup.sponge[None] + np.zeros_like(u)
         decay = np.exp(-gtot * dt)
@@ -408,34 +388,11 @@ def run_variant(
                 setup.sigma * np.sqrt((1 - decay**2) / (2 * np.where(gtot > 0, gtot, 1))),
                 setup.sigma * math.sqrt(dt),
             )
-        xi = np.zeros((F, ny, nx))
-        vbuf = np.zeros_like(u)
-        ones = np.ones_like(u)
+        bstate = K.BaoabState(u, w, a, np.zeros((F, ny, nx)), np.zeros_like(u), rowsum)
+        bco = K.BaoabCoeffs(decay, amp, setup.sigma > 0, np.ones_like(u))
 
         def advance(start: int, n: int) -> tuple[Status, str]:
-            st, step, f, j, i, _ = K.baoab_run(
-                u,
-                w,
-                a,
-                start,
-                n,
-                dt,
-                setup.kappa,
-                setup.mass,
-                decay,
-                amp,
-                setup.sigma > 0,
-                rng,
-                xi,
-                periodic,
-                src,
-                ones,
-                vbuf,
-                rec,
-                rowsum,
-                parallel,
-            )
-            return status(st, step, f, j, i)
+            return status(*K.baoab_run(bstate, start, n, lat, bco, rng, rec))
 
         def final_field() -> np.ndarray:
             return u[:, 1:-1, 1:-1].copy()
@@ -444,38 +401,14 @@ def run_variant(
         X = np.zeros((2, ny + 2, nx + 2))
         X[0, 1:-1, 1:-1] = u0[0]
         code, pvec, vel, gain = rk4_site(setup)
-        work = np.zeros((5, 2, ny + 2, nx + 2))
-        J = np.zeros((2, ny + 2, nx + 2))
-        ones = np.ones((1, ny + 2, nx + 2))
-        ubuf = np.zeros((1, ny + 2, nx + 2))
-        vbuf = np.zeros((1, ny + 2, nx + 2))
+        plane = (ny + 2, nx + 2)
+        site = K.SiteModel(code, pvec, vel, setup.sigma, gain, np.ones((1, *plane)))
+        rstate = K.Rk4State(
+            X, np.zeros((5, 2, *plane)), np.zeros((2, *plane)), np.zeros((1, *plane)), np.zeros((1, *plane)), rowsum
+        )
 
         def advance(start: int, n: int) -> tuple[Status, str]:
-            st, step, f, j, i, _ = K.rk4_run(
-                X,
-                start,
-                n,
-                dt,
-                code,
-                pvec,
-                vel,
-                setup.sigma,
-                gain,
-                rng,
-                periodic,
-                src,
-                work,
-                J,
-                ones,
-                ubuf,
-                vbuf,
-                rec,
-                setup.kappa,
-                setup.mass,
-                rowsum,
-                parallel,
-            )
-            return status(st, step, f, j, i)
+            return status(*K.rk4_run(rstate, start, n, lat, site, rng, rec))
 
         def final_field() -> np.ndarray:
             return X[0:1, 1:-1, 1:-1].copy()
@@ -494,10 +427,10 @@ def run_variant(
     )
 
 
-def _initial_acceleration(u: np.ndarray, setup: Setup) -> np.ndarray:
+def _initial_acceleration(u: np.ndarray, setup: Setup, lat: K.Consts) -> np.ndarray:
     """Acceleration ``kappa lap u - M u + J(x, 0)`` of the padded field ``u`` (fills its ghosts)."""
     acc = np.zeros_like(u)
-    K.baoab_force(u, acc, setup.kappa, setup.mass, setup.periodic, np.zeros((setup.n_fields, setup.ny + 2)))
+    K.baoab_force(u, acc, lat, np.zeros((setup.n_fields, setup.ny + 2)))
     K.add_sources(acc, setup.src, 0.0, np.ones_like(u), 0)
     return acc
 
