@@ -8,13 +8,15 @@ available: see :mod:`.params` for the equations and :mod:`.theory` for the predi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import xarray as xr
 
 from neurodyn.families.base import Family
 from neurodyn.families.cortical_field.params import CorticalParams, CorticalRecord
-from neurodyn.rows import Row
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.rows import Row
 
 
 class CorticalField(Family):
@@ -44,34 +46,9 @@ class CorticalField(Family):
         return theory_dataset(scenario, ds)
 
     def compare_rows(self, ds: xr.Dataset) -> list[Row]:
-        rows = []
-        if "spectrum_slope" in ds:
-            rows.append(
-                Row(
-                    quantity="spectrum_slope (equipartition 1/f)",
-                    simulated=float(ds["spectrum_slope"]),
-                    predicted=-1.0,
-                    rel_tol=0.1,
-                    source="equipartition over the 2D mode density (Cooray, Cooray & Friston 2023)",
-                )
-            )
-        if "dispersion_omega" in ds and "site_model" in ds["dispersion_omega"].dims:
-            d = ds["dispersion_omega"]
-            ref = d.isel(site_model=0)
-            binw = float(ds["frequency_bin"])
-            for m in ds["site_model"].values[1:]:
-                diff = float(np.nanmax(np.abs(d.sel(site_model=m) - ref))) / binw
-                rows.append(
-                    Row(
-                        quantity="invariance |omega - omega_ref| / bin",
-                        simulated=diff,
-                        predicted=1.0,
-                        kind="upper_bound",
-                        where=f"{m} vs {ref['site_model'].item()}",
-                        source="same linearisation -> same Klein-Gordon field (Cooray et al. 2023)",
-                    )
-                )
-        return rows
+        from neurodyn.families.cortical_field.theory import compare_rows
+
+        return compare_rows(ds)
 
     def figures(self, ds: xr.Dataset) -> list:
         from neurodyn.families.cortical_field.plots import figures

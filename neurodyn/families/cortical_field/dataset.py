@@ -9,7 +9,7 @@ import scipy.fft
 import scipy.signal
 import xarray as xr
 
-from neurodyn.families.cortical_field import theory as T
+from neurodyn.families.cortical_field import modes as M
 from neurodyn.families.cortical_field.build import Setup
 from neurodyn.families.cortical_field.engine import DIRECTIONS, Raw
 from neurodyn.schema import var_attrs
@@ -60,8 +60,8 @@ def measure_dispersion(raw: Raw, modes: list[tuple[int, int]]) -> tuple[np.ndarr
     freqs = 2 * np.pi * np.fft.rfftfreq(nt, d=dts)
     out = np.full((st.n_fields, len(modes)), np.nan)
     for m, n in enumerate(modes):
-        kx, ky = T.mode_wavevector(st, n)
-        s = float(T.lattice_s(kx, ky, st.h))
+        kx, ky = M.mode_wavevector(st, n)
+        s = float(M.lattice_s(kx, ky, st.h))
         ev, vec = np.linalg.eigh(0.5 * (st.mass + st.mass.T) + 4 * s * np.diag(st.kappa))
         proj = vec.T @ series[:, m, :]  # branch amplitudes, ascending frequency
         for b in range(st.n_fields):
@@ -149,7 +149,7 @@ def measure_packet_speed(scenario, raw: Raw) -> tuple[float, float, float]:
     pw = np.mean(raw.snaps[:, 0] ** 2, axis=1)[:, keep]  # (time, x)
     cen = (pw @ d[keep]) / np.maximum(pw.sum(axis=1), 1e-300) * st.h
     t = np.arange(len(cen)) * raw.plan.k_snap * st.dt
-    vg = T.packet_group_velocity(st, ini.mode[0])
+    vg = M.packet_group_velocity(st, ini.mode[0])
     w = ini.width
     lo, hi = 3 * w / vg, (st.nx * st.h / 2 - 3 * w) / vg
     sel = (t >= lo) & (t <= hi)
@@ -270,7 +270,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         ds.coords["mode"] = ("mode", np.arange(len(modes)), var_attrs("1", "mode index"))
         ds.coords["mode_nx"] = ("mode", [m[0] for m in modes], var_attrs("1", "integer wave number n_x"))
         ds.coords["mode_ny"] = ("mode", [m[1] for m in modes], var_attrs("1", "integer wave number n_y"))
-        kk = np.array([T.mode_wavevector(st0, m) for m in modes])
+        kk = np.array([M.mode_wavevector(st0, m) for m in modes])
         ds.coords["k_x"] = ("mode", kk[:, 0], var_attrs("rad/m", "wave vector x component"))
         ds.coords["k_y"] = ("mode", kk[:, 1], var_attrs("rad/m", "wave vector y component"))
         arr = np.array(meas)  # (V, F, m)
@@ -303,7 +303,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             ds.coords["pair_to"] = ("pair", b, var_attrs("1", "mode index of the longer wave vector"))
             ds["group_velocity"] = (
                 [*dims[:-1], "pair"],
-                T.secant(arr, kn, a, b),
+                M.secant(arr, kn, a, b),
                 var_attrs("m/s", "measured group velocity: slope of measured omega between collinear modes"),
             )
     # noise-driven mode variances and spectra
@@ -340,11 +340,11 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
                 ],
             ),
         )
-        lo, hi = T.spectrum_band(st0.omega0, float(st0.gamma[0]), float(st0.kappa[0]))
+        lo, hi = M.spectrum_band(st0.omega0, float(st0.gamma[0]), float(st0.kappa[0]))
         band = (w >= lo) & (w <= hi)
         ds["spectrum_slope"] = (
             (),
-            T.loglog_slope(w[band], s[band]),
+            M.loglog_slope(w[band], s[band]),
             var_attrs("1", "log-log slope of the local spectrum in the 1/f band", band=[lo, hi]),
         )
     if an.pulse_radii:
@@ -373,7 +373,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         errs = []
         for r in raws:
             st = r.setup
-            exact = T.continuum_solution(r.u_init[0], st.h, p.continuum.c, p.continuum.m, st.n_steps * st.dt)
+            exact = M.continuum_solution(r.u_init[0], st.h, p.continuum.c, p.continuum.m, st.n_steps * st.dt)
             errs.append(float(np.sqrt(np.mean((r.u_final[0] - exact) ** 2)) / np.sqrt(np.mean(r.u_init[0] ** 2))))
         ds["continuum_error"] = (
             "resolution",
