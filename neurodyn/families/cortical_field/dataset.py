@@ -1,8 +1,15 @@
-"""From raw recordings to measured quantities (dispersion, spectra, pulse speed, convergence) as a Dataset."""
+"""The Dataset of a ``cortical_field`` run: the engine's recordings and what is measured from them.
+
+Every variable and coordinate carries ``units`` and ``long_name``. The first variant's recordings are
+stored as they are (snapshots, probes, energy); derived quantities (dispersion, mode variances, spectra,
+pulse and packet speeds, convergence) are measured per variant in the lattice's normal modes
+(:mod:`.modes`).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
@@ -10,16 +17,44 @@ import scipy.signal
 import xarray as xr
 
 from neurodyn.families.cortical_field import modes as M
-from neurodyn.families.cortical_field.build import Setup
-from neurodyn.families.cortical_field.engine import DIRECTIONS, Raw
+from neurodyn.families.cortical_field.build import DIRECTIONS, CorticalBuilt, Plan, Setup, Variant
+from neurodyn.families.cortical_field.params import Initial
 from neurodyn.schema import var_attrs
+
+
+@dataclass(eq=False)
+class Raw:
+    """What the engine hands over for one variant: its recordings, its final field and its speed."""
+
+    variant: Variant
+    snaps: np.ndarray  #: (n_snap, F, ny, nx)
+    probe_out: np.ndarray  #: (n_probe, n_probes)
+    energy: np.ndarray  #: (n_energy, 4) total, kinetic, mass, gradient
+    u_final: np.ndarray  #: (F, ny, nx) the field after the last step
+    wall: float = 0.0  #: wall time of the variant's run, s
+    rate: float = math.nan  #: site-updates/s after the first chunk (NaN if the run had one chunk)
+
+    @property
+    def setup(self) -> Setup:
+        """The variant's description."""
+        return self.variant.setup
+
+    @property
+    def plan(self) -> Plan:
+        """What the variant recorded."""
+        return self.variant.plan
+
+    @property
+    def u_init(self) -> np.ndarray:
+        """The initial field ``(F, ny, nx)``."""
+        return self.variant.u0
 
 
 def mode_series(setup: Setup, snaps: np.ndarray, modes: list[tuple[int, int]]) -> np.ndarray:
     """Unit-normalised mode amplitudes over time, shape ``(F, n_modes, frames)`` (complex if periodic).
 
     Periodic: ``fft2(u) / sqrt(N)``; fixed/absorbing: orthonormal DST-I. ``E|a|^2`` is then the mode's
-    variance in the normalisation of :func:`theory.mode_variance`.
+    variance in the normalisation of :func:`.theory.mode_variance`.
     """
     F = snaps.shape[1]
     out = np.zeros((F, len(modes), snaps.shape[0]), dtype=complex)
@@ -134,7 +169,7 @@ def measure_pulse_speed(raw: Raw) -> tuple[np.ndarray, np.ndarray]:
     return speeds, times
 
 
-def measure_packet_speed(scenario, raw: Raw) -> tuple[float, float, float]:
+def measure_packet_speed(ini: Initial, raw: Raw) -> tuple[float, float, float]:
     """Speed of the right-moving half of a packet: slope of the centroid of ``mean_y u^2`` over time.
 
     Only distances ``d = x - x0`` in ``(0, L/2)`` count, and only times when the predicted centroid is
@@ -142,7 +177,6 @@ def measure_packet_speed(scenario, raw: Raw) -> tuple[float, float, float]:
     Returns the speed and the time window used.
     """
     st = raw.setup
-    ini = scenario.params.initial
     x0 = (st.nx - 1) // 2 if ini.center is None else ini.center[0] / st.h
     d = (np.arange(st.nx) - x0) % st.nx  # sites to the right of x0, wrapped
     keep = (d > 0) & (d < st.nx / 2)
@@ -172,9 +206,10 @@ def collinear_pairs(modes: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return sorted(out)
 
 
-def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
+def make_dataset(built: CorticalBuilt, raws: list[Raw]) -> xr.Dataset:
     """Everything measured, as a Dataset (first variant's recordings; per-variant derived quantities)."""
-    p = scenario.params
+    p = built.params
+    record = built.record
     an = p.analysis
     r0 = raws[0]
     st0 = r0.setup
@@ -196,7 +231,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
     if F > 1:
         ds.coords["field"] = ("field", st0.names, var_attrs("1", "field (layer)"))
     # snapshots of the first variant
-    if r0.plan.n_snap and scenario.record.snapshots is not None:
+    if r0.plan.n_snap and record.snapshots is not None:
         t = np.arange(r0.plan.n_snap) * r0.plan.k_snap * st0.dt
         ds.coords["time"] = ("time", t, var_attrs("s", "snapshot time"))
         if F > 1:
@@ -361,8 +396,8 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             var_attrs("s", "peak arrival time at each radius"),
         )
         ds.coords["radius"] = ("radius", list(an.pulse_radii), var_attrs("m", "nominal probe distance"))
-    if p.initial.kind == "packet" and r0.plan.n_snap and scenario.record.snapshots is not None:
-        speed, lo, hi = measure_packet_speed(scenario, r0)
+    if p.initial.kind == "packet" and r0.plan.n_snap and record.snapshots is not None:
+        speed, lo, hi = measure_packet_speed(p.initial, r0)
         ds["packet_speed"] = (
             (),
             speed,

@@ -45,7 +45,7 @@ from neurodyn.rows import Row
 from neurodyn.schema import var_attrs
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neurodyn.scenario import Scenario
+    from neurodyn.families.cortical_field.build import CorticalBuilt
 
 
 def damped_frequency(omega: np.ndarray, gamma: float) -> np.ndarray:
@@ -148,12 +148,10 @@ def energy_error_bound(omega_max: float, dt: float) -> float:
 # --------------------------------------------------------------------------- theory beside simulation
 
 
-def theory_dataset(scenario: Scenario, ds: xr.Dataset) -> xr.Dataset:
+def theory(built: CorticalBuilt, ds: xr.Dataset) -> xr.Dataset:
     """Predictions for every measured quantity present in ``ds`` (``*_theory`` / ``*_bound`` variables)."""
-    from neurodyn.families.cortical_field.build import build_setups
-
-    p = scenario.params
-    setups = build_setups(p, scenario.run.dt, scenario.run.duration)
+    p = built.params
+    setups = built.setups
     st0 = setups[0]
     out = xr.Dataset()
     disp_src = (
@@ -243,7 +241,7 @@ def theory_dataset(scenario: Scenario, ds: xr.Dataset) -> xr.Dataset:
         and not (
             p.noise.sigma > 0
             or np.any(st0.gamma > 0)
-            or st0.sponge.any()
+            or built.variants[0].sponge.any()
             or len(p.sources)
             or not np.allclose(st0.mass, st0.mass.T)
         )
