@@ -166,9 +166,10 @@ def _twins(fn: Callable) -> tuple[Callable, Callable]:
     return njit(cache=True, parallel=True)(renamed("_par")), njit(cache=True)(renamed("_ser"))
 
 
-# The row functions (``_*_row``) take plain arrays and scalars, unpacked from the named tuples by the
-# sweeps that call them: given the tuples themselves, the Störmer row ran 25% slower (LLVM optimised its
-# inner loop less well), so the tuples stop at the sweeps.
+# The drivers unpack their named tuples once per call; the row sweeps and the row functions they run
+# every step take plain arrays and scalars. Given the tuples, the Störmer row ran 25% slower (LLVM
+# optimised its inner loop less well), and taking an array out of a tuple costs a reference-count
+# increment and decrement, which every step of a small lattice would pay.
 
 
 # --------------------------------------------------------------------------- helpers
@@ -334,8 +335,9 @@ def _energy_row(
         erow[f, j, 2] = 0.5 * kap[f] * eg
 
 
-def _energy_sweep(u: np.ndarray, v: np.ndarray, lat: Consts, erow: np.ndarray) -> None:
-    kap, mass, periodic = lat.kappa, lat.mass, lat.periodic
+def _energy_sweep(
+    u: np.ndarray, v: np.ndarray, kap: np.ndarray, mass: np.ndarray, periodic: bool, erow: np.ndarray
+) -> None:
     for j in prange(1, u.shape[1] - 1):
         _energy_row(j, u, v, kap, mass, periodic, erow)
 
@@ -350,9 +352,9 @@ def lattice_energy(u: np.ndarray, v: np.ndarray, lat: Consts, erow: np.ndarray) 
     ``u`` must have its ghosts filled. Row partial sums are added serially in a fixed order.
     """
     if lat.parallel:
-        _energy_sweep_par(u, v, lat, erow)
+        _energy_sweep_par(u, v, lat.kappa, lat.mass, lat.periodic, erow)
     else:
-        _energy_sweep_ser(u, v, lat, erow)
+        _energy_sweep_ser(u, v, lat.kappa, lat.mass, lat.periodic, erow)
     ek = 0.0
     em = 0.0
     eg = 0.0
@@ -452,9 +454,17 @@ def _stormer_row(
 
 
 def _stormer_sweep(
-    up: np.ndarray, u: np.ndarray, un: np.ndarray, lat: Consts, co: StormerCoeffs, rowsum: np.ndarray
+    up: np.ndarray,
+    u: np.ndarray,
+    un: np.ndarray,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    gam: np.ndarray,
+    gs: np.ndarray,
+    sponge: bool,
+    dt: float,
+    rowsum: np.ndarray,
 ) -> None:
-    kap, mass, gam, gs, sponge, dt = lat.kappa, lat.mass, co.gamma, co.sponge, co.has_sponge, lat.dt
     for j in prange(1, u.shape[1] - 1):
         _stormer_row(j, up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
 
@@ -466,12 +476,16 @@ _stormer_sweep_par, _stormer_sweep_ser = _twins(_stormer_sweep)
 def stormer_run(
     st: StormerState, start: int, count: int, lat: Consts, co: StormerCoeffs, rec: Recording
 ) -> tuple[int, int, int, int, int]:
-    """Advance steps ``start .. start+count-1``; ``st.U[st.level[0]]`` is ``u_n`` (the level advances).
-
-    Returns ``(status, step, f, j, i)``.
-    """
+    """Advance."""
     U = st.U
+    vbuf = st.vbuf
+    rowsum = st.rowsum
     dt = lat.dt
+    src = lat.src
+    periodic = lat.periodic
+    parallel = lat.parallel
+    src_scale = co.src_scale
+    kap, mass, gam, gs, sponge = lat.kappa, lat.mass, co.gamma, co.sponge, co.has_sponge
     nf = U.shape[1]
     ny = U.shape[2] - 2
     nx = U.shape[3] - 2
@@ -480,17 +494,17 @@ def stormer_run(
         up = U[(cur + 2) % 3]
         u = U[cur]
         un = U[(cur + 1) % 3]
-        fill_ghosts(u, lat.periodic)
-        if lat.parallel:
-            _stormer_sweep_par(up, u, un, lat, co, st.rowsum)
+        fill_ghosts(u, periodic)
+        if parallel:
+            _stormer_sweep_par(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
         else:
-            _stormer_sweep_ser(up, u, un, lat, co, st.rowsum)
-        if lat.src.shape[0] > 0:
-            if not math.isfinite(add_sources(un, lat.src, n * dt, co.src_scale, 0)):
+            _stormer_sweep_ser(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
+        if src.shape[0] > 0:
+            if not math.isfinite(add_sources(un, src, n * dt, src_scale, 0)):
                 for f in range(nf):  # a drive overflowed: rescan the rows to locate it
                     for j in range(1, ny + 1):
-                        _flag_row(un, f, j, st.rowsum)
-        f, j, i = _nonfinite_at(un, st.rowsum)
+                        _flag_row(un, f, j, rowsum)
+        f, j, i = _nonfinite_at(un, rowsum)
         if f >= 0:
             st.level[0] = cur
             return Status.NAN, n, f, j, i
@@ -499,8 +513,8 @@ def stormer_run(
             for f in range(nf):
                 for j in range(1, ny + 1):
                     for i in range(1, nx + 1):
-                        st.vbuf[f, j, i] = (un[f, j, i] - up[f, j, i]) * inv
-        _record(n, u, st.vbuf, rec, lat)
+                        vbuf[f, j, i] = (un[f, j, i] - up[f, j, i]) * inv
+        _record(n, u, vbuf, rec, lat)
         cur = (cur + 1) % 3
     st.level[0] = cur
     return Status.OK, start + count, -1, -1, -1
@@ -555,12 +569,23 @@ def _baoa_row(
             u[f, j, i] = y + h * x
 
 
-def _baoab_sweep(st: BaoabState, co: BaoabCoeffs, lat: Consts) -> None:
-    u, w, a, xi, rowsum = st.u, st.w, st.a, st.xi, st.rowsum
-    decay, amp, noisy, dt, kap, mass = co.decay, co.amp, co.noisy, lat.dt, lat.kappa, lat.mass
+def _baoab_sweep(
+    u: np.ndarray,
+    w: np.ndarray,
+    a: np.ndarray,
+    decay: np.ndarray,
+    amp: np.ndarray,
+    xi: np.ndarray,
+    dt: float,
+    noisy: bool,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    rowsum: np.ndarray,
+    periodic: bool,
+) -> None:
     for j in prange(1, u.shape[1] - 1):
         _baoa_row(j, u, w, a, decay, amp, xi, dt, noisy)
-    fill_ghosts(u, lat.periodic)
+    fill_ghosts(u, periodic)
     for j in prange(1, u.shape[1] - 1):
         _force_row(j, u, a, kap, mass, rowsum)
 
@@ -591,15 +616,12 @@ def baoab_run(
     State: ``u`` (ghosts filled), ``a`` the acceleration at ``u`` *including* sources, ``w`` the
     velocity before the final half kick, so ``v_n = w + dt/2 a``. Returns ``(status, step, f, j, i)``.
     """
-    u = st.u
-    w = st.w
-    a = st.a
-    xi = st.xi
-    vbuf = st.vbuf
+    u, w, a, xi, vbuf, rowsum = st.u, st.w, st.a, st.xi, st.vbuf, st.rowsum
+    decay, amp, noisy, src_scale = co.decay, co.amp, co.noisy, co.src_scale
+    dt, kap, mass, periodic, src, parallel = lat.dt, lat.kappa, lat.mass, lat.periodic, lat.src, lat.parallel
     nf = u.shape[0]
     ny = u.shape[1] - 2
     nx = u.shape[2] - 2
-    dt = lat.dt
     h = 0.5 * dt
     for n in range(start, start + count):
         if _due(n, rec.k_energy):
@@ -608,18 +630,18 @@ def baoab_run(
                     for i in range(1, nx + 1):
                         vbuf[f, j, i] = w[f, j, i] + h * a[f, j, i]
         _record(n, u, vbuf, rec, lat)
-        if co.noisy:
+        if noisy:
             for f in range(nf):
                 for j in range(ny):
                     for i in range(nx):
                         xi[f, j, i] = rng.standard_normal()
-        if lat.parallel:
-            _baoab_sweep_par(st, co, lat)
+        if parallel:
+            _baoab_sweep_par(u, w, a, decay, amp, xi, dt, noisy, kap, mass, rowsum, periodic)
         else:
-            _baoab_sweep_ser(st, co, lat)
-        if lat.src.shape[0] > 0:
-            add_sources(a, lat.src, (n + 1) * dt, co.src_scale, 0)
-        f, j, i = _nonfinite_at(u, st.rowsum)
+            _baoab_sweep_ser(u, w, a, decay, amp, xi, dt, noisy, kap, mass, rowsum, periodic)
+        if src.shape[0] > 0:
+            add_sources(a, src, (n + 1) * dt, src_scale, 0)
+        f, j, i = _nonfinite_at(u, rowsum)
         if f >= 0:
             return Status.NAN, n, f, j, i
     return Status.OK, start + count, -1, -1, -1
@@ -680,8 +702,7 @@ def _rhs_row(
     rowsum[0, j] = 0.0 if ok else math.nan
 
 
-def _rhs_sweep(site: SiteModel, X: np.ndarray, J: np.ndarray, K: np.ndarray, rowsum: np.ndarray) -> None:
-    model, p = site.model, site.p
+def _rhs_sweep(model: int, p: np.ndarray, X: np.ndarray, J: np.ndarray, K: np.ndarray, rowsum: np.ndarray) -> None:
     for j in prange(1, X.shape[1] - 1):
         _rhs_row(j, model, p, X, J, K, rowsum)
 
@@ -697,9 +718,9 @@ def _rhs(site: SiteModel, X: np.ndarray, K: np.ndarray, st: Rk4State, lat: Const
         st.J[:] = 0.0
         add_sources(st.J, lat.src, t, site.ones, 1)
     if lat.parallel:
-        _rhs_sweep_par(site, X, st.J, K, st.rowsum)
+        _rhs_sweep_par(site.model, site.p, X, st.J, K, st.rowsum)
     else:
-        _rhs_sweep_ser(site, X, st.J, K, st.rowsum)
+        _rhs_sweep_ser(site.model, site.p, X, st.J, K, st.rowsum)
 
 
 @njit(cache=True)
