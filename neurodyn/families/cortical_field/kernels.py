@@ -476,16 +476,13 @@ _stormer_sweep_par, _stormer_sweep_ser = _twins(_stormer_sweep)
 def stormer_run(
     st: StormerState, start: int, count: int, lat: Consts, co: StormerCoeffs, rec: Recording
 ) -> tuple[int, int, int, int, int]:
-    """Advance."""
-    U = st.U
-    vbuf = st.vbuf
-    rowsum = st.rowsum
-    dt = lat.dt
-    src = lat.src
-    periodic = lat.periodic
-    parallel = lat.parallel
-    src_scale = co.src_scale
-    kap, mass, gam, gs, sponge = lat.kappa, lat.mass, co.gamma, co.sponge, co.has_sponge
+    """Advance steps ``start .. start+count-1``; ``st.U[st.level[0]]`` is ``u_n`` (the level advances).
+
+    Returns ``(status, step, f, j, i)``.
+    """
+    U, vbuf, rowsum = st.U, st.vbuf, st.rowsum
+    dt, kap, mass, periodic, src, parallel = lat.dt, lat.kappa, lat.mass, lat.periodic, lat.src, lat.parallel
+    gam, gs, sponge, src_scale = co.gamma, co.sponge, co.has_sponge, co.src_scale
     nf = U.shape[1]
     ny = U.shape[2] - 2
     nx = U.shape[3] - 2
