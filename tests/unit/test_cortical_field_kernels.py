@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neurodyn.families.cortical_field import modes as M
 from neurodyn.families.cortical_field import theory as T
 from neurodyn.runner import simulate
 
@@ -256,12 +257,12 @@ def test_theory_formulas_against_numerical_derivatives_and_integrals():
     mass = np.array([[m**2]])
     k = np.array([300.0, 800.0, 2000.0])
     for kx, ky in ((k, 0 * k), (k / np.sqrt(2), k / np.sqrt(2))):
-        w = T.lattice_omega(kx, ky, h, np.array([kappa]), mass)[0]
+        w = M.lattice_omega(kx, ky, h, np.array([kappa]), mass)[0]
         eps = 1e-3
-        wp = T.lattice_omega(kx * (1 + eps), ky * (1 + eps), h, np.array([kappa]), mass)[0]
-        wm = T.lattice_omega(kx * (1 - eps), ky * (1 - eps), h, np.array([kappa]), mass)[0]
+        wp = M.lattice_omega(kx * (1 + eps), ky * (1 + eps), h, np.array([kappa]), mass)[0]
+        wm = M.lattice_omega(kx * (1 - eps), ky * (1 - eps), h, np.array([kappa]), mass)[0]
         numeric = (wp - wm) / (2 * eps * np.hypot(kx, ky))
-        assert np.allclose(T.group_velocity(kx, ky, h, kappa, w), numeric, rtol=1e-5)
+        assert np.allclose(M.group_velocity(kx, ky, h, kappa, w), numeric, rtol=1e-5)
     omega = np.linspace(-5000, 5000, 2_000_001)
     s = T.lorentzian(omega, np.array([120.0]), 7.0, 2.0)[:, 0]
     assert np.isclose(np.trapezoid(s, omega) / (2 * np.pi), T.mode_variance(120.0, 7.0, 2.0), rtol=1e-3)
