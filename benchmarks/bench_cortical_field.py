@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neurodyn.families.cortical_field import kernels as K  # noqa: E402
+from neurodyn.stepping import Status  # noqa: E402
 
 OMEGA0 = 31.4159
 KAPPA = 10000.0
@@ -91,34 +92,22 @@ def numba_leapfrog(u0: np.ndarray, steps: int, parallel: bool) -> tuple[np.ndarr
     U = np.zeros((3, 1, n + 2, n + 2))
     U[1, 0, 1:-1, 1:-1] = u0
     U[0, 0, 1:-1, 1:-1] = u0
-    kap = np.array([KAPPA])
-    mass = np.array([[OMEGA0**2]])
-    gam = np.zeros(1)
-    gs = np.zeros((n + 2, n + 2))
-    src = np.zeros((0, K.N_SRC_COLS))
+    lat = K.Consts(DT, np.array([KAPPA]), np.array([[OMEGA0**2]]), True, np.zeros((0, K.N_SRC_COLS)), parallel)
+    co = K.StormerCoeffs(np.zeros(1), np.zeros((n + 2, n + 2)), False, np.zeros((1, 1, 1)))
     z4 = np.zeros((0, 1, 1, 1))
     zp = np.zeros((0, 3), dtype=np.int64)
-    args = (
-        DT,
-        kap,
-        mass,
-        gam,
-        gs,
-        False,
-        True,
-        src,
-        np.zeros((1, 1, 1)),
-        np.zeros((1, 1, 1)),
-        K.Recording(z4, 0, zp, np.zeros((0, 0)), 0, np.zeros((0, 4)), 0, np.zeros((1, n + 2, 3))),
-        np.zeros((1, n + 2)),
-        parallel,
-    )
-    K.stormer_run(U.copy(), 1, 0, 2, *args)  # compile / load from cache outside the timing
+    rec = K.Recording(z4, 0, zp, np.zeros((0, 0)), 0, np.zeros((0, 4)), 0, np.zeros((1, n + 2, 3)))
+
+    def state(U: np.ndarray) -> K.StormerState:
+        return K.StormerState(U, np.ones(1, dtype=np.int64), np.zeros((1, 1, 1)), np.zeros((1, n + 2)))
+
+    K.stormer_run(state(U.copy()), 0, 2, lat, co, rec)  # compile / load from cache outside the timing
+    st = state(U)
     t0 = time.perf_counter()
-    status, _, _, _, _, cur = K.stormer_run(U, 1, 0, steps, *args)
+    status, *_ = K.stormer_run(st, 0, steps, lat, co, rec)
     wall = time.perf_counter() - t0
-    assert status == 0
-    return U[cur, 0, 1:-1, 1:-1].copy(), wall
+    assert status == Status.OK
+    return U[st.level[0], 0, 1:-1, 1:-1].copy(), wall
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ def cuba(duration: float):
     from neurodyn.scenario import load_scenario
 
     sc = load_scenario(REPO / "scenarios" / "cuba.yaml")
-    return sc.with_values({"record.v": None, "run.duration": duration, "run.backend": "numba"})
+    return sc.with_values({"record.v": None, "run.duration": f"{duration!r} s", "run.backend": "numba"})
 
 
 class _Clock:

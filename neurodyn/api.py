@@ -205,14 +205,13 @@ def scenario_of(ds: xr.Dataset) -> Scenario:
     >>> s = neurodyn.scenario_of(ds)                        # doctest: +SKIP
     >>> again = neurodyn.run(s.with_values({"run.seed": 2}))  # doctest: +SKIP
     """
-    from neurodyn.scenario import from_dict, parse_yaml
+    from neurodyn.scenario import from_stored
 
     text = ds.attrs.get("scenario")
     if not isinstance(text, str):
         raise UserError("this Dataset has no 'scenario' attribute; not a neurodyn run")
-    # The stored scenario already has its preset merged into params: it is validated as it stands, so
-    # it reads back even where the preset file is not around.
-    return from_dict(parse_yaml(text, "scenario attribute"), preset_applied=True)
+    # the stored text of a file written by any version: its preset merged, its numbers SI (see from_stored)
+    return from_stored(text)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATH=VALUE",
-        help="override a value, e.g. --set run.seed=2 --set params.populations.exc.size=100",
+        help="override a value, e.g. --set run.seed=2 --set params.synapses.0.weight=2mV (quantities need their unit)",
     )
     r.add_argument("--output", "-o", type=Path, help="result file (default outputs/<name>.h5)")
     r.add_argument("--force", action="store_true", help="replace an existing result")

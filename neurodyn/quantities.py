@@ -1,17 +1,37 @@
 """Physical quantities written as strings ("20 ms", "-65 mV", "5 Hz", "0.1 nS").
 
-A scenario value may carry a unit; plain numbers are SI. Everything is resolved once, at load time, to a
-float in SI units, so kernels never see units. Parsing is a regular expression and a table lookup:
-nothing is ever evaluated.
+Every value of a dimensioned field (a time, a voltage, ...) carries its unit: a plain number is refused
+with one line that suggests one (``params.synapses.0.weight = 8: a voltage needs a unit, e.g. '8 mV'``),
+because a number read as SI would silently mean 8 V where a NEST or Brian2 user meant 8 mV. Two
+exceptions: zero may be written without a unit (it is zero in every unit, as Brian2 also lets ``0`` stand
+for any quantity), and plain numbers stay fine for dimensionless fields (sizes, probabilities, ratios).
 
-Use the annotated types (:data:`Time`, :data:`Voltage`, ...) as pydantic field types; they accept a number
-or a string with a unit of the right kind and reject everything else with a message naming what is allowed.
+Everything is resolved once, at load time, to a float in SI units, so kernels never see units. Parsing is
+a regular expression and a table lookup: nothing is ever evaluated. Scenarios are written back (the
+``scenario`` attribute of a result file, :meth:`neurodyn.Scenario.to_yaml`) in SI units with their symbol
+(``tau_m: 0.02 s``): exact, since an SI unit scales by 1.0, and read again under the same rule. Result files
+of earlier versions stored SI numbers without units; :func:`stored_text` reads such stored text, never
+what a user writes.
+
+Use the annotated types (:data:`Time`, :data:`Voltage`, ...) as pydantic field types; they accept a string
+with a unit of the right kind (or 0) and reject everything else with a message naming what is allowed.
+
+Why not pint or Brian2's units: measured on this project's 2-core machine (Python 3.11), this module adds
+about 14 ms to start-up on top of pydantic (which loading a scenario imports anyway) and parses a value in
+about 3 us; ``import pint`` plus its ``UnitRegistry()`` take about 1.1 s and ``Quantity("20 ms").to("s")``
+about 330 us per value; ``import brian2.units`` takes about 3.9 s (it imports all of Brian2, SymPy
+included) and Brian2 parses strings only by evaluating them as expressions. Both would slow every command
+several-fold for a table of eight dimensions; the table's scales are checked against Brian2's units in the
+tests instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
@@ -54,6 +74,30 @@ _DIM_EXAMPLE = {
     "length": "'1 mm'",
     "dimensionless": "0.5",
 }
+#: the unit suggested for a plain number of each dimension: the one NEST and Brian2 users write it in
+SUGGESTED_UNIT = {
+    "time": "ms",
+    "voltage": "mV",
+    "frequency": "Hz",
+    "conductance": "nS",
+    "current": "pA",
+    "capacitance": "pF",
+    "resistance": "Mohm",
+    "length": "mm",
+}
+#: the SI unit symbol of each dimension: what a resolved value, a stored variable's ``units`` and a stored
+#: scenario's values are in (its scale is exactly 1.0, so a value written with it reads back bit for bit)
+SI_UNITS: dict[str, str] = {
+    "time": "s",
+    "voltage": "V",
+    "frequency": "Hz",
+    "conductance": "S",
+    "current": "A",
+    "capacitance": "F",
+    "resistance": "ohm",
+    "length": "m",
+    "dimensionless": "1",
+}
 _NO_PREFIX = {"min", "h", "second", "volt", "hertz", "siemens", "amp", "farad", "metre", "meter", "1"}
 
 
@@ -86,13 +130,60 @@ class QuantityTypeError(QuantityError):
     """The value is neither a number nor a string, so it cannot be a quantity at all."""
 
 
+class MissingUnitError(QuantityError):
+    """A plain number (other than 0) given where a quantity with a unit is required."""
+
+
+#: whether plain numbers are read as SI: only while reading a scenario stored by an earlier version
+_PLAIN_IS_SI: ContextVar[bool] = ContextVar("neurodyn_plain_numbers_are_si", default=False)
+
+
+@contextlib.contextmanager
+def stored_text() -> Iterator[None]:
+    """Read plain numbers as SI values while the block runs: for scenario text a result file stores.
+
+    Result files written before units were required store their scenario with SI numbers without units
+    (``tau_m: 0.02``); this is how they still open. It applies to the current thread (or task) only and
+    is never used for what a user writes: scenario files, ``--set`` values, mappings built in Python.
+
+    Examples
+    --------
+    >>> with stored_text():
+    ...     parse_quantity(0.02, "time")
+    0.02
+    """
+    token = _PLAIN_IS_SI.set(True)
+    try:
+        yield
+    finally:
+        _PLAIN_IS_SI.reset(token)
+
+
+def si_text(value: float, dimension: str) -> str:
+    """``value`` (SI) written with its SI unit, exactly: ``si_text(0.02, "time") == "0.02 s"``.
+
+    ``repr`` is the shortest text that reads back to the same float, and the SI unit scales by 1.0, so
+    :func:`parse_quantity` of the result is ``value`` bit for bit.
+    """
+    return f"{float(value)!r} {SI_UNITS[dimension]}"
+
+
+def _plain(value: float | int, written: str, dimension: str) -> float:
+    """A plain number for ``dimension``: accepted if dimensionless, zero, or stored text; else refused."""
+    out = float(value)
+    if dimension == "dimensionless" or out == 0 or _PLAIN_IS_SI.get() or not math.isfinite(out):
+        return out
+    raise MissingUnitError(f"a {dimension} needs a unit, e.g. '{written} {SUGGESTED_UNIT[dimension]}'")
+
+
 def parse_quantity(value: object, dimension: str) -> float:
     """Resolve ``value`` to a float in SI units of ``dimension``.
 
     Parameters
     ----------
-    value : float, int or str
-        A plain number (taken as SI) or a string ``"<number> <unit>"`` such as ``"20 ms"``.
+    value : str, float or int
+        A string ``"<number> <unit>"`` such as ``"20 ms"``; a plain number only if it is 0 or the
+        dimension is ``dimensionless`` (or inside :func:`stored_text`, where plain numbers are SI).
     dimension : str
         One of ``time``, ``voltage``, ``frequency``, ``conductance``, ``current``, ``capacitance``,
         ``resistance``, ``length``, ``dimensionless``.
@@ -104,21 +195,34 @@ def parse_quantity(value: object, dimension: str) -> float:
 
     Raises
     ------
+    MissingUnitError
+        If a plain number other than 0 is given for a dimensioned value (the message suggests a unit).
     QuantityError
         If the string cannot be parsed or its unit has another dimension.
+
+    Examples
+    --------
+    >>> parse_quantity("20 ms", "time")
+    0.02
+    >>> parse_quantity(0, "voltage")
+    0.0
+    >>> parse_quantity(8, "voltage")
+    Traceback (most recent call last):
+    ...
+    neurodyn.quantities.MissingUnitError: a voltage needs a unit, e.g. '8 mV'
     """
-    allowed = f"expected a {dimension} such as {_DIM_EXAMPLE[dimension]} (plain numbers are SI)"
+    allowed = f"expected a {dimension} such as {_DIM_EXAMPLE[dimension]}"
     if isinstance(value, bool):
         raise QuantityTypeError(allowed)
     if isinstance(value, int | float):
-        out = float(value)
+        out = _plain(value, _number_text(value), dimension)
     elif isinstance(value, str):
         m = _QUANTITY_RE.match(value)
         if not m:
             raise QuantityError(f"cannot read this as a number with a unit; {allowed}")
         number, unit = float(m.group(1)), m.group(2)
         if unit is None:
-            out = number
+            out = _plain(number, m.group(1), dimension)
         else:
             if unit not in UNITS:
                 raise QuantityError(f"unknown unit {unit!r}; {allowed}")
@@ -131,6 +235,12 @@ def parse_quantity(value: object, dimension: str) -> float:
     if not math.isfinite(out):  # also a finite number times its unit's scale that overflows ('1e400 ms')
         raise QuantityError("must be a finite number")
     return out
+
+
+def _number_text(value: float | int) -> str:
+    """A plain number as the user wrote it, for the suggestion: ``8``, ``0.5``, ``1e-05``."""
+    text = repr(value)
+    return text if len(text) <= 12 else f"{value:.10g}"
 
 
 def _validator(dimension: str):
@@ -147,8 +257,21 @@ def _validator(dimension: str):
     return check
 
 
+def _serializer(dimension: str):
+    def text(value: float) -> str:
+        return si_text(value, dimension)
+
+    return text
+
+
 def _quantity_type(dimension: str):
-    return Annotated[float, BeforeValidator(_validator(dimension)), PlainSerializer(float)]
+    # In JSON mode (what Scenario.to_yaml writes) a quantity is its SI value with the SI unit, so the text
+    # reads back under the rule that plain numbers need a unit; in Python mode it stays a float.
+    return Annotated[
+        float,
+        BeforeValidator(_validator(dimension)),
+        PlainSerializer(_serializer(dimension), return_type=str, when_used="json"),
+    ]
 
 
 Time = _quantity_type("time")
@@ -185,19 +308,6 @@ PositiveConductance = Annotated[Conductance, AfterValidator(_sign_check(True, ",
 # --------------------------------------------------------------------------- what a field type is, for people
 # The parameter reference, the sweep planner and every table of numbers read units from here: the field
 # types above are recognised by their validators (the same objects in every field that uses the type).
-
-#: SI unit symbol of each dimension (what a resolved value, and a stored variable's ``units``, is in)
-SI_UNITS: dict[str, str] = {
-    "time": "s",
-    "voltage": "V",
-    "frequency": "Hz",
-    "conductance": "S",
-    "current": "A",
-    "capacitance": "F",
-    "resistance": "ohm",
-    "length": "m",
-    "dimensionless": "1",
-}
 
 
 def _marks() -> tuple[dict[int, str], dict[int, str]]:

@@ -12,6 +12,10 @@ A scenario is YAML (safe loader only; nothing is evaluated)::
 
 Every problem is reported as a :class:`~neurodyn.errors.ScenarioError` naming the field path, the value
 and what is allowed.
+
+Every dimensioned value carries its unit (``tau_m: 20 ms``); a plain number there is refused with a
+suggested unit, except 0 (see :mod:`neurodyn.quantities`). Plain numbers stay fine for dimensionless
+fields (sizes, probabilities, seeds).
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from neurodyn import registry
-from neurodyn.errors import FieldIssue, ScenarioError, did_you_mean
-from neurodyn.quantities import Time
+from neurodyn.errors import FieldIssue, ScenarioError, UserError, did_you_mean
+from neurodyn.quantities import Time, stored_text
 from neurodyn.schema import StrictModel
 from neurodyn.stepping import steps
 
@@ -298,7 +302,8 @@ class Scenario:
         doc : mapping
             ``name``, ``family``, ``params``, ``run``, ``record`` and optionally ``model`` (a preset from
             ``models/`` in the working directory or the installation, merged under ``params``),
-            ``description``, ``sweep``. Quantities may be strings with units (``"20 ms"``).
+            ``description``, ``sweep``. Dimensioned values are strings with units (``"20 ms"``); a
+            plain number is accepted only for dimensionless fields and for 0.
         values : mapping, optional
             Dotted-path overrides applied after the preset (``{"run.seed": 2}``), as ``--set`` does.
 
@@ -352,7 +357,8 @@ class Scenario:
         Parameters
         ----------
         values : mapping
-            ``{"params.populations.exc.size": 1000, "run.seed": 2}``; values may carry units (``"5 ms"``).
+            ``{"params.populations.exc.size": 1000, "run.seed": 2}``; dimensioned values carry their
+            units (``"5 ms"``).
 
         Examples
         --------
@@ -371,8 +377,9 @@ class Scenario:
     def to_yaml(self) -> str:
         """The scenario as YAML text that :meth:`from_yaml` reads back to an equal scenario.
 
-        Units are resolved to SI numbers and the preset is merged into ``params`` (the text stored in a
-        result file's ``scenario`` attribute).
+        Every quantity is written as its SI value with the SI unit (``tau_m: 0.02 s``, exact: the SI unit
+        scales by 1.0) and the preset is merged into ``params``: the text stored in a result file's
+        ``scenario`` attribute.
 
         Examples
         --------
@@ -384,7 +391,11 @@ class Scenario:
         return self.resolved_yaml()
 
     def resolved_yaml(self) -> str:
-        """The scenario as run, with units resolved to SI floats, as YAML text."""
+        """The scenario as run, as YAML text: quantities in SI units, each with its symbol (``0.02 s``)."""
+        return yaml.safe_dump(self.resolved_doc(), sort_keys=False)
+
+    def resolved_doc(self) -> dict[str, Any]:
+        """The scenario as run, as a mapping of plain data (what :meth:`resolved_yaml` writes)."""
         doc = {
             "name": self.name,
             "family": self.family,
@@ -397,13 +408,60 @@ class Scenario:
             doc["model"] = self.model
         if self.sweep:
             doc["sweep"] = _to_plain(self.sweep)
-        return yaml.safe_dump(doc, sort_keys=False)
+        return doc
 
 
 def _to_plain(obj: Any) -> Any:
     if isinstance(obj, BaseModel):
+        # JSON mode writes each quantity as text with its SI unit (neurodyn.quantities' serializers)
         return obj.model_dump(mode="json", exclude_none=True)
     return obj
+
+
+def from_stored(text: str, where: str = "scenario attribute") -> Scenario:
+    """The scenario of a result file or sweep plan, from the resolved YAML text it stores.
+
+    The text has its preset merged into ``params`` already, so it is validated as it stands (it reads
+    back where the preset file is not around). Files written before units were required store SI numbers
+    without units; they are read as SI here (:func:`neurodyn.quantities.stored_text`), and the returned
+    scenario's document (what :meth:`Scenario.with_values` starts from) is rewritten with units, so
+    derived scenarios are validated under the rule for user input like any other.
+
+    Parameters
+    ----------
+    text : str
+        The stored YAML (``ds.attrs["scenario"]``).
+    where : str
+        What to name in messages.
+
+    Raises
+    ------
+    ScenarioError
+        If the text is not a scenario this version can validate.
+    """
+    doc = parse_yaml(text, where)
+    with stored_text():
+        scenario = from_dict(doc, preset_applied=True)
+    scenario.raw = scenario.resolved_doc()
+    return scenario
+
+
+def same_stored_scenario(stored: str | None, resolved: str) -> bool:
+    """Whether the scenario text a result file stores describes the scenario whose resolved YAML is ``resolved``.
+
+    Equal texts are the same scenario. Otherwise the stored text is read (:func:`from_stored`) and
+    written again by this version: a file of an earlier version, whose text has SI numbers without
+    units or lacks fields added since with their defaults, is the same scenario if it resolves to the
+    same text. Text that does not load describes no scenario of this version.
+    """
+    if stored is None:
+        return False
+    if stored == resolved:
+        return True
+    try:
+        return from_stored(stored, "stored scenario").resolved_yaml() == resolved
+    except UserError:
+        return False
 
 
 # --------------------------------------------------------------------------- loading

@@ -27,7 +27,7 @@ from typing import Any
 from neurodyn import registry
 from neurodyn.errors import OutputExistsError, UserError
 from neurodyn.progress import QUIET, Progress
-from neurodyn.scenario import Scenario
+from neurodyn.scenario import Scenario, same_stored_scenario
 from neurodyn.storage import (
     claim_output,
     is_neurodyn_result,
@@ -136,7 +136,7 @@ def _execute_sweep(
             path = plan.point_path(p)
             if path.exists():
                 stored = stored_scenario(path)
-                if stored == p.resolved_yaml():
+                if same_stored_scenario(stored, p.resolved_yaml()):
                     done.append(p)
                 elif stored is not None:  # an unreadable file is simply not finished
                     stale.append(p)

@@ -382,7 +382,7 @@ def test_scenario_output_checked_when_loading_in_python(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     from neurodyn.scenario import from_dict
 
-    doc = {"name": "ou", "family": fam.NAME, "params": {}, "run": {"duration": 0.01, "dt": 1e-4}}
+    doc = {"name": "ou", "family": fam.NAME, "params": {}, "run": {"duration": "0.01 s", "dt": "1e-4 s"}}
     assert from_dict({**doc, "output": "a/b.h5"}).output == Path("a/b.h5")
     for bad in ("/etc/x.h5", "../x.h5", 5, "a\0b"):
         with pytest.raises(ScenarioError, match="relative path inside"):

@@ -9,7 +9,7 @@ BASE = {
     "name": "s",
     "family": "sync_learners",
     "params": {"n": 6, "d": 1, "k": [0.5], "sigma": 1.0, "topology": "ring", "trials": 4},
-    "run": {"duration": 2.0, "dt": 0.01, "seed": 1},
+    "run": {"duration": "2.0 s", "dt": "0.01 s", "seed": 1},
 }
 
 
@@ -69,7 +69,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, params, run, needles, cli, user_
         ({"loss": {"kind": "quadratic", "hessian": [1.0, 2.0]}}, ["params.loss.hessian", "d = 1"]),
         ({"loss": {"kind": "quadratic", "hessian": -1.0}}, ["params.loss.hessian", "positive definite"]),
         ({"loss": {"kind": "quartic"}}, ["params.loss"]),
-        ({"burn_in": 5.0}, ["params.burn_in", "shorter than run.duration"]),
+        ({"burn_in": "5.0 s"}, ["params.burn_in", "shorter than run.duration"]),
     ],
 )
 def test_bad_input_in_process(params, needles):
@@ -97,7 +97,7 @@ def test_run_compare_plot_info_and_disconnected_allowed(tmp_path, cli):
             "topology": [{"edges": [[0, 1], [1, 2], [3, 4], [4, 5]], "label": "two_paths"}, "complete"],
             "init_offset": 0.0,
         },
-        {"dt": 0.002},
+        {"dt": "0.002 s"},
     )
     out = tmp_path / "r.h5"
     proc = cli("run", path, "-o", out, "-q")

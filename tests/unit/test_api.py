@@ -12,6 +12,7 @@ import yaml
 
 import neurodyn
 from neurodyn.errors import ScenarioError, UserError
+from neurodyn.quantities import parse_quantity
 
 #: a tiny lif_network run (a fraction of a second): one population, constant drive, exact f-I theory
 DOC = {
@@ -72,8 +73,9 @@ def test_set_overrides_a_preset_value(in_tmp, repo):
     )
     params = _stored(ds)["params"]
     assert params["populations"]["exc"]["size"] == 40
-    assert params["synapses"][0]["weight"] == pytest.approx(2e-3)
-    assert params["synapses"][1]["weight"] == pytest.approx(-9e-3)  # the rest of the preset is kept
+    # stored in SI units, with the unit
+    assert parse_quantity(params["synapses"][0]["weight"], "voltage") == pytest.approx(2e-3)
+    assert parse_quantity(params["synapses"][1]["weight"], "voltage") == pytest.approx(-9e-3)  # the rest of the preset
     assert ds["population_size"].values.tolist() == [40, 10]
     # the same with a file: presets are found beside the scenario, overrides apply after them
     s = neurodyn.Scenario.from_yaml(repo / "scenarios" / "cuba.yaml", {"params.populations.exc.size": 40})
@@ -243,9 +245,10 @@ def test_docstring_examples_run(monkeypatch, repo):
     import doctest
 
     import neurodyn.api
+    import neurodyn.quantities
     import neurodyn.scenario
 
     monkeypatch.chdir(repo)
-    for module in (neurodyn.scenario, neurodyn.api):
+    for module in (neurodyn.quantities, neurodyn.scenario, neurodyn.api):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neurodyn.families.cortical_field import modes as M
 from neurodyn.families.cortical_field import theory as T
 from neurodyn.runner import simulate
 
 LATTICE = {
-    "lattice": {"nx": 32, "ny": 32, "h": 1e-3},
+    "lattice": {"nx": 32, "ny": 32, "h": "1e-3 m"},
     "omega0": 31.4159,
     "kappa": 10000.0,
     "initial": {"kind": "random", "amplitude": 1.0},
@@ -22,7 +23,12 @@ def test_energy_error_bounded_without_drift_and_scales_as_dt_squared(make_scenar
     errs = {}
     for dt, steps in ((1e-3, 100_000), (5e-4, 40_000)):
         ds = simulate(
-            make_scenario("cortical_field", LATTICE, {"duration": steps * dt, "dt": dt, "seed": 7}, {"energy": {}})
+            make_scenario(
+                "cortical_field",
+                LATTICE,
+                {"duration": f"{steps * dt!r} s", "dt": f"{dt!r} s", "seed": 7},
+                {"energy": {}},
+            )
         )
         rel = ds["energy_rel_error"].values
         assert len(rel) == steps
@@ -47,8 +53,8 @@ def test_same_seed_is_bitwise_identical_and_threads_do_not_change_results(make_s
         "gamma": 5.0,
         "noise": {"sigma": 1.0},
     }
-    run = {"duration": 0.05, "dt": 1e-3, "seed": 11}
-    rec = {"snapshots": {"every": 0.01}, "energy": {}}
+    run = {"duration": "0.05 s", "dt": "1e-3 s", "seed": 11}
+    rec = {"snapshots": {"every": "0.01 s"}, "energy": {}}
     a = simulate(make_scenario("cortical_field", params, {**run, "threads": 1}, rec))
     b = simulate(make_scenario("cortical_field", params, {**run, "threads": 1}, rec))
     c = simulate(make_scenario("cortical_field", params, {**run, "threads": 2}, rec))
@@ -64,17 +70,21 @@ def test_constant_source_reaches_the_exact_static_response(kind, make_scenario):
     """Damped massive lattice driven by a constant source settles at (omega0^2 - kappa lap) u = J,
     solved exactly by FFT on the torus."""
     n, h = 24, 1e-3
-    src = {"kind": kind, "x": 10e-3, "y": 7e-3, "amplitude": 500.0}
+    src = {"kind": kind, "x": "10e-3 m", "y": "7e-3 m", "amplitude": 500.0}
     if kind == "gaussian":
-        src["width"] = 2e-3
+        src["width"] = "2e-3 m"
     params = {
-        "lattice": {"nx": n, "ny": n, "h": h},
+        "lattice": {"nx": n, "ny": n, "h": f"{h} m"},
         "omega0": 30.0,
         "kappa": 2000.0,
         "gamma": 40.0,
         "sources": [src],
     }
-    ds = simulate(make_scenario("cortical_field", params, {"duration": 3.0, "dt": 1e-3}, {"snapshots": {"every": 0.1}}))
+    ds = simulate(
+        make_scenario(
+            "cortical_field", params, {"duration": "3.0 s", "dt": "1e-3 s"}, {"snapshots": {"every": "0.1 s"}}
+        )
+    )
     u = ds["u"].isel(time=-1).values
     ix, iy = np.arange(n), np.arange(n)
     if kind == "point":
@@ -91,7 +101,7 @@ def test_constant_source_reaches_the_exact_static_response(kind, make_scenario):
 def test_moving_source_response_follows_the_source(make_scenario):
     """A Gaussian source moving at v along x on an overdamped lattice: the field's peak tracks x0 + v t."""
     params = {
-        "lattice": {"nx": 80, "ny": 20, "h": 1e-3},
+        "lattice": {"nx": 80, "ny": 20, "h": "1e-3 m"},
         "omega0": 60.0,
         "kappa": 1000.0,
         "gamma": 200.0,
@@ -99,15 +109,19 @@ def test_moving_source_response_follows_the_source(make_scenario):
         "sources": [
             {
                 "kind": "moving",
-                "x": 10e-3,
-                "y": 10e-3,
-                "width": 2e-3,
+                "x": "10e-3 m",
+                "y": "10e-3 m",
+                "width": "2e-3 m",
                 "velocity": [0.1, 0.0],
                 "amplitude": 100.0,
             }
         ],
     }
-    ds = simulate(make_scenario("cortical_field", params, {"duration": 0.5, "dt": 1e-3}, {"snapshots": {"every": 0.1}}))
+    ds = simulate(
+        make_scenario(
+            "cortical_field", params, {"duration": "0.5 s", "dt": "1e-3 s"}, {"snapshots": {"every": "0.1 s"}}
+        )
+    )
     # steady travelling response lags the source by a constant; peak positions advance by v * 0.1 s
     peaks = [float(ds["x"][int(np.argmax(ds["u"].isel(time=k, y=10).values))]) for k in (2, 3, 4)]
     assert np.allclose(np.diff(peaks), 0.1 * 0.1, atol=1.01e-3)
@@ -117,8 +131,8 @@ def test_absorbing_sponge_removes_an_outgoing_pulse(make_scenario):
     """A massless pulse on an absorbing lattice: after it has crossed the domain twice, < 1% of the
     energy is left (a fixed boundary would keep all of it)."""
     base = {
-        "continuum": {"c": 1.0, "size": [0.1, 0.1], "h": 1e-3, "courant": 0.5},
-        "initial": {"kind": "gaussian", "width": 4e-3},
+        "continuum": {"c": 1.0, "size": ["0.1 m", "0.1 m"], "h": "1e-3 m", "courant": 0.5},
+        "initial": {"kind": "gaussian", "width": "4e-3 m"},
     }
     left = {}
     for boundary in ("absorbing", "fixed"):
@@ -126,8 +140,8 @@ def test_absorbing_sponge_removes_an_outgoing_pulse(make_scenario):
             make_scenario(
                 "cortical_field",
                 {**base, "boundary": boundary},
-                {"duration": 0.2, "dt": 5e-4},
-                {"energy": {"every": 0.01}},
+                {"duration": "0.2 s", "dt": "5e-4 s"},
+                {"energy": {"every": "0.01 s"}},
             )
         )
         e = ds["energy"].values
@@ -150,22 +164,29 @@ def test_ei_pair_equals_harmonic_oscillator_under_rk4(make_scenario):
         "sources": [
             {
                 "kind": "point",
-                "x": 5e-3,
-                "y": 7e-3,
+                "x": "5e-3 m",
+                "y": "7e-3 m",
                 "amplitude": 50.0,
-                "time_course": {"kind": "sine", "frequency": 12.0},
+                "time_course": {"kind": "sine", "frequency": "12 Hz"},
             }
         ],
     }
-    run = {"duration": 0.3, "dt": 5e-4, "seed": 5}
-    rec = {"snapshots": {"every": 0.05}, "energy": {"every": 0.05}}
+    run = {"duration": "0.3 s", "dt": "5e-4 s", "seed": 5}
+    rec = {"snapshots": {"every": "0.05 s"}, "energy": {"every": "0.05 s"}}
     ei = simulate(
         make_scenario(
             "cortical_field",
             {
                 **common,
                 "site_model": "ei_linear",
-                "ei": {"tau_e": tau_e, "tau_i": tau_i, "w_ee": 1.0, "w_ei": w_ei, "w_ie": w_ie, "w_ii": w_ii},
+                "ei": {
+                    "tau_e": f"{tau_e} s",
+                    "tau_i": f"{tau_i} s",
+                    "w_ee": 1.0,
+                    "w_ei": w_ei,
+                    "w_ie": w_ie,
+                    "w_ii": w_ii,
+                },
             },
             run,
             rec,
@@ -200,7 +221,7 @@ def test_wilson_cowan_small_amplitude_follows_its_linearisation(make_scenario):
             make_scenario(
                 "cortical_field",
                 {**p, "initial": {"kind": "random", "amplitude": amp}},
-                {"duration": 0.1, "dt": 2e-4, "seed": 1},
+                {"duration": "0.1 s", "dt": "2e-4 s", "seed": 1},
                 {},
             )
         )
@@ -217,9 +238,11 @@ def test_wilson_cowan_small_amplitude_follows_its_linearisation(make_scenario):
 def test_probes_snapshots_and_chunking_agree(make_scenario):
     """Probes sample the same field as snapshots; the chunk size does not change the result."""
     params = {**LATTICE, "boundary": "fixed", "gamma": 1.0}
-    rec = {"snapshots": {"every": 0.01}, "probes": {"sites": [[3, 4], [20, 30]], "every": 0.005}}
-    a = simulate(make_scenario("cortical_field", params, {"duration": 0.5, "dt": 1e-3, "chunk": 0.007}, rec))
-    b = simulate(make_scenario("cortical_field", params, {"duration": 0.5, "dt": 1e-3}, rec))
+    rec = {"snapshots": {"every": "0.01 s"}, "probes": {"sites": [[3, 4], [20, 30]], "every": "0.005 s"}}
+    a = simulate(
+        make_scenario("cortical_field", params, {"duration": "0.5 s", "dt": "1e-3 s", "chunk": "0.007 s"}, rec)
+    )
+    b = simulate(make_scenario("cortical_field", params, {"duration": "0.5 s", "dt": "1e-3 s"}, rec))
     assert np.array_equal(a["u"].values, b["u"].values)
     for p, (ix, iy) in enumerate([(3, 4), (20, 30)]):
         from_probe = a["probe_u"].isel(probe=p).values[::2]
@@ -234,12 +257,12 @@ def test_theory_formulas_against_numerical_derivatives_and_integrals():
     mass = np.array([[m**2]])
     k = np.array([300.0, 800.0, 2000.0])
     for kx, ky in ((k, 0 * k), (k / np.sqrt(2), k / np.sqrt(2))):
-        w = T.lattice_omega(kx, ky, h, np.array([kappa]), mass)[0]
+        w = M.lattice_omega(kx, ky, h, np.array([kappa]), mass)[0]
         eps = 1e-3
-        wp = T.lattice_omega(kx * (1 + eps), ky * (1 + eps), h, np.array([kappa]), mass)[0]
-        wm = T.lattice_omega(kx * (1 - eps), ky * (1 - eps), h, np.array([kappa]), mass)[0]
+        wp = M.lattice_omega(kx * (1 + eps), ky * (1 + eps), h, np.array([kappa]), mass)[0]
+        wm = M.lattice_omega(kx * (1 - eps), ky * (1 - eps), h, np.array([kappa]), mass)[0]
         numeric = (wp - wm) / (2 * eps * np.hypot(kx, ky))
-        assert np.allclose(T.group_velocity(kx, ky, h, kappa, w), numeric, rtol=1e-5)
+        assert np.allclose(M.group_velocity(kx, ky, h, kappa, w), numeric, rtol=1e-5)
     omega = np.linspace(-5000, 5000, 2_000_001)
     s = T.lorentzian(omega, np.array([120.0]), 7.0, 2.0)[:, 0]
     assert np.isclose(np.trapezoid(s, omega) / (2 * np.pi), T.mode_variance(120.0, 7.0, 2.0), rtol=1e-3)

@@ -126,7 +126,7 @@ def test_conductance_trace_matches_ode(lif_scenario):
             ],
             record={"v": {"indices": [1], "every": "0.1 ms"}},
             duration="40 ms",
-            dt=dt,
+            dt=f"{dt} s",
         )
         ds = simulate_numba(sc)
         t = ds.time.values[1:] - dt
@@ -159,7 +159,9 @@ def test_poisson_input_mean_and_variance(r, n_src, w, lif_scenario):
     ts = 0.004
     sc = lif_scenario(
         {"n": {"size": 2000, "tau_m": "20 ms", "v_rest": "-70 mV", "v_reset": "-70 mV", "v_threshold": "1 V"}},
-        inputs=[{"kind": "poisson", "target": "n", "rate": r, "n_sources": n_src, "weight": f"{w} V", "tau": "4 ms"}],
+        inputs=[
+            {"kind": "poisson", "target": "n", "rate": f"{r} Hz", "n_sources": n_src, "weight": f"{w} V", "tau": "4 ms"}
+        ],
         record={"v": {"indices": "all", "every": "25 ms"}},
         duration="300 ms",
         dt="0.1 ms",

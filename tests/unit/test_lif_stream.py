@@ -134,7 +134,7 @@ params:
   inputs:
     - {kind: noise, target: a, mu: 19 mV, sigma: 4 mV}
     # one conductance event of 1e305 S overflows exponential Euler (inf / inf): v of neuron 50 becomes NaN
-    - {kind: poisson, target: b, rate: 2 Hz, n_sources: 1, weight: 1e305, tau: 5 ms, synapse: conductance,
+    - {kind: poisson, target: b, rate: 2 Hz, n_sources: 1, weight: 1e305 S, tau: 5 ms, synapse: conductance,
        reversal: -80 mV}
 run: {duration: 5 s, dt: 0.1 ms, seed: 2, chunk: 20 ms}
 record: {spikes: true, v: {every: 1 ms, indices: [0, 50]}}

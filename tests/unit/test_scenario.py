@@ -23,7 +23,7 @@ def test_issue_cuba_file_loads_exactly_as_written():
     assert s.params.synapses[1].weight == pytest.approx(-9e-3)
     assert s.run.n_steps == 10000 and s.run.seed == 1
     assert s.record.v.every == pytest.approx(1e-3) and s.record.v.indices == [0, 1, 2]
-    # the resolved text is valid YAML holding SI floats and re-validates to the same parameters
+    # the resolved text is valid YAML holding SI values with their units and re-validates to the same parameters
     again = from_dict(yaml.safe_load(s.resolved_yaml()))
     assert again.params == s.params
 

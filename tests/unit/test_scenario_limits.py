@@ -378,7 +378,7 @@ def test_every_float_field_of_every_family_refuses_nan_and_infinity():
         (
             "params.populations.exc.v_init={uniform: [-60 mV, x]}",
             "params.populations.exc.v_init.uniform.1 = 'x': cannot read this as a number with a unit; "
-            "expected a voltage such as '-65 mV' (plain numbers are SI)",
+            "expected a voltage such as '-65 mV'",
         ),
     ],
 )

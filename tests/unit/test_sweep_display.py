@@ -25,8 +25,8 @@ def _family(monkeypatch):
     [
         ("[5 ms, 20 ms]", "ms", [5.0, 20.0]),
         ("[500 us, 2 ms]", "us", [500.0, 2000.0]),  # the first value's unit, when every value has one
-        ("[5 ms, 0.02]", "s", [0.005, 0.02]),  # a plain number among them: SI
-        ("[0.005, 0.02]", "s", [0.005, 0.02]),
+        ("[5 ms, 0.02 s]", "ms", [5.0, 20.0]),
+        ("[0, 20 ms]", "s", [0.0, 0.02]),  # a plain zero (the one number a time may be without a unit): SI
     ],
 )
 def test_display_units_are_the_units_written(tmp_path, written, display, shown):

@@ -90,8 +90,8 @@ for integ in ("euler_maruyama", "exact"):
     doc = {"name": "t", "family": "sync_learners",
            "params": {"n": 500, "d": 60, "k": [0.1], "sigma": 1.0, "topology": ["complete", "ring"],
                       "loss": {"kind": "quadratic", "hessian": 1.0}, "trials": 2, "integrator": integ,
-                      "noise_correlation": 0.2, "burn_in": 0.01, "init_spread": 0.5},
-           "run": {"duration": 0.05, "dt": 0.005, "seed": 3}, "record": {"every": 0.01}}
+                      "noise_correlation": 0.2, "burn_in": "0.01 s", "init_spread": 0.5},
+           "run": {"duration": "0.05 s", "dt": "0.005 s", "seed": 3}, "record": {"every": "0.01 s"}}
     ds = simulate(from_dict(doc))
     for name in ("spread", "centroid_error", "spread_t", "trajectory"):
         h.update(np.ascontiguousarray(ds[name].values).tobytes())
@@ -131,7 +131,7 @@ def test_several_blocks_same_bits_whatever_the_chunking(integrator):
 
     assert kernels.n_blocks(64, 256) == 4
 
-    def run(seed: int, chunk: float | None):
+    def run(seed: int, chunk: str | None):
         doc = {
             "name": "t",
             "family": "sync_learners",
@@ -145,14 +145,14 @@ def test_several_blocks_same_bits_whatever_the_chunking(integrator):
                 "init_spread": 1.0,
                 "noise_correlation": 0.2,
                 "integrator": integrator,
-                "burn_in": 0.05,
+                "burn_in": "0.05 s",
             },
-            "run": {"duration": 0.2, "dt": 0.01, "seed": seed, **({"chunk": chunk} if chunk else {})},
-            "record": {"every": 0.01},
+            "run": {"duration": "0.2 s", "dt": "0.01 s", "seed": seed, **({"chunk": chunk} if chunk else {})},
+            "record": {"every": "0.01 s"},
         }
         return simulate(from_dict(doc))
 
-    a, b, c = run(5, 0.07), run(5, None), run(6, None)
+    a, b, c = run(5, "0.07 s"), run(5, None), run(6, None)
     for name in ("spread", "centroid_error", "spread_t", "trajectory"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
     assert not np.array_equal(a["spread"].values, c["spread"].values)

@@ -213,7 +213,7 @@ def test_unknown_graph_argument_is_refused_by_the_schema() -> None:
         "name": "x",
         "family": "lif_network",
         "params": {
-            "populations": {"a": {"size": 10, "tau_m": "20 ms", "v_rest": 0, "v_reset": 0, "v_threshold": 0.01}},
+            "populations": {"a": {"size": 10, "tau_m": "20 ms", "v_rest": 0, "v_reset": 0, "v_threshold": "10 mV"}},
             "synapses": [
                 {
                     "source": "a",

@@ -108,9 +108,9 @@ def test_weak_order_family_kernel_stationary_spread():
                         "topology": "complete",
                         "loss": {"kind": "quadratic", "hessian": h},
                         "trials": 200,
-                        "burn_in": 1.0,
+                        "burn_in": "1.0 s",
                     },
-                    "run": {"duration": 60.0, "dt": float(dt), "seed": 9},
+                    "run": {"duration": "60.0 s", "dt": f"{float(dt)!r} s", "seed": 9},
                 }
             )
         )

@@ -36,10 +36,10 @@ def test_uncoupled_learners_follow_gibbs_density(loss):
             "topology": "complete",
             "loss": loss,
             "trials": 24,
-            "burn_in": 5.0,
+            "burn_in": "5.0 s",
             "init_offset": 0.0,
         },
-        {"duration": 60.0, "dt": 0.004, "seed": 6},
+        {"duration": "60.0 s", "dt": "0.004 s", "seed": 6},
     )
     for name in ("spread", "learner_error"):
         m, se = mean_se(ds[name].sel(k=0.0))
@@ -65,11 +65,11 @@ def test_double_well_coupling_makes_learners_agree():
             "topology": ["complete", "ring"],
             "loss": {"kind": "double_well", "barrier": 0.6, "width": 1.0},
             "trials": 16,
-            "burn_in": 10.0,
+            "burn_in": "10.0 s",
             "init_offset": -1.0,
             "init_spread": 0.5,
         },
-        {"duration": 50.0, "dt": 0.004, "seed": 7},
+        {"duration": "50.0 s", "dt": "0.004 s", "seed": 7},
     )
     bound = ds["spread_bound"].isel(n=0)
     lam_f = -4 * 0.6
@@ -100,10 +100,10 @@ def test_logistic_regression_error_vs_n_and_k():
             "topology": "complete",
             "loss": {"kind": "logistic", "samples": 80, "test_samples": 2000, "separation": 2.0, "reg": 0.05},
             "trials": 8,
-            "burn_in": 10.0,
+            "burn_in": "10.0 s",
         },
-        {"duration": 60.0, "dt": 0.01, "seed": 3},
-        {"every": 0.5},
+        {"duration": "60.0 s", "dt": "0.01 s", "seed": 3},
+        {"every": "0.5 s"},
     )
     te_l, se_l = mean_se(ds["test_error_learner"].isel(topology=0))
     te_c, se_c = mean_se(ds["test_error_centroid"].isel(topology=0))

@@ -43,9 +43,9 @@ def test_quadratic_spread_and_centroid_match_exact_ou(integrator):
             "loss": {"kind": "quadratic", "hessian": [1.0, 2.0]},
             "trials": 60,
             "integrator": integrator,
-            "burn_in": 5.0,
+            "burn_in": "5.0 s",
         },
-        {"duration": 80.0, "dt": dt, "seed": 11},
+        {"duration": "80.0 s", "dt": f"{dt} s", "seed": 11},
     )
     for name in ("spread", "centroid_error", "learner_error"):
         mean, se, pred = within_3se(ds, name)
@@ -80,9 +80,9 @@ def test_exact_integrator_full_hessian_weighted_graph_correlated_noise():
             ],
             "trials": 60,
             "integrator": "exact",
-            "burn_in": 10.0,
+            "burn_in": "10.0 s",
         },
-        {"duration": 200.0, "dt": 0.1, "seed": 5},
+        {"duration": "200.0 s", "dt": "0.1 s", "seed": 5},
     )
     for name in ("spread", "centroid_error", "learner_error"):
         mean, se, pred = within_3se(ds, name)
@@ -99,9 +99,9 @@ def test_k0_is_independent_learners():
         "loss": {"kind": "quadratic", "hessian": 2.0},
         "topology": ["complete", "ring", "star"],
         "trials": 40,
-        "burn_in": 2.0,
+        "burn_in": "2.0 s",
     }
-    ds = run(params, {"duration": 30.0, "dt": 0.01, "seed": 3})
+    ds = run(params, {"duration": "30.0 s", "dt": "0.01 s", "seed": 3})
     a = ds["spread"].sel(topology="complete").values
     for t in ("ring", "star"):
         np.testing.assert_array_equal(ds["spread"].sel(topology=t).values, a)
@@ -127,9 +127,9 @@ def test_complete_graph_spread_falls_as_one_over_h_plus_kn():
             "topology": "complete",
             "loss": {"kind": "quadratic", "hessian": h},
             "trials": 30,
-            "burn_in": 1.0,
+            "burn_in": "1.0 s",
         },
-        {"duration": 15.0, "dt": dt, "seed": 8},
+        {"duration": "15.0 s", "dt": f"{dt} s", "seed": 8},
     )
     x, y = [], []
     for n in (4, 16):
@@ -161,9 +161,9 @@ def test_logcosh_lambda2_bound_never_exceeded():
                 {"generator": "barabasi_albert", "label": "ba"},
             ],
             "trials": 16,
-            "burn_in": 10.0,
+            "burn_in": "10.0 s",
         },
-        {"duration": 50.0, "dt": 0.005, "seed": 2},
+        {"duration": "50.0 s", "dt": "0.005 s", "seed": 2},
     )
     sim = ds["spread"]
     mean = sim.mean("trial").values
@@ -188,10 +188,10 @@ def test_transient_rate_lower_bound_and_complete_graph_rate():
             "trials": 100,
             "integrator": "exact",
             "init_spread": 3.0,
-            "burn_in": 10.0,
+            "burn_in": "10.0 s",
         },
-        {"duration": 20.0, "dt": 0.005, "seed": 4},
-        {"every": 0.005, "batches": 10},
+        {"duration": "20.0 s", "dt": "0.005 s", "seed": 4},
+        {"every": "0.005 s", "batches": 10},
     )
     rate = ds["transient_rate"]
     mean = rate.mean("batch")
@@ -215,9 +215,9 @@ def test_same_seed_same_bits_whatever_the_chunking(integrator):
         "noise_correlation": 0.2,
         "integrator": integrator,
     }
-    a = run(params, {"duration": 3.0, "dt": 0.01, "seed": 21, "chunk": 0.07})
-    b = run(params, {"duration": 3.0, "dt": 0.01, "seed": 21})
-    c = run(params, {"duration": 3.0, "dt": 0.01, "seed": 22})
+    a = run(params, {"duration": "3.0 s", "dt": "0.01 s", "seed": 21, "chunk": "0.07 s"})
+    b = run(params, {"duration": "3.0 s", "dt": "0.01 s", "seed": 21})
+    c = run(params, {"duration": "3.0 s", "dt": "0.01 s", "seed": 22})
     for name in ("spread", "trajectory", "spread_t"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
     assert not np.array_equal(a["spread"].values, c["spread"].values)

@@ -3,18 +3,30 @@
 The construction (documented in ``docs/cortical_field.md``) is a standard-physics reading of Cooray,
 Cooray & Friston, "Canonical Cortical Field Theories" (arXiv:2308.10645, 2023), whose body was not
 available: see :mod:`.params` for the equations and :mod:`.theory` for the predictions and their sources.
+
+Modules: :mod:`.params` (the scenario schema), :mod:`.build` (checks and the variants built once),
+:mod:`.kernels` (Numba), :mod:`.engine` (the time loop), :mod:`.dataset` (recordings and measurements),
+:mod:`.modes` (the lattice's normal modes, shared by measurement and theory), :mod:`.theory`,
+:mod:`.plots`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import xarray as xr
 
 from neurodyn.families.base import Family
 from neurodyn.families.cortical_field.params import CorticalParams, CorticalRecord
-from neurodyn.rows import Row
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from neurodyn.families.cortical_field.build import CorticalBuilt
+    from neurodyn.progress import Progress
+    from neurodyn.rows import Row
+    from neurodyn.scenario import Scenario
 
 
 class CorticalField(Family):
@@ -25,55 +37,38 @@ class CorticalField(Family):
     Params = CorticalParams
     Record = CorticalRecord
 
-    def check(self, scenario) -> None:
-        from neurodyn.families.cortical_field.engine import check_resources
+    def prepare(self, scenario: Scenario) -> CorticalBuilt:
+        # the variants check() describes are the ones build() builds on: described once
+        from neurodyn.families.cortical_field.build import build, check
 
-        check_resources(scenario)
+        return build(scenario, check(scenario))
 
-    def simulate(self, built, progress) -> xr.Dataset:
-        scenario = built.scenario
-        from neurodyn.families.cortical_field.analysis import build_dataset
-        from neurodyn.families.cortical_field.engine import run_all
+    def check(self, scenario: Scenario) -> None:
+        from neurodyn.families.cortical_field.build import check
 
-        return build_dataset(scenario, run_all(scenario, progress))
+        check(scenario)
 
-    def theory(self, built, ds: xr.Dataset) -> xr.Dataset:
-        scenario = built.scenario
-        from neurodyn.families.cortical_field.theory import theory_dataset
+    def build(self, scenario: Scenario) -> CorticalBuilt:
+        from neurodyn.families.cortical_field.build import build
 
-        return theory_dataset(scenario, ds)
+        return build(scenario)
+
+    def simulate(self, built: CorticalBuilt, progress: Progress) -> xr.Dataset:
+        from neurodyn.families.cortical_field.engine import simulate
+
+        return simulate(built, progress)
+
+    def theory(self, built: CorticalBuilt, ds: xr.Dataset) -> xr.Dataset:
+        from neurodyn.families.cortical_field.theory import theory
+
+        return theory(built, ds)
 
     def compare_rows(self, ds: xr.Dataset) -> list[Row]:
-        rows = []
-        if "spectrum_slope" in ds:
-            rows.append(
-                Row(
-                    quantity="spectrum_slope (equipartition 1/f)",
-                    simulated=float(ds["spectrum_slope"]),
-                    predicted=-1.0,
-                    rel_tol=0.1,
-                    source="equipartition over the 2D mode density (Cooray, Cooray & Friston 2023)",
-                )
-            )
-        if "dispersion_omega" in ds and "site_model" in ds["dispersion_omega"].dims:
-            d = ds["dispersion_omega"]
-            ref = d.isel(site_model=0)
-            binw = float(ds["frequency_bin"])
-            for m in ds["site_model"].values[1:]:
-                diff = float(np.nanmax(np.abs(d.sel(site_model=m) - ref))) / binw
-                rows.append(
-                    Row(
-                        quantity="invariance |omega - omega_ref| / bin",
-                        simulated=diff,
-                        predicted=1.0,
-                        kind="upper_bound",
-                        where=f"{m} vs {ref['site_model'].item()}",
-                        source="same linearisation -> same Klein-Gordon field (Cooray et al. 2023)",
-                    )
-                )
-        return rows
+        from neurodyn.families.cortical_field.theory import compare_rows
 
-    def figures(self, ds: xr.Dataset) -> list:
+        return compare_rows(ds)
+
+    def figures(self, ds: xr.Dataset) -> list[Figure]:
         from neurodyn.families.cortical_field.plots import figures
 
         return figures(ds)
@@ -84,20 +79,6 @@ class CorticalField(Family):
         return plot_run(ds, out_dir, stem)
 
     def summary(self, ds: xr.Dataset) -> str:
-        lines = [
-            f"variants: {', '.join(map(str, ds.attrs.get('variants', [])))}; schemes: "
-            f"{', '.join(ds.attrs.get('schemes', []))}; "
-            + ", ".join(f"{r:.3g}" for r in ds.attrs.get("site_updates_per_s", []))
-            + " site-updates/s (after the first chunk)"
-        ]
-        for name in ("energy_error_max", "spectrum_slope"):
-            if name in ds:
-                lines.append(f"{name}: {float(ds[name]):.4g}")
-        if "pulse_speed" in ds:
-            lines.append(
-                "pulse_speed (x, y, diagonal): " + ", ".join(f"{v:.4g}" for v in ds["pulse_speed"].values) + " m/s"
-            )
-        if "convergence_order" in ds:
-            lines.append("convergence_order: " + ", ".join(f"{v:.3f}" for v in ds["convergence_order"].values))
-        lines.append("compare with theory: neurodyn compare <result>")
-        return "\n".join(lines)
+        from neurodyn.families.cortical_field.plots import summary
+
+        return summary(ds)

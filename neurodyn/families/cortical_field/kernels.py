@@ -22,14 +22,19 @@ Three schemes:
     Classical RK4 over the two-component site state (harmonic ``(u, v)``, E–I pair or Wilson–Cowan
     ``(e, i)`` deviations from the fixed point); noise is added after each step (Euler–Maruyama).
 
-Every driver returns ``(status, step, f, j, i, cur)``: a :class:`~neurodyn.stepping.Status`, ``NAN`` when a
-non-finite value appeared at step ``step`` in field ``f`` at site ``(x=i-1, y=j-1)``. Every driver records through one
-:class:`Recording` tuple (snapshots, probes, energy), built once per run by the engine.
+Every driver takes its arrays in named tuples (Numba passes them whole): the lattice's :class:`Consts`,
+the scheme's state (:class:`StormerState`, :class:`BaoabState`, :class:`Rk4State`) and coefficients
+(:class:`StormerCoeffs`, :class:`BaoabCoeffs`, :class:`SiteModel`), and one :class:`Recording`
+(snapshots, probes, energy), all built once per run by the engine. Every driver returns
+``(status, step, f, j, i)``: a :class:`~neurodyn.stepping.Status`, ``NAN`` when a non-finite value
+appeared at step ``step`` in field ``f`` at site ``(x=i-1, y=j-1)``.
 """
 
 from __future__ import annotations
 
 import math
+import types
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -53,11 +58,22 @@ S_FIELD, S_KIND, S_X, S_Y, S_VX, S_VY, S_W, S_AMP, S_COURSE, S_T0, S_T1, S_TW, S
 N_SRC_COLS = 14
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- what the drivers take
+
+
+class Consts(NamedTuple):
+    """What every scheme reads about the lattice, unchanged during a run."""
+
+    dt: float  #: time step, s
+    kappa: np.ndarray  #: (F,) lateral coupling of each field, 1/s^2
+    mass: np.ndarray  #: (F, F) mass matrix, rad^2/s^2
+    periodic: bool  #: periodic ghosts (else fixed at zero)
+    src: np.ndarray  #: (n_src, N_SRC_COLS) source table, positions in site units
+    parallel: bool  #: rows in threads (the ``_par`` twins) or serially (the ``_ser`` twins)
 
 
 class Recording(NamedTuple):
-    """Output buffers and strides of one run (a Numba named tuple, so it passes into the drivers whole).
+    """Output buffers and strides of one run.
 
     Row ``r`` of a buffer holds step ``r * k_*``; a stride of 0 records nothing.
     """
@@ -70,6 +86,93 @@ class Recording(NamedTuple):
     energy: np.ndarray  #: (n_energy, 4) total, kinetic, mass, gradient
     k_energy: int
     erow: np.ndarray  #: (F, ny + 2, 3) row partial sums of the energy
+
+
+class StormerState(NamedTuple):
+    """Störmer–Verlet state: three time levels of the padded field, rotating."""
+
+    U: np.ndarray  #: (3, F, ny + 2, nx + 2); ``U[level]`` is u_n, ``U[(level + 2) % 3]`` is u_{n-1}
+    level: np.ndarray  #: (1,) int64, the index of u_n in ``U`` (advanced by the driver)
+    vbuf: np.ndarray  #: (F, ny + 2, nx + 2) the velocity at recorded energy steps
+    rowsum: np.ndarray  #: (max(F, 2), ny + 2) per-row finiteness flags (0 or NaN)
+
+
+class StormerCoeffs(NamedTuple):
+    """Störmer–Verlet damping and drive coefficients."""
+
+    gamma: np.ndarray  #: (F,) damping rate of each field, 1/s
+    sponge: np.ndarray  #: (ny + 2, nx + 2) extra damping of the absorbing layer, 1/s
+    has_sponge: bool  #: any sponge damping at all (else the per-site damping is skipped)
+    src_scale: np.ndarray  #: (F, ny + 2, nx + 2) ``dt^2 / (1 + gamma_site dt / 2)``: how a drive enters u_{n+1}
+
+
+class BaoabState(NamedTuple):
+    """BAOAB state: ``v_n = w + dt/2 a``."""
+
+    u: np.ndarray  #: (F, ny + 2, nx + 2) the field, ghosts filled
+    w: np.ndarray  #: (F, ny + 2, nx + 2) the velocity before the final half kick
+    a: np.ndarray  #: (F, ny + 2, nx + 2) the acceleration at u, sources included
+    xi: np.ndarray  #: (F, ny, nx) this step's standard normal draws
+    vbuf: np.ndarray  #: (F, ny + 2, nx + 2) the velocity at recorded energy steps
+    rowsum: np.ndarray  #: (max(F, 2), ny + 2) per-row finiteness flags (0 or NaN)
+
+
+class BaoabCoeffs(NamedTuple):
+    """BAOAB's exact Ornstein–Uhlenbeck step of the velocity."""
+
+    decay: np.ndarray  #: (F, ny + 2, nx + 2) ``exp(-gamma_site dt)``
+    amp: np.ndarray  #: (F, ny + 2, nx + 2) noise amplitude of one step
+    noisy: bool  #: whether noise is drawn at all
+    src_scale: np.ndarray  #: (F, ny + 2, nx + 2) ones: a drive enters the acceleration as it is
+
+
+class Rk4State(NamedTuple):
+    """RK4 state of the two-component site and its work arrays."""
+
+    X: np.ndarray  #: (2, ny + 2, nx + 2) the site state; the recorded field is ``X[0]``
+    work: np.ndarray  #: (5, 2, ny + 2, nx + 2) the four stages and the trial state
+    J: np.ndarray  #: (2, ny + 2, nx + 2) the drive at the stage's time (on component 1)
+    ubuf: np.ndarray  #: (1, ny + 2, nx + 2) the recorded field
+    vbuf: np.ndarray  #: (1, ny + 2, nx + 2) its velocity at recorded energy steps
+    rowsum: np.ndarray  #: (2, ny + 2) per-row finiteness flags (0 or NaN)
+
+
+class SiteModel(NamedTuple):
+    """The site dynamics integrated by RK4."""
+
+    model: int  #: HARMONIC, EI_LINEAR or WILSON_COWAN
+    p: np.ndarray  #: the model's parameter vector (see :func:`_rhs_row`)
+    vel: np.ndarray  #: (2,) the field's velocity ``vel[0] X[0] + vel[1] X[1]``
+    sigma: float  #: noise amplitude
+    noise_gain: float  #: how noise enters the second component (1 harmonic, -1/b E–I)
+    ones: np.ndarray  #: (1, ny + 2, nx + 2) ones: a drive enters as it is
+
+
+def _twins(fn: Callable) -> tuple[Callable, Callable]:
+    """Compile one row sweep twice: rows in threads (``parallel=True``) and serially (``prange`` as ``range``).
+
+    Each twin is a copy of ``fn`` under its own name (``<name>_par``, ``<name>_ser``): Numba's on-disk
+    cache files a compiled function under its module, name and first line, and keys the entry by its
+    signature and bytecode but not by the ``parallel`` flag, so two dispatchers of one function would
+    load each other's code from the cache.
+    """
+
+    def renamed(suffix: str) -> types.FunctionType:
+        f = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+        f.__qualname__ = fn.__qualname__ + suffix
+        f.__doc__ = fn.__doc__
+        return f
+
+    return njit(cache=True, parallel=True)(renamed("_par")), njit(cache=True)(renamed("_ser"))
+
+
+# The drivers unpack their named tuples once per call; the row sweeps and the row functions they run
+# every step take plain arrays and scalars. Given the tuples, the Störmer row ran 25% slower (LLVM
+# optimised its inner loop less well), and taking an array out of a tuple costs a reference-count
+# increment and decrement, which every step of a small lattice would pay.
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 @njit(cache=True, inline="always")
@@ -232,36 +335,26 @@ def _energy_row(
         erow[f, j, 2] = 0.5 * kap[f] * eg
 
 
-@njit(cache=True, parallel=True)
-def _energy_par(u, v, kap, mass, periodic, erow):
+def _energy_sweep(
+    u: np.ndarray, v: np.ndarray, kap: np.ndarray, mass: np.ndarray, periodic: bool, erow: np.ndarray
+) -> None:
     for j in prange(1, u.shape[1] - 1):
         _energy_row(j, u, v, kap, mass, periodic, erow)
 
 
-@njit(cache=True)
-def _energy_ser(u, v, kap, mass, periodic, erow):
-    for j in range(1, u.shape[1] - 1):
-        _energy_row(j, u, v, kap, mass, periodic, erow)
+_energy_sweep_par, _energy_sweep_ser = _twins(_energy_sweep)
 
 
 @njit(cache=True)
-def lattice_energy(
-    u: np.ndarray,
-    v: np.ndarray,
-    kap: np.ndarray,
-    mass: np.ndarray,
-    periodic: bool,
-    erow: np.ndarray,
-    parallel: bool,
-) -> tuple[float, float, float]:
+def lattice_energy(u: np.ndarray, v: np.ndarray, lat: Consts, erow: np.ndarray) -> tuple[float, float, float]:
     """Kinetic, mass and gradient energy ``(sum v^2/2, sum u.M u/2, kappa/2 sum_bonds (du)^2)``.
 
     ``u`` must have its ghosts filled. Row partial sums are added serially in a fixed order.
     """
-    if parallel:
-        _energy_par(u, v, kap, mass, periodic, erow)
+    if lat.parallel:
+        _energy_sweep_par(u, v, lat.kappa, lat.mass, lat.periodic, erow)
     else:
-        _energy_ser(u, v, kap, mass, periodic, erow)
+        _energy_sweep_ser(u, v, lat.kappa, lat.mass, lat.periodic, erow)
     ek = 0.0
     em = 0.0
     eg = 0.0
@@ -277,16 +370,7 @@ def lattice_energy(
 
 
 @njit(cache=True)
-def _record(
-    n: int,
-    u: np.ndarray,
-    v: np.ndarray,
-    rec: Recording,
-    kap: np.ndarray,
-    mass: np.ndarray,
-    periodic: bool,
-    parallel: bool,
-) -> None:
+def _record(n: int, u: np.ndarray, v: np.ndarray, rec: Recording, lat: Consts) -> None:
     """Record step ``n`` (snapshots, probes, energy); ``v`` is the velocity at step ``n``."""
     ny = u.shape[1] - 2
     nx = u.shape[2] - 2
@@ -306,7 +390,7 @@ def _record(
     if _due(n, rec.k_energy):
         r = n // rec.k_energy
         if r < rec.energy.shape[0]:
-            ek, em, eg = lattice_energy(u, v, kap, mass, periodic, rec.erow, parallel)
+            ek, em, eg = lattice_energy(u, v, lat, rec.erow)
             rec.energy[r, 0] = ek + em + eg
             rec.energy[r, 1] = ek
             rec.energy[r, 2] = em
@@ -369,46 +453,40 @@ def _stormer_row(
             rowsum[f, j] = 0.0 if ok else math.nan
 
 
-@njit(cache=True, parallel=True)
-def _stormer_sweep_par(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum):
-    for j in prange(1, u.shape[1] - 1):
-        _stormer_row(j, up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
-
-
-@njit(cache=True)
-def _stormer_sweep_ser(up, u, un, kap, mass, gam, gs, sponge, dt, rowsum):
-    for j in range(1, u.shape[1] - 1):
-        _stormer_row(j, up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
-
-
-@njit(cache=True)
-def stormer_run(
-    U: np.ndarray,
-    cur: int,
-    start: int,
-    count: int,
-    dt: float,
+def _stormer_sweep(
+    up: np.ndarray,
+    u: np.ndarray,
+    un: np.ndarray,
     kap: np.ndarray,
     mass: np.ndarray,
     gam: np.ndarray,
     gs: np.ndarray,
     sponge: bool,
-    periodic: bool,
-    src: np.ndarray,
-    src_scale: np.ndarray,
-    vbuf: np.ndarray,
-    rec: Recording,
+    dt: float,
     rowsum: np.ndarray,
-    parallel: bool,
-) -> tuple[int, int, int, int, int, int]:
-    """Advance steps ``start .. start+count-1``; ``U[cur]`` is ``u_n``, ``U[(cur+2)%3]`` is ``u_{n-1}``.
+) -> None:
+    for j in prange(1, u.shape[1] - 1):
+        _stormer_row(j, up, u, un, kap, mass, gam, gs, sponge, dt, rowsum)
 
-    ``src_scale`` holds ``dt^2 / (1 + gamma_site dt / 2)`` per site (how a drive enters ``u_{n+1}``).
-    Returns ``(status, step, f, j, i, cur)``.
+
+_stormer_sweep_par, _stormer_sweep_ser = _twins(_stormer_sweep)
+
+
+@njit(cache=True)
+def stormer_run(
+    st: StormerState, start: int, count: int, lat: Consts, co: StormerCoeffs, rec: Recording
+) -> tuple[int, int, int, int, int]:
+    """Advance steps ``start .. start+count-1``; ``st.U[st.level[0]]`` is ``u_n`` (the level advances).
+
+    Returns ``(status, step, f, j, i)``.
     """
+    U, vbuf, rowsum = st.U, st.vbuf, st.rowsum
+    dt, kap, mass, periodic, src, parallel = lat.dt, lat.kappa, lat.mass, lat.periodic, lat.src, lat.parallel
+    gam, gs, sponge, src_scale = co.gamma, co.sponge, co.has_sponge, co.src_scale
     nf = U.shape[1]
     ny = U.shape[2] - 2
     nx = U.shape[3] - 2
+    cur = st.level[0]
     for n in range(start, start + count):
         up = U[(cur + 2) % 3]
         u = U[cur]
@@ -425,16 +503,18 @@ def stormer_run(
                         _flag_row(un, f, j, rowsum)
         f, j, i = _nonfinite_at(un, rowsum)
         if f >= 0:
-            return Status.NAN, n, f, j, i, cur
+            st.level[0] = cur
+            return Status.NAN, n, f, j, i
         if _due(n, rec.k_energy):
             inv = 0.5 / dt
             for f in range(nf):
                 for j in range(1, ny + 1):
                     for i in range(1, nx + 1):
                         vbuf[f, j, i] = (un[f, j, i] - up[f, j, i]) * inv
-        _record(n, u, vbuf, rec, kap, mass, periodic, parallel)
+        _record(n, u, vbuf, rec, lat)
         cur = (cur + 1) % 3
-    return Status.OK, start + count, -1, -1, -1, cur
+    st.level[0] = cur
+    return Status.OK, start + count, -1, -1, -1
 
 
 # --------------------------------------------------------------------------- BAOAB
@@ -486,62 +566,56 @@ def _baoa_row(
             u[f, j, i] = y + h * x
 
 
-@njit(cache=True, parallel=True)
-def _baoab_sweep_par(u, w, a, decay, amp, xi, dt, noisy, kap, mass, rowsum, periodic):
-    for j in prange(1, u.shape[1] - 1):
-        _baoa_row(j, u, w, a, decay, amp, xi, dt, noisy)
-    fill_ghosts(u, periodic)
-    for j in prange(1, u.shape[1] - 1):
-        _force_row(j, u, a, kap, mass, rowsum)
-
-
-@njit(cache=True)
-def _baoab_sweep_ser(u, w, a, decay, amp, xi, dt, noisy, kap, mass, rowsum, periodic):
-    for j in range(1, u.shape[1] - 1):
-        _baoa_row(j, u, w, a, decay, amp, xi, dt, noisy)
-    fill_ghosts(u, periodic)
-    for j in range(1, u.shape[1] - 1):
-        _force_row(j, u, a, kap, mass, rowsum)
-
-
-@njit(cache=True)
-def baoab_force(
-    u: np.ndarray, a: np.ndarray, kap: np.ndarray, mass: np.ndarray, periodic: bool, rowsum: np.ndarray
+def _baoab_sweep(
+    u: np.ndarray,
+    w: np.ndarray,
+    a: np.ndarray,
+    decay: np.ndarray,
+    amp: np.ndarray,
+    xi: np.ndarray,
+    dt: float,
+    noisy: bool,
+    kap: np.ndarray,
+    mass: np.ndarray,
+    rowsum: np.ndarray,
+    periodic: bool,
 ) -> None:
-    """Conservative acceleration ``kappa lap u - M u`` (fills ghosts first)."""
+    for j in prange(1, u.shape[1] - 1):
+        _baoa_row(j, u, w, a, decay, amp, xi, dt, noisy)
     fill_ghosts(u, periodic)
-    for j in range(1, u.shape[1] - 1):
+    for j in prange(1, u.shape[1] - 1):
         _force_row(j, u, a, kap, mass, rowsum)
+
+
+_baoab_sweep_par, _baoab_sweep_ser = _twins(_baoab_sweep)
+
+
+@njit(cache=True)
+def baoab_force(u: np.ndarray, a: np.ndarray, lat: Consts, rowsum: np.ndarray) -> None:
+    """Conservative acceleration ``kappa lap u - M u`` (fills ghosts first)."""
+    fill_ghosts(u, lat.periodic)
+    for j in range(1, u.shape[1] - 1):
+        _force_row(j, u, a, lat.kappa, lat.mass, rowsum)
 
 
 @njit(cache=True)
 def baoab_run(
-    u: np.ndarray,
-    w: np.ndarray,
-    a: np.ndarray,
+    st: BaoabState,
     start: int,
     count: int,
-    dt: float,
-    kap: np.ndarray,
-    mass: np.ndarray,
-    decay: np.ndarray,
-    amp: np.ndarray,
-    noisy: bool,
+    lat: Consts,
+    co: BaoabCoeffs,
     rng: np.random.Generator,
-    xi: np.ndarray,
-    periodic: bool,
-    src: np.ndarray,
-    src_scale: np.ndarray,
-    vbuf: np.ndarray,
     rec: Recording,
-    rowsum: np.ndarray,
-    parallel: bool,
-) -> tuple[int, int, int, int, int, int]:
+) -> tuple[int, int, int, int, int]:
     """Advance steps ``start .. start+count-1`` of BAOAB.
 
     State: ``u`` (ghosts filled), ``a`` the acceleration at ``u`` *including* sources, ``w`` the
-    velocity before the final half kick, so ``v_n = w + dt/2 a``. Returns ``(status, step, f, j, i, 0)``.
+    velocity before the final half kick, so ``v_n = w + dt/2 a``. Returns ``(status, step, f, j, i)``.
     """
+    u, w, a, xi, vbuf, rowsum = st.u, st.w, st.a, st.xi, st.vbuf, st.rowsum
+    decay, amp, noisy, src_scale = co.decay, co.amp, co.noisy, co.src_scale
+    dt, kap, mass, periodic, src, parallel = lat.dt, lat.kappa, lat.mass, lat.periodic, lat.src, lat.parallel
     nf = u.shape[0]
     ny = u.shape[1] - 2
     nx = u.shape[2] - 2
@@ -552,7 +626,7 @@ def baoab_run(
                 for j in range(1, ny + 1):
                     for i in range(1, nx + 1):
                         vbuf[f, j, i] = w[f, j, i] + h * a[f, j, i]
-        _record(n, u, vbuf, rec, kap, mass, periodic, parallel)
+        _record(n, u, vbuf, rec, lat)
         if noisy:
             for f in range(nf):
                 for j in range(ny):
@@ -566,8 +640,8 @@ def baoab_run(
             add_sources(a, src, (n + 1) * dt, src_scale, 0)
         f, j, i = _nonfinite_at(u, rowsum)
         if f >= 0:
-            return Status.NAN, n, f, j, i, 0
-    return Status.OK, start + count, -1, -1, -1, 0
+            return Status.NAN, n, f, j, i
+    return Status.OK, start + count, -1, -1, -1
 
 
 # --------------------------------------------------------------------------- RK4 site models
@@ -625,72 +699,62 @@ def _rhs_row(
     rowsum[0, j] = 0.0 if ok else math.nan
 
 
-@njit(cache=True, parallel=True)
-def _rhs_par(model, p, X, J, K, rowsum):
+def _rhs_sweep(model: int, p: np.ndarray, X: np.ndarray, J: np.ndarray, K: np.ndarray, rowsum: np.ndarray) -> None:
     for j in prange(1, X.shape[1] - 1):
         _rhs_row(j, model, p, X, J, K, rowsum)
 
 
-@njit(cache=True)
-def _rhs_ser(model, p, X, J, K, rowsum):
-    for j in range(1, X.shape[1] - 1):
-        _rhs_row(j, model, p, X, J, K, rowsum)
+_rhs_sweep_par, _rhs_sweep_ser = _twins(_rhs_sweep)
 
 
 @njit(cache=True)
-def _rhs(model, p, X, J, K, rowsum, periodic, parallel, src, t, ones):
-    fill_ghosts(X, periodic)
-    if src.shape[0] > 0:
-        J[:] = 0.0
-        add_sources(J, src, t, ones, 1)
-    if parallel:
-        _rhs_par(model, p, X, J, K, rowsum)
+def _rhs(site: SiteModel, X: np.ndarray, K: np.ndarray, st: Rk4State, lat: Consts, t: float) -> None:
+    """``K = f(X, t)``: the site dynamics with lateral coupling and the drive at time ``t``."""
+    fill_ghosts(X, lat.periodic)
+    if lat.src.shape[0] > 0:
+        st.J[:] = 0.0
+        add_sources(st.J, lat.src, t, site.ones, 1)
+    if lat.parallel:
+        _rhs_sweep_par(site.model, site.p, X, st.J, K, st.rowsum)
     else:
-        _rhs_ser(model, p, X, J, K, rowsum)
+        _rhs_sweep_ser(site.model, site.p, X, st.J, K, st.rowsum)
 
 
 @njit(cache=True)
 def rk4_run(
-    X: np.ndarray,
+    st: Rk4State,
     start: int,
     count: int,
-    dt: float,
-    model: int,
-    p: np.ndarray,
-    vel: np.ndarray,
-    sigma: float,
-    noise_gain: float,
+    lat: Consts,
+    site: SiteModel,
     rng: np.random.Generator,
-    periodic: bool,
-    src: np.ndarray,
-    work: np.ndarray,
-    J: np.ndarray,
-    ones: np.ndarray,
-    ubuf: np.ndarray,
-    vbuf: np.ndarray,
     rec: Recording,
-    kap: np.ndarray,
-    mass: np.ndarray,
-    rowsum: np.ndarray,
-    parallel: bool,
-) -> tuple[int, int, int, int, int, int]:
-    """Advance the two-component site state ``X`` (shape ``(2, ny+2, nx+2)``) by RK4.
+) -> tuple[int, int, int, int, int]:
+    """Advance the two-component site state ``st.X`` (shape ``(2, ny+2, nx+2)``) by RK4.
 
     The recorded field is ``u = X[0]``; its velocity for the energy is ``vel[0] u + vel[1] X[1]`` (the
     linearisation's ``u' = a e - b i``; ``(0, 1)`` for the harmonic model). Noise ``sigma xi`` enters the
     second component with gain ``noise_gain`` (``1`` harmonic, ``-1/b`` E–I) by Euler–Maruyama.
+    Returns ``(status, step, f, j, i)``.
     """
+    X = st.X
+    ubuf = st.ubuf
+    vbuf = st.vbuf
+    rowsum = st.rowsum
+    vel = site.vel
+    sigma = site.sigma
+    dt = lat.dt
     ny = X.shape[1] - 2
     nx = X.shape[2] - 2
-    k1 = work[0]
-    k2 = work[1]
-    k3 = work[2]
-    k4 = work[3]
-    Xt = work[4]
-    sq = math.sqrt(dt) * sigma * noise_gain
+    k1 = st.work[0]
+    k2 = st.work[1]
+    k3 = st.work[2]
+    k4 = st.work[3]
+    Xt = st.work[4]
+    sq = math.sqrt(dt) * sigma * site.noise_gain
     for n in range(start, start + count):
         t = n * dt
-        fill_ghosts(X, periodic)
+        fill_ghosts(X, lat.periodic)
         for j in range(ny + 2):
             for i in range(nx + 2):
                 ubuf[0, j, i] = X[0, j, i]
@@ -698,28 +762,28 @@ def rk4_run(
             for j in range(1, ny + 1):
                 for i in range(1, nx + 1):
                     vbuf[0, j, i] = vel[0] * X[0, j, i] + vel[1] * X[1, j, i]
-            if model == WILSON_COWAN:  # exact u' of the nonlinear model
-                _rhs(model, p, X, J, k1, rowsum, periodic, parallel, src, t, ones)
+            if site.model == WILSON_COWAN:  # exact u' of the nonlinear model
+                _rhs(site, X, k1, st, lat, t)
                 for j in range(1, ny + 1):
                     for i in range(1, nx + 1):
                         vbuf[0, j, i] = k1[0, j, i]
-        _record(n, ubuf, vbuf, rec, kap, mass, periodic, parallel)
-        _rhs(model, p, X, J, k1, rowsum, periodic, parallel, src, t, ones)
+        _record(n, ubuf, vbuf, rec, lat)
+        _rhs(site, X, k1, st, lat, t)
         for c in range(2):
             for j in range(1, ny + 1):
                 for i in range(1, nx + 1):
                     Xt[c, j, i] = X[c, j, i] + 0.5 * dt * k1[c, j, i]
-        _rhs(model, p, Xt, J, k2, rowsum, periodic, parallel, src, t + 0.5 * dt, ones)
+        _rhs(site, Xt, k2, st, lat, t + 0.5 * dt)
         for c in range(2):
             for j in range(1, ny + 1):
                 for i in range(1, nx + 1):
                     Xt[c, j, i] = X[c, j, i] + 0.5 * dt * k2[c, j, i]
-        _rhs(model, p, Xt, J, k3, rowsum, periodic, parallel, src, t + 0.5 * dt, ones)
+        _rhs(site, Xt, k3, st, lat, t + 0.5 * dt)
         for c in range(2):
             for j in range(1, ny + 1):
                 for i in range(1, nx + 1):
                     Xt[c, j, i] = X[c, j, i] + dt * k3[c, j, i]
-        _rhs(model, p, Xt, J, k4, rowsum, periodic, parallel, src, t + dt, ones)
+        _rhs(site, Xt, k4, st, lat, t + dt)
         for c in range(2):
             for j in range(1, ny + 1):
                 ok = True
@@ -732,5 +796,5 @@ def rk4_run(
                 rowsum[c, j] = 0.0 if ok else math.nan
         c, j, i = _nonfinite_at(X, rowsum)
         if c >= 0:
-            return Status.NAN, n, c, j, i, 0
-    return Status.OK, start + count, -1, -1, -1, 0
+            return Status.NAN, n, c, j, i
+    return Status.OK, start + count, -1, -1, -1

@@ -18,21 +18,22 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue
-from neurodyn.quantities import Length, PositiveLength, PositiveTime, Time
+from neurodyn.quantities import Frequency, Length, PositiveLength, PositiveTime, Time
 from neurodyn.schema import StrictModel
 
 SiteModel = Literal["harmonic", "ei_linear", "wilson_cowan"]
 SITE_MODELS = ("harmonic", "ei_linear", "wilson_cowan")
 NonNeg = Annotated[float, Field(ge=0)]
 Pos = Annotated[float, Field(gt=0)]
+Mode = tuple[int, int]
 
 
 class Lattice(StrictModel):
     """An ``nx`` x ``ny`` lattice of spacing ``h`` (``h`` only labels distances; kappa sets the physics)."""
 
-    nx: Annotated[int, Field(ge=3, le=65536)]
-    ny: Annotated[int, Field(ge=3, le=65536)]
-    h: PositiveLength = 1e-3
+    nx: int = Field(ge=3, le=65536, description="number of sites along x")
+    ny: int = Field(ge=3, le=65536, description="number of sites along y")
+    h: PositiveLength = Field(1e-3, description="distance between neighbouring sites, m")
 
 
 class Continuum(StrictModel):
@@ -42,11 +43,15 @@ class Continuum(StrictModel):
     ``dt = courant * h / c`` when ``courant`` is given (otherwise ``run.dt`` for all).
     """
 
-    c: Pos  #: wave speed, m/s
-    m: NonNeg = 0.0  #: mass (natural angular frequency), rad/s
-    size: tuple[Length, Length]  #: domain (x, y) extent
-    h: Length | list[Length]
-    courant: Annotated[float, Field(gt=0, lt=0.7072)] | None = None
+    c: Pos = Field(description="wave speed of the massless field, m/s")
+    m: NonNeg = Field(0.0, description="mass: natural angular frequency of a uniform oscillation, rad/s")
+    size: tuple[Length, Length] = Field(description="extent of the domain along x and y, m")
+    h: Length | list[Length] = Field(
+        description="lattice spacing, m; a list runs the same field at every resolution (convergence study)"
+    )
+    courant: Annotated[float, Field(gt=0, lt=0.7072)] | None = Field(
+        None, description="Courant number c dt / h setting dt at every resolution (default: run.dt for all)"
+    )
 
     @field_validator("size")
     @classmethod
@@ -83,38 +88,40 @@ class EIPair(StrictModel):
     tau_i I' = -I + w_ie E - w_ii I - (tau_i tau_e / w_ei) (kappa lap E + J)
     """
 
-    tau_e: Time = 0.01
-    tau_i: Time = 0.01
-    w_ee: NonNeg = 1.0
-    w_ei: Pos = 1.0
-    w_ie: NonNeg = 1.0
-    w_ii: NonNeg = 0.0
+    tau_e: Time = Field(0.01, description="time constant of the excitatory population, s")
+    tau_i: Time = Field(0.01, description="time constant of the inhibitory population, s")
+    w_ee: NonNeg = Field(1.0, description="excitatory-to-excitatory coupling weight")
+    w_ei: Pos = Field(1.0, description="inhibitory-to-excitatory coupling weight (enters with a minus sign)")
+    w_ie: NonNeg = Field(1.0, description="excitatory-to-inhibitory coupling weight")
+    w_ii: NonNeg = Field(0.0, description="inhibitory-to-inhibitory coupling weight (enters with a minus sign)")
 
 
 class WilsonCowan(StrictModel):
     """Wilson–Cowan mass with logistic rates ``S(x) = 1 / (1 + exp(-a (x - theta)))``."""
 
-    tau_e: Time = 0.01
-    tau_i: Time = 0.01
-    w_ee: NonNeg = 12.0
-    w_ei: Pos = 10.0
-    w_ie: NonNeg = 10.0
-    w_ii: NonNeg = 2.0
-    p_e: float = 1.0  #: constant drive to E
-    p_i: float = 0.0  #: constant drive to I
-    a_e: Pos = 1.3
-    theta_e: float = 4.0
-    a_i: Pos = 2.0
-    theta_i: float = 3.7
+    tau_e: Time = Field(0.01, description="time constant of the excitatory population, s")
+    tau_i: Time = Field(0.01, description="time constant of the inhibitory population, s")
+    w_ee: NonNeg = Field(12.0, description="excitatory-to-excitatory coupling weight")
+    w_ei: Pos = Field(10.0, description="inhibitory-to-excitatory coupling weight (enters with a minus sign)")
+    w_ie: NonNeg = Field(10.0, description="excitatory-to-inhibitory coupling weight")
+    w_ii: NonNeg = Field(2.0, description="inhibitory-to-inhibitory coupling weight (enters with a minus sign)")
+    p_e: float = Field(1.0, description="constant external drive to the excitatory population")
+    p_i: float = Field(0.0, description="constant external drive to the inhibitory population")
+    a_e: Pos = Field(1.3, description="slope (gain) of the excitatory logistic rate function")
+    theta_e: float = Field(4.0, description="threshold (half-activation input) of the excitatory rate function")
+    a_i: Pos = Field(2.0, description="slope (gain) of the inhibitory logistic rate function")
+    theta_i: float = Field(3.7, description="threshold (half-activation input) of the inhibitory rate function")
 
 
 class Fields(StrictModel):
     """Coupled fields (e.g. E and I layers): ``u_f'' = kappa_f lap u_f - sum_g M_fg u_g - gamma_f u_f'``."""
 
-    names: list[str] = ["E", "I"]
-    mass_matrix: list[list[float]]  #: rad^2/s^2
-    kappa: list[NonNeg]
-    gamma: list[NonNeg] | None = None
+    names: list[str] = Field(["E", "I"], description="names of the coupled fields (layers), one per field")
+    mass_matrix: list[list[float]] = Field(
+        description="mass matrix M coupling the fields' displacements, one row per field, rad^2/s^2"
+    )
+    kappa: list[NonNeg] = Field(description="lateral (nearest-neighbour) coupling of each field, 1/s^2")
+    gamma: list[NonNeg] | None = Field(None, description="damping rate of each field, 1/s (default: params.gamma)")
 
     @model_validator(mode="after")
     def _shapes(self) -> Fields:
@@ -141,12 +148,14 @@ class TimeCourse(StrictModel):
     """``constant``; ``pulse`` (Gaussian at ``t0`` with ``width``); ``sine`` (``frequency`` Hz, ``phase``);
     ``step`` (on from ``t0`` to ``t1``)."""
 
-    kind: Literal["constant", "pulse", "sine", "step"] = "constant"
-    t0: Time = 0.0
-    t1: Time = 1e30
-    width: PositiveTime = 1e-3
-    frequency: float = 10.0  #: Hz
-    phase: float = 0.0  #: rad
+    kind: Literal["constant", "pulse", "sine", "step"] = Field(
+        "constant", description="shape of the drive in time: constant, Gaussian pulse, sine or step"
+    )
+    t0: Time = Field(0.0, description="centre of a pulse, or onset of a sine or step, s")
+    t1: Time = Field(1e30, description="end of a sine or step, s")
+    width: PositiveTime = Field(1e-3, description="standard deviation of a pulse in time, s")
+    frequency: Frequency = Field(10.0, description="frequency of a sine, Hz")
+    phase: float = Field(0.0, description="phase of a sine at t = 0, rad")
 
 
 #: largest magnitude of a field amplitude: the analysis squares field values (energies, variances) and
@@ -170,14 +179,16 @@ class Source(StrictModel):
     ``velocity``. Positions in metres from the lattice's corner (site (0,0) is at (0,0)).
     """
 
-    kind: Literal["point", "gaussian", "moving"] = "point"
-    x: Length
-    y: Length
-    width: Length = 0.0
-    velocity: tuple[float, float] = (0.0, 0.0)  #: m/s
-    amplitude: Amplitude  #: 1/s^2 (acceleration of u)
-    time_course: TimeCourse = TimeCourse()
-    field: str | None = None
+    kind: Literal["point", "gaussian", "moving"] = Field(
+        "point", description="spatial profile of the drive: one site, a Gaussian, or a moving Gaussian"
+    )
+    x: Length = Field(description="x position of the drive's centre (at t = 0 for a moving one), m")
+    y: Length = Field(description="y position of the drive's centre (at t = 0 for a moving one), m")
+    width: Length = Field(0.0, description="standard deviation of a Gaussian profile, m")
+    velocity: tuple[float, float] = Field((0.0, 0.0), description="velocity (x, y) of a moving drive, m/s")
+    amplitude: Amplitude = Field(description="peak afferent drive J, an acceleration of the field u, 1/s^2")
+    time_course: TimeCourse = Field(TimeCourse(), description="how the drive's amplitude varies in time")
+    field: str | None = Field(None, description="name of the field the drive enters (default: the first)")
 
     @model_validator(mode="after")
     def _w(self) -> Source:
@@ -191,11 +202,15 @@ class Initial(StrictModel):
     ``cos(k0 (x - x0))``, ``k0 = 2 pi mode[0] / (nx h)``, uniform in y; periodic boundaries). Velocities
     start at zero, so a packet splits into halves moving at -+ the group velocity."""
 
-    kind: Literal["zero", "random", "gaussian", "mode", "packet"] = "zero"
-    amplitude: Amplitude = 1.0
-    width: Length = 0.0
-    center: tuple[Length, Length] | None = None
-    mode: tuple[int, int] = (1, 0)
+    kind: Literal["zero", "random", "gaussian", "mode", "packet"] = Field(
+        "zero", description="shape of the initial field: zero, random, Gaussian bump, lattice mode or wave packet"
+    )
+    amplitude: Amplitude = Field(1.0, description="peak (or, for random, standard deviation) of the initial field")
+    width: Length = Field(0.0, description="standard deviation of a Gaussian bump or of a packet's envelope, m")
+    center: tuple[Length, Length] | None = Field(
+        None, description="centre (x, y) of a bump or packet, m (default: the middle of the lattice)"
+    )
+    mode: Mode = Field((1, 0), description="integer wave numbers (n_x, n_y) of a mode, or of a packet's carrier")
 
     @model_validator(mode="after")
     def _w(self) -> Initial:
@@ -205,31 +220,37 @@ class Initial(StrictModel):
 class Noise(StrictModel):
     """White-noise drive ``sigma xi(t)`` on every site (``<xi(t) xi(t')> = delta(t - t')``)."""
 
-    sigma: NonNeg = 0.0
+    sigma: NonNeg = Field(0.0, description="amplitude of the white-noise drive on every site, 1/s^(3/2)")
 
 
 class Sponge(StrictModel):
     """Absorbing layer: damping ``strength * (1 - d / width)^2`` within ``width`` sites of the edge."""
 
-    width: Annotated[int, Field(ge=1)] = 10
-    strength: NonNeg = 0.0  #: 1/s; 0 picks 10 c / (h width), see lattice.py
+    width: int = Field(10, ge=1, description="thickness of the absorbing layer at the edges, in sites")
+    strength: NonNeg = Field(
+        0.0, description="peak extra damping at the edge, 1/s (0 picks 10 c / (h width), see build.py)"
+    )
 
 
 class Analysis(StrictModel):
     """Which derived quantities to compute after the run."""
 
-    #: integer wave numbers (n_x, n_y) for the measured dispersion (periodic/fixed boundaries)
-    dispersion_modes: list[tuple[int, int]] = []
-    #: integer wave numbers for mode variances and Lorentzian spectra (noise-driven runs)
-    variance_modes: list[tuple[int, int]] = []
-    #: distances (two or more) at which the pulse peak arrival is timed along x, y and the diagonal
-    pulse_radii: list[Length] = []
-    #: samples before this time are discarded from mode variances and spectra (approach to stationarity)
-    burn_in: Time = 0.0
-    #: batches for the confidence interval of mode variances
-    batches: Annotated[int, Field(ge=2)] = 20
-    #: probe sites (auto-spread over the lattice) for the local power spectrum
-    spectrum_probes: Annotated[int, Field(ge=0)] = 0
+    dispersion_modes: list[Mode] = Field(
+        [], description="integer wave numbers (n_x, n_y) whose frequencies give the measured dispersion"
+    )
+    variance_modes: list[Mode] = Field(
+        [], description="integer wave numbers for mode variances and Lorentzian spectra (noise-driven runs)"
+    )
+    pulse_radii: list[Length] = Field(
+        [], description="distances (two or more) at which the pulse peak's arrival is timed along x, y and diagonal, m"
+    )
+    burn_in: Time = Field(
+        0.0, description="time discarded before mode variances and spectra (approach to stationarity), s"
+    )
+    batches: int = Field(20, ge=2, description="batches of consecutive samples for the mode variances' error bars")
+    spectrum_probes: int = Field(
+        0, ge=0, description="probe sites (spread over the lattice) averaged into the local power spectrum"
+    )
 
     @field_validator("dispersion_modes", "variance_modes")
     @classmethod
@@ -246,24 +267,31 @@ class Analysis(StrictModel):
 class CorticalParams(StrictModel):
     """Parameters of a ``cortical_field`` run (see module docstring)."""
 
-    lattice: Lattice | None = None
-    continuum: Continuum | None = None
-    boundary: Literal["periodic", "fixed", "absorbing"] = "periodic"
-    sponge: Sponge = Sponge()
-    site_model: SiteModel | list[SiteModel] = "harmonic"
-    #: derive omega0, gamma and the E–I pair from the Wilson–Cowan fixed point (invariance check)
-    match_linearisation: bool = False
-    omega0: NonNeg = 0.0  #: rad/s
-    kappa: NonNeg = 0.0  #: 1/s^2
-    gamma: NonNeg = 0.0  #: 1/s
-    ei: EIPair = EIPair()
-    wilson_cowan: WilsonCowan = WilsonCowan()
-    fields: Fields | None = None
-    noise: Noise = Noise()
-    sources: list[Source] = []
-    initial: Initial = Initial()
-    integrator: Literal["auto", "leapfrog", "rk4"] = "auto"
-    analysis: Analysis = Analysis()
+    lattice: Lattice | None = Field(None, description="the lattice given directly (or give continuum)")
+    continuum: Continuum | None = Field(None, description="the continuum field to discretise (or give lattice)")
+    boundary: Literal["periodic", "fixed", "absorbing"] = Field(
+        "periodic", description="edges: periodic (torus), fixed (zero field) or absorbing (fixed plus a sponge)"
+    )
+    sponge: Sponge = Field(Sponge(), description="the absorbing layer of absorbing boundaries")
+    site_model: SiteModel | list[SiteModel] = Field(
+        "harmonic", description="dynamics of one site (a list runs each model in turn on the same lattice)"
+    )
+    match_linearisation: bool = Field(
+        False, description="derive omega0, gamma and the E–I pair from the Wilson–Cowan fixed point"
+    )
+    omega0: NonNeg = Field(0.0, description="natural angular frequency of one site, rad/s")
+    kappa: NonNeg = Field(0.0, description="nearest-neighbour (lateral) coupling, 1/s^2")
+    gamma: NonNeg = Field(0.0, description="damping rate of the field, 1/s")
+    ei: EIPair = Field(EIPair(), description="the linear excitatory–inhibitory pair of the ei_linear site model")
+    wilson_cowan: WilsonCowan = Field(WilsonCowan(), description="the Wilson–Cowan mass of the wilson_cowan model")
+    fields: Fields | None = Field(None, description="several coupled fields (layers) instead of one field u")
+    noise: Noise = Field(Noise(), description="white-noise drive on every site")
+    sources: list[Source] = Field([], description="afferent drives J(x, t)")
+    initial: Initial = Field(Initial(), description="the field at t = 0 (velocities start at zero)")
+    integrator: Literal["auto", "leapfrog", "rk4"] = Field(
+        "auto", description="time stepping: leapfrog (harmonic sites), rk4, or auto (leapfrog where it applies)"
+    )
+    analysis: Analysis = Field(Analysis(), description="derived quantities computed after the run")
 
     @model_validator(mode="after")
     def _geometry(self) -> CorticalParams:
@@ -316,7 +344,7 @@ def _positive_every(v: float | None) -> float | None:
 class Every(StrictModel):
     """Sample every ``every`` seconds (rounded to whole steps; default every step)."""
 
-    every: Time | None = None
+    every: Time | None = Field(None, description="sampling interval, s, rounded to whole steps (default: every step)")
 
     @field_validator("every")
     @classmethod
@@ -327,7 +355,9 @@ class Every(StrictModel):
 class Snapshots(StrictModel):
     """Whole-lattice snapshots on (time, y, x)."""
 
-    every: Time | None = None
+    every: Time | None = Field(
+        None, description="interval between snapshots of the whole lattice, s (default: every step)"
+    )
 
     @field_validator("every")
     @classmethod
@@ -338,8 +368,8 @@ class Snapshots(StrictModel):
 class Probes(StrictModel):
     """Point probes: lattice sites ``[ix, iy]``."""
 
-    sites: list[tuple[int, int]] = []
-    every: Time | None = None
+    sites: list[tuple[int, int]] = Field([], description="lattice sites [ix, iy] whose field is recorded")
+    every: Time | None = Field(None, description="interval between probe samples, s (default: every step)")
 
     @field_validator("every")
     @classmethod
@@ -350,8 +380,9 @@ class Probes(StrictModel):
 class CorticalRecord(StrictModel):
     """What to record (all optional)."""
 
-    snapshots: Snapshots | None = None
-    probes: Probes | None = None
-    energy: Every | None = None
-    #: memory the recording may use (MB); default: half the available memory, at most 4096 MB
-    max_memory_mb: Pos | None = None
+    snapshots: Snapshots | None = Field(None, description="snapshots of the whole field")
+    probes: Probes | None = Field(None, description="the field at chosen sites")
+    energy: Every | None = Field(None, description="the lattice energy (total, kinetic, mass, gradient)")
+    max_memory_mb: Pos | None = Field(
+        None, description="memory the recording may use, MB (default: half the available memory, at most 4096 MB)"
+    )

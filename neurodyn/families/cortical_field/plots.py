@@ -1,4 +1,5 @@
-"""Figures of a ``cortical_field`` run: snapshots (grid and GIF), dispersion, spectra, energy, convergence."""
+"""What a ``cortical_field`` run shows: figures (snapshots as a grid and a GIF, dispersion, spectra, energy,
+convergence) and the summary lines printed after a run."""
 
 from __future__ import annotations
 
@@ -221,3 +222,24 @@ def figures(ds: xr.Dataset) -> list[Figure]:
     if "continuum_error" in ds:
         out.append(plot_convergence(ds, "convergence"))
     return out
+
+
+def summary(ds: xr.Dataset) -> str:
+    """A few lines after ``neurodyn run``: variants, schemes, throughput and the headline measurements."""
+    lines = [
+        f"variants: {', '.join(map(str, ds.attrs.get('variants', [])))}; schemes: "
+        f"{', '.join(ds.attrs.get('schemes', []))}; "
+        + ", ".join(f"{r:.3g}" for r in ds.attrs.get("site_updates_per_s", []))
+        + " site-updates/s (after the first chunk)"
+    ]
+    for name in ("energy_error_max", "spectrum_slope"):
+        if name in ds:
+            lines.append(f"{name}: {float(ds[name]):.4g}")
+    if "pulse_speed" in ds:
+        lines.append(
+            "pulse_speed (x, y, diagonal): " + ", ".join(f"{v:.4g}" for v in ds["pulse_speed"].values) + " m/s"
+        )
+    if "convergence_order" in ds:
+        lines.append("convergence_order: " + ", ".join(f"{v:.3f}" for v in ds["convergence_order"].values))
+    lines.append("compare with theory: neurodyn compare <result>")
+    return "\n".join(lines)

@@ -1,4 +1,8 @@
-"""Closed-form predictions for the lattice and its continuum limit.
+"""Closed-form predictions for the lattice and its continuum limit, beside the simulated quantities.
+
+:func:`theory` returns them as ``*_theory`` / ``*_bound`` variables for a run; :func:`compare_rows` adds
+the rows ``neurodyn compare`` checks beyond those. The lattice's normal modes (wave vectors, dispersion,
+group velocity), which the measurements use too, are in :mod:`.modes`.
 
 Sources (the paper's body was unavailable; these are standard results, see docs/cortical_field.md):
 
@@ -25,29 +29,23 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+import xarray as xr
+
+from neurodyn.families.cortical_field.modes import (
+    group_velocity,
+    lattice_omega,
+    lattice_s,
+    loglog_slope,
+    mode_wavevector,
+    packet_group_velocity,
+    secant,
+    spectrum_band,
+)
+from neurodyn.rows import Row
+from neurodyn.schema import var_attrs
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neurodyn.families.cortical_field.lattice import Setup
-
-
-def lattice_s(kx: np.ndarray, ky: np.ndarray, h: float) -> np.ndarray:
-    """``sin^2(k_x h/2) + sin^2(k_y h/2)``."""
-    return np.sin(np.asarray(kx) * h / 2) ** 2 + np.sin(np.asarray(ky) * h / 2) ** 2
-
-
-def lattice_omega(kx: np.ndarray, ky: np.ndarray, h: float, kappa: np.ndarray, mass: np.ndarray) -> np.ndarray:
-    """Angular frequencies of the lattice modes, shape ``(F, n_modes)`` sorted per mode (branches).
-
-    ``omega^2`` are the eigenvalues of ``M + 4 s(k) diag(kappa)``; NaN where they are not real and positive.
-    """
-    s = np.atleast_1d(lattice_s(kx, ky, h))
-    out = np.full((len(kappa), len(s)), np.nan)
-    for n, sv in enumerate(s):
-        ev = np.linalg.eigvals(mass + 4.0 * sv * np.diag(kappa))
-        real = np.all(np.abs(ev.imag) < 1e-9 * max(1.0, np.max(np.abs(ev))))
-        ev = np.sort(ev.real) if real else np.full(len(kappa), np.nan)  # complex: no real dispersion branch
-        out[:, n] = np.sqrt(np.where(ev > 0, ev, np.nan))
-    return out
+    from neurodyn.families.cortical_field.build import CorticalBuilt
 
 
 def damped_frequency(omega: np.ndarray, gamma: float) -> np.ndarray:
@@ -58,13 +56,6 @@ def damped_frequency(omega: np.ndarray, gamma: float) -> np.ndarray:
 def leapfrog_frequency(omega: np.ndarray, dt: float) -> np.ndarray:
     """Frequency the leapfrog scheme actually produces: ``(2/dt) arcsin(omega dt / 2)``."""
     return 2.0 / dt * np.arcsin(np.clip(np.asarray(omega) * dt / 2, -1, 1))
-
-
-def group_velocity(kx: np.ndarray, ky: np.ndarray, h: float, kappa: float, omega: np.ndarray) -> np.ndarray:
-    """``|grad_k omega| = kappa h |(sin(k_x h), sin(k_y h))| / omega`` of the scalar lattice field."""
-    gx = kappa * h * np.sin(np.asarray(kx) * h) / omega
-    gy = kappa * h * np.sin(np.asarray(ky) * h) / omega
-    return np.hypot(gx, gy)
 
 
 def lorentzian(omega: np.ndarray, omega_k: np.ndarray, gamma: float, sigma: float) -> np.ndarray:
@@ -145,20 +136,6 @@ def equipartition_spectrum(omega: np.ndarray, gamma: float, sigma: float, kappa:
     return sigma**2 / (4 * np.pi * gamma * kappa * w) * (np.pi / 2 + np.arctan((w**2 - m**2) / (gamma * w)))
 
 
-def spectrum_band(omega0: float, gamma: float, kappa: float) -> tuple[float, float]:
-    """Band of the 1/f law: ``[max(3 m, 3 gamma), sqrt(kappa) / 2]`` (rad/s), above the mass and the
-    damping width, below where the lattice's density of states departs from the continuum's."""
-    return max(3 * omega0, 3 * gamma), 0.5 * math.sqrt(kappa)
-
-
-def loglog_slope(omega: np.ndarray, s: np.ndarray) -> float:
-    """Least-squares slope of ``log s`` against ``log omega``."""
-    ok = np.isfinite(s) & (s > 0)
-    if ok.sum() < 3:
-        return math.nan
-    return float(np.polyfit(np.log(omega[ok]), np.log(s[ok]), 1)[0])
-
-
 def energy_error_bound(omega_max: float, dt: float) -> float:
     """Bound on ``|H_n - H_0| / H_0`` for Störmer–Verlet on a linear lattice.
 
@@ -168,46 +145,13 @@ def energy_error_bound(omega_max: float, dt: float) -> float:
     return x / (1 - x) if x < 1 else math.inf
 
 
-def continuum_solution(u0: np.ndarray, h: float, c: float, m: float, t: float) -> np.ndarray:
-    """Exact Klein–Gordon evolution (periodic, zero initial velocity) of band-limited lattice data ``u0``."""
-    ny, nx = u0.shape
-    kx = 2 * np.pi * np.fft.fftfreq(nx, d=h)
-    ky = 2 * np.pi * np.fft.fftfreq(ny, d=h)
-    w = np.sqrt(m**2 + c**2 * (kx[None, :] ** 2 + ky[:, None] ** 2))
-    return np.real(np.fft.ifft2(np.fft.fft2(u0) * np.cos(w * t)))
-
-
 # --------------------------------------------------------------------------- theory beside simulation
 
 
-def mode_wavevector(setup: Setup, n: tuple[int, int]) -> tuple[float, float]:
-    """Wave vector (rad/m) of integer mode ``n``: ``2 pi n / (N h)`` periodic, ``pi n / ((N+1) h)`` fixed."""
-    if setup.periodic:
-        return 2 * np.pi * n[0] / (setup.nx * setup.h), 2 * np.pi * n[1] / (setup.ny * setup.h)
-    return np.pi * n[0] / ((setup.nx + 1) * setup.h), np.pi * n[1] / ((setup.ny + 1) * setup.h)
-
-
-def packet_group_velocity(setup: Setup, n: int) -> float:
-    """Lattice group velocity along x of mode number ``n``: ``kappa h sin(k h) / (2 omega)``."""
-    kx, _ = mode_wavevector(setup, (n, 0))
-    w = float(lattice_omega(np.array([kx]), np.array([0.0]), setup.h, setup.kappa, setup.mass)[0, 0])
-    return float(group_velocity(kx, 0.0, setup.h, float(setup.kappa[0]), w))
-
-
-def secant(omega: np.ndarray, kn: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Group velocity between two modes: ``(omega_b - omega_a) / (|k_b| - |k_a|)`` along the last axis."""
-    return (omega[..., b] - omega[..., a]) / (kn[b] - kn[a])
-
-
-def theory_dataset(scenario, ds):
+def theory(built: CorticalBuilt, ds: xr.Dataset) -> xr.Dataset:
     """Predictions for every measured quantity present in ``ds`` (``*_theory`` / ``*_bound`` variables)."""
-    import xarray as xr
-
-    from neurodyn.families.cortical_field.lattice import build_setups
-    from neurodyn.schema import var_attrs
-
-    p = scenario.params
-    setups = build_setups(p, scenario.run.dt, scenario.run.duration)
+    p = built.params
+    setups = built.setups
     st0 = setups[0]
     out = xr.Dataset()
     disp_src = (
@@ -297,7 +241,7 @@ def theory_dataset(scenario, ds):
         and not (
             p.noise.sigma > 0
             or np.any(st0.gamma > 0)
-            or st0.sponge.any()
+            or built.variants[0].sponge.any()
             or len(p.sources)
             or not np.allclose(st0.mass, st0.mass.T)
         )
@@ -426,3 +370,35 @@ def theory_dataset(scenario, ds):
             ),
         )
     return out
+
+
+def compare_rows(ds: xr.Dataset) -> list[Row]:
+    """Rows beyond the ``_theory``/``_bound`` pairs: the 1/f law, and the invariance under the site model."""
+    rows = []
+    if "spectrum_slope" in ds:
+        rows.append(
+            Row(
+                quantity="spectrum_slope (equipartition 1/f)",
+                simulated=float(ds["spectrum_slope"]),
+                predicted=-1.0,
+                rel_tol=0.1,
+                source="equipartition over the 2D mode density (Cooray, Cooray & Friston 2023)",
+            )
+        )
+    if "dispersion_omega" in ds and "site_model" in ds["dispersion_omega"].dims:
+        d = ds["dispersion_omega"]
+        ref = d.isel(site_model=0)
+        binw = float(ds["frequency_bin"])
+        for m in ds["site_model"].values[1:]:
+            diff = float(np.nanmax(np.abs(d.sel(site_model=m) - ref))) / binw
+            rows.append(
+                Row(
+                    quantity="invariance |omega - omega_ref| / bin",
+                    simulated=diff,
+                    predicted=1.0,
+                    kind="upper_bound",
+                    where=f"{m} vs {ref['site_model'].item()}",
+                    source="same linearisation -> same Klein-Gordon field (Cooray et al. 2023)",
+                )
+            )
+    return rows

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FieldSerializationInfo, field_serializer, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue, did_you_mean
 from neurodyn.quantities import (
@@ -25,6 +25,7 @@ from neurodyn.quantities import (
     Time,
     Voltage,
     parse_quantity,
+    si_text,
 )
 from neurodyn.schema import PositiveInt, StrictModel
 
@@ -198,7 +199,7 @@ class Synapse(StrictModel):
     kind: Literal["current", "conductance"] = Field(
         "current", description="current (a spike adds to a drive in volts) or conductance (in siemens)"
     )
-    weight: float | str = Field(
+    weight: int | float | str = Field(
         description="jump of the synaptic drive per spike (V, current synapse) or of the conductance "
         "(S, conductance synapse), as a unit string such as 1.62 mV or 6 nS"
     )
@@ -220,6 +221,11 @@ class Synapse(StrictModel):
             raise ValueError("weight: conductances are non-negative; inhibition comes from the reversal potential")
         return self
 
+    @field_serializer("weight", when_used="json")
+    def _weight_text(self, weight: Any) -> Any:
+        # with its unit, which the kind implies: the stored scenario reads back (plain numbers need units)
+        return si_text(weight, "voltage" if self.kind == "current" else "conductance")
+
     @property
     def targets(self) -> list[str]:
         """Target population names as a list."""
@@ -240,7 +246,7 @@ class Input(StrictModel):
     )
     target: str | list[str] = Field(description="population receiving the input, or a list of them")
     drive: Voltage | None = Field(None, description="constant: drive added to the membrane equation (V)")
-    current: float | str | None = Field(
+    current: int | float | str | None = Field(
         None, description="constant: injected current (A), divided by g_leak, as a unit string such as 0.2 nA"
     )
     mu: Voltage = Field(0.0, description="noise: mean drive added to the membrane equation (V)")
@@ -249,7 +255,7 @@ class Input(StrictModel):
     )
     rate: Frequency | None = Field(None, description="poisson: rate of each train (Hz)")
     n_sources: PositiveInt = Field(1, description="poisson: number of independent trains per neuron")
-    weight: float | str | None = Field(
+    weight: int | float | str | None = Field(
         None, description="poisson: jump per spike, V for a current synapse or S for a conductance synapse"
     )
     tau: Time | None = Field(None, description="poisson: decay time constant of the input synapse (s)")
@@ -284,6 +290,14 @@ class Input(StrictModel):
             if self.synapse == "conductance" and self.reversal is None:
                 raise ValueError("conductance inputs need a reversal potential")
         return self
+
+    @field_serializer("weight", "current", when_used="json")
+    def _quantity_text(self, value: Any, info: FieldSerializationInfo) -> Any:
+        # with its unit, as for Synapse.weight; a value this kind of input does not read stays as written
+        if not isinstance(value, float):
+            return value
+        dim = "current" if info.field_name == "current" else "voltage" if self.synapse == "current" else "conductance"
+        return si_text(value, dim)
 
     @property
     def targets(self) -> list[str]:

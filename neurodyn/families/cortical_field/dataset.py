@@ -1,25 +1,60 @@
-"""From raw recordings to measured quantities (dispersion, spectra, pulse speed, convergence) as a Dataset."""
+"""The Dataset of a ``cortical_field`` run: the engine's recordings and what is measured from them.
+
+Every variable and coordinate carries ``units`` and ``long_name``. The first variant's recordings are
+stored as they are (snapshots, probes, energy); derived quantities (dispersion, mode variances, spectra,
+pulse and packet speeds, convergence) are measured per variant in the lattice's normal modes
+(:mod:`.modes`).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 import scipy.signal
 import xarray as xr
 
-from neurodyn.families.cortical_field import theory as T
-from neurodyn.families.cortical_field.engine import DIRECTIONS, Raw
-from neurodyn.families.cortical_field.lattice import Setup
+from neurodyn.families.cortical_field import modes as M
+from neurodyn.families.cortical_field.build import DIRECTIONS, CorticalBuilt, Plan, Setup, Variant
+from neurodyn.families.cortical_field.params import Initial
 from neurodyn.schema import var_attrs
+
+
+@dataclass(eq=False)
+class Raw:
+    """What the engine hands over for one variant: its recordings, its final field and its speed."""
+
+    variant: Variant
+    snaps: np.ndarray  #: (n_snap, F, ny, nx)
+    probe_out: np.ndarray  #: (n_probe, n_probes)
+    energy: np.ndarray  #: (n_energy, 4) total, kinetic, mass, gradient
+    u_final: np.ndarray  #: (F, ny, nx) the field after the last step
+    wall: float = 0.0  #: wall time of the variant's run, s
+    rate: float = math.nan  #: site-updates/s after the first chunk (NaN if the run had one chunk)
+
+    @property
+    def setup(self) -> Setup:
+        """The variant's description."""
+        return self.variant.setup
+
+    @property
+    def plan(self) -> Plan:
+        """What the variant recorded."""
+        return self.variant.plan
+
+    @property
+    def u_init(self) -> np.ndarray:
+        """The initial field ``(F, ny, nx)``."""
+        return self.variant.u0
 
 
 def mode_series(setup: Setup, snaps: np.ndarray, modes: list[tuple[int, int]]) -> np.ndarray:
     """Unit-normalised mode amplitudes over time, shape ``(F, n_modes, frames)`` (complex if periodic).
 
     Periodic: ``fft2(u) / sqrt(N)``; fixed/absorbing: orthonormal DST-I. ``E|a|^2`` is then the mode's
-    variance in the normalisation of :func:`theory.mode_variance`.
+    variance in the normalisation of :func:`.theory.mode_variance`.
     """
     F = snaps.shape[1]
     out = np.zeros((F, len(modes), snaps.shape[0]), dtype=complex)
@@ -60,8 +95,8 @@ def measure_dispersion(raw: Raw, modes: list[tuple[int, int]]) -> tuple[np.ndarr
     freqs = 2 * np.pi * np.fft.rfftfreq(nt, d=dts)
     out = np.full((st.n_fields, len(modes)), np.nan)
     for m, n in enumerate(modes):
-        kx, ky = T.mode_wavevector(st, n)
-        s = float(T.lattice_s(kx, ky, st.h))
+        kx, ky = M.mode_wavevector(st, n)
+        s = float(M.lattice_s(kx, ky, st.h))
         ev, vec = np.linalg.eigh(0.5 * (st.mass + st.mass.T) + 4 * s * np.diag(st.kappa))
         proj = vec.T @ series[:, m, :]  # branch amplitudes, ascending frequency
         for b in range(st.n_fields):
@@ -134,7 +169,7 @@ def measure_pulse_speed(raw: Raw) -> tuple[np.ndarray, np.ndarray]:
     return speeds, times
 
 
-def measure_packet_speed(scenario, raw: Raw) -> tuple[float, float, float]:
+def measure_packet_speed(ini: Initial, raw: Raw) -> tuple[float, float, float]:
     """Speed of the right-moving half of a packet: slope of the centroid of ``mean_y u^2`` over time.
 
     Only distances ``d = x - x0`` in ``(0, L/2)`` count, and only times when the predicted centroid is
@@ -142,14 +177,13 @@ def measure_packet_speed(scenario, raw: Raw) -> tuple[float, float, float]:
     Returns the speed and the time window used.
     """
     st = raw.setup
-    ini = scenario.params.initial
     x0 = (st.nx - 1) // 2 if ini.center is None else ini.center[0] / st.h
     d = (np.arange(st.nx) - x0) % st.nx  # sites to the right of x0, wrapped
     keep = (d > 0) & (d < st.nx / 2)
     pw = np.mean(raw.snaps[:, 0] ** 2, axis=1)[:, keep]  # (time, x)
     cen = (pw @ d[keep]) / np.maximum(pw.sum(axis=1), 1e-300) * st.h
     t = np.arange(len(cen)) * raw.plan.k_snap * st.dt
-    vg = T.packet_group_velocity(st, ini.mode[0])
+    vg = M.packet_group_velocity(st, ini.mode[0])
     w = ini.width
     lo, hi = 3 * w / vg, (st.nx * st.h / 2 - 3 * w) / vg
     sel = (t >= lo) & (t <= hi)
@@ -172,9 +206,10 @@ def collinear_pairs(modes: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return sorted(out)
 
 
-def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
+def make_dataset(built: CorticalBuilt, raws: list[Raw]) -> xr.Dataset:
     """Everything measured, as a Dataset (first variant's recordings; per-variant derived quantities)."""
-    p = scenario.params
+    p = built.params
+    record = built.record
     an = p.analysis
     r0 = raws[0]
     st0 = r0.setup
@@ -196,7 +231,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
     if F > 1:
         ds.coords["field"] = ("field", st0.names, var_attrs("1", "field (layer)"))
     # snapshots of the first variant
-    if r0.plan.n_snap and scenario.record.snapshots is not None:
+    if r0.plan.n_snap and record.snapshots is not None:
         t = np.arange(r0.plan.n_snap) * r0.plan.k_snap * st0.dt
         ds.coords["time"] = ("time", t, var_attrs("s", "snapshot time"))
         if F > 1:
@@ -270,7 +305,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         ds.coords["mode"] = ("mode", np.arange(len(modes)), var_attrs("1", "mode index"))
         ds.coords["mode_nx"] = ("mode", [m[0] for m in modes], var_attrs("1", "integer wave number n_x"))
         ds.coords["mode_ny"] = ("mode", [m[1] for m in modes], var_attrs("1", "integer wave number n_y"))
-        kk = np.array([T.mode_wavevector(st0, m) for m in modes])
+        kk = np.array([M.mode_wavevector(st0, m) for m in modes])
         ds.coords["k_x"] = ("mode", kk[:, 0], var_attrs("rad/m", "wave vector x component"))
         ds.coords["k_y"] = ("mode", kk[:, 1], var_attrs("rad/m", "wave vector y component"))
         arr = np.array(meas)  # (V, F, m)
@@ -303,7 +338,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             ds.coords["pair_to"] = ("pair", b, var_attrs("1", "mode index of the longer wave vector"))
             ds["group_velocity"] = (
                 [*dims[:-1], "pair"],
-                T.secant(arr, kn, a, b),
+                M.secant(arr, kn, a, b),
                 var_attrs("m/s", "measured group velocity: slope of measured omega between collinear modes"),
             )
     # noise-driven mode variances and spectra
@@ -340,11 +375,11 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
                 ],
             ),
         )
-        lo, hi = T.spectrum_band(st0.omega0, float(st0.gamma[0]), float(st0.kappa[0]))
+        lo, hi = M.spectrum_band(st0.omega0, float(st0.gamma[0]), float(st0.kappa[0]))
         band = (w >= lo) & (w <= hi)
         ds["spectrum_slope"] = (
             (),
-            T.loglog_slope(w[band], s[band]),
+            M.loglog_slope(w[band], s[band]),
             var_attrs("1", "log-log slope of the local spectrum in the 1/f band", band=[lo, hi]),
         )
     if an.pulse_radii:
@@ -361,8 +396,8 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
             var_attrs("s", "peak arrival time at each radius"),
         )
         ds.coords["radius"] = ("radius", list(an.pulse_radii), var_attrs("m", "nominal probe distance"))
-    if p.initial.kind == "packet" and r0.plan.n_snap and scenario.record.snapshots is not None:
-        speed, lo, hi = measure_packet_speed(scenario, r0)
+    if p.initial.kind == "packet" and r0.plan.n_snap and record.snapshots is not None:
+        speed, lo, hi = measure_packet_speed(p.initial, r0)
         ds["packet_speed"] = (
             (),
             speed,
@@ -373,7 +408,7 @@ def build_dataset(scenario, raws: list[Raw]) -> xr.Dataset:
         errs = []
         for r in raws:
             st = r.setup
-            exact = T.continuum_solution(r.u_init[0], st.h, p.continuum.c, p.continuum.m, st.n_steps * st.dt)
+            exact = M.continuum_solution(r.u_init[0], st.h, p.continuum.c, p.continuum.m, st.n_steps * st.dt)
             errs.append(float(np.sqrt(np.mean((r.u_final[0] - exact) ** 2)) / np.sqrt(np.mean(r.u_init[0] ** 2))))
         ds["continuum_error"] = (
             "resolution",
