@@ -159,7 +159,7 @@ def plot(
         File format of the figures written to ``out_dir`` (``neurodyn plot --format``).
     window : str or (start, stop), optional
         Time span of the time-axis figures, as ``neurodyn plot --window``: ``"0.5s:1s"``, ``"200ms:400ms"``
-        or a pair of times (``("0.5 s", 1.0)``; plain numbers are seconds). Default: the family's choice
+        or a pair of times with units (``("0.5 s", "1 s")``). Default: the family's choice
         (the last 0.5 s of a long ``lif_network`` run, else the whole run).
 
     Returns

@@ -129,8 +129,8 @@ def parse_format(value: object, field: str = "--format") -> str:
 def parse_window(value: object, field: str = "--window") -> tuple[float, float] | None:
     """A time window ``(start, stop)`` in seconds from ``"START:STOP"`` or a pair, or None for None.
 
-    Each end is a time with its unit (``"0.5s"``, ``"200 ms"``) or a plain number of seconds; either end
-    may be left empty in the string (``":1s"``, ``"3s:"``) to mean the start or the end of the run.
+    Each end is a time with its unit (``"0.5s"``, ``"200 ms"``; a plain number only if it is 0, as in every
+    time neurodyn reads); either end may be left empty (``":1s"``, ``"3s:"``) for the start or end of the run.
 
     Raises
     ------

@@ -211,8 +211,8 @@ def _quantity_figures(ds: xr.Dataset, rows: list, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neurodyn.compare import Z95, format_coord
-    from neurodyn.plotting import axis_label
+    from neurodyn.compare import Z95
+    from neurodyn.plotting import slide_style
 
     paths = []
     sweep_dims = list(ds.attrs.get("sweep_dims") or [])
@@ -233,43 +233,59 @@ def _quantity_figures(ds: xr.Dataset, rows: list, out: Path) -> list[Path]:
         n = int(np.prod([sim.sizes[d] for d in extra])) if extra else 1
         ci = Z95 * sim.std(extra, ddof=1) / math.sqrt(n) if n > 1 else None
         others = [d for d in mean.dims if d != x]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        stacked = mean.stack(_o=others) if others else mean.expand_dims(_o=[0])
-        pstacked = pred.broadcast_like(mean).stack(_o=others) if others else pred.expand_dims(_o=[0])
-        cstacked = (ci.stack(_o=others) if others else ci.expand_dims(_o=[0])) if ci is not None else None
-        xv, xunit = ds[x].values, str(ds[x].attrs.get("units", ""))
-        if isinstance(ds[x].attrs.get("display_units"), str):  # in the unit the scenario wrote the values in
-            shown, xunit = display_values(list(xv), xunit, ds[x].attrs["display_units"])
-            xv = np.asarray(shown)
-        for k in range(min(stacked.sizes["_o"], 8)):
-            coords = stacked["_o"].values[k] if others else ()
-            coords = coords if isinstance(coords, tuple) else (coords,)
-            label = ", ".join(f"{d}={format_coord(c, ds[d].attrs)}" for d, c in zip(others, coords))
-            line = ax.errorbar(
-                xv,
-                stacked.isel(_o=k).transpose(x).values,
-                yerr=None if cstacked is None else cstacked.isel(_o=k).transpose(x).values,
-                fmt="o",
-                ms=4,
-                capsize=2,
-                label=f"simulated {label}".strip(),
-            )
-            ax.plot(
-                xv,
-                pstacked.isel(_o=k).transpose(x).values,
-                "-",
-                color=line[0].get_color(),
-                label=f"predicted {label}".strip(),
-            )
-        ax.set(
-            xlabel=axis_label(str(ds[x].attrs.get("sweep_path", x)), xunit),
-            ylabel=axis_label(sim_name, str(sim.attrs.get("units", ""))),
-            title=f"{sim_name} across the sweep",
-        )
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        p = out / f"{ds.attrs.get('scenario_name', 'sweep')}_{sim_name}_sweep.png"
-        fig.savefig(p, dpi=90)
-        plt.close(fig)
-        paths.append(p)
+        with slide_style():
+            paths += _quantity_figure(plt, ds, sim_name, x, mean, pred, ci, others, out)
     return paths
+
+
+def _quantity_figure(
+    plt: Any,
+    ds: xr.Dataset,
+    sim_name: str,
+    x: str,
+    mean: xr.DataArray,
+    pred: xr.DataArray,
+    ci: xr.DataArray | None,
+    others: list,
+    out: Path,
+) -> list[Path]:
+    """One quantity's figure: simulated (± 95% CI) dots and predicted lines against the swept ``x``."""
+    from neurodyn.compare import format_coord
+    from neurodyn.plotting import axis_label, legend, save_figures
+
+    fig, ax = plt.subplots()
+    stacked = mean.stack(_o=others) if others else mean.expand_dims(_o=[0])
+    pstacked = pred.broadcast_like(mean).stack(_o=others) if others else pred.expand_dims(_o=[0])
+    cstacked = (ci.stack(_o=others) if others else ci.expand_dims(_o=[0])) if ci is not None else None
+    xv, xunit = ds[x].values, str(ds[x].attrs.get("units", ""))
+    if isinstance(ds[x].attrs.get("display_units"), str):  # in the unit the scenario wrote the values in
+        shown, xunit = display_values(list(xv), xunit, ds[x].attrs["display_units"])
+        xv = np.asarray(shown)
+    for k in range(min(stacked.sizes["_o"], 8)):
+        coords = stacked["_o"].values[k] if others else ()
+        coords = coords if isinstance(coords, tuple) else (coords,)
+        label = ", ".join(f"{d}={format_coord(c, ds[d].attrs)}" for d, c in zip(others, coords))
+        line = ax.errorbar(
+            xv,
+            stacked.isel(_o=k).transpose(x).values,
+            yerr=None if cstacked is None else cstacked.isel(_o=k).transpose(x).values,
+            fmt="o",
+            ms=7,
+            capsize=3,
+            label=f"simulated {label}".strip(),
+        )
+        ax.plot(
+            xv,
+            pstacked.isel(_o=k).transpose(x).values,
+            "-",
+            color=line[0].get_color(),
+            label=f"predicted {label}".strip(),
+        )
+    ax.set(
+        xlabel=axis_label(str(ds[x].attrs.get("sweep_path", x)), xunit),
+        ylabel=axis_label(sim_name, str(ds[sim_name].attrs.get("units", ""))),
+        title=f"{sim_name} across the sweep (95% CI)",
+    )
+    legend(ax, where="right")
+    fig.set_label(f"{sim_name}_sweep")
+    return save_figures([fig], out, str(ds.attrs.get("scenario_name", "sweep")))

@@ -67,7 +67,7 @@ def test_bad_format_is_one_line(run, cli, user_error, tmp_path, fmt):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("window", ["1s", "2s:1s", "1s:1s", "abc:1s", "1V:2V", "1s:2s:3s", "1s-2s"])
+@pytest.mark.parametrize("window", ["1s", "2s:1s", "1s:1s", "abc:1s", "1V:2V", "1s:2s:3s", "1s-2s", "0.1:0.2"])
 def test_bad_window_is_one_line(run, cli, user_error, tmp_path, window):
     out = tmp_path / "figs"
     user_error(cli("plot", run, "--out", out, "--window", window), "--window", "START:STOP", "200ms:400ms")
@@ -84,7 +84,7 @@ def test_api_checks_its_options(run):
 
 @pytest.mark.parametrize(
     ("text", "window"),
-    [("0.5s:1s", (0.5, 1.0)), ("200ms:400ms", (0.2, 0.4)), ("0.1:0.2", (0.1, 0.2)), (("50 ms", 1), (0.05, 1.0))],
+    [("0.5s:1s", (0.5, 1.0)), ("200ms:400ms", (0.2, 0.4)), ("0:1s", (0.0, 1.0)), (("50 ms", "1 s"), (0.05, 1.0))],
 )
 def test_parse_window(text, window):
     assert parse_window(text) == pytest.approx(window)

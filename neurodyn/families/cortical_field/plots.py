@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from neurodyn.plotting import headless, save_figures
+from neurodyn.plotting import (
+    axis_label,
+    headless,
+    legend,
+    save_figures,
+    slide_figures,
+    time_axis,
+    time_window,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -25,20 +33,24 @@ def _fig(nrows: int = 1, ncols: int = 1, **kw):
     return plt, *plt.subplots(nrows, ncols, **kw)
 
 
-def _label(ax, xlabel: str, ylabel: str, title: str, **legend) -> None:
-    """Axis labels, title and legend (``legend`` keywords go to ``ax.legend``)."""
+def _label(ax, xlabel: str, ylabel: str, title: str, **kwargs) -> None:
+    """Axis labels, title and a deduplicated legend (``kwargs`` go to :func:`neurodyn.plotting.legend`)."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(**legend)
+    legend(ax, **kwargs)
 
 
-def _save(plt, fig, label: str, tight: bool = True) -> Figure:
-    """Lay out the figure and label it with its file suffix (written at 110 dpi by :func:`plot_run`)."""
-    if tight:
-        fig.tight_layout()
+def _save(plt, fig, label: str) -> Figure:
+    """Label the figure with its file suffix (the slide style lays it out)."""
     fig.set_label(label)
     return fig
+
+
+def _u_label(ds: xr.Dataset) -> str:
+    """The field's name and unit, as stored (``long_name``, ``units``), for its colour bars."""
+    attrs = ds["u"].attrs
+    return axis_label(f"{attrs.get('long_name', 'field')} $u$", str(attrs.get("units", "")))
 
 
 def _snapshots(ds: xr.Dataset) -> xr.DataArray:
@@ -53,11 +65,11 @@ def _vmax(u: xr.DataArray, idx: np.ndarray) -> float:
 
 
 def plot_snapshot_grid(ds: xr.Dataset, label: str) -> Figure:
-    """Nine snapshots evenly spaced in time on a shared symmetric colour scale."""
+    """Eight snapshots evenly spaced in time (two rows of four: a slide's shape) on one symmetric colour scale."""
     u = _snapshots(ds)
-    idx = np.unique(np.linspace(0, u.sizes["time"] - 1, 9).astype(int))
+    idx = np.unique(np.linspace(0, u.sizes["time"] - 1, 8).astype(int))
     vmax = _vmax(u, idx)
-    plt, fig, axes = _fig(3, 3, figsize=(9, 9), constrained_layout=True)
+    plt, fig, axes = _fig(2, 4, sharex=True, sharey=True)
     x_mm, y_mm = ds["x"].values * 1e3, ds["y"].values * 1e3
     for ax, k in zip(axes.flat, idx):
         im = ax.imshow(
@@ -69,14 +81,16 @@ def plot_snapshot_grid(ds: xr.Dataset, label: str) -> Figure:
             extent=(x_mm[0], x_mm[-1], y_mm[0], y_mm[-1]),
             interpolation="nearest",
         )
-        ax.set_title(f"t = {float(u['time'][k]) * 1e3:.1f} ms")
+        ax.set_title(f"$t$ = {float(u['time'][k]) * 1e3:.1f} ms")
         ax.set_aspect("equal")
-        ax.set_xlabel("x (mm)", fontsize=8)
-        ax.set_ylabel("y (mm)", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel(axis_label("$x$", "mm"))
+    for ax in axes[:, 0]:
+        ax.set_ylabel(axis_label("$y$", "mm"))
     for ax in axes.flat[len(idx) :]:
         ax.axis("off")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="u")
-    return _save(plt, fig, label, tight=False)
+    fig.colorbar(im, ax=axes, shrink=0.8, label=_u_label(ds))
+    return _save(plt, fig, label)
 
 
 def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
@@ -91,7 +105,7 @@ def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
     plt, fig, ax = _fig(figsize=(3.6, 3.2))
     im = ax.imshow(u.isel(time=idx[0]).values, cmap="RdBu_r", vmin=-vmax, vmax=vmax, origin="lower")
     title = ax.set_title("")
-    fig.colorbar(im, ax=ax, label="u")
+    fig.colorbar(im, ax=ax, label=_u_label(ds))
 
     def frame(k: int):
         im.set_data(u.isel(time=idx[k]).values)
@@ -106,7 +120,7 @@ def write_gif(ds: xr.Dataset, path: Path) -> Path | None:
 
 def plot_dispersion(ds: xr.Dataset, label: str) -> Figure:
     """Measured peak frequency against the lattice formula, per mode (and per site model / branch)."""
-    plt, fig, ax = _fig(figsize=(6, 4.5))
+    plt, fig, ax = _fig()
     k = np.hypot(ds["k_x"].values, ds["k_y"].values)
     order = np.argsort(k)
     meas = ds["dispersion_omega"]
@@ -120,18 +134,22 @@ def plot_dispersion(ds: xr.Dataset, label: str) -> Figure:
             coord = meas[extra[0]].values[g] if extra[0] in meas.coords else g
             lab = f"{extra[0]} {coord}"
         else:
-            lab = "measured"
-        ax.plot(k[order], m.values[order], markers[g % len(markers)], mfc="none", label=lab)
+            lab = "measured (spectral peak)"
+        ax.plot(k[order], m.values[order], markers[g % len(markers)], mfc="none", ms=8, label=lab)
         if theo is not None:
-            ax.plot(k[order], theo.isel(sel).values[order], "x", color="k", ms=5)
-    title = f"dispersion; x: lattice formula; bin = {float(ds['frequency_bin']):.3g} rad/s"
-    _label(ax, "|k| (rad/m)", "omega (rad/s)", title, fontsize=8)
+            ax.plot(k[order], theo.isel(sel).values[order], "x", color="k", ms=7, label="theory: lattice formula")
+    bin_ = float(ds["frequency_bin"])
+    _label(
+        ax, axis_label("wave number $|k|$", "rad/m"), axis_label(r"frequency $\omega$", "rad/s"), "dispersion relation"
+    )
+    if ax.get_legend() is not None:  # the resolution the peaks are read at, where the markers are explained
+        ax.get_legend().set_title(rf"$\omega$ resolution {bin_:.3g} rad/s")
     return _save(plt, fig, label)
 
 
 def plot_local_spectrum(ds: xr.Dataset, label: str) -> Figure:
     """Local field spectrum vs the exact Lorentzian sum and the equipartition 1/f law (log-log)."""
-    plt, fig, ax = _fig(figsize=(6, 4.5))
+    plt, fig, ax = _fig()
     w = ds["omega_local"].values
     ax.loglog(w, ds["local_psd"].values, ".", ms=3, label="simulated (probe-averaged Welch)")
     if "local_psd_lattice_sum" in ds:
@@ -142,13 +160,18 @@ def plot_local_spectrum(ds: xr.Dataset, label: str) -> Figure:
     if band is not None:
         for b in band:
             ax.axvline(b, color="0.6", lw=0.8)
-    _label(ax, "omega (rad/s)", "S(omega)", f"local spectrum; slope {float(ds['spectrum_slope']):.3f}", fontsize=8)
+    _label(
+        ax,
+        axis_label(r"frequency $\omega$", "rad/s"),
+        r"power spectral density $S(\omega)$",
+        f"local spectrum: fitted slope {float(ds['spectrum_slope']):.3f} (grey lines: fit band)",
+    )
     return _save(plt, fig, label)
 
 
 def plot_mode_spectra(ds: xr.Dataset, label: str) -> Figure:
     """Each mode's Welch spectrum against its exact Lorentzian."""
-    plt, fig, ax = _fig(figsize=(6, 4.5))
+    plt, fig, ax = _fig()
     w = ds["omega"].values
     for m in range(ds.sizes["vmode"]):
         (line,) = ax.loglog(w, ds["mode_psd"].isel(vmode=m).values, ".", ms=2)
@@ -161,44 +184,59 @@ def plot_mode_spectra(ds: xr.Dataset, label: str) -> Figure:
                 lw=1,
                 label=f"({int(ds['vmode_nx'][m])}, {int(ds['vmode_ny'][m])})",
             )
-    _label(ax, "omega (rad/s)", "S_k(omega)", "mode spectra (dots) vs exact Lorentzians (lines)", fontsize=7, ncol=2)
+    _label(
+        ax,
+        axis_label(r"frequency $\omega$", "rad/s"),
+        r"mode spectrum $S_k(\omega)$",
+        "mode spectra (dots) vs exact Lorentzians (lines)",
+        where="right",
+        ncol=2 if ds.sizes["vmode"] > 8 else 1,
+    )
+    if ax.get_legend() is not None:
+        ax.get_legend().set_title("mode $(n_x, n_y)$")
     return _save(plt, fig, label)
 
 
 def plot_energy(ds: xr.Dataset, label: str) -> Figure:
     """Energy parts over time and the relative error of the total."""
-    plt, fig, axes = _fig(2, 1, figsize=(7, 5), sharex=True)
+    plt, fig, axes = _fig(2, 1, sharex=True)
     t = ds["energy_time"].values
-    for name in ("energy", "energy_kinetic", "energy_mass", "energy_gradient"):
-        axes[0].plot(t, ds[name].values, label=name, lw=1)
-    axes[0].legend(fontsize=8)
-    axes[0].set_ylabel("energy")
+    names = {"energy": "total $H$", "energy_kinetic": "kinetic", "energy_mass": "mass", "energy_gradient": "gradient"}
+    for name, text in names.items():
+        axes[0].plot(t, ds[name].values, label=text, lw=1.4)
+    legend(axes[0], where="right")
+    axes[0].set_ylabel(axis_label("energy", str(ds["energy"].attrs.get("units", ""))))
     if "energy_rel_error" in ds:
-        axes[1].plot(t, ds["energy_rel_error"].values, lw=0.8)
+        axes[1].plot(t, ds["energy_rel_error"].values, lw=1.0, label="relative error")
         if "energy_error_max_bound" in ds:
             b = float(ds["energy_error_max_bound"])
-            axes[1].axhline(b, color="r", ls="--", lw=0.8)
-            axes[1].axhline(-b, color="r", ls="--", lw=0.8)
-    axes[1].set_ylabel("(H - H0) / H0")
-    axes[1].set_xlabel("time (s)")
+            axes[1].axhline(b, color="#D55E00", ls="--", lw=1.2, label="theory bound")
+            axes[1].axhline(-b, color="#D55E00", ls="--", lw=1.2)
+        legend(axes[1], where="right")
+    axes[1].set_ylabel("$(H - H_0) / H_0$")
+    window = time_window(float(t[0]), float(t[-1])) if t.size else (0.0, 1.0)
+    for ax in axes:
+        time_axis(ax, window)
+    axes[0].set_xlabel("")
+    axes[0].set_title("energy: its parts and the error of the total")
     return _save(plt, fig, label)
 
 
 def plot_convergence(ds: xr.Dataset, label: str) -> Figure:
     """Error against the exact continuum solution vs h on log-log axes, with an h^2 guide."""
-    plt, fig, ax = _fig(figsize=(5, 4))
+    plt, fig, ax = _fig()
     h = ds["resolution"].values
     e = ds["continuum_error"].values
     ax.loglog(h * 1e3, e, "o-", label="lattice vs continuum")
-    ax.loglog(h * 1e3, e[-1] * (h / h[-1]) ** 2, "--", label="h^2")
-    _label(ax, "h (mm)", "relative RMS error", "")
+    ax.loglog(h * 1e3, e[-1] * (h / h[-1]) ** 2, "--", label="$h^2$ (second order)")
+    _label(ax, axis_label("lattice spacing $h$", "mm"), "relative RMS error", "convergence to the continuum")
     return _save(plt, fig, label)
 
 
 def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     """Write the figures of :func:`figures` as ``<stem>_<label>.png``, and the snapshots as a GIF."""
     headless()
-    out = save_figures(figures(ds), out_dir, stem, dpi=110)
+    out = save_figures(figures(ds), out_dir, stem)
     if "u" in ds:
         gif = write_gif(ds, out_dir / f"{stem}_snapshots.gif")
         if gif is not None:
@@ -206,6 +244,7 @@ def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
     return out
 
 
+@slide_figures
 def figures(ds: xr.Dataset) -> list[Figure]:
     """Every figure the run's contents allow, each labelled with its file suffix."""
     out: list[Figure] = []
