@@ -50,7 +50,7 @@ def _save(plt, fig, label: str) -> Figure:
 def _u_label(ds: xr.Dataset) -> str:
     """The field's name and unit, as stored (``long_name``, ``units``), for its colour bars."""
     attrs = ds["u"].attrs
-    return axis_label(f"{attrs.get('long_name', 'field')} $u$", str(attrs.get("units", "")))
+    return axis_label(str(attrs.get("long_name", "field u")), str(attrs.get("units", "")))
 
 
 def _snapshots(ds: xr.Dataset) -> xr.DataArray:
@@ -69,7 +69,8 @@ def plot_snapshot_grid(ds: xr.Dataset, label: str) -> Figure:
     u = _snapshots(ds)
     idx = np.unique(np.linspace(0, u.sizes["time"] - 1, 8).astype(int))
     vmax = _vmax(u, idx)
-    plt, fig, axes = _fig(2, 4, sharex=True, sharey=True)
+    ncols = min(4, len(idx))
+    plt, fig, axes = _fig(-(-len(idx) // ncols), ncols, sharex=True, sharey=True, squeeze=False)
     x_mm, y_mm = ds["x"].values * 1e3, ds["y"].values * 1e3
     for ax, k in zip(axes.flat, idx):
         im = ax.imshow(
@@ -83,8 +84,9 @@ def plot_snapshot_grid(ds: xr.Dataset, label: str) -> Figure:
         )
         ax.set_title(f"$t$ = {float(u['time'][k]) * 1e3:.1f} ms")
         ax.set_aspect("equal")
-    for ax in axes[-1]:
+    for ax in axes[-1] if len(idx) % ncols == 0 else axes.flat[len(idx) - ncols : len(idx)]:
         ax.set_xlabel(axis_label("$x$", "mm"))
+        ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axes[:, 0]:
         ax.set_ylabel(axis_label("$y$", "mm"))
     for ax in axes.flat[len(idx) :]:
