@@ -14,11 +14,13 @@ class LIFNetwork(Family):
     """LIF spiking networks: CUBA/COBA exponential synapses, delays, refractoriness, external input."""
 
     name = "lif_network"
-    description = "LIF spiking networks (CUBA/COBA, delays, Poisson/noise input); Brian2 backend"
+    description = "LIF spiking networks (CUBA/COBA, delays, Poisson/noise input); Brian2 and NEST backends"
     Params = LIFParams
     Record = LIFRecord
     #: ``brian2`` picks Brian2's code generation target itself; ``brian2:<target>`` names it
-    backends = ("numba", "brian2", "brian2:numpy", "brian2:cython")
+    backends = ("numba", "brian2", "brian2:numpy", "brian2:cython", "nest")
+    #: ``neurodyn export --to nest`` writes a standalone PyNEST script; ``neurodyn import-nest`` reads its output
+    exports = ("nest",)
 
     def check(self, scenario) -> None:
         from neurodyn.families.lif_network.network import check_resources
@@ -28,6 +30,10 @@ class LIFNetwork(Family):
             from neurodyn.families.lif_network.brian2_backend import check_brian2
 
             check_brian2(scenario)
+        elif scenario.run.backend == "nest":
+            from neurodyn.families.lif_network.nest_backend import check_nest
+
+            check_nest(scenario)
 
     def simulate(self, built, progress) -> xr.Dataset:
         scenario = built.scenario
@@ -35,9 +41,28 @@ class LIFNetwork(Family):
             from neurodyn.families.lif_network.brian2_backend import simulate_brian2
 
             return simulate_brian2(scenario, progress)
+        if scenario.run.backend == "nest":
+            from neurodyn.families.lif_network.nest_backend import simulate_nest
+
+            return simulate_nest(scenario, progress)
         from neurodyn.families.lif_network.engine import simulate_numba
 
         return simulate_numba(scenario, progress)
+
+    def export(self, scenario, to: str) -> str:
+        from neurodyn import __version__
+        from neurodyn.families.lif_network.nest_backend import check_nest_rules
+        from neurodyn.families.lif_network.nest_export import export_script
+
+        if scenario.run.backend != "nest":
+            scenario = scenario.with_values({"run.backend": "nest"})  # what the script's result will say
+        check_nest_rules(scenario)
+        return export_script(scenario, __version__)
+
+    def import_run(self, scenario, source: str, folder: Path) -> xr.Dataset:
+        from neurodyn.families.lif_network.nest_export import read_nest_output
+
+        return read_nest_output(scenario, folder)
 
     def theory(self, built, ds: xr.Dataset) -> xr.Dataset:
         scenario = built.scenario
