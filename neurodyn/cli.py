@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a sweep: write the report here instead of SWEEP/report (e.g. a read-only sweep folder)",
     )
+    from neurodyn.interop import add_parsers
+
+    add_parsers(sub)  # export, import-nest
     return p
 
 
@@ -577,6 +580,18 @@ def _print_comparison(rows: list, family: str, args: argparse.Namespace, empty: 
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from neurodyn.interop import cmd_export
+
+    return cmd_export(args)
+
+
+def _cmd_import_nest(args: argparse.Namespace) -> int:
+    from neurodyn.interop import cmd_import_nest
+
+    return cmd_import_nest(args)
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "sweep": _cmd_sweep,
@@ -586,6 +601,8 @@ _COMMANDS = {
     "info": _cmd_info,
     "plot": _cmd_plot,
     "compare": _cmd_compare,
+    "export": _cmd_export,
+    "import-nest": _cmd_import_nest,
 }
 
 
