@@ -42,6 +42,11 @@ class LIFNetwork(Family):
 
             check_brian2(scenario.params, scenario.run)
 
+    def recording_estimate(self, scenario: Scenario) -> str:
+        from neurodyn.families.lif_network import build
+
+        return build.recording_estimate(scenario)
+
     def build(self, scenario: Scenario) -> LIFBuilt:
         from neurodyn.families.lif_network import build
 
