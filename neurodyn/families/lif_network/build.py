@@ -981,8 +981,8 @@ def check(scenario: Scenario) -> None:
     if largest == "delays":
         what, hint = "params.synapses.*.delay: delay buffers too large", "use shorter delays or a larger run.dt"
     elif largest == "probe":
-        field = "record.v" if record.v is not None else "record.state"
-        what, hint = f"{field}: state recording too large", "record fewer neurons or variables, or sample less often"
+        field = "record.v: v" if record.v is not None else "record.state: state"
+        what, hint = f"{field} recording too large", "record fewer neurons or variables, or sample less often"
     elif largest == "spikes":
         what, hint = (
             "record.spikes: spike recording too large",

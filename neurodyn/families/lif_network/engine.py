@@ -86,7 +86,7 @@ class StreamRecorder:
 
     def __init__(self, built: LIFBuilt, writer: ChunkedWriter):
         probes = built.probes
-        self.probes = probes
+        self.plan = probes
         self.net = built.network
         self.writer = writer
         self.record_spikes = bool(built.record.spikes)
@@ -111,7 +111,7 @@ class StreamRecorder:
             writer.variable("neuron", ("neuron",), "i8", RECORDING_ATTRS["neuron"])
             writer.write("neuron", probes.neurons.astype(np.int64))
             for name, (dims, values, attrs) in neuron_coords(self.net, probes.neurons).items():
-                writer.variable(name, dims, values.dtype, attrs, coord=True)
+                writer.variable(name, (dims,), values.dtype, attrs, coord=True)
                 writer.write(name, values)
         # a block holds the kernel's columns and, while appended, each variable over the neuron axis
         row_bytes = 8 * (self.n_probe + len(probes.variables) * probes.neurons.size)
@@ -142,7 +142,7 @@ class StreamRecorder:
         pending = filled - self.row0
         if pending <= 0 or (pending < self.probe_rows and not force):
             return
-        for name, values in state_samples(self.probes, rec.probe_buf[:pending]).items():
+        for name, values in state_samples(self.plan, rec.probe_buf[:pending]).items():
             self.writer.append(name, values)
         self.writer.append("time", np.arange(self.row0, filled) * self.every * self.dt)
         self.row0 = filled
