@@ -48,6 +48,7 @@ from neurodyn.errors import ScenarioError, did_you_mean
 from neurodyn.families.base import Built
 from neurodyn.families.lif_network import kernels
 from neurodyn.families.lif_network.kernels import KIND_CONDUCTANCE, KIND_CURRENT, Inputs, NeuronConsts, Synapses
+from neurodyn.families.lif_network.params import population_layout
 from neurodyn.stepping import steps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -183,14 +184,6 @@ def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.ran
     """Independent generators for connectivity, initial conditions and dynamics."""
     conn_ss, init_ss, dyn_ss = np.random.SeedSequence(int(seed)).spawn(3)
     return np.random.default_rng(conn_ss), np.random.default_rng(init_ss), np.random.default_rng(dyn_ss)
-
-
-def population_layout(params: LIFParams) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Population names, start offsets and sizes in declaration order."""
-    names = list(params.populations)
-    sizes = np.array([params.populations[n].size for n in names], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    return names, starts, sizes
 
 
 def probe_indices(record: LIFRecord, n: int) -> np.ndarray:

@@ -12,7 +12,7 @@ Conventions (those of Brette et al. 2007 and Brian2's examples):
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -27,6 +27,9 @@ from neurodyn.quantities import (
     parse_quantity,
 )
 from neurodyn.schema import PositiveInt, StrictModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 
 class UniformInit(StrictModel):
@@ -415,3 +418,13 @@ class LIFRecord(StrictModel):
                 "every", self.every, "samples record.state; give record.state too (record.v has its own every)"
             )
         return self
+
+
+def population_layout(params: LIFParams) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Population names, start offsets (global index of their first neuron) and sizes in declaration order."""
+    import numpy as np  # here: loading the schema does not need numpy
+
+    names = list(params.populations)
+    sizes = np.array([params.populations[n].size for n in names], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return names, starts, sizes
