@@ -319,7 +319,7 @@ def state_probes(params: LIFParams, record: LIFRecord, dt: float) -> Probes:
         if var is None:
             raise ScenarioError(
                 f"record.state.{var_name}",
-                "given",
+                selection,
                 f"no state variable {var_name!r}{did_you_mean(var_name, list(known))}; recordable: {', '.join(known)}",
             )
         glob: list[int] = []
@@ -1059,5 +1059,6 @@ def recording_estimate(scenario: Scenario) -> str:
     if probes.size:
         names = ", ".join(v.name for v in probes.variables)
         n_samples = probes.n_samples(run.n_steps)
-        parts.append(f"state {format_bytes(state)} ({names} x {probes.neurons.size} neurons x {n_samples} samples)")
+        n_neurons = f"{probes.neurons.size} neuron" + ("s" if probes.neurons.size != 1 else "")
+        parts.append(f"state {format_bytes(state)} ({names} x {n_neurons} x {n_samples} samples)")
     return f"recording: {about} {format_bytes(total)}" + (f" ({'; '.join(parts)})" if parts else " (nothing recorded)")

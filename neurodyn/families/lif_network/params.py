@@ -412,7 +412,9 @@ class LIFRecord(StrictModel):
         # v and state both describe the sampled state: two forms at once would leave two sampling
         # intervals and two index conventions for one time axis
         if self.v is not None and self.state is not None:
-            raise FieldIssue("v", "given", "give either record.v or record.state (record.state: {v: ...} covers it)")
+            raise FieldIssue(
+                "v", self.v.model_dump(), "give either record.v or record.state (record.state: {v: ...} covers it)"
+            )
         if self.every is not None and self.state is None:
             raise FieldIssue(
                 "every", self.every, "samples record.state; give record.state too (record.v has its own every)"
