@@ -188,3 +188,23 @@ def test_streamed_file_holds_the_same_state_and_coordinates(lif_scenario, tmp_pa
     for name in ("x_input", "v", "time", "neuron", "neuron_index", "spike_time", "spike_index", "spike_population"):
         assert np.array_equal(mem[name].values, disk[name].values, equal_nan=mem[name].dtype.kind == "f"), name
     assert list(disk.neuron_population.values) == list(mem.neuron_population.values) == ["post", "post", "post", "pre"]
+
+
+def test_expected_spikes_that_cannot_fit_are_refused_unless_spikes_are_off(cli, user_error):
+    # brunel.yaml: ~4.5e5 spikes/s predicted, so 1e5 s would keep ~6e11 bytes of spikes
+    proc = cli("validate", "scenarios/brunel.yaml", "--set", "run.duration=100000 s", "--set", "record.v=null")
+    user_error(proc, "record.spikes: spike recording too large", "record: {spikes: false}")
+    proc = cli(
+        "validate",
+        "scenarios/brunel.yaml",
+        "--set",
+        "run.duration=100000 s",
+        "--set",
+        "record.v=null",
+        "--set",
+        "record.spikes=false",
+        "--set",
+        "record.rate_bin=1 s",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "recording: about 0 B (nothing recorded)" in proc.stdout
