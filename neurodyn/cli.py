@@ -346,6 +346,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{args.scenario}: valid {scenario.family} scenario '{scenario.name}'"
         + (f" ({n} sweep points)" if n > 1 else "")
     )
+    if scenario.sweep is None:
+        estimate = registry.get(scenario.family).recording_estimate(scenario)
+        if estimate:
+            print(f"  {estimate}")
     return 0
 
 

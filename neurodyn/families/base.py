@@ -96,6 +96,10 @@ class Family(abc.ABC):
     def check(self, scenario: Scenario) -> None:  # noqa: B027 - optional hook
         """Refuse, with a :class:`~neurodyn.errors.UserError`, what the run would refuse; allocate nothing."""
 
+    def recording_estimate(self, scenario: Scenario) -> str:
+        """One line for ``neurodyn validate`` on the size of what the run records ("" when not estimated)."""
+        return ""
+
     def build(self, scenario: Scenario) -> Built:
         """Build what the run needs, once, from a checked scenario (the default builds nothing)."""
         return Built(scenario)

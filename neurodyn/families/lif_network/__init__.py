@@ -48,6 +48,11 @@ class LIFNetwork(Family):
 
             check_nest(scenario)
 
+    def recording_estimate(self, scenario: Scenario) -> str:
+        from neurodyn.families.lif_network import build
+
+        return build.recording_estimate(scenario)
+
     def build(self, scenario: Scenario) -> LIFBuilt:
         from neurodyn.families.lif_network import build
 
