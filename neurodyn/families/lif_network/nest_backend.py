@@ -33,9 +33,10 @@ import numpy as np
 import xarray as xr
 
 from neurodyn.errors import ScenarioError, SimulationError
-from neurodyn.families.lif_network.build import check_rule, population_layout, probe_every_steps, probe_indices
+from neurodyn.families.lif_network.build import check_rule, state_probes
 from neurodyn.families.lif_network.dataset import make_dataset
 from neurodyn.families.lif_network.nest_script import SPEC_FORMAT
+from neurodyn.families.lif_network.params import population_layout
 from neurodyn.progress import QUIET, Progress
 from neurodyn.stepping import Status, run_chunked, steps
 
@@ -310,8 +311,13 @@ def nest_spec(scenario: Any) -> dict[str, Any]:
             poisson.append(
                 {"target": k, "rate": float(inp.rate) * int(inp.n_sources), "weight": weight, "receptor": receptor}
             )
-    probes = probe_indices(scenario.record, int(sum(p.size for p in params.populations.values())))
-    every = probe_every_steps(scenario.record, dt)
+    sampled = state_probes(params, scenario.record, dt)
+    other = [var.name for var in sampled.variables if var.name != "v"]
+    if other:
+        raise ScenarioError(
+            "record.state", other[0], "the NEST backend records v only (its synaptic states are NEST's own)"
+        )
+    probes, every = sampled.neuron, sampled.every
     probe = {"indices": [int(i) for i in probes], "every": every} if probes.size else None
     return {
         "format": SPEC_FORMAT,
@@ -383,22 +389,20 @@ def recordings_dataset(built: LIFBuilt, rec: Recordings, attrs: dict[str, Any]) 
     spike_index = np.asarray(rec.spike_sender, dtype=np.int64) - 1
     within = step < n_steps  # the steps simulated after the run (FLUSH_STEPS) are not part of it
     step, spike_index = step[within], spike_index[within]
-    probes = built.probe
-    v_time = v = None
+    probes = built.probes  # v only (check_nest refuses other variables): one column per sampled neuron
+    samples = None
     if probes.size:
-        every = built.probe_every
-        n_samples = (n_steps + every - 1) // every
-        v = np.full((n_samples, probes.size), np.nan)
-        v_time = np.arange(n_samples) * every * dt  # as the Numba engine computes it, to the last bit
+        every = probes.every
+        samples = np.full((probes.n_samples(n_steps), probes.size), np.nan)
         vs = np.asarray(rec.v_step, dtype=np.int64)
         keep = (vs % every == 0) & (vs < n_steps)
         rows = vs[keep] // every
         node = np.asarray(rec.v_sender, dtype=np.int64)[keep]
         vals = np.asarray(rec.v_mv, dtype=np.float64)[keep] * 1e-3
-        for col, gidx in enumerate(probes):
+        for col, gidx in enumerate(probes.neuron):
             mine = node == gidx + 1
-            v[rows[mine], col] = vals[mine]
-    ds = make_dataset(built, step * dt, spike_index, v_time, v, probes if probes.size else None)
+            samples[rows[mine], col] = vals[mine]
+    ds = make_dataset(built, step * dt, spike_index, samples)
     ds.attrs.update(attrs)
     return ds
 
