@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a sweep: write the report here instead of SWEEP/report (e.g. a read-only sweep folder)",
     )
+    from neurodyn.interop import add_parsers
+
+    add_parsers(sub)  # export, import-nest
     return p
 
 
@@ -349,6 +352,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{args.scenario}: valid {scenario.family} scenario '{scenario.name}'"
         + (f" ({n} sweep points)" if n > 1 else "")
     )
+    if scenario.sweep is None:
+        estimate = registry.get(scenario.family).recording_estimate(scenario)
+        if estimate:
+            print(f"  {estimate}")
     return 0
 
 
@@ -586,6 +593,18 @@ def _print_comparison(rows: list, family: str, args: argparse.Namespace, empty: 
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from neurodyn.interop import cmd_export
+
+    return cmd_export(args)
+
+
+def _cmd_import_nest(args: argparse.Namespace) -> int:
+    from neurodyn.interop import cmd_import_nest
+
+    return cmd_import_nest(args)
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "sweep": _cmd_sweep,
@@ -595,6 +614,8 @@ _COMMANDS = {
     "info": _cmd_info,
     "plot": _cmd_plot,
     "compare": _cmd_compare,
+    "export": _cmd_export,
+    "import-nest": _cmd_import_nest,
 }
 
 

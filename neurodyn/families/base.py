@@ -85,6 +85,8 @@ class Family(abc.ABC):
     backends: ClassVar[tuple[str, ...]] = ("numba",)
     #: whether ``run.duration`` and ``run.dt`` are required
     needs_time: ClassVar[bool] = True
+    #: other simulators ``neurodyn export --to`` writes a program for (see :meth:`export`, :meth:`import_run`)
+    exports: ClassVar[tuple[str, ...]] = ()
 
     def prepare(self, scenario: Scenario) -> Built:
         """Check ``scenario`` (:meth:`check`), then build what its run needs (:meth:`build`)."""
@@ -93,6 +95,10 @@ class Family(abc.ABC):
 
     def check(self, scenario: Scenario) -> None:  # noqa: B027 - optional hook
         """Refuse, with a :class:`~neurodyn.errors.UserError`, what the run would refuse; allocate nothing."""
+
+    def recording_estimate(self, scenario: Scenario) -> str:
+        """One line for ``neurodyn validate`` on the size of what the run records ("" when not estimated)."""
+        return ""
 
     def build(self, scenario: Scenario) -> Built:
         """Build what the run needs, once, from a checked scenario (the default builds nothing)."""
@@ -105,6 +111,20 @@ class Family(abc.ABC):
     def theory(self, built: Built, ds: xr.Dataset) -> xr.Dataset:
         """Return theory predictions (``*_theory``/``*_bound`` variables) for this run."""
         return xr.Dataset()
+
+    def export(self, scenario: Scenario, to: str) -> str:
+        """The source of a standalone program that runs ``scenario`` in the simulator ``to`` (one of :attr:`exports`).
+
+        Raises the family's refusals (:class:`~neurodyn.errors.ScenarioError`) of what ``to`` cannot express.
+        """
+        raise NotImplementedError(f"{self.name} exports to no other simulator")
+
+    def import_run(self, scenario: Scenario, source: str, folder: Path) -> xr.Dataset:
+        """What the program :meth:`export` wrote for ``source`` recorded in ``folder``, as this family's Dataset.
+
+        Theory and provenance are added by the caller, as for :meth:`simulate`.
+        """
+        raise NotImplementedError(f"{self.name} imports from no other simulator")
 
     def compare_rows(self, ds: xr.Dataset) -> list[Row]:
         """Extra rows for ``neurodyn compare`` beyond the generic ``_theory``/``_bound`` pairs."""

@@ -42,7 +42,7 @@ def test_issue_cuba_file_loads_exactly_as_written():
         ("params.synapses.1.target=[exc, inhh]", "params.synapses.1.target", "no population 'inhh'"),
         ("params.populations.exc.tau_m=5 mV", "params.populations.exc.tau_m", "expected a time"),
         ("params.synapses.0.weight=1 nS", "params.synapses.0.weight", "for a current synapse"),
-        ("run.backend=nest", "run.backend", "allowed: numba, brian2"),
+        ("run.backend=genn", "run.backend", "allowed: numba, brian2"),
         ("runn.seed=1", "runn", "did you mean 'run'"),
         (
             "params.synapses.0.connect={graph: watts_strogatz, args: {k: 4, p: 0.1}}",

@@ -388,3 +388,37 @@ record: {v: {every: 1 ms, indices: [4, 0]}}
         assert (counts == counts[0]).all() and counts[0] >= 3
     ds = neurodyn.open_run(out)
     assert ds.attrs["brian2_method"] == {"a": "exact", "b": "exact"}
+
+
+def test_recorded_synaptic_channels_match_brian2() -> None:
+    """record.state samples the same v, current channel x and conductance g in both backends.
+
+    The channels decay exactly in both (multiplied by exp(-dt/tau) each step, the jumps delivered at the
+    same steps), so they are identical; v agrees to 1e-9 V as in the trace tests above.
+    """
+    sc = _scenario("""
+name: channels
+family: lif_network
+params:
+  populations:
+    pre: {size: 2, tau_m: 20 ms, v_rest: -40 mV, v_reset: -70 mV, v_threshold: -50 mV, t_ref: 2 ms}
+    post: {size: 2, tau_m: 20 ms, v_rest: -60 mV, v_reset: -70 mV, v_threshold: -50 mV, t_ref: 2 ms}
+  synapses:
+    - {source: pre, target: post, connect: {one_to_one: true}, kind: current, weight: 0.5 mV, tau: 5 ms}
+    - {source: pre, target: post, connect: {one_to_one: true}, kind: conductance, weight: 1 nS, tau: 3 ms,
+       reversal: 0 mV, delay: 1 ms}
+run: {duration: 100 ms, dt: 0.1 ms, seed: 1}
+record: {state: {v: {pre: [0], post: all}, x_pre: {post: all}, g_pre: {post: [1]}}, every: 0.2 ms}
+""")
+    ds_numba, ds_brian2 = _both(sc)
+    assert ds_numba.sizes["spike"] >= 8
+    np.testing.assert_array_equal(ds_numba.spike_index.values, ds_brian2.spike_index.values)
+    np.testing.assert_array_equal(ds_numba.spike_population.values, ds_brian2.spike_population.values)
+    for coord in ("time", "neuron", "neuron_population", "neuron_index"):
+        np.testing.assert_array_equal(ds_numba[coord].values, ds_brian2[coord].values)
+    for name in ("x_pre", "g_pre"):
+        a, b = ds_numba[name].values, ds_brian2[name].values
+        assert np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(a) > 0, name
+        np.testing.assert_array_equal(b, a, err_msg=name)
+        assert ds_numba[name].attrs == ds_brian2[name].attrs
+    assert np.nanmax(np.abs(ds_numba.v.values - ds_brian2.v.values)) < 1e-9

@@ -273,14 +273,18 @@ def summary(ds: xr.Dataset) -> str:
         + ", ".join(f"{r:.3g}" for r in ds.attrs.get("site_updates_per_s", []))
         + " site-updates/s (after the first chunk)"
     ]
-    for name in ("energy_error_max", "spectrum_slope"):
+    # each headline number with what it measures and, when the run has one, what theory allows
+    for name, other in (("energy_error_max", "energy_error_max_bound"), ("spectrum_slope", "spectrum_slope_theory")):
         if name in ds:
-            lines.append(f"{name}: {float(ds[name]):.4g}")
+            what = ds[name].attrs.get("long_name", name)
+            ref = (
+                f" ({'bound' if other.endswith('_bound') else 'theory'} {float(ds[other]):.4g})" if other in ds else ""
+            )
+            lines.append(f"{what}: {float(ds[name]):.4g}{ref}")
     if "pulse_speed" in ds:
         lines.append(
             "pulse_speed (x, y, diagonal): " + ", ".join(f"{v:.4g}" for v in ds["pulse_speed"].values) + " m/s"
         )
     if "convergence_order" in ds:
         lines.append("convergence_order: " + ", ".join(f"{v:.3f}" for v in ds["convergence_order"].values))
-    lines.append("compare with theory: neurodyn compare <result>")
     return "\n".join(lines)

@@ -27,11 +27,13 @@ class LIFNetwork(Family):
     """LIF spiking networks: CUBA/COBA exponential synapses, delays, refractoriness, external input."""
 
     name = "lif_network"
-    description = "LIF spiking networks (CUBA/COBA, delays, Poisson/noise input); Brian2 backend"
+    description = "LIF spiking networks (CUBA/COBA, delays, Poisson/noise input); Brian2 and NEST backends"
     Params = LIFParams
     Record = LIFRecord
     #: ``brian2`` picks Brian2's code generation target itself; ``brian2:<target>`` names it
-    backends = ("numba", "brian2", "brian2:numpy", "brian2:cython")
+    backends = ("numba", "brian2", "brian2:numpy", "brian2:cython", "nest")
+    #: ``neurodyn export --to nest`` writes a standalone PyNEST script; ``neurodyn import-nest`` reads its output
+    exports = ("nest",)
 
     def check(self, scenario: Scenario) -> None:
         from neurodyn.families.lif_network import build
@@ -41,6 +43,15 @@ class LIFNetwork(Family):
             from neurodyn.families.lif_network.brian2_backend import check_brian2
 
             check_brian2(scenario.params, scenario.run)
+        elif scenario.run.backend == "nest":  # what only NEST would refuse
+            from neurodyn.families.lif_network.nest_backend import check_nest
+
+            check_nest(scenario)
+
+    def recording_estimate(self, scenario: Scenario) -> str:
+        from neurodyn.families.lif_network import build
+
+        return build.recording_estimate(scenario)
 
     def build(self, scenario: Scenario) -> LIFBuilt:
         from neurodyn.families.lif_network import build
@@ -50,9 +61,26 @@ class LIFNetwork(Family):
     def simulate(self, built: LIFBuilt, progress: Progress) -> xr.Dataset:
         if built.backend == "brian2":
             from neurodyn.families.lif_network import brian2_backend as backend
+        elif built.backend == "nest":
+            from neurodyn.families.lif_network import nest_backend as backend
         else:
             from neurodyn.families.lif_network import engine as backend
         return backend.simulate(built, progress)
+
+    def export(self, scenario: Scenario, to: str) -> str:
+        from neurodyn import __version__
+        from neurodyn.families.lif_network.nest_backend import check_nest_rules
+        from neurodyn.families.lif_network.nest_export import export_script
+
+        if scenario.run.backend != "nest":
+            scenario = scenario.with_values({"run.backend": "nest"})  # what the script's result will say
+        check_nest_rules(scenario)
+        return export_script(scenario, __version__)
+
+    def import_run(self, scenario: Scenario, source: str, folder: Path) -> xr.Dataset:
+        from neurodyn.families.lif_network.nest_export import read_nest_output
+
+        return read_nest_output(self.build(scenario), folder)
 
     def theory(self, built: LIFBuilt, ds: xr.Dataset) -> xr.Dataset:
         from neurodyn.families.lif_network import theory

@@ -37,7 +37,7 @@ seed are stored in the Dataset attributes ``brian2_target``, ``brian2_method`` (
 
 Brian2's schedule (its default, which the Numba engine follows)
 ----------------------------------------------------------------
-Each step ``n`` (time ``t_n = n dt``) runs ``start`` (``v`` probes record here, i.e. before the update),
+Each step ``n`` (time ``t_n = n dt``) runs ``start`` (state probes record here, i.e. before the update),
 ``groups`` (state update, ``not_refractory = timestep(t - lastspike) >= ref_steps``), ``thresholds``
 (spikes, recorded with time ``t_n``; ``lastspike = t_n``), ``synapses`` (spikes emitted at step
 ``n - delay_steps`` and the Poisson counts are added to the target channels), ``resets`` (``v = v_reset``).
@@ -48,7 +48,6 @@ at step ``n + ref_steps``.
 from __future__ import annotations
 
 import functools
-import math
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +55,7 @@ import numpy as np
 import xarray as xr
 
 from neurodyn.errors import ScenarioError, SimulationError
-from neurodyn.families.lif_network.build import LIFBuilt, Network, streams
+from neurodyn.families.lif_network.build import LIFBuilt, Network, Probes, streams
 from neurodyn.families.lif_network.dataset import make_dataset
 from neurodyn.families.lif_network.kernels import KIND_CURRENT
 from neurodyn.progress import QUIET, Progress
@@ -233,16 +232,15 @@ def build_brian2(built: LIFBuilt) -> dict[str, Any]:
     dict
         ``network`` (a ``brian2.Network``), ``groups`` (NeuronGroups), ``glob`` (per group: the global
         index of each of its neurons), ``spike_monitors`` (per group), ``state_monitors`` (per group:
-        ``(monitor, local indices)`` or None), ``methods`` (per population), ``net``.
+        a list of ``(variable number, Brian2 name, monitor, local indices)``), ``methods`` (per population), ``net``.
     """
     import brian2 as b2
 
     dt = float(built.scenario.run.dt)
     net = built.network
     clock = b2.Clock(dt=dt * b2.second, name="neurodyn_clock*")
-    probes = built.probe
-    every = built.probe_every
-    probe_clock = b2.Clock(dt=every * dt * b2.second, name="neurodyn_probe_clock*") if probes.size else None
+    probes = built.probes
+    probe_clock = b2.Clock(dt=probes.every * dt * b2.second, name="neurodyn_probe_clock*") if probes.size else None
 
     # plan: which populations share a group, and where each population sits inside its group
     plans: dict[tuple, dict[str, Any]] = {}
@@ -280,13 +278,16 @@ def build_brian2(built: LIFBuilt) -> dict[str, Any]:
         glob.append(members.astype(np.int64))
         spike_mons.append(sm)
         objects += [g, sm]
-        local = np.flatnonzero(np.isin(members, probes))
-        if local.size:
-            mon = b2.StateMonitor(g, "v", record=local, clock=probe_clock, name=f"v_{g_i}*")
-            state_mons.append((mon, local))
-            objects.append(mon)
-        else:
-            state_mons.append(None)
+        # one StateMonitor per sampled variable of the group, on the neurons that variable samples there
+        mons = []
+        for k, var in enumerate(probes.variables):
+            local = np.flatnonzero(np.isin(members, probes.neuron[probes.var == k]))
+            if local.size:
+                b2_name = "v" if var.channel < 0 else channel_var(net, var.channel)
+                mon = b2.StateMonitor(g, b2_name, record=local, clock=probe_clock, name=f"state_{g_i}_{k}*")
+                mons.append((k, b2_name, mon, local))
+                objects.append(mon)
+        state_mons.append(mons)
 
     def view(k: int, lo: int = 0, hi: int | None = None) -> Any:
         """Population ``k`` (its local range ``lo:hi``) as a Brian2 group or subgroup."""
@@ -405,12 +406,8 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
     spike_time = np.concatenate(times) if times else np.zeros(0)
     spike_index = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
 
-    probes = built.probe
-    v_time = v = v_index = None
-    if probes.size:
-        v_time, v = _probe_samples(model, probes, run.n_steps, built.probe_every, float(run.dt))
-        v_index = probes
-    ds = make_dataset(built, spike_time, spike_index, v_time, v, v_index)
+    samples = _probe_samples(model, built.probes, run.n_steps) if built.probes.size else None
+    ds = make_dataset(built, spike_time, spike_index, samples)
     ds.attrs.update(
         brian2_target=target,
         brian2_method=model["methods"],
@@ -420,22 +417,17 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
     return ds
 
 
-def _probe_samples(
-    model: dict[str, Any], probes: np.ndarray, n_steps: int, every: int, dt: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sample times and ``v`` (time, probe) in the order of ``probes`` from the per-group StateMonitors."""
-    n_samples = math.ceil(n_steps / every)
-    v = np.full((n_samples, probes.size), np.nan)
-    v_time = np.arange(n_samples) * (every * dt)
-    for entry, members in zip(model["state_monitors"], model["glob"]):
-        if entry is None:
-            continue
-        mon, local = entry
-        data = np.asarray(mon.v_[:], dtype=np.float64)  # (len(local), samples)
-        m = min(n_samples, data.shape[1])
-        row_of = {int(members[li]): r for r, li in enumerate(local)}
-        for col, gidx in enumerate(probes):
-            r = row_of.get(int(gidx))
-            if r is not None:
-                v[:m, col] = data[r, :m]
-    return v_time, v
+def _probe_samples(model: dict[str, Any], probes: Probes, n_steps: int) -> np.ndarray:
+    """The state samples (sample, column) in the column layout of ``probes``, from the StateMonitors."""
+    n_samples = probes.n_samples(n_steps)
+    out = np.full((n_samples, probes.size), np.nan)
+    for mons, members in zip(model["state_monitors"], model["glob"]):
+        for k, b2_name, mon, local in mons:
+            data = np.asarray(getattr(mon, b2_name + "_")[:], dtype=np.float64)  # (len(local), samples)
+            m = min(n_samples, data.shape[1])
+            row_of = {int(members[li]): r for r, li in enumerate(local)}
+            for col in np.flatnonzero(probes.var == k):
+                r = row_of.get(int(probes.neuron[col]))
+                if r is not None:
+                    out[:m, col] = data[r, :m]
+    return out

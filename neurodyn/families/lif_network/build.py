@@ -44,10 +44,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neurodyn.errors import ScenarioError
+from neurodyn.errors import ScenarioError, did_you_mean
 from neurodyn.families.base import Built
 from neurodyn.families.lif_network import kernels
 from neurodyn.families.lif_network.kernels import KIND_CONDUCTANCE, KIND_CURRENT, Inputs, NeuronConsts, Synapses
+from neurodyn.families.lif_network.params import population_layout
 from neurodyn.stepping import steps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -156,9 +157,8 @@ class LIFBuilt(Built):
     inputs: Inputs
     #: length of the concatenated delay ring buffers (:class:`~.kernels.State` ``ring``)
     ring_size: int
-    #: global indices of the neurons whose ``v`` is sampled, and the sampling interval (steps)
-    probe: np.ndarray
-    probe_every: int
+    #: the sampled state variables and neurons (:func:`state_probes`)
+    probes: Probes
 
     @property
     def params(self) -> LIFParams:
@@ -186,16 +186,8 @@ def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.ran
     return np.random.default_rng(conn_ss), np.random.default_rng(init_ss), np.random.default_rng(dyn_ss)
 
 
-def population_layout(params: LIFParams) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Population names, start offsets and sizes in declaration order."""
-    names = list(params.populations)
-    sizes = np.array([params.populations[n].size for n in names], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    return names, starts, sizes
-
-
 def probe_indices(record: LIFRecord, n: int) -> np.ndarray:
-    """Global indices of the neurons whose ``v`` is sampled, checked against the network size ``n``."""
+    """Global indices of the neurons of ``record.v`` (the global-index form), checked against the network size."""
     probe = record.v
     if probe is None:
         return np.zeros(0, dtype=np.int64)
@@ -208,12 +200,181 @@ def probe_indices(record: LIFRecord, n: int) -> np.ndarray:
     return idx
 
 
-def probe_every_steps(record: LIFRecord, dt: float) -> int:
-    """Sampling interval of the ``v`` probe in steps (at least 1)."""
-    probe = record.v
-    if probe is None or probe.every is None:
-        return 1
-    return steps(probe.every, dt, at_least=1)
+@dataclass(frozen=True)
+class StateVariable:
+    """A state variable a run can sample: ``v`` or one synaptic channel."""
+
+    name: str
+    #: -1 for ``v``, else the index into ``Network.channels``
+    channel: int
+    units: str
+    long_name: str
+    #: the populations that have this variable (every population has ``v``; a channel only its targets)
+    populations: tuple[str, ...]
+
+
+def state_variables(params: LIFParams) -> dict[str, StateVariable]:
+    """The recordable state variables of a network, by name, from its parameters alone.
+
+    ``v``, and one variable per synaptic channel (channels are shared by every synapse group and Poisson
+    input with the same kind, time constant and reversal potential): ``x_<sources>`` for a current channel
+    (volts), ``g_<sources>`` for a conductance channel (siemens), ``<sources>`` being the presynaptic
+    populations feeding it in declaration order (``input`` for Poisson input), joined by ``_``. Channels that
+    would share a name get ``_1``, ``_2``, ... in channel order. The channel numbers are those of
+    :func:`build_network` (both walk the inputs, then the synapse groups, through :func:`_channel_index`).
+    """
+    channels: list[Channel] = []
+    sources: dict[int, list[str]] = {}
+    targets: dict[int, set[str]] = {}
+    for inp in params.inputs:
+        if inp.kind == "poisson":
+            c = _channel_index(channels, _kind(inp.synapse), inp.tau, inp.reversal)
+            sources.setdefault(c, []).append("input")
+            targets.setdefault(c, set()).update(inp.targets)
+    for syn in params.synapses:
+        c = _channel_index(channels, _kind(syn.kind), syn.tau, syn.reversal)
+        sources.setdefault(c, []).append(syn.source)
+        targets.setdefault(c, set()).update(syn.targets)
+    order = [*params.populations, "input"]
+    names = []
+    for c, ch in enumerate(channels):
+        srcs = sorted(set(sources[c]), key=order.index)
+        names.append(("x_" if ch.kind == KIND_CURRENT else "g_") + "_".join(srcs))
+    taken = {nm: names.count(nm) for nm in names}
+    seen: dict[str, int] = {}
+    out = {
+        "v": StateVariable("v", -1, "V", "membrane potential", tuple(params.populations)),
+    }
+    for c, (nm, ch) in enumerate(zip(names, channels)):
+        if taken[nm] > 1:
+            seen[nm] = seen.get(nm, 0) + 1
+            nm = f"{nm}_{seen[nm]}"
+        feeders = ", ".join(sorted(set(sources[c]), key=order.index))
+        if ch.kind == KIND_CURRENT:
+            units, what = "V", f"synaptic drive from {feeders} (current synapse, tau {ch.tau * 1e3:g} ms)"
+        else:
+            units = "S"
+            what = f"synaptic conductance from {feeders} (tau {ch.tau * 1e3:g} ms, reversal {ch.reversal * 1e3:g} mV)"
+        pops = tuple(p for p in params.populations if p in targets[c])
+        out[nm] = StateVariable(nm, c, units, what, pops)
+    return out
+
+
+@dataclass
+class Probes:
+    """What a run samples: one kernel column per (variable, neuron), laid out on a shared neuron axis.
+
+    The stored result holds each variable over ``(time, neuron)``, ``neuron`` being the union of the sampled
+    neurons of every variable (in the order they were first named); a variable is NaN on the neurons it was
+    not asked for.
+    """
+
+    #: sampled variables in the order they were named
+    variables: list[StateVariable]
+    #: per kernel column: the variable (position in :attr:`variables`), its channel (-1 for ``v``), the
+    #: global neuron index and the position on the neuron axis
+    var: np.ndarray
+    channel: np.ndarray
+    neuron: np.ndarray
+    column: np.ndarray
+    #: the neuron axis: global indices
+    neurons: np.ndarray
+    #: sampling interval (steps)
+    every: int
+
+    @property
+    def size(self) -> int:
+        """Number of kernel columns (0: nothing is sampled)."""
+        return int(self.var.size)
+
+    def n_samples(self, n_steps: int) -> int:
+        """Samples per column over ``n_steps`` steps (at steps 0, every, 2 every, ...)."""
+        return (n_steps + self.every - 1) // self.every if self.size else 0
+
+    def stored_bytes(self, n_steps: int) -> float:
+        """Bytes of the stored samples: 8 per value of every variable over (time, neuron)."""
+        return 8.0 * len(self.variables) * self.neurons.size * self.n_samples(n_steps)
+
+
+def state_probes(params: LIFParams, record: LIFRecord, dt: float) -> Probes:
+    """Resolve ``record.state`` (or the global-index ``record.v``) against the network, refusing what cannot be.
+
+    Raises
+    ------
+    ScenarioError
+        An unknown variable or population, a variable the population does not have, an index beyond the
+        population's size, or a sampling interval below one step.
+    """
+    names, starts, sizes = population_layout(params)
+    start = {nm: int(s) for nm, s in zip(names, starts)}
+    size = {nm: int(z) for nm, z in zip(names, sizes)}
+    known = state_variables(params)
+    requests: list[tuple[StateVariable, np.ndarray]] = []
+    every_time, every_path = record.every, "record.every"
+    if record.v is not None:
+        requests.append((known["v"], probe_indices(record, int(sizes.sum()))))
+        every_time, every_path = record.v.every, "record.v.every"
+    for var_name, selection in (record.state or {}).items():
+        var = known.get(var_name)
+        if var is None:
+            raise ScenarioError(
+                f"record.state.{var_name}",
+                selection,
+                f"no state variable {var_name!r}{did_you_mean(var_name, list(known))}; recordable: {', '.join(known)}",
+            )
+        glob: list[int] = []
+        for pop, idx in selection.items():
+            path = f"record.state.{var_name}.{pop}"
+            if pop not in size:
+                raise ScenarioError(
+                    path, idx, f"no population {pop!r}{did_you_mean(pop, names)}; populations: {', '.join(names)}"
+                )
+            if pop not in var.populations:
+                raise ScenarioError(
+                    path,
+                    idx,
+                    f"population {pop} has no {var_name} (it does not receive that channel); "
+                    f"{var_name} exists in: {', '.join(var.populations)}",
+                )
+            local = np.arange(size[pop]) if idx == "all" else np.asarray(idx, dtype=np.int64)
+            bad = local[local >= size[pop]]
+            if bad.size:
+                raise ScenarioError(path, int(bad[0]), f"indices of population {pop} must be < {size[pop]} (its size)")
+            glob.extend((start[pop] + local).tolist())
+        # each neuron once per variable, in the order named
+        requests.append((var, np.array(list(dict.fromkeys(glob)), dtype=np.int64)))
+    every = 1
+    if every_time is not None:
+        if steps(every_time, dt) < 1:
+            raise ScenarioError(
+                every_path, f"{every_time:g} s", f"at least run.dt ({dt:g} s); omit it to sample every step"
+            )
+        every = steps(every_time, dt, at_least=1)
+    if record.v is not None:  # the global form keeps its neuron order as given, repeats included
+        neurons = requests[0][1]
+        columns = [np.arange(neurons.size)]
+    else:
+        axis: dict[int, int] = {}
+        for _, glob_idx in requests:
+            for i in glob_idx.tolist():
+                axis.setdefault(i, len(axis))
+        neurons = np.array(list(axis), dtype=np.int64)
+        columns = [np.array([axis[i] for i in g.tolist()], dtype=np.int64) for _, g in requests]
+    requests = [(v, g) for v, g in requests if g.size]
+    columns = [c for c in columns if c.size]
+    return Probes(
+        variables=[v for v, _ in requests],
+        var=np.concatenate(
+            [np.full(g.size, k, dtype=np.int64) for k, (_, g) in enumerate(requests)] or [np.zeros(0, np.int64)]
+        ),
+        channel=np.concatenate(
+            [np.full(g.size, v.channel, dtype=np.int64) for v, g in requests] or [np.zeros(0, np.int64)]
+        ),
+        neuron=np.concatenate([g for _, g in requests] or [np.zeros(0, np.int64)]),
+        column=np.concatenate(columns or [np.zeros(0, np.int64)]),
+        neurons=neurons if requests else np.zeros(0, dtype=np.int64),
+        every=int(every),
+    )
 
 
 # --------------------------------------------------------------------------- connectivity
@@ -336,8 +497,7 @@ def build(scenario: Scenario) -> LIFBuilt:
         synapses=synapses,
         inputs=input_tables(net, dt),
         ring_size=ring_size,
-        probe=probe_indices(scenario.record, net.n),
-        probe_every=probe_every_steps(scenario.record, dt),
+        probes=state_probes(params, scenario.record, dt),
     )
 
 
@@ -701,7 +861,8 @@ def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict
 
     Counts the CSR arrays (4 bytes per synapse, 8 per presynaptic neuron), the transient buffers while
     generating them or concatenating them for the kernel (whichever is larger), per-neuron state, delay
-    ring buffers, the ``v`` probe buffer, the population-rate histogram and a spike buffer.
+    ring buffers, the sampled state variables (exact), the population-rate histogram and the spikes (the
+    buffer, or the spikes expected from the predicted rates if that is more: a run held in memory keeps them).
     """
     names, starts, sizes = population_layout(params)
     n = float(sizes.sum())
@@ -726,10 +887,12 @@ def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict
     if n_proj > 1:  # the build concatenates the projections' indices: old and new arrays coexist
         peak_extra = max(peak_extra, kept)
     probe = 0.0
-    if record.v is not None and run.duration and run.dt:
-        n_probe = n if record.v.indices == "all" else len(record.v.indices)
-        every = steps((record.v.every or run.dt), run.dt, at_least=1)
-        probe = 8.0 * n_probe * (run.n_steps // every + 1)
+    spikes = 0.0
+    if run.duration and run.dt:
+        probe = state_probes(params, record, run.dt).stored_bytes(run.n_steps)
+        expected = expected_spikes(params, run)
+        if record.spikes and expected is not None:
+            spikes = expected * SPIKE_BYTES
     n_bins = max(1.0, round(run.n_steps * run.dt / record.rate_bin)) if run.duration and run.dt else 1.0
     return {
         "synapses": kept,
@@ -738,7 +901,8 @@ def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict
         "state": 8.0 * n * (16 + 2 * len(channels)),
         "probe": probe,
         "rate histogram": 8.0 * n_bins * len(names) * 2,  # counts, then rates
-        "spikes": 12.0 * 1_000_000,  # initial spike buffer; it grows with the run, flushed between chunks
+        # the spike buffer (drained between chunks), or the spikes kept by a run held in memory
+        "spikes": max(12.0 * 1_000_000, spikes),
     }
 
 
@@ -756,7 +920,8 @@ def estimate_bytes(params: LIFParams, run: RunConfig, record: LIFRecord) -> int:
 def check(scenario: Scenario) -> None:
     """Every check a ``lif_network`` run makes, done before anything is allocated.
 
-    Connection rules against the population sizes, the ``v`` probe's interval and indices, each synapse
+    Connection rules against the population sizes, the sampled state variables (names, populations,
+    indices, interval; :func:`state_probes`), each synapse
     group's delay ring buffer, and the whole run's memory estimate.
 
     Raises
@@ -798,11 +963,7 @@ def check(scenario: Scenario) -> None:
             f"{record.analysis_start:g} s",
             f"must be before the end of the run (run.duration = {run.duration:g} s); nothing would be analysed",
         )
-    probe = record.v
-    if probe is not None and probe.every is not None and steps(probe.every, run.dt) < 1:
-        raise ScenarioError(
-            "record.v.every", f"{probe.every:g} s", f"at least run.dt ({run.dt:g} s); omit it to sample every step"
-        )
+    state_probes(params, record, run.dt)  # variables, populations, indices, interval
     parts = estimate_parts(params, run, record)
     need = sum(parts.values())
     detail = ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items() if v >= 2**20)
@@ -813,11 +974,16 @@ def check(scenario: Scenario) -> None:
     if largest == "delays":
         what, hint = "params.synapses.*.delay: delay buffers too large", "use shorter delays or a larger run.dt"
     elif largest == "probe":
-        what, hint = "record.v: v recording too large", "record fewer neurons or set a longer record.v.every"
+        field = "record.v: v" if record.v is not None else "record.state: state"
+        what, hint = f"{field} recording too large", "record fewer neurons or variables, or sample less often"
+    elif largest == "spikes":
+        what, hint = (
+            "record.spikes: spike recording too large",
+            "record: {spikes: false}, a shorter run, or fewer neurons",
+        )
     elif largest == "rate histogram":
         what, hint = f"record.rate_bin = {record.rate_bin:g} s: too many bins", "use a wider bin"
     require_memory(need, f"about {n_syn:.3g} synapses x 4 B, {int(sizes.sum())} neurons; {detail}", what, hint)
-    probe_indices(record, int(sizes.sum()))  # indices beyond the (possibly swept) network size
     # networkx checks a generator's arguments against n only when called (k > n, n * d odd, ...): call it
     # once here, on the real size, so validate refuses what the build would. Only small graphs are tried:
     # a large one would cost the build's time twice.
@@ -835,3 +1001,64 @@ def check(scenario: Scenario) -> None:
                     syn.connect.autapses or not same,
                     f"params.synapses.{s_i}.connect",
                 )
+
+
+#: bytes stored per spike: time (8), global index (4), population (2)
+SPIKE_BYTES = 14
+
+
+def expected_spikes(params: LIFParams, run: RunConfig) -> float | None:
+    """Spikes expected over the run from the predicted rates (:mod:`.theory`), or None without a prediction."""
+    from neurodyn.families.lif_network.theory import self_consistent_rates
+
+    try:
+        names, nu, _ = self_consistent_rates(params, float(run.dt))
+    except (ArithmeticError, ValueError):  # no prediction rather than a failed check
+        return None
+    if not np.all(np.isfinite(nu)):
+        return None
+    sizes = np.array([params.populations[nm].size for nm in names], dtype=np.float64)
+    return float(np.sum(np.asarray(nu) * sizes) * run.n_steps * run.dt)
+
+
+def max_spikes(params: LIFParams, run: RunConfig) -> float:
+    """At most this many spikes: every neuron firing once per refractory period (and at most once a step)."""
+    duration = run.n_steps * run.dt
+    total = 0.0
+    for pop in params.populations.values():
+        per_neuron = min(run.n_steps, math.floor(duration / pop.t_ref) + 1) if pop.t_ref > 0 else run.n_steps
+        total += pop.size * per_neuron
+    return float(total)
+
+
+def recording_estimate(scenario: Scenario) -> str:
+    """One line for ``neurodyn validate``: the size of what the run records (spikes and sampled state)."""
+    from neurodyn.resources import format_bytes
+
+    params, record, run = scenario.params, scenario.record, scenario.run
+    probes = state_probes(params, record, run.dt)
+    state = probes.stored_bytes(run.n_steps)
+    parts = []
+    total = state
+    about = "about"
+    if record.spikes:
+        expected = expected_spikes(params, run)
+        if expected is not None:
+            total += expected * SPIKE_BYTES
+            parts.append(
+                f"spikes ~{format_bytes(expected * SPIKE_BYTES)} ({expected:.3g} expected from the predicted rates)"
+            )
+        else:
+            bound = max_spikes(params, run)
+            total += bound * SPIKE_BYTES
+            about = "at most"
+            parts.append(
+                f"spikes at most {format_bytes(bound * SPIKE_BYTES)} (no rate prediction: {bound:.3g} spikes if "
+                "every neuron fired once per refractory period)"
+            )
+    if probes.size:
+        names = ", ".join(v.name for v in probes.variables)
+        n_samples = probes.n_samples(run.n_steps)
+        n_neurons = f"{probes.neurons.size} neuron" + ("s" if probes.neurons.size != 1 else "")
+        parts.append(f"state {format_bytes(state)} ({names} x {n_neurons} x {n_samples} samples)")
+    return f"recording: {about} {format_bytes(total)}" + (f" ({'; '.join(parts)})" if parts else " (nothing recorded)")

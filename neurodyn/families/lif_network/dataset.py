@@ -3,9 +3,12 @@
 Variables
 ---------
 spike_time (spike) [s], spike_index (spike) [global neuron index]
-    All recorded spikes, sorted by time then index.
-v (time, neuron) [V]
-    Sampled membrane potentials of the probed neurons (``neuron`` holds global indices).
+    All recorded spikes, sorted by time then index; the coordinate ``spike_population`` gives each spike's
+    population as its position on the ``population`` dimension (``ds.population[ds.spike_population]``).
+v, x_<sources>, g_<sources> (time, neuron) [V or S]
+    Sampled state variables (``record.state``, or ``record.v``). ``neuron`` holds the global indices of
+    every sampled neuron, with the coordinates ``neuron_population`` (name) and ``neuron_index`` (index
+    within that population); a variable is NaN on the neurons it was not sampled on.
 population_rate (rate_time, population) [Hz]
     Population rate histogram with bins of ``record.rate_bin``.
 rate, cv_isi, n_spikes (population)
@@ -30,17 +33,57 @@ from neurodyn.families.lif_network.kernels import accumulate_isi
 from neurodyn.schema import var_attrs
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neurodyn.families.lif_network.build import LIFBuilt
+    from neurodyn.families.lif_network.build import LIFBuilt, Network, Probes, StateVariable
 
 
 #: attributes of the recorded variables (shared by the in-memory Dataset and the streamed file)
 RECORDING_ATTRS: dict[str, dict[str, Any]] = {
     "spike_time": var_attrs("s", "spike time"),
     "spike_index": var_attrs("1", "global index of the spiking neuron"),
-    "v": var_attrs("V", "membrane potential"),
     "time": var_attrs("s", "sample time"),
     "neuron": var_attrs("1", "global neuron index"),
+    "neuron_population": var_attrs("1", "population of the sampled neuron"),
+    "neuron_index": var_attrs("1", "index of the sampled neuron within its population"),
+    "spike_population": var_attrs("1", "population of the spiking neuron, as its position on the population dimension"),
 }
+
+
+def state_attrs(var: StateVariable) -> dict[str, Any]:
+    """Attributes of a sampled state variable."""
+    return var_attrs(var.units, var.long_name)
+
+
+def neuron_coords(net: Network, neurons: np.ndarray) -> dict[str, tuple]:
+    """The sampled neurons' population (name) and population-local index, as coordinates on ``neuron``."""
+    pop = np.searchsorted(net.starts, neurons, side="right") - 1
+    names = np.array(net.names, dtype=object)[pop] if neurons.size else np.zeros(0, dtype=object)
+    return {
+        "neuron_population": ("neuron", names, dict(RECORDING_ATTRS["neuron_population"])),
+        "neuron_index": ("neuron", (neurons - net.starts[pop]).astype(np.int64), dict(RECORDING_ATTRS["neuron_index"])),
+    }
+
+
+def spike_population(net: Network, spike_index: np.ndarray) -> np.ndarray:
+    """Each spike's population, as its position on the ``population`` dimension (int16)."""
+    return (np.searchsorted(net.starts, spike_index, side="right") - 1).astype(np.int16)
+
+
+def state_samples(probes: Probes, buf: np.ndarray) -> dict[str, np.ndarray]:
+    """Each sampled variable over (sample, neuron axis), from kernel columns ``buf`` (sample, column).
+
+    A variable sampled on the whole neuron axis in its order (e.g. ``record.v``) is a view of its columns.
+    """
+    out = {}
+    for k, var in enumerate(probes.variables):
+        cols = np.flatnonzero(probes.var == k)
+        axis = probes.column[cols]
+        if axis.size == probes.neurons.size and np.array_equal(axis, np.arange(axis.size)):
+            out[var.name] = buf[:, cols[0] : cols[-1] + 1]
+        else:
+            block = np.full((buf.shape[0], probes.neurons.size), np.nan)
+            block[:, axis] = buf[:, cols]
+            out[var.name] = block
+    return out
 
 
 def _cv_from_sums(n_isi: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> float:
@@ -171,20 +214,19 @@ def make_dataset(
     built: LIFBuilt,
     spike_time: np.ndarray,
     spike_index: np.ndarray,
-    v_time: np.ndarray | None,
-    v: np.ndarray | None,
-    v_index: np.ndarray | None,
+    samples: np.ndarray | None,
 ) -> xr.Dataset:
     """Assemble a run's Dataset from raw recordings held in memory.
 
     Parameters
     ----------
     built : LIFBuilt
-        The built run (populations, duration, what to record).
+        The built run (populations, duration, what to record: ``built.probes``).
     spike_time, spike_index : ndarray
         Spike times (s) and global neuron indices, any order.
-    v_time, v, v_index : ndarray or None
-        Sample times (s), samples of shape (len(v_time), len(v_index)) in volts, probed global indices.
+    samples : ndarray or None
+        The state samples, one column per column of ``built.probes`` (sample, column), taken at steps
+        0, every, 2 every, ...
     """
     spike_time = np.asarray(spike_time, dtype=np.float64)
     spike_index = np.asarray(spike_index, dtype=np.int32)
@@ -193,14 +235,23 @@ def make_dataset(
     stats = SpikeStatistics(built)
     stats.add(spike_time, spike_index)
     ds = stats.dataset()
+    net = built.network
     if built.record.spikes:
         ds["spike_time"] = ("spike", spike_time, dict(RECORDING_ATTRS["spike_time"]))
         ds["spike_index"] = ("spike", spike_index, dict(RECORDING_ATTRS["spike_index"]))
-    if v is not None and v_time is not None and v_index is not None:
-        ds["v"] = (("time", "neuron"), np.asarray(v, dtype=np.float64), dict(RECORDING_ATTRS["v"]))
         ds = ds.assign_coords(
-            time=("time", np.asarray(v_time, dtype=np.float64), dict(RECORDING_ATTRS["time"])),
-            neuron=("neuron", np.asarray(v_index, dtype=np.int64), dict(RECORDING_ATTRS["neuron"])),
+            spike_population=("spike", spike_population(net, spike_index), dict(RECORDING_ATTRS["spike_population"]))
+        )
+    probes = built.probes
+    if samples is not None and probes.size:
+        dt = float(built.scenario.run.dt)
+        arrays = state_samples(probes, np.asarray(samples, dtype=np.float64))
+        for var in probes.variables:
+            ds[var.name] = (("time", "neuron"), arrays[var.name], state_attrs(var))
+        ds = ds.assign_coords(
+            time=("time", np.arange(samples.shape[0]) * probes.every * dt, dict(RECORDING_ATTRS["time"])),
+            neuron=("neuron", probes.neurons.astype(np.int64), dict(RECORDING_ATTRS["neuron"])),
+            **neuron_coords(net, probes.neurons),
         )
     return ds
 

@@ -8,7 +8,7 @@ regains control between chunks to update the progress bar, drain the spike buffe
 Under ``neurodyn run`` (a streaming writer is offered, :func:`neurodyn.storage.stream_writer`) the
 recordings are not kept: after every kernel call the spikes are appended to the result file and fed to a
 :class:`~.dataset.SpikeStatistics` (running per-neuron ISI sums, spike counts, rate histogram), and the
-``v`` probe fills a buffer of a bounded number of rows that is appended whenever it is full and at the end
+state probes fill a buffer of a bounded number of rows that is appended whenever it is full and at the end
 of every chunk. Memory then stays bounded whatever the duration, and a crash leaves every completed
 chunk in ``<stem>.partial.h5``. Under :func:`neurodyn.simulate` (no writer) everything stays in memory.
 """
@@ -21,7 +21,15 @@ import numpy as np
 import xarray as xr
 
 from neurodyn.families.lif_network import kernels
-from neurodyn.families.lif_network.dataset import RECORDING_ATTRS, SpikeStatistics, make_dataset
+from neurodyn.families.lif_network.dataset import (
+    RECORDING_ATTRS,
+    SpikeStatistics,
+    make_dataset,
+    neuron_coords,
+    spike_population,
+    state_attrs,
+    state_samples,
+)
 from neurodyn.families.lif_network.kernels import Recording, State
 from neurodyn.progress import QUIET, Progress
 from neurodyn.stepping import Status, run_chunked, steps
@@ -50,18 +58,19 @@ def new_state(built: LIFBuilt) -> State:
 
 
 def new_recording(built: LIFBuilt, probe_rows: int | None = None) -> Recording:
-    """Empty recording buffers: every ``v`` sample of the run, or ``probe_rows`` rows when given (a streamed
+    """Empty recording buffers: every state sample of the run, or ``probe_rows`` rows when given (a streamed
     run, which empties the buffer as it goes), and a spike buffer of at least :data:`MIN_SPIKE_BUFFER`."""
-    probe, every = built.probe, built.probe_every
-    n_samples = (built.scenario.run.n_steps + every - 1) // every if probe.size else 0
+    probes = built.probes
+    n_samples = probes.n_samples(built.scenario.run.n_steps)
     if probe_rows is not None:
         n_samples = min(n_samples, probe_rows)
     cap = max(MIN_SPIKE_BUFFER, 4 * built.network.n)
     return Recording(
-        probe_idx=probe.astype(np.int64),
-        probe_every=int(every),
+        probe_idx=probes.neuron.astype(np.int64),
+        probe_var=probes.channel.astype(np.int64),
+        probe_every=int(probes.every),
         probe_row0=np.zeros(1, dtype=np.int64),
-        probe_buf=np.full((n_samples, probe.size), np.nan),
+        probe_buf=np.full((n_samples, probes.size), np.nan),
         spk_step=np.empty(cap, dtype=np.int64),
         spk_idx=np.empty(cap, dtype=np.int32),
     )
@@ -71,33 +80,42 @@ class StreamRecorder:
     """Sends a run's recordings to a :class:`~neurodyn.storage.ChunkedWriter` as the kernel produces them.
 
     Spikes go to ``spike_time``/``spike_index`` on the unlimited ``spike`` dimension (and to running
-    statistics); ``v`` samples to ``v``/``time`` on the unlimited ``time`` dimension, one probe buffer of
+    statistics); state samples to their variables and ``time`` on the unlimited ``time`` dimension, one probe buffer of
     at most ``writer.rows(...)`` rows at a time. Every append is flushed, so a crash keeps it.
     """
 
     def __init__(self, built: LIFBuilt, writer: ChunkedWriter):
-        probe_idx, every = built.probe, built.probe_every
+        probes = built.probes
+        self.plan = probes
+        self.net = built.network
         self.writer = writer
         self.record_spikes = bool(built.record.spikes)
         self.stats = SpikeStatistics(built)
-        self.every = every
+        self.every = probes.every
         self.dt = float(built.scenario.run.dt)
-        self.n_probe = int(probe_idx.size)
-        self.n_samples = (built.scenario.run.n_steps + every - 1) // every if self.n_probe else 0
+        self.n_probe = probes.size
+        self.n_samples = probes.n_samples(built.scenario.run.n_steps)
         #: samples already appended (= the row of ``probe_buf`` that holds sample 0)
         self.row0 = 0
         if self.record_spikes:
             writer.dimension("spike", None)
             writer.variable("spike_time", ("spike",), "f8", RECORDING_ATTRS["spike_time"], fill=np.nan)
             writer.variable("spike_index", ("spike",), "i4", RECORDING_ATTRS["spike_index"])
+            writer.variable("spike_population", ("spike",), "i2", RECORDING_ATTRS["spike_population"], coord=True)
         if self.n_probe:
             writer.dimension("time", None)
-            writer.dimension("neuron", self.n_probe)
-            writer.variable("v", ("time", "neuron"), "f8", RECORDING_ATTRS["v"], fill=np.nan)
+            writer.dimension("neuron", probes.neurons.size)
+            for var in probes.variables:
+                writer.variable(var.name, ("time", "neuron"), "f8", state_attrs(var), fill=np.nan)
             writer.variable("time", ("time",), "f8", RECORDING_ATTRS["time"], fill=np.nan)
             writer.variable("neuron", ("neuron",), "i8", RECORDING_ATTRS["neuron"])
-            writer.write("neuron", probe_idx.astype(np.int64))
-        self.probe_rows = writer.rows(8 * self.n_probe) if self.n_probe else 0
+            writer.write("neuron", probes.neurons.astype(np.int64))
+            for name, (dims, values, attrs) in neuron_coords(self.net, probes.neurons).items():
+                writer.variable(name, (dims,), values.dtype, attrs, coord=True)
+                writer.write(name, values)
+        # a block holds the kernel's columns and, while appended, each variable over the neuron axis
+        row_bytes = 8 * (self.n_probe + len(probes.variables) * probes.neurons.size)
+        self.probe_rows = writer.rows(row_bytes) if self.n_probe else 0
 
     def limit(self, start: int, stop: int) -> int:
         """Last step (exclusive) the kernel may run from ``start`` before the probe buffer is full."""
@@ -114,6 +132,7 @@ class StreamRecorder:
             for a in range(0, t.size, block):
                 self.writer.append("spike_time", t[a : a + block])
                 self.writer.append("spike_index", idx[a : a + block])
+                self.writer.append("spike_population", spike_population(self.net, idx[a : a + block]))
 
     def probes(self, rec: Recording, next_step: int, force: bool) -> None:
         """Append the samples of steps before ``next_step`` when the buffer is full (or ``force``)."""
@@ -123,7 +142,8 @@ class StreamRecorder:
         pending = filled - self.row0
         if pending <= 0 or (pending < self.probe_rows and not force):
             return
-        self.writer.append("v", rec.probe_buf[:pending])
+        for name, values in state_samples(self.plan, rec.probe_buf[:pending]).items():
+            self.writer.append(name, values)
         self.writer.append("time", np.arange(self.row0, filled) * self.every * self.dt)
         self.row0 = filled
         rec.probe_row0[0] = filled
@@ -175,10 +195,6 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
         return ds
     spike_step = np.concatenate(steps_out) if steps_out else np.zeros(0, dtype=np.int64)
     spike_index = np.concatenate(idx_out) if idx_out else np.zeros(0, dtype=np.int32)
-    v_time = v = None
-    if built.probe.size:
-        v_time = np.arange(rec.probe_buf.shape[0]) * built.probe_every * dt
-        v = rec.probe_buf
-    ds = make_dataset(built, spike_step * dt, spike_index, v_time, v, built.probe if built.probe.size else None)
+    ds = make_dataset(built, spike_step * dt, spike_index, rec.probe_buf if built.probes.size else None)
     ds.attrs["n_synapses"] = int(net.n_synapses)
     return ds

@@ -8,7 +8,8 @@ recompile: there is one compiled specialisation of :func:`advance`.
 
 One step ``m`` (time ``t_m = m dt``), in the order of Brian2's default schedule:
 
-1. record probes (``v`` at ``t_m``, before the update, as Brian2's StateMonitor at ``start``);
+1. record probes (``v`` and the synaptic channels at ``t_m``, before the update, as Brian2's StateMonitor
+   at ``start``);
 2. update ``v`` over ``[t_m, t_m + dt]`` unless refractory (``m - last_spike < ref_steps``), then decay the
    synaptic channels exactly;
 3. threshold ``v >= v_threshold`` -> spike recorded at ``t_m``;
@@ -153,14 +154,17 @@ class State(NamedTuple):
 
 
 class Recording(NamedTuple):
-    """Where the kernel records: the ``v`` probe and the spike buffer (drained by the engine between calls).
+    """Where the kernel records: the state probes and the spike buffer (drained by the engine between calls).
 
-    The probe sample of step ``m`` goes to row ``m // probe_every - probe_row0[0]`` of ``probe_buf`` (a
+    Column ``q`` of the probe samples neuron ``probe_idx[q]``'s ``v`` (``probe_var[q] = -1``) or its synaptic
+    channel ``probe_var[q]`` (``State.x[probe_var[q], probe_idx[q]]``). The probe sample of step ``m`` goes
+    to row ``m // probe_every - probe_row0[0]`` of ``probe_buf`` (a
     streamed run reuses a small buffer and moves ``probe_row0`` on; the engine keeps every call within its
     rows).
     """
 
     probe_idx: np.ndarray
+    probe_var: np.ndarray
     probe_every: int
     probe_row0: np.ndarray
     probe_buf: np.ndarray
@@ -237,6 +241,7 @@ def advance(
     po_cdf_off = inputs.po_cdf_off
     po_cdf = inputs.po_cdf
     probe_idx = rec.probe_idx
+    probe_var = rec.probe_var
     probe_every = rec.probe_every
     probe_row0 = rec.probe_row0
     probe_buf = rec.probe_buf
@@ -256,7 +261,8 @@ def advance(
         if n_probe > 0 and m % probe_every == 0:
             row = m // probe_every - probe_row0[0]
             for q in range(n_probe):
-                probe_buf[row, q] = v[probe_idx[q]]
+                c = probe_var[q]
+                probe_buf[row, q] = v[probe_idx[q]] if c < 0 else x[c, probe_idx[q]]
         n_fired = 0
         for g in range(n_groups):
             s = g_start[g]

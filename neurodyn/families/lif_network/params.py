@@ -12,7 +12,7 @@ Conventions (those of Brette et al. 2007 and Brian2's examples):
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, FieldSerializationInfo, field_serializer, field_validator, model_validator
 
@@ -28,6 +28,9 @@ from neurodyn.quantities import (
     si_text,
 )
 from neurodyn.schema import PositiveInt, StrictModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 
 class UniformInit(StrictModel):
@@ -345,12 +348,14 @@ class LIFParams(StrictModel):
 
 
 class Probe(StrictModel):
-    """Sample a state variable every ``every`` (default: each step) for the listed neuron ``indices``.
+    """Sample the membrane potential every ``every`` (default: each step) for the listed neuron ``indices``.
 
     ``every`` is rounded to whole steps of ``run.dt`` (the stored ``time`` coordinate holds the actual
     sampling instants); an interval below one step is refused.
 
-    Indices are global (populations are concatenated in the order they are declared).
+    Indices are global (populations are concatenated in the order they are declared). ``record.state``
+    names any state variable and indexes each population on its own; this form is kept as a shorthand
+    for ``v`` alone.
     """
 
     every: Time | None = Field(
@@ -368,15 +373,39 @@ class Probe(StrictModel):
         return v
 
 
+#: the neurons of one population to sample: population-local indices, or ``all``
+NeuronSelection = list[Annotated[int, Field(ge=0)]] | Literal["all"]
+
+
 class LIFRecord(StrictModel):
     """What a LIF run records."""
 
-    spikes: bool = Field(True, description="store every spike (time and neuron index)")
-    v: Probe | None = Field(None, description="sample the membrane potential of some neurons")
+    spikes: bool = Field(True, description="store every spike (time, neuron index and population)")
+    v: Probe | None = Field(
+        None, description="sample the membrane potential of some neurons (global indices; see state)"
+    )
+    state: dict[str, dict[str, NeuronSelection]] | None = Field(
+        None,
+        description="state variables to sample, by name, each mapping population names to population-local "
+        "neuron indices or all, e.g. {v: {exc: [0, 1], inh: all}, g_exc: {exc: [0]}}; the names are v "
+        "(membrane potential) and one per synaptic channel: x_<sources> for a current synapse (V), g_<sources> "
+        "for a conductance (S), <sources> being the presynaptic populations (input for Poisson input) feeding it",
+    )
+    every: Time | None = Field(
+        None,
+        description="sampling interval of the state variables, rounded to whole steps (s); every step when omitted",
+    )
     rate_bin: Time = Field(1e-3, description="bin width of the population-rate histogram (s)")
     analysis_start: Time = Field(
         0.0, description="rates and inter-spike intervals are analysed from this time on, past the transient (s)"
     )
+
+    @field_validator("every")
+    @classmethod
+    def _every_positive(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError("a positive time such as '1 ms' (omit it to sample every step)")
+        return v
 
     @field_validator("rate_bin")
     @classmethod
@@ -391,3 +420,27 @@ class LIFRecord(StrictModel):
         if not v >= 0:
             raise ValueError("a time >= 0 from the start of the run, e.g. '200 ms'")
         return v
+
+    @model_validator(mode="after")
+    def _one_form(self) -> LIFRecord:
+        # v and state both describe the sampled state: two forms at once would leave two sampling
+        # intervals and two index conventions for one time axis
+        if self.v is not None and self.state is not None:
+            raise FieldIssue(
+                "v", self.v.model_dump(), "give either record.v or record.state (record.state: {v: ...} covers it)"
+            )
+        if self.every is not None and self.state is None:
+            raise FieldIssue(
+                "every", self.every, "samples record.state; give record.state too (record.v has its own every)"
+            )
+        return self
+
+
+def population_layout(params: LIFParams) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Population names, start offsets (global index of their first neuron) and sizes in declaration order."""
+    import numpy as np  # here: loading the schema does not need numpy
+
+    names = list(params.populations)
+    sizes = np.array([params.populations[n].size for n in names], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return names, starts, sizes

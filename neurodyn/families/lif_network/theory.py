@@ -89,7 +89,7 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
-from neurodyn.families.lif_network.build import population_layout
+from neurodyn.families.lif_network.params import population_layout
 from neurodyn.schema import var_attrs
 
 if TYPE_CHECKING:  # pragma: no cover
