@@ -157,9 +157,9 @@ def _raster(ax: Axes, ds: xr.Dataset, pops: list[str], colors: dict, window: tup
     ax.set_ylabel("population")
     if step == 1:
         return "all neurons"
-    return (
-        f"every {step}th neuron (" + ", ".join(f"{n} {int(np.ceil(s / step))}/{s}" for n, s in zip(pops, sizes)) + ")"
-    )
+    nth = "th" if step % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(step % 10, "th")
+    shown = ", ".join(f"{n} {int(np.ceil(s / step))}/{s}" for n, s in zip(pops, sizes))
+    return f"every {step}{nth} neuron ({shown})"
 
 
 def _rates(ax: Axes, ds: xr.Dataset, pops: list[str], colors: dict, window: tuple[float, float]) -> None:
