@@ -18,6 +18,7 @@ import neurodyn
 from neurodyn.sweep import execute_sweep
 from tests import gated_family as gated
 from tests import sweep_family as fam
+from tests.figures import assert_slide_png
 
 SWEEP = "{grid: {params.sigma: [0.5, 1.0, 2.0], params.tau: [5 ms, 20 ms], run.seed: [1, 2]}}"
 
@@ -261,6 +262,7 @@ def test_run_on_sweep_scenario_then_compare_report(tmp_path, cli, user_error):
     mean = ds["variance"].sel(sigma=2.0).mean().item()
     assert f"{mean:.5g}" in rows[1] and "| 4 |" in rows[1]
     assert (root / "report" / "ousweep_variance_sweep.png").is_file()
+    assert_slide_png(root / "report" / "ousweep_variance_sweep.png")
     assert "![" in md and "Gardiner" in md
 
 
