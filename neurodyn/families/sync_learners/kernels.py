@@ -147,14 +147,15 @@ class Modes(NamedTuple):
 
 
 @njit(cache=True, inline="always")
-def _grad(loss, xi, g):
-    """Gradient of ``loss`` (:class:`Loss`) at one learner's state ``xi`` into ``g``."""
+def _grad(kind, xi, g, hess, hess_diagonal, center, lp, z, y):
+    """Gradient of the loss (the fields of a :class:`Loss`) at one learner's state ``xi`` into ``g``.
+
+    Called per learner and step, so it takes the loss's fields, unpacked once before the step loop, not
+    the tuple: taking the arrays out of the tuple per call made a quadratic-loss step 20% slower.
+    """
     d = xi.shape[0]
-    center = loss.center
-    lp = loss.lp
-    if loss.kind == QUADRATIC:
-        hess = loss.hess
-        if loss.hess_diagonal:
+    if kind == QUADRATIC:
+        if hess_diagonal:
             for m in range(d):
                 g[m] = hess[m, m] * (xi[m] - center[m])
         else:
@@ -163,20 +164,18 @@ def _grad(loss, xi, g):
                 for q in range(d):
                     acc += hess[m, q] * (xi[q] - center[q])
                 g[m] = acc
-    elif loss.kind == LOGCOSH:  # log-cosh plus quadratic
+    elif kind == LOGCOSH:  # log-cosh plus quadratic
         s = lp[0]
         mu = lp[1]
         for m in range(d):
             u = xi[m] - center[m]
             g[m] = s * math.tanh(u / s) + mu * u
-    elif loss.kind == DOUBLE_WELL:
+    elif kind == DOUBLE_WELL:
         b = lp[0]
         w2 = lp[1] * lp[1]
         for m in range(d):
             g[m] = 4.0 * b * xi[m] * (xi[m] * xi[m] / w2 - 1.0) / w2
     else:  # regularised logistic regression, full batch
-        z = loss.z
-        y = loss.y
         reg = lp[0]
         nsamp = z.shape[0]
         for m in range(d):
@@ -394,6 +393,14 @@ def em_chunk(x, xn, streams, nblk, start, nsteps, em, loss, coupling, measure, s
     weights = coupling.weights
     deg = coupling.degree
     err_well = measure.err_well
+    # the loss's fields taken out once, outside the step loop (see _grad)
+    kind = loss.kind
+    hess = loss.hess
+    hess_diagonal = loss.hess_diagonal
+    center = loss.center
+    lp = loss.lp
+    lz = loss.z
+    ly = loss.y
     trials, n, d = x.shape
     jobs = trials * nblk
     g = np.empty((jobs, d))
@@ -440,7 +447,7 @@ def em_chunk(x, xn, streams, nblk, start, nsteps, em, loss, coupling, measure, s
             nj = nz[job]
             take_normals(streams, job, nj, 0, (i1 - i0) * d, bits[job])
             for i in range(i0, i1):
-                _grad(loss, xs[i], gj)
+                _grad(kind, xs[i], gj, hess, hess_diagonal, center, lp, lz, ly)
                 off = (i - i0) * d
                 xi = xs[i]
                 yi = xd[i]
