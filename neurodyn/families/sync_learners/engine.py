@@ -25,8 +25,9 @@ from neurodyn.progress import QUIET, Progress
 from neurodyn.stepping import Status, kernel_threads, run_chunked
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neurodyn.families.sync_learners.build import SyncBuilt
+    from neurodyn.families.sync_learners.build import Steps, SyncBuilt
     from neurodyn.families.sync_learners.graphs import Graph
+    from neurodyn.scenario import RunConfig
 
 #: state elements (trials x n x d) below which a step is too small to share between threads: a parallel
 #: region costs a few microseconds (much more on an oversubscribed machine), a step ~3 ns per element
@@ -103,17 +104,17 @@ def _initial_state(built: SyncBuilt, n: int, rng: np.random.Generator) -> np.nda
     return x
 
 
-def _threads(run, elements: int) -> int | None:
+def _threads(run: RunConfig, elements: int) -> int | None:
     """Threads asked of :func:`~neurodyn.stepping.kernel_threads`: ``run.threads``, 1 for small systems."""
     return run.threads if elements >= PARALLEL_MIN_ELEMENTS else 1
 
 
-def _chunk_steps(run) -> int | None:
+def _chunk_steps(run: RunConfig) -> int | None:
     """Steps per chunk from ``run.chunk`` (None: sized adaptively by :func:`~neurodyn.stepping.run_chunked`)."""
     return stepping.steps(run.chunk, run.dt, at_least=1) if run.chunk else None
 
 
-def _recording(trials: int, st, ntraj: int, ndim: int) -> kernels.Recording:
+def _recording(trials: int, st: Steps, ntraj: int, ndim: int) -> kernels.Recording:
     """Empty accumulators and traces of one combination."""
     return kernels.Recording(
         np.zeros((trials, kernels.N_COLS)),

@@ -22,13 +22,16 @@ import inspect
 import math
 from dataclasses import dataclass
 from functools import cache, cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
 from neurodyn.errors import ScenarioError, did_you_mean
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.families.sync_learners.params import Topology
 
 #: alias -> (networkx generator, default args); ``n`` is filled in by :func:`build_graph`
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -174,7 +177,7 @@ def _check_args(fn_name: str, fn: Any, args: dict[str, Any], path: str) -> None:
             raise ScenarioError(f"{path}.args.{key}", value, f"{fn_name} expects a number here (default {default!r})")
 
 
-def build_graph(spec: Any, n: int, seed: int, path: str) -> Graph:
+def build_graph(spec: Topology, n: int, seed: int, path: str) -> Graph:
     """Build the graph of a topology spec for ``n`` learners.
 
     Parameters
@@ -246,7 +249,7 @@ def _sortable(g: nx.Graph) -> bool:
     return True
 
 
-def _from_generator(spec: Any, n: int, seed: int, path: str) -> nx.Graph:
+def _from_generator(spec: Topology, n: int, seed: int, path: str) -> nx.Graph:
     name = spec.generator
     args = dict(spec.args)
     if name in ALIASES:
