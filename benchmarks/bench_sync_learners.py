@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from neurodyn.families.sync_learners import kernels  # noqa: E402
 from neurodyn.families.sync_learners.graphs import build_graph  # noqa: E402
 from neurodyn.families.sync_learners.params import Topology  # noqa: E402
-from neurodyn.families.sync_learners.rng import BATCH, Streams, take_normals  # noqa: E402
+from neurodyn.families.sync_learners.rng import BATCH, new_streams, take_normals  # noqa: E402
 
 
 def numpy_em(
@@ -59,58 +59,26 @@ def bench_kernel(g, n: int, d: int, steps: int, dt: float, k: float, sigma: floa
     """Wall seconds of ``steps`` kernel steps (with Numba's current thread count)."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, n, d))
-    streams = Streams(np.random.SeedSequence(1), kernels.n_streams(1, n, d))
+    streams = new_streams(np.random.SeedSequence(1), kernels.n_streams(1, n, d))
     nblk = kernels.n_blocks(n, d)
     xn = np.empty_like(x)
-    indptr, indices, weights = g.csr()
-    deg = g.degree
     cw = g.complete_weight if math.isfinite(g.complete_weight) else 0.0
-    hess = np.eye(d)
-    acc = np.zeros((1, kernels.N_COLS))
-    nacc = np.zeros(2, dtype=np.int64)
-    trace = np.zeros((1, 1, kernels.N_COLS))
-    traj = np.zeros((1, 1, 1))
+    coupling = kernels.Coupling(cw, *g.csr(), g.degree)
     empty2, empty1 = np.zeros((0, d)), np.zeros(0)
+    loss = kernels.Loss(0, np.eye(d), True, np.zeros(d), np.zeros(1), empty2, empty1)
+    em = kernels.EMStep(dt, k, sigma, 0.0)
+    measure = kernels.Measure(0.0, np.zeros(d), False, empty2, empty1)
+    schedule = kernels.Schedule(0, 100, 10**9)
+    rec = kernels.Recording(
+        np.zeros((1, kernels.N_COLS)),
+        np.zeros(2, dtype=np.int64),
+        np.zeros((1, 1, kernels.N_COLS)),
+        np.zeros((1, 1, 1)),
+    )
+    wells = kernels.Wells(np.zeros((1, n + 1, d), dtype=np.int8), np.zeros((1, 2)))
 
     def call(nsteps: int) -> None:
-        kernels.em_chunk(
-            x,
-            xn,
-            *streams.arrays,
-            nblk,
-            0,
-            nsteps,
-            dt,
-            k,
-            sigma,
-            0.0,
-            0,
-            hess,
-            True,
-            np.zeros(d),
-            np.zeros(1),
-            empty2,
-            empty1,
-            cw,
-            indptr,
-            indices,
-            weights,
-            deg,
-            0.0,
-            np.zeros(d),
-            False,
-            empty2,
-            empty1,
-            0,
-            100,
-            10**9,
-            acc,
-            nacc,
-            trace,
-            traj,
-            np.zeros((1, n + 1, d), dtype=np.int8),
-            np.zeros((1, 2)),
-        )
+        kernels.em_chunk(x, xn, streams, nblk, 0, nsteps, em, loss, coupling, measure, schedule, rec, wells)
 
     call(2)  # compile / load cache
     t0 = time.perf_counter()
@@ -126,9 +94,9 @@ def _numba_normals(rng: np.random.Generator, out: np.ndarray, reps: int) -> None
 
 
 @njit(cache=True)
-def _block_normals(state, buf, pos, out: np.ndarray, reps: int, bits) -> None:
+def _block_normals(streams, out: np.ndarray, reps: int, bits) -> None:
     for _ in range(reps):
-        take_normals(state, buf, pos, 0, out, 0, out.size, bits)
+        take_normals(streams, 0, out, 0, out.size, bits)
 
 
 def rng_floor(n: int, d: int, reps: int) -> tuple[float, float, float]:
@@ -140,11 +108,11 @@ def rng_floor(n: int, d: int, reps: int) -> tuple[float, float, float]:
     t0 = time.perf_counter()
     _numba_normals(rng, out, reps)
     t_nb = (time.perf_counter() - t0) / (reps * out.size)
-    st = Streams(4, 1)
+    st = new_streams(4, 1)
     bits = np.empty(BATCH, dtype=np.uint64)
-    _block_normals(*st.arrays, out, 1, bits)
+    _block_normals(st, out, 1, bits)
     t0 = time.perf_counter()
-    _block_normals(*st.arrays, out, reps, bits)
+    _block_normals(st, out, reps, bits)
     t_zig = (time.perf_counter() - t0) / (reps * out.size)
     t0 = time.perf_counter()
     for _ in range(reps):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from neurodyn.errors import ScenarioError
-from neurodyn.families.sync_learners.graphs import build_graph, eigenbasis, n_components, spectrum
+from neurodyn.families.sync_learners.graphs import build_graph
 from neurodyn.families.sync_learners.params import Topology
 
 
@@ -19,13 +19,13 @@ def topo(**kw) -> Topology:
 @pytest.mark.parametrize("n", [5, 12])
 def test_closed_form_spectra(n):
     """complete {0, n^(n-1)}; ring 2 - 2 cos(2 pi j / n); star {0, 1^(n-2), n}; path 2 - 2 cos(pi j / n)."""
-    lam = spectrum(build_graph(topo(generator="complete"), n, 0, "t"))
+    lam = build_graph(topo(generator="complete"), n, 0, "t").spectrum
     np.testing.assert_allclose(lam, [0] + [n] * (n - 1), atol=1e-10)
-    lam = spectrum(build_graph(topo(generator="ring"), n, 0, "t"))
+    lam = build_graph(topo(generator="ring"), n, 0, "t").spectrum
     np.testing.assert_allclose(lam, np.sort(2 - 2 * np.cos(2 * np.pi * np.arange(n) / n)), atol=1e-10)
-    lam = spectrum(build_graph(topo(generator="star"), n, 0, "t"))
+    lam = build_graph(topo(generator="star"), n, 0, "t").spectrum
     np.testing.assert_allclose(lam, [0] + [1] * (n - 2) + [n], atol=1e-10)
-    lam = spectrum(build_graph(topo(generator="path"), n, 0, "t"))
+    lam = build_graph(topo(generator="path"), n, 0, "t").spectrum
     np.testing.assert_allclose(lam, 2 - 2 * np.cos(np.pi * np.arange(n) / n), atol=1e-10)
 
 
@@ -59,8 +59,8 @@ def test_weighted_edge_list_laplacian():
 
 def test_disconnected_eigenbasis_keeps_centroid_as_mode_zero():
     g = build_graph(topo(edges=[[0, 1], [2, 3], [3, 4]]), 6, 0, "t")  # three components
-    assert n_components(g) == 3
-    lam, u = eigenbasis(g)
+    assert g.components == 3
+    lam, u = g.eigenbasis
     np.testing.assert_allclose(u[:, 0], 1 / np.sqrt(6))
     np.testing.assert_allclose(u.T @ u, np.eye(6), atol=1e-12)
     np.testing.assert_allclose(u.T @ g.laplacian.toarray() @ u, np.diag(lam), atol=1e-12)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 
-from neurodyn.families.sync_learners.graphs import build_graph, spectrum
+from neurodyn.families.sync_learners.graphs import build_graph
 from neurodyn.families.sync_learners.params import Topology
 from neurodyn.families.sync_learners.theory import em_inflation, ou_centroid_error, ou_spread, spread_bound
 
@@ -33,7 +33,7 @@ def test_exact_spread_and_centroid_match_continuous_lyapunov(seed):
     g, hess, m, q, proj, cent = _system(n, d, k, sigma, rho, seed)
     s = sla.solve_continuous_lyapunov(m, q)
     h = np.linalg.eigvalsh(hess)
-    lam = spectrum(g)
+    lam = g.spectrum
     assert ou_spread(lam, h, k, sigma, rho) == pytest.approx(np.trace(proj @ s @ proj.T), rel=1e-10)
     assert ou_centroid_error(n, h, sigma, rho) == pytest.approx(np.trace(cent @ s @ cent.T), rel=1e-10)
 
@@ -44,7 +44,7 @@ def test_euler_maruyama_chain_matches_discrete_lyapunov():
     g, hess, m, q, proj, cent = _system(n, d, k, sigma, rho, 3)
     a = np.eye(n * d) - dt * m
     s = sla.solve_discrete_lyapunov(a, dt * q)
-    h, lam = np.linalg.eigvalsh(hess), spectrum(g)
+    h, lam = np.linalg.eigvalsh(hess), g.spectrum
     assert ou_spread(lam, h, k, sigma, rho, dt=dt) == pytest.approx(np.trace(proj @ s @ proj.T), rel=1e-9)
     assert ou_centroid_error(n, h, sigma, rho, dt=dt) == pytest.approx(np.trace(cent @ s @ cent.T), rel=1e-9)
     # and EM's inflation of every mode is at most 1 / (1 - r_max dt / 2)
@@ -57,7 +57,7 @@ def test_euler_maruyama_chain_matches_discrete_lyapunov():
 @pytest.mark.parametrize("k", [0.0, 0.1, 1.0, 10.0])
 def test_bound_dominates_exact_and_is_attained_by_complete_graph(generator, k):
     n, d, sigma, h = 16, 2, 0.8, 1.5
-    lam = spectrum(build_graph(Topology(generator=generator), n, 4, "t"))
+    lam = build_graph(Topology(generator=generator), n, 4, "t").spectrum
     exact = ou_spread(lam, np.full(d, h), k, sigma)
     bound = spread_bound(n, d, sigma, h, lam[1], k)
     assert exact <= bound * (1 + 1e-12)

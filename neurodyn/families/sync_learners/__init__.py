@@ -1,17 +1,27 @@
 """``sync_learners``: redundant noisy gradient learners coupled on a graph.
 
-Model and schema: :mod:`.params`; theory: :mod:`.theory`; kernels: :mod:`.kernels`.
+Schema: :mod:`.params`; what is built once (loss, graphs): :mod:`.build`; the loop: :mod:`.engine`; its
+kernels: :mod:`.kernels`; the result: :mod:`.dataset`; theory: :mod:`.theory`; figures: :mod:`.plots`.
+Extras: :mod:`.graphs` (topologies and Laplacian spectra), :mod:`.losses` (the loss catalogue),
+:mod:`.rng` (the kernels' noise streams).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import xarray as xr
 
 from neurodyn.families.base import Family
 from neurodyn.families.sync_learners.params import SyncParams, SyncRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from neurodyn.families.sync_learners.build import SyncBuilt
+    from neurodyn.progress import Progress
+    from neurodyn.scenario import Scenario
 
 
 class SyncLearners(Family):
@@ -22,24 +32,33 @@ class SyncLearners(Family):
     Params = SyncParams
     Record = SyncRecord
 
-    def check(self, scenario) -> None:
-        from neurodyn.families.sync_learners.engine import check_scenario
+    def prepare(self, scenario: Scenario) -> SyncBuilt:
+        """Check and build in one pass: the checks read the graphs and loss the run then uses."""
+        from neurodyn.families.sync_learners.build import prepare
 
-        check_scenario(scenario)
+        return prepare(scenario)
 
-    def simulate(self, built, progress) -> xr.Dataset:
-        scenario = built.scenario
+    def check(self, scenario: Scenario) -> None:
+        from neurodyn.families.sync_learners.build import check
+
+        check(scenario)
+
+    def build(self, scenario: Scenario) -> SyncBuilt:
+        from neurodyn.families.sync_learners.build import build
+
+        return build(scenario)
+
+    def simulate(self, built: SyncBuilt, progress: Progress) -> xr.Dataset:
         from neurodyn.families.sync_learners.engine import simulate
 
-        return simulate(scenario, progress)
+        return simulate(built, progress)
 
-    def theory(self, built, ds: xr.Dataset) -> xr.Dataset:
-        scenario = built.scenario
-        from neurodyn.families.sync_learners.theory import theory_dataset
+    def theory(self, built: SyncBuilt, ds: xr.Dataset) -> xr.Dataset:
+        from neurodyn.families.sync_learners.theory import theory
 
-        return theory_dataset(scenario, ds)
+        return theory(built, ds)
 
-    def figures(self, ds: xr.Dataset) -> list:
+    def figures(self, ds: xr.Dataset) -> list[Figure]:
         from neurodyn.families.sync_learners.plots import figures
 
         return figures(ds)
@@ -50,25 +69,6 @@ class SyncLearners(Family):
         return plot_run(ds, out_dir, stem)
 
     def summary(self, ds: xr.Dataset) -> str:
-        lines = []
-        for topo in ds["topology"].values:
-            for n in ds["n"].values:
-                for k in ds["k"].values:
-                    sel = {"topology": topo, "n": n, "k": k}
-                    sp = ds["spread"].sel(sel)
-                    nt = sp.sizes["trial"]
-                    se = float(sp.std("trial", ddof=1) / np.sqrt(nt)) if nt > 1 else float("nan")
-                    line = f"  {topo} n={int(n)} k={float(k):g}: spread {float(sp.mean()):.4g} ± {se:.2g}"
-                    if "spread_theory" in ds:
-                        line += f" (exact {float(ds['spread_theory'].sel(sel)):.4g})"
-                    if "spread_bound" in ds:
-                        line += f", bound {float(ds['spread_bound'].sel(sel)):.4g}"
-                    if "test_error_centroid" in ds:
-                        line += (
-                            f"; test error learner {float(ds['test_error_learner'].sel(sel).mean()):.4f}"
-                            f", centroid {float(ds['test_error_centroid'].sel(sel).mean()):.4f}"
-                        )
-                    lines.append(line)
-        if len(lines) > 30:
-            lines = lines[:30] + [f"  ... ({len(lines) - 30} more; see neurodyn compare)"]
-        return "\n".join(lines)
+        from neurodyn.families.sync_learners.dataset import summary
+
+        return summary(ds)

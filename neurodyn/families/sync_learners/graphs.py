@@ -8,6 +8,12 @@ argument when it has one and the scenario does not set it; the built graph must 
 
 Every problem (unknown generator, unknown or mistyped argument, wrong node count) becomes a one-line
 :class:`~neurodyn.errors.ScenarioError` that names the field.
+
+A module of its own beside :mod:`.build`: turning a topology spec into a graph and its Laplacian spectrum
+is independent of the learners (no loss, noise or time step appears here), the schema asks it which
+generator names exist, and its tests check graphs alone. :mod:`.build` builds every graph of a run once
+with :func:`build_graph`; a :class:`Graph` computes its spectrum, eigenbasis and components on first use
+and keeps them, so the checks, the simulation and the stored result share one decomposition.
 """
 
 from __future__ import annotations
@@ -15,14 +21,17 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
 from neurodyn.errors import ScenarioError, did_you_mean
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.families.sync_learners.params import Topology
 
 #: alias -> (networkx generator, default args); ``n`` is filled in by :func:`build_graph`
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -67,7 +76,7 @@ def all_names() -> list[str]:
 
 @dataclass
 class Graph:
-    """A built coupling graph.
+    """A built coupling graph; its spectral quantities are computed on first use and kept.
 
     Attributes
     ----------
@@ -75,8 +84,8 @@ class Graph:
         Coordinate label of this topology in the Dataset.
     n : int
         Number of nodes (learners).
-    laplacian : scipy.sparse.csr_matrix
-        Weighted Laplacian ``L = D - A``.
+    adjacency : scipy.sparse.csr_matrix
+        Weighted adjacency ``A`` (symmetric, sorted indices).
     complete_weight : float
         If the graph is complete with one uniform weight ``w`` this is ``w`` (coupling via the mean,
         ``O(n d)``); otherwise NaN and the kernel uses the sparse adjacency.
@@ -108,33 +117,33 @@ class Graph:
         a = self.adjacency
         return a.indptr.astype(np.int64), a.indices.astype(np.int64), a.data.astype(np.float64)
 
+    @cached_property
+    def spectrum(self) -> np.ndarray:
+        """Laplacian eigenvalues in ascending order (dense ``eigvalsh``; the first is 0 up to rounding)."""
+        lam = np.linalg.eigvalsh(self.laplacian.toarray())
+        lam[0] = 0.0  # exact: the constant vector is always in the kernel of D - A
+        return np.clip(lam, 0.0, None)
 
-def spectrum(graph: Graph) -> np.ndarray:
-    """Laplacian eigenvalues in ascending order (dense ``eigvalsh``; the first is 0 up to rounding)."""
-    lam = np.linalg.eigvalsh(graph.laplacian.toarray())
-    lam[0] = 0.0  # exact: the constant vector is always in the kernel of D - A
-    return np.clip(lam, 0.0, None)
+    @cached_property
+    def eigenbasis(self) -> tuple[np.ndarray, np.ndarray]:
+        """Laplacian eigenvalues and an orthonormal eigenbasis whose first vector is ``1/sqrt(n)``.
 
+        For a disconnected graph the eigenvalue 0 is degenerate and ``eigh`` may mix the constant vector
+        with the other components' indicator vectors. Shifting the constant direction to eigenvalue -1
+        (``L - 11^T/n``; the constant vector is an eigenvector of every Laplacian) separates it, so the
+        centroid is always mode 0.
+        """
+        n = self.n
+        lap = self.laplacian.toarray() - np.full((n, n), 1.0 / n)
+        lam, u = np.linalg.eigh(lap)
+        lam[0] = 0.0
+        u[:, 0] = 1.0 / math.sqrt(n)
+        return np.clip(lam, 0.0, None), u
 
-def eigenbasis(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
-    """Laplacian eigenvalues and an orthonormal eigenbasis whose first vector is ``1/sqrt(n)``.
-
-    For a disconnected graph the eigenvalue 0 is degenerate and ``eigh`` may mix the constant vector
-    with the other components' indicator vectors. Shifting the constant direction to eigenvalue -1
-    (``L - 11^T/n``; the constant vector is an eigenvector of every Laplacian) separates it, so the
-    centroid is always mode 0.
-    """
-    n = graph.n
-    lap = graph.laplacian.toarray() - np.full((n, n), 1.0 / n)
-    lam, u = np.linalg.eigh(lap)
-    lam[0] = 0.0
-    u[:, 0] = 1.0 / math.sqrt(n)
-    return np.clip(lam, 0.0, None), u
-
-
-def n_components(graph: Graph) -> int:
-    """Number of connected components."""
-    return int(sp.csgraph.connected_components(graph.adjacency, directed=False)[0])
+    @cached_property
+    def components(self) -> int:
+        """Number of connected components."""
+        return int(sp.csgraph.connected_components(self.adjacency, directed=False)[0])
 
 
 # --------------------------------------------------------------------------- building
@@ -168,7 +177,7 @@ def _check_args(fn_name: str, fn: Any, args: dict[str, Any], path: str) -> None:
             raise ScenarioError(f"{path}.args.{key}", value, f"{fn_name} expects a number here (default {default!r})")
 
 
-def build_graph(spec: Any, n: int, seed: int, path: str) -> Graph:
+def build_graph(spec: Topology, n: int, seed: int, path: str) -> Graph:
     """Build the graph of a topology spec for ``n`` learners.
 
     Parameters
@@ -240,7 +249,7 @@ def _sortable(g: nx.Graph) -> bool:
     return True
 
 
-def _from_generator(spec: Any, n: int, seed: int, path: str) -> nx.Graph:
+def _from_generator(spec: Topology, n: int, seed: int, path: str) -> nx.Graph:
     name = spec.generator
     args = dict(spec.args)
     if name in ALIASES:

@@ -20,15 +20,21 @@ bitwise-identical results whatever the chunking and whatever ``NUMBA_NUM_THREADS
 Both kernels accumulate the time averages (spread ``V = sum_i ||x_i - xbar||^2``, centroid error, mean
 learner error) from ``stat_start`` every ``stat_every`` steps, and record traces every ``rec_every`` steps.
 Both return a :class:`~neurodyn.stepping.Status`: ``OK``, or ``NAN`` when the state became non-finite.
+
+Arguments come bundled in named tuples (Numba passes them whole): :class:`Loss`, :class:`Coupling`,
+:class:`EMStep`, :class:`Measure`, :class:`Schedule`, :class:`Recording`, :class:`Wells`, :class:`Modes` and
+the noise :class:`~.rng.Streams`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
+from neurodyn.families.sync_learners.losses import DOUBLE_WELL, LOGCOSH, QUADRATIC
 from neurodyn.families.sync_learners.rng import BATCH, take_normals
 from neurodyn.stepping import Status
 
@@ -37,12 +43,119 @@ SPREAD, CENTROID_ERR, LEARNER_ERR, AGREEMENT, TEST_ERR_LEARNER, TEST_ERR_CENTROI
 N_COLS = 6
 
 
+class Loss(NamedTuple):
+    """A loss as the kernels evaluate its gradient (the arrays of a :class:`.losses.LossSetup`)."""
+
+    #: :data:`.losses.QUADRATIC`, ``LOGCOSH``, ``DOUBLE_WELL`` or ``LOGISTIC``
+    kind: int
+    #: Hessian of the quadratic loss, (d, d) (zeros otherwise)
+    hess: np.ndarray
+    #: ``hess`` is diagonal (the matrix product is skipped)
+    hess_diagonal: bool
+    #: centre ``c`` of the quadratic and log-cosh losses, (d,)
+    center: np.ndarray
+    #: scalar parameters: log-cosh ``[s, mu]``, double well ``[B, w]``, logistic ``[reg]``
+    lp: np.ndarray
+    #: logistic training features (m, d) and labels (m,) (empty otherwise)
+    z: np.ndarray
+    y: np.ndarray
+
+
+class Coupling(NamedTuple):
+    """The coupling graph as the Euler-Maruyama kernel reads it."""
+
+    #: > 0: a complete graph with this one edge weight, coupled through the mean; 0: use the CSR adjacency
+    complete_weight: float
+    #: CSR adjacency (int64, int64, float64) and weighted degrees
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray
+    degree: np.ndarray
+
+
+class EMStep(NamedTuple):
+    """Constants of an Euler-Maruyama step."""
+
+    dt: float
+    #: coupling strength (1/s)
+    k: float
+    #: noise amplitude and correlation between learners
+    sigma: float
+    rho: float
+
+
+class Measure(NamedTuple):
+    """How the statistics of a state are measured (:func:`state_stats`)."""
+
+    #: > 0: double well of this half-width (errors to the nearest minimum); 0: errors to ``x_ref``
+    err_well: float
+    #: the minimiser errors are measured from, (d,)
+    x_ref: np.ndarray
+    #: measure the agreement (fraction of coordinates in the centroid's well; double well)
+    with_agreement: bool
+    #: logistic test set (m, d) and labels (m,); empty: no test errors
+    z_test: np.ndarray
+    y_test: np.ndarray
+
+
+class Schedule(NamedTuple):
+    """When statistics are accumulated and traces recorded (in steps)."""
+
+    #: time averages start after this step ...
+    stat_start: int
+    #: ... and take a sample every this many steps
+    stat_every: int
+    #: traces take a sample every this many steps
+    rec_every: int
+
+
+class Recording(NamedTuple):
+    """What the kernels accumulate and record (advanced in place across chunks)."""
+
+    #: (trials, N_COLS) sums of the statistics over the sampled steps
+    acc: np.ndarray
+    #: [time-average samples, trace samples after the burn-in] accumulated in ``acc``
+    nacc: np.ndarray
+    #: (trials, n_rec, N_COLS) statistics at the trace times
+    trace: np.ndarray
+    #: (n_rec, learners, coordinates) sample trajectories of trial 0
+    traj: np.ndarray
+
+
+class Wells(NamedTuple):
+    """Double-well switch counting (advanced in place across chunks)."""
+
+    #: (trials, n + 1, d) int8: the last minimum (+1 / -1, 0: none yet) each coordinate reached; row n: centroid
+    last: np.ndarray
+    #: (trials, 2) arrivals at the opposite minimum from ``stat_start`` on: learners, centroid
+    switches: np.ndarray
+
+
+class Modes(NamedTuple):
+    """The exact Ornstein-Uhlenbeck step in the mode basis (:func:`ou_chunk`)."""
+
+    #: (n, d) ``exp(-r_jm dt)``
+    decay: np.ndarray
+    #: (n, d) standard deviation of the exact step's noise
+    noise: np.ndarray
+    #: (recorded learners, n) rows of the Laplacian eigenvectors ``U`` of the learners whose trajectories are kept
+    u_rows: np.ndarray
+    #: (recorded coordinates, d) rows of the Hessian eigenvectors ``V``
+    v_rows: np.ndarray
+    #: centre ``c`` of the quadratic loss, (d,)
+    center: np.ndarray
+
+
 @njit(cache=True, inline="always")
-def _grad(loss_id, xi, g, hess, hess_diag, center, lp, z, y):
-    """Gradient of the loss at one learner's state ``xi`` into ``g``."""
+def _grad(kind, xi, g, hess, hess_diagonal, center, lp, z, y):
+    """Gradient of the loss (the fields of a :class:`Loss`) at one learner's state ``xi`` into ``g``.
+
+    Called per learner and step, so it takes the loss's fields, unpacked once before the step loop, not
+    the tuple: taking the arrays out of the tuple per call made a quadratic-loss step 20% slower.
+    """
     d = xi.shape[0]
-    if loss_id == 0:  # quadratic
-        if hess_diag:
+    if kind == QUADRATIC:
+        if hess_diagonal:
             for m in range(d):
                 g[m] = hess[m, m] * (xi[m] - center[m])
         else:
@@ -51,13 +164,13 @@ def _grad(loss_id, xi, g, hess, hess_diag, center, lp, z, y):
                 for q in range(d):
                     acc += hess[m, q] * (xi[q] - center[q])
                 g[m] = acc
-    elif loss_id == 1:  # log-cosh plus quadratic
+    elif kind == LOGCOSH:  # log-cosh plus quadratic
         s = lp[0]
         mu = lp[1]
         for m in range(d):
             u = xi[m] - center[m]
             g[m] = s * math.tanh(u / s) + mu * u
-    elif loss_id == 2:  # double well
+    elif kind == DOUBLE_WELL:
         b = lp[0]
         w2 = lp[1] * lp[1]
         for m in range(d):
@@ -111,12 +224,18 @@ def _misclassified(w, zt, yt):
 
 
 @njit(cache=True)
-def state_stats(x, out, err_well, xref, with_agreement, zt, yt):
-    """Statistics of one trial's state ``x`` (n, d) into ``out`` (length :data:`N_COLS`).
+def state_stats(x, out, measure, with_test):
+    """Statistics of one trial's state ``x`` (n, d) into ``out`` (length :data:`N_COLS`), as ``measure`` says.
 
     Columns: spread, centroid error, mean learner error, agreement (fraction of coordinates on the
-    centroid's side of 0; double well), mean learner and centroid test error (logistic; else NaN).
+    centroid's side of 0; double well), mean learner and centroid test error (if ``with_test`` and the
+    measure has a test set; else NaN).
     """
+    err_well = measure.err_well
+    xref = measure.x_ref
+    with_agreement = measure.with_agreement
+    zt = measure.z_test
+    yt = measure.y_test
     n, d = x.shape
     xbar = np.zeros(d)
     for i in range(n):
@@ -138,7 +257,7 @@ def state_stats(x, out, err_well, xref, with_agreement, zt, yt):
     out[1] = _error(err_well, xbar, xref)
     out[2] = lerr / n
     out[3] = agree / (n * d) if with_agreement else np.nan
-    if zt.shape[0] > 0:
+    if with_test and zt.shape[0] > 0:
         te = 0.0
         for i in range(n):
             te += _misclassified(x[i], zt, yt)
@@ -150,24 +269,23 @@ def state_stats(x, out, err_well, xref, with_agreement, zt, yt):
 
 
 @njit(cache=True)
-def _record(
-    x, step, stat_start, stat_every, rec_every, acc, nacc, trace, traj, err_well, xref, with_agreement, zt, yt, tmp
-):
+def _record(x, step, schedule, rec, measure, tmp):
     """Accumulate time averages and record traces after ``step`` (state at time (step + 1) dt)."""
+    stat_start = schedule.stat_start
+    trace = rec.trace
     s1 = step + 1
-    do_stat = s1 >= stat_start and (s1 - stat_start) % stat_every == 0
-    r = s1 // rec_every
-    do_rec = s1 % rec_every == 0 and r < trace.shape[1]
+    do_stat = s1 >= stat_start and (s1 - stat_start) % schedule.stat_every == 0
+    r = s1 // schedule.rec_every
+    do_rec = s1 % schedule.rec_every == 0 and r < trace.shape[1]
     if not (do_stat or do_rec):
         return
+    acc = rec.acc
+    nacc = rec.nacc
+    traj = rec.traj
     trials = x.shape[0]
-    empty = zt[:0]
     for t in range(trials):
         # test errors are costly (test set x learners): only at trace times
-        if do_rec:
-            state_stats(x[t], tmp, err_well, xref, with_agreement, zt, yt)
-        else:
-            state_stats(x[t], tmp, err_well, xref, with_agreement, empty, yt[:0])
+        state_stats(x[t], tmp, measure, do_rec)
         if do_stat:
             for c in range(4):
                 acc[t, c] += tmp[c]
@@ -188,8 +306,10 @@ def _record(
 
 
 @njit(cache=True)
-def _count_switches(x, w, wells, switches, counting):
+def _count_switches(x, w, wells, counting):
     """Well-to-well transitions: a coordinate switches when it reaches the minimum opposite its last one."""
+    last = wells.last
+    switches = wells.switches
     trials, n, d = x.shape
     for t in range(trials):
         for m in range(d):
@@ -201,10 +321,10 @@ def _count_switches(x, w, wells, switches, counting):
                 else:
                     v = mean / n
                 side = 1 if v >= w else (-1 if v <= -w else 0)
-                if side != 0 and side != wells[t, i, m]:
-                    if counting and wells[t, i, m] != 0:
+                if side != 0 and side != last[t, i, m]:
+                    if counting and last[t, i, m] != 0:
                         switches[t, 0 if i < n else 1] += 1.0
-                    wells[t, i, m] = side
+                    last[t, i, m] = side
 
 
 #: most learner blocks per trial; the block count depends on n and d only, never on the thread count
@@ -240,61 +360,47 @@ def _block_mean(part, xbar, nblk, n):
             xbar[t, m] = a / n
 
 
+# One definition per kernel, compiled with parallel=True: a small system runs it on one thread
+# (stepping.kernel_threads(1), see engine.PARALLEL_MIN_ELEMENTS) instead of through a serial twin. Twins
+# generated by a factory, njit(cache=True, parallel=flag)(body), would share one on-disk cache entry: Numba
+# keys it by the function's qualified name, source line and argument types, not by the parallel flag, so
+# whichever twin compiled first is loaded for the other (checked with Numba 0.68 and a fresh
+# NUMBA_CACHE_DIR: the "serial" twin then ran on two threads, and loading the entry into the parallel twin
+# crashed).
 @njit(cache=True, parallel=True)
-def em_chunk(
-    x,
-    xn,
-    state,
-    nbuf,
-    npos,
-    nblk,
-    start,
-    nsteps,
-    dt,
-    k,
-    sigma,
-    rho,
-    loss_id,
-    hess,
-    hess_diag,
-    center,
-    lp,
-    z,
-    y,
-    complete_w,
-    indptr,
-    indices,
-    weights,
-    deg,
-    err_well,
-    xref,
-    with_agreement,
-    zt,
-    yt,
-    stat_start,
-    stat_every,
-    rec_every,
-    acc,
-    nacc,
-    trace,
-    traj,
-    wells,
-    switches,
-):
+def em_chunk(x, xn, streams, nblk, start, nsteps, em, loss, coupling, measure, schedule, rec, wells):
     """Advance ``x`` (trials, n, d) by ``nsteps`` Euler-Maruyama steps; see the module docstring.
 
     The learners of each trial are split into ``nblk`` contiguous blocks (:func:`n_blocks`); block ``b``
-    of trial ``t`` draws its noise from stream ``t * nblk + b`` and the common noise of trial ``t`` (if
-    ``rho`` > 0) comes from stream ``trials * nblk + t`` (streams: ``(state, nbuf, npos)`` of
-    :class:`.rng.Streams`). The (trial, block) jobs of a step run in parallel (``prange``); each writes
-    only its own rows and its own partial sums, which are reduced in a fixed order, so the result is
-    bitwise the same for any number of threads. ``complete_w`` > 0 selects the mean-field coupling of a
-    complete graph with edge weight ``complete_w``; otherwise the CSR adjacency ``(indptr, indices,
-    weights)`` with degrees ``deg`` is used. ``xn`` is a scratch buffer of the same shape. For the double
-    well (``err_well`` = w > 0), ``wells`` (trials, n + 1, d; row n: the centroid) remembers the last
-    minimum +-w each coordinate reached, and ``switches`` (trials, 2) counts, from ``stat_start`` on,
-    arrivals at the other minimum (learners, centroid). Returns 0, or 1 if the state became non-finite.
+    of trial ``t`` draws its noise from stream ``t * nblk + b`` of ``streams`` (:class:`~.rng.Streams`)
+    and the common noise of trial ``t`` (if ``em.rho`` > 0) comes from stream ``trials * nblk + t``. The
+    (trial, block) jobs of a step run in parallel (``prange``); each writes only its own rows and its own
+    partial sums, which are reduced in a fixed order, so the result is bitwise the same for any number of
+    threads. ``coupling.complete_weight`` > 0 selects the mean-field coupling of a complete graph with that
+    edge weight; otherwise the CSR adjacency with its degrees is used. ``xn`` is a scratch buffer of the
+    same shape. The statistics (``measure``, :class:`Measure`) go into ``rec`` (:class:`Recording`) on the
+    steps of ``schedule`` (:class:`Schedule`). For the double well (``measure.err_well`` = w > 0),
+    ``wells`` (:class:`Wells`) remembers the last minimum +-w each coordinate reached and counts, from
+    ``schedule.stat_start`` on, arrivals at the other minimum (learners, centroid). Returns
+    :attr:`~neurodyn.stepping.Status.OK`, or ``NAN`` if the state became non-finite.
     """
+    dt = em.dt
+    k = em.k
+    rho = em.rho
+    complete_w = coupling.complete_weight
+    indptr = coupling.indptr
+    indices = coupling.indices
+    weights = coupling.weights
+    deg = coupling.degree
+    err_well = measure.err_well
+    # the loss's fields taken out once, outside the step loop (see _grad)
+    kind = loss.kind
+    hess = loss.hess
+    hess_diagonal = loss.hess_diagonal
+    center = loss.center
+    lp = loss.lp
+    lz = loss.z
+    ly = loss.y
     trials, n, d = x.shape
     jobs = trials * nblk
     g = np.empty((jobs, d))
@@ -304,8 +410,8 @@ def em_chunk(
     part = np.zeros((jobs, d))  # per-block sums of the new state (complete graph: next step's mean)
     xbar = np.zeros((trials, d))
     eta = np.zeros((trials, d))
-    tmp = np.empty(6)
-    sq = sigma * math.sqrt(dt)
+    tmp = np.empty(N_COLS)
+    sq = em.sigma * math.sqrt(dt)
     a_ind = sq * math.sqrt(1.0 - rho)
     a_com = sq * math.sqrt(rho)
     complete = complete_w > 0.0
@@ -324,7 +430,7 @@ def em_chunk(
     for step in range(start, start + nsteps):
         if rho > 0.0:
             for t in range(trials):
-                take_normals(state, nbuf, npos, jobs + t, eta[t], 0, d, bits[jobs + t])
+                take_normals(streams, jobs + t, eta[t], 0, d, bits[jobs + t])
                 for m in range(d):
                     eta[t, m] *= a_com
         for job in prange(jobs):
@@ -339,9 +445,9 @@ def em_chunk(
             for m in range(d):
                 pj[m] = 0.0
             nj = nz[job]
-            take_normals(state, nbuf, npos, job, nj, 0, (i1 - i0) * d, bits[job])
+            take_normals(streams, job, nj, 0, (i1 - i0) * d, bits[job])
             for i in range(i0, i1):
-                _grad(loss_id, xs[i], gj, hess, hess_diag, center, lp, z, y)
+                _grad(kind, xs[i], gj, hess, hess_diagonal, center, lp, lz, ly)
                 off = (i - i0) * d
                 xi = xs[i]
                 yi = xd[i]
@@ -367,25 +473,9 @@ def em_chunk(
             _block_mean(part, xbar, nblk, n)
         src, dst = dst, src
         swaps += 1
-        _record(
-            src,
-            step,
-            stat_start,
-            stat_every,
-            rec_every,
-            acc,
-            nacc,
-            trace,
-            traj,
-            err_well,
-            xref,
-            with_agreement,
-            zt,
-            yt,
-            tmp,
-        )
+        _record(src, step, schedule, rec, measure, tmp)
         if err_well > 0.0:
-            _count_switches(src, err_well, wells, switches, step + 1 >= stat_start)
+            _count_switches(src, err_well, wells, step + 1 >= schedule.stat_start)
         if not np.isfinite(src[0, 0, 0]):
             break
     if swaps % 2 == 1:
@@ -399,35 +489,28 @@ def em_chunk(
 
 
 @njit(cache=True, parallel=True)
-def ou_chunk(
-    yy,
-    state,
-    nbuf,
-    npos,
-    nblk,
-    start,
-    nsteps,
-    decay,
-    noise,
-    u_rows,
-    v,
-    center,
-    stat_start,
-    stat_every,
-    rec_every,
-    acc,
-    nacc,
-    trace,
-    traj,
-):
+def ou_chunk(yy, streams, nblk, start, nsteps, modes, schedule, rec):
     """Advance the mode coordinates ``yy`` (trials, n, d) by ``nsteps`` exact OU steps.
 
-    ``decay[j, m] = exp(-r_jm dt)`` and ``noise[j, m]`` the exact step's noise standard deviation.
-    Modes are split into ``nblk`` blocks per trial with their own noise streams and run in parallel, as
-    in :func:`em_chunk` (bitwise independent of the thread count). ``u_rows`` holds the rows of ``U`` of
-    the learners whose trajectories are recorded and ``v`` the Hessian eigenvectors, so
-    ``x_a = c + V^T``-rotated ``sum_j U[a, j] y_j``. Returns 0.
+    ``modes`` (:class:`Modes`) holds ``decay[j, m] = exp(-r_jm dt)`` and the exact step's noise standard
+    deviation ``noise[j, m]``. Modes are split into ``nblk`` blocks per trial with their own noise streams
+    and run in parallel, as in :func:`em_chunk` (bitwise independent of the thread count). ``modes.u_rows``
+    holds the rows of ``U`` of the learners whose trajectories are recorded and ``modes.v_rows`` the rows of
+    the Hessian eigenvectors, so ``x_a = c + V^T``-rotated ``sum_j U[a, j] y_j``. Statistics go into ``rec``
+    on the steps of ``schedule``. Returns :attr:`~neurodyn.stepping.Status.OK`.
     """
+    decay = modes.decay
+    noise = modes.noise
+    u_rows = modes.u_rows
+    v = modes.v_rows
+    center = modes.center
+    stat_start = schedule.stat_start
+    stat_every = schedule.stat_every
+    rec_every = schedule.rec_every
+    acc = rec.acc
+    nacc = rec.nacc
+    trace = rec.trace
+    traj = rec.traj
     trials, n, d = yy.shape
     jobs = trials * nblk
     ntraj = traj.shape[1]
@@ -444,7 +527,7 @@ def ou_chunk(
             s_rest = 0.0
             s_zero = 0.0
             nj = nz[job]
-            take_normals(state, nbuf, npos, job, nj, 0, (j1 - j0) * d, bits[job])
+            take_normals(streams, job, nj, 0, (j1 - j0) * d, bits[job])
             for j in range(j0, j1):
                 off = (j - j0) * d
                 sq = 0.0

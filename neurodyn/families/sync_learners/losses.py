@@ -12,6 +12,11 @@ logistic     mean_i log(1 + exp(-y_i w.z_i)) + reg/2 ||w||^2     reg          ma
 ``lambda_f`` is the largest number with ``(x - y).(grad f(x) - grad f(y)) >= lambda_f ||x - y||^2`` for all
 x, y (the contraction rate of the uncoupled gradient flow; negative for the double well), which is all the
 spread bound needs.
+
+A module of its own beside :mod:`.build`: the catalogue of losses (their constants, the logistic data
+and its minimiser) is what both the kernels (the loss codes, the arrays of :class:`LossSetup`) and the
+theory (``lambda_f``, ``L``, the Hessians, the Bayes error) read, and it is tested alone against finite
+differences and scikit-learn. :mod:`.build` makes the run's :class:`LossSetup` once.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from neurodyn.families.sync_learners.params import (
     vector,
 )
 
+#: loss codes (:attr:`LossSetup.kind_id`, the kernels' :attr:`.kernels.Loss.kind`)
 QUADRATIC, LOGCOSH, DOUBLE_WELL, LOGISTIC = 0, 1, 2, 3
 
 
@@ -87,7 +93,7 @@ class LossSetup:
         return self.kind_id == QUADRATIC
 
 
-def make_dataset(loss: Logistic, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def two_class_data(loss: Logistic, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Generate the two-class Gaussian training and test sets (deterministic in ``data_seed``).
 
     Returns
@@ -198,7 +204,7 @@ def make_loss(loss: Quadratic | LogCosh | DoubleWell | Logistic, d: int) -> Loss
             np.full(d, w),
             8.0 * b / w**2 * np.eye(d),
         )
-    z, y, zt, yt = make_dataset(loss, d)
+    z, y, zt, yt = two_class_data(loss, d)
     w_star = logistic_minimiser(z, y, loss.reg)
     _, _, h_ref = logistic_loss_grad_hess(np.nan_to_num(w_star), z, y, loss.reg)
     lip = float(np.linalg.eigvalsh(z.T @ z / (4 * len(y)))[-1] + loss.reg)

@@ -33,12 +33,20 @@ class Topology(StrictModel):
     ``[lo, hi]`` (seeded by ``run.seed``); an edge list may give a third element per edge as its weight.
     """
 
-    generator: str | None = None
-    args: dict[str, Any] = {}
-    edges: list[list[float]] | None = None
-    weight: Positive = 1.0
-    weights: tuple[float, float] | None = None
-    label: str | None = None
+    generator: str | None = Field(
+        None,
+        description="graph generator: an alias (complete, ring, star, path, grid, torus, small_world, "
+        "random_regular, erdos_renyi, barabasi_albert) or a networkx generator function name",
+    )
+    args: dict[str, Any] = Field({}, description="keyword arguments of the generator (n is filled in)")
+    edges: list[list[float]] | None = Field(
+        None, description="explicit edge list [[i, j], [i, j, weight], ...] instead of a generator"
+    )
+    weight: Positive = Field(1.0, description="coupling weight of every edge (multiplies edge-list weights)")
+    weights: tuple[float, float] | None = Field(
+        None, description="draw each edge weight uniformly from [lo, hi] (seeded by run.seed)"
+    )
+    label: str | None = Field(None, description="name of this topology in the result (default: the generator)")
 
     @field_validator("generator")
     @classmethod
@@ -94,27 +102,32 @@ class Topology(StrictModel):
 class Quadratic(StrictModel):
     """``f(x) = 1/2 (x - c)^T H (x - c)``; ``hessian`` is a scalar, a diagonal (list) or a full matrix."""
 
-    kind: Literal["quadratic"] = "quadratic"
-    hessian: float | list[float] | list[list[float]] = 1.0
-    center: float | list[float] = 0.0
+    kind: Literal["quadratic"] = Field("quadratic", description="loss kind")
+    hessian: float | list[float] | list[list[float]] = Field(
+        1.0, description="Hessian H (1/s): one curvature, a diagonal of d curvatures, or a d x d matrix"
+    )
+    center: float | list[float] = Field(0.0, description="minimiser c: one value for every coordinate, or d values")
 
 
 class LogCosh(StrictModel):
     """``f(x) = sum_m s^2 log cosh((x_m - c_m)/s) + mu/2 ||x - c||^2``; Hessian in ``[mu, 1 + mu]``."""
 
-    kind: Literal["logcosh"]
-    scale: Positive = 1.0
-    #: the strong-convexity modulus
-    mu: NonNegative = 0.1
-    center: float | list[float] = 0.0
+    kind: Literal["logcosh"] = Field(description="loss kind")
+    scale: Positive = Field(
+        1.0, description="scale s of the log-cosh term (units of x): quadratic inside, linear beyond"
+    )
+    mu: NonNegative = Field(0.1, description="curvature of the added quadratic (1/s): the strong-convexity modulus")
+    center: float | list[float] = Field(0.0, description="minimiser c: one value for every coordinate, or d values")
 
 
 class DoubleWell(StrictModel):
     """``f(x) = sum_m barrier ((x_m / width)^2 - 1)^2``: minima at ``+-width``, barrier height ``barrier``."""
 
-    kind: Literal["double_well"]
-    barrier: Positive = 1.0
-    width: Positive = 1.0
+    kind: Literal["double_well"] = Field(description="loss kind")
+    barrier: Positive = Field(
+        1.0, description="barrier height of f between the two minima of each coordinate (units of x^2/s)"
+    )
+    width: Positive = Field(1.0, description="position +-width of the minima of each coordinate (units of x)")
 
 
 class Logistic(StrictModel):
@@ -125,12 +138,14 @@ class Logistic(StrictModel):
     error is ``Phi(-separation/2)``.
     """
 
-    kind: Literal["logistic"]
-    samples: PositiveInt = 200
-    test_samples: PositiveInt = 5000
-    separation: NonNegative = 2.0
-    reg: float = 0.01
-    data_seed: int = 0
+    kind: Literal["logistic"] = Field(description="loss kind")
+    samples: PositiveInt = Field(200, description="number of training samples (the full batch of every gradient)")
+    test_samples: PositiveInt = Field(5000, description="number of test samples the test errors are measured on")
+    separation: NonNegative = Field(
+        2.0, description="distance between the two class means, in feature standard deviations"
+    )
+    reg: float = Field(0.01, description="L2 regularisation strength (1/s; the loss's strong-convexity modulus)")
+    data_seed: int = Field(0, description="seed of the generated training and test sets")
 
     @field_validator("reg")
     @classmethod
@@ -150,28 +165,37 @@ def _as_list(v: Any) -> Any:
 class SyncParams(StrictModel):
     """Parameters of a ``sync_learners`` scenario (see module docstring for the model)."""
 
-    #: number of learners (a list runs every value)
-    n: list[int] = [10]
-    #: dimension of each learner's state
-    d: PositiveInt = 2
-    #: coupling strength (1/s; a list runs every value)
-    k: list[float] = [0.5]
-    #: noise amplitude
-    sigma: float = 1.0
-    #: correlation rho of the noise between learners (0: independent, 1: one common noise)
-    noise_correlation: float = 0.0
-    loss: Loss = Quadratic()
-    topology: list[Topology] = [Topology(generator="complete")]
-    #: independent trials, simulated together in one kernel
-    trials: PositiveInt = 100
-    integrator: Literal["euler_maruyama", "exact"] = "euler_maruyama"
-    #: learners start at x_ref + init_offset + init_spread * N(0, I) (x_ref: the loss minimiser)
-    init_spread: float = 0.0
-    init_offset: float | list[float] = 0.0
-    #: time averages start here (default: a fifth of the duration)
-    burn_in: Time | None = None
-    #: run disconnected graphs even when the spread bound needs lambda_2 > 0 (the bound is then NaN)
-    allow_disconnected: bool = False
+    n: list[int] = Field([10], description="number of learners (a list runs every value)")
+    d: PositiveInt = Field(2, description="dimension of each learner's state")
+    k: list[float] = Field([0.5], description="coupling strength (1/s; a list runs every value)")
+    sigma: float = Field(1.0, description="noise amplitude (units of x per sqrt(s))")
+    noise_correlation: float = Field(
+        0.0, description="correlation rho of the noise between learners (0: independent, 1: one common noise)"
+    )
+    loss: Loss = Field(
+        Quadratic(), description="loss f every learner descends: quadratic, logcosh, double_well or logistic"
+    )
+    topology: list[Topology] = Field(
+        [Topology(generator="complete")], description="coupling graphs (a list runs every one)"
+    )
+    trials: PositiveInt = Field(100, description="independent trials, simulated together in one kernel")
+    integrator: Literal["euler_maruyama", "exact"] = Field(
+        "euler_maruyama",
+        description="Euler-Maruyama (any loss) or the exact Ornstein-Uhlenbeck step (quadratic loss, any dt)",
+    )
+    init_spread: float = Field(
+        0.0, description="standard deviation of the learners' initial scatter around x_ref + init_offset"
+    )
+    init_offset: float | list[float] = Field(
+        0.0, description="initial displacement from the loss minimiser x_ref: one value or d values"
+    )
+    burn_in: Time | None = Field(
+        None, description="time before the time averages start (default: a fifth of the duration)"
+    )
+    allow_disconnected: bool = Field(
+        False,
+        description="run disconnected graphs even when the spread bound needs lambda_2 > 0 (the bound is then NaN)",
+    )
 
     @field_validator("n", mode="before")
     @classmethod
@@ -301,14 +325,18 @@ def hessian_matrix(h: float | list[float] | list[list[float]], d: int) -> np.nda
 class SyncRecord(StrictModel):
     """What a ``sync_learners`` run records besides the time-averaged statistics."""
 
-    #: interval of the spread/error time traces (default: duration / 200)
-    every: Time | None = None
-    #: number of learners whose trajectories (first trial, first two coordinates) are stored
-    trajectories: Annotated[int, Field(ge=0)] = 4
-    #: interval between samples of the time-averaged statistics (default: every step)
-    stats_every: Time | None = None
-    #: independent batches of trials for the transient-rate fit (confidence interval over batches)
-    batches: Annotated[int, Field(ge=1)] = 10
+    every: Time | None = Field(
+        None, description="interval of the spread and error time traces (default: duration / 200)"
+    )
+    trajectories: Annotated[int, Field(ge=0)] = Field(
+        4, description="number of learners whose trajectories (first trial, first two coordinates) are stored"
+    )
+    stats_every: Time | None = Field(
+        None, description="interval between samples of the time-averaged statistics (default: every step)"
+    )
+    batches: Annotated[int, Field(ge=1)] = Field(
+        10, description="independent batches of trials for the transient-rate fit (its spread across batches)"
+    )
 
     @field_validator("every", "stats_every")
     @classmethod

@@ -25,11 +25,16 @@ without making the result depend on the scheduling. This module gives every *blo
 Because the learner -> block -> stream assignment depends only on the problem size (never on the
 thread count) and each block consumes its stream sequentially, the kernels give bitwise identical
 output for any ``NUMBA_NUM_THREADS``.
+
+A module of its own beside :mod:`.kernels`: the generator is independent of the model (no learner, loss or
+graph appears here), has its own literature and its own statistical tests and benchmark, and the kernels
+use it only through :func:`take_normals` and the :class:`Streams` they are handed.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -73,7 +78,7 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 ZIG_K, ZIG_W, ZIG_F = _ziggurat_tables()
 
 
-def make_streams(seed: np.random.SeedSequence | int, count: int) -> np.ndarray:
+def lane_states(seed: np.random.SeedSequence | int, count: int) -> np.ndarray:
     """Independent xoshiro256++ states for ``count`` streams, shape ``(count, 4, LANES)`` uint64.
 
     Parameters
@@ -208,16 +213,18 @@ def fill_normals(state, b, out, bits):
 
 
 @njit(cache=True, boundscheck=False)
-def take_normals(state, buf, pos, b, out, start, count, bits):
-    """``out[start:start + count] =`` the next ``count`` normals of stream ``b``.
+def take_normals(streams, b, out, start, count, bits):
+    """``out[start:start + count] =`` the next ``count`` normals of stream ``b`` of ``streams`` (:class:`Streams`).
 
-    ``buf[b]`` holds the stream's current batch of :data:`BATCH` normals and ``pos[b]`` the index of the
-    next unused one; both persist between calls (and kernel chunks), so the sequence a stream delivers
-    does not depend on how the draws are grouped. Whole batches are generated straight into ``out``
-    (the same numbers the buffer would have held). ``bits``: uint64 scratch of length :data:`BATCH`.
+    ``streams.buf[b]`` holds the stream's current batch of :data:`BATCH` normals and ``streams.pos[b]`` the
+    index of the next unused one; both persist between calls (and kernel chunks), so the sequence a stream
+    delivers does not depend on how the draws are grouped. Whole batches are generated straight into
+    ``out`` (the same numbers the buffer would have held). ``bits``: uint64 scratch of length :data:`BATCH`.
     """
+    state = streams.state
+    pos = streams.pos
     p = pos[b]
-    bb = buf[b]
+    bb = streams.buf[b]
     cnt = min(count, BATCH - p)
     for q in range(cnt):
         out[start + q] = bb[p + q]
@@ -234,23 +241,24 @@ def take_normals(state, buf, pos, b, out, start, count, bits):
     pos[b] = p
 
 
-class Streams:
-    """Per-block Gaussian streams: xoshiro states, normal buffers and buffer positions (plain arrays)."""
+class Streams(NamedTuple):
+    """Per-block Gaussian streams, advanced in place by the kernels (a Numba named tuple: passed whole)."""
 
-    def __init__(self, seed: np.random.SeedSequence | int, count: int) -> None:
-        self.state = make_streams(seed, count)
-        self.buf = np.zeros((count, BATCH))
-        self.pos = np.full(count, BATCH, dtype=np.int64)
+    #: xoshiro256++ lane states, ``(streams, 4, LANES)`` uint64 (:func:`lane_states`)
+    state: np.ndarray
+    #: each stream's current batch of :data:`BATCH` normals, ``(streams, BATCH)``
+    buf: np.ndarray
+    #: index of each stream's next unused normal in ``buf`` (:data:`BATCH`: the batch is used up)
+    pos: np.ndarray
 
-    @property
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(state, buf, pos)`` as the kernels take them."""
-        return self.state, self.buf, self.pos
+
+def new_streams(seed: np.random.SeedSequence | int, count: int) -> Streams:
+    """``count`` fresh streams rooted at ``seed`` (see :func:`lane_states`), their buffers used up."""
+    return Streams(lane_states(seed, count), np.zeros((count, BATCH)), np.full(count, BATCH, dtype=np.int64))
 
 
 def normals(seed: np.random.SeedSequence | int, size: int) -> np.ndarray:
     """``size`` standard normals from one stream (for tests and diagnostics)."""
-    st = Streams(seed, 1)
     out = np.empty(size)
-    take_normals(*st.arrays, 0, out, 0, size, np.empty(BATCH, dtype=np.uint64))
+    take_normals(new_streams(seed, 1), 0, out, 0, size, np.empty(BATCH, dtype=np.uint64))
     return out

@@ -28,12 +28,17 @@ sqrt(rho) dB_0``.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
-from neurodyn.families.sync_learners.losses import DOUBLE_WELL, LOGCOSH, LOGISTIC, LossSetup, make_loss
+from neurodyn.families.sync_learners.losses import DOUBLE_WELL, LOGCOSH, LOGISTIC, LossSetup
 from neurodyn.schema import var_attrs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neurodyn.families.sync_learners.build import SyncBuilt
+    from neurodyn.families.sync_learners.params import SyncParams
 
 SOURCE_NOTE = (
     "reconstructed from the abstract of Bouvrie & Slotine 2011 (Neural Comput. 23(11)) and "
@@ -84,16 +89,15 @@ def spread_bound(n: int, d: int, sigma: float, lam_f: float, lam2: float, k: flo
     return (1.0 - rho) * sigma**2 * d * (n - 1) / (2.0 * c) if c > 0 else math.nan
 
 
-def theory_dataset(scenario, ds: xr.Dataset) -> xr.Dataset:
-    """Bounds and exact predictions for every (topology, n, k) of a run."""
-    p = scenario.params
-    loss = make_loss(p.loss, p.d)
+def theory(built: SyncBuilt, ds: xr.Dataset) -> xr.Dataset:
+    """Bounds and exact predictions for every (topology, n, k) of a run, from its built loss and stored spectra."""
+    p, loss = built.params, built.loss
     rho, sigma, d = p.noise_correlation, p.sigma, p.d
     nt, nn, nk = ds.sizes["topology"], ds.sizes["n"], ds.sizes["k"]
     cube = ("topology", "n", "k")
     lam2 = ds["lambda_2"].values
     lam_max = ds["lambda_max"].values
-    em_dt = scenario.run.dt if p.integrator == "euler_maruyama" else None
+    em_dt = built.run.dt if p.integrator == "euler_maruyama" else None
     bound = np.full((nt, nn, nk), np.nan)
     rate = np.full((nt, nn, nk), np.nan)
     for ti in range(nt):
@@ -351,7 +355,7 @@ def gibbs_moments(loss: LossSetup, sigma: float) -> tuple[np.ndarray, np.ndarray
 
 def _gibbs_k0(
     loss: LossSetup,
-    p,
+    p: SyncParams,
     shape: tuple[int, int, int],
     cube: tuple[str, ...],
 ) -> dict[str, xr.DataArray]:
