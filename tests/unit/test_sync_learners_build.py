@@ -29,7 +29,7 @@ def _scenario(integrator: str):
                 "integrator": integrator,
                 "init_spread": 0.5,
             },
-            "run": {"duration": 0.2, "dt": 0.01, "seed": 2},
+            "run": {"duration": "0.2 s", "dt": "10 ms", "seed": 2},
         }
     )
 
