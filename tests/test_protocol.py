@@ -33,7 +33,7 @@ PROTOCOL = {
 LONGER = {"lif_network": {"run.duration": "30 ms"}}
 
 #: families whose figures are not drawn in the slide style yet (their plots module is being restructured)
-NOT_SLIDE_STYLE = {"sync_learners"}
+NOT_SLIDE_STYLE: set[str] = set()
 
 BUILTIN = [name for name in registry.names() if registry.target(name).startswith("neurodyn.families.")]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
