@@ -40,6 +40,12 @@ GALLERY = [
     ("field_dispersion", {}, "The lattice dispersion relation, measured against theory."),
     ("field_noise_spectrum", {}, "Noise-driven field: local and mode spectra against exact Lorentzians."),
     ("brunel", {}, "Brunel (2000) sparse E/I network against its mean-field rates."),
+    (
+        "sync_ou_topologies",
+        {"run.duration": "20 s"},
+        "Coupled noisy learners on five graphs: spread against coupling, exact OU sum and the lambda_2 bound.",
+    ),
+    ("sync_scaling_n", {"run.duration": "10 s"}, "Centroid and single-learner error against the number of learners."),
 ]
 
 
