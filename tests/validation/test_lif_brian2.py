@@ -215,21 +215,7 @@ def test_coba_rates_and_cv_match_brian2() -> None:
 @pytest.mark.slow
 def test_poisson_and_noise_inputs_match_brian2() -> None:
     """Poisson spike input (Brian2 PoissonInput) and white noise (Brian2 xi): rates and CVs agree."""
-    sc = _scenario("""
-name: inputs
-family: lif_network
-params:
-  populations:
-    p: {size: 400, tau_m: 20 ms, v_rest: -65 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms,
-        v_init: {uniform: [-65 mV, -50 mV]}}
-    n: {size: 400, tau_m: 20 ms, v_rest: -65 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms,
-        v_init: {uniform: [-65 mV, -50 mV]}}
-  inputs:
-    - {kind: poisson, target: p, rate: 10 Hz, n_sources: 400, weight: 0.9 mV, tau: 5 ms}
-    - {kind: noise, target: n, mu: 14 mV, sigma: 4 mV}
-run: {duration: 2 s, dt: 0.1 ms, seed: 7}
-record: {analysis_start: 100 ms}
-""")
+    sc = _scenario((REPO_ROOT / "tests" / "data" / "lif_poisson_and_noise.yaml").read_text())
     _assert_same_statistics(*_both(sc))
 
 

@@ -253,21 +253,7 @@ record: {v: {every: 5 ms, indices: all}}
 
 def test_noise_and_poisson_driven_rates_match_numba() -> None:
     """Firing driven by Poisson input and by white noise: rates within 5%, ISI CV within 0.1."""
-    sc = _scenario("""
-name: inputs
-family: lif_network
-params:
-  populations:
-    p: {size: 400, tau_m: 20 ms, v_rest: -65 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms,
-        v_init: {uniform: [-65 mV, -50 mV]}}
-    n: {size: 400, tau_m: 20 ms, v_rest: -65 mV, v_reset: -65 mV, v_threshold: -50 mV, t_ref: 2 ms,
-        v_init: {uniform: [-65 mV, -50 mV]}}
-  inputs:
-    - {kind: poisson, target: p, rate: 10 Hz, n_sources: 400, weight: 0.9 mV, tau: 5 ms}
-    - {kind: noise, target: n, mu: 14 mV, sigma: 4 mV}
-run: {duration: 2 s, dt: 0.1 ms, seed: 7}
-record: {analysis_start: 100 ms}
-""")
+    sc = _scenario((REPO_ROOT / "tests" / "data" / "lif_poisson_and_noise.yaml").read_text())
     ds_numba, ds_nest = _both(sc)
     for pop in ("p", "n"):
         r_n, r_t = float(ds_numba.rate.sel(population=pop)), float(ds_nest.rate.sel(population=pop))
