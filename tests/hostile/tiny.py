@@ -30,8 +30,17 @@ _TRAIN_EQPROP = {
 }
 _ULTRALIF = {"params.seeds": [1], "params.hidden": [8], "params.epochs": 1, "params.batch_size": 256}
 
+_CURL_FLOW = {"params.seeds": 1, "params.inputs": 3, "params.hidden": 4, "params.flow.duration": 4.0}
+
 #: scenario stem -> dotted overrides (applied in order)
 TINY: dict[str, dict[str, Any]] = {
+    "curl_stability": {
+        **_CURL_FLOW,
+        "params.stability.alpha": [0.0, 0.5],
+        "params.stability.boundary_inputs": 20,
+        "params.stability.boundary_c": [0.5, 2.0],
+        "params.stability.boundary_seeds": 2,
+    },
     "brunel": {
         **_LIF_RUN,
         "params.populations.exc.size": 40,
