@@ -76,13 +76,13 @@ def stability_dataset(built: CurlBuilt, out: dict[str, np.ndarray], bound: np.nd
                 var_attrs("1", "the M largest-modulus eigenvalues of the finite-difference Jacobian (real part)"),
             ),
             "jacobian_eig_error": (
-                ("layer", "alpha"),
-                np.nanmax(jerr / scale, axis=-1),
-                var_attrs("1", "max over seeds of max |eig J - (-eta s^2 eig K)| / max |eta s^2 eig K|"),
+                (),
+                np.nanmax(jerr / scale),
+                var_attrs("1", "max over the sweep of max |eig J - (-eta s^2 eig K)| / max |eta s^2 eig K|"),
             ),
             "jacobian_zero_max": (
-                ("layer", "alpha"),
-                np.nanmax(out["jacobian_zero_max"] / scale, axis=-1),
+                (),
+                np.nanmax(out["jacobian_zero_max"] / scale),
                 var_attrs(
                     "1", "largest modulus of the remaining NM + N - M Jacobian eigenvalues / max |eta s^2 eig K|"
                 ),
@@ -99,6 +99,16 @@ def stability_dataset(built: CurlBuilt, out: dict[str, np.ndarray], bound: np.nd
                 dims,
                 out["matrix_drift"],
                 var_attrs("1", "max |W1 D1 W1^T - w2 w2^T - (at t = 0)|_F (defined when D2 = I)"),
+            ),
+            "signed_norm_drift_max": (
+                (),
+                np.nanmax(out["signed_norm_drift"]),
+                var_attrs("1", "max of signed_norm_drift"),
+            ),
+            "matrix_drift_max": (
+                (),
+                np.nanmax(out["matrix_drift"]) if np.isfinite(out["matrix_drift"]).any() else np.nan,
+                var_attrs("1", "max of matrix_drift over the runs with D2 = I"),
             ),
             "final_loss": (dims, out["final_loss"], var_attrs("1", "population loss at the end of the flow")),
             "diverged_at": (dims, out["diverged_at"], var_attrs("1", "flow time the blow-up guard fired (NaN: never)")),

@@ -323,8 +323,11 @@ def batch_update(net: Net, X, y, idx, c: TrainConsts, a, h, gW1, gw2):
         net.w2[n] += f * gw2[n] * net.d2[n]
     if c.projection:
         na, nb = _norms(net.W1, net.w2)
-        net.W1 *= net.norm0[0] / na
-        net.w2 *= net.norm0[1] / nb
+        fa, fb = net.norm0[0] / na, net.norm0[1] / nb
+        for n in range(N):
+            for m in range(M):
+                net.W1[n, m] *= fa
+            net.w2[n] *= fb
 
 
 @njit(cache=True)

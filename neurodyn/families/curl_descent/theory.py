@@ -88,12 +88,12 @@ def _stability(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
         var_attrs("1", "1 if lambda_min(K) < 0", source=SRC_SIGN, rel_tol=0.0),
     )
     if not p.flow.projection:
-        out["signed_norm_drift_bound"] = (
+        out["signed_norm_drift_max_bound"] = (
             (),
             DRIFT_ALLOWANCE * max(1.0, 2.0 * p.hidden),
             var_attrs("1", "allowance of the signed-norm drift (C = 0 exactly conserved)", source=SRC_C),
         )
-        out["matrix_drift_bound"] = (
+        out["matrix_drift_max_bound"] = (
             (),
             DRIFT_ALLOWANCE * max(1.0, 2.0 * p.hidden),
             var_attrs("1", "allowance of the matrix-invariant drift", source=SRC_MATRIX),

@@ -1,0 +1,185 @@
+"""``curl_descent``: the flow's invariants, GD at D = I, the Jacobian on the zero-loss manifold, the blow-up
+guard, the 1-1-1 chain, and one-line refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurodyn.errors import ScenarioError
+from neurodyn.families.curl_descent import engine
+from neurodyn.families.curl_descent import kernels as K
+from neurodyn.families.curl_descent.build import build, check, flips, k_matrix, teacher
+from neurodyn.scenario import from_dict
+
+
+def consts(d1, d2, vstar, dt=0.01, projection=False, blowup=1e6, s2=0.5, eta=1.0) -> K.FlowConsts:
+    return K.FlowConsts(d1, d2, vstar, s2, eta, dt, projection, blowup)
+
+
+def run(W1, w2, c, n_steps, every=10):
+    st = engine.new_state(W1, w2)
+    rec = engine.new_rec(st, c, every, n_steps // every + 1)
+    K.flow_run(st, c, engine.new_work(*W1.shape), rec, 0, n_steps)
+    return st, rec
+
+
+def random_problem(M=5, N=7, seed=0):
+    rng = np.random.default_rng(seed)
+    W1t, w2t = teacher(rng, M, N)
+    W1 = rng.normal(0, 1 / np.sqrt(M), (N, M))
+    w2 = rng.normal(0, 1 / np.sqrt(N), N)
+    return W1, w2, W1t.T @ w2t
+
+
+def test_flip_convention_first_round_alpha_n_entries():
+    assert flips(10, 0.3).tolist() == [-1, -1, -1] + [1] * 7
+    assert flips(4, 0.125).tolist() == [1, 1, 1, 1]  # round(0.5) = 0 (ties to even, as NumPy/Python)
+    assert flips(3, 1.0).tolist() == [-1, -1, -1]
+
+
+@pytest.mark.parametrize(("a1", "a2"), [(0.4, 0.0), (0.0, 0.3), (0.2, 0.15)])
+def test_signed_norm_conserved_to_rk4_order_for_any_flips(a1, a2):
+    """C drifts only by the scheme's error: O(dt^4) over a fixed time (halving dt divides it by ~16)."""
+    W1, w2, vstar = random_problem()
+    c = consts(flips(5, a1), flips(7, a2), vstar, dt=0.02)
+    drifts = []
+    for dt, n in ((0.02, 250), (0.01, 500)):
+        st, rec = run(W1, w2, c._replace(dt=dt), n, every=n // 5)
+        assert st.diverged[0] == -1
+        drifts.append(np.abs(rec.signed_norm - rec.signed_norm[0]).max())
+    assert drifts[1] < 1e-9
+    assert 10 < drifts[0] / drifts[1] < 22
+    # without the rule signs the same quantity is not conserved: the invariant is the D-weighted one
+    plain = (rec.weights[:, :35] ** 2).sum(1) - (rec.weights[:, 35:] ** 2).sum(1)
+    assert np.abs(plain - plain[0]).max() > 1e-3 or (a1, a2) == (0.0, 0.0)
+
+
+def test_matrix_invariant_conserved_when_d2_is_identity():
+    W1, w2, vstar = random_problem(seed=1)
+    st, rec = run(W1, w2, consts(flips(5, 0.4), np.ones(7), vstar, dt=0.005), 1000, every=100)
+    assert st.diverged[0] == -1
+    assert np.nanmax(rec.matrix_drift) < 1e-10
+
+
+def test_flow_at_identity_is_gradient_descent_on_the_population_loss():
+    W1, w2, vstar = random_problem(seed=3)
+    M, N = 5, 7
+    c = consts(np.ones(M), np.ones(N), vstar, eta=0.7)
+    dW1, dw2, e = np.empty((N, M)), np.empty(N), np.empty(M)
+    L = K.flow_field(W1, w2, c, e, dW1, dw2)
+    s2 = 0.5
+    v = W1.T @ w2
+    assert L == pytest.approx(0.5 * s2 * np.sum((v - vstar) ** 2), rel=1e-14)
+    # -eta grad L, written independently: dL/dW1 = s^2 w2 (v - v*)^T, dL/dw2 = s^2 W1 (v - v*)
+    np.testing.assert_allclose(dW1, -0.7 * s2 * np.outer(w2, v - vstar), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dw2, -0.7 * s2 * W1 @ (v - vstar), rtol=1e-13, atol=1e-15)
+    # and by central finite differences of L
+    h = 1e-6
+    x0 = np.concatenate([W1.ravel(), w2])
+
+    def loss(x):
+        return 0.5 * s2 * np.sum((x[: N * M].reshape(N, M).T @ x[N * M :] - vstar) ** 2)
+
+    g = np.array([(loss(x0 + h * u) - loss(x0 - h * u)) / (2 * h) for u in np.eye(x0.size)])
+    np.testing.assert_allclose(np.concatenate([dW1.ravel(), dw2]), -0.7 * g, atol=1e-9)
+
+
+def test_training_update_at_identity_is_a_gradient_step_on_the_batch_loss():
+    rng = np.random.default_rng(1)
+    M, N, B = 4, 6, 5
+    W1, w2 = rng.normal(size=(N, M)) / 2, rng.normal(size=N) / 2
+    X, y = rng.normal(size=(8, M)), rng.normal(size=8)
+    idx = np.array([0, 2, 3, 5, 7])
+    net = K.Net(W1.copy(), w2.copy(), np.ones(M), np.ones(N), np.zeros(2))
+    c = K.TrainConsts(K.LINEAR, 0.3, B, False)
+    K.batch_update(net, X, y, idx, c, np.empty(N), np.empty(N), np.empty((N, M)), np.empty(N))
+    x0 = np.concatenate([W1.ravel(), w2])
+
+    def loss(x):
+        return 0.5 * np.mean((X[idx] @ x[: N * M].reshape(N, M).T @ x[N * M :] - y[idx]) ** 2)
+
+    h = 1e-6
+    g = np.array([(loss(x0 + h * u) - loss(x0 - h * u)) / (2 * h) for u in np.eye(x0.size)])
+    np.testing.assert_allclose(np.concatenate([net.W1.ravel(), net.w2]), x0 - 0.3 * g, atol=1e-9)
+
+
+def test_projection_keeps_the_initial_norms():
+    W1, w2, vstar = random_problem(seed=4)
+    st, rec = run(W1, w2, consts(flips(5, 0.4), flips(7, 0.4), vstar, projection=True), 500)
+    assert np.linalg.norm(st.W1) == pytest.approx(np.linalg.norm(W1), rel=1e-14)
+    assert np.linalg.norm(st.w2) == pytest.approx(np.linalg.norm(w2), rel=1e-14)
+
+
+def test_jacobian_nonzero_eigenvalues_are_minus_eta_s2_eig_k_and_the_rest_vanish():
+    M, N = 4, 6
+    W1t, w2t = teacher(np.random.default_rng(5), M, N)
+    d1, d2 = flips(M, 0.5), flips(N, 0.34)
+    c = consts(d1, d2, W1t.T @ w2t, eta=1.3)
+    ev = np.linalg.eigvals(engine.jacobian(W1t, w2t, c, 1e-6))
+    order = np.argsort(-np.abs(ev))
+    theory = np.sort(-1.3 * 0.5 * np.linalg.eigvalsh(k_matrix(W1t, w2t, d1, d2)))
+    np.testing.assert_allclose(np.sort(ev[order[:M]].real), theory, atol=1e-8)
+    assert np.abs(ev[order[M:]]).max() < 1e-8
+    assert ev[order[M:]].size == N * M + N - M
+
+
+def test_blowup_guard_stops_a_finite_time_divergence_with_flips_in_both_layers():
+    """40 % flips in both layers (M = 10, N = 15) diverge in finite time; the guard stops the run there."""
+    rng = np.random.default_rng(0)
+    M, N = 10, 15
+    W1t, w2t = teacher(rng, M, N)
+    W1 = rng.uniform(-2 / np.sqrt(M), 2 / np.sqrt(M), (N, M))
+    w2 = rng.uniform(-2 / np.sqrt(N), 2 / np.sqrt(N), N)
+    c = consts(flips(M, 0.4), flips(N, 0.4), W1t.T @ w2t, dt=0.005, blowup=1e3)
+    n = 40_000
+    st, rec = run(W1, w2, c, n)
+    if st.diverged[0] < 0:
+        pytest.skip("this draw does not diverge within t = 200")
+    stop = st.diverged[0]
+    assert 0 < stop < n
+    assert np.linalg.norm(st.W1) > 1e3 * np.linalg.norm(W1) or np.linalg.norm(st.w2) > 1e3 * np.linalg.norm(w2)
+    # C stays conserved up to the stop (relative to the weights' scale then)
+    C = rec.signed_norm[np.isfinite(rec.signed_norm)]
+    assert np.abs(C - C[0]).max() < 1e-6 * max(1.0, np.abs(rec.weights[np.isfinite(rec.loss)]).max() ** 2)
+
+
+def test_critical_fraction_matches_a_linear_scan():
+    W1, w2 = teacher(np.random.default_rng(2), 12, 24)
+    for layer, size in (("hidden", 12), ("readout", 24)):
+        lam = [np.linalg.eigvalsh(k_matrix(W1, w2, *engine.signs(layer, k / size, 12, 24)))[0] for k in range(size + 1)]
+        assert all(np.diff(lam) <= 1e-12)  # one more flip lowers K
+        neg = [k for k in range(size + 1) if lam[k] < 0]
+        assert engine.critical_fraction(layer, W1, w2) == (neg[0] / size if neg else 1.0)
+
+
+def _doc(**params):
+    return {"name": "t", "family": "curl_descent", "params": params, "run": {"seed": 1}}
+
+
+@pytest.mark.parametrize(
+    ("params", "path"),
+    [
+        ({"experiment": "stability", "activation": "tanh"}, "params.activation"),
+        ({"experiment": "chaos", "flow": {"dt": 2.0, "duration": 1.0}}, "params.flow.dt"),
+        ({"experiment": "saddle_escape", "training": {"samples": [5], "batch": 10}}, "params.training.batch"),
+        (
+            {"experiment": "saddle_escape", "hidden": 3, "training": {"flipped_readout": [0, 4]}},
+            "params.training.flipped_readout",
+        ),
+        ({"experiment": "stability", "stability": {"alpha": [0.2, 1.5]}}, "params.stability.alpha"),
+    ],
+)
+def test_refusals_name_the_field(params, path):
+    with pytest.raises(ScenarioError) as err:
+        check(from_dict(_doc(**params)))
+    assert err.value.path.startswith(path), err.value.path
+
+
+def test_build_shares_teachers_across_the_sweep_and_is_seeded():
+    s = from_dict(_doc(experiment="stability", inputs=3, hidden=4, seeds=2))
+    a, b = build(s), build(s)
+    assert len(a.teachers) == 2
+    for (W1, w2), (V1, v2) in zip(a.teachers, b.teachers):
+        assert np.array_equal(W1, V1) and np.array_equal(w2, v2)
+        assert np.linalg.norm(W1) == pytest.approx(2.0) and np.linalg.norm(w2) == pytest.approx(1.0)
