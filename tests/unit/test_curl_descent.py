@@ -183,3 +183,36 @@ def test_build_shares_teachers_across_the_sweep_and_is_seeded():
     for (W1, w2), (V1, v2) in zip(a.teachers, b.teachers):
         assert np.array_equal(W1, V1) and np.array_equal(w2, v2)
         assert np.linalg.norm(W1) == pytest.approx(2.0) and np.linalg.norm(w2) == pytest.approx(1.0)
+
+
+def test_chain_adler_period_and_centre(tmp_path):
+    """The 1-1-1 chain with d1 = -1: r^2 conserved, the weights' period 2 pi / (eta s^2 sqrt(v*^2 - r^4/4)),
+    the loss's period half of it, and a centre at the origin."""
+    s = from_dict(
+        _doc(
+            experiment="chain",
+            inputs=1,
+            hidden=1,
+            chain={"v_star": 1.0, "r2": [1.0, 4.0], "angle": 0.3},
+            flow={"dt": 0.005, "duration": 60.0, "samples": 3000},
+        )
+    )
+    from neurodyn.progress import QUIET
+
+    built = build(s)
+    ds = engine.simulate(built, QUIET)
+    T = 2 * np.pi / (0.5 * np.sqrt(1 - 0.25))
+    assert float(ds["period"].sel(r2_below=1.0)) == pytest.approx(T, rel=1e-4)
+    assert T == pytest.approx(14.51, abs=0.005)
+    # the loss depends on sin 2a: it repeats twice per weight period
+    t, loss = ds["t"].values, ds["loss"].sel(r2=1.0).values
+    early = t < t[-1] - T / 2
+    shifted = np.interp(t[early] + T / 2, t, loss)
+    assert np.abs(shifted - loss[early]).max() < 1e-4 * loss.max()
+    # and not with a quarter period
+    assert np.abs(np.interp(t[early] + T / 4, t, loss) - loss[early]).max() > 0.1 * loss.max()
+    assert float(ds["r2_drift"].max()) < 1e-10
+    assert float(ds["final_product"].sel(r2_above=4.0)) == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_allclose(ds["origin_eig_imag"], [-0.5, 0.5], atol=1e-9)
+    np.testing.assert_allclose(ds["origin_eig_real"], [0, 0], atol=1e-9)
+    np.testing.assert_allclose(ds["origin_eig_gd"], [-0.5, 0.5], atol=1e-9)

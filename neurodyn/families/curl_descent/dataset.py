@@ -145,15 +145,19 @@ def chain_dataset(
             "loss": (("r2", "t"), loss, var_attrs("1", "population loss s^2/2 (w1 w2 - v*)^2")),
             "angle": (("r2", "t"), angle, var_attrs("rad", "angle a of w = r (cos a, sin a), unwrapped")),
             "r2_drift": (("r2",), np.abs(r2_t - r2_t[:, :1]).max(axis=1), var_attrs("1", "max |r^2(t) - r^2(0)|")),
-            "period": (("r2",), period, var_attrs("1", "time for the angle to advance by 2 pi (the weights' period)")),
+            "period": (
+                ("r2_below",),
+                period[~converges],
+                var_attrs("1", "time for the angle to advance by 2 pi (the weights' period)"),
+            ),
             "final_product": (
-                ("r2",),
-                np.where(converges, w1 * w2, np.nan),
+                ("r2_above",),
+                (w1 * w2)[converges],
                 var_attrs("1", "w1 w2 at the end (runs with r^2 >= 2 v*)"),
             ),
             "branch_ratio": (
-                ("r2",),
-                np.where(converges, np.abs(w1) / np.abs(w2), np.nan),
+                ("r2_above",),
+                (np.abs(w1) / np.abs(w2))[converges],
                 var_attrs("1", "|w1| / |w2| at the end (runs with r^2 >= 2 v*)"),
             ),
             "origin_eig_imag": (("eig",), eig_c.imag, var_attrs("1", "imaginary parts of the Jacobian at the origin")),
@@ -162,6 +166,16 @@ def chain_dataset(
         },
         coords={
             "r2": ("r2", np.array(ch.r2, dtype=float), var_attrs("1", "squared radius r^2 = w1^2 + w2^2 at the start")),
+            "r2_below": (
+                "r2_below",
+                np.array(ch.r2, dtype=float)[~converges],
+                var_attrs("1", "starting r^2 below 2 v* (no zero-loss point on the circle: oscillation)"),
+            ),
+            "r2_above": (
+                "r2_above",
+                np.array(ch.r2, dtype=float)[converges],
+                var_attrs("1", "starting r^2 of at least 2 v* (the circle meets the zero-loss set)"),
+            ),
             "t": ("t", t, var_attrs("1", "flow time (units of 1/eta)")),
             "component": ("component", np.array(["w1", "w2"]), var_attrs("1", "weight")),
             "eig": ("eig", np.arange(2), var_attrs("1", "eigenvalue index (ascending)")),

@@ -134,26 +134,31 @@ def _chain(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
         adler[i] = sol.y[0]
     osc = r2 < 2 * v
     a = es2 * v
+    below, above = r2[osc], r2[~osc]
     out = xr.Dataset()
     out["angle_adler"] = (
         ("r2", "t"),
         adler,
         var_attrs("rad", "angle from the Adler equation (DOP853)", source=SRC_ADLER),
     )
-    out["r2_drift_bound"] = ((), DRIFT_ALLOWANCE, var_attrs("1", "allowance of the r^2 drift", source=SRC_ADLER))
-    out["period_theory"] = (
+    out["r2_drift_bound"] = (
         ("r2",),
-        np.where(osc, 2 * np.pi / (es2 * np.sqrt(np.where(osc, v * v - r2**2 / 4, 1.0))), np.nan),
+        np.full(r2.size, DRIFT_ALLOWANCE),
+        var_attrs("1", "allowance of the r^2 drift", source=SRC_ADLER),
+    )
+    out["period_theory"] = (
+        ("r2_below",),
+        2 * np.pi / (es2 * np.sqrt(v * v - below**2 / 4)),
         var_attrs("1", "Adler period of the weights", source=SRC_PERIOD, rel_tol=1e-3),
     )
     out["final_product_theory"] = (
-        ("r2",),
-        np.where(osc, np.nan, v),
+        ("r2_above",),
+        np.full(above.size, v),
         var_attrs("1", "w1 w2 on the zero-loss set", source=SRC_ADLER, rel_tol=1e-6),
     )
     out["branch_ratio_bound"] = (
-        ("r2",),
-        np.where(osc, np.nan, 1.0),
+        ("r2_above",),
+        np.ones(above.size),
         var_attrs("1", "stable branch |w1| > |w2|", source=SRC_ADLER, bound="lower"),
     )
     out["origin_eig_imag_theory"] = (("eig",), np.array([-a, a]), var_attrs("1", "+-eta s^2 v*", source=SRC_CENTRE))
@@ -163,7 +168,7 @@ def _chain(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
         np.array([-a, a]),
         var_attrs("1", "GD saddle +-eta s^2 v*", source=SRC_CENTRE),
     )
-    return out.assign_coords(r2=ds["r2"], t=ds["t"], eig=ds["eig"])
+    return out.assign_coords(r2=ds["r2"], t=ds["t"], eig=ds["eig"], r2_below=ds["r2_below"], r2_above=ds["r2_above"])
 
 
 def _chaos(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
