@@ -35,6 +35,7 @@ _CURL_FLOW = {"params.seeds": 1, "params.inputs": 3, "params.hidden": 4, "params
 #: scenario stem -> dotted overrides (applied in order)
 TINY: dict[str, dict[str, Any]] = {
     "curl_chain": {"params.chain.r2": [1.0, 4.0], "params.flow.duration": 20.0, "params.flow.samples": 200},
+    "curl_chaos": {**_CURL_FLOW, "params.chaos.alpha": [0.0, 0.5], "params.flow.samples": 40},
     "curl_stability": {
         **_CURL_FLOW,
         "params.stability.alpha": [0.0, 0.5],

@@ -216,3 +216,28 @@ def test_chain_adler_period_and_centre(tmp_path):
     np.testing.assert_allclose(ds["origin_eig_imag"], [-0.5, 0.5], atol=1e-9)
     np.testing.assert_allclose(ds["origin_eig_real"], [0, 0], atol=1e-9)
     np.testing.assert_allclose(ds["origin_eig_gd"], [-0.5, 0.5], atol=1e-9)
+
+
+def test_q_order_parameter_is_the_authors_ratio():
+    w = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 5.0]])  # rows: time
+    # Var_t per weight: 1, 0, 1 -> mean 2/3; time means 2, 2, 4 -> variance 8/9
+    assert engine.q_order(w) == pytest.approx((2 / 3) / (8 / 9), rel=1e-15)
+    assert engine.q_order(np.tile([1.0, 2.0, 4.0], (5, 1))) == 0.0
+
+
+def test_benettin_exponent_of_a_converging_run_is_zero_and_positive_past_the_hidden_boundary():
+    from neurodyn.progress import QUIET
+
+    doc = _doc(
+        experiment="chaos",
+        inputs=10,
+        hidden=20,
+        seeds=1,
+        flow={"dt": 0.05, "duration": 1000.0, "samples": 200, "projection": True},
+        chaos={"layers": ["hidden"], "alpha": [0.0, 0.5], "renorm_every": 1.0},
+    )
+    ds = engine.simulate(build(from_dict(doc)), QUIET)
+    lam = ds["lyapunov"].sel(layer="hidden").values[:, 0]
+    assert abs(lam[0]) < 1e-6 and ds["q"].values[0, 0, 0] < 1e-12
+    assert ds["lambda_min"].sel(layer="hidden", alpha=0.5).item() < 0
+    assert lam[1] > 1e-3 and ds["q"].values[0, 1, 0] > 1.0

@@ -15,6 +15,8 @@ from neurodyn.schema import var_attrs
 if TYPE_CHECKING:  # pragma: no cover
     from neurodyn.families.curl_descent.build import CurlBuilt
 
+#: a flow run whose final loss is below this has returned to the zero-loss set (roundoff: ~1e-30)
+CONVERGED_LOSS = 1e-12
 REFERENCE = (
     "Ninou, Kadmon & Cayco-Gajic, Curl Descent: Non-Gradient Learning Dynamics with Sign-Diverse Plasticity "
     "(NeurIPS 2025, arXiv:2510.02765); update rule as in the authors' code (github.com/caycogajiclab/Curl_Descent)"
@@ -212,6 +214,11 @@ def chaos_dataset(built: CurlBuilt, out: dict[str, np.ndarray]) -> xr.Dataset:
             "chaotic": (dims, chaotic, var_attrs("1", f"1 if the exponent exceeds {ch.lyapunov_threshold}")),
             "lambda_min": (dims, out["lambda_min"], var_attrs("1", "smallest eigenvalue of K at the teacher point")),
             "final_loss": (dims, out["final_loss"], var_attrs("1", "population loss at the end")),
+            "converged": (
+                dims,
+                (out["final_loss"] < CONVERGED_LOSS).astype(float),
+                var_attrs("1", f"1 if the final loss is below {CONVERGED_LOSS:g} (back on the zero-loss set)"),
+            ),
             "diverged_at": (dims, out["diverged_at"], var_attrs("1", "flow time the blow-up guard fired (NaN: never)")),
             "loss": (dims + ("t",), out["loss"], var_attrs("1", "population loss L = s^2/2 |v - v*|^2")),
         },

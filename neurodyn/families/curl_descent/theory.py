@@ -44,6 +44,10 @@ SRC_CHAOS = (
     "paper (abstract): hidden-layer flips past the boundary give chaotic weights, readout flips past it still "
     "converge; boundary: " + OURS + "lambda_min(K) < 0 at the teacher point"
 )
+SRC_RECONVERGE = (
+    "paper (abstract): readout-layer flips past the boundary still reach low error (another zero-loss point); "
+    "hidden-layer flips past it do not"
+)
 SRC_SADDLE = (
     "paper (lab summary): with one rule-flipped readout unit curl descent learns faster than GD; checked as "
     "an upper bound: mean epochs to learn with flips <= mean epochs of GD on the same data, start and order"
@@ -179,6 +183,11 @@ def _chaos(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
         ("layer", "alpha", "seed"),
         pred,
         var_attrs("1", "1 if chaos is predicted (hidden flips, lambda_min(K) < 0)", source=SRC_CHAOS, rel_tol=0.0),
+    )
+    out["converged_theory"] = (
+        ("layer", "alpha", "seed"),
+        1.0 - pred,
+        var_attrs("1", "1 if a return to the zero-loss set is predicted", source=SRC_RECONVERGE, rel_tol=0.0),
     )
     return out.assign_coords(layer=ds["layer"], alpha=ds["alpha"], seed=ds["seed"])
 
