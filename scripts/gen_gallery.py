@@ -46,6 +46,13 @@ GALLERY = [
         "Coupled noisy learners on five graphs: spread against coupling, exact OU sum and the lambda_2 bound.",
     ),
     ("sync_scaling_n", {"run.duration": "10 s"}, "Centroid and single-learner error against the number of learners."),
+    ("curl_stability", {}, "Curl descent: kick growth rates against -2 eta s^2 lambda_min(K), and the phase boundary."),
+    ("curl_chain", {}, "The 1-1-1 chain with a flipped weight: a centre, conserved r^2 and the Adler phase."),
+    (
+        "curl_chaos",
+        {},
+        "Lyapunov exponent and q: chaos past the hidden-layer boundary, re-convergence past the readout one.",
+    ),
 ]
 
 

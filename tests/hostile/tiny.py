@@ -36,6 +36,14 @@ _CURL_FLOW = {"params.seeds": 1, "params.inputs": 3, "params.hidden": 4, "params
 TINY: dict[str, dict[str, Any]] = {
     "curl_chain": {"params.chain.r2": [1.0, 4.0], "params.flow.duration": 20.0, "params.flow.samples": 200},
     "curl_chaos": {**_CURL_FLOW, "params.chaos.alpha": [0.0, 0.5], "params.flow.samples": 40},
+    "curl_saddle_escape": {
+        "params.inputs": 8,
+        "params.hidden": 3,
+        "params.seeds": 1,
+        "params.training.samples": [20],
+        "params.training.test_samples": 10,
+        "params.training.epochs": 5,
+    },
     "curl_stability": {
         **_CURL_FLOW,
         "params.stability.alpha": [0.0, 0.5],
