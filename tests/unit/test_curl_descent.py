@@ -241,3 +241,13 @@ def test_benettin_exponent_of_a_converging_run_is_zero_and_positive_past_the_hid
     assert abs(lam[0]) < 1e-6 and ds["q"].values[0, 0, 0] < 1e-12
     assert ds["lambda_min"].sel(layer="hidden", alpha=0.5).item() < 0
     assert lam[1] > 1e-3 and ds["q"].values[0, 1, 0] > 1.0
+
+
+def test_flips_in_both_layers_use_the_same_fraction_and_keep_the_stability_criterion():
+    d1, d2 = engine.signs("both", 0.25, 8, 12)
+    assert d1.tolist() == [-1, -1] + [1] * 6 and d2.tolist() == [-1] * 3 + [1] * 9
+    W1t, w2t = teacher(np.random.default_rng(8), 8, 12)
+    c = consts(d1, d2, W1t.T @ w2t)
+    ev = np.linalg.eigvals(engine.jacobian(W1t, w2t, c, 1e-6))
+    n_unstable = int((ev.real > 1e-8).sum())
+    assert n_unstable == int((np.linalg.eigvalsh(k_matrix(W1t, w2t, d1, d2)) < 0).sum())

@@ -45,9 +45,11 @@ def simulate(built: CurlBuilt, progress: Progress) -> xr.Dataset:
 
 
 def signs(layer: str, alpha: float, inputs: int, hidden: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(d1, d2)`` with a fraction ``alpha`` of the ``layer``'s neurons rule-flipped."""
+    """``(d1, d2)`` with a fraction ``alpha`` of the ``layer``'s neurons rule-flipped (``both``: of each layer's)."""
     if layer == "hidden":
         return flips(inputs, alpha), np.ones(hidden)
+    if layer == "both":
+        return flips(inputs, alpha), flips(hidden, alpha)
     return np.ones(inputs), flips(hidden, alpha)
 
 
@@ -219,7 +221,8 @@ def _boundary(built: CurlBuilt) -> np.ndarray:
         for si, ss in enumerate(sc.spawn(st_p.boundary_seeds)):
             W1, w2 = teacher(np.random.default_rng(ss), Mb, Nb, p.teacher_init)
             for li, layer in enumerate(st_p.layers):
-                out[li, ci, si] = critical_fraction(layer, W1, w2)
+                if layer != "both":  # the table covers flips in one layer
+                    out[li, ci, si] = critical_fraction(layer, W1, w2)
     return out
 
 

@@ -24,7 +24,7 @@ from neurodyn.quantities import Positive
 from neurodyn.schema import PositiveInt, StrictModel
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-Layer = Literal["hidden", "readout"]
+Layer = Literal["hidden", "readout", "both"]
 
 #: the experiments of the family (dispatched by ``engine.EXPERIMENTS``)
 EXPERIMENT_NAMES = ("stability", "chain", "chaos", "saddle_escape")
@@ -62,7 +62,8 @@ class Stability(StrictModel):
     """``stability``: the flow near a teacher-initialised (zero-loss) point, swept across flip fractions."""
 
     layers: list[Layer] = Field(
-        ["hidden", "readout"], description="which flips are swept: hidden (alpha_h, D1) or readout (alpha_r, D2)"
+        ["hidden", "readout"],
+        description="which flips are swept: hidden (alpha_h, D1), readout (alpha_r, D2) or both (the same alpha)",
     )
     alpha: list[Fraction] = Field(
         [0.0, 0.1, 0.2, 0.3, 0.5], description="fractions of rule-flipped neurons swept in each layer"
@@ -109,7 +110,9 @@ class Chain(StrictModel):
 class Chaos(StrictModel):
     """``chaos``: q order parameter and largest Lyapunov exponent across flip fractions."""
 
-    layers: list[Layer] = Field(["hidden", "readout"], description="which flips are swept")
+    layers: list[Layer] = Field(
+        ["hidden", "readout"], description="which flips are swept: hidden, readout or both (the same alpha in each)"
+    )
     alpha: list[Fraction] = Field([0.0, 0.1, 0.3, 0.5], description="fractions of rule-flipped neurons swept")
     kick: Positive = Field(1e-6, description="norm of the perturbation of the teacher's weights at the start")
     separation: Positive = Field(1e-8, description="distance d0 between the two Benettin trajectories")

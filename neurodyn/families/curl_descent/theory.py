@@ -106,7 +106,7 @@ def _stability(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
     for li, layer in enumerate(ds["layer"].values):
         for ci, c in enumerate(ds["c"].values):
             hits = [i for i, x in enumerate(CRITICAL_TABLE["c"]) if abs(x - c) < 1e-12]
-            if hits:
+            if hits and str(layer) in CRITICAL_TABLE:
                 table[li, ci] = CRITICAL_TABLE[str(layer)][hits[0]]
     out["critical_alpha_table"] = (
         ("layer", "c"),
@@ -178,6 +178,8 @@ def _chain(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
 def _chaos(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
     hidden = (ds["layer"] == "hidden").values[:, None, None]
     pred = (hidden & (ds["lambda_min"].values < 0)).astype(float)
+    # flips in both layers: the paper claims nothing (and the flow may blow up); no prediction
+    pred[(ds["layer"] == "both").values] = np.nan
     out = xr.Dataset()
     out["chaotic_theory"] = (
         ("layer", "alpha", "seed"),
