@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from neurodyn.families.curl_descent import kernels as K
 from neurodyn.families.curl_descent.build import ACTIVATIONS, CurlBuilt, epochs, flips, k_matrix, teacher
@@ -37,8 +38,13 @@ FIT_FLOOR = 1e-26
 
 
 def simulate(built: CurlBuilt, progress: Progress) -> xr.Dataset:
-    """Run the scenario's experiment on what :func:`~.build.build` made."""
-    return EXPERIMENTS[built.params.experiment](built, progress)
+    """Run the scenario's experiment on what :func:`~.build.build` made.
+
+    The dense linear algebra here is small (at most a few hundred rows): BLAS threads cost more than they
+    gain, and on a shared machine they multiply the wall time, so it runs on one thread.
+    """
+    with threadpool_limits(1):
+        return EXPERIMENTS[built.params.experiment](built, progress)
 
 
 # --------------------------------------------------------------------------- the flow
@@ -141,10 +147,17 @@ def critical_fraction(layer: str, W1: np.ndarray, w2: np.ndarray) -> float:
     """
     N, M = W1.shape
     size = M if layer == "hidden" else N
+    # K = rho D1 + W1^T D2 W1 from one Gram matrix: flipping the first k hidden neurons subtracts
+    # 2 W1[:k]^T W1[:k]; flipping inputs changes only the diagonal
+    gram = W1.T @ W1
+    rho = float(w2 @ w2)
 
     def lam(k: int) -> float:
-        d1, d2 = signs(layer, k / size, M, N)
-        return float(np.linalg.eigvalsh(k_matrix(W1, w2, d1, d2))[0])
+        if layer == "hidden":
+            K = gram + rho * np.diag(flips(M, k / size))
+        else:
+            K = gram + rho * np.eye(M) - 2.0 * W1[:k].T @ W1[:k]
+        return float(np.linalg.eigvalsh(K)[0])
 
     if lam(size) >= 0:
         return 1.0
