@@ -89,7 +89,12 @@ class Stability(StrictModel):
     @field_validator("layers", "alpha", "boundary_c", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
-        return _unique(_as_list(v))
+        return _as_list(v)
+
+    @field_validator("layers", "alpha", "boundary_c")
+    @classmethod
+    def _distinct(cls, v: list) -> list:
+        return _unique(v)
 
 
 class Chain(StrictModel):
@@ -104,7 +109,12 @@ class Chain(StrictModel):
     @field_validator("r2", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
-        return _unique(_as_list(v))
+        return _as_list(v)
+
+    @field_validator("r2")
+    @classmethod
+    def _distinct(cls, v: list) -> list:
+        return _unique(v)
 
 
 class Chaos(StrictModel):
@@ -127,7 +137,12 @@ class Chaos(StrictModel):
     @field_validator("layers", "alpha", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
-        return _unique(_as_list(v))
+        return _as_list(v)
+
+    @field_validator("layers", "alpha")
+    @classmethod
+    def _distinct(cls, v: list) -> list:
+        return _unique(v)
 
 
 class Training(StrictModel):
@@ -150,7 +165,12 @@ class Training(StrictModel):
     @field_validator("samples", "flipped_readout", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
-        return _unique(_as_list(v))
+        return _as_list(v)
+
+    @field_validator("samples", "flipped_readout")
+    @classmethod
+    def _distinct(cls, v: list) -> list:
+        return _unique(v)
 
 
 class CurlParams(StrictModel):
