@@ -251,3 +251,34 @@ def test_flips_in_both_layers_use_the_same_fraction_and_keep_the_stability_crite
     ev = np.linalg.eigvals(engine.jacobian(W1t, w2t, c, 1e-6))
     n_unstable = int((ev.real > 1e-8).sum())
     assert n_unstable == int((np.linalg.eigvalsh(k_matrix(W1t, w2t, d1, d2)) < 0).sum())
+
+
+def test_epochs_to_learn_is_the_first_epoch_below_the_threshold():
+    from neurodyn.families.curl_descent.dataset import epochs_to_learn
+
+    err = np.array([[0.3, 0.01, 2e-3, 9e-4, 1e-5], [0.3, 0.2, 0.1, 0.05, 0.02]])
+    out = epochs_to_learn(err, -3.0)
+    assert out[0] == 3 and np.isnan(out[1])
+
+
+def test_saddle_escape_rules_share_data_start_and_order():
+    """GD and the flipped run start from the same weights and see the same examples: with 0 flips twice the
+    curves are identical, and the first epoch's errors differ only through the flipped unit."""
+    from neurodyn.progress import QUIET
+
+    doc = _doc(
+        experiment="saddle_escape",
+        inputs=8,
+        hidden=3,
+        activation="tanh",
+        seeds=1,
+        training={"samples": [20], "test_samples": 10, "epochs": 4, "flipped_readout": [0, 1]},
+    )
+    built = build(from_dict(doc))
+    a = engine.train_run(built, (20, 0), 0, QUIET)
+    b = engine.train_run(built, (20, 0), 0, QUIET)
+    c = engine.train_run(built, (20, 0), 1, QUIET)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert a[0][0] == c[0][0] and a[0][1] != c[0][1]
+    ds = engine.simulate(built, QUIET)
+    assert np.array_equal(ds["train_error"].sel(samples=20, flipped=0, seed=0).values, a[0])
