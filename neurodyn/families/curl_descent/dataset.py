@@ -92,6 +92,19 @@ def stability_dataset(built: CurlBuilt, out: dict[str, np.ndarray], bound: np.nd
             "growth_rate": (dims, out["growth_rate"], var_attrs("1", "fitted d log L / dt after a small kick")),
             "growth_rate_ci": (dims, out["growth_rate_ci"], var_attrs("1", "95% half-width of the fitted slope")),
             "perturbation_grows": (dims, grows, var_attrs("1", "1 if the kicked loss grows (fitted rate > 0)")),
+            "perturbation_grows_other_projection": (
+                dims,
+                np.where(np.isfinite(out["growth_rate_other"]), (out["growth_rate_other"] > 0).astype(float), np.nan),
+                var_attrs(
+                    "1",
+                    f"1 if the kicked loss grows with the norm projection {'off' if p.flow.projection else 'on'}",
+                ),
+            ),
+            "growth_rate_other_projection": (
+                dims,
+                out["growth_rate_other"],
+                var_attrs("1", f"fitted d log L / dt with the projection {'off' if p.flow.projection else 'on'}"),
+            ),
             "signed_norm_drift": (
                 dims,
                 out["signed_norm_drift"],

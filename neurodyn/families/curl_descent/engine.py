@@ -190,6 +190,7 @@ def stability(built: CurlBuilt, progress: Progress) -> xr.Dataset:
     out["jacobian_eig"] = np.full(shape + (M,), np.nan)
     out["jacobian_zero_max"] = np.full(shape, np.nan)
     out["diverged_at"] = np.full(shape, np.nan)
+    out["growth_rate_other"] = np.full(shape, np.nan)
     out["loss"] = np.full(shape + (grid.n_samples,), np.nan)
     for li, layer in enumerate(st_p.layers):
         for ai, alpha in enumerate(st_p.alpha):
@@ -218,6 +219,10 @@ def stability(built: CurlBuilt, progress: Progress) -> xr.Dataset:
                 out["final_loss"][ix] = rec.loss[ok][-1]
                 if state.diverged[0] >= 0:
                     out["diverged_at"][ix] = state.diverged[0] * p.flow.dt
+                if st_p.compare_projection:
+                    other = new_state(W1t + kick[: N * M].reshape(N, M), w2t + kick[N * M :])
+                    rec = run_flow(built, other, c._replace(projection=not c.projection), progress, "other projection")
+                    out["growth_rate_other"][ix] = growth_fit(t, rec.loss, st_p.fit_start, st_p.fit_below)[0]
     bound = _boundary(built)
     return stability_dataset(built, out, bound)
 

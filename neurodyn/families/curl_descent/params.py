@@ -76,6 +76,11 @@ class Stability(StrictModel):
         5.0, description="flow time skipped before the growth-rate fit (the transient of the faster modes)"
     )
     jacobian_step: Positive = Field(1e-6, description="step of the central finite-difference Jacobian")
+    compare_projection: bool = Field(
+        True,
+        description="also run every kick with the opposite flow.projection and classify it (does the authors' "
+        "norm projection move the stability boundary?)",
+    )
     boundary_inputs: PositiveInt = Field(
         300, description="inputs M of the large networks whose critical flip fraction is compared with the table"
     )

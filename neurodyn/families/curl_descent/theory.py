@@ -28,6 +28,10 @@ SRC_JAC = OURS + (
 )
 SRC_GROWTH = OURS + "linearised, delta v(t) = exp(-eta s^2 K t) delta v(0), so d log L/dt -> -2 eta s^2 lambda_min(K)"
 SRC_SIGN = OURS + "the teacher point is stable iff K is positive definite: the kick grows iff lambda_min(K) < 0"
+SRC_PROJECTION = OURS + (
+    "expectation, not derived: the norm projection is a rank-2 correction and should not move the boundary "
+    "lambda_min(K) = 0 (at large M)"
+)
 SRC_C = OURS + "dC/dt = -2 eta e.v + 2 eta v.e = 0 for any D1, D2; RK4 drift at roundoff (allowance 1e-9)"
 SRC_MATRIX = OURS + "with D2 = I, d(W1 D1 W1^T - w2 w2^T)/dt = 0; RK4 drift at roundoff (allowance 1e-9)"
 SRC_TABLE = OURS + (
@@ -91,6 +95,12 @@ def _stability(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
         (ds["lambda_min"].values < 0).astype(float),
         var_attrs("1", "1 if lambda_min(K) < 0", source=SRC_SIGN, rel_tol=0.0),
     )
+    if p.stability.compare_projection:
+        out["perturbation_grows_other_projection_theory"] = (
+            ("layer", "alpha", "seed"),
+            (ds["lambda_min"].values < 0).astype(float),
+            var_attrs("1", "1 if lambda_min(K) < 0", source=SRC_PROJECTION, rel_tol=0.0),
+        )
     if not p.flow.projection:
         out["signed_norm_drift_max_bound"] = (
             (),
