@@ -134,8 +134,6 @@ def test_blowup_guard_stops_a_finite_time_divergence_with_flips_in_both_layers()
     c = consts(flips(M, 0.4), flips(N, 0.4), W1t.T @ w2t, dt=0.005, blowup=1e3)
     n = 40_000
     st, rec = run(W1, w2, c, n)
-    if st.diverged[0] < 0:
-        pytest.skip("this draw does not diverge within t = 200")
     stop = st.diverged[0]
     assert 0 < stop < n
     assert np.linalg.norm(st.W1) > 1e3 * np.linalg.norm(W1) or np.linalg.norm(st.w2) > 1e3 * np.linalg.norm(w2)
