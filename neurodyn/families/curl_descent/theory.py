@@ -35,8 +35,8 @@ SRC_PROJECTION = OURS + (
 SRC_C = OURS + "dC/dt = -2 eta e.v + 2 eta v.e = 0 for any D1, D2; RK4 drift at roundoff (allowance 1e-9)"
 SRC_MATRIX = OURS + "with D2 = I, d(W1 D1 W1^T - w2 w2^T)/dt = 0; RK4 drift at roundoff (allowance 1e-9)"
 SRC_TABLE = OURS + (
-    "large-N free-probability edge of K (hidden: K = D1 + W1^T W1; readout: K = I + W1^T D2 W1), the working "
-    "note's table; finite-size allowance 0.03 or the 95% CI over teachers, whichever is larger"
+    "large-N free-probability edge of K (hidden: K = D1 + W1^T W1; readout: K = I + W1^T D2 W1), our "
+    "table; finite-size allowance 0.03 or the 95% CI over teachers, whichever is larger"
 )
 SRC_ADLER = OURS + "chain with d1 = -1: r^2 conserved, da/dt = eta s^2 [v* - (r^2/2) sin 2a] (Adler)"
 SRC_PERIOD = OURS + "Adler period of the weights, 2 pi / (eta s^2 sqrt(v*^2 - r^4/4)) for r^2 < 2 v* (loss: half)"
@@ -56,7 +56,7 @@ SRC_SADDLE = (
     "paper (lab summary): with one rule-flipped readout unit curl descent learns faster than GD; checked as "
     "an upper bound: mean epochs to learn with flips <= mean epochs of GD on the same data, start and order"
 )
-#: critical fractions of the phase-boundary table of the working note (large-N free probability, ours)
+#: critical fractions of the large-N phase-boundary table (free probability; our reconstruction, not the paper's)
 CRITICAL_TABLE = {
     "c": (0.01, 0.1, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 1.0, 2.0, 10.0),
     "hidden": (1.0, 1.0, 1.0, 0.559, 0.317, 0.177, 0.047, 0.005, 0.0, 0.0, 0.0, 0.0),
