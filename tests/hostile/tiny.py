@@ -177,6 +177,13 @@ TINY: dict[str, dict[str, Any]] = {
         "params.surrogates": ["sigmoid"],
         "params.T": 2,
     },
+    "ltc_bounds": {
+        "params.bounds.network.neurons": 3,
+        "params.bounds.inputs.samples": 5,
+        "params.bounds.networks": 1,
+        "params.bounds.unfolds": [1, 6],
+    },
+    "cfc_vs_ltc": {"params.closed_form.points": 21, "params.closed_form.duration": 2.0},
     "ultralif_sparsity": {**_ULTRALIF, "params.kinds": ["ultralif"], "params.sparsity": [0.0, 0.1], "params.T": 2},
 }
 

@@ -1,0 +1,290 @@
+"""Numba kernels: the LTC network's right-hand side, its fused and explicit-Euler unfolding with the bound
+checks of Theorems 1-2, and the CfC cell in its published variants.
+
+LTC network (Hasani et al. 2021, Eq. 1, in the conductance form the authors train; ``papers/ltc_cfc.md`` §1-2).
+For neuron ``i`` with presynaptic neurons ``j`` and inputs ``k``, the network is written as
+
+    cm_i dx_i/dt = gl_i (vl_i - x_i) + d_i(x, I) - g_i(x, I) x_i,
+
+with a total synaptic conductance ``g_i`` and drive ``d_i``. Two heads give ``g`` and ``d``:
+
+``sigmoid`` (head code 0, the theorems' setting)
+    ``g_i = sum_j W_ji s(sig_ji (x_j - mu_ji)) + sum_k Ws_ki s(sigs_ki (I_k - mus_ki))`` with the logistic
+    ``s`` and weights ``W >= 0``, and ``d_i`` the same sum with each term multiplied by its reversal
+    ``E_ji`` (``Es_ki``). Eq. 1 (``dx/dt = -(1/tau + f) x + f A``) is the case ``cm = 1``, ``gl = 1/tau``,
+    ``vl = 0``, every reversal of neuron ``i`` equal to ``A_i``; then ``f_i = g_i``.
+``tanh`` (head code 1, the paper's example head)
+    ``f_i = tanh(sum_j W_ji x_j + sum_k Ws_ki I_k + bias_i)``, ``g_i = f_i``, ``d_i = f_i A_i``. ``f`` takes
+    negative values, so the theorems' condition ``f >= 0`` fails.
+
+Fused step (Eq. 3, f at the old state): ``x <- (cm/dt x + gl vl + d) / (cm/dt + gl + g)``; explicit Euler:
+``x <- x + dt (gl (vl - x) + d - g x) / cm``. Input sample ``n`` holds for ``elapsed[n]`` and is unfolded into
+``L`` equal sub-steps.
+
+CfC cell (Hasani et al. 2022, Eq. 10, as ``ncps.CfCCell``): backbone ``z = act(Wbb [I, x] + bbb)``, heads
+``ff1 = W1 z + b1``, ``ff2 = W2 z + b2``, ``t_a = Wa z + ba``, ``t_b = Wb z + bb``, gate
+``sigma(t_a t + t_b)``; modes ``default`` ``x = tanh(ff1) (1 - gate) + gate tanh(ff2)``, ``no_gate``
+``x = tanh(ff1) + gate tanh(ff2)``, ``pure`` (Cf-S) ``x = A - A exp(-t (|w_tau| + |ff1|)) ff1``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+#: head codes of :attr:`Net.head`
+HEAD_CODES = {"sigmoid": 0, "tanh": 1}
+#: scheme codes of :func:`unfold`
+SCHEME_CODES = {"fused": 0, "euler": 1}
+#: CfC mode codes of :attr:`Cell.mode`
+MODE_CODES = {"default": 0, "no_gate": 1, "pure": 2}
+#: backbone activation codes of :attr:`Cell.act`
+ACT_CODES = {"lecun_tanh": 0, "relu": 1, "tanh": 2}
+#: columns of the statistics array of :func:`unfold`
+STATS = ("state_violations", "state_margin", "rate_violations", "rate_margin", "checks", "nonfinite")
+
+
+class Net(NamedTuple):
+    """An LTC network's parameters (see module docstring); synapse arrays are ``(pre, post)``."""
+
+    cm: np.ndarray  #: (N,) membrane capacitance (1 in Eq. 1)
+    gl: np.ndarray  #: (N,) leak conductance (1/tau in Eq. 1)
+    vl: np.ndarray  #: (N,) leak reversal (0 in Eq. 1)
+    W: np.ndarray  #: (N, N) recurrent weights (tanh head: recurrent gains)
+    sig: np.ndarray  #: (N, N) recurrent sigmoid slopes
+    mu: np.ndarray  #: (N, N) recurrent sigmoid centres
+    E: np.ndarray  #: (N, N) recurrent reversals
+    Ws: np.ndarray  #: (M, N) sensory weights (tanh head: input gains)
+    sigs: np.ndarray  #: (M, N) sensory sigmoid slopes
+    mus: np.ndarray  #: (M, N) sensory sigmoid centres
+    Es: np.ndarray  #: (M, N) sensory reversals
+    A: np.ndarray  #: (N,) reversal of the tanh head
+    bias: np.ndarray  #: (N,) bias of the tanh head
+    head: int  #: :data:`HEAD_CODES`
+
+
+class Bounds(NamedTuple):
+    """Theorems 1-2's box for every neuron, in the rate form ``1/tau_sys = (gl + g)/cm``."""
+
+    lo: np.ndarray  #: (N,) lower state bound
+    hi: np.ndarray  #: (N,) upper state bound
+    rate_lo: np.ndarray  #: (N,) gl/cm = 1/tau (Theorem 1's upper bound on tau_sys)
+    rate_hi: np.ndarray  #: (N,) (gl + W)/cm = 1/tau + W (Theorem 1's lower bound on tau_sys)
+
+
+class Cell(NamedTuple):
+    """A CfC cell's parameters (see module docstring); weights are ``(fan_in, fan_out)``."""
+
+    Wbb: np.ndarray  #: (M + N, B) backbone weights on [input, state]
+    bbb: np.ndarray  #: (B,)
+    W1: np.ndarray  #: (B, N)
+    b1: np.ndarray  #: (N,)
+    W2: np.ndarray  #: (B, N)
+    b2: np.ndarray  #: (N,)
+    Wa: np.ndarray  #: (B, N)
+    ba: np.ndarray  #: (N,)
+    Wb: np.ndarray  #: (B, N)
+    bb: np.ndarray  #: (N,)
+    A: np.ndarray  #: (N,) Cf-S reversal
+    wtau: np.ndarray  #: (N,) Cf-S leak rate
+    mode: int  #: :data:`MODE_CODES`
+    act: int  #: :data:`ACT_CODES`
+
+
+@njit(cache=True)
+def logistic(u: float) -> float:
+    """The logistic sigmoid, stable for either sign of ``u``."""
+    if u >= 0.0:
+        return 1.0 / (1.0 + math.exp(-u))
+    e = math.exp(u)
+    return e / (1.0 + e)
+
+
+@njit(cache=True)
+def conductance(net: Net, x: np.ndarray, inp: np.ndarray, g: np.ndarray, d: np.ndarray) -> None:
+    """The total synaptic conductance ``g`` and drive ``d`` of every neuron at state ``x`` and input ``inp``."""
+    N = x.shape[0]
+    M = inp.shape[0]
+    if net.head == 0:
+        for i in range(N):
+            gi = 0.0
+            di = 0.0
+            for j in range(N):
+                w = net.W[j, i] * logistic(net.sig[j, i] * (x[j] - net.mu[j, i]))
+                gi += w
+                di += w * net.E[j, i]
+            for k in range(M):
+                w = net.Ws[k, i] * logistic(net.sigs[k, i] * (inp[k] - net.mus[k, i]))
+                gi += w
+                di += w * net.Es[k, i]
+            g[i] = gi
+            d[i] = di
+    else:
+        for i in range(N):
+            u = net.bias[i]
+            for j in range(N):
+                u += net.W[j, i] * x[j]
+            for k in range(M):
+                u += net.Ws[k, i] * inp[k]
+            f = math.tanh(u)
+            g[i] = f
+            d[i] = f * net.A[i]
+
+
+@njit(cache=True)
+def rhs(net: Net, x: np.ndarray, inp: np.ndarray, out: np.ndarray) -> None:
+    """``dx/dt`` of the LTC network into ``out``."""
+    N = x.shape[0]
+    g = np.empty(N)
+    d = np.empty(N)
+    conductance(net, x, inp, g, d)
+    for i in range(N):
+        out[i] = (net.gl[i] * (net.vl[i] - x[i]) + d[i] - g[i] * x[i]) / net.cm[i]
+
+
+@njit(cache=True)
+def check_state(bounds: Bounds, x: np.ndarray, stats: np.ndarray) -> None:
+    """Add state ``x``'s bound violations to ``stats`` and lower its relative margin (negative = outside)."""
+    for i in range(x.shape[0]):
+        width = bounds.hi[i] - bounds.lo[i]
+        m = min(x[i] - bounds.lo[i], bounds.hi[i] - x[i]) / width if width > 0 else 0.0
+        if not math.isfinite(x[i]):
+            m = -math.inf
+        if m < 0.0:
+            stats[0] += 1.0
+        if m < stats[1]:
+            stats[1] = m
+
+
+@njit(cache=True)
+def check_rate(net: Net, bounds: Bounds, g: np.ndarray, stats: np.ndarray) -> None:
+    """Add the violations of Theorem 1 by ``1/tau_sys = (gl + g)/cm`` to ``stats``, lower its relative margin."""
+    for i in range(g.shape[0]):
+        rate = (net.gl[i] + g[i]) / net.cm[i]
+        width = bounds.rate_hi[i] - bounds.rate_lo[i]
+        m = min(rate - bounds.rate_lo[i], bounds.rate_hi[i] - rate) / width if width > 0 else 0.0
+        if not math.isfinite(rate):
+            m = -math.inf
+        if m < -1e-12:
+            stats[2] += 1.0
+        if m < stats[3]:
+            stats[3] = m
+
+
+@njit(cache=True)
+def unfold(
+    net: Net,
+    bounds: Bounds,
+    x: np.ndarray,
+    inputs: np.ndarray,
+    elapsed: np.ndarray,
+    L: int,
+    scheme: int,
+    first: int,
+    n: int,
+    xs: np.ndarray,
+    stats: np.ndarray,
+    blowup: float,
+) -> int:
+    """Advance ``x`` over input samples ``first .. first + n - 1``, ``L`` sub-steps each, checking the bounds.
+
+    Parameters
+    ----------
+    x : ndarray
+        (N,) state, advanced in place.
+    inputs, elapsed : ndarray
+        (T, M) input samples and (T,) the time each one holds.
+    scheme : int
+        :data:`SCHEME_CODES`: the fused step (Eq. 3) or explicit Euler.
+    xs : ndarray
+        (T, N) the state after each sample (written for the samples run).
+    stats : ndarray
+        (6,) running statistics, columns :data:`STATS`; the state is checked after every sub-step and the
+        rate at every state where f is evaluated.
+    blowup : float
+        A state beyond this magnitude (or non-finite) stops the run: the rest of ``xs`` stays NaN.
+
+    Returns
+    -------
+    int
+        0 when the samples ran, 1 when the state left ``[-blowup, blowup]`` or became non-finite.
+    """
+    N = x.shape[0]
+    g = np.empty(N)
+    d = np.empty(N)
+    for s in range(first, first + n):
+        dt = elapsed[s] / L
+        inp = inputs[s]
+        for _ in range(L):
+            conductance(net, x, inp, g, d)
+            check_rate(net, bounds, g, stats)
+            for i in range(N):
+                if scheme == 0:
+                    x[i] = (net.cm[i] / dt * x[i] + net.gl[i] * net.vl[i] + d[i]) / (net.cm[i] / dt + net.gl[i] + g[i])
+                else:
+                    x[i] = x[i] + dt * (net.gl[i] * (net.vl[i] - x[i]) + d[i] - g[i] * x[i]) / net.cm[i]
+            check_state(bounds, x, stats)
+            stats[4] += N
+            for i in range(N):
+                if not (abs(x[i]) <= blowup):
+                    stats[5] = 1.0
+                    return 1
+        xs[s] = x
+    return 0
+
+
+@njit(cache=True)
+def cfc_step(cell: Cell, inp: np.ndarray, x: np.ndarray, t: float, z: np.ndarray, out: np.ndarray) -> None:
+    """One CfC update: the new state ``out`` from input ``inp``, state ``x`` and elapsed time ``t``.
+
+    ``z`` (B,) is work space (the backbone's output on return).
+    """
+    M = inp.shape[0]
+    N = x.shape[0]
+    B = z.shape[0]
+    for b in range(B):
+        u = cell.bbb[b]
+        for k in range(M):
+            u += cell.Wbb[k, b] * inp[k]
+        for j in range(N):
+            u += cell.Wbb[M + j, b] * x[j]
+        if cell.act == 0:
+            z[b] = 1.7159 * math.tanh(0.666 * u)
+        elif cell.act == 1:
+            z[b] = u if u > 0.0 else 0.0
+        else:
+            z[b] = math.tanh(u)
+    for i in range(N):
+        f1 = cell.b1[i]
+        for b in range(B):
+            f1 += cell.W1[b, i] * z[b]
+        if cell.mode == 2:
+            out[i] = cell.A[i] - cell.A[i] * math.exp(-t * (abs(cell.wtau[i]) + abs(f1))) * f1
+            continue
+        f2 = cell.b2[i]
+        ta = cell.ba[i]
+        tb = cell.bb[i]
+        for b in range(B):
+            f2 += cell.W2[b, i] * z[b]
+            ta += cell.Wa[b, i] * z[b]
+            tb += cell.Wb[b, i] * z[b]
+        gate = logistic(ta * t + tb)
+        if cell.mode == 0:
+            out[i] = math.tanh(f1) * (1.0 - gate) + gate * math.tanh(f2)
+        else:
+            out[i] = math.tanh(f1) + gate * math.tanh(f2)
+
+
+@njit(cache=True)
+def cfc_sequence(cell: Cell, x: np.ndarray, inputs: np.ndarray, elapsed: np.ndarray, xs: np.ndarray) -> None:
+    """Run the CfC cell over a sequence from state ``x`` (advanced in place); ``xs`` (T, N) gets every state."""
+    B = cell.bbb.shape[0]
+    z = np.empty(B)
+    new = np.empty(x.shape[0])
+    for s in range(inputs.shape[0]):
+        cfc_step(cell, inputs[s], x, elapsed[s], z, new)
+        x[:] = new
+        xs[s] = x
