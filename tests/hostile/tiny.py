@@ -183,6 +183,14 @@ TINY: dict[str, dict[str, Any]] = {
         "params.bounds.networks": 1,
         "params.bounds.unfolds": [1, 6],
     },
+    "cfc_speed": {
+        "params.speed.network.neurons": 3,
+        "params.speed.inputs.samples": 5,
+        "params.speed.unfolds": [1, 2],
+        "params.speed.rtols": [1.0e-3],
+        "params.speed.backbone": 4,
+        "params.speed.repeats": 1,
+    },
     "cfc_vs_ltc": {"params.closed_form.points": 21, "params.closed_form.duration": 2.0},
     "ultralif_sparsity": {**_ULTRALIF, "params.kinds": ["ultralif"], "params.sparsity": [0.0, 0.1], "params.T": 2},
 }

@@ -117,3 +117,17 @@ def test_cfc_cell_matches_numpy(mode, act):
     x = x0.copy()
     K.cfc_sequence(cell, x, inputs, elapsed, xs)
     np.testing.assert_allclose(xs, numpy_cfc(cell, inputs, elapsed, x0), rtol=1e-12, atol=1e-14)
+
+
+def test_numba_rk45_reaches_its_tolerance_against_the_dop853_reference():
+    """The adaptive solver of the speed comparison (Dormand-Prince 5(4) in Numba) converges to the reference."""
+    pr = draw_problem(Network(neurons=6, inputs=2), Inputs(samples=10, jitter=0.5, amplitude=2.0), "sigmoid", 9, 0)
+    ref, _, _ = adaptive(pr, 1e-12, 1e-14)
+    errors = []
+    for rtol in (1e-4, 1e-7, 1e-10):
+        xs = np.empty_like(ref)
+        x = pr.x0.copy()
+        K.rk45_sequence(pr.net, x, pr.inputs, pr.elapsed, rtol, rtol * 1e-2, xs)
+        errors.append(np.max(np.abs(xs - ref)))
+    assert errors[0] < 1e-3 and errors[1] < 1e-6 and errors[2] < 1e-8
+    assert errors[0] > errors[1] > errors[2]

@@ -109,19 +109,22 @@ def conductance(net: Net, x: np.ndarray, inp: np.ndarray, g: np.ndarray, d: np.n
     N = x.shape[0]
     M = inp.shape[0]
     if net.head == 0:
-        for i in range(N):
-            gi = 0.0
-            di = 0.0
-            for j in range(N):
-                w = net.W[j, i] * logistic(net.sig[j, i] * (x[j] - net.mu[j, i]))
-                gi += w
-                di += w * net.E[j, i]
-            for k in range(M):
-                w = net.Ws[k, i] * logistic(net.sigs[k, i] * (inp[k] - net.mus[k, i]))
-                gi += w
-                di += w * net.Es[k, i]
-            g[i] = gi
-            d[i] = di
+        # presynaptic index outer: rows of the (pre, post) arrays are contiguous; each neuron's sums still
+        # run over j (then k) in increasing order
+        g[:] = 0.0
+        d[:] = 0.0
+        for j in range(N):
+            xj = x[j]
+            for i in range(N):
+                w = net.W[j, i] * logistic(net.sig[j, i] * (xj - net.mu[j, i]))
+                g[i] += w
+                d[i] += w * net.E[j, i]
+        for k in range(M):
+            ik = inp[k]
+            for i in range(N):
+                w = net.Ws[k, i] * logistic(net.sigs[k, i] * (ik - net.mus[k, i]))
+                g[i] += w
+                d[i] += w * net.Es[k, i]
     else:
         for i in range(N):
             u = net.bias[i]
@@ -237,54 +240,137 @@ def unfold(
 
 
 @njit(cache=True)
-def cfc_step(cell: Cell, inp: np.ndarray, x: np.ndarray, t: float, z: np.ndarray, out: np.ndarray) -> None:
+def cfc_step(cell: Cell, inp: np.ndarray, x: np.ndarray, t: float, work: np.ndarray, out: np.ndarray) -> None:
     """One CfC update: the new state ``out`` from input ``inp``, state ``x`` and elapsed time ``t``.
 
-    ``z`` (B,) is work space (the backbone's output on return).
+    ``work`` (B + 4 N,) is work space: the backbone's output ``z`` and the heads ``ff1, ff2, t_a, t_b`` on
+    return. The products run row by row over the ``(fan_in, fan_out)`` weights (contiguous in memory).
     """
     M = inp.shape[0]
     N = x.shape[0]
-    B = z.shape[0]
+    B = cell.bbb.shape[0]
+    z = work[:B]
+    f1 = work[B : B + N]
+    f2 = work[B + N : B + 2 * N]
+    ta = work[B + 2 * N : B + 3 * N]
+    tb = work[B + 3 * N : B + 4 * N]
+    z[:] = cell.bbb
+    for k in range(M):
+        for b in range(B):
+            z[b] += cell.Wbb[k, b] * inp[k]
+    for j in range(N):
+        for b in range(B):
+            z[b] += cell.Wbb[M + j, b] * x[j]
     for b in range(B):
-        u = cell.bbb[b]
-        for k in range(M):
-            u += cell.Wbb[k, b] * inp[k]
-        for j in range(N):
-            u += cell.Wbb[M + j, b] * x[j]
+        u = z[b]
         if cell.act == 0:
             z[b] = 1.7159 * math.tanh(0.666 * u)
         elif cell.act == 1:
             z[b] = u if u > 0.0 else 0.0
         else:
             z[b] = math.tanh(u)
+    f1[:] = cell.b1
+    for b in range(B):
+        for i in range(N):
+            f1[i] += cell.W1[b, i] * z[b]
+    if cell.mode == 2:
+        for i in range(N):
+            out[i] = cell.A[i] - cell.A[i] * math.exp(-t * (abs(cell.wtau[i]) + abs(f1[i]))) * f1[i]
+        return
+    f2[:] = cell.b2
+    ta[:] = cell.ba
+    tb[:] = cell.bb
+    for b in range(B):
+        for i in range(N):
+            f2[i] += cell.W2[b, i] * z[b]
+            ta[i] += cell.Wa[b, i] * z[b]
+            tb[i] += cell.Wb[b, i] * z[b]
     for i in range(N):
-        f1 = cell.b1[i]
-        for b in range(B):
-            f1 += cell.W1[b, i] * z[b]
-        if cell.mode == 2:
-            out[i] = cell.A[i] - cell.A[i] * math.exp(-t * (abs(cell.wtau[i]) + abs(f1))) * f1
-            continue
-        f2 = cell.b2[i]
-        ta = cell.ba[i]
-        tb = cell.bb[i]
-        for b in range(B):
-            f2 += cell.W2[b, i] * z[b]
-            ta += cell.Wa[b, i] * z[b]
-            tb += cell.Wb[b, i] * z[b]
-        gate = logistic(ta * t + tb)
+        gate = logistic(ta[i] * t + tb[i])
         if cell.mode == 0:
-            out[i] = math.tanh(f1) * (1.0 - gate) + gate * math.tanh(f2)
+            out[i] = math.tanh(f1[i]) * (1.0 - gate) + gate * math.tanh(f2[i])
         else:
-            out[i] = math.tanh(f1) + gate * math.tanh(f2)
+            out[i] = math.tanh(f1[i]) + gate * math.tanh(f2[i])
 
 
 @njit(cache=True)
 def cfc_sequence(cell: Cell, x: np.ndarray, inputs: np.ndarray, elapsed: np.ndarray, xs: np.ndarray) -> None:
     """Run the CfC cell over a sequence from state ``x`` (advanced in place); ``xs`` (T, N) gets every state."""
-    B = cell.bbb.shape[0]
-    z = np.empty(B)
-    new = np.empty(x.shape[0])
+    N = x.shape[0]
+    work = np.empty(cell.bbb.shape[0] + 4 * N)
+    new = np.empty(N)
     for s in range(inputs.shape[0]):
-        cfc_step(cell, inputs[s], x, elapsed[s], z, new)
+        cfc_step(cell, inputs[s], x, elapsed[s], work, new)
         x[:] = new
         xs[s] = x
+
+
+# Dormand & Prince (1980) 5(4) tableau, as scipy's RK45: the adaptive solver of the speed comparison
+_DP_C = np.array([0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0])
+_DP_A = np.array(
+    [
+        [0.0, 0.0, 0.0, 0.0, 0.0],
+        [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0],
+        [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0],
+        [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0],
+        [19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0, 0.0],
+        [9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0],
+    ]
+)
+_DP_B = np.array([35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0])
+_DP_E = np.array([-71.0 / 57600.0, 0.0, 71.0 / 16695.0, -71.0 / 1920.0, 17253.0 / 339200.0, -22.0 / 525.0, 1.0 / 40.0])
+
+
+@njit(cache=True)
+def rk45_sequence(
+    net: Net, x: np.ndarray, inputs: np.ndarray, elapsed: np.ndarray, rtol: float, atol: float, xs: np.ndarray
+) -> int:
+    """The LTC network over a sequence with the adaptive Dormand-Prince 5(4) method (scipy RK45's scheme:
+    RMS error norm, safety 0.9, step factor in [0.2, 10], first-same-as-last), restarted at every sample
+    (the input jumps there) with the step size carried over. Returns the number of right-hand-side calls."""
+    N = x.shape[0]
+    k = np.empty((7, N))
+    y = np.empty(N)
+    y_new = np.empty(N)
+    nfev = 0
+    h = elapsed[0] * 0.1
+    for s in range(inputs.shape[0]):
+        inp = inputs[s]
+        t = 0.0
+        span = elapsed[s]
+        rhs(net, x, inp, k[0])
+        nfev += 1
+        while t < span:
+            h = min(h, span - t)
+            for stage in range(1, 6):
+                for i in range(N):
+                    acc = x[i]
+                    for j in range(stage):
+                        acc += h * _DP_A[stage, j] * k[j, i]
+                    y[i] = acc
+                rhs(net, y, inp, k[stage])
+            for i in range(N):
+                acc = x[i]
+                for j in range(6):
+                    acc += h * _DP_B[j] * k[j, i]
+                y_new[i] = acc
+            rhs(net, y_new, inp, k[6])
+            nfev += 6
+            err = 0.0
+            for i in range(N):
+                e = 0.0
+                for j in range(7):
+                    e += _DP_E[j] * k[j, i]
+                sc = atol + rtol * max(abs(x[i]), abs(y_new[i]))
+                err += (h * e / sc) ** 2
+            err = math.sqrt(err / N)
+            if err <= 1.0:
+                t += h
+                x[:] = y_new
+                k[0] = k[6]
+                factor = 10.0 if err == 0.0 else min(10.0, 0.9 * err**-0.2)
+            else:
+                factor = max(0.2, 0.9 * err**-0.2)
+            h *= factor
+        xs[s] = x
+    return nfev

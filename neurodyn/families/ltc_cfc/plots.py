@@ -110,6 +110,14 @@ def plot_speed(ds: xr.Dataset, label: str) -> Figure:
     ax.loglog(ds["fused_time"].values, ds["fused_error"].values, "o-", color=PALETTE[2], label="fused LTC (L)")
     for L, x, y in zip(ds["unfolds"].values, ds["fused_time"].values, ds["fused_error"].values):
         ax.annotate(f"L={int(L)}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=10)
+    ax.loglog(
+        float(ds["fused_time_at_target"]),
+        float(ds["fused_error_at_target"]),
+        "*",
+        ms=14,
+        color=PALETTE[2],
+        label=f"fused LTC at L = {int(ds['unfolds_needed'])} (error law)",
+    )
     ax.loglog(ds["rk45_time"].values, ds["rk45_error"].values, "s-", color=PALETTE[1], label="adaptive RK45 LTC (rtol)")
     ax.axhline(float(ds.attrs["target_error"]), color="k", ls=":", lw=1, label="target error")
     ax.axvline(float(ds["cfc_time"]), color=PALETTE[0], lw=2, label="CfC (error not a knob)")
