@@ -191,6 +191,17 @@ TINY: dict[str, dict[str, Any]] = {
         "params.speed.backbone": 4,
         "params.speed.repeats": 1,
     },
+    "cfc_xor": {
+        "params.xor.hidden": 3,
+        "params.xor.ltc_hidden": 2,
+        "params.xor.backbone": 3,
+        "params.xor.pad": 6,
+        "params.xor.unfolds": 2,
+        "params.xor.train": 20,
+        "params.xor.test": 10,
+        "params.xor.epochs": 1,
+        "params.xor.batch": 10,
+    },
     "cfc_vs_ltc": {"params.closed_form.points": 21, "params.closed_form.duration": 2.0},
     "ultralif_sparsity": {**_ULTRALIF, "params.kinds": ["ultralif"], "params.sparsity": [0.0, 0.1], "params.T": 2},
 }

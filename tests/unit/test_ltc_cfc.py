@@ -106,3 +106,22 @@ def test_bad_parameters_are_refused_in_one_line(repo, capsys, override, needles)
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     for needle in needles:
         assert needle in err, (needle, err)
+
+
+@pytest.mark.parametrize("stem", ["cfc_xor", "cfc_speed", "ltc_bounds"])
+def test_tiny_runs_store_their_rows_and_figures(repo, stem, make_scenario):
+    """Every experiment runs at a tiny size into a result whose compare rows and figures read it alone."""
+    import warnings
+
+    from neurodyn import compare, plot
+    from neurodyn.runner import simulate
+    from tests.hostile.tiny import tiny_scenario
+
+    doc = tiny_scenario(repo / "scenarios" / f"{stem}.yaml")
+    ds = simulate(make_scenario("ltc_cfc", doc["params"], doc.get("run")))
+    table = compare(ds)
+    assert len(table) > 0 and set(table["verdict"]) <= {"agree", "differ", "holds", "violated", "n/a"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figs = plot(ds)
+    assert [f.get_label() for f in figs] == [ds.attrs["experiment"]]

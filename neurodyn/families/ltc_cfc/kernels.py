@@ -374,3 +374,300 @@ def rk45_sequence(
             h *= factor
         xs[s] = x
     return nfev
+
+
+# --------------------------------------------------------------------------- exact BPTT (bit-stream XOR)
+#
+# Every trained model ends in a linear readout ``logit = wout . x_T + bout`` of its last valid state and the
+# binary cross-entropy ``softplus(logit) - y logit``. The backward passes below are hand-written: per sequence,
+# the forward states are stored, then time is reversed through the readout and every step (the CfC update, or
+# the L fused LTC sub-steps of each sample), accumulating into gradient arrays of the same layout as the
+# parameters (the tests check them against central finite differences).
+
+#: added to the fused step's denominator, as ncps does (the trained cm and gleak are clipped at 0)
+LTC_EPS = 1e-8
+
+
+class Readout(NamedTuple):
+    """The linear readout of the last state."""
+
+    w: np.ndarray  #: (N,)
+    b: np.ndarray  #: (1,)
+
+
+@njit(cache=True)
+def _act(u: float, act: int) -> float:
+    if act == 0:
+        return 1.7159 * math.tanh(0.666 * u)
+    if act == 1:
+        return u if u > 0.0 else 0.0
+    return math.tanh(u)
+
+
+@njit(cache=True)
+def _act_prime(u: float, act: int) -> float:
+    if act == 0:
+        th = math.tanh(0.666 * u)
+        return 1.7159 * 0.666 * (1.0 - th * th)
+    if act == 1:
+        return 1.0 if u > 0.0 else 0.0
+    th = math.tanh(u)
+    return 1.0 - th * th
+
+
+@njit(cache=True)
+def cfc_step_back(
+    cell: Cell, grad: Cell, inp: np.ndarray, x: np.ndarray, t: float, dnew: np.ndarray, dx: np.ndarray
+) -> None:
+    """Backward of :func:`cfc_step` at input ``inp``, state ``x``, time ``t``: given ``dL/dx_new`` (``dnew``),
+    add the parameter gradients into ``grad`` and write ``dL/dx`` into ``dx``."""
+    M = inp.shape[0]
+    N = x.shape[0]
+    B = cell.bbb.shape[0]
+    u = np.empty(B)
+    z = np.empty(B)
+    for b in range(B):
+        acc = cell.bbb[b]
+        for k in range(M):
+            acc += cell.Wbb[k, b] * inp[k]
+        for j in range(N):
+            acc += cell.Wbb[M + j, b] * x[j]
+        u[b] = acc
+        z[b] = _act(acc, cell.act)
+    dz = np.zeros(B)
+    for i in range(N):
+        a1 = cell.b1[i]
+        for b in range(B):
+            a1 += cell.W1[b, i] * z[b]
+        if cell.mode == 2:
+            rate = abs(cell.wtau[i]) + abs(a1)
+            e = math.exp(-t * rate)
+            A = cell.A[i]
+            grad.A[i] += dnew[i] * (1.0 - e * a1)
+            d_e = -dnew[i] * A * a1
+            da1 = -dnew[i] * A * e - d_e * e * t * np.sign(a1)
+            grad.wtau[i] += -d_e * e * t * np.sign(cell.wtau[i])
+            grad.b1[i] += da1
+            for b in range(B):
+                grad.W1[b, i] += da1 * z[b]
+                dz[b] += cell.W1[b, i] * da1
+            continue
+        a2 = cell.b2[i]
+        ta = cell.ba[i]
+        tb = cell.bb[i]
+        for b in range(B):
+            a2 += cell.W2[b, i] * z[b]
+            ta += cell.Wa[b, i] * z[b]
+            tb += cell.Wb[b, i] * z[b]
+        h1 = math.tanh(a1)
+        h2 = math.tanh(a2)
+        g = logistic(ta * t + tb)
+        if cell.mode == 0:
+            dh1 = dnew[i] * (1.0 - g)
+            dg = dnew[i] * (h2 - h1)
+        else:
+            dh1 = dnew[i]
+            dg = dnew[i] * h2
+        dh2 = dnew[i] * g
+        da1 = dh1 * (1.0 - h1 * h1)
+        da2 = dh2 * (1.0 - h2 * h2)
+        dpre = dg * g * (1.0 - g)
+        dta = dpre * t
+        grad.b1[i] += da1
+        grad.b2[i] += da2
+        grad.ba[i] += dta
+        grad.bb[i] += dpre
+        for b in range(B):
+            grad.W1[b, i] += da1 * z[b]
+            grad.W2[b, i] += da2 * z[b]
+            grad.Wa[b, i] += dta * z[b]
+            grad.Wb[b, i] += dpre * z[b]
+            dz[b] += cell.W1[b, i] * da1 + cell.W2[b, i] * da2 + cell.Wa[b, i] * dta + cell.Wb[b, i] * dpre
+    dx[:] = 0.0
+    for b in range(B):
+        du = dz[b] * _act_prime(u[b], cell.act)
+        grad.bbb[b] += du
+        for k in range(M):
+            grad.Wbb[k, b] += du * inp[k]
+        for j in range(N):
+            grad.Wbb[M + j, b] += du * x[j]
+            dx[j] += cell.Wbb[M + j, b] * du
+
+
+@njit(cache=True)
+def _bce(logit: float, y: float) -> float:
+    """softplus(logit) - y logit, stable for either sign."""
+    return max(logit, 0.0) + math.log1p(math.exp(-abs(logit))) - y * logit
+
+
+@njit(cache=True)
+def cfc_batch(
+    cell: Cell,
+    out: Readout,
+    grad: Cell,
+    gout: Readout,
+    inputs: np.ndarray,
+    elapsed: np.ndarray,
+    lengths: np.ndarray,
+    labels: np.ndarray,
+    idx: np.ndarray,
+    backward: bool,
+    logits: np.ndarray,
+) -> float:
+    """Loss summed over sequences ``idx`` (inputs ``(S, P, M)``, elapsed ``(S, P)``, valid ``lengths``); their
+    logits into ``logits[idx]``; with ``backward`` the summed exact gradients are added into ``grad``/``gout``."""
+    N = out.w.shape[0]
+    P = inputs.shape[1]
+    xs = np.zeros((P + 1, N))
+    work = np.empty(cell.bbb.shape[0] + 4 * N)
+    d = np.empty(N)
+    dprev = np.empty(N)
+    total = 0.0
+    for q in range(idx.shape[0]):
+        s = idx[q]
+        n = lengths[s]
+        xs[0] = 0.0
+        for k in range(n):
+            cfc_step(cell, inputs[s, k], xs[k], elapsed[s, k], work, xs[k + 1])
+        logit = out.b[0]
+        for i in range(N):
+            logit += out.w[i] * xs[n, i]
+        logits[s] = logit
+        total += _bce(logit, labels[s])
+        if not backward:
+            continue
+        dlogit = logistic(logit) - labels[s]
+        gout.b[0] += dlogit
+        for i in range(N):
+            gout.w[i] += dlogit * xs[n, i]
+            d[i] = dlogit * out.w[i]
+        for k in range(n - 1, -1, -1):
+            cfc_step_back(cell, grad, inputs[s, k], xs[k], elapsed[s, k], d, dprev)
+            d[:] = dprev
+    return total
+
+
+@njit(cache=True)
+def ltc_substep(
+    net: Net, x: np.ndarray, inp: np.ndarray, dt: float, g: np.ndarray, d: np.ndarray, new: np.ndarray
+) -> None:
+    """One fused sub-step of the conductance-form LTC (with ncps's ``1e-8`` in the denominator) into ``new``."""
+    conductance(net, x, inp, g, d)
+    for i in range(x.shape[0]):
+        new[i] = (net.cm[i] / dt * x[i] + net.gl[i] * net.vl[i] + d[i]) / (net.cm[i] / dt + net.gl[i] + g[i] + LTC_EPS)
+
+
+@njit(cache=True)
+def ltc_substep_back(
+    net: Net, grad: Net, x: np.ndarray, inp: np.ndarray, dt: float, dnew: np.ndarray, dx: np.ndarray
+) -> None:
+    """Backward of :func:`ltc_substep` (sigmoid head) at state ``x``: given ``dL/dx_new``, add the parameter
+    gradients into ``grad`` and write ``dL/dx`` into ``dx``."""
+    N = x.shape[0]
+    M = inp.shape[0]
+    g = np.empty(N)
+    dd = np.empty(N)
+    conductance(net, x, inp, g, dd)
+    dnum = np.empty(N)
+    dden = np.empty(N)
+    for i in range(N):
+        den = net.cm[i] / dt + net.gl[i] + g[i] + LTC_EPS
+        num = net.cm[i] / dt * x[i] + net.gl[i] * net.vl[i] + dd[i]
+        dnum[i] = dnew[i] / den
+        dden[i] = -dnew[i] * num / (den * den)
+        dx[i] = dnum[i] * net.cm[i] / dt
+        grad.cm[i] += (dnum[i] * x[i] + dden[i]) / dt
+        grad.gl[i] += dnum[i] * net.vl[i] + dden[i]
+        grad.vl[i] += dnum[i] * net.gl[i]
+    for j in range(N):
+        for i in range(N):
+            s = logistic(net.sig[j, i] * (x[j] - net.mu[j, i]))
+            coef = dnum[i] * net.E[j, i] + dden[i]
+            grad.W[j, i] += coef * s
+            grad.E[j, i] += dnum[i] * net.W[j, i] * s
+            dpre = coef * net.W[j, i] * s * (1.0 - s)
+            grad.sig[j, i] += dpre * (x[j] - net.mu[j, i])
+            grad.mu[j, i] -= dpre * net.sig[j, i]
+            dx[j] += dpre * net.sig[j, i]
+    for k in range(M):
+        for i in range(N):
+            s = logistic(net.sigs[k, i] * (inp[k] - net.mus[k, i]))
+            coef = dnum[i] * net.Es[k, i] + dden[i]
+            grad.Ws[k, i] += coef * s
+            grad.Es[k, i] += dnum[i] * net.Ws[k, i] * s
+            dpre = coef * net.Ws[k, i] * s * (1.0 - s)
+            grad.sigs[k, i] += dpre * (inp[k] - net.mus[k, i])
+            grad.mus[k, i] -= dpre * net.sigs[k, i]
+
+
+@njit(cache=True)
+def ltc_batch(
+    net: Net,
+    out: Readout,
+    grad: Net,
+    gout: Readout,
+    inputs: np.ndarray,
+    elapsed: np.ndarray,
+    lengths: np.ndarray,
+    labels: np.ndarray,
+    idx: np.ndarray,
+    L: int,
+    backward: bool,
+    logits: np.ndarray,
+) -> float:
+    """As :func:`cfc_batch` for the conductance-form LTC unfolded ``L`` fused sub-steps per sample (dt = elapsed/L)."""
+    N = out.w.shape[0]
+    P = inputs.shape[1]
+    xs = np.zeros((P * L + 1, N))
+    g = np.empty(N)
+    dd = np.empty(N)
+    d = np.empty(N)
+    dprev = np.empty(N)
+    total = 0.0
+    for q in range(idx.shape[0]):
+        s = idx[q]
+        n = lengths[s]
+        xs[0] = 0.0
+        for k in range(n):
+            dt = elapsed[s, k] / L
+            for r in range(L):
+                c = k * L + r
+                ltc_substep(net, xs[c], inputs[s, k], dt, g, dd, xs[c + 1])
+        logit = out.b[0]
+        for i in range(N):
+            logit += out.w[i] * xs[n * L, i]
+        logits[s] = logit
+        total += _bce(logit, labels[s])
+        if not backward:
+            continue
+        dlogit = logistic(logit) - labels[s]
+        gout.b[0] += dlogit
+        for i in range(N):
+            gout.w[i] += dlogit * xs[n * L, i]
+            d[i] = dlogit * out.w[i]
+        for k in range(n - 1, -1, -1):
+            dt = elapsed[s, k] / L
+            for r in range(L - 1, -1, -1):
+                c = k * L + r
+                ltc_substep_back(net, grad, xs[c], inputs[s, k], dt, d, dprev)
+                d[:] = dprev
+    return total
+
+
+@njit(cache=True)
+def adam_step(
+    theta: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, step: int, lr: float, clip: float
+) -> None:
+    """One Adam step (beta 0.9, 0.999, eps 1e-8) on the flat parameters, the gradient clipped to norm ``clip``."""
+    norm = 0.0
+    for p in range(theta.shape[0]):
+        norm += grad[p] * grad[p]
+    norm = math.sqrt(norm)
+    scale = clip / norm if norm > clip else 1.0
+    c1 = 1.0 - 0.9**step
+    c2 = 1.0 - 0.999**step
+    for p in range(theta.shape[0]):
+        gp = grad[p] * scale
+        m[p] = 0.9 * m[p] + 0.1 * gp
+        v[p] = 0.999 * v[p] + 0.001 * gp * gp
+        theta[p] -= lr * (m[p] / c1) / (math.sqrt(v[p] / c2) + 1e-8)

@@ -184,13 +184,14 @@ class Xor(StrictModel):
     models: list[Literal["cfc", "no_gate", "pure", "ltc"]] = Field(
         ["cfc", "ltc"], description="models trained side by side"
     )
-    pad: PositiveInt = Field(32, description="sequence padding (longest sequence)")
-    hidden: PositiveInt = Field(16, description="hidden state size of every model")
-    backbone: PositiveInt = Field(16, description="CfC backbone units")
+    pad: int = Field(16, ge=3, description="sequence padding: sequences have 2 to pad - 1 bits (the authors: 32)")
+    hidden: PositiveInt = Field(32, description="hidden state size of the CfC models")
+    ltc_hidden: PositiveInt = Field(8, description="number of LTC neurons (its cost grows as their square)")
+    backbone: PositiveInt = Field(32, description="CfC backbone units")
     unfolds: PositiveInt = Field(6, description="LTC fused-solver unfolds per sample")
     train: PositiveInt = Field(4000, description="training sequences")
     test: PositiveInt = Field(1000, description="test sequences")
-    epochs: PositiveInt = Field(20, description="training epochs")
+    epochs: PositiveInt = Field(25, description="training epochs")
     batch: PositiveInt = Field(64, description="minibatch size")
     lr: Positive = Field(0.01, description="Adam learning rate")
     seeds: list[int] = Field([1], description="training seeds (one run per seed)")
