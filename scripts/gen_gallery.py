@@ -48,6 +48,7 @@ GALLERY = [
     ("sync_scaling_n", {"run.duration": "10 s"}, "Centroid and single-learner error against the number of learners."),
     ("ltc_bounds", {}, "LTC state against Theorem 2's box under the adaptive, fused and explicit-Euler solvers."),
     ("cfc_vs_ltc", {}, "The CfC closed form against the ODE: Lemma 1's bound, symmetrised and stated drive."),
+    ("cfc_speed", {}, "Error against wall time per sequence: fused LTC, adaptive RK45 LTC and the CfC cell."),
 ]
 
 
