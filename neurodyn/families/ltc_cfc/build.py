@@ -126,6 +126,16 @@ def check(scenario: Scenario) -> None:
             what="params.bounds.network.neurons, params.bounds.inputs.samples",
             hint="reduce neurons, samples or networks",
         )
+    elif p.experiment == "xor":
+        x = p.xor
+        n_seq = x.train + x.test
+        n = max(x.hidden, x.ltc_hidden)
+        require_memory(
+            8.0 * (3 * n_seq * x.pad + 2 * x.pad * x.unfolds * n + 8 * n * max(n, x.backbone)),
+            f"{n_seq} sequences of {x.pad} events, the models' parameters and states",
+            what="params.xor.train, params.xor.test, params.xor.pad",
+            hint="reduce the number of sequences or pad",
+        )
     elif p.experiment == "speed":
         s = p.speed
         n, m, t = s.network.neurons, s.network.inputs, s.inputs.samples
@@ -147,6 +157,16 @@ def build(scenario: Scenario) -> LTCBuilt:
         for head in b.heads:
             for i in range(b.networks):
                 built.problems[(head, i)] = draw_problem(b.network, b.inputs, head, seed, i)
+    elif p.experiment == "xor":
+        x = p.xor
+        n_seq = x.train + x.test
+        n = max(x.hidden, x.ltc_hidden)
+        require_memory(
+            8.0 * (3 * n_seq * x.pad + 2 * x.pad * x.unfolds * n + 8 * n * max(n, x.backbone)),
+            f"{n_seq} sequences of {x.pad} events, the models' parameters and states",
+            what="params.xor.train, params.xor.test, params.xor.pad",
+            hint="reduce the number of sequences or pad",
+        )
     elif p.experiment == "speed":
         s = p.speed
         built.problems[("sigmoid", 0)] = draw_problem(s.network, s.inputs, "sigmoid", seed, 0)

@@ -123,7 +123,9 @@ def run_speed(built: LTCBuilt, progress: Progress) -> xr.Dataset:
             r_nfev.append(go())
             r_err.append(error())
             bar.update(1)
-        cell = random_cell(pr.inputs.shape[1], N, s.backbone, "default", "lecun_tanh", stream(0, TAG_CELL))
+        cell = random_cell(
+            pr.inputs.shape[1], N, s.backbone, "default", "lecun_tanh", stream(built.scenario.run.seed, TAG_CELL)
+        )
 
         def cfc() -> None:
             x = np.zeros(N)

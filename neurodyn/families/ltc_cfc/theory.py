@@ -56,15 +56,43 @@ def theory(built: LTCBuilt, ds: xr.Dataset) -> xr.Dataset:
         return bounds_theory(ds)
     if exp == "closed_form":
         return closed_form_theory(ds)
+    from neurodyn.families.ltc_cfc import published as pub
+
+    out = xr.Dataset()
     if exp == "speed":
-        out = xr.Dataset()
         out["fused_order_theory"] = (
             (),
             1.0,
             var_attrs("1", "order of the fused solver's error law", source=SRC_ORDER, rel_tol=0.1),
         )
-        return out
-    return xr.Dataset()
+        out["published_speedup_fused"] = (
+            (),
+            pub.SPEEDUP_FUSED,
+            var_attrs("1", "published speed-up over the fused LTC (lowest)", source=pub.SRC_SPEED_FUSED),
+        )
+        out["published_speedup_ode"] = (
+            (),
+            pub.SPEEDUP_ODE,
+            var_attrs("1", "published speed-up over neural ODEs", source=pub.SRC_SPEED_ODE),
+        )
+    elif exp == "xor":
+        models, encodings = list(ds["model"].values), list(ds["encoding"].values)
+        table = np.full((len(models), len(encodings), 2), np.nan)
+        for mi, m in enumerate(models):
+            for ei, enc in enumerate(encodings):
+                table[mi, ei] = pub.XOR_TABLE.get(m, {}).get(enc, (np.nan, np.nan))
+        out["published_accuracy"] = (
+            ("model", "encoding"),
+            table[..., 0],
+            var_attrs("%", "published final test accuracy (mean)", source=pub.SRC_XOR),
+        )
+        out["published_accuracy_std"] = (
+            ("model", "encoding"),
+            table[..., 1],
+            var_attrs("%", "published final test accuracy (std over 5 runs)", source=pub.SRC_XOR),
+        )
+        out = out.assign_coords(model=ds["model"], encoding=ds["encoding"])
+    return out
 
 
 def bounds_theory(ds: xr.Dataset) -> xr.Dataset:
