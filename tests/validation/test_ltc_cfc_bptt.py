@@ -17,10 +17,12 @@ def loss_and_grad(model: Model, data, idx):
     return loss, model.grad.copy()
 
 
-@pytest.mark.parametrize("kind", ["cfc", "no_gate", "pure", "ltc"])
+@pytest.mark.parametrize("kind", ["cfc", "no_gate", "pure", "ltc", "ltc_offset"])
 @pytest.mark.parametrize("encoding", ["event", "equidistant"])
 def test_bptt_gradient_matches_finite_differences(kind, encoding):
-    x = Xor(hidden=3, ltc_hidden=3, backbone=4, unfolds=2, pad=8)
+    offset = 1.0 if kind == "ltc_offset" else 0.0
+    kind = kind.removesuffix("_offset")
+    x = Xor(hidden=3, ltc_hidden=3, backbone=4, unfolds=2, pad=8, ltc_time_offset=offset)
     data = xor_split(4, 11, 8, encoding == "event")
     model = Model(kind, x, np.random.default_rng(3))
     if kind == "pure":  # away from |w_tau| = 0, where the absolute value has no derivative

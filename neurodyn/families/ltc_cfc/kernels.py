@@ -612,10 +612,12 @@ def ltc_batch(
     labels: np.ndarray,
     idx: np.ndarray,
     L: int,
+    offset: float,
     backward: bool,
     logits: np.ndarray,
 ) -> float:
-    """As :func:`cfc_batch` for the conductance-form LTC unfolded ``L`` fused sub-steps per sample (dt = elapsed/L)."""
+    """As :func:`cfc_batch` for the conductance-form LTC unfolded ``L`` fused sub-steps per sample, each of
+    ``dt = (elapsed + offset) / L``."""
     N = out.w.shape[0]
     P = inputs.shape[1]
     xs = np.zeros((P * L + 1, N))
@@ -629,7 +631,7 @@ def ltc_batch(
         n = lengths[s]
         xs[0] = 0.0
         for k in range(n):
-            dt = elapsed[s, k] / L
+            dt = (elapsed[s, k] + offset) / L
             for r in range(L):
                 c = k * L + r
                 ltc_substep(net, xs[c], inputs[s, k], dt, g, dd, xs[c + 1])
@@ -646,7 +648,7 @@ def ltc_batch(
             gout.w[i] += dlogit * xs[n * L, i]
             d[i] = dlogit * out.w[i]
         for k in range(n - 1, -1, -1):
-            dt = elapsed[s, k] / L
+            dt = (elapsed[s, k] + offset) / L
             for r in range(L - 1, -1, -1):
                 c = k * L + r
                 ltc_substep_back(net, grad, xs[c], inputs[s, k], dt, d, dprev)

@@ -189,6 +189,11 @@ class Xor(StrictModel):
     ltc_hidden: PositiveInt = Field(8, description="number of LTC neurons (its cost grows as their square)")
     backbone: PositiveInt = Field(32, description="CfC backbone units")
     unfolds: PositiveInt = Field(6, description="LTC fused-solver unfolds per sample")
+    ltc_time_offset: NonNegative = Field(
+        0.0,
+        description="the LTC's sub-step is (elapsed + offset) / L: 0 as ncps, 1 as the authors' PyTorch code, "
+        "1e-3 as their TensorFlow code",
+    )
     train: PositiveInt = Field(4000, description="training sequences")
     test: PositiveInt = Field(1000, description="test sequences")
     epochs: PositiveInt = Field(25, description="training epochs")

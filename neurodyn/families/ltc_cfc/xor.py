@@ -210,6 +210,7 @@ class Model:
     def __init__(self, kind: str, x: Xor, rng: np.random.Generator):
         self.kind = kind
         self.L = x.unfolds
+        self.offset = x.ltc_time_offset
         if kind == "ltc":
             self.layout = ltc_layout(1, x.ltc_hidden)
             self.theta = init_ltc(self.layout, rng)
@@ -233,7 +234,7 @@ class Model:
         if self.kind == "ltc":
             return K.ltc_batch(
                 self.model, self.out, self.gmodel, self.gout, data.inputs, data.elapsed, data.lengths,
-                data.labels, idx, self.L, backward, logits,
+                data.labels, idx, self.L, self.offset, backward, logits,
             )  # fmt: skip
         return K.cfc_batch(
             self.model, self.out, self.gmodel, self.gout, data.inputs, data.elapsed, data.lengths,
@@ -343,6 +344,7 @@ def run_xor(built: LTCBuilt, progress: Progress) -> xr.Dataset:
         "train": x.train,
         "test": x.test,
         "unfolds": x.unfolds,
+        "ltc_time_offset": x.ltc_time_offset,
         "summary_lines": "\n".join(lines),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
