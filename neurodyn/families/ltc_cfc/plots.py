@@ -119,6 +119,15 @@ def plot_speed(ds: xr.Dataset, label: str) -> Figure:
         label=f"fused LTC at L = {int(ds['unfolds_needed'])} (error law)",
     )
     ax.loglog(ds["rk45_time"].values, ds["rk45_error"].values, "s-", color=PALETTE[1], label="adaptive RK45 LTC (rtol)")
+    if "scipy_rk45_time_at_target" in ds:
+        ax.loglog(
+            float(ds["scipy_rk45_time_at_target"]),
+            float(ds["scipy_rk45_error_at_target"]),
+            "D",
+            ms=9,
+            color=PALETTE[4],
+            label="scipy RK45 LTC (Python step loop)",
+        )
     ax.axhline(float(ds.attrs["target_error"]), color="k", ls=":", lw=1, label="target error")
     ax.axvline(float(ds["cfc_time"]), color=PALETTE[0], lw=2, label="CfC (error not a knob)")
     ax.set_xlabel("wall time per sequence (s)")

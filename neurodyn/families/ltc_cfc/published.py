@@ -49,6 +49,16 @@ def published_rows(ds: xr.Dataset) -> list[Row]:
         rows.append(
             Row("speedup_rk45", float(ds["speedup_rk45"]), SPEEDUP_ODE, kind="lower_bound", source=SRC_SPEED_ODE)
         )
+        if "speedup_scipy_rk45" in ds:
+            rows.append(
+                Row(
+                    "speedup_scipy_rk45",
+                    float(ds["speedup_scipy_rk45"]),
+                    SPEEDUP_ODE,
+                    kind="lower_bound",
+                    source=SRC_SPEED_ODE + " (adaptive solver driven from Python, as torchdiffeq)",
+                )
+            )
     elif ds.attrs.get("experiment") == "xor":
         final = 100 * ds["test_accuracy"].isel(epoch=-1)
         for m in ds["model"].values:
