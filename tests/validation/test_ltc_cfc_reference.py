@@ -43,10 +43,13 @@ def numpy_ltc(net: K.Net, x0, inputs, elapsed, L, scheme):
     return np.array(out)
 
 
-@pytest.mark.parametrize("form", ["eq1", "conductance"])
+@pytest.mark.parametrize("form", ["eq1", "conductance", "ncp"])
 @pytest.mark.parametrize("scheme", ["fused", "euler"])
 def test_unfolded_ltc_matches_numpy(form, scheme):
-    spec = Network(neurons=5, inputs=3, form=form)
+    if form == "ncp":
+        spec = Network(neurons=5, inputs=3, form="conductance", wiring="ncp")
+    else:
+        spec = Network(neurons=5, inputs=3, form=form)
     pr = draw_problem(spec, Inputs(samples=12, jitter=0.5, amplitude=2.0), "sigmoid", seed=3, index=0)
     xs, stats = unfolded(pr, 6, scheme)
     ref = numpy_ltc(pr.net, pr.x0, pr.inputs, pr.elapsed, 6, scheme)

@@ -78,12 +78,24 @@ def draw_network(spec: Network, head: str, rng: np.random.Generator) -> tuple[K.
         W, Ws = u(spec.weight, (N, N)), u(spec.weight, (M, N))
         sig, sigs = u(spec.slope, (N, N)), u(spec.slope, (M, N))
         mu, mus = u(spec.centre, (N, N)), u(spec.centre, (M, N))
+        if spec.wiring == "ncp":
+            rec, sen = ncp_wiring(N, M, spec.motor, spec.sparsity, rng)
+            W, Ws = W * (rec != 0), Ws * (sen != 0)
+            if spec.form == "conductance":
+                E, Es = np.where(rec != 0, rec, E), np.where(sen != 0, sen, Es)
         w_max = (W.sum(axis=0) + Ws.sum(axis=0)) / cm
-        lo = np.minimum(vl, np.minimum(E.min(axis=0), Es.min(axis=0)))
-        hi = np.maximum(vl, np.maximum(E.max(axis=0), Es.max(axis=0)))
+        # Theorem 2's box: the hull of vl and the reversals of the synapses present
+        lo = np.minimum(
+            vl, np.minimum(np.where(W > 0, E, np.inf).min(axis=0), np.where(Ws > 0, Es, np.inf).min(axis=0))
+        )
+        hi = np.maximum(
+            vl, np.maximum(np.where(W > 0, E, -np.inf).max(axis=0), np.where(Ws > 0, Es, -np.inf).max(axis=0))
+        )
     else:
-        if spec.form != "eq1":
-            raise ScenarioError("network.form", spec.form, "the tanh head is the paper's Eq. 1 example; use form: eq1")
+        if spec.form != "eq1" or spec.wiring != "full":
+            raise ScenarioError(
+                "network.form", spec.form, "the tanh head is the paper's Eq. 1 example; use form: eq1, wiring: full"
+            )
         W, Ws = rng.normal(0.0, spec.tanh_gain, (N, N)), rng.normal(0.0, spec.tanh_gain, (M, N))
         sig = mu = np.zeros((N, N))
         sigs = mus = np.zeros((M, N))
@@ -91,6 +103,51 @@ def draw_network(spec: Network, head: str, rng: np.random.Generator) -> tuple[K.
         lo, hi = np.minimum(0.0, A), np.maximum(0.0, A)
     net = K.Net(cm, gl, vl, W, sig, mu, E, Ws, sigs, mus, Es, A, np.zeros(N), K.HEAD_CODES[head])
     return net, K.Bounds(lo, hi, gl / cm, gl / cm + w_max)
+
+
+def ncp_wiring(N: int, M: int, motor: int, sparsity: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The four-layer NCP wiring of ``ncps``'s ``AutoNCP``: polarities (+-1, 0 for no synapse) ``(N, N)`` and
+    ``(M, N)``, as the working notes describe it (neuron order: motor, command, inter; our random draws).
+
+    Layer sizes: command = max(floor(0.4 (N - motor)), 1), inter = the rest; with density d = 1 - sparsity,
+    every input reaches max(floor(inter d), 1) inter neurons, every inter neuron max(floor(command d), 1)
+    command neurons, every motor neuron receives max(floor(command d), 1) command neurons, and
+    max(floor(2 command d), 1) recurrent command synapses are drawn. Targets are drawn without replacement;
+    a neuron left without input (or a command neuron without output) is patched in with one synapse.
+    """
+    d = 1.0 - sparsity
+    command = max(int(0.4 * (N - motor)), 1)
+    inter = N - motor - command
+    mot = np.arange(motor)
+    cmd = np.arange(motor, motor + command)
+    itr = np.arange(motor + command, N)
+    rec = np.zeros((N, N))
+    sen = np.zeros((M, N))
+
+    def pol() -> float:
+        return float(rng.choice(np.array([-1.0, 1.0])))
+
+    for k in range(M):
+        for i in rng.choice(itr, size=min(max(int(inter * d), 1), inter), replace=False):
+            sen[k, i] = pol()
+    for i in itr:
+        if not sen[:, i].any():
+            sen[rng.integers(M), i] = pol()
+    for j in itr:
+        for i in rng.choice(cmd, size=min(max(int(command * d), 1), command), replace=False):
+            rec[j, i] = pol()
+    for i in cmd:
+        if not rec[itr, i].any():
+            rec[rng.choice(itr), i] = pol()
+    for _ in range(max(int(2 * command * d), 1)):
+        rec[rng.choice(cmd), rng.choice(cmd)] = pol()
+    for i in mot:
+        for j in rng.choice(cmd, size=min(max(int(command * d), 1), command), replace=False):
+            rec[j, i] = pol()
+    for j in cmd:
+        if not rec[j, mot].any():
+            rec[j, rng.choice(mot)] = pol()
+    return rec, sen
 
 
 def draw_inputs(spec: Inputs, M: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -115,9 +172,12 @@ def check(scenario: Scenario) -> None:
     p: LTCParams = scenario.params
     if p.experiment == "bounds":
         b = p.bounds
-        if "tanh" in b.heads and b.network.form != "eq1":
+        if "tanh" in b.heads and (b.network.form != "eq1" or b.network.wiring != "full"):
             raise ScenarioError(
-                "params.bounds.network.form", b.network.form, "the tanh head is the paper's Eq. 1 example; use eq1"
+                "params.bounds.heads",
+                b.heads,
+                "the tanh head is the paper's Eq. 1 example with dense gains: it needs form: eq1 and wiring: full; "
+                "drop tanh for the conductance form or the NCP wiring",
             )
         n, m, t = b.network.neurons, b.network.inputs, b.inputs.samples
         require_memory(

@@ -83,6 +83,7 @@ def bounds_dataset(
             "neurons": b.network.neurons,
             "form": b.network.form,
             "adaptive_rtol": b.rtol,
+            "adaptive_atol": b.atol,
         },
     )
 

@@ -43,6 +43,9 @@ SCHEME_CODES = {"fused": 0, "euler": 1}
 MODE_CODES = {"default": 0, "no_gate": 1, "pure": 2}
 #: backbone activation codes of :attr:`Cell.act`
 ACT_CODES = {"lecun_tanh": 0, "relu": 1, "tanh": 2}
+#: relative margin below which a state or rate counts as outside its bound: the fused step's convex combination
+#: can land a rounding error beyond a reversal it converges to
+ROUNDING = 1e-12
 #: columns of the statistics array of :func:`unfold`
 STATS = ("state_violations", "state_margin", "rate_violations", "rate_margin", "checks", "nonfinite")
 
@@ -156,7 +159,7 @@ def check_state(bounds: Bounds, x: np.ndarray, stats: np.ndarray) -> None:
         m = min(x[i] - bounds.lo[i], bounds.hi[i] - x[i]) / width if width > 0 else 0.0
         if not math.isfinite(x[i]):
             m = -math.inf
-        if m < 0.0:
+        if m < -ROUNDING:
             stats[0] += 1.0
         if m < stats[1]:
             stats[1] = m
@@ -171,7 +174,7 @@ def check_rate(net: Net, bounds: Bounds, g: np.ndarray, stats: np.ndarray) -> No
         m = min(rate - bounds.rate_lo[i], bounds.rate_hi[i] - rate) / width if width > 0 else 0.0
         if not math.isfinite(rate):
             m = -math.inf
-        if m < -1e-12:
+        if m < -ROUNDING:
             stats[2] += 1.0
         if m < stats[3]:
             stats[3] = m

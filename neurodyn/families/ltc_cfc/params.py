@@ -31,6 +31,12 @@ def _range(v: tuple[float, float], positive: bool = False) -> tuple[float, float
     return v
 
 
+def _distinct(v: list) -> list:
+    if not v or len(set(v)) != len(v):
+        raise ValueError("a non-empty list without repeated values")
+    return v
+
+
 class Network(StrictModel):
     """A random LTC network: Eq. 1 (one reversal ``A_i`` per neuron) or the conductance form the authors train.
 
@@ -59,6 +65,11 @@ class Network(StrictModel):
     tanh_gain: NonNegative = Field(
         2.0, description="tanh head: standard deviation of the recurrent and input gains (the paper's example)"
     )
+    wiring: Literal["full", "ncp"] = Field(
+        "full", description="sigmoid head: every synapse present (full), or the four-layer NCP wiring of ncps's AutoNCP"
+    )
+    motor: PositiveInt = Field(1, description="ncp wiring: number of motor (output) neurons")
+    sparsity: float = Field(0.5, description="ncp wiring: AutoNCP's sparsity (density 1 - sparsity)")
 
     @field_validator("tau")
     @classmethod
@@ -77,6 +88,23 @@ class Network(StrictModel):
     @classmethod
     def _ranges(cls, v: tuple[float, float]) -> tuple[float, float]:
         return _range(v)
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, v: float) -> float:
+        if not 0 <= v < 1:
+            raise ValueError("must be in [0, 1): the density 1 - sparsity must be positive")
+        return v
+
+    @model_validator(mode="after")
+    def _ncp_layers(self) -> Network:
+        if self.wiring == "ncp" and self.neurons < self.motor + 2:
+            raise FieldIssue(
+                "neurons",
+                self.neurons,
+                f"ncp wiring needs at least motor + 2 = {self.motor + 2} (a command and an inter neuron)",
+            )
+        return self
 
 
 class Inputs(StrictModel):
@@ -117,9 +145,7 @@ class Bounds(StrictModel):
     @field_validator("heads", "unfolds")
     @classmethod
     def _distinct(cls, v: list) -> list:
-        if not v or len(set(v)) != len(v):
-            raise ValueError("a non-empty list without repeated values")
-        return v
+        return _distinct(v)
 
 
 class InputShape(StrictModel):
@@ -200,6 +226,11 @@ class Xor(StrictModel):
     batch: PositiveInt = Field(64, description="minibatch size")
     lr: Positive = Field(0.01, description="Adam learning rate")
     seeds: list[int] = Field([1], description="training seeds (one run per seed)")
+
+    @field_validator("encoding", "models", "seeds")
+    @classmethod
+    def _distinct(cls, v: list) -> list:
+        return _distinct(v)
 
 
 class LTCParams(StrictModel):

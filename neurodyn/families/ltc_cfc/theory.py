@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from neurodyn.families.ltc_cfc.kernels import ROUNDING
 from neurodyn.rows import Row
 from neurodyn.schema import var_attrs
 
@@ -18,7 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
 SRC_THM2 = (
     "Hasani et al. 2021 (LTC), Theorem 2: min(0, A_i^min) <= x_i(t) <= max(0, A_i^max) for f >= 0 and positive "
     "weights (here the hull of vl_i and the reversals E_ji); for the fused step it holds at any dt because the "
-    "new state is a convex combination of x, vl and E (derived here)"
+    "new state is a convex combination of x, vl and E (derived here); allowed: rounding (1e-12 of the box width) "
+    "for the fixed-step solvers, 100 (rtol + atol) for the adaptive one"
 )
 SRC_THM1 = (
     "Hasani et al. 2021 (LTC), Theorem 1: tau_i/(1 + tau_i W_i) <= tau_sys,i <= tau_i for 0 <= f_i <= W_i "
@@ -105,8 +107,8 @@ def bounds_theory(ds: xr.Dataset) -> xr.Dataset:
         if not sigmoid[h]:
             continue
         for s in range(state.shape[1]):
-            state[h, s] = np.where(fused[s] | convex[h], 0.0, np.nan)
-    rate = np.where(sigmoid[:, None, None], 0.0, np.nan) * np.ones(ds["rate_margin"].shape)
+            state[h, s] = np.where(fused[s] | convex[h], -ROUNDING, np.nan)
+    rate = np.where(sigmoid[:, None, None], -ROUNDING, np.nan) * np.ones(ds["rate_margin"].shape)
     lower = {"bound": "lower"}
     out = xr.Dataset()
     out["state_margin_bound"] = (
@@ -119,7 +121,8 @@ def bounds_theory(ds: xr.Dataset) -> xr.Dataset:
         rate,
         var_attrs("1", "Theorem 1: 1/tau_sys stays in its range (margin >= 0)", source=SRC_THM1, **lower),
     )
-    adapt = np.where(sigmoid, 0.0, np.nan)
+    # the adaptive solution is exact only to its tolerance: a state converging on a reversal may cross it by that
+    adapt = np.where(sigmoid, -100.0 * (ds.attrs["adaptive_rtol"] + ds.attrs.get("adaptive_atol", 0.0)), np.nan)
     out["adaptive_state_margin_bound"] = (
         ("head",),
         adapt,
@@ -127,7 +130,7 @@ def bounds_theory(ds: xr.Dataset) -> xr.Dataset:
     )
     out["adaptive_rate_margin_bound"] = (
         ("head",),
-        adapt.copy(),
+        np.where(sigmoid, -ROUNDING, np.nan),
         var_attrs("1", "Theorem 1 under the adaptive solution", source=SRC_THM1, **lower),
     )
     return out.assign_coords(head=ds["head"], scheme=ds["scheme"], unfolds=ds["unfolds"])
