@@ -107,7 +107,7 @@ def draw_network(spec: Network, head: str, rng: np.random.Generator) -> tuple[K.
 
 def ncp_wiring(N: int, M: int, motor: int, sparsity: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The four-layer NCP wiring of ``ncps``'s ``AutoNCP``: polarities (+-1, 0 for no synapse) ``(N, N)`` and
-    ``(M, N)``, as the working notes describe it (neuron order: motor, command, inter; our random draws).
+    ``(M, N)``: a reconstruction of AutoNCP's layer rules (neuron order: motor, command, inter; our random draws).
 
     Layer sizes: command = max(floor(0.4 (N - motor)), 1), inter = the rest; with density d = 1 - sparsity,
     every input reaches max(floor(inter d), 1) inter neurons, every inter neuron max(floor(command d), 1)

@@ -31,7 +31,7 @@ SRC_EULER = (
     "euler_convex_step (derived here; beyond it the box is not guaranteed)"
 )
 SRC_EULER_LARGE = (
-    "expected (working notes, not a theorem): explicit Euler beyond euler_convex_step leaves Theorem 2's box"
+    "expected, not a theorem: explicit Euler beyond euler_convex_step leaves Theorem 2's box"
 )
 SRC_ORDER = (
     "Hasani et al. 2021 (LTC), Eq. 3: the fused step is a semi-implicit Euler step, first order (error ~ 1/L); "
