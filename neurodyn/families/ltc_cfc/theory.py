@@ -30,9 +30,7 @@ SRC_EULER = (
     "explicit Euler is a convex combination of x, vl and E while dt (gl + g)/cm <= 1, i.e. for sub-steps up to "
     "euler_convex_step (derived here; beyond it the box is not guaranteed)"
 )
-SRC_EULER_LARGE = (
-    "expected, not a theorem: explicit Euler beyond euler_convex_step leaves Theorem 2's box"
-)
+SRC_EULER_LARGE = "expected, not a theorem: explicit Euler beyond euler_convex_step leaves Theorem 2's box"
 SRC_ORDER = (
     "Hasani et al. 2021 (LTC), Eq. 3: the fused step is a semi-implicit Euler step, first order (error ~ 1/L); "
     "fitted on the three largest L"
