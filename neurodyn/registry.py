@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "cortical_field": "neurodyn.families.cortical_field:CorticalField",
     "sync_learners": "neurodyn.families.sync_learners:SyncLearners",
     "eqprop": "neurodyn.families.eqprop:EqProp",
+    "ltc_cfc": "neurodyn.families.ltc_cfc:LTCCfC",
     "curl_descent": "neurodyn.families.curl_descent:CurlDescent",
 }
 #: families added with :func:`register` (name -> "module:Class")

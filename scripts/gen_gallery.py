@@ -46,6 +46,9 @@ GALLERY = [
         "Coupled noisy learners on five graphs: spread against coupling, exact OU sum and the lambda_2 bound.",
     ),
     ("sync_scaling_n", {"run.duration": "10 s"}, "Centroid and single-learner error against the number of learners."),
+    ("ltc_bounds", {}, "LTC state against Theorem 2's box under the adaptive, fused and explicit-Euler solvers."),
+    ("cfc_vs_ltc", {}, "The CfC closed form against the ODE: Lemma 1's bound, symmetrised and stated drive."),
+    ("cfc_speed", {}, "Error against wall time per sequence: fused LTC, adaptive RK45 LTC and the CfC cell."),
     ("curl_stability", {}, "Curl descent: kick growth rates against -2 eta s^2 lambda_min(K), and the phase boundary."),
     ("curl_chain", {}, "The 1-1-1 chain with a flipped weight: a centre, conserved r^2 and the Adler phase."),
     (

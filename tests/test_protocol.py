@@ -26,6 +26,7 @@ PROTOCOL = {
     "cortical_field": "field_dispersion",
     "sync_learners": "sync_double_well",
     "eqprop": "eqprop_gradient_theorem",
+    "ltc_cfc": "cfc_vs_ltc",
     "curl_descent": "curl_stability",
 }
 

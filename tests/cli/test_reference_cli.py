@@ -40,5 +40,5 @@ def test_unknown_family_is_one_line_listing_the_families(cli):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == (
         "neurodyn: error: family = 'lif_netwrk': unknown family (did you mean 'lif_network'?); allowed: "
-        "lif_network, ultralif_network, cortical_field, sync_learners, eqprop, ref_test\n"
+        "lif_network, ultralif_network, cortical_field, sync_learners, eqprop, ltc_cfc, curl_descent, ref_test\n"
     )

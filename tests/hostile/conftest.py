@@ -28,6 +28,9 @@ WARM_UP = (
     "ultralif_bounds",
     "ultralif_digits_T1",
     "ultradlif_events",
+    "ltc_bounds",
+    "cfc_vs_ltc",
+    "cfc_speed",
 )
 
 

@@ -38,6 +38,7 @@ PRELOAD = (
     "neurodyn.families.sync_learners",
     "neurodyn.families.eqprop",
     "neurodyn.families.ultralif_network",
+    "neurodyn.families.ltc_cfc",
 )
 
 

@@ -196,6 +196,32 @@ TINY: dict[str, dict[str, Any]] = {
         "params.surrogates": ["sigmoid"],
         "params.T": 2,
     },
+    "ltc_bounds": {
+        "params.bounds.network.neurons": 3,
+        "params.bounds.inputs.samples": 5,
+        "params.bounds.networks": 1,
+        "params.bounds.unfolds": [1, 6],
+    },
+    "cfc_speed": {
+        "params.speed.network.neurons": 3,
+        "params.speed.inputs.samples": 5,
+        "params.speed.unfolds": [1, 2],
+        "params.speed.rtols": [1.0e-3],
+        "params.speed.backbone": 4,
+        "params.speed.repeats": 1,
+    },
+    "cfc_xor": {
+        "params.xor.hidden": 3,
+        "params.xor.ltc_hidden": 2,
+        "params.xor.backbone": 3,
+        "params.xor.pad": 6,
+        "params.xor.unfolds": 2,
+        "params.xor.train": 20,
+        "params.xor.test": 10,
+        "params.xor.epochs": 1,
+        "params.xor.batch": 10,
+    },
+    "cfc_vs_ltc": {"params.closed_form.points": 21, "params.closed_form.duration": 2.0},
     "ultralif_sparsity": {**_ULTRALIF, "params.kinds": ["ultralif"], "params.sparsity": [0.0, 0.1], "params.T": 2},
 }
 
