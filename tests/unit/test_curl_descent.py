@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from neurodyn.errors import ScenarioError
-from neurodyn.families.curl_descent import engine
+from neurodyn.families.curl_descent import boundary, engine
 from neurodyn.families.curl_descent import kernels as K
 from neurodyn.families.curl_descent.build import build, check, flips, k_matrix, teacher
 from neurodyn.scenario import from_dict
@@ -280,3 +280,112 @@ def test_saddle_escape_rules_share_data_start_and_order():
     assert a[0][0] == c[0][0] and a[0][1] != c[0][1]
     ds = engine.simulate(built, QUIET)
     assert np.array_equal(ds["train_error"].sel(samples=20, flipped=0, seed=0).values, a[0])
+
+
+# --- the large-N phase boundary (free probability, neurodyn/families/curl_descent/boundary.py) ---
+
+#: the phase-boundary table of docs/curl_descent.md, printed to 3 decimals (reference data, not used by the package)
+PRINTED_C = (0.01, 0.1, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 1.0, 2.0, 10.0)
+PRINTED_ALPHA = {
+    "hidden": (1.0, 1.0, 1.0, 0.559, 0.317, 0.177, 0.047, 0.005, 0.0, 0.0, 0.0, 0.0),
+    "readout": (0.405, 0.245, 0.156, 0.139, 0.126, 0.115, 0.097, 0.084, 0.075, 0.055, 0.029, 0.006),
+}
+
+
+@pytest.mark.parametrize("layer", ["hidden", "readout"])
+def test_large_n_critical_fraction_reproduces_the_printed_table(layer):
+    got = [round(boundary.critical_alpha(layer, c), 3) for c in PRINTED_C]
+    assert got == list(PRINTED_ALPHA[layer])
+
+
+@pytest.mark.parametrize("layer", ["hidden", "readout"])
+@pytest.mark.parametrize("c", [0.3, 0.5, 2.0])
+def test_large_n_edge_crosses_zero_at_the_critical_fraction_and_falls_with_alpha(layer, c):
+    a = boundary.critical_alpha(layer, c)
+    if 0 < a < 1:
+        assert abs(boundary.lower_edge(layer, c, a)) < 1e-10
+    edges = [boundary.lower_edge(layer, c, x) for x in np.linspace(0.0, 1.0, 41)]
+    assert all(np.diff(edges) <= 1e-12)  # one more flip lowers K in the Loewner order
+
+
+@pytest.mark.parametrize("c", [0.05, 0.2, 0.5, 0.9, 1.0, 3.0])
+def test_large_n_edge_closed_forms_at_alpha_0_and_1(c):
+    mp = (1 / np.sqrt(c) - 1) ** 2 if c < 1 else 0.0  # lower Marchenko-Pastur edge of W1^T W1 (an atom at 0 if c > 1)
+    assert boundary.lower_edge("hidden", c, 1.0) == pytest.approx(mp - 1.0, abs=1e-14)
+    assert boundary.lower_edge("hidden", c, 0.0) == pytest.approx(mp + 1.0, abs=1e-14)
+    assert boundary.lower_edge("readout", c, 1.0) == pytest.approx(1 - (1 / np.sqrt(c) + 1) ** 2, abs=1e-14)
+    # the general (quartic) branch approaches the closed forms at alpha -> 1 continuously (not at alpha -> 0+,
+    # where the few flipped neurons leave a small population of their own below the rest)
+    if c < 1:
+        assert boundary.lower_edge("hidden", c, 1 - 1e-9) == pytest.approx(mp - 1.0, abs=1e-6)
+    assert boundary.lower_edge("readout", c, 1 - 1e-9) == pytest.approx(1 - (1 / np.sqrt(c) + 1) ** 2, abs=1e-6)
+
+
+def test_hidden_boundary_ends_at_c_one_quarter_and_two_thirds():
+    # alpha_h = 1: lambda_min = (1/sqrt(c) - 1)^2 - 1 >= 0 iff c <= 1/4, so every fraction is stable there
+    assert boundary.lower_edge("hidden", 0.25, 1.0) == 0.0
+    assert [boundary.critical_alpha("hidden", c) for c in (0.01, 0.2, 0.25)] == [1.0, 1.0, 1.0]
+    assert 0.99 < boundary.critical_alpha("hidden", 0.2501) < 1.0
+    # alpha_h -> 0+: the edge of the small flipped population crosses 0 at c = 2/3, not at the alpha = 0 edge
+    assert boundary.lower_edge("hidden", 2 / 3 - 1e-3, 1e-9) > 0 > boundary.lower_edge("hidden", 2 / 3 + 1e-3, 1e-9)
+    assert 0.0 < boundary.critical_alpha("hidden", 0.66) < 1e-3
+    assert [boundary.critical_alpha("hidden", c) for c in (2 / 3, 0.7, 10.0)] == [0.0, 0.0, 0.0]
+
+
+def test_hidden_exact_eigenvalue_minus_rho_beyond_one_over_c():
+    # c > 1: the kernel of W1^T W1 (dimension M - N) meets the flipped inputs once alpha_h > 1/c
+    c = 2.0
+    assert boundary.lower_edge("hidden", c, 0.6) == -1.0
+    assert boundary.lower_edge("hidden", c, 1 / c - 1e-3) > -1.0
+    W1, w2 = teacher(np.random.default_rng(0), 40, 20)
+    assert np.linalg.eigvalsh(k_matrix(W1, w2, *engine.signs("hidden", 0.6, 40, 20)))[0] == pytest.approx(-1, abs=1e-12)
+    assert np.linalg.eigvalsh(k_matrix(W1, w2, *engine.signs("hidden", 0.4, 40, 20)))[0] > -1 + 1e-6
+
+
+def test_readout_small_c_asymptote():
+    # lambda_min ~ 1 + (1 - 2 alpha)/c - 2/sqrt(c) gives alpha_r* ~ 1/2 - sqrt(c) + c/2; the next term is O(c^1.5)
+    for c in (1e-2, 1e-3, 1e-4, 1e-5):
+        assert abs(boundary.critical_alpha("readout", c) - (0.5 - np.sqrt(c) + c / 2)) < c**1.5
+    assert boundary.critical_alpha("readout", 1e-8) < 0.5
+
+
+def _count_offset(layer, c, alpha, M):
+    """Distance above the large-N edge at which the limiting density holds one of M eigenvalues."""
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+
+    e = boundary.lower_edge(layer, c, alpha)
+    return brentq(lambda d: M * quad(lambda z: boundary.density(layer, c, alpha, z), e, e + d)[0] - 1, 1e-6, 1.0)
+
+
+@pytest.mark.parametrize(("layer", "c", "alpha"), [("hidden", 1.0, 0.1), ("hidden", 2.0, 0.3), ("readout", 2.0, 0.5)])
+def test_large_n_edge_matches_the_smallest_eigenvalue_of_large_teachers(layer, c, alpha):
+    # M = 2000 teachers of the family (uniform entries, rescaled; the edge is universal). At a square-root edge
+    # the smallest of M eigenvalues sits, up to Tracy-Widom fluctuations of the same order, where the limiting
+    # density holds one eigenvalue: that distance (0.01-0.04 here) sets the allowance, twice it for the mean
+    # of 3 teachers
+    from scipy.linalg import eigvalsh
+
+    M = 2000
+    N = int(round(M / c))
+    lam = [
+        eigvalsh(
+            k_matrix(*teacher(np.random.default_rng(seed), M, N), *engine.signs(layer, alpha, M, N)),
+            subset_by_index=[0, 0],  # the smallest eigenvalue only (MRRR): a few times faster than all M
+            driver="evr",
+        )[0]
+        for seed in range(3)
+    ]
+    edge = boundary.lower_edge(layer, c, alpha)
+    assert abs(np.mean(lam) - edge) < 2 * _count_offset(layer, c, alpha, M)
+
+
+@pytest.mark.parametrize(("layer", "c", "alpha"), [("hidden", 0.5, 0.2), ("readout", 0.5, 0.3)])
+def test_large_n_density_integrates_to_one(layer, c, alpha):
+    from scipy.integrate import quad
+
+    e = boundary.lower_edge(layer, c, alpha)
+    top = 1 + (1 / np.sqrt(c) + 1) ** 2  # |K| <= 1 + |W1|^2 at large N
+    total, _ = quad(lambda z: boundary.density(layer, c, alpha, z), e - 0.5, top + 0.5, points=[e], limit=500)
+    assert total == pytest.approx(1.0, abs=1e-6)
+    assert boundary.density(layer, c, alpha, e - 1e-3) < 1e-9 < boundary.density(layer, c, alpha, e + 1e-3)

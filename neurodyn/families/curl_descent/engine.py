@@ -239,7 +239,7 @@ def _boundary(built: CurlBuilt) -> np.ndarray:
         for si, ss in enumerate(sc.spawn(st_p.boundary_seeds)):
             W1, w2 = teacher(np.random.default_rng(ss), Mb, Nb, p.teacher_init)
             for li, layer in enumerate(st_p.layers):
-                if layer != "both":  # the table covers flips in one layer
+                if layer != "both":  # the large-N boundary covers flips in one layer
                     out[li, ci, si] = critical_fraction(layer, W1, w2)
     return out
 

@@ -82,12 +82,13 @@ class Stability(StrictModel):
         "norm projection move the stability boundary?)",
     )
     boundary_inputs: PositiveInt = Field(
-        300, description="inputs M of the large networks whose critical flip fraction is compared with the table"
+        300,
+        description="inputs M of the large networks whose critical flip fraction is compared with the large-N boundary",
     )
     boundary_c: list[Positive] = Field(
         [0.1, 0.25, 0.5, 1.0, 2.0],
         description="compression ratios c = M/N at which the finite-size critical fraction is compared with "
-        "the large-N table (values from the table only)",
+        "the large-N boundary (computed from free probability)",
     )
     boundary_seeds: PositiveInt = Field(3, description="independent teachers per compression ratio")
 

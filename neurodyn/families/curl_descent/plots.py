@@ -73,7 +73,7 @@ def plot_growth(ds: xr.Dataset, label: str) -> Figure:
 
 
 def plot_boundary(ds: xr.Dataset, label: str) -> Figure:
-    """Finite-size critical flip fraction against the large-N table."""
+    """Finite-size critical flip fraction against the large-N boundary."""
     plt = _plt()
     fig, ax = plt.subplots()
     c = ds["c"].values
@@ -88,8 +88,10 @@ def plot_boundary(ds: xr.Dataset, label: str) -> Figure:
             color=col,
             label=f"{layer}: M = {ds['critical_alpha'].attrs['long_name'].split('M = ')[-1]}",
         )
-        if "critical_alpha_table" in ds:
-            ax.plot(c, ds["critical_alpha_table"].sel(layer=layer), "--", color=col, label=f"{layer}: large-N table")
+        if "critical_alpha_large_n" in ds:
+            ax.plot(
+                c, ds["critical_alpha_large_n"].sel(layer=layer), "--", color=col, label=f"{layer}: large-N boundary"
+            )
     ax.set_xscale("log")
     ax.set_xlabel("compression ratio c = M/N")
     ax.set_ylabel(r"critical fraction $\alpha^*$")

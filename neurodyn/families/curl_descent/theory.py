@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from neurodyn.families.curl_descent.boundary import LAYERS, critical_alpha
 from neurodyn.rows import Z95, Row
 from neurodyn.schema import var_attrs
 
@@ -34,9 +35,10 @@ SRC_PROJECTION = OURS + (
 )
 SRC_C = OURS + "dC/dt = -2 eta e.v + 2 eta v.e = 0 for any D1, D2; RK4 drift at roundoff (allowance 1e-9)"
 SRC_MATRIX = OURS + "with D2 = I, d(W1 D1 W1^T - w2 w2^T)/dt = 0; RK4 drift at roundoff (allowance 1e-9)"
-SRC_TABLE = OURS + (
-    "large-N free-probability edge of K (hidden: K = D1 + W1^T W1; readout: K = I + W1^T D2 W1), our "
-    "table; finite-size allowance 0.03 or the 95% CI over teachers, whichever is larger"
+SRC_BOUNDARY = OURS + (
+    "large-N critical fraction where the lower spectral edge of K crosses 0 (hidden: K = D1 + W1^T W1; readout: "
+    "K = I + W1^T D2 W1), the edge computed as the first stationary value of the inverse Stieltjes transform "
+    "(free probability); finite-size allowance 0.03 or the 95% CI over teachers, whichever is larger"
 )
 SRC_ADLER = OURS + "chain with d1 = -1: r^2 conserved, da/dt = eta s^2 [v* - (r^2/2) sin 2a] (Adler)"
 SRC_PERIOD = OURS + "Adler period of the weights, 2 pi / (eta s^2 sqrt(v*^2 - r^4/4)) for r^2 < 2 v* (loss: half)"
@@ -56,14 +58,8 @@ SRC_SADDLE = (
     "paper (lab summary): with one rule-flipped readout unit curl descent learns faster than GD; checked as "
     "an upper bound: mean epochs to learn with flips <= mean epochs of GD on the same data, start and order"
 )
-#: critical fractions of the large-N phase-boundary table (free probability; our reconstruction, not the paper's)
-CRITICAL_TABLE = {
-    "c": (0.01, 0.1, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 1.0, 2.0, 10.0),
-    "hidden": (1.0, 1.0, 1.0, 0.559, 0.317, 0.177, 0.047, 0.005, 0.0, 0.0, 0.0, 0.0),
-    "readout": (0.405, 0.245, 0.156, 0.139, 0.126, 0.115, 0.097, 0.084, 0.075, 0.055, 0.029, 0.006),
-}
-#: absolute allowance of the finite-size critical fraction against the large-N table
-TABLE_ALLOWANCE = 0.03
+#: absolute allowance of the finite-size critical fraction against the large-N boundary
+BOUNDARY_ALLOWANCE = 0.03
 #: allowance of conserved quantities under RK4 (relative to max(1, |value|))
 DRIFT_ALLOWANCE = 1e-9
 
@@ -112,16 +108,17 @@ def _stability(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
             DRIFT_ALLOWANCE * max(1.0, 2.0 * p.hidden),
             var_attrs("1", "allowance of the matrix-invariant drift", source=SRC_MATRIX),
         )
-    table = np.full((ds.sizes["layer"], ds.sizes["c"]), np.nan)
-    for li, layer in enumerate(ds["layer"].values):
-        for ci, c in enumerate(ds["c"].values):
-            hits = [i for i, x in enumerate(CRITICAL_TABLE["c"]) if abs(x - c) < 1e-12]
-            if hits and str(layer) in CRITICAL_TABLE:
-                table[li, ci] = CRITICAL_TABLE[str(layer)][hits[0]]
-    out["critical_alpha_table"] = (
+    # flips in both layers: no large-N boundary is derived, NaN
+    large_n = np.array(
+        [
+            [critical_alpha(str(layer), float(c)) if layer in LAYERS else np.nan for c in ds["c"].values]
+            for layer in ds["layer"].values
+        ]
+    )
+    out["critical_alpha_large_n"] = (
         ("layer", "c"),
-        table,
-        var_attrs("1", "large-N critical flip fraction (table)", source=SRC_TABLE, allowance=TABLE_ALLOWANCE),
+        large_n,
+        var_attrs("1", "large-N critical flip fraction", source=SRC_BOUNDARY, allowance=BOUNDARY_ALLOWANCE),
     )
     return out.assign_coords(layer=ds["layer"], alpha=ds["alpha"], seed=ds["seed"], c=ds["c"])
 
@@ -205,15 +202,15 @@ def _chaos(built: CurlBuilt, ds: xr.Dataset) -> xr.Dataset:
 
 
 def compare_rows(ds: xr.Dataset) -> list[Row]:
-    """Rows the generic pairing cannot make: the phase-boundary table, the Adler angle, the speed claim."""
+    """Rows the generic pairing cannot make: the large-N phase boundary, the Adler angle, the speed claim."""
     exp = ds.attrs.get("experiment")
     rows: list[Row] = []
-    if exp == "stability" and "critical_alpha_table" in ds:
+    if exp == "stability" and "critical_alpha_large_n" in ds:
         sim = ds["critical_alpha"]
         n = sim.sizes["boundary_seed"]
         for layer in ds["layer"].values:
             for c in ds["c"].values:
-                pred = float(ds["critical_alpha_table"].sel(layer=layer, c=c))
+                pred = float(ds["critical_alpha_large_n"].sel(layer=layer, c=c))
                 if not np.isfinite(pred):
                     continue
                 x = sim.sel(layer=layer, c=c).values
@@ -223,9 +220,9 @@ def compare_rows(ds: xr.Dataset) -> list[Row]:
                         "critical_alpha",
                         float(x.mean()),
                         pred,
-                        ci=max(ci, TABLE_ALLOWANCE),
+                        ci=max(ci, BOUNDARY_ALLOWANCE),
                         rel_tol=0.0,
-                        source=SRC_TABLE,
+                        source=SRC_BOUNDARY,
                         where=f"layer={layer}, c={c:g}",
                         units="1",
                     )
