@@ -360,13 +360,13 @@ def _count_offset(layer, c, alpha, M):
 
 @pytest.mark.parametrize(("layer", "c", "alpha"), [("hidden", 1.0, 0.1), ("hidden", 2.0, 0.3), ("readout", 2.0, 0.5)])
 def test_large_n_edge_matches_the_smallest_eigenvalue_of_large_teachers(layer, c, alpha):
-    # M = 2000 teachers of the family (uniform entries, rescaled; the edge is universal). At a square-root edge
+    # M = 1000 teachers of the family (uniform entries, rescaled; the edge is universal). At a square-root edge
     # the smallest of M eigenvalues sits, up to Tracy-Widom fluctuations of the same order, where the limiting
     # density holds one eigenvalue: that distance (0.01-0.04 here) sets the allowance, twice it for the mean
     # of 3 teachers
     from scipy.linalg import eigvalsh
 
-    M = 2000
+    M = 1000
     N = int(round(M / c))
     lam = [
         eigvalsh(
