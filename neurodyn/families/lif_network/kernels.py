@@ -43,6 +43,7 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from numba.np.random.random_methods import buffered_bounded_lemire_uint32
 
 from neurodyn.stepping import Status
 
@@ -510,6 +511,21 @@ def random_p_csr(
 
 
 @numba.njit(cache=True, nogil=True)
+def draw_upto(rng: np.random.Generator, t: int) -> int:
+    """A uniform integer in ``[0, t]``: the number ``rng.integers(0, t + 1)`` gives, from the same draws.
+
+    Numba's scalar ``Generator.integers`` allocates a one-element array per call (about 3x the cost of the
+    draw); this calls the bounded sampler it ends in (NumPy's buffered Lemire rejection on 32-bit draws)
+    directly, so the stream and the generator's state afterwards are exactly those of ``integers``.
+    """
+    if t == 0:
+        return 0  # integers(0, 1) returns 0 without drawing
+    if t < 0xFFFFFFFF:
+        return np.int64(buffered_bounded_lemire_uint32(rng.bit_generator, t))
+    return rng.integers(0, t + 1)
+
+
+@numba.njit(cache=True, nogil=True)
 def _floyd_sources(
     rng: np.random.Generator, j: int, n_pre: int, k: int, skip_diag: bool, mark: np.ndarray, drawn: np.ndarray
 ) -> None:
@@ -519,7 +535,7 @@ def _floyd_sources(
     # for t = m-k .. m-1 draw r in [0, t]; take t if r is taken already
     for c in range(k):
         t = m - k + c
-        r = rng.integers(0, t + 1)
+        r = draw_upto(rng, t)
         if mark[r]:
             r = t
         mark[r] = True
