@@ -71,3 +71,26 @@ def test_dask_arrays_are_still_dask_arrays_to_xarray(repo, tmp_path):
         str(tmp_path / "d.h5"),
     )
     assert out == {"chunked": True, "plain_chunked": False, "values": [0.0, 1.0, 2.0, 3.0]}
+
+
+def test_provenance_platform_and_commit_are_the_standard_answers_without_subprocesses(repo, monkeypatch):
+    import platform
+    import shutil
+    import subprocess as sp
+
+    from neurodyn import runner
+
+    uname = platform.uname()
+    if uname.system == "Linux" and uname.processor in ("", "unknown", uname.machine):
+        assert runner.platform_text() == platform.platform()
+    if shutil.which("git") is None:
+        pytest.skip("no git")
+    head = sp.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError("a subprocess was started")
+
+    monkeypatch.setattr(runner.subprocess, "run", no_subprocess)
+    assert runner._git_head(repo) == head.stdout.strip()
