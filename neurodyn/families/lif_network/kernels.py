@@ -43,7 +43,6 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba.np.random.random_methods import buffered_bounded_lemire_uint32
 
 from neurodyn.stepping import Status
 
@@ -473,6 +472,9 @@ def _update_conductance(
 
 
 # --------------------------------------------------------------------------- connectivity (used by the build)
+
+# NumPy's bounded integer sampler as Numba compiles it (see draw_upto); imported here, beside its one user
+from numba.np.random.random_methods import buffered_bounded_lemire_uint32  # noqa: E402
 
 
 @numba.njit(cache=True, nogil=True)
