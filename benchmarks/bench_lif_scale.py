@@ -82,9 +82,9 @@ def measure(neurons: int, in_degree: int, duration: float) -> dict:
     sc = scenario(neurons, in_degree, duration)
     parts = estimate_parts(sc.params, sc.run, sc.record)
     rss_before = peak_rss()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     built = build(sc)
-    t_build = time.perf_counter() - t0
+    t_build, cpu_build = time.perf_counter() - t0, time.process_time() - c0
     rss_build = peak_rss()
     n_syn = built.network.n_synapses
     state, rec = engine.new_state(built), engine.new_recording(built)
@@ -107,6 +107,7 @@ def measure(neurons: int, in_degree: int, duration: float) -> dict:
         "rss_build": rss_build,
         "rss_peak": peak_rss(),
         "build_s": t_build,
+        "build_cpu_s": cpu_build,
         "run_wall_s": wall / duration,
         "run_cpu_s": cpu / duration,
         "rate_hz": n_spikes / (neurons * duration),
@@ -138,7 +139,7 @@ def series(sizes: list[int], in_degree: int, duration: float) -> None:
     gib = 2**30
     print(f"in-degree {in_degree}, {duration:g} s simulated, dt 0.1 ms, one thread; load average {load[0]:.1f} "
           f"{load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")  # fmt: skip
-    print("| neurons | synapses | estimate | peak RSS | peak RSS / synapse | build | build / synapse | "
+    print("| neurons | synapses | estimate | peak RSS | peak RSS / synapse | build (wall / CPU) | build CPU / syn. | "
           "run per simulated s (wall / CPU) | rate |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -146,14 +147,15 @@ def series(sizes: list[int], in_degree: int, duration: float) -> None:
             f"| {r['neurons']:.0e} | {r['synapses']:.3g} | {r['estimate'] / gib:.3g} GiB | "
             f"{r['rss_peak'] / gib:.3g} GiB | "
             f"{r['rss_peak'] / r['synapses']:.2f} B ({(r['rss_peak'] - r['rss_imports']) / r['synapses']:.2f} B "
-            f"above the imports) | {r['build_s']:.2f} s | {r['build_s'] / r['synapses'] * 1e9:.1f} ns | "
+            f"above the imports) | {r['build_s']:.2f} / {r['build_cpu_s']:.2f} s | "
+            f"{r['build_cpu_s'] / r['synapses'] * 1e9:.1f} ns | "
             f"{r['run_wall_s']:.2f} / {r['run_cpu_s']:.2f} s | {r['rate_hz']:.1f} Hz |"
         )
     if len(rows) > 1:
         ns = [r["neurons"] for r in rows]
         print("growth exponents (log-log slope against neurons):")
         for key, what in (
-            ("build_s", "build time"),
+            ("build_cpu_s", "build CPU time"),
             ("run_cpu_s", "CPU time per simulated second"),
             ("rss_peak", "peak RSS"),
             ("synapses", "synapses"),
