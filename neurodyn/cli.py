@@ -353,6 +353,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         + (f" ({n} sweep points)" if n > 1 else "")
     )
     if scenario.sweep is None:
+        from neurodyn.resources import last_estimate
+
+        memory = last_estimate()  # the estimate the family's check just compared with the available memory
+        if memory:
+            print(f"  {memory}")
         estimate = registry.get(scenario.family).recording_estimate(scenario)
         if estimate:
             print(f"  {estimate}")

@@ -74,6 +74,28 @@ def _read_available() -> int:
     return int(avail)
 
 
+def limit_in_force() -> str:
+    """What bounds :func:`available_bytes`: ``MemAvailable`` or the control group's limit (its file and value)."""
+    avail = None
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            avail = int(line.split()[1]) * 1024
+            break
+    for limit_path, used_path in _CGROUP_LIMITS:
+        text = (_read(limit_path) or "").strip()
+        if not text:
+            continue
+        if text != "max":
+            try:
+                limit, used = int(text), int((_read(used_path) or "0").strip() or 0)
+            except ValueError:
+                break
+            if avail is None or limit - used < avail:
+                return f"cgroup limit {limit_path} = {format_bytes(limit)}, {format_bytes(used)} in use"
+        break
+    return "MemAvailable" if avail is not None else "physical memory"
+
+
 def budget_bytes() -> int:
     """Bytes a run may plan to use: :data:`MEMORY_FRACTION` of :func:`available_bytes`."""
     return int(MEMORY_FRACTION * available_bytes())
@@ -101,11 +123,33 @@ def memory_shortfall(need: float, detail: str) -> str | None:
         What the estimate is made of, e.g. ``"synapses 2.1e10 x 4 B"``.
     """
     have = available_bytes()
+    _last_estimate[:] = [float(need), detail]
     if need <= MEMORY_FRACTION * have:
         return None
     return (
         f"run would need {format_bytes(need)} ({detail}), this machine has {format_bytes(have)} available "
-        f"(a run may plan to use {MEMORY_FRACTION:.0%} of it)"
+        f"({limit_in_force()}; a run may plan to use {MEMORY_FRACTION:.0%} of it)"
+    )
+
+
+#: [bytes, detail] of the last estimate checked in this process (for ``neurodyn validate``)
+_last_estimate: list = []
+
+
+def last_estimate() -> str | None:
+    """One line on the last memory estimate checked in this process, with the budget it was checked against.
+
+    ``neurodyn validate`` prints it: ``memory: about 4.1 GiB at the peak (...); a run may use 18 GiB (80% of
+    the 22.5 GiB available: MemAvailable)``. None when no estimate was checked.
+    """
+    if not _last_estimate:
+        return None
+    need, detail = _last_estimate
+    have = available_bytes()
+    return (
+        f"memory: about {format_bytes(need)} at the peak ({detail}); a run may use "
+        f"{format_bytes(MEMORY_FRACTION * have)} ({MEMORY_FRACTION:.0%} of the {format_bytes(have)} available: "
+        f"{limit_in_force()})"
     )
 
 

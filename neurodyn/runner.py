@@ -110,14 +110,78 @@ def provenance(scenario: Scenario, wall_time: float) -> dict:
         "git_commit": git_commit() or "unknown",
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "wall_time_s": float(wall_time),
-        "platform": f"{platform.platform()} python {platform.python_version()} numpy {np.__version__}",
+        "platform": f"{platform_text()} python {platform.python_version()} numpy {np.__version__}",
         "Conventions": "CF-1.8",
     }
 
 
 @functools.cache
+def platform_text() -> str:
+    """``platform.platform()``: on Linux built from ``os.uname`` and the C library's version directly.
+
+    The standard library's function starts a ``uname -p`` subprocess for the processor name (tens of
+    milliseconds of a run's start-up), which it then leaves out on Linux whenever it is empty, "unknown" or
+    the machine name, as it is on the usual distributions; this text leaves it out always.
+    """
+    u = os.uname()
+    try:
+        libc = "".join(os.confstr("CS_GNU_LIBC_VERSION").split(maxsplit=1))  # "glibc 2.36" -> "glibc2.36"
+    except (AttributeError, ValueError, OSError):
+        libc = ""
+    if u.sysname != "Linux" or not libc:
+        return platform.platform()
+    text = "-".join(x for x in (u.sysname, u.release, u.machine, "with", libc) if x)
+    for c in ' /\\:;"()':  # the clean-up platform.platform applies
+        text = text.replace(c, "_" if c == " " else "-")
+    text = text.replace("unknown", "")
+    while "--" in text:
+        text = text.replace("--", "-")
+    return text[:-1] if text.endswith("-") else text
+
+
+def _git_head(root: Path) -> str | None:
+    """HEAD's commit read from the repository's files (a worktree's ``.git`` file, loose or packed refs), or
+    None when anything there is not the plain layout (then :func:`git_commit` asks git itself)."""
+    git = root / ".git"
+    try:
+        gitdir = git
+        if git.is_file():
+            text = git.read_text().strip()
+            if not text.startswith("gitdir:"):
+                return None
+            gitdir = (root / text.partition(":")[2].strip()).resolve()
+        common = gitdir
+        if (gitdir / "commondir").is_file():
+            common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+        head = (gitdir / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head if len(head) == 40 else None
+        ref = head.partition(":")[2].strip()
+        for base in (gitdir, common):
+            if (base / ref).is_file():
+                sha = (base / ref).read_text().strip()
+                return sha if len(sha) == 40 else None
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                sha, _, name = line.partition(" ")
+                if name == ref and len(sha) == 40:
+                    return sha
+    except OSError:
+        return None
+    return None
+
+
+@functools.cache
 def git_commit() -> str | None:
-    """The repository's HEAD commit when neurodyn runs from a git checkout (asked once per process)."""
+    """The repository's HEAD commit when neurodyn runs from a git checkout (asked once per process).
+
+    Read from the repository's files when they have the plain layout (no subprocess: start-up), else
+    from ``git rev-parse HEAD``.
+    """
+    sha = _git_head(REPO_ROOT)
+    if sha is not None:
+        return sha
     try:
         out = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2, check=False

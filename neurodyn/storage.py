@@ -44,6 +44,57 @@ import xarray as xr
 from neurodyn import __version__
 from neurodyn.errors import OutputExistsError, UserError, _short_repr
 
+
+def _defer_dask_detection() -> None:
+    """Stop xarray importing dask merely to ask whether an array is a dask array.
+
+    Every new xarray Variable asks whether its data is a dask array, through
+    ``xarray.namedarray.pycompat.array_type("dask")`` and ``xarray.namedarray.utils.is_dask_collection``;
+    both import dask (0.3-0.7 s, more than the rest of a small run) whenever it is installed. Both answers
+    are exact without the import: nothing is an instance of ``dask.array.Array`` before ``dask.array`` is
+    imported, and a dask collection is an object with a ``__dask_graph__`` method (dask's own test starts
+    with that). So ``array_type("dask")`` gives the empty type tuple until ``dask.array`` is imported (xarray's
+    own entry from then on), and ``is_dask_collection`` asks dask only about objects with
+    ``__dask_graph__``. A no-op where xarray's internals differ.
+    """
+    try:
+        from xarray.namedarray import pycompat
+        from xarray.namedarray import utils as xr_utils
+    except ImportError:  # pragma: no cover - another xarray layout
+        return
+    cache = getattr(pycompat, "_cached_duck_array_modules", None)
+    real_type = getattr(pycompat, "DuckArrayModule", None)
+    if isinstance(cache, dict) and real_type is not None and "dask" not in cache:
+
+        class _DeferredDask:
+            _real = None
+
+            def _resolve(self) -> Any:
+                if self._real is None:
+                    self._real = real_type("dask")
+                    cache["dask"] = self._real
+                return self._real
+
+            @property
+            def type(self) -> tuple:
+                return self._resolve().type if "dask.array" in sys.modules else ()
+
+            def __getattr__(self, name: str) -> Any:  # module, version, available: xarray's own answer
+                return getattr(self._resolve(), name)
+
+        cache["dask"] = _DeferredDask()
+    asks_dask = getattr(xr_utils, "is_dask_collection", None)
+    if asks_dask is not None and not getattr(asks_dask, "_neurodyn_deferred", False):
+
+        def is_dask_collection(x: object) -> bool:
+            return hasattr(x, "__dask_graph__") and asks_dask(x)
+
+        is_dask_collection._neurodyn_deferred = True  # type: ignore[attr-defined]
+        xr_utils.is_dask_collection = is_dask_collection
+
+
+_defer_dask_detection()
+
 ENGINE = "h5netcdf"
 #: global attribute every file neurodyn writes carries (:func:`write_run`, :class:`ChunkedWriter`); it is
 #: how ``--force`` tells neurodyn's own results from anything else

@@ -52,11 +52,13 @@ def pool_context(family_module: str | None = None) -> Any:
 
 
 def warm_up_xarray() -> None:
-    """Pay xarray's first-use cost now: its first Variable looks for duck-array libraries, which imports
-    ``dask.array`` (0.3-0.45 s measured). Workers do it in the fork server; the driver does it while it
-    waits for the server, instead of when it combines the points."""
+    """Pay xarray's first-use cost now (its first Variable looks for duck-array libraries; through
+    :mod:`neurodyn.storage` that no longer imports ``dask.array``, which cost 0.3-0.45 s). Workers do it in
+    the fork server; the driver does it while it waits for the server, instead of when it combines the points."""
     import numpy as np
     import xarray as xr
+
+    import neurodyn.storage  # noqa: F401 - defers xarray's dask detection before the first Variable
 
     xr.Variable(("x",), np.zeros(1))
 

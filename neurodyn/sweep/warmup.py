@@ -22,8 +22,8 @@ def warm_up() -> None:
 
     * Numba's first dispatch in a process builds its typing and target contexts (about 0.3 s), even
       when the kernel itself loads from the on-disk cache: calling one tiny cached kernel does it.
-    * xarray's first Variable looks for duck-array libraries, which imports ``dask.array`` (0.45 s):
-      :func:`neurodyn.sweep.executors.warm_up_xarray`.
+    * xarray's first Variable looks for duck-array libraries (:func:`neurodyn.sweep.executors.warm_up_xarray`;
+      with :mod:`neurodyn.storage` imported first it no longer imports ``dask.array``).
 
     Nothing here starts a thread, so forking afterwards is safe (an OpenMP pool started before a fork
     would not be).

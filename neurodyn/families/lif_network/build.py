@@ -23,16 +23,18 @@ synapse costs 4 bytes:
 * ``p``: for each presynaptic neuron the postsynaptic targets are found by geometric skipping (the gap to
   the next target is Geometric(p)), O(number of synapses) instead of O(n_pre * n_post).
 * ``in_degree``: for each postsynaptic neuron, ``k`` distinct sources by Floyd's algorithm (an exact
-  uniform k-subset in O(k)); the (post-major) source lists are then transposed to CSR by presynaptic
-  index with a counting sort.
+  uniform k-subset in O(k)). The sources are drawn twice from the same stream state: the first pass
+  counts each source's synapses (the row pointers), the second writes every target straight into its
+  source's row, so no post-major list of sources is ever held.
 * ``one_to_one``: ``i -> i``.
 * ``graph``: a networkx generator called with ``n`` = population size (and ``seed`` from the connectivity
   stream when it accepts one); undirected edges connect both ways, directed edges ``u -> v``.
 
 Autapses (``i -> i`` within one population) are excluded unless ``connect.autapses`` is true; for a
-graph, self-loops are kept only then. The projections' index arrays are then moved into one
-concatenated array (:attr:`Network.indices`) of which each projection keeps a view, so the synapses are
-stored once, in the layout the kernel reads.
+graph, self-loops are kept only then. Every projection is drawn straight into its part of one
+concatenated array (:class:`SynapseIndices`, then :attr:`Network.indices`, of which each projection keeps
+a view), so the synapses are stored once, in the layout the kernel reads, and never copied: the peak
+memory of a build is its 4 bytes per synapse plus O(neurons).
 """
 
 from __future__ import annotations
@@ -412,10 +414,71 @@ def _graph_edges(
     return edges[:, 0], edges[:, 1]
 
 
-def connect(
-    connect: Connect, n_pre: int, n_post: int, same: bool, rng: np.random.Generator, path: str = "connect"
-) -> tuple[np.ndarray, np.ndarray]:
-    """CSR ``(indptr, indices)`` by presynaptic index for one projection.
+def _p_capacity(mean: float) -> int:
+    """Room for an Erdos-Renyi projection of ``mean`` expected synapses: six standard deviations more."""
+    return int(mean + 6.0 * math.sqrt(mean + 1.0) + 16)
+
+
+def planned_synapses(connect: Connect, n_pre: int, n_post: int, same: bool) -> int:
+    """Entries a projection's indices are given before it is drawn: exact for ``in_degree`` and
+    ``one_to_one``, six standard deviations above the mean for ``p``, 0 for a graph (its edges come first)."""
+    if connect.p is not None:
+        m = n_post - 1 if same and not connect.autapses else n_post
+        return _p_capacity(connect.p * n_pre * m)
+    if connect.in_degree is not None:
+        return int(connect.in_degree) * n_post
+    if connect.one_to_one:
+        return n_post
+    return 0
+
+
+class SynapseIndices:
+    """The synapses' postsynaptic indices of every projection, in one int32 array filled in place.
+
+    Every projection's rule writes straight into the free tail of the array (:meth:`tail`), so the
+    synapses are never held twice: the array is allocated once with the room of all projections
+    (:func:`planned_synapses`), grows only when a rule needs more than planned (a graph rule, or an
+    Erdos-Renyi count beyond six standard deviations), and :meth:`finish` trims the unused room in place.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.array = np.empty(max(int(capacity), 0), dtype=np.int32)
+        self.size = 0
+
+    def reserve(self, need: int) -> None:
+        """Make room for ``need`` more entries (a copy into a larger array when there is not enough)."""
+        if self.size + need > self.array.size:
+            grown = np.empty(self.size + need, dtype=np.int32)
+            grown[: self.size] = self.array[: self.size]
+            self.array = grown
+
+    def tail(self) -> np.ndarray:
+        """The free room (a view; filled by a rule, then claimed by :meth:`claim`)."""
+        return self.array[self.size :]
+
+    def claim(self, count: int) -> tuple[int, int]:
+        """The next ``count`` entries (already written through :meth:`tail`) as ``(start, stop)``."""
+        start = self.size
+        self.size += count
+        return start, self.size
+
+    def finish(self) -> np.ndarray:
+        """The filled array, its unused room released without a copy (views must not exist yet)."""
+        if self.size < self.array.size:
+            self.array.resize(self.size, refcheck=False)
+        return self.array
+
+
+def connect_into(
+    connect: Connect,
+    n_pre: int,
+    n_post: int,
+    same: bool,
+    rng: np.random.Generator,
+    out: SynapseIndices,
+    path: str = "connect",
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Draw one projection into ``out``: its CSR row pointers by presynaptic index and its ``(start, stop)``.
 
     Parameters
     ----------
@@ -427,39 +490,48 @@ def connect(
         Source and target are the same population (autapses are then excluded unless allowed).
     rng : numpy.random.Generator
         The connectivity stream.
+    out : SynapseIndices
+        Where the indices go.
     path : str
         Field path for error messages.
     """
     check_rule(connect, n_pre, n_post, same, path)
     skip_diag = same and not connect.autapses
     if connect.p is not None:
-        m = n_post - 1 if skip_diag else n_post
-        mean = connect.p * n_pre * m
-        capacity = int(mean + 6.0 * math.sqrt(mean + 1.0) + 16)
-        return kernels.random_p_csr(rng, n_pre, n_post, float(connect.p), skip_diag, capacity)
+        room = planned_synapses(connect, n_pre, n_post, same)
+        while True:
+            out.reserve(room)
+            state = rng.bit_generator.state
+            indptr, nnz = kernels.random_p_csr(rng, n_pre, n_post, float(connect.p), skip_diag, out.tail())
+            if nnz >= 0:
+                return indptr, out.claim(nnz)
+            rng.bit_generator.state = state  # more synapses than planned: the same draws into more room
+            room *= 2
     if connect.in_degree is not None:
-        return kernels.fixed_in_degree_csr(rng, n_pre, n_post, int(connect.in_degree), skip_diag)
+        k = int(connect.in_degree)
+        out.reserve(k * n_post)
+        counter = np.random.Generator(type(rng.bit_generator)())
+        counter.bit_generator.state = rng.bit_generator.state
+        indptr = kernels.fixed_in_degree_csr(counter, rng, n_pre, n_post, k, skip_diag, out.tail())
+        return indptr, out.claim(k * n_post)
     if connect.one_to_one:
-        return np.arange(n_pre + 1, dtype=np.int64), np.arange(n_post, dtype=np.int32)
+        out.reserve(n_post)
+        out.tail()[:n_post] = np.arange(n_post, dtype=np.int32)
+        return np.arange(n_pre + 1, dtype=np.int64), out.claim(n_post)
     pre, post = _graph_edges(connect, n_pre, rng, connect.autapses or not same, path)
-    return kernels.edges_to_csr(pre, post.astype(np.int32), n_pre)
+    indptr, indices = kernels.edges_to_csr(pre, post.astype(np.int32), n_pre)
+    out.reserve(indices.size)
+    out.tail()[: indices.size] = indices
+    return indptr, out.claim(indices.size)
 
 
-def _share_indices(projections: list[Projection]) -> np.ndarray:
-    """Move every projection's ``indices`` into one concatenated array and make each a view of it.
-
-    Synapses are then stored once (4 bytes each), in the layout the kernel reads. One projection keeps its
-    own array (no copy).
-    """
-    if len(projections) == 1:
-        return projections[0].indices
-    indices = np.empty(sum(p.indices.size for p in projections), dtype=np.int32)
-    b = 0
-    for p in projections:
-        indices[b : b + p.indices.size] = p.indices
-        p.indices = indices[b : b + p.indices.size]  # the projection's own array is freed here
-        b += p.indices.size
-    return indices
+def connect(
+    connect: Connect, n_pre: int, n_post: int, same: bool, rng: np.random.Generator, path: str = "connect"
+) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(indptr, indices)`` by presynaptic index for one projection on its own (:func:`connect_into`)."""
+    out = SynapseIndices(planned_synapses(connect, n_pre, n_post, same))
+    indptr, _ = connect_into(connect, n_pre, n_post, same, rng, out, path)
+    return indptr, out.finish()
 
 
 # --------------------------------------------------------------------------- building
@@ -559,30 +631,44 @@ def build_network(params: LIFParams, run: RunConfig) -> Network:
                 )
 
     projections: list[Projection] = []
-    for s_i, syn in enumerate(params.synapses):
+    pairs = [
+        (s_i, syn, index[syn.source], index[tgt]) for s_i, syn in enumerate(params.synapses) for tgt in syn.targets
+    ]
+    out = SynapseIndices(
+        sum(planned_synapses(syn.connect, int(sizes[src]), int(sizes[t]), src == t) for _, syn, src, t in pairs)
+    )
+    spans = []
+    for s_i, syn, src, t in pairs:
         c = _channel_index(channels, _kind(syn.kind), syn.tau, syn.reversal)
-        src = index[syn.source]
-        for tgt in syn.targets:
-            t = index[tgt]
-            indptr, indices = connect(
-                syn.connect, int(sizes[src]), int(sizes[t]), src == t, conn_rng, path=f"params.synapses.{s_i}.connect"
+        indptr, span = connect_into(
+            syn.connect,
+            int(sizes[src]),
+            int(sizes[t]),
+            src == t,
+            conn_rng,
+            out,
+            path=f"params.synapses.{s_i}.connect",
+        )
+        spans.append(span)
+        projections.append(
+            Projection(
+                name=f"{syn.source}->{names[t]}",
+                source=syn.source,
+                target=names[t],
+                pre_start=int(starts[src]),
+                post_start=int(starts[t]),
+                n_pre=int(sizes[src]),
+                n_post=int(sizes[t]),
+                indptr=indptr,
+                indices=np.empty(0, dtype=np.int32),  # a view of the final array, set below
+                weight=float(syn.weight),
+                channel=c,
+                delay_steps=steps(syn.delay, dt),
             )
-            projections.append(
-                Projection(
-                    name=f"{syn.source}->{tgt}",
-                    source=syn.source,
-                    target=tgt,
-                    pre_start=int(starts[src]),
-                    post_start=int(starts[t]),
-                    n_pre=int(sizes[src]),
-                    n_post=int(sizes[t]),
-                    indptr=indptr,
-                    indices=indices,
-                    weight=float(syn.weight),
-                    channel=c,
-                    delay_steps=steps(syn.delay, dt),
-                )
-            )
+        )
+    indices = out.finish()
+    for p, (start, stop) in zip(projections, spans):
+        p.indices = indices[start:stop]
 
     return Network(
         n=n,
@@ -602,7 +688,7 @@ def build_network(params: LIFParams, run: RunConfig) -> Network:
         channels=channels,
         projections=projections,
         poisson=poisson,
-        indices=_share_indices(projections) if projections else np.empty(0, dtype=np.int32),
+        indices=indices,
     )
 
 
@@ -825,15 +911,22 @@ def graph_synapses(graph: str, args: dict[str, Any], n: float) -> float:
 
 
 def _expected_synapses(conn: Connect, n_pre: float, n_post: float, same: bool) -> tuple[float, float]:
-    """Expected synapse count and peak transient bytes per synapse while generating it."""
+    """Expected synapse count of a rule, and the peak bytes drawing it needs beyond its kept arrays.
+
+    Rules write straight into the concatenated index array (:class:`SynapseIndices`): ``p`` reserves six
+    standard deviations of room (released afterwards), ``in_degree`` holds a fill pointer and a mark per
+    source, and a graph holds networkx's graph and its edge list before its indices are copied in.
+    """
     m = n_post - 1 if same and not conn.autapses else n_post
     if conn.p is not None:
-        return conn.p * n_pre * m, 4.0
+        mean = conn.p * n_pre * m
+        return mean, 4.0 * (_p_capacity(mean) - mean)
     if conn.in_degree is not None:
-        return float(conn.in_degree) * n_post, 8.0  # post-major sources + CSR indices
+        return float(conn.in_degree) * n_post, 9.0 * n_pre + 8.0 * conn.in_degree
     if conn.one_to_one:
-        return float(n_post), 4.0
-    return graph_synapses(conn.graph, conn.args, float(n_pre)), 4.0 + _NX_BYTES_PER_EDGE
+        return float(n_post), 0.0
+    count = graph_synapses(conn.graph, conn.args, float(n_pre))
+    return count, (_NX_BYTES_PER_EDGE + 4.0) * count
 
 
 def check_rule(connect: Connect, n_pre: int, n_post: int, same: bool, path: str) -> None:
@@ -859,8 +952,8 @@ def check_rule(connect: Connect, n_pre: int, n_post: int, same: bool, path: str)
 def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict[str, float]:
     """Peak bytes of a run by component (synapses, transient, delays, state, probe, rate histogram, spikes).
 
-    Counts the CSR arrays (4 bytes per synapse, 8 per presynaptic neuron), the transient buffers while
-    generating them or concatenating them for the kernel (whichever is larger), per-neuron state, delay
+    Counts the CSR arrays (4 bytes per synapse, 16 per presynaptic neuron), the largest transient buffer while
+    drawing them (:func:`_expected_synapses`; the synapses are drawn in place, never copied), per-neuron state, delay
     ring buffers, the sampled state variables (exact), the population-rate histogram and the spikes (the
     buffer, or the spikes expected from the predicted rates if that is more: a run held in memory keeps them).
     """
@@ -877,15 +970,15 @@ def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict
         for tgt in syn.targets:
             t = index[tgt]
             count, transient = _expected_synapses(syn.connect, float(sizes[src]), float(sizes[t]), src == t)
-            kept += 4.0 * count + 8.0 * (sizes[src] + 1)
-            peak_extra = max(peak_extra, (transient - 4.0) * count)
+            # the indices, and the row pointers twice (the projection's and the kernel's concatenated table)
+            kept += 4.0 * count + 16.0 * (sizes[src] + 1)
+            # a graph's indices are copied into a grown array: the synapses drawn so far are then held twice
+            grow = kept if syn.connect.graph is not None else 0.0
+            peak_extra = max(peak_extra, transient + grow)
             ring += _ring_bytes(syn, float(sizes[t]), run.dt)
     for inp in params.inputs:
         if inp.kind == "poisson":
             channels.add((inp.synapse, inp.tau, inp.reversal))
-    n_proj = sum(len(syn.targets) for syn in params.synapses)
-    if n_proj > 1:  # the build concatenates the projections' indices: old and new arrays coexist
-        peak_extra = max(peak_extra, kept)
     probe = 0.0
     spikes = 0.0
     if run.duration and run.dt:
@@ -901,8 +994,9 @@ def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict
         "state": 8.0 * n * (16 + 2 * len(channels)),
         "probe": probe,
         "rate histogram": 8.0 * n_bins * len(names) * 2,  # counts, then rates
-        # the spike buffer (drained between chunks), or the spikes kept by a run held in memory
-        "spikes": max(12.0 * 1_000_000, spikes),
+        # the spike buffer (drained between chunks: 12 bytes for each of max(2^18, 4 n) spikes), or the spikes
+        # kept by a run held in memory
+        "spikes": max(12.0 * max(2.0**18, 4.0 * n), spikes),
     }
 
 

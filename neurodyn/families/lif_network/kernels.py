@@ -473,17 +473,23 @@ def _update_conductance(
 
 # --------------------------------------------------------------------------- connectivity (used by the build)
 
+# NumPy's bounded integer sampler as Numba compiles it (see draw_upto); imported here, beside its one user
+from numba.np.random.random_methods import buffered_bounded_lemire_uint32  # noqa: E402
 
-@numba.njit(cache=True)
+
+@numba.njit(cache=True, nogil=True)
 def random_p_csr(
-    rng: np.random.Generator, n_pre: int, n_post: int, p: float, skip_diag: bool, capacity: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """CSR of an Erdos-Renyi projection by geometric skipping; grows its buffer if ``capacity`` is short."""
+    rng: np.random.Generator, n_pre: int, n_post: int, p: float, skip_diag: bool, out: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """CSR of an Erdos-Renyi projection by geometric skipping, its indices written into ``out``.
+
+    Returns ``(indptr, nnz)``; ``nnz = -1`` when ``out`` is too short (the caller then draws again from the
+    generator's earlier state into a longer one).
+    """
     indptr = np.zeros(n_pre + 1, dtype=np.int64)
-    indices = np.empty(max(capacity, 16), dtype=np.int32)
     nnz = 0
     if p <= 0.0:
-        return indptr, indices[:0].copy()
+        return indptr, 0
     log_q = math.log1p(-p) if p < 1.0 else -np.inf
     for i in range(n_pre):
         # candidates 0..m-1 (the diagonal removed and the rest shifted when autapses are excluded)
@@ -498,56 +504,85 @@ def random_p_csr(
             if j >= m:
                 break
             jj = j + 1 if (skip_diag and i < n_post and j >= i) else j
-            if nnz == indices.size:
-                grown = np.empty(indices.size * 2, dtype=np.int32)
-                grown[:nnz] = indices[:nnz]
-                indices = grown
-            indices[nnz] = jj
+            if nnz == out.size:
+                return indptr, -1
+            out[nnz] = jj
             nnz += 1
         indptr[i + 1] = nnz
-    if nnz >= 0.9 * indices.size:
-        return indptr, indices[:nnz]  # the slack is a few sigma: no copy (it would double the peak)
-    return indptr, indices[:nnz].copy()
+    return indptr, nnz
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
+def draw_upto(rng: np.random.Generator, t: int) -> int:
+    """A uniform integer in ``[0, t]``: the number ``rng.integers(0, t + 1)`` gives, from the same draws.
+
+    Numba's scalar ``Generator.integers`` allocates a one-element array per call (about 3x the cost of the
+    draw); this calls the bounded sampler it ends in (NumPy's buffered Lemire rejection on 32-bit draws)
+    directly, so the stream and the generator's state afterwards are exactly those of ``integers``.
+    """
+    if t == 0:
+        return 0  # integers(0, 1) returns 0 without drawing
+    if t < 0xFFFFFFFF:
+        return np.int64(buffered_bounded_lemire_uint32(rng.bit_generator, t))
+    return rng.integers(0, t + 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _floyd_sources(
+    rng: np.random.Generator, j: int, n_pre: int, k: int, skip_diag: bool, mark: np.ndarray, drawn: np.ndarray
+) -> None:
+    """The ``k`` distinct sources of target ``j``, drawn into ``drawn`` (Floyd: an exact uniform k-subset)."""
+    diag = skip_diag and j < n_pre
+    m = n_pre - 1 if diag else n_pre
+    # for t = m-k .. m-1 draw r in [0, t]; take t if r is taken already
+    for c in range(k):
+        t = m - k + c
+        r = draw_upto(rng, t)
+        if mark[r]:
+            r = t
+        mark[r] = True
+        drawn[c] = r
+    for c in range(k):
+        r = drawn[c]
+        mark[r] = False
+        if diag and r >= j:  # candidates skip the diagonal
+            drawn[c] = r + 1
+
+
+@numba.njit(cache=True, nogil=True)
 def fixed_in_degree_csr(
-    rng: np.random.Generator, n_pre: int, n_post: int, k: int, skip_diag: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (by presynaptic index) where every target has exactly ``k`` distinct sources (Floyd sampling)."""
-    sources = np.empty(n_post * k, dtype=np.int32)
-    mark = np.zeros(n_pre, dtype=np.bool_)
-    for j in range(n_post):
-        diag = skip_diag and j < n_pre
-        m = n_pre - 1 if diag else n_pre
-        base = j * k
-        # Floyd: for t = m-k .. m-1 draw r in [0, t]; take t if r is taken already -> uniform k-subset
-        for c in range(k):
-            t = m - k + c
-            r = rng.integers(0, t + 1)
-            if mark[r]:
-                r = t
-            mark[r] = True
-            sources[base + c] = r
-        for c in range(k):
-            r = sources[base + c]
-            mark[r] = False
-            if diag and r >= j:
-                sources[base + c] = r + 1
-    # counting-sort transpose: CSR by presynaptic index, targets ascending within a row
+    counter: np.random.Generator,
+    rng: np.random.Generator,
+    n_pre: int,
+    n_post: int,
+    k: int,
+    skip_diag: bool,
+    out: np.ndarray,
+) -> np.ndarray:
+    """CSR (by presynaptic index) where every target has exactly ``k`` distinct sources; indices into ``out``.
+
+    The sources are drawn twice from the same stream: ``counter`` (a copy of ``rng``'s state) counts the
+    synapses of every source, then ``rng`` draws the same sources again and writes each target straight
+    into its source's row. No per-synapse buffer besides ``out`` (``n_post * k`` entries), targets ascending
+    within a row; ``rng`` ends where one pass leaves it.
+    """
     indptr = np.zeros(n_pre + 1, dtype=np.int64)
-    for s in range(sources.size):
-        indptr[sources[s] + 1] += 1
+    mark = np.zeros(n_pre, dtype=np.bool_)
+    drawn = np.empty(k, dtype=np.int64)
+    for j in range(n_post):
+        _floyd_sources(counter, j, n_pre, k, skip_diag, mark, drawn)
+        for c in range(k):
+            indptr[drawn[c] + 1] += 1
     for i in range(n_pre):
         indptr[i + 1] += indptr[i]
     fill = indptr[:-1].copy()
-    indices = np.empty(sources.size, dtype=np.int32)
     for j in range(n_post):
+        _floyd_sources(rng, j, n_pre, k, skip_diag, mark, drawn)
         for c in range(k):
-            i = sources[j * k + c]
-            indices[fill[i]] = j
+            i = drawn[c]
+            out[fill[i]] = j
             fill[i] += 1
-    return indptr, indices
+    return indptr
 
 
 @numba.njit(cache=True)
