@@ -103,6 +103,7 @@ def new_parts(built: LIFBuilt, n_parts: int) -> Parts:
         sorted_rows=sorted_rows,
         n_fired=np.zeros(n_parts, dtype=np.int64),
         bad=np.full(n_parts, -1, dtype=np.int64),
+        ctl=np.zeros(kernels.CTL_SIZE, dtype=np.int64),
     )
 
 
@@ -245,9 +246,12 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
 
     chunk = steps(run.chunk, dt) if run.chunk else None
     with kernel_threads(run_threads(built)) as threads:
-        # one part per thread; the serial twin for one thread (no thread start-up per step)
+        # one part per thread: the serial kernel for one thread, else the thread team (one parallel region
+        # per call), or one region per phase where the pool may run two parts on one thread (TBB)
         parts = new_parts(built, threads)
-        kernel = kernels.advance_threads if parts.n_fired.size > 1 else kernels.advance
+        kernel = kernels.advance
+        if parts.n_fired.size > 1:
+            kernel = kernels.advance_threads if kernels.threading_layer() == "tbb" else kernels.advance_team
         run_chunked(n_steps, advance, progress, desc=f"{built.scenario.name} ({net.n} neurons)", chunk_steps=chunk)
     if stream is not None:
         ds = stream.stats.dataset()  # the recordings are in the file; the summaries come back

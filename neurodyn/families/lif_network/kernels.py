@@ -48,6 +48,7 @@ import numba
 import numpy as np
 from llvmlite import ir as llvm_ir
 from numba import prange
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from neurodyn.stepping import Status
@@ -198,6 +199,9 @@ class Parts(NamedTuple):
     #: scratch: spikes and first non-finite neuron (-1: none) of each part in the current step
     n_fired: np.ndarray
     bad: np.ndarray
+    #: the thread team's shared words (int64, :data:`CTL_SIZE`): barrier count and generation on their own
+    #: cache lines, the spike count, the call's result
+    ctl: np.ndarray
 
 
 # --------------------------------------------------------------------------- exact exp, vectorisable
@@ -497,8 +501,210 @@ def _twins(fn: Callable) -> tuple[Callable, Callable]:
     return numba.njit(**flags)(renamed("")), numba.njit(**flags, parallel=True)(renamed("_threads"))
 
 
-#: the time loop, serial (any number of parts, one after another) and threaded (parts in parallel)
+#: the time loop, serial (any number of parts, one after another) and threaded with one parallel region
+#: per phase of every step (the fallback of :func:`advance_team` for thread pools that may run two parts
+#: on one thread, i.e. TBB)
 advance, advance_threads = _twins(_advance)
+
+# --------------------------------------------------------------------------- the thread team
+
+#: layout of ``Parts.ctl``: barrier arrival count and generation (each on its own 64-byte line), the
+#: spike count, and the call's result (status, next step, first non-finite neuron)
+CTL_COUNT = 0
+CTL_GEN = 8
+CTL_NSPK = 16
+CTL_STATUS = 24
+CTL_NEXT = 25
+CTL_BAD = 26
+CTL_SIZE = 32
+#: barrier spins before a waiting thread starts giving its core away (``sched_yield``) on every round
+BARRIER_SPINS = 2000
+
+
+def _array_ptr(context, builder, aryty, ary, idx):  # noqa: ANN001, ANN202
+    aryobj = context.make_array(aryty)(context, builder, ary)
+    return cgutils.get_item_pointer(context, builder, aryty, aryobj, [idx])
+
+
+@intrinsic
+def _atomic_add(typingctx, arr, idx, val):  # noqa: ANN001, ANN202
+    """``arr[idx] += val`` as one sequentially consistent atomic operation; returns the old value."""
+    sig = numba.types.int64(arr, idx, val)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        ptr = _array_ptr(context, builder, signature.args[0], args[0], args[1])
+        return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_load(typingctx, arr, idx):  # noqa: ANN001, ANN202
+    """``arr[idx]``, read atomically (sequentially consistent)."""
+    sig = numba.types.int64(arr, idx)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        return builder.load_atomic(_array_ptr(context, builder, signature.args[0], args[0], args[1]), "seq_cst", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_store(typingctx, arr, idx, val):  # noqa: ANN001, ANN202
+    """``arr[idx] = val``, written atomically (sequentially consistent)."""
+    sig = numba.types.void(arr, idx, val)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        builder.store_atomic(args[2], _array_ptr(context, builder, signature.args[0], args[0], args[1]), "seq_cst", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _sched_yield(typingctx):  # noqa: ANN001, ANN202
+    """POSIX ``sched_yield()``: let another thread have this core."""
+    sig = numba.types.void()
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        fnty = llvm_ir.FunctionType(llvm_ir.IntType(32), [])
+        builder.call(cgutils.get_or_insert_function(builder.module, fnty, "sched_yield"), [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def _barrier(ctl: np.ndarray, n_parts: int, gen: int) -> int:
+    """Wait until all ``n_parts`` threads have arrived; ``gen`` is the caller's count of barriers passed
+    (returned plus one). The last to arrive resets the count and opens the next generation; the others
+    spin, then yield their core on every round (a machine busy with other work)."""
+    if _atomic_add(ctl, CTL_COUNT, 1) == n_parts - 1:
+        _atomic_store(ctl, CTL_COUNT, 0)
+        _atomic_add(ctl, CTL_GEN, 1)
+    else:
+        spins = 0
+        while _atomic_load(ctl, CTL_GEN) == gen:
+            spins += 1
+            if spins > BARRIER_SPINS:
+                _sched_yield()
+    return gen + 1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _team_member(
+    p: int,
+    gen: int,
+    start: int,
+    stop: int,
+    state: State,
+    neurons: NeuronConsts,
+    net: Synapses,
+    inputs: Inputs,
+    rec: Recording,
+    parts: Parts,
+) -> None:
+    """Part ``p``'s thread for steps ``start .. stop-1`` (see :func:`advance_team`)."""
+    v = state.v
+    x = state.x
+    fired = state.fired
+    bounds = parts.bounds
+    n_fired = parts.n_fired
+    bad = parts.bad
+    ctl = parts.ctl
+    probe_idx = rec.probe_idx
+    probe_var = rec.probe_var
+    probe_every = rec.probe_every
+    probe_buf = rec.probe_buf
+    spk_step = rec.spk_step
+    spk_idx = rec.spk_idx
+    n_parts = bounds.size - 1
+    lo = bounds[p]
+    hi = bounds[p + 1]
+    n = v.size
+    n_probe = probe_idx.size
+    cap = spk_step.size
+    n_streams = inputs.po_lam.size + 1
+    m = start
+    while True:
+        # every thread reads the same spike count after the barrier: all stop together
+        n_spk = ctl[CTL_NSPK]
+        if m >= stop or n_spk + n > cap:
+            if p == 0:
+                ctl[CTL_STATUS] = Status.OK if m >= stop else Status.BUFFER_FULL
+                ctl[CTL_NEXT] = m
+            return
+        # 1. probes of this part's neurons: only its own delivery and update write them
+        if n_probe > 0 and m % probe_every == 0:
+            row = m // probe_every - rec.probe_row0[0]
+            for q in range(n_probe):
+                i = probe_idx[q]
+                if lo <= i < hi:
+                    c = probe_var[q]
+                    probe_buf[row, q] = v[i] if c < 0 else x[c, i]
+        # 2.-3. update and threshold
+        n_fired[p], bad[p] = _update_part(m, lo, hi, state, neurons, n_streams)
+        gen = _barrier(ctl, n_parts, gen)
+        for pp in range(n_parts):
+            if bad[pp] >= 0:
+                if p == 0:
+                    ctl[CTL_STATUS] = Status.NAN
+                    ctl[CTL_NEXT] = m
+                    ctl[CTL_BAD] = bad[pp]
+                return
+        # 4.-5. delivery and reset; thread 0 records the spikes (the lists stay until the next update)
+        _deliver_part(m, p, state, neurons, net, inputs, parts)
+        if p == 0:
+            for pp in range(n_parts):
+                f0 = bounds[pp]
+                for f in range(n_fired[pp]):
+                    spk_step[n_spk] = m
+                    spk_idx[n_spk] = fired[f0 + f]
+                    n_spk += 1
+            ctl[CTL_NSPK] = n_spk
+        gen = _barrier(ctl, n_parts, gen)
+        m += 1
+
+
+@numba.njit(cache=True, parallel=True)
+def _start_pool(out: np.ndarray) -> None:
+    for i in prange(out.size):
+        out[i] = i
+
+
+def threading_layer() -> str:
+    """Numba's threading layer (``omp``, ``tbb`` or ``workqueue``), starting the thread pool if needed."""
+    _start_pool(np.zeros(2))
+    return numba.threading_layer()
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def advance_team(
+    start: int,
+    stop: int,
+    state: State,
+    neurons: NeuronConsts,
+    net: Synapses,
+    inputs: Inputs,
+    rec: Recording,
+    parts: Parts,
+) -> tuple[int, int, int, int]:
+    """:func:`advance` with one thread per part in a single parallel region for the whole call.
+
+    The threads meet at two barriers per step (after the update, after the delivery) instead of starting
+    and joining the pool twice per step, which costs tens of microseconds with passive OpenMP waiting.
+    Every part must run on its own thread at the same time (true of the OpenMP and workqueue layers with
+    as many threads as parts). Same arguments, results and return value as :func:`advance`.
+    """
+    ctl = parts.ctl
+    n_parts = parts.bounds.size - 1
+    ctl[CTL_COUNT] = 0
+    ctl[CTL_NSPK] = 0
+    ctl[CTL_BAD] = -1
+    gen = ctl[CTL_GEN]
+    for p in prange(n_parts):
+        _team_member(p, gen, start, stop, state, neurons, net, inputs, rec, parts)
+    return ctl[CTL_STATUS], ctl[CTL_NEXT], ctl[CTL_NSPK], ctl[CTL_BAD]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
