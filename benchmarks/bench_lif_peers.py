@@ -264,7 +264,7 @@ def child_threads(name: str, duration: float, repeat: int) -> None:
     import numba
     import numpy as np
 
-    from neurodyn.families.lif_network import engine, kernels
+    from neurodyn.families.lif_network import engine
     from neurodyn.families.lif_network.build import build
     from neurodyn.stepping import Status, kernel_threads
 
@@ -280,7 +280,7 @@ def child_threads(name: str, duration: float, repeat: int) -> None:
             with kernel_threads(threads) as got:
                 state, rec = engine.new_state(built), engine.new_recording(built)
                 parts = engine.new_parts(built, got)
-                kernel = kernels.advance_threads if got > 1 else kernels.advance
+                kernel = engine.time_loop(parts)
                 args = (state, built.neurons, built.synapses, built.inputs, rec, parts)
                 kernel(0, 1, *args)  # compiled or loaded outside the timing
                 spikes = [rec.spk_idx[:0].copy()]

@@ -63,7 +63,7 @@ record:
 def _scenarios() -> dict[str, dict]:
     cuba = yaml.safe_load((REPO / "scenarios" / "cuba.yaml").read_text())
     coba = yaml.safe_load((REPO / "scenarios" / "coba.yaml").read_text())
-    cuba["run"]["duration"] = coba["run"]["duration"] = "100 ms"
+    cuba["run"]["duration"] = coba["run"]["duration"] = "150 ms"  # coba analyses from 100 ms
     return {"cuba": cuba, "coba": coba, "mixed": yaml.safe_load(MIXED)}
 
 

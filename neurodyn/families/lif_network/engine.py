@@ -15,6 +15,7 @@ chunk in ``<stem>.partial.h5``. Under :func:`neurodyn.simulate` (no writer) ever
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -105,6 +106,14 @@ def new_parts(built: LIFBuilt, n_parts: int) -> Parts:
         bad=np.full(n_parts, -1, dtype=np.int64),
         ctl=np.zeros(kernels.CTL_SIZE, dtype=np.int64),
     )
+
+
+def time_loop(parts: Parts) -> Callable:
+    """The kernel for ``parts``: the serial one for one part, else the thread team (one parallel region per
+    call), or one parallel region per phase where the pool may run two parts on one thread (TBB)."""
+    if parts.n_fired.size == 1:
+        return kernels.advance
+    return kernels.advance_threads if kernels.threading_layer() == "tbb" else kernels.advance_team
 
 
 def run_threads(built: LIFBuilt) -> int | None:
@@ -246,12 +255,8 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
 
     chunk = steps(run.chunk, dt) if run.chunk else None
     with kernel_threads(run_threads(built)) as threads:
-        # one part per thread: the serial kernel for one thread, else the thread team (one parallel region
-        # per call), or one region per phase where the pool may run two parts on one thread (TBB)
         parts = new_parts(built, threads)
-        kernel = kernels.advance
-        if parts.n_fired.size > 1:
-            kernel = kernels.advance_threads if kernels.threading_layer() == "tbb" else kernels.advance_team
+        kernel = time_loop(parts)
         run_chunked(n_steps, advance, progress, desc=f"{built.scenario.name} ({net.n} neurons)", chunk_steps=chunk)
     if stream is not None:
         ds = stream.stats.dataset()  # the recordings are in the file; the summaries come back

@@ -2,9 +2,18 @@
 
 Every kernel of the family lives here and nothing else does; the arrays they read are built once by
 :mod:`.build` (:class:`NeuronConsts`, :class:`Synapses`, :class:`Inputs`) and per run by :mod:`.engine`
-(:class:`State`, :class:`Recording`). The time loop's arguments come bundled in these named tuples, whose
-fields are plain arrays or integers, so new parameter values or a different network never force a
-recompile: there is one compiled specialisation of :func:`advance`.
+(:class:`State`, :class:`Recording`, :class:`Parts`). The time loop's arguments come bundled in these
+named tuples, whose fields are plain arrays or integers, so new parameter values or a different network
+never force a recompile: there is one compiled specialisation of :func:`advance`.
+
+The neurons are split into contiguous parts (:class:`Parts`), one per thread. A step is two functions
+over a part: :func:`_update_part` (per group: :func:`_update_current` or :func:`_update_conductance`, then
+the threshold) and :func:`_deliver_part` (everything the part's neurons receive, then their reset).
+:func:`advance` runs the parts one after another; :func:`advance_team` runs them in threads that meet at
+two barriers per step; :func:`advance_threads` opens a parallel region per phase (for TBB). Results are
+bitwise the same for any number of parts: each neuron's arithmetic is its own, each target sums its
+inputs in the order of the spiking neurons' indices, and each random number is a hash of a counter that
+names it (:func:`_counter`), not the next draw of a shared generator.
 
 One step ``m`` (time ``t_m = m dt``), in the order of Brian2's default schedule:
 
@@ -33,7 +42,8 @@ increment of ``tau_m dv = ... dt + sigma sqrt(tau_m) dW``.
 variable frozen at its start-of-step value (Brian2's ``exponential_euler``):
 ``A = v_rest + drive + noise_mu + sum_cur x + sum_cond (g/g_L) E``, ``B = 1 + sum_cond g/g_L``,
 ``v <- A/B + (v - A/B) exp(-B dt / tau_m)`` (+ the same noise increment as above, using the leak time
-constant: an approximation when noise and conductances are combined).
+constant: an approximation when noise and conductances are combined). The ``exp`` is glibc's, bit for bit,
+in a form LLVM vectorises (:func:`_exp`).
 """
 
 from __future__ import annotations
