@@ -98,7 +98,8 @@ def child_engine(name: str, backend: str, duration: float) -> dict[str, float]:
     sc = _scenario(name, duration, backend)
     family = LIFNetwork()
     ds = family.simulate(family.prepare(sc), QUIET)
-    return {**loop, "rate": _rate(float(ds.n_spikes.sum()), int(ds.population_size.sum()), duration)}
+    window = duration - sc.record.analysis_start  # n_spikes counts the analysed window
+    return {**loop, "rate": _rate(float(ds.n_spikes.sum()), int(ds.population_size.sum()), window)}
 
 
 def child_brian2(name: str, target: str, duration: float, directory: str) -> dict[str, float]:

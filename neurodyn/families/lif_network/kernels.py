@@ -49,6 +49,8 @@ in a form LLVM vectorises (:func:`_exp`).
 from __future__ import annotations
 
 import math
+import platform
+import sys
 import types
 from collections.abc import Callable
 from fractions import Fraction
@@ -522,13 +524,18 @@ advance, advance_threads = _twins(_advance)
 #: spike count, and the call's result (status, next step, first non-finite neuron)
 CTL_COUNT = 0
 CTL_GEN = 8
-CTL_NSPK = 16
-CTL_STATUS = 24
-CTL_NEXT = 25
-CTL_BAD = 26
-CTL_SIZE = 32
-#: barrier spins before a waiting thread starts giving its core away (``sched_yield``) on every round
-BARRIER_SPINS = 2000
+CTL_SLEEPERS = 16
+CTL_NSPK = 24
+CTL_STATUS = 32
+CTL_NEXT = 33
+CTL_BAD = 34
+CTL_SIZE = 40
+#: barrier spins (each a few ns) before a waiting thread sleeps until the last one arrives
+BARRIER_SPINS = 4000
+#: Linux's ``futex`` system call number on this machine (-1: none; waiting threads then yield their core)
+SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine(), -1) if sys.platform == "linux" else -1
+_FUTEX_WAIT_PRIVATE = 128
+_FUTEX_WAKE_PRIVATE = 129
 
 
 def _array_ptr(context, builder, aryty, ary, idx):  # noqa: ANN001, ANN202
@@ -584,20 +591,48 @@ def _sched_yield(typingctx):  # noqa: ANN001, ANN202
     return sig, codegen
 
 
+@intrinsic
+def _futex(typingctx, arr, idx, op, val):  # noqa: ANN001, ANN202
+    """Linux ``futex(&arr[idx], op, val)`` on the low 32 bits of an int64 word (little-endian): wait while it
+    holds ``val`` (``FUTEX_WAIT_PRIVATE``) or wake up to ``val`` waiters (``FUTEX_WAKE_PRIVATE``)."""
+    sig = numba.types.int64(arr, idx, numba.types.int64, numba.types.int64)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        i64 = llvm_ir.IntType(64)
+        fn = cgutils.get_or_insert_function(builder.module, llvm_ir.FunctionType(i64, [i64], var_arg=True), "syscall")
+        addr = builder.ptrtoint(_array_ptr(context, builder, signature.args[0], args[0], args[1]), i64)
+        val = builder.sext(builder.trunc(args[3], llvm_ir.IntType(32)), i64)
+        zero = llvm_ir.Constant(i64, 0)
+        return builder.call(fn, [llvm_ir.Constant(i64, SYS_FUTEX), addr, args[2], val, zero, zero, zero])
+
+    return sig, codegen
+
+
 @numba.njit(cache=True, nogil=True)
 def _barrier(ctl: np.ndarray, n_parts: int, gen: int) -> int:
     """Wait until all ``n_parts`` threads have arrived; ``gen`` is the caller's count of barriers passed
-    (returned plus one). The last to arrive resets the count and opens the next generation; the others
-    spin, then yield their core on every round (a machine busy with other work)."""
+    (returned plus one). The last to arrive resets the count, opens the next generation and wakes the
+    sleepers; the others spin for a few microseconds (the partner is usually a step's work away), then
+    sleep on the generation word (``futex``). A sleeping thread frees its core for other work, and the
+    scheduler runs it promptly when woken: on a machine busy with other jobs this beats spinning."""
     if _atomic_add(ctl, CTL_COUNT, 1) == n_parts - 1:
         _atomic_store(ctl, CTL_COUNT, 0)
         _atomic_add(ctl, CTL_GEN, 1)
+        if _atomic_load(ctl, CTL_SLEEPERS) > 0:
+            _futex(ctl, CTL_GEN, _FUTEX_WAKE_PRIVATE, 2**31 - 1)
     else:
         spins = 0
         while _atomic_load(ctl, CTL_GEN) == gen:
             spins += 1
             if spins > BARRIER_SPINS:
-                _sched_yield()
+                if SYS_FUTEX < 0:
+                    _sched_yield()
+                    continue
+                # registered before the last look: a waker that saw no sleeper had opened the generation
+                _atomic_add(ctl, CTL_SLEEPERS, 1)
+                if _atomic_load(ctl, CTL_GEN) == gen:
+                    _futex(ctl, CTL_GEN, _FUTEX_WAIT_PRIVATE, gen)
+                _atomic_add(ctl, CTL_SLEEPERS, -1)
     return gen + 1
 
 
@@ -709,6 +744,7 @@ def advance_team(
     ctl = parts.ctl
     n_parts = parts.bounds.size - 1
     ctl[CTL_COUNT] = 0
+    ctl[CTL_SLEEPERS] = 0
     ctl[CTL_NSPK] = 0
     ctl[CTL_BAD] = -1
     gen = ctl[CTL_GEN]
