@@ -10,7 +10,6 @@ from scipy.integrate import solve_ivp
 
 from neurodyn.errors import SimulationError
 from neurodyn.families.lif_network import LIFNetwork, build, engine, kernels
-from neurodyn.families.lif_network.build import streams
 from neurodyn.stepping import Status
 
 
@@ -260,7 +259,7 @@ def test_nan_status_stops_run(lif_scenario):
     built.network.v0[1] = np.nan
     state, rec = engine.new_state(built), engine.new_recording(built)
     status, step, n_spk, bad = kernels.advance(
-        0, 10, streams(1)[2], state, built.neurons, built.synapses, built.inputs, rec
+        0, 10, state, built.neurons, built.synapses, built.inputs, rec, engine.new_parts(built, 1)
     )
     assert (status, step, n_spk, bad) == (Status.NAN, 0, 0, 1)
 

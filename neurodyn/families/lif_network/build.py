@@ -11,7 +11,8 @@ every refusal and the memory estimate from the scenario alone, allocating nothin
 RNG streams
 -----------
 ``SeedSequence(run.seed).spawn(3)`` gives three independent streams: connectivity, initial conditions,
-dynamics (noise and Poisson input; drawn afresh by every run of a build, see
+dynamics (noise and Poisson input, as hashes of a key drawn from it and of counters naming step, stream,
+neuron and draw, so they do not depend on the thread count; the same for every run of a build, see
 :meth:`LIFBuilt.dynamics_rng`). Changing e.g. the noise never changes the wiring.
 
 Connectivity
@@ -178,7 +179,8 @@ class LIFBuilt(Built):
         return self.scenario.run.backend.partition(":")[0]
 
     def dynamics_rng(self) -> np.random.Generator:
-        """A fresh generator of the dynamics stream (noise, Poisson input): the same for every call."""
+        """A fresh generator of the dynamics stream, the same for every call: the engine draws from it the key
+        of the kernel's counter-based random numbers (noise, Poisson input; :func:`.kernels._counter`)."""
         return streams(self.scenario.run.seed)[2]
 
 

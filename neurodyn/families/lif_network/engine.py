@@ -15,6 +15,7 @@ chunk in ``<stem>.partial.h5``. Under :func:`neurodyn.simulate` (no writer) ever
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,9 +31,9 @@ from neurodyn.families.lif_network.dataset import (
     state_attrs,
     state_samples,
 )
-from neurodyn.families.lif_network.kernels import Recording, State
+from neurodyn.families.lif_network.kernels import Parts, Recording, State
 from neurodyn.progress import QUIET, Progress
-from neurodyn.stepping import Status, run_chunked, steps
+from neurodyn.stepping import Status, kernel_threads, run_chunked, steps
 from neurodyn.storage import ChunkedWriter, stream_writer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,6 +41,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: spike buffer capacity (spikes) at least; it is drained whenever the next step might overrun it
 MIN_SPIKE_BUFFER = 1 << 18
+#: networks from this size on run in all the process's threads unless ``run.threads`` says otherwise
+PARALLEL_MIN_NEURONS = 20_000
 
 
 def new_state(built: LIFBuilt) -> State:
@@ -54,7 +57,73 @@ def new_state(built: LIFBuilt) -> State:
         fired=np.empty(n, dtype=np.int64),
         tmp=np.zeros(n),
         tmp2=np.zeros(n),
+        key=built.dynamics_rng().integers(0, 2**64, size=1, dtype=np.uint64),
     )
+
+
+def new_parts(built: LIFBuilt, n_parts: int) -> Parts:
+    """Split the neurons into ``n_parts`` contiguous parts of (nearly) equal incoming synapses and neurons.
+
+    Each part is one thread's share of a step. A boundary sits where the running count of
+    ``neurons + incoming synapses`` crosses an equal share, so the update (per neuron) and the delivery (per
+    synapse) are balanced together. With more than one part, every projection whose rows list their
+    targets in ascending order (the ``p`` and ``in_degree`` rules) gets each row's split points, so a part
+    touches only its own targets; the others are filtered target by target.
+    """
+    net = built.network
+    syn = built.synapses
+    n = net.n
+    n_parts = max(1, min(int(n_parts), n))
+    if n_parts == 1:
+        bounds = np.array([0, n], dtype=np.int64)
+    else:
+        work = np.ones(n)
+        for p in net.projections:
+            work[p.post_start : p.post_start + p.n_post] += np.bincount(p.indices, minlength=p.n_post)
+        cum = np.cumsum(work)
+        inner = np.searchsorted(cum, cum[-1] * np.arange(1, n_parts) / n_parts)
+        bounds = np.concatenate([[0], inner, [n]]).astype(np.int64)
+        bounds = np.maximum.accumulate(bounds)
+    sorted_rows = np.zeros(len(net.projections), dtype=np.bool_)
+    row_split = np.zeros((0, n_parts + 1), dtype=np.int64)
+    if n_parts > 1 and net.projections:
+        row_split = np.zeros((syn.indptr.size, n_parts + 1), dtype=np.int64)
+        for k, p in enumerate(net.projections):
+            ip0 = int(syn.pr_indptr_off[k])
+            local = np.clip(bounds - p.post_start, 0, p.n_post)
+            sorted_rows[k] = kernels.row_splits(
+                syn.indptr[ip0 : ip0 + p.n_pre + 1],
+                syn.indices,
+                int(syn.pr_indices_off[k]),
+                local,
+                row_split[ip0 : ip0 + p.n_pre + 1],
+            )
+    return Parts(
+        bounds=bounds,
+        row_split=row_split,
+        sorted_rows=sorted_rows,
+        n_fired=np.zeros(n_parts, dtype=np.int64),
+        bad=np.full(n_parts, -1, dtype=np.int64),
+        ctl=np.zeros(kernels.CTL_SIZE, dtype=np.int64),
+    )
+
+
+def time_loop(parts: Parts) -> Callable:
+    """The kernel for ``parts``: the serial one for one part, else the thread team (one parallel region per
+    call), or one parallel region per phase where the pool may run two parts on one thread (TBB)."""
+    if parts.n_fired.size == 1:
+        return kernels.advance
+    return kernels.advance_threads if kernels.threading_layer() == "tbb" else kernels.advance_team
+
+
+def run_threads(built: LIFBuilt) -> int | None:
+    """Threads asked of :func:`~neurodyn.stepping.kernel_threads`: ``run.threads`` when given, else all the
+    process has for networks of at least :data:`PARALLEL_MIN_NEURONS` neurons and one for smaller ones
+    (there the two thread barriers of every step cost more than the work they share)."""
+    requested = built.scenario.run.threads
+    if requested:
+        return requested
+    return None if built.network.n >= PARALLEL_MIN_NEURONS else 1
 
 
 def new_recording(built: LIFBuilt, probe_rows: int | None = None) -> Recording:
@@ -155,7 +224,6 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
     dt = float(run.dt)
     n_steps = run.n_steps
     net = built.network
-    rng = built.dynamics_rng()
     writer = stream_writer()
     stream = None if writer is None else StreamRecorder(built, writer)
     # a streamed run's probe buffer holds one block of rows, appended to the file whenever it is full
@@ -168,9 +236,7 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
         m, stop = start, start + count
         while m < stop:
             sub = stop if stream is None else stream.limit(m, stop)
-            status, m, n_spk, bad = kernels.advance(
-                m, sub, rng, state, built.neurons, built.synapses, built.inputs, rec
-            )
+            status, m, n_spk, bad = kernel(m, sub, state, built.neurons, built.synapses, built.inputs, rec, parts)
             if stream is not None:
                 if n_spk:
                     stream.spikes(rec.spk_step[:n_spk], rec.spk_idx[:n_spk])
@@ -188,7 +254,10 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
         return Status.OK, ""
 
     chunk = steps(run.chunk, dt) if run.chunk else None
-    run_chunked(n_steps, advance, progress, desc=f"{built.scenario.name} ({net.n} neurons)", chunk_steps=chunk)
+    with kernel_threads(run_threads(built)) as threads:
+        parts = new_parts(built, threads)
+        kernel = time_loop(parts)
+        run_chunked(n_steps, advance, progress, desc=f"{built.scenario.name} ({net.n} neurons)", chunk_steps=chunk)
     if stream is not None:
         ds = stream.stats.dataset()  # the recordings are in the file; the summaries come back
         ds.attrs["n_synapses"] = int(net.n_synapses)

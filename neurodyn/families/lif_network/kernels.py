@@ -2,9 +2,18 @@
 
 Every kernel of the family lives here and nothing else does; the arrays they read are built once by
 :mod:`.build` (:class:`NeuronConsts`, :class:`Synapses`, :class:`Inputs`) and per run by :mod:`.engine`
-(:class:`State`, :class:`Recording`). The time loop's arguments come bundled in these named tuples, whose
-fields are plain arrays or integers, so new parameter values or a different network never force a
-recompile: there is one compiled specialisation of :func:`advance`.
+(:class:`State`, :class:`Recording`, :class:`Parts`). The time loop's arguments come bundled in these
+named tuples, whose fields are plain arrays or integers, so new parameter values or a different network
+never force a recompile: there is one compiled specialisation of :func:`advance`.
+
+The neurons are split into contiguous parts (:class:`Parts`), one per thread. A step is two functions
+over a part: :func:`_update_part` (per group: :func:`_update_current` or :func:`_update_conductance`, then
+the threshold) and :func:`_deliver_part` (everything the part's neurons receive, then their reset).
+:func:`advance` runs the parts one after another; :func:`advance_team` runs them in threads that meet at
+two barriers per step; :func:`advance_threads` opens a parallel region per phase (for TBB). Results are
+bitwise the same for any number of parts: each neuron's arithmetic is its own, each target sums its
+inputs in the order of the spiking neurons' indices, and each random number is a hash of a counter that
+names it (:func:`_counter`), not the next draw of a shared generator.
 
 One step ``m`` (time ``t_m = m dt``), in the order of Brian2's default schedule:
 
@@ -33,16 +42,26 @@ increment of ``tau_m dv = ... dt + sigma sqrt(tau_m) dW``.
 variable frozen at its start-of-step value (Brian2's ``exponential_euler``):
 ``A = v_rest + drive + noise_mu + sum_cur x + sum_cond (g/g_L) E``, ``B = 1 + sum_cond g/g_L``,
 ``v <- A/B + (v - A/B) exp(-B dt / tau_m)`` (+ the same noise increment as above, using the leak time
-constant: an approximation when noise and conductances are combined).
+constant: an approximation when noise and conductances are combined). The ``exp`` is glibc's, bit for bit,
+in a form LLVM vectorises (:func:`_exp`).
 """
 
 from __future__ import annotations
 
 import math
+import platform
+import sys
+import types
+from collections.abc import Callable
+from fractions import Fraction
 from typing import NamedTuple
 
 import numba
 import numpy as np
+from llvmlite import ir as llvm_ir
+from numba import prange
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from neurodyn.stepping import Status
 
@@ -124,7 +143,8 @@ class Synapses(NamedTuple):
 class Inputs(NamedTuple):
     """Poisson drives: each adds Poisson(``po_lam``) counts times ``po_weight`` per step to a channel of the
     neurons ``po_start .. po_stop-1``; counts with a tabulated CDF (``po_cdf[po_cdf_off[k]:po_cdf_off[k+1]]``,
-    empty for large means) are drawn by inverse transform, the others by ``Generator.poisson``."""
+    empty for large means) are drawn by inverse transform, the others by transformed rejection
+    (:func:`_poisson_ptrs`)."""
 
     po_start: np.ndarray
     po_stop: np.ndarray
@@ -147,10 +167,13 @@ class State(NamedTuple):
     x: np.ndarray
     #: delay ring buffers of every delayed projection, concatenated
     ring: np.ndarray
-    #: scratch: the neurons that fired this step, and two per-neuron work arrays
+    #: scratch: the neurons that fired this step (part ``p`` lists its own from ``Parts.bounds[p]`` on), and
+    #: two per-neuron work arrays
     fired: np.ndarray
     tmp: np.ndarray
     tmp2: np.ndarray
+    #: key of the dynamics stream (uint64, shape (1,)): every random number is a hash of it and a counter
+    key: np.ndarray
 
 
 class Recording(NamedTuple):
@@ -172,21 +195,252 @@ class Recording(NamedTuple):
     spk_idx: np.ndarray
 
 
+class Parts(NamedTuple):
+    """How a step's work is split into parts, one per thread: part ``p`` owns neurons
+    ``bounds[p] .. bounds[p+1]-1``, updates them and writes every synaptic input they receive.
+
+    ``row_split[r, p]`` is where part ``p``'s targets begin in row ``r`` of the concatenated ``indptr``
+    (positions as in ``indptr``; ``row_split[r, 0] = indptr[r]``, ``row_split[r, n_parts] = indptr[r + 1]``),
+    for projections whose rows list their targets in ascending order (``sorted_rows``); a part scans the
+    rows of the other projections whole and keeps its own targets. With one part ``row_split`` is empty.
+    """
+
+    bounds: np.ndarray
+    row_split: np.ndarray
+    sorted_rows: np.ndarray
+    #: scratch: spikes and first non-finite neuron (-1: none) of each part in the current step
+    n_fired: np.ndarray
+    bad: np.ndarray
+    #: the thread team's shared words (int64, :data:`CTL_SIZE`): barrier count and generation on their own
+    #: cache lines, the spike count, the call's result
+    ctl: np.ndarray
+
+
+# --------------------------------------------------------------------------- exact exp, vectorisable
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):  # noqa: ANN001, ANN202  (Numba's intrinsic protocol)
+    """``a * b + c`` rounded once (LLVM's ``llvm.fma.f64``: one instruction on FMA hardware)."""
+    sig = numba.types.float64(numba.types.float64, numba.types.float64, numba.types.float64)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        f64 = context.get_value_type(numba.types.float64)
+        fn = builder.module.declare_intrinsic("llvm.fma", [f64], llvm_ir.FunctionType(f64, [f64, f64, f64]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+# glibc's exp (2.28+, from ARM's optimized-routines; e_exp.c and e_exp_data.c): exp(x) = 2^(k/N) exp(r)
+# with N = 128, x = k ln2/N + r, a table of 2^(j/N) and a degree-5 polynomial of r
+_EXP_INV_LN2_N = float.fromhex("0x1.71547652b82fep+7")
+_EXP_NEG_LN2_HI_N = float.fromhex("-0x1.62e42fefa0000p-8")
+_EXP_NEG_LN2_LO_N = float.fromhex("-0x1.cf79abc9e3b3ap-47")
+_EXP_SHIFT = float.fromhex("0x1.8p52")
+_EXP_C2 = float.fromhex("0x1.ffffffffffdbdp-2")
+_EXP_C3 = float.fromhex("0x1.555555555543cp-3")
+_EXP_C4 = float.fromhex("0x1.55555cf172b91p-5")
+_EXP_C5 = float.fromhex("0x1.1111167a4d017p-7")
+_U7F = np.uint64(127)
+_U45 = np.uint64(45)
+_U1 = np.uint64(1)
+
+
+def exp_table() -> np.ndarray:
+    """glibc's exp table: for ``j < 128``, ``tab[2j+1] = bits(H_j) - (j << 45)`` with ``H_j = 2^(j/128)``
+    rounded to double and ``tab[2j] = bits((2^(j/128) - H_j) / H_j)`` (the relative tail), both correctly
+    rounded from a 240-bit fixed-point value (square roots of 2 by integer arithmetic)."""
+    bits = 240
+    one = 1 << bits
+    roots = []  # 2^(1/2^s) for s = 1..7, to 240 bits (truncated: errors ~ 2^-235, far below half an ulp)
+    r = 2 << bits
+    for _ in range(7):
+        r = math.isqrt(r << bits)
+        roots.append(r)
+    tab = np.empty(256, dtype=np.uint64)
+    for j in range(128):
+        val = one
+        for s in range(7):
+            if j >> (6 - s) & 1:
+                val = (val * roots[s]) >> bits
+        hi = float(Fraction(val, one))
+        tail = float(Fraction(val - int(Fraction(hi) * one), one) / Fraction(hi))
+        tab[2 * j] = np.float64(tail).view(np.uint64)
+        tab[2 * j + 1] = np.float64(hi).view(np.uint64) - np.uint64(j << 45)
+    return tab
+
+
+#: the table of :func:`_exp`, shared by every compiled kernel as a constant
+EXP_TABLE = exp_table()
+
+
+@numba.njit(inline="always")
+def _exp(x: float) -> float:
+    """``exp(x)`` bit for bit as glibc's (FMA variant) for ``2^-54 <= |x| < 512``, in a form LLVM vectorises.
+
+    Outside that range (and for NaN) the result is not glibc's: callers check :func:`_exp_ok` and call
+    ``math.exp`` there.
+    """
+    kd = _fma(x, _EXP_INV_LN2_N, _EXP_SHIFT)
+    ki = np.float64(kd).view(np.uint64)
+    kd -= _EXP_SHIFT
+    r = _fma(kd, _EXP_NEG_LN2_LO_N, _fma(kd, _EXP_NEG_LN2_HI_N, x))
+    idx = (ki & _U7F) << _U1
+    tail = np.uint64(EXP_TABLE[idx]).view(np.float64)
+    scale = np.uint64(EXP_TABLE[idx + _U1] + (ki << _U45)).view(np.float64)
+    r2 = r * r
+    tmp = _fma(r2 * r2, _fma(r, _EXP_C5, _EXP_C4), _fma(r2, _fma(r, _EXP_C3, _EXP_C2), tail + r))
+    return _fma(scale, tmp, scale)
+
+
+@numba.njit(inline="always")
+def _exp_ok(x: float) -> bool:
+    """Whether :func:`_exp` is glibc's ``exp`` at ``x``: ``2^-54 <= |x| < 512`` (false for NaN)."""
+    a = abs(x)
+    return a >= 5.551115123125783e-17 and a < 512.0
+
+
+# --------------------------------------------------------------------------- counter-based random numbers
+
+# Every random number of a run is a hash of the run's key and a counter naming what it is for: the step,
+# the stream (0: noise; 1 + k: Poisson drive k), the neuron and the draw within that (j < 64). A number
+# therefore never depends on which thread draws it, nor on the order of the draws. The hash is SplitMix64
+# (Steele, Lea & Flood 2014) at position ``counter``, which passes BigCrush as a sequential generator.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_U6 = np.uint64(6)
+_U8 = np.uint64(8)
+_U11 = np.uint64(11)
+_U27 = np.uint64(27)
+_U30 = np.uint64(30)
+_U31 = np.uint64(31)
+_UFF = np.uint64(0xFF)
+_M52 = np.uint64(0x000FFFFFFFFFFFFF)
+_TWO_M53 = 1.0 / 9007199254740992.0
+
+
+@numba.njit(inline="always")
+def _bits(key: np.uint64, ctr: np.uint64) -> np.uint64:
+    """64 random bits: SplitMix64's output at position ``ctr`` of the stream seeded with ``key``."""
+    z = key + ctr * _GOLDEN
+    z = (z ^ (z >> _U30)) * _MIX1
+    z = (z ^ (z >> _U27)) * _MIX2
+    return z ^ (z >> _U31)
+
+
+@numba.njit(inline="always")
+def _uniform(key: np.uint64, ctr: np.uint64) -> float:
+    """A uniform double in [0, 1) (53 random bits)."""
+    return np.float64(_bits(key, ctr) >> _U11) * _TWO_M53
+
+
+@numba.njit(inline="always")
+def _counter(m: int, stream: int, n_streams: int, n: int, i: int) -> np.uint64:
+    """First counter of neuron ``i``'s draws for ``stream`` in step ``m`` (64 draws each)."""
+    return np.uint64((m * n_streams + stream) * n + i) << _U6
+
+
+def ziggurat_tables(n: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Marsaglia & Tsang's (2000) ziggurat for the normal distribution with 256 layers and 52-bit
+    mantissas, as NumPy builds it (``ki``, ``wi``, ``fi``; ``r = 3.6541528853610088``)."""
+    r, v = 3.6541528853610088, 0.00492867323399
+    m1 = 2.0**52
+    ki = np.zeros(n, dtype=np.uint64)
+    wi = np.zeros(n)
+    fi = np.zeros(n)
+    dn = tn = r
+    q = v / math.exp(-0.5 * dn * dn)
+    ki[0] = np.uint64((dn / q) * m1)
+    wi[0], wi[n - 1] = q / m1, dn / m1
+    fi[0], fi[n - 1] = 1.0, math.exp(-0.5 * dn * dn)
+    for i in range(n - 2, 0, -1):
+        dn = math.sqrt(-2.0 * math.log(v / dn + math.exp(-0.5 * dn * dn)))
+        ki[i + 1] = np.uint64((dn / tn) * m1)
+        tn = dn
+        fi[i] = math.exp(-0.5 * dn * dn)
+        wi[i] = dn / m1
+    return ki, wi, fi
+
+
+ZIG_K, ZIG_W, ZIG_F = ziggurat_tables()
+_ZIG_R = 3.6541528853610088
+_ZIG_INV_R = 1.0 / _ZIG_R
+
+
+@numba.njit(inline="always")
+def _normal(key: np.uint64, ctr: np.uint64) -> float:
+    """A standard normal variate by the ziggurat, from draws ``ctr, ctr + 1, ...`` (one in 99 % of cases)."""
+    j = np.uint64(0)
+    while True:
+        r = _bits(key, ctr + j)
+        j += _U1
+        idx = r & _UFF
+        r >>= _U8
+        rabs = (r >> _U1) & _M52
+        x = np.float64(rabs) * ZIG_W[idx]
+        if r & _U1:
+            x = -x
+        if rabs < ZIG_K[idx]:
+            return x
+        if idx == 0:
+            while True:  # the tail beyond r (Marsaglia 1964)
+                xx = -_ZIG_INV_R * math.log1p(-_uniform(key, ctr + j))
+                yy = -math.log1p(-_uniform(key, ctr + j + _U1))
+                j += np.uint64(2)
+                if yy + yy > xx * xx:
+                    return -(_ZIG_R + xx) if (rabs >> _U8) & _U1 else _ZIG_R + xx
+        elif (ZIG_F[idx - 1] - ZIG_F[idx]) * _uniform(key, ctr + j) + ZIG_F[idx] < math.exp(-0.5 * x * x):
+            return x
+        j += _U1
+
+
+@numba.njit(inline="always")
+def _poisson_ptrs(key: np.uint64, ctr: np.uint64, lam: float) -> int:
+    """A Poisson(``lam``) count for ``lam >= 10`` by Hörmann's (1993) transformed rejection (PTRS), as NumPy
+    draws large means, from uniforms ``ctr, ctr + 1, ...``."""
+    slam = math.sqrt(lam)
+    loglam = math.log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2)
+    j = np.uint64(0)
+    while True:
+        u = _uniform(key, ctr + j) - 0.5
+        w = _uniform(key, ctr + j + _U1)
+        j += np.uint64(2)
+        us = 0.5 - abs(u)
+        k = math.floor((2 * a / us + b) * u + lam + 0.43)
+        if us >= 0.07 and w <= vr:
+            return int(k)
+        if k < 0 or (us < 0.013 and w > us):
+            continue
+        if math.log(w) + math.log(invalpha) - math.log(a / (us * us) + b) <= -lam + k * loglam - math.lgamma(k + 1):
+            return int(k)
+
+
 # --------------------------------------------------------------------------- the time loop
 
 
-@numba.njit(cache=True, nogil=True)
-def advance(
+def _advance(
     start: int,
     stop: int,
-    rng: np.random.Generator,
     state: State,
     neurons: NeuronConsts,
     net: Synapses,
     inputs: Inputs,
     rec: Recording,
+    parts: Parts,
 ) -> tuple[int, int, int, int]:
     """Advance steps ``start .. stop-1``; see the module docstring for one step.
+
+    Each step runs in two phases over the parts (``prange``: the parts in threads in the compiled twin
+    :func:`advance_threads`, one after another in :func:`advance`): update and threshold, then delivery and
+    reset; between them and after them, one thread checks for non-finite potentials and records the
+    spikes. Every neuron's arithmetic and every target's sum of inputs (in the order of the spiking
+    neurons' indices) are the same whatever the parts, so results do not depend on the thread count.
 
     Returns
     -------
@@ -196,61 +450,20 @@ def advance(
         ``next_step`` after draining ``rec.spk_step/spk_idx``);
         ``n_spikes`` spikes were written to the spike buffers.
     """
-    # the named tuples unpacked to locals once: the loops below read plain arrays and scalars
     v = state.v
-    last_spike = state.last_spike
     x = state.x
-    ring = state.ring
     fired = state.fired
-    tmp = state.tmp
-    tmp2 = state.tmp2
-    v_reset = neurons.v_reset
-    g_start = neurons.g_start
-    g_stop = neurons.g_stop
-    g_ref = neurons.g_ref
-    g_vinf = neurons.g_vinf
-    g_decay = neurons.g_decay
-    g_thr = neurons.g_thr
-    g_noise = neurons.g_noise
-    g_dt_tau = neurons.g_dt_tau
-    g_inv_gl = neurons.g_inv_gl
-    g_cond = neurons.g_cond
-    g_nch = neurons.g_nch
-    g_ch = neurons.g_ch
-    g_kern = neurons.g_kern
-    ch_kind = neurons.ch_kind
-    ch_decay = neurons.ch_decay
-    ch_rev = neurons.ch_rev
-    pr_pre_start = net.pr_pre_start
-    pr_n_pre = net.pr_n_pre
-    pr_post_start = net.pr_post_start
-    pr_n_post = net.pr_n_post
-    pr_weight = net.pr_weight
-    pr_channel = net.pr_channel
-    pr_delay = net.pr_delay
-    pr_indptr_off = net.pr_indptr_off
-    pr_indices_off = net.pr_indices_off
-    pr_ring_off = net.pr_ring_off
-    indptr = net.indptr
-    indices = net.indices
-    po_start = inputs.po_start
-    po_stop = inputs.po_stop
-    po_lam = inputs.po_lam
-    po_weight = inputs.po_weight
-    po_channel = inputs.po_channel
-    po_cdf_off = inputs.po_cdf_off
-    po_cdf = inputs.po_cdf
     probe_idx = rec.probe_idx
     probe_var = rec.probe_var
     probe_every = rec.probe_every
-    probe_row0 = rec.probe_row0
     probe_buf = rec.probe_buf
     spk_step = rec.spk_step
     spk_idx = rec.spk_idx
+    bounds = parts.bounds
+    n_fired = parts.n_fired
+    bad = parts.bad
+    n_parts = bounds.size - 1
     n = v.size
-    n_groups = g_start.size
-    n_proj = pr_weight.size
-    n_po = po_lam.size
     n_probe = probe_idx.size
     cap = spk_step.size
     n_spk = 0
@@ -259,216 +472,624 @@ def advance(
             return Status.BUFFER_FULL, m, n_spk, -1
         # 1. probes see the state at t_m
         if n_probe > 0 and m % probe_every == 0:
-            row = m // probe_every - probe_row0[0]
+            row = m // probe_every - rec.probe_row0[0]
             for q in range(n_probe):
                 c = probe_var[q]
                 probe_buf[row, q] = v[probe_idx[q]] if c < 0 else x[c, probe_idx[q]]
-        n_fired = 0
-        for g in range(n_groups):
-            s = g_start[g]
-            e = g_stop[g]
-            ref = g_ref[g]
-            nch = g_nch[g]
-            # slices with 0-based loops: Numba then knows indices are non-negative (no wraparound check)
-            vv = v[s:e]
-            ll = last_spike[s:e]
-            tt = tmp[s:e]
-            ne = e - s
-            # 2. membrane update; refractory neurons stay clamped (a select, not a branch: vectorises)
-            if g_cond[g]:
-                _update_conductance(
-                    m,
-                    s,
-                    e,
-                    ref,
-                    g_vinf[g],
-                    g_dt_tau[g],
-                    g_inv_gl[g],
-                    g_noise[g],
-                    g_ch[g],
-                    nch,
-                    x,
-                    ch_kind,
-                    ch_decay,
-                    ch_rev,
-                    vv,
-                    ll,
-                    tt,
-                    tmp2[s:e],
-                    rng,
-                )
-            else:
-                vinf = g_vinf[g]
-                dm = g_decay[g]
-                if g_noise[g] > 0.0 or nch > 2:
-                    # general path: noise and all channels accumulate in tmp, then one select pass
-                    ns = g_noise[g]
-                    if ns > 0.0:
-                        for i in range(ne):
-                            tt[i] = ns * rng.standard_normal()
-                    else:
-                        for i in range(ne):
-                            tt[i] = 0.0
-                    for k in range(nch):
-                        c = g_ch[g, k]
-                        kc = g_kern[g, k]
-                        d = ch_decay[c]
-                        xc = x[c, s:e]
-                        for i in range(ne):
-                            tt[i] += kc * xc[i]
-                            xc[i] *= d
-                    for i in range(ne):
-                        vn = vinf + (vv[i] - vinf) * dm + tt[i]
-                        vv[i] = vn if m - ll[i] >= ref else vv[i]
-                elif nch == 0:
-                    # fused single passes for the common noiseless cases (CUBA: two channels)
-                    for i in range(ne):
-                        vn = vinf + (vv[i] - vinf) * dm
-                        vv[i] = vn if m - ll[i] >= ref else vv[i]
-                elif nch == 1:
-                    x0 = x[g_ch[g, 0], s:e]
-                    k0 = g_kern[g, 0]
-                    d0 = ch_decay[g_ch[g, 0]]
-                    for i in range(ne):
-                        vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i]
-                        x0[i] *= d0
-                        vv[i] = vn if m - ll[i] >= ref else vv[i]
-                else:
-                    x0 = x[g_ch[g, 0], s:e]
-                    k0 = g_kern[g, 0]
-                    d0 = ch_decay[g_ch[g, 0]]
-                    x1 = x[g_ch[g, 1], s:e]
-                    k1 = g_kern[g, 1]
-                    d1 = ch_decay[g_ch[g, 1]]
-                    for i in range(ne):
-                        vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i]
-                        x0[i] *= d0
-                        x1[i] *= d1
-                        vv[i] = vn if m - ll[i] >= ref else vv[i]
-            # 3. threshold (refractory neurons sit at v_reset < v_threshold, so they cannot fire)
-            thr = g_thr[g]
-            for i in range(ne):
-                vi = vv[i]
-                if not vi < thr:
-                    if vi >= thr:
-                        fired[n_fired] = s + i
-                        n_fired += 1
-                    else:
-                        return Status.NAN, m, n_spk, s + i
-        # 4. delivery: delayed spikes due now, then this step's spikes, then Poisson input
-        for p in range(n_proj):
-            dl = pr_delay[p]
-            if dl > 0:
-                n_post = pr_n_post[p]
-                slot = pr_ring_off[p] + (m % (dl + 1)) * n_post
-                xc = x[pr_channel[p]]
-                post0 = pr_post_start[p]
-                for j in range(n_post):
-                    xc[post0 + j] += ring[slot + j]
-                    ring[slot + j] = 0.0
-        if n_fired > 0:
-            for p in range(n_proj):
-                pre0 = pr_pre_start[p]
-                pre1 = pre0 + pr_n_pre[p]
-                w = pr_weight[p]
-                dl = pr_delay[p]
-                ip0 = pr_indptr_off[p]
-                ix0 = pr_indices_off[p]
-                if dl == 0:
-                    xc = x[pr_channel[p]]
-                    base = pr_post_start[p]
-                else:
-                    xc = ring
-                    base = pr_ring_off[p] + ((m + dl) % (dl + 1)) * pr_n_post[p]
-                for f in range(n_fired):
-                    i = fired[f]
-                    if i < pre0 or i >= pre1:
-                        continue
-                    r = ip0 + i - pre0
-                    for q in range(indptr[r], indptr[r + 1]):
-                        xc[base + indices[ix0 + q]] += w
-        for k in range(n_po):
-            lam = po_lam[k]
-            if lam <= 0.0:
-                continue
-            w = po_weight[k]
-            xc = x[po_channel[k]][po_start[k] : po_stop[k]]
-            c0 = po_cdf_off[k]
-            n_cdf = po_cdf_off[k + 1] - c0
-            if n_cdf > 0:
-                # inverse transform through the tabulated CDF: one uniform per neuron and step
-                for i in range(xc.size):
-                    u = rng.random()
-                    cnt = 0
-                    while cnt < n_cdf and u > po_cdf[c0 + cnt]:
-                        cnt += 1
-                    if cnt > 0:
-                        xc[i] += w * cnt
-            else:
-                for i in range(xc.size):
-                    cnt = rng.poisson(lam)
-                    if cnt > 0:
-                        xc[i] += w * cnt
-        # 5. reset and spike recording
-        for f in range(n_fired):
-            i = fired[f]
-            v[i] = v_reset[i]
-            last_spike[i] = m
-            spk_step[n_spk] = m
-            spk_idx[n_spk] = i
-            n_spk += 1
+        # 2.-3. membrane update and threshold, each part its own neurons
+        for p in prange(n_parts):
+            n_fired[p], bad[p] = _update_part(m, bounds[p], bounds[p + 1], state, neurons, inputs.po_lam.size + 1)
+        for p in range(n_parts):
+            if bad[p] >= 0:
+                return Status.NAN, m, n_spk, bad[p]
+        # 4.-5. delivery into each part's own targets, and reset
+        for p in prange(n_parts):
+            _deliver_part(m, p, state, neurons, net, inputs, parts)
+        for p in range(n_parts):
+            f0 = bounds[p]
+            for f in range(n_fired[p]):
+                spk_step[n_spk] = m
+                spk_idx[n_spk] = fired[f0 + f]
+                n_spk += 1
     return Status.OK, stop, n_spk, -1
 
 
+def _twins(fn: Callable) -> tuple[Callable, Callable]:
+    """Compile the time loop twice: parts in threads (``parallel=True``) and one after another.
+
+    Each twin is a copy of ``fn`` under its own name: Numba's on-disk cache files a compiled function by
+    module, name and first line and does not key it by the ``parallel`` flag (as in
+    :mod:`neurodyn.families.cortical_field.kernels`).
+    """
+
+    def renamed(suffix: str) -> types.FunctionType:
+        name = fn.__name__.lstrip("_") + suffix
+        f = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+        f.__qualname__ = name
+        f.__doc__ = fn.__doc__
+        return f
+
+    flags = {"cache": True, "nogil": True, "error_model": "numpy"}
+    return numba.njit(**flags)(renamed("")), numba.njit(**flags, parallel=True)(renamed("_threads"))
+
+
+#: the time loop, serial (any number of parts, one after another) and threaded with one parallel region
+#: per phase of every step (the fallback of :func:`advance_team` for thread pools that may run two parts
+#: on one thread, i.e. TBB)
+advance, advance_threads = _twins(_advance)
+
+# --------------------------------------------------------------------------- the thread team
+
+#: layout of ``Parts.ctl``: barrier arrival count and generation (each on its own 64-byte line), the
+#: spike count, and the call's result (status, next step, first non-finite neuron)
+CTL_COUNT = 0
+CTL_GEN = 8
+CTL_SLEEPERS = 16
+CTL_NSPK = 24
+CTL_STATUS = 32
+CTL_NEXT = 33
+CTL_BAD = 34
+CTL_SIZE = 40
+#: barrier spins (each a few ns) before a waiting thread sleeps until the last one arrives
+BARRIER_SPINS = 4000
+#: Linux's ``futex`` system call number on this machine (-1: none; waiting threads then yield their core)
+SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine(), -1) if sys.platform == "linux" else -1
+_FUTEX_WAIT_PRIVATE = 128
+_FUTEX_WAKE_PRIVATE = 129
+
+
+def _array_ptr(context, builder, aryty, ary, idx):  # noqa: ANN001, ANN202
+    aryobj = context.make_array(aryty)(context, builder, ary)
+    return cgutils.get_item_pointer(context, builder, aryty, aryobj, [idx])
+
+
+@intrinsic
+def _atomic_add(typingctx, arr, idx, val):  # noqa: ANN001, ANN202
+    """``arr[idx] += val`` as one sequentially consistent atomic operation; returns the old value."""
+    sig = numba.types.int64(arr, idx, val)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        ptr = _array_ptr(context, builder, signature.args[0], args[0], args[1])
+        return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_load(typingctx, arr, idx):  # noqa: ANN001, ANN202
+    """``arr[idx]``, read atomically (sequentially consistent)."""
+    sig = numba.types.int64(arr, idx)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        return builder.load_atomic(_array_ptr(context, builder, signature.args[0], args[0], args[1]), "seq_cst", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_store(typingctx, arr, idx, val):  # noqa: ANN001, ANN202
+    """``arr[idx] = val``, written atomically (sequentially consistent)."""
+    sig = numba.types.void(arr, idx, val)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        builder.store_atomic(args[2], _array_ptr(context, builder, signature.args[0], args[0], args[1]), "seq_cst", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _sched_yield(typingctx):  # noqa: ANN001, ANN202
+    """POSIX ``sched_yield()``: let another thread have this core."""
+    sig = numba.types.void()
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        fnty = llvm_ir.FunctionType(llvm_ir.IntType(32), [])
+        builder.call(cgutils.get_or_insert_function(builder.module, fnty, "sched_yield"), [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _futex(typingctx, arr, idx, op, val):  # noqa: ANN001, ANN202
+    """Linux ``futex(&arr[idx], op, val)`` on the low 32 bits of an int64 word (little-endian): wait while it
+    holds ``val`` (``FUTEX_WAIT_PRIVATE``) or wake up to ``val`` waiters (``FUTEX_WAKE_PRIVATE``)."""
+    sig = numba.types.int64(arr, idx, numba.types.int64, numba.types.int64)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        i64 = llvm_ir.IntType(64)
+        fn = cgutils.get_or_insert_function(builder.module, llvm_ir.FunctionType(i64, [i64], var_arg=True), "syscall")
+        addr = builder.ptrtoint(_array_ptr(context, builder, signature.args[0], args[0], args[1]), i64)
+        val = builder.sext(builder.trunc(args[3], llvm_ir.IntType(32)), i64)
+        zero = llvm_ir.Constant(i64, 0)
+        return builder.call(fn, [llvm_ir.Constant(i64, SYS_FUTEX), addr, args[2], val, zero, zero, zero])
+
+    return sig, codegen
+
+
 @numba.njit(cache=True, nogil=True)
-def _update_conductance(
-    m: int,
-    s: int,
-    e: int,
-    ref: int,
-    vinf: float,
-    dt_tau: float,
-    inv_gl: float,
-    noise: float,
-    chans: np.ndarray,
-    nch: int,
-    x: np.ndarray,
-    ch_kind: np.ndarray,
-    ch_decay: np.ndarray,
-    ch_rev: np.ndarray,
-    v: np.ndarray,
-    last_spike: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    rng: np.random.Generator,
+def _barrier(ctl: np.ndarray, n_parts: int, gen: int) -> int:
+    """Wait until all ``n_parts`` threads have arrived; ``gen`` is the caller's count of barriers passed
+    (returned plus one). The last to arrive resets the count, opens the next generation and wakes the
+    sleepers; the others spin for a few microseconds (the partner is usually a step's work away), then
+    sleep on the generation word (``futex``). A sleeping thread frees its core for other work, and the
+    scheduler runs it promptly when woken: on a machine busy with other jobs this beats spinning."""
+    if _atomic_add(ctl, CTL_COUNT, 1) == n_parts - 1:
+        _atomic_store(ctl, CTL_COUNT, 0)
+        _atomic_add(ctl, CTL_GEN, 1)
+        if _atomic_load(ctl, CTL_SLEEPERS) > 0:
+            _futex(ctl, CTL_GEN, _FUTEX_WAKE_PRIVATE, 2**31 - 1)
+    else:
+        spins = 0
+        while _atomic_load(ctl, CTL_GEN) == gen:
+            spins += 1
+            if spins > BARRIER_SPINS:
+                if SYS_FUTEX < 0:
+                    _sched_yield()
+                    continue
+                # registered before the last look: a waker that saw no sleeper had opened the generation
+                _atomic_add(ctl, CTL_SLEEPERS, 1)
+                if _atomic_load(ctl, CTL_GEN) == gen:
+                    _futex(ctl, CTL_GEN, _FUTEX_WAIT_PRIVATE, gen)
+                _atomic_add(ctl, CTL_SLEEPERS, -1)
+    return gen + 1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _team_member(
+    p: int,
+    gen: int,
+    start: int,
+    stop: int,
+    state: State,
+    neurons: NeuronConsts,
+    net: Synapses,
+    inputs: Inputs,
+    rec: Recording,
+    parts: Parts,
 ) -> None:
-    """Exponential-Euler update of one group (arrays sliced to it) with conductances frozen over the step."""
-    for i in range(v.size):
+    """Part ``p``'s thread for steps ``start .. stop-1`` (see :func:`advance_team`)."""
+    v = state.v
+    x = state.x
+    fired = state.fired
+    bounds = parts.bounds
+    n_fired = parts.n_fired
+    bad = parts.bad
+    ctl = parts.ctl
+    probe_idx = rec.probe_idx
+    probe_var = rec.probe_var
+    probe_every = rec.probe_every
+    probe_buf = rec.probe_buf
+    spk_step = rec.spk_step
+    spk_idx = rec.spk_idx
+    n_parts = bounds.size - 1
+    lo = bounds[p]
+    hi = bounds[p + 1]
+    n = v.size
+    n_probe = probe_idx.size
+    cap = spk_step.size
+    n_streams = inputs.po_lam.size + 1
+    m = start
+    while True:
+        # every thread reads the same spike count after the barrier: all stop together
+        n_spk = ctl[CTL_NSPK]
+        if m >= stop or n_spk + n > cap:
+            if p == 0:
+                ctl[CTL_STATUS] = Status.OK if m >= stop else Status.BUFFER_FULL
+                ctl[CTL_NEXT] = m
+            return
+        # 1. probes of this part's neurons: only its own delivery and update write them
+        if n_probe > 0 and m % probe_every == 0:
+            row = m // probe_every - rec.probe_row0[0]
+            for q in range(n_probe):
+                i = probe_idx[q]
+                if lo <= i < hi:
+                    c = probe_var[q]
+                    probe_buf[row, q] = v[i] if c < 0 else x[c, i]
+        # 2.-3. update and threshold
+        n_fired[p], bad[p] = _update_part(m, lo, hi, state, neurons, n_streams)
+        gen = _barrier(ctl, n_parts, gen)
+        for pp in range(n_parts):
+            if bad[pp] >= 0:
+                if p == 0:
+                    ctl[CTL_STATUS] = Status.NAN
+                    ctl[CTL_NEXT] = m
+                    ctl[CTL_BAD] = bad[pp]
+                return
+        # 4.-5. delivery and reset; thread 0 records the spikes (the lists stay until the next update)
+        _deliver_part(m, p, state, neurons, net, inputs, parts)
+        if p == 0:
+            for pp in range(n_parts):
+                f0 = bounds[pp]
+                for f in range(n_fired[pp]):
+                    spk_step[n_spk] = m
+                    spk_idx[n_spk] = fired[f0 + f]
+                    n_spk += 1
+            ctl[CTL_NSPK] = n_spk
+        gen = _barrier(ctl, n_parts, gen)
+        m += 1
+
+
+@numba.njit(cache=True, parallel=True)
+def _start_pool(out: np.ndarray) -> None:
+    for i in prange(out.size):
+        out[i] = i
+
+
+def threading_layer() -> str:
+    """Numba's threading layer (``omp``, ``tbb`` or ``workqueue``), starting the thread pool if needed."""
+    _start_pool(np.zeros(2))
+    return numba.threading_layer()
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def advance_team(
+    start: int,
+    stop: int,
+    state: State,
+    neurons: NeuronConsts,
+    net: Synapses,
+    inputs: Inputs,
+    rec: Recording,
+    parts: Parts,
+) -> tuple[int, int, int, int]:
+    """:func:`advance` with one thread per part in a single parallel region for the whole call.
+
+    The threads meet at two barriers per step (after the update, after the delivery) instead of starting
+    and joining the pool twice per step, which costs tens of microseconds with passive OpenMP waiting.
+    Every part must run on its own thread at the same time (true of the OpenMP and workqueue layers with
+    as many threads as parts). Same arguments, results and return value as :func:`advance`.
+    """
+    ctl = parts.ctl
+    n_parts = parts.bounds.size - 1
+    ctl[CTL_COUNT] = 0
+    ctl[CTL_SLEEPERS] = 0
+    ctl[CTL_NSPK] = 0
+    ctl[CTL_BAD] = -1
+    gen = ctl[CTL_GEN]
+    for p in prange(n_parts):
+        _team_member(p, gen, start, stop, state, neurons, net, inputs, rec, parts)
+    return ctl[CTL_STATUS], ctl[CTL_NEXT], ctl[CTL_NSPK], ctl[CTL_BAD]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _update_part(m: int, lo: int, hi: int, state: State, neurons: NeuronConsts, n_streams: int) -> tuple[int, int]:
+    """Update and threshold the neurons ``lo .. hi-1`` for step ``m``; list the fired ones from ``fired[lo]``.
+
+    Returns the number fired and the first neuron with a non-finite ``v`` (-1: none; the part stops there).
+    """
+    v = state.v
+    fired = state.fired
+    g_start = neurons.g_start
+    g_stop = neurons.g_stop
+    g_thr = neurons.g_thr
+    n_f = 0
+    for g in range(g_start.size):
+        s = max(g_start[g], lo)
+        e = min(g_stop[g], hi)
+        if s >= e:
+            continue
+        # 2. membrane update of the group's neurons in this part
+        if neurons.g_cond[g]:
+            _update_conductance(m, s, e, g, state, neurons, n_streams)
+        else:
+            _update_current(m, s, e, g, state, neurons, n_streams)
+        # 3. threshold (refractory neurons sit at v_reset < v_threshold, so they cannot fire)
+        thr = g_thr[g]
+        vv = v[s:e]
+        for i in range(e - s):
+            vi = vv[i]
+            if not vi < thr:
+                if vi >= thr:
+                    fired[lo + n_f] = s + i
+                    n_f += 1
+                else:
+                    return n_f, s + i
+    return n_f, -1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _noise(m: int, s: int, e: int, sigma: float, state: State, n_streams: int, out: np.ndarray) -> None:
+    """``out[i] += sigma N(0, 1)`` for neurons ``s .. e-1`` (``out`` sliced to them): stream 0 of step ``m``."""
+    key = state.key[0]
+    n = state.v.size
+    for i in range(e - s):
+        out[i] += sigma * _normal(key, _counter(m, 0, n_streams, n, s + i))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _update_current(m: int, s: int, e: int, g: int, state: State, neurons: NeuronConsts, n_streams: int) -> None:
+    """Exact update of group ``g``'s neurons ``s .. e-1``; refractory neurons stay clamped (a select, not a
+    branch: vectorises)."""
+    ref = neurons.g_ref[g]
+    nch = neurons.g_nch[g]
+    vinf = neurons.g_vinf[g]
+    dm = neurons.g_decay[g]
+    noise = neurons.g_noise[g]
+    g_ch = neurons.g_ch
+    g_kern = neurons.g_kern
+    ch_decay = neurons.ch_decay
+    x = state.x
+    # slices with 0-based loops: Numba then knows indices are non-negative (no wraparound check)
+    vv = state.v[s:e]
+    ll = state.last_spike[s:e]
+    ne = e - s
+    if noise > 0.0 or nch > 2:
+        # general path: noise and all channels accumulate in tt, then one select pass
+        tt = state.tmp[s:e]
+        for i in range(ne):
+            tt[i] = 0.0
+        if noise > 0.0:
+            _noise(m, s, e, noise, state, n_streams, tt)
+        for k in range(nch):
+            c = g_ch[g, k]
+            kc = g_kern[g, k]
+            d = ch_decay[c]
+            xc = x[c, s:e]
+            for i in range(ne):
+                tt[i] += kc * xc[i]
+                xc[i] *= d
+        for i in range(ne):
+            vn = vinf + (vv[i] - vinf) * dm + tt[i]
+            vv[i] = vn if m - ll[i] >= ref else vv[i]
+    elif nch == 0:
+        # fused single passes for the common noiseless cases (CUBA: two channels)
+        for i in range(ne):
+            vn = vinf + (vv[i] - vinf) * dm
+            vv[i] = vn if m - ll[i] >= ref else vv[i]
+    elif nch == 1:
+        x0 = x[g_ch[g, 0], s:e]
+        k0 = g_kern[g, 0]
+        d0 = ch_decay[g_ch[g, 0]]
+        for i in range(ne):
+            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i]
+            x0[i] *= d0
+            vv[i] = vn if m - ll[i] >= ref else vv[i]
+    else:
+        x0 = x[g_ch[g, 0], s:e]
+        k0 = g_kern[g, 0]
+        d0 = ch_decay[g_ch[g, 0]]
+        x1 = x[g_ch[g, 1], s:e]
+        k1 = g_kern[g, 1]
+        d1 = ch_decay[g_ch[g, 1]]
+        for i in range(ne):
+            vn = vinf + (vv[i] - vinf) * dm + k0 * x0[i] + k1 * x1[i]
+            x0[i] *= d0
+            x1[i] *= d1
+            vv[i] = vn if m - ll[i] >= ref else vv[i]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _update_conductance(m: int, s: int, e: int, g: int, state: State, neurons: NeuronConsts, n_streams: int) -> None:
+    """Exponential-Euler update of group ``g``'s neurons ``s .. e-1`` with every synaptic variable frozen
+    over the step: ``A = v_inf + sum_cur x + sum_cond (g/g_L) E`` and ``B = 1 + sum_cond g/g_L`` summed
+    channel by channel, ``v <- A/B + (v - A/B) exp(-B dt/tau_m)`` (+ noise), refractory neurons clamped.
+
+    ``exp`` is :func:`_exp` (glibc's, vectorised) when every argument is in its range, else ``math.exp``.
+    Two conductance channels without noise (COBA) run in one fused pass.
+    """
+    ref = neurons.g_ref[g]
+    nch = neurons.g_nch[g]
+    vinf = neurons.g_vinf[g]
+    dt_tau = neurons.g_dt_tau[g]
+    inv_gl = neurons.g_inv_gl[g]
+    noise = neurons.g_noise[g]
+    chans = neurons.g_ch[g]
+    ch_kind = neurons.ch_kind
+    ch_decay = neurons.ch_decay
+    ch_rev = neurons.ch_rev
+    x = state.x
+    v = state.v[s:e]
+    last_spike = state.last_spike[s:e]
+    ne = e - s
+    if nch == 2 and noise == 0.0 and ch_kind[chans[0]] == KIND_CONDUCTANCE and ch_kind[chans[1]] == KIND_CONDUCTANCE:
+        x0 = x[chans[0], s:e]
+        x1 = x[chans[1], s:e]
+        ok = True
+        for i in range(ne):
+            ok &= _exp_ok(-(1.0 + x0[i] * inv_gl + x1[i] * inv_gl) * dt_tau)
+        if ok:
+            d0 = ch_decay[chans[0]]
+            d1 = ch_decay[chans[1]]
+            e0 = ch_rev[chans[0]]
+            e1 = ch_rev[chans[1]]
+            for i in range(ne):
+                r0 = x0[i] * inv_gl
+                r1 = x1[i] * inv_gl
+                a = vinf + r0 * e0 + r1 * e1
+                b = 1.0 + r0 + r1
+                x0[i] *= d0
+                x1[i] *= d1
+                target = a / b
+                vn = target + (v[i] - target) * _exp(-b * dt_tau)
+                v[i] = vn if m - last_spike[i] >= ref else v[i]
+            return
+    a = state.tmp[s:e]
+    b = state.tmp2[s:e]
+    for i in range(ne):
         a[i] = vinf
         b[i] = 1.0
     for k in range(nch):
         c = chans[k]
         xc = x[c, s:e]
         if ch_kind[c] == KIND_CURRENT:
-            for i in range(v.size):
+            for i in range(ne):
                 a[i] += xc[i]
         else:
             rev = ch_rev[c]
-            for i in range(v.size):
+            for i in range(ne):
                 r = xc[i] * inv_gl
                 a[i] += r * rev
                 b[i] += r
         d = ch_decay[c]
-        for i in range(v.size):
+        for i in range(ne):
             xc[i] *= d
-    for i in range(v.size):
-        target = a[i] / b[i]
-        a[i] = target + (v[i] - target) * math.exp(-b[i] * dt_tau)
+    ok = True
+    for i in range(ne):
+        ok &= _exp_ok(-b[i] * dt_tau)
+    if ok:
+        for i in range(ne):
+            target = a[i] / b[i]
+            a[i] = target + (v[i] - target) * _exp(-b[i] * dt_tau)
+    else:
+        for i in range(ne):
+            target = a[i] / b[i]
+            a[i] = target + (v[i] - target) * math.exp(-b[i] * dt_tau)
     if noise > 0.0:
-        for i in range(v.size):
-            a[i] += noise * rng.standard_normal()
-    for i in range(v.size):
+        _noise(m, s, e, noise, state, n_streams, a)
+    for i in range(ne):
         v[i] = a[i] if m - last_spike[i] >= ref else v[i]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _deliver_part(
+    m: int, p: int, state: State, neurons: NeuronConsts, net: Synapses, inputs: Inputs, parts: Parts
+) -> None:
+    """Step 4 and 5 for part ``p``'s neurons: ring-buffer slots due at ``m``, this step's spikes of every part
+    (in the order of their indices) and Poisson input into its targets, then its own neurons' reset."""
+    x = state.x
+    ring = state.ring
+    fired = state.fired
+    v = state.v
+    last_spike = state.last_spike
+    v_reset = neurons.v_reset
+    pr_delay = net.pr_delay
+    pr_n_post = net.pr_n_post
+    pr_post_start = net.pr_post_start
+    pr_ring_off = net.pr_ring_off
+    pr_channel = net.pr_channel
+    indptr = net.indptr
+    indices = net.indices
+    bounds = parts.bounds
+    n_fired = parts.n_fired
+    row_split = parts.row_split
+    n_parts = bounds.size - 1
+    lo = bounds[p]
+    hi = bounds[p + 1]
+    n_proj = pr_delay.size
+    total = 0
+    for pp in range(n_parts):
+        total += n_fired[pp]
+    # delayed spikes due now, into this part's targets
+    for k in range(n_proj):
+        dl = pr_delay[k]
+        if dl > 0:
+            post0 = pr_post_start[k]
+            n_post = pr_n_post[k]
+            a = max(lo - post0, 0)
+            b = min(hi - post0, n_post)
+            if a < b:
+                slot = pr_ring_off[k] + (m % (dl + 1)) * n_post
+                xc = x[pr_channel[k]]
+                for j in range(a, b):
+                    xc[post0 + j] += ring[slot + j]
+                    ring[slot + j] = 0.0
+    # this step's spikes: delay 0 lands in this step, others in their ring slot
+    if total > 0:
+        for k in range(n_proj):
+            post0 = pr_post_start[k]
+            n_post = pr_n_post[k]
+            a = max(lo - post0, 0)
+            b = min(hi - post0, n_post)
+            if a >= b:
+                continue
+            pre0 = net.pr_pre_start[k]
+            pre1 = pre0 + net.pr_n_pre[k]
+            w = net.pr_weight[k]
+            dl = pr_delay[k]
+            ip0 = net.pr_indptr_off[k]
+            ix0 = net.pr_indices_off[k]
+            split = n_parts > 1 and parts.sorted_rows[k]
+            whole = a == 0 and b == n_post
+            if dl == 0:
+                xc = x[pr_channel[k]]
+                base = post0
+            else:
+                xc = ring
+                base = pr_ring_off[k] + ((m + dl) % (dl + 1)) * n_post
+            for pp in range(n_parts):
+                f0 = bounds[pp]
+                for f in range(n_fired[pp]):
+                    i = fired[f0 + f]
+                    if i < pre0 or i >= pre1:
+                        continue
+                    r = ip0 + i - pre0
+                    if whole:
+                        for q in range(indptr[r], indptr[r + 1]):
+                            xc[base + indices[ix0 + q]] += w
+                    elif split:
+                        for q in range(row_split[r, p], row_split[r, p + 1]):
+                            xc[base + indices[ix0 + q]] += w
+                    else:
+                        for q in range(indptr[r], indptr[r + 1]):
+                            j = indices[ix0 + q]
+                            if a <= j < b:
+                                xc[base + j] += w
+    # Poisson input: stream 1 + k, one uniform per neuron and step (tabulated CDF) or a few (PTRS)
+    n_po = inputs.po_lam.size
+    if n_po > 0:
+        key = state.key[0]
+        n = v.size
+        n_streams = n_po + 1
+        po_cdf = inputs.po_cdf
+        for k in range(n_po):
+            lam = inputs.po_lam[k]
+            s = max(inputs.po_start[k], lo)
+            e = min(inputs.po_stop[k], hi)
+            if lam <= 0.0 or s >= e:
+                continue
+            w = inputs.po_weight[k]
+            xc = x[inputs.po_channel[k]]
+            c0 = inputs.po_cdf_off[k]
+            n_cdf = inputs.po_cdf_off[k + 1] - c0
+            if n_cdf > 0:
+                # inverse transform through the tabulated CDF
+                for i in range(s, e):
+                    u = _uniform(key, _counter(m, 1 + k, n_streams, n, i))
+                    cnt = 0
+                    while cnt < n_cdf and u > po_cdf[c0 + cnt]:
+                        cnt += 1
+                    if cnt > 0:
+                        xc[i] += w * cnt
+            else:
+                for i in range(s, e):
+                    cnt = _poisson_ptrs(key, _counter(m, 1 + k, n_streams, n, i), lam)
+                    if cnt > 0:
+                        xc[i] += w * cnt
+    # 5. reset of this part's neurons that fired
+    for f in range(n_fired[p]):
+        i = fired[lo + f]
+        v[i] = v_reset[i]
+        last_spike[i] = m
+
+
+@numba.njit(cache=True)
+def row_splits(indptr: np.ndarray, indices: np.ndarray, ix0: int, lo_bounds: np.ndarray, out: np.ndarray) -> bool:
+    """Fill ``out[r, k]`` (rows ``r`` of one projection's ``indptr``) with the first position of row ``r`` whose
+    target is ``>= lo_bounds[k]``, by binary search; returns False (and leaves ``out`` partial) as soon as
+    a row is not in ascending order."""
+    n_parts = lo_bounds.size - 1
+    for r in range(indptr.size - 1):
+        q0 = indptr[r]
+        q1 = indptr[r + 1]
+        for q in range(q0 + 1, q1):
+            if indices[ix0 + q] < indices[ix0 + q - 1]:
+                return False
+        out[r, 0] = q0
+        out[r, n_parts] = q1
+        for k in range(1, n_parts):
+            lo = q0
+            hi = q1
+            t = lo_bounds[k]
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if indices[ix0 + mid] < t:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            out[r, k] = lo
+    return True
 
 
 # --------------------------------------------------------------------------- connectivity (used by the build)
