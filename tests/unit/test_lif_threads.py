@@ -222,3 +222,15 @@ def _draws(n: int, lam: float) -> tuple[np.ndarray, np.ndarray]:
         return z, c
 
     return draw(np.uint64(12345), n, lam)
+
+
+def test_the_thread_team_runs_only_where_every_part_gets_its_own_thread():
+    # the team's barriers wait for all parts: a pool that may run two parts on one thread must get the
+    # per-phase kernel instead, or the run would wait forever
+    from neurodyn.families.lif_network.engine import team_safe
+
+    assert team_safe("omp", 2, {}) and team_safe("workqueue", 3, {})
+    assert not team_safe("tbb", 2, {})
+    assert not team_safe("omp", 2, {"OMP_DYNAMIC": "TRUE"})
+    assert not team_safe("omp", 3, {"OMP_THREAD_LIMIT": "2"})
+    assert team_safe("omp", 2, {"OMP_THREAD_LIMIT": "2", "OMP_DYNAMIC": "false"})

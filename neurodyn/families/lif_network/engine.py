@@ -15,7 +15,8 @@ chunk in ``<stem>.partial.h5``. Under :func:`neurodyn.simulate` (no writer) ever
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -110,10 +111,29 @@ def new_parts(built: LIFBuilt, n_parts: int) -> Parts:
 
 def time_loop(parts: Parts) -> Callable:
     """The kernel for ``parts``: the serial one for one part, else the thread team (one parallel region per
-    call), or one parallel region per phase where the pool may run two parts on one thread (TBB)."""
-    if parts.n_fired.size == 1:
+    call), or one parallel region per phase where the pool may run two parts on one thread.
+
+    The team's barriers wait for every part, so it needs each part on its own thread at the same time: true
+    of the OpenMP and workqueue layers with as many threads as parts, unless OpenMP may hand out fewer
+    threads than asked (``OMP_DYNAMIC`` on, or ``OMP_THREAD_LIMIT`` below the part count). There, as under
+    TBB, the per-phase kernel runs instead: slower, never stuck, same results.
+    """
+    n_parts = parts.n_fired.size
+    if n_parts == 1:
         return kernels.advance
-    return kernels.advance_threads if kernels.threading_layer() == "tbb" else kernels.advance_team
+    return kernels.advance_team if team_safe(kernels.threading_layer(), n_parts) else kernels.advance_threads
+
+
+def team_safe(layer: str, n_parts: int, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``layer`` runs ``n_parts`` parts of one parallel region on as many threads at once."""
+    if layer == "workqueue":
+        return True
+    if layer != "omp":
+        return False
+    if environ.get("OMP_DYNAMIC", "").strip().lower() in ("true", "1", "yes"):
+        return False
+    limit = environ.get("OMP_THREAD_LIMIT", "").strip()
+    return not limit.isdigit() or int(limit) >= n_parts
 
 
 def run_threads(built: LIFBuilt) -> int | None:
