@@ -154,6 +154,23 @@ class SpikeStatistics:
         self.n_isi = np.zeros(n, dtype=np.int64)
         self.s1 = np.zeros(n)
         self.s2 = np.zeros(n)
+        #: networks with adaptation also keep each neuron's first two spike times (first ISI)
+        self.adaptive = bool(net.adaptive.size and net.adaptive.any())
+        self.first = np.full((2, n), np.nan) if self.adaptive else None
+
+    def _first_spikes(self, spike_time: np.ndarray, spike_index: np.ndarray) -> None:
+        """Keep each neuron's first two spike times (spikes arrive in time order)."""
+        for _ in range(2):
+            need = np.isnan(self.first[1, spike_index])  # the neuron's second spike is not known yet
+            if not need.any():
+                return
+            at = np.flatnonzero(need)
+            idx, pos = np.unique(spike_index[at], return_index=True)  # each such neuron's earliest spike
+            rows = np.where(np.isnan(self.first[0, idx]), 0, 1)
+            self.first[rows, idx] = spike_time[at[pos]]
+            keep = np.ones(spike_time.size, dtype=bool)
+            keep[at[pos]] = False
+            spike_time, spike_index = spike_time[keep], spike_index[keep]
 
     def add(self, spike_time: np.ndarray, spike_index: np.ndarray) -> None:
         """Add a chunk of spikes (times in s, global indices), sorted by time, all later than earlier chunks."""
@@ -163,6 +180,8 @@ class SpikeStatistics:
         for p in range(len(self.names)):
             h, _ = np.histogram(spike_time[pop_of == p], bins=self.edges)
             self.hist[:, p] += h
+        if self.adaptive:
+            self._first_spikes(spike_time, spike_index)
         late = spike_time >= self.t_min
         self.count += np.bincount(pop_of[late], minlength=len(self.names))
         accumulate_isi(
@@ -201,6 +220,31 @@ class SpikeStatistics:
                 var_attrs("Hz", "population rate histogram", bin_width=self.rate_bin),
             ),
         }
+        if self.adaptive:
+            first = np.full(len(self.names), np.nan)
+            adapted = np.full(len(self.names), np.nan)
+            for p, (start, size) in enumerate(zip(self.starts, self.sizes)):
+                sl = slice(int(start), int(start + size))
+                isi1 = self.first[1, sl] - self.first[0, sl]
+                if np.isfinite(isi1).any():
+                    first[p] = float(np.nanmean(isi1))
+                if self.n_isi[sl].sum() > 0:
+                    adapted[p] = float(self.s1[sl].sum() / self.n_isi[sl].sum())
+            data_vars["isi_first"] = (
+                "population",
+                first,
+                var_attrs("s", "first inter-spike interval (second spike minus first), mean over neurons"),
+            )
+            data_vars["isi_adapted"] = (
+                "population",
+                adapted,
+                var_attrs(
+                    "s",
+                    "mean inter-spike interval in the analysis window",
+                    window=f"[{self.t0:g} s, {self.duration:g} s]",
+                ),
+            )
+            data_vars["isi_ratio"] = ("population", first / adapted, var_attrs("1", "first ISI / adapted ISI"))
         coords: dict[str, Any] = {
             "population": ("population", np.array(self.names, dtype=object), var_attrs("1", "population name")),
             "rate_time": ("rate_time", self.edges[:-1] + self.rate_bin / 2, var_attrs("s", "centre of rate bin")),

@@ -54,6 +54,7 @@ def new_state(built: LIFBuilt) -> State:
         fired=np.empty(n, dtype=np.int64),
         tmp=np.zeros(n),
         tmp2=np.zeros(n),
+        w=np.zeros(n),
     )
 
 
@@ -179,9 +180,12 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
                 steps_out.append(rec.spk_step[:n_spk].copy())
                 idx_out.append(rec.spk_idx[:n_spk].copy())
             if status == Status.NAN:
+                what, value = "membrane potential", state.v[bad]
+                if np.isfinite(value) and not np.isfinite(state.w[bad]):
+                    what, value = "adaptation current w", state.w[bad]
                 return Status.NAN, (
-                    f"membrane potential of neuron {bad} became {state.v[bad]} at "
-                    f"t = {m * dt:g} s; reduce dt or the synaptic weights"
+                    f"{what} of neuron {bad} became {value} at t = {m * dt:g} s (step {m}); "
+                    "reduce dt or the synaptic weights"
                 )
         if stream is not None:
             stream.probes(rec, m, force=True)  # every chunk ends on disk, so a crash keeps it
