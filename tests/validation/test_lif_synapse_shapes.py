@@ -35,6 +35,16 @@ def test_psp_theory_matches_closed_form_exponential() -> None:
     assert amp == pytest.approx(ts / (ts - tm) * (math.exp(-t_exact / ts) - math.exp(-t_exact / tm)), rel=1e-12)
 
 
+def test_psp_shapes_run_compare_all_agree(repo, cli, tmp_path) -> None:
+    """neurodyn run (streamed) then compare: every row of psp_shapes agrees, the PSP rows included."""
+    out = tmp_path / "psp.h5"
+    assert cli("run", "scenarios/psp_shapes.yaml", "-o", str(out)).returncode == 0
+    proc = cli("compare", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "summary: 16 agree, 0 differ, 0 holds, 0 violated, 3 n/a (19 rows)" in proc.stdout
+    assert proc.stdout.count("psp_amplitude ") == 6 and proc.stdout.count("psp_peak_time ") == 6
+
+
 def test_psp_shapes_scenario_against_theory(repo) -> None:
     """scenarios/psp_shapes.yaml: the sampled PSP of every synapse kind and shape peaks where the theory says
     and as high as it says: within half a step and 1e-6 relative for current synapses (exact integration);
@@ -60,6 +70,11 @@ def test_psp_shapes_scenario_against_theory(repo) -> None:
             # the conductance adds to the leak: the PSP peaks slightly earlier and lower than the limit
             assert abs(t_peak / t_pred - 1) <= th.psp_peak_time_theory.attrs["rel_tol"], proj
             assert abs(amp / pred - 1) <= min(0.015, th.psp_amplitude_theory.attrs["rel_tol"]), proj
+    # the dataset's own measurement (psp_amplitude, psp_peak_time), as neurodyn compare pairs them
+    np.testing.assert_allclose(ds.psp_peak_time.values, th.psp_peak_time_theory.values, rtol=0.01)
+    cur = np.array([p.endswith("_cur") for p in th.projection.values])
+    np.testing.assert_allclose(ds.psp_amplitude.values[cur], th.psp_amplitude_theory.values[cur], rtol=1e-6)
+    np.testing.assert_allclose(ds.psp_amplitude.values, th.psp_amplitude_theory.values, rtol=0.015)
     # the shapes differ as they should: same peak drive, the slower rise integrates more charge
     a = dict(zip(th.projection.values, th.psp_amplitude_theory.values))
     assert a["pre->exp_cur"] < a["pre->biexp_cur"] < a["pre->alpha_cur"]

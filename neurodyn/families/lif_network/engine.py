@@ -145,7 +145,9 @@ class StreamRecorder:
             return
         for name, values in state_samples(self.plan, rec.probe_buf[:pending]).items():
             self.writer.append(name, values)
-        self.writer.append("time", np.arange(self.row0, filled) * self.every * self.dt)
+        times = np.arange(self.row0, filled) * self.every * self.dt
+        self.stats.add_samples(times, rec.probe_buf[:pending])
+        self.writer.append("time", times)
         self.row0 = filled
         rec.probe_row0[0] = filled
 
