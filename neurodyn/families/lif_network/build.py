@@ -857,7 +857,7 @@ def adaptation_consts(net: Network, dt: float, consts: NeuronConsts) -> NeuronCo
                 aug[2, 3] = 1.0
                 aug[3, 3] = -1.0 / ch.tau
                 g_akern[g, k] = expm(aug * dt)[:2, 3] * to_w
-    return consts._replace(g_adapt=g_adapt, g_ad=g_ad, g_akern=g_akern)
+    return consts._replace(g_adapt=g_adapt, g_ad=g_ad, g_akern=g_akern, g_special=g_adapt | consts.g_shaped)
 
 
 def _column(items: list, attr: str, dtype: Any) -> np.ndarray:

@@ -124,6 +124,8 @@ class NeuronConsts(NamedTuple):
     g_akern: np.ndarray = np.zeros((0, 1, 2))
     #: whether the group receives an alpha/biexponential channel (:func:`_update_shaped`)
     g_shaped: np.ndarray = np.zeros(0, dtype=np.bool_)
+    #: ``g_adapt | g_shaped``: the groups the main loop leaves to :func:`_special_groups`
+    g_special: np.ndarray = np.zeros(0, dtype=np.bool_)
     #: per channel: the channel a rise variable feeds (-1: none) and the exact one-step coupling
     #: ``int_0^dt exp(-(dt - s)/tau) exp(-s/tau_rise) ds`` (``x <- x exp(-dt/tau) + k h``)
     ch_feed: np.ndarray = np.zeros(0, dtype=np.int64)
@@ -265,7 +267,10 @@ def advance(
     ch_kind = neurons.ch_kind
     ch_decay = neurons.ch_decay
     ch_rev = neurons.ch_rev
-    g_adapt = neurons.g_adapt
+    g_special = neurons.g_special
+    n_special = 0
+    for g in range(g_special.size):
+        n_special += 1 if g_special[g] else 0
     pr_pre_start = net.pr_pre_start
     pr_n_pre = net.pr_n_pre
     pr_post_start = net.pr_post_start
@@ -322,14 +327,11 @@ def advance(
             ll = last_spike[s:e]
             tt = tmp[s:e]
             ne = e - s
+            # adaptive and alpha/biexponential groups are updated by _special_groups, after this loop
+            if g_special[g]:
+                continue
             # 2. membrane update; refractory neurons stay clamped (a select, not a branch: vectorises)
-            if g_adapt[g]:
-                bad = _update_adaptive(m, s, e, g, ref, x, neurons, vv, w_ad[s:e], ll, tt, tmp2[s:e], rng)
-                if bad >= 0:
-                    return Status.NAN, m, n_spk, s + bad
-            elif neurons.g_shaped[g]:
-                _update_shaped(m, s, e, g, ref, x, neurons, vv, w_ad[s:e], ll, tt, tmp2[s:e], rng)
-            elif g_cond[g]:
+            if g_cond[g]:
                 _update_conductance(
                     m,
                     s,
@@ -401,7 +403,6 @@ def advance(
                         vv[i] = vn if m - ll[i] >= ref else vv[i]
             # 3. threshold (refractory neurons sit at v_reset < v_threshold, so they cannot fire)
             thr = g_thr[g]
-            f0 = n_fired
             for i in range(ne):
                 vi = vv[i]
                 if not vi < thr:
@@ -410,11 +411,10 @@ def advance(
                         n_fired += 1
                     else:
                         return Status.NAN, m, n_spk, s + i
-            if g_adapt[g] and n_fired > f0:
-                # the spike-triggered jump of w, part of the reset (w plays no part in the delivery)
-                b = neurons.g_ad[g, AD_B]
-                for f in range(f0, n_fired):
-                    w_ad[fired[f]] += b
+        if n_special > 0:
+            n_fired, bad = _special_groups(m, x, neurons, v, w_ad, last_spike, tmp, tmp2, fired, n_fired, rng)
+            if bad >= 0:
+                return Status.NAN, m, n_spk, bad
         # 4. delivery: delayed spikes due now, then this step's spikes, then Poisson input
         for p in range(n_proj):
             dl = pr_delay[p]
@@ -529,6 +529,57 @@ def _update_conductance(
             a[i] += noise * rng.standard_normal()
     for i in range(v.size):
         v[i] = a[i] if m - last_spike[i] >= ref else v[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _special_groups(
+    m: int,
+    x: np.ndarray,
+    neurons: NeuronConsts,
+    v: np.ndarray,
+    w: np.ndarray,
+    last_spike: np.ndarray,
+    tmp: np.ndarray,
+    tmp2: np.ndarray,
+    fired: np.ndarray,
+    n_fired: int,
+    rng: np.random.Generator,
+) -> tuple[int, int]:
+    """Steps 2 and 3 (update, threshold) of the adaptive and alpha/biexponential groups, after the plain ones.
+
+    Kept out of :func:`advance`'s group loop so that the plain LIF loop compiles as before. A spike of an
+    adaptive neuron adds ``b`` to its ``w`` here (part of the reset; ``w`` plays no part in the delivery).
+    Returns the new count of fired neurons and the global index of a neuron whose ``v`` or ``w`` became
+    non-finite (else -1).
+    """
+    for g in range(neurons.g_start.size):
+        if not neurons.g_special[g]:
+            continue
+        s = neurons.g_start[g]
+        e = neurons.g_stop[g]
+        ref = neurons.g_ref[g]
+        vv = v[s:e]
+        if neurons.g_adapt[g]:
+            bad = _update_adaptive(m, s, e, g, ref, x, neurons, vv, w[s:e], last_spike[s:e], tmp[s:e], tmp2[s:e], rng)
+            if bad >= 0:
+                return n_fired, s + bad
+        else:
+            _update_shaped(m, s, e, g, ref, x, neurons, vv, w[s:e], last_spike[s:e], tmp[s:e], tmp2[s:e], rng)
+        thr = neurons.g_thr[g]
+        f0 = n_fired
+        for i in range(e - s):
+            vi = vv[i]
+            if not vi < thr:
+                if vi >= thr:
+                    fired[n_fired] = s + i
+                    n_fired += 1
+                else:
+                    return n_fired, s + i
+        if neurons.g_adapt[g]:
+            b = neurons.g_ad[g, AD_B]
+            for f in range(f0, n_fired):
+                w[fired[f]] += b
+    return n_fired, -1
 
 
 @numba.njit(cache=True, nogil=True)
