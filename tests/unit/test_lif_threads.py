@@ -25,7 +25,8 @@ from neurodyn.scenario import from_dict
 
 #: every path of the kernel: delays (ring buffers), in-degree and p rows (split points), a graph (rows in
 #: edge order: filtered), table and PTRS Poisson counts, noise on current and conductance neurons, the
-#: generic conductance update (a current and a conductance channel with noise) and probes of v and x
+#: generic conductance update (a current and a conductance channel with noise), AdEx neurons with alpha
+#: conductance input, biexponential current synapses with noise, and probes of v, w and x
 MIXED = """\
 name: mixed
 family: lif_network
@@ -39,6 +40,11 @@ params:
            v_init: {uniform: [-65 mV, -50 mV]}}
     cond: {size: 70, tau_m: 20 ms, g_leak: 10 nS, v_rest: -60 mV, v_reset: -60 mV, v_threshold: -50 mV,
            t_ref: 5 ms, v_init: {normal: [-55 mV, 5 mV]}}
+    adex: {size: 50, tau_m: 20 ms, g_leak: 10 nS, v_rest: -70 mV, v_reset: -58 mV, v_threshold: 0 mV,
+           t_ref: 1 ms, v_init: {uniform: [-70 mV, -55 mV]},
+           adaptation: {a: 2 nS, b: 60 pA, tau_w: 100 ms, delta_T: 2 mV, v_T: -50 mV}}
+    shaped: {size: 40, tau_m: 10 ms, v_rest: 0 mV, v_reset: 10 mV, v_threshold: 20 mV, t_ref: 2 ms,
+             v_init: {uniform: [0 mV, 20 mV]}}
   synapses:
     - {source: exc, target: [exc, inh], connect: {in_degree: 40}, kind: current, weight: 2 mV,
        tau: 0.5 ms, delay: 1.5 ms}
@@ -49,14 +55,20 @@ params:
     - {source: exc, target: cond, connect: {p: 0.1}, kind: conductance, weight: 3 nS, tau: 5 ms,
        reversal: 0 mV}
     - {source: inh, target: [cond, ring], connect: {p: 0.2}, kind: current, weight: -1 mV, tau: 10 ms}
+    - {source: inh, target: adex, connect: {p: 0.2}, kind: conductance, weight: 2 nS, tau: 5 ms,
+       reversal: 0 mV, shape: alpha, delay: 1 ms}
+    - {source: adex, target: [exc, shaped], connect: {p: 0.3}, kind: current, weight: 1.5 mV, tau: 4 ms,
+       shape: biexponential, tau_rise: 1 ms}
   inputs:
     - {kind: poisson, target: [exc, inh], rate: 40 Hz, n_sources: 500, weight: 2.2 mV, tau: 0.5 ms}
     - {kind: poisson, target: ring, rate: 1 kHz, n_sources: 400, weight: 0.02 mV, tau: 3 ms}
     - {kind: noise, target: [ring, cond], sigma: 4 mV, mu: 6 mV}
+    - {kind: noise, target: shaped, sigma: 3 mV, mu: 15 mV}
+    - {kind: constant, target: adex, current: 300 pA}
 run: {duration: 150 ms, dt: 0.1 ms, seed: 3}
 record:
   spikes: true
-  state: {v: {exc: [0], inh: [50], ring: [0, 1], cond: [0, 69]}, g_exc: {cond: [0, 5]}, x_ring_input: {ring: [3]}}
+  state: {v: {exc: [0], inh: [50], ring: [0, 1], cond: [0, 69]}, g_exc: {cond: [0, 5]}, x_ring_input: {ring: [3]}, w: {adex: [0, 7]}}
 """
 
 
@@ -85,15 +97,15 @@ def test_mixed_scenario_is_valid_and_active() -> None:
     family = LIFNetwork()
     sc = from_dict(yaml.safe_load(MIXED))
     built = family.prepare(sc)
-    assert len(built.network.projections) == 8  # one per (source, target) pair
+    assert len(built.network.projections) == 11  # one per (source, target) pair
     # tabulated counts for [exc, inh] (one drive per population), PTRS for ring (mean 40 per step)
     cdf_sizes = np.diff(built.inputs.po_cdf_off)
     assert (cdf_sizes > 0).tolist() == [True, True, False]
     assert built.inputs.po_lam[2] == pytest.approx(40.0)
     ds = family.simulate(built, QUIET)
-    counts = np.bincount(ds.spike_population.values, minlength=4)
+    counts = np.bincount(ds.spike_population.values, minlength=6)
     assert (counts > 20).all(), counts
-    assert {"v", "g_exc", "x_ring_input"} <= set(ds.data_vars)
+    assert {"v", "w", "g_exc", "x_ring_input"} <= set(ds.data_vars)
 
 
 @pytest.mark.parametrize("name", ["cuba", "coba", "mixed"])

@@ -57,7 +57,7 @@ import xarray as xr
 from neurodyn.errors import ScenarioError, SimulationError
 from neurodyn.families.lif_network.build import LIFBuilt, Network, Probes, streams
 from neurodyn.families.lif_network.dataset import make_dataset
-from neurodyn.families.lif_network.kernels import KIND_CURRENT
+from neurodyn.families.lif_network.kernels import KIND_CURRENT, KIND_RISE
 from neurodyn.progress import QUIET, Progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,8 +130,20 @@ def check_brian2(params: LIFParams, run: RunConfig) -> None:
 
 
 def channel_var(net: Network, c: int) -> str:
-    """Name of channel ``c``'s state variable in the Brian2 model (``x<c>`` current, ``g<c>`` conductance)."""
-    return f"x{c}" if net.channels[c].kind == KIND_CURRENT else f"g{c}"
+    """Name of channel ``c``'s state variable in the Brian2 model (``x<c>`` current, ``g<c>`` conductance,
+    ``h<c>`` the rise variable of an alpha/biexponential channel)."""
+    kind = net.channels[c].kind
+    return f"x{c}" if kind == KIND_CURRENT else f"h{c}" if kind == KIND_RISE else f"g{c}"
+
+
+def channel_unit(net: Network, c: int) -> Any:
+    """Brian2 unit of channel ``c``'s variable (a rise variable: its channel's unit per second)."""
+    import brian2 as b2
+
+    ch = net.channels[c]
+    if ch.kind == KIND_RISE:
+        return channel_unit(net, ch.feeds) / b2.second
+    return b2.volt if ch.kind == KIND_CURRENT else b2.siemens
 
 
 def _uniform(arr: np.ndarray, sl: slice, what: str, pop: str) -> float:
@@ -148,6 +160,7 @@ def received_channels(net: Network, k: int) -> list[int]:
     lo, hi = int(net.starts[k]), int(net.starts[k] + net.sizes[k])
     chans = {p.channel for p in net.projections if p.target == net.names[k]}
     chans |= {d.channel for d in net.poisson if lo <= d.start < hi}
+    chans |= {net.channels[c].feeds for c in chans if net.channels[c].feeds >= 0}  # a rise variable's channel
     return sorted(chans)
 
 
@@ -187,27 +200,93 @@ def population_model(net: Network, k: int, dt: float) -> tuple[str, dict[str, An
     chan_eqs = []
     has_cond = False
     degenerate = False
-    for c in received_channels(net, k):
+    received = received_channels(net, k)
+    chained: list[tuple[int, int]] = []  # (channel, its rise variable)
+    for c in received:
         ch = net.channels[c]
         var = channel_var(net, c)
         ns[f"tau_{var}"] = ch.tau * b2.second
-        if ch.kind == KIND_CURRENT:
+        # an alpha/biexponential channel is fed by its rise variable: dx/dt = -x/tau + h
+        rise = "".join(f" + {channel_var(net, r)}" for r in received if net.channels[r].feeds == c)
+        if ch.kind == KIND_RISE:
+            unit = "volt/second" if net.channels[ch.feeds].kind == KIND_CURRENT else "siemens/second"
+            chan_eqs.append(f"d{var}/dt = -{var} / tau_{var} : {unit}")
+            chained.append((ch.feeds, c))
+            # equal time constants in the chain (alpha: tau_rise = tau) make the symbolic solution 0/0 too
+            taus = (ch.tau, net.channels[ch.feeds].tau, par["tau_m"])
+            degenerate |= any(abs(p - q) <= _DEGENERATE_RTOL * q for i, p in enumerate(taus) for q in taus[i + 1 :])
+        elif ch.kind == KIND_CURRENT:
             terms.append(var)
-            chan_eqs.append(f"d{var}/dt = -{var} / tau_{var} : volt")
+            chan_eqs.append(f"d{var}/dt = -{var} / tau_{var}{rise} : volt")
             degenerate |= abs(ch.tau - par["tau_m"]) <= _DEGENERATE_RTOL * par["tau_m"]
         else:
             has_cond = True
             ns[f"E_{var}"] = ch.reversal * b2.volt
             terms.append(f"({var} / g_leak) * (E_{var} - v)")
-            chan_eqs.append(f"d{var}/dt = -{var} / tau_{var} : siemens")
+            chan_eqs.append(f"d{var}/dt = -{var} / tau_{var}{rise} : siemens")
+    adaptive = bool(net.adaptive.size and net.adaptive[sl.start])
+    exp_term = False
+    if adaptive:
+        # AdEx (Brette & Gerstner 2005): w in amperes, through the leak into the membrane equation
+        ad = {a: _uniform(getattr(net, f"ad_{a}"), sl, a, name) for a in ("a", "b", "tau_w", "delta_T", "v_T")}
+        ns.update(
+            a_w=ad["a"] * b2.siemens,
+            b_w=ad["b"] * b2.amp,
+            tau_w=ad["tau_w"] * b2.second,
+            delta_T=ad["delta_T"] * b2.volt,
+        )
+        terms.append("(-w / g_leak)")
+        if ad["delta_T"] > 0:
+            exp_term = True
+            ns["v_T"] = ad["v_T"] * b2.volt
+            terms.append("delta_T * exp((v - v_T) / delta_T)")
+        chan_eqs.append("dw/dt = (a_w * (v - v_rest) - w) / tau_w : amp")
     noisy = par["noise_sigma"] > 0
     if noisy:
         # tau_m dv = (...) dt + sigma sqrt(tau_m) dW  (Brunel 2000); xi has units s**-0.5
         ns["sigma"] = par["noise_sigma"] * b2.volt
         terms.append("sigma * sqrt(tau_m) * xi")
     eqs = "\n".join([f"dv/dt = ({' + '.join(terms)}) / tau_m : volt (unless refractory)", *chan_eqs])
-    method = "euler" if noisy else ("exponential_euler" if has_cond or degenerate else "exact")
+    # an adaptive population with synaptic channels: sympy's symbolic solution of the coupled (v, w, x, ...)
+    # system takes many minutes, so exponential Euler (alpha/biexponential chains stay exact, see below)
+    slow_symbolic = adaptive and bool(received)
+    method = (
+        "euler" if noisy else ("exponential_euler" if has_cond or degenerate or exp_term or slow_symbolic else "exact")
+    )
+    if chained and method != "exact":
+        # Brian2's approximate solvers freeze h in dx/dt = -x/tau + h over a step; the engine advances the
+        # (x, h) chain exactly. Here too: the chain becomes parameters advanced by chain_code after the state
+        # update (the membrane sees them at their start-of-step values, as the engine's frozen channels)
+        for c, r in chained:
+            for var in (channel_var(net, c), channel_var(net, r)):
+                eq = next(e for e in chan_eqs if e.startswith(f"d{var}/dt"))
+                chan_eqs[chan_eqs.index(eq)] = f"{var} : {eq.rsplit(':', 1)[1].strip()}"
+        eqs = "\n".join([eqs.split("\n")[0], *chan_eqs])
     return eqs, ns, method, ref_steps * dt
+
+
+def chain_code(net: Network, k: int, method: str, dt: float) -> tuple[str, dict[str, float]] | None:
+    """``run_regularly`` code advancing population ``k``'s alpha/biexponential chains exactly, or None.
+
+    Only when the population's method is not ``exact`` (see :func:`population_model`): ``x <- x d_x + k h``,
+    ``h <- h d_h`` with the engine's constants (``ch_feed_k``).
+    """
+    from neurodyn.families.lif_network.build import current_kernel
+
+    if method == "exact":
+        return None
+    lines, ns = [], {}
+    for r in received_channels(net, k):
+        ch = net.channels[r]
+        if ch.kind != KIND_RISE:
+            continue
+        c, tau = ch.feeds, net.channels[ch.feeds].tau
+        xv, hv = channel_var(net, c), channel_var(net, r)
+        ns[f"d_{xv}"] = float(np.exp(-dt / tau))
+        ns[f"d_{hv}"] = float(np.exp(-dt / ch.tau))
+        ns[f"k_{hv}"] = tau * float(current_kernel(dt, np.array([tau]), ch.tau)[0])
+        lines += [f"{xv} = {xv} * d_{xv} + k_{hv} * {hv} * second", f"{hv} = {hv} * d_{hv}"]
+    return ("\n".join(lines), ns) if lines else None
 
 
 def brian2_seed(seed: int) -> int:
@@ -260,12 +339,16 @@ def build_brian2(built: LIFBuilt) -> dict[str, Any]:
     groups, glob, spike_mons, state_mons = [], [], [], []
     objects: list[Any] = []
     for g_i, plan in enumerate(plans.values()):
+        chain = chain_code(net, plan["pops"][0], plan["method"], dt)
+        if chain is not None:
+            plan["ns"].update(chain[1])
         members = np.concatenate([np.arange(net.starts[k], net.starts[k] + net.sizes[k]) for k in plan["pops"]])
         g = b2.NeuronGroup(
             members.size,
             plan["eqs"],
             threshold="v >= v_threshold",
-            reset="v = v_reset",
+            # adaptive populations: the spike-triggered jump of w with the reset
+            reset="v = v_reset" + ("\nw += b_w" if "b_w" in plan["ns"] else ""),
             refractory=plan["t_ref"] * b2.second,
             method=plan["method"],
             namespace=plan["ns"],
@@ -273,6 +356,8 @@ def build_brian2(built: LIFBuilt) -> dict[str, Any]:
             name=f"neurons_{g_i}*",
         )
         g.v = net.v0[members] * b2.volt
+        if chain is not None:  # after the state update (order 1 in the groups slot); a contained object of g
+            g.run_regularly(chain[0], when="groups", order=1, name=f"chains_{g_i}*")
         sm = b2.SpikeMonitor(g, record=True, name=f"spikes_{g_i}*")
         groups.append(g)
         glob.append(members.astype(np.int64))
@@ -283,7 +368,7 @@ def build_brian2(built: LIFBuilt) -> dict[str, Any]:
         for k, var in enumerate(probes.variables):
             local = np.flatnonzero(np.isin(members, probes.neuron[probes.var == k]))
             if local.size:
-                b2_name = "v" if var.channel < 0 else channel_var(net, var.channel)
+                b2_name = {-1: "v", -2: "w"}.get(var.channel) or channel_var(net, var.channel)
                 mon = b2.StateMonitor(g, b2_name, record=local, clock=probe_clock, name=f"state_{g_i}_{k}*")
                 mons.append((k, b2_name, mon, local))
                 objects.append(mon)
@@ -299,16 +384,16 @@ def build_brian2(built: LIFBuilt) -> dict[str, Any]:
     index = {nm: k for k, nm in enumerate(net.names)}
     for p_i, proj in enumerate(net.projections):
         var = channel_var(net, proj.channel)
-        unit = b2.volt if net.channels[proj.channel].kind == KIND_CURRENT else b2.siemens
+        unit = channel_unit(net, proj.channel)
         i, j = proj.pairs()
         if i.size == 0:
             continue
         syn = b2.Synapses(
             view(index[proj.source]),
             view(index[proj.target]),
-            on_pre=f"{var}_post += w",
+            on_pre=f"{var}_post += w_syn",
             delay=proj.delay_steps * dt * b2.second,
-            namespace={"w": proj.weight * unit},
+            namespace={"w_syn": proj.weight * unit},
             clock=clock,
             name=f"proj_{p_i}*",
         )

@@ -50,8 +50,15 @@ import numpy as np
 from neurodyn.errors import ScenarioError, did_you_mean
 from neurodyn.families.base import Built
 from neurodyn.families.lif_network import kernels
-from neurodyn.families.lif_network.kernels import KIND_CONDUCTANCE, KIND_CURRENT, Inputs, NeuronConsts, Synapses
-from neurodyn.families.lif_network.params import population_layout
+from neurodyn.families.lif_network.kernels import (
+    KIND_CONDUCTANCE,
+    KIND_CURRENT,
+    KIND_RISE,
+    Inputs,
+    NeuronConsts,
+    Synapses,
+)
+from neurodyn.families.lif_network.params import peak_normalisation, population_layout, synapse_rise
 from neurodyn.stepping import steps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,9 +70,13 @@ if TYPE_CHECKING:  # pragma: no cover
 class Channel:
     """One synaptic state variable per neuron (every neuron has it; zero where unused)."""
 
-    kind: int  #: 0 = current (state in volts), 1 = conductance (siemens)
+    kind: int  #: 0 = current (state in volts), 1 = conductance (siemens), 2 = rise variable of another channel
     tau: float  #: decay time constant (s)
     reversal: float  #: reversal potential (V); NaN for current channels
+    #: alpha/biexponential channels: rise time constant (s; 0 for exponential channels)
+    tau_rise: float = 0.0
+    #: a rise variable (kind 2): the channel it feeds (``dx/dt = -x/tau + h``); -1 otherwise
+    feeds: int = -1
 
 
 @dataclass
@@ -134,6 +145,14 @@ class Network:
     poisson: list[PoissonDrive] = field(default_factory=list)
     #: every projection's ``indices``, concatenated in projection order (the projections hold views)
     indices: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
+    #: adaptation (:class:`~.params.Adaptation`) per neuron: whether the neuron has it, ``a`` (S), ``b`` (A),
+    #: ``tau_w`` (s), ``delta_T`` (V) and ``v_T`` (V); zeros (``tau_w`` 1 s) where it has none
+    adaptive: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    ad_a: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ad_b: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ad_tau_w: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ad_delta_T: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ad_v_T: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_synapses(self) -> int:
@@ -209,7 +228,7 @@ class StateVariable:
     """A state variable a run can sample: ``v`` or one synaptic channel."""
 
     name: str
-    #: -1 for ``v``, else the index into ``Network.channels``
+    #: -1 for ``v``, -2 for the adaptation current ``w``, else the index into ``Network.channels``
     channel: int
     units: str
     long_name: str
@@ -220,7 +239,8 @@ class StateVariable:
 def state_variables(params: LIFParams) -> dict[str, StateVariable]:
     """The recordable state variables of a network, by name, from its parameters alone.
 
-    ``v``, and one variable per synaptic channel (channels are shared by every synapse group and Poisson
+    ``v``, ``w`` (the adaptation current, in the populations with ``adaptation``), and one variable per
+    synaptic channel (channels are shared by every synapse group and Poisson
     input with the same kind, time constant and reversal potential): ``x_<sources>`` for a current channel
     (volts), ``g_<sources>`` for a conductance channel (siemens), ``<sources>`` being the presynaptic
     populations feeding it in declaration order (``input`` for Poisson input), joined by ``_``. Channels that
@@ -236,12 +256,16 @@ def state_variables(params: LIFParams) -> dict[str, StateVariable]:
             sources.setdefault(c, []).append("input")
             targets.setdefault(c, set()).update(inp.targets)
     for syn in params.synapses:
-        c = _channel_index(channels, _kind(syn.kind), syn.tau, syn.reversal)
+        c = _channel_index(channels, _kind(syn.kind), syn.tau, syn.reversal, synapse_rise(syn))
+        c = channels[c].feeds if channels[c].kind == KIND_RISE else c  # named after the channel it drives
         sources.setdefault(c, []).append(syn.source)
         targets.setdefault(c, set()).update(syn.targets)
     order = [*params.populations, "input"]
     names = []
     for c, ch in enumerate(channels):
+        if ch.kind == KIND_RISE:  # the rise variable of an alpha/biexponential channel: not recorded
+            names.append("")
+            continue
         srcs = sorted(set(sources[c]), key=order.index)
         names.append(("x_" if ch.kind == KIND_CURRENT else "g_") + "_".join(srcs))
     taken = {nm: names.count(nm) for nm in names}
@@ -249,16 +273,25 @@ def state_variables(params: LIFParams) -> dict[str, StateVariable]:
     out = {
         "v": StateVariable("v", -1, "V", "membrane potential", tuple(params.populations)),
     }
+    adaptive = tuple(nm for nm, pop in params.populations.items() if pop.adaptation is not None)
+    if adaptive:
+        out["w"] = StateVariable("w", -2, "A", "adaptation current", adaptive)
     for c, (nm, ch) in enumerate(zip(names, channels)):
+        if ch.kind == KIND_RISE:
+            continue
         if taken[nm] > 1:
             seen[nm] = seen.get(nm, 0) + 1
             nm = f"{nm}_{seen[nm]}"
         feeders = ", ".join(sorted(set(sources[c]), key=order.index))
+        shape = "" if ch.tau_rise == 0 else f", rise {ch.tau_rise * 1e3:g} ms"
         if ch.kind == KIND_CURRENT:
-            units, what = "V", f"synaptic drive from {feeders} (current synapse, tau {ch.tau * 1e3:g} ms)"
+            units, what = "V", f"synaptic drive from {feeders} (current synapse, tau {ch.tau * 1e3:g} ms{shape})"
         else:
             units = "S"
-            what = f"synaptic conductance from {feeders} (tau {ch.tau * 1e3:g} ms, reversal {ch.reversal * 1e3:g} mV)"
+            what = (
+                f"synaptic conductance from {feeders} (tau {ch.tau * 1e3:g} ms{shape}, reversal "
+                f"{ch.reversal * 1e3:g} mV)"
+            )
         pops = tuple(p for p in params.populations if p in targets[c])
         out[nm] = StateVariable(nm, c, units, what, pops)
     return out
@@ -539,12 +572,27 @@ def connect(
 # --------------------------------------------------------------------------- building
 
 
-def _channel_index(channels: list[Channel], kind: int, tau: float, reversal: float | None) -> int:
+def _channel_index(
+    channels: list[Channel], kind: int, tau: float, reversal: float | None, tau_rise: float = 0.0
+) -> int:
+    """The channel spikes of this kind are delivered to, appended if new.
+
+    An alpha/biexponential channel (``tau_rise > 0``) is two rows: the channel ``x`` (or ``g``) and, right
+    after it, its rise variable ``h`` (kind :data:`~.kernels.KIND_RISE`), which receives the spikes: the
+    rise row's index is returned.
+    """
     rev = float("nan") if reversal is None or kind == KIND_CURRENT else float(reversal)
     for c, ch in enumerate(channels):
-        if ch.kind == kind and ch.tau == tau and (ch.reversal == rev or (math.isnan(ch.reversal) and math.isnan(rev))):
-            return c
-    channels.append(Channel(kind, float(tau), rev))
+        if (
+            ch.kind == kind
+            and ch.tau == tau
+            and ch.tau_rise == tau_rise
+            and (ch.reversal == rev or (math.isnan(ch.reversal) and math.isnan(rev)))
+        ):
+            return c + 1 if tau_rise > 0 else c
+    channels.append(Channel(kind, float(tau), rev, float(tau_rise)))
+    if tau_rise > 0:
+        channels.append(Channel(KIND_RISE, float(tau_rise), float("nan"), 0.0, feeds=len(channels) - 1))
     return len(channels) - 1
 
 
@@ -567,7 +615,7 @@ def build(scenario: Scenario) -> LIFBuilt:
     return LIFBuilt(
         scenario,
         network=net,
-        neurons=neuron_consts(net, dt),
+        neurons=adaptation_consts(net, dt, shaped_consts(net, dt, neuron_consts(net, dt))),
         synapses=synapses,
         inputs=input_tables(net, dt),
         ring_size=ring_size,
@@ -641,7 +689,10 @@ def build_network(params: LIFParams, run: RunConfig) -> Network:
     )
     spans = []
     for s_i, syn, src, t in pairs:
-        c = _channel_index(channels, _kind(syn.kind), syn.tau, syn.reversal)
+        rise = synapse_rise(syn)
+        c = _channel_index(channels, _kind(syn.kind), syn.tau, syn.reversal, rise)
+        # alpha/biexponential: spikes go to the rise variable, scaled so that the channel peaks at weight
+        scale = peak_normalisation(float(syn.tau), rise) if rise > 0 else 1.0
         indptr, span = connect_into(
             syn.connect,
             int(sizes[src]),
@@ -663,7 +714,7 @@ def build_network(params: LIFParams, run: RunConfig) -> Network:
                 n_post=int(sizes[t]),
                 indptr=indptr,
                 indices=np.empty(0, dtype=np.int32),  # a view of the final array, set below
-                weight=float(syn.weight),
+                weight=float(syn.weight) * scale,
                 channel=c,
                 delay_steps=steps(syn.delay, dt),
             )
@@ -672,7 +723,9 @@ def build_network(params: LIFParams, run: RunConfig) -> Network:
     for p, (start, stop) in zip(projections, spans):
         p.indices = indices[start:stop]
 
+    adaptation = adaptation_arrays(params)
     return Network(
+        **adaptation,
         n=n,
         names=names,
         starts=starts,
@@ -692,6 +745,24 @@ def build_network(params: LIFParams, run: RunConfig) -> Network:
         poisson=poisson,
         indices=indices,
     )
+
+
+def adaptation_arrays(params: LIFParams) -> dict[str, np.ndarray]:
+    """Per-neuron adaptation parameters (the :class:`Network` fields ``adaptive``, ``ad_*``)."""
+    names, _, sizes = population_layout(params)
+    cols: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("adaptive", "ad_a", "ad_b", "ad_tau_w", "ad_delta_T", "ad_v_T")
+    }
+    for nm, size in zip(names, sizes):
+        ad = params.populations[nm].adaptation
+        vals = (
+            (False, 0.0, 0.0, 1.0, 0.0, 0.0)
+            if ad is None
+            else (True, ad.a, ad.b, ad.tau_w, ad.delta_T, ad.v_T if ad.v_T is not None else 0.0)
+        )
+        for key, val in zip(cols, vals):
+            cols[key].append(np.full(int(size), val))
+    return {k: np.concatenate(v).astype(bool if k == "adaptive" else np.float64) for k, v in cols.items()}
 
 
 # --------------------------------------------------------------------------- the time loop's constant tables
@@ -755,6 +826,126 @@ def neuron_consts(net: Network, dt: float) -> NeuronConsts:
         ch_decay=np.array([np.exp(-dt / ch.tau) for ch in net.channels], dtype=np.float64),
         ch_rev=np.array([ch.reversal if ch.kind == KIND_CONDUCTANCE else 0.0 for ch in net.channels]),
     )
+
+
+def shaped_consts(net: Network, dt: float, consts: NeuronConsts) -> NeuronConsts:
+    """``consts`` with the alpha/biexponential channels' tables (``g_shaped``, ``ch_feed``, ``ch_feed_k``).
+
+    A group receiving a rise variable ``h`` (spikes are delivered there) also integrates the channel ``x`` it
+    feeds: that row is added to the group's channel list, ``g_cond`` is recomputed over the full list, and
+    the exact one-step responses of ``v`` are ``K_x`` (:func:`current_kernel`) and ``K_h``, the (v, h) entry of
+    ``exp(dt [[-1/tau_m, 1/tau_m, 0], [0, -1/tau, 1], [0, 0, -1/tau_rise]])``.
+    """
+    from scipy.linalg import expm
+
+    chans_all = net.channels
+    n_groups = consts.g_start.size
+    ch_feed = np.array([ch.feeds for ch in chans_all], dtype=np.int64)
+    ch_feed_k = np.zeros(len(chans_all))
+    for c, ch in enumerate(chans_all):
+        if ch.feeds >= 0:
+            tau = chans_all[ch.feeds].tau
+            ch_feed_k[c] = tau * float(current_kernel(dt, np.array([tau]), ch.tau)[0])
+    g_shaped = np.zeros(n_groups, dtype=np.bool_)
+    if not np.any(ch_feed >= 0):
+        return consts._replace(g_shaped=g_shaped, ch_feed=ch_feed, ch_feed_k=ch_feed_k)
+    g_nch, g_ch, g_kern, g_cond = (
+        consts.g_nch.copy(),
+        consts.g_ch.copy(),
+        consts.g_kern.copy(),
+        consts.g_cond.copy(),
+    )
+    for g, s0 in enumerate(consts.g_start):
+        chans = [int(c) for c in consts.g_ch[g, : consts.g_nch[g]]]
+        if not any(ch_feed[c] >= 0 for c in chans):
+            continue
+        g_shaped[g] = True
+        chans = sorted(set(chans) | {int(ch_feed[c]) for c in chans if ch_feed[c] >= 0})
+        g_nch[g] = len(chans)
+        g_ch[g, : len(chans)] = chans
+        g_cond[g] = any(chans_all[c].kind == KIND_CONDUCTANCE for c in chans)
+        tau_m = float(net.tau_m[s0])
+        for k, c in enumerate(chans):
+            ch = chans_all[c]
+            if ch.feeds < 0:
+                g_kern[g, k] = float(current_kernel(dt, np.array([tau_m]), ch.tau)[0])
+            else:
+                tau = chans_all[ch.feeds].tau
+                mat = np.array([[-1.0 / tau_m, 1.0 / tau_m, 0.0], [0.0, -1.0 / tau, 1.0], [0.0, 0.0, -1.0 / ch.tau]])
+                g_kern[g, k] = expm(mat * dt)[0, 2]
+    return consts._replace(
+        g_nch=g_nch,
+        g_ch=g_ch,
+        g_kern=g_kern,
+        g_cond=g_cond,
+        g_shaped=g_shaped,
+        ch_feed=ch_feed,
+        ch_feed_k=ch_feed_k,
+    )
+
+
+def adaptation_consts(net: Network, dt: float, consts: NeuronConsts) -> NeuronConsts:
+    """``consts`` with the adaptive groups' tables (``g_adapt``, ``g_ad``, ``g_akern``) filled in.
+
+    With ``omega = w / g_leak`` (volts, so the matrix is well scaled) the linear part of ``(u = v - v_rest,
+    omega)`` is ``A = [[-1/tau_m, -1/tau_m], [(a/g_L)/tau_w, -1/tau_w]]``; ``P = exp(A dt)``, and the exact
+    responses to a unit constant input ``Q`` and to a unit input decaying with ``tau_c`` ``K_c`` are the
+    last column of the exponential of the augmented matrix ``[[A, e], [0, -1/tau_c]] dt`` (``e = (1/tau_m,
+    0)``; Van Loan 1978), which stays exact when ``-1/tau_c`` is an eigenvalue of ``A``.
+    """
+    from scipy.linalg import expm
+
+    n_groups = consts.g_start.size
+    n_ch = consts.g_ch.shape[1]
+    g_adapt = np.zeros(n_groups, dtype=np.bool_)
+    g_ad = np.zeros((n_groups, 13))
+    g_akern = np.zeros((n_groups, n_ch, 2))
+    for g, s0 in enumerate(consts.g_start):
+        if not net.adaptive.size or not net.adaptive[s0]:
+            continue
+        g_adapt[g] = True
+        tau_m, g_l, tau_w, a = net.tau_m[s0], net.g_leak[s0], net.ad_tau_w[s0], net.ad_a[s0]
+        mat = np.array([[-1.0 / tau_m, -1.0 / tau_m], [a / g_l / tau_w, -1.0 / tau_w]])
+        to_w = np.array([1.0, g_l])  # (u, omega) -> (u, w)
+
+        def response(rate: float, mat: np.ndarray = mat, tau_m: float = tau_m, to_w: np.ndarray = to_w) -> np.ndarray:
+            aug = np.zeros((3, 3))
+            aug[:2, :2] = mat
+            aug[0, 2] = 1.0 / tau_m
+            aug[2, 2] = -rate
+            return expm(aug * dt)[:2, 2] * to_w
+
+        prop = expm(mat * dt)
+        q = response(0.0)
+        g_ad[g] = (
+            prop[0, 0],
+            prop[0, 1] / g_l,
+            prop[1, 0] * g_l,
+            prop[1, 1],
+            q[0],
+            q[1],
+            net.ad_delta_T[s0],
+            net.ad_v_T[s0],
+            math.exp(-dt / tau_w),
+            a,
+            net.ad_b[s0],
+            dt / tau_w,
+            net.v_rest[s0],
+        )
+        for k in range(int(consts.g_nch[g])):
+            ch = net.channels[int(consts.g_ch[g, k])]
+            if ch.feeds < 0:
+                g_akern[g, k] = response(1.0 / ch.tau)
+            else:
+                # a rise variable h: its response through the channel it feeds, (u, omega, x, h) augmented
+                aug = np.zeros((4, 4))
+                aug[:2, :2] = mat
+                aug[0, 2] = 1.0 / tau_m
+                aug[2, 2] = -1.0 / net.channels[ch.feeds].tau
+                aug[2, 3] = 1.0
+                aug[3, 3] = -1.0 / ch.tau
+                g_akern[g, k] = expm(aug * dt)[:2, 3] * to_w
+    return consts._replace(g_adapt=g_adapt, g_ad=g_ad, g_akern=g_akern, g_special=g_adapt | consts.g_shaped)
 
 
 def _column(items: list, attr: str, dtype: Any) -> np.ndarray:

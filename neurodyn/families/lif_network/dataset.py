@@ -154,6 +154,30 @@ class SpikeStatistics:
         self.n_isi = np.zeros(n, dtype=np.int64)
         self.s1 = np.zeros(n)
         self.s2 = np.zeros(n)
+        #: record.psp: each projection's unitary PSP, from the sampled v of its targets (:meth:`add_samples`)
+        self.psp = _PSPTracker(built) if built.record.psp and net.projections else None
+        #: networks with adaptation also keep each neuron's first two spike times (first ISI)
+        self.adaptive = bool(net.adaptive.size and net.adaptive.any())
+        self.first = np.full((2, n), np.nan) if self.adaptive else None
+
+    def _first_spikes(self, spike_time: np.ndarray, spike_index: np.ndarray) -> None:
+        """Keep each neuron's first two spike times (spikes arrive in time order)."""
+        for _ in range(2):
+            need = np.isnan(self.first[1, spike_index])  # the neuron's second spike is not known yet
+            if not need.any():
+                return
+            at = np.flatnonzero(need)
+            idx, pos = np.unique(spike_index[at], return_index=True)  # each such neuron's earliest spike
+            rows = np.where(np.isnan(self.first[0, idx]), 0, 1)
+            self.first[rows, idx] = spike_time[at[pos]]
+            keep = np.ones(spike_time.size, dtype=bool)
+            keep[at[pos]] = False
+            spike_time, spike_index = spike_time[keep], spike_index[keep]
+
+    def add_samples(self, time: np.ndarray, samples: np.ndarray) -> None:
+        """Take sampled state (kernel columns over ``time``), in time order, after the spikes up to its end."""
+        if self.psp is not None:
+            self.psp.samples(time, samples)
 
     def add(self, spike_time: np.ndarray, spike_index: np.ndarray) -> None:
         """Add a chunk of spikes (times in s, global indices), sorted by time, all later than earlier chunks."""
@@ -163,6 +187,10 @@ class SpikeStatistics:
         for p in range(len(self.names)):
             h, _ = np.histogram(spike_time[pop_of == p], bins=self.edges)
             self.hist[:, p] += h
+        if self.adaptive:
+            self._first_spikes(spike_time, spike_index)
+        if self.psp is not None:
+            self.psp.spikes(spike_time, pop_of)
         late = spike_time >= self.t_min
         self.count += np.bincount(pop_of[late], minlength=len(self.names))
         accumulate_isi(
@@ -201,6 +229,33 @@ class SpikeStatistics:
                 var_attrs("Hz", "population rate histogram", bin_width=self.rate_bin),
             ),
         }
+        if self.adaptive:
+            first = np.full(len(self.names), np.nan)
+            adapted = np.full(len(self.names), np.nan)
+            for p, (start, size) in enumerate(zip(self.starts, self.sizes)):
+                sl = slice(int(start), int(start + size))
+                isi1 = self.first[1, sl] - self.first[0, sl]
+                if np.isfinite(isi1).any():
+                    first[p] = float(np.nanmean(isi1))
+                if self.n_isi[sl].sum() > 0:
+                    adapted[p] = float(self.s1[sl].sum() / self.n_isi[sl].sum())
+            data_vars["isi_first"] = (
+                "population",
+                first,
+                var_attrs("s", "first inter-spike interval (second spike minus first), mean over neurons"),
+            )
+            data_vars["isi_adapted"] = (
+                "population",
+                adapted,
+                var_attrs(
+                    "s",
+                    "mean inter-spike interval in the analysis window",
+                    window=f"[{self.t0:g} s, {self.duration:g} s]",
+                ),
+            )
+            data_vars["isi_ratio"] = ("population", first / adapted, var_attrs("1", "first ISI / adapted ISI"))
+        if self.psp is not None:
+            data_vars.update(self.psp.variables())
         coords: dict[str, Any] = {
             "population": ("population", np.array(self.names, dtype=object), var_attrs("1", "population name")),
             "rate_time": ("rate_time", self.edges[:-1] + self.rate_bin / 2, var_attrs("s", "centre of rate bin")),
@@ -208,6 +263,69 @@ class SpikeStatistics:
         ds = xr.Dataset(data_vars, coords=coords)
         ds.attrs.update(duration=float(self.duration), dt=self.dt, n_neurons=int(self.sizes.sum()))
         return ds
+
+
+class _PSPTracker:
+    """Unitary PSP of every projection: the peak of its targets' sampled ``v`` after the source's first spike.
+
+    Per projection and sampled target neuron: the baseline is the sample at the source population's first
+    spike, the peak the largest later sample (``psp_amplitude`` = peak - baseline, ``psp_peak_time`` = its
+    time - the spike's), averaged over the sampled targets; NaN without a presynaptic spike or sampled target.
+    """
+
+    def __init__(self, built: LIFBuilt):
+        net, probes = built.network, built.probes
+        self.names = [p.name for p in net.projections]
+        self.src = [net.names.index(p.source) for p in net.projections]
+        self.first = np.full(len(net.names), np.nan)
+        v_cols = probes.channel == -1
+        self.cols = [
+            np.flatnonzero(v_cols & (probes.neuron >= p.post_start) & (probes.neuron < p.post_start + p.n_post))
+            for p in net.projections
+        ]
+        self.base = [np.full(c.size, np.nan) for c in self.cols]
+        self.peak = [np.full(c.size, -np.inf) for c in self.cols]
+        self.when = [np.full(c.size, np.nan) for c in self.cols]
+
+    def spikes(self, spike_time: np.ndarray, pop_of: np.ndarray) -> None:
+        for k in np.unique(pop_of):
+            if np.isnan(self.first[k]):
+                self.first[k] = float(spike_time[pop_of == k].min())
+
+    def samples(self, time: np.ndarray, buf: np.ndarray) -> None:
+        for p, cols in enumerate(self.cols):
+            t0 = self.first[self.src[p]]
+            if cols.size == 0 or np.isnan(t0):
+                continue
+            after = time >= t0 - 1e-12
+            if not after.any():
+                continue
+            block, t = buf[after][:, cols], time[after]
+            unset = np.isnan(self.base[p])
+            self.base[p][unset] = block[0, unset]
+            i = np.argmax(block, axis=0)
+            top = block[i, np.arange(cols.size)]
+            better = top > self.peak[p]
+            self.peak[p][better] = top[better]
+            self.when[p][better] = t[i][better] - t0
+
+    def variables(self) -> dict[str, Any]:
+        amp = np.array([np.mean(pk - b) if pk.size else np.nan for pk, b in zip(self.peak, self.base)])
+        when = np.array([np.mean(w) if w.size else np.nan for w in self.when])
+        amp[~np.isfinite(amp)] = np.nan
+        return {
+            "psp_amplitude": (
+                "projection",
+                amp,
+                var_attrs("V", "peak of the sampled PSP after the source's first spike, mean over sampled targets"),
+            ),
+            "psp_peak_time": (
+                "projection",
+                when,
+                var_attrs("s", "time from the source's first spike to the sampled PSP peak"),
+            ),
+            "projection": ("projection", np.array(self.names, dtype=object), var_attrs("1", "source->target")),
+        }
 
 
 def make_dataset(
@@ -234,6 +352,9 @@ def make_dataset(
     spike_time, spike_index = spike_time[order], spike_index[order]
     stats = SpikeStatistics(built)
     stats.add(spike_time, spike_index)
+    if samples is not None and built.probes.size:
+        every_dt = built.probes.every * float(built.scenario.run.dt)
+        stats.add_samples(np.arange(samples.shape[0]) * every_dt, np.asarray(samples, dtype=np.float64))
     ds = stats.dataset()
     net = built.network
     if built.record.spikes:

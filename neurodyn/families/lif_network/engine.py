@@ -59,6 +59,7 @@ def new_state(built: LIFBuilt) -> State:
         tmp=np.zeros(n),
         tmp2=np.zeros(n),
         key=built.dynamics_rng().integers(0, 2**64, size=1, dtype=np.uint64),
+        w=np.zeros(n),
     )
 
 
@@ -233,7 +234,9 @@ class StreamRecorder:
             return
         for name, values in state_samples(self.plan, rec.probe_buf[:pending]).items():
             self.writer.append(name, values)
-        self.writer.append("time", np.arange(self.row0, filled) * self.every * self.dt)
+        times = np.arange(self.row0, filled) * self.every * self.dt
+        self.stats.add_samples(times, rec.probe_buf[:pending])
+        self.writer.append("time", times)
         self.row0 = filled
         rec.probe_row0[0] = filled
 
@@ -265,9 +268,12 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
                 steps_out.append(rec.spk_step[:n_spk].copy())
                 idx_out.append(rec.spk_idx[:n_spk].copy())
             if status == Status.NAN:
+                what, value = "membrane potential", state.v[bad]
+                if np.isfinite(value) and not np.isfinite(state.w[bad]):
+                    what, value = "adaptation current w", state.w[bad]
                 return Status.NAN, (
-                    f"membrane potential of neuron {bad} became {state.v[bad]} at "
-                    f"t = {m * dt:g} s; reduce dt or the synaptic weights"
+                    f"{what} of neuron {bad} became {value} at t = {m * dt:g} s (step {m}); "
+                    "reduce dt or the synaptic weights"
                 )
         if stream is not None:
             stream.probes(rec, m, force=True)  # every chunk ends on disk, so a crash keeps it

@@ -44,6 +44,27 @@ variable frozen at its start-of-step value (Brian2's ``exponential_euler``):
 ``v <- A/B + (v - A/B) exp(-B dt / tau_m)`` (+ the same noise increment as above, using the leak time
 constant: an approximation when noise and conductances are combined). The ``exp`` is glibc's, bit for bit,
 in a form LLVM vectorises (:func:`_exp`).
+
+
+*Alpha and biexponential channels* (groups receiving one go through :func:`_update_shaped`): the channel
+``x`` and its rise variable ``h`` (``dx/dt = -x/tau + h``, ``dh/dt = -h/tau_rise``) are advanced exactly,
+``h <- h exp(-dt/tau_rise)``, ``x <- x exp(-dt/tau) + k h``, and in exact mode ``v`` gets the exact
+response to both, ``K_x x + K_h h`` (:func:`.build.shaped_consts`); in conductance mode they are frozen
+over the step as every other channel.
+
+*Adaptive groups* (``adaptation:``, :func:`_update_adaptive`): ``u = v - v_rest`` and the adaptation
+current ``w`` form the linear system ``dz/dt = A z + e (drive + I_exp + sum_c x_c) / tau_m`` with
+``A = [[-1/tau_m, -1/(g_L tau_m)], [a/tau_w, -1/tau_w]]``. Without conductance channels it is propagated
+exactly over the step: ``z <- P z + Q (drive + I_exp) + sum_c K_c x_c`` with ``P = exp(A dt)`` and
+``Q``, ``K_c`` the exact responses to a constant and to an exponentially decaying input (per group,
+:func:`.build.adaptation_consts`). This is exact for the adaptive LIF neuron (``delta_T = 0``); with
+``delta_T > 0`` the spike-initiation term ``I_exp = delta_T exp((v - v_T)/delta_T)`` is frozen at its
+start-of-step value and acts on ``v`` only within the step (exponential Euler for the nonlinearity;
+``w`` sees it through ``v`` from the next step on, so the step in which ``v`` runs away to the spike does
+not kick ``w`` by a ``dt``-dependent amount). With conductance channels every
+synaptic variable and ``I_exp`` are frozen and the 2x2 system (its leak ``B = 1 + sum g/g_L``) is
+propagated exactly per neuron (closed-form 2x2 matrix exponential). While refractory ``v`` stays clamped
+and ``w`` relaxes exactly towards ``a (v - v_rest)``. A spike adds ``b`` to ``w`` (with the reset).
 """
 
 from __future__ import annotations
@@ -68,6 +89,8 @@ from neurodyn.stepping import Status
 #: synaptic channel kinds (``Channel.kind``): a current added to ``v``, or a conductance towards a reversal
 KIND_CURRENT = 0
 KIND_CONDUCTANCE = 1
+#: the rise variable ``h`` of an alpha/biexponential channel (``dx/dt = -x/tau + h``, ``dh/dt = -h/tau_rise``)
+KIND_RISE = 2
 
 
 # --------------------------------------------------------------------------- the time loop's arguments
@@ -112,6 +135,26 @@ class NeuronConsts(NamedTuple):
     ch_kind: np.ndarray
     ch_decay: np.ndarray
     ch_rev: np.ndarray
+    #: whether the group has adaptation (:func:`_update_adaptive`); the plain LIF path never reads the rest
+    g_adapt: np.ndarray = np.zeros(0, dtype=np.bool_)
+    #: per group the adaptive update's constants, columns ``AD_*`` (:func:`.build.adaptation_consts`)
+    g_ad: np.ndarray = np.zeros((0, 13))
+    #: exact one-step response of ``(u, w)`` to a unit exponential current on the group's ``k``-th channel,
+    #: ``g_akern[g, k, 0]`` (``u``) and ``g_akern[g, k, 1]`` (``w``); used by groups without conductances
+    g_akern: np.ndarray = np.zeros((0, 1, 2))
+    #: whether the group receives an alpha/biexponential channel (:func:`_update_shaped`)
+    g_shaped: np.ndarray = np.zeros(0, dtype=np.bool_)
+    #: ``g_adapt | g_shaped``: the groups the main loop leaves to :func:`_special_groups`
+    g_special: np.ndarray = np.zeros(0, dtype=np.bool_)
+    #: per channel: the channel a rise variable feeds (-1: none) and the exact one-step coupling
+    #: ``int_0^dt exp(-(dt - s)/tau) exp(-s/tau_rise) ds`` (``x <- x exp(-dt/tau) + k h``)
+    ch_feed: np.ndarray = np.zeros(0, dtype=np.int64)
+    ch_feed_k: np.ndarray = np.zeros(0)
+
+
+#: columns of :attr:`NeuronConsts.g_ad`: the propagator ``P = exp(A dt)`` (row major), the response ``Q``
+#: to a unit constant input, ``delta_T``, ``v_T``, ``exp(-dt/tau_w)``, ``a``, ``b``, ``dt/tau_w``, ``v_rest``
+AD_P00, AD_P01, AD_P10, AD_P11, AD_Q0, AD_Q1, AD_DT, AD_VT, AD_EW, AD_A, AD_B, AD_DTW, AD_VREST = range(13)
 
 
 class Synapses(NamedTuple):
@@ -174,13 +217,16 @@ class State(NamedTuple):
     tmp2: np.ndarray
     #: key of the dynamics stream (uint64, shape (1,)): every random number is a hash of it and a counter
     key: np.ndarray
+    #: adaptation current per neuron (A; zero in populations without adaptation)
+    w: np.ndarray
 
 
 class Recording(NamedTuple):
     """Where the kernel records: the state probes and the spike buffer (drained by the engine between calls).
 
-    Column ``q`` of the probe samples neuron ``probe_idx[q]``'s ``v`` (``probe_var[q] = -1``) or its synaptic
-    channel ``probe_var[q]`` (``State.x[probe_var[q], probe_idx[q]]``). The probe sample of step ``m`` goes
+    Column ``q`` of the probe samples neuron ``probe_idx[q]``'s ``v`` (``probe_var[q] = -1``), its adaptation
+    current ``w`` (``probe_var[q] = -2``) or its synaptic channel ``probe_var[q]``
+    (``State.x[probe_var[q], probe_idx[q]]``). The probe sample of step ``m`` goes
     to row ``m // probe_every - probe_row0[0]`` of ``probe_buf`` (a
     streamed run reuses a small buffer and moves ``probe_row0`` on; the engine keeps every call within its
     rows).
@@ -475,7 +521,8 @@ def _advance(
             row = m // probe_every - rec.probe_row0[0]
             for q in range(n_probe):
                 c = probe_var[q]
-                probe_buf[row, q] = v[probe_idx[q]] if c < 0 else x[c, probe_idx[q]]
+                i = probe_idx[q]
+                probe_buf[row, q] = x[c, i] if c >= 0 else (v[i] if c == -1 else state.w[i])
         # 2.-3. membrane update and threshold, each part its own neurons
         for p in prange(n_parts):
             n_fired[p], bad[p] = _update_part(m, bounds[p], bounds[p + 1], state, neurons, inputs.po_lam.size + 1)
@@ -686,7 +733,7 @@ def _team_member(
                 i = probe_idx[q]
                 if lo <= i < hi:
                     c = probe_var[q]
-                    probe_buf[row, q] = v[i] if c < 0 else x[c, i]
+                    probe_buf[row, q] = x[c, i] if c >= 0 else (v[i] if c == -1 else state.w[i])
         # 2.-3. update and threshold
         n_fired[p], bad[p] = _update_part(m, lo, hi, state, neurons, n_streams)
         gen = _barrier(ctl, n_parts, gen)
@@ -769,6 +816,11 @@ def _update_part(m: int, lo: int, hi: int, state: State, neurons: NeuronConsts, 
         s = max(g_start[g], lo)
         e = min(g_stop[g], hi)
         if s >= e:
+            continue
+        if neurons.g_special.size and neurons.g_special[g]:  # adaptive or alpha/biexponential: own function
+            n_f, b = _special_group(m, s, e, g, lo, n_f, state, neurons, n_streams)
+            if b >= 0:
+                return n_f, b
             continue
         # 2. membrane update of the group's neurons in this part
         if neurons.g_cond[g]:
@@ -1090,6 +1142,282 @@ def row_splits(indptr: np.ndarray, indices: np.ndarray, ix0: int, lo_bounds: np.
                     hi = mid
             out[r, k] = lo
     return True
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _special_group(
+    m: int, s: int, e: int, g: int, lo: int, n_f: int, state: State, neurons: NeuronConsts, n_streams: int
+) -> tuple[int, int]:
+    """Steps 2 and 3 (update, threshold) of an adaptive or alpha/biexponential group's neurons ``s .. e-1``.
+
+    Called from :func:`_update_part` in group order, so a part lists its fired neurons in index order
+    whatever the models; a separate function (not inlined) so that the plain LIF loop compiles as before.
+    A spike of an adaptive neuron adds ``b`` to its ``w`` here (part of the reset; ``w`` plays no part in
+    the delivery). Returns the new count of the part's fired neurons (listed from ``fired[lo]``) and the
+    global index of a neuron whose ``v`` or ``w`` became non-finite (else -1).
+    """
+    v = state.v
+    w = state.w
+    fired = state.fired
+    ref = neurons.g_ref[g]
+    vv = v[s:e]
+    ww = w[s:e]
+    ll = state.last_spike[s:e]
+    t1 = state.tmp[s:e]
+    t2 = state.tmp2[s:e]
+    if neurons.g_adapt[g]:
+        bad = _update_adaptive(m, s, e, g, ref, state.x, neurons, vv, ww, ll, t1, t2, state, n_streams)
+        if bad >= 0:
+            return n_f, s + bad
+    else:
+        _update_shaped(m, s, e, g, ref, state.x, neurons, vv, ww, ll, t1, t2, state, n_streams)
+    thr = neurons.g_thr[g]
+    f0 = n_f
+    for i in range(e - s):
+        vi = vv[i]
+        if not vi < thr:
+            if vi >= thr:
+                fired[lo + n_f] = s + i
+                n_f += 1
+            else:
+                return n_f, s + i
+    if neurons.g_adapt[g]:
+        b = neurons.g_ad[g, AD_B]
+        for f in range(f0, n_f):
+            w[fired[lo + f]] += b
+    return n_f, -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _update_adaptive(
+    m: int,
+    s: int,
+    e: int,
+    g: int,
+    ref: int,
+    x: np.ndarray,
+    neurons: NeuronConsts,
+    v: np.ndarray,
+    w: np.ndarray,
+    last_spike: np.ndarray,
+    acc_u: np.ndarray,
+    acc_w: np.ndarray,
+    state: State,
+    n_streams: int,
+) -> int:
+    """Update ``v`` and ``w`` of adaptive group ``g`` (arrays sliced to it, ``s:e``) over one step.
+
+    See the module docstring (*Adaptive groups*). Returns the group-local index of a neuron whose ``w``
+    became non-finite, else -1 (a non-finite ``v`` is caught by the threshold test).
+    """
+    ad = neurons.g_ad[g]
+    p00, p01, p10, p11 = ad[AD_P00], ad[AD_P01], ad[AD_P10], ad[AD_P11]
+    q0, q1 = ad[AD_Q0], ad[AD_Q1]
+    delta_t, v_t, e_w, a, dt_tw, v_rest = ad[AD_DT], ad[AD_VT], ad[AD_EW], ad[AD_A], ad[AD_DTW], ad[AD_VREST]
+    vinf = neurons.g_vinf[g]
+    noise = neurons.g_noise[g]
+    nch = neurons.g_nch[g]
+    chans = neurons.g_ch[g]
+    ch_kind, ch_rev = neurons.ch_kind, neurons.ch_rev
+    ne = v.size
+    # noise first (the same draws, in the same order, as the plain LIF path)
+    for i in range(ne):
+        acc_u[i] = 0.0
+    if noise > 0.0:
+        _noise(m, s, e, noise, state, n_streams, acc_u)
+    if not neurons.g_cond[g]:
+        for i in range(ne):
+            acc_w[i] = 0.0
+        for k in range(nch):
+            c = chans[k]
+            ku = neurons.g_akern[g, k, 0]
+            kw = neurons.g_akern[g, k, 1]
+            xc = x[c, s:e]
+            for i in range(ne):
+                acc_u[i] += ku * xc[i]
+                acc_w[i] += kw * xc[i]
+        _advance_channels(s, e, chans, nch, x, neurons)
+        drive = vinf - v_rest
+        for i in range(ne):
+            vi = v[i]
+            wi = w[i]
+            u = vi - v_rest
+            i_exp = delta_t * math.exp((vi - v_t) / delta_t) if delta_t > 0.0 else 0.0
+            if m - last_spike[i] >= ref:
+                # the spike-initiation term moves v only: in the step where v runs away it would otherwise
+                # kick w by an amount that depends on dt (w sees it through v from the next step on)
+                v[i] = v_rest + p00 * u + p01 * wi + q0 * (drive + i_exp) + acc_u[i]
+                w[i] = p10 * u + p11 * wi + q1 * drive + acc_w[i]
+            else:
+                w[i] = a * u + (wi - a * u) * e_w
+    else:
+        inv_gl = neurons.g_inv_gl[g]
+        dt_tm = neurons.g_dt_tau[g]
+        # frozen synaptic input: a (in acc_w) and leak factor B (in bb, reusing acc_u after the noise is kept)
+        noise_draw = acc_u.copy() if noise > 0.0 else acc_u[:0]
+        for i in range(ne):
+            acc_w[i] = vinf
+            acc_u[i] = 1.0
+        for k in range(nch):
+            c = chans[k]
+            xc = x[c, s:e]
+            if ch_kind[c] == KIND_CURRENT:
+                for i in range(ne):
+                    acc_w[i] += xc[i]
+            elif ch_kind[c] == KIND_CONDUCTANCE:
+                rev = ch_rev[c]
+                for i in range(ne):
+                    r = xc[i] * inv_gl
+                    acc_w[i] += r * rev
+                    acc_u[i] += r
+        _advance_channels(s, e, chans, nch, x, neurons)
+        ag = a * inv_gl
+        for i in range(ne):
+            vi = v[i]
+            wi = w[i]
+            if m - last_spike[i] < ref:
+                u = vi - v_rest
+                w[i] = a * u + (wi - a * u) * e_w
+                continue
+            i_exp = delta_t * math.exp((vi - v_t) / delta_t) if delta_t > 0.0 else 0.0
+            bb = acc_u[i]
+            v_star = (acc_w[i] + ag * v_rest) / (bb + ag)
+            w_star = a * (v_star - v_rest)
+            # exp(M dt) of M dt = [[-bb dt_tm, -inv_gl dt_tm], [a dt_tw, -dt_tw]] in closed form
+            m00, m01, m10, m11 = -bb * dt_tm, -inv_gl * dt_tm, a * dt_tw, -dt_tw
+            half = 0.5 * (m00 + m11)
+            det = m00 * m11 - m01 * m10
+            disc = half * half - det
+            if disc > 0.0:
+                q = math.sqrt(disc)
+                ch = math.cosh(q)
+                sh = math.sinh(q) / q if q > 1e-8 else 1.0
+            elif disc < 0.0:
+                q = math.sqrt(-disc)
+                ch = math.cos(q)
+                sh = math.sin(q) / q if q > 1e-8 else 1.0
+            else:
+                ch = 1.0
+                sh = 1.0
+            eh = math.exp(half)
+            e00 = eh * (ch + sh * (m00 - half))
+            e01 = eh * sh * m01
+            e10 = eh * sh * m10
+            e11 = eh * (ch + sh * (m11 - half))
+            zu = vi - v_star
+            zw = wi - w_star
+            # the frozen spike-initiation term, on v only (as above): its exact response is
+            # dv* (1 - e00 - a e01) with dv* = i_exp / (B + a/g_L) the shift of the fixed point
+            kick = i_exp / (bb + ag) * (1.0 - e00 - a * e01)
+            v[i] = v_star + e00 * zu + e01 * zw + kick + (noise_draw[i] if noise > 0.0 else 0.0)
+            w[i] = w_star + e10 * zu + e11 * zw
+    for i in range(ne):
+        if not math.isfinite(w[i]):
+            return i
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _advance_channels(s: int, e: int, chans: np.ndarray, nch: int, x: np.ndarray, neurons: NeuronConsts) -> None:
+    """Advance a group's channels ``s:e`` exactly over one step: decay, then feed each rise variable in.
+
+    ``x <- x exp(-dt/tau) + k h`` with ``h`` at its start-of-step value, then ``h <- h exp(-dt/tau_rise)``.
+    """
+    ch_feed, ch_decay = neurons.ch_feed, neurons.ch_decay
+    for k in range(nch):
+        c = chans[k]
+        if ch_feed.size == 0 or ch_feed[c] < 0:
+            d = ch_decay[c]
+            xc = x[c, s:e]
+            for i in range(xc.size):
+                xc[i] *= d
+    if ch_feed.size == 0:
+        return
+    for k in range(nch):
+        c = chans[k]
+        f = ch_feed[c]
+        if f >= 0:
+            kf = neurons.ch_feed_k[c]
+            d = ch_decay[c]
+            hc = x[c, s:e]
+            xf = x[f, s:e]
+            for i in range(hc.size):
+                xf[i] += kf * hc[i]
+                hc[i] *= d
+
+
+@numba.njit(cache=True, nogil=True)
+def _update_shaped(
+    m: int,
+    s: int,
+    e: int,
+    g: int,
+    ref: int,
+    x: np.ndarray,
+    neurons: NeuronConsts,
+    v: np.ndarray,
+    w: np.ndarray,
+    last_spike: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    state: State,
+    n_streams: int,
+) -> int:
+    """Update ``v`` of a group receiving alpha/biexponential channels (arrays sliced to it, ``s:e``).
+
+    Exact mode (no conductance channel): ``v <- v_inf + (v - v_inf) d_m + sum_rows K_row x_row + noise``,
+    the rise rows' ``K`` being the exact response through their channel. Conductance mode: exponential
+    Euler with every channel frozen (rise rows do not enter ``v`` directly). ``w`` is unused (the argument
+    list is :func:`_update_adaptive`'s); returns -1.
+    """
+    vinf = neurons.g_vinf[g]
+    noise = neurons.g_noise[g]
+    nch = neurons.g_nch[g]
+    chans = neurons.g_ch[g]
+    ch_kind, ch_rev = neurons.ch_kind, neurons.ch_rev
+    ne = v.size
+    if not neurons.g_cond[g]:
+        dm = neurons.g_decay[g]
+        for i in range(ne):
+            a[i] = 0.0
+        if noise > 0.0:
+            _noise(m, s, e, noise, state, n_streams, a)
+        for k in range(nch):
+            kc = neurons.g_kern[g, k]
+            xc = x[chans[k], s:e]
+            for i in range(ne):
+                a[i] += kc * xc[i]
+        _advance_channels(s, e, chans, nch, x, neurons)
+        for i in range(ne):
+            vn = vinf + (v[i] - vinf) * dm + a[i]
+            v[i] = vn if m - last_spike[i] >= ref else v[i]
+        return -1
+    inv_gl = neurons.g_inv_gl[g]
+    dt_tau = neurons.g_dt_tau[g]
+    for i in range(ne):
+        a[i] = vinf
+        b[i] = 1.0
+    for k in range(nch):
+        c = chans[k]
+        xc = x[c, s:e]
+        if ch_kind[c] == KIND_CURRENT:
+            for i in range(ne):
+                a[i] += xc[i]
+        elif ch_kind[c] == KIND_CONDUCTANCE:
+            rev = ch_rev[c]
+            for i in range(ne):
+                r = xc[i] * inv_gl
+                a[i] += r * rev
+                b[i] += r
+    _advance_channels(s, e, chans, nch, x, neurons)
+    for i in range(ne):
+        target = a[i] / b[i]
+        a[i] = target + (v[i] - target) * math.exp(-b[i] * dt_tau)
+    if noise > 0.0:
+        _noise(m, s, e, noise, state, n_streams, a)
+    for i in range(ne):
+        v[i] = a[i] if m - last_spike[i] >= ref else v[i]
+    return -1
 
 
 # --------------------------------------------------------------------------- connectivity (used by the build)

@@ -102,6 +102,13 @@ def _ns(g: float) -> float:
 
 def _plan_population(name: str, pop: Any, entries: list[_Entry], dt: float, n_steps: int) -> _Plan:
     """Choose the NEST model of population ``name`` from the synaptic inputs it receives."""
+    if getattr(pop, "adaptation", None) is not None:
+        raise ScenarioError(
+            f"params.populations.{name}.adaptation",
+            "given",
+            "the nest backend maps plain LIF populations only (iaf_psc_exp, iaf_cond_exp); "
+            "run adaptive neurons with run.backend: numba or brian2",
+        )
     g_ns = _ns(pop.g_leak)
     tau_ms = _ms(pop.tau_m)
     ref_steps = int(np.rint(min(pop.t_ref / dt, n_steps + 1)))
@@ -209,6 +216,14 @@ def nest_spec(scenario: Any) -> dict[str, Any]:
         A field NEST cannot express (named in the message).
     """
     params, run = scenario.params, scenario.run
+    for s_i, syn in enumerate(params.synapses):
+        if getattr(syn, "shape", "exponential") != "exponential":
+            raise ScenarioError(
+                f"params.synapses.{s_i}.shape",
+                syn.shape,
+                "the nest backend maps exponential synapses only (iaf_psc_exp, iaf_cond_exp); "
+                "run alpha/biexponential synapses with run.backend: numba or brian2",
+            )
     dt = float(run.dt)
     n_steps = run.n_steps
     tics = dt * 1e3 * TICS_PER_MS

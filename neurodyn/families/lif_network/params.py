@@ -6,18 +6,29 @@ Conventions (those of Brette et al. 2007 and Brian2's examples):
 * current synapse ``x`` (volts): ``dx/dt = -x / tau``, a presynaptic spike adds ``weight`` (V) to ``x``;
   so ``weight`` is the jump of the synaptic drive, not the PSP amplitude;
 * conductance synapse ``g`` (siemens): ``dg/dt = -g / tau``, a spike adds ``weight`` (S);
-* after a spike ``v = v_reset`` and v is clamped for ``t_ref`` (synapses keep integrating).
+* alpha and biexponential synapses (``shape:``) add a rise variable ``h``: ``dx/dt = -x / tau + h``,
+  ``dh/dt = -h / tau_rise`` (``tau_rise = tau`` for alpha); a spike adds ``weight N`` to ``h``, ``N`` chosen so
+  that the peak of ``x`` (or ``g``) is ``weight``;
+* after a spike ``v = v_reset`` and v is clamped for ``t_ref`` (synapses keep integrating);
+* adaptation (``adaptation:``, the adaptive exponential integrate-and-fire neuron of Brette & Gerstner
+  2005): ``tau_m dv/dt = (v_rest - v) + delta_T exp((v - v_T)/delta_T) - w / g_leak + ...`` and
+  ``tau_w dw/dt = a (v - v_rest) - w`` (``w`` in amperes); a spike (``v >= v_threshold``, the spike
+  detection level ``V_peak`` of AdEx) resets ``v = v_reset`` and adds ``b`` to ``w``. ``delta_T = 0`` is
+  the adaptive LIF neuron (no exponential term; ``v_T`` unused).
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, FieldSerializationInfo, field_serializer, field_validator, model_validator
 
 from neurodyn.errors import FieldIssue, did_you_mean
 from neurodyn.quantities import (
+    Conductance,
+    Current,
     Frequency,
     NonNegativeTime,
     PositiveConductance,
@@ -61,8 +72,38 @@ class NormalInit(StrictModel):
         return self
 
 
+#: largest ``(v_threshold - v_T) / delta_T``: exp of it, the spike-initiation term just below the spike
+#: detection level, stays far from float64 overflow (exp(709))
+MAX_EXP_ARGUMENT = 100.0
+
+
+class Adaptation(StrictModel):
+    """Spike-frequency adaptation and exponential spike initiation (AdEx, Brette & Gerstner 2005).
+
+    ``tau_w dw/dt = a (v - v_rest) - w``; each spike adds ``b`` to ``w``; ``w`` (A) enters the membrane
+    equation as ``-w / g_leak``. ``delta_T > 0`` adds the spike-initiation current
+    ``delta_T exp((v - v_T)/delta_T)`` (V); ``delta_T = 0`` gives the adaptive LIF neuron.
+    """
+
+    a: Conductance = Field(0.0, description="subthreshold adaptation coupling (S); negative values are allowed")
+    b: Current = Field(0.0, description="spike-triggered jump of the adaptation current w (A)")
+    tau_w: PositiveTime = Field(description="time constant of the adaptation current (s)")
+    delta_T: Voltage = Field(0.0, description="slope factor of the exponential spike initiation (V); 0: adaptive LIF")
+    v_T: Voltage | None = Field(
+        None, description="soft threshold of the exponential spike initiation (V); required when delta_T > 0"
+    )
+
+    @model_validator(mode="after")
+    def _exp_term(self) -> Adaptation:
+        if self.delta_T < 0:
+            raise FieldIssue("delta_T", self.delta_T, "must be >= 0 (0 V: adaptive LIF without exponential term)")
+        if self.delta_T > 0 and self.v_T is None:
+            raise FieldIssue("v_T", None, "delta_T > 0 needs the soft threshold v_T, e.g. v_T: -50 mV")
+        return self
+
+
 class Population(StrictModel):
-    """A group of identical LIF neurons."""
+    """A group of identical LIF neurons (adaptive exponential ones with ``adaptation``)."""
 
     size: PositiveInt = Field(description="number of neurons")
     tau_m: PositiveTime = Field(description="membrane time constant (s)")
@@ -71,18 +112,48 @@ class Population(StrictModel):
     v_threshold: Voltage = Field(description="spike threshold: a neuron fires when v reaches it (V)")
     t_ref: NonNegativeTime = Field(0.0, description="refractory period, during which v stays at v_reset (s)")
     g_leak: PositiveConductance = Field(
-        10e-9, description="leak conductance (S); only conductance synapses and current inputs (current:) use it"
+        10e-9, description="leak conductance (S); conductance synapses, current inputs (current:) and adaptation use it"
     )
     v_init: Voltage | UniformInit | NormalInit | None = Field(
         None,
         description="initial membrane potential (V): a value, {uniform: [low, high]} or {normal: [mean, std]}; "
         "v_rest when omitted",
     )
+    adaptation: Adaptation | None = Field(
+        None,
+        description="adaptation current w and exponential spike initiation (AdEx): {a, b, tau_w, delta_T, v_T}; "
+        "v_threshold is then the spike detection level",
+    )
 
     @model_validator(mode="after")
     def _reset_below_threshold(self) -> Population:
         if self.v_reset >= self.v_threshold:
             raise FieldIssue("v_reset", self.v_reset, f"must be below v_threshold ({self.v_threshold:g} V)")
+        return self
+
+    @model_validator(mode="after")
+    def _adaptation_stable(self) -> Population:
+        ad = self.adaptation
+        if ad is None:
+            return self
+        # the linear part of (v, w) has determinant (1 + a / g_leak) / (tau_m tau_w): a <= -g_leak makes it a
+        # saddle, along which v and w run away without bound
+        if not ad.a > -self.g_leak:
+            raise FieldIssue(
+                "adaptation.a", ad.a, f"must be > -g_leak ({-self.g_leak:g} S): the (v, w) system is unstable otherwise"
+            )
+        if ad.delta_T > 0:
+            if not ad.v_T < self.v_threshold:
+                raise FieldIssue(
+                    "adaptation.v_T", ad.v_T, f"must be below v_threshold ({self.v_threshold:g} V, the spike detection)"
+                )
+            if (self.v_threshold - ad.v_T) / ad.delta_T > MAX_EXP_ARGUMENT:
+                raise FieldIssue(
+                    "adaptation.delta_T",
+                    ad.delta_T,
+                    f"(v_threshold - v_T) / delta_T must be <= {MAX_EXP_ARGUMENT:g}: exp of it would blow up "
+                    f"(here {(self.v_threshold - ad.v_T) / ad.delta_T:.3g}); raise delta_T or lower v_threshold",
+                )
         return self
 
 
@@ -194,7 +265,7 @@ class Connect(StrictModel):
 
 
 class Synapse(StrictModel):
-    """A group of exponential synapses from one population to one or more."""
+    """A group of synapses (exponential, alpha or biexponential) from one population to one or more."""
 
     source: str = Field(description="presynaptic population")
     target: str | list[str] = Field(description="postsynaptic population, or a list of them")
@@ -206,9 +277,33 @@ class Synapse(StrictModel):
         description="jump of the synaptic drive per spike (V, current synapse) or of the conductance "
         "(S, conductance synapse), as a unit string such as 1.62 mV or 6 nS"
     )
-    tau: PositiveTime = Field(description="decay time constant of the exponential synapse (s)")
+    tau: PositiveTime = Field(description="decay time constant of the synapse (s)")
     delay: NonNegativeTime = Field(0.0, description="transmission delay, rounded to whole steps (s)")
     reversal: Voltage | None = Field(None, description="reversal potential, required for conductance synapses (V)")
+    shape: Literal["exponential", "alpha", "biexponential"] = Field(
+        "exponential",
+        description="time course of the synaptic drive or conductance after a spike: exponential (jump, then "
+        "decay with tau), alpha ((t/tau) exp(1 - t/tau)) or biexponential (rise tau_rise, decay tau); "
+        "weight is its peak in every shape",
+    )
+    tau_rise: PositiveTime | None = Field(
+        None, description="rise time constant of a biexponential synapse (s), below tau; only with shape: biexponential"
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> Synapse:
+        if self.shape == "biexponential":
+            if self.tau_rise is None:
+                raise FieldIssue("tau_rise", None, "a biexponential synapse needs tau_rise, e.g. tau_rise: 1 ms")
+            if not self.tau_rise < self.tau:
+                raise FieldIssue(
+                    "tau_rise", self.tau_rise, f"must be below tau ({self.tau:g} s); equal: use shape: alpha"
+                )
+        elif self.tau_rise is not None:
+            raise FieldIssue(
+                "tau_rise", self.tau_rise, "only a biexponential synapse (shape: biexponential) has tau_rise"
+            )
+        return self
 
     @model_validator(mode="after")
     def _weight_units(self) -> Synapse:
@@ -388,12 +483,18 @@ class LIFRecord(StrictModel):
         None,
         description="state variables to sample, by name, each mapping population names to population-local "
         "neuron indices or all, e.g. {v: {exc: [0, 1], inh: all}, g_exc: {exc: [0]}}; the names are v "
-        "(membrane potential) and one per synaptic channel: x_<sources> for a current synapse (V), g_<sources> "
+        "(membrane potential), w (adaptation current, populations with adaptation) and one per synaptic "
+        "channel: x_<sources> for a current synapse (V), g_<sources> "
         "for a conductance (S), <sources> being the presynaptic populations (input for Poisson input) feeding it",
     )
     every: Time | None = Field(
         None,
         description="sampling interval of the state variables, rounded to whole steps (s); every step when omitted",
+    )
+    psp: bool = Field(
+        False,
+        description="store the unitary postsynaptic potential of every synapse group (peak amplitude and time "
+        "to peak after one presynaptic spike, target at rest) as theory: psp_amplitude_theory, psp_peak_time_theory",
     )
     rate_bin: Time = Field(1e-3, description="bin width of the population-rate histogram (s)")
     analysis_start: Time = Field(
@@ -434,6 +535,24 @@ class LIFRecord(StrictModel):
                 "every", self.every, "samples record.state; give record.state too (record.v has its own every)"
             )
         return self
+
+
+def synapse_rise(syn: Synapse) -> float:
+    """Rise time constant of a synapse group's channel: 0 (exponential), ``tau`` (alpha) or ``tau_rise``."""
+    return {"exponential": 0.0, "alpha": float(syn.tau)}.get(syn.shape, float(syn.tau_rise or 0.0))
+
+
+def peak_normalisation(tau: float, tau_rise: float) -> float:
+    """``N`` such that ``h(0) = N``, ``dx/dt = -x/tau + h``, ``dh/dt = -h/tau_rise`` makes ``max x = 1``.
+
+    ``x(t) = N (e^{-t/tau} - e^{-t/tau_rise}) / (1/tau_rise - 1/tau)``, peaking at
+    ``t* = tau tau_rise ln(tau/tau_rise) / (tau - tau_rise)``; the alpha limit ``x = N t e^{-t/tau}`` gives
+    ``N = e / tau``.
+    """
+    if tau_rise == tau:
+        return math.e / tau
+    t_peak = tau * tau_rise * math.log(tau / tau_rise) / (tau - tau_rise)
+    return (1.0 / tau_rise - 1.0 / tau) / (math.exp(-t_peak / tau) - math.exp(-t_peak / tau_rise))
 
 
 def population_layout(params: LIFParams) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -83,13 +83,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 from scipy import special
 
-from neurodyn.families.lif_network.params import population_layout
+from neurodyn.families.lif_network.params import peak_normalisation, population_layout, synapse_rise
 from neurodyn.schema import var_attrs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,6 +111,11 @@ REL_TOL_SIEGERT = 0.10
 REL_TOL_FILTER = 0.25
 #: conductance input: tolerance per unit of sqrt(tau_s / tau_eff) (measured, see docs/lif_network.md)
 REL_TOL_COBA_FILTER = 0.5
+#: adapted rate and ISIs: the mean-w treatment errs at second order in ISI / tau_w (measured on
+#: scenarios/adaptation_fi.yaml: below 1.1 (ISI/tau_w)^2 for the adapted ISI and the ratio, 2% for the first ISI)
+REL_TOL_ADAPT = 0.02
+REL_TOL_ADAPT_SLOW = 1.2
+REL_TOL_ISI_FIRST = 0.03
 #: largest sqrt(tau_s / tau_eff) for which the ``coba`` regime gives a rate (tau_s <= tau_eff / 2)
 COBA_MAX_FILTER = math.sqrt(0.5)
 
@@ -175,6 +180,185 @@ def siegert_rate(
 
 
 @dataclass
+class Adapted:
+    """Deterministic firing of an adaptive population under constant drive (:func:`adapted_firing`)."""
+
+    rate: float  #: adapted steady-state rate (Hz)
+    w_mean: float  #: mean adaptation current in the adapted state (A)
+    v_mean: float  #: mean membrane potential over an adapted period (V)
+    isi_first: float  #: first inter-spike interval (s)
+    isi_adapted: float  #: adapted inter-spike interval, 1 / rate (s)
+
+
+def _frozen_w_period(pop: Population, mu: float, w: float, v_start: float, t_ref: float) -> tuple[float, float]:
+    """Time from ``v_start`` to ``v_threshold`` (plus ``t_ref``) with ``w`` frozen, and the mean ``v`` over it.
+
+    ``tau_m dv/dt = F(v) = mu - w/g_leak - v + delta_T exp((v - v_T)/delta_T)``; the time is
+    ``t_ref + tau_m int dv / F`` and the mean ``(t_ref v_reset + tau_m int v dv / F) / T`` (the membrane sits at
+    ``v_reset`` while refractory). ``(inf, v*)`` when ``F`` has a zero below threshold (no spike).
+    """
+    ad = pop.adaptation
+    m = mu - w / pop.g_leak
+    lo, hi = v_start, pop.v_threshold
+    if ad.delta_T > 0:
+        v_min = min(max(ad.v_T, lo), hi)
+        f_min = m - v_min + ad.delta_T * math.exp((v_min - ad.v_T) / ad.delta_T)
+    else:
+        f_min = m - hi
+    if not f_min > 0:
+        return math.inf, min(m, hi)
+    if ad.delta_T > 0:
+        from scipy import integrate
+
+        def f(v: float) -> float:
+            return m - v + ad.delta_T * math.exp((v - ad.v_T) / ad.delta_T)
+
+        pts = [ad.v_T] if lo < ad.v_T < hi else None
+        i0 = integrate.quad(lambda v: 1.0 / f(v), lo, hi, points=pts, limit=200, epsabs=0, epsrel=1e-10)[0]
+        i1 = integrate.quad(lambda v: v / f(v), lo, hi, points=pts, limit=200, epsabs=0, epsrel=1e-10)[0]
+    else:
+        i0 = math.log((m - lo) / (m - hi))
+        i1 = m * i0 - (hi - lo)
+    period = t_ref + pop.tau_m * i0
+    return period, (t_ref * pop.v_reset + pop.tau_m * i1) / period
+
+
+def adapted_firing(pop: Population, mu: float) -> Adapted:
+    """Adapted rate and first/adapted ISIs of an adaptive neuron under constant drive (no noise, no synapses).
+
+    Adaptation is slow against the ISI (``tau_w >> 1/rate``), so over one interval ``w`` is replaced by its
+    mean (Ermentrout 1998; Benda & Herz 2003). In the adapted state the mean of ``tau_w dw/dt =
+    a (v - v_rest) - w`` over a period vanishes, so ``w_mean = a (v_mean - v_rest) + b tau_w rate`` exactly;
+    the rate is ``1 / T(w_mean)``, ``T(w)`` the period with ``w`` frozen (:func:`_frozen_w_period`), and the
+    pair is solved self-consistently. The first ISI (from the first spike to the second) starts from
+    ``w_1 = b + w_0``, ``w_0`` the current built up before the first spike (``a (v_mean - v_rest)`` relaxed
+    over the first-spike latency from ``w = 0``); over the interval ``T`` ``w`` relaxes towards
+    ``a (v_mean - v_rest)``, whose mean over the interval is used, again self-consistently in ``T``.
+    """
+    from scipy import optimize
+
+    ad = pop.adaptation
+    v_init = float(pop.v_init) if isinstance(pop.v_init, int | float) else pop.v_rest
+    v_rest, tau_w, b, a = pop.v_rest, ad.tau_w, ad.b, ad.a
+
+    def h(w: float) -> float:
+        period, v_mean = _frozen_w_period(pop, mu, w, pop.v_reset, pop.t_ref)
+        rate = 0.0 if not math.isfinite(period) else 1.0 / period
+        return w - a * (v_mean - v_rest) - b * tau_w * rate
+
+    # bracket: h < 0 at a w below every a (v - v_rest) the membrane can reach; h grows past the silencing w
+    w_lo = min(0.0, a * (pop.v_reset - v_rest), a * (pop.v_threshold - v_rest)) - 1e-15
+    w_hi = pop.g_leak * (mu - pop.v_reset) + abs(a) * (pop.v_threshold - pop.v_reset) + abs(b) + 1e-12
+    nan = float("nan")
+    if not (h(w_lo) < 0 < h(w_hi)):
+        return Adapted(nan, nan, nan, nan, nan)
+    w_mean = optimize.brentq(h, w_lo, w_hi, xtol=1e-22, rtol=1e-13)
+    period, v_mean = _frozen_w_period(pop, mu, w_mean, pop.v_reset, pop.t_ref)
+    if not math.isfinite(period):
+        return Adapted(0.0, w_mean, v_mean, math.inf, math.inf)
+    # before the first spike: latency and the current built up over it
+    latency, v_lat = _frozen_w_period(pop, mu, 0.0, min(v_init, pop.v_threshold), 0.0)
+    if not math.isfinite(latency):
+        return Adapted(1.0 / period, w_mean, v_mean, math.inf, period)
+    w1 = b + a * (v_lat - v_rest) * -math.expm1(-latency / tau_w)
+
+    def first(t: float) -> float:
+        phi = tau_w / t * -math.expm1(-t / tau_w)  # mean of exp(-s/tau_w) over [0, t]
+        v_bar = v_mean
+        for _ in range(3):  # v_mean of the interval depends (weakly) on w: a few passes
+            w_bar = a * (v_bar - v_rest) + (w1 - a * (v_bar - v_rest)) * phi
+            t_new, v_bar = _frozen_w_period(pop, mu, w_bar, pop.v_reset, pop.t_ref)
+        return t - t_new
+
+    t_hi = 1.5 * period
+    while first(t_hi) <= 0 and t_hi < 1e3 * tau_w:
+        t_hi *= 2.0
+    t_lo = pop.t_ref + 1e-9
+    isi_first = optimize.brentq(first, t_lo, t_hi, xtol=1e-15, rtol=1e-12) if first(t_lo) < 0 < first(t_hi) else nan
+    return Adapted(1.0 / period, w_mean, v_mean, isi_first, period)
+
+
+def psp_response(tau_m: float, tau: float, tau_rise: float, t: float) -> tuple[float, float]:
+    """PSP ``v(t) - v_rest`` and its slope after a unit peak synaptic drive (exact linear response).
+
+    ``tau_m dv/dt = -v + x``; ``x`` jumps to 1 and decays with ``tau`` (``tau_rise = 0``), or is the
+    alpha/biexponential ``dx/dt = -x/tau + h``, ``dh/dt = -h/tau_rise``, ``h(0) = N`` (peak of ``x`` = 1,
+    :func:`.params.peak_normalisation`). ``v(t)`` is an entry of ``exp(M t)`` of the linear system (exact also
+    in the degenerate cases ``tau = tau_m`` and alpha).
+    """
+    from scipy.linalg import expm
+
+    if tau_rise <= 0:
+        mat = np.array([[-1.0 / tau_m, 1.0 / tau_m], [0.0, -1.0 / tau]])
+        z0 = np.array([0.0, 1.0])
+    else:
+        mat = np.array([[-1.0 / tau_m, 1.0 / tau_m, 0.0], [0.0, -1.0 / tau, 1.0], [0.0, 0.0, -1.0 / tau_rise]])
+        z0 = np.array([0.0, 0.0, peak_normalisation(tau, tau_rise)])
+    z = expm(mat * t) @ z0
+    return float(z[0]), float((mat @ z)[0])
+
+
+def psp_peak(tau_m: float, tau: float, tau_rise: float) -> tuple[float, float]:
+    """Time to peak (s) and peak (per unit peak drive) of the PSP of :func:`psp_response`.
+
+    The slope is positive after the event and negative once the drive has decayed below ``v``: its single
+    root is found by Brent's method. For the exponential synapse this is the closed form
+    ``t* = tau tau_m ln(tau / tau_m) / (tau - tau_m)``.
+    """
+    from scipy import optimize
+
+    t_hi = 50.0 * max(tau_m, tau, tau_rise)
+    t_lo = 1e-6 * min(tau_m, tau, tau_rise if tau_rise > 0 else tau)
+    t_peak = optimize.brentq(lambda t: psp_response(tau_m, tau, tau_rise, t)[1], t_lo, t_hi, xtol=1e-15, rtol=1e-13)
+    return t_peak, psp_response(tau_m, tau, tau_rise, t_peak)[0]
+
+
+def _psp_theory(built: LIFBuilt) -> xr.Dataset:
+    """``psp_amplitude_theory`` and ``psp_peak_time_theory`` per projection (``record.psp``).
+
+    A current synapse of weight ``w`` (the peak drive) gives ``w`` times :func:`psp_peak`. A conductance
+    synapse is taken in its small-PSP limit, the current ``(g / g_L)(E - v_rest)`` with the leak unchanged:
+    relative error about ``|PSP| / |E - v_rest| + w / g_L`` (stored as ``rel_tol``). The time counts from the
+    presynaptic spike: the engine (and Brian2) adds a spike to the synapse at the end of its step, so the PSP
+    starts one step (``dt``) plus the delay after it.
+    """
+    params, dt = built.params, float(built.scenario.run.dt)
+    amp, t_pk, tol_a = [], [], []
+    names = []
+    for syn in params.synapses:
+        rise = synapse_rise(syn)
+        for tgt in syn.targets:
+            pop = params.populations[tgt]
+            t_star, unit = psp_peak(pop.tau_m, syn.tau, rise)
+            if syn.kind == "current":
+                a, tol = syn.weight * unit, 1e-6
+            else:
+                a = syn.weight / pop.g_leak * (syn.reversal - pop.v_rest) * unit
+                tol = abs(a) / abs(syn.reversal - pop.v_rest) + syn.weight / pop.g_leak
+            names.append(f"{syn.source}->{tgt}")
+            amp.append(a)
+            t_pk.append(t_star + dt + round(syn.delay / dt) * dt)
+            tol_a.append(tol)
+    src = "exact linear response of the membrane to one synaptic event (conductance: small-PSP limit)"
+    coords = {"projection": ("projection", np.array(names, dtype=object), var_attrs("1", "source->target"))}
+    return xr.Dataset(
+        {
+            "psp_amplitude_theory": (
+                "projection",
+                np.array(amp),
+                var_attrs("V", "peak of the unitary PSP (target at rest)", source=src, rel_tol=max(tol_a, default=0)),
+            ),
+            "psp_peak_time_theory": (
+                "projection",
+                np.array(t_pk),
+                var_attrs("s", "time from the presynaptic spike to the PSP peak", source=src, rel_tol=0.01),
+            ),
+        },
+        coords=coords,
+    )
+
+
+@dataclass
 class PopulationInput:
     """What drives one population, in Brunel's (mu, sigma) terms."""
 
@@ -230,13 +414,22 @@ def population_inputs(params: LIFParams) -> tuple[list[str], list[PopulationInpu
         for tgt in syn.targets:
             a, pop = index[tgt], params.populations[tgt]
             k = expected_in_degree(syn.connect, int(sizes[b]), int(sizes[a]), a == b)
+            # alpha/biexponential synapses enter through their charge: an exponential synapse of the same
+            # tau and of weight w int x dt / (w tau) (shape factor N tau_rise, 1 for exponential)
+            weight = syn.weight * _shape_factor(syn)
             if syn.kind == "conductance":
                 out[a].conductance = True
-                out[a].cond.append((b, k, syn.weight, syn.tau, syn.reversal))
+                out[a].cond.append((b, k, weight, syn.tau, syn.reversal))
                 continue
-            out[a].recurrent.append((b, k, syn.weight * syn.tau / pop.tau_m, syn.tau))
+            out[a].recurrent.append((b, k, weight * syn.tau / pop.tau_m, syn.tau))
             out[a].slowest = max(out[a].slowest, math.sqrt(syn.tau / pop.tau_m))
     return names, out
+
+
+def _shape_factor(syn: Any) -> float:
+    """``int x dt / (weight tau)`` of one synaptic event: 1 (exponential), ``N tau_rise`` otherwise (e, alpha)."""
+    rise = synapse_rise(syn)
+    return 1.0 if rise == 0 else peak_normalisation(float(syn.tau), rise) * rise
 
 
 def expected_in_degree(conn: Connect, n_pre: int, n_post: int, same: bool) -> float:
@@ -341,6 +534,10 @@ def self_consistent_rates(
     pops = [params.populations[n] for n in names]
     n_pop = len(names)
     regime = [_regime(inp) for inp in inputs]
+    for a, p in enumerate(pops):
+        if p.adaptation is not None:
+            # the adapted rate is derived for constant drive only
+            regime[a] = "adaptive" if regime[a] == "fi" else "none (adaptation with noise or synapses)"
     # sources of a population without theory make their targets theory-less too
     changed = True
     while changed:
@@ -358,7 +555,9 @@ def self_consistent_rates(
             p = pops[a]
             mem = membrane(p, inp, nu, _in_degree(k_override, a), dt)
             sigma = math.sqrt(max(mem.var, 0.0))
-            if regime[a] == "fi" or sigma == 0.0:
+            if regime[a] == "adaptive":
+                out[a] = adapted_firing(p, mem.mu).rate
+            elif regime[a] == "fi" or sigma == 0.0:
                 out[a] = fi_rate(mem.mu, mem.tau, p.t_ref, p.v_threshold, p.v_reset)
             else:
                 # threshold and reset shifts: synaptic filtering (Fourcaud & Brunel 2002) and discrete time
@@ -484,6 +683,10 @@ def theory(built: LIFBuilt, ds: xr.Dataset) -> xr.Dataset:
             tols[a] = 1.0 / (rate * window) + 2.0 * run.dt * rate + 1e-3 if rate > 0 else 0.0
         elif regime[a] in ("siegert", "brunel"):
             tols[a] = REL_TOL_SIEGERT + REL_TOL_FILTER * inputs[a].slowest
+        elif regime[a] == "adaptive":
+            rate = nu[a]
+            slow = REL_TOL_ADAPT_SLOW / (rate * params.populations[names[a]].adaptation.tau_w) ** 2 if rate > 0 else 0.0
+            tols[a] = REL_TOL_ADAPT + slow + (1.0 / (rate * window) if rate > 0 else 0.0)
         elif regime[a] == "coba":
             mem = membrane(
                 params.populations[names[a]], inputs[a], np.nan_to_num(nu), _in_degree(k_override, a), float(run.dt)
@@ -501,6 +704,9 @@ def theory(built: LIFBuilt, ds: xr.Dataset) -> xr.Dataset:
         "none (recurrent conductance)": "no theory (recurrent conductance synapses: mean field not validated)",
         "none (slow synapses)": "no theory (conductance synapses slower than tau_eff/2)",
         "none (no fixed point)": "no theory (the mean-field equations have no finite fixed point)",
+        "adaptive": "adapted rate with the self-consistent mean adaptation current w = a (v_mean - v_rest) + "
+        "b tau_w rate (Ermentrout 1998; Benda & Herz 2003)",
+        "none (adaptation with noise or synapses)": "no theory (adaptation is predicted for constant drive only)",
     }
     source = "; ".join(f"{nm}: {described[r]}" for nm, r in zip(names, regime))
     out = xr.Dataset(
@@ -523,4 +729,51 @@ def theory(built: LIFBuilt, ds: xr.Dataset) -> xr.Dataset:
         },
         coords={"population": ("population", np.array(names, dtype=object), var_attrs("1", "population name"))},
     )
+    if any(r == "adaptive" for r in regime):
+        out = out.merge(_adaptation_theory(params, names, regime, inputs))
+    if record.psp and params.synapses:
+        out = out.merge(_psp_theory(built))
     return out
+
+
+def _adaptation_theory(
+    params: LIFParams, names: list[str], regime: list[str], inputs: list[PopulationInput]
+) -> xr.Dataset:
+    """``isi_first_theory``, ``isi_adapted_theory`` and ``isi_ratio_theory`` of the adaptive populations."""
+    first, adapted = np.full(len(names), np.nan), np.full(len(names), np.nan)
+    slow = 0.0
+    for a, nm in enumerate(names):
+        if regime[a] != "adaptive":
+            continue
+        pop = params.populations[nm]
+        res = adapted_firing(pop, inputs[a].mu0)
+        first[a], adapted[a] = res.isi_first, res.isi_adapted
+        if math.isfinite(res.isi_adapted):
+            slow = max(slow, (res.isi_adapted / pop.adaptation.tau_w) ** 2)
+    src = (
+        "mean adaptation current over each interval, self-consistent (Ermentrout 1998; Benda & Herz 2003); "
+        "first ISI from w = b + the current built up before the first spike"
+    )
+    tol_adapted = REL_TOL_ADAPT + REL_TOL_ADAPT_SLOW * slow
+    return xr.Dataset(
+        {
+            "isi_first_theory": (
+                "population",
+                first,
+                var_attrs("s", "predicted first inter-spike interval", source=src, rel_tol=REL_TOL_ISI_FIRST),
+            ),
+            "isi_adapted_theory": (
+                "population",
+                adapted,
+                var_attrs("s", "predicted adapted inter-spike interval", source=src, rel_tol=tol_adapted),
+            ),
+            "isi_ratio_theory": (
+                "population",
+                first / adapted,
+                var_attrs(
+                    "1", "predicted first ISI / adapted ISI", source=src, rel_tol=tol_adapted + REL_TOL_ISI_FIRST
+                ),
+            ),
+        },
+        coords={"population": ("population", np.array(names, dtype=object), var_attrs("1", "population name"))},
+    )
