@@ -68,7 +68,8 @@ params:
 run: {duration: 150 ms, dt: 0.1 ms, seed: 3}
 record:
   spikes: true
-  state: {v: {exc: [0], inh: [50], ring: [0, 1], cond: [0, 69]}, g_exc: {cond: [0, 5]}, x_ring_input: {ring: [3]}, w: {adex: [0, 7]}}
+  state: {v: {exc: [0], inh: [50], ring: [0, 1], cond: [0, 69]}, g_exc: {cond: [0, 5]}, x_ring_input: {ring: [3]},
+          w: {adex: [0, 7]}}
 """
 
 
