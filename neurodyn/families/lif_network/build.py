@@ -59,10 +59,11 @@ from neurodyn.families.lif_network.kernels import (
     Synapses,
 )
 from neurodyn.families.lif_network.params import peak_normalisation, population_layout, synapse_rise
+from neurodyn.families.lif_network.plasticity import plasticity_tables
 from neurodyn.stepping import steps
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neurodyn.families.lif_network.params import Connect, LIFParams, LIFRecord, Synapse
+    from neurodyn.families.lif_network.params import Connect, LIFParams, LIFRecord, Plasticity, Synapse
     from neurodyn.scenario import RunConfig, Scenario
 
 
@@ -95,6 +96,10 @@ class Projection:
     weight: float  #: V (current channel) or S (conductance channel)
     channel: int  #: index into ``Network.channels``
     delay_steps: int  #: ``steps(delay, dt)`` (:func:`neurodyn.stepping.steps`)
+    #: spike-timing-dependent plasticity of the group (None: static weights), and the group's weight before
+    #: the peak normalisation of alpha/biexponential synapses (``weight = weight_peak * scale``)
+    plasticity: Plasticity | None = None
+    weight_peak: float = 0.0
 
     @property
     def n_synapses(self) -> int:
@@ -612,6 +617,8 @@ def build(scenario: Scenario) -> LIFBuilt:
     dt = float(scenario.run.dt)
     net = build_network(params, scenario.run)
     synapses, ring_size = synapse_tables(net)
+    if any(p.plasticity is not None for p in net.projections):
+        synapses = plasticity_tables(net, dt, synapses)
     return LIFBuilt(
         scenario,
         network=net,
@@ -717,6 +724,8 @@ def build_network(params: LIFParams, run: RunConfig) -> Network:
                 weight=float(syn.weight) * scale,
                 channel=c,
                 delay_steps=steps(syn.delay, dt),
+                plasticity=syn.plasticity,
+                weight_peak=float(syn.weight),
             )
         )
     indices = out.finish()
