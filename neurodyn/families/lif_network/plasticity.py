@@ -13,11 +13,12 @@ thread count.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neurodyn.families.lif_network.kernels import State, Synapses
+from neurodyn.families.lif_network.kernels import KIND_CONDUCTANCE, State, Synapses
 
 if TYPE_CHECKING:  # pragma: no cover
     from neurodyn.families.lif_network.build import LIFBuilt, Network, Projection
@@ -29,6 +30,12 @@ RULES = {"additive": 0, "multiplicative": 1}
 def plastic_projections(net: Network) -> list[tuple[int, Projection]]:
     """``(k, projection)`` of every plastic projection, in projection order."""
     return [(k, p) for k, p in enumerate(net.projections) if p.plasticity is not None]
+
+
+def weight_unit(net: Network) -> str:
+    """Unit of the plastic weights: V (current synapses), S (conductances) or ``V or S`` for a mix."""
+    kinds = {net.channels[p.channel].kind for _, p in plastic_projections(net)}
+    return "S" if kinds == {KIND_CONDUCTANCE} else "V" if KIND_CONDUCTANCE not in kinds else "V or S"
 
 
 def incoming_index(indptr: np.ndarray, indices: np.ndarray, n_post: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,6 +128,8 @@ class WeightSampler:
         self.sampled = spec is not None
         self.bins = int(spec.bins) if spec is not None else 1
         self.dt = float(built.scenario.run.dt)
+        self.duration = n_steps * self.dt
+        self.unit = weight_unit(built.network)
         self.offsets = np.cumsum([0] + [p.n_synapses for _, p in self.plastic])
         self.steps: list[int] = []
         self.mean: list[np.ndarray] = []
@@ -161,8 +170,26 @@ class WeightSampler:
         syn_proj = np.repeat(np.arange(len(self.plastic)), np.diff(self.offsets))
         pre = np.concatenate([np.repeat(np.arange(p.n_pre), np.diff(p.indptr)) for _, p in self.plastic])
         post = np.concatenate([p.indices.astype(np.int64) for _, p in self.plastic])
-        unit = "weight units of the group (V or S)"
+        unit = self.unit
+        means = np.array(
+            [self.final[a:b].mean() if b > a else np.nan for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        )
+        stds = np.array(
+            [self.final[a:b].std() if b > a else np.nan for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        )
+        initial = np.array([p.weight_peak for _, p in self.plastic])
         final = {
+            "weight_final_mean": ("plastic_projection", means, {"long_name": "mean final weight", "units": unit}),
+            "weight_final_std": (
+                "plastic_projection",
+                stds,
+                {"long_name": "standard deviation of the final weights", "units": unit},
+            ),
+            "weight_drift": (
+                "plastic_projection",
+                (means - initial) / self.duration,
+                {"long_name": "mean weight change per unit time over the run", "units": unit + "/s"},
+            ),
             "plastic_projection": ("plastic_projection", names, {"long_name": "plastic synapse group source->target"}),
             "final_weight": ("synapse", self.final, {"long_name": "weight at the end of the run", "units": unit}),
             "synapse_projection": (
@@ -198,3 +225,122 @@ class WeightSampler:
                 {"long_name": "centre of the weight bin", "units": unit},
             ),
         }
+
+
+#: relative tolerances of the STDP theory: the drift is exact in expectation for independent trains (the
+#: tolerance covers the sampling error of the scenarios' synapse counts); the stationary mean is exact to
+#: first order in the step sizes; the spread comes from the diffusion approximation of the weight
+#: (Ornstein-Uhlenbeck, linear drift at the fixed point) and Poisson statistics of both trains
+REL_TOL_DRIFT = 0.1
+REL_TOL_MEAN = 0.05
+REL_TOL_SPREAD = 0.2
+#: the theory assumes independent pre- and postsynaptic trains: it is given for a plastic group whose largest
+#: total input (expected in-degree x w_max) moves its targets by at most this fraction of
+#: ``v_threshold - v_rest`` (current synapses; conductance groups get none)
+INDEPENDENT_INPUT = 0.01
+
+
+def stationary_spread(rule: Any, r_pre: float, r_post: float) -> tuple[float, float]:
+    """Stationary mean and standard deviation of a multiplicative-STDP weight for independent Poisson trains.
+
+    The weight's rate of change is ``A_plus x_pre S_post - A_minus g(w) x_post S_pre`` with
+    ``g(w) = (w - w_min) / (w_max - w_min)``. Its mean vanishes at
+    ``w* = w_min + (w_max - w_min) A_plus tau_plus / (A_minus tau_minus)``; near ``w*`` it relaxes at
+    ``gamma = r_pre r_post A_minus tau_minus / (w_max - w_min)``. The fluctuation's integrated
+    autocovariance (Poisson trains, Campbell's theorem) is
+    ``D = a^2 [r_post ((r_pre tau_plus)^2 + r_pre tau_plus / 2) + r_post^2 r_pre tau_plus^2]
+    + b^2 [r_pre ((r_post tau_minus)^2 + r_post tau_minus / 2) + r_pre^2 r_post tau_minus^2]
+    - 2 a b r_pre r_post tau_plus tau_minus (r_pre + r_post)`` with ``a = A_plus``, ``b = A_minus g(w*)``, and
+    the Ornstein-Uhlenbeck variance is ``D / (2 gamma)`` (van Rossum, Bi & Turrigiano 2000 give the same
+    picture: a unimodal distribution whose width grows with the step sizes).
+    """
+    span = rule.w_max - rule.w_min
+    tp, tm = float(rule.tau_plus), float(rule.tau_minus)
+    w_star = rule.w_min + span * rule.A_plus * tp / (rule.A_minus * tm) if rule.A_minus > 0 else rule.w_max
+    w_star = min(max(w_star, rule.w_min), rule.w_max)
+    a = rule.A_plus
+    b = rule.A_minus * (w_star - rule.w_min) / span
+    d = a * a * (r_post * ((r_pre * tp) ** 2 + r_pre * tp / 2) + r_post**2 * r_pre * tp**2)
+    d += b * b * (r_pre * ((r_post * tm) ** 2 + r_post * tm / 2) + r_pre**2 * r_post * tm**2)
+    d -= 2 * a * b * r_pre * r_post * tp * tm * (r_pre + r_post)
+    gamma = r_pre * r_post * rule.A_minus * tm / span
+    return w_star, math.sqrt(max(d, 0.0) / (2 * gamma)) if gamma > 0 else math.nan
+
+
+def independent(built: LIFBuilt, p: Projection) -> bool:
+    """Whether a plastic group's input is too weak to correlate its targets with its sources
+    (:data:`INDEPENDENT_INPUT`)."""
+    from neurodyn.families.lif_network.theory import expected_in_degree
+
+    params = built.params
+    syn = next(s for s in params.synapses if s.plasticity is p.plasticity)
+    if syn.kind != "current":
+        return False
+    pop = params.populations[p.target]
+    k = expected_in_degree(syn.connect, p.n_pre, p.n_post, p.source == p.target)
+    return k * abs(p.plasticity.w_max) * (
+        p.weight / p.weight_peak if p.weight_peak else 1.0
+    ) <= INDEPENDENT_INPUT * abs(pop.v_threshold - pop.v_rest)
+
+
+def stdp_theory(built: LIFBuilt, ds: Any) -> dict[str, Any]:
+    """Theory of every plastic group with independent trains (:func:`independent`), from the simulated rates:
+    ``weight_drift_theory`` (additive: ``r_pre r_post (A_plus tau_plus - A_minus tau_minus)``, Kempter,
+    Gerstner & van Hemmen 1999) and ``weight_final_mean_theory`` / ``weight_final_std_theory``
+    (multiplicative: :func:`stationary_spread`); NaN elsewhere."""
+    from neurodyn.schema import var_attrs
+
+    plastic = plastic_projections(built.network)
+    n = len(plastic)
+    drift = np.full(n, np.nan)
+    mean = np.full(n, np.nan)
+    std = np.full(n, np.nan)
+    names = list(ds["population"].values)
+    for g, (_, p) in enumerate(plastic):
+        if not independent(built, p):
+            continue
+        rule = p.plasticity
+        r_pre = float(ds["rate"].values[names.index(p.source)])
+        r_post = float(ds["rate"].values[names.index(p.target)])
+        if rule.rule == "additive":
+            drift[g] = r_pre * r_post * (rule.A_plus * rule.tau_plus - rule.A_minus * rule.tau_minus)
+        else:
+            mean[g], std[g] = stationary_spread(rule, r_pre, r_post)
+    unit = weight_unit(built.network)
+    out = {}
+    if np.isfinite(drift).any():
+        out["weight_drift_theory"] = (
+            "plastic_projection",
+            drift,
+            var_attrs(
+                unit + "/s",
+                "predicted mean weight drift",
+                source="additive STDP, independent trains: r_pre r_post (A_plus tau_plus - A_minus tau_minus) "
+                "(Kempter, Gerstner & van Hemmen 1999), with the simulated rates",
+                rel_tol=REL_TOL_DRIFT,
+            ),
+        )
+    if np.isfinite(mean).any():
+        out["weight_final_mean_theory"] = (
+            "plastic_projection",
+            mean,
+            var_attrs(
+                unit,
+                "predicted stationary mean weight",
+                source="multiplicative STDP, independent trains: w_min + (w_max - w_min) A_plus tau_plus / "
+                "(A_minus tau_minus) (van Rossum, Bi & Turrigiano 2000)",
+                rel_tol=REL_TOL_MEAN,
+            ),
+        )
+        out["weight_final_std_theory"] = (
+            "plastic_projection",
+            std,
+            var_attrs(
+                unit,
+                "predicted stationary standard deviation of the weights",
+                source="multiplicative STDP, independent Poisson trains: diffusion approximation at the fixed "
+                "point, sqrt(D / (2 gamma)) with the shot-noise autocovariance D (see the documentation)",
+                rel_tol=REL_TOL_SPREAD,
+            ),
+        )
+    return out
