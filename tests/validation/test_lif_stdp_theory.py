@@ -29,3 +29,22 @@ def test_stdp_scenarios_agree_with_theory(cli, tmp_path) -> None:
         proc = cli("compare", str(out))
         assert proc.returncode == 0, proc.stderr
         assert f"summary: {rows} agree, 0 differ, 0 holds, 0 violated, 0 n/a ({rows} rows)" in proc.stdout
+
+
+def test_song_scenario_bimodal_additive_unimodal_multiplicative(repo) -> None:
+    """scenarios/stdp_song.yaml (100 s): the additive weights gather at both bounds (each outer tenth of
+    [0, w_max] holds more synapses than the middle tenth), the multiplicative ones in one peak (every weight in
+    the middle half, none in the outer tenths)."""
+    from neurodyn.families.lif_network import LIFNetwork
+    from neurodyn.progress import QUIET
+    from neurodyn.scenario import load_scenario
+
+    family = LIFNetwork()
+    ds = family.simulate(family.prepare(load_scenario(repo / "scenarios/stdp_song.yaml")), QUIET)
+    w_max = 0.1e-9
+    add = ds.final_weight.values[ds.synapse_projection.values == 0] / w_max
+    mult = ds.final_weight.values[ds.synapse_projection.values == 1] / w_max
+    middle = ((add >= 0.45) & (add < 0.55)).sum()
+    assert (add < 0.1).sum() > middle and (add >= 0.9).sum() > middle
+    assert ((mult >= 0.25) & (mult < 0.75)).all()
+    assert ds.weight_hist.values[-1, 1, :5].sum() == 0 and ds.weight_hist.values[-1, 1, -5:].sum() == 0
