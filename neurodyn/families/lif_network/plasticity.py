@@ -235,7 +235,7 @@ REL_TOL_DRIFT = 0.1
 REL_TOL_MEAN = 0.05
 REL_TOL_SPREAD = 0.2
 #: the theory assumes independent pre- and postsynaptic trains: it is given for a plastic group whose largest
-#: total input (expected in-degree x w_max) moves its targets by at most this fraction of
+#: total input (largest in-degree x w_max) moves its targets by at most this fraction of
 #: ``v_threshold - v_rest`` (current synapses; conductance groups get none)
 INDEPENDENT_INPUT = 0.01
 
@@ -268,19 +268,15 @@ def stationary_spread(rule: Any, r_pre: float, r_post: float) -> tuple[float, fl
 
 
 def independent(built: LIFBuilt, p: Projection) -> bool:
-    """Whether a plastic group's input is too weak to correlate its targets with its sources
-    (:data:`INDEPENDENT_INPUT`)."""
-    from neurodyn.families.lif_network.theory import expected_in_degree
-
-    params = built.params
-    syn = next(s for s in params.synapses if s.plasticity is p.plasticity)
-    if syn.kind != "current":
+    """Whether a plastic group's input is too weak to correlate its targets with its sources: a current
+    group whose largest total input (the largest in-degree of the built network x ``w_max``) moves its
+    targets by at most :data:`INDEPENDENT_INPUT` of ``v_threshold - v_rest``."""
+    if built.network.channels[p.channel].kind == KIND_CONDUCTANCE:
         return False
-    pop = params.populations[p.target]
-    k = expected_in_degree(syn.connect, p.n_pre, p.n_post, p.source == p.target)
-    return k * abs(p.plasticity.w_max) * (
-        p.weight / p.weight_peak if p.weight_peak else 1.0
-    ) <= INDEPENDENT_INPUT * abs(pop.v_threshold - pop.v_rest)
+    pop = built.params.populations[p.target]
+    k = int(np.bincount(p.indices, minlength=1).max()) if p.n_synapses else 0
+    scale = p.weight / p.weight_peak if p.weight_peak else 1.0
+    return k * abs(p.plasticity.w_max) * scale <= INDEPENDENT_INPUT * abs(pop.v_threshold - pop.v_rest)
 
 
 def stdp_theory(built: LIFBuilt, ds: Any) -> dict[str, Any]:
