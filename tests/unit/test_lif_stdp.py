@@ -170,3 +170,18 @@ def test_threads_give_the_same_weights() -> None:
     assert np.array_equal(out[0].final_weight.values, out[1].final_weight.values)
     assert np.array_equal(out[0].spike_time.values, out[1].spike_time.values)
     assert np.array_equal(out[0].weight_hist.values, out[1].weight_hist.values)
+
+
+def test_weights_figure() -> None:
+    """A run with record.weights gets a second figure, ``weights`` (one column per plastic group)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from neurodyn.families.lif_network import plots
+
+    family = LIFNetwork()
+    ds = family.simulate(family.prepare(from_dict(_scenario())), QUIET)
+    ds = ds.merge(family.theory(family.prepare(from_dict(_scenario())), ds))
+    figs = plots.figures(ds)
+    assert [f.get_label() for f in figs] == ["overview", "weights"]
+    assert len(figs[1].axes) == 6
