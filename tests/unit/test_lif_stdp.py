@@ -146,6 +146,8 @@ def test_static_network_has_no_weight_variables() -> None:
         ("params.synapses.0.plasticity.rule", "triplet", ("rule",)),
         ("params.synapses.0.weight", "2 mV", ("weight", "[w_min, w_max]")),
         ("record.weights.every", "0 ms", ("every", "positive")),
+        # trace delays are not offered: the synapse group's delay acts on transmission only
+        ("params.synapses.0.plasticity.delay", "1 ms", ("plasticity.delay", "unknown key")),
     ],
 )
 def test_bad_plasticity_is_refused_in_one_line(cli, user_error, tmp_path, path, value, needles) -> None:
