@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import os
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,6 +59,7 @@ from neurodyn.errors import ScenarioError, SimulationError
 from neurodyn.families.lif_network.build import LIFBuilt, Network, Probes, streams
 from neurodyn.families.lif_network.dataset import make_dataset
 from neurodyn.families.lif_network.kernels import KIND_CURRENT, KIND_RISE
+from neurodyn.families.lif_network.plasticity import WeightSampler
 from neurodyn.progress import QUIET, Progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -382,10 +384,21 @@ def build_brian2(built: LIFBuilt) -> dict[str, Any]:
         return g if (off + lo == 0 and off + hi == len(g)) else g[off + lo : off + hi]
 
     index = {nm: k for k, nm in enumerate(net.names)}
+    plastic: list[Any] = []
     for p_i, proj in enumerate(net.projections):
         var = channel_var(net, proj.channel)
         unit = channel_unit(net, proj.channel)
         i, j = proj.pairs()
+        if proj.plasticity is not None:
+            plastic.append(
+                plastic_synapses(
+                    b2, proj, p_i, var, unit, view(index[proj.source]), view(index[proj.target]), dt, clock
+                )
+            )
+            plastic[-1].connect(i=i, j=j)
+            plastic[-1].w = proj.weight_peak
+            objects.append(plastic[-1])
+            continue
         if i.size == 0:
             continue
         syn = b2.Synapses(
@@ -433,7 +446,67 @@ def build_brian2(built: LIFBuilt) -> dict[str, Any]:
         "state_monitors": state_mons,
         "methods": methods,
         "net": net,
+        "plastic": plastic,
     }
+
+
+def plastic_synapses(
+    b2: Any, proj: Any, p_i: int, var: str, unit: Any, source: Any, target: Any, dt: float, clock: Any
+) -> Any:
+    """Brian2's standard STDP ``Synapses`` for a plastic projection (the rule of :mod:`.plasticity`).
+
+    Per synapse ``w`` (in the group's weight unit, dimensionless here) and event-driven traces ``apre``
+    (``tau_plus``) and ``apost`` (``tau_minus``); ``on_pre`` transmits ``w`` (times the peak normalisation),
+    depresses with ``apost`` and then raises ``apre``; ``on_post`` potentiates with ``apre`` and then raises
+    ``apost`` (Brian2 runs the pre pathway before the post pathway within a step). With a delay the
+    transmission goes through a delayed pathway of its own and the plasticity stays at the spike, as in
+    the Numba engine: the weight at the spike (``w_sent``) is what arrives, exact while the delay is shorter
+    than the source's inter-spike intervals (a refractory period at least as long guarantees it).
+    """
+    rule = proj.plasticity
+    f = "(w - w_min) / (w_max - w_min)" if rule.rule == "multiplicative" else "1"
+    ns = {
+        "tau_plus": float(rule.tau_plus) * b2.second,
+        "tau_minus": float(rule.tau_minus) * b2.second,
+        "A_plus": float(rule.A_plus),
+        "A_minus": float(rule.A_minus),
+        "w_min": float(rule.w_min),
+        "w_max": float(rule.w_max),
+        "w_scale": (proj.weight / proj.weight_peak if proj.weight_peak else 1.0) * unit,
+    }
+    model = """w : 1
+dapre/dt = -apre / tau_plus : 1 (event-driven)
+dapost/dt = -apost / tau_minus : 1 (event-driven)"""
+    transmit = f"{var}_post += w * w_scale"
+    learn = f"w = clip(w - A_minus * {f} * apost, w_min, w_max)\napre += 1"
+    on_post = "w = clip(w + A_plus * apre, w_min, w_max)\napost += 1"
+    delay = proj.delay_steps * dt * b2.second
+    if proj.delay_steps == 0:
+        return b2.Synapses(
+            source,
+            target,
+            model=model,
+            on_pre=transmit + "\n" + learn,
+            on_post=on_post,
+            delay=delay,
+            namespace=ns,
+            clock=clock,
+            name=f"proj_{p_i}*",
+        )
+    # delayed: the weight at the spike (w_sent) travels; arrivals run before this step's spikes overwrite it
+    syn = b2.Synapses(
+        source,
+        target,
+        model=model + "\nw_sent : 1",
+        on_pre={"pre": transmit.replace("w * w_scale", "w_sent * w_scale"), "learn": "w_sent = w\n" + learn},
+        on_post=on_post,
+        delay={"pre": delay, "learn": 0 * b2.second},
+        namespace=ns,
+        clock=clock,
+        name=f"proj_{p_i}*",
+    )
+    syn.pre.order = -2
+    return syn
 
 
 def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
@@ -472,7 +545,23 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
                 bar.update(now - done[0])
                 done[0] = now
 
-            model["network"].run(n_steps * run.dt * b2.second, report=report, report_period=1 * b2.second, namespace={})
+            weights = WeightSampler(built) if model["plastic"] else None
+            if weights is None:
+                model["network"].run(
+                    n_steps * run.dt * b2.second, report=report, report_period=1 * b2.second, namespace={}
+                )
+            else:
+                # the weight samples are taken between runs of the network, each up to the next sample
+                m = 0
+                while m < n_steps:
+                    weights.take(_weights(model), m)
+                    nxt = weights.limit(m, n_steps)
+                    model["network"].run((nxt - m) * run.dt * b2.second, namespace={})
+                    m = nxt
+                    bar.update(m - done[0])
+                    done[0] = m
+                weights.take(_weights(model), n_steps)
+                weights.finish(_weights(model))
             bar.update(n_steps - done[0])
     finally:
         b2.prefs.codegen.target = old_target
@@ -499,7 +588,12 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
         brian2_version=b2.__version__,
         brian2_seed=brian2_seed(run.seed),
     )
-    return ds
+    return ds if weights is None else ds.assign(weights.variables())
+
+
+def _weights(model: dict[str, Any]) -> Any:
+    """The plastic weights of every plastic projection, concatenated as the Numba engine holds them."""
+    return SimpleNamespace(syn_w=np.concatenate([np.asarray(s.w[:], dtype=np.float64) for s in model["plastic"]]))
 
 
 def _probe_samples(model: dict[str, Any], probes: Probes, n_steps: int) -> np.ndarray:

@@ -59,10 +59,11 @@ from neurodyn.families.lif_network.kernels import (
     Synapses,
 )
 from neurodyn.families.lif_network.params import peak_normalisation, population_layout, synapse_rise
+from neurodyn.families.lif_network.plasticity import plasticity_tables
 from neurodyn.stepping import steps
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neurodyn.families.lif_network.params import Connect, LIFParams, LIFRecord, Synapse
+    from neurodyn.families.lif_network.params import Connect, LIFParams, LIFRecord, Plasticity, Synapse
     from neurodyn.scenario import RunConfig, Scenario
 
 
@@ -95,6 +96,10 @@ class Projection:
     weight: float  #: V (current channel) or S (conductance channel)
     channel: int  #: index into ``Network.channels``
     delay_steps: int  #: ``steps(delay, dt)`` (:func:`neurodyn.stepping.steps`)
+    #: spike-timing-dependent plasticity of the group (None: static weights), and the group's weight before
+    #: the peak normalisation of alpha/biexponential synapses (``weight = weight_peak * scale``)
+    plasticity: Plasticity | None = None
+    weight_peak: float = 0.0
 
     @property
     def n_synapses(self) -> int:
@@ -612,6 +617,8 @@ def build(scenario: Scenario) -> LIFBuilt:
     dt = float(scenario.run.dt)
     net = build_network(params, scenario.run)
     synapses, ring_size = synapse_tables(net)
+    if any(p.plasticity is not None for p in net.projections):
+        synapses = plasticity_tables(net, dt, synapses)
     return LIFBuilt(
         scenario,
         network=net,
@@ -717,6 +724,8 @@ def build_network(params: LIFParams, run: RunConfig) -> Network:
                 weight=float(syn.weight) * scale,
                 channel=c,
                 delay_steps=steps(syn.delay, dt),
+                plasticity=syn.plasticity,
+                weight_peak=float(syn.weight),
             )
         )
     indices = out.finish()
@@ -1145,10 +1154,11 @@ def check_rule(connect: Connect, n_pre: int, n_post: int, same: bool, path: str)
 def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict[str, float]:
     """Peak bytes of a run by component (synapses, transient, delays, state, probe, rate histogram, spikes).
 
-    Counts the CSR arrays (4 bytes per synapse, 16 per presynaptic neuron), the largest transient buffer while
-    drawing them (:func:`_expected_synapses`; the synapses are drawn in place, never copied), per-neuron state, delay
-    ring buffers, the sampled state variables (exact), the population-rate histogram and the spikes (the
-    buffer, or the spikes expected from the predicted rates if that is more: a run held in memory keeps them).
+    Counts the CSR arrays (4 bytes per synapse, 16 per presynaptic neuron; 52 more per plastic synapse), the
+    largest transient buffer while drawing them (:func:`_expected_synapses`; the synapses are drawn in place,
+    never copied), per-neuron state, delay ring buffers, the sampled state variables (exact), the
+    population-rate histogram and the spikes (the buffer, or the spikes expected from the predicted rates if
+    that is more: a run held in memory keeps them).
     """
     names, starts, sizes = population_layout(params)
     n = float(sizes.sum())
@@ -1165,6 +1175,10 @@ def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict
             count, transient = _expected_synapses(syn.connect, float(sizes[src]), float(sizes[t]), src == t)
             # the indices, and the row pointers twice (the projection's and the kernel's concatenated table)
             kept += 4.0 * count + 16.0 * (sizes[src] + 1)
+            if syn.plasticity is not None:
+                # a weight (8), the incoming index (position 8, source 4) and its sort (8) per synapse, and the
+                # final weights with their indices (24); the traces are per neuron
+                kept += 52.0 * count
             # a graph's indices are copied into a grown array: the synapses drawn so far are then held twice
             grow = kept if syn.connect.graph is not None else 0.0
             peak_extra = max(peak_extra, transient + grow)

@@ -33,6 +33,7 @@ from neurodyn.families.lif_network.dataset import (
     state_samples,
 )
 from neurodyn.families.lif_network.kernels import Parts, Recording, State
+from neurodyn.families.lif_network.plasticity import WeightSampler, plastic_projections, plastic_state
 from neurodyn.progress import QUIET, Progress
 from neurodyn.stepping import Status, kernel_threads, run_chunked, steps
 from neurodyn.storage import ChunkedWriter, stream_writer
@@ -253,12 +254,16 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
     rec = new_recording(built, probe_rows=None if stream is None else stream.probe_rows)
     state = new_state(built)
     steps_out: list[np.ndarray] = []
+    weights = WeightSampler(built) if plastic_projections(net) else None
     idx_out: list[np.ndarray] = []
 
     def advance(start: int, count: int) -> tuple[Status, str]:
         m, stop = start, start + count
         while m < stop:
             sub = stop if stream is None else stream.limit(m, stop)
+            if weights is not None:
+                weights.take(state, m)
+                sub = weights.limit(m, sub)
             status, m, n_spk, bad = kernel(m, sub, state, built.neurons, built.synapses, built.inputs, rec, parts)
             if stream is not None:
                 if n_spk:
@@ -283,13 +288,17 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
     with kernel_threads(run_threads(built)) as threads:
         parts = new_parts(built, threads)
         kernel = time_loop(parts)
+        state = plastic_state(built, state, parts.n_fired.size)
         run_chunked(n_steps, advance, progress, desc=f"{built.scenario.name} ({net.n} neurons)", chunk_steps=chunk)
+    if weights is not None:
+        weights.take(state, n_steps)
+        weights.finish(state)
     if stream is not None:
         ds = stream.stats.dataset()  # the recordings are in the file; the summaries come back
         ds.attrs["n_synapses"] = int(net.n_synapses)
-        return ds
+        return ds if weights is None else ds.assign(weights.variables())
     spike_step = np.concatenate(steps_out) if steps_out else np.zeros(0, dtype=np.int64)
     spike_index = np.concatenate(idx_out) if idx_out else np.zeros(0, dtype=np.int32)
     ds = make_dataset(built, spike_step * dt, spike_index, rec.probe_buf if built.probes.size else None)
     ds.attrs["n_synapses"] = int(net.n_synapses)
-    return ds
+    return ds if weights is None else ds.assign(weights.variables())

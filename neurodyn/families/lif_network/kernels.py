@@ -181,6 +181,33 @@ class Synapses(NamedTuple):
     indptr: np.ndarray
     #: int32 local postsynaptic indices of every projection, concatenated (4 bytes per synapse)
     indices: np.ndarray
+    #: per projection: its row ``l`` in the plasticity tables ``pl_*`` (-1: static); empty when none is plastic,
+    #: and then the kernel never looks at the rest (:func:`_deliver_plastic`, :func:`_potentiate_part`)
+    pr_plastic: np.ndarray = np.zeros(0, dtype=np.int64)
+    #: per plastic projection: the projection, rule (0 additive, 1 multiplicative), ``A_plus``, ``A_minus``,
+    #: ``w_min``, ``w_max``, ``dt/tau_plus``, ``dt/tau_minus``, the factor from weight to channel jump (the
+    #: peak normalisation of alpha/biexponential synapses, 1 otherwise), and its offsets into
+    #: ``State.syn_w`` (weights, aligned with its ``indices``), the trace arrays and the incoming index
+    pl_proj: np.ndarray = np.zeros(0, dtype=np.int64)
+    pl_rule: np.ndarray = np.zeros(0, dtype=np.int64)
+    pl_a_plus: np.ndarray = np.zeros(0)
+    pl_a_minus: np.ndarray = np.zeros(0)
+    pl_w_min: np.ndarray = np.zeros(0)
+    pl_w_max: np.ndarray = np.zeros(0)
+    pl_dt_tau_plus: np.ndarray = np.zeros(0)
+    pl_dt_tau_minus: np.ndarray = np.zeros(0)
+    pl_scale: np.ndarray = np.zeros(0)
+    pl_w_off: np.ndarray = np.zeros(0, dtype=np.int64)
+    pl_pre_off: np.ndarray = np.zeros(0, dtype=np.int64)
+    pl_post_off: np.ndarray = np.zeros(0, dtype=np.int64)
+    pl_in_ptr_off: np.ndarray = np.zeros(0, dtype=np.int64)
+    pl_in_off: np.ndarray = np.zeros(0, dtype=np.int64)
+    #: incoming index of the plastic projections (CSC): target ``j``'s synapses are entries
+    #: ``in_ptr[pl_in_ptr_off[l] + j] .. in_ptr[pl_in_ptr_off[l] + j + 1] - 1`` (from ``pl_in_off[l]``) of
+    #: ``in_pos`` (position in the projection's ``indices``) and ``in_src`` (local presynaptic index)
+    in_ptr: np.ndarray = np.zeros(0, dtype=np.int64)
+    in_pos: np.ndarray = np.zeros(0, dtype=np.int64)
+    in_src: np.ndarray = np.zeros(0, dtype=np.int32)
 
 
 class Inputs(NamedTuple):
@@ -219,6 +246,15 @@ class State(NamedTuple):
     key: np.ndarray
     #: adaptation current per neuron (A; zero in populations without adaptation)
     w: np.ndarray
+    #: plastic weights, one per synapse of every plastic projection (weight units: V or S)
+    syn_w: np.ndarray = np.zeros(0)
+    #: presynaptic traces of the plastic projections' sources, one copy per part (``[part, source]``: each part
+    #: keeps its own, so no part reads what another writes), each at the step of its last update
+    tr_pre: np.ndarray = np.zeros((1, 0))
+    last_pre: np.ndarray = np.zeros((1, 0), dtype=np.int64)
+    #: postsynaptic traces of the plastic projections' targets (written by the part owning the target)
+    tr_post: np.ndarray = np.zeros(0)
+    last_post: np.ndarray = np.zeros(0, dtype=np.int64)
 
 
 class Recording(NamedTuple):
@@ -1060,6 +1096,9 @@ def _deliver_part(
             else:
                 xc = ring
                 base = pr_ring_off[k] + ((m + dl) % (dl + 1)) * n_post
+            if net.pr_plastic.size and net.pr_plastic[k] >= 0:
+                _deliver_plastic(m, p, k, net.pr_plastic[k], a, b, xc, base, state, net, parts)
+                continue
             for pp in range(n_parts):
                 f0 = bounds[pp]
                 for f in range(n_fired[pp]):
@@ -1078,6 +1117,8 @@ def _deliver_part(
                             j = indices[ix0 + q]
                             if a <= j < b:
                                 xc[base + j] += w
+        if net.pl_proj.size:
+            _potentiate_part(m, p, state, net, parts)
     # Poisson input: stream 1 + k, one uniform per neuron and step (tabulated CDF) or a few (PTRS)
     n_po = inputs.po_lam.size
     if n_po > 0:
@@ -1114,6 +1155,128 @@ def _deliver_part(
         i = fired[lo + f]
         v[i] = v_reset[i]
         last_spike[i] = m
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _deliver_plastic(
+    m: int,
+    p: int,
+    k: int,
+    pl: int,
+    a: int,
+    b: int,
+    xc: np.ndarray,
+    base: int,
+    state: State,
+    net: Synapses,
+    parts: Parts,
+) -> None:
+    """This step's spikes through plastic projection ``k`` (plasticity row ``pl``) into part ``p``'s targets
+    ``a .. b-1`` (local): each synapse transmits its own weight into ``xc[base + j]``, then is depressed by
+    ``A_minus f(w) x_post`` (the target's trace before this step's spikes), clipped; then part ``p``'s copy of
+    each spiking source's presynaptic trace jumps by 1. Every synapse written has its target in the part."""
+    fired = state.fired
+    bounds = parts.bounds
+    n_fired = parts.n_fired
+    row_split = parts.row_split
+    n_parts = bounds.size - 1
+    indptr = net.indptr
+    indices = net.indices
+    pre0 = net.pr_pre_start[k]
+    pre1 = pre0 + net.pr_n_pre[k]
+    ip0 = net.pr_indptr_off[k]
+    ix0 = net.pr_indices_off[k]
+    split = n_parts > 1 and parts.sorted_rows[k]
+    w = state.syn_w
+    w0 = net.pl_w_off[pl]
+    scale = net.pl_scale[pl]
+    a_minus = net.pl_a_minus[pl]
+    w_min = net.pl_w_min[pl]
+    w_max = net.pl_w_max[pl]
+    mult = net.pl_rule[pl] == 1
+    inv_range = 1.0 / (w_max - w_min)
+    dtm = net.pl_dt_tau_minus[pl]
+    dtp = net.pl_dt_tau_plus[pl]
+    tr_post = state.tr_post
+    last_post = state.last_post
+    po0 = net.pl_post_off[pl]
+    tr_pre = state.tr_pre[p]
+    last_pre = state.last_pre[p]
+    pr0 = net.pl_pre_off[pl]
+    for pp in range(n_parts):
+        f0 = bounds[pp]
+        for f in range(n_fired[pp]):
+            i = fired[f0 + f]
+            if i < pre0 or i >= pre1:
+                continue
+            r = ip0 + i - pre0
+            if split:
+                q0, q1 = row_split[r, p], row_split[r, p + 1]
+            else:
+                q0, q1 = indptr[r], indptr[r + 1]
+            for q in range(q0, q1):
+                j = indices[ix0 + q]
+                if j < a or j >= b:
+                    continue
+                wq = w[w0 + q]
+                xc[base + j] += wq * scale
+                tp = tr_post[po0 + j]
+                if tp != 0.0:
+                    tp *= math.exp(-(m - last_post[po0 + j]) * dtm)
+                    wq -= a_minus * tp * ((wq - w_min) * inv_range if mult else 1.0)
+                    w[w0 + q] = min(max(wq, w_min), w_max)
+            ii = pr0 + i - pre0
+            tr_pre[ii] = tr_pre[ii] * math.exp(-(m - last_pre[ii]) * dtp) + 1.0
+            last_pre[ii] = m
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _potentiate_part(m: int, p: int, state: State, net: Synapses, parts: Parts) -> None:
+    """Part ``p``'s neurons that fired at step ``m``, as targets of every plastic projection: each incoming
+    synapse gains ``A_plus x_pre`` (part ``p``'s copy of the source's trace, this step's spikes included),
+    clipped; then the target's postsynaptic trace jumps by 1."""
+    fired = state.fired
+    lo = parts.bounds[p]
+    hi = parts.bounds[p + 1]
+    nf = parts.n_fired[p]
+    if nf == 0:
+        return
+    w = state.syn_w
+    tr_pre = state.tr_pre[p]
+    last_pre = state.last_pre[p]
+    tr_post = state.tr_post
+    last_post = state.last_post
+    for pl in range(net.pl_proj.size):
+        k = net.pl_proj[pl]
+        post0 = net.pr_post_start[k]
+        a = max(lo - post0, 0)
+        b = min(hi - post0, net.pr_n_post[k])
+        if a >= b:
+            continue
+        w0 = net.pl_w_off[pl]
+        a_plus = net.pl_a_plus[pl]
+        w_min = net.pl_w_min[pl]
+        w_max = net.pl_w_max[pl]
+        dtp = net.pl_dt_tau_plus[pl]
+        dtm = net.pl_dt_tau_minus[pl]
+        pr0 = net.pl_pre_off[pl]
+        po0 = net.pl_post_off[pl]
+        c0 = net.pl_in_ptr_off[pl]
+        s0 = net.pl_in_off[pl]
+        for f in range(nf):
+            j = fired[lo + f] - post0
+            if j < a or j >= b:
+                continue
+            for s in range(net.in_ptr[c0 + j], net.in_ptr[c0 + j + 1]):
+                ii = pr0 + net.in_src[s0 + s]
+                tq = tr_pre[ii]
+                if tq != 0.0:
+                    tq *= math.exp(-(m - last_pre[ii]) * dtp)
+                    q = w0 + net.in_pos[s0 + s]
+                    w[q] = min(max(w[q] + a_plus * tq, w_min), w_max)
+            jj = po0 + j
+            tr_post[jj] = tr_post[jj] * math.exp(-(m - last_post[jj]) * dtm) + 1.0
+            last_post[jj] = m
 
 
 @numba.njit(cache=True)

@@ -224,6 +224,12 @@ def nest_spec(scenario: Any) -> dict[str, Any]:
                 "the nest backend maps exponential synapses only (iaf_psc_exp, iaf_cond_exp); "
                 "run alpha/biexponential synapses with run.backend: numba or brian2",
             )
+        if getattr(syn, "plasticity", None) is not None:
+            raise ScenarioError(
+                f"params.synapses.{s_i}.plasticity",
+                syn.plasticity.rule,
+                "the nest backend runs static synapses only; run plasticity with run.backend: numba or brian2",
+            )
     dt = float(run.dt)
     n_steps = run.n_steps
     tics = dt * 1e3 * TICS_PER_MS

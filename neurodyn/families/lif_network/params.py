@@ -264,6 +264,49 @@ class Connect(StrictModel):
         return self
 
 
+class Plasticity(StrictModel):
+    """Pair-based spike-timing-dependent plasticity with traces (all-to-all pairing).
+
+    Each synapse has its own weight ``w``; a presynaptic trace ``x_pre`` (per source neuron, decay
+    ``tau_plus``) and a postsynaptic trace ``x_post`` (per target neuron, decay ``tau_minus``) jump by 1 at
+    each spike of their neuron. A presynaptic spike first transmits ``w``, then depresses it,
+    ``w <- w - A_minus f(w) x_post``; a postsynaptic spike potentiates every synapse it receives,
+    ``w <- w + A_plus x_pre`` (the presynaptic spikes of the same step included); ``w`` is then clipped to
+    ``[w_min, w_max]``. ``additive``: ``f = 1``; ``multiplicative`` (van Rossum et al. 2000, depression
+    proportional to the weight): ``f(w) = (w - w_min) / (w_max - w_min)``. ``A_plus``, ``A_minus``, ``w_min``
+    and ``w_max`` are in the units of the synapse's weight (V for current synapses, S for conductances).
+    """
+
+    rule: Literal["additive", "multiplicative"] = Field(
+        description="additive (weight-independent) or multiplicative (depression proportional to w - w_min)"
+    )
+    tau_plus: PositiveTime = Field(description="decay time constant of the presynaptic trace (s)")
+    tau_minus: PositiveTime = Field(description="decay time constant of the postsynaptic trace (s)")
+    A_plus: int | float | str = Field(description="potentiation per pre-before-post pair at zero lag (weight units)")
+    A_minus: int | float | str = Field(description="depression per post-before-pre pair at zero lag (weight units)")
+    w_min: int | float | str = Field(0.0, description="lower bound of the weight (weight units)")
+    w_max: int | float | str = Field(description="upper bound of the weight (weight units)")
+
+    def resolve(self, dim: str, kind: str) -> None:
+        """Parse the weight-like fields as ``dim`` (``voltage`` or ``conductance``) and check them."""
+        for name in ("A_plus", "A_minus", "w_min", "w_max"):
+            raw = getattr(self, name)
+            try:
+                val = parse_quantity(raw, dim)
+            except ValueError as exc:
+                raise FieldIssue(name, raw, f"{exc} for a {kind} synapse") from None
+            if not math.isfinite(val):
+                raise FieldIssue(name, raw, "must be finite")
+            object.__setattr__(self, name, val)
+        for name in ("A_plus", "A_minus"):
+            if getattr(self, name) < 0:
+                raise FieldIssue(name, getattr(self, name), "must be >= 0 (A_minus is the size of the depression)")
+        if not self.w_min < self.w_max:
+            raise FieldIssue("w_min", self.w_min, f"must be below w_max ({self.w_max:g})")
+        if kind == "conductance" and self.w_min < 0:
+            raise FieldIssue("w_min", self.w_min, "conductances are non-negative: w_min >= 0")
+
+
 class Synapse(StrictModel):
     """A group of synapses (exponential, alpha or biexponential) from one population to one or more."""
 
@@ -288,6 +331,9 @@ class Synapse(StrictModel):
     )
     tau_rise: PositiveTime | None = Field(
         None, description="rise time constant of a biexponential synapse (s), below tau; only with shape: biexponential"
+    )
+    plasticity: Plasticity | None = Field(
+        None, description="spike-timing-dependent plasticity of every synapse of the group (pair-based, traces)"
     )
 
     @model_validator(mode="after")
@@ -317,12 +363,32 @@ class Synapse(StrictModel):
             raise ValueError("conductance synapses need a reversal potential, e.g. reversal: 0 mV")
         if self.kind == "conductance" and w < 0:
             raise ValueError("weight: conductances are non-negative; inhibition comes from the reversal potential")
+        if self.plasticity is not None:
+            try:
+                self.plasticity.resolve(dim, self.kind)
+            except FieldIssue as exc:
+                raise FieldIssue(f"plasticity.{exc.subpath}", exc.value, exc.allowed) from None
+            pl = self.plasticity
+            if not pl.w_min <= w <= pl.w_max:
+                raise FieldIssue(
+                    "weight", w, f"the initial weight must lie in [w_min, w_max] = [{pl.w_min:g}, {pl.w_max:g}]"
+                )
         return self
 
     @field_serializer("weight", when_used="json")
     def _weight_text(self, weight: Any) -> Any:
         # with its unit, which the kind implies: the stored scenario reads back (plain numbers need units)
         return si_text(weight, "voltage" if self.kind == "current" else "conductance")
+
+    @field_serializer("plasticity", when_used="json")
+    def _plasticity_text(self, pl: Plasticity | None, info: FieldSerializationInfo) -> Any:
+        if pl is None:
+            return None
+        out = pl.model_dump(mode="json")
+        dim = "voltage" if self.kind == "current" else "conductance"
+        for name in ("A_plus", "A_minus", "w_min", "w_max"):
+            out[name] = si_text(getattr(pl, name), dim)
+        return out
 
     @property
     def targets(self) -> list[str]:
@@ -472,6 +538,20 @@ class Probe(StrictModel):
 NeuronSelection = list[Annotated[int, Field(ge=0)]] | Literal["all"]
 
 
+class WeightRecord(StrictModel):
+    """Sampling of plastic weights (``record.weights``)."""
+
+    every: Time = Field(description="sampling interval, rounded to whole steps (s)")
+    bins: PositiveInt = Field(50, description="number of equal histogram bins between w_min and w_max")
+
+    @field_validator("every")
+    @classmethod
+    def _every_positive(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("a positive time such as '10 ms'")
+        return v
+
+
 class LIFRecord(StrictModel):
     """What a LIF run records."""
 
@@ -490,6 +570,11 @@ class LIFRecord(StrictModel):
     every: Time | None = Field(
         None,
         description="sampling interval of the state variables, rounded to whole steps (s); every step when omitted",
+    )
+    weights: WeightRecord | None = Field(
+        None,
+        description="sample the weights of every plastic synapse group: mean, standard deviation and histogram "
+        "over time, and the final weight of every synapse",
     )
     psp: bool = Field(
         False,

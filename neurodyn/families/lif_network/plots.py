@@ -123,6 +123,49 @@ def figures(ds: xr.Dataset) -> list[Figure]:
     for ax in axes[:-1]:
         ax.set_xlabel("")
     fig.set_label("overview")
+    return [fig, *_weight_figures(ds)]
+
+
+def _weight_figures(ds: xr.Dataset) -> list[Figure]:
+    """``record.weights``: per plastic group the weight histogram over time (colour: fraction of synapses) and
+    the mean with one standard deviation, labelled ``weights`` (none without sampled weights)."""
+    import matplotlib.pyplot as plt
+
+    if "weight_hist" not in ds or ds.sizes.get("weight_time", 0) == 0:
+        return []
+    names = [str(p) for p in ds["plastic_projection"].values]
+    unit = str(ds["weight_mean"].attrs.get("units", ""))
+    fig, axes = plt.subplots(2, len(names), squeeze=False, sharex=True, height_ratios=[2, 1])
+    t = ds["weight_time"].values
+    for g, name in enumerate(names):
+        hist = ds["weight_hist"].values[:, g, :].astype(float)
+        total = hist.sum(axis=1, keepdims=True)
+        frac = np.divide(hist, total, out=np.zeros_like(hist), where=total > 0)
+        centres = ds["weight_bin_centre"].values[g]
+        half = (centres[1] - centres[0]) / 2 if centres.size > 1 else 0.5
+        dt = (t[1] - t[0]) / 2 if t.size > 1 else 0.5
+        ax = axes[0, g]
+        # the first sample (every synapse at its initial weight) would saturate the colour scale
+        later = frac[1:] if frac.shape[0] > 1 else frac
+        ax.imshow(
+            frac.T,
+            vmin=0.0,
+            vmax=max(float(later.max()), 1e-12),
+            origin="lower",
+            aspect="auto",
+            cmap="viridis",
+            extent=(t[0] - dt, t[-1] + dt, centres[0] - half, centres[-1] + half),
+        )
+        ax.set_title(name, loc="left")
+        ax.set_ylabel(axis_label("weight", unit))
+        mean, std = ds["weight_mean"].values[:, g], ds["weight_std"].values[:, g]
+        ax2 = axes[1, g]
+        ax2.plot(t, mean, color=PALETTE[0], label="mean")
+        ax2.fill_between(t, mean - std, mean + std, color=PALETTE[0], alpha=0.3, label="± 1 std")
+        ax2.set_xlabel(axis_label("time", "s"))
+        ax2.set_ylabel(axis_label("weight", unit))
+        legend(ax2)
+    fig.set_label("weights")
     return [fig]
 
 

@@ -118,6 +118,11 @@ REL_TOL_ADAPT_SLOW = 1.2
 REL_TOL_ISI_FIRST = 0.03
 #: largest sqrt(tau_s / tau_eff) for which the ``coba`` regime gives a rate (tau_s <= tau_eff / 2)
 COBA_MAX_FILTER = math.sqrt(0.5)
+#: a population with ``tau_m <= BERNOULLI_TAU dt`` (and no refractory period) fires as a Bernoulli process
+#: (``exp(-dt/tau_m) < 0.7 %``: each step's potential is independent of the last); its rate is exact up to
+#: that memory, so the tolerance covers the sampling error of a run
+BERNOULLI_TAU = 0.2
+REL_TOL_BERNOULLI = 0.03
 
 
 def fi_rate(mu: float, tau_m: float, t_ref: float, v_threshold: float, v_reset: float) -> float:
@@ -538,6 +543,14 @@ def self_consistent_rates(
         if p.adaptation is not None:
             # the adapted rate is derived for constant drive only
             regime[a] = "adaptive" if regime[a] == "fi" else "none (adaptation with noise or synapses)"
+    for a, p in enumerate(pops):
+        if (
+            regime[a] in ("siegert", "brunel")
+            and p.tau_m <= BERNOULLI_TAU * dt
+            and p.t_ref == 0
+            and p.adaptation is None
+        ):
+            regime[a] = "bernoulli"
     # sources of a population without theory make their targets theory-less too
     changed = True
     while changed:
@@ -557,6 +570,14 @@ def self_consistent_rates(
             sigma = math.sqrt(max(mem.var, 0.0))
             if regime[a] == "adaptive":
                 out[a] = adapted_firing(p, mem.mu).rate
+            elif regime[a] == "bernoulli":
+                # v forgets its past within a step: a fresh Gaussian every step, above threshold with
+                # probability Q((v_threshold - mu) / s), s^2 the exact one-step variance of the noise
+                d = math.exp(-dt / p.tau_m)
+                s = math.sqrt(0.5 * mem.var * (1.0 - d * d))
+                out[a] = (
+                    special.ndtr((mem.mu - p.v_threshold) / s) / dt if s > 0 else float(mem.mu >= p.v_threshold) / dt
+                )
             elif regime[a] == "fi" or sigma == 0.0:
                 out[a] = fi_rate(mem.mu, mem.tau, p.t_ref, p.v_threshold, p.v_reset)
             else:
@@ -683,6 +704,8 @@ def theory(built: LIFBuilt, ds: xr.Dataset) -> xr.Dataset:
             tols[a] = 1.0 / (rate * window) + 2.0 * run.dt * rate + 1e-3 if rate > 0 else 0.0
         elif regime[a] in ("siegert", "brunel"):
             tols[a] = REL_TOL_SIEGERT + REL_TOL_FILTER * inputs[a].slowest
+        elif regime[a] == "bernoulli":
+            tols[a] = REL_TOL_BERNOULLI
         elif regime[a] == "adaptive":
             rate = nu[a]
             slow = REL_TOL_ADAPT_SLOW / (rate * params.populations[names[a]].adaptation.tau_w) ** 2 if rate > 0 else 0.0
@@ -704,6 +727,8 @@ def theory(built: LIFBuilt, ds: xr.Dataset) -> xr.Dataset:
         "none (recurrent conductance)": "no theory (recurrent conductance synapses: mean field not validated)",
         "none (slow synapses)": "no theory (conductance synapses slower than tau_eff/2)",
         "none (no fixed point)": "no theory (the mean-field equations have no finite fixed point)",
+        "bernoulli": "membrane time constant far below the step (tau_m <= dt/5, no refractory period): v is a "
+        "fresh Gaussian every step and the neuron a Bernoulli process, rate Q((v_threshold - mu)/s)/dt",
         "adaptive": "adapted rate with the self-consistent mean adaptation current w = a (v_mean - v_rest) + "
         "b tau_w rate (Ermentrout 1998; Benda & Herz 2003)",
         "none (adaptation with noise or synapses)": "no theory (adaptation is predicted for constant drive only)",
@@ -733,6 +758,10 @@ def theory(built: LIFBuilt, ds: xr.Dataset) -> xr.Dataset:
         out = out.merge(_adaptation_theory(params, names, regime, inputs))
     if record.psp and params.synapses:
         out = out.merge(_psp_theory(built))
+    if "final_weight" in ds:
+        from neurodyn.families.lif_network.plasticity import stdp_theory
+
+        out = out.merge(xr.Dataset(stdp_theory(built, ds), coords={"plastic_projection": ds["plastic_projection"]}))
     return out
 
 
