@@ -3,7 +3,7 @@
 Three models on the same sequence (T = 100 samples, M = 4 inputs, N hidden): the LTC network unfolded by
 the fused solver (L = 6, the paper's setting), the same LTC under explicit Euler, and a CfC cell (backbone
 128, ncps defaults). The NumPy references are vectorised over neurons and synapses (one ``(N, N)`` sigmoid
-per sub-step for the LTC, matrix products for the CfC). ``ncps``/PyTorch are timed too when installed.
+per sub-step for the LTC, matrix products for the CfC). ``ncps_reference.py`` compares with ``ncps``/PyTorch.
 Wall-clock time, best of ``--repeats``.
 
 Run: ``python benchmarks/bench_ltc_cfc.py [--neurons 32] [--repeats 5]``. Prints times and ratios.
@@ -98,11 +98,7 @@ def main() -> None:
     for name, tk, tn in rows:
         print(f"{name:<20} {tk * 1e3:>11.3f} {tn * 1e3:>11.3f} {tn / tk:>12.1f}")
     print(f"fused LTC / CfC (Numba): {rows[0][1] / rows[2][1]:.2f}x")
-    try:
-        import ncps  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        print("ncps / PyTorch not installed: no PyTorch timing")
+    print("ncps / PyTorch (outputs and timing): python benchmarks/ncps_reference.py")
 
 
 if __name__ == "__main__":
