@@ -6,7 +6,8 @@ the family's kernels (``kernels.cfc_sequence``, ``kernels.unfold``), feeds the s
 elapsed times, and prints the largest absolute difference of the states over the whole sequence, with PyTorch in
 float64 (the kernels' precision: the difference is rounding only) and in float32 (ncps's default), and the wall
 time per sequence of both (ncps cell stepped from Python at batch 1 under ``torch.no_grad``, one PyTorch
-thread; the kernel in Numba; best of ``--repeats``, same run).
+thread; the kernel in Numba, the LTC kernel including its per-sub-step checks of Theorems 1-2; best of
+``--repeats``, same run).
 
 Parameter mapping (ncps 1.0.1 source, ``ncps/torch/cfc_cell.py`` and ``ltc_cell.py``):
 
