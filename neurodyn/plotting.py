@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from neurodyn.errors import ScenarioError
 from neurodyn.quantities import QuantityError, parse_quantity
@@ -72,6 +72,13 @@ def headless() -> None:
         import matplotlib
 
         matplotlib.use("Agg")
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, imported when a figure is first drawn (a run that draws none never loads it)."""
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 @contextlib.contextmanager

@@ -8,16 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from neurodyn.plotting import PALETTE, headless, legend, save_figures, slide_figures
+from neurodyn.plotting import PALETTE, headless, legend, pyplot, save_figures, slide_figures
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
@@ -43,7 +37,7 @@ def figures(ds: xr.Dataset) -> list[Figure]:
 
 def plot_growth(ds: xr.Dataset, label: str) -> Figure:
     """Fitted growth rate of the kicked loss against -2 eta s^2 lambda_min(K); loss traces of the first seed."""
-    plt = _plt()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2)
     es2 = ds.attrs["eta"] * ds.attrs["input_variance"]
     for li, layer in enumerate(ds["layer"].values):
@@ -74,7 +68,7 @@ def plot_growth(ds: xr.Dataset, label: str) -> Figure:
 
 def plot_boundary(ds: xr.Dataset, label: str) -> Figure:
     """Finite-size critical flip fraction against the large-N boundary."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots()
     c = ds["c"].values
     for li, layer in enumerate(ds["layer"].values):
@@ -102,7 +96,7 @@ def plot_boundary(ds: xr.Dataset, label: str) -> Figure:
 
 def plot_chain(ds: xr.Dataset, label: str) -> Figure:
     """Trajectories of the 1-1-1 chain in the (w1, w2) plane and the angle against the Adler equation."""
-    plt = _plt()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2)
     v = ds.attrs["v_star"]
     x = np.linspace(-3, 3, 400)
@@ -130,7 +124,7 @@ def plot_chain(ds: xr.Dataset, label: str) -> Figure:
 
 def plot_chaos(ds: xr.Dataset, label: str) -> Figure:
     """Largest Lyapunov exponent and q against the flip fraction, per layer."""
-    plt = _plt()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2)
     a = ds["alpha"].values
     for li, layer in enumerate(ds["layer"].values):
@@ -153,7 +147,7 @@ def plot_chaos(ds: xr.Dataset, label: str) -> Figure:
 
 def plot_saddle(ds: xr.Dataset, label: str) -> Figure:
     """Training error against epochs (mean over seeds) with and without flipped readout units."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots()
     styles = ("-", "--", ":", "-.")
     epoch = ds["epoch"].values

@@ -9,16 +9,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from neurodyn.plotting import PALETTE, headless, legend, save_figures, slide_figures
+from neurodyn.plotting import PALETTE, headless, legend, pyplot, save_figures, slide_figures
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _save(plt, fig, label: str) -> Figure:
@@ -48,7 +42,7 @@ def figures(ds: xr.Dataset) -> list[Figure]:
 
 def plot_theorem(ds: xr.Dataset, label: str) -> Figure:
     """Log-log relative gradient error against beta with slope-1 and slope-2 guides."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots()
     beta = ds["beta"].values
     for est, marker in zip(ds["estimator"].values, ("o", "s")):
@@ -67,7 +61,7 @@ def plot_theorem(ds: xr.Dataset, label: str) -> Figure:
 
 def plot_bptt(ds: xr.Dataset, label: str, n_curves: int = 6) -> Figure:
     """EP updates (dashed) over BPTT gradients (solid) step by step, and the relative RMSE against beta."""
-    plt = _plt()
+    plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2)
     beta = ds["beta"].values
     b = float(beta[np.argmin(np.abs(np.log(beta / 0.01)))])
@@ -104,7 +98,7 @@ def plot_bptt(ds: xr.Dataset, label: str, n_curves: int = 6) -> Figure:
 
 def plot_training(ds: xr.Dataset, label: str) -> Figure:
     """Train/test error (mean +- std over seeds) of EP and backprop, energy and relaxation steps."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3)
     ep = ds["epoch"].values
     for m, color in zip(ds["rule"].values, PALETTE):

@@ -1381,7 +1381,6 @@ def _update_adaptive(
     noise = neurons.g_noise[g]
     nch = neurons.g_nch[g]
     chans = neurons.g_ch[g]
-    ch_kind, ch_rev = neurons.ch_kind, neurons.ch_rev
     ne = v.size
     # noise first (the same draws, in the same order, as the plain LIF path)
     for i in range(ne):
@@ -1418,21 +1417,7 @@ def _update_adaptive(
         dt_tm = neurons.g_dt_tau[g]
         # frozen synaptic input: a (in acc_w) and leak factor B (in bb, reusing acc_u after the noise is kept)
         noise_draw = acc_u.copy() if noise > 0.0 else acc_u[:0]
-        for i in range(ne):
-            acc_w[i] = vinf
-            acc_u[i] = 1.0
-        for k in range(nch):
-            c = chans[k]
-            xc = x[c, s:e]
-            if ch_kind[c] == KIND_CURRENT:
-                for i in range(ne):
-                    acc_w[i] += xc[i]
-            elif ch_kind[c] == KIND_CONDUCTANCE:
-                rev = ch_rev[c]
-                for i in range(ne):
-                    r = xc[i] * inv_gl
-                    acc_w[i] += r * rev
-                    acc_u[i] += r
+        _frozen_inputs(s, e, chans, nch, x, neurons, vinf, inv_gl, acc_w, acc_u)
         _advance_channels(s, e, chans, nch, x, neurons)
         ag = a * inv_gl
         for i in range(ne):
@@ -1478,6 +1463,40 @@ def _update_adaptive(
         if not math.isfinite(w[i]):
             return i
     return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _frozen_inputs(
+    s: int,
+    e: int,
+    chans: np.ndarray,
+    nch: int,
+    x: np.ndarray,
+    neurons: NeuronConsts,
+    vinf: float,
+    inv_gl: float,
+    a: np.ndarray,
+    b: np.ndarray,
+) -> None:
+    """The exponential-Euler terms of neurons ``s .. e-1`` with every channel frozen at its start-of-step value:
+    ``a = v_inf + sum_cur x + sum_cond (g/g_L) E`` and ``b = 1 + sum_cond g/g_L`` (``a``, ``b`` sliced to them;
+    rise variables of alpha/biexponential channels enter neither)."""
+    ch_kind, ch_rev = neurons.ch_kind, neurons.ch_rev
+    for i in range(e - s):
+        a[i] = vinf
+        b[i] = 1.0
+    for k in range(nch):
+        c = chans[k]
+        xc = x[c, s:e]
+        if ch_kind[c] == KIND_CURRENT:
+            for i in range(e - s):
+                a[i] += xc[i]
+        elif ch_kind[c] == KIND_CONDUCTANCE:
+            rev = ch_rev[c]
+            for i in range(e - s):
+                r = xc[i] * inv_gl
+                a[i] += r * rev
+                b[i] += r
 
 
 @numba.njit(cache=True, nogil=True)
@@ -1537,7 +1556,6 @@ def _update_shaped(
     noise = neurons.g_noise[g]
     nch = neurons.g_nch[g]
     chans = neurons.g_ch[g]
-    ch_kind, ch_rev = neurons.ch_kind, neurons.ch_rev
     ne = v.size
     if not neurons.g_cond[g]:
         dm = neurons.g_decay[g]
@@ -1557,21 +1575,7 @@ def _update_shaped(
         return -1
     inv_gl = neurons.g_inv_gl[g]
     dt_tau = neurons.g_dt_tau[g]
-    for i in range(ne):
-        a[i] = vinf
-        b[i] = 1.0
-    for k in range(nch):
-        c = chans[k]
-        xc = x[c, s:e]
-        if ch_kind[c] == KIND_CURRENT:
-            for i in range(ne):
-                a[i] += xc[i]
-        elif ch_kind[c] == KIND_CONDUCTANCE:
-            rev = ch_rev[c]
-            for i in range(ne):
-                r = xc[i] * inv_gl
-                a[i] += r * rev
-                b[i] += r
+    _frozen_inputs(s, e, chans, nch, x, neurons, vinf, inv_gl, a, b)
     _advance_channels(s, e, chans, nch, x, neurons)
     for i in range(ne):
         target = a[i] / b[i]

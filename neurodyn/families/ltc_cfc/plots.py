@@ -8,16 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from neurodyn.plotting import PALETTE, headless, legend, save_figures, slide_figures
+from neurodyn.plotting import PALETTE, headless, legend, pyplot, save_figures, slide_figures
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_run(ds: xr.Dataset, out_dir: Path, stem: str) -> list[Path]:
@@ -43,7 +37,7 @@ def figures(ds: xr.Dataset) -> list[Figure]:
 
 def plot_bounds(ds: xr.Dataset, label: str) -> Figure:
     """Neuron 0's trajectory against its box under each solver, and the tightest margins against the sub-step."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2)
     ax = axes[0]
     head = "sigmoid" if "sigmoid" in ds["head"].values else str(ds["head"].values[0])
@@ -82,7 +76,7 @@ def plot_bounds(ds: xr.Dataset, label: str) -> Figure:
 
 def plot_closed_form(ds: xr.Dataset, label: str) -> Figure:
     """Error of the closed form against Lemma 1's bound, symmetrised and stated ODE, for every input."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots()
     t = ds["time"].values
     bound = ds["lemma_bound"].values
@@ -105,7 +99,7 @@ def plot_closed_form(ds: xr.Dataset, label: str) -> Figure:
 
 def plot_speed(ds: xr.Dataset, label: str) -> Figure:
     """Error against wall time per sequence for each solver, and CfC's time."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots()
     ax.loglog(ds["fused_time"].values, ds["fused_error"].values, "o-", color=PALETTE[2], label="fused LTC (L)")
     for L, x, y in zip(ds["unfolds"].values, ds["fused_time"].values, ds["fused_error"].values):
@@ -140,7 +134,7 @@ def plot_speed(ds: xr.Dataset, label: str) -> Figure:
 
 def plot_xor(ds: xr.Dataset, label: str) -> Figure:
     """Test accuracy per epoch of every model and encoding."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots()
     ep = ds["epoch"].values
     for i, m in enumerate(ds["model"].values):
