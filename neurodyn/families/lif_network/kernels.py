@@ -75,7 +75,7 @@ import sys
 import types
 from collections.abc import Callable
 from fractions import Fraction
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -1585,6 +1585,68 @@ def _update_shaped(
     for i in range(ne):
         v[i] = a[i] if m - last_spike[i] >= ref else v[i]
     return -1
+
+
+# --------------------------------------------------------------------------- the plain-LIF time loops
+#
+# A network without adaptive or alpha/biexponential groups and without plastic projections never reaches
+# their functions, but Numba compiles every function a kernel calls: about 10 s of a cold start. So the
+# time loops are also compiled with those calls bound to empty stand-ins (copies of the same Python code
+# under other names, their globals overridden; each copy has its own entry in Numba's on-disk cache), and
+# :func:`.engine.time_loop` picks the plain ones for such networks. Same code, same arithmetic, same results.
+
+
+@numba.njit(cache=True, nogil=True)
+def _no_special_group(
+    m: int, s: int, e: int, g: int, lo: int, n_f: int, state: State, neurons: NeuronConsts, n_streams: int
+) -> tuple[int, int]:
+    return n_f, -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _no_deliver_plastic(
+    m: int,
+    p: int,
+    k: int,
+    pl: int,
+    a: int,
+    b: int,
+    xc: np.ndarray,
+    base: int,
+    state: State,
+    net: Synapses,
+    parts: Parts,
+) -> None:
+    return
+
+
+@numba.njit(cache=True, nogil=True)
+def _no_potentiate_part(m: int, p: int, state: State, net: Synapses, parts: Parts) -> None:
+    return
+
+
+def _rebound(dispatcher: Any, suffix: str, overrides: dict[str, Any], **flags: Any) -> Any:
+    """A copy of a jitted function's Python code named ``<name><suffix>``, with some globals replaced."""
+    fn = dispatcher.py_func
+    scope = dict(fn.__globals__)
+    scope.update(overrides)
+    name = fn.__name__ + suffix
+    copy = types.FunctionType(fn.__code__, scope, name, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = name
+    copy.__doc__ = fn.__doc__
+    options = {k: v for k, v in dispatcher.targetoptions.items() if k not in ("nopython", "boundscheck")}
+    return numba.njit(cache=True, **{**options, **flags})(copy)
+
+
+_update_part_plain = _rebound(_update_part, "_plain", {"_special_group": _no_special_group})
+_deliver_part_plain = _rebound(
+    _deliver_part, "_plain", {"_deliver_plastic": _no_deliver_plastic, "_potentiate_part": _no_potentiate_part}
+)
+_PLAIN = {"_update_part": _update_part_plain, "_deliver_part": _deliver_part_plain}
+#: the time loops of :func:`advance`, :func:`advance_threads` and :func:`advance_team` for plain LIF networks
+advance_plain = _rebound(advance, "_plain", _PLAIN)
+advance_threads_plain = _rebound(advance_threads, "_plain", _PLAIN)
+advance_team_plain = _rebound(advance_team, "_plain", {"_team_member": _rebound(_team_member, "_plain", _PLAIN)})
 
 
 # --------------------------------------------------------------------------- connectivity (used by the build)
