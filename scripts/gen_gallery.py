@@ -40,6 +40,13 @@ GALLERY = [
     ("field_dispersion", {}, "The lattice dispersion relation, measured against theory."),
     ("field_noise_spectrum", {}, "Noise-driven field: local and mode spectra against exact Lorentzians."),
     ("brunel", {}, "Brunel (2000) sparse E/I network against its mean-field rates."),
+    ("adex_patterns", {}, "AdEx firing patterns (Naud et al. 2008): tonic, adapting, initial burst, bursting."),
+    ("psp_shapes", {}, "Exponential, alpha and bi-exponential PSPs, current and conductance, against theory."),
+    (
+        "stdp_song",
+        {},
+        "Song, Miller & Abbott (2000): 1,000 plastic Poisson synapses, additive (bimodal) and multiplicative.",
+    ),
     (
         "sync_ou_topologies",
         {"run.duration": "20 s"},
