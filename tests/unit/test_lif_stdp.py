@@ -162,18 +162,6 @@ def test_nest_backend_refuses_plasticity(cli, user_error, tmp_path) -> None:
     user_error(cli("validate", str(f), "--set", "run.backend=nest"), "params.synapses.0.plasticity", "static")
 
 
-def test_threads_give_the_same_weights() -> None:
-    """The threaded kernel (run.threads 2) and the serial one: the same weights and spikes, bit for bit."""
-    family = LIFNetwork()
-    out = []
-    for threads in (1, 2):
-        d = _scenario(**{"run.threads": threads})
-        out.append(family.simulate(family.prepare(from_dict(d)), QUIET))
-    assert np.array_equal(out[0].final_weight.values, out[1].final_weight.values)
-    assert np.array_equal(out[0].spike_time.values, out[1].spike_time.values)
-    assert np.array_equal(out[0].weight_hist.values, out[1].weight_hist.values)
-
-
 def test_weights_figure() -> None:
     """A run with record.weights gets a second figure, ``weights`` (one column per plastic group)."""
     import matplotlib

@@ -26,7 +26,8 @@ from neurodyn.scenario import from_dict
 #: every path of the kernel: delays (ring buffers), in-degree and p rows (split points), a graph (rows in
 #: edge order: filtered), table and PTRS Poisson counts, noise on current and conductance neurons, the
 #: generic conductance update (a current and a conductance channel with noise), AdEx neurons with alpha
-#: conductance input, biexponential current synapses with noise, and probes of v, w and x
+#: conductance input, biexponential current synapses with noise, an STDP projection (weights recorded) and
+#: probes of v, w and x
 MIXED = """\
 name: mixed
 family: lif_network
@@ -53,7 +54,8 @@ params:
     - {source: ring, target: ring, connect: {graph: watts_strogatz_graph, args: {k: 6, p: 0.3}},
        kind: current, weight: 2 mV, tau: 3 ms}
     - {source: exc, target: cond, connect: {p: 0.1}, kind: conductance, weight: 3 nS, tau: 5 ms,
-       reversal: 0 mV}
+       reversal: 0 mV, plasticity: {rule: additive, tau_plus: 20 ms, tau_minus: 20 ms, A_plus: 0.1 nS,
+       A_minus: 0.12 nS, w_min: 0 nS, w_max: 6 nS}}
     - {source: inh, target: [cond, ring], connect: {p: 0.2}, kind: current, weight: -1 mV, tau: 10 ms}
     - {source: inh, target: adex, connect: {p: 0.2}, kind: conductance, weight: 2 nS, tau: 5 ms,
        reversal: 0 mV, shape: alpha, delay: 1 ms}
@@ -68,6 +70,7 @@ params:
 run: {duration: 150 ms, dt: 0.1 ms, seed: 3}
 record:
   spikes: true
+  weights: {every: 10 ms}
   state: {v: {exc: [0], inh: [50], ring: [0, 1], cond: [0, 69]}, g_exc: {cond: [0, 5]}, x_ring_input: {ring: [3]},
           w: {adex: [0, 7]}}
 """
@@ -106,7 +109,7 @@ def test_mixed_scenario_is_valid_and_active() -> None:
     ds = family.simulate(built, QUIET)
     counts = np.bincount(ds.spike_population.values, minlength=6)
     assert (counts > 20).all(), counts
-    assert {"v", "w", "g_exc", "x_ring_input"} <= set(ds.data_vars)
+    assert {"v", "w", "g_exc", "x_ring_input", "final_weight", "weight_hist"} <= set(ds.data_vars)
 
 
 @pytest.mark.parametrize("name", ["cuba", "coba", "mixed"])
@@ -124,6 +127,7 @@ def test_serial_kernel_any_number_of_parts_is_bitwise_one_part(name: str, n_part
             assert parts.sorted_rows.all()
         if filtered:
             parts = parts._replace(sorted_rows=np.zeros_like(parts.sorted_rows))
+        state = engine.plastic_state(built, state, k)  # per-part copies of the presynaptic traces
         status, m, n_spk, _ = kernels.advance(
             0, n_steps, state, built.neurons, built.synapses, built.inputs, rec, parts
         )
