@@ -164,7 +164,7 @@ def test_parts_balance_neurons_and_incoming_synapses() -> None:
 
 
 _CHILD = """
-import json, sys
+import json, os, sys
 import numba
 from neurodyn.families.lif_network import LIFNetwork, kernels
 from neurodyn.progress import QUIET
@@ -177,6 +177,13 @@ for name, d in _scenarios().items():
     for threads in (1, 2, 3):
         d["run"]["threads"] = threads
         out[f"{{name}} {{threads}}"] = _fingerprint(family.simulate(family.prepare(from_dict(d)), QUIET))
+# barriers that sleep at once (every wait through the futex) and that never sleep
+for name, d in _scenarios().items():
+    for threads, spin in ((3, "0"), (2, "-1")):
+        os.environ["NEURODYN_SPIN_US"] = spin
+        d["run"]["threads"] = threads
+        out[f"{{name}} {{threads}} spin {{spin}}"] = _fingerprint(family.simulate(family.prepare(from_dict(d)), QUIET))
+del os.environ["NEURODYN_SPIN_US"]
 # the fallback for thread pools that may run two parts on one thread: one parallel region per phase
 kernels.threading_layer = lambda: "tbb"
 for name, d in _scenarios().items():
@@ -191,7 +198,8 @@ print(json.dumps(out))
 def test_threads_1_2_3_are_bitwise_identical() -> None:
     """cuba, coba and the Poisson/noise network through the threaded kernels with 1, 2 and 3 threads (a fresh
     interpreter started with 3 Numba threads; the thread team, and the kernel with one parallel region
-    per phase): the very same bytes of every variable of the result."""
+    per phase; barriers that always sleep and that never do): the very same bytes of every variable of the
+    result."""
     env = {**os.environ, "NUMBA_NUM_THREADS": "3", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD.format(tests=str(REPO / "tests"))],
@@ -207,7 +215,7 @@ def test_threads_1_2_3_are_bitwise_identical() -> None:
     for name in ("cuba", "coba", "mixed"):
         one = out[f"{name} 1"]
         assert int(one["n_spikes"]) > 100
-        for threads in ("2", "3", "2 phases", "3 phases"):
+        for threads in ("2", "3", "2 phases", "3 phases", "3 spin 0", "2 spin -1"):
             assert out[f"{name} {threads}"] == one, (name, threads)
 
 
@@ -251,3 +259,16 @@ def test_the_thread_team_runs_only_where_every_part_gets_its_own_thread():
     assert not team_safe("omp", 2, {"OMP_DYNAMIC": "TRUE"})
     assert not team_safe("omp", 3, {"OMP_THREAD_LIMIT": "2"})
     assert team_safe("omp", 2, {"OMP_THREAD_LIMIT": "2", "OMP_DYNAMIC": "false"})
+
+
+def test_barrier_spin_window_follows_the_environment() -> None:
+    from neurodyn.errors import UserError
+    from neurodyn.families.lif_network.engine import SPIN_US, spin_ns
+
+    assert spin_ns({}) == int(SPIN_US * 1000)
+    assert spin_ns({"OMP_WAIT_POLICY": "PASSIVE"}) == int(SPIN_US * 1000)
+    assert spin_ns({"OMP_WAIT_POLICY": "active"}) == -1
+    assert spin_ns({"NEURODYN_SPIN_US": "50", "OMP_WAIT_POLICY": "ACTIVE"}) == 50_000
+    assert spin_ns({"NEURODYN_SPIN_US": "-1"}) == -1
+    with pytest.raises(UserError, match="NEURODYN_SPIN_US='fast'"):
+        spin_ns({"NEURODYN_SPIN_US": "fast"})

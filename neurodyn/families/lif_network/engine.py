@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from neurodyn.errors import UserError
 from neurodyn.families.lif_network import kernels
 from neurodyn.families.lif_network.dataset import (
     RECORDING_ATTRS,
@@ -45,6 +46,9 @@ if TYPE_CHECKING:  # pragma: no cover
 MIN_SPIKE_BUFFER = 1 << 18
 #: networks from this size on run in all the process's threads unless ``run.threads`` says otherwise
 PARALLEL_MIN_NEURONS = 20_000
+#: how long a thread of the team spins at a barrier before it sleeps, unless the environment says otherwise
+#: (:func:`spin_ns`): longer than a step's usual imbalance, shorter than a scheduler's time slice
+SPIN_US = 200.0
 
 
 def new_state(built: LIFBuilt) -> State:
@@ -107,8 +111,36 @@ def new_parts(built: LIFBuilt, n_parts: int) -> Parts:
         sorted_rows=sorted_rows,
         n_fired=np.zeros(n_parts, dtype=np.int64),
         bad=np.full(n_parts, -1, dtype=np.int64),
-        ctl=np.zeros(kernels.CTL_SIZE, dtype=np.int64),
+        ctl=_ctl(),
     )
+
+
+def _ctl() -> np.ndarray:
+    ctl = np.zeros(kernels.CTL_SIZE, dtype=np.int64)
+    ctl[kernels.CTL_SPIN_NS] = spin_ns()
+    return ctl
+
+
+def spin_ns(environ: Mapping[str, str] = os.environ) -> int:
+    """How long (ns) a thread waiting at one of the team's barriers spins before it sleeps; -1: never.
+
+    ``NEURODYN_SPIN_US`` (microseconds) sets it; otherwise ``OMP_WAIT_POLICY=ACTIVE`` (a dedicated machine)
+    means spin without sleeping and anything else :data:`SPIN_US`. A spinning thread starts the next phase
+    at once, which is what makes two threads pay on steps of tens of microseconds; a sleeping one frees its
+    core for other jobs but takes tens of microseconds to wake.
+    """
+    given = environ.get("NEURODYN_SPIN_US", "").strip()
+    if given:
+        try:
+            us = float(given)
+        except ValueError:
+            raise UserError(
+                f"NEURODYN_SPIN_US={given!r}: expected microseconds as a number (negative: spin without sleeping)"
+            ) from None
+        return -1 if us < 0 else int(us * 1000)
+    if environ.get("OMP_WAIT_POLICY", "").strip().upper() == "ACTIVE":
+        return -1
+    return int(SPIN_US * 1000)
 
 
 def time_loop(parts: Parts, plain: bool = False) -> Callable:

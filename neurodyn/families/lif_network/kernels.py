@@ -612,9 +612,14 @@ CTL_NSPK = 24
 CTL_STATUS = 32
 CTL_NEXT = 33
 CTL_BAD = 34
+#: how long a thread waiting at a barrier spins before it sleeps, in ns (-1: it never sleeps); set per
+#: run from ``OMP_WAIT_POLICY`` by :func:`neurodyn.families.lif_network.engine.spin_ns`
+CTL_SPIN_NS = 35
 CTL_SIZE = 40
-#: barrier spins (each a few ns) before a waiting thread sleeps until the last one arrives
-BARRIER_SPINS = 4000
+#: spins between two looks at the clock while a thread waits at a barrier
+_SPINS_PER_LOOK = 64
+#: the shortest spin window a barrier adapts down to (ns)
+_MIN_SPIN_NS = 2000
 #: Linux's ``futex`` system call number on this machine (-1: none; waiting threads then yield their core)
 SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine(), -1) if sys.platform == "linux" else -1
 _FUTEX_WAIT_PRIVATE = 128
@@ -675,6 +680,25 @@ def _sched_yield(typingctx):  # noqa: ANN001, ANN202
 
 
 @intrinsic
+def _now_ns(typingctx):  # noqa: ANN001, ANN202
+    """POSIX ``clock_gettime(CLOCK_MONOTONIC)`` in nanoseconds (a vDSO call on Linux: tens of ns)."""
+    sig = numba.types.int64()
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        i64 = llvm_ir.IntType(64)
+        i32 = llvm_ir.IntType(32)
+        ts_ty = llvm_ir.LiteralStructType([i64, i64])
+        ts = cgutils.alloca_once(builder, ts_ty)
+        fnty = llvm_ir.FunctionType(i32, [i32, ts_ty.as_pointer()])
+        builder.call(cgutils.get_or_insert_function(builder.module, fnty, "clock_gettime"), [i32(1), ts])
+        sec = builder.load(cgutils.gep_inbounds(builder, ts, 0, 0))
+        nsec = builder.load(cgutils.gep_inbounds(builder, ts, 0, 1))
+        return builder.add(builder.mul(sec, i64(1_000_000_000)), nsec)
+
+    return sig, codegen
+
+
+@intrinsic
 def _futex(typingctx, arr, idx, op, val):  # noqa: ANN001, ANN202
     """Linux ``futex(&arr[idx], op, val)`` on the low 32 bits of an int64 word (little-endian): wait while it
     holds ``val`` (``FUTEX_WAIT_PRIVATE``) or wake up to ``val`` waiters (``FUTEX_WAKE_PRIVATE``)."""
@@ -692,31 +716,50 @@ def _futex(typingctx, arr, idx, op, val):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True, nogil=True)
-def _barrier(ctl: np.ndarray, n_parts: int, gen: int) -> int:
-    """Wait until all ``n_parts`` threads have arrived; ``gen`` is the caller's count of barriers passed
-    (returned plus one). The last to arrive resets the count, opens the next generation and wakes the
-    sleepers; the others spin for a few microseconds (the partner is usually a step's work away), then
-    sleep on the generation word (``futex``). A sleeping thread frees its core for other work, and the
-    scheduler runs it promptly when woken: on a machine busy with other jobs this beats spinning."""
+def _barrier(ctl: np.ndarray, n_parts: int, gen: int, window: int) -> tuple[int, int]:
+    """Wait until all ``n_parts`` threads have arrived; ``gen`` is the caller's count of barriers passed.
+
+    The last to arrive resets the count, opens the next generation and wakes the sleepers; the others spin
+    for up to ``window`` ns (-1: without limit), then sleep on the generation word (``futex``). Spinning
+    keeps a waiting thread ready to go at once, which is what makes steps of tens of microseconds scale (a
+    wake-up costs tens of microseconds on a virtual machine); sleeping frees the core, which matters when
+    the partner is waiting for one (a machine busy with other jobs), since then the spinning delays the very
+    thread it waits for. The window adapts like a congestion window: a wait that ended in sleep divides it
+    by four, one that ended while spinning adds 1/32 of the full window (``ctl[CTL_SPIN_NS]``).
+
+    Returns ``gen + 1`` and the caller's window for its next barrier.
+    """
     if _atomic_add(ctl, CTL_COUNT, 1) == n_parts - 1:
         _atomic_store(ctl, CTL_COUNT, 0)
         _atomic_add(ctl, CTL_GEN, 1)
         if _atomic_load(ctl, CTL_SLEEPERS) > 0:
             _futex(ctl, CTL_GEN, _FUTEX_WAKE_PRIVATE, 2**31 - 1)
-    else:
-        spins = 0
-        while _atomic_load(ctl, CTL_GEN) == gen:
-            spins += 1
-            if spins > BARRIER_SPINS:
-                if SYS_FUTEX < 0:
-                    _sched_yield()
-                    continue
-                # registered before the last look: a waker that saw no sleeper had opened the generation
-                _atomic_add(ctl, CTL_SLEEPERS, 1)
-                if _atomic_load(ctl, CTL_GEN) == gen:
-                    _futex(ctl, CTL_GEN, _FUTEX_WAIT_PRIVATE, gen)
-                _atomic_add(ctl, CTL_SLEEPERS, -1)
-    return gen + 1
+        return gen + 1, window
+    full = ctl[CTL_SPIN_NS]
+    spins = 0
+    deadline = -1
+    slept = False
+    while _atomic_load(ctl, CTL_GEN) == gen:
+        spins += 1
+        if window < 0 or spins % _SPINS_PER_LOOK != 0:
+            continue
+        now = _now_ns()
+        if deadline < 0:
+            deadline = now + window
+        if now < deadline:
+            continue
+        slept = True
+        if SYS_FUTEX < 0:
+            _sched_yield()
+            continue
+        # registered before the last look: a waker that saw no sleeper had opened the generation
+        _atomic_add(ctl, CTL_SLEEPERS, 1)
+        if _atomic_load(ctl, CTL_GEN) == gen:
+            _futex(ctl, CTL_GEN, _FUTEX_WAIT_PRIVATE, gen)
+        _atomic_add(ctl, CTL_SLEEPERS, -1)
+    if window >= 0:
+        window = max(window // 4, min(_MIN_SPIN_NS, full)) if slept else min(window + full // 32, full)
+    return gen + 1, window
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -753,6 +796,7 @@ def _team_member(
     n_probe = probe_idx.size
     cap = spk_step.size
     n_streams = inputs.po_lam.size + 1
+    window = ctl[CTL_SPIN_NS]
     m = start
     while True:
         # every thread reads the same spike count after the barrier: all stop together
@@ -772,7 +816,7 @@ def _team_member(
                     probe_buf[row, q] = x[c, i] if c >= 0 else (v[i] if c == -1 else state.w[i])
         # 2.-3. update and threshold
         n_fired[p], bad[p] = _update_part(m, lo, hi, state, neurons, n_streams)
-        gen = _barrier(ctl, n_parts, gen)
+        gen, window = _barrier(ctl, n_parts, gen, window)
         for pp in range(n_parts):
             if bad[pp] >= 0:
                 if p == 0:
@@ -790,7 +834,7 @@ def _team_member(
                     spk_idx[n_spk] = fired[f0 + f]
                     n_spk += 1
             ctl[CTL_NSPK] = n_spk
-        gen = _barrier(ctl, n_parts, gen)
+        gen, window = _barrier(ctl, n_parts, gen, window)
         m += 1
 
 
