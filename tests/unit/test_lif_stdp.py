@@ -52,13 +52,18 @@ def _scenario(**changes) -> dict:
 def _reference(built, spike_step: np.ndarray, spike_index: np.ndarray) -> np.ndarray:
     """The final weights of every plastic synapse from the run's spikes, by the rule's definition."""
     dt = float(built.scenario.run.dt)
+    n_steps = built.scenario.run.n_steps
     out = []
     for p in built.network.projections:
         rule = p.plasticity
         if rule is None:
             continue
-        pre_steps = [np.sort(spike_step[spike_index == p.pre_start + i]) for i in range(p.n_pre)]
-        post_steps = [np.sort(spike_step[spike_index == p.post_start + j]) for j in range(p.n_post)]
+        # a spike's plasticity events happen its trace delay later (those after the run never do)
+        d_pre, d_post = round(rule.delay_pre / dt), round(rule.delay_post / dt)
+        pre_steps = [np.sort(spike_step[spike_index == p.pre_start + i]) + d_pre for i in range(p.n_pre)]
+        post_steps = [np.sort(spike_step[spike_index == p.post_start + j]) + d_post for j in range(p.n_post)]
+        pre_steps = [s[s < n_steps] for s in pre_steps]
+        post_steps = [s[s < n_steps] for s in post_steps]
         pre_of = np.repeat(np.arange(p.n_pre), np.diff(p.indptr))
         w_all = np.empty(p.n_synapses)
         for q in range(p.n_synapses):
@@ -79,10 +84,20 @@ def _reference(built, spike_step: np.ndarray, spike_index: np.ndarray) -> np.nda
     return np.concatenate(out)
 
 
-def test_weights_follow_the_rule_and_do_not_depend_on_parts() -> None:
+#: trace delays on both plastic groups: a postsynaptic one only, and both (with a transmission delay too)
+TRACE_DELAYS = {
+    "params.synapses.0.plasticity.delay_post": "1.5 ms",
+    "params.synapses.1.plasticity.delay_pre": "2 ms",
+    "params.synapses.1.plasticity.delay_post": "0.5 ms",
+}
+
+
+@pytest.mark.parametrize("delays", [False, True], ids=["at the spike", "trace delays"])
+def test_weights_follow_the_rule_and_do_not_depend_on_parts(delays: bool) -> None:
     """The serial kernel over 1, 2 and 3 parts (split rows, and rows filtered by target) gives the very same
-    weights, spikes and potentials; the weights agree with the rule applied to the run's spikes."""
-    built = LIFNetwork().prepare(from_dict(_scenario()))
+    weights, spikes and potentials; the weights agree with the rule applied to the run's spikes (with trace
+    delays: to the spikes moved by them)."""
+    built = LIFNetwork().prepare(from_dict(_scenario(**(TRACE_DELAYS if delays else {}))))
     n_steps = built.scenario.run.n_steps
     results = []
     for n_parts, filtered in ((1, False), (2, False), (3, False), (3, True)):
@@ -146,8 +161,9 @@ def test_static_network_has_no_weight_variables() -> None:
         ("params.synapses.0.plasticity.rule", "triplet", ("rule",)),
         ("params.synapses.0.weight", "2 mV", ("weight", "[w_min, w_max]")),
         ("record.weights.every", "0 ms", ("every", "positive")),
-        # trace delays are not offered: the synapse group's delay acts on transmission only
         ("params.synapses.0.plasticity.delay", "1 ms", ("plasticity.delay", "unknown key")),
+        ("params.synapses.0.plasticity.delay_pre", "-1 ms", ("delay_pre",)),
+        ("params.synapses.0.plasticity.delay_post", "1 mV", ("delay_post",)),
     ],
 )
 def test_bad_plasticity_is_refused_in_one_line(cli, user_error, tmp_path, path, value, needles) -> None:

@@ -55,7 +55,7 @@ params:
        kind: current, weight: 2 mV, tau: 3 ms}
     - {source: exc, target: cond, connect: {p: 0.1}, kind: conductance, weight: 3 nS, tau: 5 ms,
        reversal: 0 mV, plasticity: {rule: additive, tau_plus: 20 ms, tau_minus: 20 ms, A_plus: 0.1 nS,
-       A_minus: 0.12 nS, w_min: 0 nS, w_max: 6 nS}}
+       A_minus: 0.12 nS, w_min: 0 nS, w_max: 6 nS, delay_pre: 0.7 ms, delay_post: 1.2 ms}}
     - {source: inh, target: [cond, ring], connect: {p: 0.2}, kind: current, weight: -1 mV, tau: 10 ms}
     - {source: inh, target: adex, connect: {p: 0.2}, kind: conductance, weight: 2 nS, tau: 5 ms,
        reversal: 0 mV, shape: alpha, delay: 1 ms}

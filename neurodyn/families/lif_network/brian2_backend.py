@@ -61,6 +61,7 @@ from neurodyn.families.lif_network.dataset import make_dataset
 from neurodyn.families.lif_network.kernels import KIND_CURRENT, KIND_RISE
 from neurodyn.families.lif_network.plasticity import WeightSampler
 from neurodyn.progress import QUIET, Progress
+from neurodyn.stepping import steps
 
 if TYPE_CHECKING:  # pragma: no cover
     from neurodyn.families.lif_network.params import LIFParams
@@ -461,7 +462,9 @@ def plastic_synapses(
     ``apost`` (Brian2 runs the pre pathway before the post pathway within a step). With a delay the
     transmission goes through a delayed pathway of its own and the plasticity stays at the spike, as in
     the Numba engine: the weight at the spike (``w_sent``) is what arrives, exact while the delay is shorter
-    than the source's inter-spike intervals (a refractory period at least as long guarantees it).
+    than the source's inter-spike intervals (a refractory period at least as long guarantees it). A
+    presynaptic trace delay puts the learning on a pathway of its own (``learn``, delayed by ``delay_pre``);
+    a postsynaptic one delays the ``post`` pathway by ``delay_post``.
     """
     rule = proj.plasticity
     f = "(w - w_min) / (w_max - w_min)" if rule.rule == "multiplicative" else "1"
@@ -481,31 +484,35 @@ dapost/dt = -apost / tau_minus : 1 (event-driven)"""
     learn = f"w = clip(w - A_minus * {f} * apost, w_min, w_max)\napre += 1"
     on_post = "w = clip(w + A_plus * apre, w_min, w_max)\napost += 1"
     delay = proj.delay_steps * dt * b2.second
-    if proj.delay_steps == 0:
-        return b2.Synapses(
-            source,
-            target,
-            model=model,
-            on_pre=transmit + "\n" + learn,
-            on_post=on_post,
-            delay=delay,
-            namespace=ns,
-            clock=clock,
-            name=f"proj_{p_i}*",
+    d_pre = steps(rule.delay_pre, dt)
+    d_post = steps(rule.delay_post, dt)
+    common = {"namespace": ns, "clock": clock, "name": f"proj_{p_i}*"}
+    post_delay = {"post": d_post * dt * b2.second} if d_post > 0 else {}
+    if proj.delay_steps == 0 and d_pre == 0:
+        syn = b2.Synapses(
+            source, target, model=model, on_pre=transmit + "\n" + learn, on_post=on_post, delay=post_delay, **common
         )
-    # delayed: the weight at the spike (w_sent) travels; arrivals run before this step's spikes overwrite it
-    syn = b2.Synapses(
-        source,
-        target,
-        model=model + "\nw_sent : 1",
-        on_pre={"pre": transmit.replace("w * w_scale", "w_sent * w_scale"), "learn": "w_sent = w\n" + learn},
-        on_post=on_post,
-        delay={"pre": delay, "learn": 0 * b2.second},
-        namespace=ns,
-        clock=clock,
-        name=f"proj_{p_i}*",
-    )
-    syn.pre.order = -2
+    else:
+        # transmission and learning on pathways of their own: "pre" (order -3) transmits, "learn" (order -1,
+        # after it) depresses and raises apre delay_pre after the spike. With a transmission delay the weight
+        # at the spike (w_sent, written before the step's learning) is what arrives; the arrivals run before
+        # this step's spikes overwrite it
+        pathways = {"pre": transmit, "learn": learn}
+        delays = {"pre": delay, "learn": d_pre * dt * b2.second}
+        if proj.delay_steps > 0:
+            pathways["pre"] = transmit.replace("w * w_scale", "w_sent * w_scale")
+            if d_pre == 0:
+                pathways["learn"] = "w_sent = w\n" + learn
+            else:
+                pathways["send"] = "w_sent = w"
+                delays["send"] = 0 * b2.second
+            model += "\nw_sent : 1"
+        syn = b2.Synapses(
+            source, target, model=model, on_pre=pathways, on_post=on_post, delay={**delays, **post_delay}, **common
+        )
+        syn.pre.order = -3
+        if "send" in pathways:
+            syn.send.order = -2
     return syn
 
 

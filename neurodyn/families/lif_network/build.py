@@ -1156,7 +1156,8 @@ def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict
 
     Counts the CSR arrays (4 bytes per synapse, 16 per presynaptic neuron; 52 more per plastic synapse), the
     largest transient buffer while drawing them (:func:`_expected_synapses`; the synapses are drawn in place,
-    never copied), per-neuron state, delay ring buffers, the sampled state variables (exact), the
+    never copied), per-neuron state, delay ring buffers (and the spike history of plasticity with trace
+    delays), the sampled state variables (exact), the
     population-rate histogram and the spikes (the buffer, or the spikes expected from the predicted rates if
     that is more: a run held in memory keeps them).
     """
@@ -1183,6 +1184,14 @@ def estimate_parts(params: LIFParams, run: RunConfig, record: LIFRecord) -> dict
             grow = kept if syn.connect.graph is not None else 0.0
             peak_extra = max(peak_extra, transient + grow)
             ring += _ring_bytes(syn, float(sizes[t]), run.dt)
+    # plasticity with trace delays keeps every neuron's spikes of the last (longest delay + 1) steps
+    trace_delays = [
+        steps(max(s.plasticity.delay_pre, s.plasticity.delay_post), run.dt) if run.dt else 0
+        for s in params.synapses
+        if s.plasticity is not None
+    ]
+    if trace_delays and max(trace_delays) > 0:
+        ring += 8.0 * (max(trace_delays) + 1) * n
     for inp in params.inputs:
         if inp.kind == "poisson":
             channels.add((inp.synapse, inp.tau, inp.reversal))

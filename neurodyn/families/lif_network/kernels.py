@@ -202,6 +202,10 @@ class Synapses(NamedTuple):
     pl_post_off: np.ndarray = np.zeros(0, dtype=np.int64)
     pl_in_ptr_off: np.ndarray = np.zeros(0, dtype=np.int64)
     pl_in_off: np.ndarray = np.zeros(0, dtype=np.int64)
+    #: per plastic projection: steps from a presynaptic (postsynaptic) spike to its effect on the plasticity,
+    #: i.e. its trace's jump and the depression (potentiation) it triggers; 0: at the spike
+    pl_d_pre: np.ndarray = np.zeros(0, dtype=np.int64)
+    pl_d_post: np.ndarray = np.zeros(0, dtype=np.int64)
     #: incoming index of the plastic projections (CSC): target ``j``'s synapses are entries
     #: ``in_ptr[pl_in_ptr_off[l] + j] .. in_ptr[pl_in_ptr_off[l] + j + 1] - 1`` (from ``pl_in_off[l]``) of
     #: ``in_pos`` (position in the projection's ``indices``) and ``in_src`` (local presynaptic index)
@@ -255,6 +259,10 @@ class State(NamedTuple):
     #: postsynaptic traces of the plastic projections' targets (written by the part owning the target)
     tr_post: np.ndarray = np.zeros(0)
     last_post: np.ndarray = np.zeros(0, dtype=np.int64)
+    #: the network's spikes of the last ``D`` steps, for plasticity with delays: step ``m``'s in neuron order
+    #: in ``hist[m % D, :hist_n[m % D]]`` (``D`` = the longest delay in steps + 1; empty without delays)
+    hist: np.ndarray = np.zeros((0, 0), dtype=np.int64)
+    hist_n: np.ndarray = np.zeros(0, dtype=np.int64)
 
 
 class Recording(NamedTuple):
@@ -574,6 +582,7 @@ def _advance(
                 spk_step[n_spk] = m
                 spk_idx[n_spk] = fired[f0 + f]
                 n_spk += 1
+        _keep_spikes(m, state, parts)
     return Status.OK, stop, n_spk, -1
 
 
@@ -834,6 +843,7 @@ def _team_member(
                     spk_idx[n_spk] = fired[f0 + f]
                     n_spk += 1
             ctl[CTL_NSPK] = n_spk
+            _keep_spikes(m, state, parts)
         gen, window = _barrier(ctl, n_parts, gen, window)
         m += 1
 
@@ -1161,8 +1171,9 @@ def _deliver_part(
                             j = indices[ix0 + q]
                             if a <= j < b:
                                 xc[base + j] += w
-        if net.pl_proj.size:
-            _potentiate_part(m, p, state, net, parts)
+    # spike-timing-dependent plasticity: delayed presynaptic events, then postsynaptic ones
+    if net.pl_proj.size:
+        _potentiate_part(m, p, state, net, parts)
     # Poisson input: stream 1 + k, one uniform per neuron and step (tabulated CDF) or a few (PTRS)
     n_po = inputs.po_lam.size
     if n_po > 0:
@@ -1216,21 +1227,53 @@ def _deliver_plastic(
     parts: Parts,
 ) -> None:
     """This step's spikes through plastic projection ``k`` (plasticity row ``pl``) into part ``p``'s targets
-    ``a .. b-1`` (local): each synapse transmits its own weight into ``xc[base + j]``, then is depressed by
-    ``A_minus f(w) x_post`` (the target's trace before this step's spikes), clipped; then part ``p``'s copy of
-    each spiking source's presynaptic trace jumps by 1. Every synapse written has its target in the part."""
+    ``a .. b-1`` (local): each synapse transmits its own weight into ``xc[base + j]``; without a presynaptic
+    delay it is then depressed and the source's trace jumps (:func:`_pre_event`), with one that happens
+    ``pl_d_pre`` steps later (:func:`_potentiate_part`). Every synapse written has its target in the part."""
     fired = state.fired
     bounds = parts.bounds
     n_fired = parts.n_fired
-    row_split = parts.row_split
     n_parts = bounds.size - 1
-    indptr = net.indptr
-    indices = net.indices
     pre0 = net.pr_pre_start[k]
     pre1 = pre0 + net.pr_n_pre[k]
-    ip0 = net.pr_indptr_off[k]
+    learn = net.pl_d_pre[pl] == 0
+    for pp in range(n_parts):
+        f0 = bounds[pp]
+        for f in range(n_fired[pp]):
+            i = fired[f0 + f]
+            if pre0 <= i < pre1:
+                _pre_event(m, p, k, pl, i - pre0, a, b, xc, base, True, learn, state, net, parts)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _pre_event(
+    m: int,
+    p: int,
+    k: int,
+    pl: int,
+    i: int,
+    a: int,
+    b: int,
+    xc: np.ndarray,
+    base: int,
+    transmit: bool,
+    learn: bool,
+    state: State,
+    net: Synapses,
+    parts: Parts,
+) -> None:
+    """A spike of local source ``i`` of plastic projection ``k`` at the synapses onto part ``p``'s targets
+    ``a .. b-1``: transmit each synapse's weight into ``xc[base + j]`` (``transmit``); depress it by
+    ``A_minus f(w) x_post`` (the target's trace before this step's postsynaptic events), clipped, then
+    raise part ``p``'s copy of the source's trace by 1 (``learn``)."""
+    n_parts = parts.bounds.size - 1
+    r = net.pr_indptr_off[k] + i
+    if n_parts > 1 and parts.sorted_rows[k]:
+        q0, q1 = parts.row_split[r, p], parts.row_split[r, p + 1]
+    else:
+        q0, q1 = net.indptr[r], net.indptr[r + 1]
+    indices = net.indices
     ix0 = net.pr_indices_off[k]
-    split = n_parts > 1 and parts.sorted_rows[k]
     w = state.syn_w
     w0 = net.pl_w_off[pl]
     scale = net.pl_scale[pl]
@@ -1240,57 +1283,79 @@ def _deliver_plastic(
     mult = net.pl_rule[pl] == 1
     inv_range = 1.0 / (w_max - w_min)
     dtm = net.pl_dt_tau_minus[pl]
-    dtp = net.pl_dt_tau_plus[pl]
     tr_post = state.tr_post
     last_post = state.last_post
     po0 = net.pl_post_off[pl]
-    tr_pre = state.tr_pre[p]
-    last_pre = state.last_pre[p]
-    pr0 = net.pl_pre_off[pl]
-    for pp in range(n_parts):
-        f0 = bounds[pp]
-        for f in range(n_fired[pp]):
-            i = fired[f0 + f]
-            if i < pre0 or i >= pre1:
-                continue
-            r = ip0 + i - pre0
-            if split:
-                q0, q1 = row_split[r, p], row_split[r, p + 1]
-            else:
-                q0, q1 = indptr[r], indptr[r + 1]
-            for q in range(q0, q1):
-                j = indices[ix0 + q]
-                if j < a or j >= b:
-                    continue
-                wq = w[w0 + q]
-                xc[base + j] += wq * scale
-                tp = tr_post[po0 + j]
-                if tp != 0.0:
-                    tp *= math.exp(-(m - last_post[po0 + j]) * dtm)
-                    wq -= a_minus * tp * ((wq - w_min) * inv_range if mult else 1.0)
-                    w[w0 + q] = min(max(wq, w_min), w_max)
-            ii = pr0 + i - pre0
-            tr_pre[ii] = tr_pre[ii] * math.exp(-(m - last_pre[ii]) * dtp) + 1.0
-            last_pre[ii] = m
+    for q in range(q0, q1):
+        j = indices[ix0 + q]
+        if j < a or j >= b:
+            continue
+        wq = w[w0 + q]
+        if transmit:
+            xc[base + j] += wq * scale
+        if learn:
+            tp = tr_post[po0 + j]
+            if tp != 0.0:
+                tp *= math.exp(-(m - last_post[po0 + j]) * dtm)
+                wq -= a_minus * tp * ((wq - w_min) * inv_range if mult else 1.0)
+                w[w0 + q] = min(max(wq, w_min), w_max)
+    if learn:
+        tr_pre = state.tr_pre[p]
+        last_pre = state.last_pre[p]
+        ii = net.pl_pre_off[pl] + i
+        tr_pre[ii] = tr_pre[ii] * math.exp(-(m - last_pre[ii]) * net.pl_dt_tau_plus[pl]) + 1.0
+        last_pre[ii] = m
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _potentiate_part(m: int, p: int, state: State, net: Synapses, parts: Parts) -> None:
-    """Part ``p``'s neurons that fired at step ``m``, as targets of every plastic projection: each incoming
-    synapse gains ``A_plus x_pre`` (part ``p``'s copy of the source's trace, this step's spikes included),
-    clipped; then the target's postsynaptic trace jumps by 1."""
+    """The plasticity events of step ``m`` at part ``p``'s plastic synapses, after this step's transmission.
+
+    First the presynaptic spikes of step ``m - pl_d_pre`` of every projection with a presynaptic delay
+    (depression and trace, :func:`_pre_event`); then, as targets of every plastic projection, part ``p``'s
+    neurons that fired at step ``m - pl_d_post``: each incoming synapse gains ``A_plus x_pre`` (part ``p``'s
+    copy of the source's trace, this step's presynaptic events included), clipped, and the target's
+    postsynaptic trace jumps by 1. The spikes of earlier steps come from ``State.hist``."""
     fired = state.fired
     lo = parts.bounds[p]
     hi = parts.bounds[p + 1]
-    nf = parts.n_fired[p]
-    if nf == 0:
-        return
+    hist = state.hist
+    n_hist = state.hist_n.size
+    for pl in range(net.pl_proj.size):
+        d = net.pl_d_pre[pl]
+        if d == 0 or m < d:
+            continue
+        k = net.pl_proj[pl]
+        post0 = net.pr_post_start[k]
+        a = max(lo - post0, 0)
+        b = min(hi - post0, net.pr_n_post[k])
+        pre0 = net.pr_pre_start[k]
+        pre1 = pre0 + net.pr_n_pre[k]
+        slot = (m - d) % n_hist
+        for f in range(state.hist_n[slot]):
+            i = hist[slot, f]
+            if pre0 <= i < pre1:
+                _pre_event(m, p, k, pl, i - pre0, a, b, state.x[0], 0, False, True, state, net, parts)
     w = state.syn_w
     tr_pre = state.tr_pre[p]
     last_pre = state.last_pre[p]
     tr_post = state.tr_post
     last_post = state.last_post
     for pl in range(net.pl_proj.size):
+        d = net.pl_d_post[pl]
+        if d > 0 and m < d:
+            continue
+        if d == 0:
+            src = fired
+            f0 = lo
+            nf = parts.n_fired[p]
+        else:
+            slot = (m - d) % n_hist
+            src = hist[slot]
+            f0 = 0
+            nf = state.hist_n[slot]
+        if nf == 0:
+            continue
         k = net.pl_proj[pl]
         post0 = net.pr_post_start[k]
         a = max(lo - post0, 0)
@@ -1308,7 +1373,7 @@ def _potentiate_part(m: int, p: int, state: State, net: Synapses, parts: Parts) 
         c0 = net.pl_in_ptr_off[pl]
         s0 = net.pl_in_off[pl]
         for f in range(nf):
-            j = fired[lo + f] - post0
+            j = src[f0 + f] - post0
             if j < a or j >= b:
                 continue
             for s in range(net.in_ptr[c0 + j], net.in_ptr[c0 + j + 1]):
@@ -1321,6 +1386,25 @@ def _potentiate_part(m: int, p: int, state: State, net: Synapses, parts: Parts) 
             jj = po0 + j
             tr_post[jj] = tr_post[jj] * math.exp(-(m - last_post[jj]) * dtm) + 1.0
             last_post[jj] = m
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _keep_spikes(m: int, state: State, parts: Parts) -> None:
+    """Step ``m``'s spikes (every part's, in neuron order) into ``State.hist`` when plasticity has delays."""
+    n_hist = state.hist_n.size
+    if n_hist == 0:
+        return
+    slot = m % n_hist
+    row = state.hist[slot]
+    bounds = parts.bounds
+    fired = state.fired
+    c = 0
+    for pp in range(bounds.size - 1):
+        f0 = bounds[pp]
+        for f in range(parts.n_fired[pp]):
+            row[c] = fired[f0 + f]
+            c += 1
+    state.hist_n[slot] = c
 
 
 @numba.njit(cache=True)

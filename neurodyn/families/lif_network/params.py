@@ -275,6 +275,11 @@ class Plasticity(StrictModel):
     ``[w_min, w_max]``. ``additive``: ``f = 1``; ``multiplicative`` (van Rossum et al. 2000, depression
     proportional to the weight): ``f(w) = (w - w_min) / (w_max - w_min)``. ``A_plus``, ``A_minus``, ``w_min``
     and ``w_max`` are in the units of the synapse's weight (V for current synapses, S for conductances).
+
+    ``delay_pre`` and ``delay_post`` move a spike's plasticity events (its trace's jump and the weight change
+    it triggers) to that much after the spike, as axonal and dendritic delays do; the effective pairing lag
+    is ``(t_post + delay_post) - (t_pre + delay_pre)``. Events of one step run presynaptic first. The weight a
+    spike transmits is the weight at the spike (its arrival follows the group's ``delay``).
     """
 
     rule: Literal["additive", "multiplicative"] = Field(
@@ -286,6 +291,16 @@ class Plasticity(StrictModel):
     A_minus: int | float | str = Field(description="depression per post-before-pre pair at zero lag (weight units)")
     w_min: int | float | str = Field(0.0, description="lower bound of the weight (weight units)")
     w_max: int | float | str = Field(description="upper bound of the weight (weight units)")
+    delay_pre: NonNegativeTime = Field(
+        0.0,
+        description="time from a presynaptic spike to its effect on the plasticity (the presynaptic trace's "
+        "jump and the depression it triggers), rounded to whole steps (s); transmission keeps the group's delay",
+    )
+    delay_post: NonNegativeTime = Field(
+        0.0,
+        description="time from a postsynaptic spike to its effect on the plasticity (the postsynaptic trace's "
+        "jump and the potentiation it triggers; e.g. dendritic back-propagation), rounded to whole steps (s)",
+    )
 
     def resolve(self, dim: str, kind: str) -> None:
         """Parse the weight-like fields as ``dim`` (``voltage`` or ``conductance``) and check them."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neurodyn.families.lif_network.kernels import KIND_CONDUCTANCE, State, Synapses
+from neurodyn.stepping import steps
 
 if TYPE_CHECKING:  # pragma: no cover
     from neurodyn.families.lif_network.build import LIFBuilt, Network, Projection
@@ -77,6 +78,8 @@ def plasticity_tables(net: Network, dt: float, tables: Synapses) -> Synapses:
             "pl_post_off": post_off,
             "pl_in_ptr_off": ptr_off,
             "pl_in_off": in_off,
+            "pl_d_pre": steps(rule.delay_pre, dt),
+            "pl_d_post": steps(rule.delay_post, dt),
         }
         for name, value in row.items():
             cols[name].append(value)
@@ -85,7 +88,8 @@ def plasticity_tables(net: Network, dt: float, tables: Synapses) -> Synapses:
         post_off += p.n_post
         ptr_off += p.n_post + 1
         in_off += p.n_synapses
-    ints = {"pl_proj", "pl_rule", "pl_w_off", "pl_pre_off", "pl_post_off", "pl_in_ptr_off", "pl_in_off"}
+    ints = {"pl_proj", "pl_rule", "pl_w_off", "pl_pre_off", "pl_post_off", "pl_in_ptr_off", "pl_in_off", "pl_d_pre"}
+    ints.add("pl_d_post")
     arrays = {name: np.array(v, dtype=np.int64 if name in ints else np.float64) for name, v in cols.items()}
     return tables._replace(
         pr_plastic=pr_plastic,
@@ -104,7 +108,12 @@ def plastic_state(built: LIFBuilt, state: State, n_parts: int) -> State:
         return state
     n_pre = sum(p.n_pre for _, p in plastic)
     n_post = sum(p.n_post for _, p in plastic)
+    syn = built.synapses
+    longest = int(max(syn.pl_d_pre.max(), syn.pl_d_post.max()))
+    n_hist = longest + 1 if longest > 0 else 0
     return state._replace(
+        hist=np.zeros((n_hist, state.v.size if n_hist else 0), dtype=np.int64),
+        hist_n=np.zeros(n_hist, dtype=np.int64),
         syn_w=np.concatenate([np.full(p.n_synapses, p.weight_peak) for _, p in plastic]),
         tr_pre=np.zeros((n_parts, n_pre)),
         last_pre=np.full((n_parts, n_pre), -(2**62), dtype=np.int64),
@@ -118,7 +127,6 @@ class WeightSampler:
     histogram of each plastic projection's weights; at the end of the run every synapse's final weight."""
 
     def __init__(self, built: LIFBuilt):
-        from neurodyn.stepping import steps
 
         spec = built.record.weights
         self.plastic = plastic_projections(built.network)
