@@ -333,6 +333,9 @@ def simulate(built: LIFBuilt, progress: Progress = QUIET) -> xr.Dataset:
         parts = new_parts(built, threads)
         kernel = time_loop(parts, is_plain(built))
         state = plastic_state(built, state, parts.n_fired.size)
+        # load the compiled kernel (and start the threads) before the clock of the time loop starts: a call
+        # over no steps, so the first chunk and its progress measure steps, not the loading
+        kernel(0, 0, state, built.neurons, built.synapses, built.inputs, rec, parts)
         run_chunked(n_steps, advance, progress, desc=f"{built.scenario.name} ({net.n} neurons)", chunk_steps=chunk)
     if weights is not None:
         weights.take(state, n_steps)
