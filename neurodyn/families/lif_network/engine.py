@@ -112,6 +112,9 @@ def new_parts(built: LIFBuilt, n_parts: int) -> Parts:
         n_fired=np.zeros(n_parts, dtype=np.int64),
         bad=np.full(n_parts, -1, dtype=np.int64),
         ctl=_ctl(),
+        n_fired_odd=np.zeros(n_parts, dtype=np.int64),
+        bad_odd=np.full(n_parts, -1, dtype=np.int64),
+        fired_odd=np.empty(n, dtype=np.int64),
     )
 
 

@@ -10,7 +10,7 @@ The neurons are split into contiguous parts (:class:`Parts`), one per thread. A 
 over a part: :func:`_update_part` (per group: :func:`_update_current` or :func:`_update_conductance`, then
 the threshold) and :func:`_deliver_part` (everything the part's neurons receive, then their reset).
 :func:`advance` runs the parts one after another; :func:`advance_team` runs them in threads that meet at
-two barriers per step; :func:`advance_threads` opens a parallel region per phase (for TBB). Results are
+one barrier per step; :func:`advance_threads` opens a parallel region per phase (for TBB). Results are
 bitwise the same for any number of parts: each neuron's arithmetic is its own, each target sums its
 inputs in the order of the spiking neurons' indices, and each random number is a hash of a counter that
 names it (:func:`_counter`), not the next draw of a shared generator.
@@ -304,6 +304,11 @@ class Parts(NamedTuple):
     #: the thread team's shared words (int64, :data:`CTL_SIZE`): barrier count and generation on their own
     #: cache lines, the spike count, the call's result
     ctl: np.ndarray
+    #: the same scratch for odd steps in the thread team (:func:`_team_member`), and the fired lists of odd
+    #: steps (``State.fired``'s role): a part may update step ``m + 1`` while another still reads step ``m``'s
+    n_fired_odd: np.ndarray = np.zeros(0, dtype=np.int64)
+    bad_odd: np.ndarray = np.zeros(0, dtype=np.int64)
+    fired_odd: np.ndarray = np.zeros(0, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- exact exp, vectorisable
@@ -784,13 +789,15 @@ def _team_member(
     rec: Recording,
     parts: Parts,
 ) -> None:
-    """Part ``p``'s thread for steps ``start .. stop-1`` (see :func:`advance_team`)."""
+    """Part ``p``'s thread for steps ``start .. stop-1`` (see :func:`advance_team`).
+
+    One barrier per step, after the update: a part's delivery of step ``m`` and its update of step ``m + 1``
+    touch only its own neurons and synapses, so it goes on without waiting, while the others may still
+    read step ``m``'s fired lists; those of odd steps therefore live in ``parts.fired_odd`` (with their
+    counts and first non-finite neurons), a view of the state and parts per parity."""
     v = state.v
     x = state.x
-    fired = state.fired
     bounds = parts.bounds
-    n_fired = parts.n_fired
-    bad = parts.bad
     ctl = parts.ctl
     probe_idx = rec.probe_idx
     probe_var = rec.probe_var
@@ -805,16 +812,48 @@ def _team_member(
     n_probe = probe_idx.size
     cap = spk_step.size
     n_streams = inputs.po_lam.size + 1
+    odd_state = State(
+        state.v,
+        state.last_spike,
+        state.x,
+        state.ring,
+        parts.fired_odd,
+        state.tmp,
+        state.tmp2,
+        state.key,
+        state.w,
+        state.syn_w,
+        state.tr_pre,
+        state.last_pre,
+        state.tr_post,
+        state.last_post,
+        state.hist,
+        state.hist_n,
+    )
+    odd_parts = Parts(
+        bounds,
+        parts.row_split,
+        parts.sorted_rows,
+        parts.n_fired_odd,
+        parts.bad_odd,
+        ctl,
+        parts.n_fired_odd,
+        parts.bad_odd,
+        parts.fired_odd,
+    )
     window = ctl[CTL_SPIN_NS]
+    # every thread counts the spikes itself (the same sum of the same counts): all stop at the same step
+    n_spk = 0
     m = start
     while True:
-        # every thread reads the same spike count after the barrier: all stop together
-        n_spk = ctl[CTL_NSPK]
         if m >= stop or n_spk + n > cap:
             if p == 0:
                 ctl[CTL_STATUS] = Status.OK if m >= stop else Status.BUFFER_FULL
                 ctl[CTL_NEXT] = m
+                ctl[CTL_NSPK] = n_spk
             return
+        st = odd_state if m % 2 else state
+        pt = odd_parts if m % 2 else parts
         # 1. probes of this part's neurons: only its own delivery and update write them
         if n_probe > 0 and m % probe_every == 0:
             row = m // probe_every - rec.probe_row0[0]
@@ -824,27 +863,28 @@ def _team_member(
                     c = probe_var[q]
                     probe_buf[row, q] = x[c, i] if c >= 0 else (v[i] if c == -1 else state.w[i])
         # 2.-3. update and threshold
-        n_fired[p], bad[p] = _update_part(m, lo, hi, state, neurons, n_streams)
+        pt.n_fired[p], pt.bad[p] = _update_part(m, lo, hi, st, neurons, n_streams)
         gen, window = _barrier(ctl, n_parts, gen, window)
         for pp in range(n_parts):
-            if bad[pp] >= 0:
+            if pt.bad[pp] >= 0:
                 if p == 0:
                     ctl[CTL_STATUS] = Status.NAN
                     ctl[CTL_NEXT] = m
-                    ctl[CTL_BAD] = bad[pp]
+                    ctl[CTL_BAD] = pt.bad[pp]
+                    ctl[CTL_NSPK] = n_spk
                 return
-        # 4.-5. delivery and reset; thread 0 records the spikes (the lists stay until the next update)
-        _deliver_part(m, p, state, neurons, net, inputs, parts)
-        if p == 0:
-            for pp in range(n_parts):
+        # 4.-5. delivery and reset; thread 0 records the spikes (the lists stay until step m + 2's update)
+        _deliver_part(m, p, st, neurons, net, inputs, pt)
+        fired = st.fired
+        for pp in range(n_parts):
+            if p == 0:
                 f0 = bounds[pp]
-                for f in range(n_fired[pp]):
-                    spk_step[n_spk] = m
-                    spk_idx[n_spk] = fired[f0 + f]
-                    n_spk += 1
-            ctl[CTL_NSPK] = n_spk
-            _keep_spikes(m, state, parts)
-        gen, window = _barrier(ctl, n_parts, gen, window)
+                for f in range(pt.n_fired[pp]):
+                    spk_step[n_spk + f] = m
+                    spk_idx[n_spk + f] = fired[f0 + f]
+            n_spk += pt.n_fired[pp]
+        if p == 0:
+            _keep_spikes(m, st, pt)
         m += 1
 
 
@@ -873,8 +913,8 @@ def advance_team(
 ) -> tuple[int, int, int, int]:
     """:func:`advance` with one thread per part in a single parallel region for the whole call.
 
-    The threads meet at two barriers per step (after the update, after the delivery) instead of starting
-    and joining the pool twice per step, which costs tens of microseconds with passive OpenMP waiting.
+    The threads meet at one barrier per step (after the update) instead of starting and joining the pool
+    twice per step, which costs tens of microseconds with passive OpenMP waiting.
     Every part must run on its own thread at the same time (true of the OpenMP and workqueue layers with
     as many threads as parts). Same arguments, results and return value as :func:`advance`.
     """
