@@ -582,25 +582,39 @@ def ltc_substep_back(
         grad.cm[i] += (dnum[i] * x[i] + dden[i]) / dt
         grad.gl[i] += dnum[i] * net.vl[i] + dden[i]
         grad.vl[i] += dnum[i] * net.gl[i]
-    for j in range(N):
-        for i in range(N):
-            s = logistic(net.sig[j, i] * (x[j] - net.mu[j, i]))
-            coef = dnum[i] * net.E[j, i] + dden[i]
-            grad.W[j, i] += coef * s
-            grad.E[j, i] += dnum[i] * net.W[j, i] * s
-            dpre = coef * net.W[j, i] * s * (1.0 - s)
-            grad.sig[j, i] += dpre * (x[j] - net.mu[j, i])
-            grad.mu[j, i] -= dpre * net.sig[j, i]
-            dx[j] += dpre * net.sig[j, i]
-    for k in range(M):
-        for i in range(N):
-            s = logistic(net.sigs[k, i] * (inp[k] - net.mus[k, i]))
-            coef = dnum[i] * net.Es[k, i] + dden[i]
-            grad.Ws[k, i] += coef * s
-            grad.Es[k, i] += dnum[i] * net.Ws[k, i] * s
-            dpre = coef * net.Ws[k, i] * s * (1.0 - s)
-            grad.sigs[k, i] += dpre * (inp[k] - net.mus[k, i])
-            grad.mus[k, i] -= dpre * net.sigs[k, i]
+    _synapses_back(net.W, net.E, net.sig, net.mu, grad.W, grad.E, grad.sig, grad.mu, x, dnum, dden, dx)
+    d_inp = np.zeros(M)  # the inputs are data: their gradient is dropped
+    _synapses_back(net.Ws, net.Es, net.sigs, net.mus, grad.Ws, grad.Es, grad.sigs, grad.mus, inp, dnum, dden, d_inp)
+
+
+@njit(cache=True, inline="always")
+def _synapses_back(
+    W: np.ndarray,
+    E: np.ndarray,
+    sig: np.ndarray,
+    mu: np.ndarray,
+    gW: np.ndarray,
+    gE: np.ndarray,
+    gsig: np.ndarray,
+    gmu: np.ndarray,
+    pre: np.ndarray,
+    dnum: np.ndarray,
+    dden: np.ndarray,
+    dpre_out: np.ndarray,
+) -> None:
+    """Backward of one set of sigmoid synapses (recurrent or sensory) of :func:`ltc_substep`: from the
+    gradients of the fused step's numerator and denominator, add the gradients of ``W``, ``E``, ``sig`` and
+    ``mu`` into ``gW`` .. ``gmu`` and those of the presynaptic values ``pre`` into ``dpre_out``."""
+    for j in range(pre.shape[0]):
+        for i in range(dnum.shape[0]):
+            s = logistic(sig[j, i] * (pre[j] - mu[j, i]))
+            coef = dnum[i] * E[j, i] + dden[i]
+            gW[j, i] += coef * s
+            gE[j, i] += dnum[i] * W[j, i] * s
+            dpre = coef * W[j, i] * s * (1.0 - s)
+            gsig[j, i] += dpre * (pre[j] - mu[j, i])
+            gmu[j, i] -= dpre * sig[j, i]
+            dpre_out[j] += dpre * sig[j, i]
 
 
 @njit(cache=True)
