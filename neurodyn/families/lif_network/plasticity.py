@@ -88,8 +88,17 @@ def plasticity_tables(net: Network, dt: float, tables: Synapses) -> Synapses:
         post_off += p.n_post
         ptr_off += p.n_post + 1
         in_off += p.n_synapses
-    ints = {"pl_proj", "pl_rule", "pl_w_off", "pl_pre_off", "pl_post_off", "pl_in_ptr_off", "pl_in_off", "pl_d_pre"}
-    ints.add("pl_d_post")
+    ints = {
+        "pl_proj",
+        "pl_rule",
+        "pl_w_off",
+        "pl_pre_off",
+        "pl_post_off",
+        "pl_in_ptr_off",
+        "pl_in_off",
+        "pl_d_pre",
+        "pl_d_post",
+    }
     arrays = {name: np.array(v, dtype=np.int64 if name in ints else np.float64) for name, v in cols.items()}
     return tables._replace(
         pr_plastic=pr_plastic,
@@ -127,7 +136,6 @@ class WeightSampler:
     histogram of each plastic projection's weights; at the end of the run every synapse's final weight."""
 
     def __init__(self, built: LIFBuilt):
-
         spec = built.record.weights
         self.plastic = plastic_projections(built.network)
         n_steps = built.scenario.run.n_steps
