@@ -302,16 +302,17 @@ def test_cuba_rates_match_numba() -> None:
 
 @pytest.mark.slow
 def test_coba_rates_match_numba() -> None:
-    """``coba.yaml``, 0.6 s (shortened from 1 s for the suite's time), seeds 1-10: the self-sustained state's
-    rates within 5%.
+    """``coba.yaml``, 0.6 s (shortened from 1 s for the suite's time): the self-sustained state's rates
+    within 5%.
 
-    The activity is started by the initial potentials alone and dies out in about 4 of 10 networks, in
-    either backend (seed 1 survives in the Numba engine, not in NEST); the runs that are still active at
-    the end are compared.
+    The activity is started by the initial potentials alone and dies out in about half of the networks, in
+    either backend; the runs that are still active at the end are compared. Of seeds 1-10, the activity
+    lasts in NEST 3.10 for seeds 2, 5, 7 and 9 (in the Numba engine for 1, 2, 3, 5, 7 and 10): NEST runs
+    those four only, since a run that dies out costs as much NEST time as one that lasts (5 s each).
     """
     over = ("run.duration=0.6 s",)
     numba, dead_n = _mean_rates("coba", "numba", range(1, 11), *over, active_only=True)
-    nest, dead_t = _mean_rates("coba", "nest", range(1, 11), *over, active_only=True)
+    nest, dead_t = _mean_rates("coba", "nest", (2, 5, 7, 9), *over, active_only=True)
     assert len(numba) >= 3 and len(nest) >= 3, (dead_n, dead_t)
     _assert_rates_agree(numba, nest)
 
